@@ -1,0 +1,249 @@
+//! The case history: every change of a case is one [`Event`]; folding them rebuilds the case.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::ids::{ElementId, NetId, TimerId, Timestamp, WorkItemId};
+
+/// One entry of a case's append-only history.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Position in the case's history, from 1, without gaps.
+    pub seq: u64,
+    pub time: Timestamp,
+    pub kind: EventKind,
+}
+
+/// The lifecycle states of a case.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseStatus {
+    Created,
+    Running,
+    Suspended,
+    Completed,
+    Cancelled,
+    Failed,
+}
+
+impl CaseStatus {
+    /// Returns whether the case has ended (no input changes it any more).
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            CaseStatus::Completed | CaseStatus::Cancelled | CaseStatus::Failed
+        )
+    }
+
+    /// Returns whether the state machine allows going from `self` to `to`.
+    pub fn can_become(self, to: CaseStatus) -> bool {
+        use CaseStatus::*;
+        matches!(
+            (self, to),
+            (Created, Running)
+                | (Created, Cancelled)
+                | (Running, Suspended)
+                | (Running, Completed)
+                | (Running, Cancelled)
+                | (Running, Failed)
+                | (Suspended, Running)
+                | (Suspended, Cancelled)
+                | (Suspended, Failed)
+        )
+    }
+
+    /// Returns the lowercase name used in messages and wire formats.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CaseStatus::Created => "created",
+            CaseStatus::Running => "running",
+            CaseStatus::Suspended => "suspended",
+            CaseStatus::Completed => "completed",
+            CaseStatus::Cancelled => "cancelled",
+            CaseStatus::Failed => "failed",
+        }
+    }
+}
+
+impl std::fmt::Display for CaseStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a task sits: which instance of which net. The root net's instance is 0; sub-net
+/// instances are numbered in the order they start.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TaskRef {
+    pub net_instance: u32,
+    pub task: ElementId,
+}
+
+/// What happened to a case.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventKind {
+    /// The case exists, with its initial data; it has not started.
+    CaseCreated {
+        workflow: String,
+        data: Map<String, Value>,
+    },
+    /// The case moved from one lifecycle state to another.
+    CaseStateChanged {
+        from: CaseStatus,
+        to: CaseStatus,
+        /// Why, for cancellations and failures.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// The case holds tokens but nothing can ever fire again; the case fails after this event.
+    CaseDeadlocked { marked: Vec<ElementId> },
+    /// A composite task's instance started a sub-net instance.
+    NetStarted {
+        net_instance: u32,
+        net: NetId,
+        parent: TaskRef,
+        instance: u32,
+    },
+    TaskEnabled {
+        task: TaskRef,
+    },
+    /// A task lost its enabling tokens before it started (deferred choice, cancellation).
+    TaskWithdrawn {
+        task: TaskRef,
+    },
+    /// The task consumed its tokens and created its instances (one unless multiple-instance).
+    TaskStarted {
+        task: TaskRef,
+        instances: Vec<Value>,
+    },
+    /// A multiple-instance task gained an instance while running (dynamic creation).
+    InstanceAdded {
+        task: TaskRef,
+        item: Value,
+    },
+    InstanceCompleted {
+        task: TaskRef,
+        instance: u32,
+        output: Value,
+    },
+    /// The task completed and produced tokens in these conditions.
+    TaskCompleted {
+        task: TaskRef,
+        produced: Vec<ElementId>,
+    },
+    TaskCancelled {
+        task: TaskRef,
+    },
+    TaskFailed {
+        task: TaskRef,
+        reason: String,
+    },
+    /// Tokens were removed by a cancellation set or because the case or net ended.
+    TokensRemoved {
+        net_instance: u32,
+        condition: ElementId,
+        count: u32,
+    },
+    WorkItemOffered {
+        item: WorkItemId,
+        task: TaskRef,
+        instance: u32,
+    },
+    WorkItemAllocated {
+        item: WorkItemId,
+        user: String,
+    },
+    WorkItemStarted {
+        item: WorkItemId,
+        user: String,
+    },
+    WorkItemCompleted {
+        item: WorkItemId,
+        user: String,
+        output: Value,
+    },
+    WorkItemCancelled {
+        item: WorkItemId,
+    },
+    ConnectorCallStarted {
+        item: WorkItemId,
+        task: TaskRef,
+        instance: u32,
+        connector: String,
+    },
+    ConnectorCallSucceeded {
+        item: WorkItemId,
+        output: Value,
+    },
+    ConnectorCallFailed {
+        item: WorkItemId,
+        error: String,
+    },
+    TimerArmed {
+        timer: TimerId,
+        task: TaskRef,
+        fires_at: Timestamp,
+    },
+    TimerFired {
+        timer: TimerId,
+    },
+    TimerCancelled {
+        timer: TimerId,
+    },
+    /// Top-level keys of the case data were set to these values.
+    DataUpdated {
+        changes: Map<String, Value>,
+    },
+}
+
+impl EventKind {
+    /// Returns the snake-case name of this kind of event, as in the wire formats.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::CaseCreated { .. } => "case_created",
+            EventKind::CaseStateChanged { .. } => "case_state_changed",
+            EventKind::CaseDeadlocked { .. } => "case_deadlocked",
+            EventKind::NetStarted { .. } => "net_started",
+            EventKind::TaskEnabled { .. } => "task_enabled",
+            EventKind::TaskWithdrawn { .. } => "task_withdrawn",
+            EventKind::TaskStarted { .. } => "task_started",
+            EventKind::InstanceAdded { .. } => "instance_added",
+            EventKind::InstanceCompleted { .. } => "instance_completed",
+            EventKind::TaskCompleted { .. } => "task_completed",
+            EventKind::TaskCancelled { .. } => "task_cancelled",
+            EventKind::TaskFailed { .. } => "task_failed",
+            EventKind::TokensRemoved { .. } => "tokens_removed",
+            EventKind::WorkItemOffered { .. } => "work_item_offered",
+            EventKind::WorkItemAllocated { .. } => "work_item_allocated",
+            EventKind::WorkItemStarted { .. } => "work_item_started",
+            EventKind::WorkItemCompleted { .. } => "work_item_completed",
+            EventKind::WorkItemCancelled { .. } => "work_item_cancelled",
+            EventKind::ConnectorCallStarted { .. } => "connector_call_started",
+            EventKind::ConnectorCallSucceeded { .. } => "connector_call_succeeded",
+            EventKind::ConnectorCallFailed { .. } => "connector_call_failed",
+            EventKind::TimerArmed { .. } => "timer_armed",
+            EventKind::TimerFired { .. } => "timer_fired",
+            EventKind::TimerCancelled { .. } => "timer_cancelled",
+            EventKind::DataUpdated { .. } => "data_updated",
+        }
+    }
+
+    /// Returns the task this event is about, where there is one.
+    pub fn task(&self) -> Option<&TaskRef> {
+        match self {
+            EventKind::TaskEnabled { task }
+            | EventKind::TaskWithdrawn { task }
+            | EventKind::TaskStarted { task, .. }
+            | EventKind::InstanceAdded { task, .. }
+            | EventKind::InstanceCompleted { task, .. }
+            | EventKind::TaskCompleted { task, .. }
+            | EventKind::TaskCancelled { task }
+            | EventKind::TaskFailed { task, .. }
+            | EventKind::WorkItemOffered { task, .. }
+            | EventKind::ConnectorCallStarted { task, .. }
+            | EventKind::TimerArmed { task, .. } => Some(task),
+            _ => None,
+        }
+    }
+}

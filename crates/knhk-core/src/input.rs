@@ -1,0 +1,39 @@
+//! Inputs: everything that can happen to a case from outside knhk-core.
+
+use serde_json::{Map, Value};
+
+use crate::event::TaskRef;
+use crate::ids::{TimerId, WorkItemId};
+
+/// A command or an outside result fed to [`crate::Case::apply`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum Input {
+    /// Starts a created case: a token is put in the root net's input condition.
+    Start,
+    /// A user claims an offered work item (it stays unstarted).
+    AllocateWorkItem { item: WorkItemId, user: String },
+    /// A user starts a work item; for a task that only was enabled, this starts the task and
+    /// withdraws the tasks that shared its tokens (deferred choice).
+    StartWorkItem { item: WorkItemId, user: String },
+    /// A user completes a work item; `output` (a JSON object) merges into the case data.
+    CompleteWorkItem {
+        item: WorkItemId,
+        user: String,
+        output: Value,
+    },
+    /// A user or the runtime gives up on a work item; the task fails.
+    FailWorkItem { item: WorkItemId, reason: String },
+    ConnectorSucceeded { item: WorkItemId, output: Value },
+    /// The connector failed for good (the runtime already retried); the task fails.
+    ConnectorFailed { item: WorkItemId, error: String },
+    TimerFired { timer: TimerId },
+    /// An outside event arrived: every enabled trigger task waiting for it starts and completes.
+    TriggerReceived { event: String, data: Value },
+    /// Adds an instance to a running dynamic multiple-instance task.
+    AddInstance { task: TaskRef, item: Value },
+    /// Sets top-level keys of the case data.
+    UpdateData { changes: Map<String, Value> },
+    Suspend,
+    Resume,
+    Cancel { reason: String },
+}

@@ -1,0 +1,27 @@
+//! knhk-core: the semantics of YAWL nets, pure and synchronous.
+//!
+//! A [`Workflow`] is a validated [`Specification`] indexed for execution. A [`Case`] is one run
+//! of it: [`Case::apply`] takes the time, an [`Input`] and a source of ids, and returns the
+//! [`Event`]s that changed the case and the [`Effect`]s the runtime must perform. Every change
+//! of a case goes through its events, so [`Case::replay`] of a history rebuilds the same case.
+//! Nothing here does I/O, reads a clock or makes up random ids.
+
+mod case;
+mod effect;
+mod error;
+mod event;
+pub mod expr;
+mod ids;
+mod input;
+pub mod model;
+mod orjoin;
+mod workflow;
+
+pub use case::{Case, Step, WorkItem, WorkItemState};
+pub use effect::Effect;
+pub use error::{Error, InvalidDefinition, Violation};
+pub use event::{CaseStatus, Event, EventKind, TaskRef};
+pub use ids::{CaseId, ElementId, IdSource, NetId, SequentialIds, TimerId, Timestamp, WorkItemId};
+pub use input::Input;
+pub use model::Specification;
+pub use workflow::Workflow;

@@ -1,0 +1,1 @@
+//! knhk-spec: definition formats in and out.

@@ -1,0 +1,7 @@
+//! Integration tests of knhk-spec: parsing, validation, writing, the legacy files and the patterns.
+
+mod legacy;
+mod patterns;
+mod roundtrip;
+mod robustness;
+mod validation;

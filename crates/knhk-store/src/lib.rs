@@ -1,0 +1,3 @@
+//! Storage traits and backends for knhk (placeholder until the runtime issue)
+//!
+//! This crate is laid out by `DESIGN.md` and fills in with the issue that builds it.
