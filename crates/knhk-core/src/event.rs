@@ -105,6 +105,8 @@ pub enum EventKind {
         parent: TaskRef,
         instance: u32,
     },
+    /// A sub-net instance finished (its output condition was reached, or it was torn down).
+    NetEnded { net_instance: u32 },
     TaskEnabled {
         task: TaskRef,
     },
@@ -205,6 +207,7 @@ impl EventKind {
             EventKind::CaseStateChanged { .. } => "case_state_changed",
             EventKind::CaseDeadlocked { .. } => "case_deadlocked",
             EventKind::NetStarted { .. } => "net_started",
+            EventKind::NetEnded { .. } => "net_ended",
             EventKind::TaskEnabled { .. } => "task_enabled",
             EventKind::TaskWithdrawn { .. } => "task_withdrawn",
             EventKind::TaskStarted { .. } => "task_started",

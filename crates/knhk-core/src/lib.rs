@@ -15,6 +15,7 @@ mod ids;
 mod input;
 pub mod model;
 mod orjoin;
+mod step;
 mod workflow;
 
 pub use case::{Case, Step, WorkItem, WorkItemState};

@@ -1,0 +1,682 @@
+//! A case: the state of one run of a workflow, changed only by folding its events.
+//!
+//! `evolve` is the single place where state changes. Deciding what happens next lives in
+//! `step.rs`; it emits events and folds each one at once, so replaying a history through
+//! `evolve` alone rebuilds exactly the same case.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use serde_json::{Map, Value};
+
+use crate::error::Error;
+use crate::event::{CaseStatus, Event, EventKind, TaskRef};
+use crate::ids::{CaseId, ElementId, TimerId, Timestamp, WorkItemId};
+use crate::model::{TaskBinding, TimerAction};
+use crate::workflow::{INPUT, Workflow};
+
+/// The state of one case. Equal histories give equal cases.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Case {
+    pub(crate) id: CaseId,
+    pub(crate) workflow: String,
+    pub(crate) status: CaseStatus,
+    pub(crate) data: Map<String, Value>,
+    pub(crate) seq: u64,
+    pub(crate) nets: Vec<NetInstance>,
+    pub(crate) items: BTreeMap<WorkItemId, WorkItem>,
+    pub(crate) timers: BTreeMap<TimerId, TimerState>,
+    /// Users who completed a four-eyes work item of this case.
+    pub(crate) four_eyes: Vec<String>,
+    /// Tasks whose enablement may have changed; always empty between two `apply` calls.
+    pub(crate) dirty: VecDeque<(u32, u32)>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct NetInstance {
+    pub net: u32,
+    pub marking: Vec<u32>,
+    pub slots: Vec<Slot>,
+    /// The composite task instance this net instance runs for; `None` for the root net.
+    pub parent: Option<(u32, u32, u32)>,
+    pub live: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Slot {
+    Idle,
+    Enabled {
+        item: Option<WorkItemId>,
+        timer: Option<TimerId>,
+        /// A delay timer has not fired yet: the task may not start.
+        held: bool,
+    },
+    Busy(Activation),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Activation {
+    /// Sequence number of the `TaskStarted` event: names this activation.
+    pub started_seq: u64,
+    pub instances: Vec<Instance>,
+    pub timer: Option<TimerId>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Instance {
+    pub item: Value,
+    pub state: InstanceState,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum InstanceState {
+    /// Running; what performs it, once known.
+    Running(Option<Unit>),
+    Completed(Value),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Unit {
+    Item(WorkItemId),
+    Net(u32),
+}
+
+/// A live unit of work: a work item offered to people or a connector call in flight.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WorkItem {
+    pub task: TaskRef,
+    pub instance: u32,
+    pub state: WorkItemState,
+    /// Who claimed or started it, for human work items.
+    pub owner: Option<String>,
+    pub connector: Option<String>,
+}
+
+/// Where a live work item stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkItemState {
+    Offered,
+    Allocated,
+    Started,
+    /// A connector call in flight.
+    Calling,
+}
+
+impl WorkItemState {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            WorkItemState::Offered => "offered",
+            WorkItemState::Allocated => "allocated",
+            WorkItemState::Started => "started",
+            WorkItemState::Calling => "a connector call",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct TimerState {
+    pub task: TaskRef,
+    pub fires_at: Timestamp,
+}
+
+/// What one `apply` did: the new events (already folded into the case) and the effects the
+/// runtime must perform, in order.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Step {
+    pub events: Vec<Event>,
+    pub effects: Vec<crate::Effect>,
+}
+
+impl Case {
+    /// Creates a case of `workflow` holding `data`; it starts with [`crate::Input::Start`].
+    pub fn create(
+        workflow: &Workflow,
+        id: CaseId,
+        now: Timestamp,
+        data: Map<String, Value>,
+    ) -> (Case, Step) {
+        let mut case = Case::empty(id, workflow);
+        let mut step = Step::default();
+        let kind = EventKind::CaseCreated {
+            workflow: workflow.id().to_string(),
+            data,
+        };
+        // A fresh case takes its creation event: nothing in it can be refused.
+        let event = Event {
+            seq: 1,
+            time: now,
+            kind,
+        };
+        if case.evolve(workflow, &event).is_ok() {
+            step.events.push(event);
+        }
+        (case, step)
+    }
+
+    fn empty(id: CaseId, workflow: &Workflow) -> Case {
+        Case {
+            id,
+            workflow: workflow.id().to_string(),
+            status: CaseStatus::Created,
+            data: Map::new(),
+            seq: 0,
+            nets: Vec::new(),
+            items: BTreeMap::new(),
+            timers: BTreeMap::new(),
+            four_eyes: Vec::new(),
+            dirty: VecDeque::new(),
+        }
+    }
+
+    /// Rebuilds a case from its whole history.
+    pub fn replay(workflow: &Workflow, id: CaseId, events: &[Event]) -> Result<Case, Error> {
+        let mut case = Case::empty(id, workflow);
+        for event in events {
+            case.evolve(workflow, event)?;
+        }
+        case.dirty.clear();
+        Ok(case)
+    }
+
+    pub fn id(&self) -> CaseId {
+        self.id
+    }
+
+    pub fn status(&self) -> CaseStatus {
+        self.status
+    }
+
+    pub fn data(&self) -> &Map<String, Value> {
+        &self.data
+    }
+
+    /// Returns the sequence number of the last event.
+    pub fn last_seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// Returns the live work items (human work items and connector calls in flight).
+    pub fn work_items(&self) -> impl Iterator<Item = (&WorkItemId, &WorkItem)> {
+        self.items.iter()
+    }
+
+    /// Returns the live work item `id`.
+    pub fn work_item(&self, id: &WorkItemId) -> Option<&WorkItem> {
+        self.items.get(id)
+    }
+
+    /// Returns the armed timers and when they fire.
+    pub fn timers(&self) -> impl Iterator<Item = (&TimerId, Timestamp)> {
+        self.timers.iter().map(|(id, t)| (id, t.fires_at))
+    }
+
+    /// Returns the marked conditions of live net instances: (net instance, condition, tokens).
+    pub fn marking(&self, workflow: &Workflow) -> Vec<(u32, ElementId, u32)> {
+        let mut out = Vec::new();
+        for (ni, net) in self.nets.iter().enumerate() {
+            let Some(def) = workflow.nets.get(net.net as usize) else {
+                continue;
+            };
+            for (p, &n) in net.marking.iter().enumerate() {
+                if n > 0
+                    && let Some(place) = def.places.get(p)
+                {
+                    out.push((ni as u32, place.id.clone(), n));
+                }
+            }
+        }
+        out
+    }
+
+    /// Returns the tasks that are enabled but not started.
+    pub fn enabled_tasks(&self, workflow: &Workflow) -> Vec<TaskRef> {
+        self.tasks_where(workflow, |s| matches!(s, Slot::Enabled { .. }))
+    }
+
+    /// Returns the tasks that started and have not finished.
+    pub fn busy_tasks(&self, workflow: &Workflow) -> Vec<TaskRef> {
+        self.tasks_where(workflow, |s| matches!(s, Slot::Busy(_)))
+    }
+
+    fn tasks_where(&self, workflow: &Workflow, f: impl Fn(&Slot) -> bool) -> Vec<TaskRef> {
+        let mut out = Vec::new();
+        for (ni, net) in self.nets.iter().enumerate() {
+            let Some(def) = workflow.nets.get(net.net as usize) else {
+                continue;
+            };
+            for (t, slot) in net.slots.iter().enumerate() {
+                if net.live
+                    && f(slot)
+                    && let Some(task) = def.tasks.get(t)
+                {
+                    out.push(TaskRef {
+                        net_instance: ni as u32,
+                        task: task.id.clone(),
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    pub(crate) fn new_net(&mut self, workflow: &Workflow, net: u32, parent: Option<(u32, u32, u32)>) {
+        let (places, tasks) = workflow
+            .nets
+            .get(net as usize)
+            .map(|n| (n.places.len(), n.tasks.len()))
+            .unwrap_or((0, 0));
+        self.nets.push(NetInstance {
+            net,
+            marking: vec![0; places],
+            slots: vec![Slot::Idle; tasks],
+            parent,
+            live: true,
+        });
+    }
+
+    /// Resolves a task reference to (net instance, task index).
+    pub(crate) fn locate(&self, workflow: &Workflow, task: &TaskRef) -> Option<(u32, u32)> {
+        let net = self.nets.get(task.net_instance as usize)?;
+        let def = workflow.nets.get(net.net as usize)?;
+        let t = *def.task_index.get(&task.task)?;
+        Some((task.net_instance, t))
+    }
+
+    pub(crate) fn slot(&self, ni: u32, t: u32) -> Option<&Slot> {
+        self.nets.get(ni as usize)?.slots.get(t as usize)
+    }
+
+    fn slot_mut(&mut self, ni: u32, t: u32) -> Option<&mut Slot> {
+        self.nets.get_mut(ni as usize)?.slots.get_mut(t as usize)
+    }
+
+    fn activation_mut(&mut self, ni: u32, t: u32) -> Option<&mut Activation> {
+        match self.slot_mut(ni, t)? {
+            Slot::Busy(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// Marks the consumers of a place (and the OR-joins of its net) for re-evaluation.
+    fn touch(&mut self, workflow: &Workflow, ni: u32, place: u32) {
+        let Some(net) = self.nets.get(ni as usize) else {
+            return;
+        };
+        let Some(def) = workflow.nets.get(net.net as usize) else {
+            return;
+        };
+        if let Some(p) = def.places.get(place as usize) {
+            for &t in &p.consumers {
+                self.dirty.push_back((ni, t));
+            }
+        }
+        for &t in &def.or_joins {
+            self.dirty.push_back((ni, t));
+        }
+    }
+
+    /// Folds one event into the case: the only place where a case changes.
+    pub(crate) fn evolve(&mut self, workflow: &Workflow, event: &Event) -> Result<(), Error> {
+        let bad = |why: &str| Error::Replay {
+            seq: event.seq,
+            why: why.to_string(),
+        };
+        if event.seq != self.seq + 1 {
+            return Err(bad("sequence number out of order"));
+        }
+        let task_of = |case: &Case, task: &TaskRef| {
+            case.locate(workflow, task)
+                .ok_or_else(|| bad(&format!("unknown task {}", task.task)))
+        };
+        match &event.kind {
+            EventKind::CaseCreated { data, .. } => {
+                if self.seq != 0 {
+                    return Err(bad("case created twice"));
+                }
+                self.data = data.clone();
+                self.new_net(workflow, 0, None);
+            }
+            EventKind::CaseStateChanged { from, to, .. } => {
+                if *from != self.status || !from.can_become(*to) {
+                    return Err(bad("impossible case state change"));
+                }
+                self.status = *to;
+                if *from == CaseStatus::Created && *to == CaseStatus::Running {
+                    if let Some(root) = self.nets.first_mut() {
+                        if let Some(m) = root.marking.get_mut(INPUT as usize) {
+                            *m += 1;
+                        }
+                    }
+                    self.touch(workflow, 0, INPUT);
+                }
+            }
+            EventKind::CaseDeadlocked { .. } => {}
+            EventKind::NetStarted {
+                net_instance,
+                net,
+                parent,
+                instance,
+            } => {
+                let (pni, pt) = task_of(self, parent)?;
+                let net = workflow
+                    .nets
+                    .iter()
+                    .position(|n| &n.id == net)
+                    .ok_or_else(|| bad("unknown net"))? as u32;
+                if *net_instance as usize != self.nets.len() {
+                    return Err(bad("net instance out of order"));
+                }
+                self.new_net(workflow, net, Some((pni, pt, *instance)));
+                if let Some(m) = self
+                    .nets
+                    .last_mut()
+                    .and_then(|n| n.marking.get_mut(INPUT as usize))
+                {
+                    *m += 1;
+                }
+                self.touch(workflow, *net_instance, INPUT);
+                let inst = self
+                    .activation_mut(pni, pt)
+                    .and_then(|a| a.instances.get_mut(*instance as usize))
+                    .ok_or_else(|| bad("net started for an unknown instance"))?;
+                inst.state = InstanceState::Running(Some(Unit::Net(*net_instance)));
+            }
+            EventKind::NetEnded { net_instance } => {
+                let net = self
+                    .nets
+                    .get_mut(*net_instance as usize)
+                    .ok_or_else(|| bad("unknown net instance"))?;
+                net.live = false;
+            }
+            EventKind::TaskEnabled { task } => {
+                let (ni, t) = task_of(self, task)?;
+                let slot = self.slot_mut(ni, t).ok_or_else(|| bad("unknown task"))?;
+                *slot = Slot::Enabled {
+                    item: None,
+                    timer: None,
+                    held: false,
+                };
+            }
+            EventKind::TaskWithdrawn { task }
+            | EventKind::TaskCancelled { task }
+            | EventKind::TaskFailed { task, .. } => {
+                let (ni, t) = task_of(self, task)?;
+                if let Some(slot) = self.slot_mut(ni, t) {
+                    *slot = Slot::Idle;
+                }
+                self.dirty.push_back((ni, t));
+            }
+            EventKind::TaskStarted { task, instances } => {
+                let (ni, t) = task_of(self, task)?;
+                let def = &workflow.nets[self.nets[ni as usize].net as usize];
+                let tdef = &def.tasks[t as usize];
+                let enabled = self.slot(ni, t).cloned();
+                let (item, timer) = match enabled {
+                    Some(Slot::Enabled { item, timer, .. }) => (item, timer),
+                    _ => return Err(bad("task started without being enabled")),
+                };
+                let net = &mut self.nets[ni as usize];
+                for p in consumed(tdef.join, &tdef.inputs, &net.marking) {
+                    net.marking[p as usize] -= 1;
+                }
+                let mut insts: Vec<Instance> = instances
+                    .iter()
+                    .map(|v| Instance {
+                        item: v.clone(),
+                        state: InstanceState::Running(None),
+                    })
+                    .collect();
+                if let (Some(item), Some(first)) = (item, insts.first_mut()) {
+                    first.state = InstanceState::Running(Some(Unit::Item(item)));
+                }
+                let keeps_timer = tdef
+                    .timer
+                    .is_some_and(|tm| tm.action == TimerAction::Expire);
+                net.slots[t as usize] = Slot::Busy(Activation {
+                    started_seq: event.seq,
+                    instances: insts,
+                    timer: if keeps_timer { timer } else { None },
+                });
+                for &p in &tdef.inputs {
+                    self.touch(workflow, ni, p);
+                }
+            }
+            EventKind::InstanceAdded { task, item } => {
+                let (ni, t) = task_of(self, task)?;
+                let act = self
+                    .activation_mut(ni, t)
+                    .ok_or_else(|| bad("instance added to a task that is not running"))?;
+                act.instances.push(Instance {
+                    item: item.clone(),
+                    state: InstanceState::Running(None),
+                });
+            }
+            EventKind::InstanceCompleted {
+                task,
+                instance,
+                output,
+            } => {
+                let (ni, t) = task_of(self, task)?;
+                let inst = self
+                    .activation_mut(ni, t)
+                    .and_then(|a| a.instances.get_mut(*instance as usize))
+                    .ok_or_else(|| bad("unknown instance"))?;
+                inst.state = InstanceState::Completed(output.clone());
+            }
+            EventKind::TaskCompleted { task, produced } => {
+                let (ni, t) = task_of(self, task)?;
+                let def = &workflow.nets[self.nets[ni as usize].net as usize];
+                let mut places = Vec::with_capacity(produced.len());
+                for c in produced {
+                    places.push(
+                        *def.place_index
+                            .get(c)
+                            .ok_or_else(|| bad("unknown condition"))?,
+                    );
+                }
+                let net = &mut self.nets[ni as usize];
+                net.slots[t as usize] = Slot::Idle;
+                for &p in &places {
+                    net.marking[p as usize] += 1;
+                }
+                self.dirty.push_back((ni, t));
+                for p in places {
+                    self.touch(workflow, ni, p);
+                }
+            }
+            EventKind::TokensRemoved {
+                net_instance,
+                condition,
+                count,
+            } => {
+                let net = self
+                    .nets
+                    .get_mut(*net_instance as usize)
+                    .ok_or_else(|| bad("unknown net instance"))?;
+                let def = &workflow.nets[net.net as usize];
+                let p = *def
+                    .place_index
+                    .get(condition)
+                    .ok_or_else(|| bad("unknown condition"))?;
+                let m = &mut net.marking[p as usize];
+                *m = m.checked_sub(*count).ok_or_else(|| bad("removed more tokens than held"))?;
+                self.touch(workflow, *net_instance, p);
+            }
+            EventKind::WorkItemOffered {
+                item,
+                task,
+                instance,
+            } => {
+                let (ni, t) = task_of(self, task)?;
+                match self.slot_mut(ni, t) {
+                    Some(Slot::Enabled { item: slot_item, .. }) => *slot_item = Some(*item),
+                    Some(Slot::Busy(a)) => {
+                        let inst = a
+                            .instances
+                            .get_mut(*instance as usize)
+                            .ok_or_else(|| bad("unknown instance"))?;
+                        inst.state = InstanceState::Running(Some(Unit::Item(*item)));
+                    }
+                    _ => return Err(bad("work item offered for an idle task")),
+                }
+                self.items.insert(
+                    *item,
+                    WorkItem {
+                        task: task.clone(),
+                        instance: *instance,
+                        state: WorkItemState::Offered,
+                        owner: None,
+                        connector: None,
+                    },
+                );
+            }
+            EventKind::WorkItemAllocated { item, user } | EventKind::WorkItemStarted { item, user } => {
+                let state = if matches!(event.kind, EventKind::WorkItemAllocated { .. }) {
+                    WorkItemState::Allocated
+                } else {
+                    WorkItemState::Started
+                };
+                let wi = self
+                    .items
+                    .get_mut(item)
+                    .ok_or_else(|| bad("unknown work item"))?;
+                wi.state = state;
+                wi.owner = Some(user.clone());
+            }
+            EventKind::WorkItemCompleted { item, user, .. } => {
+                let wi = self
+                    .items
+                    .remove(item)
+                    .ok_or_else(|| bad("unknown work item"))?;
+                let (ni, t) = task_of(self, &wi.task)?;
+                let def = &workflow.nets[self.nets[ni as usize].net as usize];
+                if let TaskBinding::Human(h) = &def.tasks[t as usize].binding
+                    && h.four_eyes
+                    && !self.four_eyes.contains(user)
+                {
+                    self.four_eyes.push(user.clone());
+                }
+            }
+            EventKind::WorkItemCancelled { item } => {
+                let wi = self
+                    .items
+                    .remove(item)
+                    .ok_or_else(|| bad("unknown work item"))?;
+                if let Some((ni, t)) = self.locate(workflow, &wi.task)
+                    && let Some(Slot::Enabled { item: slot_item, .. }) = self.slot_mut(ni, t)
+                    && *slot_item == Some(*item)
+                {
+                    *slot_item = None;
+                }
+            }
+            EventKind::ConnectorCallStarted {
+                item,
+                task,
+                instance,
+                connector,
+            } => {
+                let (ni, t) = task_of(self, task)?;
+                let inst = self
+                    .activation_mut(ni, t)
+                    .and_then(|a| a.instances.get_mut(*instance as usize))
+                    .ok_or_else(|| bad("unknown instance"))?;
+                inst.state = InstanceState::Running(Some(Unit::Item(*item)));
+                self.items.insert(
+                    *item,
+                    WorkItem {
+                        task: task.clone(),
+                        instance: *instance,
+                        state: WorkItemState::Calling,
+                        owner: None,
+                        connector: Some(connector.clone()),
+                    },
+                );
+            }
+            EventKind::ConnectorCallSucceeded { item, .. } | EventKind::ConnectorCallFailed { item, .. } => {
+                self.items
+                    .remove(item)
+                    .ok_or_else(|| bad("unknown connector call"))?;
+            }
+            EventKind::TimerArmed {
+                timer,
+                task,
+                fires_at,
+            } => {
+                let (ni, t) = task_of(self, task)?;
+                let def = &workflow.nets[self.nets[ni as usize].net as usize];
+                let delay = def.tasks[t as usize]
+                    .timer
+                    .is_some_and(|tm| tm.action == TimerAction::Delay);
+                match self.slot_mut(ni, t) {
+                    Some(Slot::Enabled {
+                        timer: slot_timer,
+                        held,
+                        ..
+                    }) => {
+                        *slot_timer = Some(*timer);
+                        *held = delay;
+                    }
+                    Some(Slot::Busy(a)) => a.timer = Some(*timer),
+                    _ => return Err(bad("timer armed for an idle task")),
+                }
+                self.timers.insert(
+                    *timer,
+                    TimerState {
+                        task: task.clone(),
+                        fires_at: *fires_at,
+                    },
+                );
+            }
+            EventKind::TimerFired { timer } | EventKind::TimerCancelled { timer } => {
+                let state = self
+                    .timers
+                    .remove(timer)
+                    .ok_or_else(|| bad("unknown timer"))?;
+                if let Some((ni, t)) = self.locate(workflow, &state.task) {
+                    match self.slot_mut(ni, t) {
+                        Some(Slot::Enabled {
+                            timer: slot_timer,
+                            held,
+                            ..
+                        }) if *slot_timer == Some(*timer) => {
+                            *slot_timer = None;
+                            *held = false;
+                            self.dirty.push_back((ni, t));
+                        }
+                        Some(Slot::Busy(a)) if a.timer == Some(*timer) => a.timer = None,
+                        _ => {}
+                    }
+                }
+            }
+            EventKind::DataUpdated { changes } => {
+                for (k, v) in changes {
+                    self.data.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        self.seq = event.seq;
+        Ok(())
+    }
+}
+
+/// Returns the places a task with this join consumes one token from, given the marking.
+pub(crate) fn consumed(
+    join: crate::model::ControlType,
+    inputs: &[u32],
+    marking: &[u32],
+) -> Vec<u32> {
+    use crate::model::ControlType;
+    match join {
+        ControlType::And => inputs.to_vec(),
+        ControlType::Xor => inputs
+            .iter()
+            .copied()
+            .find(|&p| marking[p as usize] > 0)
+            .into_iter()
+            .collect(),
+        ControlType::Or => inputs
+            .iter()
+            .copied()
+            .filter(|&p| marking[p as usize] > 0)
+            .collect(),
+    }
+}

@@ -1,0 +1,532 @@
+//! A validated specification indexed for execution: places and tasks by number, implicit
+//! conditions made explicit, expressions compiled.
+
+use std::collections::HashMap;
+
+use crate::error::{InvalidDefinition, Violation};
+use crate::expr::CompiledExpr;
+use crate::ids::{ElementId, NetId};
+use crate::model::{
+    ControlType, Expression, Flow, MultipleInstance, Net, RuntimeHints, Specification,
+    TaskBinding, TaskTimer, TimerAction, TimerTrigger,
+};
+
+/// A specification that passed validation, ready to run cases.
+#[derive(Debug)]
+pub struct Workflow {
+    spec: Specification,
+    pub(crate) nets: Vec<NetDef>,
+}
+
+#[derive(Debug)]
+pub(crate) struct NetDef {
+    pub id: NetId,
+    /// Place 0 is the input condition, place 1 the output condition.
+    pub places: Vec<PlaceDef>,
+    pub tasks: Vec<TaskDef>,
+    pub task_index: HashMap<ElementId, u32>,
+    pub place_index: HashMap<ElementId, u32>,
+    pub or_joins: Vec<u32>,
+}
+
+pub(crate) const INPUT: u32 = 0;
+pub(crate) const OUTPUT: u32 = 1;
+
+#[derive(Debug)]
+pub(crate) struct PlaceDef {
+    pub id: ElementId,
+    /// Tasks that take tokens from this place.
+    pub consumers: Vec<u32>,
+    /// Whether this place is the implicit condition of a task-to-task flow.
+    pub implicit: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct TaskDef {
+    pub id: ElementId,
+    pub join: ControlType,
+    pub split: ControlType,
+    pub inputs: Vec<u32>,
+    /// Outgoing arcs, non-default ones in evaluation order, then the default one.
+    pub outputs: Vec<OutArc>,
+    pub cancel_places: Vec<u32>,
+    pub cancel_tasks: Vec<u32>,
+    pub mi: Option<MiDef>,
+    pub subnet: Option<u32>,
+    pub binding: TaskBinding,
+    pub timer: Option<TaskTimer>,
+    pub input_mapping: Option<CompiledExpr>,
+    pub output_mapping: Option<CompiledExpr>,
+    pub runtime: RuntimeHints,
+}
+
+#[derive(Debug)]
+pub(crate) struct OutArc {
+    pub place: u32,
+    pub predicate: Option<CompiledExpr>,
+    pub is_default: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct MiDef {
+    pub spec: MultipleInstance,
+    pub split: Option<CompiledExpr>,
+}
+
+impl Workflow {
+    /// Validates `spec` and indexes it, or returns every rule it breaks.
+    pub fn new(spec: Specification) -> Result<Workflow, InvalidDefinition> {
+        let mut v = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for net in &spec.nets {
+            if !seen.insert(net.id.clone()) {
+                violation(&mut v, net.id.as_str(), "net id is used twice");
+            }
+        }
+        if !spec.nets.iter().any(|n| n.id == spec.root_net) {
+            violation(
+                &mut v,
+                spec.root_net.as_str(),
+                "root net is not among the specification's nets",
+            );
+        }
+        let net_index: HashMap<&NetId, u32> = spec
+            .nets
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (&n.id, i as u32))
+            .collect();
+        let mut nets = Vec::with_capacity(spec.nets.len());
+        for net in &spec.nets {
+            nets.push(build_net(net, &spec.root_net, &net_index, &mut v));
+        }
+        if !v.is_empty() {
+            return Err(InvalidDefinition { violations: v });
+        }
+        // Keep the root net first so that net instance 0 of a case runs it.
+        let root = net_index.get(&spec.root_net).copied().unwrap_or(0) as usize;
+        if root != 0 {
+            nets.swap(0, root);
+            for net in &mut nets {
+                for task in &mut net.tasks {
+                    task.subnet = task.subnet.map(|s| match s as usize {
+                        s if s == root => 0,
+                        0 => root as u32,
+                        s => s as u32,
+                    });
+                }
+            }
+        }
+        Ok(Workflow { spec, nets })
+    }
+
+    /// Returns the specification this workflow was built from.
+    pub fn specification(&self) -> &Specification {
+        &self.spec
+    }
+
+    /// Returns the identifier of the specification.
+    pub fn id(&self) -> &str {
+        &self.spec.id
+    }
+
+    /// Returns the ids of the tasks of the root net, in definition order.
+    pub fn root_tasks(&self) -> impl Iterator<Item = &ElementId> {
+        self.nets
+            .first()
+            .into_iter()
+            .flat_map(|n| n.tasks.iter().map(|t| &t.id))
+    }
+}
+
+fn violation(v: &mut Vec<Violation>, element: &str, rule: impl Into<String>) {
+    v.push(Violation {
+        element: element.to_string(),
+        rule: rule.into(),
+    });
+}
+
+enum Node {
+    Place(u32),
+    Task(u32),
+}
+
+fn build_net(
+    net: &Net,
+    root: &NetId,
+    net_index: &HashMap<&NetId, u32>,
+    v: &mut Vec<Violation>,
+) -> NetDef {
+    let mut places = Vec::new();
+    let mut place_index = HashMap::new();
+    let mut task_index = HashMap::new();
+    let mut ids = std::collections::HashSet::new();
+    fn add_place(
+        places: &mut Vec<PlaceDef>,
+        index: &mut HashMap<ElementId, u32>,
+        id: &ElementId,
+        implicit: bool,
+    ) -> u32 {
+        let idx = places.len() as u32;
+        places.push(PlaceDef {
+            id: id.clone(),
+            consumers: Vec::new(),
+            implicit,
+        });
+        index.insert(id.clone(), idx);
+        idx
+    }
+    for c in [&net.input_condition, &net.output_condition]
+        .into_iter()
+        .chain(&net.conditions)
+    {
+        if !ids.insert(c.id.clone()) {
+            violation(v, c.id.as_str(), "element id is used twice in the net");
+            continue;
+        }
+        add_place(&mut places, &mut place_index, &c.id, false);
+    }
+    for (i, t) in net.tasks.iter().enumerate() {
+        if !ids.insert(t.id.clone()) {
+            violation(v, t.id.as_str(), "element id is used twice in the net");
+            continue;
+        }
+        task_index.insert(t.id.clone(), i as u32);
+    }
+    fn find(
+        places: &HashMap<ElementId, u32>,
+        tasks: &HashMap<ElementId, u32>,
+        id: &ElementId,
+    ) -> Option<Node> {
+        match places.get(id) {
+            Some(&p) => Some(Node::Place(p)),
+            None => tasks.get(id).map(|&t| Node::Task(t)),
+        }
+    }
+
+    // Arcs: place -> task (inputs), task -> place (outputs), with implicit places.
+    let mut inputs: Vec<Vec<u32>> = vec![Vec::new(); net.tasks.len()];
+    let mut outputs: Vec<Vec<(u32, &Flow)>> = vec![Vec::new(); net.tasks.len()];
+    let mut implicit: Vec<(ElementId, u32, u32, usize)> = Vec::new();
+    for c in [&net.input_condition, &net.output_condition]
+        .into_iter()
+        .chain(&net.conditions)
+    {
+        let Some(&p) = place_index.get(&c.id) else {
+            continue;
+        };
+        if p == OUTPUT && !c.flows.is_empty() {
+            violation(v, c.id.as_str(), "the output condition has an outgoing flow");
+        }
+        for f in &c.flows {
+            match find(&place_index, &task_index, &f.to) {
+                Some(Node::Task(t)) => inputs[t as usize].push(p),
+                Some(Node::Place(_)) => violation(
+                    v,
+                    c.id.as_str(),
+                    format!("flow to condition {} (a condition may only flow into tasks)", f.to),
+                ),
+                None => violation(
+                    v,
+                    c.id.as_str(),
+                    format!("flow to unknown element {}", f.to),
+                ),
+            }
+            if f.predicate.is_some() {
+                violation(v, c.id.as_str(), "a flow out of a condition cannot have a predicate");
+            }
+        }
+    }
+    for (ti, t) in net.tasks.iter().enumerate() {
+        if !task_index.contains_key(&t.id) {
+            continue;
+        }
+        for (fi, f) in t.flows.iter().enumerate() {
+            match find(&place_index, &task_index, &f.to) {
+                Some(Node::Place(p)) => {
+                    if p == INPUT {
+                        violation(v, t.id.as_str(), "flow into the input condition");
+                    }
+                    outputs[ti].push((p, f));
+                }
+                Some(Node::Task(u)) => implicit.push((t.id.clone(), ti as u32, u, fi)),
+                None => violation(
+                    v,
+                    t.id.as_str(),
+                    format!("flow to unknown element {}", f.to),
+                ),
+            }
+        }
+    }
+    for (from, ti, u, fi) in implicit {
+        let to = &net.tasks[u as usize].id;
+        let id = ElementId::new(format!("{from}__{to}"));
+        let p = add_place(&mut places, &mut place_index, &id, true);
+        inputs[u as usize].push(p);
+        outputs[ti as usize].push((p, &net.tasks[ti as usize].flows[fi]));
+    }
+    for (ti, ins) in inputs.iter().enumerate() {
+        for &p in ins {
+            places[p as usize].consumers.push(ti as u32);
+        }
+    }
+
+    // Reachability: every node on a path from the input to the output condition.
+    let n_places = places.len();
+    let mut fwd_place = vec![false; n_places];
+    let mut fwd_task = vec![false; net.tasks.len()];
+    let mut stack = vec![Node::Place(INPUT)];
+    while let Some(n) = stack.pop() {
+        match n {
+            Node::Place(p) => {
+                if std::mem::replace(&mut fwd_place[p as usize], true) {
+                    continue;
+                }
+                for &t in &places[p as usize].consumers {
+                    stack.push(Node::Task(t));
+                }
+            }
+            Node::Task(t) => {
+                if std::mem::replace(&mut fwd_task[t as usize], true) {
+                    continue;
+                }
+                for &(p, _) in &outputs[t as usize] {
+                    stack.push(Node::Place(p));
+                }
+            }
+        }
+    }
+    let mut bwd_place = vec![false; n_places];
+    let mut bwd_task = vec![false; net.tasks.len()];
+    let mut producers: Vec<Vec<u32>> = vec![Vec::new(); n_places];
+    for (t, outs) in outputs.iter().enumerate() {
+        for &(p, _) in outs {
+            producers[p as usize].push(t as u32);
+        }
+    }
+    let mut stack = vec![Node::Place(OUTPUT)];
+    while let Some(n) = stack.pop() {
+        match n {
+            Node::Place(p) => {
+                if std::mem::replace(&mut bwd_place[p as usize], true) {
+                    continue;
+                }
+                for &t in &producers[p as usize] {
+                    stack.push(Node::Task(t));
+                }
+            }
+            Node::Task(t) => {
+                if std::mem::replace(&mut bwd_task[t as usize], true) {
+                    continue;
+                }
+                for &p in &inputs[t as usize] {
+                    stack.push(Node::Place(p));
+                }
+            }
+        }
+    }
+    if places[INPUT as usize].consumers.is_empty() {
+        violation(
+            v,
+            net.input_condition.id.as_str(),
+            "the input condition has no outgoing flow",
+        );
+    }
+    if producers[OUTPUT as usize].is_empty() {
+        violation(
+            v,
+            net.output_condition.id.as_str(),
+            "the output condition has no incoming flow",
+        );
+    }
+    for (p, place) in places.iter().enumerate() {
+        if place.implicit || p as u32 == INPUT || p as u32 == OUTPUT {
+            continue;
+        }
+        if !fwd_place[p] {
+            violation(v, place.id.as_str(), "not reachable from the input condition");
+        } else if !bwd_place[p] {
+            violation(v, place.id.as_str(), "no path from here to the output condition");
+        }
+    }
+    for (t, task) in net.tasks.iter().enumerate() {
+        if !task_index.contains_key(&task.id) {
+            continue;
+        }
+        if inputs[t].is_empty() {
+            violation(v, task.id.as_str(), "task has no incoming flow");
+        } else if !fwd_task[t] {
+            violation(v, task.id.as_str(), "not reachable from the input condition");
+        }
+        if outputs[t].is_empty() {
+            violation(v, task.id.as_str(), "task has no outgoing flow");
+        } else if !bwd_task[t] {
+            violation(v, task.id.as_str(), "no path from here to the output condition");
+        }
+    }
+
+    let mut tasks = Vec::with_capacity(net.tasks.len());
+    let mut or_joins = Vec::new();
+    for (ti, t) in net.tasks.iter().enumerate() {
+        let name = t.id.as_str();
+        if t.join != ControlType::Xor && inputs[ti].len() == 1 {
+            violation(v, name, "an AND or OR join needs at least two incoming flows");
+        }
+        if t.split != ControlType::Xor && outputs[ti].len() == 1 {
+            violation(v, name, "an AND or OR split needs at least two outgoing flows");
+        }
+        if t.join == ControlType::Or {
+            or_joins.push(ti as u32);
+        }
+        let defaults = t.flows.iter().filter(|f| f.is_default).count();
+        if defaults > 1 {
+            violation(v, name, "more than one default flow");
+        }
+        if t.split == ControlType::And && t.flows.iter().any(|f| f.predicate.is_some() || f.is_default)
+        {
+            violation(v, name, "flows of an AND split cannot have predicates or a default flow");
+        }
+        let mut arcs: Vec<(u32, &Flow, usize)> = outputs[ti]
+            .iter()
+            .enumerate()
+            .map(|(i, &(p, f))| (p, f, i))
+            .collect();
+        // Evaluation order: by `ordering` (absent = after all ordered ones), then definition
+        // order; the default flow last.
+        arcs.sort_by_key(|&(_, f, i)| (f.is_default, f.ordering.is_none(), f.ordering, i));
+        let mut out_arcs = Vec::with_capacity(arcs.len());
+        for (p, f, _) in arcs {
+            let predicate = compile_opt(f.predicate.as_ref(), name, "predicate", v);
+            out_arcs.push(OutArc {
+                place: p,
+                predicate,
+                is_default: f.is_default,
+            });
+        }
+        let mut cancel_places = Vec::new();
+        let mut cancel_tasks = Vec::new();
+        for c in &t.cancellation_set {
+            match find(&place_index, &task_index, c) {
+                Some(Node::Place(p)) => cancel_places.push(p),
+                Some(Node::Task(u)) => cancel_tasks.push(u),
+                None => violation(
+                    v,
+                    name,
+                    format!("cancellation set names unknown element {c}"),
+                ),
+            }
+        }
+        let mi = t.multiple_instance.as_ref().map(|mi| {
+            check_mi(mi, name, v);
+            MiDef {
+                spec: mi.clone(),
+                split: compile_opt(mi.split.as_ref(), name, "split expression", v),
+            }
+        });
+        let subnet = t.decomposition.as_ref().and_then(|d| {
+            if d == root {
+                violation(v, name, "a composite task cannot decompose into the root net");
+                return None;
+            }
+            let s = net_index.get(d).copied();
+            if s.is_none() {
+                violation(v, name, format!("decomposes into unknown net {d}"));
+            }
+            s
+        });
+        if subnet.is_some() && t.binding != TaskBinding::Empty {
+            violation(v, name, "a composite task cannot also have a connector, roles or a trigger");
+        }
+        match &t.binding {
+            TaskBinding::Human(h) if h.roles.is_empty() => {
+                violation(v, name, "a human task needs at least one role");
+            }
+            TaskBinding::Connector(c) if c.connector.trim().is_empty() => {
+                violation(v, name, "connector name is empty");
+            }
+            TaskBinding::Trigger { event } if event.trim().is_empty() => {
+                violation(v, name, "trigger event name is empty");
+            }
+            TaskBinding::Trigger { .. } if t.multiple_instance.is_some() => {
+                violation(v, name, "a trigger task cannot have multiple instances");
+            }
+            _ => {}
+        }
+        if let Some(timer) = &t.timer
+            && timer.action == TimerAction::Delay
+            && timer.trigger != TimerTrigger::OnEnabled
+        {
+            violation(v, name, "a delay timer must start when the task is enabled");
+        }
+        tasks.push(TaskDef {
+            id: t.id.clone(),
+            join: t.join,
+            split: t.split,
+            inputs: std::mem::take(&mut inputs[ti]),
+            outputs: out_arcs,
+            cancel_places,
+            cancel_tasks,
+            mi,
+            subnet,
+            binding: t.binding.clone(),
+            timer: t.timer,
+            input_mapping: compile_opt(t.input_mapping.as_ref(), name, "input mapping", v),
+            output_mapping: compile_opt(t.output_mapping.as_ref(), name, "output mapping", v),
+            runtime: t.runtime.clone(),
+        });
+    }
+    NetDef {
+        id: net.id.clone(),
+        places,
+        tasks,
+        task_index,
+        place_index,
+        or_joins,
+    }
+}
+
+fn check_mi(mi: &MultipleInstance, task: &str, v: &mut Vec<Violation>) {
+    if mi.minimum < 1 {
+        violation(v, task, "multiple-instance minimum must be at least 1");
+    }
+    if let Some(max) = mi.maximum {
+        if max < mi.minimum {
+            violation(
+                v,
+                task,
+                format!("multiple-instance maximum {max} is below the minimum {}", mi.minimum),
+            );
+        }
+        if let Some(th) = mi.threshold
+            && th > max
+        {
+            violation(
+                v,
+                task,
+                format!("multiple-instance threshold {th} is above the maximum {max}"),
+            );
+        }
+    }
+    if mi.threshold == Some(0) {
+        violation(v, task, "multiple-instance threshold must be at least 1");
+    }
+    if mi.item_variable.trim().is_empty() {
+        violation(v, task, "multiple-instance item variable is empty");
+    }
+}
+
+fn compile_opt(
+    e: Option<&Expression>,
+    element: &str,
+    what: &str,
+    v: &mut Vec<Violation>,
+) -> Option<CompiledExpr> {
+    let e = e?;
+    match CompiledExpr::compile(e) {
+        Ok(c) => Some(c),
+        Err(err) => {
+            violation(v, element, format!("{what}: {err}"));
+            None
+        }
+    }
+}

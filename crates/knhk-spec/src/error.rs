@@ -1,0 +1,72 @@
+//! Errors of knhk-spec: a file that cannot be read, is not Turtle, or does not define a valid
+//! workflow. Each names the file, and where it can, the element and the rule broken.
+
+use std::fmt;
+
+/// One rule a definition breaks: the element (by IRI and by id) and the rule, in words.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ElementViolation {
+    /// The IRI of the element at fault, or of the node nearest to it (`_:...` for a blank node).
+    pub iri: String,
+    /// The element's id in the model (`yawl:id`, else taken from its IRI).
+    pub element: String,
+    /// What is wrong, lowercase, no trailing period.
+    pub rule: String,
+}
+
+impl fmt::Display for ElementViolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.iri.starts_with("_:") || self.iri.is_empty() {
+            write!(f, "{}: {}", self.element, self.rule)
+        } else {
+            write!(f, "<{}>: {}", self.iri, self.rule)
+        }
+    }
+}
+
+/// Why a definition could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The file could not be read.
+    #[error("{file}: cannot read: {source}")]
+    Io {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a format knhk-spec reads (by its extension).
+    #[error("{file}: unsupported definition format (expected a .ttl file)")]
+    UnsupportedFormat { file: String },
+    /// The base IRI given for resolving relative IRIs is not an absolute IRI.
+    #[error("{file}: base iri {base_iri:?} is not an absolute iri: {message}")]
+    BaseIri {
+        file: String,
+        base_iri: String,
+        message: String,
+    },
+    /// The text is not valid Turtle; `line` and `column` count from 1.
+    #[error("{file}:{line}:{column}: turtle syntax error: {message}")]
+    Syntax {
+        file: String,
+        line: u64,
+        column: u64,
+        message: String,
+    },
+    /// The Turtle does not define a valid workflow: every rule broken, one per element.
+    #[error("{}", display_violations(file, violations))]
+    Invalid {
+        file: String,
+        violations: Vec<ElementViolation>,
+    },
+}
+
+fn display_violations(file: &str, violations: &[ElementViolation]) -> String {
+    if violations.is_empty() {
+        return format!("{file}: invalid workflow definition");
+    }
+    violations
+        .iter()
+        .map(|v| format!("{file}: {v}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
