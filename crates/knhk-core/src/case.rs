@@ -258,7 +258,12 @@ impl Case {
         out
     }
 
-    pub(crate) fn new_net(&mut self, workflow: &Workflow, net: u32, parent: Option<(u32, u32, u32)>) {
+    pub(crate) fn new_net(
+        &mut self,
+        workflow: &Workflow,
+        net: u32,
+        parent: Option<(u32, u32, u32)>,
+    ) {
         let (places, tasks) = workflow
             .nets
             .get(net as usize)
@@ -341,10 +346,12 @@ impl Case {
                 }
                 self.status = *to;
                 if *from == CaseStatus::Created && *to == CaseStatus::Running {
-                    if let Some(root) = self.nets.first_mut() {
-                        if let Some(m) = root.marking.get_mut(INPUT as usize) {
-                            *m += 1;
-                        }
+                    if let Some(m) = self
+                        .nets
+                        .first_mut()
+                        .and_then(|root| root.marking.get_mut(INPUT as usize))
+                    {
+                        *m += 1;
                     }
                     self.touch(workflow, 0, INPUT);
                 }
@@ -498,7 +505,9 @@ impl Case {
                     .get(condition)
                     .ok_or_else(|| bad("unknown condition"))?;
                 let m = &mut net.marking[p as usize];
-                *m = m.checked_sub(*count).ok_or_else(|| bad("removed more tokens than held"))?;
+                *m = m
+                    .checked_sub(*count)
+                    .ok_or_else(|| bad("removed more tokens than held"))?;
                 self.touch(workflow, *net_instance, p);
             }
             EventKind::WorkItemOffered {
@@ -508,7 +517,9 @@ impl Case {
             } => {
                 let (ni, t) = task_of(self, task)?;
                 match self.slot_mut(ni, t) {
-                    Some(Slot::Enabled { item: slot_item, .. }) => *slot_item = Some(*item),
+                    Some(Slot::Enabled {
+                        item: slot_item, ..
+                    }) => *slot_item = Some(*item),
                     Some(Slot::Busy(a)) => {
                         let inst = a
                             .instances
@@ -529,7 +540,8 @@ impl Case {
                     },
                 );
             }
-            EventKind::WorkItemAllocated { item, user } | EventKind::WorkItemStarted { item, user } => {
+            EventKind::WorkItemAllocated { item, user }
+            | EventKind::WorkItemStarted { item, user } => {
                 let state = if matches!(event.kind, EventKind::WorkItemAllocated { .. }) {
                     WorkItemState::Allocated
                 } else {
@@ -562,7 +574,9 @@ impl Case {
                     .remove(item)
                     .ok_or_else(|| bad("unknown work item"))?;
                 if let Some((ni, t)) = self.locate(workflow, &wi.task)
-                    && let Some(Slot::Enabled { item: slot_item, .. }) = self.slot_mut(ni, t)
+                    && let Some(Slot::Enabled {
+                        item: slot_item, ..
+                    }) = self.slot_mut(ni, t)
                     && *slot_item == Some(*item)
                 {
                     *slot_item = None;
@@ -591,7 +605,8 @@ impl Case {
                     },
                 );
             }
-            EventKind::ConnectorCallSucceeded { item, .. } | EventKind::ConnectorCallFailed { item, .. } => {
+            EventKind::ConnectorCallSucceeded { item, .. }
+            | EventKind::ConnectorCallFailed { item, .. } => {
                 self.items
                     .remove(item)
                     .ok_or_else(|| bad("unknown connector call"))?;

@@ -17,7 +17,9 @@ pub enum Effect {
         input: Value,
     },
     /// Take a work item back from whoever has it (task cancelled, withdrawn or expired).
-    WithdrawWorkItem { item: WorkItemId },
+    WithdrawWorkItem {
+        item: WorkItemId,
+    },
     /// Call a connector; report the result with `ConnectorSucceeded` or `ConnectorFailed`.
     /// `idempotency_key` stays the same for every attempt of this call.
     CallConnector {
@@ -29,12 +31,24 @@ pub enum Effect {
         idempotency_key: String,
     },
     /// Abandon a connector call whose result is no longer wanted.
-    CancelConnectorCall { item: WorkItemId },
+    CancelConnectorCall {
+        item: WorkItemId,
+    },
     /// Wait for an outside event of this name and report it with `TriggerReceived`.
-    AwaitTrigger { task: TaskRef, event: String },
+    AwaitTrigger {
+        task: TaskRef,
+        event: String,
+    },
     /// Fire `TimerFired` at `fires_at`.
-    ArmTimer { timer: TimerId, fires_at: Timestamp },
-    CancelTimer { timer: TimerId },
+    ArmTimer {
+        timer: TimerId,
+        fires_at: Timestamp,
+    },
+    CancelTimer {
+        timer: TimerId,
+    },
     /// The case reached a final state.
-    CaseEnded { status: CaseStatus },
+    CaseEnded {
+        status: CaseStatus,
+    },
 }

@@ -58,7 +58,9 @@ pub enum Error {
         owner: String,
         user: String,
     },
-    #[error("user {user} completed another four-eyes task of this case and may not complete {item}")]
+    #[error(
+        "user {user} completed another four-eyes task of this case and may not complete {item}"
+    )]
     FourEyes { item: WorkItemId, user: String },
     #[error("unknown timer {0}")]
     UnknownTimer(TimerId),

@@ -97,7 +97,9 @@ pub enum EventKind {
         reason: Option<String>,
     },
     /// The case holds tokens but nothing can ever fire again; the case fails after this event.
-    CaseDeadlocked { marked: Vec<ElementId> },
+    CaseDeadlocked {
+        marked: Vec<ElementId>,
+    },
     /// A composite task's instance started a sub-net instance.
     NetStarted {
         net_instance: u32,
@@ -106,7 +108,9 @@ pub enum EventKind {
         instance: u32,
     },
     /// A sub-net instance finished (its output condition was reached, or it was torn down).
-    NetEnded { net_instance: u32 },
+    NetEnded {
+        net_instance: u32,
+    },
     TaskEnabled {
         task: TaskRef,
     },

@@ -92,7 +92,9 @@ name_id!(
 
 /// A point in time, in milliseconds since the Unix epoch. knhk-core never reads a clock: the
 /// caller passes `now`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct Timestamp(pub i64);
 

@@ -11,10 +11,16 @@ pub enum Input {
     /// Starts a created case: a token is put in the root net's input condition.
     Start,
     /// A user claims an offered work item (it stays unstarted).
-    AllocateWorkItem { item: WorkItemId, user: String },
+    AllocateWorkItem {
+        item: WorkItemId,
+        user: String,
+    },
     /// A user starts a work item; for a task that only was enabled, this starts the task and
     /// withdraws the tasks that shared its tokens (deferred choice).
-    StartWorkItem { item: WorkItemId, user: String },
+    StartWorkItem {
+        item: WorkItemId,
+        user: String,
+    },
     /// A user completes a work item; `output` (a JSON object) merges into the case data.
     CompleteWorkItem {
         item: WorkItemId,
@@ -22,18 +28,39 @@ pub enum Input {
         output: Value,
     },
     /// A user or the runtime gives up on a work item; the task fails.
-    FailWorkItem { item: WorkItemId, reason: String },
-    ConnectorSucceeded { item: WorkItemId, output: Value },
+    FailWorkItem {
+        item: WorkItemId,
+        reason: String,
+    },
+    ConnectorSucceeded {
+        item: WorkItemId,
+        output: Value,
+    },
     /// The connector failed for good (the runtime already retried); the task fails.
-    ConnectorFailed { item: WorkItemId, error: String },
-    TimerFired { timer: TimerId },
+    ConnectorFailed {
+        item: WorkItemId,
+        error: String,
+    },
+    TimerFired {
+        timer: TimerId,
+    },
     /// An outside event arrived: every enabled trigger task waiting for it starts and completes.
-    TriggerReceived { event: String, data: Value },
+    TriggerReceived {
+        event: String,
+        data: Value,
+    },
     /// Adds an instance to a running dynamic multiple-instance task.
-    AddInstance { task: TaskRef, item: Value },
+    AddInstance {
+        task: TaskRef,
+        item: Value,
+    },
     /// Sets top-level keys of the case data.
-    UpdateData { changes: Map<String, Value> },
+    UpdateData {
+        changes: Map<String, Value>,
+    },
     Suspend,
     Resume,
-    Cancel { reason: String },
+    Cancel {
+        reason: String,
+    },
 }

@@ -335,7 +335,9 @@ impl Case {
             task: task.task.to_string(),
             why: why.to_string(),
         };
-        let (ni, t) = self.locate(cx.wf, task).ok_or_else(|| refuse("no such task"))?;
+        let (ni, t) = self
+            .locate(cx.wf, task)
+            .ok_or_else(|| refuse("no such task"))?;
         let def = tdef(cx.wf, self, ni, t);
         let Some(mi) = &def.mi else {
             return Err(refuse("it is not a multiple-instance task"));
@@ -349,7 +351,9 @@ impl Case {
         if let Some(max) = mi.spec.maximum
             && act.instances.len() as u64 >= u64::from(max)
         {
-            return Err(refuse(&format!("it already has the maximum of {max} instances")));
+            return Err(refuse(&format!(
+                "it already has the maximum of {max} instances"
+            )));
         }
         let i = act.instances.len() as u32;
         self.emit(
@@ -564,7 +568,9 @@ impl Case {
                                 format!("split expression gave {got}, not a list"),
                             );
                         }
-                        Err(e) => return self.fail_task(cx, ni, t, format!("split expression: {e}")),
+                        Err(e) => {
+                            return self.fail_task(cx, ni, t, format!("split expression: {e}"));
+                        }
                     },
                 };
                 let n = items.len() as u64;
@@ -722,7 +728,10 @@ impl Case {
                 }
             }
         };
-        let collects = def.mi.as_ref().is_some_and(|m| m.spec.join_variable.is_some());
+        let collects = def
+            .mi
+            .as_ref()
+            .is_some_and(|m| m.spec.join_variable.is_some());
         if !collects
             && let Value::Object(changes) = &mapped
             && !changes.is_empty()
@@ -883,7 +892,11 @@ impl Case {
                 None => {
                     return Err(format!(
                         "no flow of the {} split of {} holds and it has no default flow",
-                        if split == ControlType::Xor { "XOR" } else { "OR" },
+                        if split == ControlType::Xor {
+                            "XOR"
+                        } else {
+                            "OR"
+                        },
                         def.id
                     ));
                 }
@@ -961,10 +974,7 @@ impl Case {
         for ni in (0..self.nets.len() as u32).rev() {
             let net = &self.nets[ni as usize];
             if !net.live
-                || net
-                    .slots
-                    .iter()
-                    .any(|s| !matches!(s, Slot::Idle))
+                || net.slots.iter().any(|s| !matches!(s, Slot::Idle))
                 || net.marking.get(OUTPUT as usize).is_some_and(|&m| m > 0)
             {
                 continue;

@@ -7,8 +7,8 @@ use crate::error::{InvalidDefinition, Violation};
 use crate::expr::CompiledExpr;
 use crate::ids::{ElementId, NetId};
 use crate::model::{
-    ControlType, Expression, Flow, MultipleInstance, Net, RuntimeHints, Specification,
-    TaskBinding, TaskTimer, TimerAction, TimerTrigger,
+    ControlType, Expression, Flow, MultipleInstance, Net, RuntimeHints, Specification, TaskBinding,
+    TaskTimer, TimerAction, TimerTrigger,
 };
 
 /// A specification that passed validation, ready to run cases.
@@ -206,7 +206,7 @@ fn build_net(
 
     // Arcs: place -> task (inputs), task -> place (outputs), with implicit places.
     let mut inputs: Vec<Vec<u32>> = vec![Vec::new(); net.tasks.len()];
-    let mut outputs: Vec<Vec<(u32, &Flow)>> = vec![Vec::new(); net.tasks.len()];
+    let mut outputs: Vec<Vec<(u32, &Flow, usize)>> = vec![Vec::new(); net.tasks.len()];
     let mut implicit: Vec<(ElementId, u32, u32, usize)> = Vec::new();
     for c in [&net.input_condition, &net.output_condition]
         .into_iter()
@@ -216,7 +216,11 @@ fn build_net(
             continue;
         };
         if p == OUTPUT && !c.flows.is_empty() {
-            violation(v, c.id.as_str(), "the output condition has an outgoing flow");
+            violation(
+                v,
+                c.id.as_str(),
+                "the output condition has an outgoing flow",
+            );
         }
         for f in &c.flows {
             match find(&place_index, &task_index, &f.to) {
@@ -224,7 +228,10 @@ fn build_net(
                 Some(Node::Place(_)) => violation(
                     v,
                     c.id.as_str(),
-                    format!("flow to condition {} (a condition may only flow into tasks)", f.to),
+                    format!(
+                        "flow to condition {} (a condition may only flow into tasks)",
+                        f.to
+                    ),
                 ),
                 None => violation(
                     v,
@@ -233,7 +240,11 @@ fn build_net(
                 ),
             }
             if f.predicate.is_some() {
-                violation(v, c.id.as_str(), "a flow out of a condition cannot have a predicate");
+                violation(
+                    v,
+                    c.id.as_str(),
+                    "a flow out of a condition cannot have a predicate",
+                );
             }
         }
     }
@@ -247,7 +258,10 @@ fn build_net(
                     if p == INPUT {
                         violation(v, t.id.as_str(), "flow into the input condition");
                     }
-                    outputs[ti].push((p, f));
+                    if outputs[ti].iter().any(|&(q, _, _)| q == p) {
+                        violation(v, t.id.as_str(), format!("two flows to {}", f.to));
+                    }
+                    outputs[ti].push((p, f, fi));
                 }
                 Some(Node::Task(u)) => implicit.push((t.id.clone(), ti as u32, u, fi)),
                 None => violation(
@@ -261,9 +275,17 @@ fn build_net(
     for (from, ti, u, fi) in implicit {
         let to = &net.tasks[u as usize].id;
         let id = ElementId::new(format!("{from}__{to}"));
+        if place_index.contains_key(&id) {
+            violation(
+                v,
+                from.as_str(),
+                format!("two flows to {to}, or an element named {id}"),
+            );
+            continue;
+        }
         let p = add_place(&mut places, &mut place_index, &id, true);
         inputs[u as usize].push(p);
-        outputs[ti as usize].push((p, &net.tasks[ti as usize].flows[fi]));
+        outputs[ti as usize].push((p, &net.tasks[ti as usize].flows[fi], fi));
     }
     for (ti, ins) in inputs.iter().enumerate() {
         for &p in ins {
@@ -290,7 +312,7 @@ fn build_net(
                 if std::mem::replace(&mut fwd_task[t as usize], true) {
                     continue;
                 }
-                for &(p, _) in &outputs[t as usize] {
+                for &(p, _, _) in &outputs[t as usize] {
                     stack.push(Node::Place(p));
                 }
             }
@@ -300,7 +322,7 @@ fn build_net(
     let mut bwd_task = vec![false; net.tasks.len()];
     let mut producers: Vec<Vec<u32>> = vec![Vec::new(); n_places];
     for (t, outs) in outputs.iter().enumerate() {
-        for &(p, _) in outs {
+        for &(p, _, _) in outs {
             producers[p as usize].push(t as u32);
         }
     }
@@ -344,9 +366,17 @@ fn build_net(
             continue;
         }
         if !fwd_place[p] {
-            violation(v, place.id.as_str(), "not reachable from the input condition");
+            violation(
+                v,
+                place.id.as_str(),
+                "not reachable from the input condition",
+            );
         } else if !bwd_place[p] {
-            violation(v, place.id.as_str(), "no path from here to the output condition");
+            violation(
+                v,
+                place.id.as_str(),
+                "no path from here to the output condition",
+            );
         }
     }
     for (t, task) in net.tasks.iter().enumerate() {
@@ -356,12 +386,20 @@ fn build_net(
         if inputs[t].is_empty() {
             violation(v, task.id.as_str(), "task has no incoming flow");
         } else if !fwd_task[t] {
-            violation(v, task.id.as_str(), "not reachable from the input condition");
+            violation(
+                v,
+                task.id.as_str(),
+                "not reachable from the input condition",
+            );
         }
         if outputs[t].is_empty() {
             violation(v, task.id.as_str(), "task has no outgoing flow");
         } else if !bwd_task[t] {
-            violation(v, task.id.as_str(), "no path from here to the output condition");
+            violation(
+                v,
+                task.id.as_str(),
+                "no path from here to the output condition",
+            );
         }
     }
 
@@ -370,10 +408,18 @@ fn build_net(
     for (ti, t) in net.tasks.iter().enumerate() {
         let name = t.id.as_str();
         if t.join != ControlType::Xor && inputs[ti].len() == 1 {
-            violation(v, name, "an AND or OR join needs at least two incoming flows");
+            violation(
+                v,
+                name,
+                "an AND or OR join needs at least two incoming flows",
+            );
         }
         if t.split != ControlType::Xor && outputs[ti].len() == 1 {
-            violation(v, name, "an AND or OR split needs at least two outgoing flows");
+            violation(
+                v,
+                name,
+                "an AND or OR split needs at least two outgoing flows",
+            );
         }
         if t.join == ControlType::Or {
             or_joins.push(ti as u32);
@@ -382,18 +428,30 @@ fn build_net(
         if defaults > 1 {
             violation(v, name, "more than one default flow");
         }
-        if t.split == ControlType::And && t.flows.iter().any(|f| f.predicate.is_some() || f.is_default)
+        if t.split == ControlType::And
+            && t.flows
+                .iter()
+                .any(|f| f.predicate.is_some() || f.is_default)
         {
-            violation(v, name, "flows of an AND split cannot have predicates or a default flow");
+            violation(
+                v,
+                name,
+                "flows of an AND split cannot have predicates or a default flow",
+            );
         }
-        let mut arcs: Vec<(u32, &Flow, usize)> = outputs[ti]
-            .iter()
-            .enumerate()
-            .map(|(i, &(p, f))| (p, f, i))
-            .collect();
-        // Evaluation order: by `ordering` (absent = after all ordered ones), then definition
-        // order; the default flow last.
-        arcs.sort_by_key(|&(_, f, i)| (f.is_default, f.ordering.is_none(), f.ordering, i));
+        let mut arcs: Vec<(u32, &Flow, usize)> = outputs[ti].clone();
+        // Evaluation order: flows with a predicate before those without (which always hold),
+        // then by `ordering` (absent = after the ordered ones), then definition order; the
+        // default flow last.
+        arcs.sort_by_key(|&(_, f, i)| {
+            (
+                f.is_default,
+                f.predicate.is_none(),
+                f.ordering.is_none(),
+                f.ordering,
+                i,
+            )
+        });
         let mut out_arcs = Vec::with_capacity(arcs.len());
         for (p, f, _) in arcs {
             let predicate = compile_opt(f.predicate.as_ref(), name, "predicate", v);
@@ -425,7 +483,11 @@ fn build_net(
         });
         let subnet = t.decomposition.as_ref().and_then(|d| {
             if d == root {
-                violation(v, name, "a composite task cannot decompose into the root net");
+                violation(
+                    v,
+                    name,
+                    "a composite task cannot decompose into the root net",
+                );
                 return None;
             }
             let s = net_index.get(d).copied();
@@ -435,7 +497,11 @@ fn build_net(
             s
         });
         if subnet.is_some() && t.binding != TaskBinding::Empty {
-            violation(v, name, "a composite task cannot also have a connector, roles or a trigger");
+            violation(
+                v,
+                name,
+                "a composite task cannot also have a connector, roles or a trigger",
+            );
         }
         match &t.binding {
             TaskBinding::Human(h) if h.roles.is_empty() => {
@@ -494,7 +560,10 @@ fn check_mi(mi: &MultipleInstance, task: &str, v: &mut Vec<Violation>) {
             violation(
                 v,
                 task,
-                format!("multiple-instance maximum {max} is below the minimum {}", mi.minimum),
+                format!(
+                    "multiple-instance maximum {max} is below the minimum {}",
+                    mi.minimum
+                ),
             );
         }
         if let Some(th) = mi.threshold

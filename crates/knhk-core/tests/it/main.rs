@@ -1,0 +1,10 @@
+//! Semantics tests of knhk-core: small nets written as data, driven through `Case::apply`,
+//! asserting the events and effects returned.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod basics;
+mod harness;
+mod lifecycle;
+mod multi;
+mod orjoin;

@@ -1,0 +1,176 @@
+//! Multiple-instance tasks and composite tasks.
+
+use knhk_core::model::ControlType::Xor;
+use knhk_core::model::*;
+use knhk_core::*;
+use serde_json::json;
+
+use crate::harness::*;
+
+fn mi_net(threshold: Option<u32>, creation: CreationMode) -> Workflow {
+    let mut review = human(task("review", Xor, Xor, vec![flow("end")]), "reviewer");
+    review.multiple_instance = Some(MultipleInstance {
+        minimum: 1,
+        maximum: Some(4),
+        threshold,
+        creation,
+        split: Some(Expression::cel("reviewers")),
+        item_variable: "reviewer".into(),
+        join_variable: Some("verdicts".into()),
+    });
+    review.output_mapping = Some(Expression::cel("{'by': reviewer, 'ok': output.ok}"));
+    workflow(vec![net("n", vec![flow("review")], vec![], vec![review])])
+}
+
+#[test]
+fn multiple_instances_split_a_list_and_join_their_outputs_in_instance_order() {
+    let wf = mi_net(None, CreationMode::Static);
+    let mut run = Run::start(&wf, json!({"reviewers": ["ann", "bob", "cy"]}));
+    let offers: Vec<_> = run
+        .effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::OfferWorkItem { item, input, .. } => Some((*item, input["reviewer"].clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(offers.len(), 3);
+    assert_eq!(offers[1].1, "bob");
+    for (i, (item, _)) in offers.iter().enumerate().rev() {
+        run.input(Input::CompleteWorkItem {
+            item: *item,
+            user: "u".into(),
+            output: json!({"ok": i != 1}),
+        })
+        .expect("complete");
+    }
+    assert_eq!(
+        run.case.data()["verdicts"],
+        json!([{"by": "ann", "ok": true}, {"by": "bob", "ok": false}, {"by": "cy", "ok": true}])
+    );
+    assert_eq!(run.case.status(), CaseStatus::Completed);
+    run.check_replay();
+}
+
+#[test]
+fn threshold_completes_the_task_and_cancels_the_remaining_instances() {
+    let wf = mi_net(Some(2), CreationMode::Static);
+    let mut run = Run::start(&wf, json!({"reviewers": ["ann", "bob", "cy"]}));
+    let items = run.items("review");
+    for item in &items[..2] {
+        run.input(Input::CompleteWorkItem {
+            item: *item,
+            user: "u".into(),
+            output: json!({"ok": true}),
+        })
+        .expect("complete");
+    }
+    assert!(
+        run.effects
+            .contains(&Effect::WithdrawWorkItem { item: items[2] })
+    );
+    assert_eq!(
+        run.case.data()["verdicts"].as_array().map(Vec::len),
+        Some(2)
+    );
+    assert_eq!(run.case.status(), CaseStatus::Completed);
+    run.check_replay();
+}
+
+#[test]
+fn too_many_items_fail_the_task_with_the_bounds_in_the_reason() {
+    let wf = mi_net(None, CreationMode::Static);
+    let run = Run::start(&wf, json!({"reviewers": ["a", "b", "c", "d", "e"]}));
+    assert_eq!(run.case.status(), CaseStatus::Failed);
+    let reason = run.events.iter().find_map(|e| match &e.kind {
+        EventKind::TaskFailed { reason, .. } => Some(reason.clone()),
+        _ => None,
+    });
+    assert_eq!(
+        reason.as_deref(),
+        Some("5 instances are outside the bounds [1, 4]")
+    );
+}
+
+#[test]
+fn dynamic_instances_can_be_added_up_to_the_maximum_only() {
+    let wf = mi_net(None, CreationMode::Dynamic);
+    let mut run = Run::start(&wf, json!({"reviewers": ["ann", "bob", "cy"]}));
+    let task = TaskRef {
+        net_instance: 0,
+        task: "review".into(),
+    };
+    run.input(Input::AddInstance {
+        task: task.clone(),
+        item: json!("dee"),
+    })
+    .expect("fourth");
+    let err = run
+        .input(Input::AddInstance {
+            task,
+            item: json!("eve"),
+        })
+        .expect_err("fifth");
+    assert!(err.to_string().contains("maximum of 4"), "{err}");
+    assert_eq!(run.items("review").len(), 4);
+    for item in run.items("review") {
+        run.input(Input::CompleteWorkItem {
+            item,
+            user: "u".into(),
+            output: json!({"ok": true}),
+        })
+        .expect("complete");
+    }
+    assert_eq!(
+        run.case.data()["verdicts"].as_array().map(Vec::len),
+        Some(4)
+    );
+    run.check_replay();
+}
+
+#[test]
+fn static_instances_cannot_be_added() {
+    let wf = mi_net(None, CreationMode::Static);
+    let mut run = Run::start(&wf, json!({"reviewers": ["ann"]}));
+    let err = run
+        .input(Input::AddInstance {
+            task: TaskRef {
+                net_instance: 0,
+                task: "review".into(),
+            },
+            item: json!("x"),
+        })
+        .expect_err("static");
+    assert!(matches!(err, Error::CannotAddInstance { .. }));
+}
+
+#[test]
+fn composite_task_runs_its_sub_net_and_continues_after_it() {
+    let mut sub_task = task("approve", Xor, Xor, vec![flow("b")]);
+    sub_task.decomposition = Some(NetId::new("sub"));
+    let wf = workflow(vec![
+        net(
+            "root",
+            vec![flow("approve")],
+            vec![],
+            vec![sub_task, task("b", Xor, Xor, vec![flow("end")])],
+        ),
+        net(
+            "sub",
+            vec![flow("check")],
+            vec![],
+            vec![human(task("check", Xor, Xor, vec![flow("end")]), "r")],
+        ),
+    ]);
+    let mut run = Run::start(&wf, json!({}));
+    let item = run.item("check");
+    assert_eq!(
+        run.case.work_item(&item).map(|w| w.task.net_instance),
+        Some(1)
+    );
+    run.complete("check", json!({"approved": true}));
+    assert_eq!(run.completed(), ["check", "approve", "b"]);
+    assert_eq!(run.case.data()["approved"], true);
+    assert_eq!(run.case.status(), CaseStatus::Completed);
+    run.check_replay();
+}

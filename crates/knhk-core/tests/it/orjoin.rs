@@ -1,0 +1,160 @@
+//! The non-local OR-join (WCP-38): waits inside loops, does not wait for dead or cancelled
+//! branches, and never hangs.
+
+use knhk_core::model::ControlType::{And, Or, Xor};
+use knhk_core::*;
+use serde_json::json;
+
+use crate::harness::*;
+
+/// split (OR) -> a, b -> merge (OR-join); a runs through a loop (a -> check -> a) before it
+/// reaches the merge.
+fn loop_net() -> Workflow {
+    workflow(vec![net(
+        "n",
+        vec![flow("split")],
+        vec![],
+        vec![
+            task(
+                "split",
+                Xor,
+                Or,
+                vec![when("a", "want_a"), when("b", "want_b")],
+            ),
+            human(task("a", Xor, Xor, vec![flow("check")]), "r"),
+            task(
+                "check",
+                Xor,
+                Xor,
+                vec![when("a", "again"), default_flow("merge")],
+            ),
+            human(task("b", Xor, Xor, vec![flow("merge")]), "r"),
+            task("merge", Or, Xor, vec![flow("end")]),
+        ],
+    )])
+}
+
+#[test]
+fn or_join_waits_for_a_token_still_travelling_in_a_loop() {
+    let wf = loop_net();
+    let mut run = Run::start(&wf, json!({"want_a": true, "want_b": true, "again": true}));
+    run.complete("b", json!({}));
+    // b's token is at the merge, but a is still active: the merge must wait.
+    assert!(!run.completed().contains(&"merge".to_string()));
+    run.complete("a", json!({"again": true}));
+    // Looped back into a: still waiting.
+    assert!(!run.completed().contains(&"merge".to_string()));
+    assert_eq!(run.items("a").len(), 1);
+    run.complete("a", json!({"again": false}));
+    assert_eq!(
+        run.completed(),
+        ["split", "b", "a", "check", "a", "check", "merge"]
+    );
+    assert_eq!(run.case.status(), CaseStatus::Completed);
+    run.check_replay();
+}
+
+#[test]
+fn or_join_fires_at_once_when_the_other_branch_is_dead() {
+    let wf = loop_net();
+    let mut run = Run::start(
+        &wf,
+        json!({"want_a": false, "want_b": true, "again": false}),
+    );
+    assert!(run.items("a").is_empty(), "a was not chosen");
+    run.complete("b", json!({}));
+    assert_eq!(run.completed(), ["split", "b", "merge"]);
+    assert_eq!(run.case.status(), CaseStatus::Completed);
+    run.check_replay();
+}
+
+#[test]
+fn or_join_does_not_hang_when_a_branch_is_cancelled() {
+    // split (AND) -> a (human, long), b (human), k (human): completing k cancels a.
+    let mut k = human(task("k", Xor, Xor, vec![flow("merge")]), "r");
+    k.cancellation_set = vec!["a".into()];
+    let wf = workflow(vec![net(
+        "n",
+        vec![flow("split")],
+        vec![],
+        vec![
+            task("split", Xor, And, vec![flow("a"), flow("k")]),
+            human(task("a", Xor, Xor, vec![flow("merge")]), "r"),
+            k,
+            task("merge", Or, Xor, vec![flow("end")]),
+        ],
+    )]);
+    let mut run = Run::start(&wf, json!({}));
+    let a = run.item("a");
+    run.input(Input::StartWorkItem {
+        item: a,
+        user: "ann".into(),
+    })
+    .expect("start a");
+    run.complete("k", json!({}));
+    assert_eq!(
+        run.names(|e| matches!(e, EventKind::TaskCancelled { .. })),
+        ["a"]
+    );
+    assert_eq!(run.completed(), ["split", "k", "merge"]);
+    assert_eq!(run.case.status(), CaseStatus::Completed);
+    run.check_replay();
+}
+
+#[test]
+fn or_join_ignores_a_branch_blocked_behind_an_and_join_that_can_never_fire() {
+    // x feeds both an AND-join j (whose other input is never produced) and the merge; the
+    // merge must not wait for j's output.
+    let wf = workflow(vec![net(
+        "n",
+        vec![flow("split")],
+        vec![],
+        vec![
+            task(
+                "split",
+                Xor,
+                Or,
+                vec![when("x", "true"), default_flow("never")],
+            ),
+            task("x", Xor, And, vec![flow("j"), flow("merge")]),
+            human(task("never", Xor, Xor, vec![flow("j")]), "r"),
+            task("j", And, Xor, vec![flow("merge")]),
+            task("merge", Or, Xor, vec![flow("end")]),
+        ],
+    )]);
+    let run = Run::start(&wf, json!({}));
+    // j waits for `never` which was not chosen; the merge fires, the output is reached and
+    // the leftover token in front of j is withdrawn with the case.
+    assert!(run.completed().contains(&"merge".to_string()));
+    assert_eq!(run.case.status(), CaseStatus::Completed);
+    run.check_replay();
+}
+
+#[test]
+fn or_joins_waiting_on_each_other_do_not_hang() {
+    // Two OR-joins, each downstream of the other (a vicious circle): the engine lets the
+    // first fire rather than wait forever.
+    let wf = workflow(vec![net(
+        "n",
+        vec![flow("s")],
+        vec![],
+        vec![
+            task("s", Xor, And, vec![flow("o1"), flow("o2")]),
+            task("o1", Or, Xor, vec![when("o2", "again"), default_flow("e1")]),
+            task("o2", Or, Xor, vec![when("o1", "again"), default_flow("e2")]),
+            task("e1", Xor, Xor, vec![flow("done")]),
+            task("e2", Xor, Xor, vec![flow("done")]),
+            task("done", And, Xor, vec![flow("end")]),
+        ],
+    )]);
+    let run = Run::start(&wf, json!({"again": false}));
+    assert_eq!(
+        run.case.status(),
+        CaseStatus::Completed,
+        "{:?}",
+        run.completed()
+    );
+    let done = run.completed();
+    assert!(done.contains(&"o1".into()) && done.contains(&"o2".into()));
+    run.check_replay();
+}
