@@ -68,6 +68,8 @@ pub enum Error {
     NoTriggerWaiting(String),
     #[error("{task} cannot take another instance: {why}")]
     CannotAddInstance { task: String, why: String },
+    #[error("{task} cannot be completed: {why}")]
+    CannotCompleteTask { task: String, why: String },
     #[error("output of a work item must be a JSON object, got {0}")]
     OutputNotObject(&'static str),
     #[error("history does not fit this workflow at event {seq}: {why}")]

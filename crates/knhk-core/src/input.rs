@@ -54,6 +54,11 @@ pub enum Input {
         task: TaskRef,
         item: Value,
     },
+    /// Completes a running task now, withdrawing its unfinished instances (WCP-27, complete
+    /// multiple-instance activity).
+    CompleteTask {
+        task: TaskRef,
+    },
     /// Sets top-level keys of the case data.
     UpdateData {
         changes: Map<String, Value>,

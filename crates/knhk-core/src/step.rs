@@ -227,6 +227,20 @@ impl Case {
                 self.require(CaseStatus::Running, "add an instance")?;
                 self.add_instance(cx, &task, item)
             }
+            Input::CompleteTask { task } => {
+                self.require(CaseStatus::Running, "complete a task")?;
+                let refuse = |why: &str| Error::CannotCompleteTask {
+                    task: task.task.to_string(),
+                    why: why.to_string(),
+                };
+                let (ni, t) = self
+                    .locate(cx.wf, &task)
+                    .ok_or_else(|| refuse("no such task"))?;
+                if !matches!(self.slot(ni, t), Some(Slot::Busy(_))) {
+                    return Err(refuse("it is not running"));
+                }
+                self.complete_task(cx, ni, t)
+            }
             Input::UpdateData { changes } => {
                 self.require(CaseStatus::Running, "update data")?;
                 self.emit(cx, EventKind::DataUpdated { changes })

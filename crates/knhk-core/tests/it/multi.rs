@@ -174,3 +174,40 @@ fn composite_task_runs_its_sub_net_and_continues_after_it() {
     assert_eq!(run.case.status(), CaseStatus::Completed);
     run.check_replay();
 }
+
+#[test]
+fn forcing_a_running_multiple_instance_task_to_complete_withdraws_the_rest() {
+    let wf = mi_net(None, CreationMode::Static);
+    let mut run = Run::start(&wf, json!({"reviewers": ["ann", "bob", "cy"]}));
+    let items = run.items("review");
+    run.input(Input::CompleteWorkItem {
+        item: items[0],
+        user: "u".into(),
+        output: json!({"ok": true}),
+    })
+    .expect("one");
+    let task = TaskRef {
+        net_instance: 0,
+        task: "review".into(),
+    };
+    run.input(Input::CompleteTask { task: task.clone() })
+        .expect("force");
+    assert!(
+        run.effects
+            .contains(&Effect::WithdrawWorkItem { item: items[1] })
+    );
+    assert!(
+        run.effects
+            .contains(&Effect::WithdrawWorkItem { item: items[2] })
+    );
+    assert_eq!(
+        run.case.data()["verdicts"].as_array().map(Vec::len),
+        Some(1)
+    );
+    assert_eq!(run.case.status(), CaseStatus::Completed);
+    assert!(matches!(
+        run.input(Input::CompleteTask { task }),
+        Err(Error::WrongCaseState { .. })
+    ));
+    run.check_replay();
+}
