@@ -891,8 +891,17 @@ impl Case {
             ControlType::And => return Ok(def.outputs.iter().map(|a| a.place).collect()),
             s => s,
         };
+        if def.outputs.is_empty() {
+            // A task without outgoing flows ends its thread of control.
+            return Ok(Vec::new());
+        }
         let mut chosen = Vec::new();
-        for arc in def.outputs.iter().filter(|a| !a.is_default) {
+        for arc in &def.outputs {
+            // The default flow is a fallback; on an OR split its own predicate, when it has
+            // one, is evaluated like the others (as YAWL does).
+            if arc.is_default && (split == ControlType::Xor || arc.predicate.is_none()) {
+                continue;
+            }
             if holds(arc)? {
                 chosen.push(arc.place);
                 if split == ControlType::Xor {

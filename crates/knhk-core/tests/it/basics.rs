@@ -255,3 +255,25 @@ fn tokens_left_with_nothing_enabled_is_a_deadlock_not_a_completion() {
     );
     run.check_replay();
 }
+
+#[test]
+fn a_thread_that_ends_in_a_task_without_outgoing_flows_terminates_implicitly() {
+    let wf = workflow(vec![net(
+        "n",
+        vec![flow("fork")],
+        vec![],
+        vec![
+            task("fork", Xor, Xor, vec![when("done", "quick"), default_flow("a")]),
+            task("done", Xor, Xor, vec![flow("end")]),
+            task("a", Xor, And, vec![flow("b"), flow("c")]),
+            task("b", Xor, Xor, vec![]),
+            human(task("c", Xor, Xor, vec![]), "r"),
+        ],
+    )]);
+    let mut run = Run::start(&wf, json!({"quick": false}));
+    assert_eq!(run.case.status(), CaseStatus::Running, "c is still offered");
+    run.complete("c", json!({}));
+    assert_eq!(run.completed(), ["fork", "a", "b", "c"]);
+    assert_eq!(run.case.status(), CaseStatus::Completed);
+    run.check_replay();
+}
