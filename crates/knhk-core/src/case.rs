@@ -282,7 +282,7 @@ impl Case {
     pub(crate) fn locate(&self, workflow: &Workflow, task: &TaskRef) -> Option<(u32, u32)> {
         let net = self.nets.get(task.net_instance as usize)?;
         let def = workflow.nets.get(net.net as usize)?;
-        let t = *def.task_index.get(&task.task)?;
+        let t = def.task(&task.task)?;
         Some((task.net_instance, t))
     }
 
@@ -425,13 +425,20 @@ impl Case {
                 for p in consumed(tdef.join, &tdef.inputs, &net.marking) {
                     net.marking[p as usize] -= 1;
                 }
-                let mut insts: Vec<Instance> = instances
-                    .iter()
-                    .map(|v| Instance {
-                        item: v.clone(),
+                let mut insts: Vec<Instance> = if tdef.mi.is_some() {
+                    instances
+                        .iter()
+                        .map(|v| Instance {
+                            item: v.clone(),
+                            state: InstanceState::Running(None),
+                        })
+                        .collect()
+                } else {
+                    vec![Instance {
+                        item: Value::Null,
                         state: InstanceState::Running(None),
-                    })
-                    .collect();
+                    }]
+                };
                 if let (Some(item), Some(first)) = (item, insts.first_mut()) {
                     first.state = InstanceState::Running(Some(Unit::Item(item)));
                 }
@@ -474,11 +481,7 @@ impl Case {
                 let def = &workflow.nets[self.nets[ni as usize].net as usize];
                 let mut places = Vec::with_capacity(produced.len());
                 for c in produced {
-                    places.push(
-                        *def.place_index
-                            .get(c)
-                            .ok_or_else(|| bad("unknown condition"))?,
-                    );
+                    places.push(def.place(c).ok_or_else(|| bad("unknown condition"))?);
                 }
                 let net = &mut self.nets[ni as usize];
                 net.slots[t as usize] = Slot::Idle;
@@ -500,9 +503,8 @@ impl Case {
                     .get_mut(*net_instance as usize)
                     .ok_or_else(|| bad("unknown net instance"))?;
                 let def = &workflow.nets[net.net as usize];
-                let p = *def
-                    .place_index
-                    .get(condition)
+                let p = def
+                    .place(condition)
                     .ok_or_else(|| bad("unknown condition"))?;
                 let m = &mut net.marking[p as usize];
                 *m = m

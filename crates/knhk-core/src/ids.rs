@@ -45,9 +45,22 @@ uuid_id!(
 macro_rules! name_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[derive(Clone, Eq, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(transparent)]
         pub struct $name(Arc<str>);
+
+        impl std::hash::Hash for $name {
+            fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+                self.0.hash(state)
+            }
+        }
+
+        impl PartialEq for $name {
+            fn eq(&self, other: &Self) -> bool {
+                // Ids handed out by a workflow share its allocation: compare pointers first.
+                Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+            }
+        }
 
         impl $name {
             /// Creates the identifier from its text.
@@ -58,6 +71,12 @@ macro_rules! name_id {
             /// Returns the identifier as text.
             pub fn as_str(&self) -> &str {
                 &self.0
+            }
+
+            /// Returns the address of the shared text: ids cloned from one workflow share it.
+            #[allow(dead_code, reason = "used for element ids, not for net ids")]
+            pub(crate) fn addr(&self) -> usize {
+                Arc::as_ptr(&self.0) as *const u8 as usize
             }
         }
 
@@ -123,3 +142,30 @@ impl IdSource for SequentialIds {
         Uuid::from_u128(self.0)
     }
 }
+
+/// A fast, non-cryptographic hasher (the Fx hash of rustc) for the small maps from element
+/// ids to indices that the engine looks up on every event. Keys come from the workflow
+/// definition, not from callers, so hash flooding is not a concern here.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct FxHasher(u64);
+
+impl std::hash::Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
+        }
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (self.0.rotate_left(5) ^ n as u64).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+pub(crate) type FxBuild = std::hash::BuildHasherDefault<FxHasher>;

@@ -42,7 +42,10 @@ impl Case {
             wf: workflow,
             now,
             ids,
-            step: Step::default(),
+            step: Step {
+                events: Vec::with_capacity(16),
+                effects: Vec::new(),
+            },
             forced: Vec::new(),
         };
         next.perform(&mut cx, input)?;
@@ -567,7 +570,8 @@ impl Case {
     fn start_task(&mut self, cx: &mut Cx, ni: u32, t: u32, trigger: Option<Value>) -> Res {
         let def = tdef(cx.wf, self, ni, t);
         let instances = match &def.mi {
-            None => vec![trigger.unwrap_or(Value::Null)],
+            // A single-instance task records no item: its one instance is implied.
+            None => Vec::new(),
             Some(mi) => {
                 let items = match &mi.split {
                     None => vec![Value::Null; mi.spec.minimum as usize],
@@ -608,9 +612,17 @@ impl Case {
                 items
             }
         };
-        let count = instances.len() as u32;
+        let count = if def.mi.is_some() {
+            instances.len() as u32
+        } else {
+            1
+        };
         let task = self.task_ref(cx.wf, ni, t);
         self.emit(cx, EventKind::TaskStarted { task, instances })?;
+        if let Some(data) = trigger {
+            // The event a trigger task waited for is its work's output.
+            return self.finish_instance(cx, ni, t, 0, data);
+        }
         if let Some(timer) = def.timer
             && timer.trigger == TimerTrigger::OnStarted
         {
@@ -666,7 +678,8 @@ impl Case {
             .unwrap_or(Value::Null);
         match &def.binding {
             TaskBinding::Empty => self.finish_instance(cx, ni, t, i, Value::Object(Map::new())),
-            TaskBinding::Trigger { .. } => self.finish_instance(cx, ni, t, i, item),
+            // Trigger tasks complete through `TriggerReceived`, or are cancelled.
+            TaskBinding::Trigger { .. } => Ok(()),
             TaskBinding::Human(h) => {
                 let input = match self.task_input(def, &item) {
                     Ok(input) => input,
@@ -756,6 +769,10 @@ impl Case {
                     changes: changes.clone(),
                 },
             )?;
+        }
+        if def.mi.is_none() {
+            // A single instance done is the task done; its output is in the data already.
+            return self.complete_task(cx, ni, t);
         }
         let task = self.task_ref(cx.wf, ni, t);
         self.emit(

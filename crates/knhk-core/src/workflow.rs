@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use crate::error::{InvalidDefinition, Violation};
 use crate::expr::CompiledExpr;
-use crate::ids::{ElementId, NetId};
+use crate::ids::{ElementId, FxBuild, NetId};
 use crate::model::{
     ControlType, Expression, Flow, MultipleInstance, Net, RuntimeHints, Specification, TaskBinding,
     TaskTimer, TimerAction, TimerTrigger,
@@ -24,9 +24,45 @@ pub(crate) struct NetDef {
     /// Place 0 is the input condition, place 1 the output condition.
     pub places: Vec<PlaceDef>,
     pub tasks: Vec<TaskDef>,
-    pub task_index: HashMap<ElementId, u32>,
-    pub place_index: HashMap<ElementId, u32>,
+    pub task_index: HashMap<ElementId, u32, FxBuild>,
+    pub place_index: HashMap<ElementId, u32, FxBuild>,
+    /// The same indexes keyed by the address of the id's text: ids taken from this workflow
+    /// are found without hashing their text.
+    task_by_addr: HashMap<usize, u32, FxBuild>,
+    place_by_addr: HashMap<usize, u32, FxBuild>,
     pub or_joins: Vec<u32>,
+}
+
+impl NetDef {
+    /// Returns the index of the task with this id.
+    pub fn task(&self, id: &ElementId) -> Option<u32> {
+        match self.task_by_addr.get(&id.addr()) {
+            Some(&t)
+                if self
+                    .tasks
+                    .get(t as usize)
+                    .is_some_and(|d| d.id.addr() == id.addr()) =>
+            {
+                Some(t)
+            }
+            _ => self.task_index.get(id).copied(),
+        }
+    }
+
+    /// Returns the index of the place with this id.
+    pub fn place(&self, id: &ElementId) -> Option<u32> {
+        match self.place_by_addr.get(&id.addr()) {
+            Some(&p)
+                if self
+                    .places
+                    .get(p as usize)
+                    .is_some_and(|d| d.id.addr() == id.addr()) =>
+            {
+                Some(p)
+            }
+            _ => self.place_index.get(id).copied(),
+        }
+    }
 }
 
 pub(crate) const INPUT: u32 = 0;
@@ -158,12 +194,12 @@ fn build_net(
     v: &mut Vec<Violation>,
 ) -> NetDef {
     let mut places = Vec::new();
-    let mut place_index = HashMap::new();
-    let mut task_index = HashMap::new();
+    let mut place_index: HashMap<ElementId, u32, FxBuild> = HashMap::default();
+    let mut task_index: HashMap<ElementId, u32, FxBuild> = HashMap::default();
     let mut ids = std::collections::HashSet::new();
     fn add_place(
         places: &mut Vec<PlaceDef>,
-        index: &mut HashMap<ElementId, u32>,
+        index: &mut HashMap<ElementId, u32, FxBuild>,
         id: &ElementId,
         implicit: bool,
     ) -> u32 {
@@ -194,8 +230,8 @@ fn build_net(
         task_index.insert(t.id.clone(), i as u32);
     }
     fn find(
-        places: &HashMap<ElementId, u32>,
-        tasks: &HashMap<ElementId, u32>,
+        places: &HashMap<ElementId, u32, FxBuild>,
+        tasks: &HashMap<ElementId, u32, FxBuild>,
         id: &ElementId,
     ) -> Option<Node> {
         match places.get(id) {
@@ -546,12 +582,24 @@ fn build_net(
             runtime: t.runtime.clone(),
         });
     }
+    let task_by_addr = tasks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.id.addr(), i as u32))
+        .collect();
+    let place_by_addr = places
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.id.addr(), i as u32))
+        .collect();
     NetDef {
         id: net.id.clone(),
         places,
         tasks,
         task_index,
         place_index,
+        task_by_addr,
+        place_by_addr,
         or_joins,
     }
 }
