@@ -18,14 +18,6 @@ pub(crate) enum Node {
 }
 
 impl Node {
-    /// Returns the IRI, if the node has one.
-    pub(crate) fn iri(&self) -> Option<&str> {
-        match self {
-            Node::Iri(iri) => Some(iri),
-            Node::Blank(_) => None,
-        }
-    }
-
     /// Returns how messages name the node: its IRI, or `_:label` for a blank node.
     pub(crate) fn label(&self) -> String {
         match self {
@@ -42,16 +34,6 @@ pub(crate) enum Object {
     Literal { value: String, datatype: String },
 }
 
-impl Object {
-    /// Returns the node, if the object is not a literal.
-    pub(crate) fn node(&self) -> Option<&Node> {
-        match self {
-            Object::Node(node) => Some(node),
-            Object::Literal { .. } => None,
-        }
-    }
-}
-
 /// The triples of a document, by subject, each subject's triples in document order.
 #[derive(Debug, Default)]
 pub(crate) struct Graph {
@@ -65,13 +47,11 @@ impl Graph {
     pub(crate) fn parse_turtle(file: &str, base_iri: &str, text: &str) -> Result<Graph, Error> {
         let mut parser = TurtleParser::new();
         if !base_iri.is_empty() {
-            parser = parser
-                .with_base_iri(base_iri)
-                .map_err(|e| Error::BaseIri {
-                    file: file.to_owned(),
-                    base_iri: base_iri.to_owned(),
-                    message: e.to_string(),
-                })?;
+            parser = parser.with_base_iri(base_iri).map_err(|e| Error::BaseIri {
+                file: file.to_owned(),
+                base_iri: base_iri.to_owned(),
+                message: e.to_string(),
+            })?;
         }
         let mut graph = Graph::default();
         let mut seen = HashSet::new();
@@ -126,11 +106,12 @@ impl Graph {
     pub(crate) fn objects<'a>(
         &'a self,
         subject: &Node,
-        predicate: &'a str,
-    ) -> impl Iterator<Item = &'a Object> + 'a {
+        predicate: &str,
+    ) -> impl Iterator<Item = &'a Object> + use<'a> {
+        let predicate = predicate.to_owned();
         self.triples(subject)
             .iter()
-            .filter(move |(p, _)| p == predicate)
+            .filter(move |(p, _)| *p == predicate)
             .map(|(_, o)| o)
     }
 

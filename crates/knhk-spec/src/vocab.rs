@@ -2,7 +2,6 @@
 //! with the terms of each that are supported or knowingly ignored.
 
 pub(crate) const RDF_TYPE: &str = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type";
-pub(crate) const XSD: &str = "http://www.w3.org/2001/XMLSchema#";
 
 /// The YAWL 4 namespace (`yawl:` in YAWL-4 files).
 pub const YAWL: &str = "http://www.yawlfoundation.org/yawlschema#";
@@ -171,10 +170,10 @@ pub(crate) fn unsupported(predicate: &str) -> Option<String> {
                 "uses legacy yawl:{local}, which knhk does not support (refused rather than ignored, as it may change how the workflow runs)"
             ));
         }
-    } else if let Some(local) = predicate.strip_prefix(KNHK) {
-        if !known(local, &[KNHK_SUPPORTED]) {
-            return Some(format!("uses knhk:{local}, which is not a knhk term"));
-        }
+    } else if let Some(local) = predicate.strip_prefix(KNHK)
+        && !known(local, &[KNHK_SUPPORTED])
+    {
+        return Some(format!("uses knhk:{local}, which is not a knhk term"));
     }
     None
 }

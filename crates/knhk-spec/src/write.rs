@@ -67,7 +67,8 @@ pub fn write_turtle(spec: &Specification) -> String {
         namer,
     };
 
-    w.out.push_str("@prefix yawl: <http://www.yawlfoundation.org/yawlschema#> .\n");
+    w.out
+        .push_str("@prefix yawl: <http://www.yawlfoundation.org/yawlschema#> .\n");
     w.out.push_str("@prefix knhk: <https://knhk.dev/ns#> .\n\n");
     let _ = write!(w.out, "{spec_iri} a yawl:Specification");
     let uri = match oxiri::Iri::parse(spec.id.as_str()) {
@@ -331,10 +332,11 @@ fn timer_node(timer: &TaskTimer) -> String {
         (1_000, "yawl:TimerIntervalSec"),
     ]
     .into_iter()
-    .find(|(unit, _)| timer.duration_ms != 0 && timer.duration_ms % unit == 0)
-    .map_or((timer.duration_ms, "yawl:TimerIntervalMsec"), |(unit, name)| {
-        (timer.duration_ms / unit, name)
-    });
+    .find(|(unit, _)| timer.duration_ms != 0 && timer.duration_ms.is_multiple_of(*unit))
+    .map_or(
+        (timer.duration_ms, "yawl:TimerIntervalMsec"),
+        |(unit, name)| (timer.duration_ms / unit, name),
+    );
     let action = match timer.action {
         TimerAction::Expire => "knhk:Expire",
         TimerAction::Delay => "knhk:Delay",

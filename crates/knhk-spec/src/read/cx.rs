@@ -76,7 +76,12 @@ impl<'g> Cx<'g> {
     }
 
     /// Returns the literal value of `predicate` on `node`, if any.
-    pub(crate) fn literal(&mut self, node: &Node, predicate: &str, owner: &Owner) -> Option<String> {
+    pub(crate) fn literal(
+        &mut self,
+        node: &Node,
+        predicate: &str,
+        owner: &Owner,
+    ) -> Option<String> {
         match self.one(node, predicate, owner)? {
             Object::Literal { value, .. } => Some(value.clone()),
             Object::Node(n) => match n {
@@ -116,7 +121,10 @@ impl<'g> Cx<'g> {
             Object::Literal { value, .. } => {
                 self.problem(
                     owner,
-                    format!("{} must refer to a node, not the literal {value:?}", short(predicate)),
+                    format!(
+                        "{} must refer to a node, not the literal {value:?}",
+                        short(predicate)
+                    ),
                 );
                 None
             }
@@ -132,7 +140,10 @@ impl<'g> Cx<'g> {
                 Object::Node(n) => out.push(n.clone()),
                 Object::Literal { value, .. } => self.problem(
                     owner,
-                    format!("{} must refer to a node, not the literal {value:?}", short(predicate)),
+                    format!(
+                        "{} must refer to a node, not the literal {value:?}",
+                        short(predicate)
+                    ),
                 ),
             }
         }
@@ -179,7 +190,12 @@ impl<'g> Cx<'g> {
     }
 
     /// Returns a CEL expression written as a literal.
-    pub(crate) fn cel(&mut self, node: &Node, predicate: &str, owner: &Owner) -> Option<Expression> {
+    pub(crate) fn cel(
+        &mut self,
+        node: &Node,
+        predicate: &str,
+        owner: &Owner,
+    ) -> Option<Expression> {
         self.literal(node, predicate, owner).map(Expression::cel)
     }
 

@@ -60,7 +60,9 @@ fn read_binding(cx: &mut Cx<'_>, node: &Node, owner: &Owner) -> TaskBinding {
     let four_eyes = cx.boolean(node, &knhk("fourEyes"), owner);
 
     let kinds = [
-        connector.is_some().then_some("a connector (knhk:connector)"),
+        connector
+            .is_some()
+            .then_some("a connector (knhk:connector)"),
         (!roles.is_empty()).then_some("roles (knhk:role)"),
         trigger.is_some().then_some("a trigger (knhk:trigger)"),
     ];
@@ -111,7 +113,10 @@ fn read_settings(cx: &mut Cx<'_>, node: &Node, owner: &Owner) -> BTreeMap<String
                     cx.problem(owner, format!("connector setting {key:?} is given twice"));
                 }
             }
-            _ => cx.problem(owner, "a knhk:setting needs one knhk:key and one knhk:value"),
+            _ => cx.problem(
+                owner,
+                "a knhk:setting needs one knhk:key and one knhk:value",
+            ),
         }
     }
     settings
@@ -140,7 +145,10 @@ pub(crate) fn read_timer_action(cx: &mut Cx<'_>, node: &Node, owner: &Owner) -> 
         node,
         &knhk("timerAction"),
         &[KNHK],
-        &[("Expire", TimerAction::Expire), ("Delay", TimerAction::Delay)],
+        &[
+            ("Expire", TimerAction::Expire),
+            ("Delay", TimerAction::Delay),
+        ],
         owner,
     )
     .unwrap_or(TimerAction::Expire)

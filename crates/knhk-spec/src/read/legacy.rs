@@ -22,18 +22,24 @@ pub(crate) fn read(cx: &mut Cx<'_>, spec: &Node) -> Option<Read> {
     let owner = Owner::new(spec, net_id.clone());
     iris.insert(&net_id, spec);
 
-    let mut one = |cx: &mut Cx<'_>, predicate: &str, what: &str| {
+    let one = |cx: &mut Cx<'_>, predicate: &str, what: &str| {
         let found = cx.nodes(spec, &legacy(predicate), &owner);
         match found.as_slice() {
             [only] => Some(only.clone()),
             [] => {
-                cx.problem(&owner, format!("the specification has no {what} (yawl:{predicate})"));
+                cx.problem(
+                    &owner,
+                    format!("the specification has no {what} (yawl:{predicate})"),
+                );
                 None
             }
             more => {
                 cx.problem(
                     &owner,
-                    format!("the specification has {} {what}s; a net has exactly one", more.len()),
+                    format!(
+                        "the specification has {} {what}s; a net has exactly one",
+                        more.len()
+                    ),
                 );
                 None
             }
@@ -129,18 +135,31 @@ fn flow(cx: &mut Cx<'_>, registry: &Registry, node: &Node, spec: &Owner) -> Opti
     let (Some(from), Some(to)) = (from, to) else {
         cx.problem(
             spec,
-            format!("flow <{}> needs one yawl:flowsFrom and one yawl:flowsInto", node.label()),
+            format!(
+                "flow <{}> needs one yawl:flowsFrom and one yawl:flowsInto",
+                node.label()
+            ),
         );
         return None;
     };
     let owner = match registry.id(&from) {
         Some(_) => owner_of(registry, &from),
         None => {
-            registry.resolve(cx, &from, &format!("flow <{}> (yawl:flowsFrom)", node.label()), spec);
+            registry.resolve(
+                cx,
+                &from,
+                &format!("flow <{}> (yawl:flowsFrom)", node.label()),
+                spec,
+            );
             return None;
         }
     };
-    let to = registry.resolve(cx, &to, &format!("flow <{}> (yawl:flowsInto)", node.label()), &owner)?;
+    let to = registry.resolve(
+        cx,
+        &to,
+        &format!("flow <{}> (yawl:flowsInto)", node.label()),
+        &owner,
+    )?;
     let mut predicate = cx.cel(node, &legacy("predicate"), &owner);
     if let Some(cel) = cx.cel(node, &knhk("predicate"), &owner) {
         if predicate.is_some() {
@@ -166,7 +185,10 @@ fn task(cx: &mut Cx<'_>, registry: &Registry, node: &Node) -> Option<Task> {
     let id = registry.id(node)?;
     let owner = owner_of(registry, node);
     if cx.graph.has_type(node, &legacy("CompositeTask")) {
-        cx.problem(&owner, "composite tasks of the legacy vocabulary are not supported");
+        cx.problem(
+            &owner,
+            "composite tasks of the legacy vocabulary are not supported",
+        );
     }
     let mut task = Task::empty(id);
     task.name = cx.literal(node, &legacy("taskName"), &owner);
@@ -174,10 +196,10 @@ fn task(cx: &mut Cx<'_>, registry: &Registry, node: &Node) -> Option<Task> {
     task.split = control_type(cx, node, &legacy("split"), LEGACY, &owner);
     for region in cx.nodes(node, &legacy("cancellationRegion"), &owner) {
         for target in cx.nodes(&region, &legacy("cancels"), &owner) {
-            if let Some(id) = registry.resolve(cx, &target, "the cancellation region", &owner) {
-                if !task.cancellation_set.contains(&id) {
-                    task.cancellation_set.push(id);
-                }
+            if let Some(id) = registry.resolve(cx, &target, "the cancellation region", &owner)
+                && !task.cancellation_set.contains(&id)
+            {
+                task.cancellation_set.push(id);
             }
         }
     }

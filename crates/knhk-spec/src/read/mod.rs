@@ -32,20 +32,22 @@ pub(crate) struct IriMap {
 
 impl IriMap {
     pub(crate) fn insert(&mut self, id: &str, node: &Node) {
-        self.by_id.entry(id.to_owned()).or_insert_with(|| node.label());
+        self.by_id
+            .entry(id.to_owned())
+            .or_insert_with(|| node.label());
     }
 
-    /// Returns the IRI of the element with id `element`. Violations about a flow may name it
-    /// `from -> to`; those map to the IRI of the element the flow leaves.
+    /// Returns the IRI of the element with id `element`. Violations about the implicit
+    /// condition of a task-to-task flow name it `from__to`; those map to the IRI of `from`.
     pub(crate) fn iri_of(&self, element: &str) -> String {
         if let Some(iri) = self.by_id.get(element) {
             return iri.clone();
         }
-        for separator in ["->", "→", " "] {
-            if let Some((from, _)) = element.split_once(separator) {
-                if let Some(iri) = self.by_id.get(from.trim()) {
-                    return iri.clone();
-                }
+        for separator in ["__", "->"] {
+            if let Some((from, _)) = element.split_once(separator)
+                && let Some(iri) = self.by_id.get(from.trim())
+            {
+                return iri.clone();
             }
         }
         String::new()
@@ -141,13 +143,16 @@ pub(crate) fn element_id(cx: &mut Cx<'_>, node: &Node, owner: &Owner) -> Option<
 
 /// Returns the fragment of `iri`, else the last non-empty segment of its path, else `iri`.
 pub(crate) fn id_from_iri(iri: &str) -> &str {
-    if let Some((_, fragment)) = iri.split_once('#') {
-        if !fragment.is_empty() {
-            return fragment;
-        }
+    if let Some((_, fragment)) = iri.split_once('#')
+        && !fragment.is_empty()
+    {
+        return fragment;
     }
     let without_fragment = iri.split('#').next().unwrap_or(iri);
-    let without_query = without_fragment.split('?').next().unwrap_or(without_fragment);
+    let without_query = without_fragment
+        .split('?')
+        .next()
+        .unwrap_or(without_fragment);
     let path = without_query
         .split_once("://")
         .map_or(without_query, |(_, rest)| rest);
@@ -169,7 +174,10 @@ impl Registry {
     pub(crate) fn register(&mut self, cx: &mut Cx<'_>, node: &Node, id: &str, owner: &Owner) {
         if let Some(previous) = self.elements.get(node) {
             if previous != id {
-                cx.problem(owner, format!("is registered as both {previous:?} and {id:?}"));
+                cx.problem(
+                    owner,
+                    format!("is registered as both {previous:?} and {id:?}"),
+                );
             } else {
                 cx.problem(owner, "is listed more than once as an element of a net");
             }

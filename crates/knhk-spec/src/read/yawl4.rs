@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 
 use knhk_core::model::{
-    Condition, ControlType, CreationMode, Expression, Flow, MultipleInstance, Net, Task,
-    TaskTimer, TimerTrigger,
+    Condition, ControlType, CreationMode, Expression, Flow, MultipleInstance, Net, Task, TaskTimer,
+    TimerTrigger,
 };
 use knhk_core::{ElementId, NetId, Specification};
 
@@ -50,7 +50,10 @@ pub(crate) fn read(cx: &mut Cx<'_>, spec: Option<&Node>) -> Option<Read> {
         }
     };
     if net_nodes.is_empty() {
-        cx.problem(&spec_owner, "the specification has no net (yawl:hasDecomposition)");
+        cx.problem(
+            &spec_owner,
+            "the specification has no net (yawl:hasDecomposition)",
+        );
         return None;
     }
 
@@ -67,7 +70,7 @@ pub(crate) fn read(cx: &mut Cx<'_>, spec: Option<&Node>) -> Option<Read> {
             cx.problem(&owner, format!("net id {id:?} is used by another net"));
         }
         net_ids.insert(node.clone(), NetId::new(&id));
-        let mut one = |cx: &mut Cx<'_>, predicate: &str, what: &str| {
+        let one = |cx: &mut Cx<'_>, predicate: &str, what: &str| {
             let found = cx.nodes(node, &yawl(predicate), &owner);
             match found.as_slice() {
                 [only] => Some(only.clone()),
@@ -113,7 +116,10 @@ pub(crate) fn read(cx: &mut Cx<'_>, spec: Option<&Node>) -> Option<Read> {
     let mut out = Vec::new();
     for net in &nets {
         let input = net.input.as_ref().and_then(|n| condition(cx, &registry, n));
-        let output = net.output.as_ref().and_then(|n| condition(cx, &registry, n));
+        let output = net
+            .output
+            .as_ref()
+            .and_then(|n| condition(cx, &registry, n));
         let conditions: Vec<Condition> = net
             .conditions
             .iter()
@@ -171,7 +177,11 @@ pub(crate) fn read(cx: &mut Cx<'_>, spec: Option<&Node>) -> Option<Read> {
 /// Tells whether a decomposition is a net (rather than, say, a web service gateway).
 fn is_net(cx: &Cx<'_>, node: &Node) -> bool {
     cx.graph.has_type(node, &yawl("Net"))
-        || cx.graph.objects(node, &yawl("hasInputCondition")).next().is_some()
+        || cx
+            .graph
+            .objects(node, &yawl("hasInputCondition"))
+            .next()
+            .is_some()
 }
 
 fn root_net(cx: &mut Cx<'_>, nets: &[NetNodes], spec_owner: &Owner) -> Option<NetId> {
@@ -182,7 +192,8 @@ fn root_net(cx: &mut Cx<'_>, nets: &[NetNodes], spec_owner: &Owner) -> Option<Ne
         }
     }
     match (flagged.as_slice(), nets) {
-        ([root], _) | ([], [root]) => Some(NetId::new(&root.id)),
+        ([root], _) => Some(NetId::new(&root.id)),
+        ([], [root]) => Some(NetId::new(&root.id)),
         ([], _) => {
             cx.problem(
                 spec_owner,
@@ -193,7 +204,10 @@ fn root_net(cx: &mut Cx<'_>, nets: &[NetNodes], spec_owner: &Owner) -> Option<Ne
         (more, _) => {
             cx.problem(
                 spec_owner,
-                format!("{} nets are marked yawl:isRootNet true; one is the root", more.len()),
+                format!(
+                    "{} nets are marked yawl:isRootNet true; one is the root",
+                    more.len()
+                ),
             );
             None
         }
@@ -253,7 +267,10 @@ fn flow(cx: &mut Cx<'_>, registry: &Registry, node: &Node, owner: &Owner) -> Opt
         _ => {
             cx.problem(
                 owner,
-                format!("flow <{}> has more than one yawl:nextElementRef", node.label()),
+                format!(
+                    "flow <{}> has more than one yawl:nextElementRef",
+                    node.label()
+                ),
             );
             None
         }
@@ -267,7 +284,10 @@ fn flow(cx: &mut Cx<'_>, registry: &Registry, node: &Node, owner: &Owner) -> Opt
                 let p = p.clone();
                 predicate = cx.literal(&p, &yawl("query"), owner).map(Expression::xpath);
                 if predicate.is_none() {
-                    cx.problem(owner, format!("predicate <{}> has no yawl:query", p.label()));
+                    cx.problem(
+                        owner,
+                        format!("predicate <{}> has no yawl:query", p.label()),
+                    );
                 }
                 if let Some(n) = cx.number::<i64>(&p, &yawl("ordering"), owner) {
                     if ordering.is_some_and(|o| o != n) {
@@ -277,13 +297,21 @@ fn flow(cx: &mut Cx<'_>, registry: &Registry, node: &Node, owner: &Owner) -> Opt
                 }
             }
         }
-        if cx.graph.objects(node, &yawl("hasPredicate")).nth(1).is_some() {
+        if cx
+            .graph
+            .objects(node, &yawl("hasPredicate"))
+            .nth(1)
+            .is_some()
+        {
             cx.problem(owner, "a flow has more than one yawl:hasPredicate");
         }
     }
     if let Some(cel) = cx.cel(node, &knhk("predicate"), owner) {
         if predicate.is_some() {
-            cx.problem(owner, "a flow has both yawl:hasPredicate and knhk:predicate");
+            cx.problem(
+                owner,
+                "a flow has both yawl:hasPredicate and knhk:predicate",
+            );
         }
         predicate = Some(cel);
     }
@@ -334,10 +362,10 @@ fn task(
     task.split = control_type(cx, node, &yawl("hasSplit"), YAWL, &owner);
     task.flows = flows(cx, registry, node, &owner);
     for target in cx.nodes(node, &yawl("hasRemovesTokens"), &owner) {
-        if let Some(id) = registry.resolve(cx, &target, "yawl:hasRemovesTokens", &owner) {
-            if !task.cancellation_set.contains(&id) {
-                task.cancellation_set.push(id);
-            }
+        if let Some(id) = registry.resolve(cx, &target, "yawl:hasRemovesTokens", &owner)
+            && !task.cancellation_set.contains(&id)
+        {
+            task.cancellation_set.push(id);
         }
     }
     task.multiple_instance = multiple_instance(cx, node, &owner);
@@ -434,7 +462,12 @@ fn timer(cx: &mut Cx<'_>, node: &Node, owner: &Owner) -> Option<TaskTimer> {
             if ticks.is_none() {
                 cx.problem(owner, "the timer's duration has no yawl:ticks");
             }
-            if cx.graph.objects(&params, &yawl("hasInterval")).next().is_none() {
+            if cx
+                .graph
+                .objects(&params, &yawl("hasInterval"))
+                .next()
+                .is_none()
+            {
                 cx.problem(owner, "the timer's duration has no yawl:hasInterval");
             }
             match ticks?.checked_mul(unit?) {
@@ -456,11 +489,17 @@ fn timer(cx: &mut Cx<'_>, node: &Node, owner: &Owner) -> Option<TaskTimer> {
             }
         },
         (None, None) => {
-            cx.problem(owner, "the timer has no yawl:hasDurationParams or yawl:duration");
+            cx.problem(
+                owner,
+                "the timer has no yawl:hasDurationParams or yawl:duration",
+            );
             None
         }
         (Some(_), Some(_)) => {
-            cx.problem(owner, "the timer has both yawl:hasDurationParams and yawl:duration");
+            cx.problem(
+                owner,
+                "the timer has both yawl:hasDurationParams and yawl:duration",
+            );
             None
         }
     };

@@ -2,6 +2,6 @@
 
 mod legacy;
 mod patterns;
-mod roundtrip;
 mod robustness;
+mod roundtrip;
 mod validation;

@@ -1,1 +1,150 @@
-//! (to be written)
+//! Whatever the bytes, reading never panics: random input and damaged versions of the example
+//! files give `Ok` or `Err`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
+
+use std::path::PathBuf;
+
+use knhk_spec::{Source, load_turtle, parse_turtle};
+use proptest::prelude::*;
+
+fn corpus() -> Vec<String> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let mut texts = Vec::new();
+    for dir in ["legacy", "patterns"] {
+        let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
+            continue;
+        };
+        let mut paths: Vec<PathBuf> = entries.map(|e| e.unwrap().path()).collect();
+        paths.sort();
+        for path in paths {
+            if path.extension().is_some_and(|e| e == "ttl") {
+                texts.push(std::fs::read_to_string(path).unwrap());
+            }
+        }
+    }
+    assert!(texts.len() >= 8, "the example files are missing");
+    texts
+}
+
+/// Reads `bytes` both ways; the results are only required to exist.
+fn read(bytes: &[u8]) {
+    let text = String::from_utf8_lossy(bytes);
+    for base_iri in ["file:///fuzz/wf.ttl", ""] {
+        let source = Source {
+            name: "fuzz.ttl",
+            base_iri,
+            text: &text,
+        };
+        let parsed = parse_turtle(&source);
+        let loaded = load_turtle(&source);
+        // A definition that validates also parses.
+        assert!(loaded.is_err() || parsed.is_ok());
+        if let Err(e) = parsed {
+            assert!(!e.to_string().is_empty());
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Damage {
+    Flip { at: usize, byte: u8 },
+    Truncate { at: usize },
+    DeleteLine { line: usize },
+    DuplicateLine { line: usize },
+    Insert { at: usize, text: String },
+}
+
+fn damage() -> impl Strategy<Value = Damage> {
+    let tokens = prop_oneof![
+        Just(" .".to_owned()),
+        Just(" ;".to_owned()),
+        Just("[".to_owned()),
+        Just("\"".to_owned()),
+        Just("<#".to_owned()),
+        Just(" yawl:flowsInto <#start>".to_owned()),
+        Just(" yawl:hasRemovesTokens <#end>".to_owned()),
+        Just(" a yawl:MultipleInstanceTask".to_owned()),
+        Just(" yawl:maximum \"-1\"".to_owned()),
+        Just(" yawl:isRootNet true".to_owned()),
+        any::<String>(),
+    ];
+    prop_oneof![
+        (any::<usize>(), any::<u8>()).prop_map(|(at, byte)| Damage::Flip { at, byte }),
+        any::<usize>().prop_map(|at| Damage::Truncate { at }),
+        any::<usize>().prop_map(|line| Damage::DeleteLine { line }),
+        any::<usize>().prop_map(|line| Damage::DuplicateLine { line }),
+        (any::<usize>(), tokens).prop_map(|(at, text)| Damage::Insert { at, text }),
+    ]
+}
+
+fn apply(text: &str, damage: &Damage) -> Vec<u8> {
+    let mut bytes = text.as_bytes().to_vec();
+    let len = bytes.len().max(1);
+    let lines: Vec<&str> = text.lines().collect();
+    match damage {
+        Damage::Flip { at, byte } => {
+            if let Some(b) = bytes.get_mut(at % len) {
+                *b = *byte;
+            }
+        }
+        Damage::Truncate { at } => bytes.truncate(at % len),
+        Damage::DeleteLine { line } | Damage::DuplicateLine { line } => {
+            let n = lines.len().max(1);
+            let mut out: Vec<&str> = Vec::new();
+            for (i, l) in lines.iter().enumerate() {
+                if i == line % n {
+                    if matches!(damage, Damage::DuplicateLine { .. }) {
+                        out.push(l);
+                        out.push(l);
+                    }
+                } else {
+                    out.push(l);
+                }
+            }
+            bytes = out.join("\n").into_bytes();
+        }
+        Damage::Insert { at, text } => {
+            let at = at % len;
+            bytes.splice(at..at, text.bytes());
+        }
+    }
+    bytes
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        read(&bytes);
+    }
+
+    #[test]
+    fn random_turtle_like_text_never_panics(text in "(@prefix yawl: <http://www.yawlfoundation.org/yawlschema#> \\.|<#[a-z]{1,2}>|yawl:[a-zA-Z]{1,16}|\\[|\\]|;|,|\\.|\"[a-z0-9]{0,3}\"|[0-9]{1,3}| )*") {
+        read(text.as_bytes());
+    }
+
+    #[test]
+    fn damaged_examples_never_panic(
+        file in any::<prop::sample::Index>(),
+        damages in proptest::collection::vec(damage(), 1..4),
+    ) {
+        let corpus = corpus();
+        let mut text = corpus[file.index(corpus.len())].clone();
+        for d in &damages {
+            text = String::from_utf8_lossy(&apply(&text, d)).into_owned();
+        }
+        read(text.as_bytes());
+    }
+}
+
+#[test]
+fn every_example_reads_without_panic_after_each_line_is_deleted() {
+    for text in corpus() {
+        let lines = text.lines().count();
+        for line in 0..lines {
+            read(&apply(&text, &Damage::DeleteLine { line }));
+        }
+    }
+}
