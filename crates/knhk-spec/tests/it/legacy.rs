@@ -276,3 +276,71 @@ fn refusals_display_file_iri_and_rule() {
         lines[0]
     );
 }
+
+/// Runs a loaded legacy workflow to its end (its tasks are all empty) and returns the case
+/// and the order in which tasks completed.
+fn run(
+    name: &str,
+    data: serde_json::Value,
+) -> (knhk_core::Case, Vec<String>, Vec<knhk_core::Event>) {
+    use knhk_core::{Case, CaseId, EventKind, Input, SequentialIds, Timestamp};
+    let wf = knhk_spec::load_file(&path(name)).unwrap();
+    let data = data.as_object().cloned().unwrap_or_default();
+    let (mut case, step) = Case::create(&wf, CaseId(uuid::Uuid::from_u128(1)), Timestamp(0), data);
+    let mut events = step.events;
+    let step = case
+        .apply(
+            &wf,
+            Timestamp(1),
+            Input::Start,
+            &mut SequentialIds::default(),
+        )
+        .unwrap();
+    events.extend(step.events);
+    let replayed = Case::replay(&wf, case.id(), &events).unwrap();
+    assert_eq!(replayed, case);
+    let done = events
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::TaskCompleted { .. }))
+        .filter_map(|e| e.kind.task().map(|t| t.task.to_string()))
+        .collect();
+    (case, done, events)
+}
+
+#[test]
+fn swift_payment_runs_to_completion_when_compliance_passes() {
+    let (case, done, _) = run(
+        "swift_payment.ttl",
+        serde_json::json!({"allComplianceChecksPassed": true}),
+    );
+    assert_eq!(case.status(), knhk_core::CaseStatus::Completed);
+    assert_eq!(done.len(), 9, "{done:?}");
+    let at = |t: &str| done.iter().position(|d| d == t).unwrap();
+    assert_eq!(at("validate_message"), 0);
+    for check in ["sanctions_screening", "aml_check", "fraud_detection"] {
+        assert!(at(check) < at("compliance_review"));
+    }
+    assert!(at("compliance_review") < at("debit_sender"));
+    assert!(at("credit_beneficiary") < at("send_confirmation"));
+    assert!(at("send_mt202") < at("send_confirmation"));
+    assert_eq!(done.last().map(String::as_str), Some("send_confirmation"));
+}
+
+#[test]
+fn swift_payment_fails_at_compliance_review_when_a_check_fails() {
+    let (case, done, events) = run(
+        "swift_payment.ttl",
+        serde_json::json!({"allComplianceChecksPassed": false}),
+    );
+    assert_eq!(case.status(), knhk_core::CaseStatus::Failed);
+    assert!(!done.contains(&"debit_sender".to_string()));
+    let reason = events.iter().find_map(|e| match &e.kind {
+        knhk_core::EventKind::TaskFailed { task, reason } => {
+            Some((task.task.to_string(), reason.clone()))
+        }
+        _ => None,
+    });
+    let (task, reason) = reason.unwrap();
+    assert_eq!(task, "compliance_review");
+    assert!(reason.contains("no flow of the XOR split"), "{reason}");
+}
