@@ -88,7 +88,12 @@ pub struct WorkItem {
     pub state: WorkItemState,
     /// Who claimed or started it, for human work items.
     pub owner: Option<String>,
+    /// The connector of a call; `None` for a human work item.
     pub connector: Option<String>,
+    /// The work's input: what people see, or what the connector is called with.
+    pub input: Value,
+    /// The idempotency key of a connector call; empty for a human work item.
+    pub idempotency_key: String,
 }
 
 /// Where a live work item stands.
@@ -516,6 +521,7 @@ impl Case {
                 item,
                 task,
                 instance,
+                input,
             } => {
                 let (ni, t) = task_of(self, task)?;
                 match self.slot_mut(ni, t) {
@@ -539,6 +545,8 @@ impl Case {
                         state: WorkItemState::Offered,
                         owner: None,
                         connector: None,
+                        input: input.clone(),
+                        idempotency_key: String::new(),
                     },
                 );
             }
@@ -589,6 +597,8 @@ impl Case {
                 task,
                 instance,
                 connector,
+                idempotency_key,
+                input,
             } => {
                 let (ni, t) = task_of(self, task)?;
                 let inst = self
@@ -604,6 +614,8 @@ impl Case {
                         state: WorkItemState::Calling,
                         owner: None,
                         connector: Some(connector.clone()),
+                        input: input.clone(),
+                        idempotency_key: idempotency_key.clone(),
                     },
                 );
             }

@@ -155,6 +155,8 @@ pub enum EventKind {
         item: WorkItemId,
         task: TaskRef,
         instance: u32,
+        /// What the people doing the work see.
+        input: Value,
     },
     WorkItemAllocated {
         item: WorkItemId,
@@ -177,6 +179,9 @@ pub enum EventKind {
         task: TaskRef,
         instance: u32,
         connector: String,
+        /// The same for every attempt of this call, also after a restart.
+        idempotency_key: String,
+        input: Value,
     },
     ConnectorCallSucceeded {
         item: WorkItemId,

@@ -15,6 +15,7 @@ mod ids;
 mod input;
 pub mod model;
 mod orjoin;
+mod recovery;
 mod step;
 mod workflow;
 

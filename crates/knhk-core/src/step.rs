@@ -454,30 +454,38 @@ impl Case {
         if auto {
             return self.start_task(cx, ni, t, None);
         }
-        if let TaskBinding::Human(h) = &def.binding
-            && item.is_none()
-        {
-            let id = WorkItemId(cx.ids.next_id());
-            let task = self.task_ref(cx.wf, ni, t);
-            let input = self.task_input(def, &Value::Null);
-            self.emit(
-                cx,
-                EventKind::WorkItemOffered {
-                    item: id,
-                    task: task.clone(),
-                    instance: 0,
-                },
-            )?;
-            match input {
-                Ok(input) => cx.step.effects.push(Effect::OfferWorkItem {
-                    item: id,
-                    task,
-                    binding: h.clone(),
-                    input,
-                }),
+        if matches!(def.binding, TaskBinding::Human(_)) && item.is_none() {
+            let input = match self.task_input(def, &Value::Null) {
+                Ok(input) => input,
                 Err(e) => return self.fail_task(cx, ni, t, e),
-            }
+            };
+            self.offer(cx, ni, t, 0, input)?;
         }
+        Ok(())
+    }
+
+    /// Offers a work item for instance `i` of a human task.
+    fn offer(&mut self, cx: &mut Cx, ni: u32, t: u32, i: u32, input: Value) -> Res {
+        let TaskBinding::Human(h) = &tdef(cx.wf, self, ni, t).binding else {
+            return Ok(());
+        };
+        let item = WorkItemId(cx.ids.next_id());
+        let task = self.task_ref(cx.wf, ni, t);
+        self.emit(
+            cx,
+            EventKind::WorkItemOffered {
+                item,
+                task: task.clone(),
+                instance: i,
+                input: input.clone(),
+            },
+        )?;
+        cx.step.effects.push(Effect::OfferWorkItem {
+            item,
+            task,
+            binding: h.clone(),
+            input,
+        });
         Ok(())
     }
 
@@ -680,27 +688,12 @@ impl Case {
             TaskBinding::Empty => self.finish_instance(cx, ni, t, i, Value::Object(Map::new())),
             // Trigger tasks complete through `TriggerReceived`, or are cancelled.
             TaskBinding::Trigger { .. } => Ok(()),
-            TaskBinding::Human(h) => {
+            TaskBinding::Human(_) => {
                 let input = match self.task_input(def, &item) {
                     Ok(input) => input,
                     Err(e) => return self.fail_task(cx, ni, t, e),
                 };
-                let id = WorkItemId(cx.ids.next_id());
-                self.emit(
-                    cx,
-                    EventKind::WorkItemOffered {
-                        item: id,
-                        task: task.clone(),
-                        instance: i,
-                    },
-                )?;
-                cx.step.effects.push(Effect::OfferWorkItem {
-                    item: id,
-                    task,
-                    binding: h.clone(),
-                    input,
-                });
-                Ok(())
+                self.offer(cx, ni, t, i, input)
             }
             TaskBinding::Connector(c) => {
                 let input = match self.task_input(def, &item) {
@@ -716,6 +709,8 @@ impl Case {
                         task: task.clone(),
                         instance: i,
                         connector: c.connector.clone(),
+                        idempotency_key: idempotency_key.clone(),
+                        input: input.clone(),
                     },
                 )?;
                 cx.step.effects.push(Effect::CallConnector {

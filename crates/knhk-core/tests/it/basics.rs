@@ -263,7 +263,12 @@ fn a_thread_that_ends_in_a_task_without_outgoing_flows_terminates_implicitly() {
         vec![flow("fork")],
         vec![],
         vec![
-            task("fork", Xor, Xor, vec![when("done", "quick"), default_flow("a")]),
+            task(
+                "fork",
+                Xor,
+                Xor,
+                vec![when("done", "quick"), default_flow("a")],
+            ),
             task("done", Xor, Xor, vec![flow("end")]),
             task("a", Xor, And, vec![flow("b"), flow("c")]),
             task("b", Xor, Xor, vec![]),

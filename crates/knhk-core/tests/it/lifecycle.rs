@@ -313,3 +313,54 @@ fn invalid_definitions_name_the_element_and_the_rule() {
         );
     }
 }
+
+#[test]
+fn a_case_rebuilt_from_its_history_knows_what_to_pick_up_again() {
+    let mut call = task("call", Xor, Xor, vec![flow("end")]);
+    call.binding = TaskBinding::Connector(ConnectorBinding {
+        connector: "http".into(),
+        settings: Default::default(),
+    });
+    let mut wait = human(task("wait", Xor, Xor, vec![flow("end")]), "clerk");
+    wait.timer = Some(TaskTimer {
+        trigger: TimerTrigger::OnEnabled,
+        duration_ms: 1000,
+        action: TimerAction::Expire,
+    });
+    let wf = workflow(vec![net(
+        "n",
+        vec![flow("split")],
+        vec![],
+        vec![
+            task(
+                "split",
+                Xor,
+                knhk_core::model::ControlType::And,
+                vec![flow("call"), flow("wait")],
+            ),
+            call,
+            wait,
+        ],
+    )]);
+    let run = Run::start(&wf, json!({"n": 1}));
+    let replayed = Case::replay(&wf, run.case.id(), &run.events).expect("replay");
+    let mut again = replayed.outstanding(&wf);
+    let mut first: Vec<Effect> = run
+        .effects
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                Effect::CallConnector { .. }
+                    | Effect::OfferWorkItem { .. }
+                    | Effect::ArmTimer { .. }
+            )
+        })
+        .cloned()
+        .collect();
+    let key = |e: &Effect| format!("{e:?}");
+    again.sort_by_key(key);
+    first.sort_by_key(key);
+    assert_eq!(again, first);
+    assert_eq!(again.len(), 3);
+}

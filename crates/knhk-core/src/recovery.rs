@@ -1,0 +1,72 @@
+//! Picking a case up again: the effects a runtime must (re)perform for a case loaded from its
+//! history, after a restart or on another node.
+
+use crate::case::{Case, Slot, WorkItemState};
+use crate::effect::Effect;
+use crate::event::TaskRef;
+use crate::model::TaskBinding;
+use crate::workflow::Workflow;
+
+impl Case {
+    /// Returns what the runtime must do for this case to go on: connector calls in flight
+    /// (with their original idempotency keys, so a retried call is recognised), work items on
+    /// offer or in progress, armed timers and awaited triggers. Empty for an ended case.
+    pub fn outstanding(&self, workflow: &Workflow) -> Vec<Effect> {
+        let mut out = Vec::new();
+        if self.status.is_final() {
+            return out;
+        }
+        for (id, item) in &self.items {
+            let Some((ni, t)) = self.locate(workflow, &item.task) else {
+                continue;
+            };
+            let net = &workflow.nets[self.nets[ni as usize].net as usize];
+            let def = &net.tasks[t as usize];
+            match (&def.binding, item.state) {
+                (TaskBinding::Connector(c), WorkItemState::Calling) => {
+                    out.push(Effect::CallConnector {
+                        item: *id,
+                        task: item.task.clone(),
+                        binding: c.clone(),
+                        hints: def.runtime.clone(),
+                        input: item.input.clone(),
+                        idempotency_key: item.idempotency_key.clone(),
+                    });
+                }
+                (TaskBinding::Human(h), _) => out.push(Effect::OfferWorkItem {
+                    item: *id,
+                    task: item.task.clone(),
+                    binding: h.clone(),
+                    input: item.input.clone(),
+                }),
+                _ => {}
+            }
+        }
+        for (timer, state) in &self.timers {
+            out.push(Effect::ArmTimer {
+                timer: *timer,
+                fires_at: state.fires_at,
+            });
+        }
+        for (ni, net) in self.nets.iter().enumerate() {
+            if !net.live {
+                continue;
+            }
+            let def = &workflow.nets[net.net as usize];
+            for (t, slot) in net.slots.iter().enumerate() {
+                if let (Slot::Enabled { .. }, TaskBinding::Trigger { event }) =
+                    (slot, &def.tasks[t].binding)
+                {
+                    out.push(Effect::AwaitTrigger {
+                        task: TaskRef {
+                            net_instance: ni as u32,
+                            task: def.tasks[t].id.clone(),
+                        },
+                        event: event.clone(),
+                    });
+                }
+            }
+        }
+        out
+    }
+}
