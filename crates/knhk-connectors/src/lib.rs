@@ -1,3 +1,39 @@
-//! Connectors for automated tasks (placeholder until the runtime issue)
+//! Connectors perform automated tasks: a task names a connector and its settings in the workflow
+//! definition, and the runtime calls it with the task's input data and an idempotency key.
 //!
-//! This crate is laid out by `DESIGN.md` and fills in with the issue that builds it.
+//! - [`Connector`] is the trait one kind of connector implements: it checks its settings once at load
+//!   time and performs one attempt of a call, reporting a [`CallError`] that says whether another
+//!   attempt is worth it ([`CallError::Retryable`]) or not ([`CallError::Permanent`]).
+//! - [`Registry`] holds the connectors by name and runs a call to its end: a timeout per attempt,
+//!   retries with exponential backoff on retryable errors (see [`RetryPolicy`], built from the task's
+//!   runtime hints), and the same idempotency key on every attempt.
+//! - [`HttpConnector`] (name `http`) is the built-in connector.
+//!
+//! # The `http` connector
+//!
+//! | setting | meaning |
+//! |---|---|
+//! | `url` | Required. A URL template: `{name}` is replaced by the top-level input field `name` (a string, number or boolean, percent-encoded), `{idempotency_key}` by the call's idempotency key (even if the input has a field of that name). A placeholder that the input does not have fails the call permanently. |
+//! | `method` | `GET`, `POST`, `PUT`, `PATCH` or `DELETE`; default `POST`. |
+//! | `header.<Name>` | Sends the header `<Name>` with this value; any number of them. |
+//! | `bearer_token` | Sends `Authorization: Bearer <value>`. |
+//! | `bearer_token_env` | Sends `Authorization: Bearer <token>` with the token read from this environment variable at call time; an unset variable fails the call permanently. Exclusive with `bearer_token`. |
+//! | `body` | `input` sends the whole input as a JSON body, `none` sends no body; default `input` except for `GET`. |
+//!
+//! Every request carries `Idempotency-Key: <key>` (the same on every attempt), so the server can
+//! recognize a retried call. Unknown settings are rejected.
+//!
+//! The response becomes the task's output: a 2xx JSON object as it is, other 2xx JSON as
+//! `{"response": value}`, an empty 2xx body as `{}`, a non-JSON 2xx body as `{"body": "text"}`.
+//! Transport errors, timeouts, 5xx and 429 are retried; other statuses fail permanently with the
+//! status and the first 200 characters of the body.
+
+mod connector;
+mod http;
+mod registry;
+mod retry;
+
+pub use connector::{CallError, CallRequest, Connector};
+pub use http::HttpConnector;
+pub use registry::{CallFailure, Registry};
+pub use retry::RetryPolicy;

@@ -7,7 +7,7 @@
 //! - W3: the heap held by a case waiting at a human task (one offered work item), counted by a
 //!   global allocator that tracks allocated-minus-freed bytes.
 //!
-//! `cargo bench -p knhk-core --bench apply` prints everything in under three minutes;
+//! `cargo bench -p knhk-core --bench apply` prints everything in about a minute and a half;
 //! `KNHK_BENCH_QUICK=1` shortens every part for a noisy machine or a quick look. Under
 //! `cargo test` every part runs once on a handful of cases, as a smoke test.
 
@@ -89,11 +89,11 @@ impl Sizes {
         } else {
             Sizes {
                 name: "full",
-                sample_size: 50,
-                warm_up: Duration::from_secs(1),
-                measurement: Duration::from_secs(4),
-                runs: 7,
-                cases_per_run: 20_000,
+                sample_size: 100,
+                warm_up: Duration::from_secs(2),
+                measurement: Duration::from_secs(8),
+                runs: 11,
+                cases_per_run: 50_000,
                 latency_cases: 100_000,
                 waiting_cases: 100_000,
             }

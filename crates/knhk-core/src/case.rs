@@ -94,6 +94,8 @@ pub struct WorkItem {
     pub input: Value,
     /// The idempotency key of a connector call; empty for a human work item.
     pub idempotency_key: String,
+    /// When the item was offered or the call started.
+    pub since: crate::ids::Timestamp,
 }
 
 /// Where a live work item stands.
@@ -230,6 +232,24 @@ impl Case {
             }
         }
         out
+    }
+
+    /// Returns the definition of the task a reference points at.
+    pub fn task_model<'w>(
+        &self,
+        workflow: &'w Workflow,
+        task: &TaskRef,
+    ) -> Option<&'w crate::model::Task> {
+        let net = self.nets.get(task.net_instance as usize)?;
+        let net_id = &workflow.nets.get(net.net as usize)?.id;
+        workflow
+            .specification()
+            .nets
+            .iter()
+            .find(|n| &n.id == net_id)?
+            .tasks
+            .iter()
+            .find(|t| t.id == task.task)
     }
 
     /// Returns the tasks that are enabled but not started.
@@ -547,6 +567,7 @@ impl Case {
                         connector: None,
                         input: input.clone(),
                         idempotency_key: String::new(),
+                        since: event.time,
                     },
                 );
             }
@@ -616,6 +637,7 @@ impl Case {
                         connector: Some(connector.clone()),
                         input: input.clone(),
                         idempotency_key: idempotency_key.clone(),
+                        since: event.time,
                     },
                 );
             }

@@ -1,3 +1,29 @@
-//! Storage traits and backends for knhk (placeholder until the runtime issue)
+//! knhk-store: where workflows, cases, their histories, work items, timers and idempotency keys live.
 //!
-//! This crate is laid out by `DESIGN.md` and fills in with the issue that builds it.
+//! [`Store`] is the one narrow trait the runtime talks to. A step of a case is one [`Commit`]:
+//! its new events, the new case snapshot, the work item and timer changes and the idempotency
+//! record are written together or not at all, guarded by optimistic concurrency on the case
+//! version. Two backends implement it and pass the same conformance suite
+//! (`tests/it/conformance.rs`): [`MemoryStore`] for tests and [`SqliteStore`], an embedded
+//! SQLite file in WAL mode whose single writer thread groups concurrent commits into one
+//! transaction and one fsync.
+
+mod commit;
+mod error;
+mod memory;
+mod record;
+mod sqlite;
+mod store;
+
+pub use error::Error;
+pub use memory::MemoryStore;
+pub use record::{
+    CaseFilter, CaseRecord, Change, Commit, IdempotencyRecord, TimerRecord, WorkItemFilter,
+    WorkItemRecord, WorkflowId, WorkflowRecord,
+};
+pub use sqlite::{SqliteOptions, SqliteStats, SqliteStore};
+pub use store::Store;
+
+/// Version of the stored format, kept in SQLite's `PRAGMA user_version`. A store written with a
+/// higher version is refused; every lower version keeps loading (see `tests/golden/`).
+pub const FORMAT_VERSION: i64 = 1;

@@ -1,3 +1,19 @@
-//! The durable knhk runtime (placeholder until the runtime issue)
+//! knhk-workflow-engine: the durable runtime.
 //!
-//! This crate is laid out by `DESIGN.md` and fills in with the issue that builds it.
+//! A [`WorkflowEngine`] drives cases: it loads a case, applies an input with knhk-core,
+//! commits the new events together with the case snapshot, work items and timers in one
+//! store transaction, and only then performs the effects (connector calls, allocation,
+//! timers) and feeds their results back as inputs. After a restart, [`WorkflowEngine::start`]
+//! picks every unfinished case up from its last committed step.
+
+mod clock;
+mod directory;
+mod engine;
+mod error;
+mod records;
+mod timers;
+
+pub use clock::Clock;
+pub use directory::Directory;
+pub use engine::{CaseUpdate, CaseView, EngineConfig, WorkflowEngine, WorkflowView};
+pub use error::Error;

@@ -1,0 +1,310 @@
+//! The built-in `http` connector: one HTTP request per attempt, JSON in and out.
+
+mod template;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Method, StatusCode, Url};
+use serde_json::Value;
+
+use crate::connector::{CallError, CallRequest, Connector};
+use template::UrlTemplate;
+
+/// The longest body excerpt an error message carries, in characters.
+const EXCERPT_CHARS: usize = 200;
+/// How much of an error response's body is read for the excerpt, in bytes.
+const ERROR_BODY_BYTES: usize = 4096;
+const HEADER_PREFIX: &str = "header.";
+const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
+
+/// Calls HTTP endpoints; see the crate documentation for its settings.
+#[derive(Debug)]
+pub struct HttpConnector {
+    /// Building a client only fails when the TLS backend cannot start; the error then surfaces
+    /// as a permanent error of every call instead of a panic at startup.
+    client: Result<reqwest::Client, String>,
+}
+
+impl Default for HttpConnector {
+    fn default() -> Self {
+        HttpConnector::new()
+    }
+}
+
+impl HttpConnector {
+    /// Creates the connector with its own connection pool.
+    pub fn new() -> HttpConnector {
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("knhk/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("cannot build the http client: {}", error_chain(&e)));
+        HttpConnector { client }
+    }
+
+    /// Creates the connector on a client configured elsewhere (proxy, certificates, pool).
+    pub fn with_client(client: reqwest::Client) -> HttpConnector {
+        HttpConnector { client: Ok(client) }
+    }
+}
+
+#[async_trait]
+impl Connector for HttpConnector {
+    fn name(&self) -> &str {
+        "http"
+    }
+
+    fn check_settings(&self, settings: &BTreeMap<String, String>) -> Result<(), String> {
+        let parsed = HttpSettings::parse(settings)?;
+        let sample = parsed.url.render_sample("x");
+        let url = Url::parse(&sample).map_err(|e| format!("url: not a URL ({e}): {sample}"))?;
+        check_scheme(&url)?;
+        Ok(())
+    }
+
+    async fn call(&self, req: CallRequest) -> Result<Value, CallError> {
+        let client = self.client.as_ref().map_err(|e| permanent(e.clone()))?;
+        let settings = HttpSettings::parse(&req.settings).map_err(permanent)?;
+        let url = settings.url.render(&req.input, &req.idempotency_key)?;
+        let url = Url::parse(&url).map_err(|e| permanent(format!("url: not a URL ({e})")))?;
+        check_scheme(&url).map_err(permanent)?;
+
+        let mut headers = settings.headers;
+        if let Some(auth) = settings.auth {
+            headers.insert(AUTHORIZATION, auth.header_value()?);
+        }
+        let key = HeaderValue::from_str(&req.idempotency_key)
+            .map_err(|_| permanent("the idempotency key is not a valid header value"))?;
+        headers.insert(HeaderName::from_static(IDEMPOTENCY_KEY_HEADER), key);
+
+        let mut request = client
+            .request(settings.method, url)
+            .timeout(req.timeout)
+            .headers(headers);
+        if settings.send_body {
+            request = request.json(&req.input);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| transport_error(e, req.timeout))?;
+
+        let status = response.status();
+        if status.is_success() {
+            let body = response
+                .bytes()
+                .await
+                .map_err(|e| transport_error(e, req.timeout))?;
+            return Ok(output_from_body(&body));
+        }
+        let excerpt = excerpt(&read_prefix(response, ERROR_BODY_BYTES).await);
+        let message = if excerpt.is_empty() {
+            status.to_string()
+        } else {
+            format!("{status}: {excerpt}")
+        };
+        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+            Err(CallError::Retryable(message))
+        } else {
+            Err(CallError::Permanent(message))
+        }
+    }
+}
+
+/// The settings of one task, parsed.
+#[derive(Debug)]
+struct HttpSettings {
+    url: UrlTemplate,
+    method: Method,
+    headers: HeaderMap,
+    auth: Option<BearerToken>,
+    send_body: bool,
+}
+
+#[derive(Debug)]
+enum BearerToken {
+    Literal(String),
+    Env(String),
+}
+
+impl BearerToken {
+    fn header_value(&self) -> Result<HeaderValue, CallError> {
+        let token = match self {
+            BearerToken::Literal(token) => token.clone(),
+            BearerToken::Env(var) => std::env::var(var).map_err(|_| {
+                permanent(format!(
+                    "bearer_token_env: environment variable {var} is not set"
+                ))
+            })?,
+        };
+        let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|_| permanent("bearer token: not a valid header value"))?;
+        value.set_sensitive(true);
+        Ok(value)
+    }
+}
+
+impl HttpSettings {
+    fn parse(settings: &BTreeMap<String, String>) -> Result<HttpSettings, String> {
+        let mut url = None;
+        let mut method = Method::POST;
+        let mut headers = HeaderMap::new();
+        let mut token = None;
+        let mut token_env = None;
+        let mut body = None;
+        for (key, value) in settings {
+            match key.as_str() {
+                "url" => url = Some(UrlTemplate::parse(value).map_err(|e| format!("url: {e}"))?),
+                "method" => method = parse_method(value)?,
+                "bearer_token" => token = Some(value.clone()),
+                "bearer_token_env" => {
+                    if value.is_empty() {
+                        return Err("bearer_token_env: empty variable name".to_owned());
+                    }
+                    token_env = Some(value.clone());
+                }
+                "body" => {
+                    body = Some(match value.as_str() {
+                        "input" => true,
+                        "none" => false,
+                        other => {
+                            return Err(format!(
+                                "body: expected `input` or `none`, found `{other}`"
+                            ));
+                        }
+                    });
+                }
+                _ => match key.strip_prefix(HEADER_PREFIX) {
+                    Some(name) => {
+                        let (name, value) = parse_header(key, name, value)?;
+                        headers.append(name, value);
+                    }
+                    None => return Err(format!("unknown setting {key}")),
+                },
+            }
+        }
+        let url = url.ok_or_else(|| "url: missing".to_owned())?;
+        let auth = match (token, token_env) {
+            (Some(_), Some(_)) => {
+                return Err("bearer_token and bearer_token_env: set one, not both".to_owned());
+            }
+            (Some(token), None) => {
+                BearerToken::Literal(token.clone())
+                    .header_value()
+                    .map_err(|e| e.message().to_owned())?;
+                Some(BearerToken::Literal(token))
+            }
+            (None, Some(var)) => Some(BearerToken::Env(var)),
+            (None, None) => None,
+        };
+        if auth.is_some() && headers.contains_key(AUTHORIZATION) {
+            return Err(
+                "header.Authorization: conflicts with bearer_token or bearer_token_env".to_owned(),
+            );
+        }
+        Ok(HttpSettings {
+            url,
+            send_body: body.unwrap_or(method != Method::GET),
+            method,
+            headers,
+            auth,
+        })
+    }
+}
+
+fn parse_method(value: &str) -> Result<Method, String> {
+    match value.to_ascii_uppercase().as_str() {
+        "GET" => Ok(Method::GET),
+        "POST" => Ok(Method::POST),
+        "PUT" => Ok(Method::PUT),
+        "PATCH" => Ok(Method::PATCH),
+        "DELETE" => Ok(Method::DELETE),
+        _ => Err(format!(
+            "method: expected GET, POST, PUT, PATCH or DELETE, found `{value}`"
+        )),
+    }
+}
+
+fn parse_header(key: &str, name: &str, value: &str) -> Result<(HeaderName, HeaderValue), String> {
+    let name = HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| format!("{key}: not a valid header name"))?;
+    if name == IDEMPOTENCY_KEY_HEADER {
+        return Err(format!("{key}: the connector sets this header itself"));
+    }
+    let value =
+        HeaderValue::from_str(value).map_err(|_| format!("{key}: not a valid header value"))?;
+    Ok((name, value))
+}
+
+fn check_scheme(url: &Url) -> Result<(), String> {
+    match url.scheme() {
+        "http" | "https" => Ok(()),
+        other => Err(format!(
+            "url: expected an http or https URL, found scheme {other}"
+        )),
+    }
+}
+
+/// Turns a 2xx body into the task's output, which is always a JSON object.
+fn output_from_body(body: &[u8]) -> Value {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Value::Object(serde_json::Map::new());
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(object)) => Value::Object(object),
+        Ok(other) => serde_json::json!({ "response": other }),
+        Err(_) => serde_json::json!({ "body": String::from_utf8_lossy(body) }),
+    }
+}
+
+/// Reads at most about `limit` bytes of a body; an error response's body is only for the message.
+async fn read_prefix(mut response: reqwest::Response, limit: usize) -> Vec<u8> {
+    let mut body = Vec::new();
+    while body.len() < limit {
+        match response.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    body
+}
+
+fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    let mut chars = text.chars();
+    let mut excerpt: String = chars.by_ref().take(EXCERPT_CHARS).collect();
+    if chars.next().is_some() {
+        excerpt.push('…');
+    }
+    excerpt
+}
+
+fn transport_error(error: reqwest::Error, timeout: Duration) -> CallError {
+    if error.is_timeout() {
+        return CallError::Retryable(format!("timed out after {timeout:?}"));
+    }
+    if error.is_builder() {
+        return CallError::Permanent(error_chain(&error.without_url()));
+    }
+    // The URL is left out: its query may carry secrets, and the task's settings name it anyway.
+    CallError::Retryable(error_chain(&error.without_url()))
+}
+
+/// Renders an error with its sources, since reqwest's own message rarely says what went wrong.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
+
+fn permanent(message: impl Into<String>) -> CallError {
+    CallError::Permanent(message.into())
+}

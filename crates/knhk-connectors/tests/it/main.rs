@@ -1,0 +1,16 @@
+//! Integration tests of knhk-connectors: the HTTP connector against real servers on port 0, the
+//! registry's retry loop on the paused clock, and the retry policy.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod http;
+mod http_settings;
+mod registry;
+mod retry;
+mod server;
+
+use std::collections::BTreeMap;
+
+/// Builds connector settings from pairs.
+fn settings<const N: usize>(pairs: [(&str, String); N]) -> BTreeMap<String, String> {
+    pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+}

@@ -1,0 +1,220 @@
+//! The registry's call loop, with fake connectors on the paused clock.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use knhk_connectors::{CallError, CallFailure, CallRequest, Connector, Registry, RetryPolicy};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+/// Fails with `errors` in order, then succeeds; records every request.
+#[derive(Debug, Default)]
+struct Scripted {
+    errors: Vec<CallError>,
+    hang: bool,
+    seen: Mutex<Vec<CallRequest>>,
+}
+
+#[async_trait::async_trait]
+impl Connector for Scripted {
+    fn name(&self) -> &str {
+        "scripted"
+    }
+
+    fn check_settings(&self, settings: &BTreeMap<String, String>) -> Result<(), String> {
+        match settings.get("mode").map(String::as_str) {
+            Some("ok") | None => Ok(()),
+            Some(other) => Err(format!("mode: unknown mode {other}")),
+        }
+    }
+
+    async fn call(&self, req: CallRequest) -> Result<Value, CallError> {
+        let attempt = req.attempt;
+        self.seen.lock().unwrap().push(req);
+        if self.hang {
+            std::future::pending::<()>().await;
+        }
+        match self.errors.get(attempt as usize - 1) {
+            Some(error) => Err(error.clone()),
+            None => Ok(json!({ "attempt": attempt })),
+        }
+    }
+}
+
+fn registry_with(connector: Arc<Scripted>) -> Registry {
+    let mut registry = Registry::default();
+    registry.register(connector);
+    registry
+}
+
+fn policy(max_attempts: u32) -> RetryPolicy {
+    RetryPolicy {
+        max_attempts,
+        ..RetryPolicy::default()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_with_backoff_and_the_same_key_until_success() {
+    let retryable = CallError::Retryable("503 Service Unavailable".to_owned());
+    let connector = Arc::new(Scripted {
+        errors: vec![retryable.clone(), retryable.clone(), retryable],
+        ..Scripted::default()
+    });
+    let registry = registry_with(connector.clone());
+    let settings = BTreeMap::from([("mode".to_owned(), "ok".to_owned())]);
+
+    let start = Instant::now();
+    let output = registry
+        .call("scripted", &settings, json!({"a": 1}), "c/t/1", &policy(4))
+        .await
+        .unwrap();
+
+    assert_eq!(output, json!({"attempt": 4}));
+    // 100ms + 200ms + 400ms of backoff, and the fake takes no time.
+    assert_eq!(start.elapsed(), Duration::from_millis(700));
+    let seen = connector.seen.lock().unwrap();
+    let attempts: Vec<u32> = seen.iter().map(|r| r.attempt).collect();
+    assert_eq!(attempts, [1, 2, 3, 4]);
+    for req in seen.iter() {
+        assert_eq!(req.idempotency_key, "c/t/1");
+        assert_eq!(req.input, json!({"a": 1}));
+        assert_eq!(req.settings, settings);
+        assert_eq!(req.timeout, Duration::from_secs(30));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn gives_up_after_max_attempts_with_the_last_error() {
+    let connector = Arc::new(Scripted {
+        errors: vec![
+            CallError::Retryable("first".to_owned()),
+            CallError::Retryable("second".to_owned()),
+        ],
+        ..Scripted::default()
+    });
+    let registry = registry_with(connector.clone());
+
+    let failure = registry
+        .call("scripted", &BTreeMap::new(), json!({}), "k", &policy(2))
+        .await
+        .unwrap_err();
+
+    assert_eq!(
+        failure,
+        CallFailure {
+            connector: "scripted".to_owned(),
+            attempts: 2,
+            error: CallError::Retryable("second".to_owned()),
+        }
+    );
+    assert_eq!(
+        failure.to_string(),
+        "scripted failed after 2 attempts: second"
+    );
+    assert_eq!(connector.seen.lock().unwrap().len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn stops_at_a_permanent_error() {
+    let connector = Arc::new(Scripted {
+        errors: vec![
+            CallError::Retryable("flaky".to_owned()),
+            CallError::Permanent("400 Bad Request".to_owned()),
+        ],
+        ..Scripted::default()
+    });
+    let registry = registry_with(connector.clone());
+
+    let failure = registry
+        .call("scripted", &BTreeMap::new(), json!({}), "k", &policy(5))
+        .await
+        .unwrap_err();
+
+    assert_eq!(failure.attempts, 2);
+    assert_eq!(
+        failure.error,
+        CallError::Permanent("400 Bad Request".to_owned())
+    );
+    assert_eq!(connector.seen.lock().unwrap().len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_attempt_that_never_answers_times_out_and_is_retried() {
+    let connector = Arc::new(Scripted {
+        hang: true,
+        ..Scripted::default()
+    });
+    let registry = registry_with(connector.clone());
+
+    let start = Instant::now();
+    let failure = registry
+        .call("scripted", &BTreeMap::new(), json!({}), "k", &policy(2))
+        .await
+        .unwrap_err();
+
+    assert_eq!(start.elapsed(), Duration::from_millis(60_100));
+    assert_eq!(failure.attempts, 2);
+    assert_eq!(
+        failure.error,
+        CallError::Retryable("timed out after 30s".to_owned())
+    );
+    assert_eq!(connector.seen.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn an_unknown_connector_fails_without_an_attempt() {
+    let registry = Registry::with_builtins();
+    let failure = registry
+        .call(
+            "nope",
+            &BTreeMap::new(),
+            json!({}),
+            "k",
+            &RetryPolicy::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(failure.attempts, 0);
+    assert_eq!(
+        failure.error,
+        CallError::Permanent("unknown connector nope".to_owned())
+    );
+    assert_eq!(
+        failure.to_string(),
+        "nope failed after 0 attempts: unknown connector nope"
+    );
+}
+
+#[test]
+fn registry_holds_connectors_by_name() {
+    let builtins = Registry::with_builtins();
+    assert_eq!(builtins.names(), ["http"]);
+    assert_eq!(builtins.get("http").unwrap().name(), "http");
+    assert!(builtins.get("scripted").is_none());
+
+    // Registering on a clone leaves the original alone.
+    let mut extended = builtins.clone();
+    extended.register(Arc::new(Scripted::default()));
+    assert_eq!(extended.names(), ["http", "scripted"]);
+    assert_eq!(builtins.names(), ["http"]);
+}
+
+#[test]
+fn check_settings_names_the_connector_and_the_setting() {
+    let registry = registry_with(Arc::new(Scripted::default()));
+    assert_eq!(
+        registry.check_settings("scripted", &BTreeMap::new()),
+        Ok(())
+    );
+    let bad = BTreeMap::from([("mode".to_owned(), "weird".to_owned())]);
+    assert_eq!(
+        registry.check_settings("scripted", &bad),
+        Err("connector scripted: mode: unknown mode weird".to_owned())
+    );
+    assert_eq!(
+        registry.check_settings("nope", &BTreeMap::new()),
+        Err("unknown connector nope".to_owned())
+    );
+}

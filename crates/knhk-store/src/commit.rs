@@ -1,0 +1,41 @@
+//! The commit rules shared by every backend: optimistic concurrency and a gapless history.
+
+use crate::error::Error;
+use crate::record::Commit;
+
+/// Checks a commit against the stored version of its case (`None`: no such case).
+pub(crate) fn check(c: &Commit, stored: Option<u64>) -> Result<(), Error> {
+    if stored != c.expected_version {
+        return Err(Error::Conflict {
+            case: c.case.id,
+            expected: c.expected_version,
+            actual: stored,
+        });
+    }
+    let base = c.expected_version.unwrap_or(0);
+    let mut next = base;
+    for e in &c.events {
+        next = next.checked_add(1).ok_or(Error::Gap {
+            case: c.case.id,
+            expected_seq: u64::MAX,
+            got: e.seq,
+        })?;
+        if e.seq != next {
+            return Err(Error::Gap {
+                case: c.case.id,
+                expected_seq: next,
+                got: e.seq,
+            });
+        }
+    }
+    // The snapshot's version names the last event it includes; anything else would make the
+    // next commit's concurrency check compare against a seq that is not in the history.
+    if c.case.version != next {
+        return Err(Error::Gap {
+            case: c.case.id,
+            expected_seq: next,
+            got: c.case.version,
+        });
+    }
+    Ok(())
+}

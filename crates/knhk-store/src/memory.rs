@@ -1,0 +1,172 @@
+//! An in-memory store for tests: the reference behaviour the conformance suite pins down.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use knhk_core::{CaseId, Event, TimerId, WorkItemId};
+
+use crate::commit;
+use crate::error::Error;
+use crate::record::{
+    CaseFilter, CaseRecord, Change, Commit, IdempotencyRecord, TimerRecord, WorkItemFilter,
+    WorkItemRecord, WorkflowId, WorkflowRecord,
+};
+use crate::store::Store;
+
+/// A store that keeps everything in memory and loses it when the last handle is dropped.
+/// Clones share the same data.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryStore {
+    state: Arc<Mutex<State>>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    workflows: BTreeMap<WorkflowId, WorkflowRecord>,
+    cases: HashMap<CaseId, CaseRecord>,
+    events: HashMap<CaseId, Vec<Event>>,
+    work_items: BTreeMap<WorkItemId, WorkItemRecord>,
+    timers: BTreeMap<TimerId, TimerRecord>,
+    idempotency: HashMap<String, IdempotencyRecord>,
+}
+
+impl MemoryStore {
+    /// Creates an empty store.
+    pub fn new() -> MemoryStore {
+        MemoryStore::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Every mutation below is checked before it starts and cannot fail halfway, so a
+        // poisoned lock still guards consistent data.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for MemoryStore {
+    async fn put_workflow(&self, w: &WorkflowRecord) -> Result<(), Error> {
+        let mut s = self.lock();
+        if s.workflows.contains_key(&w.id) {
+            return Err(Error::Duplicate {
+                what: format!("workflow {}", w.id),
+            });
+        }
+        s.workflows.insert(w.id, w.clone());
+        Ok(())
+    }
+
+    async fn workflow(&self, id: WorkflowId) -> Result<Option<WorkflowRecord>, Error> {
+        Ok(self.lock().workflows.get(&id).cloned())
+    }
+
+    async fn workflows(&self) -> Result<Vec<WorkflowRecord>, Error> {
+        let mut all: Vec<_> = self.lock().workflows.values().cloned().collect();
+        all.sort_by(|a, b| (&a.name, a.version, a.id).cmp(&(&b.name, b.version, b.id)));
+        Ok(all)
+    }
+
+    async fn commit(&self, c: Commit) -> Result<(), Error> {
+        let mut s = self.lock();
+        commit::check(&c, s.cases.get(&c.case.id).map(|r| r.version))?;
+        if let Some(i) = &c.idempotency
+            && s.idempotency.contains_key(&i.key)
+        {
+            return Err(Error::Duplicate {
+                what: format!("idempotency key {:?}", i.key),
+            });
+        }
+        let Commit {
+            case,
+            events,
+            work_items,
+            timers,
+            idempotency,
+            ..
+        } = c;
+        s.events.entry(case.id).or_default().extend(events);
+        s.cases.insert(case.id, case);
+        for change in work_items {
+            match change {
+                Change::Put(w) => {
+                    s.work_items.insert(w.id, w);
+                }
+                Change::Delete(id) => {
+                    s.work_items.remove(&id);
+                }
+            }
+        }
+        for change in timers {
+            match change {
+                Change::Put(t) => {
+                    s.timers.insert(t.id, t);
+                }
+                Change::Delete(id) => {
+                    s.timers.remove(&id);
+                }
+            }
+        }
+        if let Some(i) = idempotency {
+            s.idempotency.insert(i.key.clone(), i);
+        }
+        Ok(())
+    }
+
+    async fn case(&self, id: CaseId) -> Result<Option<CaseRecord>, Error> {
+        Ok(self.lock().cases.get(&id).cloned())
+    }
+
+    async fn cases(&self, f: &CaseFilter) -> Result<Vec<CaseRecord>, Error> {
+        let mut found: Vec<_> = self
+            .lock()
+            .cases
+            .values()
+            .filter(|c| f.matches(c))
+            .cloned()
+            .collect();
+        found.sort_by_key(|c| (c.created_at, c.id));
+        if let Some(limit) = f.limit {
+            found.truncate(limit);
+        }
+        Ok(found)
+    }
+
+    async fn events(&self, case: CaseId, after_seq: u64) -> Result<Vec<Event>, Error> {
+        Ok(self
+            .lock()
+            .events
+            .get(&case)
+            .map(|all| all.iter().filter(|e| e.seq > after_seq).cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn work_items(&self, f: &WorkItemFilter) -> Result<Vec<WorkItemRecord>, Error> {
+        let mut found: Vec<_> = self
+            .lock()
+            .work_items
+            .values()
+            .filter(|w| f.matches(w))
+            .cloned()
+            .collect();
+        found.sort_by_key(|w| (w.offered_at, w.id));
+        Ok(found)
+    }
+
+    async fn work_item(&self, id: WorkItemId) -> Result<Option<WorkItemRecord>, Error> {
+        Ok(self.lock().work_items.get(&id).cloned())
+    }
+
+    async fn timers(&self) -> Result<Vec<TimerRecord>, Error> {
+        let mut all: Vec<_> = self.lock().timers.values().cloned().collect();
+        all.sort_by_key(|t| (t.fires_at, t.id));
+        Ok(all)
+    }
+
+    async fn idempotency(&self, key: &str) -> Result<Option<IdempotencyRecord>, Error> {
+        Ok(self.lock().idempotency.get(key).cloned())
+    }
+
+    async fn ping(&self) -> Result<(), Error> {
+        Ok(())
+    }
+}

@@ -1,0 +1,153 @@
+//! What a store holds, one struct per kind of row, and the shape of one atomic step.
+
+use std::fmt;
+
+use knhk_core::{CaseId, CaseStatus, Event, TimerId, Timestamp, WorkItemId};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+/// Identifies one registered version of a workflow definition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct WorkflowId(pub Uuid);
+
+impl fmt::Display for WorkflowId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::str::FromStr for WorkflowId {
+    type Err = uuid::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Uuid::parse_str(s).map(Self)
+    }
+}
+
+/// A registered workflow: its source text as given and its parsed form.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowRecord {
+    pub id: WorkflowId,
+    pub name: String,
+    pub version: u32,
+    /// The source format (e.g. `turtle`, `yawl-xml`).
+    pub format: String,
+    pub source: String,
+    /// The parsed specification, as JSON.
+    pub spec: Value,
+    pub registered_at: Timestamp,
+}
+
+/// The snapshot of a case after its last committed step.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CaseRecord {
+    pub id: CaseId,
+    pub workflow: WorkflowId,
+    pub status: CaseStatus,
+    pub data: Map<String, Value>,
+    pub marking: Value,
+    /// The seq of the case's last event: the version optimistic concurrency compares.
+    pub version: u64,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// A work item offered to people (or allocated to, or started by, one of them).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkItemRecord {
+    pub id: WorkItemId,
+    pub case_id: CaseId,
+    pub task: String,
+    pub net_instance: u32,
+    pub instance: u32,
+    pub roles: Vec<String>,
+    /// The allocation policy (e.g. `offer`, `round_robin`).
+    pub allocation: String,
+    /// `offered`, `allocated` or `started`.
+    pub state: String,
+    pub owner: Option<String>,
+    pub input: Value,
+    pub offered_at: Timestamp,
+}
+
+/// An armed timer of a case.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimerRecord {
+    pub id: TimerId,
+    pub case_id: CaseId,
+    pub fires_at: Timestamp,
+}
+
+/// The remembered response of a request made with an idempotency key.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IdempotencyRecord {
+    pub key: String,
+    pub response: Value,
+    pub at: Timestamp,
+}
+
+/// A row to write or the key of a row to remove.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Change<K, R> {
+    Put(R),
+    Delete(K),
+}
+
+/// One step of one case: everything commits together or nothing does.
+///
+/// Rules every backend enforces: with `expected_version: None` the case must not exist yet,
+/// with `Some(v)` its stored version must be `v` (else [`Error::Conflict`](crate::Error));
+/// the events continue the stored history without gaps from `v + 1` (or 1), and
+/// `case.version` is the seq of the last event, or stays `v` when there are none (else
+/// [`Error::Gap`](crate::Error)); an idempotency key already stored fails the whole commit
+/// ([`Error::Duplicate`](crate::Error)).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Commit {
+    pub case: CaseRecord,
+    /// `None`: the case must not exist yet.
+    pub expected_version: Option<u64>,
+    pub events: Vec<Event>,
+    pub work_items: Vec<Change<WorkItemId, WorkItemRecord>>,
+    pub timers: Vec<Change<TimerId, TimerRecord>>,
+    pub idempotency: Option<IdempotencyRecord>,
+}
+
+/// Which cases [`Store::cases`](crate::Store::cases) returns.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CaseFilter {
+    /// Any of these statuses; empty means any status.
+    pub status: Vec<CaseStatus>,
+    pub workflow: Option<WorkflowId>,
+    pub limit: Option<usize>,
+}
+
+/// Which work items [`Store::work_items`](crate::Store::work_items) returns; every field set
+/// must match.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WorkItemFilter {
+    /// Items whose roles contain this role.
+    pub role: Option<String>,
+    pub case: Option<CaseId>,
+    pub owner: Option<String>,
+}
+
+impl CaseFilter {
+    /// Returns whether a case passes the status and workflow conditions (not the limit).
+    pub(crate) fn matches(&self, c: &CaseRecord) -> bool {
+        (self.status.is_empty() || self.status.contains(&c.status))
+            && self.workflow.is_none_or(|w| w == c.workflow)
+    }
+}
+
+impl WorkItemFilter {
+    /// Returns whether a work item passes every condition set.
+    pub(crate) fn matches(&self, w: &WorkItemRecord) -> bool {
+        self.role.as_ref().is_none_or(|r| w.roles.contains(r))
+            && self.case.is_none_or(|c| c == w.case_id)
+            && self
+                .owner
+                .as_ref()
+                .is_none_or(|o| w.owner.as_ref() == Some(o))
+    }
+}

@@ -1,0 +1,284 @@
+//! The embedded SQLite backend: one file in WAL mode, one writer thread doing group commit,
+//! a small pool of read-only connections.
+//!
+//! Durability: by default the file runs `synchronous=FULL`, so `commit` returns only after the
+//! WAL holding the step is fsynced. `synchronous_full: false` selects `NORMAL`, which syncs only
+//! at checkpoints: faster, still consistent after a crash, but a power loss can lose commits
+//! that were already acknowledged. It is never the default.
+//!
+//! Throughput comes from grouping, not from weaker syncing: concurrent commits (of any cases)
+//! queue for the writer thread, which runs everything queued as one transaction with a
+//! savepoint per commit, so a commit that breaks a rule is rolled back alone, and all of them
+//! share one fsync.
+
+mod rows;
+mod schema;
+mod writer;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread::JoinHandle;
+
+use knhk_core::{CaseId, Event, WorkItemId};
+use rusqlite::Connection;
+use tokio::sync::{Semaphore, oneshot};
+use tracing::warn;
+
+use crate::error::Error;
+use crate::record::{
+    CaseFilter, CaseRecord, Commit, IdempotencyRecord, TimerRecord, WorkItemFilter, WorkItemRecord,
+    WorkflowId, WorkflowRecord,
+};
+use crate::store::Store;
+
+use writer::{Counters, Job};
+
+/// Returns a mapper from a SQLite error to [`Error::Backend`] that says what was being done.
+pub(crate) fn backend(context: &'static str) -> impl Fn(rusqlite::Error) -> Error {
+    move |e| Error::Backend(format!("{context}: {e}"))
+}
+
+/// Settings of a [`SqliteStore`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SqliteOptions {
+    /// Runs `synchronous=FULL` (the default): a commit is acknowledged only once durable.
+    /// `false` runs `NORMAL`, which can lose acknowledged commits on power loss.
+    pub synchronous_full: bool,
+    /// The most commits grouped into one transaction.
+    pub max_batch: usize,
+    /// How many read-only connections serve reads concurrently.
+    pub readers: usize,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            synchronous_full: true,
+            max_batch: 256,
+            readers: 4,
+        }
+    }
+}
+
+/// What the writer has done since the store was opened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SqliteStats {
+    /// Commits processed, accepted or refused, in transactions that committed.
+    pub commits: u64,
+    /// Transactions committed (each one fsync with `synchronous=FULL`).
+    pub batches: u64,
+}
+
+/// A store in one SQLite file. Clones share the file, the writer thread and the readers; the
+/// writer finishes what is queued and stops when the last clone is dropped.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    jobs: Option<mpsc::Sender<Job>>,
+    writer: Option<JoinHandle<()>>,
+    readers: Arc<Readers>,
+    counters: Arc<Counters>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing the channel lets the writer drain the queue and return.
+        self.jobs.take();
+        if let Some(writer) = self.writer.take()
+            && writer.join().is_err()
+        {
+            warn!(path = %self.path.display(), "store writer thread panicked");
+        }
+    }
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.inner.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Read-only connections; the semaphore bounds how many are in use at once.
+struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+    permits: Arc<Semaphore>,
+}
+
+impl Readers {
+    fn take(&self) -> Result<Connection, Error> {
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        match idle {
+            Some(conn) => Ok(conn),
+            // A reader lost to a panicking query is replaced.
+            None => schema::open_reader(&self.path),
+        }
+    }
+
+    fn give_back(&self, conn: Connection) {
+        self.idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(conn);
+    }
+}
+
+impl SqliteStore {
+    /// Opens the store at `path`, creating its parent directories, the file and the schema as
+    /// needed. A file written by a newer knhk is [`Error::UnsupportedFormat`].
+    pub async fn open(path: &Path, opts: SqliteOptions) -> Result<SqliteStore, Error> {
+        let path = path.to_path_buf();
+        let at = path.clone();
+        let readers = opts.readers.max(1);
+        let (conn, idle) = tokio::task::spawn_blocking(move || {
+            let conn = schema::open_writer(&at, &opts)?;
+            let idle = (0..readers)
+                .map(|_| schema::open_reader(&at))
+                .collect::<Result<Vec<_>, Error>>()?;
+            Ok::<_, Error>((conn, idle))
+        })
+        .await
+        .map_err(|e| Error::Backend(format!("opening the store: {e}")))??;
+
+        let counters = Arc::new(Counters::default());
+        let (jobs, queue) = mpsc::channel();
+        let writer_counters = Arc::clone(&counters);
+        let writer = std::thread::Builder::new()
+            .name("knhk-store-writer".to_owned())
+            .spawn(move || writer::run(conn, queue, opts.max_batch, writer_counters))
+            .map_err(|e| Error::Backend(format!("starting the writer thread: {e}")))?;
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                path: path.clone(),
+                jobs: Some(jobs),
+                writer: Some(writer),
+                readers: Arc::new(Readers {
+                    path,
+                    idle: Mutex::new(idle),
+                    permits: Arc::new(Semaphore::new(readers)),
+                }),
+                counters,
+            }),
+        })
+    }
+
+    /// Returns the path of the store file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Returns how many commits and transactions the writer has done.
+    pub fn stats(&self) -> SqliteStats {
+        SqliteStats {
+            commits: self.inner.counters.commits.load(Ordering::Relaxed),
+            batches: self.inner.counters.batches.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Queues a write for the writer thread and waits until it is durable (or refused).
+    async fn write(
+        &self,
+        job: impl FnOnce(oneshot::Sender<Result<(), Error>>) -> Job,
+    ) -> Result<(), Error> {
+        let (tx, rx) = oneshot::channel();
+        let jobs = self
+            .inner
+            .jobs
+            .as_ref()
+            .ok_or_else(|| Error::Backend("the store is closed".to_owned()))?;
+        jobs.send(job(tx))
+            .map_err(|_| Error::Backend("the store writer has stopped".to_owned()))?;
+        rx.await
+            .map_err(|_| Error::Backend("the store writer stopped before replying".to_owned()))?
+    }
+
+    /// Runs a query on a pooled reader on the blocking thread pool.
+    async fn read<T, F>(&self, query: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, Error> + Send + 'static,
+    {
+        let readers = Arc::clone(&self.inner.readers);
+        let permit = Arc::clone(&readers.permits)
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::Backend("the reader pool is closed".to_owned()))?;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let conn = readers.take()?;
+            let result = query(&conn);
+            readers.give_back(conn);
+            result
+        })
+        .await
+        .map_err(|e| Error::Backend(format!("reading the store: {e}")))?
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for SqliteStore {
+    async fn put_workflow(&self, w: &WorkflowRecord) -> Result<(), Error> {
+        let w = Box::new(w.clone());
+        self.write(|tx| Job::PutWorkflow(w, tx)).await
+    }
+
+    async fn workflow(&self, id: WorkflowId) -> Result<Option<WorkflowRecord>, Error> {
+        self.read(move |c| rows::workflow(c, id)).await
+    }
+
+    async fn workflows(&self) -> Result<Vec<WorkflowRecord>, Error> {
+        self.read(rows::workflows).await
+    }
+
+    async fn commit(&self, c: Commit) -> Result<(), Error> {
+        self.write(|tx| Job::Commit(Box::new(c), tx)).await
+    }
+
+    async fn case(&self, id: CaseId) -> Result<Option<CaseRecord>, Error> {
+        self.read(move |c| rows::case(c, id)).await
+    }
+
+    async fn cases(&self, f: &CaseFilter) -> Result<Vec<CaseRecord>, Error> {
+        let f = f.clone();
+        self.read(move |c| rows::cases(c, &f)).await
+    }
+
+    async fn events(&self, case: CaseId, after_seq: u64) -> Result<Vec<Event>, Error> {
+        self.read(move |c| rows::events(c, case, after_seq)).await
+    }
+
+    async fn work_items(&self, f: &WorkItemFilter) -> Result<Vec<WorkItemRecord>, Error> {
+        let f = f.clone();
+        self.read(move |c| rows::work_items(c, &f)).await
+    }
+
+    async fn work_item(&self, id: WorkItemId) -> Result<Option<WorkItemRecord>, Error> {
+        self.read(move |c| rows::work_item(c, id)).await
+    }
+
+    async fn timers(&self) -> Result<Vec<TimerRecord>, Error> {
+        self.read(rows::timers).await
+    }
+
+    async fn idempotency(&self, key: &str) -> Result<Option<IdempotencyRecord>, Error> {
+        let key = key.to_owned();
+        self.read(move |c| rows::idempotency(c, &key)).await
+    }
+
+    async fn ping(&self) -> Result<(), Error> {
+        self.read(|c| {
+            c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
+                .map(drop)
+                .map_err(backend("probing the store"))
+        })
+        .await
+    }
+}

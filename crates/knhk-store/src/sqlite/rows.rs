@@ -1,0 +1,261 @@
+//! Reading records out of SQLite rows, and the read queries of the store.
+
+use knhk_core::{CaseId, CaseStatus, Event, TimerId, Timestamp, WorkItemId};
+use rusqlite::types::{FromSql, Value as SqlValue};
+use rusqlite::{Connection, Params, Row, params, params_from_iter};
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use crate::error::Error;
+use crate::record::{
+    CaseFilter, CaseRecord, IdempotencyRecord, TimerRecord, WorkItemFilter, WorkItemRecord,
+    WorkflowId, WorkflowRecord,
+};
+
+use super::backend;
+
+const WORKFLOW_COLUMNS: &str = "id, name, version, format, source, spec, registered_at";
+const CASE_COLUMNS: &str = "id, workflow, status, data, marking, version, created_at, updated_at";
+const WORK_ITEM_COLUMNS: &str = "id, case_id, task, net_instance, instance, roles, allocation, \
+                                 state, owner, input, offered_at";
+
+/// Runs a query and decodes every row.
+fn query_all<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl Params,
+    decode: fn(&Row<'_>) -> Result<T, Error>,
+) -> Result<Vec<T>, Error> {
+    let mut stmt = conn
+        .prepare_cached(sql)
+        .map_err(backend("preparing a query"))?;
+    let rows = stmt
+        .query_map(params, |r| Ok(decode(r)))
+        .map_err(backend("running a query"))?;
+    let mut out = Vec::new();
+    for row in rows {
+        out.push(row.map_err(backend("reading a row"))??);
+    }
+    Ok(out)
+}
+
+/// Runs a query that returns at most one row.
+fn query_one<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl Params,
+    decode: fn(&Row<'_>) -> Result<T, Error>,
+) -> Result<Option<T>, Error> {
+    Ok(query_all(conn, sql, params, decode)?.into_iter().next())
+}
+
+fn col<T: FromSql>(r: &Row<'_>, i: usize) -> Result<T, Error> {
+    r.get(i)
+        .map_err(|e| Error::Corrupt(format!("column {i}: {e}")))
+}
+
+fn uuid_col(r: &Row<'_>, i: usize) -> Result<Uuid, Error> {
+    let text: String = col(r, i)?;
+    Uuid::parse_str(&text).map_err(|e| Error::Corrupt(format!("id {text:?}: {e}")))
+}
+
+fn json_col<T: DeserializeOwned>(r: &Row<'_>, i: usize) -> Result<T, Error> {
+    let text: String = col(r, i)?;
+    serde_json::from_str(&text).map_err(|e| Error::Corrupt(format!("json in column {i}: {e}")))
+}
+
+fn u64_col(r: &Row<'_>, i: usize) -> Result<u64, Error> {
+    let n: i64 = col(r, i)?;
+    u64::try_from(n).map_err(|_| Error::Corrupt(format!("negative number {n} in column {i}")))
+}
+
+fn u32_col(r: &Row<'_>, i: usize) -> Result<u32, Error> {
+    let n: i64 = col(r, i)?;
+    u32::try_from(n).map_err(|_| Error::Corrupt(format!("number {n} out of range in column {i}")))
+}
+
+fn time_col(r: &Row<'_>, i: usize) -> Result<Timestamp, Error> {
+    col(r, i).map(Timestamp)
+}
+
+fn status_col(r: &Row<'_>, i: usize) -> Result<CaseStatus, Error> {
+    let text: String = col(r, i)?;
+    serde_json::from_value(serde_json::Value::String(text.clone()))
+        .map_err(|_| Error::Corrupt(format!("unknown case status {text:?}")))
+}
+
+fn workflow_row(r: &Row<'_>) -> Result<WorkflowRecord, Error> {
+    Ok(WorkflowRecord {
+        id: WorkflowId(uuid_col(r, 0)?),
+        name: col(r, 1)?,
+        version: u32_col(r, 2)?,
+        format: col(r, 3)?,
+        source: col(r, 4)?,
+        spec: json_col(r, 5)?,
+        registered_at: time_col(r, 6)?,
+    })
+}
+
+fn case_row(r: &Row<'_>) -> Result<CaseRecord, Error> {
+    Ok(CaseRecord {
+        id: CaseId(uuid_col(r, 0)?),
+        workflow: WorkflowId(uuid_col(r, 1)?),
+        status: status_col(r, 2)?,
+        data: json_col(r, 3)?,
+        marking: json_col(r, 4)?,
+        version: u64_col(r, 5)?,
+        created_at: time_col(r, 6)?,
+        updated_at: time_col(r, 7)?,
+    })
+}
+
+fn event_row(r: &Row<'_>) -> Result<Event, Error> {
+    Ok(Event {
+        seq: u64_col(r, 0)?,
+        time: time_col(r, 1)?,
+        kind: json_col(r, 2)?,
+    })
+}
+
+fn work_item_row(r: &Row<'_>) -> Result<WorkItemRecord, Error> {
+    Ok(WorkItemRecord {
+        id: WorkItemId(uuid_col(r, 0)?),
+        case_id: CaseId(uuid_col(r, 1)?),
+        task: col(r, 2)?,
+        net_instance: u32_col(r, 3)?,
+        instance: u32_col(r, 4)?,
+        roles: json_col(r, 5)?,
+        allocation: col(r, 6)?,
+        state: col(r, 7)?,
+        owner: col(r, 8)?,
+        input: json_col(r, 9)?,
+        offered_at: time_col(r, 10)?,
+    })
+}
+
+fn timer_row(r: &Row<'_>) -> Result<TimerRecord, Error> {
+    Ok(TimerRecord {
+        id: TimerId(uuid_col(r, 0)?),
+        case_id: CaseId(uuid_col(r, 1)?),
+        fires_at: time_col(r, 2)?,
+    })
+}
+
+fn idempotency_row(r: &Row<'_>) -> Result<IdempotencyRecord, Error> {
+    Ok(IdempotencyRecord {
+        key: col(r, 0)?,
+        response: json_col(r, 1)?,
+        at: time_col(r, 2)?,
+    })
+}
+
+pub(super) fn workflow(conn: &Connection, id: WorkflowId) -> Result<Option<WorkflowRecord>, Error> {
+    let sql = format!("SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE id = ?1");
+    query_one(conn, &sql, [id.to_string()], workflow_row)
+}
+
+pub(super) fn workflows(conn: &Connection) -> Result<Vec<WorkflowRecord>, Error> {
+    let sql = format!("SELECT {WORKFLOW_COLUMNS} FROM workflows ORDER BY name, version, id");
+    query_all(conn, &sql, [], workflow_row)
+}
+
+pub(super) fn case(conn: &Connection, id: CaseId) -> Result<Option<CaseRecord>, Error> {
+    let sql = format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = ?1");
+    query_one(conn, &sql, [id.to_string()], case_row)
+}
+
+pub(super) fn cases(conn: &Connection, f: &CaseFilter) -> Result<Vec<CaseRecord>, Error> {
+    let mut sql = format!("SELECT {CASE_COLUMNS} FROM cases WHERE 1 = 1");
+    let mut args: Vec<SqlValue> = Vec::new();
+    if !f.status.is_empty() {
+        let marks = vec!["?"; f.status.len()].join(", ");
+        sql.push_str(&format!(" AND status IN ({marks})"));
+        args.extend(
+            f.status
+                .iter()
+                .map(|s| SqlValue::Text(s.as_str().to_owned())),
+        );
+    }
+    if let Some(w) = f.workflow {
+        sql.push_str(" AND workflow = ?");
+        args.push(SqlValue::Text(w.to_string()));
+    }
+    sql.push_str(" ORDER BY created_at, id");
+    if let Some(limit) = f.limit {
+        sql.push_str(" LIMIT ?");
+        args.push(SqlValue::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
+    }
+    query_all(conn, &sql, params_from_iter(args), case_row)
+}
+
+pub(super) fn events(conn: &Connection, case: CaseId, after_seq: u64) -> Result<Vec<Event>, Error> {
+    // No stored seq exceeds i64::MAX, so nothing comes after a larger one.
+    let Ok(after) = i64::try_from(after_seq) else {
+        return Ok(Vec::new());
+    };
+    query_all(
+        conn,
+        "SELECT seq, time, payload FROM events WHERE case_id = ?1 AND seq > ?2 ORDER BY seq",
+        params![case.to_string(), after],
+        event_row,
+    )
+}
+
+pub(super) fn work_items(
+    conn: &Connection,
+    f: &WorkItemFilter,
+) -> Result<Vec<WorkItemRecord>, Error> {
+    let sql = format!(
+        "SELECT {WORK_ITEM_COLUMNS} FROM work_items w
+         WHERE (?1 IS NULL OR EXISTS (SELECT 1 FROM json_each(w.roles) r WHERE r.value = ?1))
+           AND (?2 IS NULL OR w.case_id = ?2)
+           AND (?3 IS NULL OR w.owner = ?3)
+         ORDER BY w.offered_at, w.id"
+    );
+    let case = f.case.map(|c| c.to_string());
+    query_all(conn, &sql, params![f.role, case, f.owner], work_item_row)
+}
+
+pub(super) fn work_item(
+    conn: &Connection,
+    id: WorkItemId,
+) -> Result<Option<WorkItemRecord>, Error> {
+    let sql = format!("SELECT {WORK_ITEM_COLUMNS} FROM work_items WHERE id = ?1");
+    query_one(conn, &sql, [id.to_string()], work_item_row)
+}
+
+pub(super) fn timers(conn: &Connection) -> Result<Vec<TimerRecord>, Error> {
+    query_all(
+        conn,
+        "SELECT id, case_id, fires_at FROM timers ORDER BY fires_at, id",
+        [],
+        timer_row,
+    )
+}
+
+pub(super) fn idempotency(
+    conn: &Connection,
+    key: &str,
+) -> Result<Option<IdempotencyRecord>, Error> {
+    query_one(
+        conn,
+        "SELECT key, response, at FROM idempotency WHERE key = ?1",
+        [key],
+        idempotency_row,
+    )
+}
+
+/// Returns the stored version of a case, `None` when it does not exist.
+pub(super) fn case_version(conn: &Connection, id: CaseId) -> Result<Option<u64>, Error> {
+    query_one(
+        conn,
+        "SELECT version FROM cases WHERE id = ?1",
+        [id.to_string()],
+        |r| u64_col(r, 0),
+    )
+}
+
+/// Returns whether `sql` (a lookup by one key parameter) finds a row.
+pub(super) fn exists(conn: &Connection, sql: &str, key: &str) -> Result<bool, Error> {
+    Ok(query_one(conn, sql, [key], |_| Ok(()))?.is_some())
+}

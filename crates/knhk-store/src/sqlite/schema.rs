@@ -1,0 +1,182 @@
+//! The SQLite schema of format version 1, and opening connections with the right settings.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::FORMAT_VERSION;
+use crate::error::Error;
+
+use super::{SqliteOptions, backend};
+
+/// How long a connection waits for a lock held by another process before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Tables of format 1. Ids are hyphenated lowercase UUID text, so ordering by id as text is
+/// the same as ordering by UUID; times are milliseconds since the epoch; JSON columns hold
+/// serde_json text. `events.payload` is the whole `EventKind` (with its `type` tag); `kind`
+/// repeats the tag so history queries can filter without parsing JSON.
+const SCHEMA_V1: &str = "
+CREATE TABLE workflows (
+    id TEXT PRIMARY KEY NOT NULL,
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    format TEXT NOT NULL,
+    source TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    registered_at INTEGER NOT NULL
+);
+CREATE INDEX workflows_by_name ON workflows (name, version);
+
+CREATE TABLE cases (
+    id TEXT PRIMARY KEY NOT NULL,
+    workflow TEXT NOT NULL,
+    status TEXT NOT NULL,
+    data TEXT NOT NULL,
+    marking TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE INDEX cases_by_created ON cases (created_at, id);
+CREATE INDEX cases_by_status ON cases (status, created_at, id);
+
+CREATE TABLE events (
+    case_id TEXT NOT NULL REFERENCES cases (id),
+    seq INTEGER NOT NULL,
+    time INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    PRIMARY KEY (case_id, seq)
+) WITHOUT ROWID;
+
+CREATE TABLE work_items (
+    id TEXT PRIMARY KEY NOT NULL,
+    case_id TEXT NOT NULL,
+    task TEXT NOT NULL,
+    net_instance INTEGER NOT NULL,
+    instance INTEGER NOT NULL,
+    roles TEXT NOT NULL,
+    allocation TEXT NOT NULL,
+    state TEXT NOT NULL,
+    owner TEXT,
+    input TEXT NOT NULL,
+    offered_at INTEGER NOT NULL
+);
+CREATE INDEX work_items_by_case ON work_items (case_id);
+CREATE INDEX work_items_by_offered ON work_items (offered_at, id);
+
+CREATE TABLE timers (
+    id TEXT PRIMARY KEY NOT NULL,
+    case_id TEXT NOT NULL,
+    fires_at INTEGER NOT NULL
+);
+CREATE INDEX timers_by_fires_at ON timers (fires_at, id);
+
+CREATE TABLE idempotency (
+    key TEXT PRIMARY KEY NOT NULL,
+    response TEXT NOT NULL,
+    at INTEGER NOT NULL
+);
+";
+
+/// Opens (creating if needed) the write connection: WAL, the chosen `synchronous` level,
+/// foreign keys, and the schema of [`FORMAT_VERSION`] on a new file.
+pub(super) fn open_writer(path: &Path, opts: &SqliteOptions) -> Result<Connection, Error> {
+    if let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::Backend(format!("creating {}: {e}", dir.display())))?;
+    }
+    let conn = Connection::open(path).map_err(backend("opening the store file"))?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(backend("setting busy_timeout"))?;
+    // Refuse a newer store before changing anything about the file.
+    check_format(&conn)?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .map_err(backend("switching to WAL"))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(Error::Backend(format!(
+            "the store file refused WAL mode (journal_mode is {mode})"
+        )));
+    }
+    // FULL syncs the WAL on every commit, so an acknowledged step survives a power loss;
+    // NORMAL (opt-in) only syncs at checkpoints and can lose the last acknowledged commits.
+    let sync = if opts.synchronous_full {
+        "FULL"
+    } else {
+        "NORMAL"
+    };
+    conn.pragma_update(None, "synchronous", sync)
+        .map_err(backend("setting synchronous"))?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(backend("enabling foreign keys"))?;
+    ensure_schema(&conn)?;
+    Ok(conn)
+}
+
+/// Opens a read-only connection to a store that [`open_writer`] has set up.
+pub(super) fn open_reader(path: &Path) -> Result<Connection, Error> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(backend("opening a reader"))?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(backend("setting busy_timeout on a reader"))?;
+    Ok(conn)
+}
+
+/// Reads `PRAGMA user_version` and refuses a store written by a newer knhk.
+fn check_format(conn: &Connection) -> Result<i64, Error> {
+    let found: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(backend("reading the format version"))?;
+    if found > FORMAT_VERSION {
+        return Err(Error::UnsupportedFormat {
+            found,
+            supported: FORMAT_VERSION,
+        });
+    }
+    Ok(found)
+}
+
+/// Checks the format version, creating the schema on an empty file. Runs in one immediate
+/// transaction so that two processes opening a new file at once do not both create it.
+fn ensure_schema(conn: &Connection) -> Result<(), Error> {
+    conn.execute_batch("BEGIN IMMEDIATE")
+        .map_err(backend("starting the schema transaction"))?;
+    let result = create_if_empty(conn);
+    let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    let ended = conn
+        .execute_batch(end)
+        .map_err(backend("ending the schema transaction"));
+    result.and(ended)
+}
+
+fn create_if_empty(conn: &Connection) -> Result<(), Error> {
+    if check_format(conn)? == FORMAT_VERSION {
+        return Ok(());
+    }
+    // Format 1 is the first one: version 0 must be a file nobody has written tables into.
+    // Later formats migrate from every lower version here.
+    let tables: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(backend("inspecting the store file"))?;
+    if tables > 0 {
+        return Err(Error::Corrupt(format!(
+            "the file has {tables} tables but no knhk format version"
+        )));
+    }
+    conn.execute_batch(SCHEMA_V1)
+        .map_err(backend("creating the schema"))?;
+    conn.pragma_update(None, "user_version", FORMAT_VERSION)
+        .map_err(backend("setting the format version"))
+}

@@ -1,0 +1,290 @@
+//! The writer thread: takes every queued write, runs them in one transaction with a savepoint
+//! each, and acknowledges them after the single COMMIT (one fsync for the whole group).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+
+use knhk_core::{CaseId, Event};
+use rusqlite::{Connection, TransactionBehavior, params};
+use serde::Serialize;
+use tokio::sync::oneshot;
+use tracing::warn;
+
+use crate::commit;
+use crate::error::Error;
+use crate::record::{
+    CaseRecord, Change, Commit, IdempotencyRecord, WorkItemRecord, WorkflowRecord,
+};
+
+use super::{backend, rows};
+
+/// A write waiting for the writer thread, with where to send its outcome.
+#[derive(Debug)]
+pub(super) enum Job {
+    Commit(Box<Commit>, oneshot::Sender<Result<(), Error>>),
+    PutWorkflow(Box<WorkflowRecord>, oneshot::Sender<Result<(), Error>>),
+}
+
+impl Job {
+    fn reply(self, result: Result<(), Error>) {
+        let tx = match self {
+            Job::Commit(_, tx) | Job::PutWorkflow(_, tx) => tx,
+        };
+        // A caller that stopped waiting (its future was dropped) does not need the answer;
+        // the write itself stands.
+        let _ = tx.send(result);
+    }
+}
+
+/// Counts of the writer's work, shared with the store handle.
+#[derive(Debug, Default)]
+pub(super) struct Counters {
+    pub(super) commits: AtomicU64,
+    pub(super) batches: AtomicU64,
+}
+
+/// Runs until every sender is dropped and the queue is drained.
+pub(super) fn run(
+    mut conn: Connection,
+    jobs: mpsc::Receiver<Job>,
+    max_batch: usize,
+    counters: Arc<Counters>,
+) {
+    let max_batch = max_batch.max(1);
+    let mut batch = Vec::with_capacity(max_batch);
+    while let Ok(first) = jobs.recv() {
+        batch.push(first);
+        while batch.len() < max_batch {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        write_batch(&mut conn, &mut batch, &counters);
+    }
+}
+
+fn write_batch(conn: &mut Connection, batch: &mut Vec<Job>, counters: &Counters) {
+    let results = match run_transaction(conn, batch) {
+        Ok(results) => {
+            let commits = batch
+                .iter()
+                .filter(|j| matches!(j, Job::Commit(..)))
+                .count();
+            counters
+                .commits
+                .fetch_add(commits as u64, Ordering::Relaxed);
+            counters.batches.fetch_add(1, Ordering::Relaxed);
+            results
+        }
+        Err(e) => {
+            // Nothing of the batch is stored: every write in it fails with the same cause.
+            warn!(error = %e, writes = batch.len(), "group commit failed");
+            let message = e.to_string();
+            batch
+                .iter()
+                .map(|_| Err(Error::Backend(message.clone())))
+                .collect()
+        }
+    };
+    for (job, result) in batch.drain(..).zip(results) {
+        job.reply(result);
+    }
+}
+
+/// Runs the batch in one transaction; a write that breaks a rule is rolled back to its
+/// savepoint alone. Returns each write's outcome, valid only once this returns `Ok`.
+fn run_transaction(conn: &mut Connection, batch: &[Job]) -> Result<Vec<Result<(), Error>>, Error> {
+    let mut tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(backend("beginning a batch"))?;
+    let mut results = Vec::with_capacity(batch.len());
+    for job in batch {
+        let sp = tx.savepoint().map_err(backend("opening a savepoint"))?;
+        let outcome = match job {
+            Job::Commit(c, _) => apply_commit(&sp, c),
+            Job::PutWorkflow(w, _) => insert_workflow(&sp, w),
+        };
+        match outcome {
+            Ok(()) => sp.commit().map_err(backend("releasing a savepoint"))?,
+            // The savepoint rolls back on finish; if even that fails the transaction may hold
+            // half a write, so the whole batch is abandoned.
+            Err(_) => sp.finish().map_err(backend("rolling back a savepoint"))?,
+        }
+        results.push(outcome);
+    }
+    tx.commit().map_err(backend("committing a batch"))?;
+    Ok(results)
+}
+
+fn json<T: Serialize>(value: &T) -> Result<String, Error> {
+    serde_json::to_string(value).map_err(|e| Error::Backend(format!("encoding json: {e}")))
+}
+
+fn int(n: u64) -> Result<i64, Error> {
+    i64::try_from(n).map_err(|_| Error::Backend(format!("number {n} too large to store")))
+}
+
+fn insert_workflow(conn: &Connection, w: &WorkflowRecord) -> Result<(), Error> {
+    let id = w.id.to_string();
+    if rows::exists(conn, "SELECT 1 FROM workflows WHERE id = ?1", &id)? {
+        return Err(Error::Duplicate {
+            what: format!("workflow {id}"),
+        });
+    }
+    let spec = json(&w.spec)?;
+    conn.prepare_cached(
+        "INSERT INTO workflows (id, name, version, format, source, spec, registered_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            id,
+            w.name,
+            w.version,
+            w.format,
+            w.source,
+            spec,
+            w.registered_at.0
+        ])
+    })
+    .map(drop)
+    .map_err(backend("inserting a workflow"))
+}
+
+/// Carries an encoding error through a rusqlite closure.
+fn to_sql(e: Error) -> rusqlite::Error {
+    rusqlite::Error::ToSqlConversionFailure(Box::new(e))
+}
+
+fn apply_commit(conn: &Connection, c: &Commit) -> Result<(), Error> {
+    commit::check(c, rows::case_version(conn, c.case.id)?)?;
+    if let Some(i) = &c.idempotency
+        && rows::exists(conn, "SELECT 1 FROM idempotency WHERE key = ?1", &i.key)?
+    {
+        return Err(Error::Duplicate {
+            what: format!("idempotency key {:?}", i.key),
+        });
+    }
+    put_case(conn, &c.case)?;
+    for e in &c.events {
+        insert_event(conn, c.case.id, e)?;
+    }
+    for change in &c.work_items {
+        match change {
+            Change::Put(w) => put_work_item(conn, w)?,
+            Change::Delete(id) => delete(conn, "DELETE FROM work_items WHERE id = ?1", id)?,
+        }
+    }
+    for change in &c.timers {
+        match change {
+            Change::Put(t) => conn
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO timers (id, case_id, fires_at) VALUES (?1, ?2, ?3)",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        t.id.to_string(),
+                        t.case_id.to_string(),
+                        t.fires_at.0
+                    ])
+                })
+                .map(drop)
+                .map_err(backend("storing a timer"))?,
+            Change::Delete(id) => delete(conn, "DELETE FROM timers WHERE id = ?1", id)?,
+        }
+    }
+    if let Some(i) = &c.idempotency {
+        insert_idempotency(conn, i)?;
+    }
+    Ok(())
+}
+
+fn delete(conn: &Connection, sql: &str, id: &impl ToString) -> Result<(), Error> {
+    conn.prepare_cached(sql)
+        .and_then(|mut s| s.execute([id.to_string()]))
+        .map(drop)
+        .map_err(backend("deleting a row"))
+}
+
+fn put_case(conn: &Connection, c: &CaseRecord) -> Result<(), Error> {
+    // An upsert, not REPLACE: replacing would delete the row its events reference.
+    let data = json(&c.data)?;
+    let marking = json(&c.marking)?;
+    conn.prepare_cached(
+        "INSERT INTO cases (id, workflow, status, data, marking, version, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (id) DO UPDATE SET
+           workflow = excluded.workflow, status = excluded.status, data = excluded.data,
+           marking = excluded.marking, version = excluded.version,
+           created_at = excluded.created_at, updated_at = excluded.updated_at",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            c.id.to_string(),
+            c.workflow.to_string(),
+            c.status.as_str(),
+            data,
+            marking,
+            int(c.version).map_err(to_sql)?,
+            c.created_at.0,
+            c.updated_at.0
+        ])
+    })
+    .map(drop)
+    .map_err(backend("storing a case"))
+}
+
+fn insert_event(conn: &Connection, case: CaseId, e: &Event) -> Result<(), Error> {
+    let payload = json(&e.kind)?;
+    conn.prepare_cached(
+        "INSERT INTO events (case_id, seq, time, kind, payload) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            case.to_string(),
+            int(e.seq).map_err(to_sql)?,
+            e.time.0,
+            e.kind.name(),
+            payload
+        ])
+    })
+    .map(drop)
+    .map_err(backend("appending an event"))
+}
+
+fn put_work_item(conn: &Connection, w: &WorkItemRecord) -> Result<(), Error> {
+    let roles = json(&w.roles)?;
+    let input = json(&w.input)?;
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO work_items (id, case_id, task, net_instance, instance, roles,
+           allocation, state, owner, input, offered_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            w.id.to_string(),
+            w.case_id.to_string(),
+            w.task,
+            w.net_instance,
+            w.instance,
+            roles,
+            w.allocation,
+            w.state,
+            w.owner,
+            input,
+            w.offered_at.0
+        ])
+    })
+    .map(drop)
+    .map_err(backend("storing a work item"))
+}
+
+fn insert_idempotency(conn: &Connection, i: &IdempotencyRecord) -> Result<(), Error> {
+    let response = json(&i.response)?;
+    conn.prepare_cached("INSERT INTO idempotency (key, response, at) VALUES (?1, ?2, ?3)")
+        .and_then(|mut s| s.execute(params![i.key, response, i.at.0]))
+        .map(drop)
+        .map_err(backend("storing an idempotency key"))
+}

@@ -1,0 +1,39 @@
+//! The storage trait every backend implements.
+
+use knhk_core::{CaseId, Event, WorkItemId};
+
+use crate::error::Error;
+use crate::record::{
+    CaseFilter, CaseRecord, Commit, IdempotencyRecord, TimerRecord, WorkItemFilter, WorkItemRecord,
+    WorkflowId, WorkflowRecord,
+};
+
+/// Durable state of the engine. Every write of a case goes through [`Store::commit`]; reads
+/// see only committed data.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+    /// Stores a new workflow; an id already stored is [`Error::Duplicate`].
+    async fn put_workflow(&self, w: &WorkflowRecord) -> Result<(), Error>;
+    /// Returns the workflow with this id, if stored.
+    async fn workflow(&self, id: WorkflowId) -> Result<Option<WorkflowRecord>, Error>;
+    /// Returns every workflow, ordered by name, then version.
+    async fn workflows(&self) -> Result<Vec<WorkflowRecord>, Error>;
+    /// Writes one step of one case atomically; the step is durable when `Ok` returns.
+    async fn commit(&self, c: Commit) -> Result<(), Error>;
+    /// Returns the case with this id, if stored.
+    async fn case(&self, id: CaseId) -> Result<Option<CaseRecord>, Error>;
+    /// Returns the cases that match, ordered by creation time, then id.
+    async fn cases(&self, f: &CaseFilter) -> Result<Vec<CaseRecord>, Error>;
+    /// Returns the events of a case with `seq > after_seq`, in ascending order.
+    async fn events(&self, case: CaseId, after_seq: u64) -> Result<Vec<Event>, Error>;
+    /// Returns the work items that match, ordered by offer time, then id.
+    async fn work_items(&self, f: &WorkItemFilter) -> Result<Vec<WorkItemRecord>, Error>;
+    /// Returns the work item with this id, if stored.
+    async fn work_item(&self, id: WorkItemId) -> Result<Option<WorkItemRecord>, Error>;
+    /// Returns every armed timer, ordered by firing time (then id).
+    async fn timers(&self) -> Result<Vec<TimerRecord>, Error>;
+    /// Returns the idempotency record with this key, if stored.
+    async fn idempotency(&self, key: &str) -> Result<Option<IdempotencyRecord>, Error>;
+    /// Runs a cheap real probe (e.g. `SELECT 1` on a reader), for readiness checks.
+    async fn ping(&self) -> Result<(), Error>;
+}

@@ -1,0 +1,263 @@
+//! The golden file of stored format 1: a SQL dump of a small store written by this version must
+//! keep loading, with the same values, in every later version.
+//!
+//! The normal run only reads `tests/golden/format-v1.sql`. To rewrite it (only while format 1
+//! is the current format, and never to make a failing check pass after a change to the stored
+//! format; add a new format and a new golden file instead), run
+//! `KNHK_WRITE_GOLDEN=1 cargo test -p knhk-store golden`.
+
+use std::path::{Path, PathBuf};
+
+use knhk_core::{CaseStatus, EventKind, TaskRef, Timestamp};
+use knhk_store::{
+    CaseFilter, CaseRecord, Commit, FORMAT_VERSION, SqliteOptions, SqliteStore, Store,
+    WorkItemFilter,
+};
+use rusqlite::Connection;
+use serde_json::json;
+
+use crate::fixtures::*;
+
+fn golden_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/format-v1.sql")
+}
+
+/// The two commits of the golden store: an order case with a work item, a timer and an
+/// idempotency key, and a cancelled case.
+fn golden_commits() -> Vec<Commit> {
+    let wf = workflow_id(1);
+    let mut order = first_commit(
+        case(1, wf, CaseStatus::Running, 1_700_000_000_100),
+        events_from(
+            1,
+            vec![
+                EventKind::CaseCreated {
+                    workflow: "order".to_owned(),
+                    data: data(&[("amount", json!(120)), ("customer", json!("ACME"))]),
+                },
+                EventKind::CaseStateChanged {
+                    from: CaseStatus::Created,
+                    to: CaseStatus::Running,
+                    reason: None,
+                },
+                EventKind::TaskEnabled {
+                    task: task("approve"),
+                },
+                EventKind::TaskStarted {
+                    task: task("approve"),
+                    instances: vec![json!({ "amount": 120 })],
+                },
+                EventKind::WorkItemOffered {
+                    item: item_id(1),
+                    task: task("approve"),
+                    instance: 0,
+                    input: json!({ "amount": 120 }),
+                },
+                EventKind::TimerArmed {
+                    timer: timer_id(1),
+                    task: task("approve"),
+                    fires_at: Timestamp(1_700_003_600_000),
+                },
+            ],
+        ),
+    );
+    order.case.marking = json!({ "0": { "approve": 1 } });
+    order.case.updated_at = Timestamp(1_700_000_000_200);
+    order.work_items.push(put(work_item(
+        1,
+        case_id(1),
+        &["manager", "finance"],
+        None,
+        1_700_000_000_150,
+    )));
+    order
+        .timers
+        .push(put(timer(1, case_id(1), 1_700_003_600_000)));
+    order.idempotency = Some(idempotency("create-order-1", 1_700_000_000_100));
+
+    let mut cancelled = first_commit(
+        case(2, wf, CaseStatus::Cancelled, 1_700_000_000_300),
+        events_from(
+            1,
+            vec![
+                EventKind::CaseCreated {
+                    workflow: "order".to_owned(),
+                    data: data(&[]),
+                },
+                EventKind::CaseStateChanged {
+                    from: CaseStatus::Created,
+                    to: CaseStatus::Cancelled,
+                    reason: Some("customer withdrew".to_owned()),
+                },
+                EventKind::TokensRemoved {
+                    net_instance: 0,
+                    condition: "start".into(),
+                    count: 1,
+                },
+            ],
+        ),
+    );
+    cancelled.case.marking = json!({});
+    vec![order, cancelled]
+}
+
+/// Writes the golden store through the store API, then dumps it as SQL text.
+async fn write_golden(path: &Path) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("store.db");
+    let store = SqliteStore::open(&db, SqliteOptions::default())
+        .await
+        .unwrap();
+    store.put_workflow(&workflow(1, "order", 1)).await.unwrap();
+    for c in golden_commits() {
+        store.commit(c).await.unwrap();
+    }
+    drop(store);
+    let conn = Connection::open(&db).unwrap();
+    std::fs::write(path, dump(&conn)).unwrap();
+}
+
+/// Returns the schema and rows of a SQLite database as SQL text, in a stable order.
+fn dump(conn: &Connection) -> String {
+    let mut out = format!(
+        "-- knhk store, format {FORMAT_VERSION}: written by tests/it/golden.rs \
+         (KNHK_WRITE_GOLDEN=1), do not edit.\nBEGIN TRANSACTION;\n"
+    );
+    let tables: Vec<(String, String)> = conn
+        .prepare("SELECT name, sql FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    for (name, sql) in &tables {
+        out.push_str(&format!("{sql};\n"));
+        let columns: Vec<String> = conn
+            .prepare(&format!(
+                "SELECT name FROM pragma_table_info('{name}') ORDER BY cid"
+            ))
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let quoted = columns
+            .iter()
+            .map(|c| format!("quote(\"{c}\")"))
+            .collect::<Vec<_>>()
+            .join(" || ',' || ");
+        let rows: Vec<String> = conn
+            .prepare(&format!("SELECT {quoted} FROM \"{name}\" ORDER BY 1"))
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        for row in rows {
+            out.push_str(&format!("INSERT INTO \"{name}\" VALUES({row});\n"));
+        }
+    }
+    let indexes: Vec<String> = conn
+        .prepare(
+            "SELECT sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY name",
+        )
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    for sql in indexes {
+        out.push_str(&format!("{sql};\n"));
+    }
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    out.push_str(&format!("PRAGMA user_version = {version};\nCOMMIT;\n"));
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn golden_format_v1_loads() {
+    let golden = golden_path();
+    if std::env::var("KNHK_WRITE_GOLDEN").as_deref() == Ok("1") {
+        write_golden(&golden).await;
+    }
+    let sql = std::fs::read_to_string(&golden).unwrap();
+    assert!(
+        sql.contains("PRAGMA user_version = 1;"),
+        "not a format 1 dump"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("store.db");
+    Connection::open(&db).unwrap().execute_batch(&sql).unwrap();
+    let store = SqliteStore::open(&db, SqliteOptions::default())
+        .await
+        .unwrap();
+
+    assert_eq!(
+        store.workflows().await.unwrap(),
+        vec![workflow(1, "order", 1)]
+    );
+    let commits = golden_commits();
+    let cases: Vec<CaseRecord> = commits.iter().map(|c| c.case.clone()).collect();
+    assert_eq!(store.cases(&CaseFilter::default()).await.unwrap(), cases);
+    for c in &commits {
+        assert_eq!(store.case(c.case.id).await.unwrap().as_ref(), Some(&c.case));
+        assert_eq!(store.events(c.case.id, 0).await.unwrap(), c.events);
+    }
+    // A few values spelled out, so a fixture change cannot silently agree with itself.
+    let order = store.case(case_id(1)).await.unwrap().unwrap();
+    assert_eq!(order.version, 6);
+    assert_eq!(order.status, CaseStatus::Running);
+    assert_eq!(order.data["label"], json!("case 1"));
+    let events = store.events(case_id(1), 4).await.unwrap();
+    assert_eq!(
+        events[1].kind,
+        EventKind::TimerArmed {
+            timer: timer_id(1),
+            task: TaskRef {
+                net_instance: 0,
+                task: "approve".into(),
+            },
+            fires_at: Timestamp(1_700_003_600_000),
+        }
+    );
+    assert_eq!(events[1].seq, 6);
+
+    let items = store
+        .work_items(&WorkItemFilter {
+            role: Some("finance".to_owned()),
+            ..WorkItemFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        items,
+        vec![work_item(
+            1,
+            case_id(1),
+            &["manager", "finance"],
+            None,
+            1_700_000_000_150
+        )]
+    );
+    assert_eq!(
+        store.timers().await.unwrap(),
+        vec![timer(1, case_id(1), 1_700_003_600_000)]
+    );
+    assert_eq!(
+        store.idempotency("create-order-1").await.unwrap(),
+        Some(idempotency("create-order-1", 1_700_000_000_100))
+    );
+
+    // The loaded store takes new steps.
+    let step = next_step(
+        &order,
+        vec![EventKind::TaskCancelled {
+            task: task("approve"),
+        }],
+    );
+    store.commit(step).await.unwrap();
+    assert_eq!(store.events(case_id(1), 0).await.unwrap().len(), 7);
+}

@@ -1,0 +1,126 @@
+//! Cases on a SQLite file: history, state changes, reopening, concurrent writers.
+
+use knhk_core::{CaseStatus, EventKind};
+use serde_json::json;
+
+use crate::support::*;
+
+fn sequence() -> String {
+    turtle(
+        "Sequence",
+        &[("a", "", &["b"]), ("b", "", &["c"]), ("c", "", &["end"])],
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_case_runs_to_its_end_and_its_history_is_stored_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine_on(sqlite(&dir.path().join("knhk.db")).await);
+    let wf = engine
+        .register_workflow("seq.ttl", &sequence())
+        .await
+        .unwrap();
+    assert_eq!((wf.name.as_str(), wf.version), ("Sequence", 1));
+    let case = engine
+        .create_case(wf.id, json!({"x": 1}), false)
+        .await
+        .unwrap();
+    assert_eq!(case.status, CaseStatus::Created);
+    let case = engine.execute(case.id).await.unwrap();
+    assert_eq!(case.status, CaseStatus::Completed);
+    let history = engine.history(case.id).await.unwrap();
+    for (i, e) in history.iter().enumerate() {
+        assert_eq!(e.seq, i as u64 + 1);
+    }
+    let changes: Vec<_> = history
+        .iter()
+        .filter_map(|e| match e.kind {
+            EventKind::CaseStateChanged { from, to, .. } => Some((from, to)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            (CaseStatus::Created, CaseStatus::Running),
+            (CaseStatus::Running, CaseStatus::Completed)
+        ]
+    );
+    let done: Vec<_> = history
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::TaskCompleted { .. }))
+        .map(|e| e.kind.task().unwrap().task.to_string())
+        .collect();
+    assert_eq!(done, ["a", "b", "c"]);
+    // A second registration of the same name is the next version.
+    let again = engine
+        .register_workflow("seq.ttl", &sequence())
+        .await
+        .unwrap();
+    assert_eq!(again.version, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_engine_on_the_same_file_sees_and_continues_the_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("knhk.db");
+    let wf_text = turtle("Review", &[("review", "knhk:role \"clerk\" ;", &["end"])]);
+    let first = engine_on(sqlite(&path).await);
+    let wf = first
+        .register_workflow("review.ttl", &wf_text)
+        .await
+        .unwrap();
+    let case = first.create_case(wf.id, json!({}), true).await.unwrap();
+    assert_eq!(case.status, CaseStatus::Running);
+    // A second process on the same file (the CLI does this between commands).
+    let second = engine_on(sqlite(&path).await);
+    let items = second
+        .work_items(&knhk_store::WorkItemFilter {
+            role: Some("clerk".into()),
+            case: None,
+            owner: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(items.len(), 1);
+    second
+        .complete_work_item(items[0].id, "ann", json!({"ok": true}))
+        .await
+        .unwrap();
+    // The first engine still caches the case at its old version: its next step conflicts,
+    // reloads and then sees the case has ended.
+    let err = first.cancel(case.id, "late").await.unwrap_err();
+    assert!(err.to_string().contains("case is completed"), "{err}");
+    assert_eq!(first.case(case.id).await.unwrap().data["ok"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_refused_and_changes_nothing() {
+    let engine = memory_engine();
+    let err = engine
+        .register_workflow(
+            "broken.ttl",
+            "@prefix yawl: <http://www.yawlfoundation.org/yawlschema#> .\n<#a> a yawl:Task ;",
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("broken.ttl"), "{err}");
+    assert!(engine.workflows().await.unwrap().is_empty());
+    let wf = engine
+        .register_workflow("seq.ttl", &sequence())
+        .await
+        .unwrap();
+    let err = engine
+        .create_case(wf.id, json!([1]), true)
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), "case data must be a JSON object");
+    let unknown = knhk_core::CaseId(uuid::Uuid::from_u128(9));
+    let err = engine.execute(unknown).await.unwrap_err();
+    assert_eq!(err.to_string(), format!("unknown case {unknown}"));
+    let case = engine.create_case(wf.id, json!({}), true).await.unwrap();
+    let before = engine.history(case.id).await.unwrap();
+    let err = engine.suspend(case.id).await.unwrap_err();
+    assert!(err.to_string().contains("case is completed"), "{err}");
+    assert_eq!(engine.history(case.id).await.unwrap(), before);
+}

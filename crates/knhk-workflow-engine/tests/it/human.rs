@@ -1,0 +1,263 @@
+//! Human tasks: work items by role, claims, completion races, allocation policies.
+
+use std::sync::Arc;
+
+use knhk_core::{CaseStatus, EventKind};
+use knhk_store::WorkItemFilter;
+use serde_json::json;
+
+use crate::support::*;
+
+fn by_role(role: &str) -> WorkItemFilter {
+    WorkItemFilter {
+        role: Some(role.into()),
+        case: None,
+        owner: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_work_item_is_listed_by_role_claimed_started_and_completed_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine_on(sqlite(&dir.path().join("k.db")).await);
+    let wf = engine
+        .register_workflow(
+            "approve.ttl",
+            &turtle(
+                "Approve",
+                &[("approve", "knhk:role \"manager\" ;", &["end"])],
+            ),
+        )
+        .await
+        .unwrap();
+    let case = engine
+        .create_case(wf.id, json!({"amount": 5}), true)
+        .await
+        .unwrap();
+    assert!(
+        engine
+            .work_items(&by_role("clerk"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let items = engine.work_items(&by_role("manager")).await.unwrap();
+    assert_eq!(items.len(), 1);
+    let item = &items[0];
+    assert_eq!(
+        (item.task.as_str(), item.state.as_str()),
+        ("approve", "offered")
+    );
+    assert_eq!(item.input, json!({"amount": 5}));
+    engine.claim(item.id, "max").await.unwrap();
+    let err = engine.claim(item.id, "eve").await.unwrap_err();
+    assert!(
+        err.to_string().contains("is allocated, cannot allocate"),
+        "{err}"
+    );
+    let claimed = engine.work_items(&by_role("manager")).await.unwrap();
+    assert_eq!(claimed[0].owner.as_deref(), Some("max"));
+    assert_eq!(claimed[0].state, "allocated");
+    engine.start_work_item(item.id, "max").await.unwrap();
+    let done = engine
+        .complete_work_item(item.id, "max", json!({"approved": true}))
+        .await
+        .unwrap();
+    assert_eq!(done.status, CaseStatus::Completed);
+    assert_eq!(done.data["approved"], true);
+    assert!(
+        engine
+            .work_items(&by_role("manager"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let err = engine
+        .complete_work_item(item.id, "max", json!({}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), format!("unknown work item {}", item.id));
+    let _ = case;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn thirty_two_concurrent_completions_of_one_item_complete_it_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k.db");
+    let engine = engine_on(sqlite(&path).await);
+    let wf = engine
+        .register_workflow(
+            "one.ttl",
+            &turtle("One", &[("do", "knhk:role \"clerk\" ;", &["end"])]),
+        )
+        .await
+        .unwrap();
+    let case = engine.create_case(wf.id, json!({}), true).await.unwrap();
+    let item = engine.work_items(&by_role("clerk")).await.unwrap()[0].id;
+    // Half of the racers go through a second engine on the same file, like another process.
+    let other = engine_on(sqlite(&path).await);
+    let mut racers = Vec::new();
+    for i in 0..32 {
+        let e = if i % 2 == 0 {
+            engine.clone()
+        } else {
+            other.clone()
+        };
+        racers.push(tokio::spawn(async move {
+            e.complete_work_item(item, "ann", json!({"by": i})).await
+        }));
+    }
+    let mut ok = 0;
+    for r in racers {
+        if r.await.unwrap().is_ok() {
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, 1);
+    let history = engine.history(case.id).await.unwrap();
+    let completions = history
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::WorkItemCompleted { .. }))
+        .count();
+    assert_eq!(completions, 1);
+    assert_eq!(
+        engine.case(case.id).await.unwrap().status,
+        CaseStatus::Completed
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_robin_allocates_to_each_clerk_in_turn() {
+    let engine = Arc::new(memory_engine());
+    let wf = engine
+        .register_workflow(
+            "rr.ttl",
+            &turtle(
+                "RR",
+                &[(
+                    "do",
+                    "knhk:role \"clerk\" ; knhk:allocation knhk:RoundRobin ;",
+                    &["end"],
+                )],
+            ),
+        )
+        .await
+        .unwrap();
+    let mut owners = Vec::new();
+    for _ in 0..4 {
+        let case = engine.create_case(wf.id, json!({}), true).await.unwrap();
+        engine.settle(case.id).await;
+        let items = engine
+            .work_items(&WorkItemFilter {
+                role: None,
+                case: Some(case.id),
+                owner: None,
+            })
+            .await
+            .unwrap();
+        assert_eq!(items[0].state, "allocated");
+        owners.push(items[0].owner.clone().unwrap());
+    }
+    assert_eq!(owners, ["ann", "bob", "cy", "ann"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shortest_queue_allocates_to_the_clerk_with_the_fewest_items() {
+    let engine = memory_engine();
+    let manual = engine
+        .register_workflow(
+            "m.ttl",
+            &turtle("Manual", &[("do", "knhk:role \"clerk\" ;", &["end"])]),
+        )
+        .await
+        .unwrap();
+    let sq = engine
+        .register_workflow(
+            "sq.ttl",
+            &turtle(
+                "SQ",
+                &[(
+                    "do",
+                    "knhk:role \"clerk\" ; knhk:allocation knhk:ShortestQueue ;",
+                    &["end"],
+                )],
+            ),
+        )
+        .await
+        .unwrap();
+    // ann holds two items, bob one, cy none.
+    for user in ["ann", "ann", "bob"] {
+        let case = engine
+            .create_case(manual.id, json!({}), true)
+            .await
+            .unwrap();
+        let item = engine
+            .work_items(&WorkItemFilter {
+                role: None,
+                case: Some(case.id),
+                owner: None,
+            })
+            .await
+            .unwrap()[0]
+            .id;
+        engine.claim(item, user).await.unwrap();
+    }
+    let case = engine.create_case(sq.id, json!({}), true).await.unwrap();
+    engine.settle(case.id).await;
+    let items = engine
+        .work_items(&WorkItemFilter {
+            role: None,
+            case: Some(case.id),
+            owner: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(items[0].owner.as_deref(), Some("cy"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_eyes_tasks_need_two_different_users() {
+    let engine = memory_engine();
+    let wf = engine
+        .register_workflow(
+            "4e.ttl",
+            &turtle(
+                "FourEyes",
+                &[
+                    (
+                        "prepare",
+                        "knhk:role \"clerk\" ; knhk:fourEyes true ;",
+                        &["check"],
+                    ),
+                    (
+                        "check",
+                        "knhk:role \"clerk\" ; knhk:fourEyes true ;",
+                        &["end"],
+                    ),
+                ],
+            ),
+        )
+        .await
+        .unwrap();
+    let case = engine.create_case(wf.id, json!({}), true).await.unwrap();
+    let item = |engine: knhk_workflow_engine::WorkflowEngine| async move {
+        engine.work_items(&by_role("clerk")).await.unwrap()[0].id
+    };
+    let first = item(engine.clone()).await;
+    engine
+        .complete_work_item(first, "ann", json!({}))
+        .await
+        .unwrap();
+    let second = item(engine.clone()).await;
+    let err = engine
+        .complete_work_item(second, "ann", json!({}))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("four-eyes"), "{err}");
+    let done = engine
+        .complete_work_item(second, "bob", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(done.status, CaseStatus::Completed);
+    let _ = case;
+}

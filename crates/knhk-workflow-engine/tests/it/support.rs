@@ -1,0 +1,69 @@
+//! Engines over a fresh store, and small Turtle workflows.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use knhk_connectors::Registry;
+use knhk_store::{MemoryStore, SqliteOptions, SqliteStore, Store};
+use knhk_workflow_engine::{Clock, Directory, EngineConfig, WorkflowEngine};
+
+pub const PREFIXES: &str = "@prefix yawl: <http://www.yawlfoundation.org/yawlschema#> .\n@prefix knhk: <https://knhk.dev/ns#> .\n";
+
+/// Builds a workflow: `tasks` are (id, extra Turtle for the task, flows-into ids); the first
+/// task follows the input condition.
+pub fn turtle(name: &str, tasks: &[(&str, &str, &[&str])]) -> String {
+    let mut t = String::from(PREFIXES);
+    let ids: Vec<String> = tasks.iter().map(|(id, _, _)| format!("<#{id}>")).collect();
+    t.push_str(&format!(
+        "<#spec> a yawl:Specification ; yawl:name \"{name}\" ; yawl:hasDecomposition <#net> .\n\
+         <#net> a yawl:Net ; yawl:id \"net\" ; yawl:isRootNet true ; yawl:hasInputCondition <#start> ; \
+         yawl:hasOutputCondition <#end> ; yawl:hasTask {} .\n\
+         <#start> a yawl:InputCondition ; yawl:flowsInto [ yawl:nextElementRef <#{}> ] .\n\
+         <#end> a yawl:OutputCondition .\n",
+        ids.join(", "),
+        tasks[0].0
+    ));
+    for (id, extra, next) in tasks {
+        let flows: Vec<String> = next
+            .iter()
+            .map(|n| format!("[ yawl:nextElementRef <#{n}> ]"))
+            .collect();
+        t.push_str(&format!(
+            "<#{id}> a yawl:Task ; yawl:id \"{id}\" ; {extra} yawl:flowsInto {} .\n",
+            flows.join(", ")
+        ));
+    }
+    t
+}
+
+pub fn directory() -> Directory {
+    let mut roles = BTreeMap::new();
+    roles.insert(
+        "clerk".to_string(),
+        vec!["ann".to_string(), "bob".to_string(), "cy".to_string()],
+    );
+    roles.insert("manager".to_string(), vec!["max".to_string()]);
+    Directory::new(roles)
+}
+
+pub fn engine_on(store: Arc<dyn Store>) -> WorkflowEngine {
+    WorkflowEngine::new(EngineConfig {
+        store,
+        connectors: Registry::with_builtins(),
+        directory: directory(),
+        clock: Clock::system(),
+    })
+}
+
+pub fn memory_engine() -> WorkflowEngine {
+    engine_on(Arc::new(MemoryStore::default()))
+}
+
+pub async fn sqlite(path: &Path) -> Arc<dyn Store> {
+    Arc::new(
+        SqliteStore::open(path, SqliteOptions::default())
+            .await
+            .unwrap(),
+    )
+}
