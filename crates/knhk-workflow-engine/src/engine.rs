@@ -126,6 +126,37 @@ impl WorkflowEngine {
         }
     }
 
+    /// Opens the embedded default: the SQLite store `knhk.db` in `data_dir` (created if
+    /// missing, `synchronous=FULL`), the built-in connectors, and the roles of
+    /// `data_dir/directory.json` when that file exists.
+    pub async fn open(data_dir: &Path) -> Result<WorkflowEngine, Error> {
+        let store = knhk_store::SqliteStore::open(
+            &data_dir.join("knhk.db"),
+            knhk_store::SqliteOptions::default(),
+        )
+        .await?;
+        let directory_file = data_dir.join("directory.json");
+        let directory = match std::fs::read_to_string(&directory_file) {
+            Ok(text) => Directory::from_json(&text).map_err(|why| Error::Config {
+                file: directory_file.display().to_string(),
+                why,
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Directory::default(),
+            Err(e) => {
+                return Err(Error::Config {
+                    file: directory_file.display().to_string(),
+                    why: e.to_string(),
+                });
+            }
+        };
+        Ok(WorkflowEngine::new(EngineConfig {
+            store: Arc::new(store),
+            connectors: Registry::with_builtins(),
+            directory,
+            clock: Clock::system(),
+        }))
+    }
+
     /// Returns the store the engine writes to.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.inner.store

@@ -26,6 +26,8 @@ pub enum Error {
     CorruptCase { id: CaseId, why: String },
     #[error("case data must be a JSON object")]
     DataNotObject,
+    #[error("{file}: {why}")]
+    Config { file: String, why: String },
     #[error("the engine is shutting down")]
     ShuttingDown,
 }
