@@ -107,6 +107,7 @@ fn flow(to: &str) -> Flow {
         predicate: None,
         ordering: None,
         is_default: false,
+        on_failure: false,
     }
 }
 

@@ -428,6 +428,23 @@ impl Case {
                     held: false,
                 };
             }
+            EventKind::TaskFailed { task, produced, .. } if !produced.is_empty() => {
+                let (ni, t) = task_of(self, task)?;
+                let def = &workflow.nets[self.nets[ni as usize].net as usize];
+                let mut places = Vec::with_capacity(produced.len());
+                for c in produced {
+                    places.push(def.place(c).ok_or_else(|| bad("unknown condition"))?);
+                }
+                let net = &mut self.nets[ni as usize];
+                net.slots[t as usize] = Slot::Idle;
+                for &p in &places {
+                    net.marking[p as usize] += 1;
+                }
+                self.dirty.push_back((ni, t));
+                for p in places {
+                    self.touch(workflow, ni, p);
+                }
+            }
             EventKind::TaskWithdrawn { task }
             | EventKind::TaskCancelled { task }
             | EventKind::TaskFailed { task, .. } => {

@@ -141,9 +141,13 @@ pub enum EventKind {
     TaskCancelled {
         task: TaskRef,
     },
+    /// The task failed. With a failure flow, a token went there and the case goes on;
+    /// without one, the case fails next.
     TaskFailed {
         task: TaskRef,
         reason: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        produced: Vec<ElementId>,
     },
     /// Tokens were removed by a cancellation set or because the case or net ended.
     TokensRemoved {

@@ -60,6 +60,10 @@ pub struct Flow {
     pub ordering: Option<i64>,
     /// Taken when no predicate of the split holds.
     pub is_default: bool,
+    /// Taken only when the task fails (a connector gave up, a work item failed, an expression
+    /// could not be evaluated): the failure is routed here instead of failing the case.
+    #[serde(default)]
+    pub on_failure: bool,
 }
 
 /// The language an expression was written in.

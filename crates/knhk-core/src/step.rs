@@ -900,15 +900,22 @@ impl Case {
         };
         let default = || def.outputs.iter().find(|a| a.is_default).map(|a| a.place);
         let split = match def.split {
-            ControlType::And => return Ok(def.outputs.iter().map(|a| a.place).collect()),
+            ControlType::And => {
+                return Ok(def
+                    .outputs
+                    .iter()
+                    .filter(|a| !a.on_failure)
+                    .map(|a| a.place)
+                    .collect());
+            }
             s => s,
         };
-        if def.outputs.is_empty() {
+        if def.outputs.iter().all(|a| a.on_failure) {
             // A task without outgoing flows ends its thread of control.
             return Ok(Vec::new());
         }
         let mut chosen = Vec::new();
-        for arc in &def.outputs {
+        for arc in def.outputs.iter().filter(|a| !a.on_failure) {
             // The default flow is a fallback; on an OR split its own predicate, when it has
             // one, is evaluated like the others (as YAWL does).
             if arc.is_default && (split == ControlType::Xor || arc.predicate.is_none()) {
@@ -953,8 +960,46 @@ impl Case {
             _ => {}
         }
         let task = self.task_ref(cx.wf, ni, t);
+        let wf = cx.wf;
+        let net = &wf.nets[self.nets[ni as usize].net as usize];
+        if let Some(arc) = net.tasks[t as usize].outputs.iter().find(|a| a.on_failure) {
+            // The definition routes this failure: record it in the data and go on. A task
+            // that failed before it started takes its tokens first, so it is not enabled
+            // (and failing) again.
+            if matches!(self.slot(ni, t), Some(Slot::Enabled { .. })) {
+                self.emit(
+                    cx,
+                    EventKind::TaskStarted {
+                        task: task.clone(),
+                        instances: Vec::new(),
+                    },
+                )?;
+            }
+            let mut changes = Map::new();
+            changes.insert(
+                "last_error".to_string(),
+                serde_json::json!({"task": task.task.as_str(), "reason": reason}),
+            );
+            self.emit(cx, EventKind::DataUpdated { changes })?;
+            let produced = vec![net.places[arc.place as usize].id.clone()];
+            return self.emit(
+                cx,
+                EventKind::TaskFailed {
+                    task,
+                    reason,
+                    produced,
+                },
+            );
+        }
         let why = format!("task {} failed: {reason}", task.task);
-        self.emit(cx, EventKind::TaskFailed { task, reason })?;
+        self.emit(
+            cx,
+            EventKind::TaskFailed {
+                task,
+                reason,
+                produced: Vec::new(),
+            },
+        )?;
         self.teardown_all(cx)?;
         self.set_status(cx, CaseStatus::Failed, Some(why))
     }

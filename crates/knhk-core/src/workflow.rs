@@ -101,6 +101,8 @@ pub(crate) struct OutArc {
     pub place: u32,
     pub predicate: Option<CompiledExpr>,
     pub is_default: bool,
+    /// Taken only when the task fails.
+    pub on_failure: bool,
 }
 
 #[derive(Debug)]
@@ -282,6 +284,9 @@ fn build_net(
                     "a flow out of a condition cannot have a predicate",
                 );
             }
+            if f.on_failure {
+                violation(v, c.id.as_str(), "only a task's flow can be a failure flow");
+            }
         }
     }
     for (ti, t) in net.tasks.iter().enumerate() {
@@ -455,7 +460,24 @@ fn build_net(
                 "an AND or OR join needs at least two incoming flows",
             );
         }
-        if t.split != ControlType::Xor && outputs[ti].len() == 1 {
+        let failure_flows = t.flows.iter().filter(|f| f.on_failure).count();
+        if failure_flows > 1 {
+            violation(v, name, "more than one failure flow");
+        }
+        if t.flows
+            .iter()
+            .any(|f| f.on_failure && (f.predicate.is_some() || f.is_default))
+        {
+            violation(
+                v,
+                name,
+                "a failure flow cannot have a predicate or be the default flow",
+            );
+        }
+        if failure_flows > 0 && failure_flows == t.flows.len() {
+            violation(v, name, "a task needs a flow besides its failure flow");
+        }
+        if t.split != ControlType::Xor && outputs[ti].len().saturating_sub(failure_flows) == 1 {
             violation(
                 v,
                 name,
@@ -472,7 +494,7 @@ fn build_net(
         if t.split == ControlType::And
             && t.flows
                 .iter()
-                .any(|f| f.predicate.is_some() || f.is_default)
+                .any(|f| !f.on_failure && (f.predicate.is_some() || f.is_default))
         {
             violation(
                 v,
@@ -486,6 +508,7 @@ fn build_net(
         // default flow last.
         arcs.sort_by_key(|&(_, f, i)| {
             (
+                f.on_failure,
                 f.is_default,
                 f.predicate.is_none(),
                 f.ordering.is_none(),
@@ -500,6 +523,7 @@ fn build_net(
                 place: p,
                 predicate,
                 is_default: f.is_default,
+                on_failure: f.on_failure,
             });
         }
         let mut cancel_places = Vec::new();

@@ -151,6 +151,7 @@ pub(crate) const KNHK_SUPPORTED: &[&str] = &[
     "itemVariable",
     "joinVariable",
     "predicate",
+    "onFailure",
     "timerAction",
 ];
 

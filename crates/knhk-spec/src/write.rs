@@ -200,6 +200,9 @@ impl<'s> Writer<'s> {
         if flow.is_default {
             node.push_str(" ;\n        yawl:isDefaultFlow true");
         }
+        if flow.on_failure {
+            node.push_str(" ;\n        knhk:onFailure true");
+        }
         node.push_str(" ]");
         self.prop("yawl:flowsInto", &node);
     }

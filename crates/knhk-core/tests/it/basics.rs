@@ -125,7 +125,7 @@ fn predicate_that_cannot_be_evaluated_fails_the_task_and_the_case_with_the_reaso
     let run = Run::start(&wf, json!({}));
     assert_eq!(run.case.status(), CaseStatus::Failed);
     let failed = run.events.iter().find_map(|e| match &e.kind {
-        EventKind::TaskFailed { task, reason } => Some((task.task.to_string(), reason.clone())),
+        EventKind::TaskFailed { task, reason, .. } => Some((task.task.to_string(), reason.clone())),
         _ => None,
     });
     let (task, reason) = failed.expect("a task failed");

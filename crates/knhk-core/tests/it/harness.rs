@@ -10,6 +10,7 @@ pub fn flow(to: &str) -> Flow {
         predicate: None,
         ordering: None,
         is_default: false,
+        on_failure: false,
     }
 }
 

@@ -364,3 +364,63 @@ fn a_case_rebuilt_from_its_history_knows_what_to_pick_up_again() {
     assert_eq!(again, first);
     assert_eq!(again.len(), 3);
 }
+
+#[test]
+fn a_failure_flow_routes_a_failed_task_and_the_case_goes_on() {
+    let mut call = task("call", Xor, Xor, vec![flow("end")]);
+    call.binding = TaskBinding::Connector(ConnectorBinding {
+        connector: "http".into(),
+        settings: Default::default(),
+    });
+    call.flows.push(Flow {
+        on_failure: true,
+        ..flow("apologise")
+    });
+    let wf = workflow(vec![net(
+        "n",
+        vec![flow("call")],
+        vec![],
+        vec![
+            call,
+            human(task("apologise", Xor, Xor, vec![flow("end")]), "clerk"),
+        ],
+    )]);
+    let mut run = Run::start(&wf, json!({}));
+    let item = run.item("call");
+    run.input(Input::ConnectorFailed {
+        item,
+        error: "503 after 3 attempts".into(),
+    })
+    .expect("failure");
+    assert_eq!(run.case.status(), CaseStatus::Running);
+    assert_eq!(
+        run.case.data()["last_error"],
+        json!({"task": "call", "reason": "connector http failed: 503 after 3 attempts"})
+    );
+    run.complete("apologise", json!({}));
+    assert_eq!(run.completed(), ["apologise"]);
+    assert_eq!(run.case.status(), CaseStatus::Completed);
+    run.check_replay();
+}
+
+#[test]
+fn a_failure_flow_is_refused_with_a_predicate_or_alone() {
+    let mut a = task("a", Xor, Xor, vec![]);
+    a.flows = vec![Flow {
+        on_failure: true,
+        ..when("end", "x > 1")
+    }];
+    let err =
+        Workflow::new(spec(vec![net("n", vec![flow("a")], vec![], vec![a])])).expect_err("invalid");
+    let rules: Vec<String> = err.violations.iter().map(|v| v.to_string()).collect();
+    assert!(
+        rules.contains(
+            &"a: a failure flow cannot have a predicate or be the default flow".to_string()
+        ),
+        "{rules:?}"
+    );
+    assert!(
+        rules.contains(&"a: a task needs a flow besides its failure flow".to_string()),
+        "{rules:?}"
+    );
+}

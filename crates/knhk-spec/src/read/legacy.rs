@@ -177,6 +177,7 @@ fn flow(cx: &mut Cx<'_>, registry: &Registry, node: &Node, spec: &Owner) -> Opti
             predicate,
             ordering: None,
             is_default,
+            on_failure: false,
         },
     ))
 }

@@ -238,6 +238,7 @@ fn flows(cx: &mut Cx<'_>, registry: &Registry, node: &Node, owner: &Owner) -> Ve
                 predicate: None,
                 ordering: None,
                 is_default: false,
+                on_failure: false,
             });
             continue;
         }
@@ -318,11 +319,15 @@ fn flow(cx: &mut Cx<'_>, registry: &Registry, node: &Node, owner: &Owner) -> Opt
     let is_default = cx
         .boolean(node, &yawl("isDefaultFlow"), owner)
         .unwrap_or(false);
+    let on_failure = cx
+        .boolean(node, &knhk("onFailure"), owner)
+        .unwrap_or(false);
     Some(Flow {
         to: to?,
         predicate,
         ordering,
         is_default,
+        on_failure,
     })
 }
 

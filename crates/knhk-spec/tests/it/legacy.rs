@@ -335,7 +335,7 @@ fn swift_payment_fails_at_compliance_review_when_a_check_fails() {
     assert_eq!(case.status(), knhk_core::CaseStatus::Failed);
     assert!(!done.contains(&"debit_sender".to_string()));
     let reason = events.iter().find_map(|e| match &e.kind {
-        knhk_core::EventKind::TaskFailed { task, reason } => {
+        knhk_core::EventKind::TaskFailed { task, reason, .. } => {
             Some((task.task.to_string(), reason.clone()))
         }
         _ => None,

@@ -75,6 +75,7 @@ fn a_full_task_round_trips() {
         predicate: Some(Expression::xpath("/data/amount > 10")),
         ordering: Some(-3),
         is_default: true,
+        on_failure: true,
     }];
     task.binding = TaskBinding::Human(HumanBinding {
         roles: vec!["clerk".to_owned(), "manager".to_owned()],
@@ -417,6 +418,7 @@ fn build(
                     predicate: predicate.clone(),
                     ordering: *ordering,
                     is_default: *is_default,
+                    on_failure: ordering.is_some_and(|o| o % 2 == 0),
                 })
                 .collect()
         };

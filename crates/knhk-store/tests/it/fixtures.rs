@@ -146,6 +146,12 @@ pub fn every_event_kind() -> Vec<EventKind> {
         EventKind::TaskFailed {
             task: task("b"),
             reason: "boom".to_owned(),
+            produced: Vec::new(),
+        },
+        EventKind::TaskFailed {
+            task: task("b"),
+            reason: "routed".to_owned(),
+            produced: vec![ElementId::new("c2")],
         },
         EventKind::TokensRemoved {
             net_instance: 0,

@@ -1,0 +1,106 @@
+//! Following a case while the engine drives it in this process: every event is shown as soon
+//! as its step commits, until nothing the engine started for the case is still running.
+
+use std::io::Write as _;
+
+use knhk_core::model::Specification;
+use knhk_core::{CaseId, Event};
+use knhk_workflow_engine::{CaseUpdate, WorkflowEngine};
+use tokio::sync::broadcast;
+
+use crate::report::HistoryTable;
+
+/// Where progress goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Sink {
+    /// The history table itself, on stdout.
+    Stdout,
+    /// Progress only, on stderr: stdout holds a JSON document.
+    Stderr,
+}
+
+/// Prints the rows of a case's history table as events commit.
+#[derive(Debug)]
+pub(crate) struct Progress {
+    table: HistoryTable,
+    sink: Sink,
+    /// The seq of the last event shown (or learnt).
+    shown: u64,
+}
+
+impl Progress {
+    /// Creates a printer for a case of `spec`, and prints the table header.
+    pub(crate) fn new(spec: Option<&Specification>, sink: Sink) -> Progress {
+        let progress = Progress {
+            table: HistoryTable::new(spec),
+            sink,
+            shown: 0,
+        };
+        progress.print(&progress.table.header());
+        progress
+    }
+
+    /// Takes in events that happened before without printing them, so that later rows can
+    /// name the task of a work item offered earlier.
+    pub(crate) fn skip(&mut self, events: &[Event]) {
+        for e in events {
+            self.table.learn(e);
+            self.shown = self.shown.max(e.seq);
+        }
+    }
+
+    /// Prints every event of `case` committed since the last one shown, until nothing the
+    /// engine started for the case (connector calls, allocations) is still running, then
+    /// prints what is left. `updates` must have been subscribed before the step that set the
+    /// case going, so that none of its commits is missed.
+    pub(crate) async fn follow(
+        &mut self,
+        engine: &WorkflowEngine,
+        case: CaseId,
+        mut updates: broadcast::Receiver<CaseUpdate>,
+    ) -> anyhow::Result<()> {
+        let settled = engine.settle(case);
+        tokio::pin!(settled);
+        loop {
+            tokio::select! {
+                // Show what committed before deciding that the case settled.
+                biased;
+                update = updates.recv() => match update {
+                    Ok(u) if u.case == case && u.version > self.shown => {
+                        self.catch_up(engine, case).await?;
+                    }
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        self.catch_up(engine, case).await?;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+                () = &mut settled => break,
+            }
+        }
+        self.catch_up(engine, case).await
+    }
+
+    /// Prints the events stored after the last one shown.
+    pub(crate) async fn catch_up(
+        &mut self,
+        engine: &WorkflowEngine,
+        case: CaseId,
+    ) -> anyhow::Result<()> {
+        let events = engine.store().events(case, self.shown).await?;
+        for e in &events {
+            let row = self.table.row(e);
+            self.print(&row);
+            self.shown = self.shown.max(e.seq);
+        }
+        Ok(())
+    }
+
+    fn print(&self, line: &str) {
+        // A closed pipe (`knhk run ... | head`) is not worth failing the case's command for.
+        let _ = match self.sink {
+            Sink::Stdout => writeln!(std::io::stdout(), "{line}"),
+            Sink::Stderr => writeln!(std::io::stderr(), "{line}"),
+        };
+    }
+}
