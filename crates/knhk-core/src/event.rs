@@ -47,6 +47,7 @@ impl CaseStatus {
                 | (Running, Cancelled)
                 | (Running, Failed)
                 | (Suspended, Running)
+                | (Suspended, Completed)
                 | (Suspended, Cancelled)
                 | (Suspended, Failed)
         )

@@ -77,6 +77,15 @@ impl Case {
         }
     }
 
+    /// Outside results (connector calls, timers) are taken while running or suspended: the
+    /// world does not stop for a suspended case, but nothing new starts until it resumes.
+    fn require_active(&self, action: &'static str) -> Res {
+        match self.status {
+            CaseStatus::Running | CaseStatus::Suspended => Ok(()),
+            status => Err(Error::WrongCaseState { status, action }),
+        }
+    }
+
     fn set_status(&mut self, cx: &mut Cx, to: CaseStatus, reason: Option<String>) -> Res {
         let from = self.status;
         self.emit(cx, EventKind::CaseStateChanged { from, to, reason })?;
@@ -154,7 +163,7 @@ impl Case {
                 self.fail_task(cx, ni, t, format!("work item failed: {reason}"))
             }
             Input::ConnectorSucceeded { item, output } => {
-                self.require(CaseStatus::Running, "take a connector result")?;
+                self.require_active("take a connector result")?;
                 let wi = self.call(item)?.clone();
                 self.emit(
                     cx,
@@ -167,7 +176,7 @@ impl Case {
                 self.finish_instance(cx, ni, t, wi.instance, output)
             }
             Input::ConnectorFailed { item, error } => {
-                self.require(CaseStatus::Running, "take a connector result")?;
+                self.require_active("take a connector result")?;
                 let wi = self.call(item)?.clone();
                 self.emit(
                     cx,
@@ -181,7 +190,7 @@ impl Case {
                 self.fail_task(cx, ni, t, format!("connector {connector} failed: {error}"))
             }
             Input::TimerFired { timer } => {
-                self.require(CaseStatus::Running, "fire a timer")?;
+                self.require_active("fire a timer")?;
                 let task = self
                     .timers
                     .get(&timer)
@@ -254,7 +263,16 @@ impl Case {
             }
             Input::Resume => {
                 self.require(CaseStatus::Suspended, "resume")?;
-                self.set_status(cx, CaseStatus::Running, None)
+                self.set_status(cx, CaseStatus::Running, None)?;
+                // Results taken while suspended may have moved tokens: look at every task.
+                for (ni, net) in self.nets.iter().enumerate() {
+                    if net.live {
+                        for t in 0..net.slots.len() {
+                            self.dirty.push_back((ni as u32, t as u32));
+                        }
+                    }
+                }
+                Ok(())
             }
             Input::Cancel { reason } => {
                 if self.status.is_final() {

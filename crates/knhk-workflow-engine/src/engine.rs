@@ -452,6 +452,17 @@ impl WorkflowEngine {
         lock(&self.inner.cases).entry(id).or_default().clone()
     }
 
+    /// Drops the cache entry of a case, unless someone else is using it.
+    fn forget(&self, id: CaseId, slot: &Arc<tokio::sync::Mutex<Option<Live>>>) {
+        let mut cases = lock(&self.inner.cases);
+        // Two references: the map's and the caller's. More means another step is waiting.
+        if Arc::strong_count(slot) <= 2
+            && cases.get(&id).is_some_and(|s| Arc::ptr_eq(s, slot))
+        {
+            cases.remove(&id);
+        }
+    }
+
     async fn load(&self, id: CaseId) -> Result<Live, Error> {
         let record = self
             .inner
@@ -481,7 +492,15 @@ impl WorkflowEngine {
             let slot = self.slot(id);
             let mut guard = slot.lock().await;
             if guard.is_none() {
-                *guard = Some(self.load(id).await?);
+                match self.load(id).await {
+                    Ok(live) => *guard = Some(live),
+                    Err(e) => {
+                        // Keep no entry for a case that is not there (unknown ids from callers).
+                        drop(guard);
+                        self.forget(id, &slot);
+                        return Err(e);
+                    }
+                }
             }
             let Some(live) = guard.as_mut() else {
                 return Err(Error::UnknownCase(id));
@@ -506,7 +525,7 @@ impl WorkflowEngine {
                     if live.case.status().is_final() {
                         *guard = None;
                         drop(guard);
-                        lock(&self.inner.cases).remove(&id);
+                        self.forget(id, &slot);
                     } else {
                         drop(guard);
                     }
@@ -771,7 +790,8 @@ impl WorkflowEngine {
     /// Returns how many cases were picked up.
     pub async fn recover(&self) -> Result<usize, Error> {
         let filter = CaseFilter {
-            status: vec![CaseStatus::Running],
+            // A suspended case may have had calls in flight too: their results are taken.
+            status: vec![CaseStatus::Running, CaseStatus::Suspended],
             workflow: None,
             limit: None,
         };

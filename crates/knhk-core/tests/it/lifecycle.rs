@@ -424,3 +424,38 @@ fn a_failure_flow_is_refused_with_a_predicate_or_alone() {
         "{rules:?}"
     );
 }
+
+#[test]
+fn a_connector_result_arriving_while_suspended_is_kept_and_the_case_goes_on_after_resume() {
+    let mut call = task("call", Xor, Xor, vec![flow("after")]);
+    call.binding = TaskBinding::Connector(ConnectorBinding {
+        connector: "http".into(),
+        settings: Default::default(),
+    });
+    let wf = workflow(vec![net(
+        "n",
+        vec![flow("call")],
+        vec![],
+        vec![
+            call,
+            human(task("after", Xor, Xor, vec![flow("end")]), "clerk"),
+        ],
+    )]);
+    let mut run = Run::start(&wf, json!({}));
+    let item = run.item("call");
+    run.input(Input::Suspend).expect("suspend");
+    run.input(Input::ConnectorSucceeded {
+        item,
+        output: json!({"paid": true}),
+    })
+    .expect("result kept while suspended");
+    assert_eq!(run.case.status(), CaseStatus::Suspended);
+    assert!(
+        run.items("after").is_empty(),
+        "nothing new starts while suspended"
+    );
+    run.input(Input::Resume).expect("resume");
+    assert_eq!(run.items("after").len(), 1);
+    assert_eq!(run.case.data()["paid"], true);
+    run.check_replay();
+}
