@@ -43,7 +43,7 @@ impl Case {
             now,
             ids,
             step: Step {
-                events: Vec::with_capacity(16),
+                events: Vec::with_capacity(32),
                 effects: Vec::new(),
             },
             forced: Vec::new(),

@@ -36,6 +36,13 @@ pub(crate) struct NetDef {
 impl NetDef {
     /// Returns the index of the task with this id.
     pub fn task(&self, id: &ElementId) -> Option<u32> {
+        // Small nets: comparing a few addresses beats hashing.
+        if self.tasks.len() <= 16 {
+            if let Some(t) = self.tasks.iter().position(|d| d.id.addr() == id.addr()) {
+                return Some(t as u32);
+            }
+            return self.task_index.get(id).copied();
+        }
         match self.task_by_addr.get(&id.addr()) {
             Some(&t)
                 if self
@@ -51,6 +58,12 @@ impl NetDef {
 
     /// Returns the index of the place with this id.
     pub fn place(&self, id: &ElementId) -> Option<u32> {
+        if self.places.len() <= 16 {
+            if let Some(p) = self.places.iter().position(|d| d.id.addr() == id.addr()) {
+                return Some(p as u32);
+            }
+            return self.place_index.get(id).copied();
+        }
         match self.place_by_addr.get(&id.addr()) {
             Some(&p)
                 if self
