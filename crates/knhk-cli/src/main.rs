@@ -1,27 +1,69 @@
-//! The `knhk` command: validates, simulates and exports workflow definitions.
+//! The `knhk` command: runs workflows on the embedded store and works with their cases and
+//! work items; validates, simulates and exports definitions.
 //!
-//! The durable runtime and the `run`/`serve` commands come with the runtime issue; until then
-//! everything here works on definition files and in memory.
+//! Every command that touches cases opens the engine on the data directory (`--data-dir`,
+//! the SQLite file `knhk.db` in it), does its work in this process, waits until what it set
+//! going has settled (connector calls made, results committed), and exits. Another command,
+//! in another process, takes the case up from the store.
 
+mod bench;
+mod cases;
+mod load;
+mod outcome;
+mod progress;
+mod report;
+mod run;
+mod session;
 mod simulate;
+mod workflows;
+mod workitems;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use serde_json::{Map, Value};
+use tracing_subscriber::EnvFilter;
+
+use crate::session::{DEFAULT_DATA_DIR, Session, json_object};
 
 /// knhk: a workflow engine with YAWL semantics.
 #[derive(Debug, Parser)]
 #[command(name = "knhk", version)]
 struct Cli {
+    /// The data directory: the store `knhk.db` and the role directory `directory.json`.
+    #[arg(
+        long,
+        global = true,
+        env = "KNHK_DATA_DIR",
+        default_value = DEFAULT_DATA_DIR,
+        value_name = "DIR"
+    )]
+    data_dir: PathBuf,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Runs a workflow file: registers it, starts a case and shows its history as it runs.
+    ///
+    /// The case runs until it ends or waits for the outside world (a person, a timer, an
+    /// event); connector calls are made by this process. Exits with status 1 when the case
+    /// fails or is cancelled.
+    Run(run::RunArgs),
+    /// Registers, lists and shows workflow definitions.
+    #[command(subcommand)]
+    Workflow(workflows::WorkflowCommand),
+    /// Creates, runs, inspects and steers cases.
+    #[command(subcommand)]
+    Case(cases::CaseCommand),
+    /// Lists, claims, starts and completes the work items of human tasks.
+    #[command(subcommand, name = "workitem")]
+    WorkItem(workitems::WorkItemCommand),
+    /// Drives a load of cases on the data directory; used by the crash-recovery test.
+    Load(load::LoadArgs),
+    /// Measures the engine with the SQLite store: cases/s and step latency.
+    Bench(bench::BenchArgs),
     /// Checks workflow definition files (Turtle) and names every rule each one breaks.
     ///
     /// Exits with status 1 when any file is invalid.
@@ -52,18 +94,69 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("error"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     let result = match cli.command {
         Command::Validate { files } => Ok(validate(&files)),
         Command::Simulate { file, data } => simulate(&file, data.as_deref()),
         Command::Export { file } => export(&file),
+        command => match tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime.block_on(dispatch(command, &cli.data_dir)),
+            Err(e) => Err(anyhow::Error::new(e).context("cannot start the async runtime")),
+        },
     };
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            for line in message(&e).lines() {
+                eprintln!("error: {line}");
+            }
             ExitCode::FAILURE
         }
     }
+}
+
+/// Returns an error and its causes on one line, each cause once: an error that wraps
+/// another with the same text (`#[error("{0}")]`) would otherwise say everything twice.
+fn message(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if parts.last().is_none_or(|last| !last.ends_with(&text)) {
+            parts.push(text);
+        }
+    }
+    parts.join(": ")
+}
+
+/// Runs a command that works on the engine.
+async fn dispatch(command: Command, data_dir: &Path) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Load(args) => return load::run(args, data_dir).await,
+        Command::Bench(args) => return bench::run(args).await,
+        _ => {}
+    }
+    let session = Session::open(data_dir).await?;
+    let result = match command {
+        Command::Run(args) => run::run(&session, args).await,
+        Command::Workflow(c) => workflows::run(&session, c).await,
+        Command::Case(c) => cases::run(&session, c).await,
+        Command::WorkItem(c) => workitems::run(&session, c).await,
+        Command::Load(_)
+        | Command::Bench(_)
+        | Command::Validate { .. }
+        | Command::Simulate { .. }
+        | Command::Export { .. } => Ok(ExitCode::SUCCESS),
+    };
+    session.close().await;
+    result
 }
 
 /// Loads each file and reports it; fails when any file does not load.
@@ -102,20 +195,14 @@ fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
     if n == 1 { one } else { many }
 }
 
-fn load(file: &Path) -> anyhow::Result<knhk_core::Workflow> {
+fn load_definition(file: &Path) -> anyhow::Result<knhk_core::Workflow> {
     // The error already names the file.
     knhk_spec::load_file(file).map_err(anyhow::Error::new)
 }
 
 fn simulate(file: &Path, data: Option<&str>) -> anyhow::Result<ExitCode> {
-    let workflow = load(file)?;
-    let data = match data {
-        None => Map::new(),
-        Some(text) => match serde_json::from_str(text).context("--data is not valid JSON")? {
-            Value::Object(map) => map,
-            other => bail!("--data must be a JSON object, got {}", json_kind(&other)),
-        },
-    };
+    let workflow = load_definition(file)?;
+    let data = json_object("--data", data)?;
     let run = simulate::run(&workflow, data, simulate::now())?;
     print!("{}", run.report(&workflow));
     Ok(if run.succeeded() {
@@ -125,19 +212,8 @@ fn simulate(file: &Path, data: Option<&str>) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn json_kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 fn export(file: &Path) -> anyhow::Result<ExitCode> {
-    let workflow = load(file)?;
+    let workflow = load_definition(file)?;
     print!("{}", knhk_spec::write_turtle(workflow.specification()));
     Ok(ExitCode::SUCCESS)
 }

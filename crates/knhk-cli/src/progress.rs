@@ -26,18 +26,19 @@ pub(crate) struct Progress {
     sink: Sink,
     /// The seq of the last event shown (or learnt).
     shown: u64,
+    /// Whether the header is out; it comes with the first row.
+    header: bool,
 }
 
 impl Progress {
-    /// Creates a printer for a case of `spec`, and prints the table header.
+    /// Creates a printer for a case of `spec`; the table header comes with the first row.
     pub(crate) fn new(spec: Option<&Specification>, sink: Sink) -> Progress {
-        let progress = Progress {
+        Progress {
             table: HistoryTable::new(spec),
             sink,
             shown: 0,
-        };
-        progress.print(&progress.table.header());
-        progress
+            header: false,
+        }
     }
 
     /// Takes in events that happened before without printing them, so that later rows can
@@ -89,6 +90,10 @@ impl Progress {
     ) -> anyhow::Result<()> {
         let events = engine.store().events(case, self.shown).await?;
         for e in &events {
+            if !self.header {
+                self.header = true;
+                self.print(&self.table.header());
+            }
             let row = self.table.row(e);
             self.print(&row);
             self.shown = self.shown.max(e.seq);

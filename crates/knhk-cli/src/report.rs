@@ -56,7 +56,10 @@ impl HistoryTable {
     /// Returns the row of `event`.
     pub(crate) fn row(&mut self, event: &Event) -> String {
         self.learn(event);
-        let task = self.task_of(&event.kind).map(task_label).unwrap_or_default();
+        let task = self
+            .task_of(&event.kind)
+            .map(task_label)
+            .unwrap_or_default();
         self.line(
             &event.seq.to_string(),
             &clock_time(event.time),
@@ -243,8 +246,14 @@ pub(crate) fn detail(kind: &EventKind) -> String {
         EventKind::TaskStarted { instances, .. } if instances.len() > 1 => {
             format!("{} instances", instances.len())
         }
-        EventKind::TaskCompleted { produced, .. } if !produced.is_empty() => {
-            format!("-> {}", join(produced))
+        EventKind::TaskCompleted { task, produced } if !produced.is_empty() => {
+            // A flow from task to task runs through an implicit condition `from__to`: name
+            // the task it leads to.
+            let prefix = format!("{}__", task.task);
+            let to = produced
+                .iter()
+                .map(|c| c.as_str().strip_prefix(&prefix).unwrap_or(c.as_str()));
+            format!("-> {}", join(to))
         }
         EventKind::InstanceAdded { item, .. } => format!("item {}", compact(item)),
         EventKind::InstanceCompleted { instance, .. } => format!("instance {instance}"),

@@ -456,9 +456,7 @@ impl WorkflowEngine {
     fn forget(&self, id: CaseId, slot: &Arc<tokio::sync::Mutex<Option<Live>>>) {
         let mut cases = lock(&self.inner.cases);
         // Two references: the map's and the caller's. More means another step is waiting.
-        if Arc::strong_count(slot) <= 2
-            && cases.get(&id).is_some_and(|s| Arc::ptr_eq(s, slot))
-        {
+        if Arc::strong_count(slot) <= 2 && cases.get(&id).is_some_and(|s| Arc::ptr_eq(s, slot)) {
             cases.remove(&id);
         }
     }

@@ -1,19 +1,31 @@
-//! Integration tests of the `knhk` binary: each test runs the built binary on real files and
-//! checks its exit status and output.
+//! Integration tests of the `knhk` binary: each test runs the built binary on real files (and
+//! a data directory of its own) and checks its exit status and output.
 
 // Helpers outside `#[test]` functions fail loudly too.
-#![allow(clippy::expect_used)]
+#![allow(clippy::expect_used, clippy::panic)]
+
+mod cases;
+mod definitions;
+mod run;
+mod workitems;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use serde_json::Value;
 
 fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
 }
 
+fn example(name: &str) -> String {
+    path_str(&examples().join(name)).to_owned()
+}
+
 fn knhk(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_knhk"))
         .args(args)
+        .env_remove("KNHK_DATA_DIR")
         .output()
         .expect("the knhk binary runs")
 }
@@ -43,191 +55,86 @@ fn path_str(path: &Path) -> &str {
 const PREFIXES: &str = "@prefix yawl: <http://www.yawlfoundation.org/yawlschema#> .\n\
                         @prefix knhk: <https://knhk.dev/ns#> .\n";
 
-#[test]
-fn validate_accepts_the_examples() {
-    let order = examples().join("order_approval.ttl");
-    let sequence = examples().join("patterns/wcp01_sequence.ttl");
-    let out = knhk(&["validate", path_str(&order), path_str(&sequence)]);
-    assert!(out.status.success(), "stderr: {}", stderr(&out));
-    let text = stdout(&out);
-    assert!(
-        text.contains("order_approval.ttl: 1 net, 4 tasks"),
-        "{text}"
-    );
-    assert!(
-        text.contains("wcp01_sequence.ttl: 1 net, 3 tasks"),
-        "{text}"
-    );
+/// A data directory of one test; every command runs as its own process on it.
+struct DataDir {
+    dir: tempfile::TempDir,
 }
 
-#[test]
-fn validate_refuses_a_broken_file_and_names_the_element() {
-    // `orphan` has no incoming flow: nothing can ever enable it.
-    let broken = temp_file(
-        "broken.ttl",
-        &format!(
-            "{PREFIXES}\
-             <#spec> a yawl:Specification ; yawl:hasDecomposition <#net> .\n\
-             <#net> a yawl:Net ; yawl:isRootNet true ; yawl:hasInputCondition <#start> ;\n\
-                 yawl:hasOutputCondition <#end> ; yawl:hasTask <#work>, <#orphan> .\n\
-             <#start> a yawl:InputCondition ; yawl:flowsInto [ yawl:nextElementRef <#work> ] .\n\
-             <#work> a yawl:Task ; yawl:flowsInto [ yawl:nextElementRef <#end> ] .\n\
-             <#orphan> a yawl:Task ; yawl:flowsInto [ yawl:nextElementRef <#end> ] .\n\
-             <#end> a yawl:OutputCondition .\n"
-        ),
-    );
-    let good = examples().join("order_approval.ttl");
-    let out = knhk(&["validate", path_str(&good), path_str(&broken)]);
-    assert_eq!(out.status.code(), Some(1), "stdout: {}", stdout(&out));
-    // The good file is still reported; the broken one is named with its element.
-    assert!(stdout(&out).contains("ok "), "{}", stdout(&out));
-    let err = stderr(&out);
-    assert!(err.contains("broken.ttl"), "{err}");
-    assert!(err.contains("#orphan>"), "{err}");
-    assert!(err.contains("no incoming flow"), "{err}");
-    assert!(
-        !err.contains("#work>"),
-        "only the faulty element is named: {err}"
-    );
-}
+impl DataDir {
+    fn new() -> DataDir {
+        DataDir {
+            dir: tempfile::tempdir().expect("temporary data directory"),
+        }
+    }
 
-#[test]
-fn validate_refuses_a_file_that_is_not_turtle() {
-    let broken = temp_file("garbage.ttl", "this is { not turtle");
-    let out = knhk(&["validate", path_str(&broken)]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = stderr(&out);
-    assert!(err.contains("garbage.ttl:1:"), "{err}");
-}
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
 
-#[test]
-fn simulate_sends_a_large_order_to_the_manager() {
-    let file = examples().join("order_approval.ttl");
-    let out = knhk(&["simulate", path_str(&file), "--data", r#"{"amount": 1500}"#]);
-    assert!(out.status.success(), "stderr: {}", stderr(&out));
-    let text = stdout(&out);
-    let completed: Vec<&str> = text
-        .lines()
-        .filter(|l| l.contains("task_completed"))
-        .filter_map(|l| l.split_whitespace().nth(2))
-        .collect();
-    assert_eq!(
-        completed,
-        ["receive_order", "manager_approval", "ship"],
-        "{text}"
-    );
-    assert!(
-        text.contains("manager_approval  work item 2 by simulator"),
-        "{text}"
-    );
-    assert!(text.contains("case completed"), "{text}");
-    assert!(text.contains(r#"data: {"amount":1500}"#), "{text}");
-}
+    /// Runs `knhk --data-dir DIR ARGS...`.
+    fn knhk(&self, args: &[&str]) -> Output {
+        let mut all = vec!["--data-dir", path_str(self.dir.path())];
+        all.extend_from_slice(args);
+        knhk(&all)
+    }
 
-#[test]
-fn simulate_approves_a_small_order_automatically() {
-    let file = examples().join("order_approval.ttl");
-    let out = knhk(&["simulate", path_str(&file), "--data", r#"{"amount": 20}"#]);
-    assert!(out.status.success(), "stderr: {}", stderr(&out));
-    let text = stdout(&out);
-    assert!(text.contains("auto_approve"), "{text}");
-    assert!(!text.contains("manager_approval"), "{text}");
-    assert!(text.contains("case completed"), "{text}");
-}
+    /// Runs a command that must succeed and returns its stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.knhk(args);
+        assert!(
+            out.status.success(),
+            "knhk {args:?} failed with {:?}\nstdout: {}\nstderr: {}",
+            out.status.code(),
+            stdout(&out),
+            stderr(&out)
+        );
+        stdout(&out)
+    }
 
-#[test]
-fn simulate_stops_at_a_trigger_and_says_what_it_waits_for() {
-    let file = temp_file(
-        "trigger.ttl",
-        &format!(
-            "{PREFIXES}\
-             <#spec> a yawl:Specification ; yawl:hasDecomposition <#net> .\n\
-             <#net> a yawl:Net ; yawl:isRootNet true ; yawl:hasInputCondition <#start> ;\n\
-                 yawl:hasOutputCondition <#end> ; yawl:hasTask <#receive>, <#paid> .\n\
-             <#start> a yawl:InputCondition ; yawl:flowsInto [ yawl:nextElementRef <#receive> ] .\n\
-             <#receive> a yawl:Task ; yawl:flowsInto [ yawl:nextElementRef <#paid> ] .\n\
-             <#paid> a yawl:Task ; knhk:trigger \"payment_received\" ;\n\
-                 yawl:flowsInto [ yawl:nextElementRef <#end> ] .\n\
-             <#end> a yawl:OutputCondition .\n"
-        ),
-    );
-    let out = knhk(&["simulate", path_str(&file)]);
-    assert!(out.status.success(), "stderr: {}", stderr(&out));
-    let text = stdout(&out);
-    assert!(
-        text.contains(r#"task paid waits for the event "payment_received""#),
-        "{text}"
-    );
-    assert!(text.contains("case waits for the outside world"), "{text}");
-    assert!(!text.contains("running -> completed"), "{text}");
-}
+    /// Runs a command that must succeed and print one JSON document.
+    fn json(&self, args: &[&str]) -> Value {
+        let text = self.ok(args);
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("knhk {args:?}: {e}\n{text}"))
+    }
 
-#[test]
-fn simulate_refuses_data_that_is_not_an_object() {
-    let file = examples().join("order_approval.ttl");
-    let out = knhk(&["simulate", path_str(&file), "--data", "[1, 2]"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("--data must be a JSON object"),
-        "{}",
+    /// Runs a command that must fail with status 1 and returns its stderr.
+    fn fails(&self, args: &[&str]) -> String {
+        let out = self.knhk(args);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "knhk {args:?}\nstdout: {}\nstderr: {}",
+            stdout(&out),
+            stderr(&out)
+        );
         stderr(&out)
-    );
+    }
 }
 
-#[test]
-fn export_writes_turtle_that_validates_again() {
-    let file = examples().join("order_approval.ttl");
-    let out = knhk(&["export", path_str(&file)]);
-    assert!(out.status.success(), "stderr: {}", stderr(&out));
-    let text = stdout(&out);
-    assert!(text.contains("knhk:role \"manager\""), "{text}");
-    let again = temp_file("exported.ttl", &text);
-    let out = knhk(&["validate", path_str(&again)]);
-    assert!(out.status.success(), "stderr: {}", stderr(&out));
-    assert!(stdout(&out).contains("1 net, 4 tasks"), "{}", stdout(&out));
+/// Returns a string field of a JSON document.
+fn text<'a>(doc: &'a Value, key: &str) -> &'a str {
+    doc[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("no string {key:?} in {doc:#}"))
 }
 
-#[test]
-fn simulate_stops_at_a_connector_call() {
-    let file = temp_file(
-        "connector.ttl",
-        &format!(
-            "{PREFIXES}\
-             <#spec> a yawl:Specification ; yawl:hasDecomposition <#net> .\n\
-             <#net> a yawl:Net ; yawl:isRootNet true ; yawl:hasInputCondition <#start> ;\n\
-                 yawl:hasOutputCondition <#end> ; yawl:hasTask <#check>, <#charge> .\n\
-             <#start> a yawl:InputCondition ; yawl:flowsInto [ yawl:nextElementRef <#check> ] .\n\
-             <#check> a yawl:Task ; knhk:role \"clerk\" ;\n\
-                 yawl:flowsInto [ yawl:nextElementRef <#charge> ] .\n\
-             <#charge> a yawl:Task ; knhk:connector \"http\" ;\n\
-                 yawl:flowsInto [ yawl:nextElementRef <#end> ] .\n\
-             <#end> a yawl:OutputCondition .\n"
-        ),
-    );
-    let out = knhk(&["simulate", path_str(&file)]);
-    assert!(out.status.success(), "stderr: {}", stderr(&out));
-    let text = stdout(&out);
-    // One row of the history table, its cells separated by single spaces.
-    let row = |event: &str| {
-        text.lines()
-            .find(|l| l.split_whitespace().nth(1) == Some(event))
-            .unwrap_or_default()
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    assert_eq!(
-        row("work_item_completed"),
-        "7 work_item_completed check work item 2 by simulator",
-        "{text}"
-    );
-    assert_eq!(
-        row("connector_call_started"),
-        "11 connector_call_started charge connector http, work item 3",
-        "{text}"
-    );
-    assert!(
-        text.contains(r#"task charge waits for the connector "http""#),
-        "{text}"
-    );
+/// Returns the kinds of a case document's history, in order.
+fn kinds(doc: &Value) -> Vec<&str> {
+    doc["history"]
+        .as_array()
+        .expect("a history array")
+        .iter()
+        .map(|e| e["kind"].as_str().expect("a kind"))
+        .collect()
+}
+
+/// Returns the tasks that completed in a case document's history, in order.
+fn completed_tasks(doc: &Value) -> Vec<&str> {
+    doc["history"]
+        .as_array()
+        .expect("a history array")
+        .iter()
+        .filter(|e| e["kind"] == "task_completed")
+        .map(|e| e["task"].as_str().expect("a task"))
+        .collect()
 }

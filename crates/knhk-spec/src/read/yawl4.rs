@@ -319,9 +319,7 @@ fn flow(cx: &mut Cx<'_>, registry: &Registry, node: &Node, owner: &Owner) -> Opt
     let is_default = cx
         .boolean(node, &yawl("isDefaultFlow"), owner)
         .unwrap_or(false);
-    let on_failure = cx
-        .boolean(node, &knhk("onFailure"), owner)
-        .unwrap_or(false);
+    let on_failure = cx.boolean(node, &knhk("onFailure"), owner).unwrap_or(false);
     Some(Flow {
         to: to?,
         predicate,

@@ -1,0 +1,282 @@
+//! `knhk case ...`: create, run, inspect and steer cases in the store.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Subcommand, ValueEnum};
+use knhk_core::{CaseId, CaseStatus};
+use knhk_store::{CaseFilter, WorkflowId};
+use serde_json::{Value, json};
+
+use crate::outcome;
+use crate::progress::{Progress, Sink};
+use crate::report::{self, rfc3339};
+use crate::run::{drive, start_case};
+use crate::session::{Session, json_object};
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum CaseCommand {
+    /// Creates a case of a registered workflow; with --start, also runs it like `run`.
+    Create {
+        /// The workflow id (see `knhk workflow list`).
+        workflow: WorkflowId,
+        /// The initial case data, a JSON object.
+        #[arg(long, value_name = "JSON")]
+        data: Option<String>,
+        /// Starts the case and follows it until it waits or ends.
+        #[arg(long)]
+        start: bool,
+        /// Prints the case as one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Starts a created case and follows it until it waits or ends.
+    Execute {
+        /// The case id.
+        case: CaseId,
+        /// Prints the case as one JSON document; progress goes to stderr.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Shows a case: its state, data and what it waits for.
+    Show {
+        /// The case id.
+        case: CaseId,
+        /// Prints the case as one JSON document, with its history.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Prints a case's history, every event in order.
+    History {
+        /// The case id.
+        case: CaseId,
+        /// Prints the case as one JSON document, with its history.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancels a case: its work items are withdrawn.
+    Cancel {
+        /// The case id.
+        case: CaseId,
+        /// Why, recorded in the history.
+        #[arg(
+            long,
+            value_name = "TEXT",
+            default_value = "cancelled from the command line"
+        )]
+        reason: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Suspends a running case: nothing moves until it is resumed.
+    Suspend {
+        /// The case id.
+        case: CaseId,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Resumes a suspended case and follows it until it waits or ends.
+    Resume {
+        /// The case id.
+        case: CaseId,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lists cases, oldest first.
+    List {
+        /// Only cases in this state.
+        #[arg(long, value_enum)]
+        status: Option<Status>,
+        /// Prints a JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delivers an outside event to a case's waiting trigger tasks.
+    Trigger {
+        /// The case id.
+        case: CaseId,
+        /// The event's name, as the task's `knhk:trigger` says.
+        event: String,
+        /// The event's data, a JSON object.
+        #[arg(long, value_name = "JSON")]
+        data: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// A case state, as `--status` takes it.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub(crate) enum Status {
+    Created,
+    Running,
+    Suspended,
+    Completed,
+    Cancelled,
+    Failed,
+}
+
+impl From<Status> for CaseStatus {
+    fn from(s: Status) -> CaseStatus {
+        match s {
+            Status::Created => CaseStatus::Created,
+            Status::Running => CaseStatus::Running,
+            Status::Suspended => CaseStatus::Suspended,
+            Status::Completed => CaseStatus::Completed,
+            Status::Cancelled => CaseStatus::Cancelled,
+            Status::Failed => CaseStatus::Failed,
+        }
+    }
+}
+
+pub(crate) async fn run(session: &Session, command: CaseCommand) -> anyhow::Result<ExitCode> {
+    let engine = &session.engine;
+    match command {
+        CaseCommand::Create {
+            workflow,
+            data,
+            start,
+            json,
+        } => {
+            let data = json_object("--data", data.as_deref())?;
+            let workflow = engine.workflow(workflow).await?;
+            if start {
+                return start_case(session, &workflow, data, json).await;
+            }
+            let case = engine
+                .create_case(workflow.id, Value::Object(data), false)
+                .await
+                .with_context(|| format!("cannot create a case of workflow {}", workflow.id))?;
+            if !json {
+                println!("created case {}", case.id);
+            }
+            outcome::print(session, case.id, json).await
+        }
+        CaseCommand::Execute { case, json } => {
+            let step = async {
+                engine
+                    .execute(case)
+                    .await
+                    .with_context(|| format!("cannot execute case {case}"))
+            };
+            drive(session, case, json, true, step).await
+        }
+        CaseCommand::Show { case, json } => outcome::print(session, case, json).await,
+        CaseCommand::History { case, json } => {
+            if json {
+                return outcome::print(session, case, true).await;
+            }
+            let record = engine.case(case).await?;
+            let spec = match engine.workflow(record.workflow).await {
+                Ok(w) => session.spec(&w),
+                Err(_) => None,
+            };
+            Progress::new(spec.as_ref(), Sink::Stdout)
+                .catch_up(engine, case)
+                .await?;
+            println!();
+            println!("case {case}: {}", record.status);
+            Ok(ExitCode::SUCCESS)
+        }
+        CaseCommand::Cancel { case, reason, json } => {
+            let step = async {
+                engine
+                    .cancel(case, &reason)
+                    .await
+                    .with_context(|| format!("cannot cancel case {case}"))
+            };
+            // The command did what it was asked: a cancelled case is its success.
+            drive(session, case, json, false, step).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        CaseCommand::Suspend { case, json } => {
+            let step = async {
+                engine
+                    .suspend(case)
+                    .await
+                    .with_context(|| format!("cannot suspend case {case}"))
+            };
+            drive(session, case, json, false, step).await
+        }
+        CaseCommand::Resume { case, json } => {
+            let step = async {
+                engine
+                    .resume(case)
+                    .await
+                    .with_context(|| format!("cannot resume case {case}"))
+            };
+            drive(session, case, json, false, step).await
+        }
+        CaseCommand::Trigger {
+            case,
+            event,
+            data,
+            json,
+        } => {
+            let data = json_object("--data", data.as_deref())?;
+            let step = async {
+                engine
+                    .trigger(case, &event, Value::Object(data))
+                    .await
+                    .with_context(|| format!("cannot deliver event {event:?} to case {case}"))
+            };
+            drive(session, case, json, false, step).await
+        }
+        CaseCommand::List { status, json } => {
+            let filter = CaseFilter {
+                status: status.map(CaseStatus::from).into_iter().collect(),
+                ..CaseFilter::default()
+            };
+            let cases = engine.cases(&filter).await?;
+            let workflows = engine.workflows().await?;
+            let name_of = |id: WorkflowId| {
+                workflows
+                    .iter()
+                    .find(|w| w.id == id)
+                    .map(|w| format!("{} v{}", w.name, w.version))
+                    .unwrap_or_else(|| id.to_string())
+            };
+            if json {
+                let docs: Vec<Value> = cases
+                    .iter()
+                    .map(|c| {
+                        json!({
+                            "case_id": c.id.to_string(),
+                            "workflow_id": c.workflow.to_string(),
+                            "workflow": name_of(c.workflow),
+                            "state": c.status.as_str(),
+                            "events": c.version,
+                            "created_at": rfc3339(c.created_at),
+                            "updated_at": rfc3339(c.updated_at),
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&docs)?);
+            } else if cases.is_empty() {
+                println!("no cases");
+            } else {
+                let rows: Vec<Vec<String>> = cases
+                    .iter()
+                    .map(|c| {
+                        vec![
+                            c.id.to_string(),
+                            name_of(c.workflow),
+                            c.status.to_string(),
+                            c.version.to_string(),
+                            rfc3339(c.created_at),
+                            rfc3339(c.updated_at),
+                        ]
+                    })
+                    .collect();
+                print!(
+                    "{}",
+                    report::table(
+                        &["id", "workflow", "state", "events", "created", "updated"],
+                        &rows
+                    )
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! `knhk run` and the commands that set a case going: start a case, follow it in this process
+//! until it settles, then say where it stands.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use knhk_core::CaseId;
+use knhk_store::WorkflowRecord;
+use serde_json::{Map, Value};
+
+use crate::outcome;
+use crate::progress::{Progress, Sink};
+use crate::session::{Session, json_object};
+
+/// The options of `knhk run`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct RunArgs {
+    /// The workflow definition file (Turtle).
+    file: PathBuf,
+    /// The initial case data, a JSON object.
+    #[arg(long, value_name = "JSON")]
+    data: Option<String>,
+    /// Prints one JSON document (case, data, history, work items); progress goes to stderr.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Registers the workflow file, then starts a case of it and follows it.
+pub(crate) async fn run(session: &Session, args: RunArgs) -> anyhow::Result<ExitCode> {
+    // Bad data is refused before anything is stored.
+    let data = json_object("--data", args.data.as_deref())?;
+    let workflow = session.engine.register_file(&args.file).await?;
+    let sink = if args.json {
+        Sink::Stderr
+    } else {
+        Sink::Stdout
+    };
+    say(
+        sink,
+        &format!(
+            "registered workflow {} v{} as {}",
+            workflow.name, workflow.version, workflow.id
+        ),
+    );
+    start_case(session, &workflow, data, args.json).await
+}
+
+/// Creates and starts a case of `workflow`, follows it until it settles and reports it.
+pub(crate) async fn start_case(
+    session: &Session,
+    workflow: &WorkflowRecord,
+    data: Map<String, Value>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let engine = &session.engine;
+    let sink = if json { Sink::Stderr } else { Sink::Stdout };
+    let spec = session.spec(workflow);
+    let mut progress = Progress::new(spec.as_ref(), sink);
+    let updates = engine.subscribe();
+    let case = engine
+        .create_case(workflow.id, Value::Object(data), true)
+        .await
+        .with_context(|| format!("cannot start a case of workflow {}", workflow.id))?;
+    say(sink, &format!("case {}\n", case.id));
+    progress.follow(engine, case.id, updates).await?;
+    outcome::print(session, case.id, json).await
+}
+
+/// Takes one step of an existing case (`step` is not polled before the history so far is
+/// read), follows what it sets going until the case settles, and reports the case. With
+/// `show_earlier`, the history from the case's start is shown too.
+pub(crate) async fn drive<T>(
+    session: &Session,
+    case: CaseId,
+    json: bool,
+    show_earlier: bool,
+    step: impl Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<ExitCode> {
+    let engine = &session.engine;
+    let record = engine.case(case).await?;
+    let spec = match engine.workflow(record.workflow).await {
+        Ok(w) => session.spec(&w),
+        Err(_) => None,
+    };
+    let sink = if json { Sink::Stderr } else { Sink::Stdout };
+    let mut progress = Progress::new(spec.as_ref(), sink);
+    if !show_earlier {
+        progress.skip(&engine.history(case).await?);
+    }
+    let updates = engine.subscribe();
+    step.await?;
+    progress.follow(engine, case, updates).await?;
+    outcome::print(session, case, json).await
+}
+
+/// Prints a line about what the command did: on stdout, or on stderr when stdout holds JSON.
+pub(crate) fn say(sink: Sink, line: &str) {
+    match sink {
+        Sink::Stdout => println!("{line}"),
+        Sink::Stderr => eprintln!("{line}"),
+    }
+}

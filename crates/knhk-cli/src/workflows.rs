@@ -1,0 +1,172 @@
+//! `knhk workflow register|list|show`: the workflow definitions in the store.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use knhk_core::model::Specification;
+use knhk_store::{WorkflowId, WorkflowRecord};
+use serde_json::{Value, json};
+
+use crate::report::{self, rfc3339};
+use crate::session::Session;
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum WorkflowCommand {
+    /// Validates a definition file (Turtle) and stores it; a name already stored gets the
+    /// next version.
+    Register {
+        /// The definition file.
+        file: PathBuf,
+        /// Prints the workflow as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lists the stored workflows.
+    List {
+        /// Prints a JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Shows a workflow: name, version, tasks and the source it was registered from.
+    Show {
+        /// The workflow id (printed by `register`).
+        id: WorkflowId,
+        /// Prints the workflow as JSON, with its source.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub(crate) async fn run(session: &Session, command: WorkflowCommand) -> anyhow::Result<ExitCode> {
+    let engine = &session.engine;
+    match command {
+        WorkflowCommand::Register { file, json } => {
+            let w = engine.register_file(&file).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&summary(session, &w))?);
+            } else {
+                println!(
+                    "registered workflow {} v{} as {} ({} tasks)",
+                    w.name,
+                    w.version,
+                    w.id,
+                    task_count(session.spec(&w).as_ref())
+                );
+                println!(
+                    "start a case with: {} case create {} --start --data '{{}}'",
+                    session.command(),
+                    w.id
+                );
+            }
+        }
+        WorkflowCommand::List { json } => {
+            let all = engine.workflows().await?;
+            if json {
+                let docs: Vec<Value> = all.iter().map(|w| summary(session, w)).collect();
+                println!("{}", serde_json::to_string_pretty(&docs)?);
+            } else if all.is_empty() {
+                println!("no workflows registered");
+            } else {
+                let rows: Vec<Vec<String>> = all
+                    .iter()
+                    .map(|w| {
+                        vec![
+                            w.id.to_string(),
+                            w.name.clone(),
+                            w.version.to_string(),
+                            task_count(session.spec(w).as_ref()).to_string(),
+                            rfc3339(w.registered_at),
+                        ]
+                    })
+                    .collect();
+                print!(
+                    "{}",
+                    report::table(&["id", "name", "version", "tasks", "registered"], &rows)
+                );
+            }
+        }
+        WorkflowCommand::Show { id, json } => {
+            let w = engine.workflow(id).await?;
+            if json {
+                let mut doc = summary(session, &w);
+                if let Value::Object(map) = &mut doc {
+                    map.insert("source".to_owned(), Value::String(w.source.clone()));
+                    map.insert("spec".to_owned(), w.spec.clone());
+                }
+                println!("{}", serde_json::to_string_pretty(&doc)?);
+            } else {
+                show(session, &w);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn summary(session: &Session, w: &WorkflowRecord) -> Value {
+    json!({
+        "id": w.id.to_string(),
+        "name": w.name,
+        "version": w.version,
+        "format": w.format,
+        "tasks": task_count(session.spec(w).as_ref()),
+        "registered_at": rfc3339(w.registered_at),
+    })
+}
+
+fn task_count(spec: Option<&Specification>) -> usize {
+    spec.map_or(0, |s| s.nets.iter().map(|n| n.tasks.len()).sum())
+}
+
+fn show(session: &Session, w: &WorkflowRecord) {
+    println!("workflow {}", w.id);
+    println!("name:       {}", w.name);
+    println!("version:    {}", w.version);
+    println!("registered: {}", rfc3339(w.registered_at));
+    match session.spec(w) {
+        Some(spec) => {
+            println!("spec id:    {}", spec.id);
+            for net in &spec.nets {
+                let root = if net.id == spec.root_net {
+                    ", the root net"
+                } else {
+                    ""
+                };
+                println!();
+                println!("net {}{root}", net.id);
+                let rows: Vec<Vec<String>> = net
+                    .tasks
+                    .iter()
+                    .map(|t| {
+                        vec![
+                            t.id.to_string(),
+                            t.name.clone().unwrap_or_default(),
+                            report::task_kind(&t.binding),
+                            report::control_type(t.join).to_owned(),
+                            report::control_type(t.split).to_owned(),
+                            t.flows
+                                .iter()
+                                .map(|f| f.to.to_string())
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                        ]
+                    })
+                    .collect();
+                print!(
+                    "{}",
+                    report::table(
+                        &["task", "name", "does", "join", "split", "flows to"],
+                        &rows
+                    )
+                );
+            }
+        }
+        None => println!("(the stored specification does not decode)"),
+    }
+    println!();
+    println!("source ({}):", w.format);
+    print!("{}", w.source);
+    if !w.source.ends_with('\n') {
+        println!();
+    }
+}

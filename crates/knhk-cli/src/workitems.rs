@@ -1,0 +1,151 @@
+//! `knhk workitem ...`: the work items of human tasks, offered to roles and done by people.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Subcommand;
+use knhk_core::{CaseId, WorkItemId};
+use knhk_store::{WorkItemFilter, WorkItemRecord};
+use serde_json::Value;
+
+use crate::report::{self, WORK_ITEM_HEADER};
+use crate::run::drive;
+use crate::session::{Session, json_object};
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum WorkItemCommand {
+    /// Lists live work items, oldest first.
+    List {
+        /// Only items offered to this role.
+        #[arg(long)]
+        role: Option<String>,
+        /// Only items of this case.
+        #[arg(long = "case", value_name = "CASE_ID")]
+        case: Option<CaseId>,
+        /// Only items allocated to (or started by) this user.
+        #[arg(long)]
+        user: Option<String>,
+        /// Prints a JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Allocates an offered work item to a user; nobody else may take it then.
+    Claim {
+        /// The work item id (see `knhk workitem list`).
+        id: WorkItemId,
+        #[arg(long)]
+        user: String,
+    },
+    /// Starts a work item (claiming it if nobody has).
+    Start {
+        /// The work item id (see `knhk workitem list`).
+        id: WorkItemId,
+        #[arg(long)]
+        user: String,
+    },
+    /// Completes a work item; its output merges into the case data, and the case runs on
+    /// until it waits or ends.
+    Complete {
+        /// The work item id (see `knhk workitem list`).
+        id: WorkItemId,
+        #[arg(long)]
+        user: String,
+        /// What the work produced, a JSON object.
+        #[arg(long, value_name = "JSON")]
+        output: Option<String>,
+        /// Prints the case as one JSON document; progress goes to stderr.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub(crate) async fn run(session: &Session, command: WorkItemCommand) -> anyhow::Result<ExitCode> {
+    let engine = &session.engine;
+    match command {
+        WorkItemCommand::List {
+            role,
+            case,
+            user,
+            json,
+        } => {
+            let items = engine
+                .work_items(&WorkItemFilter {
+                    role,
+                    case,
+                    owner: user,
+                })
+                .await?;
+            if json {
+                let docs: Vec<Value> = items.iter().map(report::work_item_json).collect();
+                println!("{}", serde_json::to_string_pretty(&docs)?);
+            } else if items.is_empty() {
+                println!("no work items");
+            } else {
+                print!(
+                    "{}",
+                    report::table(&WORK_ITEM_HEADER, &report::work_item_rows(&items))
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        WorkItemCommand::Claim { id, user } => {
+            let item = live_item(session, id).await?;
+            if let Some(owner) = &item.owner {
+                anyhow::bail!(
+                    "cannot claim work item {id}: it is already {} by {owner}",
+                    item.state
+                );
+            }
+            engine
+                .claim(id, &user)
+                .await
+                .with_context(|| format!("cannot claim work item {id}"))?;
+            println!("work item {id} of task {} allocated to {user}", item.task);
+            println!(
+                "complete it with: {} workitem complete {id} --user {user} --output '{{}}'",
+                session.command()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        WorkItemCommand::Start { id, user } => {
+            let item = live_item(session, id).await?;
+            engine
+                .start_work_item(id, &user)
+                .await
+                .with_context(|| format!("cannot start work item {id}"))?;
+            println!("work item {id} of task {} started by {user}", item.task);
+            Ok(ExitCode::SUCCESS)
+        }
+        WorkItemCommand::Complete {
+            id,
+            user,
+            output,
+            json,
+        } => {
+            let output = json_object("--output", output.as_deref())?;
+            let item = live_item(session, id).await?;
+            let step = async {
+                engine
+                    .complete_work_item(id, &user, Value::Object(output))
+                    .await
+                    .with_context(|| format!("cannot complete work item {id}"))
+            };
+            drive(session, item.case_id, json, false, step).await
+        }
+    }
+}
+
+/// Returns a live work item, or says clearly that there is none with this id.
+async fn live_item(session: &Session, id: WorkItemId) -> anyhow::Result<WorkItemRecord> {
+    session
+        .engine
+        .store()
+        .work_item(id)
+        .await?
+        .with_context(|| {
+            format!(
+                "unknown work item {id}: no live work item has this id (it may have been \
+             completed or withdrawn; see `knhk workitem list`)"
+            )
+        })
+}

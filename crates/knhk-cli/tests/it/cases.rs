@@ -1,0 +1,196 @@
+//! `knhk workflow ...` and `knhk case ...` across processes on one data directory.
+
+use crate::{DataDir, PREFIXES, example, kinds, path_str, temp_file, text};
+
+/// Registers the loan example and returns its workflow id.
+fn register_loan(data: &DataDir) -> String {
+    let w = data.json(&[
+        "workflow",
+        "register",
+        &example("loan_application.ttl"),
+        "--json",
+    ]);
+    assert_eq!(text(&w, "name"), "Loan application");
+    assert_eq!(w["version"], 1);
+    text(&w, "id").to_owned()
+}
+
+#[test]
+fn workflows_are_listed_and_shown_with_their_tasks_and_source() {
+    let data = DataDir::new();
+    let id = register_loan(&data);
+    let list = data.ok(&["workflow", "list"]);
+    assert!(list.contains(&id), "{list}");
+    assert!(list.contains("Loan application"), "{list}");
+    let show = data.ok(&["workflow", "show", &id]);
+    assert!(show.contains("name:       Loan application"), "{show}");
+    assert!(show.contains("version:    1"), "{show}");
+    assert!(show.contains("underwriter_decision"), "{show}");
+    assert!(show.contains("human, role underwriter"), "{show}");
+    assert!(show.contains("yawl:ControlTypeAnd"), "the source: {show}");
+    // A second registration of the same name is the next version.
+    let again = data.json(&[
+        "workflow",
+        "register",
+        &example("loan_application.ttl"),
+        "--json",
+    ]);
+    assert_eq!(again["version"], 2);
+}
+
+#[test]
+fn a_case_created_by_one_process_is_executed_by_the_next() {
+    let data = DataDir::new();
+    let workflow = register_loan(&data);
+    let created = data.json(&[
+        "case",
+        "create",
+        &workflow,
+        "--data",
+        r#"{"amount": 5000}"#,
+        "--json",
+    ]);
+    assert_eq!(text(&created, "state"), "created");
+    assert_eq!(kinds(&created), ["case_created"]);
+    let case = text(&created, "case_id");
+    let executed = data.json(&["case", "execute", case, "--json"]);
+    assert_eq!(text(&executed, "state"), "completed", "{executed:#}");
+    assert_eq!(executed["data"]["decision"], "approved");
+    // Executing it again is refused: it has ended.
+    let err = data.fails(&["case", "execute", case]);
+    assert!(err.contains("case is completed"), "{err}");
+    let list = data.json(&["case", "list", "--status", "completed", "--json"]);
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list:#}");
+    assert_eq!(list[0]["case_id"], case);
+}
+
+#[test]
+fn cancelling_an_ended_case_fails_clearly() {
+    let data = DataDir::new();
+    let doc = data.json(&[
+        "run",
+        &example("order_approval.ttl"),
+        "--data",
+        r#"{"amount": 10}"#,
+        "--json",
+    ]);
+    assert_eq!(text(&doc, "state"), "completed");
+    let case = text(&doc, "case_id");
+    let err = data.fails(&["case", "cancel", case]);
+    assert_eq!(
+        err.trim(),
+        format!("error: cannot cancel case {case}: case is completed, cannot cancel")
+    );
+}
+
+#[test]
+fn cancelling_a_waiting_case_withdraws_its_work_items() {
+    let data = DataDir::new();
+    let doc = data.json(&[
+        "run",
+        &example("order_approval.ttl"),
+        "--data",
+        r#"{"amount": 1500}"#,
+        "--json",
+    ]);
+    let case = text(&doc, "case_id");
+    let cancelled = data.json(&[
+        "case",
+        "cancel",
+        case,
+        "--reason",
+        "customer left",
+        "--json",
+    ]);
+    assert_eq!(text(&cancelled, "state"), "cancelled");
+    assert!(
+        kinds(&cancelled).contains(&"work_item_cancelled"),
+        "{cancelled:#}"
+    );
+    let last = cancelled["history"]
+        .as_array()
+        .and_then(|h| h.last())
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(last["event"]["reason"], "customer left", "{cancelled:#}");
+    assert!(
+        data.ok(&["workitem", "list", "--role", "manager"])
+            .contains("no work items")
+    );
+}
+
+#[test]
+fn unknown_ids_are_named() {
+    let data = DataDir::new();
+    let id = "6f1e1b0c-1111-4222-8333-444455556666";
+    let err = data.fails(&["case", "show", id]);
+    assert_eq!(err.trim(), format!("error: unknown case {id}"));
+    let err = data.fails(&["workflow", "show", id]);
+    assert_eq!(err.trim(), format!("error: unknown workflow {id}"));
+    let err = data.fails(&["workitem", "complete", id, "--user", "ann"]);
+    assert!(err.contains(&format!("unknown work item {id}")), "{err}");
+    // An id that is not a UUID is a usage error, as clap reports them.
+    let out = data.knhk(&["case", "show", "not-an-id"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn a_suspended_case_takes_no_work_until_resumed() {
+    let data = DataDir::new();
+    let doc = data.json(&[
+        "run",
+        &example("order_approval.ttl"),
+        "--data",
+        r#"{"amount": 1500}"#,
+        "--json",
+    ]);
+    let case = text(&doc, "case_id");
+    let item = text(&doc["work_items"][0], "id");
+    let suspended = data.json(&["case", "suspend", case, "--json"]);
+    assert_eq!(text(&suspended, "state"), "suspended");
+    let err = data.fails(&["workitem", "complete", item, "--user", "ann"]);
+    assert!(err.contains("case is suspended"), "{err}");
+    let resumed = data.json(&["case", "resume", case, "--json"]);
+    assert_eq!(text(&resumed, "state"), "running");
+    let done = data.json(&["workitem", "complete", item, "--user", "ann", "--json"]);
+    assert_eq!(text(&done, "state"), "completed");
+}
+
+#[test]
+fn a_trigger_delivered_by_another_process_moves_the_case_on() {
+    let file = temp_file(
+        "payment.ttl",
+        &format!(
+            "{PREFIXES}\
+             <#spec> a yawl:Specification ; yawl:hasDecomposition <#net> .\n\
+             <#net> a yawl:Net ; yawl:isRootNet true ; yawl:hasInputCondition <#start> ;\n\
+                 yawl:hasOutputCondition <#end> ; yawl:hasTask <#invoice>, <#paid> .\n\
+             <#start> a yawl:InputCondition ; yawl:flowsInto [ yawl:nextElementRef <#invoice> ] .\n\
+             <#invoice> a yawl:Task ; yawl:flowsInto [ yawl:nextElementRef <#paid> ] .\n\
+             <#paid> a yawl:Task ; knhk:trigger \"payment_received\" ;\n\
+                 yawl:flowsInto [ yawl:nextElementRef <#end> ] .\n\
+             <#end> a yawl:OutputCondition .\n"
+        ),
+    );
+    let data = DataDir::new();
+    let text_out = data.ok(&["run", path_str(&file)]);
+    assert!(
+        text_out.contains(r#"the event "payment_received" for task paid"#),
+        "{text_out}"
+    );
+    assert!(text_out.contains("case trigger "), "{text_out}");
+    let list = data.json(&["case", "list", "--status", "running", "--json"]);
+    let case = text(&list[0], "case_id");
+    let doc = data.json(&[
+        "case",
+        "trigger",
+        case,
+        "payment_received",
+        "--data",
+        r#"{"paid": 42}"#,
+        "--json",
+    ]);
+    assert_eq!(text(&doc, "state"), "completed", "{doc:#}");
+    let err = data.fails(&["case", "trigger", case, "payment_received"]);
+    assert!(err.contains("case is completed"), "{err}");
+}

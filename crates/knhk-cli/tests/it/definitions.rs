@@ -1,0 +1,192 @@
+//! The commands on definition files alone: validate, simulate, export.
+
+use crate::{PREFIXES, examples, knhk, path_str, stderr, stdout, temp_file};
+
+#[test]
+fn validate_accepts_the_examples() {
+    let order = examples().join("order_approval.ttl");
+    let sequence = examples().join("patterns/wcp01_sequence.ttl");
+    let out = knhk(&["validate", path_str(&order), path_str(&sequence)]);
+    assert!(out.status.success(), "stderr: {}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("order_approval.ttl: 1 net, 4 tasks"),
+        "{text}"
+    );
+    assert!(
+        text.contains("wcp01_sequence.ttl: 1 net, 3 tasks"),
+        "{text}"
+    );
+}
+
+#[test]
+fn validate_refuses_a_broken_file_and_names_the_element() {
+    // `orphan` has no incoming flow: nothing can ever enable it.
+    let broken = temp_file(
+        "broken.ttl",
+        &format!(
+            "{PREFIXES}\
+             <#spec> a yawl:Specification ; yawl:hasDecomposition <#net> .\n\
+             <#net> a yawl:Net ; yawl:isRootNet true ; yawl:hasInputCondition <#start> ;\n\
+                 yawl:hasOutputCondition <#end> ; yawl:hasTask <#work>, <#orphan> .\n\
+             <#start> a yawl:InputCondition ; yawl:flowsInto [ yawl:nextElementRef <#work> ] .\n\
+             <#work> a yawl:Task ; yawl:flowsInto [ yawl:nextElementRef <#end> ] .\n\
+             <#orphan> a yawl:Task ; yawl:flowsInto [ yawl:nextElementRef <#end> ] .\n\
+             <#end> a yawl:OutputCondition .\n"
+        ),
+    );
+    let good = examples().join("order_approval.ttl");
+    let out = knhk(&["validate", path_str(&good), path_str(&broken)]);
+    assert_eq!(out.status.code(), Some(1), "stdout: {}", stdout(&out));
+    // The good file is still reported; the broken one is named with its element.
+    assert!(stdout(&out).contains("ok "), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(err.contains("broken.ttl"), "{err}");
+    assert!(err.contains("#orphan>"), "{err}");
+    assert!(err.contains("no incoming flow"), "{err}");
+    assert!(
+        !err.contains("#work>"),
+        "only the faulty element is named: {err}"
+    );
+}
+
+#[test]
+fn validate_refuses_a_file_that_is_not_turtle() {
+    let broken = temp_file("garbage.ttl", "this is { not turtle");
+    let out = knhk(&["validate", path_str(&broken)]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("garbage.ttl:1:"), "{err}");
+}
+
+#[test]
+fn simulate_sends_a_large_order_to_the_manager() {
+    let file = examples().join("order_approval.ttl");
+    let out = knhk(&["simulate", path_str(&file), "--data", r#"{"amount": 1500}"#]);
+    assert!(out.status.success(), "stderr: {}", stderr(&out));
+    let text = stdout(&out);
+    let completed: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("task_completed"))
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .collect();
+    assert_eq!(
+        completed,
+        ["receive_order", "manager_approval", "ship"],
+        "{text}"
+    );
+    assert!(
+        text.contains("manager_approval  work item 2 by simulator"),
+        "{text}"
+    );
+    assert!(text.contains("case completed"), "{text}");
+    assert!(text.contains(r#"data: {"amount":1500}"#), "{text}");
+}
+
+#[test]
+fn simulate_approves_a_small_order_automatically() {
+    let file = examples().join("order_approval.ttl");
+    let out = knhk(&["simulate", path_str(&file), "--data", r#"{"amount": 20}"#]);
+    assert!(out.status.success(), "stderr: {}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("auto_approve"), "{text}");
+    assert!(!text.contains("manager_approval"), "{text}");
+    assert!(text.contains("case completed"), "{text}");
+}
+
+#[test]
+fn simulate_stops_at_a_trigger_and_says_what_it_waits_for() {
+    let file = temp_file(
+        "trigger.ttl",
+        &format!(
+            "{PREFIXES}\
+             <#spec> a yawl:Specification ; yawl:hasDecomposition <#net> .\n\
+             <#net> a yawl:Net ; yawl:isRootNet true ; yawl:hasInputCondition <#start> ;\n\
+                 yawl:hasOutputCondition <#end> ; yawl:hasTask <#receive>, <#paid> .\n\
+             <#start> a yawl:InputCondition ; yawl:flowsInto [ yawl:nextElementRef <#receive> ] .\n\
+             <#receive> a yawl:Task ; yawl:flowsInto [ yawl:nextElementRef <#paid> ] .\n\
+             <#paid> a yawl:Task ; knhk:trigger \"payment_received\" ;\n\
+                 yawl:flowsInto [ yawl:nextElementRef <#end> ] .\n\
+             <#end> a yawl:OutputCondition .\n"
+        ),
+    );
+    let out = knhk(&["simulate", path_str(&file)]);
+    assert!(out.status.success(), "stderr: {}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains(r#"task paid waits for the event "payment_received""#),
+        "{text}"
+    );
+    assert!(text.contains("case waits for the outside world"), "{text}");
+    assert!(!text.contains("running -> completed"), "{text}");
+}
+
+#[test]
+fn simulate_refuses_data_that_is_not_an_object() {
+    let file = examples().join("order_approval.ttl");
+    let out = knhk(&["simulate", path_str(&file), "--data", "[1, 2]"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("--data must be a JSON object"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn export_writes_turtle_that_validates_again() {
+    let file = examples().join("order_approval.ttl");
+    let out = knhk(&["export", path_str(&file)]);
+    assert!(out.status.success(), "stderr: {}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("knhk:role \"manager\""), "{text}");
+    let again = temp_file("exported.ttl", &text);
+    let out = knhk(&["validate", path_str(&again)]);
+    assert!(out.status.success(), "stderr: {}", stderr(&out));
+    assert!(stdout(&out).contains("1 net, 4 tasks"), "{}", stdout(&out));
+}
+
+#[test]
+fn simulate_stops_at_a_connector_call() {
+    let file = temp_file(
+        "connector.ttl",
+        &format!(
+            "{PREFIXES}\
+             <#spec> a yawl:Specification ; yawl:hasDecomposition <#net> .\n\
+             <#net> a yawl:Net ; yawl:isRootNet true ; yawl:hasInputCondition <#start> ;\n\
+                 yawl:hasOutputCondition <#end> ; yawl:hasTask <#check>, <#charge> .\n\
+             <#start> a yawl:InputCondition ; yawl:flowsInto [ yawl:nextElementRef <#check> ] .\n\
+             <#check> a yawl:Task ; knhk:role \"clerk\" ;\n\
+                 yawl:flowsInto [ yawl:nextElementRef <#charge> ] .\n\
+             <#charge> a yawl:Task ; knhk:connector \"http\" ;\n\
+                 yawl:flowsInto [ yawl:nextElementRef <#end> ] .\n\
+             <#end> a yawl:OutputCondition .\n"
+        ),
+    );
+    let out = knhk(&["simulate", path_str(&file)]);
+    assert!(out.status.success(), "stderr: {}", stderr(&out));
+    let text = stdout(&out);
+    // One row of the history table, its cells separated by single spaces.
+    let row = |event: &str| {
+        text.lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(event))
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(
+        row("work_item_completed"),
+        "7 work_item_completed check work item 2 by simulator",
+        "{text}"
+    );
+    assert_eq!(
+        row("connector_call_started"),
+        "11 connector_call_started charge connector http, work item 3",
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"task charge waits for the connector "http""#),
+        "{text}"
+    );
+}

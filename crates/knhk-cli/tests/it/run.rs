@@ -1,0 +1,267 @@
+//! `knhk run`: a workflow file run to its end or its first wait, with its history.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+
+use crate::{
+    DataDir, PREFIXES, completed_tasks, example, kinds, path_str, stdout, temp_file, text,
+};
+
+#[test]
+fn run_completes_a_small_loan_and_prints_the_history() {
+    let data = DataDir::new();
+    let out = data.knhk(&[
+        "run",
+        &example("loan_application.ttl"),
+        "--data",
+        r#"{"applicant": "Ada", "amount": 5000}"#,
+    ]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    // The table: a header, then one row per event from seq 1.
+    let header = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("seq"))
+        .unwrap_or_default();
+    assert_eq!(
+        header.split_whitespace().collect::<Vec<_>>(),
+        ["seq", "time", "kind", "task", "detail"],
+        "{text}"
+    );
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|cells| cells.first().is_some_and(|c| c.parse::<u64>().is_ok()))
+        .collect();
+    let seqs: Vec<u64> = rows.iter().filter_map(|r| r[0].parse().ok()).collect();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "{text}");
+    let completed: Vec<&str> = rows
+        .iter()
+        .filter(|r| r[2] == "task_completed")
+        .map(|r| r[3])
+        .collect();
+    assert_eq!(
+        completed,
+        [
+            "check_application",
+            "open_file",
+            "credit_check",
+            "document_check",
+            "assess",
+            "approve_by_policy",
+            "notify_approval"
+        ],
+        "{text}"
+    );
+    assert!(text.contains("created -> running"), "{text}");
+    assert!(text.contains("running -> completed"), "{text}");
+    assert!(text.contains("(Loan application v1): completed"), "{text}");
+    assert!(text.contains(r#""decision":"approved""#), "{text}");
+}
+
+#[test]
+fn run_json_is_one_document_and_the_progress_goes_to_stderr() {
+    let data = DataDir::new();
+    let out = data.knhk(&[
+        "run",
+        &example("loan_application.ttl"),
+        "--data",
+        r#"{"amount": 25000}"#,
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", crate::stderr(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    for key in [
+        "case_id",
+        "workflow_id",
+        "state",
+        "data",
+        "history",
+        "work_items",
+    ] {
+        assert!(doc.get(key).is_some(), "no {key} in {doc:#}");
+    }
+    assert_eq!(text(&doc, "state"), "running");
+    assert_eq!(doc["data"]["amount"], 25000);
+    let history = doc["history"].as_array().expect("history");
+    let seqs: Vec<u64> = history.iter().filter_map(|e| e["seq"].as_u64()).collect();
+    assert_eq!(seqs, (1..=history.len() as u64).collect::<Vec<_>>());
+    for e in history {
+        assert!(e["time"].as_str().is_some_and(|t| t.ends_with('Z')), "{e}");
+        assert!(e["kind"].is_string(), "{e}");
+        assert!(e.get("task").is_some(), "{e}");
+    }
+    assert!(
+        history.iter().any(|e| e["kind"] == "case_state_changed"
+            && e["event"]["from"] == "created"
+            && e["event"]["to"] == "running"),
+        "{doc:#}"
+    );
+    assert_eq!(kinds(&doc).last(), Some(&"work_item_offered"));
+    let items = doc["work_items"].as_array().expect("work items");
+    assert_eq!(items.len(), 1, "{doc:#}");
+    assert_eq!(items[0]["task"], "underwriter_decision");
+    assert_eq!(items[0]["roles"][0], "underwriter");
+    // The progress went to stderr, row by row.
+    let progress = crate::stderr(&out);
+    assert!(progress.contains("work_item_offered"), "{progress}");
+}
+
+#[test]
+fn run_says_how_to_continue_a_case_that_waits_for_people() {
+    let data = DataDir::new();
+    let text = data.ok(&[
+        "run",
+        &example("order_approval.ttl"),
+        "--data",
+        r#"{"amount": 1500}"#,
+    ]);
+    assert!(text.contains("(Order approval v1): running"), "{text}");
+    assert!(
+        text.contains("of task manager_approval, offered to role manager"),
+        "{text}"
+    );
+    let dir = path_str(data.path());
+    assert!(
+        text.contains(&format!(
+            "knhk --data-dir {dir} workitem list --role manager"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("knhk --data-dir {dir} workitem complete ")),
+        "{text}"
+    );
+}
+
+#[test]
+fn run_refuses_bad_data_with_the_json_error_and_stores_nothing() {
+    let data = DataDir::new();
+    let err = data.fails(&[
+        "run",
+        &example("order_approval.ttl"),
+        "--data",
+        r#"{"amount": "#,
+    ]);
+    assert!(err.contains("--data is not valid JSON"), "{err}");
+    assert!(err.contains("EOF while parsing"), "{err}");
+    assert!(data.ok(&["workflow", "list"]).contains("no workflows"));
+}
+
+#[test]
+fn run_refuses_an_invalid_workflow_and_lists_every_violation() {
+    // Two tasks without an incoming flow: both are named.
+    let file = temp_file(
+        "two_orphans.ttl",
+        &format!(
+            "{PREFIXES}\
+             <#spec> a yawl:Specification ; yawl:hasDecomposition <#net> .\n\
+             <#net> a yawl:Net ; yawl:isRootNet true ; yawl:hasInputCondition <#start> ;\n\
+                 yawl:hasOutputCondition <#end> ; yawl:hasTask <#work>, <#lost>, <#stray> .\n\
+             <#start> a yawl:InputCondition ; yawl:flowsInto [ yawl:nextElementRef <#work> ] .\n\
+             <#work> a yawl:Task ; yawl:flowsInto [ yawl:nextElementRef <#end> ] .\n\
+             <#lost> a yawl:Task ; yawl:flowsInto [ yawl:nextElementRef <#end> ] .\n\
+             <#stray> a yawl:Task ; yawl:flowsInto [ yawl:nextElementRef <#end> ] .\n\
+             <#end> a yawl:OutputCondition .\n"
+        ),
+    );
+    let data = DataDir::new();
+    let err = data.fails(&["run", path_str(&file)]);
+    assert!(err.contains("two_orphans.ttl"), "{err}");
+    assert!(err.contains("#lost>"), "{err}");
+    assert!(err.contains("#stray>"), "{err}");
+    assert!(!err.contains("#work>"), "{err}");
+}
+
+#[test]
+fn run_exits_with_status_1_when_the_case_fails() {
+    // The predicate reads a field the data does not have: the split fails, and the case.
+    let file = temp_file(
+        "fails.ttl",
+        &format!(
+            "{PREFIXES}\
+             <#spec> a yawl:Specification ; yawl:hasDecomposition <#net> .\n\
+             <#net> a yawl:Net ; yawl:isRootNet true ; yawl:hasInputCondition <#start> ;\n\
+                 yawl:hasOutputCondition <#end> ; yawl:hasTask <#decide>, <#a>, <#b> .\n\
+             <#start> a yawl:InputCondition ; yawl:flowsInto [ yawl:nextElementRef <#decide> ] .\n\
+             <#decide> a yawl:Task ; yawl:hasSplit yawl:ControlTypeXor ; yawl:flowsInto\n\
+                 [ yawl:nextElementRef <#a> ; knhk:predicate \"missing > 1\" ; yawl:ordering 1 ],\n\
+                 [ yawl:nextElementRef <#b> ; yawl:isDefaultFlow true ] .\n\
+             <#a> a yawl:Task ; yawl:flowsInto [ yawl:nextElementRef <#end> ] .\n\
+             <#b> a yawl:Task ; yawl:flowsInto [ yawl:nextElementRef <#end> ] .\n\
+             <#end> a yawl:OutputCondition .\n"
+        ),
+    );
+    let data = DataDir::new();
+    let out = data.knhk(&["run", path_str(&file), "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", crate::stderr(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(text(&doc, "state"), "failed");
+    assert!(kinds(&doc).contains(&"task_failed"), "{doc:#}");
+}
+
+/// Starts an HTTP server on port 0 that answers every POST with `{"charged": true}` and
+/// returns its address.
+fn payment_server() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a port");
+    let addr = listener.local_addr().expect("an address");
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().expect("a stream"));
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                let lower = line.to_ascii_lowercase();
+                if let Some(v) = lower.strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            let reply = r#"{"charged": true}"#;
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{reply}",
+                reply.len()
+            );
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[test]
+fn run_makes_connector_calls_in_process_and_waits_for_them() {
+    let server = payment_server();
+    let file = temp_file(
+        "charge.ttl",
+        &format!(
+            "{PREFIXES}\
+             <#spec> a yawl:Specification ; yawl:hasDecomposition <#net> .\n\
+             <#net> a yawl:Net ; yawl:isRootNet true ; yawl:hasInputCondition <#start> ;\n\
+                 yawl:hasOutputCondition <#end> ; yawl:hasTask <#charge>, <#ship> .\n\
+             <#start> a yawl:InputCondition ; yawl:flowsInto [ yawl:nextElementRef <#charge> ] .\n\
+             <#charge> a yawl:Task ; knhk:connector \"http\" ;\n\
+                 knhk:setting [ knhk:key \"url\" ; knhk:value \"{server}/charge/{{order}}\" ] ;\n\
+                 yawl:flowsInto [ yawl:nextElementRef <#ship> ] .\n\
+             <#ship> a yawl:Task ; yawl:flowsInto [ yawl:nextElementRef <#end> ] .\n\
+             <#end> a yawl:OutputCondition .\n"
+        ),
+    );
+    let data = DataDir::new();
+    let doc = data.json(&[
+        "run",
+        path_str(&file),
+        "--data",
+        r#"{"order": "A-17"}"#,
+        "--json",
+    ]);
+    assert_eq!(text(&doc, "state"), "completed", "{doc:#}");
+    assert_eq!(doc["data"]["charged"], true);
+    assert!(kinds(&doc).contains(&"connector_call_succeeded"), "{doc:#}");
+    assert_eq!(completed_tasks(&doc), ["charge", "ship"]);
+}

@@ -1,0 +1,169 @@
+//! `knhk workitem ...`: people doing the work of human tasks, one process per command.
+
+use crate::{DataDir, PREFIXES, completed_tasks, example, kinds, path_str, temp_file, text};
+
+#[test]
+fn work_items_are_listed_claimed_and_completed_across_processes() {
+    let data = DataDir::new();
+    let w = data.json(&[
+        "workflow",
+        "register",
+        &example("loan_application.ttl"),
+        "--json",
+    ]);
+    let created = data.json(&[
+        "case",
+        "create",
+        text(&w, "id"),
+        "--data",
+        r#"{"applicant": "Ada", "amount": 25000}"#,
+        "--json",
+    ]);
+    let case = text(&created, "case_id").to_owned();
+    let running = data.json(&["case", "execute", &case, "--json"]);
+    assert_eq!(text(&running, "state"), "running");
+
+    let items = data.json(&["workitem", "list", "--role", "underwriter", "--json"]);
+    let items = items.as_array().expect("a list");
+    assert_eq!(items.len(), 1);
+    let item = text(&items[0], "id").to_owned();
+    assert_eq!(text(&items[0], "case_id"), case);
+    assert_eq!(text(&items[0], "state"), "offered");
+    let table = data.ok(&["workitem", "list", "--role", "underwriter"]);
+    assert!(table.contains(&item), "{table}");
+    assert!(table.contains("underwriter_decision"), "{table}");
+    assert!(
+        data.ok(&["workitem", "list", "--role", "clerk"])
+            .contains("no work items")
+    );
+
+    let claimed = data.ok(&["workitem", "claim", &item, "--user", "uma"]);
+    assert!(claimed.contains("allocated to uma"), "{claimed}");
+    let err = data.fails(&["workitem", "claim", &item, "--user", "bob"]);
+    assert_eq!(
+        err.trim(),
+        format!("error: cannot claim work item {item}: it is already allocated by uma")
+    );
+    let mine = data.json(&["workitem", "list", "--user", "uma", "--json"]);
+    assert_eq!(mine[0]["id"], item.as_str());
+    let err = data.fails(&["workitem", "complete", &item, "--user", "bob"]);
+    assert!(err.contains("is allocated to uma, not to bob"), "{err}");
+    let err = data.fails(&[
+        "workitem", "complete", &item, "--user", "uma", "--output", "[true]",
+    ]);
+    assert!(
+        err.contains("--output must be a JSON object, got an array"),
+        "{err}"
+    );
+
+    let done = data.json(&[
+        "workitem",
+        "complete",
+        &item,
+        "--user",
+        "uma",
+        "--output",
+        r#"{"approved": true}"#,
+        "--json",
+    ]);
+    assert_eq!(text(&done, "state"), "completed", "{done:#}");
+    assert_eq!(done["data"]["decided_by"], "underwriter");
+    assert_eq!(done["data"]["decision"], "approved");
+    let err = data.fails(&["workitem", "complete", &item, "--user", "uma"]);
+    assert!(err.contains(&format!("unknown work item {item}")), "{err}");
+
+    // The history holds every event of the three processes, in order, without gaps.
+    let history = data.json(&["case", "history", &case, "--json"]);
+    let events = history["history"].as_array().expect("history");
+    let seqs: Vec<u64> = events.iter().filter_map(|e| e["seq"].as_u64()).collect();
+    assert_eq!(seqs, (1..=events.len() as u64).collect::<Vec<_>>());
+    let list = data.json(&["case", "list", "--json"]);
+    assert_eq!(list[0]["events"], events.len());
+    let kinds = kinds(&history);
+    for kind in [
+        "case_created",
+        "case_state_changed",
+        "work_item_offered",
+        "work_item_allocated",
+        "work_item_started",
+        "work_item_completed",
+        "data_updated",
+    ] {
+        assert!(kinds.contains(&kind), "{kind} missing: {kinds:?}");
+    }
+    assert_eq!(
+        completed_tasks(&history),
+        [
+            "check_application",
+            "open_file",
+            "credit_check",
+            "document_check",
+            "assess",
+            "underwriter_decision",
+            "notify_approval"
+        ]
+    );
+    let table = data.ok(&["case", "history", &case]);
+    assert!(table.contains("work_item_allocated"), "{table}");
+    assert!(table.contains("by uma"), "{table}");
+    assert!(
+        table.contains(&format!("case {case}: completed")),
+        "{table}"
+    );
+}
+
+#[test]
+fn round_robin_allocates_from_the_role_directory() {
+    let file = temp_file(
+        "round_robin.ttl",
+        &format!(
+            "{PREFIXES}\
+             <#spec> a yawl:Specification ; yawl:hasDecomposition <#net> .\n\
+             <#net> a yawl:Net ; yawl:isRootNet true ; yawl:hasInputCondition <#start> ;\n\
+                 yawl:hasOutputCondition <#end> ; yawl:hasTask <#split>, <#pack>, <#label>, <#ship> .\n\
+             <#start> a yawl:InputCondition ; yawl:flowsInto [ yawl:nextElementRef <#split> ] .\n\
+             <#split> a yawl:Task ; yawl:hasSplit yawl:ControlTypeAnd ;\n\
+                 yawl:flowsInto [ yawl:nextElementRef <#pack> ], [ yawl:nextElementRef <#label> ] .\n\
+             <#pack> a yawl:Task ; knhk:role \"clerk\" ; knhk:allocation knhk:RoundRobin ;\n\
+                 yawl:flowsInto [ yawl:nextElementRef <#ship> ] .\n\
+             <#label> a yawl:Task ; knhk:role \"clerk\" ; knhk:allocation knhk:RoundRobin ;\n\
+                 yawl:flowsInto [ yawl:nextElementRef <#ship> ] .\n\
+             <#ship> a yawl:Task ; yawl:hasJoin yawl:ControlTypeAnd ;\n\
+                 yawl:flowsInto [ yawl:nextElementRef <#end> ] .\n\
+             <#end> a yawl:OutputCondition .\n"
+        ),
+    );
+    let data = DataDir::new();
+    std::fs::write(
+        data.path().join("directory.json"),
+        r#"{"roles": {"clerk": ["ann", "bob"]}}"#,
+    )
+    .expect("directory.json");
+    let doc = data.json(&["run", path_str(&file), "--json"]);
+    assert_eq!(text(&doc, "state"), "running");
+    let mut owners: Vec<&str> = doc["work_items"]
+        .as_array()
+        .expect("work items")
+        .iter()
+        .map(|w| w["owner"].as_str().expect("allocated"))
+        .collect();
+    owners.sort_unstable();
+    assert_eq!(owners, ["ann", "bob"], "{doc:#}");
+    for user in ["ann", "bob"] {
+        let mine = data.json(&["workitem", "list", "--user", user, "--json"]);
+        let item = text(&mine[0], "id").to_owned();
+        data.ok(&["workitem", "start", &item, "--user", user]);
+        data.json(&["workitem", "complete", &item, "--user", user, "--json"]);
+    }
+    let done = data.json(&["case", "show", text(&doc, "case_id"), "--json"]);
+    assert_eq!(text(&done, "state"), "completed", "{done:#}");
+}
+
+#[test]
+fn a_bad_role_directory_is_named() {
+    let data = DataDir::new();
+    std::fs::write(data.path().join("directory.json"), r#"{"roles": ["ann"]}"#)
+        .expect("directory.json");
+    let err = data.fails(&["workflow", "list"]);
+    assert!(err.contains("directory.json"), "{err}");
+}
