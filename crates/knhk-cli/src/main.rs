@@ -15,6 +15,7 @@ mod report;
 mod run;
 mod session;
 mod simulate;
+mod worker;
 mod workflows;
 mod workitems;
 
@@ -60,6 +61,9 @@ enum Command {
     /// Lists, claims, starts and completes the work items of human tasks.
     #[command(subcommand, name = "workitem")]
     WorkItem(workitems::WorkItemCommand),
+    /// Keeps the engine running on the data directory: picks up unfinished cases (connector
+    /// calls cut off by a crash are made again) and fires timers, until interrupted.
+    Worker(worker::WorkerArgs),
     /// Drives a load of cases on the data directory; used by the crash-recovery test.
     Load(load::LoadArgs),
     /// Measures the engine with the SQLite store: cases/s and step latency.
@@ -146,6 +150,7 @@ async fn dispatch(command: Command, data_dir: &Path) -> anyhow::Result<ExitCode>
     let session = Session::open(data_dir).await?;
     let result = match command {
         Command::Run(args) => run::run(&session, args).await,
+        Command::Worker(args) => worker::run(&session, args).await,
         Command::Workflow(c) => workflows::run(&session, c).await,
         Command::Case(c) => cases::run(&session, c).await,
         Command::WorkItem(c) => workitems::run(&session, c).await,

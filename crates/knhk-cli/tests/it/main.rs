@@ -7,6 +7,7 @@
 mod cases;
 mod definitions;
 mod run;
+mod worker;
 mod workitems;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,61 @@
+//! `knhk worker`: the engine kept running on a data directory, so that timers fire and cases
+//! cut off by a crash go on.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use knhk_core::CaseStatus;
+use knhk_store::CaseFilter;
+
+use crate::session::Session;
+
+/// Options of `knhk worker`.
+#[derive(Debug, Args)]
+pub(crate) struct WorkerArgs {
+    /// Exits once no case is running any more, instead of waiting to be interrupted.
+    #[arg(long)]
+    pub(crate) until_idle: bool,
+}
+
+/// Recovers the unfinished cases, arms the stored timers, and runs until interrupted (or, with
+/// `--until-idle`, until no case is running).
+pub(crate) async fn run(session: &Session, args: WorkerArgs) -> anyhow::Result<ExitCode> {
+    let engine = &session.engine;
+    let mut updates = engine.subscribe();
+    let timers = engine
+        .spawn_timers()
+        .await
+        .context("cannot arm the stored timers")?;
+    let cases = engine
+        .recover()
+        .await
+        .context("cannot pick up the unfinished cases")?;
+    eprintln!("worker: picked up {cases} unfinished cases, armed {timers} timers");
+    let running = CaseFilter {
+        status: vec![CaseStatus::Running],
+        workflow: None,
+        limit: Some(1),
+    };
+    loop {
+        if args.until_idle && engine.cases(&running).await?.is_empty() {
+            break;
+        }
+        tokio::select! {
+            signal = tokio::signal::ctrl_c() => {
+                signal.context("cannot listen for Ctrl-C")?;
+                eprintln!("worker: interrupted");
+                break;
+            }
+            update = updates.recv() => {
+                if let Ok(u) = update
+                    && u.status.is_final()
+                {
+                    eprintln!("worker: case {} {}", u.case, u.status);
+                }
+            }
+        }
+    }
+    engine.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
