@@ -344,6 +344,32 @@ impl Case {
         }
     }
 
+    /// Ends a task's activation and puts a token in each produced condition; `None` if one
+    /// of them is not a condition of the task's net.
+    fn finish_task(
+        &mut self,
+        workflow: &Workflow,
+        ni: u32,
+        t: u32,
+        produced: &[ElementId],
+    ) -> Option<()> {
+        let def = workflow.nets.get(self.nets.get(ni as usize)?.net as usize)?;
+        let places = produced
+            .iter()
+            .map(|c| def.place(c))
+            .collect::<Option<Vec<u32>>>()?;
+        let net = self.nets.get_mut(ni as usize)?;
+        *net.slots.get_mut(t as usize)? = Slot::Idle;
+        for &p in &places {
+            *net.marking.get_mut(p as usize)? += 1;
+        }
+        self.dirty.push_back((ni, t));
+        for p in places {
+            self.touch(workflow, ni, p);
+        }
+        Some(())
+    }
+
     /// Folds one event into the case: the only place where a case changes.
     pub(crate) fn evolve(&mut self, workflow: &Workflow, event: &Event) -> Result<(), Error> {
         let bad = |why: &str| Error::Replay {
@@ -430,20 +456,8 @@ impl Case {
             }
             EventKind::TaskFailed { task, produced, .. } if !produced.is_empty() => {
                 let (ni, t) = task_of(self, task)?;
-                let def = &workflow.nets[self.nets[ni as usize].net as usize];
-                let mut places = Vec::with_capacity(produced.len());
-                for c in produced {
-                    places.push(def.place(c).ok_or_else(|| bad("unknown condition"))?);
-                }
-                let net = &mut self.nets[ni as usize];
-                net.slots[t as usize] = Slot::Idle;
-                for &p in &places {
-                    net.marking[p as usize] += 1;
-                }
-                self.dirty.push_back((ni, t));
-                for p in places {
-                    self.touch(workflow, ni, p);
-                }
+                self.finish_task(workflow, ni, t, produced)
+                    .ok_or_else(|| bad("unknown condition"))?;
             }
             EventKind::TaskWithdrawn { task }
             | EventKind::TaskCancelled { task }
@@ -520,20 +534,8 @@ impl Case {
             }
             EventKind::TaskCompleted { task, produced } => {
                 let (ni, t) = task_of(self, task)?;
-                let def = &workflow.nets[self.nets[ni as usize].net as usize];
-                let mut places = Vec::with_capacity(produced.len());
-                for c in produced {
-                    places.push(def.place(c).ok_or_else(|| bad("unknown condition"))?);
-                }
-                let net = &mut self.nets[ni as usize];
-                net.slots[t as usize] = Slot::Idle;
-                for &p in &places {
-                    net.marking[p as usize] += 1;
-                }
-                self.dirty.push_back((ni, t));
-                for p in places {
-                    self.touch(workflow, ni, p);
-                }
+                self.finish_task(workflow, ni, t, produced)
+                    .ok_or_else(|| bad("unknown condition"))?;
             }
             EventKind::TokensRemoved {
                 net_instance,
