@@ -246,6 +246,21 @@ impl EventKind {
         }
     }
 
+    /// Returns the work item (or connector call) this event is about, where there is one.
+    pub fn work_item(&self) -> Option<&WorkItemId> {
+        match self {
+            EventKind::WorkItemOffered { item, .. }
+            | EventKind::WorkItemAllocated { item, .. }
+            | EventKind::WorkItemStarted { item, .. }
+            | EventKind::WorkItemCompleted { item, .. }
+            | EventKind::WorkItemCancelled { item }
+            | EventKind::ConnectorCallStarted { item, .. }
+            | EventKind::ConnectorCallSucceeded { item, .. }
+            | EventKind::ConnectorCallFailed { item, .. } => Some(item),
+            _ => None,
+        }
+    }
+
     /// Returns the task this event is about, where there is one.
     pub fn task(&self) -> Option<&TaskRef> {
         match self {
