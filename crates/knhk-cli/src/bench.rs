@@ -1,13 +1,456 @@
-//! `knhk bench`: measures the engine (a stub until the benchmark work lands).
+//! `knhk bench`: measures the durable engine on SQLite with fsync on, for the figures of the
+//! runtime issue: W1 (ten empty tasks in sequence) and H10 (ten HTTP tasks in sequence against
+//! a local server), with 1 and with 64 concurrent cases.
+//!
+//! Every measurement runs on a fresh SQLite file with `synchronous=FULL`. A W1 case commits in
+//! one step (`create_case` with start runs it to its end), so its step is one `create_case`
+//! call. An H10 case takes eleven steps: the `create_case` call that starts the first HTTP call,
+//! then one commit per HTTP result; a step there is the `create_case` call for the first, and
+//! for the others the time between two consecutive committed versions of the case (HTTP call,
+//! apply, commit), as the engine announces them.
 
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use axum::Router;
+use axum::extract::Path as UrlPath;
+use axum::routing::post;
+use knhk_connectors::Registry;
+use knhk_core::{CaseId, CaseStatus};
+use knhk_store::{SqliteOptions, SqliteStats, SqliteStore, WorkflowId};
+use knhk_workflow_engine::{CaseUpdate, Clock, Directory, EngineConfig, WorkflowEngine};
+use serde_json::{Map, Value, json};
+use tokio::sync::{broadcast, oneshot};
+use tokio::task::JoinSet;
+
+const W1: &str = include_str!("../../../examples/bench/w1_sequence.ttl");
+const H10: &str = include_str!("../../../examples/bench/h10_http_sequence.ttl");
+/// Cases run before the clock starts, so that caches, the WAL and HTTP connections are warm.
+const WARM_UP: usize = 16;
 
 /// The options of `knhk bench`.
 #[derive(Debug, clap::Args)]
-pub struct BenchArgs {}
+pub struct BenchArgs {
+    /// Cases per W1 run and per H10 run with 64 concurrent cases; H10 with one case at a
+    /// time runs a tenth of them.
+    #[arg(long, value_name = "N", default_value_t = 2000)]
+    cases: usize,
+    /// Runs each measurement once instead of taking the median of three.
+    #[arg(long)]
+    quick: bool,
+    /// Where the SQLite files go (default: a temporary directory, removed afterwards).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
 
-/// Runs the benchmark.
+/// Runs every measurement and prints the table.
 pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
-    let _ = args;
-    anyhow::bail!("knhk bench is not built yet")
+    let temp;
+    let dir = match &args.data_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            dir.clone()
+        }
+        None => {
+            temp = tempfile::tempdir().context("cannot create a temporary directory")?;
+            temp.path().to_path_buf()
+        }
+    };
+    let repeats = if args.quick { 1 } else { 3 };
+    let cases = args.cases.max(1);
+    let (addr, server) = serve().await?;
+    let scenarios = [
+        Scenario::new(Workload::W1, 1, cases),
+        Scenario::new(Workload::W1, 64, cases),
+        Scenario::new(Workload::H10, 1, (cases / 10).max(1)),
+        Scenario::new(Workload::H10, 64, cases),
+    ];
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "knhk bench: {cpus} CPUs (nproc); SQLite in WAL mode with synchronous=FULL (fsync on), \
+         a fresh file per run"
+    );
+    if repeats > 1 {
+        println!("each figure is the median of {repeats} runs");
+    }
+    println!();
+    println!("{}", Row::header());
+    let mut outcome = Ok(());
+    for scenario in &scenarios {
+        let mut samples = Vec::with_capacity(repeats);
+        for repeat in 1..=repeats {
+            let file = dir.join(format!(
+                "{}-c{}-r{repeat}.db",
+                scenario.workload.name(),
+                scenario.concurrency
+            ));
+            match scenario.measure(&file, addr).await {
+                Ok(sample) => samples.push(sample),
+                Err(e) => {
+                    outcome = Err(e.context(format!("{scenario} failed")));
+                    break;
+                }
+            }
+        }
+        if outcome.is_err() {
+            break;
+        }
+        println!("{}", Row::median(scenario, &samples));
+    }
+    // The server stops whatever happened; its own failure is reported only if all else went well.
+    let stopped = server.stop().await;
+    outcome?;
+    stopped?;
+    println!();
+    println!("peak RSS: {}", peak_rss());
+    println!(
+        "step: W1 = one create_case call (the whole case commits in it); H10 = the \
+         create_case call, then the time between consecutive committed versions of a case"
+    );
+    println!("commits/batch: store commits per SQLite transaction (one fsync each)");
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Workload {
+    W1,
+    H10,
+}
+
+impl Workload {
+    fn name(self) -> &'static str {
+        match self {
+            Workload::W1 => "W1",
+            Workload::H10 => "H10",
+        }
+    }
+
+    fn turtle(self, addr: SocketAddr) -> String {
+        match self {
+            Workload::W1 => W1.to_owned(),
+            Workload::H10 => H10.replace("{port}", &addr.port().to_string()),
+        }
+    }
+}
+
+/// One line of the table: a workload, how many cases run at once, how many cases in all.
+#[derive(Debug)]
+struct Scenario {
+    workload: Workload,
+    concurrency: usize,
+    cases: usize,
+}
+
+impl fmt::Display for Scenario {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} with {} concurrent cases",
+            self.workload.name(),
+            self.concurrency
+        )
+    }
+}
+
+/// What one run measured.
+#[derive(Debug)]
+struct Sample {
+    cases_per_s: f64,
+    p50: Duration,
+    p99: Duration,
+    stats: SqliteStats,
+}
+
+impl Scenario {
+    fn new(workload: Workload, concurrency: usize, cases: usize) -> Scenario {
+        Scenario {
+            workload,
+            concurrency,
+            cases,
+        }
+    }
+
+    /// Runs the scenario once on a fresh store at `file`.
+    async fn measure(&self, file: &Path, addr: SocketAddr) -> anyhow::Result<Sample> {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = file.as_os_str().to_owned();
+            name.push(suffix);
+            match std::fs::remove_file(&name) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(e).with_context(|| format!("cannot remove {}", file.display()));
+                }
+                _ => {}
+            }
+        }
+        let options = SqliteOptions {
+            synchronous_full: true,
+            ..SqliteOptions::default()
+        };
+        let store = SqliteStore::open(file, options)
+            .await
+            .with_context(|| format!("cannot open {}", file.display()))?;
+        let engine = WorkflowEngine::new(EngineConfig {
+            store: Arc::new(store.clone()),
+            connectors: Registry::with_builtins(),
+            directory: Directory::default(),
+            clock: Clock::system(),
+        });
+        let measured = self.measure_on(&engine, &store, addr).await;
+        engine.shutdown().await;
+        measured
+    }
+
+    async fn measure_on(
+        &self,
+        engine: &WorkflowEngine,
+        store: &SqliteStore,
+        addr: SocketAddr,
+    ) -> anyhow::Result<Sample> {
+        let name = format!("{}.ttl", self.workload.name());
+        let workflow = engine
+            .register_workflow(&name, &self.workload.turtle(addr))
+            .await?
+            .id;
+        let warm_up = Drive {
+            workload: self.workload,
+            workflow,
+            concurrency: self.concurrency.min(WARM_UP),
+            cases: WARM_UP,
+        };
+        warm_up.run(engine).await?;
+
+        let steps = (self.workload == Workload::H10).then(|| StepClock::start(engine));
+        let before = store.stats();
+        let started = Instant::now();
+        let drive = Drive {
+            workload: self.workload,
+            workflow,
+            concurrency: self.concurrency,
+            cases: self.cases,
+        };
+        let mut latencies = drive.run(engine).await?;
+        let elapsed = started.elapsed();
+        let after = store.stats();
+        if let Some(steps) = steps {
+            latencies.extend(steps.stop().await?);
+        }
+        latencies.sort_unstable();
+        Ok(Sample {
+            cases_per_s: self.cases as f64 / elapsed.as_secs_f64(),
+            p50: percentile(&latencies, 50),
+            p99: percentile(&latencies, 99),
+            stats: SqliteStats {
+                commits: after.commits - before.commits,
+                batches: after.batches - before.batches,
+            },
+        })
+    }
+}
+
+/// Cases of one workflow run to their end by a fixed number of workers.
+#[derive(Clone, Copy, Debug)]
+struct Drive {
+    workload: Workload,
+    workflow: WorkflowId,
+    concurrency: usize,
+    cases: usize,
+}
+
+impl Drive {
+    /// Runs the cases; returns how long each `create_case` call took.
+    async fn run(self, engine: &WorkflowEngine) -> anyhow::Result<Vec<Duration>> {
+        let next = Arc::new(AtomicUsize::new(0));
+        let mut workers = JoinSet::new();
+        for _ in 0..self.concurrency.max(1) {
+            let (engine, next) = (engine.clone(), Arc::clone(&next));
+            workers.spawn(async move { self.worker(&engine, &next).await });
+        }
+        let mut latencies = Vec::with_capacity(self.cases);
+        while let Some(joined) = workers.join_next().await {
+            latencies.extend(joined.context("a bench worker stopped")??);
+        }
+        Ok(latencies)
+    }
+
+    async fn worker(
+        self,
+        engine: &WorkflowEngine,
+        next: &AtomicUsize,
+    ) -> anyhow::Result<Vec<Duration>> {
+        let mut latencies = Vec::new();
+        while next.fetch_add(1, Ordering::Relaxed) < self.cases {
+            let started = Instant::now();
+            let case = engine
+                .create_case(self.workflow, Value::Object(Map::new()), true)
+                .await?;
+            latencies.push(started.elapsed());
+            let ended = match self.workload {
+                Workload::W1 => case,
+                Workload::H10 => engine.wait_until_ended(case.id).await?,
+            };
+            if ended.status != CaseStatus::Completed {
+                bail!("case {} ended {}", ended.id, ended.status);
+            }
+        }
+        Ok(latencies)
+    }
+}
+
+/// Times the steps after a case's first: the time between consecutive committed versions.
+struct StepClock {
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Vec<Duration>>,
+}
+
+impl StepClock {
+    fn start(engine: &WorkflowEngine) -> StepClock {
+        let mut updates = engine.subscribe();
+        let (stop, mut stopped) = oneshot::channel();
+        let task = tokio::spawn(async move {
+            let mut last: HashMap<CaseId, Instant> = HashMap::new();
+            let mut steps = Vec::new();
+            loop {
+                // Updates first: everything announced before the stop is counted.
+                tokio::select! {
+                    biased;
+                    update = updates.recv() => match update {
+                        Ok(u) => step(&mut last, &mut steps, &u),
+                        // An interval across a missed update would be too long: start over.
+                        Err(broadcast::error::RecvError::Lagged(_)) => last.clear(),
+                        Err(broadcast::error::RecvError::Closed) => return steps,
+                    },
+                    _ = &mut stopped => return steps,
+                }
+            }
+        });
+        StepClock { stop, task }
+    }
+
+    async fn stop(self) -> anyhow::Result<Vec<Duration>> {
+        // The task may have ended already; its steps are still there.
+        let _ = self.stop.send(());
+        self.task.await.context("the step clock stopped")
+    }
+}
+
+fn step(last: &mut HashMap<CaseId, Instant>, steps: &mut Vec<Duration>, u: &CaseUpdate) {
+    let now = Instant::now();
+    if let Some(before) = last.insert(u.case, now) {
+        steps.push(now - before);
+    }
+    if u.status.is_final() {
+        last.remove(&u.case);
+    }
+}
+
+/// Returns the nearest-rank percentile of sorted durations (zero for none).
+fn percentile(sorted: &[Duration], p: usize) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = (sorted.len() * p).div_ceil(100).max(1);
+    sorted[rank.min(sorted.len()) - 1]
+}
+
+/// One printed line of the table.
+struct Row;
+
+impl Row {
+    fn header() -> String {
+        format!(
+            "{:<8} {:>11} {:>6} {:>9} {:>10} {:>10} {:>13}",
+            "workload", "concurrency", "cases", "cases/s", "step p50", "step p99", "commits/batch"
+        )
+    }
+
+    fn median(scenario: &Scenario, samples: &[Sample]) -> String {
+        let cases_per_s = median(samples.iter().map(|s| s.cases_per_s).collect());
+        let p50 = median(samples.iter().map(|s| s.p50.as_secs_f64()).collect());
+        let p99 = median(samples.iter().map(|s| s.p99.as_secs_f64()).collect());
+        let batch = median(
+            samples
+                .iter()
+                .map(|s| s.stats.commits as f64 / s.stats.batches.max(1) as f64)
+                .collect(),
+        );
+        format!(
+            "{:<8} {:>11} {:>6} {:>9.0} {:>10} {:>10} {:>13.1}",
+            scenario.workload.name(),
+            scenario.concurrency,
+            scenario.cases,
+            cases_per_s,
+            millis(p50),
+            millis(p99),
+            batch
+        )
+    }
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
+fn millis(seconds: f64) -> String {
+    format!("{:.2} ms", seconds * 1000.0)
+}
+
+/// Reads the process's peak resident set size (`VmHWM`) from `/proc/self/status`.
+fn peak_rss() -> String {
+    let kib = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        });
+    match kib {
+        Some(kib) => format!("{:.1} MiB (VmHWM)", kib as f64 / 1024.0),
+        None => "unknown (no VmHWM in /proc/self/status)".to_owned(),
+    }
+}
+
+/// The HTTP server H10's tasks call, on 127.0.0.1 and a port of its own.
+struct Server {
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.task
+            .await
+            .context("the bench HTTP server stopped")?
+            .context("the bench HTTP server failed")
+    }
+}
+
+async fn serve() -> anyhow::Result<(SocketAddr, Server)> {
+    let app = Router::new().route(
+        "/step/{n}",
+        post(|UrlPath(n): UrlPath<u32>| async move { axum::Json(json!({ "step": n })) }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("cannot bind the bench HTTP server")?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    Ok((addr, Server { stop, task }))
 }

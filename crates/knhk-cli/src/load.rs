@@ -1,14 +1,293 @@
-//! `knhk load`: drives a load of cases (a stub until the crash-recovery work lands).
+//! `knhk load`: drives a load of cases on the embedded store and prints every step it learns
+//! is durable, so that a crash test can kill it anywhere and check that nothing printed is lost.
+//!
+//! Output, one line per fact, flushed at once:
+//! - `created <case>`: `create_case` returned, so the case and its first step are durable;
+//! - `ack <case> <version>`: a step of the case committed durably, the case is now at `version`
+//!   (the seq of its last event);
+//! - `done <completed> <failed>`: every watched case has ended.
 
-use std::path::Path;
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use knhk_core::{CaseId, CaseStatus};
+use knhk_store::{CaseFilter, WorkflowId};
+use knhk_workflow_engine::{CaseUpdate, CaseView, WorkflowEngine};
+use serde_json::Value;
+use tokio::sync::broadcast;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::task::JoinSet;
 
 /// The options of `knhk load`.
 #[derive(Debug, clap::Args)]
-pub struct LoadArgs {}
+pub struct LoadArgs {
+    /// The definition file whose cases are created (not needed with --resume).
+    #[arg(long, value_name = "FILE", required_unless_present = "resume")]
+    workflow: Option<PathBuf>,
+    /// How many cases to create.
+    #[arg(long, value_name = "N", default_value_t = 300)]
+    cases: usize,
+    /// How many created cases may be running at once.
+    #[arg(long, value_name = "C", default_value_t = 32)]
+    concurrency: usize,
+    /// The initial data of every case, a JSON object.
+    #[arg(long, value_name = "JSON", default_value = "{}")]
+    data: String,
+    /// Creates no cases: finishes every unfinished case of the store instead.
+    #[arg(long, conflicts_with = "workflow")]
+    resume: bool,
+}
 
-/// Drives a load of cases on the store in `data_dir`.
+/// Drives a load of cases on the store in `data_dir` and waits until they have all ended.
 pub async fn run(args: LoadArgs, data_dir: &Path) -> anyhow::Result<ExitCode> {
-    let _ = (args, data_dir);
-    anyhow::bail!("knhk load is not built yet")
+    let data = parse_data(&args.data)?;
+    let engine = WorkflowEngine::open(data_dir)
+        .await
+        .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
+    // Subscribing before anything runs means no commit goes unseen (short of lagging).
+    let updates = engine.subscribe();
+    engine
+        .spawn_timers()
+        .await
+        .context("cannot arm the timers")?;
+    let recovered = engine
+        .recover()
+        .await
+        .context("cannot recover unfinished cases")?;
+    if recovered > 0 {
+        eprintln!("recovered {recovered} unfinished cases");
+    }
+    let outcome = match (&args.workflow, args.resume) {
+        (Some(file), false) => {
+            let workflow = engine
+                .register_file(file)
+                .await
+                .with_context(|| format!("cannot register {}", file.display()))?;
+            let load = Load {
+                workflow: workflow.id,
+                data,
+                cases: args.cases,
+                concurrency: args.concurrency.max(1),
+            };
+            load.run(&engine, updates).await
+        }
+        _ => resume(&engine, updates).await,
+    };
+    engine.shutdown().await;
+    let tally = outcome?;
+    Lines.print(format_args!("done {} {}", tally.completed, tally.failed))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn parse_data(text: &str) -> anyhow::Result<Value> {
+    match serde_json::from_str(text).context("--data is not valid JSON")? {
+        Value::Object(map) => Ok(Value::Object(map)),
+        _ => bail!("--data must be a JSON object"),
+    }
+}
+
+/// Writes lines to stdout, each flushed at once so that a reader sees it before a crash.
+struct Lines;
+
+impl Lines {
+    fn print(&self, line: fmt::Arguments<'_>) -> anyhow::Result<()> {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{line}")
+            .and_then(|()| out.flush())
+            .context("cannot write to stdout")
+    }
+
+    fn ack(&self, update: &CaseUpdate) -> anyhow::Result<()> {
+        self.print(format_args!("ack {} {}", update.case, update.version))
+    }
+}
+
+/// How the watched cases ended.
+#[derive(Debug, Default)]
+struct Tally {
+    completed: usize,
+    failed: usize,
+}
+
+/// Which watched cases are still running, fed by the engine's updates.
+#[derive(Debug, Default)]
+struct Watch {
+    /// Watched cases that have not ended yet.
+    open: HashSet<CaseId>,
+    /// Cases whose end is counted.
+    ended: HashSet<CaseId>,
+    /// Cases seen to end before they were watched: their `create_case` had not returned yet.
+    ended_early: HashMap<CaseId, CaseStatus>,
+    tally: Tally,
+}
+
+impl Watch {
+    /// Watches a case known to be in `status`; returns whether it has ended.
+    fn watch(&mut self, case: CaseId, status: CaseStatus) -> bool {
+        match self.ended_early.remove(&case) {
+            Some(status) => self.end(case, status),
+            None if status.is_final() => self.end(case, status),
+            None => {
+                self.open.insert(case);
+                false
+            }
+        }
+    }
+
+    /// Takes an update in; returns whether it ended a watched case.
+    fn update(&mut self, u: &CaseUpdate) -> bool {
+        if !u.status.is_final() || self.ended.contains(&u.case) {
+            return false;
+        }
+        if self.open.contains(&u.case) {
+            return self.end(u.case, u.status);
+        }
+        self.ended_early.insert(u.case, u.status);
+        false
+    }
+
+    fn end(&mut self, case: CaseId, status: CaseStatus) -> bool {
+        self.open.remove(&case);
+        if !self.ended.insert(case) {
+            return false;
+        }
+        if status == CaseStatus::Completed {
+            self.tally.completed += 1;
+        } else {
+            self.tally.failed += 1;
+        }
+        true
+    }
+
+    /// Looks every open case up in the store, after updates were missed; returns how many
+    /// turned out to have ended.
+    async fn refresh(&mut self, engine: &WorkflowEngine) -> anyhow::Result<usize> {
+        let mut ended = 0;
+        let open: Vec<CaseId> = self.open.iter().copied().collect();
+        for case in open {
+            let view = engine.case(case).await?;
+            if view.status.is_final() && self.end(case, view.status) {
+                ended += 1;
+            }
+        }
+        Ok(ended)
+    }
+}
+
+/// Receives the next update; on a lag, says how many were missed and returns `None`.
+async fn next_update(
+    updates: &mut broadcast::Receiver<CaseUpdate>,
+) -> anyhow::Result<Option<CaseUpdate>> {
+    match updates.recv().await {
+        Ok(u) => Ok(Some(u)),
+        Err(RecvError::Lagged(missed)) => {
+            eprintln!("missed {missed} updates; their steps are not acknowledged here");
+            Ok(None)
+        }
+        Err(RecvError::Closed) => bail!("the engine stopped announcing commits"),
+    }
+}
+
+/// Creating cases of one workflow, a bounded number running at once.
+#[derive(Debug)]
+struct Load {
+    workflow: WorkflowId,
+    data: Value,
+    cases: usize,
+    concurrency: usize,
+}
+
+impl Load {
+    async fn run(
+        &self,
+        engine: &WorkflowEngine,
+        mut updates: broadcast::Receiver<CaseUpdate>,
+    ) -> anyhow::Result<Tally> {
+        let out = Lines;
+        let mut watch = Watch::default();
+        let mut creating: JoinSet<Result<CaseView, knhk_workflow_engine::Error>> = JoinSet::new();
+        let mut launched = 0;
+        // Cases launched and not yet ended.
+        let mut in_flight = 0;
+        loop {
+            while launched < self.cases && in_flight < self.concurrency {
+                let engine = engine.clone();
+                let (workflow, data) = (self.workflow, self.data.clone());
+                creating.spawn(async move { engine.create_case(workflow, data, true).await });
+                launched += 1;
+                in_flight += 1;
+            }
+            if launched == self.cases && creating.is_empty() && watch.open.is_empty() {
+                drain(&mut updates, &out)?;
+                return Ok(watch.tally);
+            }
+            tokio::select! {
+                Some(joined) = creating.join_next(), if !creating.is_empty() => {
+                    let view = joined
+                        .context("a case creation task stopped")?
+                        .context("cannot create a case")?;
+                    out.print(format_args!("created {}", view.id))?;
+                    if watch.watch(view.id, view.status) {
+                        in_flight -= 1;
+                    }
+                }
+                update = next_update(&mut updates) => match update? {
+                    Some(u) => {
+                        out.ack(&u)?;
+                        if watch.update(&u) {
+                            in_flight -= 1;
+                        }
+                    }
+                    None => in_flight -= watch.refresh(engine).await?,
+                },
+            }
+        }
+    }
+}
+
+/// Waits until every unfinished case of the store has ended; counts every case of the store.
+async fn resume(
+    engine: &WorkflowEngine,
+    mut updates: broadcast::Receiver<CaseUpdate>,
+) -> anyhow::Result<Tally> {
+    let out = Lines;
+    let mut watch = Watch::default();
+    let mut waiting_for_commands = 0;
+    for case in engine.cases(&CaseFilter::default()).await? {
+        // Created and suspended cases move only when told to: nothing here would end them.
+        if matches!(case.status, CaseStatus::Created | CaseStatus::Suspended) {
+            waiting_for_commands += 1;
+            continue;
+        }
+        watch.watch(case.id, case.status);
+    }
+    if waiting_for_commands > 0 {
+        eprintln!("{waiting_for_commands} cases wait for a command and are not counted");
+    }
+    while !watch.open.is_empty() {
+        match next_update(&mut updates).await? {
+            Some(u) => {
+                out.ack(&u)?;
+                watch.update(&u);
+            }
+            None => {
+                watch.refresh(engine).await?;
+            }
+        }
+    }
+    drain(&mut updates, &out)?;
+    Ok(watch.tally)
+}
+
+/// Acknowledges the updates already announced: a case that ended in its creation step is
+/// counted before its update is read.
+fn drain(updates: &mut broadcast::Receiver<CaseUpdate>, out: &Lines) -> anyhow::Result<()> {
+    while let Ok(u) = updates.try_recv() {
+        out.ack(&u)?;
+    }
+    Ok(())
 }

@@ -72,7 +72,7 @@ impl HistoryTable {
     /// Returns the task an event is about, directly or through its work item.
     pub(crate) fn task_of<'a>(&'a self, kind: &'a EventKind) -> Option<&'a TaskRef> {
         kind.task()
-            .or_else(|| work_item_of(kind).and_then(|i| self.item_tasks.get(i)))
+            .or_else(|| kind.work_item().and_then(|i| self.item_tasks.get(i)))
     }
 
     fn line(&self, seq: &str, time: &str, kind: &str, task: &str, detail: &str) -> String {
@@ -288,21 +288,6 @@ fn compact(value: &impl serde::Serialize) -> String {
     } else {
         let cut: String = text.chars().take(MAX - 3).collect();
         format!("{cut}...")
-    }
-}
-
-/// Returns the work item an event is about, where there is one.
-fn work_item_of(kind: &EventKind) -> Option<&WorkItemId> {
-    match kind {
-        EventKind::WorkItemOffered { item, .. }
-        | EventKind::WorkItemAllocated { item, .. }
-        | EventKind::WorkItemStarted { item, .. }
-        | EventKind::WorkItemCompleted { item, .. }
-        | EventKind::WorkItemCancelled { item }
-        | EventKind::ConnectorCallStarted { item, .. }
-        | EventKind::ConnectorCallSucceeded { item, .. }
-        | EventKind::ConnectorCallFailed { item, .. } => Some(item),
-        _ => None,
     }
 }
 

@@ -33,7 +33,6 @@ pub(crate) fn now() -> Timestamp {
 pub(crate) struct Run {
     case: Case,
     events: Vec<Event>,
-    start: Timestamp,
     completed_items: usize,
     fired_timers: usize,
     ending: Ending,
@@ -115,7 +114,6 @@ pub(crate) fn run(
     Ok(Run {
         case,
         events,
-        start,
         completed_items,
         fired_timers,
         ending,
@@ -210,12 +208,12 @@ impl Run {
                 let task = e
                     .kind
                     .task()
-                    .or_else(|| work_item_of(&e.kind).and_then(|i| item_tasks.get(i).copied()));
+                    .or_else(|| e.kind.work_item().and_then(|i| item_tasks.get(i).copied()));
                 [
                     e.seq.to_string(),
                     e.kind.name().to_owned(),
-                    task.map(task_label).unwrap_or_default(),
-                    self.detail(&e.kind),
+                    task.map(crate::report::task_label).unwrap_or_default(),
+                    crate::report::detail(&e.kind),
                 ]
             })
             .collect();
@@ -267,12 +265,12 @@ impl Run {
                         Wait::Trigger { task, event } => writeln!(
                             out,
                             "  task {} waits for the event {event:?} (a trigger)",
-                            task_label(task)
+                            crate::report::task_label(task)
                         ),
                         Wait::Connector { task, connector } => writeln!(
                             out,
                             "  task {} waits for the connector {connector:?}",
-                            task_label(task)
+                            crate::report::task_label(task)
                         ),
                     };
                 }
@@ -296,84 +294,4 @@ impl Run {
         let _ = writeln!(out, "data: {data}");
         out
     }
-
-    fn detail(&self, kind: &EventKind) -> String {
-        match kind {
-            EventKind::CaseCreated { workflow, .. } => format!("workflow {workflow}"),
-            EventKind::CaseStateChanged { from, to, reason } => match reason {
-                Some(reason) => format!("{from} -> {to}: {reason}"),
-                None => format!("{from} -> {to}"),
-            },
-            EventKind::CaseDeadlocked { marked } => format!("tokens left in {}", join(marked)),
-            EventKind::NetStarted {
-                net_instance, net, ..
-            } => format!("net {net} as net instance {net_instance}"),
-            EventKind::NetEnded { net_instance } => format!("net instance {net_instance}"),
-            EventKind::TaskStarted { instances, .. } if instances.len() > 1 => {
-                format!("{} instances", instances.len())
-            }
-            EventKind::InstanceAdded { item, .. } => format!("item {item}"),
-            EventKind::InstanceCompleted { instance, .. } => format!("instance {instance}"),
-            EventKind::TaskFailed { reason, .. } => reason.clone(),
-            EventKind::TokensRemoved {
-                condition, count, ..
-            } => format!("{count} from {condition}"),
-            EventKind::WorkItemOffered { item, .. } | EventKind::WorkItemCancelled { item } => {
-                format!("work item {}", short(item))
-            }
-            EventKind::WorkItemAllocated { item, user }
-            | EventKind::WorkItemStarted { item, user }
-            | EventKind::WorkItemCompleted { item, user, .. } => {
-                format!("work item {} by {user}", short(item))
-            }
-            EventKind::ConnectorCallStarted {
-                item, connector, ..
-            } => format!("connector {connector}, work item {}", short(item)),
-            EventKind::ConnectorCallSucceeded { item, .. } => format!("work item {}", short(item)),
-            EventKind::ConnectorCallFailed { item, error } => {
-                format!("work item {}: {error}", short(item))
-            }
-            EventKind::TimerArmed { fires_at, .. } => {
-                format!("fires after {} ms", fires_at.0.saturating_sub(self.start.0))
-            }
-            EventKind::DataUpdated { changes } => join(changes.keys()),
-            _ => String::new(),
-        }
-    }
-}
-
-/// Returns the work item an event is about, where there is one.
-fn work_item_of(kind: &EventKind) -> Option<&WorkItemId> {
-    match kind {
-        EventKind::WorkItemOffered { item, .. }
-        | EventKind::WorkItemAllocated { item, .. }
-        | EventKind::WorkItemStarted { item, .. }
-        | EventKind::WorkItemCompleted { item, .. }
-        | EventKind::WorkItemCancelled { item }
-        | EventKind::ConnectorCallStarted { item, .. }
-        | EventKind::ConnectorCallSucceeded { item, .. }
-        | EventKind::ConnectorCallFailed { item, .. } => Some(item),
-        _ => None,
-    }
-}
-
-fn task_label(task: &TaskRef) -> String {
-    if task.net_instance == 0 {
-        task.task.to_string()
-    } else {
-        format!("{} (net instance {})", task.task, task.net_instance)
-    }
-}
-
-/// Returns a work item id as the simulation's counter: the ids count up from 1.
-fn short(item: &WorkItemId) -> String {
-    item.0.as_u128().to_string()
-}
-
-fn join<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> String {
-    items
-        .into_iter()
-        .map(|i| i.to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
 }

@@ -353,7 +353,9 @@ impl Case {
         t: u32,
         produced: &[ElementId],
     ) -> Option<()> {
-        let def = workflow.nets.get(self.nets.get(ni as usize)?.net as usize)?;
+        let def = workflow
+            .nets
+            .get(self.nets.get(ni as usize)?.net as usize)?;
         let places = produced
             .iter()
             .map(|c| def.place(c))

@@ -6,6 +6,7 @@
 
 mod cases;
 mod definitions;
+mod recovery;
 mod run;
 mod worker;
 mod workitems;
