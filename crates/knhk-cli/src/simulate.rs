@@ -33,6 +33,7 @@ pub(crate) fn now() -> Timestamp {
 pub(crate) struct Run {
     case: Case,
     events: Vec<Event>,
+    start: Timestamp,
     completed_items: usize,
     fired_timers: usize,
     ending: Ending,
@@ -114,6 +115,7 @@ pub(crate) fn run(
     Ok(Run {
         case,
         events,
+        start,
         completed_items,
         fired_timers,
         ending,
@@ -212,8 +214,8 @@ impl Run {
                 [
                     e.seq.to_string(),
                     e.kind.name().to_owned(),
-                    task.map(crate::report::task_label).unwrap_or_default(),
-                    crate::report::detail(&e.kind),
+                    task.map(task_label).unwrap_or_default(),
+                    self.detail(&e.kind),
                 ]
             })
             .collect();
@@ -265,12 +267,12 @@ impl Run {
                         Wait::Trigger { task, event } => writeln!(
                             out,
                             "  task {} waits for the event {event:?} (a trigger)",
-                            crate::report::task_label(task)
+                            task_label(task)
                         ),
                         Wait::Connector { task, connector } => writeln!(
                             out,
                             "  task {} waits for the connector {connector:?}",
-                            crate::report::task_label(task)
+                            task_label(task)
                         ),
                     };
                 }
@@ -294,4 +296,69 @@ impl Run {
         let _ = writeln!(out, "data: {data}");
         out
     }
+
+    fn detail(&self, kind: &EventKind) -> String {
+        match kind {
+            EventKind::CaseCreated { workflow, .. } => format!("workflow {workflow}"),
+            EventKind::CaseStateChanged { from, to, reason } => match reason {
+                Some(reason) => format!("{from} -> {to}: {reason}"),
+                None => format!("{from} -> {to}"),
+            },
+            EventKind::CaseDeadlocked { marked } => format!("tokens left in {}", join(marked)),
+            EventKind::NetStarted {
+                net_instance, net, ..
+            } => format!("net {net} as net instance {net_instance}"),
+            EventKind::NetEnded { net_instance } => format!("net instance {net_instance}"),
+            EventKind::TaskStarted { instances, .. } if instances.len() > 1 => {
+                format!("{} instances", instances.len())
+            }
+            EventKind::InstanceAdded { item, .. } => format!("item {item}"),
+            EventKind::InstanceCompleted { instance, .. } => format!("instance {instance}"),
+            EventKind::TaskFailed { reason, .. } => reason.clone(),
+            EventKind::TokensRemoved {
+                condition, count, ..
+            } => format!("{count} from {condition}"),
+            EventKind::WorkItemOffered { item, .. } | EventKind::WorkItemCancelled { item } => {
+                format!("work item {}", short(item))
+            }
+            EventKind::WorkItemAllocated { item, user }
+            | EventKind::WorkItemStarted { item, user }
+            | EventKind::WorkItemCompleted { item, user, .. } => {
+                format!("work item {} by {user}", short(item))
+            }
+            EventKind::ConnectorCallStarted {
+                item, connector, ..
+            } => format!("connector {connector}, work item {}", short(item)),
+            EventKind::ConnectorCallSucceeded { item, .. } => format!("work item {}", short(item)),
+            EventKind::ConnectorCallFailed { item, error } => {
+                format!("work item {}: {error}", short(item))
+            }
+            EventKind::TimerArmed { fires_at, .. } => {
+                format!("fires after {} ms", fires_at.0.saturating_sub(self.start.0))
+            }
+            EventKind::DataUpdated { changes } => join(changes.keys()),
+            _ => String::new(),
+        }
+    }
+}
+
+fn task_label(task: &TaskRef) -> String {
+    if task.net_instance == 0 {
+        task.task.to_string()
+    } else {
+        format!("{} (net instance {})", task.task, task.net_instance)
+    }
+}
+
+/// Returns a work item id as the simulation's counter: the ids count up from 1.
+fn short(item: &WorkItemId) -> String {
+    item.0.as_u128().to_string()
+}
+
+fn join<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> String {
+    items
+        .into_iter()
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
