@@ -314,15 +314,22 @@ impl WorkflowEngine {
             })
             .await?;
         self.announce(&record);
-        if !case.status().is_final() {
+        if case.status().is_final() {
+            self.perform(id, effects);
+        } else {
             let slot = self.slot(id);
-            *slot.lock().await = Some(Live {
-                case,
-                wf: loaded.clone(),
-                created_at: now,
-            });
+            let mut guard = slot.lock().await;
+            if guard.is_none() {
+                *guard = Some(Live {
+                    case,
+                    wf: loaded.clone(),
+                    created_at: now,
+                });
+            }
+            // Effects are performed under the case's lock, so that those of consecutive
+            // steps are performed in the order of the steps.
+            self.perform(id, effects);
         }
-        self.perform(id, effects);
         Ok(record)
     }
 
@@ -520,14 +527,13 @@ impl WorkflowEngine {
                 Ok(()) => {
                     self.announce(&record);
                     live.case = next;
+                    // Under the case's lock: effects of consecutive steps keep their order.
+                    self.perform(id, step.effects);
                     if live.case.status().is_final() {
                         *guard = None;
                         drop(guard);
                         self.forget(id, &slot);
-                    } else {
-                        drop(guard);
                     }
-                    self.perform(id, step.effects);
                     return Ok(record);
                 }
                 Err(knhk_store::Error::Conflict { .. }) => {
@@ -813,8 +819,8 @@ impl WorkflowEngine {
                 })
                 .collect();
             *guard = Some(live);
-            drop(guard);
             self.perform(record.id, effects);
+            drop(guard);
         }
         if n > 0 {
             info!(cases = n, "recovered unfinished cases");
