@@ -4,7 +4,7 @@
 //! `step.rs`; it emits events and folds each one at once, so replaying a history through
 //! `evolve` alone rebuilds exactly the same case.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 use serde_json::{Map, Value};
 
@@ -12,19 +12,19 @@ use crate::error::Error;
 use crate::event::{CaseStatus, Event, EventKind, TaskRef};
 use crate::ids::{CaseId, ElementId, TimerId, Timestamp, WorkItemId};
 use crate::model::{TaskBinding, TimerAction};
+use crate::sorted::SortedMap;
 use crate::workflow::{INPUT, Workflow};
 
 /// The state of one case. Equal histories give equal cases.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Case {
     pub(crate) id: CaseId,
-    pub(crate) workflow: String,
     pub(crate) status: CaseStatus,
     pub(crate) data: Map<String, Value>,
     pub(crate) seq: u64,
     pub(crate) nets: Vec<NetInstance>,
-    pub(crate) items: BTreeMap<WorkItemId, WorkItem>,
-    pub(crate) timers: BTreeMap<TimerId, TimerState>,
+    pub(crate) items: SortedMap<WorkItemId, WorkItem>,
+    pub(crate) timers: SortedMap<TimerId, TimerState>,
     /// Users who completed a four-eyes work item of this case.
     pub(crate) four_eyes: Vec<String>,
     /// Tasks whose enablement may have changed; always empty between two `apply` calls.
@@ -141,7 +141,7 @@ impl Case {
         now: Timestamp,
         data: Map<String, Value>,
     ) -> (Case, Step) {
-        let mut case = Case::empty(id, workflow);
+        let mut case = Case::empty(id);
         let mut step = Step::default();
         let kind = EventKind::CaseCreated {
             workflow: workflow.id().to_string(),
@@ -159,16 +159,15 @@ impl Case {
         (case, step)
     }
 
-    fn empty(id: CaseId, workflow: &Workflow) -> Case {
+    fn empty(id: CaseId) -> Case {
         Case {
             id,
-            workflow: workflow.id().to_string(),
             status: CaseStatus::Created,
             data: Map::new(),
             seq: 0,
             nets: Vec::new(),
-            items: BTreeMap::new(),
-            timers: BTreeMap::new(),
+            items: SortedMap::default(),
+            timers: SortedMap::default(),
             four_eyes: Vec::new(),
             dirty: VecDeque::new(),
         }
@@ -176,7 +175,7 @@ impl Case {
 
     /// Rebuilds a case from its whole history.
     pub fn replay(workflow: &Workflow, id: CaseId, events: &[Event]) -> Result<Case, Error> {
-        let mut case = Case::empty(id, workflow);
+        let mut case = Case::empty(id);
         for event in events {
             case.evolve(workflow, event)?;
         }

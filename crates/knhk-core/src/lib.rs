@@ -16,6 +16,7 @@ mod input;
 pub mod model;
 mod orjoin;
 mod recovery;
+mod sorted;
 mod step;
 mod workflow;
 

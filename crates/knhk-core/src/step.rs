@@ -6,7 +6,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::case::{Activation, Case, InstanceState, Slot, Step, Unit, WorkItemState};
+use crate::case::{Case, InstanceState, Slot, Step, Unit, WorkItemState};
 use crate::effect::Effect;
 use crate::error::Error;
 use crate::event::{CaseStatus, Event, EventKind, TaskRef};
@@ -816,33 +816,59 @@ impl Case {
         Ok(())
     }
 
-    fn cancel_units(&mut self, cx: &mut Cx, act: &Activation) -> Res {
-        for inst in &act.instances {
-            match inst.state {
-                InstanceState::Running(Some(Unit::Item(item))) => self.cancel_item(cx, item)?,
-                InstanceState::Running(Some(Unit::Net(k))) => self.end_net(cx, k)?,
-                _ => {}
+    /// Returns what still runs for a busy task (work items, calls, sub-nets) and its timer.
+    fn running_work(&self, ni: u32, t: u32) -> Option<(Vec<Unit>, Option<TimerId>)> {
+        let Some(Slot::Busy(act)) = self.slot(ni, t) else {
+            return None;
+        };
+        let units = act
+            .instances
+            .iter()
+            .filter_map(|i| match i.state {
+                InstanceState::Running(unit) => unit,
+                InstanceState::Completed(_) => None,
+            })
+            .collect();
+        Some((units, act.timer))
+    }
+
+    /// Withdraws what still runs for a busy task.
+    fn cancel_units(&mut self, cx: &mut Cx, ni: u32, t: u32) -> Res {
+        let Some((units, timer)) = self.running_work(ni, t) else {
+            return Ok(());
+        };
+        for unit in units {
+            match unit {
+                Unit::Item(item) => self.cancel_item(cx, item)?,
+                Unit::Net(k) => self.end_net(cx, k)?,
             }
         }
-        self.cancel_timer(cx, act.timer)
+        self.cancel_timer(cx, timer)
     }
 
     fn complete_task(&mut self, cx: &mut Cx, ni: u32, t: u32) -> Res {
         let wf = cx.wf;
         let def = tdef(wf, self, ni, t);
-        let Some(Slot::Busy(act)) = self.slot(ni, t).cloned() else {
+        let Some(Slot::Busy(act)) = self.slot(ni, t) else {
             return Ok(());
         };
-        self.cancel_units(cx, &act)?;
-        if let Some(var) = def.mi.as_ref().and_then(|m| m.spec.join_variable.clone()) {
-            let outputs: Vec<Value> = act
-                .instances
-                .iter()
-                .filter_map(|x| match &x.state {
-                    InstanceState::Completed(v) => Some(v.clone()),
-                    InstanceState::Running(_) => None,
-                })
-                .collect();
+        let joined = def
+            .mi
+            .as_ref()
+            .and_then(|m| m.spec.join_variable.clone())
+            .map(|var| {
+                let outputs: Vec<Value> = act
+                    .instances
+                    .iter()
+                    .filter_map(|x| match &x.state {
+                        InstanceState::Completed(v) => Some(v.clone()),
+                        InstanceState::Running(_) => None,
+                    })
+                    .collect();
+                (var, outputs)
+            });
+        self.cancel_units(cx, ni, t)?;
+        if let Some((var, outputs)) = joined {
             let mut changes = Map::new();
             changes.insert(var, Value::Array(outputs));
             self.emit(cx, EventKind::DataUpdated { changes })?;
@@ -854,9 +880,9 @@ impl Case {
                 continue;
             }
             let net_def = &wf.nets[self.nets[ni as usize].net as usize];
-            match self.slot(ni, u).cloned() {
-                Some(Slot::Busy(other)) => {
-                    self.cancel_units(cx, &other)?;
+            match self.slot(ni, u) {
+                Some(Slot::Busy(_)) => {
+                    self.cancel_units(cx, ni, u)?;
                     let task = self.task_ref(wf, ni, u);
                     self.emit(cx, EventKind::TaskCancelled { task })?;
                 }
@@ -968,7 +994,7 @@ impl Case {
     /// Fails a task (enabled or running) and with it the case.
     fn fail_task(&mut self, cx: &mut Cx, ni: u32, t: u32, reason: String) -> Res {
         match self.slot(ni, t).cloned() {
-            Some(Slot::Busy(act)) => self.cancel_units(cx, &act)?,
+            Some(Slot::Busy(_)) => self.cancel_units(cx, ni, t)?,
             Some(Slot::Enabled { item, timer, .. }) => {
                 if let Some(item) = item {
                     self.cancel_item(cx, item)?;
@@ -1030,8 +1056,8 @@ impl Case {
         };
         for t in 0..slots {
             match self.slot(ni, t).cloned() {
-                Some(Slot::Busy(act)) => {
-                    self.cancel_units(cx, &act)?;
+                Some(Slot::Busy(_)) => {
+                    self.cancel_units(cx, ni, t)?;
                     let task = self.task_ref(cx.wf, ni, t);
                     self.emit(cx, EventKind::TaskCancelled { task })?;
                 }
