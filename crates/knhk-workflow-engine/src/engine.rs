@@ -100,6 +100,9 @@ impl IdSource for RandomIds {
 
 type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// How many times the result of an effect is offered to a case when the store fails.
+const FEED_ATTEMPTS: u32 = 8;
+
 /// How many times a step is retried when another writer moved the case in between.
 const CONFLICT_RETRIES: usize = 8;
 
@@ -640,13 +643,31 @@ impl WorkflowEngine {
         }
     }
 
-    /// Feeds the result of an effect back; a result the case no longer wants is dropped.
+    /// Feeds the result of an effect back; a result the case no longer wants is dropped. When
+    /// the store fails, the result is offered again with backoff; if that keeps failing, the
+    /// case stays as committed and `recover` redoes the effect after a restart.
     async fn feed(&self, case: CaseId, input: Input) {
-        match self.apply_boxed(case, input).await {
-            Ok(_) => {}
-            Err(Error::Case(e)) => debug!(case = %case, error = %e, "result no longer wanted"),
-            Err(Error::ShuttingDown) => {}
-            Err(e) => warn!(case = %case, error = %e, "cannot feed a result back"),
+        let mut backoff = std::time::Duration::from_millis(50);
+        for attempt in 1..=FEED_ATTEMPTS {
+            match self.apply_boxed(case, input.clone()).await {
+                Ok(_) => return,
+                Err(Error::Case(e)) => {
+                    debug!(case = %case, error = %e, "result no longer wanted");
+                    return;
+                }
+                Err(Error::ShuttingDown) => return,
+                Err(e) if attempt < FEED_ATTEMPTS => {
+                    warn!(case = %case, error = %e, attempt, "cannot feed a result back; trying again");
+                    tokio::select! {
+                        () = self.inner.cancel.cancelled() => return,
+                        () = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
+                }
+                Err(e) => {
+                    warn!(case = %case, error = %e, "cannot feed a result back; giving up until a restart")
+                }
+            }
         }
     }
 

@@ -68,3 +68,106 @@ async fn a_timer_armed_before_a_restart_fires_after_it() {
     assert_eq!(done.status, CaseStatus::Completed);
     second.shutdown().await;
 }
+
+/// The in-memory store with commits that fail on demand: the only way to make a real store's
+/// disk fail at a chosen moment.
+#[derive(Debug, Default)]
+struct FlakyStore {
+    inner: knhk_store::MemoryStore,
+    failures: std::sync::atomic::AtomicU32,
+}
+
+#[async_trait::async_trait]
+impl knhk_store::Store for FlakyStore {
+    async fn put_workflow(&self, w: &knhk_store::WorkflowRecord) -> Result<(), knhk_store::Error> {
+        self.inner.put_workflow(w).await
+    }
+    async fn workflow(
+        &self,
+        id: knhk_store::WorkflowId,
+    ) -> Result<Option<knhk_store::WorkflowRecord>, knhk_store::Error> {
+        self.inner.workflow(id).await
+    }
+    async fn workflows(&self) -> Result<Vec<knhk_store::WorkflowRecord>, knhk_store::Error> {
+        self.inner.workflows().await
+    }
+    async fn commit(&self, c: knhk_store::Commit) -> Result<(), knhk_store::Error> {
+        use std::sync::atomic::Ordering;
+        if self
+            .failures
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(knhk_store::Error::Backend("disk full".into()));
+        }
+        self.inner.commit(c).await
+    }
+    async fn case(
+        &self,
+        id: knhk_core::CaseId,
+    ) -> Result<Option<knhk_store::CaseRecord>, knhk_store::Error> {
+        self.inner.case(id).await
+    }
+    async fn cases(
+        &self,
+        f: &knhk_store::CaseFilter,
+    ) -> Result<Vec<knhk_store::CaseRecord>, knhk_store::Error> {
+        self.inner.cases(f).await
+    }
+    async fn events(
+        &self,
+        case: knhk_core::CaseId,
+        after_seq: u64,
+    ) -> Result<Vec<knhk_core::Event>, knhk_store::Error> {
+        self.inner.events(case, after_seq).await
+    }
+    async fn work_items(
+        &self,
+        f: &knhk_store::WorkItemFilter,
+    ) -> Result<Vec<knhk_store::WorkItemRecord>, knhk_store::Error> {
+        self.inner.work_items(f).await
+    }
+    async fn work_item(
+        &self,
+        id: knhk_core::WorkItemId,
+    ) -> Result<Option<knhk_store::WorkItemRecord>, knhk_store::Error> {
+        self.inner.work_item(id).await
+    }
+    async fn timers(&self) -> Result<Vec<knhk_store::TimerRecord>, knhk_store::Error> {
+        self.inner.timers().await
+    }
+    async fn idempotency(
+        &self,
+        key: &str,
+    ) -> Result<Option<knhk_store::IdempotencyRecord>, knhk_store::Error> {
+        self.inner.idempotency(key).await
+    }
+    async fn ping(&self) -> Result<(), knhk_store::Error> {
+        self.inner.ping().await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_timer_whose_commit_fails_is_fed_again_until_the_store_takes_it() {
+    let store = std::sync::Arc::new(FlakyStore::default());
+    let engine = engine_on(store.clone());
+    engine.spawn_timers().await.unwrap();
+    let wf = engine
+        .register_workflow("t.ttl", &timed(60_000))
+        .await
+        .unwrap();
+    let case = engine.create_case(wf.id, json!({}), true).await.unwrap();
+    // The next three commits (the timer firing) fail; the fourth goes through.
+    store.failures.store(3, std::sync::atomic::Ordering::SeqCst);
+    // On the paused clock a lost result would make this time out at once, not hang.
+    let done = tokio::time::timeout(
+        std::time::Duration::from_secs(24 * 3600),
+        engine.wait_until_ended(case.id),
+    )
+    .await
+    .expect("the case ends")
+    .unwrap();
+    assert_eq!(done.status, CaseStatus::Completed);
+    assert_eq!(store.failures.load(std::sync::atomic::Ordering::SeqCst), 0);
+    engine.shutdown().await;
+}
