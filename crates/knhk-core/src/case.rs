@@ -1,7 +1,7 @@
 //! A case: the state of one run of a workflow, changed only by folding its events.
 //!
 //! `evolve` is the single place where state changes. Deciding what happens next lives in
-//! `step.rs`; it emits events and folds each one at once, so replaying a history through
+//! `step/`; it emits events and folds each one at once, so replaying a history through
 //! `evolve` alone rebuilds exactly the same case.
 
 use std::collections::VecDeque;

@@ -1,0 +1,246 @@
+//! Enablement: which tasks are enabled after a change (the OR-join included), what an enabled
+//! task does (offer, arm its timer, await its trigger, start), and what a case with nothing left
+//! to reconsider is: waiting, completed, or deadlocked.
+
+use serde_json::Value;
+
+use super::{Cx, Res, tdef};
+use crate::case::{Case, Slot, WorkItemState};
+use crate::effect::Effect;
+use crate::event::{CaseStatus, EventKind};
+use crate::ids::{TimerId, WorkItemId};
+use crate::model::{ControlType, TaskBinding, TimerTrigger};
+use crate::orjoin;
+use crate::workflow::OUTPUT;
+
+impl Case {
+    /// Runs everything that follows from the last change until the case waits or ends.
+    pub(super) fn settle(&mut self, cx: &mut Cx) -> Res {
+        loop {
+            while let Some((ni, t)) = self.dirty.pop_front() {
+                if self.status != CaseStatus::Running {
+                    self.dirty.clear();
+                    return Ok(());
+                }
+                self.reconsider(cx, ni, t)?;
+            }
+            if self.status != CaseStatus::Running || !self.quiescent_step(cx)? {
+                return Ok(());
+            }
+        }
+    }
+
+    pub(super) fn enabled(&self, cx: &Cx, ni: u32, t: u32) -> bool {
+        let Some(net) = self.nets.get(ni as usize) else {
+            return false;
+        };
+        if !net.live {
+            return false;
+        }
+        let def = &cx.wf.nets[net.net as usize];
+        let task = &def.tasks[t as usize];
+        let m = &net.marking;
+        match task.join {
+            ControlType::And => task.inputs.iter().all(|&p| m[p as usize] > 0),
+            ControlType::Xor => task.inputs.iter().any(|&p| m[p as usize] > 0),
+            ControlType::Or => {
+                if cx.forced.contains(&(ni, t)) {
+                    return task.inputs.iter().any(|&p| m[p as usize] > 0);
+                }
+                let busy: Vec<bool> = net
+                    .slots
+                    .iter()
+                    .map(|s| matches!(s, Slot::Busy(_)))
+                    .collect();
+                orjoin::may_fire(def, m, &busy, t)
+            }
+        }
+    }
+
+    pub(super) fn reconsider(&mut self, cx: &mut Cx, ni: u32, t: u32) -> Res {
+        if !self.nets.get(ni as usize).is_some_and(|n| n.live) {
+            return Ok(());
+        }
+        if matches!(self.slot(ni, t), Some(Slot::Idle)) {
+            if !self.enabled(cx, ni, t) {
+                return Ok(());
+            }
+            let task = self.task_ref(cx.wf, ni, t);
+            self.emit(cx, EventKind::TaskEnabled { task })?;
+            self.on_enabled(cx, ni, t)?;
+        }
+        let Some(Slot::Enabled { item, held, .. }) = self.slot(ni, t).cloned() else {
+            return Ok(());
+        };
+        if !self.enabled(cx, ni, t) {
+            return self.withdraw(cx, ni, t);
+        }
+        if held {
+            return Ok(());
+        }
+        let def = tdef(cx.wf, self, ni, t);
+        let auto = def.mi.is_some()
+            || def.subnet.is_some()
+            || matches!(def.binding, TaskBinding::Empty | TaskBinding::Connector(_));
+        if auto {
+            return self.start_task(cx, ni, t, None);
+        }
+        if matches!(def.binding, TaskBinding::Human(_)) && item.is_none() {
+            let input = match self.task_input(def, &Value::Null) {
+                Ok(input) => input,
+                Err(e) => return self.fail_task(cx, ni, t, e),
+            };
+            self.offer(cx, ni, t, 0, input)?;
+        }
+        Ok(())
+    }
+
+    /// Offers a work item for instance `i` of a human task.
+    pub(super) fn offer(&mut self, cx: &mut Cx, ni: u32, t: u32, i: u32, input: Value) -> Res {
+        let TaskBinding::Human(h) = &tdef(cx.wf, self, ni, t).binding else {
+            return Ok(());
+        };
+        let item = WorkItemId(cx.ids.next_id());
+        let task = self.task_ref(cx.wf, ni, t);
+        self.emit(
+            cx,
+            EventKind::WorkItemOffered {
+                item,
+                task: task.clone(),
+                instance: i,
+                input: input.clone(),
+            },
+        )?;
+        cx.step.effects.push(Effect::OfferWorkItem {
+            item,
+            task,
+            binding: h.clone(),
+            input,
+        });
+        Ok(())
+    }
+
+    pub(super) fn on_enabled(&mut self, cx: &mut Cx, ni: u32, t: u32) -> Res {
+        let def = tdef(cx.wf, self, ni, t);
+        if let Some(timer) = def.timer
+            && timer.trigger == TimerTrigger::OnEnabled
+        {
+            self.arm_timer(cx, ni, t, timer.duration_ms)?;
+        }
+        if let TaskBinding::Trigger { event } = &def.binding {
+            let task = self.task_ref(cx.wf, ni, t);
+            cx.step.effects.push(Effect::AwaitTrigger {
+                task,
+                event: event.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    pub(super) fn arm_timer(&mut self, cx: &mut Cx, ni: u32, t: u32, duration_ms: u64) -> Res {
+        let timer = TimerId(cx.ids.next_id());
+        let fires_at = cx.now.plus_millis(duration_ms);
+        let task = self.task_ref(cx.wf, ni, t);
+        self.emit(
+            cx,
+            EventKind::TimerArmed {
+                timer,
+                task,
+                fires_at,
+            },
+        )?;
+        cx.step.effects.push(Effect::ArmTimer { timer, fires_at });
+        Ok(())
+    }
+
+    pub(super) fn cancel_timer(&mut self, cx: &mut Cx, timer: Option<TimerId>) -> Res {
+        if let Some(timer) = timer
+            && self.timers.contains_key(&timer)
+        {
+            self.emit(cx, EventKind::TimerCancelled { timer })?;
+            cx.step.effects.push(Effect::CancelTimer { timer });
+        }
+        Ok(())
+    }
+
+    pub(super) fn cancel_item(&mut self, cx: &mut Cx, item: WorkItemId) -> Res {
+        let Some(wi) = self.items.get(&item) else {
+            return Ok(());
+        };
+        let effect = if wi.state == WorkItemState::Calling {
+            Effect::CancelConnectorCall { item }
+        } else {
+            Effect::WithdrawWorkItem { item }
+        };
+        self.emit(cx, EventKind::WorkItemCancelled { item })?;
+        cx.step.effects.push(effect);
+        Ok(())
+    }
+
+    pub(super) fn withdraw(&mut self, cx: &mut Cx, ni: u32, t: u32) -> Res {
+        if let Some(Slot::Enabled { item, timer, .. }) = self.slot(ni, t).cloned() {
+            if let Some(item) = item {
+                self.cancel_item(cx, item)?;
+            }
+            self.cancel_timer(cx, timer)?;
+            let task = self.task_ref(cx.wf, ni, t);
+            self.emit(cx, EventKind::TaskWithdrawn { task })?;
+        }
+        Ok(())
+    }
+
+    /// Looks at a case where nothing is left to reconsider. Returns whether something
+    /// changed (so that settling goes on).
+    pub(super) fn quiescent_step(&mut self, cx: &mut Cx) -> Res<bool> {
+        let wf = cx.wf;
+        for ni in (0..self.nets.len() as u32).rev() {
+            let net = &self.nets[ni as usize];
+            if !net.live
+                || net.slots.iter().any(|s| !matches!(s, Slot::Idle))
+                || net.marking.get(OUTPUT as usize).is_some_and(|&m| m > 0)
+            {
+                continue;
+            }
+            let def = &wf.nets[net.net as usize];
+            // Only OR-joins waiting on each other are left: let the first one fire.
+            if let Some(&t) = def.or_joins.iter().find(|&&t| {
+                def.tasks[t as usize]
+                    .inputs
+                    .iter()
+                    .any(|&p| net.marking[p as usize] > 0)
+                    && !cx.forced.contains(&(ni, t))
+            }) {
+                cx.forced.push((ni, t));
+                self.dirty.push_back((ni, t));
+                return Ok(true);
+            }
+            let marked: Vec<_> = net
+                .marking
+                .iter()
+                .enumerate()
+                .filter(|&(_, &n)| n > 0)
+                .map(|(p, _)| def.places[p].id.clone())
+                .collect();
+            if !marked.is_empty() {
+                let names: Vec<&str> = marked.iter().map(|c| c.as_str()).collect();
+                let why = format!(
+                    "deadlock: tokens in {} of net {} but no task can fire",
+                    names.join(", "),
+                    def.id
+                );
+                self.emit(cx, EventKind::CaseDeadlocked { marked })?;
+                self.teardown_all(cx)?;
+                self.set_status(cx, CaseStatus::Failed, Some(why))?;
+                return Ok(false);
+            }
+            // Implicit termination: no tokens and no work left.
+            if ni == 0 {
+                self.set_status(cx, CaseStatus::Completed, None)?;
+                return Ok(false);
+            }
+            self.net_finished(cx, ni)?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+}

@@ -1,0 +1,542 @@
+//! Firing: starting a task's instances, completing them, completing the task (cancellation
+//! set, split), failing it, and withdrawing work when a task, a sub-net or the case ends.
+
+use serde_json::{Map, Value};
+
+use super::{Cx, Res, json_kind, tdef};
+use crate::case::{Case, InstanceState, Slot, Unit};
+use crate::effect::Effect;
+use crate::event::{CaseStatus, EventKind};
+use crate::ids::{TimerId, WorkItemId};
+use crate::model::{ControlType, TaskBinding, TimerTrigger};
+use crate::workflow::{OUTPUT, TaskDef};
+
+impl Case {
+    /// Returns the input of a task instance: its input mapping, or the case data with the
+    /// instance's item.
+    pub(super) fn task_input(&self, def: &TaskDef, item: &Value) -> Result<Value, String> {
+        let item_var = def.mi.as_ref().map(|m| m.spec.item_variable.as_str());
+        if let Some(mapping) = &def.input_mapping {
+            let extra: Vec<(&str, &Value)> = item_var.map(|v| (v, item)).into_iter().collect();
+            return mapping
+                .eval_value(&self.data, &extra)
+                .map_err(|e| format!("input mapping: {e}"));
+        }
+        let mut data = self.data.clone();
+        if let Some(v) = item_var {
+            data.insert(v.to_string(), item.clone());
+        }
+        Ok(Value::Object(data))
+    }
+
+    pub(super) fn start_task(
+        &mut self,
+        cx: &mut Cx,
+        ni: u32,
+        t: u32,
+        trigger: Option<Value>,
+    ) -> Res {
+        let def = tdef(cx.wf, self, ni, t);
+        let instances = match &def.mi {
+            // A single-instance task records no item: its one instance is implied.
+            None => Vec::new(),
+            Some(mi) => {
+                let items = match &mi.split {
+                    None => vec![Value::Null; mi.spec.minimum as usize],
+                    Some(e) => match e.eval_value(&self.data, &[]) {
+                        Ok(Value::Array(items)) => items,
+                        Ok(other) => {
+                            let got = json_kind(&other);
+                            return self.fail_task(
+                                cx,
+                                ni,
+                                t,
+                                format!("split expression gave {got}, not a list"),
+                            );
+                        }
+                        Err(e) => {
+                            return self.fail_task(cx, ni, t, format!("split expression: {e}"));
+                        }
+                    },
+                };
+                let n = items.len() as u64;
+                if n < u64::from(mi.spec.minimum)
+                    || mi.spec.maximum.is_some_and(|max| n > u64::from(max))
+                {
+                    let max = mi
+                        .spec
+                        .maximum
+                        .map_or_else(|| "unbounded".to_string(), |m| m.to_string());
+                    return self.fail_task(
+                        cx,
+                        ni,
+                        t,
+                        format!(
+                            "{n} instances are outside the bounds [{}, {max}]",
+                            mi.spec.minimum
+                        ),
+                    );
+                }
+                items
+            }
+        };
+        let count = if def.mi.is_some() {
+            instances.len() as u32
+        } else {
+            1
+        };
+        let task = self.task_ref(cx.wf, ni, t);
+        self.emit(cx, EventKind::TaskStarted { task, instances })?;
+        if let Some(data) = trigger {
+            // The event a trigger task waited for is its work's output.
+            return self.finish_instance(cx, ni, t, 0, data);
+        }
+        if let Some(timer) = def.timer
+            && timer.trigger == TimerTrigger::OnStarted
+        {
+            self.arm_timer(cx, ni, t, timer.duration_ms)?;
+        }
+        let Some(Slot::Busy(act)) = self.slot(ni, t) else {
+            return Ok(());
+        };
+        let started = act.started_seq;
+        for i in 0..count {
+            // An earlier instance may have completed the task (empty work, threshold reached).
+            let Some(Slot::Busy(act)) = self.slot(ni, t) else {
+                break;
+            };
+            if act.started_seq != started {
+                break;
+            }
+            if matches!(
+                act.instances.get(i as usize).map(|x| &x.state),
+                Some(InstanceState::Running(None))
+            ) {
+                self.begin_instance(cx, ni, t, i)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn begin_instance(&mut self, cx: &mut Cx, ni: u32, t: u32, i: u32) -> Res {
+        let wf = cx.wf;
+        let def = tdef(wf, self, ni, t);
+        let task = self.task_ref(wf, ni, t);
+        if let Some(sub) = def.subnet {
+            let net_instance = self.nets.len() as u32;
+            let net = wf.nets[sub as usize].id.clone();
+            return self.emit(
+                cx,
+                EventKind::NetStarted {
+                    net_instance,
+                    net,
+                    parent: task,
+                    instance: i,
+                },
+            );
+        }
+        let Some(Slot::Busy(act)) = self.slot(ni, t) else {
+            return Ok(());
+        };
+        let started_seq = act.started_seq;
+        let item = act
+            .instances
+            .get(i as usize)
+            .map(|x| x.item.clone())
+            .unwrap_or(Value::Null);
+        match &def.binding {
+            TaskBinding::Empty => self.finish_instance(cx, ni, t, i, Value::Object(Map::new())),
+            // Trigger tasks complete through `TriggerReceived`, or are cancelled.
+            TaskBinding::Trigger { .. } => Ok(()),
+            TaskBinding::Human(_) => {
+                let input = match self.task_input(def, &item) {
+                    Ok(input) => input,
+                    Err(e) => return self.fail_task(cx, ni, t, e),
+                };
+                self.offer(cx, ni, t, i, input)
+            }
+            TaskBinding::Connector(c) => {
+                let input = match self.task_input(def, &item) {
+                    Ok(input) => input,
+                    Err(e) => return self.fail_task(cx, ni, t, e),
+                };
+                let id = WorkItemId(cx.ids.next_id());
+                let idempotency_key = format!("{}/{ni}/{}/{started_seq}/{i}", self.id, task.task);
+                self.emit(
+                    cx,
+                    EventKind::ConnectorCallStarted {
+                        item: id,
+                        task: task.clone(),
+                        instance: i,
+                        connector: c.connector.clone(),
+                        idempotency_key: idempotency_key.clone(),
+                        input: input.clone(),
+                    },
+                )?;
+                cx.step.effects.push(Effect::CallConnector {
+                    item: id,
+                    task,
+                    binding: c.clone(),
+                    hints: def.runtime.clone(),
+                    input,
+                    idempotency_key,
+                });
+                Ok(())
+            }
+        }
+    }
+
+    /// Records an instance's output and completes the task once enough instances did.
+    pub(super) fn finish_instance(
+        &mut self,
+        cx: &mut Cx,
+        ni: u32,
+        t: u32,
+        i: u32,
+        output: Value,
+    ) -> Res {
+        let def = tdef(cx.wf, self, ni, t);
+        let Some(Slot::Busy(act)) = self.slot(ni, t) else {
+            return Ok(());
+        };
+        let item = act
+            .instances
+            .get(i as usize)
+            .map(|x| x.item.clone())
+            .unwrap_or(Value::Null);
+        let mapped = match &def.output_mapping {
+            None => output,
+            Some(m) => {
+                let mut extra = vec![("output", &output)];
+                if let Some(mi) = &def.mi {
+                    extra.push((mi.spec.item_variable.as_str(), &item));
+                }
+                match m.eval_value(&self.data, &extra) {
+                    Ok(v) => v,
+                    Err(e) => return self.fail_task(cx, ni, t, format!("output mapping: {e}")),
+                }
+            }
+        };
+        let collects = def
+            .mi
+            .as_ref()
+            .is_some_and(|m| m.spec.join_variable.is_some());
+        if !collects
+            && let Value::Object(changes) = &mapped
+            && !changes.is_empty()
+        {
+            self.emit(
+                cx,
+                EventKind::DataUpdated {
+                    changes: changes.clone(),
+                },
+            )?;
+        }
+        if def.mi.is_none() {
+            // A single instance done is the task done; its output is in the data already.
+            return self.complete_task(cx, ni, t);
+        }
+        let task = self.task_ref(cx.wf, ni, t);
+        self.emit(
+            cx,
+            EventKind::InstanceCompleted {
+                task,
+                instance: i,
+                output: mapped,
+            },
+        )?;
+        let Some(Slot::Busy(act)) = self.slot(ni, t) else {
+            return Ok(());
+        };
+        let total = act.instances.len();
+        let done = act
+            .instances
+            .iter()
+            .filter(|x| matches!(x.state, InstanceState::Completed(_)))
+            .count();
+        let needed = def
+            .mi
+            .as_ref()
+            .and_then(|m| m.spec.threshold)
+            .map_or(total, |th| (th as usize).min(total));
+        if done >= needed {
+            self.complete_task(cx, ni, t)?;
+        }
+        Ok(())
+    }
+
+    /// Returns what still runs for a busy task (work items, calls, sub-nets) and its timer.
+    pub(super) fn running_work(&self, ni: u32, t: u32) -> Option<(Vec<Unit>, Option<TimerId>)> {
+        let Some(Slot::Busy(act)) = self.slot(ni, t) else {
+            return None;
+        };
+        let units = act
+            .instances
+            .iter()
+            .filter_map(|i| match i.state {
+                InstanceState::Running(unit) => unit,
+                InstanceState::Completed(_) => None,
+            })
+            .collect();
+        Some((units, act.timer))
+    }
+
+    /// Withdraws what still runs for a busy task.
+    pub(super) fn cancel_units(&mut self, cx: &mut Cx, ni: u32, t: u32) -> Res {
+        let Some((units, timer)) = self.running_work(ni, t) else {
+            return Ok(());
+        };
+        for unit in units {
+            match unit {
+                Unit::Item(item) => self.cancel_item(cx, item)?,
+                Unit::Net(k) => self.end_net(cx, k)?,
+            }
+        }
+        self.cancel_timer(cx, timer)
+    }
+
+    pub(super) fn complete_task(&mut self, cx: &mut Cx, ni: u32, t: u32) -> Res {
+        let wf = cx.wf;
+        let def = tdef(wf, self, ni, t);
+        let Some(Slot::Busy(act)) = self.slot(ni, t) else {
+            return Ok(());
+        };
+        let joined = def
+            .mi
+            .as_ref()
+            .and_then(|m| m.spec.join_variable.clone())
+            .map(|var| {
+                let outputs: Vec<Value> = act
+                    .instances
+                    .iter()
+                    .filter_map(|x| match &x.state {
+                        InstanceState::Completed(v) => Some(v.clone()),
+                        InstanceState::Running(_) => None,
+                    })
+                    .collect();
+                (var, outputs)
+            });
+        self.cancel_units(cx, ni, t)?;
+        if let Some((var, outputs)) = joined {
+            let mut changes = Map::new();
+            changes.insert(var, Value::Array(outputs));
+            self.emit(cx, EventKind::DataUpdated { changes })?;
+        }
+        // Cancellation set: reset before produce, as in reset nets.
+        let mut empty = def.cancel_places.clone();
+        for &u in &def.cancel_tasks {
+            if u == t {
+                continue;
+            }
+            let net_def = &wf.nets[self.nets[ni as usize].net as usize];
+            match self.slot(ni, u) {
+                Some(Slot::Busy(_)) => {
+                    self.cancel_units(cx, ni, u)?;
+                    let task = self.task_ref(wf, ni, u);
+                    self.emit(cx, EventKind::TaskCancelled { task })?;
+                }
+                Some(Slot::Enabled { .. }) => {
+                    // An enabled task named in the set loses the tokens only it could use.
+                    for &p in &net_def.tasks[u as usize].inputs {
+                        if net_def.places[p as usize].implicit {
+                            empty.push(p);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        for p in empty {
+            let net = &self.nets[ni as usize];
+            let count = net.marking[p as usize];
+            if count > 0 {
+                let condition = wf.nets[net.net as usize].places[p as usize].id.clone();
+                self.emit(
+                    cx,
+                    EventKind::TokensRemoved {
+                        net_instance: ni,
+                        condition,
+                        count,
+                    },
+                )?;
+            }
+        }
+        let places = match self.route(def) {
+            Ok(p) => p,
+            Err(reason) => return self.fail_task(cx, ni, t, reason),
+        };
+        let net_def = &wf.nets[self.nets[ni as usize].net as usize];
+        let produced = places
+            .iter()
+            .map(|&p| net_def.places[p as usize].id.clone())
+            .collect();
+        let task = self.task_ref(wf, ni, t);
+        self.emit(cx, EventKind::TaskCompleted { task, produced })?;
+        if places.contains(&OUTPUT) {
+            if ni == 0 {
+                self.teardown_all(cx)?;
+                self.set_status(cx, CaseStatus::Completed, None)?;
+            } else {
+                self.net_finished(cx, ni)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Chooses the output places of a completing task by its split.
+    pub(super) fn route(&self, def: &TaskDef) -> Result<Vec<u32>, String> {
+        let holds = |arc: &crate::workflow::OutArc| -> Result<bool, String> {
+            match &arc.predicate {
+                None => Ok(true),
+                Some(p) => p.eval_bool(&self.data).map_err(|e| e.to_string()),
+            }
+        };
+        let default = || def.outputs.iter().find(|a| a.is_default).map(|a| a.place);
+        let split = match def.split {
+            ControlType::And => {
+                return Ok(def
+                    .outputs
+                    .iter()
+                    .filter(|a| !a.on_failure)
+                    .map(|a| a.place)
+                    .collect());
+            }
+            s => s,
+        };
+        if def.outputs.iter().all(|a| a.on_failure) {
+            // A task without outgoing flows ends its thread of control.
+            return Ok(Vec::new());
+        }
+        let mut chosen = Vec::new();
+        for arc in def.outputs.iter().filter(|a| !a.on_failure) {
+            // The default flow is a fallback; on an OR split its own predicate, when it has
+            // one, is evaluated like the others (as YAWL does).
+            if arc.is_default && (split == ControlType::Xor || arc.predicate.is_none()) {
+                continue;
+            }
+            if holds(arc)? {
+                chosen.push(arc.place);
+                if split == ControlType::Xor {
+                    break;
+                }
+            }
+        }
+        if chosen.is_empty() {
+            match default() {
+                Some(p) => chosen.push(p),
+                None => {
+                    return Err(format!(
+                        "no flow of the {} split of {} holds and it has no default flow",
+                        if split == ControlType::Xor {
+                            "XOR"
+                        } else {
+                            "OR"
+                        },
+                        def.id
+                    ));
+                }
+            }
+        }
+        Ok(chosen)
+    }
+
+    /// Fails a task (enabled or running) and with it the case.
+    pub(super) fn fail_task(&mut self, cx: &mut Cx, ni: u32, t: u32, reason: String) -> Res {
+        match self.slot(ni, t).cloned() {
+            Some(Slot::Busy(_)) => self.cancel_units(cx, ni, t)?,
+            Some(Slot::Enabled { item, timer, .. }) => {
+                if let Some(item) = item {
+                    self.cancel_item(cx, item)?;
+                }
+                self.cancel_timer(cx, timer)?;
+            }
+            _ => {}
+        }
+        let task = self.task_ref(cx.wf, ni, t);
+        let wf = cx.wf;
+        let net = &wf.nets[self.nets[ni as usize].net as usize];
+        if let Some(arc) = net.tasks[t as usize].outputs.iter().find(|a| a.on_failure) {
+            // The definition routes this failure: record it in the data and go on. A task
+            // that failed before it started takes its tokens first, so it is not enabled
+            // (and failing) again.
+            if matches!(self.slot(ni, t), Some(Slot::Enabled { .. })) {
+                self.emit(
+                    cx,
+                    EventKind::TaskStarted {
+                        task: task.clone(),
+                        instances: Vec::new(),
+                    },
+                )?;
+            }
+            let mut changes = Map::new();
+            changes.insert(
+                "last_error".to_string(),
+                serde_json::json!({"task": task.task.as_str(), "reason": reason}),
+            );
+            self.emit(cx, EventKind::DataUpdated { changes })?;
+            let produced = vec![net.places[arc.place as usize].id.clone()];
+            return self.emit(
+                cx,
+                EventKind::TaskFailed {
+                    task,
+                    reason,
+                    produced,
+                },
+            );
+        }
+        let why = format!("task {} failed: {reason}", task.task);
+        self.emit(
+            cx,
+            EventKind::TaskFailed {
+                task,
+                reason,
+                produced: Vec::new(),
+            },
+        )?;
+        self.teardown_all(cx)?;
+        self.set_status(cx, CaseStatus::Failed, Some(why))
+    }
+
+    /// Withdraws all work of a net instance (tasks, work items, timers, sub-nets).
+    pub(super) fn teardown(&mut self, cx: &mut Cx, ni: u32) -> Res {
+        let slots = match self.nets.get(ni as usize) {
+            Some(n) if n.live => n.slots.len() as u32,
+            _ => return Ok(()),
+        };
+        for t in 0..slots {
+            match self.slot(ni, t).cloned() {
+                Some(Slot::Busy(_)) => {
+                    self.cancel_units(cx, ni, t)?;
+                    let task = self.task_ref(cx.wf, ni, t);
+                    self.emit(cx, EventKind::TaskCancelled { task })?;
+                }
+                Some(Slot::Enabled { .. }) => self.withdraw(cx, ni, t)?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn teardown_all(&mut self, cx: &mut Cx) -> Res {
+        self.teardown(cx, 0)
+    }
+
+    /// Ends a sub-net instance: withdraws its remaining work and marks it ended.
+    pub(super) fn end_net(&mut self, cx: &mut Cx, k: u32) -> Res {
+        if !self.nets.get(k as usize).is_some_and(|n| n.live) {
+            return Ok(());
+        }
+        self.teardown(cx, k)?;
+        self.emit(cx, EventKind::NetEnded { net_instance: k })
+    }
+
+    /// A sub-net instance reached its end: the composite task's instance completes.
+    pub(super) fn net_finished(&mut self, cx: &mut Cx, k: u32) -> Res {
+        let parent = self.nets.get(k as usize).and_then(|n| n.parent);
+        self.end_net(cx, k)?;
+        if let Some((pni, pt, pi)) = parent {
+            self.finish_instance(cx, pni, pt, pi, Value::Object(Map::new()))?;
+        }
+        Ok(())
+    }
+}
