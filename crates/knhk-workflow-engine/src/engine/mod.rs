@@ -106,6 +106,9 @@ const FEED_ATTEMPTS: u32 = 8;
 /// How many times a step is retried when another writer moved the case in between.
 const CONFLICT_RETRIES: usize = 8;
 
+mod effects;
+mod service;
+
 impl WorkflowEngine {
     /// Creates an engine over a store. It performs nothing until asked: call
     /// [`WorkflowEngine::recover`] and [`WorkflowEngine::spawn_timers`] in a long-running process.
@@ -169,8 +172,6 @@ impl WorkflowEngine {
     pub fn clock(&self) -> Clock {
         self.inner.clock
     }
-
-    // ---- workflows ----------------------------------------------------------------------
 
     /// Parses, validates and stores a workflow definition (Turtle). `source_name` names it in
     /// errors; a name already registered gets the next version.
@@ -276,8 +277,6 @@ impl WorkflowEngine {
         lock(&self.inner.workflows).insert(id, loaded.clone());
         Ok(loaded)
     }
-
-    // ---- cases --------------------------------------------------------------------------
 
     /// Creates a case of a workflow with `data` (a JSON object); with `start`, it also starts
     /// and runs until it waits, in the same commit.
@@ -394,8 +393,6 @@ impl WorkflowEngine {
         Ok(self.inner.store.events(id, 0).await?)
     }
 
-    // ---- work items ---------------------------------------------------------------------
-
     /// Returns work items, e.g. those offered to a role.
     pub async fn work_items(&self, filter: &WorkItemFilter) -> Result<Vec<WorkItemRecord>, Error> {
         Ok(self.inner.store.work_items(filter).await?)
@@ -455,8 +452,6 @@ impl WorkflowEngine {
         )
         .await
     }
-
-    // ---- the step -----------------------------------------------------------------------
 
     fn slot(&self, id: CaseId) -> Arc<tokio::sync::Mutex<Option<Live>>> {
         lock(&self.inner.cases).entry(id).or_default().clone()
@@ -554,326 +549,6 @@ impl WorkflowEngine {
     fn apply_boxed(&self, id: CaseId, input: Input) -> BoxFut<'static, Result<CaseView, Error>> {
         let engine = self.clone();
         Box::pin(async move { engine.apply(id, input).await })
-    }
-
-    /// Performs the effects of one committed step: the one place that acts on them.
-    fn perform(&self, case: CaseId, effects: Vec<Effect>) {
-        for effect in effects {
-            match effect {
-                Effect::CallConnector {
-                    item,
-                    binding,
-                    hints,
-                    input,
-                    idempotency_key,
-                    ..
-                } => {
-                    let engine = self.clone();
-                    let policy = RetryPolicy::from_hints(&hints);
-                    let fut = async move {
-                        let result = engine
-                            .inner
-                            .connectors
-                            .call(
-                                &binding.connector,
-                                &binding.settings,
-                                input,
-                                &idempotency_key,
-                                &policy,
-                            )
-                            .await;
-                        lock(&engine.inner.calls).remove(&item);
-                        let input = match result {
-                            Ok(output) => Input::ConnectorSucceeded { item, output },
-                            Err(failure) => {
-                                warn!(case = %case, item = %item, error = %failure, "connector call failed");
-                                Input::ConnectorFailed {
-                                    item,
-                                    error: failure.to_string(),
-                                }
-                            }
-                        };
-                        engine.feed(case, input).await;
-                    };
-                    let handle = self.spawn_for(case, fut);
-                    lock(&self.inner.calls).insert(item, handle);
-                }
-                Effect::CancelConnectorCall { item } => {
-                    if let Some(handle) = lock(&self.inner.calls).remove(&item) {
-                        handle.abort();
-                    }
-                }
-                Effect::OfferWorkItem { item, binding, .. } => match binding.allocation {
-                    Allocation::RoleOffer => {}
-                    Allocation::RoundRobin => {
-                        if let Some(user) = self.inner.directory.round_robin(&binding.roles) {
-                            let engine = self.clone();
-                            self.spawn_for(case, async move {
-                                engine
-                                    .feed(case, Input::AllocateWorkItem { item, user })
-                                    .await;
-                            });
-                        }
-                    }
-                    Allocation::ShortestQueue => {
-                        let engine = self.clone();
-                        self.spawn_for(case, async move {
-                            if let Some(user) = engine.shortest_queue(&binding.roles).await {
-                                engine
-                                    .feed(case, Input::AllocateWorkItem { item, user })
-                                    .await;
-                            }
-                        });
-                    }
-                },
-                // The work item rows went away in the step's own commit.
-                Effect::WithdrawWorkItem { .. } => {}
-                Effect::ArmTimer { timer, fires_at } => self.timer_cmd(TimerCmd::Arm {
-                    case,
-                    timer,
-                    at: fires_at,
-                }),
-                Effect::CancelTimer { timer } => self.timer_cmd(TimerCmd::Cancel { timer }),
-                // Triggers arrive through `trigger`.
-                Effect::AwaitTrigger { .. } => {}
-                Effect::CaseEnded { status } => {
-                    info!(case = %case, status = %status, "case ended");
-                }
-            }
-        }
-    }
-
-    /// Feeds the result of an effect back; a result the case no longer wants is dropped. When
-    /// the store fails, the result is offered again with backoff; if that keeps failing, the
-    /// case stays as committed and `recover` redoes the effect after a restart.
-    async fn feed(&self, case: CaseId, input: Input) {
-        let mut backoff = std::time::Duration::from_millis(50);
-        for attempt in 1..=FEED_ATTEMPTS {
-            match self.apply_boxed(case, input.clone()).await {
-                Ok(_) => return,
-                Err(Error::Case(e)) => {
-                    debug!(case = %case, error = %e, "result no longer wanted");
-                    return;
-                }
-                Err(Error::ShuttingDown) => return,
-                Err(e) if attempt < FEED_ATTEMPTS => {
-                    warn!(case = %case, error = %e, attempt, "cannot feed a result back; trying again");
-                    tokio::select! {
-                        () = self.inner.cancel.cancelled() => return,
-                        () = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
-                }
-                Err(e) => {
-                    warn!(case = %case, error = %e, "cannot feed a result back; giving up until a restart")
-                }
-            }
-        }
-    }
-
-    async fn shortest_queue(&self, roles: &[String]) -> Option<String> {
-        let mut best: Option<(usize, String)> = None;
-        for user in self.inner.directory.candidates(roles) {
-            let filter = WorkItemFilter {
-                role: None,
-                case: None,
-                owner: Some(user.clone()),
-            };
-            let n = match self.inner.store.work_items(&filter).await {
-                Ok(items) => items.len(),
-                Err(e) => {
-                    warn!(error = %e, "cannot count work items for allocation");
-                    return None;
-                }
-            };
-            if best.as_ref().is_none_or(|(b, _)| n < *b) {
-                best = Some((n, user));
-            }
-        }
-        best.map(|(_, u)| u)
-    }
-
-    /// Spawns work on behalf of a case, counted until it ends so that `settle` can wait.
-    fn spawn_for(
-        &self,
-        case: CaseId,
-        fut: impl Future<Output = ()> + Send + 'static,
-    ) -> tokio::task::AbortHandle {
-        *lock(&self.inner.pending).entry(case).or_insert(0) += 1;
-        let engine = self.clone();
-        let cancel = self.inner.cancel.clone();
-        let task = self.inner.tracker.spawn(async move {
-            let _done = Done { engine, case };
-            tokio::select! {
-                () = cancel.cancelled() => {}
-                () = fut => {}
-            }
-        });
-        task.abort_handle()
-    }
-
-    fn announce(&self, record: &CaseRecord) {
-        // Nobody listening is fine.
-        let _ = self.inner.updates.send(CaseUpdate {
-            case: record.id,
-            version: record.version,
-            status: record.status,
-        });
-    }
-
-    /// Returns a receiver of every step committed from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<CaseUpdate> {
-        self.inner.updates.subscribe()
-    }
-
-    /// Waits until a case ends (completed, cancelled or failed) and returns it.
-    pub async fn wait_until_ended(&self, case: CaseId) -> Result<CaseView, Error> {
-        let mut updates = self.subscribe();
-        loop {
-            let view = self.case(case).await?;
-            if view.status.is_final() {
-                return Ok(view);
-            }
-            loop {
-                match updates.recv().await {
-                    Ok(u) if u.case == case && u.status.is_final() => break,
-                    Ok(_) => {}
-                    // Missed some updates: look at the store again.
-                    Err(broadcast::error::RecvError::Lagged(_)) => break,
-                    Err(broadcast::error::RecvError::Closed) => return Err(Error::ShuttingDown),
-                }
-            }
-        }
-    }
-
-    /// Waits until nothing the engine started for `case` is still running (connector calls,
-    /// allocations). Timers do not count: a case waiting for a timer is settled.
-    pub async fn settle(&self, case: CaseId) {
-        loop {
-            let notified = self.inner.settled.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if lock(&self.inner.pending).get(&case).copied().unwrap_or(0) == 0 {
-                return;
-            }
-            notified.await;
-        }
-    }
-
-    fn timer_cmd(&self, cmd: TimerCmd) {
-        if let Some(tx) = lock(&self.inner.timers).as_ref()
-            && tx.send(cmd).is_err()
-        {
-            debug!("timer queue is gone");
-        }
-    }
-
-    // ---- long-running parts -------------------------------------------------------------
-
-    /// Starts the timer queue and arms every stored timer; fired timers are fed to their cases.
-    pub async fn spawn_timers(&self) -> Result<usize, Error> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let (fired_tx, mut fired_rx) = mpsc::unbounded_channel::<(CaseId, TimerId)>();
-        let stored = self.inner.store.timers().await?;
-        for t in &stored {
-            let _ = tx.send(TimerCmd::Arm {
-                case: t.case_id,
-                timer: t.id,
-                at: t.fires_at,
-            });
-        }
-        *lock(&self.inner.timers) = Some(tx);
-        self.inner.tracker.spawn(timers::run(
-            self.inner.clock,
-            rx,
-            fired_tx,
-            self.inner.cancel.clone(),
-        ));
-        let engine = self.clone();
-        let cancel = self.inner.cancel.clone();
-        self.inner.tracker.spawn(async move {
-            loop {
-                tokio::select! {
-                    () = cancel.cancelled() => return,
-                    next = fired_rx.recv() => match next {
-                        None => return,
-                        Some((case, timer)) => {
-                            let engine2 = engine.clone();
-                            engine.spawn_for(case, async move {
-                                engine2.feed(case, Input::TimerFired { timer }).await;
-                            });
-                        }
-                    }
-                }
-            }
-        });
-        Ok(stored.len())
-    }
-
-    /// Picks up every unfinished case from its last committed step: connector calls in
-    /// flight are made again with their original idempotency keys, allocations are redone.
-    /// Returns how many cases were picked up.
-    pub async fn recover(&self) -> Result<usize, Error> {
-        let filter = CaseFilter {
-            // A suspended case may have had calls in flight too: their results are taken.
-            status: vec![CaseStatus::Running, CaseStatus::Suspended],
-            workflow: None,
-            limit: None,
-        };
-        let cases = self.inner.store.cases(&filter).await?;
-        let n = cases.len();
-        for record in cases {
-            let slot = self.slot(record.id);
-            let mut guard = slot.lock().await;
-            let live = self.load(record.id).await?;
-            let effects: Vec<Effect> = live
-                .case
-                .outstanding(&live.wf.wf)
-                .into_iter()
-                // Timers come back from the store in `spawn_timers`.
-                .filter(|e| !matches!(e, Effect::ArmTimer { .. }))
-                .filter(|e| match e {
-                    Effect::OfferWorkItem { item, .. } => {
-                        live.case.work_item(item).is_some_and(|w| w.owner.is_none())
-                    }
-                    _ => true,
-                })
-                .collect();
-            *guard = Some(live);
-            self.perform(record.id, effects);
-            drop(guard);
-        }
-        if n > 0 {
-            info!(cases = n, "recovered unfinished cases");
-        }
-        Ok(n)
-    }
-
-    /// Stops everything the engine spawned and waits for it to end.
-    pub async fn shutdown(&self) {
-        self.inner.cancel.cancel();
-        self.inner.tracker.close();
-        self.inner.tracker.wait().await;
-    }
-}
-
-/// Decrements a case's pending count when a spawned task ends, however it ends.
-struct Done {
-    engine: WorkflowEngine,
-    case: CaseId,
-}
-
-impl Drop for Done {
-    fn drop(&mut self) {
-        let mut pending = lock(&self.engine.inner.pending);
-        if let Some(n) = pending.get_mut(&self.case) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                pending.remove(&self.case);
-            }
-        }
-        drop(pending);
-        self.engine.inner.settled.notify_waiters();
     }
 }
 
