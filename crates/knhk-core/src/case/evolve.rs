@@ -1,0 +1,424 @@
+//! The fold: how each event changes a case. `Case::evolve` is the only place where a case's
+//! state changes; deciding (`step/`) emits events and folds them here at once, replay folds a
+//! stored history.
+
+use serde_json::Value;
+
+use super::*;
+use crate::workflow::INPUT;
+
+impl Case {
+    pub(super) fn slot_mut(&mut self, ni: u32, t: u32) -> Option<&mut Slot> {
+        self.nets.get_mut(ni as usize)?.slots.get_mut(t as usize)
+    }
+
+    fn activation_mut(&mut self, ni: u32, t: u32) -> Option<&mut Activation> {
+        match self.slot_mut(ni, t)? {
+            Slot::Busy(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// Marks the consumers of a place (and the OR-joins of its net) for re-evaluation.
+    fn touch(&mut self, workflow: &Workflow, ni: u32, place: u32) {
+        let Some(net) = self.nets.get(ni as usize) else {
+            return;
+        };
+        let Some(def) = workflow.nets.get(net.net as usize) else {
+            return;
+        };
+        if let Some(p) = def.places.get(place as usize) {
+            for &t in &p.consumers {
+                self.dirty.push_back((ni, t));
+            }
+        }
+        for &t in &def.or_joins {
+            self.dirty.push_back((ni, t));
+        }
+    }
+
+    /// Ends a task's activation and puts a token in each produced condition; `None` if one
+    /// of them is not a condition of the task's net.
+    fn finish_task(
+        &mut self,
+        workflow: &Workflow,
+        ni: u32,
+        t: u32,
+        produced: &[ElementId],
+    ) -> Option<()> {
+        let def = workflow
+            .nets
+            .get(self.nets.get(ni as usize)?.net as usize)?;
+        let places = produced
+            .iter()
+            .map(|c| def.place(c))
+            .collect::<Option<Vec<u32>>>()?;
+        let net = self.nets.get_mut(ni as usize)?;
+        *net.slots.get_mut(t as usize)? = Slot::Idle;
+        for &p in &places {
+            *net.marking.get_mut(p as usize)? += 1;
+        }
+        self.dirty.push_back((ni, t));
+        for p in places {
+            self.touch(workflow, ni, p);
+        }
+        Some(())
+    }
+
+    /// Folds one event into the case: the only place where a case changes.
+    pub(crate) fn evolve(&mut self, workflow: &Workflow, event: &Event) -> Result<(), Error> {
+        let bad = |why: &str| Error::Replay {
+            seq: event.seq,
+            why: why.to_string(),
+        };
+        if event.seq != self.seq + 1 {
+            return Err(bad("sequence number out of order"));
+        }
+        let task_of = |case: &Case, task: &TaskRef| {
+            case.locate(workflow, task)
+                .ok_or_else(|| bad(&format!("unknown task {}", task.task)))
+        };
+        match &event.kind {
+            EventKind::CaseCreated { data, .. } => {
+                if self.seq != 0 {
+                    return Err(bad("case created twice"));
+                }
+                self.data = data.clone();
+                self.new_net(workflow, 0, None);
+            }
+            EventKind::CaseStateChanged { from, to, .. } => {
+                if *from != self.status || !from.can_become(*to) {
+                    return Err(bad("impossible case state change"));
+                }
+                self.status = *to;
+                if *from == CaseStatus::Created && *to == CaseStatus::Running {
+                    if let Some(m) = self
+                        .nets
+                        .first_mut()
+                        .and_then(|root| root.marking.get_mut(INPUT as usize))
+                    {
+                        *m += 1;
+                    }
+                    self.touch(workflow, 0, INPUT);
+                }
+            }
+            EventKind::CaseDeadlocked { .. } => {}
+            EventKind::NetStarted {
+                net_instance,
+                net,
+                parent,
+                instance,
+            } => {
+                let (pni, pt) = task_of(self, parent)?;
+                let net = workflow
+                    .nets
+                    .iter()
+                    .position(|n| &n.id == net)
+                    .ok_or_else(|| bad("unknown net"))? as u32;
+                if *net_instance as usize != self.nets.len() {
+                    return Err(bad("net instance out of order"));
+                }
+                self.new_net(workflow, net, Some((pni, pt, *instance)));
+                if let Some(m) = self
+                    .nets
+                    .last_mut()
+                    .and_then(|n| n.marking.get_mut(INPUT as usize))
+                {
+                    *m += 1;
+                }
+                self.touch(workflow, *net_instance, INPUT);
+                let inst = self
+                    .activation_mut(pni, pt)
+                    .and_then(|a| a.instances.get_mut(*instance as usize))
+                    .ok_or_else(|| bad("net started for an unknown instance"))?;
+                inst.state = InstanceState::Running(Some(Unit::Net(*net_instance)));
+            }
+            EventKind::NetEnded { net_instance } => {
+                let net = self
+                    .nets
+                    .get_mut(*net_instance as usize)
+                    .ok_or_else(|| bad("unknown net instance"))?;
+                net.live = false;
+            }
+            EventKind::TaskEnabled { task } => {
+                let (ni, t) = task_of(self, task)?;
+                let slot = self.slot_mut(ni, t).ok_or_else(|| bad("unknown task"))?;
+                *slot = Slot::Enabled {
+                    item: None,
+                    timer: None,
+                    held: false,
+                };
+            }
+            EventKind::TaskFailed { task, produced, .. } if !produced.is_empty() => {
+                let (ni, t) = task_of(self, task)?;
+                self.finish_task(workflow, ni, t, produced)
+                    .ok_or_else(|| bad("unknown condition"))?;
+            }
+            EventKind::TaskWithdrawn { task }
+            | EventKind::TaskCancelled { task }
+            | EventKind::TaskFailed { task, .. } => {
+                let (ni, t) = task_of(self, task)?;
+                if let Some(slot) = self.slot_mut(ni, t) {
+                    *slot = Slot::Idle;
+                }
+                self.dirty.push_back((ni, t));
+            }
+            EventKind::TaskStarted { task, instances } => {
+                let (ni, t) = task_of(self, task)?;
+                let def = &workflow.nets[self.nets[ni as usize].net as usize];
+                let tdef = &def.tasks[t as usize];
+                let enabled = self.slot(ni, t).cloned();
+                let (item, timer) = match enabled {
+                    Some(Slot::Enabled { item, timer, .. }) => (item, timer),
+                    _ => return Err(bad("task started without being enabled")),
+                };
+                let net = &mut self.nets[ni as usize];
+                for p in consumed(tdef.join, &tdef.inputs, &net.marking) {
+                    net.marking[p as usize] -= 1;
+                }
+                let mut insts: Vec<Instance> = if tdef.mi.is_some() {
+                    instances
+                        .iter()
+                        .map(|v| Instance {
+                            item: v.clone(),
+                            state: InstanceState::Running(None),
+                        })
+                        .collect()
+                } else {
+                    vec![Instance {
+                        item: Value::Null,
+                        state: InstanceState::Running(None),
+                    }]
+                };
+                if let (Some(item), Some(first)) = (item, insts.first_mut()) {
+                    first.state = InstanceState::Running(Some(Unit::Item(item)));
+                }
+                let keeps_timer = tdef
+                    .timer
+                    .is_some_and(|tm| tm.action == TimerAction::Expire);
+                net.slots[t as usize] = Slot::Busy(Activation {
+                    started_seq: event.seq,
+                    instances: insts,
+                    timer: if keeps_timer { timer } else { None },
+                });
+                for &p in &tdef.inputs {
+                    self.touch(workflow, ni, p);
+                }
+            }
+            EventKind::InstanceAdded { task, item } => {
+                let (ni, t) = task_of(self, task)?;
+                let act = self
+                    .activation_mut(ni, t)
+                    .ok_or_else(|| bad("instance added to a task that is not running"))?;
+                act.instances.push(Instance {
+                    item: item.clone(),
+                    state: InstanceState::Running(None),
+                });
+            }
+            EventKind::InstanceCompleted {
+                task,
+                instance,
+                output,
+            } => {
+                let (ni, t) = task_of(self, task)?;
+                let inst = self
+                    .activation_mut(ni, t)
+                    .and_then(|a| a.instances.get_mut(*instance as usize))
+                    .ok_or_else(|| bad("unknown instance"))?;
+                inst.state = InstanceState::Completed(output.clone());
+            }
+            EventKind::TaskCompleted { task, produced } => {
+                let (ni, t) = task_of(self, task)?;
+                self.finish_task(workflow, ni, t, produced)
+                    .ok_or_else(|| bad("unknown condition"))?;
+            }
+            EventKind::TokensRemoved {
+                net_instance,
+                condition,
+                count,
+            } => {
+                let net = self
+                    .nets
+                    .get_mut(*net_instance as usize)
+                    .ok_or_else(|| bad("unknown net instance"))?;
+                let def = &workflow.nets[net.net as usize];
+                let p = def
+                    .place(condition)
+                    .ok_or_else(|| bad("unknown condition"))?;
+                let m = &mut net.marking[p as usize];
+                *m = m
+                    .checked_sub(*count)
+                    .ok_or_else(|| bad("removed more tokens than held"))?;
+                self.touch(workflow, *net_instance, p);
+            }
+            EventKind::WorkItemOffered {
+                item,
+                task,
+                instance,
+                input,
+            } => {
+                let (ni, t) = task_of(self, task)?;
+                match self.slot_mut(ni, t) {
+                    Some(Slot::Enabled {
+                        item: slot_item, ..
+                    }) => *slot_item = Some(*item),
+                    Some(Slot::Busy(a)) => {
+                        let inst = a
+                            .instances
+                            .get_mut(*instance as usize)
+                            .ok_or_else(|| bad("unknown instance"))?;
+                        inst.state = InstanceState::Running(Some(Unit::Item(*item)));
+                    }
+                    _ => return Err(bad("work item offered for an idle task")),
+                }
+                self.items.insert(
+                    *item,
+                    WorkItem {
+                        task: task.clone(),
+                        instance: *instance,
+                        state: WorkItemState::Offered,
+                        owner: None,
+                        connector: None,
+                        input: input.clone(),
+                        idempotency_key: String::new(),
+                        since: event.time,
+                    },
+                );
+            }
+            EventKind::WorkItemAllocated { item, user }
+            | EventKind::WorkItemStarted { item, user } => {
+                let state = if matches!(event.kind, EventKind::WorkItemAllocated { .. }) {
+                    WorkItemState::Allocated
+                } else {
+                    WorkItemState::Started
+                };
+                let wi = self
+                    .items
+                    .get_mut(item)
+                    .ok_or_else(|| bad("unknown work item"))?;
+                wi.state = state;
+                wi.owner = Some(user.clone());
+            }
+            EventKind::WorkItemCompleted { item, user, .. } => {
+                let wi = self
+                    .items
+                    .remove(item)
+                    .ok_or_else(|| bad("unknown work item"))?;
+                let (ni, t) = task_of(self, &wi.task)?;
+                let def = &workflow.nets[self.nets[ni as usize].net as usize];
+                if let TaskBinding::Human(h) = &def.tasks[t as usize].binding
+                    && h.four_eyes
+                    && !self.four_eyes.contains(user)
+                {
+                    self.four_eyes.push(user.clone());
+                }
+            }
+            EventKind::WorkItemCancelled { item } => {
+                let wi = self
+                    .items
+                    .remove(item)
+                    .ok_or_else(|| bad("unknown work item"))?;
+                if let Some((ni, t)) = self.locate(workflow, &wi.task)
+                    && let Some(Slot::Enabled {
+                        item: slot_item, ..
+                    }) = self.slot_mut(ni, t)
+                    && *slot_item == Some(*item)
+                {
+                    *slot_item = None;
+                }
+            }
+            EventKind::ConnectorCallStarted {
+                item,
+                task,
+                instance,
+                connector,
+                idempotency_key,
+                input,
+            } => {
+                let (ni, t) = task_of(self, task)?;
+                let inst = self
+                    .activation_mut(ni, t)
+                    .and_then(|a| a.instances.get_mut(*instance as usize))
+                    .ok_or_else(|| bad("unknown instance"))?;
+                inst.state = InstanceState::Running(Some(Unit::Item(*item)));
+                self.items.insert(
+                    *item,
+                    WorkItem {
+                        task: task.clone(),
+                        instance: *instance,
+                        state: WorkItemState::Calling,
+                        owner: None,
+                        connector: Some(connector.clone()),
+                        input: input.clone(),
+                        idempotency_key: idempotency_key.clone(),
+                        since: event.time,
+                    },
+                );
+            }
+            EventKind::ConnectorCallSucceeded { item, .. }
+            | EventKind::ConnectorCallFailed { item, .. } => {
+                self.items
+                    .remove(item)
+                    .ok_or_else(|| bad("unknown connector call"))?;
+            }
+            EventKind::TimerArmed {
+                timer,
+                task,
+                fires_at,
+            } => {
+                let (ni, t) = task_of(self, task)?;
+                let def = &workflow.nets[self.nets[ni as usize].net as usize];
+                let delay = def.tasks[t as usize]
+                    .timer
+                    .is_some_and(|tm| tm.action == TimerAction::Delay);
+                match self.slot_mut(ni, t) {
+                    Some(Slot::Enabled {
+                        timer: slot_timer,
+                        held,
+                        ..
+                    }) => {
+                        *slot_timer = Some(*timer);
+                        *held = delay;
+                    }
+                    Some(Slot::Busy(a)) => a.timer = Some(*timer),
+                    _ => return Err(bad("timer armed for an idle task")),
+                }
+                self.timers.insert(
+                    *timer,
+                    TimerState {
+                        task: task.clone(),
+                        fires_at: *fires_at,
+                    },
+                );
+            }
+            EventKind::TimerFired { timer } | EventKind::TimerCancelled { timer } => {
+                let state = self
+                    .timers
+                    .remove(timer)
+                    .ok_or_else(|| bad("unknown timer"))?;
+                if let Some((ni, t)) = self.locate(workflow, &state.task) {
+                    match self.slot_mut(ni, t) {
+                        Some(Slot::Enabled {
+                            timer: slot_timer,
+                            held,
+                            ..
+                        }) if *slot_timer == Some(*timer) => {
+                            *slot_timer = None;
+                            *held = false;
+                            self.dirty.push_back((ni, t));
+                        }
+                        Some(Slot::Busy(a)) if a.timer == Some(*timer) => a.timer = None,
+                        _ => {}
+                    }
+                }
+            }
+            EventKind::DataUpdated { changes } => {
+                for (k, v) in changes {
+                    self.data.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        self.seq = event.seq;
+        Ok(())
+    }
+}
