@@ -1,5 +1,5 @@
-//! Errors of knhk-spec: a file that cannot be read, is not Turtle, or does not define a valid
-//! workflow. Each names the file, and where it can, the element and the rule broken.
+//! Errors of knhk-spec: a file that cannot be read, is not Turtle or XML, or does not define a
+//! valid workflow. Each names the file, and where it can, the element and the rule broken.
 
 use std::fmt;
 
@@ -35,7 +35,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// The file is not a format knhk-spec reads (by its extension).
-    #[error("{file}: unsupported definition format (expected a .ttl file)")]
+    #[error("{file}: unsupported definition format (expected a .ttl, .yawl or .xml file)")]
     UnsupportedFormat { file: String },
     /// The base IRI given for resolving relative IRIs is not an absolute IRI.
     #[error("{file}: base iri {base_iri:?} is not an absolute iri: {message}")]
@@ -52,7 +52,16 @@ pub enum Error {
         column: u64,
         message: String,
     },
-    /// The Turtle does not define a valid workflow: every rule broken, one per element.
+    /// The text is not well-formed XML (or holds a DTD, which is refused); `line` and `column`
+    /// count from 1.
+    #[error("{file}:{line}:{column}: xml syntax error: {message}")]
+    XmlSyntax {
+        file: String,
+        line: u64,
+        column: u64,
+        message: String,
+    },
+    /// The definition does not define a valid workflow: every rule broken, one per element.
     #[error("{}", display_violations(file, violations))]
     Invalid {
         file: String,

@@ -8,7 +8,8 @@ use super::ExprError;
 /// Translates the simple XPath forms of YAWL predicates into CEL, refusing anything else.
 ///
 /// Accepted: absolute paths `/net/a/b` (the root element is the net's data, so this is `a.b`, and
-/// `/net` alone is `data`), relative paths `a/b` and bare names, string and number literals,
+/// `/net` alone is `data`; a final `/text()` step is the element's value), relative paths `a/b`
+/// and bare names, string and number literals,
 /// `=`, `!=`, `<`, `<=`, `>`, `>=`, `and`, `or`, `not(...)`, `true()`, `false()` and parentheses.
 pub fn translate_xpath(src: &str) -> Result<String, ExprError> {
     let tokens = tokenize(src)?;
@@ -425,13 +426,13 @@ impl XpathParser<'_> {
                 Ok(Node::Group(Box::new(inner)))
             }
             Token::Slash => {
-                let mut segments = vec![self.step()?];
+                let mut segments: Vec<String> = self.step()?.into_iter().collect();
                 while self.peek() == Some(Token::Slash) {
                     self.pos += 1;
-                    segments.push(self.step()?);
+                    segments.extend(self.step()?);
                 }
                 // The first step is the root element, which stands for the net's data itself.
-                if segments.len() == 1 {
+                if segments.len() <= 1 {
                     Ok(Node::Atom("data".to_owned()))
                 } else {
                     Ok(Node::Atom(segments[1..].join(".")))
@@ -442,7 +443,7 @@ impl XpathParser<'_> {
                 let mut segments = vec![self.checked_name(name)?];
                 while self.peek() == Some(Token::Slash) {
                     self.pos += 1;
-                    segments.push(self.step()?);
+                    segments.extend(self.step()?);
                 }
                 Ok(Node::Atom(segments.join(".")))
             }
@@ -453,13 +454,24 @@ impl XpathParser<'_> {
         }
     }
 
-    /// Parses one step of a location path, which in the subset is a plain element name.
-    fn step(&mut self) -> Result<String, ExprError> {
+    /// Parses one step of a location path, which in the subset is a plain element name, or a
+    /// final `text()` (the element's value: the YAWL editor writes `/Net/amount/text() > 5`),
+    /// which adds no step.
+    fn step(&mut self) -> Result<Option<String>, ExprError> {
         match self.advance() {
+            Some(Token::Name(name))
+                if name == "text"
+                    && self.peek() == Some(Token::LParen)
+                    && self.tokens.get(self.pos + 1) == Some(&Token::RParen)
+                    && self.tokens.get(self.pos + 2) != Some(&Token::Slash) =>
+            {
+                self.pos += 2;
+                Ok(None)
+            }
             Some(Token::Name(name)) if self.peek() == Some(Token::LParen) => Err(self.unsupported(
                 format!("the node test or function `{name}()` in a path is not supported"),
             )),
-            Some(Token::Name(name)) => self.checked_name(name),
+            Some(Token::Name(name)) => self.checked_name(name).map(Some),
             Some(other) => Err(self.unexpected(other, "where a path step is expected")),
             None => {
                 Err(self

@@ -5,3 +5,4 @@ mod patterns;
 mod robustness;
 mod roundtrip;
 mod validation;
+mod xml;
