@@ -224,6 +224,9 @@ impl Case {
             let Some(def) = workflow.nets.get(net.net as usize) else {
                 continue;
             };
+            if !net.live {
+                continue;
+            }
             for (p, &n) in net.marking.iter().enumerate() {
                 if n > 0
                     && let Some(place) = def.places.get(p)

@@ -26,6 +26,10 @@ impl<K: Ord, V> SortedMap<K, V> {
         Some(&mut self.entries[i].1)
     }
 
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
     pub(crate) fn contains_key(&self, key: &K) -> bool {
         self.get(key).is_some()
     }

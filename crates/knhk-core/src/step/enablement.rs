@@ -193,6 +193,10 @@ impl Case {
     /// changed (so that settling goes on).
     pub(super) fn quiescent_step(&mut self, cx: &mut Cx) -> Res<bool> {
         let wf = cx.wf;
+        // The deepest net left holding tokens with nothing to fire. It deadlocks the case
+        // only if nothing else in the case can move: another branch may still end the case
+        // (and withdraw the stuck sub-net), or a timer expire the composite task.
+        let mut stuck: Option<(u32, Vec<crate::ids::ElementId>)> = None;
         for ni in (0..self.nets.len() as u32).rev() {
             let net = &self.nets[ni as usize];
             if !net.live
@@ -222,16 +226,10 @@ impl Case {
                 .map(|(p, _)| def.places[p].id.clone())
                 .collect();
             if !marked.is_empty() {
-                let names: Vec<&str> = marked.iter().map(|c| c.as_str()).collect();
-                let why = format!(
-                    "deadlock: tokens in {} of net {} but no task can fire",
-                    names.join(", "),
-                    def.id
-                );
-                self.emit(cx, EventKind::CaseDeadlocked { marked })?;
-                self.teardown_all(cx)?;
-                self.set_status(cx, CaseStatus::Failed, Some(why))?;
-                return Ok(false);
+                if stuck.is_none() {
+                    stuck = Some((ni, marked));
+                }
+                continue;
             }
             // Implicit termination: no tokens and no work left.
             if ni == 0 {
@@ -241,6 +239,38 @@ impl Case {
             self.net_finished(cx, ni)?;
             return Ok(true);
         }
+        if let Some((ni, marked)) = stuck
+            && !self.can_move()
+        {
+            let def = &wf.nets[self.nets[ni as usize].net as usize];
+            let names: Vec<&str> = marked.iter().map(|c| c.as_str()).collect();
+            let why = format!(
+                "deadlock: tokens in {} of net {} but no task can fire",
+                names.join(", "),
+                def.id
+            );
+            self.emit(cx, EventKind::CaseDeadlocked { marked })?;
+            self.teardown_all(cx)?;
+            self.set_status(cx, CaseStatus::Failed, Some(why))?;
+        }
         Ok(false)
+    }
+
+    /// Returns whether anything in the case can still happen: an enabled task, work in
+    /// progress (a work item, a connector call) or an armed timer.
+    fn can_move(&self) -> bool {
+        !self.timers.is_empty()
+            || self.nets.iter().filter(|n| n.live).any(|n| {
+                n.slots.iter().any(|s| match s {
+                    Slot::Idle => false,
+                    Slot::Enabled { .. } => true,
+                    Slot::Busy(a) => a.instances.iter().any(|i| {
+                        matches!(
+                            i.state,
+                            crate::case::InstanceState::Running(Some(crate::case::Unit::Item(_)))
+                        )
+                    }),
+                })
+            })
     }
 }

@@ -373,14 +373,20 @@ impl Case {
         let task = self.task_ref(wf, ni, t);
         self.emit(cx, EventKind::TaskCompleted { task, produced })?;
         if places.contains(&OUTPUT) {
-            if ni == 0 {
-                self.teardown_all(cx)?;
-                self.set_status(cx, CaseStatus::Completed, None)?;
-            } else {
-                self.net_finished(cx, ni)?;
-            }
+            self.output_reached(cx, ni)?;
         }
         Ok(())
+    }
+
+    /// A token reached a net's output condition: the root net completes the case, a sub-net
+    /// completes its composite task's instance. Remaining work is withdrawn either way.
+    pub(super) fn output_reached(&mut self, cx: &mut Cx, ni: u32) -> Res {
+        if ni == 0 {
+            self.teardown_all(cx)?;
+            self.set_status(cx, CaseStatus::Completed, None)
+        } else {
+            self.net_finished(cx, ni)
+        }
     }
 
     /// Chooses the output places of a completing task by its split.
@@ -475,14 +481,19 @@ impl Case {
             );
             self.emit(cx, EventKind::DataUpdated { changes })?;
             let produced = vec![net.places[arc.place as usize].id.clone()];
-            return self.emit(
+            let to_output = arc.place == OUTPUT;
+            self.emit(
                 cx,
                 EventKind::TaskFailed {
                     task,
                     reason,
                     produced,
                 },
-            );
+            )?;
+            if to_output {
+                self.output_reached(cx, ni)?;
+            }
+            return Ok(());
         }
         let why = format!("task {} failed: {reason}", task.task);
         self.emit(

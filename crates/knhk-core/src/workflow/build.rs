@@ -332,16 +332,16 @@ pub(super) fn build_net(
             );
         }
         let mut arcs: Vec<(u32, &Flow, usize)> = outputs[ti].clone();
-        // Evaluation order: flows with a predicate before those without (which always hold),
-        // then by `ordering` (absent = after the ordered ones), then definition order; the
-        // default flow last.
+        // Evaluation order: by `ordering` (absent = after the ordered ones); among flows of
+        // equal or no ordering, those with a predicate before those without (which always
+        // hold); then definition order. The default flow last, the failure flow apart.
         arcs.sort_by_key(|&(_, f, i)| {
             (
                 f.on_failure,
                 f.is_default,
-                f.predicate.is_none(),
                 f.ordering.is_none(),
                 f.ordering,
+                f.predicate.is_none(),
                 i,
             )
         });

@@ -8,3 +8,4 @@ mod harness;
 mod lifecycle;
 mod multi;
 mod orjoin;
+mod properties;

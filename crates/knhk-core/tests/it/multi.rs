@@ -211,3 +211,54 @@ fn forcing_a_running_multiple_instance_task_to_complete_withdraws_the_rest() {
     ));
     run.check_replay();
 }
+
+#[test]
+fn a_stuck_sub_net_does_not_fail_the_case_while_another_branch_can_still_end_it() {
+    // The sub-net's AND-join waits for a token nothing produces; the root's other branch,
+    // a human task, still leads to the end.
+    let mut comp = task("comp", Xor, Xor, vec![flow("end")]);
+    comp.decomposition = Some(NetId::new("sub"));
+    let wf = workflow(vec![
+        net(
+            "root",
+            vec![flow("split")],
+            vec![],
+            vec![
+                task(
+                    "split",
+                    Xor,
+                    ControlType::And,
+                    vec![flow("comp"), flow("h")],
+                ),
+                comp,
+                human(task("h", Xor, Xor, vec![flow("end")]), "r"),
+            ],
+        ),
+        net(
+            "sub",
+            vec![flow("a")],
+            vec![],
+            vec![
+                task(
+                    "a",
+                    Xor,
+                    Xor,
+                    vec![when("never", "false"), default_flow("j")],
+                ),
+                human(task("never", Xor, Xor, vec![flow("j")]), "r"),
+                task("j", ControlType::And, Xor, vec![flow("end")]),
+            ],
+        ),
+    ]);
+    let mut run = Run::start(&wf, json!({}));
+    assert_eq!(run.case.status(), CaseStatus::Running);
+    assert!(
+        !run.events
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::CaseDeadlocked { .. }))
+    );
+    run.complete("h", json!({}));
+    assert_eq!(run.case.status(), CaseStatus::Completed);
+    assert!(run.case.marking(&wf).iter().all(|(ni, _, _)| *ni == 0));
+    run.check_replay();
+}
