@@ -1,4 +1,5 @@
-//! knhk-store: where workflows, cases, their histories, work items, timers and idempotency keys live.
+//! knhk-store: where workflows, cases, their histories, work items, timers, idempotency keys and
+//! named sequences (round-robin turns) live.
 //!
 //! [`Store`] is the one narrow trait the runtime talks to. A step of a case is one [`Commit`]:
 //! its new events, the new case snapshot, the work item and timer changes and the idempotency
@@ -25,5 +26,6 @@ pub use sqlite::{SqliteOptions, SqliteStats, SqliteStore};
 pub use store::Store;
 
 /// Version of the stored format, kept in SQLite's `PRAGMA user_version`. A store written with a
-/// higher version is refused; every lower version keeps loading (see `tests/golden/`).
-pub const FORMAT_VERSION: i64 = 1;
+/// higher version is refused; every lower version is migrated when opened and keeps loading
+/// (see `tests/golden/`). Format 2 added the named sequences.
+pub const FORMAT_VERSION: i64 = 2;

@@ -28,6 +28,7 @@ struct State {
     work_items: BTreeMap<WorkItemId, WorkItemRecord>,
     timers: BTreeMap<TimerId, TimerRecord>,
     idempotency: HashMap<String, IdempotencyRecord>,
+    sequences: HashMap<String, u64>,
 }
 
 impl MemoryStore {
@@ -164,6 +165,13 @@ impl Store for MemoryStore {
 
     async fn idempotency(&self, key: &str) -> Result<Option<IdempotencyRecord>, Error> {
         Ok(self.lock().idempotency.get(key).cloned())
+    }
+
+    async fn next_in_sequence(&self, name: &str) -> Result<u64, Error> {
+        let mut state = self.lock();
+        let n = state.sequences.entry(name.to_owned()).or_insert(0);
+        *n += 1;
+        Ok(*n)
     }
 
     async fn ping(&self) -> Result<(), Error> {

@@ -34,6 +34,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn timers(&self) -> Result<Vec<TimerRecord>, Error>;
     /// Returns the idempotency record with this key, if stored.
     async fn idempotency(&self, key: &str) -> Result<Option<IdempotencyRecord>, Error>;
+    /// Adds one to the named sequence and returns its new value (1 the first time). Atomic
+    /// across every process sharing the store: allocation turns (round robin) live here.
+    async fn next_in_sequence(&self, name: &str) -> Result<u64, Error>;
     /// Runs a cheap real probe (e.g. `SELECT 1` on a reader), for readiness checks.
     async fn ping(&self) -> Result<(), Error>;
 }

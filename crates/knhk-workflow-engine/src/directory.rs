@@ -2,15 +2,13 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::Deserialize;
 
-/// Maps roles to the users that hold them, and keeps the round-robin position of each role.
+/// Maps roles to the users that hold them.
 #[derive(Debug, Default, Clone)]
 pub struct Directory {
     roles: Arc<BTreeMap<String, Vec<String>>>,
-    next: Arc<BTreeMap<String, AtomicUsize>>,
 }
 
 #[derive(Deserialize)]
@@ -22,13 +20,8 @@ struct DirectoryFile {
 impl Directory {
     /// Creates a directory from role -> users.
     pub fn new(roles: BTreeMap<String, Vec<String>>) -> Directory {
-        let next = roles
-            .keys()
-            .map(|r| (r.clone(), AtomicUsize::new(0)))
-            .collect();
         Directory {
             roles: Arc::new(roles),
-            next: Arc::new(next),
         }
     }
 
@@ -44,12 +37,21 @@ impl Directory {
         self.roles.get(role).map(Vec::as_slice).unwrap_or(&[])
     }
 
-    /// Returns the next user of the first of `roles` that has users, round robin.
-    pub fn round_robin(&self, roles: &[String]) -> Option<String> {
-        let role = roles.iter().find(|r| !self.users(r).is_empty())?;
+    /// Returns the role whose members share a round-robin turn: the first of `roles` that
+    /// has members.
+    pub fn round_robin_role<'a>(&self, roles: &'a [String]) -> Option<&'a str> {
+        roles
+            .iter()
+            .find(|r| !self.users(r).is_empty())
+            .map(String::as_str)
+    }
+
+    /// Returns the member of `role` whose turn `turn` (counted from 1) is.
+    pub fn member_for_turn(&self, role: &str, turn: u64) -> Option<String> {
         let users = self.users(role);
-        let i = self.next.get(role)?.fetch_add(1, Ordering::Relaxed);
-        users.get(i % users.len()).cloned()
+        let n = u64::try_from(users.len()).ok().filter(|&n| n > 0)?;
+        let i = usize::try_from(turn.saturating_sub(1) % n).ok()?;
+        users.get(i).cloned()
     }
 
     /// Returns every user holding one of `roles`, without duplicates, in directory order.

@@ -167,3 +167,34 @@ fn a_bad_role_directory_is_named() {
     let err = data.fails(&["workflow", "list"]);
     assert!(err.contains("directory.json"), "{err}");
 }
+
+#[test]
+fn round_robin_turns_go_on_across_processes() {
+    let file = temp_file(
+        "round_robin_one.ttl",
+        &format!(
+            "{PREFIXES}\
+             <#spec> a yawl:Specification ; yawl:hasDecomposition <#net> .\n\
+             <#net> a yawl:Net ; yawl:isRootNet true ; yawl:hasInputCondition <#start> ;\n\
+                 yawl:hasOutputCondition <#end> ; yawl:hasTask <#pack> .\n\
+             <#start> a yawl:InputCondition ; yawl:flowsInto [ yawl:nextElementRef <#pack> ] .\n\
+             <#pack> a yawl:Task ; knhk:role \"clerk\" ; knhk:allocation knhk:RoundRobin ;\n\
+                 yawl:flowsInto [ yawl:nextElementRef <#end> ] .\n\
+             <#end> a yawl:OutputCondition .\n"
+        ),
+    );
+    let data = DataDir::new();
+    std::fs::write(
+        data.path().join("directory.json"),
+        r#"{"roles": {"clerk": ["ann", "bob", "cy"]}}"#,
+    )
+    .expect("directory.json");
+    // Each `knhk run` is a process of its own; the turn is kept in the store.
+    let owners: Vec<String> = (0..4)
+        .map(|_| {
+            let doc = data.json(&["run", path_str(&file), "--json"]);
+            text(&doc["work_items"][0], "owner").to_owned()
+        })
+        .collect();
+    assert_eq!(owners, ["ann", "bob", "cy", "ann"]);
+}

@@ -273,6 +273,20 @@ impl Store for SqliteStore {
         self.read(move |c| rows::idempotency(c, &key)).await
     }
 
+    async fn next_in_sequence(&self, name: &str) -> Result<u64, Error> {
+        let name = name.to_owned();
+        let (tx, rx) = oneshot::channel();
+        let jobs = self
+            .inner
+            .jobs
+            .as_ref()
+            .ok_or_else(|| Error::Backend("the store is closed".to_owned()))?;
+        jobs.send(Job::Next(name, tx))
+            .map_err(|_| Error::Backend("the store writer has stopped".to_owned()))?;
+        rx.await
+            .map_err(|_| Error::Backend("the store writer stopped before replying".to_owned()))?
+    }
+
     async fn ping(&self) -> Result<(), Error> {
         self.read(|c| {
             c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))

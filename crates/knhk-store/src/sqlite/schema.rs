@@ -157,12 +157,31 @@ fn ensure_schema(conn: &Connection) -> Result<(), Error> {
     result.and(ended)
 }
 
+/// Format 2 adds the named sequences (allocation turns).
+const MIGRATE_V1_TO_V2: &str = "
+CREATE TABLE sequences (
+    name TEXT PRIMARY KEY NOT NULL,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+";
+
 fn create_if_empty(conn: &Connection) -> Result<(), Error> {
-    if check_format(conn)? == FORMAT_VERSION {
+    let found = check_format(conn)?;
+    if found == FORMAT_VERSION {
         return Ok(());
     }
-    // Format 1 is the first one: version 0 must be a file nobody has written tables into.
-    // Later formats migrate from every lower version here.
+    if found >= 1 {
+        // An older format: migrate it forward, one version at a time.
+        if found == 1 {
+            conn.execute_batch(MIGRATE_V1_TO_V2)
+                .map_err(backend("migrating the store from format 1 to 2"))?;
+        }
+        return conn
+            .pragma_update(None, "user_version", FORMAT_VERSION)
+            .map_err(backend("setting the format version"));
+    }
+    // Version 0 must be a file nobody has written tables into: create the newest schema
+    // (format 1's tables, then every migration).
     let tables: i64 = conn
         .query_row(
             "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
@@ -176,6 +195,8 @@ fn create_if_empty(conn: &Connection) -> Result<(), Error> {
         )));
     }
     conn.execute_batch(SCHEMA_V1)
+        .map_err(backend("creating the schema"))?;
+    conn.execute_batch(MIGRATE_V1_TO_V2)
         .map_err(backend("creating the schema"))?;
     conn.pragma_update(None, "user_version", FORMAT_VERSION)
         .map_err(backend("setting the format version"))

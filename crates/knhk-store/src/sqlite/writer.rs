@@ -24,16 +24,22 @@ use super::{backend, rows};
 pub(super) enum Job {
     Commit(Box<Commit>, oneshot::Sender<Result<(), Error>>),
     PutWorkflow(Box<WorkflowRecord>, oneshot::Sender<Result<(), Error>>),
+    /// Adds one to a named sequence; answers the new value.
+    Next(String, oneshot::Sender<Result<u64, Error>>),
 }
 
 impl Job {
-    fn reply(self, result: Result<(), Error>) {
-        let tx = match self {
-            Job::Commit(_, tx) | Job::PutWorkflow(_, tx) => tx,
-        };
+    fn reply(self, result: Result<u64, Error>) {
         // A caller that stopped waiting (its future was dropped) does not need the answer;
         // the write itself stands.
-        let _ = tx.send(result);
+        match self {
+            Job::Commit(_, tx) | Job::PutWorkflow(_, tx) => {
+                let _ = tx.send(result.map(drop));
+            }
+            Job::Next(_, tx) => {
+                let _ = tx.send(result);
+            }
+        }
     }
 }
 
@@ -95,7 +101,7 @@ fn write_batch(conn: &mut Connection, batch: &mut Vec<Job>, counters: &Counters)
 
 /// Runs the batch in one transaction; a write that breaks a rule is rolled back to its
 /// savepoint alone. Returns each write's outcome, valid only once this returns `Ok`.
-fn run_transaction(conn: &mut Connection, batch: &[Job]) -> Result<Vec<Result<(), Error>>, Error> {
+fn run_transaction(conn: &mut Connection, batch: &[Job]) -> Result<Vec<Result<u64, Error>>, Error> {
     let mut tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(backend("beginning a batch"))?;
@@ -103,11 +109,12 @@ fn run_transaction(conn: &mut Connection, batch: &[Job]) -> Result<Vec<Result<()
     for job in batch {
         let sp = tx.savepoint().map_err(backend("opening a savepoint"))?;
         let outcome = match job {
-            Job::Commit(c, _) => apply_commit(&sp, c),
-            Job::PutWorkflow(w, _) => insert_workflow(&sp, w),
+            Job::Commit(c, _) => apply_commit(&sp, c).map(|()| 0),
+            Job::PutWorkflow(w, _) => insert_workflow(&sp, w).map(|()| 0),
+            Job::Next(name, _) => next_in_sequence(&sp, name),
         };
         match outcome {
-            Ok(()) => sp.commit().map_err(backend("releasing a savepoint"))?,
+            Ok(_) => sp.commit().map_err(backend("releasing a savepoint"))?,
             // The savepoint rolls back on finish; if even that fails the transaction may hold
             // half a write, so the whole batch is abandoned.
             Err(_) => sp.finish().map_err(backend("rolling back a savepoint"))?,
@@ -124,6 +131,18 @@ fn json<T: Serialize>(value: &T) -> Result<String, Error> {
 
 fn int(n: u64) -> Result<i64, Error> {
     i64::try_from(n).map_err(|_| Error::Backend(format!("number {n} too large to store")))
+}
+
+fn next_in_sequence(conn: &Connection, name: &str) -> Result<u64, Error> {
+    let value: i64 = conn
+        .prepare_cached(
+            "INSERT INTO sequences (name, value) VALUES (?1, 1)
+             ON CONFLICT (name) DO UPDATE SET value = value + 1
+             RETURNING value",
+        )
+        .and_then(|mut st| st.query_row(params![name], |r| r.get(0)))
+        .map_err(backend("advancing a sequence"))?;
+    u64::try_from(value).map_err(|_| Error::Corrupt(format!("sequence {name} is {value}")))
 }
 
 fn insert_workflow(conn: &Connection, w: &WorkflowRecord) -> Result<(), Error> {

@@ -1,9 +1,10 @@
-//! The golden file of stored format 1: a SQL dump of a small store written by this version must
-//! keep loading, with the same values, in every later version.
+//! The golden files of the stored formats: a SQL dump of a small store written by each format
+//! must keep loading, with the same values, in every later version (an older file is migrated
+//! when it is opened).
 //!
-//! The normal run only reads `tests/golden/format-v1.sql`. To rewrite it (only while format 1
-//! is the current format, and never to make a failing check pass after a change to the stored
-//! format; add a new format and a new golden file instead), run
+//! The normal run only reads `tests/golden/format-vN.sql`. To rewrite the dump of the current
+//! format (only while it is unreleased, and never to make a failing check pass after a change
+//! to the stored format; add a new format and a new golden file instead), run
 //! `KNHK_WRITE_GOLDEN=1 cargo test -p knhk-store golden`.
 
 use std::path::{Path, PathBuf};
@@ -18,8 +19,8 @@ use serde_json::json;
 
 use crate::fixtures::*;
 
-fn golden_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/format-v1.sql")
+fn golden_path(format: i64) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/golden/format-v{format}.sql"))
 }
 
 /// The two commits of the golden store: an order case with a work item, a timer and an
@@ -112,6 +113,9 @@ async fn write_golden(path: &Path) {
     for c in golden_commits() {
         store.commit(c).await.unwrap();
     }
+    // Format 2: the turn of a round-robin role.
+    store.next_in_sequence("round_robin/clerk").await.unwrap();
+    store.next_in_sequence("round_robin/clerk").await.unwrap();
     drop(store);
     let conn = Connection::open(&db).unwrap();
     std::fs::write(path, dump(&conn)).unwrap();
@@ -177,15 +181,35 @@ fn dump(conn: &Connection) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn golden_format_v1_loads() {
-    let golden = golden_path();
+async fn golden_format_v1_loads_and_is_migrated() {
+    let (store, _dir) = load_golden(1).await;
+    // Format 1 had no sequences: the migration adds them, starting afresh.
+    assert_eq!(
+        store.next_in_sequence("round_robin/clerk").await.unwrap(),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn golden_format_v2_loads() {
     if std::env::var("KNHK_WRITE_GOLDEN").as_deref() == Ok("1") {
-        write_golden(&golden).await;
+        write_golden(&golden_path(FORMAT_VERSION)).await;
     }
-    let sql = std::fs::read_to_string(&golden).unwrap();
+    let (store, _dir) = load_golden(2).await;
+    assert_eq!(
+        store.next_in_sequence("round_robin/clerk").await.unwrap(),
+        3
+    );
+}
+
+/// Loads the golden dump of `format` into a fresh file, opens it with this version's store,
+/// and checks every record of the golden store; returns the store, now at the current format,
+/// with the directory that holds its file.
+async fn load_golden(format: i64) -> (SqliteStore, tempfile::TempDir) {
+    let sql = std::fs::read_to_string(golden_path(format)).unwrap();
     assert!(
-        sql.contains("PRAGMA user_version = 1;"),
-        "not a format 1 dump"
+        sql.contains(&format!("PRAGMA user_version = {format};")),
+        "not a format {format} dump"
     );
 
     let dir = tempfile::tempdir().unwrap();
@@ -260,4 +284,13 @@ async fn golden_format_v1_loads() {
     );
     store.commit(step).await.unwrap();
     assert_eq!(store.events(case_id(1), 0).await.unwrap().len(), 7);
+    let version: i64 = Connection::open(&db)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        version, FORMAT_VERSION,
+        "opening migrates to the current format"
+    );
+    (store, dir)
 }

@@ -54,14 +54,14 @@ impl WorkflowEngine {
                 Effect::OfferWorkItem { item, binding, .. } => match binding.allocation {
                     Allocation::RoleOffer => {}
                     Allocation::RoundRobin => {
-                        if let Some(user) = self.inner.directory.round_robin(&binding.roles) {
-                            let engine = self.clone();
-                            self.spawn_for(case, async move {
+                        let engine = self.clone();
+                        self.spawn_for(case, async move {
+                            if let Some(user) = engine.round_robin(&binding.roles).await {
                                 engine
                                     .feed(case, Input::AllocateWorkItem { item, user })
                                     .await;
-                            });
-                        }
+                            }
+                        });
                     }
                     Allocation::ShortestQueue => {
                         let engine = self.clone();
@@ -115,6 +115,24 @@ impl WorkflowEngine {
                 Err(e) => {
                     warn!(case = %case, error = %e, "cannot feed a result back; giving up until a restart")
                 }
+            }
+        }
+    }
+
+    /// Returns the user whose turn it is in the first of `roles` that has members. The turn
+    /// is a sequence in the store, so every process sharing it takes the same turns.
+    pub(super) async fn round_robin(&self, roles: &[String]) -> Option<String> {
+        let role = self.inner.directory.round_robin_role(roles)?;
+        match self
+            .inner
+            .store
+            .next_in_sequence(&format!("round_robin/{role}"))
+            .await
+        {
+            Ok(turn) => self.inner.directory.member_for_turn(role, turn),
+            Err(e) => {
+                warn!(error = %e, role, "cannot take a round-robin turn");
+                None
             }
         }
     }

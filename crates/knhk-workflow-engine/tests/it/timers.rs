@@ -142,6 +142,9 @@ impl knhk_store::Store for FlakyStore {
     ) -> Result<Option<knhk_store::IdempotencyRecord>, knhk_store::Error> {
         self.inner.idempotency(key).await
     }
+    async fn next_in_sequence(&self, name: &str) -> Result<u64, knhk_store::Error> {
+        self.inner.next_in_sequence(name).await
+    }
     async fn ping(&self) -> Result<(), knhk_store::Error> {
         self.inner.ping().await
     }

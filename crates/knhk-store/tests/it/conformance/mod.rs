@@ -27,6 +27,7 @@ macro_rules! conformance_tests {
             concurrent_commits_to_64_cases,
             race_on_one_case_has_one_winner,
             ping_and_missing_rows,
+            sequences_count_per_name_without_repeats,
         );
     };
     (@each $make:path; $($name:ident),* $(,)?) => {
@@ -500,4 +501,24 @@ pub async fn ping_and_missing_rows(s: Arc<dyn Store>) {
     assert_eq!(s.timers().await.unwrap(), vec![]);
     assert_eq!(s.workflows().await.unwrap(), vec![]);
     assert_eq!(s.cases(&CaseFilter::default()).await.unwrap(), vec![]);
+}
+
+pub async fn sequences_count_per_name_without_repeats(s: Arc<dyn Store>) {
+    assert_eq!(s.next_in_sequence("a").await.unwrap(), 1);
+    assert_eq!(s.next_in_sequence("a").await.unwrap(), 2);
+    assert_eq!(s.next_in_sequence("b").await.unwrap(), 1);
+    // Concurrent callers never get the same value.
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let s = Arc::clone(&s);
+        tasks.push(tokio::spawn(async move {
+            s.next_in_sequence("a").await.unwrap()
+        }));
+    }
+    let mut values = Vec::new();
+    for t in tasks {
+        values.push(t.await.unwrap());
+    }
+    values.sort_unstable();
+    assert_eq!(values, (3..=34).collect::<Vec<u64>>());
 }
