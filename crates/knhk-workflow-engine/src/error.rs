@@ -28,6 +28,11 @@ pub enum Error {
     DataNotObject,
     #[error("{file}: {why}")]
     Config { file: String, why: String },
+    #[error("workflow {workflow} cannot run here: {}", problems.join("; "))]
+    Connectors {
+        workflow: String,
+        problems: Vec<String>,
+    },
     #[error("the engine is shutting down")]
     ShuttingDown,
 }

@@ -207,6 +207,28 @@ impl WorkflowEngine {
 
     async fn register_loaded(&self, wf: Workflow, text: &str) -> Result<WorkflowView, Error> {
         let spec = wf.specification();
+        // A connector this engine does not have, or settings it refuses, would only fail
+        // when a case reaches the task: refuse them now, naming every task at fault.
+        let problems: Vec<String> = spec
+            .nets
+            .iter()
+            .flat_map(|net| &net.tasks)
+            .filter_map(|task| match &task.binding {
+                knhk_core::model::TaskBinding::Connector(c) => self
+                    .inner
+                    .connectors
+                    .check_settings(&c.connector, &c.settings)
+                    .err()
+                    .map(|why| format!("{}: {why}", task.id)),
+                _ => None,
+            })
+            .collect();
+        if !problems.is_empty() {
+            return Err(Error::Connectors {
+                workflow: spec.id.clone(),
+                problems,
+            });
+        }
         let name = spec.name.clone().unwrap_or_else(|| spec.id.clone());
         let version = self
             .inner

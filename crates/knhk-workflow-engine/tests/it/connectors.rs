@@ -205,3 +205,27 @@ async fn after_a_crash_the_call_in_flight_is_made_again_with_the_same_idempotenc
         "the retried call carries the same key"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workflow_naming_an_unknown_connector_or_bad_settings_is_refused_at_registration() {
+    let engine = memory_engine();
+    let bad = turtle(
+        "Bad",
+        &[
+            ("queue", "knhk:connector \"carrier-pigeon\" ;", &["pay"]),
+            (
+                "pay",
+                "knhk:connector \"http\" ; knhk:setting [ knhk:key \"method\" ; knhk:value \"POST\" ] ;",
+                &["end"],
+            ),
+        ],
+    );
+    let err = engine.register_workflow("bad.ttl", &bad).await.unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("queue: unknown connector carrier-pigeon"),
+        "{text}"
+    );
+    assert!(text.contains("pay: connector http: url"), "{text}");
+    assert!(engine.workflows().await.unwrap().is_empty());
+}
