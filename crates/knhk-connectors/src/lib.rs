@@ -6,7 +6,9 @@
 //!   attempt is worth it ([`CallError::Retryable`]) or not ([`CallError::Permanent`]).
 //! - [`Registry`] holds the connectors by name and runs a call to its end: a timeout per attempt,
 //!   retries with exponential backoff on retryable errors (see [`RetryPolicy`], built from the task's
-//!   runtime hints), and the same idempotency key on every attempt.
+//!   runtime hints), and the same idempotency key on every attempt. Each connector has a circuit
+//!   breaker ([`BreakerPolicy`]): after repeated retryable failures its attempts fail at once for a
+//!   cooldown, then one trial call decides whether it closes again.
 //! - [`HttpConnector`] (name `http`) is the built-in connector.
 //!
 //! # The `http` connector
@@ -28,11 +30,13 @@
 //! Transport errors, timeouts, 5xx and 429 are retried; other statuses fail permanently with the
 //! status and the first 200 characters of the body.
 
+mod breaker;
 mod connector;
 mod http;
 mod registry;
 mod retry;
 
+pub use breaker::BreakerPolicy;
 pub use connector::{CallError, CallRequest, Connector};
 pub use http::HttpConnector;
 pub use registry::{CallFailure, Registry};

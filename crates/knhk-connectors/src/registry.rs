@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use tracing::{debug, warn};
 
+use crate::breaker::{Admission, BreakerPolicy, Breakers};
 use crate::connector::{CallError, CallRequest, Connector};
 use crate::http::HttpConnector;
 use crate::retry::RetryPolicy;
@@ -21,10 +22,12 @@ pub struct CallFailure {
     pub error: CallError,
 }
 
-/// The connectors a runtime knows, by name. Cloning is cheap.
+/// The connectors a runtime knows, by name, with a circuit breaker each. Cloning is cheap;
+/// clones share the circuits.
 #[derive(Clone, Default, Debug)]
 pub struct Registry {
     connectors: Arc<HashMap<String, Arc<dyn Connector>>>,
+    breakers: Breakers,
 }
 
 impl Registry {
@@ -33,6 +36,17 @@ impl Registry {
         let mut registry = Registry::default();
         registry.register(Arc::new(HttpConnector::new()));
         registry
+    }
+
+    /// Returns this registry with circuits that open as `policy` says.
+    pub fn with_breaker_policy(mut self, policy: BreakerPolicy) -> Registry {
+        self.breakers = Breakers::new(policy);
+        self
+    }
+
+    /// Returns the policy of the circuit breakers.
+    pub fn breaker_policy(&self) -> BreakerPolicy {
+        self.breakers.policy()
     }
 
     /// Adds a connector under its name, replacing one of the same name.
@@ -100,12 +114,21 @@ impl Registry {
                 timeout: policy.timeout,
             };
             debug!(connector, idempotency_key, attempt, "connector call");
-            let result = match tokio::time::timeout(policy.timeout, c.call(req)).await {
-                Ok(result) => result,
-                Err(_) => Err(CallError::Retryable(format!(
-                    "timed out after {:?}",
-                    policy.timeout
-                ))),
+            let result = match self.breakers.admit(connector) {
+                // The circuit is open: this attempt fails without troubling the service.
+                Admission::Refused(why) => Err(CallError::Retryable(why)),
+                Admission::Go => {
+                    let result = match tokio::time::timeout(policy.timeout, c.call(req)).await {
+                        Ok(result) => result,
+                        Err(_) => Err(CallError::Retryable(format!(
+                            "timed out after {:?}",
+                            policy.timeout
+                        ))),
+                    };
+                    let answered = !matches!(result, Err(CallError::Retryable(_)));
+                    self.breakers.record(connector, answered);
+                    result
+                }
             };
             match result {
                 Ok(output) => return Ok(output),

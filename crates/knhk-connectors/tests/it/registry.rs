@@ -218,3 +218,65 @@ fn check_settings_names_the_connector_and_the_setting() {
         Err("unknown connector nope".to_owned())
     );
 }
+
+/// Answers 503 while `down` is set, then succeeds; counts the calls that reached it.
+#[derive(Debug, Default)]
+struct Flaky {
+    down: std::sync::atomic::AtomicBool,
+    calls: std::sync::atomic::AtomicU32,
+}
+
+#[async_trait::async_trait]
+impl Connector for Flaky {
+    fn name(&self) -> &str {
+        "flaky"
+    }
+
+    fn check_settings(&self, _: &BTreeMap<String, String>) -> Result<(), String> {
+        Ok(())
+    }
+
+    async fn call(&self, _: CallRequest) -> Result<Value, CallError> {
+        use std::sync::atomic::Ordering;
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if self.down.load(Ordering::SeqCst) {
+            Err(CallError::Retryable("503 Service Unavailable".to_owned()))
+        } else {
+            Ok(json!({"ok": true}))
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_circuit_opens_after_repeated_failures_and_a_trial_call_closes_it() {
+    use std::sync::atomic::Ordering;
+    let flaky = Arc::new(Flaky::default());
+    flaky.down.store(true, Ordering::SeqCst);
+    let mut registry = Registry::default().with_breaker_policy(knhk_connectors::BreakerPolicy {
+        failure_threshold: 4,
+        cooldown: Duration::from_secs(30),
+    });
+    registry.register(flaky.clone());
+    let call = |r: Registry| async move {
+        r.call("flaky", &BTreeMap::new(), json!({}), "k", &policy(3))
+            .await
+    };
+    // 3 failures in the first call; the 4th, the second call's first attempt, opens the
+    // circuit: its other attempts fail at once without reaching the service.
+    assert!(call(registry.clone()).await.is_err());
+    let failure = call(registry.clone()).await.unwrap_err();
+    assert_eq!(flaky.calls.load(Ordering::SeqCst), 4);
+    assert!(failure.error.message().contains("circuit"), "{failure}");
+    // While open, nothing reaches the service.
+    flaky.down.store(false, Ordering::SeqCst);
+    let before = Instant::now();
+    let failure = call(registry.clone()).await.unwrap_err();
+    assert_eq!(flaky.calls.load(Ordering::SeqCst), 4);
+    assert!(failure.error.message().contains("open"), "{failure}");
+    assert!(Instant::now() - before < Duration::from_secs(30));
+    // After the cooldown one trial goes through; it succeeds and closes the circuit.
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert_eq!(call(registry.clone()).await.unwrap(), json!({"ok": true}));
+    assert_eq!(call(registry).await.unwrap(), json!({"ok": true}));
+    assert_eq!(flaky.calls.load(Ordering::SeqCst), 6);
+}
