@@ -184,12 +184,4 @@ impl Workflow {
     pub fn id(&self) -> &str {
         &self.spec.id
     }
-
-    /// Returns the ids of the tasks of the root net, in definition order.
-    pub fn root_tasks(&self) -> impl Iterator<Item = &ElementId> {
-        self.nets
-            .first()
-            .into_iter()
-            .flat_map(|n| n.tasks.iter().map(|t| &t.id))
-    }
 }
