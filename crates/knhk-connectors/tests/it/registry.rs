@@ -274,7 +274,8 @@ async fn the_circuit_opens_after_repeated_failures_and_a_trial_call_closes_it() 
     assert_eq!(flaky.calls.load(Ordering::SeqCst), 4);
     assert!(failure.error.message().contains("open"), "{failure}");
     assert!(Instant::now() - before < Duration::from_secs(30));
-    // After the cooldown one trial goes through; it succeeds and closes the circuit.
+    // After the cooldown (the paused clock jumps there at once) one trial goes through; it
+    // succeeds and closes the circuit.
     tokio::time::sleep(Duration::from_secs(30)).await;
     assert_eq!(call(registry.clone()).await.unwrap(), json!({"ok": true}));
     assert_eq!(call(registry).await.unwrap(), json!({"ok": true}));
