@@ -93,8 +93,12 @@ fn pick<T>(xs: &[T], a: usize) -> Option<&T> {
 
 proptest! {
     // Failures print their minimal input; no regression file is written into the tree.
+    // KNHK_PROPTEST_CASES=20000 runs a deeper search than the default 1,000 cases.
     #![proptest_config(ProptestConfig {
-        cases: 1000,
+        cases: std::env::var("KNHK_PROPTEST_CASES")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1000),
         failure_persistence: None,
         ..ProptestConfig::default()
     })]
