@@ -320,25 +320,25 @@ impl Case {
     }
 }
 
-/// Returns the places a task with this join consumes one token from, given the marking.
-pub(crate) fn consumed(
-    join: crate::model::ControlType,
-    inputs: &[u32],
-    marking: &[u32],
-) -> Vec<u32> {
+/// Takes the tokens a task with this join consumes when it starts: one from every input (AND),
+/// from the first marked input (XOR), from every marked input (OR).
+pub(crate) fn consume(join: crate::model::ControlType, inputs: &[u32], marking: &mut [u32]) {
     use crate::model::ControlType;
     match join {
-        ControlType::And => inputs.to_vec(),
-        ControlType::Xor => inputs
-            .iter()
-            .copied()
-            .find(|&p| marking[p as usize] > 0)
-            .into_iter()
-            .collect(),
-        ControlType::Or => inputs
-            .iter()
-            .copied()
-            .filter(|&p| marking[p as usize] > 0)
-            .collect(),
+        ControlType::And => {
+            for &p in inputs {
+                marking[p as usize] = marking[p as usize].saturating_sub(1);
+            }
+        }
+        ControlType::Xor => {
+            if let Some(&p) = inputs.iter().find(|&&p| marking[p as usize] > 0) {
+                marking[p as usize] -= 1;
+            }
+        }
+        ControlType::Or => {
+            for &p in inputs {
+                marking[p as usize] = marking[p as usize].saturating_sub(1);
+            }
+        }
     }
 }

@@ -49,17 +49,16 @@ impl Case {
         let def = workflow
             .nets
             .get(self.nets.get(ni as usize)?.net as usize)?;
-        let places = produced
-            .iter()
-            .map(|c| def.place(c))
-            .collect::<Option<Vec<u32>>>()?;
-        let net = self.nets.get_mut(ni as usize)?;
-        *net.slots.get_mut(t as usize)? = Slot::Idle;
-        for &p in &places {
-            *net.marking.get_mut(p as usize)? += 1;
-        }
+        *self.nets.get_mut(ni as usize)?.slots.get_mut(t as usize)? = Slot::Idle;
         self.dirty.push_back((ni, t));
-        for p in places {
+        // An unknown condition means a history that does not fit: the caller drops the case.
+        for c in produced {
+            let p = def.place(c)?;
+            *self
+                .nets
+                .get_mut(ni as usize)?
+                .marking
+                .get_mut(p as usize)? += 1;
             self.touch(workflow, ni, p);
         }
         Some(())
@@ -173,9 +172,7 @@ impl Case {
                     _ => return Err(bad("task started without being enabled")),
                 };
                 let net = &mut self.nets[ni as usize];
-                for p in consumed(tdef.join, &tdef.inputs, &net.marking) {
-                    net.marking[p as usize] -= 1;
-                }
+                consume(tdef.join, &tdef.inputs, &mut net.marking);
                 let mut insts: Vec<Instance> = if tdef.mi.is_some() {
                     instances
                         .iter()

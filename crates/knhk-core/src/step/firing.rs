@@ -7,9 +7,9 @@ use super::{Cx, Res, json_kind, tdef};
 use crate::case::{Case, InstanceState, Slot, Unit};
 use crate::effect::Effect;
 use crate::event::{CaseStatus, EventKind};
-use crate::ids::{TimerId, WorkItemId};
+use crate::ids::{ElementId, TimerId, WorkItemId};
 use crate::model::{ControlType, TaskBinding, TimerTrigger};
-use crate::workflow::{OUTPUT, TaskDef};
+use crate::workflow::{NetDef, OUTPUT, OutArc, TaskDef};
 
 impl Case {
     /// Returns the input of a task instance: its input mapping, or the case data with the
@@ -361,18 +361,14 @@ impl Case {
                 )?;
             }
         }
-        let places = match self.route(def) {
-            Ok(p) => p,
+        let net_def = &wf.nets[self.nets[ni as usize].net as usize];
+        let (produced, to_output) = match self.route(def, net_def) {
+            Ok(routed) => routed,
             Err(reason) => return self.fail_task(cx, ni, t, reason),
         };
-        let net_def = &wf.nets[self.nets[ni as usize].net as usize];
-        let produced = places
-            .iter()
-            .map(|&p| net_def.places[p as usize].id.clone())
-            .collect();
         let task = self.task_ref(wf, ni, t);
         self.emit(cx, EventKind::TaskCompleted { task, produced })?;
-        if places.contains(&OUTPUT) {
+        if to_output {
             self.output_reached(cx, ni)?;
         }
         Ok(())
@@ -390,30 +386,38 @@ impl Case {
     }
 
     /// Chooses the output places of a completing task by its split.
-    pub(super) fn route(&self, def: &TaskDef) -> Result<Vec<u32>, String> {
-        let holds = |arc: &crate::workflow::OutArc| -> Result<bool, String> {
+    /// Chooses the conditions a completing task produces tokens in, by its split; says
+    /// whether one of them is the net's output condition.
+    pub(super) fn route(
+        &self,
+        def: &TaskDef,
+        net: &NetDef,
+    ) -> Result<(Vec<ElementId>, bool), String> {
+        let holds = |arc: &OutArc| -> Result<bool, String> {
             match &arc.predicate {
                 None => Ok(true),
                 Some(p) => p.eval_bool(&self.data).map_err(|e| e.to_string()),
             }
         };
-        let default = || def.outputs.iter().find(|a| a.is_default).map(|a| a.place);
-        let split = match def.split {
-            ControlType::And => {
-                return Ok(def
-                    .outputs
-                    .iter()
-                    .filter(|a| !a.on_failure)
-                    .map(|a| a.place)
-                    .collect());
-            }
-            s => s,
+        let mut chosen: Vec<ElementId> = Vec::new();
+        let mut to_output = false;
+        let mut take = |arc: &OutArc| {
+            chosen.push(net.places[arc.place as usize].id.clone());
+            to_output |= arc.place == OUTPUT;
         };
+        let split = def.split;
+        if split == ControlType::And {
+            def.outputs
+                .iter()
+                .filter(|a| !a.on_failure)
+                .for_each(&mut take);
+            return Ok((chosen, to_output));
+        }
         if def.outputs.iter().all(|a| a.on_failure) {
             // A task without outgoing flows ends its thread of control.
-            return Ok(Vec::new());
+            return Ok((chosen, false));
         }
-        let mut chosen = Vec::new();
+        let mut any = false;
         for arc in def.outputs.iter().filter(|a| !a.on_failure) {
             // The default flow is a fallback; on an OR split its own predicate, when it has
             // one, is evaluated like the others (as YAWL does).
@@ -421,15 +425,16 @@ impl Case {
                 continue;
             }
             if holds(arc)? {
-                chosen.push(arc.place);
+                take(arc);
+                any = true;
                 if split == ControlType::Xor {
                     break;
                 }
             }
         }
-        if chosen.is_empty() {
-            match default() {
-                Some(p) => chosen.push(p),
+        if !any {
+            match def.outputs.iter().find(|a| a.is_default) {
+                Some(arc) => take(arc),
                 None => {
                     return Err(format!(
                         "no flow of the {} split of {} holds and it has no default flow",
@@ -443,7 +448,7 @@ impl Case {
                 }
             }
         }
-        Ok(chosen)
+        Ok((chosen, to_output))
     }
 
     /// Fails a task (enabled or running) and with it the case.
