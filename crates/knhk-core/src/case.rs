@@ -59,8 +59,55 @@ pub(crate) enum Slot {
 pub(crate) struct Activation {
     /// Sequence number of the `TaskStarted` event: names this activation.
     pub started_seq: u64,
-    pub instances: Vec<Instance>,
+    pub instances: Instances,
     pub timer: Option<TimerId>,
+}
+
+/// The instances of a started task: most tasks have exactly one, kept without a vector.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Instances {
+    One(Instance),
+    Many(Vec<Instance>),
+}
+
+impl Instances {
+    pub(crate) fn as_slice(&self) -> &[Instance] {
+        match self {
+            Instances::One(i) => std::slice::from_ref(i),
+            Instances::Many(v) => v,
+        }
+    }
+
+    pub(crate) fn as_mut_slice(&mut self) -> &mut [Instance] {
+        match self {
+            Instances::One(i) => std::slice::from_mut(i),
+            Instances::Many(v) => v,
+        }
+    }
+
+    pub(crate) fn iter(&self) -> std::slice::Iter<'_, Instance> {
+        self.as_slice().iter()
+    }
+
+    pub(crate) fn get(&self, i: usize) -> Option<&Instance> {
+        self.as_slice().get(i)
+    }
+
+    pub(crate) fn get_mut(&mut self, i: usize) -> Option<&mut Instance> {
+        self.as_mut_slice().get_mut(i)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    pub(crate) fn push(&mut self, instance: Instance) {
+        match self {
+            Instances::Many(v) => v.push(instance),
+            // Only dynamic multiple-instance tasks grow; they start as `Many` already.
+            Instances::One(first) => *self = Instances::Many(vec![first.clone(), instance]),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]

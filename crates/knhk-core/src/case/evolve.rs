@@ -173,21 +173,23 @@ impl Case {
                 };
                 let net = &mut self.nets[ni as usize];
                 consume(tdef.join, &tdef.inputs, &mut net.marking);
-                let mut insts: Vec<Instance> = if tdef.mi.is_some() {
-                    instances
-                        .iter()
-                        .map(|v| Instance {
-                            item: v.clone(),
-                            state: InstanceState::Running(None),
-                        })
-                        .collect()
+                let mut insts = if tdef.mi.is_some() {
+                    Instances::Many(
+                        instances
+                            .iter()
+                            .map(|v| Instance {
+                                item: v.clone(),
+                                state: InstanceState::Running(None),
+                            })
+                            .collect(),
+                    )
                 } else {
-                    vec![Instance {
+                    Instances::One(Instance {
                         item: Value::Null,
                         state: InstanceState::Running(None),
-                    }]
+                    })
                 };
-                if let (Some(item), Some(first)) = (item, insts.first_mut()) {
+                if let (Some(item), Some(first)) = (item, insts.get_mut(0)) {
                     first.state = InstanceState::Running(Some(Unit::Item(item)));
                 }
                 let keeps_timer = tdef
