@@ -479,6 +479,11 @@ impl WorkflowEngine {
         lock(&self.inner.cases).entry(id).or_default().clone()
     }
 
+    /// Returns how many cases the engine holds in memory (running cases it has touched).
+    pub fn cached_cases(&self) -> usize {
+        lock(&self.inner.cases).len()
+    }
+
     /// Drops the cache entry of a case, unless someone else is using it.
     fn forget(&self, id: CaseId, slot: &Arc<tokio::sync::Mutex<Option<Live>>>) {
         let mut cases = lock(&self.inner.cases);
@@ -532,7 +537,18 @@ impl WorkflowEngine {
             };
             let now = self.inner.clock.now();
             let mut next = live.case.clone();
-            let step = next.apply(&live.wf.wf, now, input.clone(), &mut RandomIds)?;
+            let step = match next.apply(&live.wf.wf, now, input.clone(), &mut RandomIds) {
+                Ok(step) => step,
+                Err(e) => {
+                    // An ended case was loaded only to refuse this input: keep no copy of it.
+                    if live.case.status().is_final() {
+                        *guard = None;
+                        drop(guard);
+                        self.forget(id, &slot);
+                    }
+                    return Err(e.into());
+                }
+            };
             let record = records::case_record(&next, &live.wf.wf, live.wf.id, live.created_at, now);
             let (work_items, timers) = records::changes(&next, &live.wf.wf, &step.events);
             let commit = Commit {

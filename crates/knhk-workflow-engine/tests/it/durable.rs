@@ -124,3 +124,18 @@ async fn bad_input_is_refused_and_changes_nothing() {
     assert!(err.to_string().contains("case is completed"), "{err}");
     assert_eq!(engine.history(case.id).await.unwrap(), before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inputs_refused_by_an_ended_case_leave_nothing_cached() {
+    let engine = memory_engine();
+    let wf = engine
+        .register_workflow("seq.ttl", &sequence())
+        .await
+        .unwrap();
+    let case = engine.create_case(wf.id, json!({}), true).await.unwrap();
+    assert_eq!(case.status, CaseStatus::Completed);
+    for _ in 0..3 {
+        assert!(engine.cancel(case.id, "late").await.is_err());
+    }
+    assert_eq!(engine.cached_cases(), 0);
+}
