@@ -10,6 +10,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod basic;
+mod more;
 mod multiple_instances;
 mod or_join;
 mod state_and_cancel;
