@@ -3,8 +3,9 @@
 //! A [`WorkflowEngine`] drives cases: it loads a case, applies an input with knhk-core,
 //! commits the new events together with the case snapshot, work items and timers in one
 //! store transaction, and only then performs the effects (connector calls, allocation,
-//! timers) and feeds their results back as inputs. After a restart, [`WorkflowEngine::start`]
-//! picks every unfinished case up from its last committed step.
+//! timers) and feeds their results back as inputs. After a restart, [`WorkflowEngine::recover`]
+//! picks every unfinished case up from its last committed step and
+//! [`WorkflowEngine::spawn_timers`] arms the stored timers again.
 
 mod clock;
 mod directory;
