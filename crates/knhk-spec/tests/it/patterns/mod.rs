@@ -4,12 +4,14 @@
 //!
 //! This file holds the harness, `Run`, that loads a pattern net and drives one case of it; the
 //! tests are grouped by pattern family in `basic` (WCP 1-11), `multiple_instances` (WCP 12-15),
-//! `state_and_cancel` (WCP 16-33 and 43) and `or_join` (WCP 37-38).
+//! `state_and_cancel` (WCP 16-33 and 43), `or_join` (WCP 37-38), `more` (WCP 17, 23, 24, 28,
+//! 29, 35, 39, 40) and `extra` (WCP 18, 41, 42).
 
 // Test code: a failed expectation is a panic that names what went wrong.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod basic;
+mod extra;
 mod more;
 mod multiple_instances;
 mod or_join;
