@@ -1,5 +1,6 @@
 //! Integration tests of knhk-spec: parsing, validation, writing, the legacy files and the patterns.
 
+mod damage;
 mod legacy;
 mod patterns;
 mod robustness;

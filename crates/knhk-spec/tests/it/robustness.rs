@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use knhk_spec::{Source, load_turtle, parse_turtle};
 use proptest::prelude::*;
 
+use crate::damage::{Damage, apply};
+
 fn corpus() -> Vec<String> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples");
     let mut texts = Vec::new();
@@ -46,15 +48,6 @@ fn read(bytes: &[u8]) {
     }
 }
 
-#[derive(Debug, Clone)]
-enum Damage {
-    Flip { at: usize, byte: u8 },
-    Truncate { at: usize },
-    DeleteLine { line: usize },
-    DuplicateLine { line: usize },
-    Insert { at: usize, text: String },
-}
-
 fn damage() -> impl Strategy<Value = Damage> {
     let tokens = prop_oneof![
         Just(" .".to_owned()),
@@ -69,47 +62,7 @@ fn damage() -> impl Strategy<Value = Damage> {
         Just(" yawl:isRootNet true".to_owned()),
         any::<String>(),
     ];
-    prop_oneof![
-        (any::<usize>(), any::<u8>()).prop_map(|(at, byte)| Damage::Flip { at, byte }),
-        any::<usize>().prop_map(|at| Damage::Truncate { at }),
-        any::<usize>().prop_map(|line| Damage::DeleteLine { line }),
-        any::<usize>().prop_map(|line| Damage::DuplicateLine { line }),
-        (any::<usize>(), tokens).prop_map(|(at, text)| Damage::Insert { at, text }),
-    ]
-}
-
-fn apply(text: &str, damage: &Damage) -> Vec<u8> {
-    let mut bytes = text.as_bytes().to_vec();
-    let len = bytes.len().max(1);
-    let lines: Vec<&str> = text.lines().collect();
-    match damage {
-        Damage::Flip { at, byte } => {
-            if let Some(b) = bytes.get_mut(at % len) {
-                *b = *byte;
-            }
-        }
-        Damage::Truncate { at } => bytes.truncate(at % len),
-        Damage::DeleteLine { line } | Damage::DuplicateLine { line } => {
-            let n = lines.len().max(1);
-            let mut out: Vec<&str> = Vec::new();
-            for (i, l) in lines.iter().enumerate() {
-                if i == line % n {
-                    if matches!(damage, Damage::DuplicateLine { .. }) {
-                        out.push(l);
-                        out.push(l);
-                    }
-                } else {
-                    out.push(l);
-                }
-            }
-            bytes = out.join("\n").into_bytes();
-        }
-        Damage::Insert { at, text } => {
-            let at = at % len;
-            bytes.splice(at..at, text.bytes());
-        }
-    }
-    bytes
+    crate::damage::damage(tokens)
 }
 
 proptest! {

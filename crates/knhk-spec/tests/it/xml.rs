@@ -17,6 +17,8 @@ use knhk_core::{
 };
 use knhk_spec::{Error, Source, load_yawl_xml, parse_turtle, parse_yawl_xml, write_turtle};
 use proptest::prelude::*;
+
+use crate::damage::{Damage, apply};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -776,15 +778,6 @@ fn corpus() -> Vec<String> {
         .collect()
 }
 
-#[derive(Debug, Clone)]
-enum Damage {
-    Flip { at: usize, byte: u8 },
-    Truncate { at: usize },
-    DeleteLine { line: usize },
-    DuplicateLine { line: usize },
-    Insert { at: usize, text: String },
-}
-
 fn damage() -> impl Strategy<Value = Damage> {
     let tokens = prop_oneof![
         Just("<".to_owned()),
@@ -805,47 +798,7 @@ fn damage() -> impl Strategy<Value = Damage> {
         Just("<predicate ordering=\"x\">(</predicate>".to_owned()),
         any::<String>(),
     ];
-    prop_oneof![
-        (any::<usize>(), any::<u8>()).prop_map(|(at, byte)| Damage::Flip { at, byte }),
-        any::<usize>().prop_map(|at| Damage::Truncate { at }),
-        any::<usize>().prop_map(|line| Damage::DeleteLine { line }),
-        any::<usize>().prop_map(|line| Damage::DuplicateLine { line }),
-        (any::<usize>(), tokens).prop_map(|(at, text)| Damage::Insert { at, text }),
-    ]
-}
-
-fn apply(text: &str, damage: &Damage) -> Vec<u8> {
-    let mut bytes = text.as_bytes().to_vec();
-    let len = bytes.len().max(1);
-    let lines: Vec<&str> = text.lines().collect();
-    match damage {
-        Damage::Flip { at, byte } => {
-            if let Some(b) = bytes.get_mut(at % len) {
-                *b = *byte;
-            }
-        }
-        Damage::Truncate { at } => bytes.truncate(at % len),
-        Damage::DeleteLine { line } | Damage::DuplicateLine { line } => {
-            let n = lines.len().max(1);
-            let mut out: Vec<&str> = Vec::new();
-            for (i, l) in lines.iter().enumerate() {
-                if i == line % n {
-                    if matches!(damage, Damage::DuplicateLine { .. }) {
-                        out.push(l);
-                        out.push(l);
-                    }
-                } else {
-                    out.push(l);
-                }
-            }
-            bytes = out.join("\n").into_bytes();
-        }
-        Damage::Insert { at, text } => {
-            let at = at % len;
-            bytes.splice(at..at, text.bytes());
-        }
-    }
-    bytes
+    crate::damage::damage(tokens)
 }
 
 proptest! {
