@@ -82,6 +82,12 @@ fn validate(src: &Source, read: read::Read) -> Result<knhk_core::Workflow, Error
 /// file's own `file://` URL; the format follows the extension (`.ttl` for Turtle, `.yawl` or
 /// `.xml` for YAWL XML).
 pub fn load_file(path: &Path) -> Result<knhk_core::Workflow, Error> {
+    load_file_with_text(path).map(|(workflow, _)| workflow)
+}
+
+/// Does what [`load_file`] does and also returns the file's text, read once (the runtime stores
+/// a definition's source beside its parsed form).
+pub fn load_file_with_text(path: &Path) -> Result<(knhk_core::Workflow, String), Error> {
     let name = path.display().to_string();
     let extension = path
         .extension()
@@ -98,11 +104,12 @@ pub fn load_file(path: &Path) -> Result<knhk_core::Workflow, Error> {
     let text = std::fs::read_to_string(path).map_err(io)?;
     let absolute = std::path::absolute(path).map_err(io)?;
     let base_iri = file_url(&absolute);
-    load(&Source {
+    let workflow = load(&Source {
         name: &name,
         base_iri: &base_iri,
         text: &text,
-    })
+    })?;
+    Ok((workflow, text))
 }
 
 /// Returns the `file://` URL of an absolute path, percent-encoding what a URL cannot hold.

@@ -195,13 +195,7 @@ impl WorkflowEngine {
 
     /// Registers the workflow in a file.
     pub async fn register_file(&self, path: &Path) -> Result<WorkflowView, Error> {
-        let wf = knhk_spec::load_file(path)?;
-        let text = std::fs::read_to_string(path).map_err(|source| {
-            Error::Definition(knhk_spec::Error::Io {
-                file: path.display().to_string(),
-                source,
-            })
-        })?;
+        let (wf, text) = knhk_spec::load_file_with_text(path)?;
         self.register_loaded(wf, &text).await
     }
 
