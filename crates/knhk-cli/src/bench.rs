@@ -9,6 +9,7 @@
 //! for the others the time between two consecutive committed versions of the case (HTTP call,
 //! apply, commit), as the engine announces them.
 
+use knhk_core::WorkflowId;
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
@@ -24,7 +25,7 @@ use axum::extract::Path as UrlPath;
 use axum::routing::post;
 use knhk_connectors::Registry;
 use knhk_core::{CaseId, CaseStatus};
-use knhk_store::{SqliteOptions, SqliteStats, SqliteStore, WorkflowId};
+use knhk_store::{SqliteOptions, SqliteStats, SqliteStore};
 use knhk_workflow_engine::{CaseUpdate, Clock, Directory, EngineConfig, WorkflowEngine};
 use serde_json::{Map, Value, json};
 use tokio::sync::{broadcast, oneshot};

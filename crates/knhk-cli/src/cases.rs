@@ -1,11 +1,12 @@
 //! `knhk case ...`: create, run, inspect and steer cases in the store.
 
+use knhk_core::WorkflowId;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Subcommand, ValueEnum};
 use knhk_core::{CaseId, CaseStatus};
-use knhk_store::{CaseFilter, WorkflowId};
+use knhk_store::CaseFilter;
 use serde_json::{Value, json};
 
 use crate::outcome;

@@ -7,6 +7,7 @@
 //!   (the seq of its last event);
 //! - `done <completed> <failed>`: every watched case has ended.
 
+use knhk_core::WorkflowId;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::io::Write;
@@ -15,7 +16,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use knhk_core::{CaseId, CaseStatus};
-use knhk_store::{CaseFilter, WorkflowId};
+use knhk_store::CaseFilter;
 use knhk_workflow_engine::{CaseUpdate, CaseView, WorkflowEngine};
 use serde_json::Value;
 use tokio::sync::broadcast;

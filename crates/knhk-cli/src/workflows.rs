@@ -1,11 +1,12 @@
 //! `knhk workflow register|list|show`: the workflow definitions in the store.
 
+use knhk_core::WorkflowId;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Subcommand;
 use knhk_core::model::Specification;
-use knhk_store::{WorkflowId, WorkflowRecord};
+use knhk_store::WorkflowRecord;
 use serde_json::{Value, json};
 
 use crate::report::{self, rfc3339};

@@ -41,6 +41,10 @@ uuid_id!(
     /// Identifies one armed timer.
     TimerId
 );
+uuid_id!(
+    /// Identifies one registered version of a workflow definition.
+    WorkflowId
+);
 
 macro_rules! name_id {
     ($(#[$doc:meta])* $name:ident) => {

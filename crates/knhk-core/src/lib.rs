@@ -24,7 +24,9 @@ pub use case::{Case, Step, WorkItem, WorkItemState};
 pub use effect::Effect;
 pub use error::{Error, InvalidDefinition, Violation};
 pub use event::{CaseStatus, Event, EventKind, TaskRef};
-pub use ids::{CaseId, ElementId, IdSource, NetId, SequentialIds, TimerId, Timestamp, WorkItemId};
+pub use ids::{
+    CaseId, ElementId, IdSource, NetId, SequentialIds, TimerId, Timestamp, WorkItemId, WorkflowId,
+};
 pub use input::Input;
 pub use model::Specification;
 pub use workflow::Workflow;

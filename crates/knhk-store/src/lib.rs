@@ -20,7 +20,7 @@ pub use error::Error;
 pub use memory::MemoryStore;
 pub use record::{
     CaseFilter, CaseRecord, Change, Commit, IdempotencyRecord, TimerRecord, WorkItemFilter,
-    WorkItemRecord, WorkflowId, WorkflowRecord,
+    WorkItemRecord, WorkflowRecord,
 };
 pub use sqlite::{SqliteOptions, SqliteStats, SqliteStore};
 pub use store::Store;

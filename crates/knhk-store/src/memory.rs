@@ -1,5 +1,6 @@
 //! An in-memory store for tests: the reference behaviour the conformance suite pins down.
 
+use knhk_core::WorkflowId;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -9,7 +10,7 @@ use crate::commit;
 use crate::error::Error;
 use crate::record::{
     CaseFilter, CaseRecord, Change, Commit, IdempotencyRecord, TimerRecord, WorkItemFilter,
-    WorkItemRecord, WorkflowId, WorkflowRecord,
+    WorkItemRecord, WorkflowRecord,
 };
 use crate::store::Store;
 

@@ -1,29 +1,8 @@
 //! What a store holds, one struct per kind of row, and the shape of one atomic step.
 
-use std::fmt;
-
-use knhk_core::{CaseId, CaseStatus, Event, TimerId, Timestamp, WorkItemId};
+use knhk_core::{CaseId, CaseStatus, Event, TimerId, Timestamp, WorkItemId, WorkflowId};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use uuid::Uuid;
-
-/// Identifies one registered version of a workflow definition.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct WorkflowId(pub Uuid);
-
-impl fmt::Display for WorkflowId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl std::str::FromStr for WorkflowId {
-    type Err = uuid::Error;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Uuid::parse_str(s).map(Self)
-    }
-}
 
 /// A registered workflow: its source text as given and its parsed form.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

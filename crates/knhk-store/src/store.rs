@@ -1,11 +1,12 @@
 //! The storage trait every backend implements.
 
+use knhk_core::WorkflowId;
 use knhk_core::{CaseId, Event, WorkItemId};
 
 use crate::error::Error;
 use crate::record::{
     CaseFilter, CaseRecord, Commit, IdempotencyRecord, TimerRecord, WorkItemFilter, WorkItemRecord,
-    WorkflowId, WorkflowRecord,
+    WorkflowRecord,
 };
 
 /// Durable state of the engine. Every write of a case goes through [`Store::commit`]; reads

@@ -1,7 +1,7 @@
 //! Errors of the engine, one enum for every operation.
 
+use knhk_core::WorkflowId;
 use knhk_core::{CaseId, WorkItemId};
-use knhk_store::WorkflowId;
 
 /// What went wrong in the engine; each variant names the thing at fault.
 #[derive(Debug, thiserror::Error)]

@@ -1,10 +1,11 @@
 //! Turning a case and the events of one step into the rows a store commit writes.
 
+use knhk_core::WorkflowId;
 use std::collections::BTreeSet;
 
 use knhk_core::model::{Allocation, TaskBinding};
 use knhk_core::{Case, Event, EventKind, TimerId, Timestamp, WorkItemId, WorkItemState, Workflow};
-use knhk_store::{CaseRecord, Change, TimerRecord, WorkItemRecord, WorkflowId};
+use knhk_store::{CaseRecord, Change, TimerRecord, WorkItemRecord};
 use serde_json::{Value, json};
 
 pub(crate) type WorkItemChange = Change<WorkItemId, WorkItemRecord>;

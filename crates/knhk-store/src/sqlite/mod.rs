@@ -15,6 +15,7 @@ mod rows;
 mod schema;
 mod writer;
 
+use knhk_core::WorkflowId;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -29,7 +30,7 @@ use tracing::warn;
 use crate::error::Error;
 use crate::record::{
     CaseFilter, CaseRecord, Commit, IdempotencyRecord, TimerRecord, WorkItemFilter, WorkItemRecord,
-    WorkflowId, WorkflowRecord,
+    WorkflowRecord,
 };
 use crate::store::Store;
 

@@ -1,5 +1,6 @@
 //! Reading records out of SQLite rows, and the read queries of the store.
 
+use knhk_core::WorkflowId;
 use knhk_core::{CaseId, CaseStatus, Event, TimerId, Timestamp, WorkItemId};
 use rusqlite::types::{FromSql, Value as SqlValue};
 use rusqlite::{Connection, Params, Row, params, params_from_iter};
@@ -9,7 +10,7 @@ use uuid::Uuid;
 use crate::error::Error;
 use crate::record::{
     CaseFilter, CaseRecord, IdempotencyRecord, TimerRecord, WorkItemFilter, WorkItemRecord,
-    WorkflowId, WorkflowRecord,
+    WorkflowRecord,
 };
 
 use super::backend;

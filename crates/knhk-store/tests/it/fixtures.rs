@@ -1,12 +1,13 @@
 //! Records and events the tests build, with fixed ids and times so results are comparable.
 
+use knhk_core::WorkflowId;
 use std::sync::Arc;
 
 use knhk_core::{
     CaseId, CaseStatus, ElementId, Event, EventKind, NetId, TaskRef, TimerId, Timestamp, WorkItemId,
 };
 use knhk_store::{
-    CaseRecord, Change, Commit, IdempotencyRecord, Store, TimerRecord, WorkItemRecord, WorkflowId,
+    CaseRecord, Change, Commit, IdempotencyRecord, Store, TimerRecord, WorkItemRecord,
     WorkflowRecord,
 };
 use serde_json::{Map, Value, json};

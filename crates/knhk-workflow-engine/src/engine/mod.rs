@@ -1,5 +1,6 @@
 //! The engine: load -> apply -> commit -> perform effects -> feed results back.
 
+use knhk_core::WorkflowId;
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::Path;
@@ -13,8 +14,7 @@ use knhk_core::{
     Workflow,
 };
 use knhk_store::{
-    CaseFilter, CaseRecord, Commit, Store, WorkItemFilter, WorkItemRecord, WorkflowId,
-    WorkflowRecord,
+    CaseFilter, CaseRecord, Commit, Store, WorkItemFilter, WorkItemRecord, WorkflowRecord,
 };
 use serde_json::{Map, Value};
 use tokio::sync::{Notify, broadcast, mpsc};

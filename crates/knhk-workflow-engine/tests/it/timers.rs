@@ -84,7 +84,7 @@ impl knhk_store::Store for FlakyStore {
     }
     async fn workflow(
         &self,
-        id: knhk_store::WorkflowId,
+        id: knhk_core::WorkflowId,
     ) -> Result<Option<knhk_store::WorkflowRecord>, knhk_store::Error> {
         self.inner.workflow(id).await
     }
