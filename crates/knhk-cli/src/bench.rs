@@ -217,7 +217,11 @@ impl Scenario {
     ) -> anyhow::Result<Sample> {
         let name = format!("{}.ttl", self.workload.name());
         let workflow = engine
-            .register_workflow(&name, &self.workload.turtle(addr))
+            .register_workflow(
+                &name,
+                knhk_workflow_engine::SourceFormat::Turtle,
+                &self.workload.turtle(addr),
+            )
             .await?
             .id;
         let warm_up = Drive {

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Subcommand, ValueEnum};
 use knhk_core::{CaseId, CaseStatus};
-use knhk_store::CaseFilter;
+use knhk_workflow_engine::CaseQuery;
 use serde_json::{Value, json};
 
 use crate::outcome;
@@ -168,11 +168,8 @@ pub(crate) async fn run(session: &Session, command: CaseCommand) -> anyhow::Resu
                 return outcome::print(session, case, true).await;
             }
             let record = engine.case(case).await?;
-            let spec = match engine.workflow(record.workflow).await {
-                Ok(w) => session.spec(&w),
-                Err(_) => None,
-            };
-            Progress::new(spec.as_ref(), Sink::Stdout)
+            let definition = session.definition(record.workflow).await;
+            Progress::new(definition.as_deref().map(|d| d.specification()), Sink::Stdout)
                 .catch_up(engine, case)
                 .await?;
             println!();
@@ -224,9 +221,9 @@ pub(crate) async fn run(session: &Session, command: CaseCommand) -> anyhow::Resu
             drive(session, case, json, false, step).await
         }
         CaseCommand::List { status, json } => {
-            let filter = CaseFilter {
+            let filter = CaseQuery {
                 status: status.map(CaseStatus::from).into_iter().collect(),
-                ..CaseFilter::default()
+                ..CaseQuery::default()
             };
             let cases = engine.cases(&filter).await?;
             let workflows = engine.workflows().await?;

@@ -16,7 +16,6 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use knhk_core::{CaseId, CaseStatus};
-use knhk_store::CaseFilter;
 use knhk_workflow_engine::{CaseUpdate, CaseView, WorkflowEngine};
 use serde_json::Value;
 use tokio::sync::broadcast;
@@ -46,19 +45,14 @@ pub struct LoadArgs {
 /// Drives a load of cases on the store in `data_dir` and waits until they have all ended.
 pub async fn run(args: LoadArgs, data_dir: &Path) -> anyhow::Result<ExitCode> {
     let data = parse_data(&args.data)?;
-    let engine = WorkflowEngine::open(data_dir)
-        .await
-        .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
+    let engine = crate::session::Session::open(data_dir).await?.engine;
     // Subscribing before anything runs means no commit goes unseen (short of lagging).
     let updates = engine.subscribe();
-    engine
-        .spawn_timers()
-        .await
-        .context("cannot arm the timers")?;
     let recovered = engine
-        .recover()
+        .start()
         .await
-        .context("cannot recover unfinished cases")?;
+        .context("cannot start the engine (timers, unfinished cases)")?
+        .recovered_cases;
     if recovered > 0 {
         eprintln!("recovered {recovered} unfinished cases");
     }
@@ -258,7 +252,7 @@ async fn resume(
     let out = Lines;
     let mut watch = Watch::default();
     let mut waiting_for_commands = 0;
-    for case in engine.cases(&CaseFilter::default()).await? {
+    for case in engine.cases(&knhk_workflow_engine::CaseQuery::default()).await? {
         // Created and suspended cases move only when told to: nothing here would end them.
         if matches!(case.status, CaseStatus::Created | CaseStatus::Suspended) {
             waiting_for_commands += 1;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use knhk_core::model::{Specification, TaskBinding};
 use knhk_core::{CaseId, CaseStatus, Event, EventKind, TaskRef, Timestamp};
-use knhk_store::{WorkItemFilter, WorkItemRecord};
+use knhk_workflow_engine::{WorkItemQuery, WorkItemView};
 
 use crate::report::{self, rfc3339, task_label};
 use crate::session::Session;
@@ -14,7 +14,7 @@ use crate::session::Session;
 /// Something outside the engine the case waits for.
 #[derive(Debug)]
 enum Wait {
-    WorkItem(WorkItemRecord),
+    WorkItem(WorkItemView),
     Trigger { task: TaskRef, event: String },
     Timer { task: TaskRef, fires_at: Timestamp },
 }
@@ -28,16 +28,17 @@ pub(crate) async fn print(session: &Session, case: CaseId, json: bool) -> anyhow
     let workflow = engine.workflow(record.workflow).await.ok();
     let history = engine.history(case).await?;
     let items = engine
-        .work_items(&WorkItemFilter {
+        .work_items(&WorkItemQuery {
             case: Some(case),
-            ..WorkItemFilter::default()
+            ..WorkItemQuery::default()
         })
         .await?;
     if json {
         let doc = report::case_json(&record, workflow.as_ref(), &history, &items);
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
-        let spec = workflow.as_ref().and_then(|w| session.spec(w));
+        let definition = session.definition(record.workflow).await;
+        let spec = definition.as_deref().map(|d| d.specification());
         let name = workflow
             .as_ref()
             .map(|w| format!(" ({} v{})", w.name, w.version))
@@ -49,7 +50,7 @@ pub(crate) async fn print(session: &Session, case: CaseId, json: bool) -> anyhow
             session,
             case,
             record.status,
-            &waits(spec.as_ref(), &history, items),
+            &waits(spec, &history, items),
         );
     }
     Ok(exit_code(record.status))
@@ -89,10 +90,14 @@ fn print_waits(session: &Session, case: CaseId, status: CaseStatus, waits: &[Wai
         match wait {
             Wait::WorkItem(w) => {
                 let who = match &w.owner {
-                    Some(owner) => format!("{} by {owner}", w.state),
+                    Some(owner) => format!("{} by {owner}", w.status),
                     None => format!("offered to role {}", w.roles.join(", ")),
                 };
-                println!("  work item {} of task {}, {who}", w.id, w.task);
+                println!(
+                    "  work item {} of task {}, {who}",
+                    w.id,
+                    task_label(&w.task)
+                );
                 if let Some(role) = w.roles.first() {
                     hints.push(format!("{knhk} workitem list --role {role}"));
                 }
@@ -126,7 +131,7 @@ fn print_waits(session: &Session, case: CaseId, status: CaseStatus, waits: &[Wai
 
 /// Returns what a running case waits for: its live work items, the trigger tasks that are
 /// enabled and its armed timers.
-fn waits(spec: Option<&Specification>, history: &[Event], items: Vec<WorkItemRecord>) -> Vec<Wait> {
+fn waits(spec: Option<&Specification>, history: &[Event], items: Vec<WorkItemView>) -> Vec<Wait> {
     let triggers: HashMap<&str, &str> = spec
         .into_iter()
         .flat_map(|s| &s.nets)

@@ -88,7 +88,7 @@ impl Progress {
         engine: &WorkflowEngine,
         case: CaseId,
     ) -> anyhow::Result<()> {
-        let events = engine.store().events(case, self.shown).await?;
+        let events = engine.events(case, self.shown).await?;
         for e in &events {
             if !self.header {
                 self.header = true;

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use knhk_core::model::{ControlType, Specification, TaskBinding};
 use knhk_core::{Event, EventKind, TaskRef, Timestamp, WorkItemId};
-use knhk_store::{CaseRecord, WorkItemRecord, WorkflowRecord};
+use knhk_workflow_engine::{CaseView, WorkItemView, WorkflowView, allocation_name};
 use serde_json::{Map, Value, json};
 
 /// Renders history events as rows of a table with fixed columns, so that rows can be printed
@@ -116,10 +116,10 @@ pub(crate) fn history_json(events: &[Event]) -> Vec<Value> {
 /// Returns the one JSON document that describes a case: its state, data, history and live
 /// work items.
 pub(crate) fn case_json(
-    case: &CaseRecord,
-    workflow: Option<&WorkflowRecord>,
+    case: &CaseView,
+    workflow: Option<&WorkflowView>,
     history: &[Event],
-    work_items: &[WorkItemRecord],
+    work_items: &[WorkItemView],
 ) -> Value {
     json!({
         "case_id": case.id.to_string(),
@@ -136,16 +136,16 @@ pub(crate) fn case_json(
 }
 
 /// Returns a work item as JSON, its times in RFC 3339.
-pub(crate) fn work_item_json(w: &WorkItemRecord) -> Value {
+pub(crate) fn work_item_json(w: &WorkItemView) -> Value {
     json!({
         "id": w.id.to_string(),
-        "case_id": w.case_id.to_string(),
-        "task": w.task,
-        "net_instance": w.net_instance,
+        "case_id": w.case.to_string(),
+        "task": w.task.task.as_str(),
+        "net_instance": w.task.net_instance,
         "instance": w.instance,
         "roles": w.roles,
-        "allocation": w.allocation,
-        "state": w.state,
+        "allocation": allocation_name(w.allocation),
+        "state": w.status.as_str(),
         "owner": w.owner,
         "input": w.input,
         "offered_at": rfc3339(w.offered_at),
@@ -173,16 +173,16 @@ pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 }
 
 /// Returns the rows of `knhk workitem list` for these items.
-pub(crate) fn work_item_rows(items: &[WorkItemRecord]) -> Vec<Vec<String>> {
+pub(crate) fn work_item_rows(items: &[WorkItemView]) -> Vec<Vec<String>> {
     items
         .iter()
         .map(|w| {
             vec![
                 w.id.to_string(),
-                w.case_id.to_string(),
-                w.task.clone(),
+                w.case.to_string(),
+                task_label(&w.task),
                 w.roles.join(","),
-                w.state.clone(),
+                w.status.to_string(),
                 w.owner.clone().unwrap_or_else(|| "-".to_owned()),
                 rfc3339(w.offered_at),
             ]
@@ -200,7 +200,7 @@ pub(crate) fn task_kind(binding: &TaskBinding) -> String {
         TaskBinding::Empty => "empty".to_owned(),
         TaskBinding::Human(h) => {
             let mut s = format!("human, role {}", h.roles.join(", "));
-            let _ = write!(s, ", {}", allocation_name(h.allocation));
+            let _ = write!(s, ", {}", allocation_text(h.allocation));
             if h.four_eyes {
                 s.push_str(", four eyes");
             }
@@ -211,7 +211,7 @@ pub(crate) fn task_kind(binding: &TaskBinding) -> String {
     }
 }
 
-fn allocation_name(a: knhk_core::model::Allocation) -> &'static str {
+fn allocation_text(a: knhk_core::model::Allocation) -> &'static str {
     match a {
         knhk_core::model::Allocation::RoleOffer => "offered to the role",
         knhk_core::model::Allocation::RoundRobin => "round robin",

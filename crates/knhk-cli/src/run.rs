@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use knhk_core::CaseId;
-use knhk_store::WorkflowRecord;
+use knhk_workflow_engine::WorkflowView;
 use serde_json::{Map, Value};
 
 use crate::outcome;
@@ -50,14 +50,14 @@ pub(crate) async fn run(session: &Session, args: RunArgs) -> anyhow::Result<Exit
 /// Creates and starts a case of `workflow`, follows it until it settles and reports it.
 pub(crate) async fn start_case(
     session: &Session,
-    workflow: &WorkflowRecord,
+    workflow: &WorkflowView,
     data: Map<String, Value>,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let engine = &session.engine;
     let sink = if json { Sink::Stderr } else { Sink::Stdout };
-    let spec = session.spec(workflow);
-    let mut progress = Progress::new(spec.as_ref(), sink);
+    let definition = session.definition(workflow.id).await;
+    let mut progress = Progress::new(definition.as_deref().map(|d| d.specification()), sink);
     let updates = engine.subscribe();
     let case = engine
         .create_case(workflow.id, Value::Object(data), true)
@@ -80,12 +80,9 @@ pub(crate) async fn drive<T>(
 ) -> anyhow::Result<ExitCode> {
     let engine = &session.engine;
     let record = engine.case(case).await?;
-    let spec = match engine.workflow(record.workflow).await {
-        Ok(w) => session.spec(&w),
-        Err(_) => None,
-    };
+    let definition = session.definition(record.workflow).await;
     let sink = if json { Sink::Stderr } else { Sink::Stdout };
-    let mut progress = Progress::new(spec.as_ref(), sink);
+    let mut progress = Progress::new(definition.as_deref().map(|d| d.specification()), sink);
     if !show_earlier {
         progress.skip(&engine.history(case).await?);
     }

@@ -3,10 +3,13 @@
 
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use anyhow::{Context, bail};
-use knhk_core::model::Specification;
-use knhk_store::WorkflowRecord;
-use knhk_workflow_engine::WorkflowEngine;
+use knhk_connectors::Registry;
+use knhk_core::{Workflow, WorkflowId};
+use knhk_store::{SqliteOptions, SqliteStore};
+use knhk_workflow_engine::{Clock, Directory, EngineConfig, WorkflowEngine};
 use serde_json::{Map, Value};
 
 /// The data directory when neither `--data-dir` nor `KNHK_DATA_DIR` says otherwise.
@@ -20,11 +23,19 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    /// Opens the engine on `data_dir` (the SQLite store `knhk.db` and `directory.json`).
+    /// Opens the engine on the embedded default in `data_dir`: the SQLite store `knhk.db`
+    /// (created if missing, `synchronous=FULL`), the built-in connectors, and the roles of
+    /// `directory.json` when that file exists.
     pub(crate) async fn open(data_dir: &Path) -> anyhow::Result<Session> {
-        let engine = WorkflowEngine::open(data_dir)
+        let store = SqliteStore::open(&data_dir.join("knhk.db"), SqliteOptions::default())
             .await
             .with_context(|| format!("cannot open the data directory {}", data_dir.display()))?;
+        let engine = WorkflowEngine::new(EngineConfig {
+            store: Arc::new(store),
+            connectors: Registry::with_builtins(),
+            directory: directory(data_dir)?,
+            clock: Clock::system(),
+        });
         Ok(Session {
             engine,
             data_dir: data_dir.to_path_buf(),
@@ -43,14 +54,26 @@ impl Session {
         }
     }
 
-    /// Returns the parsed specification of a stored workflow, if it still decodes.
-    pub(crate) fn spec(&self, workflow: &WorkflowRecord) -> Option<Specification> {
-        serde_json::from_value(workflow.spec.clone()).ok()
+    /// Returns the definition of a stored workflow, if it still loads.
+    pub(crate) async fn definition(&self, workflow: WorkflowId) -> Option<Arc<Workflow>> {
+        self.engine.definition(workflow).await.ok()
     }
 
     /// Stops what the engine spawned (nothing should be left once a case settled).
     pub(crate) async fn close(self) {
         self.engine.shutdown().await;
+    }
+}
+
+/// Reads `data_dir/directory.json`, the roles and their members; none when it is missing.
+fn directory(data_dir: &Path) -> anyhow::Result<Directory> {
+    let file = data_dir.join("directory.json");
+    match std::fs::read_to_string(&file) {
+        Ok(text) => {
+            Directory::from_json(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Directory::default()),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", file.display())),
     }
 }
 

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use knhk_core::CaseStatus;
-use knhk_store::CaseFilter;
+use knhk_workflow_engine::CaseQuery;
 
 use crate::session::Session;
 
@@ -23,16 +23,15 @@ pub(crate) struct WorkerArgs {
 pub(crate) async fn run(session: &Session, args: WorkerArgs) -> anyhow::Result<ExitCode> {
     let engine = &session.engine;
     let mut updates = engine.subscribe();
-    let timers = engine
-        .spawn_timers()
+    let started = engine
+        .start()
         .await
-        .context("cannot arm the stored timers")?;
-    let cases = engine
-        .recover()
-        .await
-        .context("cannot pick up the unfinished cases")?;
-    eprintln!("worker: picked up {cases} unfinished cases, armed {timers} timers");
-    let running = CaseFilter {
+        .context("cannot start the engine (stored timers, unfinished cases)")?;
+    eprintln!(
+        "worker: picked up {} unfinished cases, armed {} timers",
+        started.recovered_cases, started.armed_timers
+    );
+    let running = CaseQuery {
         status: vec![CaseStatus::Running],
         workflow: None,
         limit: Some(1),

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 use knhk_core::model::Specification;
-use knhk_store::WorkflowRecord;
+use knhk_workflow_engine::WorkflowView;
 use serde_json::{Value, json};
 
 use crate::report::{self, rfc3339};
@@ -44,15 +44,17 @@ pub(crate) async fn run(session: &Session, command: WorkflowCommand) -> anyhow::
     match command {
         WorkflowCommand::Register { file, json } => {
             let w = engine.register_file(&file).await?;
+            let definition = session.definition(w.id).await;
+            let spec = definition.as_deref().map(|d| d.specification());
             if json {
-                println!("{}", serde_json::to_string_pretty(&summary(session, &w))?);
+                println!("{}", serde_json::to_string_pretty(&summary(&w, spec))?);
             } else {
                 println!(
                     "registered workflow {} v{} as {} ({} tasks)",
                     w.name,
                     w.version,
                     w.id,
-                    task_count(session.spec(&w).as_ref())
+                    task_count(spec)
                 );
                 println!(
                     "start a case with: {} case create {} --start --data '{{}}'",
@@ -63,20 +65,33 @@ pub(crate) async fn run(session: &Session, command: WorkflowCommand) -> anyhow::
         }
         WorkflowCommand::List { json } => {
             let all = engine.workflows().await?;
+            let mut definitions = Vec::with_capacity(all.len());
+            for w in &all {
+                definitions.push(session.definition(w.id).await);
+            }
+            let specs: Vec<Option<&Specification>> = definitions
+                .iter()
+                .map(|d| d.as_deref().map(|d| d.specification()))
+                .collect();
             if json {
-                let docs: Vec<Value> = all.iter().map(|w| summary(session, w)).collect();
+                let docs: Vec<Value> = all
+                    .iter()
+                    .zip(&specs)
+                    .map(|(w, spec)| summary(w, *spec))
+                    .collect();
                 println!("{}", serde_json::to_string_pretty(&docs)?);
             } else if all.is_empty() {
                 println!("no workflows registered");
             } else {
                 let rows: Vec<Vec<String>> = all
                     .iter()
-                    .map(|w| {
+                    .zip(&specs)
+                    .map(|(w, spec)| {
                         vec![
                             w.id.to_string(),
                             w.name.clone(),
                             w.version.to_string(),
-                            task_count(session.spec(w).as_ref()).to_string(),
+                            task_count(*spec).to_string(),
                             rfc3339(w.registered_at),
                         ]
                     })
@@ -89,28 +104,30 @@ pub(crate) async fn run(session: &Session, command: WorkflowCommand) -> anyhow::
         }
         WorkflowCommand::Show { id, json } => {
             let w = engine.workflow(id).await?;
+            let definition = session.definition(w.id).await;
+            let spec = definition.as_deref().map(|d| d.specification());
             if json {
-                let mut doc = summary(session, &w);
+                let mut doc = summary(&w, spec);
                 if let Value::Object(map) = &mut doc {
                     map.insert("source".to_owned(), Value::String(w.source.clone()));
-                    map.insert("spec".to_owned(), w.spec.clone());
+                    map.insert("spec".to_owned(), serde_json::to_value(spec)?);
                 }
                 println!("{}", serde_json::to_string_pretty(&doc)?);
             } else {
-                show(session, &w);
+                show(&w, spec);
             }
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn summary(session: &Session, w: &WorkflowRecord) -> Value {
+fn summary(w: &WorkflowView, spec: Option<&Specification>) -> Value {
     json!({
         "id": w.id.to_string(),
         "name": w.name,
         "version": w.version,
-        "format": w.format,
-        "tasks": task_count(session.spec(w).as_ref()),
+        "format": w.format.as_str(),
+        "tasks": task_count(spec),
         "registered_at": rfc3339(w.registered_at),
     })
 }
@@ -119,12 +136,12 @@ fn task_count(spec: Option<&Specification>) -> usize {
     spec.map_or(0, |s| s.nets.iter().map(|n| n.tasks.len()).sum())
 }
 
-fn show(session: &Session, w: &WorkflowRecord) {
+fn show(w: &WorkflowView, spec: Option<&Specification>) {
     println!("workflow {}", w.id);
     println!("name:       {}", w.name);
     println!("version:    {}", w.version);
     println!("registered: {}", rfc3339(w.registered_at));
-    match session.spec(w) {
+    match spec {
         Some(spec) => {
             println!("spec id:    {}", spec.id);
             for net in &spec.nets {

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Subcommand;
 use knhk_core::{CaseId, WorkItemId};
-use knhk_store::{WorkItemFilter, WorkItemRecord};
+use knhk_workflow_engine::{Error as EngineError, WorkItemQuery, WorkItemView};
 use serde_json::Value;
 
 use crate::report::{self, WORK_ITEM_HEADER};
@@ -69,7 +69,7 @@ pub(crate) async fn run(session: &Session, command: WorkItemCommand) -> anyhow::
             json,
         } => {
             let items = engine
-                .work_items(&WorkItemFilter {
+                .work_items(&WorkItemQuery {
                     role,
                     case,
                     owner: user,
@@ -93,14 +93,17 @@ pub(crate) async fn run(session: &Session, command: WorkItemCommand) -> anyhow::
             if let Some(owner) = &item.owner {
                 anyhow::bail!(
                     "cannot claim work item {id}: it is already {} by {owner}",
-                    item.state
+                    item.status
                 );
             }
             engine
                 .claim(id, &user)
                 .await
                 .with_context(|| format!("cannot claim work item {id}"))?;
-            println!("work item {id} of task {} allocated to {user}", item.task);
+            println!(
+                "work item {id} of task {} allocated to {user}",
+                report::task_label(&item.task)
+            );
             println!(
                 "complete it with: {} workitem complete {id} --user {user} --output '{{}}'",
                 session.command()
@@ -113,7 +116,10 @@ pub(crate) async fn run(session: &Session, command: WorkItemCommand) -> anyhow::
                 .start_work_item(id, &user)
                 .await
                 .with_context(|| format!("cannot start work item {id}"))?;
-            println!("work item {id} of task {} started by {user}", item.task);
+            println!(
+                "work item {id} of task {} started by {user}",
+                report::task_label(&item.task)
+            );
             Ok(ExitCode::SUCCESS)
         }
         WorkItemCommand::Complete {
@@ -130,22 +136,19 @@ pub(crate) async fn run(session: &Session, command: WorkItemCommand) -> anyhow::
                     .await
                     .with_context(|| format!("cannot complete work item {id}"))
             };
-            drive(session, item.case_id, json, false, step).await
+            drive(session, item.case, json, false, step).await
         }
     }
 }
 
 /// Returns a live work item, or says clearly that there is none with this id.
-async fn live_item(session: &Session, id: WorkItemId) -> anyhow::Result<WorkItemRecord> {
-    session
-        .engine
-        .store()
-        .work_item(id)
-        .await?
-        .with_context(|| {
-            format!(
-                "unknown work item {id}: no live work item has this id (it may have been \
+async fn live_item(session: &Session, id: WorkItemId) -> anyhow::Result<WorkItemView> {
+    match session.engine.work_item(id).await {
+        Ok(item) => Ok(item),
+        Err(EngineError::UnknownWorkItem(_)) => anyhow::bail!(
+            "unknown work item {id}: no live work item has this id (it may have been \
              completed or withdrawn; see `knhk workitem list`)"
-            )
-        })
+        ),
+        Err(e) => Err(e.into()),
+    }
 }

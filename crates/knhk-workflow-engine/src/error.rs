@@ -24,10 +24,16 @@ pub enum Error {
     CorruptWorkflow { id: WorkflowId, why: String },
     #[error("stored history of case {id} does not replay: {why}")]
     CorruptCase { id: CaseId, why: String },
+    #[error("stored {row} {id} does not decode: {why}")]
+    CorruptRow {
+        row: &'static str,
+        id: String,
+        why: crate::view::UnknownName,
+    },
+    #[error("cannot encode the {what}: {why}")]
+    Encode { what: &'static str, why: String },
     #[error("case data must be a JSON object")]
     DataNotObject,
-    #[error("{file}: {why}")]
-    Config { file: String, why: String },
     #[error("workflow {workflow} cannot run here: {}", problems.join("; "))]
     Connectors {
         workflow: String,

@@ -3,9 +3,10 @@
 //! A [`WorkflowEngine`] drives cases: it loads a case, applies an input with knhk-core,
 //! commits the new events together with the case snapshot, work items and timers in one
 //! store transaction, and only then performs the effects (connector calls, allocation,
-//! timers) and feeds their results back as inputs. After a restart, [`WorkflowEngine::recover`]
-//! picks every unfinished case up from its last committed step and
-//! [`WorkflowEngine::spawn_timers`] arms the stored timers again.
+//! timers) and feeds their results back as inputs. Callers see the engine's own views
+//! ([`CaseView`], [`WorkItemView`], [`WorkflowView`]) and queries, never the store's rows. A
+//! long-running process calls [`WorkflowEngine::run`] (or [`WorkflowEngine::start`]), which
+//! picks every unfinished case up from its last committed step and arms the stored timers.
 
 mod clock;
 mod directory;
@@ -13,8 +14,13 @@ mod engine;
 mod error;
 mod records;
 mod timers;
+mod view;
 
 pub use clock::Clock;
 pub use directory::Directory;
-pub use engine::{CaseUpdate, CaseView, EngineConfig, WorkflowEngine, WorkflowView};
+pub use engine::{CaseUpdate, EngineConfig, Started, WorkflowEngine};
 pub use error::Error;
+pub use view::{
+    CaseQuery, CaseView, MarkedCondition, SourceFormat, UnknownName, WorkItemQuery, WorkItemStatus,
+    WorkItemView, WorkflowView, allocation_name,
+};

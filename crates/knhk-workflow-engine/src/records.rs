@@ -1,41 +1,69 @@
-//! Turning a case and the events of one step into the rows a store commit writes.
+//! Turning a case and the events of one step into the rows a store commit writes, and stored
+//! rows into the engine's views.
 
-use knhk_core::WorkflowId;
 use std::collections::BTreeSet;
 
-use knhk_core::model::{Allocation, TaskBinding};
-use knhk_core::{Case, Event, EventKind, TimerId, Timestamp, WorkItemId, WorkItemState, Workflow};
-use knhk_store::{CaseRecord, Change, TimerRecord, WorkItemRecord};
-use serde_json::{Value, json};
+use knhk_core::model::TaskBinding;
+use knhk_core::{
+    Case, Event, EventKind, TaskRef, TimerId, Timestamp, WorkItemId, WorkItemState, Workflow,
+    WorkflowId,
+};
+use knhk_store::{
+    CaseFilter, CaseRecord, Change, TimerRecord, WorkItemFilter, WorkItemRecord, WorkflowRecord,
+};
+
+use crate::error::Error;
+use crate::view::{
+    CaseQuery, CaseView, MarkedCondition, WorkItemQuery, WorkItemStatus, WorkItemView,
+    WorkflowView, allocation_name, allocation_of,
+};
 
 pub(crate) type WorkItemChange = Change<WorkItemId, WorkItemRecord>;
 pub(crate) type TimerChange = Change<TimerId, TimerRecord>;
 
-/// Returns the case row for `case` as it stands.
-pub(crate) fn case_record(
+/// Returns the view of `case` as it stands after a step.
+pub(crate) fn case_view_of(
     case: &Case,
     wf: &Workflow,
     workflow: WorkflowId,
     created_at: Timestamp,
     now: Timestamp,
-) -> CaseRecord {
-    let marking: Vec<Value> = case
-        .marking(wf)
-        .into_iter()
-        .map(|(net, condition, tokens)| {
-            json!({"net_instance": net, "condition": condition.as_str(), "tokens": tokens})
-        })
-        .collect();
-    CaseRecord {
+) -> CaseView {
+    CaseView {
         id: case.id(),
         workflow,
         status: case.status(),
         data: case.data().clone(),
-        marking: Value::Array(marking),
+        marking: case
+            .marking(wf)
+            .into_iter()
+            .map(|(net_instance, condition, tokens)| MarkedCondition {
+                net_instance,
+                condition: condition.to_string(),
+                tokens,
+            })
+            .collect(),
         version: case.last_seq(),
         created_at,
         updated_at: now,
     }
+}
+
+/// Returns the stored row of a case view.
+pub(crate) fn case_row(view: &CaseView) -> Result<CaseRecord, Error> {
+    Ok(CaseRecord {
+        id: view.id,
+        workflow: view.workflow,
+        status: view.status,
+        data: view.data.clone(),
+        marking: serde_json::to_value(&view.marking).map_err(|e| Error::Encode {
+            what: "case marking",
+            why: e.to_string(),
+        })?,
+        version: view.version,
+        created_at: view.created_at,
+        updated_at: view.updated_at,
+    })
 }
 
 /// Returns the work item and timer rows that the events of one step change.
@@ -86,9 +114,9 @@ pub(crate) fn work_item_record(
 ) -> Option<WorkItemRecord> {
     let item = case.work_item(&id)?;
     let state = match item.state {
-        WorkItemState::Offered => "offered",
-        WorkItemState::Allocated => "allocated",
-        WorkItemState::Started => "started",
+        WorkItemState::Offered => WorkItemStatus::Offered,
+        WorkItemState::Allocated => WorkItemStatus::Allocated,
+        WorkItemState::Started => WorkItemStatus::Started,
         WorkItemState::Calling => return None,
     };
     let TaskBinding::Human(h) = &case.task_model(wf, &item.task)?.binding else {
@@ -102,17 +130,89 @@ pub(crate) fn work_item_record(
         instance: item.instance,
         roles: h.roles.clone(),
         allocation: allocation_name(h.allocation).to_string(),
-        state: state.to_string(),
+        state: state.as_str().to_string(),
         owner: item.owner.clone(),
         input: item.input.clone(),
         offered_at: item.since,
     })
 }
 
-pub(crate) fn allocation_name(a: Allocation) -> &'static str {
-    match a {
-        Allocation::RoleOffer => "role_offer",
-        Allocation::RoundRobin => "round_robin",
-        Allocation::ShortestQueue => "shortest_queue",
+/// Returns the view of a stored workflow row.
+pub(crate) fn workflow_view(r: WorkflowRecord) -> Result<WorkflowView, Error> {
+    let format = r.format.parse().map_err(|why| Error::CorruptRow {
+        row: "workflow",
+        id: r.id.to_string(),
+        why,
+    })?;
+    Ok(WorkflowView {
+        id: r.id,
+        name: r.name,
+        version: r.version,
+        format,
+        source: r.source,
+        registered_at: r.registered_at,
+    })
+}
+
+/// Returns the view of a stored case row.
+pub(crate) fn case_view(r: CaseRecord) -> Result<CaseView, Error> {
+    let marking = serde_json::from_value(r.marking).map_err(|e| Error::CorruptRow {
+        row: "case",
+        id: r.id.to_string(),
+        why: crate::view::UnknownName(format!("marking: {e}")),
+    })?;
+    Ok(CaseView {
+        id: r.id,
+        workflow: r.workflow,
+        status: r.status,
+        data: r.data,
+        marking,
+        version: r.version,
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+    })
+}
+
+/// Returns the view of a stored work item row.
+pub(crate) fn work_item_view(r: WorkItemRecord) -> Result<WorkItemView, Error> {
+    let corrupt = |why| Error::CorruptRow {
+        row: "work item",
+        id: r.id.to_string(),
+        why,
+    };
+    let allocation = allocation_of(&r.allocation).map_err(corrupt)?;
+    let status = r.state.parse().map_err(corrupt)?;
+    Ok(WorkItemView {
+        id: r.id,
+        case: r.case_id,
+        task: TaskRef {
+            net_instance: r.net_instance,
+            task: r.task.as_str().into(),
+        },
+        instance: r.instance,
+        roles: r.roles,
+        allocation,
+        status,
+        owner: r.owner,
+        input: r.input,
+        offered_at: r.offered_at,
+    })
+}
+
+/// Returns the store's filter for a case query.
+pub(crate) fn case_filter(q: &CaseQuery) -> CaseFilter {
+    CaseFilter {
+        status: q.status.clone(),
+        workflow: q.workflow,
+        limit: q.limit,
+    }
+}
+
+/// Returns the store's filter for a work item query.
+pub(crate) fn work_item_filter(q: &WorkItemQuery) -> WorkItemFilter {
+    WorkItemFilter {
+        role: q.role.clone(),
+        case: q.case,
+        owner: q.owner.clone(),
     }
 }

@@ -1,7 +1,18 @@
 //! Performing effects: the one `match` over `Effect` in the runtime, feeding results back,
 //! and waiting for what was set going.
 
-use super::*;
+use std::future::Future;
+
+use knhk_connectors::RetryPolicy;
+use knhk_core::model::Allocation;
+use knhk_core::{CaseId, Effect, Input};
+use knhk_store::WorkItemFilter;
+use tokio::sync::broadcast;
+use tracing::{debug, info, warn};
+
+use super::{CaseUpdate, FEED_ATTEMPTS, WorkflowEngine, lock};
+use crate::error::Error;
+use crate::view::CaseView;
 
 impl WorkflowEngine {
     /// Performs the effects of one committed step: the one place that acts on them.
@@ -76,12 +87,20 @@ impl WorkflowEngine {
                 },
                 // The work item rows went away in the step's own commit.
                 Effect::WithdrawWorkItem { .. } => {}
-                Effect::ArmTimer { timer, fires_at } => self.timer_cmd(TimerCmd::Arm {
-                    case,
-                    timer,
-                    at: fires_at,
-                }),
-                Effect::CancelTimer { timer } => self.timer_cmd(TimerCmd::Cancel { timer }),
+                Effect::ArmTimer { timer, fires_at } => {
+                    if let Some(timers) = lock(&self.inner.timers).as_ref()
+                        && !timers.arm(case, timer, fires_at)
+                    {
+                        debug!("timer service is gone");
+                    }
+                }
+                Effect::CancelTimer { timer } => {
+                    if let Some(timers) = lock(&self.inner.timers).as_ref()
+                        && !timers.cancel(timer)
+                    {
+                        debug!("timer service is gone");
+                    }
+                }
                 // Triggers arrive through `trigger`.
                 Effect::AwaitTrigger { .. } => {}
                 Effect::CaseEnded { status } => {
@@ -178,7 +197,7 @@ impl WorkflowEngine {
         task.abort_handle()
     }
 
-    pub(super) fn announce(&self, record: &CaseRecord) {
+    pub(super) fn announce(&self, record: &CaseView) {
         // Nobody listening is fine.
         let _ = self.inner.updates.send(CaseUpdate {
             case: record.id,
@@ -223,14 +242,6 @@ impl WorkflowEngine {
                 return;
             }
             notified.await;
-        }
-    }
-
-    pub(super) fn timer_cmd(&self, cmd: TimerCmd) {
-        if let Some(tx) = lock(&self.inner.timers).as_ref()
-            && tx.send(cmd).is_err()
-        {
-            debug!("timer queue is gone");
         }
     }
 }

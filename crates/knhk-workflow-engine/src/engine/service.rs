@@ -1,27 +1,66 @@
-//! The long-running parts: the timer queue, recovery of unfinished cases, shutdown.
+//! The long-running parts: start-up (the timer service, recovery of unfinished cases), the
+//! service's `run`, and shutdown.
 
-use super::*;
+use knhk_core::{CaseId, CaseStatus, Effect, Input, TimerId};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use super::{WorkflowEngine, lock};
+use crate::error::Error;
+use crate::timers::TimerService;
+use crate::view::CaseQuery;
+
+/// What [`WorkflowEngine::start`] picked up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Started {
+    /// Running and suspended cases resumed from their last committed step.
+    pub recovered_cases: usize,
+    /// Stored timers armed again.
+    pub armed_timers: usize,
+}
 
 impl WorkflowEngine {
-    /// Starts the timer queue and arms every stored timer; fired timers are fed to their cases.
-    pub async fn spawn_timers(&self) -> Result<usize, Error> {
-        let (tx, rx) = mpsc::unbounded_channel();
+    /// Runs the engine as a service until `shutdown` fires: starts it (timers, recovery), then
+    /// waits, then stops everything it spawned.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), Error> {
+        let started = self.start().await;
+        if let Ok(s) = &started {
+            info!(
+                cases = s.recovered_cases,
+                timers = s.armed_timers,
+                "engine started"
+            );
+            shutdown.cancelled().await;
+        }
+        self.shutdown().await;
+        started.map(|_| ())
+    }
+
+    /// Starts what a long-running process does besides taking inputs: the timer service,
+    /// with every stored timer armed, and the recovery of every unfinished case. Call it once.
+    pub async fn start(&self) -> Result<Started, Error> {
+        let armed_timers = self.start_timers().await?;
+        let recovered_cases = self.recover().await?;
+        Ok(Started {
+            recovered_cases,
+            armed_timers,
+        })
+    }
+
+    /// Starts the timer service and arms every stored timer; fired timers are fed to their
+    /// cases.
+    async fn start_timers(&self) -> Result<usize, Error> {
         let (fired_tx, mut fired_rx) = mpsc::unbounded_channel::<(CaseId, TimerId)>();
+        let (service, timers) = TimerService::new(self.inner.clock, fired_tx);
         let stored = self.inner.store.timers().await?;
         for t in &stored {
-            let _ = tx.send(TimerCmd::Arm {
-                case: t.case_id,
-                timer: t.id,
-                at: t.fires_at,
-            });
+            timers.arm(t.case_id, t.id, t.fires_at);
         }
-        *lock(&self.inner.timers) = Some(tx);
-        self.inner.tracker.spawn(timers::run(
-            self.inner.clock,
-            rx,
-            fired_tx,
-            self.inner.cancel.clone(),
-        ));
+        *lock(&self.inner.timers) = Some(timers);
+        self.inner
+            .tracker
+            .spawn(service.run(self.inner.cancel.clone()));
         let engine = self.clone();
         let cancel = self.inner.cancel.clone();
         self.inner.tracker.spawn(async move {
@@ -46,24 +85,22 @@ impl WorkflowEngine {
     /// Picks up every unfinished case from its last committed step: connector calls in
     /// flight are made again with their original idempotency keys, allocations are redone.
     /// Returns how many cases were picked up.
-    pub async fn recover(&self) -> Result<usize, Error> {
-        let filter = CaseFilter {
+    async fn recover(&self) -> Result<usize, Error> {
+        let query = CaseQuery {
             // A suspended case may have had calls in flight too: their results are taken.
             status: vec![CaseStatus::Running, CaseStatus::Suspended],
-            workflow: None,
-            limit: None,
+            ..CaseQuery::default()
         };
-        let cases = self.inner.store.cases(&filter).await?;
+        let cases = self.cases(&query).await?;
         let n = cases.len();
-        for record in cases {
-            let slot = self.slot(record.id);
-            let mut guard = slot.lock().await;
-            let live = self.load(record.id).await?;
+        for view in cases {
+            let mut guard = self.inner.cases.lock(view.id).await;
+            let live = self.load(view.id).await?;
             let effects: Vec<Effect> = live
                 .case
-                .outstanding(&live.wf.wf)
+                .outstanding(&live.wf)
                 .into_iter()
-                // Timers come back from the store in `spawn_timers`.
+                // Timers come back from the store in `start_timers`.
                 .filter(|e| !matches!(e, Effect::ArmTimer { .. }))
                 .filter(|e| match e {
                     Effect::OfferWorkItem { item, .. } => {
@@ -73,7 +110,7 @@ impl WorkflowEngine {
                 })
                 .collect();
             *guard = Some(live);
-            self.perform(record.id, effects);
+            self.perform(view.id, effects);
             drop(guard);
         }
         if n > 0 {

@@ -111,6 +111,7 @@ async fn http_tasks_run_in_sequence_and_their_outputs_merge_into_the_case_data()
     let wf = engine
         .register_workflow(
             "http.ttl",
+            knhk_workflow_engine::SourceFormat::Turtle,
             &turtle(
                 "Http",
                 &[("score", &score, &["flaky"]), ("flaky", &flaky, &["end"])],
@@ -149,7 +150,11 @@ async fn a_connector_that_keeps_failing_fails_the_case_with_the_reason() {
     let engine = memory_engine();
     let down = http_task(&format!("http://{addr}/down"));
     let wf = engine
-        .register_workflow("down.ttl", &turtle("Down", &[("pay", &down, &["end"])]))
+        .register_workflow(
+            "down.ttl",
+            knhk_workflow_engine::SourceFormat::Turtle,
+            &turtle("Down", &[("pay", &down, &["end"])]),
+        )
         .await
         .unwrap();
     let case = engine.create_case(wf.id, json!({}), true).await.unwrap();
@@ -183,7 +188,11 @@ async fn after_a_crash_the_call_in_flight_is_made_again_with_the_same_idempotenc
     let slow = http_task(&format!("http://{addr}/slow"));
     let first = engine_on(sqlite(&path).await);
     let wf = first
-        .register_workflow("slow.ttl", &turtle("Slow", &[("wait", &slow, &["end"])]))
+        .register_workflow(
+            "slow.ttl",
+            knhk_workflow_engine::SourceFormat::Turtle,
+            &turtle("Slow", &[("wait", &slow, &["end"])]),
+        )
         .await
         .unwrap();
     let case = first.create_case(wf.id, json!({}), true).await.unwrap();
@@ -192,7 +201,7 @@ async fn after_a_crash_the_call_in_flight_is_made_again_with_the_same_idempotenc
     first.shutdown().await;
     drop(first);
     let second = engine_on(sqlite(&path).await);
-    assert_eq!(second.recover().await.unwrap(), 1);
+    assert_eq!(second.start().await.unwrap().recovered_cases, 1);
     arrived.recv().await.unwrap();
     server.release.send_replace(true);
     let done = second.wait_until_ended(case.id).await.unwrap();
@@ -220,7 +229,10 @@ async fn a_workflow_naming_an_unknown_connector_or_bad_settings_is_refused_at_re
             ),
         ],
     );
-    let err = engine.register_workflow("bad.ttl", &bad).await.unwrap_err();
+    let err = engine
+        .register_workflow("bad.ttl", knhk_workflow_engine::SourceFormat::Turtle, &bad)
+        .await
+        .unwrap_err();
     let text = err.to_string();
     assert!(
         text.contains("queue: unknown connector carrier-pigeon"),

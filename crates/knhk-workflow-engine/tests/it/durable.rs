@@ -17,7 +17,11 @@ async fn a_case_runs_to_its_end_and_its_history_is_stored_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let engine = engine_on(sqlite(&dir.path().join("knhk.db")).await);
     let wf = engine
-        .register_workflow("seq.ttl", &sequence())
+        .register_workflow(
+            "seq.ttl",
+            knhk_workflow_engine::SourceFormat::Turtle,
+            &sequence(),
+        )
         .await
         .unwrap();
     assert_eq!((wf.name.as_str(), wf.version), ("Sequence", 1));
@@ -54,7 +58,11 @@ async fn a_case_runs_to_its_end_and_its_history_is_stored_in_order() {
     assert_eq!(done, ["a", "b", "c"]);
     // A second registration of the same name is the next version.
     let again = engine
-        .register_workflow("seq.ttl", &sequence())
+        .register_workflow(
+            "seq.ttl",
+            knhk_workflow_engine::SourceFormat::Turtle,
+            &sequence(),
+        )
         .await
         .unwrap();
     assert_eq!(again.version, 2);
@@ -67,7 +75,11 @@ async fn another_engine_on_the_same_file_sees_and_continues_the_case() {
     let wf_text = turtle("Review", &[("review", "knhk:role \"clerk\" ;", &["end"])]);
     let first = engine_on(sqlite(&path).await);
     let wf = first
-        .register_workflow("review.ttl", &wf_text)
+        .register_workflow(
+            "review.ttl",
+            knhk_workflow_engine::SourceFormat::Turtle,
+            &wf_text,
+        )
         .await
         .unwrap();
     let case = first.create_case(wf.id, json!({}), true).await.unwrap();
@@ -75,7 +87,7 @@ async fn another_engine_on_the_same_file_sees_and_continues_the_case() {
     // A second process on the same file (the CLI does this between commands).
     let second = engine_on(sqlite(&path).await);
     let items = second
-        .work_items(&knhk_store::WorkItemFilter {
+        .work_items(&knhk_workflow_engine::WorkItemQuery {
             role: Some("clerk".into()),
             case: None,
             owner: None,
@@ -100,6 +112,7 @@ async fn bad_input_is_refused_and_changes_nothing() {
     let err = engine
         .register_workflow(
             "broken.ttl",
+            knhk_workflow_engine::SourceFormat::Turtle,
             "@prefix yawl: <http://www.yawlfoundation.org/yawlschema#> .\n<#a> a yawl:Task ;",
         )
         .await
@@ -107,7 +120,11 @@ async fn bad_input_is_refused_and_changes_nothing() {
     assert!(err.to_string().contains("broken.ttl"), "{err}");
     assert!(engine.workflows().await.unwrap().is_empty());
     let wf = engine
-        .register_workflow("seq.ttl", &sequence())
+        .register_workflow(
+            "seq.ttl",
+            knhk_workflow_engine::SourceFormat::Turtle,
+            &sequence(),
+        )
         .await
         .unwrap();
     let err = engine
@@ -129,7 +146,11 @@ async fn bad_input_is_refused_and_changes_nothing() {
 async fn inputs_refused_by_an_ended_case_leave_nothing_cached() {
     let engine = memory_engine();
     let wf = engine
-        .register_workflow("seq.ttl", &sequence())
+        .register_workflow(
+            "seq.ttl",
+            knhk_workflow_engine::SourceFormat::Turtle,
+            &sequence(),
+        )
         .await
         .unwrap();
     let case = engine.create_case(wf.id, json!({}), true).await.unwrap();

@@ -3,13 +3,13 @@
 use std::sync::Arc;
 
 use knhk_core::{CaseStatus, EventKind};
-use knhk_store::WorkItemFilter;
+use knhk_workflow_engine::{WorkItemQuery, WorkItemStatus};
 use serde_json::json;
 
 use crate::support::*;
 
-fn by_role(role: &str) -> WorkItemFilter {
-    WorkItemFilter {
+fn by_role(role: &str) -> WorkItemQuery {
+    WorkItemQuery {
         role: Some(role.into()),
         case: None,
         owner: None,
@@ -23,6 +23,7 @@ async fn a_work_item_is_listed_by_role_claimed_started_and_completed_once() {
     let wf = engine
         .register_workflow(
             "approve.ttl",
+            knhk_workflow_engine::SourceFormat::Turtle,
             &turtle(
                 "Approve",
                 &[("approve", "knhk:role \"manager\" ;", &["end"])],
@@ -45,7 +46,7 @@ async fn a_work_item_is_listed_by_role_claimed_started_and_completed_once() {
     assert_eq!(items.len(), 1);
     let item = &items[0];
     assert_eq!(
-        (item.task.as_str(), item.state.as_str()),
+        (item.task.task.as_str(), item.status.as_str()),
         ("approve", "offered")
     );
     assert_eq!(item.input, json!({"amount": 5}));
@@ -57,7 +58,7 @@ async fn a_work_item_is_listed_by_role_claimed_started_and_completed_once() {
     );
     let claimed = engine.work_items(&by_role("manager")).await.unwrap();
     assert_eq!(claimed[0].owner.as_deref(), Some("max"));
-    assert_eq!(claimed[0].state, "allocated");
+    assert_eq!(claimed[0].status, WorkItemStatus::Allocated);
     engine.start_work_item(item.id, "max").await.unwrap();
     let done = engine
         .complete_work_item(item.id, "max", json!({"approved": true}))
@@ -88,6 +89,7 @@ async fn thirty_two_concurrent_completions_of_one_item_complete_it_exactly_once(
     let wf = engine
         .register_workflow(
             "one.ttl",
+            knhk_workflow_engine::SourceFormat::Turtle,
             &turtle("One", &[("do", "knhk:role \"clerk\" ;", &["end"])]),
         )
         .await
@@ -132,6 +134,7 @@ async fn round_robin_allocates_to_each_clerk_in_turn() {
     let wf = engine
         .register_workflow(
             "rr.ttl",
+            knhk_workflow_engine::SourceFormat::Turtle,
             &turtle(
                 "RR",
                 &[(
@@ -148,14 +151,14 @@ async fn round_robin_allocates_to_each_clerk_in_turn() {
         let case = engine.create_case(wf.id, json!({}), true).await.unwrap();
         engine.settle(case.id).await;
         let items = engine
-            .work_items(&WorkItemFilter {
+            .work_items(&WorkItemQuery {
                 role: None,
                 case: Some(case.id),
                 owner: None,
             })
             .await
             .unwrap();
-        assert_eq!(items[0].state, "allocated");
+        assert_eq!(items[0].status, WorkItemStatus::Allocated);
         owners.push(items[0].owner.clone().unwrap());
     }
     assert_eq!(owners, ["ann", "bob", "cy", "ann"]);
@@ -167,6 +170,7 @@ async fn shortest_queue_allocates_to_the_clerk_with_the_fewest_items() {
     let manual = engine
         .register_workflow(
             "m.ttl",
+            knhk_workflow_engine::SourceFormat::Turtle,
             &turtle("Manual", &[("do", "knhk:role \"clerk\" ;", &["end"])]),
         )
         .await
@@ -174,6 +178,7 @@ async fn shortest_queue_allocates_to_the_clerk_with_the_fewest_items() {
     let sq = engine
         .register_workflow(
             "sq.ttl",
+            knhk_workflow_engine::SourceFormat::Turtle,
             &turtle(
                 "SQ",
                 &[(
@@ -192,7 +197,7 @@ async fn shortest_queue_allocates_to_the_clerk_with_the_fewest_items() {
             .await
             .unwrap();
         let item = engine
-            .work_items(&WorkItemFilter {
+            .work_items(&WorkItemQuery {
                 role: None,
                 case: Some(case.id),
                 owner: None,
@@ -205,7 +210,7 @@ async fn shortest_queue_allocates_to_the_clerk_with_the_fewest_items() {
     let case = engine.create_case(sq.id, json!({}), true).await.unwrap();
     engine.settle(case.id).await;
     let items = engine
-        .work_items(&WorkItemFilter {
+        .work_items(&WorkItemQuery {
             role: None,
             case: Some(case.id),
             owner: None,
@@ -221,6 +226,7 @@ async fn four_eyes_tasks_need_two_different_users() {
     let wf = engine
         .register_workflow(
             "4e.ttl",
+            knhk_workflow_engine::SourceFormat::Turtle,
             &turtle(
                 "FourEyes",
                 &[

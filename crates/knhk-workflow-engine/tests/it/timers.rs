@@ -28,9 +28,13 @@ fn timed(ms: u64) -> String {
 #[tokio::test(start_paused = true)]
 async fn an_expiry_timer_moves_the_case_on_when_nobody_does_the_work() {
     let engine = memory_engine();
-    engine.spawn_timers().await.unwrap();
+    engine.start().await.unwrap();
     let wf = engine
-        .register_workflow("t.ttl", &timed(3_600_000))
+        .register_workflow(
+            "t.ttl",
+            knhk_workflow_engine::SourceFormat::Turtle,
+            &timed(3_600_000),
+        )
         .await
         .unwrap();
     let case = engine.create_case(wf.id, json!({}), true).await.unwrap();
@@ -58,12 +62,19 @@ async fn a_timer_armed_before_a_restart_fires_after_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("k.db");
     let first = engine_on(sqlite(&path).await);
-    let wf = first.register_workflow("t.ttl", &timed(300)).await.unwrap();
+    let wf = first
+        .register_workflow(
+            "t.ttl",
+            knhk_workflow_engine::SourceFormat::Turtle,
+            &timed(300),
+        )
+        .await
+        .unwrap();
     let case = first.create_case(wf.id, json!({}), true).await.unwrap();
     first.shutdown().await;
     drop(first);
     let second = engine_on(sqlite(&path).await);
-    assert_eq!(second.spawn_timers().await.unwrap(), 1);
+    assert_eq!(second.start().await.unwrap().armed_timers, 1);
     let done = second.wait_until_ended(case.id).await.unwrap();
     assert_eq!(done.status, CaseStatus::Completed);
     second.shutdown().await;
@@ -154,9 +165,13 @@ impl knhk_store::Store for FlakyStore {
 async fn a_timer_whose_commit_fails_is_fed_again_until_the_store_takes_it() {
     let store = std::sync::Arc::new(FlakyStore::default());
     let engine = engine_on(store.clone());
-    engine.spawn_timers().await.unwrap();
+    engine.start().await.unwrap();
     let wf = engine
-        .register_workflow("t.ttl", &timed(60_000))
+        .register_workflow(
+            "t.ttl",
+            knhk_workflow_engine::SourceFormat::Turtle,
+            &timed(60_000),
+        )
         .await
         .unwrap();
     let case = engine.create_case(wf.id, json!({}), true).await.unwrap();

@@ -1,0 +1,189 @@
+//! The workflow catalog: registering definitions (in the format they came in) and loading the
+//! validated workflows that cases run on, each once per process.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use knhk_core::model::{Specification, TaskBinding};
+use knhk_core::{Workflow, WorkflowId};
+use knhk_store::WorkflowRecord;
+use tracing::info;
+use uuid::Uuid;
+
+use super::{WorkflowEngine, lock};
+use crate::error::Error;
+use crate::records;
+use crate::view::{SourceFormat, WorkflowView};
+
+/// The validated workflows this engine has loaded, by id.
+#[derive(Debug, Default)]
+pub(super) struct Catalog {
+    loaded: Mutex<HashMap<WorkflowId, Arc<Workflow>>>,
+}
+
+impl WorkflowEngine {
+    /// Parses, validates and stores a workflow definition given as text. `source_name` names
+    /// it in errors and, unless it is an IRI, in the base IRI of its relative IRIs; a name
+    /// already registered gets the next version.
+    pub async fn register_workflow(
+        &self,
+        source_name: &str,
+        format: SourceFormat,
+        text: &str,
+    ) -> Result<WorkflowView, Error> {
+        let base = if source_name.contains("://") {
+            source_name.to_string()
+        } else {
+            format!("urn:knhk:workflow:{}", sanitize(source_name))
+        };
+        let source = knhk_spec::Source {
+            name: source_name,
+            base_iri: &base,
+            text,
+        };
+        let wf = match format {
+            SourceFormat::Turtle => knhk_spec::load_turtle(&source)?,
+            SourceFormat::YawlXml => knhk_spec::load_yawl_xml(&source)?,
+        };
+        self.register_loaded(wf, format, text).await
+    }
+
+    /// Registers the workflow in a file; its extension names the format (`.ttl`, `.yawl`,
+    /// `.xml`).
+    pub async fn register_file(&self, path: &Path) -> Result<WorkflowView, Error> {
+        let format = SourceFormat::of_path(path).ok_or_else(|| {
+            Error::Definition(knhk_spec::Error::UnsupportedFormat {
+                file: path.display().to_string(),
+            })
+        })?;
+        let (wf, text) = knhk_spec::load_file_with_text(path)?;
+        self.register_loaded(wf, format, &text).await
+    }
+
+    async fn register_loaded(
+        &self,
+        wf: Workflow,
+        format: SourceFormat,
+        text: &str,
+    ) -> Result<WorkflowView, Error> {
+        let spec = wf.specification();
+        self.check_connectors(spec)?;
+        let name = spec.name.clone().unwrap_or_else(|| spec.id.clone());
+        let version = self
+            .inner
+            .store
+            .workflows()
+            .await?
+            .iter()
+            .filter(|w| w.name == name)
+            .map(|w| w.version)
+            .max()
+            .unwrap_or(0)
+            + 1;
+        let parsed = serde_json::to_value(spec).map_err(|e| Error::Encode {
+            what: "workflow specification",
+            why: e.to_string(),
+        })?;
+        let id = WorkflowId(Uuid::new_v4());
+        let record = WorkflowRecord {
+            id,
+            name,
+            version,
+            format: format.as_str().to_string(),
+            source: text.to_string(),
+            spec: parsed,
+            registered_at: self.inner.clock.now(),
+        };
+        self.inner.store.put_workflow(&record).await?;
+        lock(&self.inner.catalog.loaded).insert(id, Arc::new(wf));
+        info!(workflow = %id, name = %record.name, version, %format, "workflow registered");
+        records::workflow_view(record)
+    }
+
+    /// Refuses a workflow naming a connector this engine does not have, or settings the
+    /// connector refuses: they would only fail when a case reaches the task.
+    fn check_connectors(&self, spec: &Specification) -> Result<(), Error> {
+        let problems: Vec<String> = spec
+            .nets
+            .iter()
+            .flat_map(|net| &net.tasks)
+            .filter_map(|task| match &task.binding {
+                TaskBinding::Connector(c) => self
+                    .inner
+                    .connectors
+                    .check_settings(&c.connector, &c.settings)
+                    .err()
+                    .map(|why| format!("{}: {why}", task.id)),
+                _ => None,
+            })
+            .collect();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Connectors {
+                workflow: spec.id.clone(),
+                problems,
+            })
+        }
+    }
+
+    /// Returns every registered workflow, ordered by name, then version.
+    pub async fn workflows(&self) -> Result<Vec<WorkflowView>, Error> {
+        self.inner
+            .store
+            .workflows()
+            .await?
+            .into_iter()
+            .map(records::workflow_view)
+            .collect()
+    }
+
+    /// Returns one registered workflow.
+    pub async fn workflow(&self, id: WorkflowId) -> Result<WorkflowView, Error> {
+        let record = self
+            .inner
+            .store
+            .workflow(id)
+            .await?
+            .ok_or(Error::UnknownWorkflow(id))?;
+        records::workflow_view(record)
+    }
+
+    /// Returns the validated definition of a registered workflow (its nets, tasks, bindings).
+    pub async fn definition(&self, id: WorkflowId) -> Result<Arc<Workflow>, Error> {
+        if let Some(wf) = lock(&self.inner.catalog.loaded).get(&id) {
+            return Ok(wf.clone());
+        }
+        let record = self
+            .inner
+            .store
+            .workflow(id)
+            .await?
+            .ok_or(Error::UnknownWorkflow(id))?;
+        let spec: Specification =
+            serde_json::from_value(record.spec).map_err(|e| Error::CorruptWorkflow {
+                id,
+                why: e.to_string(),
+            })?;
+        let wf = Arc::new(Workflow::new(spec).map_err(|e| Error::CorruptWorkflow {
+            id,
+            why: e.to_string(),
+        })?);
+        lock(&self.inner.catalog.loaded).insert(id, wf.clone());
+        Ok(wf)
+    }
+}
+
+/// Turns a source name into the last segment of a `urn:` IRI.
+fn sanitize(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,105 @@
+//! Every input a caller can give a case, each a named call that goes through
+//! [`WorkflowEngine::apply`].
+
+use knhk_core::{CaseId, Input, TaskRef, WorkItemId};
+use serde_json::{Map, Value};
+
+use super::WorkflowEngine;
+use crate::error::Error;
+use crate::view::CaseView;
+
+impl WorkflowEngine {
+    /// Starts a created case and runs it until it waits or ends.
+    pub async fn execute(&self, case: CaseId) -> Result<CaseView, Error> {
+        self.apply(case, Input::Start).await
+    }
+
+    /// Cancels a case: its work is withdrawn.
+    pub async fn cancel(&self, case: CaseId, reason: &str) -> Result<CaseView, Error> {
+        let reason = reason.to_string();
+        self.apply(case, Input::Cancel { reason }).await
+    }
+
+    /// Suspends a running case: nothing moves until it is resumed (results of calls already
+    /// made are still taken).
+    pub async fn suspend(&self, case: CaseId) -> Result<CaseView, Error> {
+        self.apply(case, Input::Suspend).await
+    }
+
+    /// Resumes a suspended case where it stood.
+    pub async fn resume(&self, case: CaseId) -> Result<CaseView, Error> {
+        self.apply(case, Input::Resume).await
+    }
+
+    /// Delivers an outside event to a case's waiting trigger tasks.
+    pub async fn trigger(&self, case: CaseId, event: &str, data: Value) -> Result<CaseView, Error> {
+        let event = event.to_string();
+        self.apply(case, Input::TriggerReceived { event, data })
+            .await
+    }
+
+    /// Adds an instance to a running multiple-instance task created dynamically (WCP-15);
+    /// `item` is the new instance's item.
+    pub async fn add_instance(
+        &self,
+        case: CaseId,
+        task: TaskRef,
+        item: Value,
+    ) -> Result<CaseView, Error> {
+        self.apply(case, Input::AddInstance { task, item }).await
+    }
+
+    /// Completes a running task now, withdrawing its unfinished instances (WCP-27).
+    pub async fn complete_task(&self, case: CaseId, task: TaskRef) -> Result<CaseView, Error> {
+        self.apply(case, Input::CompleteTask { task }).await
+    }
+
+    /// Sets top-level keys of a case's data.
+    pub async fn update_data(
+        &self,
+        case: CaseId,
+        changes: Map<String, Value>,
+    ) -> Result<CaseView, Error> {
+        self.apply(case, Input::UpdateData { changes }).await
+    }
+
+    /// Returns the case a live work item belongs to.
+    async fn case_of(&self, item: WorkItemId) -> Result<CaseId, Error> {
+        Ok(self.work_item(item).await?.case)
+    }
+
+    /// Allocates an offered work item to `user`.
+    pub async fn claim(&self, item: WorkItemId, user: &str) -> Result<CaseView, Error> {
+        let case = self.case_of(item).await?;
+        let user = user.to_string();
+        self.apply(case, Input::AllocateWorkItem { item, user })
+            .await
+    }
+
+    /// Starts a work item (and its task, withdrawing a deferred choice's siblings).
+    pub async fn start_work_item(&self, item: WorkItemId, user: &str) -> Result<CaseView, Error> {
+        let case = self.case_of(item).await?;
+        let user = user.to_string();
+        self.apply(case, Input::StartWorkItem { item, user }).await
+    }
+
+    /// Completes a work item; `output` (a JSON object) merges into the case data.
+    pub async fn complete_work_item(
+        &self,
+        item: WorkItemId,
+        user: &str,
+        output: Value,
+    ) -> Result<CaseView, Error> {
+        let case = self.case_of(item).await?;
+        let user = user.to_string();
+        self.apply(case, Input::CompleteWorkItem { item, user, output })
+            .await
+    }
+
+    /// Gives up on a work item: its task fails (and follows its failure flow, if it has one).
+    pub async fn fail_work_item(&self, item: WorkItemId, reason: &str) -> Result<CaseView, Error> {
+        let case = self.case_of(item).await?;
+        let reason = reason.to_string();
+        self.apply(case, Input::FailWorkItem { item, reason }).await
+    }
+}

@@ -1,0 +1,194 @@
+//! What the engine shows its callers: workflows, cases and work items as the engine's own
+//! types, and the queries that select them. The store's rows never leave the engine; the CLI
+//! and the API see only these.
+
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+
+use knhk_core::model::Allocation;
+use knhk_core::{CaseId, CaseStatus, TaskRef, Timestamp, WorkItemId, WorkflowId};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// The format a workflow definition was registered in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SourceFormat {
+    /// YAWL 4 Turtle with the knhk extension (or the legacy v2 vocabulary).
+    Turtle,
+    /// YAWL XML, a `specificationSet` (schema 4.0 or Beta).
+    YawlXml,
+}
+
+impl SourceFormat {
+    /// Returns the format a file's extension names: `.ttl` Turtle, `.yawl` and `.xml` YAWL XML.
+    pub fn of_path(path: &Path) -> Option<SourceFormat> {
+        let extension = path.extension()?.to_string_lossy().to_ascii_lowercase();
+        match extension.as_str() {
+            "ttl" => Some(SourceFormat::Turtle),
+            "yawl" | "xml" => Some(SourceFormat::YawlXml),
+            _ => None,
+        }
+    }
+
+    /// Returns the name stored and shown: `turtle` or `yawl-xml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceFormat::Turtle => "turtle",
+            SourceFormat::YawlXml => "yawl-xml",
+        }
+    }
+}
+
+impl fmt::Display for SourceFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for SourceFormat {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "turtle" => Ok(SourceFormat::Turtle),
+            "yawl-xml" => Ok(SourceFormat::YawlXml),
+            _ => Err(UnknownName(s.to_owned())),
+        }
+    }
+}
+
+/// A stored name (format, allocation, work item state) that this engine does not know.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown stored name {0:?}")]
+pub struct UnknownName(pub String);
+
+/// A registered workflow: one version of a definition, with the source it was registered from.
+/// The validated definition itself comes from [`WorkflowEngine::definition`](crate::WorkflowEngine::definition).
+#[derive(Clone, Debug, PartialEq)]
+pub struct WorkflowView {
+    pub id: WorkflowId,
+    pub name: String,
+    pub version: u32,
+    pub format: SourceFormat,
+    pub source: String,
+    pub registered_at: Timestamp,
+}
+
+/// One condition that holds tokens, in one net instance.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MarkedCondition {
+    pub net_instance: u32,
+    pub condition: String,
+    pub tokens: u32,
+}
+
+/// A case after its last committed step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CaseView {
+    pub id: CaseId,
+    pub workflow: WorkflowId,
+    pub status: CaseStatus,
+    pub data: Map<String, Value>,
+    /// The conditions holding tokens.
+    pub marking: Vec<MarkedCondition>,
+    /// The seq of the case's last event.
+    pub version: u64,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// Where a live work item of a human task stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum WorkItemStatus {
+    /// Offered to the members of its roles; nobody has it yet.
+    Offered,
+    /// Allocated to one user, not started.
+    Allocated,
+    /// Started by its user.
+    Started,
+}
+
+impl WorkItemStatus {
+    /// Returns the name stored and shown: `offered`, `allocated` or `started`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkItemStatus::Offered => "offered",
+            WorkItemStatus::Allocated => "allocated",
+            WorkItemStatus::Started => "started",
+        }
+    }
+}
+
+impl fmt::Display for WorkItemStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for WorkItemStatus {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "offered" => Ok(WorkItemStatus::Offered),
+            "allocated" => Ok(WorkItemStatus::Allocated),
+            "started" => Ok(WorkItemStatus::Started),
+            _ => Err(UnknownName(s.to_owned())),
+        }
+    }
+}
+
+/// Returns the name stored and shown for an allocation policy.
+pub fn allocation_name(a: Allocation) -> &'static str {
+    match a {
+        Allocation::RoleOffer => "role_offer",
+        Allocation::RoundRobin => "round_robin",
+        Allocation::ShortestQueue => "shortest_queue",
+    }
+}
+
+/// Returns the allocation policy a stored name names.
+pub(crate) fn allocation_of(name: &str) -> Result<Allocation, UnknownName> {
+    match name {
+        "role_offer" => Ok(Allocation::RoleOffer),
+        "round_robin" => Ok(Allocation::RoundRobin),
+        "shortest_queue" => Ok(Allocation::ShortestQueue),
+        _ => Err(UnknownName(name.to_owned())),
+    }
+}
+
+/// A live work item of a human task: offered to roles, allocated to or started by a user.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WorkItemView {
+    pub id: WorkItemId,
+    pub case: CaseId,
+    pub task: TaskRef,
+    /// The instance of a multiple-instance task (0 for a single instance).
+    pub instance: u32,
+    pub roles: Vec<String>,
+    pub allocation: Allocation,
+    pub status: WorkItemStatus,
+    pub owner: Option<String>,
+    pub input: Value,
+    pub offered_at: Timestamp,
+}
+
+/// Which cases [`WorkflowEngine::cases`](crate::WorkflowEngine::cases) returns, oldest first.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CaseQuery {
+    /// Any of these statuses; empty means any status.
+    pub status: Vec<CaseStatus>,
+    pub workflow: Option<WorkflowId>,
+    pub limit: Option<usize>,
+}
+
+/// Which work items [`WorkflowEngine::work_items`](crate::WorkflowEngine::work_items)
+/// returns, oldest first; every field set must match.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WorkItemQuery {
+    /// Items offered to this role.
+    pub role: Option<String>,
+    pub case: Option<CaseId>,
+    /// Items allocated to or started by this user.
+    pub owner: Option<String>,
+}
