@@ -1,6 +1,8 @@
-//! Integration tests of knhk-spec: parsing, validation, writing, the legacy files and the patterns.
+//! Integration tests of knhk-spec: parsing, validation, writing, the legacy files, the patterns and
+//! the corpus of recorded histories.
 
 mod damage;
+mod histories;
 mod legacy;
 mod patterns;
 mod robustness;

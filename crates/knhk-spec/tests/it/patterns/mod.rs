@@ -264,6 +264,7 @@ impl Run {
     /// Checks the case ended (or stands) in `status`, and what holds for every pattern run:
     /// a gapless history whose replay rebuilds the same case, no deadlock, and, once the case
     /// is over, no work left behind: every work item offered was completed or withdrawn.
+    /// With `KNHK_RECORD_HISTORIES` set, the run joins the corpus of recorded histories.
     fn finish(&self, status: CaseStatus) {
         assert_eq!(
             self.case.status(),
@@ -320,5 +321,6 @@ impl Run {
                 );
             }
         }
+        crate::histories::record(self.file, &self.wf, &self.case, &self.events);
     }
 }
