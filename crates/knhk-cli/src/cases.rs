@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Subcommand, ValueEnum};
-use knhk_core::{CaseId, CaseStatus};
+use knhk_core::{CaseId, CaseStatus, TaskRef};
 use knhk_workflow_engine::CaseQuery;
 use serde_json::{Value, json};
 
@@ -92,6 +92,39 @@ pub(crate) enum CaseCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Adds an instance to a running multiple-instance task created dynamically (WCP-15).
+    AddInstance {
+        /// The case id.
+        case: CaseId,
+        /// The task: its id, or `ID#N` for the task in sub-net instance N (as `case show`
+        /// names it).
+        task: TaskArg,
+        /// The new instance's item (any JSON value; its instance sees it in the task's item
+        /// variable).
+        #[arg(long, value_name = "JSON", default_value = "null")]
+        item: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Completes a running task now, withdrawing its unfinished instances (WCP-27).
+    CompleteTask {
+        /// The case id.
+        case: CaseId,
+        /// The task: its id, or `ID#N` for the task in sub-net instance N.
+        task: TaskArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Sets top-level keys of a case's data (the case may route differently from then on).
+    SetData {
+        /// The case id.
+        case: CaseId,
+        /// The keys to set, a JSON object.
+        #[arg(long, value_name = "JSON")]
+        data: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Delivers an outside event to a case's waiting trigger tasks.
     Trigger {
         /// The case id.
@@ -104,6 +137,31 @@ pub(crate) enum CaseCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// A task of a case as the command line names it: `ID`, or `ID#N` in sub-net instance N.
+#[derive(Clone, Debug)]
+pub(crate) struct TaskArg(TaskRef);
+
+impl std::str::FromStr for TaskArg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (id, net_instance) = match s.rsplit_once('#') {
+            Some((id, n)) => (
+                id,
+                n.parse()
+                    .map_err(|_| format!("{n:?} after '#' is not a net instance number"))?,
+            ),
+            None => (s, 0),
+        };
+        if id.is_empty() {
+            return Err("the task id is empty".to_owned());
+        }
+        Ok(TaskArg(TaskRef {
+            net_instance,
+            task: id.into(),
+        }))
+    }
 }
 
 /// A case state, as `--status` takes it.
@@ -169,9 +227,12 @@ pub(crate) async fn run(session: &Session, command: CaseCommand) -> anyhow::Resu
             }
             let record = engine.case(case).await?;
             let definition = session.definition(record.workflow).await;
-            Progress::new(definition.as_deref().map(|d| d.specification()), Sink::Stdout)
-                .catch_up(engine, case)
-                .await?;
+            Progress::new(
+                definition.as_deref().map(|d| d.specification()),
+                Sink::Stdout,
+            )
+            .catch_up(engine, case)
+            .await?;
             println!();
             println!("case {case}: {}", record.status);
             Ok(ExitCode::SUCCESS)
@@ -202,6 +263,44 @@ pub(crate) async fn run(session: &Session, command: CaseCommand) -> anyhow::Resu
                     .resume(case)
                     .await
                     .with_context(|| format!("cannot resume case {case}"))
+            };
+            drive(session, case, json, false, step).await
+        }
+        CaseCommand::AddInstance {
+            case,
+            task,
+            item,
+            json,
+        } => {
+            let item: Value = serde_json::from_str(&item).context("--item is not valid JSON")?;
+            let label = report::task_label(&task.0);
+            let step = async {
+                engine
+                    .add_instance(case, task.0, item)
+                    .await
+                    .with_context(|| {
+                        format!("cannot add an instance to task {label} of case {case}")
+                    })
+            };
+            drive(session, case, json, false, step).await
+        }
+        CaseCommand::CompleteTask { case, task, json } => {
+            let label = report::task_label(&task.0);
+            let step = async {
+                engine
+                    .complete_task(case, task.0)
+                    .await
+                    .with_context(|| format!("cannot complete task {label} of case {case}"))
+            };
+            drive(session, case, json, false, step).await
+        }
+        CaseCommand::SetData { case, data, json } => {
+            let changes = json_object("--data", Some(&data))?;
+            let step = async {
+                engine
+                    .update_data(case, changes)
+                    .await
+                    .with_context(|| format!("cannot set the data of case {case}"))
             };
             drive(session, case, json, false, step).await
         }

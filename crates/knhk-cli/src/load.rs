@@ -252,7 +252,10 @@ async fn resume(
     let out = Lines;
     let mut watch = Watch::default();
     let mut waiting_for_commands = 0;
-    for case in engine.cases(&knhk_workflow_engine::CaseQuery::default()).await? {
+    for case in engine
+        .cases(&knhk_workflow_engine::CaseQuery::default())
+        .await?
+    {
         // Created and suspended cases move only when told to: nothing here would end them.
         if matches!(case.status, CaseStatus::Created | CaseStatus::Suspended) {
             waiting_for_commands += 1;

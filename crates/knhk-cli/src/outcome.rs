@@ -46,12 +46,7 @@ pub(crate) async fn print(session: &Session, case: CaseId, json: bool) -> anyhow
         println!();
         println!("case {case}{name}: {}", record.status);
         println!("data: {}", serde_json::to_string(&record.data)?);
-        print_waits(
-            session,
-            case,
-            record.status,
-            &waits(spec, &history, items),
-        );
+        print_waits(session, case, record.status, &waits(spec, &history, items));
     }
     Ok(exit_code(record.status))
 }

@@ -43,6 +43,20 @@ pub(crate) enum WorkItemCommand {
         #[arg(long)]
         user: String,
     },
+    /// Gives up on a work item: its task fails, and the case follows the task's failure flow
+    /// (or fails, when the task has none).
+    Fail {
+        /// The work item id (see `knhk workitem list`).
+        id: WorkItemId,
+        #[arg(long)]
+        user: String,
+        /// Why, recorded in the history.
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+        /// Prints the case as one JSON document; progress goes to stderr.
+        #[arg(long)]
+        json: bool,
+    },
     /// Completes a work item; its output merges into the case data, and the case runs on
     /// until it waits or ends.
     Complete {
@@ -121,6 +135,29 @@ pub(crate) async fn run(session: &Session, command: WorkItemCommand) -> anyhow::
                 report::task_label(&item.task)
             );
             Ok(ExitCode::SUCCESS)
+        }
+        WorkItemCommand::Fail {
+            id,
+            user,
+            reason,
+            json,
+        } => {
+            let item = live_item(session, id).await?;
+            if item.owner.as_deref().is_some_and(|owner| owner != user) {
+                anyhow::bail!(
+                    "cannot fail work item {id}: it is {} by {}, not {user}",
+                    item.status,
+                    item.owner.as_deref().unwrap_or_default()
+                );
+            }
+            let reason = format!("{reason} (by {user})");
+            let step = async {
+                engine
+                    .fail_work_item(id, &reason)
+                    .await
+                    .with_context(|| format!("cannot fail work item {id}"))
+            };
+            drive(session, item.case, json, false, step).await
         }
         WorkItemCommand::Complete {
             id,

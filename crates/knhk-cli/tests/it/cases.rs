@@ -194,3 +194,22 @@ fn a_trigger_delivered_by_another_process_moves_the_case_on() {
     let err = data.fails(&["case", "trigger", case, "payment_received"]);
     assert!(err.contains("case is completed"), "{err}");
 }
+
+#[test]
+fn a_yawl_xml_workflow_keeps_its_format_and_source() {
+    let data = DataDir::new();
+    let file = example("yawl-xml/expense_claim.yawl");
+    let w = data.json(&["workflow", "register", &file, "--json"]);
+    assert_eq!(text(&w, "format"), "yawl-xml", "{w:#}");
+    let shown = data.json(&["workflow", "show", text(&w, "id"), "--json"]);
+    assert_eq!(text(&shown, "format"), "yawl-xml");
+    let source = std::fs::read_to_string(&file).expect("the example");
+    assert_eq!(text(&shown, "source"), source);
+    let turtle = data.json(&[
+        "workflow",
+        "register",
+        &example("loan_application.ttl"),
+        "--json",
+    ]);
+    assert_eq!(text(&turtle, "format"), "turtle");
+}

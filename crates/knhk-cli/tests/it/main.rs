@@ -6,6 +6,7 @@
 
 mod cases;
 mod definitions;
+mod inputs;
 mod recovery;
 mod run;
 mod worker;

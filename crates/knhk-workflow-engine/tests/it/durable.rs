@@ -160,3 +160,46 @@ async fn inputs_refused_by_an_ended_case_leave_nothing_cached() {
     }
     assert_eq!(engine.cached_cases(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_case_stays_in_memory_and_unknown_or_ended_ones_do_not() {
+    let engine = memory_engine();
+    let wf = engine
+        .register_workflow(
+            "approve.ttl",
+            knhk_workflow_engine::SourceFormat::Turtle,
+            &turtle(
+                "Approve",
+                &[("approve", "knhk:role \"clerk\" ;", &["end"] as &[&str])],
+            ),
+        )
+        .await
+        .unwrap();
+    let unknown = knhk_core::CaseId(uuid::Uuid::from_u128(7));
+    assert!(engine.suspend(unknown).await.is_err());
+    assert_eq!(engine.cached_cases(), 0, "no entry for an unknown case");
+
+    let case = engine.create_case(wf.id, json!({}), true).await.unwrap();
+    assert_eq!(case.status, CaseStatus::Running);
+    assert_eq!(engine.cached_cases(), 1, "the running case is kept");
+    // Many steps waiting on one case's lock at once: every one is taken in turn.
+    let steps: Vec<_> = (0..16)
+        .map(|i| {
+            let engine = engine.clone();
+            tokio::spawn(async move {
+                if i % 2 == 0 {
+                    engine.suspend(case.id).await
+                } else {
+                    engine.resume(case.id).await
+                }
+            })
+        })
+        .collect();
+    for step in steps {
+        let _ = step.await.unwrap();
+    }
+    assert_eq!(engine.cached_cases(), 1);
+    let cancelled = engine.cancel(case.id, "done").await.unwrap();
+    assert_eq!(cancelled.status, CaseStatus::Cancelled);
+    assert_eq!(engine.cached_cases(), 0, "an ended case is dropped");
+}

@@ -1,0 +1,142 @@
+//! Every input the core accepts, given from the command line: adding an instance to a dynamic
+//! multiple-instance task, completing a task early, setting case data, failing a work item.
+
+use crate::{DataDir, completed_tasks, example, kinds, text};
+
+/// Starts a WCP-15 case whose dynamic multiple-instance task Quote has one instance per
+/// supplier, and returns the case document.
+fn quotes(data: &DataDir) -> serde_json::Value {
+    data.json(&[
+        "run",
+        &example("patterns/wcp15_mi_no_runtime_knowledge.ttl"),
+        "--data",
+        r#"{"suppliers": ["acme", "globex"]}"#,
+        "--json",
+    ])
+}
+
+fn work_items(doc: &serde_json::Value) -> Vec<&str> {
+    doc["work_items"]
+        .as_array()
+        .expect("a work item array")
+        .iter()
+        .map(|w| text(w, "task"))
+        .collect()
+}
+
+#[test]
+fn an_instance_is_added_to_a_running_dynamic_task_and_the_task_completed_early() {
+    let data = DataDir::new();
+    let started = quotes(&data);
+    let case = text(&started, "case_id").to_owned();
+    assert_eq!(work_items(&started), ["Quote", "Quote"], "{started:#}");
+
+    let added = data.json(&[
+        "case",
+        "add-instance",
+        &case,
+        "Quote",
+        "--item",
+        r#""initech""#,
+        "--json",
+    ]);
+    assert_eq!(work_items(&added), ["Quote", "Quote", "Quote"], "{added:#}");
+    let inputs: Vec<&serde_json::Value> = added["work_items"]
+        .as_array()
+        .expect("work items")
+        .iter()
+        .map(|w| &w["input"]["supplier"])
+        .collect();
+    assert!(inputs.contains(&&serde_json::json!("initech")), "{added:#}");
+
+    // Completing Quote now withdraws its three open instances and lets C run.
+    let done = data.json(&["case", "complete-task", &case, "Quote", "--json"]);
+    assert_eq!(text(&done, "state"), "completed", "{done:#}");
+    assert!(work_items(&done).is_empty());
+    assert!(
+        completed_tasks(&done).ends_with(&["Quote", "C"]),
+        "{done:#}"
+    );
+}
+
+#[test]
+fn an_input_the_case_cannot_take_is_refused_naming_it_and_changes_nothing() {
+    let data = DataDir::new();
+    let started = quotes(&data);
+    let case = text(&started, "case_id").to_owned();
+    let before = kinds(&data.json(&["case", "show", &case, "--json"])).len();
+
+    let err = data.fails(&["case", "complete-task", &case, "Nope"]);
+    assert!(err.contains("Nope"), "{err}");
+    let err = data.fails(&["case", "add-instance", &case, "A", "--item", "1"]);
+    assert!(err.contains("cannot add an instance to task A"), "{err}");
+    let err = data.fails(&["case", "add-instance", &case, "Quote", "--item", "{"]);
+    assert!(err.contains("--item is not valid JSON"), "{err}");
+    let err = data.fails(&["case", "set-data", &case, "--data", "[1]"]);
+    assert!(err.contains("--data must be a JSON object"), "{err}");
+
+    let after = data.json(&["case", "show", &case, "--json"]);
+    assert_eq!(kinds(&after).len(), before, "nothing was added: {after:#}");
+    assert_eq!(work_items(&after), ["Quote", "Quote"]);
+}
+
+#[test]
+fn case_data_is_set_from_the_command_line() {
+    let data = DataDir::new();
+    let started = quotes(&data);
+    let case = text(&started, "case_id").to_owned();
+    let set = data.json(&[
+        "case",
+        "set-data",
+        &case,
+        "--data",
+        r#"{"budget": 900}"#,
+        "--json",
+    ]);
+    assert_eq!(set["data"]["budget"], 900, "{set:#}");
+    assert_eq!(set["data"]["suppliers"][0], "acme");
+    assert!(kinds(&set).contains(&"data_updated"), "{set:#}");
+}
+
+#[test]
+fn a_failed_work_item_fails_its_task_and_the_case_without_a_failure_flow() {
+    let data = DataDir::new();
+    let started = data.json(&[
+        "run",
+        &example("loan_application.ttl"),
+        "--data",
+        r#"{"applicant": "Ada", "amount": 25000}"#,
+        "--json",
+    ]);
+    let case = text(&started, "case_id").to_owned();
+    let item = text(&started["work_items"][0], "id").to_owned();
+    data.ok(&["workitem", "claim", &item, "--user", "uma"]);
+    // Only its owner may give it up.
+    let err = data.fails(&["workitem", "fail", &item, "--user", "eve", "--reason", "no"]);
+    assert!(err.contains("allocated by uma, not eve"), "{err}");
+
+    let out = data.knhk(&[
+        "workitem",
+        "fail",
+        &item,
+        "--user",
+        "uma",
+        "--reason",
+        "documents missing",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "a failed case exits with 1");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON document");
+    assert_eq!(text(&doc, "state"), "failed", "{doc:#}");
+    let history = doc["history"].as_array().expect("history");
+    assert!(
+        history.iter().any(|e| e["kind"] == "task_failed"
+            && e["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("documents missing"))),
+        "{doc:#}"
+    );
+    let shown = data.knhk(&["case", "show", &case, "--json"]);
+    let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).expect("a JSON document");
+    assert_eq!(text(&shown, "state"), "failed");
+}
