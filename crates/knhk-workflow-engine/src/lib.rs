@@ -12,9 +12,10 @@ mod directory;
 mod engine;
 mod error;
 mod records;
+mod retry;
 mod timers;
 
 pub use clock::Clock;
-pub use directory::Directory;
+pub use directory::{Directory, DirectoryError};
 pub use engine::{CaseUpdate, CaseView, EngineConfig, WorkflowEngine, WorkflowView};
-pub use error::Error;
+pub use error::{ConnectorProblem, Error, ErrorCode};

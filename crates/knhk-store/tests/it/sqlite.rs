@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use knhk_core::{CaseStatus, EventKind};
 use knhk_store::{
-    CaseFilter, Error, FORMAT_VERSION, SqliteOptions, SqliteStore, Store, WorkItemFilter,
+    CaseFilter, Corruption, Error, FORMAT_VERSION, SqliteOptions, SqliteStore, Store,
+    WorkItemFilter,
 };
 
 use crate::conformance::conformance_tests;
@@ -108,7 +109,7 @@ async fn foreign_database_is_refused() {
         .unwrap();
     assert!(matches!(
         SqliteStore::open(&path, SqliteOptions::default()).await,
-        Err(Error::Corrupt(_))
+        Err(Error::Corrupt(Corruption::Unversioned { tables: 1 }))
     ));
 }
 

@@ -17,7 +17,7 @@ impl WorkflowEngine {
                     ..
                 } => {
                     let engine = self.clone();
-                    let policy = RetryPolicy::from_hints(&hints);
+                    let policy = crate::retry::retry_policy(&hints);
                     let fut = async move {
                         let result = engine
                             .inner

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
-use knhk_connectors::{Registry, RetryPolicy};
+use knhk_connectors::Registry;
 use knhk_core::model::{Allocation, Specification};
 use knhk_core::{
     Case, CaseId, CaseStatus, Effect, Event, IdSource, Input, TimerId, Timestamp, WorkItemId,
@@ -25,7 +25,7 @@ use uuid::Uuid;
 
 use crate::clock::Clock;
 use crate::directory::Directory;
-use crate::error::Error;
+use crate::error::{ConnectorProblem, Error};
 use crate::records;
 use crate::timers::{self, TimerCmd};
 
@@ -141,20 +141,7 @@ impl WorkflowEngine {
             knhk_store::SqliteOptions::default(),
         )
         .await?;
-        let directory_file = data_dir.join("directory.json");
-        let directory = match std::fs::read_to_string(&directory_file) {
-            Ok(text) => Directory::from_json(&text).map_err(|why| Error::Config {
-                file: directory_file.display().to_string(),
-                why,
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Directory::default(),
-            Err(e) => {
-                return Err(Error::Config {
-                    file: directory_file.display().to_string(),
-                    why: e.to_string(),
-                });
-            }
-        };
+        let directory = Directory::load(&data_dir.join("directory.json"))?;
         Ok(WorkflowEngine::new(EngineConfig {
             store: Arc::new(store),
             connectors: Registry::with_builtins(),
@@ -203,7 +190,7 @@ impl WorkflowEngine {
         let spec = wf.specification();
         // A connector this engine does not have, or settings it refuses, would only fail
         // when a case reaches the task: refuse them now, naming every task at fault.
-        let problems: Vec<String> = spec
+        let problems: Vec<ConnectorProblem> = spec
             .nets
             .iter()
             .flat_map(|net| &net.tasks)
@@ -213,7 +200,10 @@ impl WorkflowEngine {
                     .connectors
                     .check_settings(&c.connector, &c.settings)
                     .err()
-                    .map(|why| format!("{}: {why}", task.id)),
+                    .map(|error| ConnectorProblem {
+                        task: task.id.to_string(),
+                        error,
+                    }),
                 _ => None,
             })
             .collect();
@@ -235,10 +225,9 @@ impl WorkflowEngine {
             .max()
             .unwrap_or(0)
             + 1;
-        let parsed = serde_json::to_value(spec).map_err(|e| {
-            Error::Store(knhk_store::Error::Backend(format!(
-                "cannot encode workflow: {e}"
-            )))
+        let parsed = serde_json::to_value(spec).map_err(|source| knhk_store::Error::Encode {
+            what: "a workflow's specification",
+            source,
         })?;
         let id = WorkflowId(Uuid::new_v4());
         let record = WorkflowRecord {
