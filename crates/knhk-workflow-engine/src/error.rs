@@ -23,10 +23,18 @@ pub enum Error {
     Store(#[from] knhk_store::Error),
     #[error("case {0} kept changing under concurrent updates; try again")]
     Busy(CaseId),
-    #[error("stored workflow {id} does not load: {why}")]
-    CorruptWorkflow { id: WorkflowId, why: String },
-    #[error("stored history of case {id} does not replay: {why}")]
-    CorruptCase { id: CaseId, why: String },
+    #[error("stored workflow {id} does not load: {source}")]
+    CorruptWorkflow {
+        id: WorkflowId,
+        #[source]
+        source: StoredWorkflowError,
+    },
+    #[error("stored history of case {id} does not replay: {source}")]
+    CorruptCase {
+        id: CaseId,
+        #[source]
+        source: knhk_core::Error,
+    },
     #[error("case data must be a JSON object")]
     DataNotObject,
     #[error(transparent)]
@@ -38,6 +46,17 @@ pub enum Error {
     },
     #[error("the engine is shutting down")]
     ShuttingDown,
+}
+
+/// Why a stored workflow does not load.
+#[derive(Debug, thiserror::Error)]
+pub enum StoredWorkflowError {
+    /// The stored specification does not decode.
+    #[error(transparent)]
+    Decode(#[from] serde_json::Error),
+    /// The specification decodes but is no longer a valid workflow.
+    #[error(transparent)]
+    Invalid(#[from] knhk_core::InvalidDefinition),
 }
 
 /// A connector task of a workflow that this engine cannot run.

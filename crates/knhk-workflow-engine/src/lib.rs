@@ -18,4 +18,4 @@ mod timers;
 pub use clock::Clock;
 pub use directory::{Directory, DirectoryError};
 pub use engine::{CaseUpdate, CaseView, EngineConfig, WorkflowEngine, WorkflowView};
-pub use error::{ConnectorProblem, Error, ErrorCode};
+pub use error::{ConnectorProblem, Error, ErrorCode, StoredWorkflowError};

@@ -272,11 +272,11 @@ impl WorkflowEngine {
         let spec: Specification =
             serde_json::from_value(record.spec).map_err(|e| Error::CorruptWorkflow {
                 id,
-                why: e.to_string(),
+                source: e.into(),
             })?;
         let wf = Workflow::new(spec).map_err(|e| Error::CorruptWorkflow {
             id,
-            why: e.to_string(),
+            source: e.into(),
         })?;
         let loaded = Arc::new(Loaded { id, wf });
         lock(&self.inner.workflows).insert(id, loaded.clone());
@@ -485,10 +485,8 @@ impl WorkflowEngine {
             .ok_or(Error::UnknownCase(id))?;
         let wf = self.loaded(record.workflow).await?;
         let events = self.inner.store.events(id, 0).await?;
-        let case = Case::replay(&wf.wf, id, &events).map_err(|e| Error::CorruptCase {
-            id,
-            why: e.to_string(),
-        })?;
+        let case =
+            Case::replay(&wf.wf, id, &events).map_err(|e| Error::CorruptCase { id, source: e })?;
         Ok(Live {
             case,
             wf,

@@ -354,14 +354,17 @@ async fn every_error_has_its_code() {
         (
             Error::CorruptWorkflow {
                 id: WorkflowId(Uuid::from_u128(4)),
-                why: "bad json".to_owned(),
+                source: json_error().into(),
             },
             Internal,
         ),
         (
             Error::CorruptCase {
                 id: case_id(),
-                why: "no such task".to_owned(),
+                source: knhk_core::Error::Replay {
+                    seq: 1,
+                    why: "no such task".to_owned(),
+                },
             },
             Internal,
         ),
