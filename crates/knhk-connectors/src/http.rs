@@ -167,7 +167,7 @@ fn bearer_header(token: &str) -> Result<HeaderValue, InvalidHeaderValue> {
 
 /// A `url` setting that is not a URL once its placeholders are filled with a sample value.
 #[derive(Debug, thiserror::Error)]
-#[error("not a URL ({source}): {sample}")]
+#[error("{sample} is not a URL: {source}")]
 struct NotAUrl {
     sample: String,
     source: crate::settings::Cause,

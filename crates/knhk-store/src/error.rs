@@ -62,9 +62,12 @@ pub enum Error {
     /// A number does not fit SQLite's signed 64-bit integers.
     #[error("{what} {value} is too large to store")]
     TooLarge { what: &'static str, value: u64 },
-    /// The store is closed, or its writer stopped before answering.
+    /// The store is closed.
     #[error("the store is closed")]
     Closed,
+    /// The writer thread is gone (it panicked): no write can be made any more.
+    #[error("the store writer has stopped")]
+    WriterStopped,
     /// The writer thread could not be started.
     #[error("cannot start the store writer thread: {0}")]
     Spawn(#[source] std::io::Error),

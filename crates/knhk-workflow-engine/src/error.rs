@@ -209,6 +209,7 @@ fn store_code(e: &knhk_store::Error) -> ErrorCode {
         E::Sqlite { .. }
         | E::Io { .. }
         | E::Closed
+        | E::WriterStopped
         | E::Spawn(_)
         | E::Task { .. }
         | E::WalRefused { .. } => ErrorCode::Unavailable,

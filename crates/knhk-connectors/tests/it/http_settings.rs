@@ -91,7 +91,7 @@ fn check_settings_names_the_bad_setting() {
         (
             settings([("url", "http://[::1/{id}".to_owned())]),
             "url",
-            "url: not a URL (invalid IPv6 address): http://[::1/x",
+            "url: http://[::1/x is not a URL: invalid IPv6 address",
         ),
     ];
     for (settings, setting, message) in cases {

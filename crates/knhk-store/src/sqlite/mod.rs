@@ -193,8 +193,8 @@ impl SqliteStore {
     ) -> Result<(), Error> {
         let (tx, rx) = oneshot::channel();
         let jobs = self.inner.jobs.as_ref().ok_or(Error::Closed)?;
-        jobs.send(job(tx)).map_err(|_| Error::Closed)?;
-        rx.await.map_err(|_| Error::Closed)?
+        jobs.send(job(tx)).map_err(|_| Error::WriterStopped)?;
+        rx.await.map_err(|_| Error::WriterStopped)?
     }
 
     /// Runs a query on a pooled reader on the blocking thread pool.
@@ -277,8 +277,9 @@ impl Store for SqliteStore {
         let name = name.to_owned();
         let (tx, rx) = oneshot::channel();
         let jobs = self.inner.jobs.as_ref().ok_or(Error::Closed)?;
-        jobs.send(Job::Next(name, tx)).map_err(|_| Error::Closed)?;
-        rx.await.map_err(|_| Error::Closed)?
+        jobs.send(Job::Next(name, tx))
+            .map_err(|_| Error::WriterStopped)?;
+        rx.await.map_err(|_| Error::WriterStopped)?
     }
 
     async fn ping(&self) -> Result<(), Error> {

@@ -116,6 +116,7 @@ fn store_variant(e: &knhk_store::Error) -> &'static str {
         E::Encode { .. } => "Encode",
         E::TooLarge { .. } => "TooLarge",
         E::Closed => "Closed",
+        E::WriterStopped => "WriterStopped",
         E::Spawn(_) => "Spawn",
         E::Task { .. } => "Task",
         E::WalRefused { .. } => "WalRefused",
@@ -299,6 +300,7 @@ async fn every_error_has_its_code() {
             Internal,
         ),
         (knhk_store::Error::Closed, Unavailable),
+        (knhk_store::Error::WriterStopped, Unavailable),
         (
             knhk_store::Error::Spawn(std::io::Error::other("no threads")),
             Unavailable,
@@ -449,6 +451,7 @@ async fn every_error_has_its_code() {
             "Encode",
             "TooLarge",
             "Closed",
+            "WriterStopped",
             "Spawn",
             "Task",
             "WalRefused",
