@@ -33,7 +33,7 @@ impl Session {
         let engine = WorkflowEngine::new(EngineConfig {
             store: Arc::new(store),
             connectors: Registry::with_builtins(),
-            directory: directory(data_dir)?,
+            directory: Directory::load(&data_dir.join("directory.json"))?,
             clock: Clock::system(),
         });
         Ok(Session {
@@ -62,18 +62,6 @@ impl Session {
     /// Stops what the engine spawned (nothing should be left once a case settled).
     pub(crate) async fn close(self) {
         self.engine.shutdown().await;
-    }
-}
-
-/// Reads `data_dir/directory.json`, the roles and their members; none when it is missing.
-fn directory(data_dir: &Path) -> anyhow::Result<Directory> {
-    let file = data_dir.join("directory.json");
-    match std::fs::read_to_string(&file) {
-        Ok(text) => {
-            Directory::from_json(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Directory::default()),
-        Err(e) => Err(e).with_context(|| format!("cannot read {}", file.display())),
     }
 }
 

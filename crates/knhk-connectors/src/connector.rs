@@ -3,6 +3,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::settings::SettingsError;
+
 /// One attempt of a connector call.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CallRequest {
@@ -50,8 +52,8 @@ pub trait Connector: Send + Sync + std::fmt::Debug + 'static {
     fn name(&self) -> &str;
 
     /// Checks settings once at registration or load time (e.g. that the URL template parses);
-    /// the message names the setting at fault.
-    fn check_settings(&self, settings: &BTreeMap<String, String>) -> Result<(), String>;
+    /// the error names the setting at fault.
+    fn check_settings(&self, settings: &BTreeMap<String, String>) -> Result<(), SettingsError>;
 
     /// Performs one attempt of a call.
     async fn call(&self, req: CallRequest) -> Result<serde_json::Value, CallError>;

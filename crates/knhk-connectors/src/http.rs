@@ -6,11 +6,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue, InvalidHeaderValue};
 use reqwest::{Method, StatusCode, Url};
 use serde_json::Value;
 
 use crate::connector::{CallError, CallRequest, Connector};
+use crate::settings::SettingsError;
 use template::UrlTemplate;
 
 /// The longest body excerpt an error message carries, in characters.
@@ -56,20 +57,28 @@ impl Connector for HttpConnector {
         "http"
     }
 
-    fn check_settings(&self, settings: &BTreeMap<String, String>) -> Result<(), String> {
+    fn check_settings(&self, settings: &BTreeMap<String, String>) -> Result<(), SettingsError> {
         let parsed = HttpSettings::parse(settings)?;
         let sample = parsed.url.render_sample("x");
-        let url = Url::parse(&sample).map_err(|e| format!("url: not a URL ({e}): {sample}"))?;
+        let url = Url::parse(&sample).map_err(|source| {
+            SettingsError::malformed(
+                "url",
+                NotAUrl {
+                    sample,
+                    source: Box::new(source),
+                },
+            )
+        })?;
         check_scheme(&url)?;
         Ok(())
     }
 
     async fn call(&self, req: CallRequest) -> Result<Value, CallError> {
         let client = self.client.as_ref().map_err(|e| permanent(e.clone()))?;
-        let settings = HttpSettings::parse(&req.settings).map_err(permanent)?;
+        let settings = HttpSettings::parse(&req.settings).map_err(|e| permanent(e.to_string()))?;
         let url = settings.url.render(&req.input, &req.idempotency_key)?;
         let url = Url::parse(&url).map_err(|e| permanent(format!("url: not a URL ({e})")))?;
-        check_scheme(&url).map_err(permanent)?;
+        check_scheme(&url).map_err(|e| permanent(e.to_string()))?;
 
         let mut headers = settings.headers;
         if let Some(auth) = settings.auth {
@@ -131,23 +140,48 @@ enum BearerToken {
 
 impl BearerToken {
     fn header_value(&self) -> Result<HeaderValue, CallError> {
-        let token = match self {
-            BearerToken::Literal(token) => token.clone(),
-            BearerToken::Env(var) => std::env::var(var).map_err(|_| {
-                permanent(format!(
-                    "bearer_token_env: environment variable {var} is not set"
-                ))
-            })?,
-        };
-        let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
-            .map_err(|_| permanent("bearer token: not a valid header value"))?;
-        value.set_sensitive(true);
-        Ok(value)
+        match self {
+            BearerToken::Literal(token) => bearer_header(token)
+                .map_err(|_| permanent("bearer_token: not a valid header value")),
+            BearerToken::Env(var) => {
+                let token = std::env::var(var).map_err(|_| {
+                    permanent(format!(
+                        "bearer_token_env: environment variable {var} is not set"
+                    ))
+                })?;
+                bearer_header(&token).map_err(|_| {
+                    permanent(format!(
+                        "bearer_token_env: the token in {var} is not a valid header value"
+                    ))
+                })
+            }
+        }
     }
 }
 
+fn bearer_header(token: &str) -> Result<HeaderValue, InvalidHeaderValue> {
+    let mut value = HeaderValue::from_str(&format!("Bearer {token}"))?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+/// A `url` setting that is not a URL once its placeholders are filled with a sample value.
+#[derive(Debug, thiserror::Error)]
+#[error("{sample} is not a URL: {source}")]
+struct NotAUrl {
+    sample: String,
+    source: crate::settings::Cause,
+}
+
+/// A URL whose scheme the connector does not speak.
+#[derive(Debug, thiserror::Error)]
+#[error("expected an http or https URL, found scheme {scheme}")]
+struct UnsupportedScheme {
+    scheme: String,
+}
+
 impl HttpSettings {
-    fn parse(settings: &BTreeMap<String, String>) -> Result<HttpSettings, String> {
+    fn parse(settings: &BTreeMap<String, String>) -> Result<HttpSettings, SettingsError> {
         let mut url = None;
         let mut method = Method::POST;
         let mut headers = HeaderMap::new();
@@ -156,12 +190,18 @@ impl HttpSettings {
         let mut body = None;
         for (key, value) in settings {
             match key.as_str() {
-                "url" => url = Some(UrlTemplate::parse(value).map_err(|e| format!("url: {e}"))?),
-                "method" => method = parse_method(value)?,
+                "url" => {
+                    url = Some(
+                        UrlTemplate::parse(value).map_err(|e| SettingsError::malformed(key, e))?,
+                    );
+                }
+                "method" => method = parse_method(key, value)?,
                 "bearer_token" => token = Some(value.clone()),
                 "bearer_token_env" => {
                     if value.is_empty() {
-                        return Err("bearer_token_env: empty variable name".to_owned());
+                        return Err(SettingsError::Empty {
+                            setting: key.clone(),
+                        });
                     }
                     token_env = Some(value.clone());
                 }
@@ -170,9 +210,11 @@ impl HttpSettings {
                         "input" => true,
                         "none" => false,
                         other => {
-                            return Err(format!(
-                                "body: expected `input` or `none`, found `{other}`"
-                            ));
+                            return Err(SettingsError::NotOneOf {
+                                setting: key.clone(),
+                                allowed: vec!["input".to_owned(), "none".to_owned()],
+                                found: other.to_owned(),
+                            });
                         }
                     });
                 }
@@ -181,28 +223,42 @@ impl HttpSettings {
                         let (name, value) = parse_header(key, name, value)?;
                         headers.append(name, value);
                     }
-                    None => return Err(format!("unknown setting {key}")),
+                    None => {
+                        return Err(SettingsError::Unknown {
+                            setting: key.clone(),
+                        });
+                    }
                 },
             }
         }
-        let url = url.ok_or_else(|| "url: missing".to_owned())?;
+        let url = url.ok_or_else(|| SettingsError::Missing {
+            setting: "url".to_owned(),
+        })?;
         let auth = match (token, token_env) {
             (Some(_), Some(_)) => {
-                return Err("bearer_token and bearer_token_env: set one, not both".to_owned());
+                return Err(SettingsError::Conflict {
+                    setting: "bearer_token_env".to_owned(),
+                    with: "bearer_token".to_owned(),
+                });
             }
             (Some(token), None) => {
-                BearerToken::Literal(token.clone())
-                    .header_value()
-                    .map_err(|e| e.message().to_owned())?;
+                bearer_header(&token).map_err(|e| SettingsError::malformed("bearer_token", e))?;
                 Some(BearerToken::Literal(token))
             }
             (None, Some(var)) => Some(BearerToken::Env(var)),
             (None, None) => None,
         };
-        if auth.is_some() && headers.contains_key(AUTHORIZATION) {
-            return Err(
-                "header.Authorization: conflicts with bearer_token or bearer_token_env".to_owned(),
-            );
+        if let Some(auth) = &auth
+            && headers.contains_key(AUTHORIZATION)
+        {
+            let with = match auth {
+                BearerToken::Literal(_) => "bearer_token",
+                BearerToken::Env(_) => "bearer_token_env",
+            };
+            return Err(SettingsError::Conflict {
+                setting: format!("{HEADER_PREFIX}Authorization"),
+                with: with.to_owned(),
+            });
         }
         Ok(HttpSettings {
             url,
@@ -214,35 +270,51 @@ impl HttpSettings {
     }
 }
 
-fn parse_method(value: &str) -> Result<Method, String> {
-    match value.to_ascii_uppercase().as_str() {
-        "GET" => Ok(Method::GET),
-        "POST" => Ok(Method::POST),
-        "PUT" => Ok(Method::PUT),
-        "PATCH" => Ok(Method::PATCH),
-        "DELETE" => Ok(Method::DELETE),
-        _ => Err(format!(
-            "method: expected GET, POST, PUT, PATCH or DELETE, found `{value}`"
-        )),
-    }
+const METHODS: [(&str, Method); 5] = [
+    ("GET", Method::GET),
+    ("POST", Method::POST),
+    ("PUT", Method::PUT),
+    ("PATCH", Method::PATCH),
+    ("DELETE", Method::DELETE),
+];
+
+fn parse_method(key: &str, value: &str) -> Result<Method, SettingsError> {
+    let upper = value.to_ascii_uppercase();
+    METHODS
+        .iter()
+        .find(|(name, _)| *name == upper)
+        .map(|(_, method)| method.clone())
+        .ok_or_else(|| SettingsError::NotOneOf {
+            setting: key.to_owned(),
+            allowed: METHODS.iter().map(|(name, _)| (*name).to_owned()).collect(),
+            found: value.to_owned(),
+        })
 }
 
-fn parse_header(key: &str, name: &str, value: &str) -> Result<(HeaderName, HeaderValue), String> {
-    let name = HeaderName::from_bytes(name.as_bytes())
-        .map_err(|_| format!("{key}: not a valid header name"))?;
+fn parse_header(
+    key: &str,
+    name: &str,
+    value: &str,
+) -> Result<(HeaderName, HeaderValue), SettingsError> {
+    let name =
+        HeaderName::from_bytes(name.as_bytes()).map_err(|e| SettingsError::malformed(key, e))?;
     if name == IDEMPOTENCY_KEY_HEADER {
-        return Err(format!("{key}: the connector sets this header itself"));
+        return Err(SettingsError::Reserved {
+            setting: key.to_owned(),
+        });
     }
-    let value =
-        HeaderValue::from_str(value).map_err(|_| format!("{key}: not a valid header value"))?;
+    let value = HeaderValue::from_str(value).map_err(|e| SettingsError::malformed(key, e))?;
     Ok((name, value))
 }
 
-fn check_scheme(url: &Url) -> Result<(), String> {
+fn check_scheme(url: &Url) -> Result<(), SettingsError> {
     match url.scheme() {
         "http" | "https" => Ok(()),
-        other => Err(format!(
-            "url: expected an http or https URL, found scheme {other}"
+        other => Err(SettingsError::malformed(
+            "url",
+            UnsupportedScheme {
+                scheme: other.to_owned(),
+            },
         )),
     }
 }

@@ -2,11 +2,11 @@
 //! definition, and the runtime calls it with the task's input data and an idempotency key.
 //!
 //! - [`Connector`] is the trait one kind of connector implements: it checks its settings once at load
-//!   time and performs one attempt of a call, reporting a [`CallError`] that says whether another
+//!   time (a [`SettingsError`] names the setting at fault) and performs one attempt of a call, reporting a [`CallError`] that says whether another
 //!   attempt is worth it ([`CallError::Retryable`]) or not ([`CallError::Permanent`]).
 //! - [`Registry`] holds the connectors by name and runs a call to its end: a timeout per attempt,
-//!   retries with exponential backoff on retryable errors (see [`RetryPolicy`], built from the task's
-//!   runtime hints), and the same idempotency key on every attempt. Each connector has a circuit
+//!   retries with exponential backoff on retryable errors (see [`RetryPolicy`]; the
+//!   runtime builds one per call), and the same idempotency key on every attempt. Each connector has a circuit
 //!   breaker ([`BreakerPolicy`]): after repeated retryable failures its attempts fail at once for a
 //!   cooldown, then one trial call decides whether it closes again.
 //! - [`HttpConnector`] (name `http`) is the built-in connector.
@@ -35,9 +35,11 @@ mod connector;
 mod http;
 mod registry;
 mod retry;
+mod settings;
 
 pub use breaker::BreakerPolicy;
 pub use connector::{CallError, CallRequest, Connector};
 pub use http::HttpConnector;
 pub use registry::{CallFailure, Registry};
 pub use retry::RetryPolicy;
+pub use settings::{BindingError, Cause, SettingsError};

@@ -9,6 +9,7 @@ use crate::breaker::{Admission, BreakerPolicy, Breakers};
 use crate::connector::{CallError, CallRequest, Connector};
 use crate::http::HttpConnector;
 use crate::retry::RetryPolicy;
+use crate::settings::BindingError;
 
 /// A call that failed for good: a permanent error, or a retryable one on the last attempt.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -71,12 +72,17 @@ impl Registry {
         &self,
         connector: &str,
         settings: &BTreeMap<String, String>,
-    ) -> Result<(), String> {
+    ) -> Result<(), BindingError> {
         match self.get(connector) {
             Some(c) => c
                 .check_settings(settings)
-                .map_err(|e| format!("connector {connector}: {e}")),
-            None => Err(format!("unknown connector {connector}")),
+                .map_err(|source| BindingError::Settings {
+                    connector: connector.to_owned(),
+                    source,
+                }),
+            None => Err(BindingError::UnknownConnector {
+                connector: connector.to_owned(),
+            }),
         }
     }
 

@@ -2,8 +2,6 @@
 
 use std::time::Duration;
 
-use knhk_core::model::RuntimeHints;
-
 /// Timeouts and retries of a connector call.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RetryPolicy {
@@ -29,23 +27,6 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// Builds the policy of a task from its runtime hints; hints it lacks keep the defaults.
-    ///
-    /// `max_attempts` of 0 counts as 1. A `backoff_ms` above the default cap raises the cap, so
-    /// that the first wait is the one the definition asked for.
-    pub fn from_hints(h: &RuntimeHints) -> RetryPolicy {
-        let default = RetryPolicy::default();
-        let initial_backoff = h
-            .backoff_ms
-            .map_or(default.initial_backoff, Duration::from_millis);
-        RetryPolicy {
-            max_attempts: h.max_attempts.map_or(default.max_attempts, |n| n.max(1)),
-            initial_backoff,
-            max_backoff: default.max_backoff.max(initial_backoff),
-            timeout: h.timeout_ms.map_or(default.timeout, Duration::from_millis),
-        }
-    }
-
     /// Returns the wait after failed attempt number `attempt` (from 1): `initial_backoff` doubled
     /// `attempt - 1` times, capped at `max_backoff`. There is no jitter, so a replayed call waits
     /// the same.

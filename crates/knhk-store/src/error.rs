@@ -1,8 +1,16 @@
 //! Errors of knhk-store: a lost race, a refused write, or a backend that failed.
 
+use std::path::PathBuf;
+use std::sync::Arc;
+
 use knhk_core::CaseId;
 
+use knhk_core::WorkflowId;
+
 /// Why a store operation failed.
+///
+/// Not `non_exhaustive`: the engine maps every variant to an error code, and a new variant
+/// must make it decide.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Another step of the case committed first: the stored version is not the expected one.
@@ -12,9 +20,12 @@ pub enum Error {
         expected: Option<u64>,
         actual: Option<u64>,
     },
-    /// A workflow id or an idempotency key is already stored.
-    #[error("{what} already exists")]
-    Duplicate { what: String },
+    /// A workflow of this id is already stored.
+    #[error("workflow {0} already exists")]
+    DuplicateWorkflow(WorkflowId),
+    /// An idempotency key is already stored.
+    #[error("idempotency key {0:?} already exists")]
+    DuplicateKey(String),
     /// The events of a commit do not continue the stored history, or the case version does not
     /// match the last event.
     #[error("case {case} history does not continue: expected seq {expected_seq}, got {got}")]
@@ -26,10 +37,93 @@ pub enum Error {
     /// The store was written by a newer knhk.
     #[error("store format {found} is newer than the supported format {supported}")]
     UnsupportedFormat { found: i64, supported: i64 },
-    /// The backend failed (I/O, SQLite), with what was being done.
-    #[error("storage backend failed: {0}")]
-    Backend(String),
-    /// A stored row does not decode.
+    /// SQLite failed while the store was `doing` something.
+    #[error("{doing}: {source}")]
+    Sqlite {
+        doing: &'static str,
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// A file system operation on `path` failed.
+    #[error("{doing} {}: {source}", path.display())]
+    Io {
+        doing: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A value could not be encoded for storage.
+    #[error("cannot encode {what}: {source}")]
+    Encode {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A number does not fit SQLite's signed 64-bit integers.
+    #[error("{what} {value} is too large to store")]
+    TooLarge { what: &'static str, value: u64 },
+    /// The store is closed.
+    #[error("the store is closed")]
+    Closed,
+    /// The writer thread is gone (it panicked): no write can be made any more.
+    #[error("the store writer has stopped")]
+    WriterStopped,
+    /// The writer thread could not be started.
+    #[error("cannot start the store writer thread: {0}")]
+    Spawn(#[source] std::io::Error),
+    /// A blocking task of the store panicked or was cancelled.
+    #[error("{doing}: {source}")]
+    Task {
+        doing: &'static str,
+        #[source]
+        source: tokio::task::JoinError,
+    },
+    /// SQLite refused to run the file in WAL mode.
+    #[error("the store file refused WAL mode (journal_mode is {mode})")]
+    WalRefused { mode: String },
+    /// The transaction grouping this write with others failed; nothing of the group is stored.
+    #[error("group commit failed: {0}")]
+    Batch(#[source] Arc<Error>),
+    /// Stored data does not decode.
     #[error("stored data is corrupt: {0}")]
-    Corrupt(String),
+    Corrupt(#[from] Corruption),
+}
+
+/// What in the stored data does not decode.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Corruption {
+    /// A column does not hold the type expected.
+    #[error("column {column}: {source}")]
+    Column {
+        column: usize,
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// An id is not a UUID.
+    #[error("id {text:?}: {source}")]
+    Id {
+        text: String,
+        #[source]
+        source: uuid::Error,
+    },
+    /// A JSON column does not decode into its type.
+    #[error("json in column {column}: {source}")]
+    Json {
+        column: usize,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A number is negative or too large for its type.
+    #[error("number {value} out of range in column {column}")]
+    Number { column: usize, value: i64 },
+    /// A case status is not one knhk writes.
+    #[error("unknown case status {0:?}")]
+    CaseStatus(String),
+    /// A named sequence went negative.
+    #[error("sequence {name} is {value}")]
+    Sequence { name: String, value: i64 },
+    /// The file has tables but no knhk format version: it is not a knhk store.
+    #[error("the file has {tables} tables but no knhk format version")]
+    Unversioned { tables: i64 },
 }

@@ -16,7 +16,7 @@ mod record;
 mod sqlite;
 mod store;
 
-pub use error::Error;
+pub use error::{Corruption, Error};
 pub use memory::MemoryStore;
 pub use record::{
     CaseFilter, CaseRecord, Change, Commit, IdempotencyRecord, TimerRecord, WorkItemFilter,

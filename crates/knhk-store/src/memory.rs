@@ -50,9 +50,7 @@ impl Store for MemoryStore {
     async fn put_workflow(&self, w: &WorkflowRecord) -> Result<(), Error> {
         let mut s = self.lock();
         if s.workflows.contains_key(&w.id) {
-            return Err(Error::Duplicate {
-                what: format!("workflow {}", w.id),
-            });
+            return Err(Error::DuplicateWorkflow(w.id));
         }
         s.workflows.insert(w.id, w.clone());
         Ok(())
@@ -74,9 +72,7 @@ impl Store for MemoryStore {
         if let Some(i) = &c.idempotency
             && s.idempotency.contains_key(&i.key)
         {
-            return Err(Error::Duplicate {
-                what: format!("idempotency key {:?}", i.key),
-            });
+            return Err(Error::DuplicateKey(i.key.clone()));
         }
         let Commit {
             case,

@@ -80,7 +80,7 @@ pub enum Change<K, R> {
 /// the events continue the stored history without gaps from `v + 1` (or 1), and
 /// `case.version` is the seq of the last event, or stays `v` when there are none (else
 /// [`Error::Gap`](crate::Error)); an idempotency key already stored fails the whole commit
-/// ([`Error::Duplicate`](crate::Error)).
+/// ([`Error::DuplicateKey`](crate::Error)).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Commit {
     pub case: CaseRecord,

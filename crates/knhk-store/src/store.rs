@@ -13,7 +13,7 @@ use crate::record::{
 /// see only committed data.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug + 'static {
-    /// Stores a new workflow; an id already stored is [`Error::Duplicate`].
+    /// Stores a new workflow; an id already stored is [`Error::DuplicateWorkflow`].
     async fn put_workflow(&self, w: &WorkflowRecord) -> Result<(), Error>;
     /// Returns the workflow with this id, if stored.
     async fn workflow(&self, id: WorkflowId) -> Result<Option<WorkflowRecord>, Error>;

@@ -1,6 +1,7 @@
 //! Who holds which role: the people work items are offered and allocated to.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::Deserialize;
@@ -9,6 +10,32 @@ use serde::Deserialize;
 #[derive(Debug, Default, Clone)]
 pub struct Directory {
     roles: Arc<BTreeMap<String, Vec<String>>>,
+}
+
+/// Why a directory does not load.
+#[derive(Debug, thiserror::Error)]
+pub enum DirectoryError {
+    /// The directory file exists but cannot be read.
+    #[error("{}: cannot read: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The text is not a directory: not JSON, not `{"roles": {role: [user...]}}`, or a field
+    /// the format does not have; the JSON error gives the line and column.
+    #[error("{}: {source}", origin(path.as_deref()))]
+    Parse {
+        /// The file read, if the text came from one.
+        path: Option<PathBuf>,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Names where a directory text came from, for messages.
+fn origin(path: Option<&Path>) -> String {
+    path.map_or_else(|| "directory".to_owned(), |p| p.display().to_string())
 }
 
 #[derive(Deserialize)]
@@ -26,10 +53,30 @@ impl Directory {
     }
 
     /// Parses `{"roles": {"clerk": ["ann", "bob"]}}`.
-    pub fn from_json(text: &str) -> Result<Directory, String> {
+    pub fn from_json(text: &str) -> Result<Directory, DirectoryError> {
+        Directory::parse(text, None)
+    }
+
+    fn parse(text: &str, path: Option<&Path>) -> Result<Directory, DirectoryError> {
         let file: DirectoryFile =
-            serde_json::from_str(text).map_err(|e| format!("directory: {e}"))?;
+            serde_json::from_str(text).map_err(|source| DirectoryError::Parse {
+                path: path.map(Path::to_path_buf),
+                source,
+            })?;
         Ok(Directory::new(file.roles))
+    }
+
+    /// Reads the directory file at `path`; a missing file is an empty directory, since
+    /// a program without human tasks needs none.
+    pub fn load(path: &Path) -> Result<Directory, DirectoryError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Directory::parse(&text, Some(path)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Directory::default()),
+            Err(source) => Err(DirectoryError::Read {
+                path: path.to_path_buf(),
+                source,
+            }),
+        }
     }
 
     /// Returns the users holding `role`, in directory order.

@@ -1,7 +1,10 @@
-//! Errors of the engine, one enum for every operation.
+//! Errors of the engine, one enum for every operation, and the code vocabulary they map to.
 
+use knhk_connectors::BindingError;
 use knhk_core::WorkflowId;
 use knhk_core::{CaseId, WorkItemId};
+
+use crate::directory::DirectoryError;
 
 /// What went wrong in the engine; each variant names the thing at fault.
 #[derive(Debug, thiserror::Error)]
@@ -20,25 +23,209 @@ pub enum Error {
     Store(#[from] knhk_store::Error),
     #[error("case {0} kept changing under concurrent updates; try again")]
     Busy(CaseId),
-    #[error("stored workflow {id} does not load: {why}")]
-    CorruptWorkflow { id: WorkflowId, why: String },
-    #[error("stored history of case {id} does not replay: {why}")]
-    CorruptCase { id: CaseId, why: String },
-    #[error("stored {row} {id} does not decode: {why}")]
+    #[error("stored workflow {id} does not load: {source}")]
+    CorruptWorkflow {
+        id: WorkflowId,
+        #[source]
+        source: StoredWorkflowError,
+    },
+    #[error("stored history of case {id} does not replay: {source}")]
+    CorruptCase {
+        id: CaseId,
+        #[source]
+        source: knhk_core::Error,
+    },
+    #[error("stored {row} {id} does not decode: {source}")]
     CorruptRow {
         row: &'static str,
         id: String,
-        why: crate::view::UnknownName,
+        #[source]
+        source: crate::view::RowError,
     },
-    #[error("cannot encode the {what}: {why}")]
-    Encode { what: &'static str, why: String },
     #[error("case data must be a JSON object")]
     DataNotObject,
-    #[error("workflow {workflow} cannot run here: {}", problems.join("; "))]
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
+    #[error("workflow {workflow} cannot run here: {}", join(problems))]
     Connectors {
         workflow: String,
-        problems: Vec<String>,
+        problems: Vec<ConnectorProblem>,
     },
     #[error("the engine is shutting down")]
     ShuttingDown,
+}
+
+/// Why a stored workflow does not load.
+#[derive(Debug, thiserror::Error)]
+pub enum StoredWorkflowError {
+    /// The stored specification does not decode.
+    #[error(transparent)]
+    Decode(#[from] serde_json::Error),
+    /// The specification decodes but is no longer a valid workflow.
+    #[error(transparent)]
+    Invalid(#[from] knhk_core::InvalidDefinition),
+}
+
+/// A connector task of a workflow that this engine cannot run.
+#[derive(Debug, thiserror::Error)]
+#[error("{task}: {error}")]
+pub struct ConnectorProblem {
+    /// The task, by its id.
+    pub task: String,
+    #[source]
+    pub error: BindingError,
+}
+
+fn join(problems: &[ConnectorProblem]) -> String {
+    problems
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// What kind of failure an [`Error`] is, in a vocabulary shared by every interface.
+///
+/// The codes follow gRPC's canonical status codes, of which they keep those the engine can
+/// produce. The API maps each code once to an HTTP status and once to a gRPC code, so that a
+/// client sees the same kind of failure whichever protocol it speaks, and the engine never
+/// decides about HTTP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// The request is wrong whatever the state: bad data, an invalid definition.
+    InvalidArgument,
+    /// A workflow, case, work item or timer that does not exist.
+    NotFound,
+    /// The thing the request would create exists already (a workflow id, an idempotency key).
+    AlreadyExists,
+    /// The caller may not do this: a work item allocated to someone else, a four-eyes rule.
+    PermissionDenied,
+    /// The request is valid but not in the present state, e.g. completing a task of a case that
+    /// has ended. Retrying will not help until the state changes.
+    FailedPrecondition,
+    /// A concurrent change won; the caller may retry the whole operation.
+    Aborted,
+    /// The engine or its store cannot serve now (stopping, store failing); retrying later may
+    /// succeed.
+    Unavailable,
+    /// A fault of the engine or of stored data that the caller cannot fix.
+    Internal,
+}
+
+impl ErrorCode {
+    /// Every code, for tables and tests.
+    pub const ALL: [ErrorCode; 8] = [
+        ErrorCode::InvalidArgument,
+        ErrorCode::NotFound,
+        ErrorCode::AlreadyExists,
+        ErrorCode::PermissionDenied,
+        ErrorCode::FailedPrecondition,
+        ErrorCode::Aborted,
+        ErrorCode::Unavailable,
+        ErrorCode::Internal,
+    ];
+
+    /// Returns the stable snake_case name of the code, as error bodies and logs carry it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidArgument => "invalid_argument",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::AlreadyExists => "already_exists",
+            ErrorCode::PermissionDenied => "permission_denied",
+            ErrorCode::FailedPrecondition => "failed_precondition",
+            ErrorCode::Aborted => "aborted",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Internal => "internal",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Error {
+    /// Returns the kind of failure, for the API to choose a status from.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Error::UnknownWorkflow(_) | Error::UnknownCase(_) | Error::UnknownWorkItem(_) => {
+                ErrorCode::NotFound
+            }
+            Error::Definition(e) => spec_code(e),
+            Error::Case(e) => core_code(e),
+            Error::Store(e) => store_code(e),
+            Error::Busy(_) => ErrorCode::Aborted,
+            Error::CorruptWorkflow { .. }
+            | Error::CorruptCase { .. }
+            | Error::CorruptRow { .. } => ErrorCode::Internal,
+            Error::DataNotObject => ErrorCode::InvalidArgument,
+            Error::Directory(_) => ErrorCode::InvalidArgument,
+            // Only missing connectors: the definition is fine, this engine lacks what it needs.
+            Error::Connectors { problems, .. }
+                if problems
+                    .iter()
+                    .all(|p| matches!(p.error, BindingError::UnknownConnector { .. })) =>
+            {
+                ErrorCode::FailedPrecondition
+            }
+            Error::Connectors { .. } => ErrorCode::InvalidArgument,
+            Error::ShuttingDown => ErrorCode::Unavailable,
+        }
+    }
+}
+
+fn spec_code(e: &knhk_spec::Error) -> ErrorCode {
+    use knhk_spec::Error as E;
+    match e {
+        E::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            ErrorCode::NotFound
+        }
+        E::Io { .. } => ErrorCode::Unavailable,
+        E::UnsupportedFormat { .. }
+        | E::BaseIri { .. }
+        | E::Syntax { .. }
+        | E::XmlSyntax { .. }
+        | E::Invalid { .. } => ErrorCode::InvalidArgument,
+    }
+}
+
+/// An input the case refused: the case is unchanged, so none of these is the engine's fault,
+/// except a history that does not replay.
+fn core_code(e: &knhk_core::Error) -> ErrorCode {
+    use knhk_core::Error as E;
+    match e {
+        E::UnknownWorkItem(_) | E::UnknownTimer(_) => ErrorCode::NotFound,
+        E::WrongCaseState { .. }
+        | E::WrongWorkItemState { .. }
+        | E::NoTriggerWaiting(_)
+        | E::CannotAddInstance { .. }
+        | E::CannotCompleteTask { .. } => ErrorCode::FailedPrecondition,
+        E::NotAllocatedTo { .. } | E::FourEyes { .. } => ErrorCode::PermissionDenied,
+        E::OutputNotObject(_) => ErrorCode::InvalidArgument,
+        E::Replay { .. } => ErrorCode::Internal,
+    }
+}
+
+fn store_code(e: &knhk_store::Error) -> ErrorCode {
+    use knhk_store::Error as E;
+    match e {
+        E::Conflict { .. } => ErrorCode::Aborted,
+        E::DuplicateWorkflow(_) | E::DuplicateKey(_) => ErrorCode::AlreadyExists,
+        // The store is newer than this engine: an operator must upgrade it.
+        E::UnsupportedFormat { .. } => ErrorCode::FailedPrecondition,
+        E::Sqlite { .. }
+        | E::Io { .. }
+        | E::Closed
+        | E::WriterStopped
+        | E::Spawn(_)
+        | E::Task { .. }
+        | E::WalRefused { .. } => ErrorCode::Unavailable,
+        E::Batch(cause) => store_code(cause),
+        // The engine built a commit that breaks the store's rules, or data it cannot encode.
+        E::Gap { .. } | E::Encode { .. } | E::TooLarge { .. } | E::Corrupt(_) => {
+            ErrorCode::Internal
+        }
+    }
 }

@@ -13,13 +13,14 @@ mod directory;
 mod engine;
 mod error;
 mod records;
+mod retry;
 mod timers;
 mod view;
 
 pub use clock::Clock;
-pub use directory::Directory;
+pub use directory::{Directory, DirectoryError};
 pub use engine::{CaseUpdate, EngineConfig, Started, WorkflowEngine};
-pub use error::Error;
+pub use error::{ConnectorProblem, Error, ErrorCode, StoredWorkflowError};
 pub use view::{
     CaseQuery, CaseView, MarkedCondition, SourceFormat, UnknownName, WorkItemQuery, WorkItemStatus,
     WorkItemView, WorkflowView, allocation_name,

@@ -14,8 +14,8 @@ use knhk_store::{
 
 use crate::error::Error;
 use crate::view::{
-    CaseQuery, CaseView, MarkedCondition, WorkItemQuery, WorkItemStatus, WorkItemView,
-    WorkflowView, allocation_name, allocation_of,
+    CaseQuery, CaseView, MarkedCondition, RowError, UnknownName, WorkItemQuery, WorkItemStatus,
+    WorkItemView, WorkflowView, allocation_name, allocation_of,
 };
 
 pub(crate) type WorkItemChange = Change<WorkItemId, WorkItemRecord>;
@@ -56,9 +56,11 @@ pub(crate) fn case_row(view: &CaseView) -> Result<CaseRecord, Error> {
         workflow: view.workflow,
         status: view.status,
         data: view.data.clone(),
-        marking: serde_json::to_value(&view.marking).map_err(|e| Error::Encode {
-            what: "case marking",
-            why: e.to_string(),
+        marking: serde_json::to_value(&view.marking).map_err(|source| {
+            Error::Store(knhk_store::Error::Encode {
+                what: "case marking",
+                source,
+            })
         })?,
         version: view.version,
         created_at: view.created_at,
@@ -139,11 +141,14 @@ pub(crate) fn work_item_record(
 
 /// Returns the view of a stored workflow row.
 pub(crate) fn workflow_view(r: WorkflowRecord) -> Result<WorkflowView, Error> {
-    let format = r.format.parse().map_err(|why| Error::CorruptRow {
-        row: "workflow",
-        id: r.id.to_string(),
-        why,
-    })?;
+    let format = r
+        .format
+        .parse::<crate::view::SourceFormat>()
+        .map_err(|e| Error::CorruptRow {
+            row: "workflow",
+            id: r.id.to_string(),
+            source: e.into(),
+        })?;
     Ok(WorkflowView {
         id: r.id,
         name: r.name,
@@ -159,7 +164,7 @@ pub(crate) fn case_view(r: CaseRecord) -> Result<CaseView, Error> {
     let marking = serde_json::from_value(r.marking).map_err(|e| Error::CorruptRow {
         row: "case",
         id: r.id.to_string(),
-        why: crate::view::UnknownName(format!("marking: {e}")),
+        source: RowError::Marking(e),
     })?;
     Ok(CaseView {
         id: r.id,
@@ -175,10 +180,10 @@ pub(crate) fn case_view(r: CaseRecord) -> Result<CaseView, Error> {
 
 /// Returns the view of a stored work item row.
 pub(crate) fn work_item_view(r: WorkItemRecord) -> Result<WorkItemView, Error> {
-    let corrupt = |why| Error::CorruptRow {
+    let corrupt = |e: UnknownName| Error::CorruptRow {
         row: "work item",
         id: r.id.to_string(),
-        why,
+        source: e.into(),
     };
     let allocation = allocation_of(&r.allocation).map_err(corrupt)?;
     let status = r.state.parse().map_err(corrupt)?;

@@ -63,6 +63,15 @@ impl FromStr for SourceFormat {
 #[error("unknown stored name {0:?}")]
 pub struct UnknownName(pub String);
 
+/// Why a stored row does not decode into a view.
+#[derive(Debug, thiserror::Error)]
+pub enum RowError {
+    #[error(transparent)]
+    Name(#[from] UnknownName),
+    #[error("marking: {0}")]
+    Marking(#[source] serde_json::Error),
+}
+
 /// A registered workflow: one version of a definition, with the source it was registered from.
 /// The validated definition itself comes from [`WorkflowEngine::definition`](crate::WorkflowEngine::definition).
 #[derive(Clone, Debug, PartialEq)]

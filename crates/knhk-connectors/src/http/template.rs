@@ -7,6 +7,17 @@ use crate::connector::CallError;
 /// The placeholder that stands for the call's idempotency key rather than an input field.
 const IDEMPOTENCY_KEY: &str = "idempotency_key";
 
+/// Why a `url` setting is not a template; `at` is a byte offset into it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum TemplateError {
+    #[error("`}}` without `{{` at byte {at}")]
+    CloseWithoutOpen { at: usize },
+    #[error("unclosed `{{` at byte {at}")]
+    Unclosed { at: usize },
+    #[error("empty placeholder at byte {at}")]
+    EmptyPlaceholder { at: usize },
+}
+
 /// A parsed `url` setting.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct UrlTemplate {
@@ -21,15 +32,14 @@ enum Part {
 
 impl UrlTemplate {
     /// Parses a template; braces only delimit placeholders, which are non-empty.
-    pub(crate) fn parse(template: &str) -> Result<UrlTemplate, String> {
+    pub(crate) fn parse(template: &str) -> Result<UrlTemplate, TemplateError> {
         let mut parts = Vec::new();
         let mut rest = template;
         while let Some(open) = rest.find(['{', '}']) {
             if rest[open..].starts_with('}') {
-                return Err(format!(
-                    "`}}` without `{{` at byte {}",
-                    offset(template, rest) + open
-                ));
+                return Err(TemplateError::CloseWithoutOpen {
+                    at: offset(template, rest) + open,
+                });
             }
             if open > 0 {
                 parts.push(Part::Literal(rest[..open].to_owned()));
@@ -39,17 +49,15 @@ impl UrlTemplate {
                 .find(['{', '}'])
                 .filter(|&i| after[i..].starts_with('}'))
             else {
-                return Err(format!(
-                    "unclosed `{{` at byte {}",
-                    offset(template, rest) + open
-                ));
+                return Err(TemplateError::Unclosed {
+                    at: offset(template, rest) + open,
+                });
             };
             let name = after[..close].trim();
             if name.is_empty() {
-                return Err(format!(
-                    "empty placeholder at byte {}",
-                    offset(template, rest) + open
-                ));
+                return Err(TemplateError::EmptyPlaceholder {
+                    at: offset(template, rest) + open,
+                });
             }
             parts.push(Part::Placeholder(name.to_owned()));
             rest = &after[close + 1..];
@@ -147,22 +155,33 @@ mod tests {
 
     #[test]
     fn rejects_malformed_templates() {
-        assert_eq!(
-            UrlTemplate::parse("http://h/{id").unwrap_err(),
-            "unclosed `{` at byte 9"
-        );
-        assert_eq!(
-            UrlTemplate::parse("http://h/{a{b}").unwrap_err(),
-            "unclosed `{` at byte 9"
-        );
-        assert_eq!(
-            UrlTemplate::parse("http://h/}").unwrap_err(),
-            "`}` without `{` at byte 9"
-        );
-        assert_eq!(
-            UrlTemplate::parse("http://h/{}").unwrap_err(),
-            "empty placeholder at byte 9"
-        );
+        let cases = [
+            (
+                "http://h/{id",
+                TemplateError::Unclosed { at: 9 },
+                "unclosed `{` at byte 9",
+            ),
+            (
+                "http://h/{a{b}",
+                TemplateError::Unclosed { at: 9 },
+                "unclosed `{` at byte 9",
+            ),
+            (
+                "http://h/}",
+                TemplateError::CloseWithoutOpen { at: 9 },
+                "`}` without `{` at byte 9",
+            ),
+            (
+                "http://h/{}",
+                TemplateError::EmptyPlaceholder { at: 9 },
+                "empty placeholder at byte 9",
+            ),
+        ];
+        for (template, error, message) in cases {
+            let err = UrlTemplate::parse(template).unwrap_err();
+            assert_eq!(err, error, "{template}");
+            assert_eq!(err.to_string(), message, "{template}");
+        }
     }
 
     #[test]

@@ -4,7 +4,10 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use knhk_connectors::{CallError, CallFailure, CallRequest, Connector, Registry, RetryPolicy};
+use knhk_connectors::{
+    BindingError, CallError, CallFailure, CallRequest, Connector, Registry, RetryPolicy,
+    SettingsError,
+};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
@@ -22,10 +25,14 @@ impl Connector for Scripted {
         "scripted"
     }
 
-    fn check_settings(&self, settings: &BTreeMap<String, String>) -> Result<(), String> {
+    fn check_settings(&self, settings: &BTreeMap<String, String>) -> Result<(), SettingsError> {
         match settings.get("mode").map(String::as_str) {
             Some("ok") | None => Ok(()),
-            Some(other) => Err(format!("mode: unknown mode {other}")),
+            Some(other) => Err(SettingsError::NotOneOf {
+                setting: "mode".to_owned(),
+                allowed: vec!["ok".to_owned()],
+                found: other.to_owned(),
+            }),
         }
     }
 
@@ -204,18 +211,31 @@ fn registry_holds_connectors_by_name() {
 #[test]
 fn check_settings_names_the_connector_and_the_setting() {
     let registry = registry_with(Arc::new(Scripted::default()));
-    assert_eq!(
-        registry.check_settings("scripted", &BTreeMap::new()),
-        Ok(())
+    assert!(
+        registry
+            .check_settings("scripted", &BTreeMap::new())
+            .is_ok()
     );
     let bad = BTreeMap::from([("mode".to_owned(), "weird".to_owned())]);
+    let err = registry.check_settings("scripted", &bad).unwrap_err();
     assert_eq!(
-        registry.check_settings("scripted", &bad),
-        Err("connector scripted: mode: unknown mode weird".to_owned())
+        err.to_string(),
+        "connector scripted: mode: expected `ok`, found `weird`"
     );
-    assert_eq!(
-        registry.check_settings("nope", &BTreeMap::new()),
-        Err("unknown connector nope".to_owned())
+    match &err {
+        BindingError::Settings { connector, source } => {
+            assert_eq!(connector, "scripted");
+            assert_eq!(source.setting(), "mode");
+        }
+        other => panic!("expected Settings, got {other:?}"),
+    }
+    let err = registry
+        .check_settings("nope", &BTreeMap::new())
+        .unwrap_err();
+    assert_eq!(err.to_string(), "unknown connector nope");
+    assert!(
+        matches!(&err, BindingError::UnknownConnector { connector } if connector == "nope"),
+        "{err:?}"
     );
 }
 
@@ -232,7 +252,7 @@ impl Connector for Flaky {
         "flaky"
     }
 
-    fn check_settings(&self, _: &BTreeMap<String, String>) -> Result<(), String> {
+    fn check_settings(&self, _: &BTreeMap<String, String>) -> Result<(), SettingsError> {
         Ok(())
     }
 

@@ -36,9 +36,9 @@ use crate::store::Store;
 
 use writer::{Counters, Job};
 
-/// Returns a mapper from a SQLite error to [`Error::Backend`] that says what was being done.
-pub(crate) fn backend(context: &'static str) -> impl Fn(rusqlite::Error) -> Error {
-    move |e| Error::Backend(format!("{context}: {e}"))
+/// Returns a mapper from a SQLite error to [`Error::Sqlite`] that says what was being done.
+pub(crate) fn sqlite(doing: &'static str) -> impl Fn(rusqlite::Error) -> Error {
+    move |source| Error::Sqlite { doing, source }
 }
 
 /// Settings of a [`SqliteStore`].
@@ -147,7 +147,10 @@ impl SqliteStore {
             Ok::<_, Error>((conn, idle))
         })
         .await
-        .map_err(|e| Error::Backend(format!("opening the store: {e}")))??;
+        .map_err(|source| Error::Task {
+            doing: "opening the store",
+            source,
+        })??;
 
         let counters = Arc::new(Counters::default());
         let (jobs, queue) = mpsc::channel();
@@ -155,7 +158,7 @@ impl SqliteStore {
         let writer = std::thread::Builder::new()
             .name("knhk-store-writer".to_owned())
             .spawn(move || writer::run(conn, queue, opts.max_batch, writer_counters))
-            .map_err(|e| Error::Backend(format!("starting the writer thread: {e}")))?;
+            .map_err(Error::Spawn)?;
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 path: path.clone(),
@@ -190,15 +193,9 @@ impl SqliteStore {
         job: impl FnOnce(oneshot::Sender<Result<(), Error>>) -> Job,
     ) -> Result<(), Error> {
         let (tx, rx) = oneshot::channel();
-        let jobs = self
-            .inner
-            .jobs
-            .as_ref()
-            .ok_or_else(|| Error::Backend("the store is closed".to_owned()))?;
-        jobs.send(job(tx))
-            .map_err(|_| Error::Backend("the store writer has stopped".to_owned()))?;
-        rx.await
-            .map_err(|_| Error::Backend("the store writer stopped before replying".to_owned()))?
+        let jobs = self.inner.jobs.as_ref().ok_or(Error::Closed)?;
+        jobs.send(job(tx)).map_err(|_| Error::WriterStopped)?;
+        rx.await.map_err(|_| Error::WriterStopped)?
     }
 
     /// Runs a query on a pooled reader on the blocking thread pool.
@@ -211,7 +208,7 @@ impl SqliteStore {
         let permit = Arc::clone(&readers.permits)
             .acquire_owned()
             .await
-            .map_err(|_| Error::Backend("the reader pool is closed".to_owned()))?;
+            .map_err(|_| Error::Closed)?;
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let conn = readers.take()?;
@@ -220,7 +217,10 @@ impl SqliteStore {
             result
         })
         .await
-        .map_err(|e| Error::Backend(format!("reading the store: {e}")))?
+        .map_err(|source| Error::Task {
+            doing: "reading the store",
+            source,
+        })?
     }
 }
 
@@ -277,22 +277,17 @@ impl Store for SqliteStore {
     async fn next_in_sequence(&self, name: &str) -> Result<u64, Error> {
         let name = name.to_owned();
         let (tx, rx) = oneshot::channel();
-        let jobs = self
-            .inner
-            .jobs
-            .as_ref()
-            .ok_or_else(|| Error::Backend("the store is closed".to_owned()))?;
+        let jobs = self.inner.jobs.as_ref().ok_or(Error::Closed)?;
         jobs.send(Job::Next(name, tx))
-            .map_err(|_| Error::Backend("the store writer has stopped".to_owned()))?;
-        rx.await
-            .map_err(|_| Error::Backend("the store writer stopped before replying".to_owned()))?
+            .map_err(|_| Error::WriterStopped)?;
+        rx.await.map_err(|_| Error::WriterStopped)?
     }
 
     async fn ping(&self) -> Result<(), Error> {
         self.read(|c| {
             c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
                 .map(drop)
-                .map_err(backend("probing the store"))
+                .map_err(sqlite("probing the store"))
         })
         .await
     }

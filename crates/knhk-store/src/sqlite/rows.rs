@@ -7,13 +7,13 @@ use rusqlite::{Connection, Params, Row, params, params_from_iter};
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
-use crate::error::Error;
+use crate::error::{Corruption, Error};
 use crate::record::{
     CaseFilter, CaseRecord, IdempotencyRecord, TimerRecord, WorkItemFilter, WorkItemRecord,
     WorkflowRecord,
 };
 
-use super::backend;
+use super::sqlite;
 
 const WORKFLOW_COLUMNS: &str = "id, name, version, format, source, spec, registered_at";
 const CASE_COLUMNS: &str = "id, workflow, status, data, marking, version, created_at, updated_at";
@@ -29,13 +29,13 @@ fn query_all<T>(
 ) -> Result<Vec<T>, Error> {
     let mut stmt = conn
         .prepare_cached(sql)
-        .map_err(backend("preparing a query"))?;
+        .map_err(sqlite("preparing a query"))?;
     let rows = stmt
         .query_map(params, |r| Ok(decode(r)))
-        .map_err(backend("running a query"))?;
+        .map_err(sqlite("running a query"))?;
     let mut out = Vec::new();
     for row in rows {
-        out.push(row.map_err(backend("reading a row"))??);
+        out.push(row.map_err(sqlite("reading a row"))??);
     }
     Ok(out)
 }
@@ -52,27 +52,38 @@ fn query_one<T>(
 
 fn col<T: FromSql>(r: &Row<'_>, i: usize) -> Result<T, Error> {
     r.get(i)
-        .map_err(|e| Error::Corrupt(format!("column {i}: {e}")))
+        .map_err(|source| Error::Corrupt(Corruption::Column { column: i, source }))
 }
 
 fn uuid_col(r: &Row<'_>, i: usize) -> Result<Uuid, Error> {
     let text: String = col(r, i)?;
-    Uuid::parse_str(&text).map_err(|e| Error::Corrupt(format!("id {text:?}: {e}")))
+    Uuid::parse_str(&text).map_err(|source| Error::Corrupt(Corruption::Id { text, source }))
 }
 
 fn json_col<T: DeserializeOwned>(r: &Row<'_>, i: usize) -> Result<T, Error> {
     let text: String = col(r, i)?;
-    serde_json::from_str(&text).map_err(|e| Error::Corrupt(format!("json in column {i}: {e}")))
+    serde_json::from_str(&text)
+        .map_err(|source| Error::Corrupt(Corruption::Json { column: i, source }))
 }
 
 fn u64_col(r: &Row<'_>, i: usize) -> Result<u64, Error> {
     let n: i64 = col(r, i)?;
-    u64::try_from(n).map_err(|_| Error::Corrupt(format!("negative number {n} in column {i}")))
+    u64::try_from(n).map_err(|_| {
+        Error::Corrupt(Corruption::Number {
+            column: i,
+            value: n,
+        })
+    })
 }
 
 fn u32_col(r: &Row<'_>, i: usize) -> Result<u32, Error> {
     let n: i64 = col(r, i)?;
-    u32::try_from(n).map_err(|_| Error::Corrupt(format!("number {n} out of range in column {i}")))
+    u32::try_from(n).map_err(|_| {
+        Error::Corrupt(Corruption::Number {
+            column: i,
+            value: n,
+        })
+    })
 }
 
 fn time_col(r: &Row<'_>, i: usize) -> Result<Timestamp, Error> {
@@ -82,7 +93,7 @@ fn time_col(r: &Row<'_>, i: usize) -> Result<Timestamp, Error> {
 fn status_col(r: &Row<'_>, i: usize) -> Result<CaseStatus, Error> {
     let text: String = col(r, i)?;
     serde_json::from_value(serde_json::Value::String(text.clone()))
-        .map_err(|_| Error::Corrupt(format!("unknown case status {text:?}")))
+        .map_err(|_| Error::Corrupt(Corruption::CaseStatus(text)))
 }
 
 fn workflow_row(r: &Row<'_>) -> Result<WorkflowRecord, Error> {

@@ -6,9 +6,9 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 use crate::FORMAT_VERSION;
-use crate::error::Error;
+use crate::error::{Corruption, Error};
 
-use super::{SqliteOptions, backend};
+use super::{SqliteOptions, sqlite};
 
 /// How long a connection waits for a lock held by another process before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -87,21 +87,22 @@ pub(super) fn open_writer(path: &Path, opts: &SqliteOptions) -> Result<Connectio
     if let Some(dir) = path.parent()
         && !dir.as_os_str().is_empty()
     {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::Backend(format!("creating {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+            doing: "creating",
+            path: dir.to_path_buf(),
+            source,
+        })?;
     }
-    let conn = Connection::open(path).map_err(backend("opening the store file"))?;
+    let conn = Connection::open(path).map_err(sqlite("opening the store file"))?;
     conn.busy_timeout(BUSY_TIMEOUT)
-        .map_err(backend("setting busy_timeout"))?;
+        .map_err(sqlite("setting busy_timeout"))?;
     // Refuse a newer store before changing anything about the file.
     check_format(&conn)?;
     let mode: String = conn
         .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-        .map_err(backend("switching to WAL"))?;
+        .map_err(sqlite("switching to WAL"))?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(Error::Backend(format!(
-            "the store file refused WAL mode (journal_mode is {mode})"
-        )));
+        return Err(Error::WalRefused { mode });
     }
     // FULL syncs the WAL on every commit, so an acknowledged step survives a power loss;
     // NORMAL (opt-in) only syncs at checkpoints and can lose the last acknowledged commits.
@@ -111,9 +112,9 @@ pub(super) fn open_writer(path: &Path, opts: &SqliteOptions) -> Result<Connectio
         "NORMAL"
     };
     conn.pragma_update(None, "synchronous", sync)
-        .map_err(backend("setting synchronous"))?;
+        .map_err(sqlite("setting synchronous"))?;
     conn.pragma_update(None, "foreign_keys", "ON")
-        .map_err(backend("enabling foreign keys"))?;
+        .map_err(sqlite("enabling foreign keys"))?;
     ensure_schema(&conn)?;
     Ok(conn)
 }
@@ -124,9 +125,9 @@ pub(super) fn open_reader(path: &Path) -> Result<Connection, Error> {
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
-    .map_err(backend("opening a reader"))?;
+    .map_err(sqlite("opening a reader"))?;
     conn.busy_timeout(BUSY_TIMEOUT)
-        .map_err(backend("setting busy_timeout on a reader"))?;
+        .map_err(sqlite("setting busy_timeout on a reader"))?;
     Ok(conn)
 }
 
@@ -134,7 +135,7 @@ pub(super) fn open_reader(path: &Path) -> Result<Connection, Error> {
 fn check_format(conn: &Connection) -> Result<i64, Error> {
     let found: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(backend("reading the format version"))?;
+        .map_err(sqlite("reading the format version"))?;
     if found > FORMAT_VERSION {
         return Err(Error::UnsupportedFormat {
             found,
@@ -148,12 +149,12 @@ fn check_format(conn: &Connection) -> Result<i64, Error> {
 /// transaction so that two processes opening a new file at once do not both create it.
 fn ensure_schema(conn: &Connection) -> Result<(), Error> {
     conn.execute_batch("BEGIN IMMEDIATE")
-        .map_err(backend("starting the schema transaction"))?;
+        .map_err(sqlite("starting the schema transaction"))?;
     let result = create_if_empty(conn);
     let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
     let ended = conn
         .execute_batch(end)
-        .map_err(backend("ending the schema transaction"));
+        .map_err(sqlite("ending the schema transaction"));
     result.and(ended)
 }
 
@@ -174,11 +175,11 @@ fn create_if_empty(conn: &Connection) -> Result<(), Error> {
         // An older format: migrate it forward, one version at a time.
         if found == 1 {
             conn.execute_batch(MIGRATE_V1_TO_V2)
-                .map_err(backend("migrating the store from format 1 to 2"))?;
+                .map_err(sqlite("migrating the store from format 1 to 2"))?;
         }
         return conn
             .pragma_update(None, "user_version", FORMAT_VERSION)
-            .map_err(backend("setting the format version"));
+            .map_err(sqlite("setting the format version"));
     }
     // Version 0 must be a file nobody has written tables into: create the newest schema
     // (format 1's tables, then every migration).
@@ -188,16 +189,14 @@ fn create_if_empty(conn: &Connection) -> Result<(), Error> {
             [],
             |r| r.get(0),
         )
-        .map_err(backend("inspecting the store file"))?;
+        .map_err(sqlite("inspecting the store file"))?;
     if tables > 0 {
-        return Err(Error::Corrupt(format!(
-            "the file has {tables} tables but no knhk format version"
-        )));
+        return Err(Error::Corrupt(Corruption::Unversioned { tables }));
     }
     conn.execute_batch(SCHEMA_V1)
-        .map_err(backend("creating the schema"))?;
+        .map_err(sqlite("creating the schema"))?;
     conn.execute_batch(MIGRATE_V1_TO_V2)
-        .map_err(backend("creating the schema"))?;
+        .map_err(sqlite("creating the schema"))?;
     conn.pragma_update(None, "user_version", FORMAT_VERSION)
-        .map_err(backend("setting the format version"))
+        .map_err(sqlite("setting the format version"))
 }

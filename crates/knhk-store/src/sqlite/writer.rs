@@ -12,12 +12,12 @@ use tokio::sync::oneshot;
 use tracing::warn;
 
 use crate::commit;
-use crate::error::Error;
+use crate::error::{Corruption, Error};
 use crate::record::{
     CaseRecord, Change, Commit, IdempotencyRecord, WorkItemRecord, WorkflowRecord,
 };
 
-use super::{backend, rows};
+use super::{rows, sqlite};
 
 /// A write waiting for the writer thread, with where to send its outcome.
 #[derive(Debug)]
@@ -87,10 +87,10 @@ fn write_batch(conn: &mut Connection, batch: &mut Vec<Job>, counters: &Counters)
         Err(e) => {
             // Nothing of the batch is stored: every write in it fails with the same cause.
             warn!(error = %e, writes = batch.len(), "group commit failed");
-            let message = e.to_string();
+            let cause = Arc::new(e);
             batch
                 .iter()
-                .map(|_| Err(Error::Backend(message.clone())))
+                .map(|_| Err(Error::Batch(Arc::clone(&cause))))
                 .collect()
         }
     };
@@ -104,33 +104,33 @@ fn write_batch(conn: &mut Connection, batch: &mut Vec<Job>, counters: &Counters)
 fn run_transaction(conn: &mut Connection, batch: &[Job]) -> Result<Vec<Result<u64, Error>>, Error> {
     let mut tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(backend("beginning a batch"))?;
+        .map_err(sqlite("beginning a batch"))?;
     let mut results = Vec::with_capacity(batch.len());
     for job in batch {
-        let sp = tx.savepoint().map_err(backend("opening a savepoint"))?;
+        let sp = tx.savepoint().map_err(sqlite("opening a savepoint"))?;
         let outcome = match job {
             Job::Commit(c, _) => apply_commit(&sp, c).map(|()| 0),
             Job::PutWorkflow(w, _) => insert_workflow(&sp, w).map(|()| 0),
             Job::Next(name, _) => next_in_sequence(&sp, name),
         };
         match outcome {
-            Ok(_) => sp.commit().map_err(backend("releasing a savepoint"))?,
+            Ok(_) => sp.commit().map_err(sqlite("releasing a savepoint"))?,
             // The savepoint rolls back on finish; if even that fails the transaction may hold
             // half a write, so the whole batch is abandoned.
-            Err(_) => sp.finish().map_err(backend("rolling back a savepoint"))?,
+            Err(_) => sp.finish().map_err(sqlite("rolling back a savepoint"))?,
         }
         results.push(outcome);
     }
-    tx.commit().map_err(backend("committing a batch"))?;
+    tx.commit().map_err(sqlite("committing a batch"))?;
     Ok(results)
 }
 
-fn json<T: Serialize>(value: &T) -> Result<String, Error> {
-    serde_json::to_string(value).map_err(|e| Error::Backend(format!("encoding json: {e}")))
+fn json<T: Serialize>(what: &'static str, value: &T) -> Result<String, Error> {
+    serde_json::to_string(value).map_err(|source| Error::Encode { what, source })
 }
 
-fn int(n: u64) -> Result<i64, Error> {
-    i64::try_from(n).map_err(|_| Error::Backend(format!("number {n} too large to store")))
+fn int(what: &'static str, value: u64) -> Result<i64, Error> {
+    i64::try_from(value).map_err(|_| Error::TooLarge { what, value })
 }
 
 fn next_in_sequence(conn: &Connection, name: &str) -> Result<u64, Error> {
@@ -141,18 +141,21 @@ fn next_in_sequence(conn: &Connection, name: &str) -> Result<u64, Error> {
              RETURNING value",
         )
         .and_then(|mut st| st.query_row(params![name], |r| r.get(0)))
-        .map_err(backend("advancing a sequence"))?;
-    u64::try_from(value).map_err(|_| Error::Corrupt(format!("sequence {name} is {value}")))
+        .map_err(sqlite("advancing a sequence"))?;
+    u64::try_from(value).map_err(|_| {
+        Error::Corrupt(Corruption::Sequence {
+            name: name.to_owned(),
+            value,
+        })
+    })
 }
 
 fn insert_workflow(conn: &Connection, w: &WorkflowRecord) -> Result<(), Error> {
     let id = w.id.to_string();
     if rows::exists(conn, "SELECT 1 FROM workflows WHERE id = ?1", &id)? {
-        return Err(Error::Duplicate {
-            what: format!("workflow {id}"),
-        });
+        return Err(Error::DuplicateWorkflow(w.id));
     }
-    let spec = json(&w.spec)?;
+    let spec = json("a workflow's specification", &w.spec)?;
     conn.prepare_cached(
         "INSERT INTO workflows (id, name, version, format, source, spec, registered_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -169,7 +172,7 @@ fn insert_workflow(conn: &Connection, w: &WorkflowRecord) -> Result<(), Error> {
         ])
     })
     .map(drop)
-    .map_err(backend("inserting a workflow"))
+    .map_err(sqlite("inserting a workflow"))
 }
 
 /// Carries an encoding error through a rusqlite closure.
@@ -182,9 +185,7 @@ fn apply_commit(conn: &Connection, c: &Commit) -> Result<(), Error> {
     if let Some(i) = &c.idempotency
         && rows::exists(conn, "SELECT 1 FROM idempotency WHERE key = ?1", &i.key)?
     {
-        return Err(Error::Duplicate {
-            what: format!("idempotency key {:?}", i.key),
-        });
+        return Err(Error::DuplicateKey(i.key.clone()));
     }
     put_case(conn, &c.case)?;
     for e in &c.events {
@@ -210,7 +211,7 @@ fn apply_commit(conn: &Connection, c: &Commit) -> Result<(), Error> {
                     ])
                 })
                 .map(drop)
-                .map_err(backend("storing a timer"))?,
+                .map_err(sqlite("storing a timer"))?,
             Change::Delete(id) => delete(conn, "DELETE FROM timers WHERE id = ?1", id)?,
         }
     }
@@ -224,13 +225,13 @@ fn delete(conn: &Connection, sql: &str, id: &impl ToString) -> Result<(), Error>
     conn.prepare_cached(sql)
         .and_then(|mut s| s.execute([id.to_string()]))
         .map(drop)
-        .map_err(backend("deleting a row"))
+        .map_err(sqlite("deleting a row"))
 }
 
 fn put_case(conn: &Connection, c: &CaseRecord) -> Result<(), Error> {
     // An upsert, not REPLACE: replacing would delete the row its events reference.
-    let data = json(&c.data)?;
-    let marking = json(&c.marking)?;
+    let data = json("case data", &c.data)?;
+    let marking = json("a marking", &c.marking)?;
     conn.prepare_cached(
         "INSERT INTO cases (id, workflow, status, data, marking, version, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
@@ -246,36 +247,36 @@ fn put_case(conn: &Connection, c: &CaseRecord) -> Result<(), Error> {
             c.status.as_str(),
             data,
             marking,
-            int(c.version).map_err(to_sql)?,
+            int("case version", c.version).map_err(to_sql)?,
             c.created_at.0,
             c.updated_at.0
         ])
     })
     .map(drop)
-    .map_err(backend("storing a case"))
+    .map_err(sqlite("storing a case"))
 }
 
 fn insert_event(conn: &Connection, case: CaseId, e: &Event) -> Result<(), Error> {
-    let payload = json(&e.kind)?;
+    let payload = json("an event", &e.kind)?;
     conn.prepare_cached(
         "INSERT INTO events (case_id, seq, time, kind, payload) VALUES (?1, ?2, ?3, ?4, ?5)",
     )
     .and_then(|mut s| {
         s.execute(params![
             case.to_string(),
-            int(e.seq).map_err(to_sql)?,
+            int("event sequence number", e.seq).map_err(to_sql)?,
             e.time.0,
             e.kind.name(),
             payload
         ])
     })
     .map(drop)
-    .map_err(backend("appending an event"))
+    .map_err(sqlite("appending an event"))
 }
 
 fn put_work_item(conn: &Connection, w: &WorkItemRecord) -> Result<(), Error> {
-    let roles = json(&w.roles)?;
-    let input = json(&w.input)?;
+    let roles = json("work item roles", &w.roles)?;
+    let input = json("work item input", &w.input)?;
     conn.prepare_cached(
         "INSERT OR REPLACE INTO work_items (id, case_id, task, net_instance, instance, roles,
            allocation, state, owner, input, offered_at)
@@ -297,13 +298,13 @@ fn put_work_item(conn: &Connection, w: &WorkItemRecord) -> Result<(), Error> {
         ])
     })
     .map(drop)
-    .map_err(backend("storing a work item"))
+    .map_err(sqlite("storing a work item"))
 }
 
 fn insert_idempotency(conn: &Connection, i: &IdempotencyRecord) -> Result<(), Error> {
-    let response = json(&i.response)?;
+    let response = json("an idempotent response", &i.response)?;
     conn.prepare_cached("INSERT INTO idempotency (key, response, at) VALUES (?1, ?2, ?3)")
         .and_then(|mut s| s.execute(params![i.key, response, i.at.0]))
         .map(drop)
-        .map_err(backend("storing an idempotency key"))
+        .map_err(sqlite("storing an idempotency key"))
 }

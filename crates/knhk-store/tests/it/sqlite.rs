@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use knhk_core::{CaseStatus, EventKind};
 use knhk_store::{
-    CaseFilter, Error, FORMAT_VERSION, SqliteOptions, SqliteStore, Store, WorkItemFilter,
+    CaseFilter, Corruption, Error, FORMAT_VERSION, SqliteOptions, SqliteStore, Store,
+    WorkItemFilter,
 };
 
 use crate::conformance::conformance_tests;
@@ -108,7 +109,7 @@ async fn foreign_database_is_refused() {
         .unwrap();
     assert!(matches!(
         SqliteStore::open(&path, SqliteOptions::default()).await,
-        Err(Error::Corrupt(_))
+        Err(Error::Corrupt(Corruption::Unversioned { tables: 1 }))
     ));
 }
 
@@ -224,4 +225,24 @@ async fn synchronous_normal_is_opt_in_and_works() {
     assert_eq!(store.case(c2.id).await.unwrap(), Some(c2));
     // max_batch 1: one transaction per commit.
     assert_eq!(store.stats().batches, 2);
+}
+
+#[tokio::test]
+async fn a_directory_that_cannot_be_created_is_an_io_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocker = dir.path().join("file");
+    std::fs::write(&blocker, "not a directory").unwrap();
+    let err = SqliteStore::open(&blocker.join("knhk.db"), SqliteOptions::default())
+        .await
+        .unwrap_err();
+    match &err {
+        Error::Io { path, .. } => assert_eq!(path, &blocker),
+        other => panic!("expected an io error, got {other:?}"),
+    }
+    assert!(
+        err.to_string()
+            .starts_with(&format!("creating {}: ", blocker.display())),
+        "{err}"
+    );
+    assert!(std::error::Error::source(&err).is_some());
 }

@@ -12,7 +12,7 @@ use tracing::info;
 use uuid::Uuid;
 
 use super::{WorkflowEngine, lock};
-use crate::error::Error;
+use crate::error::{ConnectorProblem, Error};
 use crate::records;
 use crate::view::{SourceFormat, WorkflowView};
 
@@ -81,9 +81,11 @@ impl WorkflowEngine {
             .max()
             .unwrap_or(0)
             + 1;
-        let parsed = serde_json::to_value(spec).map_err(|e| Error::Encode {
-            what: "workflow specification",
-            why: e.to_string(),
+        let parsed = serde_json::to_value(spec).map_err(|source| {
+            Error::Store(knhk_store::Error::Encode {
+                what: "workflow specification",
+                source,
+            })
         })?;
         let id = WorkflowId(Uuid::new_v4());
         let record = WorkflowRecord {
@@ -104,7 +106,7 @@ impl WorkflowEngine {
     /// Refuses a workflow naming a connector this engine does not have, or settings the
     /// connector refuses: they would only fail when a case reaches the task.
     fn check_connectors(&self, spec: &Specification) -> Result<(), Error> {
-        let problems: Vec<String> = spec
+        let problems: Vec<ConnectorProblem> = spec
             .nets
             .iter()
             .flat_map(|net| &net.tasks)
@@ -114,7 +116,10 @@ impl WorkflowEngine {
                     .connectors
                     .check_settings(&c.connector, &c.settings)
                     .err()
-                    .map(|why| format!("{}: {why}", task.id)),
+                    .map(|error| ConnectorProblem {
+                        task: task.id.to_string(),
+                        error,
+                    }),
                 _ => None,
             })
             .collect();
@@ -164,11 +169,11 @@ impl WorkflowEngine {
         let spec: Specification =
             serde_json::from_value(record.spec).map_err(|e| Error::CorruptWorkflow {
                 id,
-                why: e.to_string(),
+                source: e.into(),
             })?;
         let wf = Arc::new(Workflow::new(spec).map_err(|e| Error::CorruptWorkflow {
             id,
-            why: e.to_string(),
+            source: e.into(),
         })?);
         lock(&self.inner.catalog.loaded).insert(id, wf.clone());
         Ok(wf)

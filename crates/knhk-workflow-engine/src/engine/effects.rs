@@ -3,7 +3,6 @@
 
 use std::future::Future;
 
-use knhk_connectors::RetryPolicy;
 use knhk_core::model::Allocation;
 use knhk_core::{CaseId, Effect, Input};
 use knhk_store::WorkItemFilter;
@@ -28,7 +27,7 @@ impl WorkflowEngine {
                     ..
                 } => {
                     let engine = self.clone();
-                    let policy = RetryPolicy::from_hints(&hints);
+                    let policy = crate::retry::retry_policy(&hints);
                     let fut = async move {
                         let result = engine
                             .inner

@@ -216,10 +216,8 @@ impl WorkflowEngine {
             .ok_or(Error::UnknownCase(id))?;
         let wf = self.definition(record.workflow).await?;
         let events = self.inner.store.events(id, 0).await?;
-        let case = Case::replay(&wf, id, &events).map_err(|e| Error::CorruptCase {
-            id,
-            why: e.to_string(),
-        })?;
+        let case =
+            Case::replay(&wf, id, &events).map_err(|e| Error::CorruptCase { id, source: e })?;
         Ok(Live {
             case,
             wf,

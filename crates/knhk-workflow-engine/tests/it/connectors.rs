@@ -238,6 +238,38 @@ async fn a_workflow_naming_an_unknown_connector_or_bad_settings_is_refused_at_re
         text.contains("queue: unknown connector carrier-pigeon"),
         "{text}"
     );
-    assert!(text.contains("pay: connector http: url"), "{text}");
+    assert!(text.contains("pay: connector http: url: missing"), "{text}");
+    // Typed: each problem names the task, and the settings error names the setting.
+    let knhk_workflow_engine::Error::Connectors { problems, .. } = &err else {
+        panic!("expected a connectors error, got {err:?}");
+    };
+    let tasks: Vec<&str> = problems.iter().map(|p| p.task.as_str()).collect();
+    assert_eq!(tasks, ["queue", "pay"]);
+    match &problems[1].error {
+        knhk_connectors::BindingError::Settings { connector, source } => {
+            assert_eq!(connector, "http");
+            assert_eq!(source.setting(), "url");
+        }
+        other => panic!("expected a settings error, got {other:?}"),
+    }
+    assert_eq!(err.code(), knhk_workflow_engine::ErrorCode::InvalidArgument);
     assert!(engine.workflows().await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workflow_naming_only_missing_connectors_fails_a_precondition() {
+    let engine = memory_engine();
+    let bad = turtle(
+        "Bad",
+        &[("queue", "knhk:connector \"carrier-pigeon\" ;", &["end"])],
+    );
+    let err = engine
+        .register_workflow("bad.ttl", knhk_workflow_engine::SourceFormat::Turtle, &bad)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        knhk_workflow_engine::ErrorCode::FailedPrecondition,
+        "{err}"
+    );
 }

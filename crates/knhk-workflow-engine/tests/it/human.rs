@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use knhk_core::{CaseStatus, EventKind};
-use knhk_workflow_engine::{WorkItemQuery, WorkItemStatus};
+use knhk_workflow_engine::{ErrorCode, WorkItemQuery, WorkItemStatus};
 use serde_json::json;
 
 use crate::support::*;
@@ -56,6 +56,7 @@ async fn a_work_item_is_listed_by_role_claimed_started_and_completed_once() {
         err.to_string().contains("is allocated, cannot allocate"),
         "{err}"
     );
+    assert_eq!(err.code(), ErrorCode::FailedPrecondition);
     let claimed = engine.work_items(&by_role("manager")).await.unwrap();
     assert_eq!(claimed[0].owner.as_deref(), Some("max"));
     assert_eq!(claimed[0].status, WorkItemStatus::Allocated);
@@ -78,7 +79,15 @@ async fn a_work_item_is_listed_by_role_claimed_started_and_completed_once() {
         .await
         .unwrap_err();
     assert_eq!(err.to_string(), format!("unknown work item {}", item.id));
-    let _ = case;
+    assert_eq!(err.code(), ErrorCode::NotFound);
+    // The case has ended: cancelling it is refused as a wrong state, not as an unknown case.
+    let err = engine.cancel(case.id, "too late").await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::FailedPrecondition, "{err}");
+    let err = engine
+        .cancel(knhk_core::CaseId(uuid::Uuid::from_u128(7)), "nobody")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::NotFound, "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -260,6 +269,7 @@ async fn four_eyes_tasks_need_two_different_users() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("four-eyes"), "{err}");
+    assert_eq!(err.code(), ErrorCode::PermissionDenied);
     let done = engine
         .complete_work_item(second, "bob", json!({}))
         .await

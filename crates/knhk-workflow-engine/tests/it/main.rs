@@ -3,7 +3,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod connectors;
+mod directory;
 mod durable;
+mod error_codes;
 mod human;
 mod support;
 mod timers;

@@ -109,7 +109,11 @@ impl knhk_store::Store for FlakyStore {
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok()
         {
-            return Err(knhk_store::Error::Backend("disk full".into()));
+            return Err(knhk_store::Error::Io {
+                doing: "appending to",
+                path: "knhk.db".into(),
+                source: std::io::Error::other("disk full"),
+            });
         }
         self.inner.commit(c).await
     }

@@ -1,0 +1,508 @@
+//! Every engine error maps to one code of the shared vocabulary; the tables list each variant of
+//! the engine's, knhk-core's, knhk-spec's and knhk-store's errors.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use knhk_connectors::{BindingError, SettingsError};
+use knhk_core::WorkflowId;
+use knhk_core::{CaseId, CaseStatus, TimerId, WorkItemId};
+use knhk_store::Corruption;
+use knhk_workflow_engine::{ConnectorProblem, Error, ErrorCode};
+use uuid::Uuid;
+
+fn item() -> WorkItemId {
+    WorkItemId(Uuid::from_u128(1))
+}
+
+fn case_id() -> CaseId {
+    CaseId(Uuid::from_u128(2))
+}
+
+fn json_error() -> serde_json::Error {
+    serde_json::from_str::<serde_json::Value>("{").unwrap_err()
+}
+
+fn sqlite_error() -> rusqlite::Error {
+    rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY), None)
+}
+
+async fn join_error() -> tokio::task::JoinError {
+    let task = tokio::spawn(std::future::pending::<()>());
+    task.abort();
+    task.await.unwrap_err()
+}
+
+fn problem(error: BindingError) -> ConnectorProblem {
+    ConnectorProblem {
+        task: "pay".to_owned(),
+        error,
+    }
+}
+
+fn unknown_connector() -> BindingError {
+    BindingError::UnknownConnector {
+        connector: "queue".to_owned(),
+    }
+}
+
+fn bad_settings() -> BindingError {
+    BindingError::Settings {
+        connector: "http".to_owned(),
+        source: SettingsError::Missing {
+            setting: "url".to_owned(),
+        },
+    }
+}
+
+/// Names an engine error's variant; no wildcard, so a new variant must be added here, and
+/// then to the table below.
+fn engine_variant(e: &Error) -> &'static str {
+    match e {
+        Error::UnknownWorkflow(_) => "UnknownWorkflow",
+        Error::UnknownCase(_) => "UnknownCase",
+        Error::UnknownWorkItem(_) => "UnknownWorkItem",
+        Error::Definition(_) => "Definition",
+        Error::Case(_) => "Case",
+        Error::Store(_) => "Store",
+        Error::Busy(_) => "Busy",
+        Error::CorruptWorkflow { .. } => "CorruptWorkflow",
+        Error::CorruptCase { .. } => "CorruptCase",
+        Error::CorruptRow { .. } => "CorruptRow",
+        Error::DataNotObject => "DataNotObject",
+        Error::Directory(_) => "Directory",
+        Error::Connectors { .. } => "Connectors",
+        Error::ShuttingDown => "ShuttingDown",
+    }
+}
+
+fn core_variant(e: &knhk_core::Error) -> &'static str {
+    use knhk_core::Error as E;
+    match e {
+        E::WrongCaseState { .. } => "WrongCaseState",
+        E::UnknownWorkItem(_) => "UnknownWorkItem",
+        E::WrongWorkItemState { .. } => "WrongWorkItemState",
+        E::NotAllocatedTo { .. } => "NotAllocatedTo",
+        E::FourEyes { .. } => "FourEyes",
+        E::UnknownTimer(_) => "UnknownTimer",
+        E::NoTriggerWaiting(_) => "NoTriggerWaiting",
+        E::CannotAddInstance { .. } => "CannotAddInstance",
+        E::CannotCompleteTask { .. } => "CannotCompleteTask",
+        E::OutputNotObject(_) => "OutputNotObject",
+        E::Replay { .. } => "Replay",
+    }
+}
+
+fn spec_variant(e: &knhk_spec::Error) -> &'static str {
+    use knhk_spec::Error as E;
+    match e {
+        E::Io { .. } => "Io",
+        E::UnsupportedFormat { .. } => "UnsupportedFormat",
+        E::BaseIri { .. } => "BaseIri",
+        E::Syntax { .. } => "Syntax",
+        E::XmlSyntax { .. } => "XmlSyntax",
+        E::Invalid { .. } => "Invalid",
+    }
+}
+
+fn store_variant(e: &knhk_store::Error) -> &'static str {
+    use knhk_store::Error as E;
+    match e {
+        E::Conflict { .. } => "Conflict",
+        E::DuplicateWorkflow(_) => "DuplicateWorkflow",
+        E::DuplicateKey(_) => "DuplicateKey",
+        E::Gap { .. } => "Gap",
+        E::UnsupportedFormat { .. } => "UnsupportedFormat",
+        E::Sqlite { .. } => "Sqlite",
+        E::Io { .. } => "Io",
+        E::Encode { .. } => "Encode",
+        E::TooLarge { .. } => "TooLarge",
+        E::Closed => "Closed",
+        E::WriterStopped => "WriterStopped",
+        E::Spawn(_) => "Spawn",
+        E::Task { .. } => "Task",
+        E::WalRefused { .. } => "WalRefused",
+        E::Batch(_) => "Batch",
+        E::Corrupt(_) => "Corrupt",
+    }
+}
+
+#[tokio::test]
+async fn every_error_has_its_code() {
+    use ErrorCode::*;
+    let spec_io = |kind| knhk_spec::Error::Io {
+        file: "a.ttl".to_owned(),
+        source: std::io::Error::from(kind),
+    };
+    let spec = [
+        (spec_io(std::io::ErrorKind::NotFound), NotFound),
+        (spec_io(std::io::ErrorKind::PermissionDenied), Unavailable),
+        (
+            knhk_spec::Error::UnsupportedFormat {
+                file: "a.txt".to_owned(),
+            },
+            InvalidArgument,
+        ),
+        (
+            knhk_spec::Error::BaseIri {
+                file: "a.ttl".to_owned(),
+                base_iri: "x".to_owned(),
+                message: "relative".to_owned(),
+            },
+            InvalidArgument,
+        ),
+        (
+            knhk_spec::Error::Syntax {
+                file: "a.ttl".to_owned(),
+                line: 1,
+                column: 1,
+                message: "eof".to_owned(),
+            },
+            InvalidArgument,
+        ),
+        (
+            knhk_spec::Error::XmlSyntax {
+                file: "a.yawl".to_owned(),
+                line: 1,
+                column: 1,
+                message: "eof".to_owned(),
+            },
+            InvalidArgument,
+        ),
+        (
+            knhk_spec::Error::Invalid {
+                file: "a.ttl".to_owned(),
+                violations: Vec::new(),
+            },
+            InvalidArgument,
+        ),
+    ];
+    let core = [
+        (
+            knhk_core::Error::WrongCaseState {
+                status: CaseStatus::Completed,
+                action: "start",
+            },
+            FailedPrecondition,
+        ),
+        (knhk_core::Error::UnknownWorkItem(item()), NotFound),
+        (
+            knhk_core::Error::WrongWorkItemState {
+                item: item(),
+                state: "offered",
+                action: "complete",
+            },
+            FailedPrecondition,
+        ),
+        (
+            knhk_core::Error::NotAllocatedTo {
+                item: item(),
+                owner: "ann".to_owned(),
+                user: "bob".to_owned(),
+            },
+            PermissionDenied,
+        ),
+        (
+            knhk_core::Error::FourEyes {
+                item: item(),
+                user: "ann".to_owned(),
+            },
+            PermissionDenied,
+        ),
+        (
+            knhk_core::Error::UnknownTimer(TimerId(Uuid::from_u128(3))),
+            NotFound,
+        ),
+        (
+            knhk_core::Error::NoTriggerWaiting("paid".to_owned()),
+            FailedPrecondition,
+        ),
+        (
+            knhk_core::Error::CannotAddInstance {
+                task: "review".to_owned(),
+                why: "the task is static".to_owned(),
+            },
+            FailedPrecondition,
+        ),
+        (
+            knhk_core::Error::CannotCompleteTask {
+                task: "review".to_owned(),
+                why: "no instance runs".to_owned(),
+            },
+            FailedPrecondition,
+        ),
+        (knhk_core::Error::OutputNotObject("array"), InvalidArgument),
+        (
+            knhk_core::Error::Replay {
+                seq: 4,
+                why: "no such task".to_owned(),
+            },
+            Internal,
+        ),
+    ];
+    let store = [
+        (
+            knhk_store::Error::Conflict {
+                case: case_id(),
+                expected: Some(1),
+                actual: Some(2),
+            },
+            Aborted,
+        ),
+        (
+            knhk_store::Error::DuplicateWorkflow(WorkflowId(Uuid::from_u128(4))),
+            AlreadyExists,
+        ),
+        (
+            knhk_store::Error::DuplicateKey("req-1".to_owned()),
+            AlreadyExists,
+        ),
+        (
+            knhk_store::Error::Gap {
+                case: case_id(),
+                expected_seq: 2,
+                got: 3,
+            },
+            Internal,
+        ),
+        (
+            knhk_store::Error::UnsupportedFormat {
+                found: 9,
+                supported: 2,
+            },
+            FailedPrecondition,
+        ),
+        (
+            knhk_store::Error::Sqlite {
+                doing: "committing a batch",
+                source: sqlite_error(),
+            },
+            Unavailable,
+        ),
+        (
+            knhk_store::Error::Io {
+                doing: "creating",
+                path: "data".into(),
+                source: std::io::Error::other("disk full"),
+            },
+            Unavailable,
+        ),
+        (
+            knhk_store::Error::Encode {
+                what: "case data",
+                source: json_error(),
+            },
+            Internal,
+        ),
+        (
+            knhk_store::Error::TooLarge {
+                what: "case version",
+                value: u64::MAX,
+            },
+            Internal,
+        ),
+        (knhk_store::Error::Closed, Unavailable),
+        (knhk_store::Error::WriterStopped, Unavailable),
+        (
+            knhk_store::Error::Spawn(std::io::Error::other("no threads")),
+            Unavailable,
+        ),
+        (
+            knhk_store::Error::Task {
+                doing: "reading the store",
+                source: join_error().await,
+            },
+            Unavailable,
+        ),
+        (
+            knhk_store::Error::WalRefused {
+                mode: "memory".to_owned(),
+            },
+            Unavailable,
+        ),
+        (
+            knhk_store::Error::Batch(Arc::new(knhk_store::Error::Closed)),
+            Unavailable,
+        ),
+        (
+            knhk_store::Error::Corrupt(Corruption::CaseStatus("odd".to_owned())),
+            Internal,
+        ),
+    ];
+
+    let mut seen = BTreeSet::new();
+    let mut check = |e: Error, code: ErrorCode, name: String| {
+        assert_eq!(e.code(), code, "{name}: {e}");
+        seen.insert(name);
+    };
+    for (e, code) in spec {
+        let name = format!("Definition::{}", spec_variant(&e));
+        check(Error::Definition(e), code, name);
+    }
+    for (e, code) in core {
+        let name = format!("Case::{}", core_variant(&e));
+        check(Error::Case(e), code, name);
+    }
+    for (e, code) in store {
+        let name = format!("Store::{}", store_variant(&e));
+        check(Error::Store(e), code, name);
+    }
+    let engine = [
+        (
+            Error::UnknownWorkflow(WorkflowId(Uuid::from_u128(4))),
+            NotFound,
+        ),
+        (Error::UnknownCase(case_id()), NotFound),
+        (Error::UnknownWorkItem(item()), NotFound),
+        (Error::Busy(case_id()), Aborted),
+        (
+            Error::CorruptWorkflow {
+                id: WorkflowId(Uuid::from_u128(4)),
+                source: json_error().into(),
+            },
+            Internal,
+        ),
+        (
+            Error::CorruptCase {
+                id: case_id(),
+                source: knhk_core::Error::Replay {
+                    seq: 1,
+                    why: "no such task".to_owned(),
+                },
+            },
+            Internal,
+        ),
+        (
+            Error::CorruptRow {
+                row: "work item",
+                id: item().to_string(),
+                source: knhk_workflow_engine::UnknownName("claimed".to_owned()).into(),
+            },
+            Internal,
+        ),
+        (Error::DataNotObject, InvalidArgument),
+        (
+            Error::Directory(knhk_workflow_engine::Directory::from_json("[]").unwrap_err()),
+            InvalidArgument,
+        ),
+        // Only missing connectors: this engine lacks them. Any refused setting: a bad
+        // definition.
+        (
+            Error::Connectors {
+                workflow: "order".to_owned(),
+                problems: vec![problem(unknown_connector())],
+            },
+            FailedPrecondition,
+        ),
+        (
+            Error::Connectors {
+                workflow: "order".to_owned(),
+                problems: vec![problem(unknown_connector()), problem(bad_settings())],
+            },
+            InvalidArgument,
+        ),
+        (Error::ShuttingDown, Unavailable),
+    ];
+    for (e, code) in engine {
+        let name = engine_variant(&e).to_owned();
+        check(e, code, name);
+    }
+
+    let everything: BTreeSet<String> = [
+        "UnknownWorkflow",
+        "UnknownCase",
+        "UnknownWorkItem",
+        "Busy",
+        "CorruptWorkflow",
+        "CorruptCase",
+        "CorruptRow",
+        "DataNotObject",
+        "Directory",
+        "Connectors",
+        "ShuttingDown",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .chain(
+        [
+            "Io",
+            "UnsupportedFormat",
+            "BaseIri",
+            "Syntax",
+            "XmlSyntax",
+            "Invalid",
+        ]
+        .map(|v| format!("Definition::{v}")),
+    )
+    .chain(
+        [
+            "WrongCaseState",
+            "UnknownWorkItem",
+            "WrongWorkItemState",
+            "NotAllocatedTo",
+            "FourEyes",
+            "UnknownTimer",
+            "NoTriggerWaiting",
+            "CannotAddInstance",
+            "CannotCompleteTask",
+            "OutputNotObject",
+            "Replay",
+        ]
+        .map(|v| format!("Case::{v}")),
+    )
+    .chain(
+        [
+            "Conflict",
+            "DuplicateWorkflow",
+            "DuplicateKey",
+            "Gap",
+            "UnsupportedFormat",
+            "Sqlite",
+            "Io",
+            "Encode",
+            "TooLarge",
+            "Closed",
+            "WriterStopped",
+            "Spawn",
+            "Task",
+            "WalRefused",
+            "Batch",
+            "Corrupt",
+        ]
+        .map(|v| format!("Store::{v}")),
+    )
+    .collect();
+    assert_eq!(seen, everything);
+}
+
+#[test]
+fn a_wrong_state_and_an_unknown_element_differ() {
+    let ended = Error::from(knhk_core::Error::WrongCaseState {
+        status: CaseStatus::Completed,
+        action: "complete a work item",
+    });
+    let unknown = Error::from(knhk_core::Error::UnknownWorkItem(item()));
+    assert_eq!(ended.code(), ErrorCode::FailedPrecondition);
+    assert_eq!(unknown.code(), ErrorCode::NotFound);
+}
+
+#[test]
+fn code_names_are_stable_snake_case() {
+    let names: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "invalid_argument",
+            "not_found",
+            "already_exists",
+            "permission_denied",
+            "failed_precondition",
+            "aborted",
+            "unavailable",
+            "internal",
+        ]
+    );
+    for code in ErrorCode::ALL {
+        assert_eq!(code.to_string(), code.as_str());
+    }
+}
