@@ -6,7 +6,6 @@
 
 mod cases;
 mod definitions;
-mod recovery;
 mod run;
 mod worker;
 mod workitems;

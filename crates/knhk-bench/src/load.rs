@@ -1,4 +1,4 @@
-//! `knhk load`: drives a load of cases on the embedded store and prints every step it learns
+//! `knhk-bench load`: drives a load of cases on the embedded store and prints every step it learns
 //! is durable, so that a crash test can kill it anywhere and check that nothing printed is lost.
 //!
 //! Output, one line per fact, flushed at once:
@@ -12,19 +12,30 @@ use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use knhk_connectors::Registry;
 use knhk_core::{CaseId, CaseStatus};
-use knhk_store::{CaseFilter, WorkflowId};
-use knhk_workflow_engine::{CaseUpdate, CaseView, WorkflowEngine};
+use knhk_store::{CaseFilter, SqliteOptions, SqliteStore, WorkflowId};
+use knhk_workflow_engine::{CaseUpdate, CaseView, Clock, Directory, EngineConfig, WorkflowEngine};
 use serde_json::Value;
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinSet;
 
-/// The options of `knhk load`.
+/// The options of `knhk-bench load`.
 #[derive(Debug, clap::Args)]
 pub struct LoadArgs {
+    /// The data directory, as `knhk --data-dir` names it: the store `knhk.db` and the role
+    /// directory `directory.json`.
+    #[arg(
+        long,
+        env = "KNHK_DATA_DIR",
+        default_value = "./knhk-data",
+        value_name = "DIR"
+    )]
+    data_dir: PathBuf,
     /// The definition file whose cases are created (not needed with --resume).
     #[arg(long, value_name = "FILE", required_unless_present = "resume")]
     workflow: Option<PathBuf>,
@@ -42,12 +53,11 @@ pub struct LoadArgs {
     resume: bool,
 }
 
-/// Drives a load of cases on the store in `data_dir` and waits until they have all ended.
-pub async fn run(args: LoadArgs, data_dir: &Path) -> anyhow::Result<ExitCode> {
+/// Drives a load of cases on the store of the data directory and waits until they have all
+/// ended.
+pub async fn run(args: LoadArgs) -> anyhow::Result<ExitCode> {
     let data = parse_data(&args.data)?;
-    let engine = WorkflowEngine::open(data_dir)
-        .await
-        .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
+    let engine = open(&args.data_dir).await?;
     // Subscribing before anything runs means no commit goes unseen (short of lagging).
     let updates = engine.subscribe();
     engine
@@ -81,6 +91,28 @@ pub async fn run(args: LoadArgs, data_dir: &Path) -> anyhow::Result<ExitCode> {
     let tally = outcome?;
     Lines.print(format_args!("done {} {}", tally.completed, tally.failed))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Opens the engine on a data directory as `knhk` does: the SQLite store `knhk.db`
+/// (`synchronous=FULL`), the built-in connectors and the roles of `directory.json` if any.
+async fn open(data_dir: &Path) -> anyhow::Result<WorkflowEngine> {
+    let store = SqliteStore::open(&data_dir.join("knhk.db"), SqliteOptions::default())
+        .await
+        .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
+    let file = data_dir.join("directory.json");
+    let directory = match std::fs::read_to_string(&file) {
+        Ok(text) => Directory::from_json(&text)
+            .map_err(anyhow::Error::msg)
+            .with_context(|| format!("cannot read {}", file.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Directory::default(),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", file.display())),
+    };
+    Ok(WorkflowEngine::new(EngineConfig {
+        store: Arc::new(store),
+        connectors: Registry::with_builtins(),
+        directory,
+        clock: Clock::system(),
+    }))
 }
 
 fn parse_data(text: &str) -> anyhow::Result<Value> {
