@@ -6,9 +6,7 @@
 //! going has settled (connector calls made, results committed), and exits. Another command,
 //! in another process, takes the case up from the store.
 
-mod bench;
 mod cases;
-mod load;
 mod outcome;
 mod progress;
 mod report;
@@ -64,10 +62,6 @@ enum Command {
     /// Keeps the engine running on the data directory: picks up unfinished cases (connector
     /// calls cut off by a crash are made again) and fires timers, until interrupted.
     Worker(worker::WorkerArgs),
-    /// Drives a load of cases on the data directory; used by the crash-recovery test.
-    Load(load::LoadArgs),
-    /// Measures the engine with the SQLite store: cases/s and step latency.
-    Bench(bench::BenchArgs),
     /// Checks workflow definition files (Turtle) and names every rule each one breaks.
     ///
     /// Exits with status 1 when any file is invalid.
@@ -142,11 +136,6 @@ fn message(e: &anyhow::Error) -> String {
 
 /// Runs a command that works on the engine.
 async fn dispatch(command: Command, data_dir: &Path) -> anyhow::Result<ExitCode> {
-    match command {
-        Command::Load(args) => return load::run(args, data_dir).await,
-        Command::Bench(args) => return bench::run(args).await,
-        _ => {}
-    }
     let session = Session::open(data_dir).await?;
     let result = match command {
         Command::Run(args) => run::run(&session, args).await,
@@ -154,11 +143,9 @@ async fn dispatch(command: Command, data_dir: &Path) -> anyhow::Result<ExitCode>
         Command::Workflow(c) => workflows::run(&session, c).await,
         Command::Case(c) => cases::run(&session, c).await,
         Command::WorkItem(c) => workitems::run(&session, c).await,
-        Command::Load(_)
-        | Command::Bench(_)
-        | Command::Validate { .. }
-        | Command::Simulate { .. }
-        | Command::Export { .. } => Ok(ExitCode::SUCCESS),
+        Command::Validate { .. } | Command::Simulate { .. } | Command::Export { .. } => {
+            Ok(ExitCode::SUCCESS)
+        }
     };
     session.close().await;
     result

@@ -7,7 +7,6 @@
 mod cases;
 mod definitions;
 mod inputs;
-mod recovery;
 mod run;
 mod worker;
 mod workitems;

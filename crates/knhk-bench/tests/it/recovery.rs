@@ -1,9 +1,7 @@
-//! Crash recovery: `knhk load` is killed with SIGKILL at random points and restarted with
+//! Crash recovery: `knhk-bench load` is killed with SIGKILL at random points and restarted with
 //! `--resume`; afterwards every step it acknowledged is in the store, histories have no gaps,
 //! every case has completed, and connector calls made again after a kill carried the key of
 //! their first attempt.
-
-#![allow(clippy::unwrap_used, clippy::panic)]
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
@@ -139,27 +137,28 @@ struct Seen {
     acks: Vec<(CaseId, u64)>,
 }
 
-/// How one run of `knhk load` ended.
+/// How one run of `knhk-bench load` ended.
 struct Run {
     killed: bool,
     acks: usize,
     done: Option<(usize, usize)>,
 }
 
-/// Runs `knhk load` with `args`; with `kill_after`, kills it with SIGKILL once it has
+/// Runs `knhk-bench load` with `args`; with `kill_after`, kills it with SIGKILL once it has
 /// printed that many acks. Every line it printed, even after the kill, goes into `seen`.
 async fn load(data_dir: &Path, args: &[&str], kill_after: Option<usize>, seen: &mut Seen) -> Run {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_knhk"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_knhk-bench"))
+        .arg("load")
         .arg("--data-dir")
         .arg(data_dir)
-        .arg("load")
         .args(args)
+        .env_remove("KNHK_DATA_DIR")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .expect("knhk starts");
+        .expect("knhk-bench starts");
     let mut stderr = child.stderr.take().expect("piped stderr");
     let errors = tokio::spawn(async move {
         let mut text = String::new();
@@ -197,17 +196,20 @@ async fn load(data_dir: &Path, args: &[&str], kill_after: Option<usize>, seen: &
                 ["done", completed, failed] => {
                     run.done = Some((completed.parse().unwrap(), failed.parse().unwrap()));
                 }
-                _ => panic!("unexpected line from knhk load: {line}"),
+                _ => panic!("unexpected line from knhk-bench load: {line}"),
             }
         }
     };
     tokio::time::timeout(RUN_DEADLINE, reading)
         .await
         .expect("a load run ends within its deadline");
-    let status = child.wait().await.expect("knhk is reaped");
+    let status = child.wait().await.expect("knhk-bench is reaped");
     let errors = errors.await.unwrap_or_default();
     if !run.killed {
-        assert!(status.success(), "knhk load failed: {status}\n{errors}");
+        assert!(
+            status.success(),
+            "knhk-bench load failed: {status}\n{errors}"
+        );
     }
     run
 }

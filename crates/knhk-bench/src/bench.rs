@@ -1,4 +1,4 @@
-//! `knhk bench`: measures the durable engine on SQLite with fsync on, for the figures of the
+//! `knhk-bench bench`: measures the durable engine on SQLite with fsync on, for the figures of the
 //! runtime issue: W1 (ten empty tasks in sequence) and H10 (ten HTTP tasks in sequence against
 //! a local server), with 1 and with 64 concurrent cases.
 //!
@@ -36,7 +36,7 @@ const H10: &str = include_str!("../../../examples/bench/h10_http_sequence.ttl");
 /// Cases run before the clock starts, so that caches, the WAL and HTTP connections are warm.
 const WARM_UP: usize = 16;
 
-/// The options of `knhk bench`.
+/// The options of `knhk-bench bench`.
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
     /// Cases per W1 run and per H10 run with 64 concurrent cases; H10 with one case at a
@@ -76,7 +76,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     ];
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
-        "knhk bench: {cpus} CPUs (nproc); SQLite in WAL mode with synchronous=FULL (fsync on), \
+        "knhk-bench bench: {cpus} CPUs (nproc); SQLite in WAL mode with synchronous=FULL (fsync on), \
          a fresh file per run"
     );
     if repeats > 1 {

@@ -1,4 +1,4 @@
-//! `knhk load`: drives a load of cases on the embedded store and prints every step it learns
+//! `knhk-bench load`: drives a load of cases on the embedded store and prints every step it learns
 //! is durable, so that a crash test can kill it anywhere and check that nothing printed is lost.
 //!
 //! Output, one line per fact, flushed at once:
@@ -13,18 +13,30 @@ use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use knhk_connectors::Registry;
 use knhk_core::{CaseId, CaseStatus};
-use knhk_workflow_engine::{CaseUpdate, CaseView, WorkflowEngine};
+use knhk_store::{SqliteOptions, SqliteStore};
+use knhk_workflow_engine::{CaseUpdate, CaseView, Clock, Directory, EngineConfig, WorkflowEngine};
 use serde_json::Value;
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinSet;
 
-/// The options of `knhk load`.
+/// The options of `knhk-bench load`.
 #[derive(Debug, clap::Args)]
 pub struct LoadArgs {
+    /// The data directory, as `knhk --data-dir` names it: the store `knhk.db` and the role
+    /// directory `directory.json`.
+    #[arg(
+        long,
+        env = "KNHK_DATA_DIR",
+        default_value = "./knhk-data",
+        value_name = "DIR"
+    )]
+    data_dir: PathBuf,
     /// The definition file whose cases are created (not needed with --resume).
     #[arg(long, value_name = "FILE", required_unless_present = "resume")]
     workflow: Option<PathBuf>,
@@ -42,10 +54,11 @@ pub struct LoadArgs {
     resume: bool,
 }
 
-/// Drives a load of cases on the store in `data_dir` and waits until they have all ended.
-pub async fn run(args: LoadArgs, data_dir: &Path) -> anyhow::Result<ExitCode> {
+/// Drives a load of cases on the store of the data directory and waits until they have all
+/// ended.
+pub async fn run(args: LoadArgs) -> anyhow::Result<ExitCode> {
     let data = parse_data(&args.data)?;
-    let engine = crate::session::Session::open(data_dir).await?.engine;
+    let engine = open(&args.data_dir).await?;
     // Subscribing before anything runs means no commit goes unseen (short of lagging).
     let updates = engine.subscribe();
     let recovered = engine
@@ -76,6 +89,21 @@ pub async fn run(args: LoadArgs, data_dir: &Path) -> anyhow::Result<ExitCode> {
     let tally = outcome?;
     Lines.print(format_args!("done {} {}", tally.completed, tally.failed))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Opens the engine on a data directory as `knhk` does: the SQLite store `knhk.db`
+/// (`synchronous=FULL`), the built-in connectors and the roles of `directory.json` if any.
+async fn open(data_dir: &Path) -> anyhow::Result<WorkflowEngine> {
+    let store = SqliteStore::open(&data_dir.join("knhk.db"), SqliteOptions::default())
+        .await
+        .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
+    let directory = Directory::load(&data_dir.join("directory.json"))?;
+    Ok(WorkflowEngine::new(EngineConfig {
+        store: Arc::new(store),
+        connectors: Registry::with_builtins(),
+        directory,
+        clock: Clock::system(),
+    }))
 }
 
 fn parse_data(text: &str) -> anyhow::Result<Value> {

@@ -1,0 +1,72 @@
+//! The `knhk-bench` command: the test harness kept out of the shipped `knhk` binary. `bench`
+//! measures the durable engine; `load` drives cases on a data directory for the kill -9
+//! recovery test.
+
+mod bench;
+mod load;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+/// knhk-bench: measures the knhk engine and drives it under load.
+#[derive(Debug, Parser)]
+#[command(name = "knhk-bench", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Measures the engine with the SQLite store: cases/s and step latency.
+    Bench(bench::BenchArgs),
+    /// Drives a load of cases on a data directory; used by the crash-recovery test.
+    Load(load::LoadArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("error"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    // Two worker threads, as the `knhk` binary runs the engine, so that the figures match.
+    let result = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(async {
+            match cli.command {
+                Command::Bench(args) => bench::run(args).await,
+                Command::Load(args) => load::run(args).await,
+            }
+        }),
+        Err(e) => Err(anyhow::Error::new(e).context("cannot start the async runtime")),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            for line in message(&e).lines() {
+                eprintln!("error: {line}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Returns an error and its causes on one line, each cause once: an error that wraps
+/// another with the same text (`#[error("{0}")]`) would otherwise say everything twice.
+fn message(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if parts.last().is_none_or(|last| !last.ends_with(&text)) {
+            parts.push(text);
+        }
+    }
+    parts.join(": ")
+}
