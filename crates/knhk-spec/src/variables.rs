@@ -26,6 +26,10 @@ pub(crate) fn initial_value(type_name: &str, text: &str) -> Result<Value, String
             .map(Value::from)
             .map_err(|_| format!("{trimmed:?} is not a whole number knhk can hold (xs:{local})")),
         "double" | "decimal" => {
+            // A whole number stays one, as in data given at case creation (`{"amount": 0}`).
+            if let Ok(whole) = trimmed.parse::<i64>() {
+                return Ok(Value::from(whole));
+            }
             let number = trimmed
                 .parse::<f64>()
                 .ok()
@@ -66,6 +70,7 @@ mod tests {
         assert_eq!(initial_value("xs:boolean", " true "), Ok(json!(true)));
         assert_eq!(initial_value("long", "-42"), Ok(json!(-42)));
         assert_eq!(initial_value("decimal", "2.5"), Ok(json!(2.5)));
+        assert_eq!(initial_value("double", "0"), Ok(json!(0)));
         assert_eq!(initial_value("string", " a "), Ok(json!(" a ")));
         assert!(initial_value("boolean", "yes").is_err());
         assert!(initial_value("int", "1.5").is_err());

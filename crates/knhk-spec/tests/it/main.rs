@@ -1,6 +1,7 @@
 //! Integration tests of knhk-spec: parsing, validation, writing, the legacy files and the patterns.
 
 mod damage;
+mod editor;
 mod legacy;
 mod patterns;
 mod robustness;
