@@ -68,9 +68,10 @@ enum Command {
     Load(load::LoadArgs),
     /// Measures the engine with the SQLite store: cases/s and step latency.
     Bench(bench::BenchArgs),
-    /// Checks workflow definition files (Turtle) and names every rule each one breaks.
+    /// Checks workflow definition files (Turtle or YAWL XML) and names every rule each one
+    /// breaks, and notes what is valid but worth knowing (a split with one flow...).
     ///
-    /// Exits with status 1 when any file is invalid.
+    /// Exits with status 1 when any file is invalid; notes never fail it.
     Validate {
         /// The definition files.
         #[arg(required = true)]
@@ -164,12 +165,14 @@ async fn dispatch(command: Command, data_dir: &Path) -> anyhow::Result<ExitCode>
     result
 }
 
-/// Loads each file and reports it; fails when any file does not load.
+/// Loads each file and reports it with what was noted (findings that are not errors); fails
+/// when any file does not load.
 fn validate(files: &[PathBuf]) -> ExitCode {
     let mut failed = false;
     for file in files {
-        match knhk_spec::load_file(file) {
-            Ok(workflow) => {
+        match knhk_spec::load_file_with(file, &knhk_spec::Options::default()) {
+            Ok((loaded, _)) => {
+                let workflow = &loaded.workflow;
                 let spec = workflow.specification();
                 let tasks: usize = spec.nets.iter().map(|n| n.tasks.len()).sum();
                 println!(
@@ -180,6 +183,9 @@ fn validate(files: &[PathBuf]) -> ExitCode {
                     tasks,
                     plural(tasks, "task", "tasks")
                 );
+                for note in &loaded.notes {
+                    println!("note: {note}");
+                }
             }
             Err(e) => {
                 failed = true;
