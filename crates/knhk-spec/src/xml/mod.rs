@@ -327,7 +327,8 @@ fn variables(
         let ty = field(cx, "type").unwrap_or_default();
         let namespace = field(cx, "namespace");
         let value = cx::text(initial);
-        if value.trim().is_empty() && ty.rsplit(':').next() != Some("string") {
+        let elements = initial.children().any(|c| c.is_element());
+        if !elements && value.trim().is_empty() && ty.rsplit(':').next() != Some("string") {
             // An empty initial value declares none.
             continue;
         }
@@ -338,7 +339,8 @@ fn variables(
             );
             continue;
         }
-        let converted = if cx.children(var, "element").next().is_some()
+        let converted = if elements
+            || cx.children(var, "element").next().is_some()
             || namespace
                 .as_deref()
                 .is_some_and(|ns| ns != crate::variables::XSD)

@@ -3,6 +3,8 @@
 //! resourcing, degenerate splits with `false()` default flows, initial values, tokens removed
 //! from a flow, layout): each loads, with the notes expected, and runs as YAWL says.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
+
 use std::path::PathBuf;
 
 use knhk_core::model::TaskBinding;
@@ -359,4 +361,130 @@ fn a_beta_file_without_resourcing_goes_to_the_administrators_and_caps_its_thresh
     run.complete("decide_5");
     assert_eq!(run.case.status(), CaseStatus::Completed);
     run.check_replay();
+}
+
+/// A YAWL 4 net start -> A -> end with `variables` in the root net and, when `sub` is given, a
+/// sub-net `Sub` (run by nothing) holding those variables instead.
+fn with_variables(variables: &str, sub: bool) -> String {
+    let (root_vars, sub_net) = if sub {
+        (
+            String::new(),
+            format!(
+                r#"<decomposition id="Sub" xsi:type="NetFactsType">{variables}<processControlElements>
+                <inputCondition id="si"><flowsInto><nextElementRef id="so"/></flowsInto></inputCondition>
+                <outputCondition id="so"/></processControlElements></decomposition>"#
+            ),
+        )
+    } else {
+        (variables.to_owned(), String::new())
+    };
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<specificationSet xmlns="http://www.yawlfoundation.org/yawlschema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" version="4.0">
+  <specification uri="Spec">
+    <metaData/>
+    <decomposition id="Net" isRootNet="true" xsi:type="NetFactsType">
+      {root_vars}
+      <processControlElements>
+        <inputCondition id="start"><flowsInto><nextElementRef id="A"/></flowsInto></inputCondition>
+        <task id="A"><flowsInto><nextElementRef id="end"/></flowsInto><join code="xor"/><split code="and"/></task>
+        <outputCondition id="end"/>
+      </processControlElements>
+    </decomposition>
+    {sub_net}
+  </specification>
+</specificationSet>"#
+    )
+}
+
+fn variable(name: &str, ty: &str, namespace: &str, value: &str) -> String {
+    format!(
+        "<localVariable><index>0</index><name>{name}</name><type>{ty}</type><namespace>{namespace}</namespace><initialValue>{value}</initialValue></localVariable>"
+    )
+}
+
+const XSD: &str = "http://www.w3.org/2001/XMLSchema";
+
+fn xml_refusal(text: &str) -> Vec<(String, String)> {
+    match knhk_spec::load_yawl_xml(&Source {
+        name: "wf.yawl",
+        base_iri: "file:///defs/wf.yawl",
+        text,
+    }) {
+        Ok(_) => panic!("loaded, but it should be refused:\n{text}"),
+        Err(knhk_spec::Error::Invalid { violations, .. }) => violations
+            .into_iter()
+            .map(|v| (v.element, v.rule))
+            .collect(),
+        Err(other) => panic!("expected an invalid definition, got: {other}"),
+    }
+}
+
+#[test]
+fn initial_values_that_cannot_be_applied_are_refused_naming_the_variable() {
+    let cases = [
+        (
+            with_variables(&variable("when", "date", XSD, "2024-01-01"), false),
+            "Net",
+            "the initial value of variable \"when\" cannot be applied: its type \"date\"",
+        ),
+        (
+            with_variables(
+                &variable("order", "OrderType", "urn:orders", "<id>1</id>"),
+                false,
+            ),
+            "Net",
+            "the initial value of variable \"order\" cannot be applied",
+        ),
+        (
+            with_variables(&variable("ok", "boolean", XSD, "yes"), false),
+            "Net",
+            "the initial value of variable \"ok\" cannot be applied: \"yes\" is not an xs:boolean",
+        ),
+        (
+            with_variables(&variable("n", "long", XSD, "7"), true),
+            "Sub",
+            "variable \"n\" of the sub-net \"Sub\" has an initial value",
+        ),
+    ];
+    for (text, element, rule) in cases {
+        let found = xml_refusal(&text);
+        assert!(
+            found.iter().any(|(e, r)| e == element && r.contains(rule)),
+            "expected {element}: {rule}, got {found:#?}"
+        );
+    }
+}
+
+#[test]
+fn turtle_initial_values_apply_and_a_task_left_to_run_time_goes_to_the_admin_role() {
+    let text = r#"@prefix yawl: <http://www.yawlfoundation.org/yawlschema#> .
+@prefix knhk: <https://knhk.dev/ns#> .
+<#Spec> a yawl:Specification ; yawl:hasDecomposition <#Net> .
+<#Net> a yawl:Net ; yawl:isRootNet true ;
+    yawl:hasLocalVariable [ yawl:name "limit" ; yawl:type "int" ; yawl:initialValue "5" ] ,
+        [ yawl:name "label" ; yawl:type "string" ] ;
+    yawl:hasInputCondition <#start> ; yawl:hasOutputCondition <#end> ; yawl:hasTask <#A> .
+<#start> a yawl:InputCondition ; yawl:flowsInto [ yawl:nextElementRef <#A> ] .
+<#A> a yawl:Task ; knhk:distributedAtRuntime true ; yawl:flowsInto [ yawl:nextElementRef <#end> ] .
+<#end> a yawl:OutputCondition .
+"#;
+    let loaded = knhk_spec::load_turtle_with(
+        &Source {
+            name: "wf.ttl",
+            base_iri: "file:///defs/wf.ttl",
+            text,
+        },
+        &Options {
+            admin_role: "supervisor".to_owned(),
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        offered_to(&loaded.workflow, "A"),
+        (vec!["supervisor".to_owned()], true)
+    );
+    let run = Run::start(loaded.workflow, json!({}));
+    assert_eq!(Value::Object(run.case.data().clone()), json!({"limit": 5}));
+    assert_eq!(run.items("A").len(), 1);
 }
