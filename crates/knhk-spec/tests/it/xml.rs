@@ -28,15 +28,20 @@ fn examples() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/yawl-xml")
 }
 
+/// The YAWL XML examples: `examples/yawl-xml/`, then the editor-shaped `examples/yawl/`.
 fn example_files() -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(examples())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yawl"))
-        .collect();
-    files.sort();
-    assert!(files.len() >= 3, "the YAWL XML examples are missing");
-    files
+    let mut all = Vec::new();
+    for dir in [examples(), examples().join("../yawl")] {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "yawl"))
+            .collect();
+        files.sort();
+        all.extend(files);
+    }
+    assert!(all.len() >= 6, "the YAWL XML examples are missing");
+    all
 }
 
 fn source(text: &str) -> Source<'_> {
