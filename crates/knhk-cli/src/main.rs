@@ -62,9 +62,10 @@ enum Command {
     /// Keeps the engine running on the data directory: picks up unfinished cases (connector
     /// calls cut off by a crash are made again) and fires timers, until interrupted.
     Worker(worker::WorkerArgs),
-    /// Checks workflow definition files (Turtle) and names every rule each one breaks.
+    /// Checks workflow definition files (Turtle or YAWL XML) and names every rule each one
+    /// breaks, and notes what is valid but worth knowing (a split with one flow...).
     ///
-    /// Exits with status 1 when any file is invalid.
+    /// Exits with status 1 when any file is invalid; notes never fail it.
     Validate {
         /// The definition files.
         #[arg(required = true)]
@@ -151,12 +152,14 @@ async fn dispatch(command: Command, data_dir: &Path) -> anyhow::Result<ExitCode>
     result
 }
 
-/// Loads each file and reports it; fails when any file does not load.
+/// Loads each file and reports it with what was noted (findings that are not errors); fails
+/// when any file does not load.
 fn validate(files: &[PathBuf]) -> ExitCode {
     let mut failed = false;
     for file in files {
-        match knhk_spec::load_file(file) {
-            Ok(workflow) => {
+        match knhk_spec::load_file_with(file, &knhk_spec::Options::default()) {
+            Ok((loaded, _)) => {
+                let workflow = &loaded.workflow;
                 let spec = workflow.specification();
                 let tasks: usize = spec.nets.iter().map(|n| n.tasks.len()).sum();
                 println!(
@@ -167,6 +170,9 @@ fn validate(files: &[PathBuf]) -> ExitCode {
                     tasks,
                     plural(tasks, "task", "tasks")
                 );
+                for note in &loaded.notes {
+                    println!("note: {note}");
+                }
             }
             Err(e) => {
                 failed = true;

@@ -142,6 +142,7 @@ fn specification(id: &str, first: &str, tasks: Vec<Task>) -> Specification {
             conditions: Vec::new(),
             tasks,
         }],
+        initial_data: Default::default(),
     }
 }
 
@@ -178,6 +179,7 @@ fn w3_human() -> Specification {
         roles: vec!["clerk".to_owned()],
         allocation: Allocation::RoleOffer,
         four_eyes: false,
+        distributed_at_runtime: false,
     });
     specification("w3-human-task", "review", vec![review])
 }

@@ -145,6 +145,9 @@ pub struct WorkItem {
     pub idempotency_key: String,
     /// When the item was offered or the call started.
     pub since: crate::ids::Timestamp,
+    /// The roles an administrator offered it to ([`crate::Input::OfferWorkItem`]), in place
+    /// of its task's roles; `None` while it is offered as the definition says.
+    pub offered_to: Option<Vec<String>>,
 }
 
 /// Where a live work item stands.
@@ -183,7 +186,8 @@ pub struct Step {
 }
 
 impl Case {
-    /// Creates a case of `workflow` holding `data`; it starts with [`crate::Input::Start`].
+    /// Creates a case of `workflow` holding `data` over the initial values of the root net's
+    /// variables; it starts with [`crate::Input::Start`].
     pub fn create(
         workflow: &Workflow,
         id: CaseId,
@@ -192,9 +196,11 @@ impl Case {
     ) -> (Case, Step) {
         let mut case = Case::empty(id);
         let mut step = Step::default();
+        let mut initial = workflow.specification().initial_data.clone();
+        initial.extend(data);
         let kind = EventKind::CaseCreated {
             workflow: workflow.id().to_string(),
-            data,
+            data: initial,
         };
         // A fresh case takes its creation event: nothing in it can be refused.
         let event = Event {

@@ -62,6 +62,8 @@ pub enum Error {
         "user {user} completed another four-eyes task of this case and may not complete {item}"
     )]
     FourEyes { item: WorkItemId, user: String },
+    #[error("work item {0} cannot be offered to no role")]
+    NoRoles(WorkItemId),
     #[error("unknown timer {0}")]
     UnknownTimer(TimerId),
     #[error("no task is waiting for event {0:?}")]

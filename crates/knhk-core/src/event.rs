@@ -163,6 +163,12 @@ pub enum EventKind {
         /// What the people doing the work see.
         input: Value,
     },
+    /// An administrator offered a work item that was offered and not yet allocated to these
+    /// roles, in place of the roles it was offered to.
+    WorkItemReoffered {
+        item: WorkItemId,
+        roles: Vec<String>,
+    },
     WorkItemAllocated {
         item: WorkItemId,
         user: String,
@@ -232,6 +238,7 @@ impl EventKind {
             EventKind::TaskFailed { .. } => "task_failed",
             EventKind::TokensRemoved { .. } => "tokens_removed",
             EventKind::WorkItemOffered { .. } => "work_item_offered",
+            EventKind::WorkItemReoffered { .. } => "work_item_reoffered",
             EventKind::WorkItemAllocated { .. } => "work_item_allocated",
             EventKind::WorkItemStarted { .. } => "work_item_started",
             EventKind::WorkItemCompleted { .. } => "work_item_completed",
@@ -250,6 +257,7 @@ impl EventKind {
     pub fn work_item(&self) -> Option<&WorkItemId> {
         match self {
             EventKind::WorkItemOffered { item, .. }
+            | EventKind::WorkItemReoffered { item, .. }
             | EventKind::WorkItemAllocated { item, .. }
             | EventKind::WorkItemStarted { item, .. }
             | EventKind::WorkItemCompleted { item, .. }

@@ -10,6 +10,12 @@ use crate::ids::{TimerId, WorkItemId};
 pub enum Input {
     /// Starts a created case: a token is put in the root net's input condition.
     Start,
+    /// An administrator offers an offered, not yet allocated work item to `roles` instead of
+    /// the roles it was offered to (the distribution of a task left to run time).
+    OfferWorkItem {
+        item: WorkItemId,
+        roles: Vec<String>,
+    },
     /// A user claims an offered work item (it stays unstarted).
     AllocateWorkItem {
         item: WorkItemId,

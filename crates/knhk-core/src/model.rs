@@ -18,6 +18,10 @@ pub struct Specification {
     /// Which of `nets` is the root net.
     pub root_net: NetId,
     pub nets: Vec<Net>,
+    /// The initial values of the root net's variables: the data a case starts with, under
+    /// the data given when the case is created.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub initial_data: serde_json::Map<String, serde_json::Value>,
 }
 
 /// A net: exactly one input condition, one output condition, and conditions and tasks between.
@@ -167,6 +171,11 @@ pub struct HumanBinding {
     pub allocation: Allocation,
     /// The same user may not complete two four-eyes tasks of one case.
     pub four_eyes: bool,
+    /// The definition leaves distribution to run time (YAWL's `<offer initiator="user"/>`):
+    /// `roles` is the administrators' queue, and an administrator offers the work item to
+    /// other roles (`Input::OfferWorkItem`) or allocates it to a user.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub distributed_at_runtime: bool,
 }
 
 /// How a work item is allocated among the members of its roles.

@@ -24,6 +24,30 @@ impl fmt::Display for ElementViolation {
     }
 }
 
+/// A finding about a definition that does not stop it from loading: the file, the element
+/// (by IRI and by id) and what was noted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Note {
+    pub file: String,
+    /// The IRI of the element noted, or of the node nearest to it; empty when unknown.
+    pub iri: String,
+    /// The element's id in the model.
+    pub element: String,
+    /// What was noted, lowercase, no trailing period.
+    pub note: String,
+}
+
+impl fmt::Display for Note {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown = ElementViolation {
+            iri: self.iri.clone(),
+            element: self.element.clone(),
+            rule: self.note.clone(),
+        };
+        write!(f, "{}: {shown}", self.file)
+    }
+}
+
 /// Why a definition could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

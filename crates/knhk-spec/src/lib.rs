@@ -10,13 +10,14 @@ mod duration;
 mod error;
 mod graph;
 mod read;
+mod variables;
 mod vocab;
 mod write;
 mod xml;
 
 use std::path::Path;
 
-pub use error::{ElementViolation, Error};
+pub use error::{ElementViolation, Error, Note};
 pub use vocab::{KNHK, LEGACY, YAWL};
 pub use write::write_turtle;
 
@@ -31,6 +32,31 @@ pub struct Source<'a> {
     pub text: &'a str,
 }
 
+/// How definitions are read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// The role of the administrators' queue: manual tasks whose distribution the definition
+    /// leaves to run time (YAWL's `<offer initiator="user"/>`, a Beta task without resourcing)
+    /// are offered to it. Default: `admin`.
+    pub admin_role: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            admin_role: "admin".to_owned(),
+        }
+    }
+}
+
+/// A loaded workflow and what was noted while loading it (findings that do not stop it from
+/// running, such as a split with one flow), in the order found.
+#[derive(Debug)]
+pub struct Loaded {
+    pub workflow: knhk_core::Workflow,
+    pub notes: Vec<Note>,
+}
+
 /// Parses Turtle and maps it to a specification, without semantic validation (paths, joins,
 /// expressions): only what is needed to build the model (one input and one output condition
 /// per net, references that resolve, known vocabulary, well-formed values).
@@ -39,13 +65,23 @@ pub fn parse_turtle(src: &Source) -> Result<knhk_core::Specification, Error> {
 }
 
 fn read_turtle(src: &Source) -> Result<read::Read, Error> {
+    read_turtle_with(src, &Options::default())
+}
+
+fn read_turtle_with(src: &Source, options: &Options) -> Result<read::Read, Error> {
     let graph = graph::Graph::parse_turtle(src.name, src.base_iri, src.text)?;
-    read::read(src.name, src.base_iri, &graph)
+    read::read(src.name, src.base_iri, &graph, options)
 }
 
 /// Parses Turtle and validates the specification into a workflow.
 pub fn load_turtle(src: &Source) -> Result<knhk_core::Workflow, Error> {
-    validate(src, read_turtle(src)?)
+    load_turtle_with(src, &Options::default()).map(|loaded| loaded.workflow)
+}
+
+/// Parses Turtle with `options` and validates the specification into a workflow, with what
+/// was noted on the way.
+pub fn load_turtle_with(src: &Source, options: &Options) -> Result<Loaded, Error> {
+    validate(src, read_turtle_with(src, options)?)
 }
 
 /// Parses YAWL XML (a `specificationSet` in the YAWL 4 schema or the Beta one) and maps it to a
@@ -53,18 +89,25 @@ pub fn load_turtle(src: &Source) -> Result<knhk_core::Workflow, Error> {
 /// input and one output condition per net, references that resolve, elements knhk can map).
 /// Element IRIs in errors are `<base_iri or name>#<id>`.
 pub fn parse_yawl_xml(src: &Source) -> Result<knhk_core::Specification, Error> {
-    xml::read(src).map(|read| read.spec)
+    xml::read(src, &Options::default()).map(|read| read.spec)
 }
 
 /// Parses YAWL XML and validates the specification into a workflow.
 pub fn load_yawl_xml(src: &Source) -> Result<knhk_core::Workflow, Error> {
-    validate(src, xml::read(src)?)
+    load_yawl_xml_with(src, &Options::default()).map(|loaded| loaded.workflow)
 }
 
-/// Validates a specification read from `src`, naming each violated element by its IRI.
-fn validate(src: &Source, read: read::Read) -> Result<knhk_core::Workflow, Error> {
+/// Parses YAWL XML with `options` and validates the specification into a workflow, with what
+/// was noted on the way.
+pub fn load_yawl_xml_with(src: &Source, options: &Options) -> Result<Loaded, Error> {
+    validate(src, xml::read(src, options)?)
+}
+
+/// Validates a specification read from `src`, naming each violated or noted element by its
+/// IRI. The reader's notes come first, then validation's.
+fn validate(src: &Source, read: read::Read) -> Result<Loaded, Error> {
     let iris = read.iris;
-    knhk_core::Workflow::new(read.spec).map_err(|invalid| Error::Invalid {
+    let workflow = knhk_core::Workflow::new(read.spec).map_err(|invalid| Error::Invalid {
         file: src.name.to_owned(),
         violations: invalid
             .violations
@@ -75,7 +118,23 @@ fn validate(src: &Source, read: read::Read) -> Result<knhk_core::Workflow, Error
                 rule: v.rule,
             })
             .collect(),
-    })
+    })?;
+    let notes = read
+        .notes
+        .into_iter()
+        .chain(workflow.notes().iter().map(|v| ElementViolation {
+            iri: iris.iri_of(&v.element),
+            element: v.element.clone(),
+            rule: v.rule.clone(),
+        }))
+        .map(|v| Note {
+            file: src.name.to_owned(),
+            iri: v.iri,
+            element: v.element,
+            note: v.rule,
+        })
+        .collect();
+    Ok(Loaded { workflow, notes })
 }
 
 /// Reads a definition file and validates it into a workflow. Relative IRIs resolve against the
@@ -88,13 +147,19 @@ pub fn load_file(path: &Path) -> Result<knhk_core::Workflow, Error> {
 /// Does what [`load_file`] does and also returns the file's text, read once (the runtime stores
 /// a definition's source beside its parsed form).
 pub fn load_file_with_text(path: &Path) -> Result<(knhk_core::Workflow, String), Error> {
+    load_file_with(path, &Options::default()).map(|(loaded, text)| (loaded.workflow, text))
+}
+
+/// Does what [`load_file_with_text`] does, reading with `options`, and also returns what was
+/// noted while loading.
+pub fn load_file_with(path: &Path, options: &Options) -> Result<(Loaded, String), Error> {
     let name = path.display().to_string();
     let extension = path
         .extension()
         .map(|e| e.to_string_lossy().to_ascii_lowercase());
-    let load: fn(&Source) -> Result<knhk_core::Workflow, Error> = match extension.as_deref() {
-        Some("ttl") => load_turtle,
-        Some("yawl" | "xml") => load_yawl_xml,
+    let load: fn(&Source, &Options) -> Result<Loaded, Error> = match extension.as_deref() {
+        Some("ttl") => load_turtle_with,
+        Some("yawl" | "xml") => load_yawl_xml_with,
         _ => return Err(Error::UnsupportedFormat { file: name }),
     };
     let io = |source| Error::Io {
@@ -104,12 +169,15 @@ pub fn load_file_with_text(path: &Path) -> Result<(knhk_core::Workflow, String),
     let text = std::fs::read_to_string(path).map_err(io)?;
     let absolute = std::path::absolute(path).map_err(io)?;
     let base_iri = file_url(&absolute);
-    let workflow = load(&Source {
-        name: &name,
-        base_iri: &base_iri,
-        text: &text,
-    })?;
-    Ok((workflow, text))
+    let loaded = load(
+        &Source {
+            name: &name,
+            base_iri: &base_iri,
+            text: &text,
+        },
+        options,
+    )?;
+    Ok((loaded, text))
 }
 
 /// Returns the `file://` URL of an absolute path, percent-encoding what a URL cannot hold.

@@ -86,7 +86,8 @@ pub fn write_turtle(spec: &Specification) -> String {
     w.out.push_str(" .\n");
 
     for net in &spec.nets {
-        w.net(net, net.id == spec.root_net);
+        let initial = (net.id == spec.root_net).then_some(&spec.initial_data);
+        w.net(net, initial);
     }
     w.out
 }
@@ -135,13 +136,24 @@ impl<'s> Writer<'s> {
         iri
     }
 
-    fn net(&mut self, net: &'s Net, root: bool) {
+    /// Writes a net; `initial` is the case's initial data when it is the root net.
+    fn net(&mut self, net: &'s Net, initial: Option<&serde_json::Map<String, serde_json::Value>>) {
         let iri = self.net_iri(net.id.as_str());
         let _ = write!(self.out, "\n{iri} a yawl:Net");
         self.prop("yawl:id", &literal(net.id.as_str()));
         self.opt_literal("yawl:name", net.name.as_deref());
-        if root {
+        if let Some(initial) = initial {
             self.prop("yawl:isRootNet", "true");
+            for (name, value) in initial {
+                let (ty, text) = crate::variables::written(value);
+                let node = format!(
+                    "[ yawl:name {} ; yawl:type {} ; yawl:initialValue {} ]",
+                    literal(name),
+                    literal(ty),
+                    literal(&text)
+                );
+                self.prop("yawl:hasLocalVariable", &node);
+            }
         }
         let input = self.element_iri(net.input_condition.id.as_str());
         self.prop("yawl:hasInputCondition", &input);
@@ -162,7 +174,7 @@ impl<'s> Writer<'s> {
             self.condition(condition, "yawl:Condition");
         }
         for task in &net.tasks {
-            self.task(task);
+            self.task(net, task);
         }
         self.condition(&net.output_condition, "yawl:OutputCondition");
     }
@@ -207,7 +219,7 @@ impl<'s> Writer<'s> {
         self.prop("yawl:flowsInto", &node);
     }
 
-    fn task(&mut self, task: &'s Task) {
+    fn task(&mut self, net: &'s Net, task: &'s Task) {
         let iri = self.element_iri(task.id.as_str());
         let class = if task.multiple_instance.is_some() {
             "yawl:MultipleInstanceTask"
@@ -223,6 +235,15 @@ impl<'s> Writer<'s> {
             self.flow(flow);
         }
         for cancelled in &task.cancellation_set {
+            if let Some((from, to)) = implicit_condition(net, cancelled.as_str()) {
+                let node = format!(
+                    "[ yawl:flowSource {} ; yawl:flowDestination {} ]",
+                    self.element_iri(from),
+                    self.element_iri(to)
+                );
+                self.prop("yawl:hasRemovesTokensFromFlow", &node);
+                continue;
+            }
             let iri = self.element_iri(cancelled.as_str());
             self.prop("yawl:hasRemovesTokens", &iri);
         }
@@ -296,6 +317,9 @@ impl<'s> Writer<'s> {
                     if human.four_eyes {
                         self.prop("knhk:fourEyes", "true");
                     }
+                    if human.distributed_at_runtime {
+                        self.prop("knhk:distributedAtRuntime", "true");
+                    }
                 }
             }
             TaskBinding::Connector(connector) => {
@@ -312,6 +336,23 @@ impl<'s> Writer<'s> {
             TaskBinding::Trigger { event } => self.prop("knhk:trigger", &literal(event)),
         }
     }
+}
+
+/// Returns the two tasks of the flow whose implicit condition is named `id` (`<from>__<to>`),
+/// when `id` is no element of `net` and names such a flow.
+fn implicit_condition<'n>(net: &'n Net, id: &str) -> Option<(&'n str, &'n str)> {
+    if conditions(net).any(|c| c.id.as_str() == id) || net.tasks.iter().any(|t| t.id.as_str() == id)
+    {
+        return None;
+    }
+    net.tasks.iter().find_map(|from| {
+        let rest = id.strip_prefix(from.id.as_str())?.strip_prefix("__")?;
+        let to = net.tasks.iter().find(|t| t.id.as_str() == rest)?;
+        from.flows
+            .iter()
+            .any(|f| f.to == to.id)
+            .then(|| (from.id.as_str(), to.id.as_str()))
+    })
 }
 
 fn control_type(control: ControlType) -> &'static str {

@@ -203,7 +203,7 @@ fn core_code(e: &knhk_core::Error) -> ErrorCode {
         | E::CannotAddInstance { .. }
         | E::CannotCompleteTask { .. } => ErrorCode::FailedPrecondition,
         E::NotAllocatedTo { .. } | E::FourEyes { .. } => ErrorCode::PermissionDenied,
-        E::OutputNotObject(_) => ErrorCode::InvalidArgument,
+        E::OutputNotObject(_) | E::NoRoles(_) => ErrorCode::InvalidArgument,
         E::Replay { .. } => ErrorCode::Internal,
     }
 }

@@ -79,6 +79,7 @@ pub(crate) fn changes(
     for e in events {
         match &e.kind {
             EventKind::WorkItemOffered { item, .. }
+            | EventKind::WorkItemReoffered { item, .. }
             | EventKind::WorkItemAllocated { item, .. }
             | EventKind::WorkItemStarted { item, .. }
             | EventKind::WorkItemCompleted { item, .. }
@@ -130,7 +131,7 @@ pub(crate) fn work_item_record(
         task: item.task.task.to_string(),
         net_instance: item.task.net_instance,
         instance: item.instance,
-        roles: h.roles.clone(),
+        roles: item.offered_to.clone().unwrap_or_else(|| h.roles.clone()),
         allocation: allocation_name(h.allocation).to_string(),
         state: state.as_str().to_string(),
         owner: item.owner.clone(),

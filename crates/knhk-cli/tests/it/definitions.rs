@@ -20,6 +20,27 @@ fn validate_accepts_the_examples() {
 }
 
 #[test]
+fn validate_prints_notes_without_failing() {
+    let file = examples().join("yawl/leave_request.yawl");
+    let out = knhk(&["validate", path_str(&file)]);
+    assert!(out.status.success(), "stderr: {}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("ok "), "{text}");
+    assert!(
+        text.lines().any(|l| l.starts_with("note: ")
+            && l.contains("leave_request.yawl#Route_4>")
+            && l.contains("AND join has one incoming flow")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("note: ") && l.contains("administrators' queue")),
+        "{text}"
+    );
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+}
+
+#[test]
 fn validate_refuses_a_broken_file_and_names_the_element() {
     // `orphan` has no incoming flow: nothing can ever enable it.
     let broken = temp_file(

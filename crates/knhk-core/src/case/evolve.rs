@@ -281,8 +281,19 @@ impl Case {
                         input: input.clone(),
                         idempotency_key: String::new(),
                         since: event.time,
+                        offered_to: None,
                     },
                 );
+            }
+            EventKind::WorkItemReoffered { item, roles } => {
+                let wi = self
+                    .items
+                    .get_mut(item)
+                    .ok_or_else(|| bad("unknown work item"))?;
+                if wi.state != WorkItemState::Offered {
+                    return Err(bad("work item re-offered after it was allocated"));
+                }
+                wi.offered_to = Some(roles.clone());
             }
             EventKind::WorkItemAllocated { item, user }
             | EventKind::WorkItemStarted { item, user } => {
@@ -351,6 +362,7 @@ impl Case {
                         input: input.clone(),
                         idempotency_key: idempotency_key.clone(),
                         since: event.time,
+                        offered_to: None,
                     },
                 );
             }

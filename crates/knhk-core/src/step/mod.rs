@@ -110,6 +110,34 @@ impl Case {
                 self.require(CaseStatus::Created, "start")?;
                 self.set_status(cx, CaseStatus::Running, None)
             }
+            Input::OfferWorkItem { item, roles } => {
+                self.require(CaseStatus::Running, "offer a work item")?;
+                let wi = self.human_item(item, "offer")?;
+                if wi.state != WorkItemState::Offered {
+                    return Err(Error::WrongWorkItemState {
+                        item,
+                        state: wi.state.as_str(),
+                        action: "offer",
+                    });
+                }
+                let mut unique: Vec<String> = Vec::with_capacity(roles.len());
+                for role in roles {
+                    let role = role.trim().to_owned();
+                    if !role.is_empty() && !unique.contains(&role) {
+                        unique.push(role);
+                    }
+                }
+                if unique.is_empty() {
+                    return Err(Error::NoRoles(item));
+                }
+                self.emit(
+                    cx,
+                    EventKind::WorkItemReoffered {
+                        item,
+                        roles: unique,
+                    },
+                )
+            }
             Input::AllocateWorkItem { item, user } => {
                 self.require(CaseStatus::Running, "allocate a work item")?;
                 let wi = self.human_item(item, "allocate")?;

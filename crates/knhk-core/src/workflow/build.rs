@@ -23,6 +23,7 @@ pub(super) fn build_net(
     root: &NetId,
     net_index: &HashMap<&NetId, u32>,
     v: &mut Vec<Violation>,
+    notes: &mut Vec<Violation>,
 ) -> NetDef {
     let mut places = Vec::new();
     let mut place_index: HashMap<ElementId, u32, FxBuild> = HashMap::default();
@@ -282,12 +283,20 @@ pub(super) fn build_net(
     let mut or_joins = Vec::new();
     for (ti, t) in net.tasks.iter().enumerate() {
         let name = t.id.as_str();
-        if t.join != ControlType::Xor && inputs[ti].len() == 1 {
+        // A join with one incoming flow, and an AND or OR split with one outgoing flow, is
+        // valid YAWL (the editor writes an AND split on every task): it behaves as the one
+        // flow it has, which is taken whatever its predicate says.
+        let mut join = t.join;
+        if join != ControlType::Xor && inputs[ti].len() == 1 {
             violation(
-                v,
+                notes,
                 name,
-                "an AND or OR join needs at least two incoming flows",
+                format!(
+                    "the {} join has one incoming flow and behaves as a plain one",
+                    code(join)
+                ),
             );
+            join = ControlType::Xor;
         }
         let failure_flows = t.flows.iter().filter(|f| f.on_failure).count();
         if failure_flows > 1 {
@@ -306,14 +315,30 @@ pub(super) fn build_net(
         if failure_flows > 0 && failure_flows == t.flows.len() {
             violation(v, name, "a task needs a flow besides its failure flow");
         }
-        if t.split != ControlType::Xor && outputs[ti].len().saturating_sub(failure_flows) == 1 {
+        let mut split = t.split;
+        let single =
+            split != ControlType::Xor && outputs[ti].len().saturating_sub(failure_flows) == 1;
+        if single {
+            let guarded = t
+                .flows
+                .iter()
+                .any(|f| !f.on_failure && (f.predicate.is_some() || f.is_default));
             violation(
-                v,
+                notes,
                 name,
-                "an AND or OR split needs at least two outgoing flows",
+                format!(
+                    "the {} split has one outgoing flow and behaves as a plain one{}",
+                    code(split),
+                    if guarded {
+                        " (taken whatever its predicate)"
+                    } else {
+                        ""
+                    }
+                ),
             );
+            split = ControlType::And;
         }
-        if t.join == ControlType::Or {
+        if join == ControlType::Or {
             or_joins.push(ti as u32);
         }
         let defaults = t.flows.iter().filter(|f| f.is_default).count();
@@ -321,6 +346,7 @@ pub(super) fn build_net(
             violation(v, name, "more than one default flow");
         }
         if t.split == ControlType::And
+            && !single
             && t.flows
                 .iter()
                 .any(|f| !f.on_failure && (f.predicate.is_some() || f.is_default))
@@ -347,7 +373,12 @@ pub(super) fn build_net(
         });
         let mut out_arcs = Vec::with_capacity(arcs.len());
         for (p, f, _) in arcs {
-            let predicate = compile_opt(f.predicate.as_ref(), name, "predicate", v);
+            // The one flow of a degenerate split is always taken: its predicate is not used.
+            let predicate = if single && !f.on_failure {
+                None
+            } else {
+                compile_opt(f.predicate.as_ref(), name, "predicate", v)
+            };
             out_arcs.push(OutArc {
                 place: p,
                 predicate,
@@ -369,7 +400,7 @@ pub(super) fn build_net(
             }
         }
         let mi = t.multiple_instance.as_ref().map(|mi| {
-            check_mi(mi, name, v);
+            check_mi(mi, name, v, notes);
             MiDef {
                 spec: mi.clone(),
                 split: compile_opt(mi.split.as_ref(), name, "split expression", v),
@@ -420,8 +451,8 @@ pub(super) fn build_net(
         }
         tasks.push(TaskDef {
             id: t.id.clone(),
-            join: t.join,
-            split: t.split,
+            join,
+            split,
             inputs: std::mem::take(&mut inputs[ti]),
             outputs: out_arcs,
             cancel_places,
@@ -457,7 +488,7 @@ pub(super) fn build_net(
     }
 }
 
-fn check_mi(mi: &MultipleInstance, task: &str, v: &mut Vec<Violation>) {
+fn check_mi(mi: &MultipleInstance, task: &str, v: &mut Vec<Violation>, notes: &mut Vec<Violation>) {
     if mi.minimum < 1 {
         violation(v, task, "multiple-instance minimum must be at least 1");
     }
@@ -472,13 +503,16 @@ fn check_mi(mi: &MultipleInstance, task: &str, v: &mut Vec<Violation>) {
                 ),
             );
         }
+        // YAWL accepts this; the threshold is capped at the number of instances at run time.
         if let Some(th) = mi.threshold
             && th > max
         {
             violation(
-                v,
+                notes,
                 task,
-                format!("multiple-instance threshold {th} is above the maximum {max}"),
+                format!(
+                    "multiple-instance threshold {th} is above the maximum {max}: the task completes when all its instances did"
+                ),
             );
         }
     }
@@ -487,6 +521,14 @@ fn check_mi(mi: &MultipleInstance, task: &str, v: &mut Vec<Violation>) {
     }
     if mi.item_variable.trim().is_empty() {
         violation(v, task, "multiple-instance item variable is empty");
+    }
+}
+
+fn code(control: ControlType) -> &'static str {
+    match control {
+        ControlType::And => "AND",
+        ControlType::Xor => "XOR",
+        ControlType::Or => "OR",
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use crate::error::InvalidDefinition;
+use crate::error::{InvalidDefinition, Violation};
 use crate::expr::CompiledExpr;
 use crate::ids::{ElementId, FxBuild, NetId};
 use crate::model::{
@@ -20,6 +20,8 @@ use build::{build_net, violation};
 pub struct Workflow {
     spec: Specification,
     pub(crate) nets: Vec<NetDef>,
+    /// Findings that do not stop the workflow from running (a split with one flow...).
+    notes: Vec<Violation>,
 }
 
 #[derive(Debug)]
@@ -132,6 +134,7 @@ impl Workflow {
     /// Validates `spec` and indexes it, or returns every rule it breaks.
     pub fn new(spec: Specification) -> Result<Workflow, InvalidDefinition> {
         let mut v = Vec::new();
+        let mut notes = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for net in &spec.nets {
             if !seen.insert(net.id.clone()) {
@@ -153,7 +156,13 @@ impl Workflow {
             .collect();
         let mut nets = Vec::with_capacity(spec.nets.len());
         for net in &spec.nets {
-            nets.push(build_net(net, &spec.root_net, &net_index, &mut v));
+            nets.push(build_net(
+                net,
+                &spec.root_net,
+                &net_index,
+                &mut v,
+                &mut notes,
+            ));
         }
         if !v.is_empty() {
             return Err(InvalidDefinition { violations: v });
@@ -172,12 +181,18 @@ impl Workflow {
                 }
             }
         }
-        Ok(Workflow { spec, nets })
+        Ok(Workflow { spec, nets, notes })
     }
 
     /// Returns the specification this workflow was built from.
     pub fn specification(&self) -> &Specification {
         &self.spec
+    }
+
+    /// Returns what validation noted without refusing the definition: each names the element
+    /// and says what was noted (a split or join with one flow, a threshold above the maximum).
+    pub fn notes(&self) -> &[Violation] {
+        &self.notes
     }
 
     /// Returns the identifier of the specification.

@@ -42,6 +42,7 @@ pub fn human(mut t: Task, role: &str) -> Task {
         roles: vec![role.to_string()],
         allocation: Allocation::RoleOffer,
         four_eyes: false,
+        distributed_at_runtime: false,
     });
     t
 }
@@ -73,6 +74,7 @@ pub fn spec(nets: Vec<Net>) -> Specification {
         documentation: None,
         root_net: nets[0].id.clone(),
         nets,
+        initial_data: Default::default(),
     }
 }
 

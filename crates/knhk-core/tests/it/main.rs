@@ -5,6 +5,7 @@
 
 mod basics;
 mod harness;
+mod interop;
 mod lifecycle;
 mod multi;
 mod orjoin;

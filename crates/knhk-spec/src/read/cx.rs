@@ -42,6 +42,11 @@ pub(crate) fn short(iri: &str) -> String {
 pub(crate) struct Cx<'g> {
     pub(crate) graph: &'g Graph,
     pub(crate) problems: Vec<ElementViolation>,
+    /// Findings that do not refuse the file (none in Turtle so far: its terms say what they
+    /// mean).
+    pub(crate) notes: Vec<ElementViolation>,
+    /// The role of the administrators' queue (see [`crate::Options`]).
+    pub(crate) admin_role: String,
 }
 
 impl<'g> Cx<'g> {
@@ -49,6 +54,8 @@ impl<'g> Cx<'g> {
         Cx {
             graph,
             problems: Vec::new(),
+            notes: Vec::new(),
+            admin_role: crate::Options::default().admin_role,
         }
     }
 

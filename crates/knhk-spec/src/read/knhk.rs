@@ -58,6 +58,7 @@ fn read_binding(cx: &mut Cx<'_>, node: &Node, owner: &Owner) -> TaskBinding {
         owner,
     );
     let four_eyes = cx.boolean(node, &knhk("fourEyes"), owner);
+    let at_runtime = cx.boolean(node, &knhk("distributedAtRuntime"), owner);
 
     let kinds = [
         connector
@@ -80,8 +81,24 @@ fn read_binding(cx: &mut Cx<'_>, node: &Node, owner: &Owner) -> TaskBinding {
     if connector.is_none() && !settings.is_empty() {
         cx.problem(owner, "knhk:setting without knhk:connector");
     }
-    if roles.is_empty() && (allocation.is_some() || four_eyes.is_some()) {
+    if roles.is_empty() && at_runtime != Some(true) && (allocation.is_some() || four_eyes.is_some())
+    {
         cx.problem(owner, "knhk:allocation and knhk:fourEyes need knhk:role");
+    }
+    if at_runtime == Some(true) && given.len() == 1 && roles.is_empty() {
+        cx.problem(
+            owner,
+            "knhk:distributedAtRuntime is for a human task; this one has another binding",
+        );
+    }
+    if at_runtime == Some(true) && given.is_empty() {
+        // The administrators' queue: the roles given, else the configured one.
+        return TaskBinding::Human(HumanBinding {
+            roles: vec![cx.admin_role.clone()],
+            allocation: allocation.unwrap_or(Allocation::RoleOffer),
+            four_eyes: four_eyes.unwrap_or(false),
+            distributed_at_runtime: true,
+        });
     }
     if let Some(connector) = connector {
         return TaskBinding::Connector(ConnectorBinding {
@@ -94,6 +111,7 @@ fn read_binding(cx: &mut Cx<'_>, node: &Node, owner: &Owner) -> TaskBinding {
             roles,
             allocation: allocation.unwrap_or(Allocation::RoleOffer),
             four_eyes: four_eyes.unwrap_or(false),
+            distributed_at_runtime: at_runtime.unwrap_or(false),
         });
     }
     if let Some(event) = trigger {

@@ -108,8 +108,10 @@ pub(crate) fn read(cx: &mut Cx<'_>, spec: &Node) -> Option<Read> {
             documentation: None,
             root_net: NetId::new(&net_id),
             nets: vec![net],
+            initial_data: serde_json::Map::new(),
         },
         iris,
+        notes: Vec::new(),
     })
 }
 

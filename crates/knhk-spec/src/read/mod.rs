@@ -22,6 +22,8 @@ pub(crate) use cx::{Cx, Owner};
 pub(crate) struct Read {
     pub(crate) spec: Specification,
     pub(crate) iris: IriMap,
+    /// What the reader noted without refusing the file.
+    pub(crate) notes: Vec<ElementViolation>,
 }
 
 /// Element, net and specification ids to the IRIs they were read from.
@@ -55,8 +57,14 @@ impl IriMap {
 }
 
 /// Reads the specification defined by `graph`.
-pub(crate) fn read(file: &str, base_iri: &str, graph: &Graph) -> Result<Read, Error> {
+pub(crate) fn read(
+    file: &str,
+    base_iri: &str,
+    graph: &Graph,
+    options: &crate::Options,
+) -> Result<Read, Error> {
     let mut cx = Cx::new(graph);
+    cx.admin_role = options.admin_role.clone();
     let whole = Owner {
         iri: base_iri.to_owned(),
         element: file.to_owned(),
@@ -97,7 +105,10 @@ pub(crate) fn read(file: &str, base_iri: &str, graph: &Graph) -> Result<Read, Er
         }
     };
     match read {
-        Some(read) if cx.problems.is_empty() => Ok(read),
+        Some(mut read) if cx.problems.is_empty() => {
+            read.notes = cx.notes;
+            Ok(read)
+        }
         _ => Err(invalid(file, cx.problems)),
     }
 }

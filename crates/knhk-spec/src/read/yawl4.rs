@@ -144,6 +144,10 @@ pub(crate) fn read(cx: &mut Cx<'_>, spec: Option<&Node>) -> Option<Read> {
     }
 
     let root = root?;
+    let mut initial_data = serde_json::Map::new();
+    for net in &nets {
+        variables(cx, net, net.id == root.as_str(), &mut initial_data);
+    }
     let (id, name, version, documentation) = match spec {
         Some(spec) => {
             let id = cx
@@ -169,9 +173,69 @@ pub(crate) fn read(cx: &mut Cx<'_>, spec: Option<&Node>) -> Option<Read> {
             documentation,
             root_net: root,
             nets: out,
+            initial_data,
         },
         iris,
+        notes: Vec::new(),
     })
+}
+
+/// Reads the initial values of a net's local variables (`yawl:hasLocalVariable` with
+/// `yawl:initialValue`): the root net's become the data a case starts with; any other, or one
+/// that cannot be converted, is refused naming the variable.
+fn variables(
+    cx: &mut Cx<'_>,
+    net: &NetNodes,
+    root: bool,
+    data: &mut serde_json::Map<String, serde_json::Value>,
+) {
+    for var in cx.nodes(&net.node, &yawl("hasLocalVariable"), &net.owner) {
+        let Some(value) = cx.literal(&var, &yawl("initialValue"), &net.owner) else {
+            continue;
+        };
+        let Some(name) = cx.literal(&var, &yawl("name"), &net.owner) else {
+            cx.problem(
+                &net.owner,
+                "a yawl:hasLocalVariable with a yawl:initialValue has no yawl:name",
+            );
+            continue;
+        };
+        let ty = cx
+            .literal(&var, &yawl("type"), &net.owner)
+            .unwrap_or_default();
+        if value.trim().is_empty() && ty.rsplit(':').next() != Some("string") {
+            continue;
+        }
+        if !root {
+            cx.problem(
+                &net.owner,
+                format!("variable {name:?} of the sub-net {:?} has an initial value, which knhk does not apply: a case's data starts from the root net's variables only", net.id),
+            );
+            continue;
+        }
+        let namespace = cx.literal(&var, &yawl("namespace"), &net.owner);
+        let converted = if namespace
+            .as_deref()
+            .is_some_and(|ns| ns != crate::variables::XSD)
+        {
+            Err(format!(
+                "its type {ty:?} is not an XML Schema simple type knhk can convert to case data"
+            ))
+        } else {
+            crate::variables::initial_value(&ty, &value)
+        };
+        match converted {
+            Ok(v) => {
+                if data.insert(name.clone(), v).is_some() {
+                    cx.problem(&net.owner, format!("variable {name:?} is declared twice"));
+                }
+            }
+            Err(why) => cx.problem(
+                &net.owner,
+                format!("the initial value of variable {name:?} cannot be applied: {why}"),
+            ),
+        }
+    }
 }
 
 /// Tells whether a decomposition is a net (rather than, say, a web service gateway).
@@ -369,6 +433,26 @@ fn task(
             && !task.cancellation_set.contains(&id)
         {
             task.cancellation_set.push(id);
+        }
+    }
+    for removes in cx.nodes(node, &yawl("hasRemovesTokensFromFlow"), &owner) {
+        let mut end = |predicate: &str| {
+            let target = cx.node(&removes, &yawl(predicate), &owner);
+            if target.is_none() {
+                cx.problem(
+                    &owner,
+                    format!("a yawl:hasRemovesTokensFromFlow has no yawl:{predicate}"),
+                );
+            }
+            registry.resolve(cx, &target?, "yawl:hasRemovesTokensFromFlow", &owner)
+        };
+        let (Some(from), Some(to)) = (end("flowSource"), end("flowDestination")) else {
+            continue;
+        };
+        // The implicit condition of a flow between two tasks: knhk names it `<from>__<to>`.
+        let implicit = ElementId::new(format!("{from}__{to}"));
+        if !task.cancellation_set.contains(&implicit) {
+            task.cancellation_set.push(implicit);
         }
     }
     task.multiple_instance = multiple_instance(cx, node, &owner);

@@ -21,6 +21,10 @@ pub(crate) struct Cx {
     /// What element IRIs are made from: the file's IRI without its fragment, else its name.
     pub(crate) base: String,
     pub(crate) problems: Vec<ElementViolation>,
+    /// Findings that do not refuse the file.
+    pub(crate) notes: Vec<ElementViolation>,
+    /// The role of the administrators' queue (see [`crate::Options`]).
+    pub(crate) admin_role: String,
 }
 
 impl Cx {
@@ -60,6 +64,18 @@ impl Cx {
         };
         if !self.problems.contains(&v) {
             self.problems.push(v);
+        }
+    }
+
+    /// Records a finding about `loc` that does not refuse the file.
+    pub(crate) fn note(&mut self, loc: &Loc, note: impl Into<String>) {
+        let v = ElementViolation {
+            iri: loc.iri.clone(),
+            element: loc.element.clone(),
+            rule: note.into(),
+        };
+        if !self.notes.contains(&v) {
+            self.notes.push(v);
         }
     }
 

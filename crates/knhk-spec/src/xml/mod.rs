@@ -38,7 +38,7 @@ pub(crate) struct Gateway {
 }
 
 /// Reads the specification defined by a YAWL XML document.
-pub(crate) fn read(src: &Source) -> Result<Read, Error> {
+pub(crate) fn read(src: &Source, read_options: &crate::Options) -> Result<Read, Error> {
     // A byte order mark is not part of the document (roxmltree would see text before the root).
     let text = src.text.strip_prefix('\u{feff}').unwrap_or(src.text);
     let options = ParsingOptions {
@@ -72,6 +72,8 @@ pub(crate) fn read(src: &Source) -> Result<Read, Error> {
         ns,
         base: base.clone(),
         problems: Vec::new(),
+        notes: Vec::new(),
+        admin_role: read_options.admin_role.clone(),
     };
     let whole = Loc {
         iri: base,
@@ -106,7 +108,10 @@ pub(crate) fn read(src: &Source) -> Result<Read, Error> {
         }
     };
     match read {
-        Some(read) if cx.problems.is_empty() => Ok(read),
+        Some(mut read) if cx.problems.is_empty() => {
+            read.notes = cx.notes;
+            Ok(read)
+        }
         _ => Err(invalid(src.name, cx.problems)),
     }
 }
@@ -268,6 +273,11 @@ fn specification(cx: &mut Cx, spec: Node<'_, '_>, whole: &Loc) -> Option<Read> {
     };
 
     let out = net::read_nets(cx, &nets, &decompositions, &mut iris);
+    let mut initial_data = serde_json::Map::new();
+    for (did, node) in &nets {
+        let is_root = root.as_ref().is_some_and(|r| r.as_str() == did);
+        variables(cx, *node, did, is_root, &mut initial_data);
+    }
     iris.insert(&id, &graph::Node::Iri(spec_loc.iri.clone()));
     Some(Read {
         spec: Specification {
@@ -277,7 +287,80 @@ fn specification(cx: &mut Cx, spec: Node<'_, '_>, whole: &Loc) -> Option<Read> {
             documentation,
             root_net: root?,
             nets: out,
+            initial_data,
         },
         iris,
+        notes: Vec::new(),
     })
+}
+
+/// Reads the initial values of a net's local variables: the root net's become the data a case
+/// starts with; any other initial value, or one that cannot be converted, is refused, naming
+/// the variable (a declared value is never dropped).
+fn variables(
+    cx: &mut Cx,
+    net: Node<'_, '_>,
+    net_id: &str,
+    root: bool,
+    data: &mut serde_json::Map<String, serde_json::Value>,
+) {
+    let loc = cx.loc(net_id);
+    for var in cx.children(net, "localVariable").collect::<Vec<_>>() {
+        let Some(initial) = cx.child(var, "initialValue", &loc) else {
+            continue;
+        };
+        // YAWL 4 writes the name, type and namespace as elements; Beta files also as attributes.
+        let field = |cx: &mut Cx, name: &str| {
+            cx.child_text(var, name, &loc).or_else(|| {
+                var.attribute(name)
+                    .map(|v| v.trim().to_owned())
+                    .filter(|v| !v.is_empty())
+            })
+        };
+        let Some(name) = field(cx, "name") else {
+            cx.problem(
+                &loc,
+                "a <localVariable> with an <initialValue> has no <name>",
+            );
+            continue;
+        };
+        let ty = field(cx, "type").unwrap_or_default();
+        let namespace = field(cx, "namespace");
+        let value = cx::text(initial);
+        let elements = initial.children().any(|c| c.is_element());
+        if !elements && value.trim().is_empty() && ty.rsplit(':').next() != Some("string") {
+            // An empty initial value declares none.
+            continue;
+        }
+        if !root {
+            cx.problem(
+                &loc,
+                format!("variable {name:?} of the sub-net {net_id:?} has an initial value, which knhk does not apply: a case's data starts from the root net's variables only"),
+            );
+            continue;
+        }
+        let converted = if elements
+            || cx.children(var, "element").next().is_some()
+            || namespace
+                .as_deref()
+                .is_some_and(|ns| ns != crate::variables::XSD)
+        {
+            Err(format!(
+                "its type {ty:?} is not an XML Schema simple type knhk can convert to case data"
+            ))
+        } else {
+            crate::variables::initial_value(&ty, &value)
+        };
+        match converted {
+            Ok(v) => {
+                if data.insert(name.clone(), v).is_some() {
+                    cx.problem(&loc, format!("variable {name:?} is declared twice"));
+                }
+            }
+            Err(why) => cx.problem(
+                &loc,
+                format!("the initial value of variable {name:?} cannot be applied: {why}"),
+            ),
+        }
+    }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use knhk_core::model::{Condition, ControlType, Expression, Flow, Net, Task};
+use knhk_core::model::{Condition, Expression, Flow, Net, Task};
 use knhk_core::{ElementId, NetId};
 use roxmltree::Node;
 
@@ -178,7 +178,7 @@ pub(crate) fn read_nets<'a, 'i>(
             .iter()
             .map(|(n, id)| condition(cx, &scope, *n, id))
             .collect();
-        let mut tasks: Vec<Task> = found
+        let tasks: Vec<Task> = found
             .tasks
             .iter()
             .map(|(n, id)| super::task::read_task(cx, &scope, *n, id))
@@ -186,7 +186,6 @@ pub(crate) fn read_nets<'a, 'i>(
         let net_loc = cx.loc(net_id);
         let name = cx.child_text(*node, "name", &net_loc);
         if let (Some(input_condition), Some(output_condition)) = (input, output) {
-            single_flow_codes(&input_condition, &conditions, &mut tasks);
             out.push(Net {
                 id: NetId::new(net_id),
                 name,
@@ -198,33 +197,6 @@ pub(crate) fn read_nets<'a, 'i>(
         }
     }
     out
-}
-
-/// Reads the join of a task with one incoming flow, and the split of a task with one outgoing
-/// flow without predicate, as XOR: there they mean the same whatever their code, and the YAWL
-/// editor writes `<split code="and"/>` on every task, where knhk's validation refuses an AND or
-/// OR join or split with one flow as a likely mistake.
-fn single_flow_codes(input: &Condition, conditions: &[Condition], tasks: &mut [Task]) {
-    let mut incoming: HashMap<ElementId, usize> = HashMap::new();
-    let sources = std::iter::once(&input.flows)
-        .chain(conditions.iter().map(|c| &c.flows))
-        .chain(tasks.iter().map(|t| &t.flows));
-    for flows in sources {
-        for flow in flows {
-            *incoming.entry(flow.to.clone()).or_default() += 1;
-        }
-    }
-    for task in tasks.iter_mut() {
-        if incoming.get(&task.id) == Some(&1) {
-            task.join = ControlType::Xor;
-        }
-        if let [only] = task.flows.as_slice()
-            && only.predicate.is_none()
-            && !only.is_default
-        {
-            task.split = ControlType::Xor;
-        }
-    }
 }
 
 fn condition(cx: &mut Cx, scope: &Scope<'_>, node: Node<'_, '_>, id: &str) -> Condition {

@@ -1,10 +1,10 @@
 //! Reads one YAWL XML task: join and split, cancellation set, what performs it (a sub-net, a
 //! service, or people through resourcing) and its timer.
 
-use knhk_core::NetId;
 use knhk_core::model::{
     Allocation, ControlType, HumanBinding, Task, TaskBinding, TaskTimer, TimerAction, TimerTrigger,
 };
+use knhk_core::{ElementId, NetId};
 use roxmltree::Node;
 
 use crate::xml::Decomposition;
@@ -62,11 +62,40 @@ pub(crate) fn read_task(cx: &mut Cx, scope: &Scope<'_>, node: Node<'_, '_>, id: 
             task.cancellation_set.push(target);
         }
     }
-    if cx.children(node, "removesTokensFromFlow").next().is_some() {
-        cx.problem(
-            &loc,
-            "cancels the tokens of a flow's implicit condition (<removesTokensFromFlow>), which knhk does not support; put a named <condition> on the flow and cancel it with <removesTokens>",
-        );
+    // The implicit condition of a flow between two tasks: knhk names it `<from>__<to>`.
+    for removes in cx
+        .children(node, "removesTokensFromFlow")
+        .collect::<Vec<_>>()
+    {
+        cx.only_known(removes, &["flowSource", "flowDestination"], &loc);
+        let end = |cx: &mut Cx, name: &str| {
+            let id = cx
+                .child(removes, name, &loc)
+                .and_then(|n| n.attribute("id"))
+                .map(str::trim)
+                .filter(|i| !i.is_empty());
+            if id.is_none() {
+                cx.problem(
+                    &loc,
+                    format!("a <removesTokensFromFlow> has no <{name} id=\"...\">"),
+                );
+            }
+            id.and_then(|id| {
+                scope.resolve(
+                    cx,
+                    id,
+                    "the cancellation set (<removesTokensFromFlow>)",
+                    &loc,
+                )
+            })
+        };
+        let (Some(from), Some(to)) = (end(cx, "flowSource"), end(cx, "flowDestination")) else {
+            continue;
+        };
+        let implicit = ElementId::new(format!("{from}__{to}"));
+        if !task.cancellation_set.contains(&implicit) {
+            task.cancellation_set.push(implicit);
+        }
     }
     task.multiple_instance = multiple_instance::read(cx, node, &loc);
 
@@ -118,13 +147,11 @@ fn control_type(cx: &mut Cx, node: Node<'_, '_>, name: &str, loc: &Loc) -> Contr
 
 /// Reads the resourcing of a manual task: the roles its work item is offered to, and how it is
 /// allocated. What would narrow or redirect the offer in ways knhk cannot follow is refused.
+/// An offer the definition leaves to an administrator (no resourcing, as in Beta files, or an
+/// offer initiated by the user with no role) goes to the administrators' queue.
 fn human(cx: &mut Cx, node: Node<'_, '_>, decomposition: &str, loc: &Loc) -> TaskBinding {
-    let no_role = format!(
-        "is a manual task (its decomposition {decomposition:?} has no yawlService or codelet) but its <resourcing> offers it to no role; knhk offers work items to roles (<offer><distributionSet><initialSet><role>)"
-    );
     let Some(resourcing) = cx.child(node, "resourcing", loc) else {
-        cx.problem(loc, no_role);
-        return TaskBinding::Empty;
+        return at_runtime(cx, loc, "it has no <resourcing>");
     };
     cx.only_known(
         resourcing,
@@ -132,7 +159,12 @@ fn human(cx: &mut Cx, node: Node<'_, '_>, decomposition: &str, loc: &Loc) -> Tas
         loc,
     );
     let mut roles: Vec<String> = Vec::new();
-    if let Some(offer) = cx.child(resourcing, "offer", loc) {
+    let offer = cx.child(resourcing, "offer", loc);
+    // YAWL's default initiator is the user: an administrator distributes the work item.
+    let by_system = offer
+        .and_then(|o| o.attribute("initiator"))
+        .is_some_and(|i| i.trim() == "system");
+    if let Some(offer) = offer {
         cx.only_known(offer, &["distributionSet", "familiarParticipant"], loc);
         if cx.children(offer, "familiarParticipant").next().is_some() {
             cx.problem(
@@ -177,13 +209,49 @@ fn human(cx: &mut Cx, node: Node<'_, '_>, decomposition: &str, loc: &Loc) -> Tas
         }
     }
     if roles.is_empty() {
-        cx.problem(loc, no_role);
-        return TaskBinding::Empty;
+        if by_system {
+            cx.problem(
+                loc,
+                format!(
+                    "is a manual task (its decomposition {decomposition:?} has no yawlService or codelet) whose offer is made by the system (<offer initiator=\"system\">) to no role; knhk offers work items to roles (<offer><distributionSet><initialSet><role>)"
+                ),
+            );
+            return TaskBinding::Empty;
+        }
+        let why = if offer.is_some() {
+            "its offer is made by the user (<offer initiator=\"user\">) and names no role"
+        } else {
+            "its <resourcing> has no <offer>"
+        };
+        let mut binding = at_runtime(cx, loc, why);
+        if let TaskBinding::Human(h) = &mut binding {
+            h.allocation = allocation(cx, resourcing, loc);
+        }
+        return binding;
     }
     TaskBinding::Human(HumanBinding {
         roles,
         allocation: allocation(cx, resourcing, loc),
         four_eyes: false,
+        distributed_at_runtime: false,
+    })
+}
+
+/// A manual task whose work item an administrator distributes at run time: it is offered to
+/// the administrators' queue, and noted.
+fn at_runtime(cx: &mut Cx, loc: &Loc, why: &str) -> TaskBinding {
+    let role = cx.admin_role.clone();
+    cx.note(
+        loc,
+        format!(
+            "is a manual task distributed at run time ({why}): its work items go to the administrators' queue, role {role:?}"
+        ),
+    );
+    TaskBinding::Human(HumanBinding {
+        roles: vec![role],
+        allocation: Allocation::RoleOffer,
+        four_eyes: false,
+        distributed_at_runtime: true,
     })
 }
 

@@ -2,6 +2,7 @@
 //! the corpus of recorded histories.
 
 mod damage;
+mod editor;
 mod histories;
 mod legacy;
 mod patterns;

@@ -81,6 +81,7 @@ fn a_full_task_round_trips() {
         roles: vec!["clerk".to_owned(), "manager".to_owned()],
         allocation: Allocation::ShortestQueue,
         four_eyes: true,
+        distributed_at_runtime: true,
     });
     task.timer = Some(TaskTimer {
         trigger: TimerTrigger::OnStarted,
@@ -131,7 +132,36 @@ fn single_net(tasks: Vec<Task>) -> Specification {
             conditions: Vec::new(),
             tasks,
         }],
+        initial_data: Default::default(),
     }
+}
+
+#[test]
+fn initial_values_and_removed_flow_tokens_round_trip() {
+    let mut a = Task::empty("a");
+    a.flows = vec![Flow {
+        to: ElementId::new("b"),
+        predicate: None,
+        ordering: None,
+        is_default: false,
+        on_failure: false,
+    }];
+    let mut b = Task::empty("b");
+    b.flows = vec![Flow {
+        to: ElementId::new("end"),
+        ..a.flows[0].clone()
+    }];
+    b.cancellation_set = vec![ElementId::new("a__b")];
+    let mut spec = single_net(vec![a, b]);
+    spec.initial_data = serde_json::json!({
+        "ok": true, "n": -3, "x": 2.5, "s": " text ", "empty": ""
+    })
+    .as_object()
+    .cloned()
+    .unwrap_or_default();
+    let turtle = knhk_spec::write_turtle(&spec);
+    assert!(turtle.contains("yawl:hasRemovesTokensFromFlow"), "{turtle}");
+    assert_eq!(round_trip(&spec), spec);
 }
 
 // Random specifications: ids are made unique by a counter suffix, so that any text (spaces,
@@ -173,15 +203,17 @@ fn binding() -> impl Strategy<Value = TaskBinding> {
                 Just(Allocation::RoundRobin),
                 Just(Allocation::ShortestQueue)
             ],
+            any::<bool>(),
             any::<bool>()
         )
-            .prop_map(
-                |(roles, allocation, four_eyes)| TaskBinding::Human(HumanBinding {
+            .prop_map(|(roles, allocation, four_eyes, distributed_at_runtime)| {
+                TaskBinding::Human(HumanBinding {
                     roles: roles.into_iter().collect(),
                     allocation,
                     four_eyes,
+                    distributed_at_runtime,
                 })
-            ),
+            }),
         (
             text(),
             proptest::collection::btree_map(text(), text(), 0..3)
@@ -478,6 +510,7 @@ fn build(
         documentation,
         root_net: net_ids[root % net_ids.len()].clone(),
         nets,
+        initial_data: Default::default(),
     }
 }
 

@@ -57,6 +57,21 @@ fn violations(text: &str) -> Vec<(String, String, String)> {
     }
 }
 
+/// Loads `text`, expecting it loaded; returns (IRI fragment, element id, note) per note.
+fn notes(text: &str) -> Vec<(String, String, String)> {
+    let loaded = knhk_spec::load_turtle_with(&source(text), &knhk_spec::Options::default())
+        .unwrap_or_else(|e| panic!("definition refused: {e}\n{text}"));
+    loaded
+        .notes
+        .into_iter()
+        .map(|n| {
+            assert_eq!(n.file, "wf.ttl");
+            let iri = n.iri.strip_prefix(BASE).unwrap_or(&n.iri).to_owned();
+            (iri, n.element, n.note)
+        })
+        .collect()
+}
+
 fn v(iri: &str, element: &str, rule: &str) -> (String, String, String) {
     (iri.to_owned(), element.to_owned(), rule.to_owned())
 }
@@ -197,14 +212,33 @@ fn an_and_split_with_predicates_is_refused() {
 }
 
 #[test]
-fn an_and_join_with_one_incoming_flow_is_refused() {
+fn an_and_join_with_one_incoming_flow_loads_with_a_note() {
     let text = definition(&[], "<#B> yawl:hasJoin yawl:ControlTypeAnd .\n");
     assert_eq!(
-        violations(&text),
+        notes(&text),
         [v(
             "#B",
             "B",
-            "an AND or OR join needs at least two incoming flows"
+            "the AND join has one incoming flow and behaves as a plain one"
+        )]
+    );
+}
+
+#[test]
+fn an_and_split_with_one_guarded_flow_loads_with_a_note() {
+    let text = definition(
+        &[(
+            "<#A> a yawl:Task ; yawl:flowsInto [ yawl:nextElementRef <#B> ]",
+            "<#A> a yawl:Task ; yawl:hasSplit yawl:ControlTypeAnd ; yawl:flowsInto [ yawl:nextElementRef <#B> ; yawl:hasPredicate [ yawl:query \"false()\" ] ; yawl:isDefaultFlow true ]",
+        )],
+        "",
+    );
+    assert_eq!(
+        notes(&text),
+        [v(
+            "#A",
+            "A",
+            "the AND split has one outgoing flow and behaves as a plain one (taken whatever its predicate)"
         )]
     );
 }
@@ -226,17 +260,17 @@ fn a_multiple_instance_minimum_above_maximum_is_refused() {
 }
 
 #[test]
-fn a_multiple_instance_threshold_above_maximum_is_refused() {
+fn a_multiple_instance_threshold_above_maximum_loads_with_a_note() {
     let text = definition(
         &[("<#A> a yawl:Task", "<#A> a yawl:MultipleInstanceTask")],
         "<#A> yawl:minimum 1 ; yawl:maximum 2 ; yawl:threshold 5 .\n",
     );
     assert_eq!(
-        violations(&text),
+        notes(&text),
         [v(
             "#A",
             "A",
-            "multiple-instance threshold 5 is above the maximum 2"
+            "multiple-instance threshold 5 is above the maximum 2: the task completes when all its instances did"
         )]
     );
 }

@@ -28,15 +28,20 @@ fn examples() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/yawl-xml")
 }
 
+/// The YAWL XML examples: `examples/yawl-xml/`, then the editor-shaped `examples/yawl/`.
 fn example_files() -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(examples())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yawl"))
-        .collect();
-    files.sort();
-    assert!(files.len() >= 3, "the YAWL XML examples are missing");
-    files
+    let mut all = Vec::new();
+    for dir in [examples(), examples().join("../yawl")] {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "yawl"))
+            .collect();
+        files.sort();
+        all.extend(files);
+    }
+    assert!(all.len() >= 6, "the YAWL XML examples are missing");
+    all
 }
 
 fn source(text: &str) -> Source<'_> {
@@ -316,8 +321,9 @@ fn the_expense_claim_model_is_what_the_file_says() {
         Some(Expression::xpath("/ExpenseClaim/amount <= 0"))
     );
     assert!(check.flows[2].is_default);
-    // `<split code="and"/>` with one outgoing flow, as the editor writes it, reads as XOR.
-    assert_eq!(net.tasks[0].split, ControlType::Xor);
+    // `<split code="and"/>` with one outgoing flow, as the editor writes it, is kept as written;
+    // validation notes it and runs it as the one flow it has.
+    assert_eq!(net.tasks[0].split, ControlType::And);
     // Automated decompositions (a YAWL service, a codelet) are run as empty tasks.
     assert!(net.tasks.iter().all(|t| t.binding == TaskBinding::Empty));
 }
@@ -415,6 +421,7 @@ fn timers_read_iso_durations_and_duration_params() {
             roles: vec!["clerk".into()],
             allocation: Allocation::ShortestQueue,
             four_eyes: false,
+            distributed_at_runtime: false,
         })
     );
     // On a task without decomposition, the timer is how long it takes: a delay.
@@ -630,12 +637,22 @@ fn an_unknown_next_element_ref_is_refused_naming_the_flow_owner() {
 }
 
 #[test]
-fn removes_tokens_from_flow_is_refused() {
+fn removes_tokens_from_a_flow_that_is_not_between_two_tasks_is_refused() {
+    // Only a flow between two tasks has an implicit condition to empty.
     let text = with_task_a(
         r#"<removesTokensFromFlow><flowSource id="start"/><flowDestination id="A"/></removesTokensFromFlow>"#,
         "",
     );
-    refused(&text, "A", "<removesTokensFromFlow>");
+    refused(
+        &text,
+        "A",
+        "cancellation set names unknown element start__A",
+    );
+    let text = with_task_a(
+        r#"<removesTokensFromFlow><flowSource id="A"/></removesTokensFromFlow>"#,
+        "",
+    );
+    refused(&text, "A", "has no <flowDestination");
 }
 
 #[test]
@@ -680,19 +697,14 @@ fn semantic_violations_name_the_element() {
 #[test]
 fn what_cannot_be_mapped_is_refused_naming_the_task() {
     let manual = r#"<decomposition id="Work" xsi:type="WebServiceGatewayFactsType"><externalInteraction>manual</externalInteraction></decomposition>"#;
-    // A manual task offered to no role (an administrator would distribute it in YAWL).
+    // A manual task the system is to offer, to no role.
     refused(
         &with_task_a(
-            r#"<resourcing><offer initiator="user"/><allocate initiator="user"/><start initiator="user"/></resourcing><decomposesTo id="Work"/>"#,
+            r#"<resourcing><offer initiator="system"/><allocate initiator="user"/><start initiator="user"/></resourcing><decomposesTo id="Work"/>"#,
             manual,
         ),
         "A",
-        "offers it to no role",
-    );
-    refused(
-        &with_task_a(r#"<decomposesTo id="Work"/>"#, manual),
-        "A",
-        "offers it to no role",
+        "to no role",
     );
     // Offers to single participants.
     refused(

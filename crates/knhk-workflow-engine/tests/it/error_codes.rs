@@ -89,6 +89,7 @@ fn core_variant(e: &knhk_core::Error) -> &'static str {
         E::CannotAddInstance { .. } => "CannotAddInstance",
         E::CannotCompleteTask { .. } => "CannotCompleteTask",
         E::OutputNotObject(_) => "OutputNotObject",
+        E::NoRoles(_) => "NoRoles",
         E::Replay { .. } => "Replay",
     }
 }
@@ -232,6 +233,7 @@ async fn every_error_has_its_code() {
             FailedPrecondition,
         ),
         (knhk_core::Error::OutputNotObject("array"), InvalidArgument),
+        (knhk_core::Error::NoRoles(item()), InvalidArgument),
         (
             knhk_core::Error::Replay {
                 seq: 4,
@@ -446,6 +448,7 @@ async fn every_error_has_its_code() {
             "CannotAddInstance",
             "CannotCompleteTask",
             "OutputNotObject",
+            "NoRoles",
             "Replay",
         ]
         .map(|v| format!("Case::{v}")),

@@ -69,6 +69,7 @@ fn spec(nets: Vec<Net>) -> Specification {
         documentation: None,
         root_net: nets[0].id.clone(),
         nets,
+        initial_data: Default::default(),
     }
 }
 
@@ -77,6 +78,7 @@ fn human_binding(four_eyes: bool) -> TaskBinding {
         roles: vec!["r".into()],
         allocation: Allocation::RoleOffer,
         four_eyes,
+        distributed_at_runtime: false,
     })
 }
 
