@@ -203,6 +203,7 @@ impl Scenario {
             connectors: Registry::with_builtins(),
             directory: Directory::default(),
             clock: Clock::system(),
+            admin_role: EngineConfig::DEFAULT_ADMIN_ROLE.to_owned(),
         });
         let measured = self.measure_on(&engine, &store, addr).await;
         engine.shutdown().await;

@@ -103,6 +103,7 @@ async fn open(data_dir: &Path) -> anyhow::Result<WorkflowEngine> {
         connectors: Registry::with_builtins(),
         directory,
         clock: Clock::system(),
+        admin_role: EngineConfig::DEFAULT_ADMIN_ROLE.to_owned(),
     }))
 }
 

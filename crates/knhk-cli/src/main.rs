@@ -38,6 +38,17 @@ struct Cli {
         value_name = "DIR"
     )]
     data_dir: PathBuf,
+    /// The administrators' role: work items of manual tasks that the definition leaves to be
+    /// distributed at run time (YAWL's `<offer initiator="user"/>`) are offered to it, and its
+    /// members offer or allocate them on (`knhk workitem offer|allocate`).
+    #[arg(
+        long,
+        global = true,
+        env = "KNHK_ADMIN_ROLE",
+        default_value = "admin",
+        value_name = "ROLE"
+    )]
+    admin_role: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -107,7 +118,7 @@ fn main() -> ExitCode {
             .enable_all()
             .build()
         {
-            Ok(runtime) => runtime.block_on(dispatch(command, &cli.data_dir)),
+            Ok(runtime) => runtime.block_on(dispatch(command, &cli.data_dir, cli.admin_role)),
             Err(e) => Err(anyhow::Error::new(e).context("cannot start the async runtime")),
         },
     };
@@ -136,8 +147,12 @@ fn message(e: &anyhow::Error) -> String {
 }
 
 /// Runs a command that works on the engine.
-async fn dispatch(command: Command, data_dir: &Path) -> anyhow::Result<ExitCode> {
-    let session = Session::open(data_dir).await?;
+async fn dispatch(
+    command: Command,
+    data_dir: &Path,
+    admin_role: String,
+) -> anyhow::Result<ExitCode> {
+    let session = Session::open(data_dir, admin_role).await?;
     let result = match command {
         Command::Run(args) => run::run(&session, args).await,
         Command::Worker(args) => worker::run(&session, args).await,

@@ -96,6 +96,12 @@ fn print_waits(session: &Session, case: CaseId, status: CaseStatus, waits: &[Wai
                 if let Some(role) = w.roles.first() {
                     hints.push(format!("{knhk} workitem list --role {role}"));
                 }
+                if w.owner.is_none() && w.roles.iter().any(|r| r == session.engine.admin_role()) {
+                    hints.push(format!(
+                        "{knhk} workitem offer {} --role ROLE --user ADMIN   # or allocate {} --to USER",
+                        w.id, w.id
+                    ));
+                }
                 let user = w.owner.as_deref().unwrap_or("USER");
                 hints.push(format!(
                     "{knhk} workitem complete {} --user {user} --output '{{}}'",

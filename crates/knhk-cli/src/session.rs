@@ -25,8 +25,8 @@ pub(crate) struct Session {
 impl Session {
     /// Opens the engine on the embedded default in `data_dir`: the SQLite store `knhk.db`
     /// (created if missing, `synchronous=FULL`), the built-in connectors, and the roles of
-    /// `directory.json` when that file exists.
-    pub(crate) async fn open(data_dir: &Path) -> anyhow::Result<Session> {
+    /// `directory.json` when that file exists; `admin_role` is the administrators' role.
+    pub(crate) async fn open(data_dir: &Path, admin_role: String) -> anyhow::Result<Session> {
         let store = SqliteStore::open(&data_dir.join("knhk.db"), SqliteOptions::default())
             .await
             .with_context(|| format!("cannot open the data directory {}", data_dir.display()))?;
@@ -35,6 +35,7 @@ impl Session {
             connectors: Registry::with_builtins(),
             directory: Directory::load(&data_dir.join("directory.json"))?,
             clock: Clock::system(),
+            admin_role,
         });
         Ok(Session {
             engine,

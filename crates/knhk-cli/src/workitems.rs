@@ -43,6 +43,30 @@ pub(crate) enum WorkItemCommand {
         #[arg(long)]
         user: String,
     },
+    /// Offers a work item nobody has yet to other roles, in place of those it was offered to
+    /// (an administrator distributing a work item, as YAWL's unoffered queue).
+    Offer {
+        /// The work item id (see `knhk workitem list --role admin`).
+        id: WorkItemId,
+        /// A role to offer it to; repeat for several.
+        #[arg(long = "role", value_name = "ROLE", required = true)]
+        roles: Vec<String>,
+        /// The administrator doing it (a member of the administrators' role, when
+        /// `directory.json` names roles).
+        #[arg(long)]
+        user: String,
+    },
+    /// Allocates a work item to a user (an administrator distributing a work item).
+    Allocate {
+        /// The work item id (see `knhk workitem list --role admin`).
+        id: WorkItemId,
+        /// The user who gets it.
+        #[arg(long, value_name = "USER")]
+        to: String,
+        /// The administrator doing it.
+        #[arg(long)]
+        user: String,
+    },
     /// Gives up on a work item: its task fails, and the case follows the task's failure flow
     /// (or fails, when the task has none).
     Fail {
@@ -132,6 +156,36 @@ pub(crate) async fn run(session: &Session, command: WorkItemCommand) -> anyhow::
                 .with_context(|| format!("cannot start work item {id}"))?;
             println!(
                 "work item {id} of task {} started by {user}",
+                report::task_label(&item.task)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        WorkItemCommand::Offer { id, roles, user } => {
+            let item = live_item(session, id).await?;
+            engine
+                .offer_work_item(id, roles.clone(), &user)
+                .await
+                .with_context(|| format!("cannot offer work item {id}"))?;
+            println!(
+                "work item {id} of task {} offered to role {}",
+                report::task_label(&item.task),
+                roles.join(", ")
+            );
+            println!(
+                "members see it with: {} workitem list --role {}",
+                session.command(),
+                roles.first().map_or("ROLE", String::as_str)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        WorkItemCommand::Allocate { id, to, user } => {
+            let item = live_item(session, id).await?;
+            engine
+                .allocate_work_item(id, &to, &user)
+                .await
+                .with_context(|| format!("cannot allocate work item {id}"))?;
+            println!(
+                "work item {id} of task {} allocated to {to}",
                 report::task_label(&item.task)
             );
             Ok(ExitCode::SUCCESS)

@@ -79,6 +79,11 @@ impl Directory {
         }
     }
 
+    /// Returns whether the directory names no role at all (no `directory.json`).
+    pub fn is_empty(&self) -> bool {
+        self.roles.is_empty()
+    }
+
     /// Returns the users holding `role`, in directory order.
     pub fn users(&self, role: &str) -> &[String] {
         self.roles.get(role).map(Vec::as_slice).unwrap_or(&[])

@@ -42,6 +42,8 @@ pub enum Error {
         #[source]
         source: crate::view::RowError,
     },
+    #[error("{user} may not distribute work items: only members of the role {role} may")]
+    NotAdministrator { user: String, role: String },
     #[error("case data must be a JSON object")]
     DataNotObject,
     #[error(transparent)]
@@ -161,6 +163,7 @@ impl Error {
             | Error::CorruptCase { .. }
             | Error::CorruptRow { .. } => ErrorCode::Internal,
             Error::DataNotObject => ErrorCode::InvalidArgument,
+            Error::NotAdministrator { .. } => ErrorCode::PermissionDenied,
             Error::Directory(_) => ErrorCode::InvalidArgument,
             // Only missing connectors: the definition is fine, this engine lacks what it needs.
             Error::Connectors { problems, .. }

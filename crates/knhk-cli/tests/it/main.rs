@@ -6,6 +6,7 @@
 
 mod cases;
 mod definitions;
+mod distribution;
 mod inputs;
 mod run;
 mod worker;

@@ -42,11 +42,12 @@ impl WorkflowEngine {
             base_iri: &base,
             text,
         };
-        let wf = match format {
-            SourceFormat::Turtle => knhk_spec::load_turtle(&source)?,
-            SourceFormat::YawlXml => knhk_spec::load_yawl_xml(&source)?,
+        let options = self.spec_options();
+        let loaded = match format {
+            SourceFormat::Turtle => knhk_spec::load_turtle_with(&source, &options)?,
+            SourceFormat::YawlXml => knhk_spec::load_yawl_xml_with(&source, &options)?,
         };
-        self.register_loaded(wf, format, text).await
+        self.register_loaded(loaded.workflow, format, text).await
     }
 
     /// Registers the workflow in a file; its extension names the format (`.ttl`, `.yawl`,
@@ -57,8 +58,16 @@ impl WorkflowEngine {
                 file: path.display().to_string(),
             })
         })?;
-        let (wf, text) = knhk_spec::load_file_with_text(path)?;
-        self.register_loaded(wf, format, &text).await
+        let (loaded, text) = knhk_spec::load_file_with(path, &self.spec_options())?;
+        self.register_loaded(loaded.workflow, format, &text).await
+    }
+
+    /// Returns how definitions are read here: manual tasks whose work items an administrator
+    /// distributes at run time go to this engine's administrators' role.
+    fn spec_options(&self) -> knhk_spec::Options {
+        knhk_spec::Options {
+            admin_role: self.inner.admin_role.clone(),
+        }
     }
 
     async fn register_loaded(

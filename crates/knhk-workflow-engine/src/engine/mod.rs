@@ -32,6 +32,15 @@ pub struct EngineConfig {
     pub connectors: Registry,
     pub directory: Directory,
     pub clock: Clock,
+    /// The administrators' role: the work items of manual tasks that YAWL leaves to be
+    /// distributed at run time are offered to it, and its members offer or allocate them on.
+    /// [`EngineConfig::DEFAULT_ADMIN_ROLE`] unless configured.
+    pub admin_role: String,
+}
+
+impl EngineConfig {
+    /// The administrators' role when none is configured.
+    pub const DEFAULT_ADMIN_ROLE: &str = "admin";
 }
 
 /// A cheap, cloneable handle on the engine.
@@ -46,6 +55,7 @@ struct Inner {
     connectors: Registry,
     directory: Directory,
     clock: Clock,
+    admin_role: String,
     catalog: catalog::Catalog,
     cases: locks::CaseLocks,
     calls: Mutex<HashMap<WorkItemId, tokio::task::AbortHandle>>,
@@ -114,6 +124,7 @@ impl WorkflowEngine {
                 connectors: config.connectors,
                 directory: config.directory,
                 clock: config.clock,
+                admin_role: config.admin_role,
                 catalog: catalog::Catalog::default(),
                 cases: locks::CaseLocks::default(),
                 calls: Mutex::new(HashMap::new()),
@@ -130,6 +141,11 @@ impl WorkflowEngine {
     /// Returns the engine's clock.
     pub fn clock(&self) -> Clock {
         self.inner.clock
+    }
+
+    /// Returns the administrators' role, which distributes work items left to run time.
+    pub fn admin_role(&self) -> &str {
+        &self.inner.admin_role
     }
 
     /// Returns the directory of roles the engine allocates work with.

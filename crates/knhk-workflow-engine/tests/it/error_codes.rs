@@ -69,6 +69,7 @@ fn engine_variant(e: &Error) -> &'static str {
         Error::CorruptWorkflow { .. } => "CorruptWorkflow",
         Error::CorruptCase { .. } => "CorruptCase",
         Error::CorruptRow { .. } => "CorruptRow",
+        Error::NotAdministrator { .. } => "NotAdministrator",
         Error::DataNotObject => "DataNotObject",
         Error::Directory(_) => "Directory",
         Error::Connectors { .. } => "Connectors",
@@ -382,6 +383,13 @@ async fn every_error_has_its_code() {
             },
             Internal,
         ),
+        (
+            Error::NotAdministrator {
+                user: "eve".to_owned(),
+                role: "admin".to_owned(),
+            },
+            PermissionDenied,
+        ),
         (Error::DataNotObject, InvalidArgument),
         (
             Error::Directory(knhk_workflow_engine::Directory::from_json("[]").unwrap_err()),
@@ -418,6 +426,7 @@ async fn every_error_has_its_code() {
         "CorruptWorkflow",
         "CorruptCase",
         "CorruptRow",
+        "NotAdministrator",
         "DataNotObject",
         "Directory",
         "Connectors",

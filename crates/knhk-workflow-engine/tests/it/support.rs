@@ -53,6 +53,7 @@ pub fn engine_on(store: Arc<dyn Store>) -> WorkflowEngine {
         connectors: Registry::with_builtins(),
         directory: directory(),
         clock: Clock::system(),
+        admin_role: EngineConfig::DEFAULT_ADMIN_ROLE.to_owned(),
     })
 }
 
