@@ -27,4 +27,5 @@ pub use event::{CaseStatus, Event, EventKind, TaskRef};
 pub use ids::{CaseId, ElementId, IdSource, NetId, SequentialIds, TimerId, Timestamp, WorkItemId};
 pub use input::Input;
 pub use model::Specification;
+pub use step::ApplyOptions;
 pub use workflow::Workflow;

@@ -101,7 +101,7 @@ impl Case {
                     self.touch(workflow, 0, INPUT);
                 }
             }
-            EventKind::CaseDeadlocked { .. } => {}
+            EventKind::CaseDeadlocked { .. } | EventKind::FiringLimitReached { .. } => {}
             EventKind::NetStarted {
                 net_instance,
                 net,

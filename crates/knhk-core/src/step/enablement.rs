@@ -2,12 +2,14 @@
 //! task does (offer, arm its timer, await its trigger, start), and what a case with nothing left
 //! to reconsider is: waiting, completed, or deadlocked.
 
+use std::collections::HashMap;
+
 use serde_json::Value;
 
 use super::{Cx, Res, tdef};
 use crate::case::{Case, Slot, WorkItemState};
 use crate::effect::Effect;
-use crate::event::{CaseStatus, EventKind};
+use crate::event::{CaseStatus, EventKind, TaskRef};
 use crate::ids::{TimerId, WorkItemId};
 use crate::model::{ControlType, TaskBinding, TimerTrigger};
 use crate::orjoin;
@@ -21,6 +23,9 @@ impl Case {
                 if self.status != CaseStatus::Running {
                     self.dirty.clear();
                     return Ok(());
+                }
+                if cx.fired > cx.max_firings {
+                    return self.firing_limit_reached(cx);
                 }
                 self.reconsider(cx, ni, t)?;
             }
@@ -254,6 +259,37 @@ impl Case {
             self.set_status(cx, CaseStatus::Failed, Some(why))?;
         }
         Ok(false)
+    }
+
+    /// Fails a case whose step started more tasks than its bound: a loop of tasks that need
+    /// nothing from outside. The tasks that started more than once in this step are the loop.
+    fn firing_limit_reached(&mut self, cx: &mut Cx) -> Res {
+        self.dirty.clear();
+        // Counted once, here, from the step's own events: the hot path keeps no tally.
+        let mut starts: HashMap<&TaskRef, u32> = HashMap::new();
+        for e in &cx.step.events {
+            if let EventKind::TaskStarted { task, .. } = &e.kind {
+                *starts.entry(task).or_default() += 1;
+            }
+        }
+        let mut tasks: Vec<TaskRef> = starts
+            .into_iter()
+            .filter(|&(_, n)| n > 1)
+            .map(|(task, _)| task.clone())
+            .collect();
+        tasks.sort_by(|a, b| {
+            (a.net_instance, a.task.as_str()).cmp(&(b.net_instance, b.task.as_str()))
+        });
+        let names: Vec<&str> = tasks.iter().map(|t| t.task.as_str()).collect();
+        let why = format!(
+            "one step started more than {} tasks without waiting for anything: a loop of {}",
+            cx.max_firings,
+            names.join(", ")
+        );
+        let firings = cx.fired;
+        self.emit(cx, EventKind::FiringLimitReached { firings, tasks })?;
+        self.teardown_all(cx)?;
+        self.set_status(cx, CaseStatus::Failed, Some(why))
     }
 
     /// Returns whether anything in the case can still happen: an enabled task, work in

@@ -86,6 +86,7 @@ impl Case {
             1
         };
         let task = self.task_ref(cx.wf, ni, t);
+        cx.fired = cx.fired.saturating_add(1);
         self.emit(cx, EventKind::TaskStarted { task, instances })?;
         if let Some(data) = trigger {
             // The event a trigger task waited for is its work's output.

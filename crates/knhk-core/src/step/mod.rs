@@ -15,6 +15,37 @@ use crate::input::Input;
 use crate::model::{TaskBinding, TimerAction};
 use crate::workflow::{TaskDef, Workflow};
 
+/// How [`Case::apply`] runs a step. [`Case::apply`] uses the defaults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ApplyOptions {
+    /// The most tasks one step may start without waiting for the outside world. A loop of
+    /// automatic tasks (empty tasks cycling through an XOR split, a deferred choice between
+    /// empty tasks) would otherwise run for ever; past this bound the case fails with a
+    /// [`EventKind::FiringLimitReached`] event naming the tasks of the loop. The history of
+    /// such a step holds about three events per firing, so the bound also bounds its memory.
+    pub max_firings: u32,
+}
+
+impl ApplyOptions {
+    /// The default bound on task firings in one step.
+    pub const DEFAULT_MAX_FIRINGS: u32 = 100_000;
+
+    /// Returns these options with another bound on task firings in one step.
+    pub fn with_max_firings(mut self, max_firings: u32) -> ApplyOptions {
+        self.max_firings = max_firings;
+        self
+    }
+}
+
+impl Default for ApplyOptions {
+    fn default() -> ApplyOptions {
+        ApplyOptions {
+            max_firings: ApplyOptions::DEFAULT_MAX_FIRINGS,
+        }
+    }
+}
+
 struct Cx<'a> {
     wf: &'a Workflow,
     now: Timestamp,
@@ -22,6 +53,9 @@ struct Cx<'a> {
     step: Step,
     /// OR-joins allowed to fire although the analysis says wait: nothing else can move.
     forced: Vec<(u32, u32)>,
+    /// Tasks started in this step so far, and the most allowed.
+    fired: u32,
+    max_firings: u32,
 }
 
 type Res<T = ()> = Result<T, Error>;
@@ -31,13 +65,26 @@ mod firing;
 
 impl Case {
     /// Applies one input at time `now`, taking new ids from `ids`, and returns the events and
-    /// effects. On error the case is unchanged.
+    /// effects. On error the case is unchanged. Runs with the default [`ApplyOptions`].
     pub fn apply(
         &mut self,
         workflow: &Workflow,
         now: Timestamp,
         input: Input,
         ids: &mut dyn IdSource,
+    ) -> Result<Step, Error> {
+        self.apply_with(workflow, now, input, ids, ApplyOptions::default())
+    }
+
+    /// Applies one input like [`Case::apply`], with `options` (the bound on task firings in
+    /// one step).
+    pub fn apply_with(
+        &mut self,
+        workflow: &Workflow,
+        now: Timestamp,
+        input: Input,
+        ids: &mut dyn IdSource,
+        options: ApplyOptions,
     ) -> Result<Step, Error> {
         let mut next = self.clone();
         let mut cx = Cx {
@@ -49,6 +96,8 @@ impl Case {
                 effects: Vec::new(),
             },
             forced: Vec::new(),
+            fired: 0,
+            max_firings: options.max_firings,
         };
         next.perform(&mut cx, input)?;
         next.settle(&mut cx)?;

@@ -87,29 +87,40 @@ pub struct Run<'w> {
     pub events: Vec<Event>,
     pub effects: Vec<Effect>,
     pub now: i64,
+    pub options: ApplyOptions,
 }
 
 impl<'w> Run<'w> {
     pub fn start(wf: &'w Workflow, data: Value) -> Run<'w> {
+        let mut run = Run::created(wf, data);
+        run.input(Input::Start).expect("start");
+        run
+    }
+
+    /// Creates a case without starting it.
+    pub fn created(wf: &'w Workflow, data: Value) -> Run<'w> {
         let data: Map<String, Value> = data.as_object().cloned().unwrap_or_default();
         let (case, step) = Case::create(wf, CaseId(uuid::Uuid::from_u128(7)), Timestamp(0), data);
-        let mut run = Run {
+        Run {
             wf,
             case,
             ids: SequentialIds::default(),
             events: step.events,
             effects: Vec::new(),
             now: 0,
-        };
-        run.input(Input::Start).expect("start");
-        run
+            options: ApplyOptions::default(),
+        }
     }
 
     pub fn input(&mut self, input: Input) -> Result<Step, Error> {
         self.now += 1;
-        let step = self
-            .case
-            .apply(self.wf, Timestamp(self.now), input, &mut self.ids)?;
+        let step = self.case.apply_with(
+            self.wf,
+            Timestamp(self.now),
+            input,
+            &mut self.ids,
+            self.options,
+        )?;
         self.events.extend(step.events.iter().cloned());
         self.effects.extend(step.effects.iter().cloned());
         Ok(step)

@@ -6,6 +6,7 @@
 mod basics;
 mod harness;
 mod lifecycle;
+mod limits;
 mod multi;
 mod orjoin;
 mod properties;
