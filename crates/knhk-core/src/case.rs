@@ -16,6 +16,9 @@ use crate::sorted::SortedMap;
 use crate::workflow::Workflow;
 
 mod evolve;
+mod waits;
+
+pub use waits::Wait;
 
 /// The state of one case. Equal histories give equal cases.
 #[derive(Clone, Debug, PartialEq)]

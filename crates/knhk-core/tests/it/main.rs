@@ -10,3 +10,4 @@ mod limits;
 mod multi;
 mod orjoin;
 mod properties;
+mod waits;
