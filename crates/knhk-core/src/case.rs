@@ -140,14 +140,32 @@ pub struct WorkItem {
     pub state: WorkItemState,
     /// Who claimed or started it, for human work items.
     pub owner: Option<String>,
-    /// The connector of a call; `None` for a human work item.
-    pub connector: Option<String>,
+    /// What it is: work for people, or a connector call.
+    pub kind: WorkItemKind,
     /// The work's input: what people see, or what the connector is called with.
     pub input: Value,
-    /// The idempotency key of a connector call; empty for a human work item.
-    pub idempotency_key: String,
     /// When the item was offered or the call started.
     pub since: crate::ids::Timestamp,
+}
+
+/// What a live work item is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WorkItemKind {
+    /// Work offered to people: the roles of the task's human binding.
+    Human,
+    /// A connector call in flight (state [`WorkItemState::Calling`]).
+    Call {
+        connector: String,
+        /// The same for every attempt of this call, also after a restart.
+        idempotency_key: String,
+    },
+}
+
+impl WorkItem {
+    /// Returns whether this is a connector call rather than work for people.
+    pub fn is_call(&self) -> bool {
+        matches!(self.kind, WorkItemKind::Call { .. })
+    }
 }
 
 /// Where a live work item stands.

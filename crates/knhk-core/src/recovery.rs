@@ -1,7 +1,7 @@
 //! Picking a case up again: the effects a runtime must (re)perform for a case loaded from its
 //! history, after a restart or on another node.
 
-use crate::case::{Case, Slot, WorkItemState};
+use crate::case::{Case, Slot, WorkItemKind};
 use crate::effect::Effect;
 use crate::event::TaskRef;
 use crate::model::TaskBinding;
@@ -22,15 +22,20 @@ impl Case {
             };
             let net = &workflow.nets[self.nets[ni as usize].net as usize];
             let def = &net.tasks[t as usize];
-            match (&def.binding, item.state) {
-                (TaskBinding::Connector(c), WorkItemState::Calling) => {
+            match (&def.binding, &item.kind) {
+                (
+                    TaskBinding::Connector(c),
+                    WorkItemKind::Call {
+                        idempotency_key, ..
+                    },
+                ) => {
                     out.push(Effect::CallConnector {
                         item: *id,
                         task: item.task.clone(),
                         binding: c.clone(),
                         hints: def.runtime.clone(),
                         input: item.input.clone(),
-                        idempotency_key: item.idempotency_key.clone(),
+                        idempotency_key: idempotency_key.clone(),
                     });
                 }
                 (TaskBinding::Human(h), _) => out.push(Effect::OfferWorkItem {

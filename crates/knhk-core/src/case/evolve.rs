@@ -277,9 +277,8 @@ impl Case {
                         instance: *instance,
                         state: WorkItemState::Offered,
                         owner: None,
-                        connector: None,
+                        kind: WorkItemKind::Human,
                         input: input.clone(),
-                        idempotency_key: String::new(),
                         since: event.time,
                     },
                 );
@@ -347,9 +346,11 @@ impl Case {
                         instance: *instance,
                         state: WorkItemState::Calling,
                         owner: None,
-                        connector: Some(connector.clone()),
+                        kind: WorkItemKind::Call {
+                            connector: connector.clone(),
+                            idempotency_key: idempotency_key.clone(),
+                        },
                         input: input.clone(),
-                        idempotency_key: idempotency_key.clone(),
                         since: event.time,
                     },
                 );

@@ -1,7 +1,7 @@
 //! What a case waits for: the one answer, read from the case's state, to "what must happen
 //! outside knhk-core for this case to move on".
 
-use super::{Case, Slot, WorkItemState};
+use super::{Case, Slot, WorkItemKind, WorkItemState};
 use crate::event::{CaseStatus, TaskRef};
 use crate::ids::{TimerId, Timestamp, WorkItemId};
 use crate::model::TaskBinding;
@@ -77,15 +77,18 @@ impl Case {
             CaseStatus::Completed | CaseStatus::Cancelled | CaseStatus::Failed => return out,
         };
         for (id, wi) in &self.items {
-            match wi.state {
-                WorkItemState::Calling => out.push(Wait::Call {
+            match &wi.kind {
+                WorkItemKind::Call {
+                    connector,
+                    idempotency_key,
+                } => out.push(Wait::Call {
                     item: *id,
                     task: wi.task.clone(),
-                    connector: wi.connector.clone().unwrap_or_default(),
-                    idempotency_key: wi.idempotency_key.clone(),
+                    connector: connector.clone(),
+                    idempotency_key: idempotency_key.clone(),
                     since: wi.since,
                 }),
-                _ if running => {
+                WorkItemKind::Human if running => {
                     let roles = match self.task_def(workflow, &wi.task).map(|t| &t.binding) {
                         Some(TaskBinding::Human(h)) => h.roles.clone(),
                         _ => Vec::new(),
@@ -99,7 +102,7 @@ impl Case {
                         since: wi.since,
                     });
                 }
-                _ => {}
+                WorkItemKind::Human => {}
             }
         }
         for (timer, state) in &self.timers {

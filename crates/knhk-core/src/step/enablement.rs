@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use super::{Cx, Res, tdef};
-use crate::case::{Case, Slot, WorkItemState};
+use crate::case::{Case, Slot};
 use crate::effect::Effect;
 use crate::event::{CaseStatus, EventKind, TaskRef};
 use crate::ids::{TimerId, WorkItemId};
@@ -172,7 +172,7 @@ impl Case {
         let Some(wi) = self.items.get(&item) else {
             return Ok(());
         };
-        let effect = if wi.state == WorkItemState::Calling {
+        let effect = if wi.is_call() {
             Effect::CancelConnectorCall { item }
         } else {
             Effect::WithdrawWorkItem { item }

@@ -6,7 +6,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::case::{Case, Slot, Step, WorkItemState};
+use crate::case::{Case, Slot, Step, WorkItemKind, WorkItemState};
 use crate::effect::Effect;
 use crate::error::Error;
 use crate::event::{CaseStatus, Event, EventKind, TaskRef};
@@ -237,7 +237,10 @@ impl Case {
                     },
                 )?;
                 let (ni, t) = self.locate_item(cx.wf, &wi.task)?;
-                let connector = wi.connector.unwrap_or_default();
+                let connector = match &wi.kind {
+                    WorkItemKind::Call { connector, .. } => connector.as_str(),
+                    WorkItemKind::Human => "",
+                };
                 self.fail_task(cx, ni, t, format!("connector {connector} failed: {error}"))
             }
             Input::TimerFired { timer } => {
@@ -340,7 +343,7 @@ impl Case {
 
     fn human_item(&self, item: WorkItemId, action: &'static str) -> Res<&crate::WorkItem> {
         let wi = self.items.get(&item).ok_or(Error::UnknownWorkItem(item))?;
-        if wi.state == WorkItemState::Calling {
+        if wi.is_call() {
             return Err(Error::WrongWorkItemState {
                 item,
                 state: wi.state.as_str(),
@@ -352,7 +355,7 @@ impl Case {
 
     fn call(&self, item: WorkItemId) -> Res<&crate::WorkItem> {
         let wi = self.items.get(&item).ok_or(Error::UnknownWorkItem(item))?;
-        if wi.state != WorkItemState::Calling {
+        if !wi.is_call() {
             return Err(Error::WrongWorkItemState {
                 item,
                 state: wi.state.as_str(),

@@ -179,6 +179,38 @@ fn connector_task_asks_for_a_call_with_a_stable_idempotency_key_and_maps_the_out
 }
 
 #[test]
+fn a_work_item_says_whether_it_is_for_people_or_a_connector_call() {
+    let wf = connector_net();
+    let run = Run::start(&wf, json!({"id": 5}));
+    let call = run.item("call");
+    let key = run
+        .effects
+        .iter()
+        .find_map(|e| match e {
+            Effect::CallConnector {
+                idempotency_key, ..
+            } => Some(idempotency_key.clone()),
+            _ => None,
+        })
+        .expect("a connector call");
+    let wi = run.case.work_item(&call).expect("the call");
+    assert!(wi.is_call());
+    assert_eq!(
+        wi.kind,
+        WorkItemKind::Call {
+            connector: "http".into(),
+            idempotency_key: key,
+        }
+    );
+
+    let wf = one_human(false);
+    let run = Run::start(&wf, json!({}));
+    let wi = run.case.work_item(&run.item("a")).expect("the work item");
+    assert!(!wi.is_call());
+    assert_eq!(wi.kind, WorkItemKind::Human);
+}
+
+#[test]
 fn connector_failure_fails_the_task_and_the_case_naming_the_connector() {
     let wf = connector_net();
     let mut run = Run::start(&wf, json!({}));

@@ -68,7 +68,12 @@ fn a_running_case_waits_for_work_items_calls_timers_and_triggers() {
     let key = run
         .case
         .work_item(&call)
-        .map(|w| w.idempotency_key.clone())
+        .and_then(|w| match &w.kind {
+            WorkItemKind::Call {
+                idempotency_key, ..
+            } => Some(idempotency_key.clone()),
+            WorkItemKind::Human => None,
+        })
         .expect("the call");
     assert!(!key.is_empty());
     let mut items = vec![
