@@ -23,17 +23,36 @@ pub use waits::Wait;
 /// The state of one case. Equal histories give equal cases.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Case {
-    pub(crate) id: CaseId,
-    pub(crate) status: CaseStatus,
-    pub(crate) data: Map<String, Value>,
-    pub(crate) seq: u64,
-    pub(crate) nets: Vec<NetInstance>,
-    pub(crate) items: SortedMap<WorkItemId, WorkItem>,
-    pub(crate) timers: SortedMap<TimerId, TimerState>,
+    id: CaseId,
+    status: CaseStatus,
+    data: Map<String, Value>,
+    seq: u64,
+    nets: Vec<NetInstance>,
+    items: SortedMap<WorkItemId, WorkItem>,
+    timers: SortedMap<TimerId, TimerState>,
     /// Users who completed a four-eyes work item of this case.
-    pub(crate) four_eyes: Vec<String>,
-    /// Tasks whose enablement may have changed; always empty between two `apply` calls.
-    pub(crate) dirty: VecDeque<(u32, u32)>,
+    four_eyes: Vec<String>,
+}
+
+/// Where [`Case::evolve`] reports the tasks whose enablement an event may have changed:
+/// deciding reconsiders them (its scratch queue), replay has no use for them.
+pub(crate) trait Touched {
+    fn touched(&mut self, net_instance: u32, task: u32);
+}
+
+impl Touched for VecDeque<(u32, u32)> {
+    #[inline]
+    fn touched(&mut self, net_instance: u32, task: u32) {
+        self.push_back((net_instance, task));
+    }
+}
+
+/// Replay folds events without reconsidering tasks.
+pub(crate) struct Untouched;
+
+impl Touched for Untouched {
+    #[inline]
+    fn touched(&mut self, _: u32, _: u32) {}
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -223,7 +242,7 @@ impl Case {
             time: now,
             kind,
         };
-        if case.evolve(workflow, &event).is_ok() {
+        if case.evolve(workflow, &event, &mut Untouched).is_ok() {
             step.events.push(event);
         }
         (case, step)
@@ -239,7 +258,6 @@ impl Case {
             items: SortedMap::default(),
             timers: SortedMap::default(),
             four_eyes: Vec::new(),
-            dirty: VecDeque::new(),
         }
     }
 
@@ -247,9 +265,8 @@ impl Case {
     pub fn replay(workflow: &Workflow, id: CaseId, events: &[Event]) -> Result<Case, Error> {
         let mut case = Case::empty(id);
         for event in events {
-            case.evolve(workflow, event)?;
+            case.evolve(workflow, event, &mut Untouched)?;
         }
-        case.dirty.clear();
         Ok(case)
     }
 
@@ -268,6 +285,26 @@ impl Case {
     /// Returns the sequence number of the last event.
     pub fn last_seq(&self) -> u64 {
         self.seq
+    }
+
+    /// Returns the net instances, by number (0 is the root net's).
+    pub(crate) fn nets(&self) -> &[NetInstance] {
+        &self.nets
+    }
+
+    /// Returns the live work items by id, for deciding code.
+    pub(crate) fn items(&self) -> &SortedMap<WorkItemId, WorkItem> {
+        &self.items
+    }
+
+    /// Returns the armed timers by id, for deciding code.
+    pub(crate) fn armed_timers(&self) -> &SortedMap<TimerId, TimerState> {
+        &self.timers
+    }
+
+    /// Returns the users who completed a four-eyes work item of this case.
+    pub(crate) fn four_eyes(&self) -> &[String] {
+        &self.four_eyes
     }
 
     /// Returns the live work items (human work items and connector calls in flight).
@@ -355,12 +392,7 @@ impl Case {
         out
     }
 
-    pub(crate) fn new_net(
-        &mut self,
-        workflow: &Workflow,
-        net: u32,
-        parent: Option<(u32, u32, u32)>,
-    ) {
+    fn new_net(&mut self, workflow: &Workflow, net: u32, parent: Option<(u32, u32, u32)>) {
         let (places, tasks) = workflow
             .nets
             .get(net as usize)
@@ -390,7 +422,7 @@ impl Case {
 
 /// Takes the tokens a task with this join consumes when it starts: one from every input (AND),
 /// from the first marked input (XOR), from every marked input (OR).
-pub(crate) fn consume(join: crate::model::ControlType, inputs: &[u32], marking: &mut [u32]) {
+fn consume(join: crate::model::ControlType, inputs: &[u32], marking: &mut [u32]) {
     use crate::model::ControlType;
     match join {
         ControlType::And => {

@@ -13,14 +13,14 @@ impl Case {
     /// offer or in progress, armed timers and awaited triggers. Empty for an ended case.
     pub fn outstanding(&self, workflow: &Workflow) -> Vec<Effect> {
         let mut out = Vec::new();
-        if self.status.is_final() {
+        if self.status().is_final() {
             return out;
         }
-        for (id, item) in &self.items {
+        for (id, item) in self.items() {
             let Some((ni, t)) = self.locate(workflow, &item.task) else {
                 continue;
             };
-            let net = &workflow.nets[self.nets[ni as usize].net as usize];
+            let net = &workflow.nets[self.nets()[ni as usize].net as usize];
             let def = &net.tasks[t as usize];
             match (&def.binding, &item.kind) {
                 (
@@ -47,13 +47,13 @@ impl Case {
                 _ => {}
             }
         }
-        for (timer, state) in &self.timers {
+        for (timer, state) in self.armed_timers() {
             out.push(Effect::ArmTimer {
                 timer: *timer,
                 fires_at: state.fires_at,
             });
         }
-        for (ni, net) in self.nets.iter().enumerate() {
+        for (ni, net) in self.nets().iter().enumerate() {
             if !net.live {
                 continue;
             }

@@ -20,7 +20,7 @@ impl Case {
     }
 
     /// Marks the consumers of a place (and the OR-joins of its net) for re-evaluation.
-    fn touch(&mut self, workflow: &Workflow, ni: u32, place: u32) {
+    fn touch(&self, workflow: &Workflow, ni: u32, place: u32, dirty: &mut impl Touched) {
         let Some(net) = self.nets.get(ni as usize) else {
             return;
         };
@@ -29,11 +29,11 @@ impl Case {
         };
         if let Some(p) = def.places.get(place as usize) {
             for &t in &p.consumers {
-                self.dirty.push_back((ni, t));
+                dirty.touched(ni, t);
             }
         }
         for &t in &def.or_joins {
-            self.dirty.push_back((ni, t));
+            dirty.touched(ni, t);
         }
     }
 
@@ -42,6 +42,7 @@ impl Case {
     fn finish_task(
         &mut self,
         workflow: &Workflow,
+        dirty: &mut impl Touched,
         ni: u32,
         t: u32,
         produced: &[ElementId],
@@ -50,7 +51,7 @@ impl Case {
             .nets
             .get(self.nets.get(ni as usize)?.net as usize)?;
         *self.nets.get_mut(ni as usize)?.slots.get_mut(t as usize)? = Slot::Idle;
-        self.dirty.push_back((ni, t));
+        dirty.touched(ni, t);
         // An unknown condition means a history that does not fit: the caller drops the case.
         for c in produced {
             let p = def.place(c)?;
@@ -59,13 +60,19 @@ impl Case {
                 .get_mut(ni as usize)?
                 .marking
                 .get_mut(p as usize)? += 1;
-            self.touch(workflow, ni, p);
+            self.touch(workflow, ni, p, dirty);
         }
         Some(())
     }
 
     /// Folds one event into the case: the only place where a case changes.
-    pub(crate) fn evolve(&mut self, workflow: &Workflow, event: &Event) -> Result<(), Error> {
+    /// Tasks whose enablement the event may have changed are reported to `dirty`.
+    pub(crate) fn evolve(
+        &mut self,
+        workflow: &Workflow,
+        event: &Event,
+        dirty: &mut impl Touched,
+    ) -> Result<(), Error> {
         let bad = |why: &str| Error::Replay {
             seq: event.seq,
             why: why.to_string(),
@@ -98,7 +105,7 @@ impl Case {
                     {
                         *m += 1;
                     }
-                    self.touch(workflow, 0, INPUT);
+                    self.touch(workflow, 0, INPUT, dirty);
                 }
             }
             EventKind::CaseDeadlocked { .. } | EventKind::FiringLimitReached { .. } => {}
@@ -125,7 +132,7 @@ impl Case {
                 {
                     *m += 1;
                 }
-                self.touch(workflow, *net_instance, INPUT);
+                self.touch(workflow, *net_instance, INPUT, dirty);
                 let inst = self
                     .activation_mut(pni, pt)
                     .and_then(|a| a.instances.get_mut(*instance as usize))
@@ -150,7 +157,7 @@ impl Case {
             }
             EventKind::TaskFailed { task, produced, .. } if !produced.is_empty() => {
                 let (ni, t) = task_of(self, task)?;
-                self.finish_task(workflow, ni, t, produced)
+                self.finish_task(workflow, dirty, ni, t, produced)
                     .ok_or_else(|| bad("unknown condition"))?;
             }
             EventKind::TaskWithdrawn { task }
@@ -160,7 +167,7 @@ impl Case {
                 if let Some(slot) = self.slot_mut(ni, t) {
                     *slot = Slot::Idle;
                 }
-                self.dirty.push_back((ni, t));
+                dirty.touched(ni, t);
             }
             EventKind::TaskStarted { task, instances } => {
                 let (ni, t) = task_of(self, task)?;
@@ -201,7 +208,7 @@ impl Case {
                     timer: if keeps_timer { timer } else { None },
                 });
                 for &p in &tdef.inputs {
-                    self.touch(workflow, ni, p);
+                    self.touch(workflow, ni, p, dirty);
                 }
             }
             EventKind::InstanceAdded { task, item } => {
@@ -228,7 +235,7 @@ impl Case {
             }
             EventKind::TaskCompleted { task, produced } => {
                 let (ni, t) = task_of(self, task)?;
-                self.finish_task(workflow, ni, t, produced)
+                self.finish_task(workflow, dirty, ni, t, produced)
                     .ok_or_else(|| bad("unknown condition"))?;
             }
             EventKind::TokensRemoved {
@@ -248,7 +255,7 @@ impl Case {
                 *m = m
                     .checked_sub(*count)
                     .ok_or_else(|| bad("removed more tokens than held"))?;
-                self.touch(workflow, *net_instance, p);
+                self.touch(workflow, *net_instance, p, dirty);
             }
             EventKind::WorkItemOffered {
                 item,
@@ -405,7 +412,7 @@ impl Case {
                         }) if *slot_timer == Some(*timer) => {
                             *slot_timer = None;
                             *held = false;
-                            self.dirty.push_back((ni, t));
+                            dirty.touched(ni, t);
                         }
                         Some(Slot::Busy(a)) if a.timer == Some(*timer) => a.timer = None,
                         _ => {}

@@ -19,9 +19,9 @@ impl Case {
     /// Runs everything that follows from the last change until the case waits or ends.
     pub(super) fn settle(&mut self, cx: &mut Cx) -> Res {
         loop {
-            while let Some((ni, t)) = self.dirty.pop_front() {
-                if self.status != CaseStatus::Running {
-                    self.dirty.clear();
+            while let Some((ni, t)) = cx.dirty.pop_front() {
+                if self.status() != CaseStatus::Running {
+                    cx.dirty.clear();
                     return Ok(());
                 }
                 if cx.fired > cx.max_firings {
@@ -29,14 +29,14 @@ impl Case {
                 }
                 self.reconsider(cx, ni, t)?;
             }
-            if self.status != CaseStatus::Running || !self.quiescent_step(cx)? {
+            if self.status() != CaseStatus::Running || !self.quiescent_step(cx)? {
                 return Ok(());
             }
         }
     }
 
     pub(super) fn enabled(&self, cx: &Cx, ni: u32, t: u32) -> bool {
-        let Some(net) = self.nets.get(ni as usize) else {
+        let Some(net) = self.nets().get(ni as usize) else {
             return false;
         };
         if !net.live {
@@ -63,7 +63,7 @@ impl Case {
     }
 
     pub(super) fn reconsider(&mut self, cx: &mut Cx, ni: u32, t: u32) -> Res {
-        if !self.nets.get(ni as usize).is_some_and(|n| n.live) {
+        if !self.nets().get(ni as usize).is_some_and(|n| n.live) {
             return Ok(());
         }
         if matches!(self.slot(ni, t), Some(Slot::Idle)) {
@@ -160,7 +160,7 @@ impl Case {
 
     pub(super) fn cancel_timer(&mut self, cx: &mut Cx, timer: Option<TimerId>) -> Res {
         if let Some(timer) = timer
-            && self.timers.contains_key(&timer)
+            && self.armed_timers().contains_key(&timer)
         {
             self.emit(cx, EventKind::TimerCancelled { timer })?;
             cx.step.effects.push(Effect::CancelTimer { timer });
@@ -169,7 +169,7 @@ impl Case {
     }
 
     pub(super) fn cancel_item(&mut self, cx: &mut Cx, item: WorkItemId) -> Res {
-        let Some(wi) = self.items.get(&item) else {
+        let Some(wi) = self.items().get(&item) else {
             return Ok(());
         };
         let effect = if wi.is_call() {
@@ -202,8 +202,8 @@ impl Case {
         // only if nothing else in the case can move: another branch may still end the case
         // (and withdraw the stuck sub-net), or a timer expire the composite task.
         let mut stuck: Option<(u32, Vec<crate::ids::ElementId>)> = None;
-        for ni in (0..self.nets.len() as u32).rev() {
-            let net = &self.nets[ni as usize];
+        for ni in (0..self.nets().len() as u32).rev() {
+            let net = &self.nets()[ni as usize];
             if !net.live
                 || net.slots.iter().any(|s| !matches!(s, Slot::Idle))
                 || net.marking.get(OUTPUT as usize).is_some_and(|&m| m > 0)
@@ -220,7 +220,7 @@ impl Case {
                     && !cx.forced.contains(&(ni, t))
             }) {
                 cx.forced.push((ni, t));
-                self.dirty.push_back((ni, t));
+                cx.dirty.push_back((ni, t));
                 return Ok(true);
             }
             let marked: Vec<_> = net
@@ -247,7 +247,7 @@ impl Case {
         if let Some((ni, marked)) = stuck
             && !self.can_move()
         {
-            let def = &wf.nets[self.nets[ni as usize].net as usize];
+            let def = &wf.nets[self.nets()[ni as usize].net as usize];
             let names: Vec<&str> = marked.iter().map(|c| c.as_str()).collect();
             let why = format!(
                 "deadlock: tokens in {} of net {} but no task can fire",
@@ -264,7 +264,7 @@ impl Case {
     /// Fails a case whose step started more tasks than its bound: a loop of tasks that need
     /// nothing from outside. The tasks that started more than once in this step are the loop.
     fn firing_limit_reached(&mut self, cx: &mut Cx) -> Res {
-        self.dirty.clear();
+        cx.dirty.clear();
         // Counted once, here, from the step's own events: the hot path keeps no tally.
         let mut starts: HashMap<&TaskRef, u32> = HashMap::new();
         for e in &cx.step.events {
@@ -295,8 +295,8 @@ impl Case {
     /// Returns whether anything in the case can still happen: an enabled task, work in
     /// progress (a work item, a connector call) or an armed timer.
     fn can_move(&self) -> bool {
-        !self.timers.is_empty()
-            || self.nets.iter().filter(|n| n.live).any(|n| {
+        !self.armed_timers().is_empty()
+            || self.nets().iter().filter(|n| n.live).any(|n| {
                 n.slots.iter().any(|s| match s {
                     Slot::Idle => false,
                     Slot::Enabled { .. } => true,

@@ -19,10 +19,10 @@ impl Case {
         if let Some(mapping) = &def.input_mapping {
             let extra: Vec<(&str, &Value)> = item_var.map(|v| (v, item)).into_iter().collect();
             return mapping
-                .eval_value(&self.data, &extra)
+                .eval_value(self.data(), &extra)
                 .map_err(|e| format!("input mapping: {e}"));
         }
-        let mut data = self.data.clone();
+        let mut data = self.data().clone();
         if let Some(v) = item_var {
             data.insert(v.to_string(), item.clone());
         }
@@ -43,7 +43,7 @@ impl Case {
             Some(mi) => {
                 let items = match &mi.split {
                     None => vec![Value::Null; mi.spec.minimum as usize],
-                    Some(e) => match e.eval_value(&self.data, &[]) {
+                    Some(e) => match e.eval_value(self.data(), &[]) {
                         Ok(Value::Array(items)) => items,
                         Ok(other) => {
                             let got = json_kind(&other);
@@ -124,7 +124,7 @@ impl Case {
         let def = tdef(wf, self, ni, t);
         let task = self.task_ref(wf, ni, t);
         if let Some(sub) = def.subnet {
-            let net_instance = self.nets.len() as u32;
+            let net_instance = self.nets().len() as u32;
             let net = wf.nets[sub as usize].id.clone();
             return self.emit(
                 cx,
@@ -162,7 +162,7 @@ impl Case {
                     Err(e) => return self.fail_task(cx, ni, t, e),
                 };
                 let id = WorkItemId(cx.ids.next_id());
-                let idempotency_key = format!("{}/{ni}/{}/{started_seq}/{i}", self.id, task.task);
+                let idempotency_key = format!("{}/{ni}/{}/{started_seq}/{i}", self.id(), task.task);
                 self.emit(
                     cx,
                     EventKind::ConnectorCallStarted {
@@ -212,7 +212,7 @@ impl Case {
                 if let Some(mi) = &def.mi {
                     extra.push((mi.spec.item_variable.as_str(), &item));
                 }
-                match m.eval_value(&self.data, &extra) {
+                match m.eval_value(self.data(), &extra) {
                     Ok(v) => v,
                     Err(e) => return self.fail_task(cx, ni, t, format!("output mapping: {e}")),
                 }
@@ -329,7 +329,7 @@ impl Case {
             if u == t {
                 continue;
             }
-            let net_def = &wf.nets[self.nets[ni as usize].net as usize];
+            let net_def = &wf.nets[self.nets()[ni as usize].net as usize];
             match self.slot(ni, u) {
                 Some(Slot::Busy(_)) => {
                     self.cancel_units(cx, ni, u)?;
@@ -348,7 +348,7 @@ impl Case {
             }
         }
         for p in empty {
-            let net = &self.nets[ni as usize];
+            let net = &self.nets()[ni as usize];
             let count = net.marking[p as usize];
             if count > 0 {
                 let condition = wf.nets[net.net as usize].places[p as usize].id.clone();
@@ -362,7 +362,7 @@ impl Case {
                 )?;
             }
         }
-        let net_def = &wf.nets[self.nets[ni as usize].net as usize];
+        let net_def = &wf.nets[self.nets()[ni as usize].net as usize];
         let (produced, to_output) = match self.route(def, net_def) {
             Ok(routed) => routed,
             Err(reason) => return self.fail_task(cx, ni, t, reason),
@@ -397,7 +397,7 @@ impl Case {
         let holds = |arc: &OutArc| -> Result<bool, String> {
             match &arc.predicate {
                 None => Ok(true),
-                Some(p) => p.eval_bool(&self.data).map_err(|e| e.to_string()),
+                Some(p) => p.eval_bool(self.data()).map_err(|e| e.to_string()),
             }
         };
         let mut chosen: Vec<ElementId> = Vec::new();
@@ -466,7 +466,7 @@ impl Case {
         }
         let task = self.task_ref(cx.wf, ni, t);
         let wf = cx.wf;
-        let net = &wf.nets[self.nets[ni as usize].net as usize];
+        let net = &wf.nets[self.nets()[ni as usize].net as usize];
         if let Some(arc) = net.tasks[t as usize].outputs.iter().find(|a| a.on_failure) {
             // The definition routes this failure: record it in the data and go on. A task
             // that failed before it started takes its tokens first, so it is not enabled
@@ -516,7 +516,7 @@ impl Case {
 
     /// Withdraws all work of a net instance (tasks, work items, timers, sub-nets).
     pub(super) fn teardown(&mut self, cx: &mut Cx, ni: u32) -> Res {
-        let slots = match self.nets.get(ni as usize) {
+        let slots = match self.nets().get(ni as usize) {
             Some(n) if n.live => n.slots.len() as u32,
             _ => return Ok(()),
         };
@@ -540,7 +540,7 @@ impl Case {
 
     /// Ends a sub-net instance: withdraws its remaining work and marks it ended.
     pub(super) fn end_net(&mut self, cx: &mut Cx, k: u32) -> Res {
-        if !self.nets.get(k as usize).is_some_and(|n| n.live) {
+        if !self.nets().get(k as usize).is_some_and(|n| n.live) {
             return Ok(());
         }
         self.teardown(cx, k)?;
@@ -549,7 +549,7 @@ impl Case {
 
     /// A sub-net instance reached its end: the composite task's instance completes.
     pub(super) fn net_finished(&mut self, cx: &mut Cx, k: u32) -> Res {
-        let parent = self.nets.get(k as usize).and_then(|n| n.parent);
+        let parent = self.nets().get(k as usize).and_then(|n| n.parent);
         self.end_net(cx, k)?;
         if let Some((pni, pt, pi)) = parent {
             self.finish_instance(cx, pni, pt, pi, Value::Object(Map::new()))?;

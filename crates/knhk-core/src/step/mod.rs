@@ -4,6 +4,8 @@
 //! Every change is made by emitting an event and folding it at once (`Case::evolve`), so the
 //! events returned are exactly what replay needs.
 
+use std::collections::VecDeque;
+
 use serde_json::{Map, Value};
 
 use crate::case::{Case, Slot, Step, WorkItemKind, WorkItemState};
@@ -53,6 +55,9 @@ struct Cx<'a> {
     step: Step,
     /// OR-joins allowed to fire although the analysis says wait: nothing else can move.
     forced: Vec<(u32, u32)>,
+    /// The step's scratch queue: tasks whose enablement may have changed, as `evolve` reports
+    /// them, to reconsider.
+    dirty: VecDeque<(u32, u32)>,
     /// Tasks started in this step so far, and the most allowed.
     fired: u32,
     max_firings: u32,
@@ -96,33 +101,33 @@ impl Case {
                 effects: Vec::new(),
             },
             forced: Vec::new(),
+            dirty: VecDeque::new(),
             fired: 0,
             max_firings: options.max_firings,
         };
         next.perform(&mut cx, input)?;
         next.settle(&mut cx)?;
-        next.dirty.clear();
         *self = next;
         Ok(cx.step)
     }
 
     fn emit(&mut self, cx: &mut Cx, kind: EventKind) -> Res {
         let event = Event {
-            seq: self.seq + 1,
+            seq: self.last_seq() + 1,
             time: cx.now,
             kind,
         };
-        self.evolve(cx.wf, &event)?;
+        self.evolve(cx.wf, &event, &mut cx.dirty)?;
         cx.step.events.push(event);
         Ok(())
     }
 
     fn require(&self, status: CaseStatus, action: &'static str) -> Res {
-        if self.status == status {
+        if self.status() == status {
             Ok(())
         } else {
             Err(Error::WrongCaseState {
-                status: self.status,
+                status: self.status(),
                 action,
             })
         }
@@ -131,14 +136,14 @@ impl Case {
     /// Outside results (connector calls, timers) are taken while running or suspended: the
     /// world does not stop for a suspended case, but nothing new starts until it resumes.
     fn require_active(&self, action: &'static str) -> Res {
-        match self.status {
+        match self.status() {
             CaseStatus::Running | CaseStatus::Suspended => Ok(()),
             status => Err(Error::WrongCaseState { status, action }),
         }
     }
 
     fn set_status(&mut self, cx: &mut Cx, to: CaseStatus, reason: Option<String>) -> Res {
-        let from = self.status;
+        let from = self.status();
         self.emit(cx, EventKind::CaseStateChanged { from, to, reason })?;
         if to.is_final() {
             cx.step.effects.push(Effect::CaseEnded { status: to });
@@ -193,7 +198,7 @@ impl Case {
                 let (ni, t) = self.locate_item(cx.wf, &wi.task)?;
                 if let TaskBinding::Human(h) = &tdef(cx.wf, self, ni, t).binding
                     && h.four_eyes
-                    && self.four_eyes.contains(&user)
+                    && self.four_eyes().contains(&user)
                 {
                     return Err(Error::FourEyes { item, user });
                 }
@@ -246,7 +251,7 @@ impl Case {
             Input::TimerFired { timer } => {
                 self.require_active("fire a timer")?;
                 let task = self
-                    .timers
+                    .armed_timers()
                     .get(&timer)
                     .ok_or(Error::UnknownTimer(timer))?
                     .task
@@ -319,19 +324,19 @@ impl Case {
                 self.require(CaseStatus::Suspended, "resume")?;
                 self.set_status(cx, CaseStatus::Running, None)?;
                 // Results taken while suspended may have moved tokens: look at every task.
-                for (ni, net) in self.nets.iter().enumerate() {
+                for (ni, net) in self.nets().iter().enumerate() {
                     if net.live {
                         for t in 0..net.slots.len() {
-                            self.dirty.push_back((ni as u32, t as u32));
+                            cx.dirty.push_back((ni as u32, t as u32));
                         }
                     }
                 }
                 Ok(())
             }
             Input::Cancel { reason } => {
-                if self.status.is_final() {
+                if self.status().is_final() {
                     return Err(Error::WrongCaseState {
-                        status: self.status,
+                        status: self.status(),
                         action: "cancel",
                     });
                 }
@@ -342,7 +347,10 @@ impl Case {
     }
 
     fn human_item(&self, item: WorkItemId, action: &'static str) -> Res<&crate::WorkItem> {
-        let wi = self.items.get(&item).ok_or(Error::UnknownWorkItem(item))?;
+        let wi = self
+            .items()
+            .get(&item)
+            .ok_or(Error::UnknownWorkItem(item))?;
         if wi.is_call() {
             return Err(Error::WrongWorkItemState {
                 item,
@@ -354,7 +362,10 @@ impl Case {
     }
 
     fn call(&self, item: WorkItemId) -> Res<&crate::WorkItem> {
-        let wi = self.items.get(&item).ok_or(Error::UnknownWorkItem(item))?;
+        let wi = self
+            .items()
+            .get(&item)
+            .ok_or(Error::UnknownWorkItem(item))?;
         if !wi.is_call() {
             return Err(Error::WrongWorkItemState {
                 item,
@@ -367,7 +378,7 @@ impl Case {
 
     fn locate_item(&self, wf: &Workflow, task: &TaskRef) -> Res<(u32, u32)> {
         self.locate(wf, task).ok_or_else(|| Error::Replay {
-            seq: self.seq,
+            seq: self.last_seq(),
             why: format!("unknown task {}", task.task),
         })
     }
@@ -402,7 +413,7 @@ impl Case {
 
     fn waiting_for(&self, wf: &Workflow, event: &str) -> Vec<(u32, u32)> {
         let mut out = Vec::new();
-        for (ni, net) in self.nets.iter().enumerate() {
+        for (ni, net) in self.nets().iter().enumerate() {
             if !net.live {
                 continue;
             }
@@ -457,7 +468,7 @@ impl Case {
 }
 
 fn tdef<'w>(wf: &'w Workflow, case: &Case, ni: u32, t: u32) -> &'w TaskDef {
-    let net = case.nets[ni as usize].net;
+    let net = case.nets()[ni as usize].net;
     &wf.nets[net as usize].tasks[t as usize]
 }
 
