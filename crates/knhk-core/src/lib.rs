@@ -7,6 +7,8 @@
 //! Nothing here does I/O, reads a clock or makes up random ids.
 
 mod case;
+#[cfg(feature = "test-support")]
+pub mod driver;
 mod effect;
 mod error;
 mod event;

@@ -36,7 +36,7 @@ fn deferred_choice_loop() -> Workflow {
 }
 
 fn incident(run: &Run) -> (u32, Vec<String>) {
-    run.events
+    run.history()
         .iter()
         .find_map(|e| match &e.kind {
             EventKind::FiringLimitReached { firings, tasks } => {
@@ -49,7 +49,7 @@ fn incident(run: &Run) -> (u32, Vec<String>) {
 
 fn start_with(wf: &Workflow, options: ApplyOptions) -> Run<'_> {
     let mut run = Run::created(wf, json!({}));
-    run.options = options;
+    run.set_options(options);
     run.input(Input::Start).expect("start");
     run
 }
@@ -58,12 +58,12 @@ fn start_with(wf: &Workflow, options: ApplyOptions) -> Run<'_> {
 fn an_xor_loop_of_empty_tasks_fails_the_case_naming_the_loop() {
     let wf = xor_loop();
     let run = start_with(&wf, ApplyOptions::default().with_max_firings(1_000));
-    assert_eq!(run.case.status(), CaseStatus::Failed);
+    assert_eq!(run.case().status(), CaseStatus::Failed);
     let (firings, tasks) = incident(&run);
     assert!(firings > 1_000, "fired {firings}");
     assert_eq!(tasks, ["a", "b"]);
     let reason = run
-        .events
+        .history()
         .iter()
         .find_map(|e| match &e.kind {
             EventKind::CaseStateChanged {
@@ -76,14 +76,14 @@ fn an_xor_loop_of_empty_tasks_fails_the_case_naming_the_loop() {
         .expect("a failure reason");
     assert!(reason.contains("more than 1000 tasks"), "{reason}");
     assert!(reason.contains("a, b"), "{reason}");
-    assert!(run.effects.contains(&Effect::CaseEnded {
+    assert!(run.effects().contains(&Effect::CaseEnded {
         status: CaseStatus::Failed
     }));
     // What the step keeps grows with the bound, not with the loop: a few events a firing.
     assert!(
-        run.events.len() < 4 * 1_000 + 20,
+        run.history().len() < 4 * 1_000 + 20,
         "{} events",
-        run.events.len()
+        run.history().len()
     );
     run.check_replay();
 }
@@ -93,14 +93,14 @@ fn the_default_bound_is_one_hundred_thousand_firings() {
     assert_eq!(ApplyOptions::default().max_firings, 100_000);
     let wf = xor_loop();
     let run = Run::start(&wf, json!({}));
-    assert_eq!(run.case.status(), CaseStatus::Failed);
+    assert_eq!(run.case().status(), CaseStatus::Failed);
     let (firings, tasks) = incident(&run);
     assert!((100_001..100_010).contains(&firings), "fired {firings}");
     assert_eq!(tasks, ["a", "b"]);
     assert!(
-        run.events.len() < 4 * 100_000,
+        run.history().len() < 4 * 100_000,
         "{} events",
-        run.events.len()
+        run.history().len()
     );
     run.check_replay();
 }
@@ -109,7 +109,7 @@ fn the_default_bound_is_one_hundred_thousand_firings() {
 fn a_deferred_choice_whose_empty_branch_loops_fails_the_case() {
     let wf = deferred_choice_loop();
     let run = start_with(&wf, ApplyOptions::default().with_max_firings(500));
-    assert_eq!(run.case.status(), CaseStatus::Failed);
+    assert_eq!(run.case().status(), CaseStatus::Failed);
     let (_, tasks) = incident(&run);
     assert_eq!(tasks, ["again"]);
     run.check_replay();
@@ -127,12 +127,12 @@ fn a_loop_that_ends_within_the_bound_completes() {
         vec![task("a", Xor, Xor, vec![flow("b")]), b],
     )]);
     let mut run = Run::created(&wf, json!({"n": 0}));
-    run.options = ApplyOptions::default().with_max_firings(10);
+    run.set_options(ApplyOptions::default().with_max_firings(10));
     run.input(Input::Start).expect("start");
-    assert_eq!(run.case.status(), CaseStatus::Completed);
-    assert_eq!(run.case.data()["n"], json!(5));
+    assert_eq!(run.case().status(), CaseStatus::Completed);
+    assert_eq!(run.case().data()["n"], json!(5));
     assert!(
-        !run.events
+        !run.history()
             .iter()
             .any(|e| matches!(e.kind, EventKind::FiringLimitReached { .. }))
     );

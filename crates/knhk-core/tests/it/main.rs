@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod basics;
+mod driver;
 mod harness;
 mod lifecycle;
 mod limits;

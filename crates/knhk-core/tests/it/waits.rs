@@ -55,7 +55,7 @@ fn root(task: &str) -> TaskRef {
 fn a_created_case_waits_to_be_started() {
     let wf = everything();
     let run = Run::created(&wf, json!({}));
-    assert_eq!(run.case.waits(&wf), [Wait::Start]);
+    assert_eq!(run.case().waits(&wf), [Wait::Start]);
 }
 
 #[test]
@@ -64,9 +64,9 @@ fn a_running_case_waits_for_work_items_calls_timers_and_triggers() {
     let run = Run::start(&wf, json!({}));
     let review = run.item("review");
     let call = run.item("call");
-    let (timer, _) = run.case.timers().next().expect("a timer");
+    let (timer, _) = run.case().timers().next().expect("a timer");
     let key = run
-        .case
+        .case()
         .work_item(&call)
         .and_then(|w| match &w.kind {
             WorkItemKind::Call {
@@ -106,7 +106,7 @@ fn a_running_case_waits_for_work_items_calls_timers_and_triggers() {
         task: root("paid"),
         event: "paid".into(),
     });
-    assert_eq!(run.case.waits(&wf), items);
+    assert_eq!(run.case().waits(&wf), items);
 }
 
 #[test]
@@ -115,7 +115,7 @@ fn a_claimed_work_item_names_its_user() {
     let mut run = Run::start(&wf, json!({}));
     let review = run.item("review");
     let state_of = |run: &Run| {
-        run.case.waits(&wf).into_iter().find_map(|w| match w {
+        run.case().waits(&wf).into_iter().find_map(|w| match w {
             Wait::WorkItem { state, user, .. } => Some((state, user)),
             _ => None,
         })
@@ -145,7 +145,7 @@ fn a_suspended_case_waits_to_be_resumed_and_for_calls_and_timers() {
     let wf = everything();
     let mut run = Run::start(&wf, json!({}));
     run.input(Input::Suspend).unwrap();
-    let waits = run.case.waits(&wf);
+    let waits = run.case().waits(&wf);
     assert_eq!(waits.first(), Some(&Wait::Resume));
     let kinds: Vec<&str> = waits
         .iter()
@@ -167,15 +167,15 @@ fn an_ended_case_waits_for_nothing() {
         reason: "no longer wanted".into(),
     })
     .unwrap();
-    assert_eq!(run.case.status(), CaseStatus::Cancelled);
-    assert!(run.case.waits(&wf).is_empty());
+    assert_eq!(run.case().status(), CaseStatus::Cancelled);
+    assert!(run.case().waits(&wf).is_empty());
 }
 
 #[test]
 fn a_case_rebuilt_from_its_history_waits_for_the_same() {
     let wf = everything();
     let run = Run::start(&wf, json!({}));
-    let replayed = Case::replay(&wf, run.case.id(), &run.events).unwrap();
-    assert_eq!(replayed.waits(&wf), run.case.waits(&wf));
+    let replayed = Case::replay(&wf, run.case().id(), run.history()).unwrap();
+    assert_eq!(replayed.waits(&wf), run.case().waits(&wf));
     assert_eq!(replayed.waits(&wf).len(), 4);
 }
