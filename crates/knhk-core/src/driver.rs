@@ -5,6 +5,8 @@
 //! The semantics tests, the pattern runs and the property tests all drive cases through it, and
 //! a simulation (`knhk simulate`) is [`Driver::run`] with the [`Simulated`] policy.
 
+use std::borrow::Borrow;
+
 use serde_json::{Map, Value};
 
 use crate::case::{Case, Step, Wait};
@@ -16,10 +18,11 @@ use crate::input::Input;
 use crate::step::ApplyOptions;
 use crate::workflow::Workflow;
 
-/// One case of a workflow, driven input by input, with its history.
+/// One case of a workflow, driven input by input, with its history. `W` is how the driver
+/// holds the workflow: borrowed (`&Workflow`), owned (`Workflow`) or shared (`Arc<Workflow>`).
 #[derive(Debug)]
-pub struct Driver<'w> {
-    workflow: &'w Workflow,
+pub struct Driver<W> {
+    workflow: W,
     case: Case,
     ids: SequentialIds,
     history: Vec<Event>,
@@ -147,15 +150,10 @@ impl Policy for Simulated {
     }
 }
 
-impl<'w> Driver<'w> {
+impl<W: Borrow<Workflow>> Driver<W> {
     /// Creates a case of `workflow` holding `data` at time `now`, without starting it.
-    pub fn create(
-        workflow: &'w Workflow,
-        id: CaseId,
-        now: Timestamp,
-        data: Map<String, Value>,
-    ) -> Driver<'w> {
-        let (case, step) = Case::create(workflow, id, now, data);
+    pub fn create(workflow: W, id: CaseId, now: Timestamp, data: Map<String, Value>) -> Driver<W> {
+        let (case, step) = Case::create(workflow.borrow(), id, now, data);
         Driver {
             workflow,
             case,
@@ -169,11 +167,11 @@ impl<'w> Driver<'w> {
 
     /// Creates a case and starts it one millisecond later.
     pub fn start(
-        workflow: &'w Workflow,
+        workflow: W,
         id: CaseId,
         now: Timestamp,
         data: Map<String, Value>,
-    ) -> Result<Driver<'w>, Error> {
+    ) -> Result<Driver<W>, Error> {
         let mut driver = Driver::create(workflow, id, now, data);
         driver.apply(Input::Start)?;
         Ok(driver)
@@ -194,9 +192,13 @@ impl<'w> Driver<'w> {
     /// Applies `input` at `now` (never earlier than the previous input) and records it.
     pub fn apply_at(&mut self, now: Timestamp, input: Input) -> Result<Step, Error> {
         let now = now.max(self.now);
-        let step = self
-            .case
-            .apply_with(self.workflow, now, input, &mut self.ids, self.options)?;
+        let step = self.case.apply_with(
+            self.workflow.borrow(),
+            now,
+            input,
+            &mut self.ids,
+            self.options,
+        )?;
         self.now = now;
         self.history.extend(step.events.iter().cloned());
         self.effects.extend(step.effects.iter().cloned());
@@ -216,7 +218,7 @@ impl<'w> Driver<'w> {
             if status.is_final() {
                 return Ok(Quiescence::Ended(status));
             }
-            let waits = self.case.waits(self.workflow);
+            let waits = self.case.waits(self.workflow.borrow());
             let now_waits = waits.iter().filter(|w| !matches!(w, Wait::Timer { .. }));
             let mut timers: Vec<&Wait> = waits
                 .iter()
@@ -276,7 +278,7 @@ impl<'w> Driver<'w> {
                 return Err(format!("history has a gap at position {i}: seq {}", e.seq));
             }
         }
-        let replayed = Case::replay(self.workflow, self.case.id(), &self.history)
+        let replayed = Case::replay(self.workflow.borrow(), self.case.id(), &self.history)
             .map_err(|e| format!("replay failed: {e}"))?;
         if replayed != self.case {
             return Err(format!(
@@ -287,8 +289,8 @@ impl<'w> Driver<'w> {
         Ok(())
     }
 
-    pub fn workflow(&self) -> &'w Workflow {
-        self.workflow
+    pub fn workflow(&self) -> &Workflow {
+        self.workflow.borrow()
     }
 
     pub fn case(&self) -> &Case {

@@ -8,7 +8,7 @@ use serde_json::{Map, json};
 
 use crate::harness::*;
 
-fn driver(wf: &Workflow) -> Driver<'_> {
+fn driver(wf: &Workflow) -> Driver<&Workflow> {
     Driver::create(
         wf,
         CaseId(uuid::Uuid::from_u128(3)),
@@ -24,7 +24,7 @@ fn four_eyes(mut t: Task) -> Task {
     t
 }
 
-fn completed_by(d: &Driver) -> Vec<String> {
+fn completed_by(d: &Driver<&Workflow>) -> Vec<String> {
     d.history()
         .iter()
         .filter_map(|e| match &e.kind {

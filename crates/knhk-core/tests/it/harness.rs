@@ -84,12 +84,12 @@ pub fn workflow(nets: Vec<Net>) -> Workflow {
 /// One case driven through the crate's test-support driver, which it dereferences to
 /// (`case()`, `history()`, `effects()`); inputs that must be taken go through [`Run::input`].
 pub struct Run<'w> {
-    pub driver: Driver<'w>,
+    pub driver: Driver<&'w Workflow>,
 }
 
 impl<'w> std::ops::Deref for Run<'w> {
-    type Target = Driver<'w>;
-    fn deref(&self) -> &Driver<'w> {
+    type Target = Driver<&'w Workflow>;
+    fn deref(&self) -> &Driver<&'w Workflow> {
         &self.driver
     }
 }
