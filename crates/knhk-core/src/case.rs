@@ -13,7 +13,7 @@ use crate::event::{CaseStatus, Event, EventKind, TaskRef};
 use crate::ids::{CaseId, ElementId, TimerId, Timestamp, WorkItemId};
 use crate::model::{TaskBinding, TimerAction};
 use crate::sorted::SortedMap;
-use crate::workflow::Workflow;
+use crate::workflow::{NetDef, Workflow};
 
 mod evolve;
 mod waits;
@@ -415,6 +415,19 @@ impl Case {
         Some((task.net_instance, t))
     }
 
+    /// Returns net instance `ni`.
+    pub(crate) fn net_instance(&self, ni: u32) -> Result<&NetInstance, Error> {
+        self.nets.get(ni as usize).ok_or(Error::Misfit {
+            what: "net instance",
+            index: ni,
+        })
+    }
+
+    /// Returns the definition of the net that net instance `ni` runs.
+    pub(crate) fn net_def<'w>(&self, workflow: &'w Workflow, ni: u32) -> Result<&'w NetDef, Error> {
+        workflow.net(self.net_instance(ni)?.net)
+    }
+
     pub(crate) fn slot(&self, ni: u32, t: u32) -> Option<&Slot> {
         self.nets.get(ni as usize)?.slots.get(t as usize)
     }
@@ -425,19 +438,20 @@ impl Case {
 fn consume(join: crate::model::ControlType, inputs: &[u32], marking: &mut [u32]) {
     use crate::model::ControlType;
     match join {
-        ControlType::And => {
+        ControlType::And | ControlType::Or => {
             for &p in inputs {
-                marking[p as usize] = marking[p as usize].saturating_sub(1);
+                if let Some(m) = marking.get_mut(p as usize) {
+                    *m = m.saturating_sub(1);
+                }
             }
         }
         ControlType::Xor => {
-            if let Some(&p) = inputs.iter().find(|&&p| marking[p as usize] > 0) {
-                marking[p as usize] -= 1;
-            }
-        }
-        ControlType::Or => {
-            for &p in inputs {
-                marking[p as usize] = marking[p as usize].saturating_sub(1);
+            if let Some(m) = inputs
+                .iter()
+                .find(|&&p| marking.get(p as usize).is_some_and(|&n| n > 0))
+                .and_then(|&p| marking.get_mut(p as usize))
+            {
+                *m -= 1;
             }
         }
     }

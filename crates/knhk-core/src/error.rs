@@ -74,4 +74,8 @@ pub enum Error {
     OutputNotObject(&'static str),
     #[error("history does not fit this workflow at event {seq}: {why}")]
     Replay { seq: u64, why: String },
+    /// A case points at a net, task, place or net instance its workflow does not have: the
+    /// case was built for another workflow. Never the caller's input at fault.
+    #[error("case does not fit its workflow: no {what} {index}")]
+    Misfit { what: &'static str, index: u32 },
 }

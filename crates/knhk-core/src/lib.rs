@@ -6,6 +6,8 @@
 //! of a case goes through its events, so [`Case::replay`] of a history rebuilds the same case.
 //! Nothing here does I/O, reads a clock or makes up random ids.
 
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 mod case;
 #[cfg(feature = "test-support")]
 pub mod driver;

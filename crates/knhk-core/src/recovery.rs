@@ -20,8 +20,9 @@ impl Case {
             let Some((ni, t)) = self.locate(workflow, &item.task) else {
                 continue;
             };
-            let net = &workflow.nets[self.nets()[ni as usize].net as usize];
-            let def = &net.tasks[t as usize];
+            let Ok(def) = self.net_def(workflow, ni).and_then(|n| n.task_def(t)) else {
+                continue;
+            };
             match (&def.binding, &item.kind) {
                 (
                     TaskBinding::Connector(c),
@@ -57,15 +58,17 @@ impl Case {
             if !net.live {
                 continue;
             }
-            let def = &workflow.nets[net.net as usize];
-            for (t, slot) in net.slots.iter().enumerate() {
+            let Ok(def) = workflow.net(net.net) else {
+                continue;
+            };
+            for (slot, task) in net.slots.iter().zip(&def.tasks) {
                 if let (Slot::Enabled { .. }, TaskBinding::Trigger { event }) =
-                    (slot, &def.tasks[t].binding)
+                    (slot, &task.binding)
                 {
                     out.push(Effect::AwaitTrigger {
                         task: TaskRef {
                             net_instance: ni as u32,
-                            task: def.tasks[t].id.clone(),
+                            task: task.id.clone(),
                         },
                         event: event.clone(),
                     });

@@ -171,14 +171,16 @@ impl Case {
             }
             EventKind::TaskStarted { task, instances } => {
                 let (ni, t) = task_of(self, task)?;
-                let def = &workflow.nets[self.nets[ni as usize].net as usize];
-                let tdef = &def.tasks[t as usize];
+                let tdef = self.net_def(workflow, ni)?.task_def(t)?;
                 let enabled = self.slot(ni, t).cloned();
                 let (item, timer) = match enabled {
                     Some(Slot::Enabled { item, timer, .. }) => (item, timer),
                     _ => return Err(bad("task started without being enabled")),
                 };
-                let net = &mut self.nets[ni as usize];
+                let net = self
+                    .nets
+                    .get_mut(ni as usize)
+                    .ok_or_else(|| bad("unknown net instance"))?;
                 consume(tdef.join, &tdef.inputs, &mut net.marking);
                 let mut insts = if tdef.mi.is_some() {
                     Instances::Many(
@@ -202,7 +204,11 @@ impl Case {
                 let keeps_timer = tdef
                     .timer
                     .is_some_and(|tm| tm.action == TimerAction::Expire);
-                net.slots[t as usize] = Slot::Busy(Activation {
+                let slot = net
+                    .slots
+                    .get_mut(t as usize)
+                    .ok_or_else(|| bad("unknown task"))?;
+                *slot = Slot::Busy(Activation {
                     started_seq: event.seq,
                     instances: insts,
                     timer: if keeps_timer { timer } else { None },
@@ -247,11 +253,14 @@ impl Case {
                     .nets
                     .get_mut(*net_instance as usize)
                     .ok_or_else(|| bad("unknown net instance"))?;
-                let def = &workflow.nets[net.net as usize];
+                let def = workflow.net(net.net)?;
                 let p = def
                     .place(condition)
                     .ok_or_else(|| bad("unknown condition"))?;
-                let m = &mut net.marking[p as usize];
+                let m = net
+                    .marking
+                    .get_mut(p as usize)
+                    .ok_or_else(|| bad("unknown condition"))?;
                 *m = m
                     .checked_sub(*count)
                     .ok_or_else(|| bad("removed more tokens than held"))?;
@@ -310,8 +319,7 @@ impl Case {
                     .remove(item)
                     .ok_or_else(|| bad("unknown work item"))?;
                 let (ni, t) = task_of(self, &wi.task)?;
-                let def = &workflow.nets[self.nets[ni as usize].net as usize];
-                if let TaskBinding::Human(h) = &def.tasks[t as usize].binding
+                if let TaskBinding::Human(h) = &self.net_def(workflow, ni)?.task_def(t)?.binding
                     && h.four_eyes
                     && !self.four_eyes.contains(user)
                 {
@@ -374,8 +382,9 @@ impl Case {
                 fires_at,
             } => {
                 let (ni, t) = task_of(self, task)?;
-                let def = &workflow.nets[self.nets[ni as usize].net as usize];
-                let delay = def.tasks[t as usize]
+                let delay = self
+                    .net_def(workflow, ni)?
+                    .task_def(t)?
                     .timer
                     .is_some_and(|tm| tm.action == TimerAction::Delay);
                 match self.slot_mut(ni, t) {

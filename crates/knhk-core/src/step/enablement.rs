@@ -42,15 +42,20 @@ impl Case {
         if !net.live {
             return false;
         }
-        let def = &cx.wf.nets[net.net as usize];
-        let task = &def.tasks[t as usize];
+        let (Ok(def), Ok(task)) = (
+            cx.wf.net(net.net),
+            self.net_def(cx.wf, ni).and_then(|d| d.task_def(t)),
+        ) else {
+            return false;
+        };
         let m = &net.marking;
+        let marked = |p: &u32| m.get(*p as usize).is_some_and(|&n| n > 0);
         match task.join {
-            ControlType::And => task.inputs.iter().all(|&p| m[p as usize] > 0),
-            ControlType::Xor => task.inputs.iter().any(|&p| m[p as usize] > 0),
+            ControlType::And => task.inputs.iter().all(marked),
+            ControlType::Xor => task.inputs.iter().any(marked),
             ControlType::Or => {
                 if cx.forced.contains(&(ni, t)) {
-                    return task.inputs.iter().any(|&p| m[p as usize] > 0);
+                    return task.inputs.iter().any(marked);
                 }
                 let busy: Vec<bool> = net
                     .slots
@@ -70,7 +75,7 @@ impl Case {
             if !self.enabled(cx, ni, t) {
                 return Ok(());
             }
-            let task = self.task_ref(cx.wf, ni, t);
+            let task = self.task_ref(cx.wf, ni, t)?;
             self.emit(cx, EventKind::TaskEnabled { task })?;
             self.on_enabled(cx, ni, t)?;
         }
@@ -83,7 +88,7 @@ impl Case {
         if held {
             return Ok(());
         }
-        let def = tdef(cx.wf, self, ni, t);
+        let def = tdef(cx.wf, self, ni, t)?;
         let auto = def.mi.is_some()
             || def.subnet.is_some()
             || matches!(def.binding, TaskBinding::Empty | TaskBinding::Connector(_));
@@ -102,11 +107,11 @@ impl Case {
 
     /// Offers a work item for instance `i` of a human task.
     pub(super) fn offer(&mut self, cx: &mut Cx, ni: u32, t: u32, i: u32, input: Value) -> Res {
-        let TaskBinding::Human(h) = &tdef(cx.wf, self, ni, t).binding else {
+        let TaskBinding::Human(h) = &tdef(cx.wf, self, ni, t)?.binding else {
             return Ok(());
         };
         let item = WorkItemId(cx.ids.next_id());
-        let task = self.task_ref(cx.wf, ni, t);
+        let task = self.task_ref(cx.wf, ni, t)?;
         self.emit(
             cx,
             EventKind::WorkItemOffered {
@@ -126,14 +131,14 @@ impl Case {
     }
 
     pub(super) fn on_enabled(&mut self, cx: &mut Cx, ni: u32, t: u32) -> Res {
-        let def = tdef(cx.wf, self, ni, t);
+        let def = tdef(cx.wf, self, ni, t)?;
         if let Some(timer) = def.timer
             && timer.trigger == TimerTrigger::OnEnabled
         {
             self.arm_timer(cx, ni, t, timer.duration_ms)?;
         }
         if let TaskBinding::Trigger { event } = &def.binding {
-            let task = self.task_ref(cx.wf, ni, t);
+            let task = self.task_ref(cx.wf, ni, t)?;
             cx.step.effects.push(Effect::AwaitTrigger {
                 task,
                 event: event.clone(),
@@ -145,7 +150,7 @@ impl Case {
     pub(super) fn arm_timer(&mut self, cx: &mut Cx, ni: u32, t: u32, duration_ms: u64) -> Res {
         let timer = TimerId(cx.ids.next_id());
         let fires_at = cx.now.plus_millis(duration_ms);
-        let task = self.task_ref(cx.wf, ni, t);
+        let task = self.task_ref(cx.wf, ni, t)?;
         self.emit(
             cx,
             EventKind::TimerArmed {
@@ -188,7 +193,7 @@ impl Case {
                 self.cancel_item(cx, item)?;
             }
             self.cancel_timer(cx, timer)?;
-            let task = self.task_ref(cx.wf, ni, t);
+            let task = self.task_ref(cx.wf, ni, t)?;
             self.emit(cx, EventKind::TaskWithdrawn { task })?;
         }
         Ok(())
@@ -203,20 +208,20 @@ impl Case {
         // (and withdraw the stuck sub-net), or a timer expire the composite task.
         let mut stuck: Option<(u32, Vec<crate::ids::ElementId>)> = None;
         for ni in (0..self.nets().len() as u32).rev() {
-            let net = &self.nets()[ni as usize];
+            let net = self.net_instance(ni)?;
             if !net.live
                 || net.slots.iter().any(|s| !matches!(s, Slot::Idle))
                 || net.marking.get(OUTPUT as usize).is_some_and(|&m| m > 0)
             {
                 continue;
             }
-            let def = &wf.nets[net.net as usize];
+            let def = wf.net(net.net)?;
+            let marked = |p: &u32| net.marking.get(*p as usize).is_some_and(|&n| n > 0);
             // Only OR-joins waiting on each other are left: let the first one fire.
             if let Some(&t) = def.or_joins.iter().find(|&&t| {
-                def.tasks[t as usize]
-                    .inputs
-                    .iter()
-                    .any(|&p| net.marking[p as usize] > 0)
+                def.tasks
+                    .get(t as usize)
+                    .is_some_and(|d| d.inputs.iter().any(marked))
                     && !cx.forced.contains(&(ni, t))
             }) {
                 cx.forced.push((ni, t));
@@ -226,9 +231,9 @@ impl Case {
             let marked: Vec<_> = net
                 .marking
                 .iter()
-                .enumerate()
-                .filter(|&(_, &n)| n > 0)
-                .map(|(p, _)| def.places[p].id.clone())
+                .zip(&def.places)
+                .filter(|&(&n, _)| n > 0)
+                .map(|(_, place)| place.id.clone())
                 .collect();
             if !marked.is_empty() {
                 if stuck.is_none() {
@@ -247,7 +252,7 @@ impl Case {
         if let Some((ni, marked)) = stuck
             && !self.can_move()
         {
-            let def = &wf.nets[self.nets()[ni as usize].net as usize];
+            let def = self.net_def(wf, ni)?;
             let names: Vec<&str> = marked.iter().map(|c| c.as_str()).collect();
             let why = format!(
                 "deadlock: tokens in {} of net {} but no task can fire",

@@ -151,11 +151,11 @@ impl Case {
         Ok(())
     }
 
-    fn task_ref(&self, wf: &Workflow, ni: u32, t: u32) -> TaskRef {
-        TaskRef {
+    fn task_ref(&self, wf: &Workflow, ni: u32, t: u32) -> Res<TaskRef> {
+        Ok(TaskRef {
             net_instance: ni,
-            task: tdef(wf, self, ni, t).id.clone(),
-        }
+            task: tdef(wf, self, ni, t)?.id.clone(),
+        })
     }
 
     fn perform(&mut self, cx: &mut Cx, input: Input) -> Res {
@@ -196,7 +196,7 @@ impl Case {
                     _ => self.start_item(cx, item, user.clone())?,
                 }
                 let (ni, t) = self.locate_item(cx.wf, &wi.task)?;
-                if let TaskBinding::Human(h) = &tdef(cx.wf, self, ni, t).binding
+                if let TaskBinding::Human(h) = &tdef(cx.wf, self, ni, t)?.binding
                     && h.four_eyes
                     && self.four_eyes().contains(&user)
                 {
@@ -258,7 +258,7 @@ impl Case {
                     .clone();
                 self.emit(cx, EventKind::TimerFired { timer })?;
                 let (ni, t) = self.locate_item(cx.wf, &task)?;
-                let expire = tdef(cx.wf, self, ni, t)
+                let expire = tdef(cx.wf, self, ni, t)?
                     .timer
                     .is_some_and(|tm| tm.action == TimerAction::Expire);
                 match self.slot(ni, t) {
@@ -266,7 +266,7 @@ impl Case {
                         if let Some(item) = *item {
                             self.cancel_item(cx, item)?;
                         }
-                        let task = self.task_ref(cx.wf, ni, t);
+                        let task = self.task_ref(cx.wf, ni, t)?;
                         self.emit(
                             cx,
                             EventKind::TaskStarted {
@@ -419,8 +419,8 @@ impl Case {
             }
             for (t, slot) in net.slots.iter().enumerate() {
                 if let Slot::Enabled { held: false, .. } = slot
-                    && let TaskBinding::Trigger { event: e } =
-                        &tdef(wf, self, ni as u32, t as u32).binding
+                    && let Ok(def) = tdef(wf, self, ni as u32, t as u32)
+                    && let TaskBinding::Trigger { event: e } = &def.binding
                     && e == event
                 {
                     out.push((ni as u32, t as u32));
@@ -438,7 +438,7 @@ impl Case {
         let (ni, t) = self
             .locate(cx.wf, task)
             .ok_or_else(|| refuse("no such task"))?;
-        let def = tdef(cx.wf, self, ni, t);
+        let def = tdef(cx.wf, self, ni, t)?;
         let Some(mi) = &def.mi else {
             return Err(refuse("it is not a multiple-instance task"));
         };
@@ -467,9 +467,9 @@ impl Case {
     }
 }
 
-fn tdef<'w>(wf: &'w Workflow, case: &Case, ni: u32, t: u32) -> &'w TaskDef {
-    let net = case.nets()[ni as usize].net;
-    &wf.nets[net as usize].tasks[t as usize]
+/// Returns the definition of task `t` of net instance `ni`.
+fn tdef<'w>(wf: &'w Workflow, case: &Case, ni: u32, t: u32) -> Res<&'w TaskDef> {
+    case.net_def(wf, ni)?.task_def(t)
 }
 
 fn object_output(output: Value) -> Result<Value, Error> {

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use crate::error::InvalidDefinition;
+use crate::error::{Error, InvalidDefinition};
 use crate::expr::CompiledExpr;
 use crate::ids::{ElementId, FxBuild, NetId};
 use crate::model::{
@@ -11,6 +11,9 @@ use crate::model::{
     TaskTimer, TimerAction, TimerTrigger,
 };
 
+// Validation indexes vectors it has just sized itself; its lookups are still to be made
+// fallible like the rest of the crate's (the YAWL import work changes this file meanwhile).
+#[allow(clippy::indexing_slicing)]
 mod build;
 
 use build::{build_net, violation};
@@ -79,6 +82,24 @@ impl NetDef {
             }
             _ => self.place_index.get(id).copied(),
         }
+    }
+}
+
+impl NetDef {
+    /// Returns the definition of task `t`.
+    pub(crate) fn task_def(&self, t: u32) -> Result<&TaskDef, Error> {
+        self.tasks.get(t as usize).ok_or(Error::Misfit {
+            what: "task",
+            index: t,
+        })
+    }
+
+    /// Returns the definition of place `p`.
+    pub(crate) fn place_def(&self, p: u32) -> Result<&PlaceDef, Error> {
+        self.places.get(p as usize).ok_or(Error::Misfit {
+            what: "place",
+            index: p,
+        })
     }
 }
 
@@ -173,6 +194,14 @@ impl Workflow {
             }
         }
         Ok(Workflow { spec, nets })
+    }
+
+    /// Returns the definition of net `n`.
+    pub(crate) fn net(&self, n: u32) -> Result<&NetDef, Error> {
+        self.nets.get(n as usize).ok_or(Error::Misfit {
+            what: "net",
+            index: n,
+        })
     }
 
     /// Returns the specification this workflow was built from.
