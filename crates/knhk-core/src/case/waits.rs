@@ -62,9 +62,12 @@ impl Case {
     /// timer id) and awaited triggers (by net instance, then task). Empty when the case has
     /// ended: nothing moves it any more.
     ///
-    /// A running case always waits for something: one that cannot move fails as deadlocked.
-    /// While suspended, human work items and triggers are left out, since the case refuses
-    /// them until it resumes; calls and timers still arrive and are listed.
+    /// A running case that could never move again fails as deadlocked, so a running case
+    /// lists something here, except a dynamic multiple-instance task left with no running
+    /// instance, which waits for a command ([`crate::Input::AddInstance`] or
+    /// [`crate::Input::CompleteTask`]). While suspended, human work items and triggers are
+    /// left out, since the case refuses them until it resumes; calls and timers still arrive
+    /// and are listed.
     pub fn waits(&self, workflow: &Workflow) -> Vec<Wait> {
         let mut out = Vec::new();
         let running = match self.status() {

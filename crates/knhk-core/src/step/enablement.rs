@@ -42,10 +42,10 @@ impl Case {
         if !net.live {
             return false;
         }
-        let (Ok(def), Ok(task)) = (
-            cx.wf.net(net.net),
-            self.net_def(cx.wf, ni).and_then(|d| d.task_def(t)),
-        ) else {
+        let Ok(def) = cx.wf.net(net.net) else {
+            return false;
+        };
+        let Ok(task) = def.task_def(t) else {
             return false;
         };
         let m = &net.marking;
