@@ -417,7 +417,7 @@ impl Case {
 
     /// Returns net instance `ni`.
     pub(crate) fn net_instance(&self, ni: u32) -> Result<&NetInstance, Error> {
-        self.nets.get(ni as usize).ok_or(Error::Misfit {
+        self.nets.get(ni as usize).ok_or_else(|| Error::Misfit {
             what: "net instance",
             index: ni,
         })
