@@ -417,10 +417,7 @@ impl Case {
 
     /// Returns net instance `ni`.
     pub(crate) fn net_instance(&self, ni: u32) -> Result<&NetInstance, Error> {
-        self.nets.get(ni as usize).ok_or_else(|| Error::Misfit {
-            what: "net instance",
-            index: ni,
-        })
+        Error::misfit(self.nets.get(ni as usize), "net instance", ni)
     }
 
     /// Returns the definition of the net that net instance `ni` runs.

@@ -253,7 +253,7 @@ impl Case {
                 let task = self
                     .armed_timers()
                     .get(&timer)
-                    .ok_or_else(|| Error::UnknownTimer(timer))?
+                    .ok_or(Error::UnknownTimer(timer))?
                     .task
                     .clone();
                 self.emit(cx, EventKind::TimerFired { timer })?;
@@ -350,7 +350,7 @@ impl Case {
         let wi = self
             .items()
             .get(&item)
-            .ok_or_else(|| Error::UnknownWorkItem(item))?;
+            .ok_or(Error::UnknownWorkItem(item))?;
         if wi.is_call() {
             return Err(Error::WrongWorkItemState {
                 item,
@@ -365,7 +365,7 @@ impl Case {
         let wi = self
             .items()
             .get(&item)
-            .ok_or_else(|| Error::UnknownWorkItem(item))?;
+            .ok_or(Error::UnknownWorkItem(item))?;
         if !wi.is_call() {
             return Err(Error::WrongWorkItemState {
                 item,

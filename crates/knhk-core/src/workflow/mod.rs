@@ -88,18 +88,12 @@ impl NetDef {
 impl NetDef {
     /// Returns the definition of task `t`.
     pub(crate) fn task_def(&self, t: u32) -> Result<&TaskDef, Error> {
-        self.tasks.get(t as usize).ok_or_else(|| Error::Misfit {
-            what: "task",
-            index: t,
-        })
+        Error::misfit(self.tasks.get(t as usize), "task", t)
     }
 
     /// Returns the definition of place `p`.
     pub(crate) fn place_def(&self, p: u32) -> Result<&PlaceDef, Error> {
-        self.places.get(p as usize).ok_or_else(|| Error::Misfit {
-            what: "place",
-            index: p,
-        })
+        Error::misfit(self.places.get(p as usize), "place", p)
     }
 }
 
@@ -198,10 +192,7 @@ impl Workflow {
 
     /// Returns the definition of net `n`.
     pub(crate) fn net(&self, n: u32) -> Result<&NetDef, Error> {
-        self.nets.get(n as usize).ok_or_else(|| Error::Misfit {
-            what: "net",
-            index: n,
-        })
+        Error::misfit(self.nets.get(n as usize), "net", n)
     }
 
     /// Returns the specification this workflow was built from.
