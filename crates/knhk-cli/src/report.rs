@@ -239,6 +239,10 @@ pub(crate) fn detail(kind: &EventKind) -> String {
             None => format!("{from} -> {to}"),
         },
         EventKind::CaseDeadlocked { marked } => format!("tokens left in {}", join(marked)),
+        EventKind::FiringLimitReached { firings, tasks } => format!(
+            "{firings} tasks started in one step, looping through {}",
+            join(tasks.iter().map(|t| t.task.as_str()))
+        ),
         EventKind::NetStarted {
             net_instance, net, ..
         } => format!("net {net} as net instance {net_instance}"),

@@ -10,7 +10,7 @@ use anyhow::Context;
 use knhk_core::model::TaskBinding;
 use knhk_core::{
     Case, CaseId, CaseStatus, Event, EventKind, IdSource, Input, SequentialIds, TaskRef, Timestamp,
-    WorkItemId, WorkItemState, Workflow,
+    WorkItemId, WorkItemKind, Workflow,
 };
 use serde_json::{Map, Value};
 
@@ -125,7 +125,7 @@ pub(crate) fn run(
 /// Returns the oldest live human work item (ids count up, so the smallest is the oldest).
 fn next_human_item(case: &Case) -> Option<WorkItemId> {
     case.work_items()
-        .find(|(_, wi)| wi.connector.is_none() && wi.state != WorkItemState::Calling)
+        .find(|(_, wi)| !wi.is_call())
         .map(|(id, _)| *id)
 }
 
@@ -173,7 +173,7 @@ fn waits(workflow: &Workflow, case: &Case, bindings: &HashMap<&str, &TaskBinding
         }
     }
     for (_, wi) in case.work_items() {
-        if let (WorkItemState::Calling, Some(connector)) = (wi.state, &wi.connector) {
+        if let WorkItemKind::Call { connector, .. } = &wi.kind {
             out.push(Wait::Connector {
                 task: wi.task.clone(),
                 connector: connector.clone(),
@@ -305,6 +305,10 @@ impl Run {
                 None => format!("{from} -> {to}"),
             },
             EventKind::CaseDeadlocked { marked } => format!("tokens left in {}", join(marked)),
+            EventKind::FiringLimitReached { firings, tasks } => format!(
+                "{firings} tasks started in one step, looping through {}",
+                join(tasks.iter().map(|t| t.task.as_str()))
+            ),
             EventKind::NetStarted {
                 net_instance, net, ..
             } => format!("net {net} as net instance {net_instance}"),

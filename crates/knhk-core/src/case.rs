@@ -13,24 +13,46 @@ use crate::event::{CaseStatus, Event, EventKind, TaskRef};
 use crate::ids::{CaseId, ElementId, TimerId, Timestamp, WorkItemId};
 use crate::model::{TaskBinding, TimerAction};
 use crate::sorted::SortedMap;
-use crate::workflow::Workflow;
+use crate::workflow::{NetDef, Workflow};
 
 mod evolve;
+mod waits;
+
+pub use waits::Wait;
 
 /// The state of one case. Equal histories give equal cases.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Case {
-    pub(crate) id: CaseId,
-    pub(crate) status: CaseStatus,
-    pub(crate) data: Map<String, Value>,
-    pub(crate) seq: u64,
-    pub(crate) nets: Vec<NetInstance>,
-    pub(crate) items: SortedMap<WorkItemId, WorkItem>,
-    pub(crate) timers: SortedMap<TimerId, TimerState>,
+    id: CaseId,
+    status: CaseStatus,
+    data: Map<String, Value>,
+    seq: u64,
+    nets: Vec<NetInstance>,
+    items: SortedMap<WorkItemId, WorkItem>,
+    timers: SortedMap<TimerId, TimerState>,
     /// Users who completed a four-eyes work item of this case.
-    pub(crate) four_eyes: Vec<String>,
-    /// Tasks whose enablement may have changed; always empty between two `apply` calls.
-    pub(crate) dirty: VecDeque<(u32, u32)>,
+    four_eyes: Vec<String>,
+}
+
+/// Where [`Case::evolve`] reports the tasks whose enablement an event may have changed:
+/// deciding reconsiders them (its scratch queue), replay has no use for them.
+pub(crate) trait Touched {
+    fn touched(&mut self, net_instance: u32, task: u32);
+}
+
+impl Touched for VecDeque<(u32, u32)> {
+    #[inline]
+    fn touched(&mut self, net_instance: u32, task: u32) {
+        self.push_back((net_instance, task));
+    }
+}
+
+/// Replay folds events without reconsidering tasks.
+pub(crate) struct Untouched;
+
+impl Touched for Untouched {
+    #[inline]
+    fn touched(&mut self, _: u32, _: u32) {}
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -137,17 +159,35 @@ pub struct WorkItem {
     pub state: WorkItemState,
     /// Who claimed or started it, for human work items.
     pub owner: Option<String>,
-    /// The connector of a call; `None` for a human work item.
-    pub connector: Option<String>,
+    /// What it is: work for people, or a connector call.
+    pub kind: WorkItemKind,
     /// The work's input: what people see, or what the connector is called with.
     pub input: Value,
-    /// The idempotency key of a connector call; empty for a human work item.
-    pub idempotency_key: String,
     /// When the item was offered or the call started.
     pub since: crate::ids::Timestamp,
     /// The roles an administrator offered it to ([`crate::Input::OfferWorkItem`]), in place
     /// of its task's roles; `None` while it is offered as the definition says.
     pub offered_to: Option<Vec<String>>,
+}
+
+/// What a live work item is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WorkItemKind {
+    /// Work offered to people: the roles of the task's human binding.
+    Human,
+    /// A connector call in flight (state [`WorkItemState::Calling`]).
+    Call {
+        connector: String,
+        /// The same for every attempt of this call, also after a restart.
+        idempotency_key: String,
+    },
+}
+
+impl WorkItem {
+    /// Returns whether this is a connector call rather than work for people.
+    pub fn is_call(&self) -> bool {
+        matches!(self.kind, WorkItemKind::Call { .. })
+    }
 }
 
 /// Where a live work item stands.
@@ -208,7 +248,7 @@ impl Case {
             time: now,
             kind,
         };
-        if case.evolve(workflow, &event).is_ok() {
+        if case.evolve(workflow, &event, &mut Untouched).is_ok() {
             step.events.push(event);
         }
         (case, step)
@@ -224,7 +264,6 @@ impl Case {
             items: SortedMap::default(),
             timers: SortedMap::default(),
             four_eyes: Vec::new(),
-            dirty: VecDeque::new(),
         }
     }
 
@@ -232,9 +271,8 @@ impl Case {
     pub fn replay(workflow: &Workflow, id: CaseId, events: &[Event]) -> Result<Case, Error> {
         let mut case = Case::empty(id);
         for event in events {
-            case.evolve(workflow, event)?;
+            case.evolve(workflow, event, &mut Untouched)?;
         }
-        case.dirty.clear();
         Ok(case)
     }
 
@@ -253,6 +291,26 @@ impl Case {
     /// Returns the sequence number of the last event.
     pub fn last_seq(&self) -> u64 {
         self.seq
+    }
+
+    /// Returns the net instances, by number (0 is the root net's).
+    pub(crate) fn nets(&self) -> &[NetInstance] {
+        &self.nets
+    }
+
+    /// Returns the live work items by id, for deciding code.
+    pub(crate) fn items(&self) -> &SortedMap<WorkItemId, WorkItem> {
+        &self.items
+    }
+
+    /// Returns the armed timers by id, for deciding code.
+    pub(crate) fn armed_timers(&self) -> &SortedMap<TimerId, TimerState> {
+        &self.timers
+    }
+
+    /// Returns the users who completed a four-eyes work item of this case.
+    pub(crate) fn four_eyes(&self) -> &[String] {
+        &self.four_eyes
     }
 
     /// Returns the live work items (human work items and connector calls in flight).
@@ -340,12 +398,7 @@ impl Case {
         out
     }
 
-    pub(crate) fn new_net(
-        &mut self,
-        workflow: &Workflow,
-        net: u32,
-        parent: Option<(u32, u32, u32)>,
-    ) {
+    fn new_net(&mut self, workflow: &Workflow, net: u32, parent: Option<(u32, u32, u32)>) {
         let (places, tasks) = workflow
             .nets
             .get(net as usize)
@@ -368,6 +421,16 @@ impl Case {
         Some((task.net_instance, t))
     }
 
+    /// Returns net instance `ni`.
+    pub(crate) fn net_instance(&self, ni: u32) -> Result<&NetInstance, Error> {
+        Error::misfit(self.nets.get(ni as usize), "net instance", ni)
+    }
+
+    /// Returns the definition of the net that net instance `ni` runs.
+    pub(crate) fn net_def<'w>(&self, workflow: &'w Workflow, ni: u32) -> Result<&'w NetDef, Error> {
+        workflow.net(self.net_instance(ni)?.net)
+    }
+
     pub(crate) fn slot(&self, ni: u32, t: u32) -> Option<&Slot> {
         self.nets.get(ni as usize)?.slots.get(t as usize)
     }
@@ -375,22 +438,23 @@ impl Case {
 
 /// Takes the tokens a task with this join consumes when it starts: one from every input (AND),
 /// from the first marked input (XOR), from every marked input (OR).
-pub(crate) fn consume(join: crate::model::ControlType, inputs: &[u32], marking: &mut [u32]) {
+fn consume(join: crate::model::ControlType, inputs: &[u32], marking: &mut [u32]) {
     use crate::model::ControlType;
     match join {
-        ControlType::And => {
+        ControlType::And | ControlType::Or => {
             for &p in inputs {
-                marking[p as usize] = marking[p as usize].saturating_sub(1);
+                if let Some(m) = marking.get_mut(p as usize) {
+                    *m = m.saturating_sub(1);
+                }
             }
         }
         ControlType::Xor => {
-            if let Some(&p) = inputs.iter().find(|&&p| marking[p as usize] > 0) {
-                marking[p as usize] -= 1;
-            }
-        }
-        ControlType::Or => {
-            for &p in inputs {
-                marking[p as usize] = marking[p as usize].saturating_sub(1);
+            if let Some(m) = inputs
+                .iter()
+                .find(|&&p| marking.get(p as usize).is_some_and(|&n| n > 0))
+                .and_then(|&p| marking.get_mut(p as usize))
+            {
+                *m -= 1;
             }
         }
     }

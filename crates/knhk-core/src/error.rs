@@ -76,4 +76,21 @@ pub enum Error {
     OutputNotObject(&'static str),
     #[error("history does not fit this workflow at event {seq}: {why}")]
     Replay { seq: u64, why: String },
+    /// A case points at a net, task, place or net instance its workflow does not have: the
+    /// case was built for another workflow. Never the caller's input at fault.
+    #[error("case does not fit its workflow: no {what} {index}")]
+    Misfit { what: &'static str, index: u32 },
+}
+
+impl Error {
+    /// Returns the value found, or a [`Error::Misfit`] naming what was looked up. A match,
+    /// not `ok_or`: building (and dropping) an error on every successful lookup of the hot
+    /// path is measurable.
+    #[inline]
+    pub(crate) fn misfit<T>(found: Option<T>, what: &'static str, index: u32) -> Result<T, Error> {
+        match found {
+            Some(value) => Ok(value),
+            None => Err(Error::Misfit { what, index }),
+        }
+    }
 }

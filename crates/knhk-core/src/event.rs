@@ -101,6 +101,13 @@ pub enum EventKind {
     CaseDeadlocked {
         marked: Vec<ElementId>,
     },
+    /// One step fired more tasks than its bound allows without waiting for the outside
+    /// world (a loop of automatic tasks); the case fails after this event. `tasks` are the
+    /// tasks that started more than once in that step: the loop.
+    FiringLimitReached {
+        firings: u32,
+        tasks: Vec<TaskRef>,
+    },
     /// A composite task's instance started a sub-net instance.
     NetStarted {
         net_instance: u32,
@@ -226,6 +233,7 @@ impl EventKind {
             EventKind::CaseCreated { .. } => "case_created",
             EventKind::CaseStateChanged { .. } => "case_state_changed",
             EventKind::CaseDeadlocked { .. } => "case_deadlocked",
+            EventKind::FiringLimitReached { .. } => "firing_limit_reached",
             EventKind::NetStarted { .. } => "net_started",
             EventKind::NetEnded { .. } => "net_ended",
             EventKind::TaskEnabled { .. } => "task_enabled",

@@ -158,7 +158,9 @@ impl std::hash::Hasher for FxHasher {
         const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
         for chunk in bytes.chunks(8) {
             let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
+            if let Some(head) = word.get_mut(..chunk.len()) {
+                head.copy_from_slice(chunk);
+            }
             self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
         }
     }

@@ -6,7 +6,11 @@
 //! of a case goes through its events, so [`Case::replay`] of a history rebuilds the same case.
 //! Nothing here does I/O, reads a clock or makes up random ids.
 
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 mod case;
+#[cfg(feature = "test-support")]
+pub mod driver;
 mod effect;
 mod error;
 mod event;
@@ -20,7 +24,7 @@ mod sorted;
 mod step;
 mod workflow;
 
-pub use case::{Case, Step, WorkItem, WorkItemState};
+pub use case::{Case, Step, Wait, WorkItem, WorkItemKind, WorkItemState};
 pub use effect::Effect;
 pub use error::{Error, InvalidDefinition, Violation};
 pub use event::{CaseStatus, Event, EventKind, TaskRef};
@@ -29,4 +33,5 @@ pub use ids::{
 };
 pub use input::Input;
 pub use model::Specification;
+pub use step::ApplyOptions;
 pub use workflow::Workflow;

@@ -18,45 +18,50 @@ pub(crate) fn may_fire(net: &NetDef, marking: &[u32], busy: &[bool], t: u32) -> 
     let Some(task) = net.tasks.get(t as usize) else {
         return false;
     };
-    if !task.inputs.iter().any(|&p| marking[p as usize] > 0) {
+    let marked = |p: u32| marking.get(p as usize).is_some_and(|&n| n > 0);
+    if !task.inputs.iter().any(|&p| marked(p)) {
         return false;
     }
     let mut reachable: Vec<bool> = marking.iter().map(|&n| n > 0).collect();
-    let mut fired = vec![false; net.tasks.len()];
-    for (u, def) in net.tasks.iter().enumerate() {
-        if u as u32 != t && busy.get(u).copied().unwrap_or(false) {
-            fired[u] = true;
-            for arc in &def.outputs {
-                reachable[arc.place as usize] = true;
+    let reach = |reachable: &mut [bool], outputs: &[crate::workflow::OutArc]| {
+        for arc in outputs {
+            if let Some(r) = reachable.get_mut(arc.place as usize) {
+                *r = true;
             }
         }
-    }
-    let waits_for = |reachable: &[bool]| {
-        task.inputs
-            .iter()
-            .any(|&p| marking[p as usize] == 0 && reachable[p as usize])
     };
+    let mut fired = vec![false; net.tasks.len()];
+    for ((u, def), fired) in net.tasks.iter().enumerate().zip(fired.iter_mut()) {
+        if u as u32 != t && busy.get(u).copied().unwrap_or(false) {
+            *fired = true;
+            reach(&mut reachable, &def.outputs);
+        }
+    }
+    let may_be_marked =
+        |reachable: &[bool], p: u32| reachable.get(p as usize).copied().unwrap_or(false);
     loop {
-        if waits_for(&reachable) {
+        if task
+            .inputs
+            .iter()
+            .any(|&p| !marked(p) && may_be_marked(&reachable, p))
+        {
             return false;
         }
         let mut changed = false;
-        for (u, def) in net.tasks.iter().enumerate() {
-            if fired[u] || u as u32 == t {
+        for ((u, def), fired) in net.tasks.iter().enumerate().zip(fired.iter_mut()) {
+            if *fired || u as u32 == t {
                 continue;
             }
             let can = match def.join {
-                ControlType::And => def.inputs.iter().all(|&p| reachable[p as usize]),
+                ControlType::And => def.inputs.iter().all(|&p| may_be_marked(&reachable, p)),
                 ControlType::Xor | ControlType::Or => {
-                    def.inputs.iter().any(|&p| reachable[p as usize])
+                    def.inputs.iter().any(|&p| may_be_marked(&reachable, p))
                 }
             };
             if can {
-                fired[u] = true;
+                *fired = true;
                 changed = true;
-                for arc in &def.outputs {
-                    reachable[arc.place as usize] = true;
-                }
+                reach(&mut reachable, &def.outputs);
             }
         }
         if !changed {

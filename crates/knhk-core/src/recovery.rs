@@ -1,7 +1,7 @@
 //! Picking a case up again: the effects a runtime must (re)perform for a case loaded from its
 //! history, after a restart or on another node.
 
-use crate::case::{Case, Slot, WorkItemState};
+use crate::case::{Case, Slot, WorkItemKind};
 use crate::effect::Effect;
 use crate::event::TaskRef;
 use crate::model::TaskBinding;
@@ -13,24 +13,30 @@ impl Case {
     /// offer or in progress, armed timers and awaited triggers. Empty for an ended case.
     pub fn outstanding(&self, workflow: &Workflow) -> Vec<Effect> {
         let mut out = Vec::new();
-        if self.status.is_final() {
+        if self.status().is_final() {
             return out;
         }
-        for (id, item) in &self.items {
+        for (id, item) in self.items() {
             let Some((ni, t)) = self.locate(workflow, &item.task) else {
                 continue;
             };
-            let net = &workflow.nets[self.nets[ni as usize].net as usize];
-            let def = &net.tasks[t as usize];
-            match (&def.binding, item.state) {
-                (TaskBinding::Connector(c), WorkItemState::Calling) => {
+            let Ok(def) = self.net_def(workflow, ni).and_then(|n| n.task_def(t)) else {
+                continue;
+            };
+            match (&def.binding, &item.kind) {
+                (
+                    TaskBinding::Connector(c),
+                    WorkItemKind::Call {
+                        idempotency_key, ..
+                    },
+                ) => {
                     out.push(Effect::CallConnector {
                         item: *id,
                         task: item.task.clone(),
                         binding: c.clone(),
                         hints: def.runtime.clone(),
                         input: item.input.clone(),
-                        idempotency_key: item.idempotency_key.clone(),
+                        idempotency_key: idempotency_key.clone(),
                     });
                 }
                 (TaskBinding::Human(h), _) => out.push(Effect::OfferWorkItem {
@@ -42,25 +48,27 @@ impl Case {
                 _ => {}
             }
         }
-        for (timer, state) in &self.timers {
+        for (timer, state) in self.armed_timers() {
             out.push(Effect::ArmTimer {
                 timer: *timer,
                 fires_at: state.fires_at,
             });
         }
-        for (ni, net) in self.nets.iter().enumerate() {
+        for (ni, net) in self.nets().iter().enumerate() {
             if !net.live {
                 continue;
             }
-            let def = &workflow.nets[net.net as usize];
-            for (t, slot) in net.slots.iter().enumerate() {
+            let Ok(def) = workflow.net(net.net) else {
+                continue;
+            };
+            for (slot, task) in net.slots.iter().zip(&def.tasks) {
                 if let (Slot::Enabled { .. }, TaskBinding::Trigger { event }) =
-                    (slot, &def.tasks[t].binding)
+                    (slot, &task.binding)
                 {
                     out.push(Effect::AwaitTrigger {
                         task: TaskRef {
                             net_instance: ni as u32,
-                            task: def.tasks[t].id.clone(),
+                            task: task.id.clone(),
                         },
                         event: event.clone(),
                     });

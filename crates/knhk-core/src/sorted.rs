@@ -18,12 +18,12 @@ impl<K, V> Default for SortedMap<K, V> {
 impl<K: Ord, V> SortedMap<K, V> {
     pub(crate) fn get(&self, key: &K) -> Option<&V> {
         let i = self.entries.binary_search_by(|(k, _)| k.cmp(key)).ok()?;
-        Some(&self.entries[i].1)
+        self.entries.get(i).map(|(_, v)| v)
     }
 
     pub(crate) fn get_mut(&mut self, key: &K) -> Option<&mut V> {
         let i = self.entries.binary_search_by(|(k, _)| k.cmp(key)).ok()?;
-        Some(&mut self.entries[i].1)
+        self.entries.get_mut(i).map(|(_, v)| v)
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -37,7 +37,11 @@ impl<K: Ord, V> SortedMap<K, V> {
     /// Inserts or replaces the value of `key`.
     pub(crate) fn insert(&mut self, key: K, value: V) {
         match self.entries.binary_search_by(|(k, _)| k.cmp(&key)) {
-            Ok(i) => self.entries[i].1 = value,
+            Ok(i) => {
+                if let Some(entry) = self.entries.get_mut(i) {
+                    entry.1 = value;
+                }
+            }
             Err(i) => self.entries.insert(i, (key, value)),
         }
     }

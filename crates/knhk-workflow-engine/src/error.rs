@@ -207,7 +207,7 @@ fn core_code(e: &knhk_core::Error) -> ErrorCode {
         | E::CannotCompleteTask { .. } => ErrorCode::FailedPrecondition,
         E::NotAllocatedTo { .. } | E::FourEyes { .. } => ErrorCode::PermissionDenied,
         E::OutputNotObject(_) | E::NoRoles(_) => ErrorCode::InvalidArgument,
-        E::Replay { .. } => ErrorCode::Internal,
+        E::Replay { .. } | E::Misfit { .. } => ErrorCode::Internal,
     }
 }
 

@@ -20,7 +20,7 @@ impl Case {
     }
 
     /// Marks the consumers of a place (and the OR-joins of its net) for re-evaluation.
-    fn touch(&mut self, workflow: &Workflow, ni: u32, place: u32) {
+    fn touch(&self, workflow: &Workflow, ni: u32, place: u32, dirty: &mut impl Touched) {
         let Some(net) = self.nets.get(ni as usize) else {
             return;
         };
@@ -29,11 +29,11 @@ impl Case {
         };
         if let Some(p) = def.places.get(place as usize) {
             for &t in &p.consumers {
-                self.dirty.push_back((ni, t));
+                dirty.touched(ni, t);
             }
         }
         for &t in &def.or_joins {
-            self.dirty.push_back((ni, t));
+            dirty.touched(ni, t);
         }
     }
 
@@ -42,6 +42,7 @@ impl Case {
     fn finish_task(
         &mut self,
         workflow: &Workflow,
+        dirty: &mut impl Touched,
         ni: u32,
         t: u32,
         produced: &[ElementId],
@@ -50,7 +51,7 @@ impl Case {
             .nets
             .get(self.nets.get(ni as usize)?.net as usize)?;
         *self.nets.get_mut(ni as usize)?.slots.get_mut(t as usize)? = Slot::Idle;
-        self.dirty.push_back((ni, t));
+        dirty.touched(ni, t);
         // An unknown condition means a history that does not fit: the caller drops the case.
         for c in produced {
             let p = def.place(c)?;
@@ -59,13 +60,19 @@ impl Case {
                 .get_mut(ni as usize)?
                 .marking
                 .get_mut(p as usize)? += 1;
-            self.touch(workflow, ni, p);
+            self.touch(workflow, ni, p, dirty);
         }
         Some(())
     }
 
     /// Folds one event into the case: the only place where a case changes.
-    pub(crate) fn evolve(&mut self, workflow: &Workflow, event: &Event) -> Result<(), Error> {
+    /// Tasks whose enablement the event may have changed are reported to `dirty`.
+    pub(crate) fn evolve(
+        &mut self,
+        workflow: &Workflow,
+        event: &Event,
+        dirty: &mut impl Touched,
+    ) -> Result<(), Error> {
         let bad = |why: &str| Error::Replay {
             seq: event.seq,
             why: why.to_string(),
@@ -98,10 +105,10 @@ impl Case {
                     {
                         *m += 1;
                     }
-                    self.touch(workflow, 0, INPUT);
+                    self.touch(workflow, 0, INPUT, dirty);
                 }
             }
-            EventKind::CaseDeadlocked { .. } => {}
+            EventKind::CaseDeadlocked { .. } | EventKind::FiringLimitReached { .. } => {}
             EventKind::NetStarted {
                 net_instance,
                 net,
@@ -125,7 +132,7 @@ impl Case {
                 {
                     *m += 1;
                 }
-                self.touch(workflow, *net_instance, INPUT);
+                self.touch(workflow, *net_instance, INPUT, dirty);
                 let inst = self
                     .activation_mut(pni, pt)
                     .and_then(|a| a.instances.get_mut(*instance as usize))
@@ -150,7 +157,7 @@ impl Case {
             }
             EventKind::TaskFailed { task, produced, .. } if !produced.is_empty() => {
                 let (ni, t) = task_of(self, task)?;
-                self.finish_task(workflow, ni, t, produced)
+                self.finish_task(workflow, dirty, ni, t, produced)
                     .ok_or_else(|| bad("unknown condition"))?;
             }
             EventKind::TaskWithdrawn { task }
@@ -160,18 +167,20 @@ impl Case {
                 if let Some(slot) = self.slot_mut(ni, t) {
                     *slot = Slot::Idle;
                 }
-                self.dirty.push_back((ni, t));
+                dirty.touched(ni, t);
             }
             EventKind::TaskStarted { task, instances } => {
                 let (ni, t) = task_of(self, task)?;
-                let def = &workflow.nets[self.nets[ni as usize].net as usize];
-                let tdef = &def.tasks[t as usize];
+                let tdef = self.net_def(workflow, ni)?.task_def(t)?;
                 let enabled = self.slot(ni, t).cloned();
                 let (item, timer) = match enabled {
                     Some(Slot::Enabled { item, timer, .. }) => (item, timer),
                     _ => return Err(bad("task started without being enabled")),
                 };
-                let net = &mut self.nets[ni as usize];
+                let net = self
+                    .nets
+                    .get_mut(ni as usize)
+                    .ok_or_else(|| bad("unknown net instance"))?;
                 consume(tdef.join, &tdef.inputs, &mut net.marking);
                 let mut insts = if tdef.mi.is_some() {
                     Instances::Many(
@@ -195,13 +204,17 @@ impl Case {
                 let keeps_timer = tdef
                     .timer
                     .is_some_and(|tm| tm.action == TimerAction::Expire);
-                net.slots[t as usize] = Slot::Busy(Activation {
+                let slot = net
+                    .slots
+                    .get_mut(t as usize)
+                    .ok_or_else(|| bad("unknown task"))?;
+                *slot = Slot::Busy(Activation {
                     started_seq: event.seq,
                     instances: insts,
                     timer: if keeps_timer { timer } else { None },
                 });
                 for &p in &tdef.inputs {
-                    self.touch(workflow, ni, p);
+                    self.touch(workflow, ni, p, dirty);
                 }
             }
             EventKind::InstanceAdded { task, item } => {
@@ -228,7 +241,7 @@ impl Case {
             }
             EventKind::TaskCompleted { task, produced } => {
                 let (ni, t) = task_of(self, task)?;
-                self.finish_task(workflow, ni, t, produced)
+                self.finish_task(workflow, dirty, ni, t, produced)
                     .ok_or_else(|| bad("unknown condition"))?;
             }
             EventKind::TokensRemoved {
@@ -240,15 +253,18 @@ impl Case {
                     .nets
                     .get_mut(*net_instance as usize)
                     .ok_or_else(|| bad("unknown net instance"))?;
-                let def = &workflow.nets[net.net as usize];
+                let def = workflow.net(net.net)?;
                 let p = def
                     .place(condition)
                     .ok_or_else(|| bad("unknown condition"))?;
-                let m = &mut net.marking[p as usize];
+                let m = net
+                    .marking
+                    .get_mut(p as usize)
+                    .ok_or_else(|| bad("unknown condition"))?;
                 *m = m
                     .checked_sub(*count)
                     .ok_or_else(|| bad("removed more tokens than held"))?;
-                self.touch(workflow, *net_instance, p);
+                self.touch(workflow, *net_instance, p, dirty);
             }
             EventKind::WorkItemOffered {
                 item,
@@ -277,9 +293,8 @@ impl Case {
                         instance: *instance,
                         state: WorkItemState::Offered,
                         owner: None,
-                        connector: None,
+                        kind: WorkItemKind::Human,
                         input: input.clone(),
-                        idempotency_key: String::new(),
                         since: event.time,
                         offered_to: None,
                     },
@@ -315,8 +330,7 @@ impl Case {
                     .remove(item)
                     .ok_or_else(|| bad("unknown work item"))?;
                 let (ni, t) = task_of(self, &wi.task)?;
-                let def = &workflow.nets[self.nets[ni as usize].net as usize];
-                if let TaskBinding::Human(h) = &def.tasks[t as usize].binding
+                if let TaskBinding::Human(h) = &self.net_def(workflow, ni)?.task_def(t)?.binding
                     && h.four_eyes
                     && !self.four_eyes.contains(user)
                 {
@@ -358,9 +372,11 @@ impl Case {
                         instance: *instance,
                         state: WorkItemState::Calling,
                         owner: None,
-                        connector: Some(connector.clone()),
+                        kind: WorkItemKind::Call {
+                            connector: connector.clone(),
+                            idempotency_key: idempotency_key.clone(),
+                        },
                         input: input.clone(),
-                        idempotency_key: idempotency_key.clone(),
                         since: event.time,
                         offered_to: None,
                     },
@@ -378,8 +394,9 @@ impl Case {
                 fires_at,
             } => {
                 let (ni, t) = task_of(self, task)?;
-                let def = &workflow.nets[self.nets[ni as usize].net as usize];
-                let delay = def.tasks[t as usize]
+                let delay = self
+                    .net_def(workflow, ni)?
+                    .task_def(t)?
                     .timer
                     .is_some_and(|tm| tm.action == TimerAction::Delay);
                 match self.slot_mut(ni, t) {
@@ -416,7 +433,7 @@ impl Case {
                         }) if *slot_timer == Some(*timer) => {
                             *slot_timer = None;
                             *held = false;
-                            self.dirty.push_back((ni, t));
+                            dirty.touched(ni, t);
                         }
                         Some(Slot::Busy(a)) if a.timer == Some(*timer) => a.timer = None,
                         _ => {}

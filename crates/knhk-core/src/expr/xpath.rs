@@ -432,10 +432,9 @@ impl XpathParser<'_> {
                     segments.extend(self.step()?);
                 }
                 // The first step is the root element, which stands for the net's data itself.
-                if segments.len() <= 1 {
-                    Ok(Node::Atom("data".to_owned()))
-                } else {
-                    Ok(Node::Atom(segments[1..].join(".")))
+                match segments.get(1..) {
+                    Some(rest) if !rest.is_empty() => Ok(Node::Atom(rest.join("."))),
+                    _ => Ok(Node::Atom("data".to_owned())),
                 }
             }
             Token::Name(name) if self.peek() == Some(Token::LParen) => self.function(name),

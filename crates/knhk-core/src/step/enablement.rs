@@ -2,12 +2,14 @@
 //! task does (offer, arm its timer, await its trigger, start), and what a case with nothing left
 //! to reconsider is: waiting, completed, or deadlocked.
 
+use std::collections::HashMap;
+
 use serde_json::Value;
 
 use super::{Cx, Res, tdef};
-use crate::case::{Case, Slot, WorkItemState};
+use crate::case::{Case, Slot};
 use crate::effect::Effect;
-use crate::event::{CaseStatus, EventKind};
+use crate::event::{CaseStatus, EventKind, TaskRef};
 use crate::ids::{TimerId, WorkItemId};
 use crate::model::{ControlType, TaskBinding, TimerTrigger};
 use crate::orjoin;
@@ -17,35 +19,43 @@ impl Case {
     /// Runs everything that follows from the last change until the case waits or ends.
     pub(super) fn settle(&mut self, cx: &mut Cx) -> Res {
         loop {
-            while let Some((ni, t)) = self.dirty.pop_front() {
-                if self.status != CaseStatus::Running {
-                    self.dirty.clear();
+            while let Some((ni, t)) = cx.dirty.pop_front() {
+                if self.status() != CaseStatus::Running {
+                    cx.dirty.clear();
                     return Ok(());
+                }
+                if cx.fired > cx.max_firings {
+                    return self.firing_limit_reached(cx);
                 }
                 self.reconsider(cx, ni, t)?;
             }
-            if self.status != CaseStatus::Running || !self.quiescent_step(cx)? {
+            if self.status() != CaseStatus::Running || !self.quiescent_step(cx)? {
                 return Ok(());
             }
         }
     }
 
     pub(super) fn enabled(&self, cx: &Cx, ni: u32, t: u32) -> bool {
-        let Some(net) = self.nets.get(ni as usize) else {
+        let Some(net) = self.nets().get(ni as usize) else {
             return false;
         };
         if !net.live {
             return false;
         }
-        let def = &cx.wf.nets[net.net as usize];
-        let task = &def.tasks[t as usize];
+        let Ok(def) = cx.wf.net(net.net) else {
+            return false;
+        };
+        let Ok(task) = def.task_def(t) else {
+            return false;
+        };
         let m = &net.marking;
+        let marked = |p: &u32| m.get(*p as usize).is_some_and(|&n| n > 0);
         match task.join {
-            ControlType::And => task.inputs.iter().all(|&p| m[p as usize] > 0),
-            ControlType::Xor => task.inputs.iter().any(|&p| m[p as usize] > 0),
+            ControlType::And => task.inputs.iter().all(marked),
+            ControlType::Xor => task.inputs.iter().any(marked),
             ControlType::Or => {
                 if cx.forced.contains(&(ni, t)) {
-                    return task.inputs.iter().any(|&p| m[p as usize] > 0);
+                    return task.inputs.iter().any(marked);
                 }
                 let busy: Vec<bool> = net
                     .slots
@@ -58,14 +68,14 @@ impl Case {
     }
 
     pub(super) fn reconsider(&mut self, cx: &mut Cx, ni: u32, t: u32) -> Res {
-        if !self.nets.get(ni as usize).is_some_and(|n| n.live) {
+        if !self.nets().get(ni as usize).is_some_and(|n| n.live) {
             return Ok(());
         }
         if matches!(self.slot(ni, t), Some(Slot::Idle)) {
             if !self.enabled(cx, ni, t) {
                 return Ok(());
             }
-            let task = self.task_ref(cx.wf, ni, t);
+            let task = self.task_ref(cx.wf, ni, t)?;
             self.emit(cx, EventKind::TaskEnabled { task })?;
             self.on_enabled(cx, ni, t)?;
         }
@@ -78,7 +88,7 @@ impl Case {
         if held {
             return Ok(());
         }
-        let def = tdef(cx.wf, self, ni, t);
+        let def = tdef(cx.wf, self, ni, t)?;
         let auto = def.mi.is_some()
             || def.subnet.is_some()
             || matches!(def.binding, TaskBinding::Empty | TaskBinding::Connector(_));
@@ -97,11 +107,11 @@ impl Case {
 
     /// Offers a work item for instance `i` of a human task.
     pub(super) fn offer(&mut self, cx: &mut Cx, ni: u32, t: u32, i: u32, input: Value) -> Res {
-        let TaskBinding::Human(h) = &tdef(cx.wf, self, ni, t).binding else {
+        let TaskBinding::Human(h) = &tdef(cx.wf, self, ni, t)?.binding else {
             return Ok(());
         };
         let item = WorkItemId(cx.ids.next_id());
-        let task = self.task_ref(cx.wf, ni, t);
+        let task = self.task_ref(cx.wf, ni, t)?;
         self.emit(
             cx,
             EventKind::WorkItemOffered {
@@ -121,14 +131,14 @@ impl Case {
     }
 
     pub(super) fn on_enabled(&mut self, cx: &mut Cx, ni: u32, t: u32) -> Res {
-        let def = tdef(cx.wf, self, ni, t);
+        let def = tdef(cx.wf, self, ni, t)?;
         if let Some(timer) = def.timer
             && timer.trigger == TimerTrigger::OnEnabled
         {
             self.arm_timer(cx, ni, t, timer.duration_ms)?;
         }
         if let TaskBinding::Trigger { event } = &def.binding {
-            let task = self.task_ref(cx.wf, ni, t);
+            let task = self.task_ref(cx.wf, ni, t)?;
             cx.step.effects.push(Effect::AwaitTrigger {
                 task,
                 event: event.clone(),
@@ -140,7 +150,7 @@ impl Case {
     pub(super) fn arm_timer(&mut self, cx: &mut Cx, ni: u32, t: u32, duration_ms: u64) -> Res {
         let timer = TimerId(cx.ids.next_id());
         let fires_at = cx.now.plus_millis(duration_ms);
-        let task = self.task_ref(cx.wf, ni, t);
+        let task = self.task_ref(cx.wf, ni, t)?;
         self.emit(
             cx,
             EventKind::TimerArmed {
@@ -155,7 +165,7 @@ impl Case {
 
     pub(super) fn cancel_timer(&mut self, cx: &mut Cx, timer: Option<TimerId>) -> Res {
         if let Some(timer) = timer
-            && self.timers.contains_key(&timer)
+            && self.armed_timers().contains_key(&timer)
         {
             self.emit(cx, EventKind::TimerCancelled { timer })?;
             cx.step.effects.push(Effect::CancelTimer { timer });
@@ -164,10 +174,10 @@ impl Case {
     }
 
     pub(super) fn cancel_item(&mut self, cx: &mut Cx, item: WorkItemId) -> Res {
-        let Some(wi) = self.items.get(&item) else {
+        let Some(wi) = self.items().get(&item) else {
             return Ok(());
         };
-        let effect = if wi.state == WorkItemState::Calling {
+        let effect = if wi.is_call() {
             Effect::CancelConnectorCall { item }
         } else {
             Effect::WithdrawWorkItem { item }
@@ -183,7 +193,7 @@ impl Case {
                 self.cancel_item(cx, item)?;
             }
             self.cancel_timer(cx, timer)?;
-            let task = self.task_ref(cx.wf, ni, t);
+            let task = self.task_ref(cx.wf, ni, t)?;
             self.emit(cx, EventKind::TaskWithdrawn { task })?;
         }
         Ok(())
@@ -197,33 +207,33 @@ impl Case {
         // only if nothing else in the case can move: another branch may still end the case
         // (and withdraw the stuck sub-net), or a timer expire the composite task.
         let mut stuck: Option<(u32, Vec<crate::ids::ElementId>)> = None;
-        for ni in (0..self.nets.len() as u32).rev() {
-            let net = &self.nets[ni as usize];
+        for ni in (0..self.nets().len() as u32).rev() {
+            let net = self.net_instance(ni)?;
             if !net.live
                 || net.slots.iter().any(|s| !matches!(s, Slot::Idle))
                 || net.marking.get(OUTPUT as usize).is_some_and(|&m| m > 0)
             {
                 continue;
             }
-            let def = &wf.nets[net.net as usize];
+            let def = wf.net(net.net)?;
+            let marked = |p: &u32| net.marking.get(*p as usize).is_some_and(|&n| n > 0);
             // Only OR-joins waiting on each other are left: let the first one fire.
             if let Some(&t) = def.or_joins.iter().find(|&&t| {
-                def.tasks[t as usize]
-                    .inputs
-                    .iter()
-                    .any(|&p| net.marking[p as usize] > 0)
+                def.tasks
+                    .get(t as usize)
+                    .is_some_and(|d| d.inputs.iter().any(marked))
                     && !cx.forced.contains(&(ni, t))
             }) {
                 cx.forced.push((ni, t));
-                self.dirty.push_back((ni, t));
+                cx.dirty.push_back((ni, t));
                 return Ok(true);
             }
             let marked: Vec<_> = net
                 .marking
                 .iter()
-                .enumerate()
-                .filter(|&(_, &n)| n > 0)
-                .map(|(p, _)| def.places[p].id.clone())
+                .zip(&def.places)
+                .filter(|&(&n, _)| n > 0)
+                .map(|(_, place)| place.id.clone())
                 .collect();
             if !marked.is_empty() {
                 if stuck.is_none() {
@@ -242,7 +252,7 @@ impl Case {
         if let Some((ni, marked)) = stuck
             && !self.can_move()
         {
-            let def = &wf.nets[self.nets[ni as usize].net as usize];
+            let def = self.net_def(wf, ni)?;
             let names: Vec<&str> = marked.iter().map(|c| c.as_str()).collect();
             let why = format!(
                 "deadlock: tokens in {} of net {} but no task can fire",
@@ -256,11 +266,42 @@ impl Case {
         Ok(false)
     }
 
+    /// Fails a case whose step started more tasks than its bound: a loop of tasks that need
+    /// nothing from outside. The tasks that started more than once in this step are the loop.
+    fn firing_limit_reached(&mut self, cx: &mut Cx) -> Res {
+        cx.dirty.clear();
+        // Counted once, here, from the step's own events: the hot path keeps no tally.
+        let mut starts: HashMap<&TaskRef, u32> = HashMap::new();
+        for e in &cx.step.events {
+            if let EventKind::TaskStarted { task, .. } = &e.kind {
+                *starts.entry(task).or_default() += 1;
+            }
+        }
+        let mut tasks: Vec<TaskRef> = starts
+            .into_iter()
+            .filter(|&(_, n)| n > 1)
+            .map(|(task, _)| task.clone())
+            .collect();
+        tasks.sort_by(|a, b| {
+            (a.net_instance, a.task.as_str()).cmp(&(b.net_instance, b.task.as_str()))
+        });
+        let names: Vec<&str> = tasks.iter().map(|t| t.task.as_str()).collect();
+        let why = format!(
+            "one step started more than {} tasks without waiting for anything: a loop of {}",
+            cx.max_firings,
+            names.join(", ")
+        );
+        let firings = cx.fired;
+        self.emit(cx, EventKind::FiringLimitReached { firings, tasks })?;
+        self.teardown_all(cx)?;
+        self.set_status(cx, CaseStatus::Failed, Some(why))
+    }
+
     /// Returns whether anything in the case can still happen: an enabled task, work in
     /// progress (a work item, a connector call) or an armed timer.
     fn can_move(&self) -> bool {
-        !self.timers.is_empty()
-            || self.nets.iter().filter(|n| n.live).any(|n| {
+        !self.armed_timers().is_empty()
+            || self.nets().iter().filter(|n| n.live).any(|n| {
                 n.slots.iter().any(|s| match s {
                     Slot::Idle => false,
                     Slot::Enabled { .. } => true,

@@ -19,10 +19,10 @@ impl Case {
         if let Some(mapping) = &def.input_mapping {
             let extra: Vec<(&str, &Value)> = item_var.map(|v| (v, item)).into_iter().collect();
             return mapping
-                .eval_value(&self.data, &extra)
+                .eval_value(self.data(), &extra)
                 .map_err(|e| format!("input mapping: {e}"));
         }
-        let mut data = self.data.clone();
+        let mut data = self.data().clone();
         if let Some(v) = item_var {
             data.insert(v.to_string(), item.clone());
         }
@@ -36,14 +36,14 @@ impl Case {
         t: u32,
         trigger: Option<Value>,
     ) -> Res {
-        let def = tdef(cx.wf, self, ni, t);
+        let def = tdef(cx.wf, self, ni, t)?;
         let instances = match &def.mi {
             // A single-instance task records no item: its one instance is implied.
             None => Vec::new(),
             Some(mi) => {
                 let items = match &mi.split {
                     None => vec![Value::Null; mi.spec.minimum as usize],
-                    Some(e) => match e.eval_value(&self.data, &[]) {
+                    Some(e) => match e.eval_value(self.data(), &[]) {
                         Ok(Value::Array(items)) => items,
                         Ok(other) => {
                             let got = json_kind(&other);
@@ -85,7 +85,8 @@ impl Case {
         } else {
             1
         };
-        let task = self.task_ref(cx.wf, ni, t);
+        let task = self.task_ref(cx.wf, ni, t)?;
+        cx.fired = cx.fired.saturating_add(1);
         self.emit(cx, EventKind::TaskStarted { task, instances })?;
         if let Some(data) = trigger {
             // The event a trigger task waited for is its work's output.
@@ -120,11 +121,11 @@ impl Case {
 
     pub(super) fn begin_instance(&mut self, cx: &mut Cx, ni: u32, t: u32, i: u32) -> Res {
         let wf = cx.wf;
-        let def = tdef(wf, self, ni, t);
-        let task = self.task_ref(wf, ni, t);
+        let def = tdef(wf, self, ni, t)?;
+        let task = self.task_ref(wf, ni, t)?;
         if let Some(sub) = def.subnet {
-            let net_instance = self.nets.len() as u32;
-            let net = wf.nets[sub as usize].id.clone();
+            let net_instance = self.nets().len() as u32;
+            let net = wf.net(sub)?.id.clone();
             return self.emit(
                 cx,
                 EventKind::NetStarted {
@@ -161,7 +162,7 @@ impl Case {
                     Err(e) => return self.fail_task(cx, ni, t, e),
                 };
                 let id = WorkItemId(cx.ids.next_id());
-                let idempotency_key = format!("{}/{ni}/{}/{started_seq}/{i}", self.id, task.task);
+                let idempotency_key = format!("{}/{ni}/{}/{started_seq}/{i}", self.id(), task.task);
                 self.emit(
                     cx,
                     EventKind::ConnectorCallStarted {
@@ -195,7 +196,7 @@ impl Case {
         i: u32,
         output: Value,
     ) -> Res {
-        let def = tdef(cx.wf, self, ni, t);
+        let def = tdef(cx.wf, self, ni, t)?;
         let Some(Slot::Busy(act)) = self.slot(ni, t) else {
             return Ok(());
         };
@@ -211,7 +212,7 @@ impl Case {
                 if let Some(mi) = &def.mi {
                     extra.push((mi.spec.item_variable.as_str(), &item));
                 }
-                match m.eval_value(&self.data, &extra) {
+                match m.eval_value(self.data(), &extra) {
                     Ok(v) => v,
                     Err(e) => return self.fail_task(cx, ni, t, format!("output mapping: {e}")),
                 }
@@ -236,7 +237,7 @@ impl Case {
             // A single instance done is the task done; its output is in the data already.
             return self.complete_task(cx, ni, t);
         }
-        let task = self.task_ref(cx.wf, ni, t);
+        let task = self.task_ref(cx.wf, ni, t)?;
         self.emit(
             cx,
             EventKind::InstanceCompleted {
@@ -297,7 +298,7 @@ impl Case {
 
     pub(super) fn complete_task(&mut self, cx: &mut Cx, ni: u32, t: u32) -> Res {
         let wf = cx.wf;
-        let def = tdef(wf, self, ni, t);
+        let def = tdef(wf, self, ni, t)?;
         let Some(Slot::Busy(act)) = self.slot(ni, t) else {
             return Ok(());
         };
@@ -328,17 +329,17 @@ impl Case {
             if u == t {
                 continue;
             }
-            let net_def = &wf.nets[self.nets[ni as usize].net as usize];
+            let net_def = self.net_def(wf, ni)?;
             match self.slot(ni, u) {
                 Some(Slot::Busy(_)) => {
                     self.cancel_units(cx, ni, u)?;
-                    let task = self.task_ref(wf, ni, u);
+                    let task = self.task_ref(wf, ni, u)?;
                     self.emit(cx, EventKind::TaskCancelled { task })?;
                 }
                 Some(Slot::Enabled { .. }) => {
                     // An enabled task named in the set loses the tokens only it could use.
-                    for &p in &net_def.tasks[u as usize].inputs {
-                        if net_def.places[p as usize].implicit {
+                    for &p in &net_def.task_def(u)?.inputs {
+                        if net_def.place_def(p)?.implicit {
                             empty.push(p);
                         }
                     }
@@ -347,10 +348,10 @@ impl Case {
             }
         }
         for p in empty {
-            let net = &self.nets[ni as usize];
-            let count = net.marking[p as usize];
+            let net = self.net_instance(ni)?;
+            let count = net.marking.get(p as usize).copied().unwrap_or(0);
             if count > 0 {
-                let condition = wf.nets[net.net as usize].places[p as usize].id.clone();
+                let condition = wf.net(net.net)?.place_def(p)?.id.clone();
                 self.emit(
                     cx,
                     EventKind::TokensRemoved {
@@ -361,12 +362,12 @@ impl Case {
                 )?;
             }
         }
-        let net_def = &wf.nets[self.nets[ni as usize].net as usize];
+        let net_def = self.net_def(wf, ni)?;
         let (produced, to_output) = match self.route(def, net_def) {
             Ok(routed) => routed,
             Err(reason) => return self.fail_task(cx, ni, t, reason),
         };
-        let task = self.task_ref(wf, ni, t);
+        let task = self.task_ref(wf, ni, t)?;
         self.emit(cx, EventKind::TaskCompleted { task, produced })?;
         if to_output {
             self.output_reached(cx, ni)?;
@@ -396,21 +397,22 @@ impl Case {
         let holds = |arc: &OutArc| -> Result<bool, String> {
             match &arc.predicate {
                 None => Ok(true),
-                Some(p) => p.eval_bool(&self.data).map_err(|e| e.to_string()),
+                Some(p) => p.eval_bool(self.data()).map_err(|e| e.to_string()),
             }
         };
         let mut chosen: Vec<ElementId> = Vec::new();
         let mut to_output = false;
-        let mut take = |arc: &OutArc| {
-            chosen.push(net.places[arc.place as usize].id.clone());
+        let mut take = |arc: &OutArc| -> Result<(), String> {
+            let place = net.place_def(arc.place).map_err(|e| e.to_string())?;
+            chosen.push(place.id.clone());
             to_output |= arc.place == OUTPUT;
+            Ok(())
         };
         let split = def.split;
         if split == ControlType::And {
-            def.outputs
-                .iter()
-                .filter(|a| !a.on_failure)
-                .for_each(&mut take);
+            for arc in def.outputs.iter().filter(|a| !a.on_failure) {
+                take(arc)?;
+            }
             return Ok((chosen, to_output));
         }
         if def.outputs.iter().all(|a| a.on_failure) {
@@ -425,7 +427,7 @@ impl Case {
                 continue;
             }
             if holds(arc)? {
-                take(arc);
+                take(arc)?;
                 any = true;
                 if split == ControlType::Xor {
                     break;
@@ -434,7 +436,7 @@ impl Case {
         }
         if !any {
             match def.outputs.iter().find(|a| a.is_default) {
-                Some(arc) => take(arc),
+                Some(arc) => take(arc)?,
                 None => {
                     return Err(format!(
                         "no flow of the {} split of {} holds and it has no default flow",
@@ -463,10 +465,10 @@ impl Case {
             }
             _ => {}
         }
-        let task = self.task_ref(cx.wf, ni, t);
+        let task = self.task_ref(cx.wf, ni, t)?;
         let wf = cx.wf;
-        let net = &wf.nets[self.nets[ni as usize].net as usize];
-        if let Some(arc) = net.tasks[t as usize].outputs.iter().find(|a| a.on_failure) {
+        let net = self.net_def(wf, ni)?;
+        if let Some(arc) = net.task_def(t)?.outputs.iter().find(|a| a.on_failure) {
             // The definition routes this failure: record it in the data and go on. A task
             // that failed before it started takes its tokens first, so it is not enabled
             // (and failing) again.
@@ -485,7 +487,7 @@ impl Case {
                 serde_json::json!({"task": task.task.as_str(), "reason": reason}),
             );
             self.emit(cx, EventKind::DataUpdated { changes })?;
-            let produced = vec![net.places[arc.place as usize].id.clone()];
+            let produced = vec![net.place_def(arc.place)?.id.clone()];
             let to_output = arc.place == OUTPUT;
             self.emit(
                 cx,
@@ -515,7 +517,7 @@ impl Case {
 
     /// Withdraws all work of a net instance (tasks, work items, timers, sub-nets).
     pub(super) fn teardown(&mut self, cx: &mut Cx, ni: u32) -> Res {
-        let slots = match self.nets.get(ni as usize) {
+        let slots = match self.nets().get(ni as usize) {
             Some(n) if n.live => n.slots.len() as u32,
             _ => return Ok(()),
         };
@@ -523,7 +525,7 @@ impl Case {
             match self.slot(ni, t).cloned() {
                 Some(Slot::Busy(_)) => {
                     self.cancel_units(cx, ni, t)?;
-                    let task = self.task_ref(cx.wf, ni, t);
+                    let task = self.task_ref(cx.wf, ni, t)?;
                     self.emit(cx, EventKind::TaskCancelled { task })?;
                 }
                 Some(Slot::Enabled { .. }) => self.withdraw(cx, ni, t)?,
@@ -539,7 +541,7 @@ impl Case {
 
     /// Ends a sub-net instance: withdraws its remaining work and marks it ended.
     pub(super) fn end_net(&mut self, cx: &mut Cx, k: u32) -> Res {
-        if !self.nets.get(k as usize).is_some_and(|n| n.live) {
+        if !self.nets().get(k as usize).is_some_and(|n| n.live) {
             return Ok(());
         }
         self.teardown(cx, k)?;
@@ -548,7 +550,7 @@ impl Case {
 
     /// A sub-net instance reached its end: the composite task's instance completes.
     pub(super) fn net_finished(&mut self, cx: &mut Cx, k: u32) -> Res {
-        let parent = self.nets.get(k as usize).and_then(|n| n.parent);
+        let parent = self.nets().get(k as usize).and_then(|n| n.parent);
         self.end_net(cx, k)?;
         if let Some((pni, pt, pi)) = parent {
             self.finish_instance(cx, pni, pt, pi, Value::Object(Map::new()))?;

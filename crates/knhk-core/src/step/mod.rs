@@ -4,9 +4,11 @@
 //! Every change is made by emitting an event and folding it at once (`Case::evolve`), so the
 //! events returned are exactly what replay needs.
 
+use std::collections::VecDeque;
+
 use serde_json::{Map, Value};
 
-use crate::case::{Case, Slot, Step, WorkItemState};
+use crate::case::{Case, Slot, Step, WorkItemKind, WorkItemState};
 use crate::effect::Effect;
 use crate::error::Error;
 use crate::event::{CaseStatus, Event, EventKind, TaskRef};
@@ -15,6 +17,37 @@ use crate::input::Input;
 use crate::model::{TaskBinding, TimerAction};
 use crate::workflow::{TaskDef, Workflow};
 
+/// How [`Case::apply`] runs a step. [`Case::apply`] uses the defaults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ApplyOptions {
+    /// The most tasks one step may start without waiting for the outside world. A loop of
+    /// automatic tasks (empty tasks cycling through an XOR split, a deferred choice between
+    /// empty tasks) would otherwise run for ever; past this bound the case fails with a
+    /// [`EventKind::FiringLimitReached`] event naming the tasks of the loop. The history of
+    /// such a step holds about three events per firing, so the bound also bounds its memory.
+    pub max_firings: u32,
+}
+
+impl ApplyOptions {
+    /// The default bound on task firings in one step.
+    pub const DEFAULT_MAX_FIRINGS: u32 = 100_000;
+
+    /// Returns these options with another bound on task firings in one step.
+    pub fn with_max_firings(mut self, max_firings: u32) -> ApplyOptions {
+        self.max_firings = max_firings;
+        self
+    }
+}
+
+impl Default for ApplyOptions {
+    fn default() -> ApplyOptions {
+        ApplyOptions {
+            max_firings: ApplyOptions::DEFAULT_MAX_FIRINGS,
+        }
+    }
+}
+
 struct Cx<'a> {
     wf: &'a Workflow,
     now: Timestamp,
@@ -22,6 +55,12 @@ struct Cx<'a> {
     step: Step,
     /// OR-joins allowed to fire although the analysis says wait: nothing else can move.
     forced: Vec<(u32, u32)>,
+    /// The step's scratch queue: tasks whose enablement may have changed, as `evolve` reports
+    /// them, to reconsider.
+    dirty: VecDeque<(u32, u32)>,
+    /// Tasks started in this step so far, and the most allowed.
+    fired: u32,
+    max_firings: u32,
 }
 
 type Res<T = ()> = Result<T, Error>;
@@ -31,13 +70,26 @@ mod firing;
 
 impl Case {
     /// Applies one input at time `now`, taking new ids from `ids`, and returns the events and
-    /// effects. On error the case is unchanged.
+    /// effects. On error the case is unchanged. Runs with the default [`ApplyOptions`].
     pub fn apply(
         &mut self,
         workflow: &Workflow,
         now: Timestamp,
         input: Input,
         ids: &mut dyn IdSource,
+    ) -> Result<Step, Error> {
+        self.apply_with(workflow, now, input, ids, ApplyOptions::default())
+    }
+
+    /// Applies one input like [`Case::apply`], with `options` (the bound on task firings in
+    /// one step).
+    pub fn apply_with(
+        &mut self,
+        workflow: &Workflow,
+        now: Timestamp,
+        input: Input,
+        ids: &mut dyn IdSource,
+        options: ApplyOptions,
     ) -> Result<Step, Error> {
         let mut next = self.clone();
         let mut cx = Cx {
@@ -49,31 +101,33 @@ impl Case {
                 effects: Vec::new(),
             },
             forced: Vec::new(),
+            dirty: VecDeque::new(),
+            fired: 0,
+            max_firings: options.max_firings,
         };
         next.perform(&mut cx, input)?;
         next.settle(&mut cx)?;
-        next.dirty.clear();
         *self = next;
         Ok(cx.step)
     }
 
     fn emit(&mut self, cx: &mut Cx, kind: EventKind) -> Res {
         let event = Event {
-            seq: self.seq + 1,
+            seq: self.last_seq() + 1,
             time: cx.now,
             kind,
         };
-        self.evolve(cx.wf, &event)?;
+        self.evolve(cx.wf, &event, &mut cx.dirty)?;
         cx.step.events.push(event);
         Ok(())
     }
 
     fn require(&self, status: CaseStatus, action: &'static str) -> Res {
-        if self.status == status {
+        if self.status() == status {
             Ok(())
         } else {
             Err(Error::WrongCaseState {
-                status: self.status,
+                status: self.status(),
                 action,
             })
         }
@@ -82,14 +136,14 @@ impl Case {
     /// Outside results (connector calls, timers) are taken while running or suspended: the
     /// world does not stop for a suspended case, but nothing new starts until it resumes.
     fn require_active(&self, action: &'static str) -> Res {
-        match self.status {
+        match self.status() {
             CaseStatus::Running | CaseStatus::Suspended => Ok(()),
             status => Err(Error::WrongCaseState { status, action }),
         }
     }
 
     fn set_status(&mut self, cx: &mut Cx, to: CaseStatus, reason: Option<String>) -> Res {
-        let from = self.status;
+        let from = self.status();
         self.emit(cx, EventKind::CaseStateChanged { from, to, reason })?;
         if to.is_final() {
             cx.step.effects.push(Effect::CaseEnded { status: to });
@@ -97,11 +151,11 @@ impl Case {
         Ok(())
     }
 
-    fn task_ref(&self, wf: &Workflow, ni: u32, t: u32) -> TaskRef {
-        TaskRef {
+    fn task_ref(&self, wf: &Workflow, ni: u32, t: u32) -> Res<TaskRef> {
+        Ok(TaskRef {
             net_instance: ni,
-            task: tdef(wf, self, ni, t).id.clone(),
-        }
+            task: tdef(wf, self, ni, t)?.id.clone(),
+        })
     }
 
     fn perform(&mut self, cx: &mut Cx, input: Input) -> Res {
@@ -170,9 +224,9 @@ impl Case {
                     _ => self.start_item(cx, item, user.clone())?,
                 }
                 let (ni, t) = self.locate_item(cx.wf, &wi.task)?;
-                if let TaskBinding::Human(h) = &tdef(cx.wf, self, ni, t).binding
+                if let TaskBinding::Human(h) = &tdef(cx.wf, self, ni, t)?.binding
                     && h.four_eyes
-                    && self.four_eyes.contains(&user)
+                    && self.four_eyes().contains(&user)
                 {
                     return Err(Error::FourEyes { item, user });
                 }
@@ -216,20 +270,23 @@ impl Case {
                     },
                 )?;
                 let (ni, t) = self.locate_item(cx.wf, &wi.task)?;
-                let connector = wi.connector.unwrap_or_default();
+                let connector = match &wi.kind {
+                    WorkItemKind::Call { connector, .. } => connector.as_str(),
+                    WorkItemKind::Human => "",
+                };
                 self.fail_task(cx, ni, t, format!("connector {connector} failed: {error}"))
             }
             Input::TimerFired { timer } => {
                 self.require_active("fire a timer")?;
                 let task = self
-                    .timers
+                    .armed_timers()
                     .get(&timer)
                     .ok_or(Error::UnknownTimer(timer))?
                     .task
                     .clone();
                 self.emit(cx, EventKind::TimerFired { timer })?;
                 let (ni, t) = self.locate_item(cx.wf, &task)?;
-                let expire = tdef(cx.wf, self, ni, t)
+                let expire = tdef(cx.wf, self, ni, t)?
                     .timer
                     .is_some_and(|tm| tm.action == TimerAction::Expire);
                 match self.slot(ni, t) {
@@ -237,7 +294,7 @@ impl Case {
                         if let Some(item) = *item {
                             self.cancel_item(cx, item)?;
                         }
-                        let task = self.task_ref(cx.wf, ni, t);
+                        let task = self.task_ref(cx.wf, ni, t)?;
                         self.emit(
                             cx,
                             EventKind::TaskStarted {
@@ -295,19 +352,19 @@ impl Case {
                 self.require(CaseStatus::Suspended, "resume")?;
                 self.set_status(cx, CaseStatus::Running, None)?;
                 // Results taken while suspended may have moved tokens: look at every task.
-                for (ni, net) in self.nets.iter().enumerate() {
+                for (ni, net) in self.nets().iter().enumerate() {
                     if net.live {
                         for t in 0..net.slots.len() {
-                            self.dirty.push_back((ni as u32, t as u32));
+                            cx.dirty.push_back((ni as u32, t as u32));
                         }
                     }
                 }
                 Ok(())
             }
             Input::Cancel { reason } => {
-                if self.status.is_final() {
+                if self.status().is_final() {
                     return Err(Error::WrongCaseState {
-                        status: self.status,
+                        status: self.status(),
                         action: "cancel",
                     });
                 }
@@ -318,8 +375,11 @@ impl Case {
     }
 
     fn human_item(&self, item: WorkItemId, action: &'static str) -> Res<&crate::WorkItem> {
-        let wi = self.items.get(&item).ok_or(Error::UnknownWorkItem(item))?;
-        if wi.state == WorkItemState::Calling {
+        let wi = self
+            .items()
+            .get(&item)
+            .ok_or(Error::UnknownWorkItem(item))?;
+        if wi.is_call() {
             return Err(Error::WrongWorkItemState {
                 item,
                 state: wi.state.as_str(),
@@ -330,8 +390,11 @@ impl Case {
     }
 
     fn call(&self, item: WorkItemId) -> Res<&crate::WorkItem> {
-        let wi = self.items.get(&item).ok_or(Error::UnknownWorkItem(item))?;
-        if wi.state != WorkItemState::Calling {
+        let wi = self
+            .items()
+            .get(&item)
+            .ok_or(Error::UnknownWorkItem(item))?;
+        if !wi.is_call() {
             return Err(Error::WrongWorkItemState {
                 item,
                 state: wi.state.as_str(),
@@ -343,7 +406,7 @@ impl Case {
 
     fn locate_item(&self, wf: &Workflow, task: &TaskRef) -> Res<(u32, u32)> {
         self.locate(wf, task).ok_or_else(|| Error::Replay {
-            seq: self.seq,
+            seq: self.last_seq(),
             why: format!("unknown task {}", task.task),
         })
     }
@@ -378,14 +441,14 @@ impl Case {
 
     fn waiting_for(&self, wf: &Workflow, event: &str) -> Vec<(u32, u32)> {
         let mut out = Vec::new();
-        for (ni, net) in self.nets.iter().enumerate() {
+        for (ni, net) in self.nets().iter().enumerate() {
             if !net.live {
                 continue;
             }
             for (t, slot) in net.slots.iter().enumerate() {
                 if let Slot::Enabled { held: false, .. } = slot
-                    && let TaskBinding::Trigger { event: e } =
-                        &tdef(wf, self, ni as u32, t as u32).binding
+                    && let Ok(def) = tdef(wf, self, ni as u32, t as u32)
+                    && let TaskBinding::Trigger { event: e } = &def.binding
                     && e == event
                 {
                     out.push((ni as u32, t as u32));
@@ -403,7 +466,7 @@ impl Case {
         let (ni, t) = self
             .locate(cx.wf, task)
             .ok_or_else(|| refuse("no such task"))?;
-        let def = tdef(cx.wf, self, ni, t);
+        let def = tdef(cx.wf, self, ni, t)?;
         let Some(mi) = &def.mi else {
             return Err(refuse("it is not a multiple-instance task"));
         };
@@ -432,9 +495,9 @@ impl Case {
     }
 }
 
-fn tdef<'w>(wf: &'w Workflow, case: &Case, ni: u32, t: u32) -> &'w TaskDef {
-    let net = case.nets[ni as usize].net;
-    &wf.nets[net as usize].tasks[t as usize]
+/// Returns the definition of task `t` of net instance `ni`.
+fn tdef<'w>(wf: &'w Workflow, case: &Case, ni: u32, t: u32) -> Res<&'w TaskDef> {
+    case.net_def(wf, ni)?.task_def(t)
 }
 
 fn object_output(output: Value) -> Result<Value, Error> {

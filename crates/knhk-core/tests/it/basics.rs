@@ -20,12 +20,12 @@ fn sequence_of_empty_tasks_completes_in_order() {
     )]);
     let run = Run::start(&wf, json!({}));
     assert_eq!(run.completed(), ["a", "b", "c"]);
-    assert_eq!(run.case.status(), CaseStatus::Completed);
-    assert!(run.effects.contains(&Effect::CaseEnded {
+    assert_eq!(run.case().status(), CaseStatus::Completed);
+    assert!(run.effects().contains(&Effect::CaseEnded {
         status: CaseStatus::Completed
     }));
     let changes: Vec<_> = run
-        .events
+        .history()
         .iter()
         .filter_map(|e| match e.kind {
             EventKind::CaseStateChanged { from, to, .. } => Some((from, to)),
@@ -56,12 +56,12 @@ fn and_split_waits_for_every_branch_at_the_and_join() {
         ],
     )]);
     let mut run = Run::start(&wf, json!({}));
-    assert_eq!(run.case.work_items().count(), 2);
+    assert_eq!(run.case().work_items().count(), 2);
     run.complete("y", json!({}));
     assert!(!run.completed().contains(&"join".to_string()));
     run.complete("x", json!({}));
     assert_eq!(run.completed(), ["split", "y", "x", "join"]);
-    assert_eq!(run.case.status(), CaseStatus::Completed);
+    assert_eq!(run.case().status(), CaseStatus::Completed);
     run.check_replay();
 }
 
@@ -115,7 +115,7 @@ fn or_split_takes_every_flow_that_holds_and_the_or_join_waits_for_them() {
     assert_eq!(done.last().map(String::as_str), Some("merge"));
     assert!(done.contains(&"big".into()) && done.contains(&"vip".into()));
     assert!(!done.contains(&"small".into()));
-    assert_eq!(run.case.status(), CaseStatus::Completed);
+    assert_eq!(run.case().status(), CaseStatus::Completed);
     run.check_replay();
 }
 
@@ -123,8 +123,8 @@ fn or_split_takes_every_flow_that_holds_and_the_or_join_waits_for_them() {
 fn predicate_that_cannot_be_evaluated_fails_the_task_and_the_case_with_the_reason() {
     let wf = choice(Xor);
     let run = Run::start(&wf, json!({}));
-    assert_eq!(run.case.status(), CaseStatus::Failed);
-    let failed = run.events.iter().find_map(|e| match &e.kind {
+    assert_eq!(run.case().status(), CaseStatus::Failed);
+    let failed = run.history().iter().find_map(|e| match &e.kind {
         EventKind::TaskFailed { task, reason, .. } => Some((task.task.to_string(), reason.clone())),
         _ => None,
     });
@@ -147,7 +147,7 @@ fn deferred_choice_withdraws_the_sibling_when_one_starts() {
         ],
     )]);
     let mut run = Run::start(&wf, json!({}));
-    assert_eq!(run.case.enabled_tasks(&wf).len(), 2);
+    assert_eq!(run.case().enabled_tasks(&wf).len(), 2);
     let right = run.item("right");
     let left = run.item("left");
     run.input(Input::StartWorkItem {
@@ -160,7 +160,7 @@ fn deferred_choice_withdraws_the_sibling_when_one_starts() {
         ["left"]
     );
     assert!(
-        run.effects
+        run.effects()
             .contains(&Effect::WithdrawWorkItem { item: left })
     );
     let err = run
@@ -178,7 +178,7 @@ fn deferred_choice_withdraws_the_sibling_when_one_starts() {
     })
     .expect("complete");
     assert_eq!(run.completed(), ["a", "right"]);
-    assert_eq!(run.case.data()["picked"], "right");
+    assert_eq!(run.case().data()["picked"], "right");
     run.check_replay();
 }
 
@@ -212,11 +212,11 @@ fn cancellation_set_cancels_a_running_task_and_empties_conditions() {
         ["long"]
     );
     assert!(
-        run.effects
+        run.effects()
             .contains(&Effect::WithdrawWorkItem { item: long })
     );
-    assert_eq!(run.case.status(), CaseStatus::Completed);
-    assert_eq!(run.case.work_items().count(), 0);
+    assert_eq!(run.case().status(), CaseStatus::Completed);
+    assert_eq!(run.case().work_items().count(), 0);
     run.check_replay();
 }
 
@@ -243,13 +243,13 @@ fn tokens_left_with_nothing_enabled_is_a_deadlock_not_a_completion() {
     // Through y, j2 is an XOR split: its first flow goes to j, which waits for x forever.
     let run = Run::start(&wf, json!({"go": "y"}));
     assert_eq!(
-        run.case.status(),
+        run.case().status(),
         CaseStatus::Failed,
         "{:?}",
         run.completed()
     );
     assert!(
-        run.events
+        run.history()
             .iter()
             .any(|e| matches!(&e.kind, EventKind::CaseDeadlocked { marked } if !marked.is_empty()))
     );
@@ -276,9 +276,13 @@ fn a_thread_that_ends_in_a_task_without_outgoing_flows_terminates_implicitly() {
         ],
     )]);
     let mut run = Run::start(&wf, json!({"quick": false}));
-    assert_eq!(run.case.status(), CaseStatus::Running, "c is still offered");
+    assert_eq!(
+        run.case().status(),
+        CaseStatus::Running,
+        "c is still offered"
+    );
     run.complete("c", json!({}));
     assert_eq!(run.completed(), ["fork", "a", "b", "c"]);
-    assert_eq!(run.case.status(), CaseStatus::Completed);
+    assert_eq!(run.case().status(), CaseStatus::Completed);
     run.check_replay();
 }

@@ -35,7 +35,7 @@ fn an_and_split_with_one_false_default_flow_takes_it_and_is_noted() {
     assert!(noted(&wf, "B", "OR join has one incoming flow"));
     let run = Run::start(&wf, json!({}));
     assert_eq!(run.completed(), vec!["A", "B"]);
-    assert_eq!(run.case.status(), CaseStatus::Completed);
+    assert_eq!(run.case().status(), CaseStatus::Completed);
     run.check_replay();
 }
 
@@ -49,7 +49,7 @@ fn an_or_split_with_one_flow_whose_predicate_fails_still_takes_it() {
     )]);
     assert!(noted(&wf, "A", "taken whatever its predicate"));
     let run = Run::start(&wf, json!({}));
-    assert_eq!(run.case.status(), CaseStatus::Completed);
+    assert_eq!(run.case().status(), CaseStatus::Completed);
 }
 
 #[test]
@@ -86,7 +86,7 @@ fn a_threshold_above_the_maximum_is_noted_and_capped_at_the_instances() {
     let items = run.items("review");
     assert_eq!(items.len(), 2);
     for item in items {
-        assert_eq!(run.case.status(), CaseStatus::Running);
+        assert_eq!(run.case().status(), CaseStatus::Running);
         run.input(Input::CompleteWorkItem {
             item,
             user: "u".into(),
@@ -95,7 +95,7 @@ fn a_threshold_above_the_maximum_is_noted_and_capped_at_the_instances() {
         .expect("complete");
     }
     // Two instances can never reach a threshold of 5: the task completes when both did.
-    assert_eq!(run.case.status(), CaseStatus::Completed);
+    assert_eq!(run.case().status(), CaseStatus::Completed);
     run.check_replay();
 }
 
@@ -122,8 +122,8 @@ fn initial_values_start_the_case_data_under_what_creation_gives() {
     spec.initial_data.insert("amount".into(), json!(10));
     let wf = Workflow::new(spec).expect("valid");
     let run = Run::start(&wf, json!({"amount": 99}));
-    assert_eq!(run.case.data()["approved"], json!(true));
-    assert_eq!(run.case.data()["amount"], json!(99));
+    assert_eq!(run.case().data()["approved"], json!(true));
+    assert_eq!(run.case().data()["amount"], json!(99));
     assert_eq!(run.items("yes").len(), 1);
     assert!(run.items("no").is_empty());
     run.check_replay();
@@ -143,7 +143,7 @@ fn an_administrator_offers_a_work_item_to_other_roles_and_replay_keeps_it() {
     let mut run = Run::start(&wf, json!({}));
     let item = run.item("A");
     assert_eq!(
-        run.case.work_item(&item).map(|w| w.offered_to.clone()),
+        run.case().work_item(&item).map(|w| w.offered_to.clone()),
         Some(None)
     );
     let step = run
@@ -162,7 +162,7 @@ fn an_administrator_offers_a_work_item_to_other_roles_and_replay_keeps_it() {
             roles: vec!["clerk".into(), "boss".into()],
         }]
     );
-    let wi = run.case.work_item(&item).expect("live");
+    let wi = run.case().work_item(&item).expect("live");
     assert_eq!(wi.state, WorkItemState::Offered);
     assert_eq!(wi.offered_to, Some(vec!["clerk".into(), "boss".into()]));
     run.check_replay();
@@ -173,8 +173,14 @@ fn an_administrator_offers_a_work_item_to_other_roles_and_replay_keeps_it() {
     })
     .expect("offer again");
     assert_eq!(
-        run.case.work_item(&item).and_then(|w| w.offered_to.clone()),
+        run.case().work_item(&item).and_then(|w| w.offered_to.clone()),
         Some(vec!["audit".into()])
+    );
+    // What the case waits for names the roles it is offered to now.
+    let waits = run.case().waits(&wf);
+    assert!(
+        matches!(&waits[..], [knhk_core::Wait::WorkItem { roles, .. }] if roles == &["audit"]),
+        "{waits:?}"
     );
     run.input(Input::AllocateWorkItem {
         item,
@@ -182,7 +188,7 @@ fn an_administrator_offers_a_work_item_to_other_roles_and_replay_keeps_it() {
     })
     .expect("allocate");
     run.complete("A", json!({}));
-    assert_eq!(run.case.status(), CaseStatus::Completed);
+    assert_eq!(run.case().status(), CaseStatus::Completed);
     run.check_replay();
 }
 
@@ -203,7 +209,7 @@ fn offering_an_allocated_item_or_to_no_role_is_refused_and_changes_nothing() {
         user: "ann".into(),
     })
     .expect("allocate");
-    let before = run.case.clone();
+    let before = run.case().clone();
     let err = run
         .input(Input::OfferWorkItem {
             item,
@@ -218,7 +224,7 @@ fn offering_an_allocated_item_or_to_no_role_is_refused_and_changes_nothing() {
             action: "offer",
         }
     );
-    assert_eq!(run.case, before);
+    assert_eq!(run.case(), &before);
     let unknown = WorkItemId(uuid::Uuid::from_u128(99));
     assert_eq!(
         run.input(Input::OfferWorkItem {
@@ -239,7 +245,7 @@ fn replay_refuses_a_reoffer_after_allocation() {
         user: "ann".into(),
     })
     .expect("allocate");
-    let mut events = run.events.clone();
+    let mut events = run.history().to_vec();
     events.push(Event {
         seq: events.len() as u64 + 1,
         time: Timestamp(9),
@@ -249,7 +255,7 @@ fn replay_refuses_a_reoffer_after_allocation() {
         },
     });
     assert!(matches!(
-        Case::replay(&wf, run.case.id(), &events),
+        Case::replay(&wf, run.case().id(), &events),
         Err(Error::Replay { .. })
     ));
 }

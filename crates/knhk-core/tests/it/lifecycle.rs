@@ -28,7 +28,7 @@ fn claiming_twice_or_completing_someone_elses_item_is_refused_and_changes_nothin
         user: "ann".into(),
     })
     .expect("claim");
-    let before = run.case.clone();
+    let before = run.case().clone();
     let err = run
         .input(Input::AllocateWorkItem {
             item,
@@ -53,7 +53,7 @@ fn claiming_twice_or_completing_someone_elses_item_is_refused_and_changes_nothin
         })
         .expect_err("bob did not claim it");
     assert!(matches!(err, Error::NotAllocatedTo { .. }), "{err}");
-    assert_eq!(run.case, before);
+    assert_eq!(run.case(), &before);
     let err = run
         .input(Input::CompleteWorkItem {
             item,
@@ -62,7 +62,7 @@ fn claiming_twice_or_completing_someone_elses_item_is_refused_and_changes_nothin
         })
         .expect_err("output must be an object");
     assert_eq!(err, Error::OutputNotObject("a list"));
-    assert_eq!(run.case, before);
+    assert_eq!(run.case(), &before);
     run.complete("a", json!({"x": 1}));
     let err = run
         .input(Input::CompleteWorkItem {
@@ -95,7 +95,7 @@ fn four_eyes_refuses_the_same_user_on_two_marked_tasks() {
         output: json!({}),
     })
     .expect("another user");
-    assert_eq!(run.case.status(), CaseStatus::Completed);
+    assert_eq!(run.case().status(), CaseStatus::Completed);
     run.check_replay();
 }
 
@@ -105,7 +105,7 @@ fn suspended_case_refuses_work_until_resumed_and_cancel_withdraws_everything() {
     let mut run = Run::start(&wf, json!({}));
     let item = run.item("a");
     run.input(Input::Suspend).expect("suspend");
-    assert_eq!(run.case.status(), CaseStatus::Suspended);
+    assert_eq!(run.case().status(), CaseStatus::Suspended);
     let err = run
         .input(Input::StartWorkItem {
             item,
@@ -125,9 +125,9 @@ fn suspended_case_refuses_work_until_resumed_and_cancel_withdraws_everything() {
         reason: "customer withdrew".into(),
     })
     .expect("cancel");
-    assert_eq!(run.case.status(), CaseStatus::Cancelled);
-    assert!(run.effects.contains(&Effect::WithdrawWorkItem { item }));
-    assert_eq!(run.case.work_items().count(), 0);
+    assert_eq!(run.case().status(), CaseStatus::Cancelled);
+    assert!(run.effects().contains(&Effect::WithdrawWorkItem { item }));
+    assert_eq!(run.case().work_items().count(), 0);
     assert!(run.input(Input::Resume).is_err());
     assert!(
         run.input(Input::Cancel {
@@ -158,7 +158,7 @@ fn connector_task_asks_for_a_call_with_a_stable_idempotency_key_and_maps_the_out
         input,
         ..
     }) = run
-        .effects
+        .effects()
         .iter()
         .find(|e| matches!(e, Effect::CallConnector { .. }))
         .cloned()
@@ -166,16 +166,48 @@ fn connector_task_asks_for_a_call_with_a_stable_idempotency_key_and_maps_the_out
         panic!("no connector call")
     };
     assert_eq!(input, json!({"id": 5}));
-    assert!(idempotency_key.starts_with(&run.case.id().to_string()));
+    assert!(idempotency_key.starts_with(&run.case().id().to_string()));
     assert!(idempotency_key.contains("/call/"));
     run.input(Input::ConnectorSucceeded {
         item,
         output: json!({"code": 201}),
     })
     .expect("result");
-    assert_eq!(run.case.data()["status"], 201);
-    assert_eq!(run.case.status(), CaseStatus::Completed);
+    assert_eq!(run.case().data()["status"], 201);
+    assert_eq!(run.case().status(), CaseStatus::Completed);
     run.check_replay();
+}
+
+#[test]
+fn a_work_item_says_whether_it_is_for_people_or_a_connector_call() {
+    let wf = connector_net();
+    let run = Run::start(&wf, json!({"id": 5}));
+    let call = run.item("call");
+    let key = run
+        .effects()
+        .iter()
+        .find_map(|e| match e {
+            Effect::CallConnector {
+                idempotency_key, ..
+            } => Some(idempotency_key.clone()),
+            _ => None,
+        })
+        .expect("a connector call");
+    let wi = run.case().work_item(&call).expect("the call");
+    assert!(wi.is_call());
+    assert_eq!(
+        wi.kind,
+        WorkItemKind::Call {
+            connector: "http".into(),
+            idempotency_key: key,
+        }
+    );
+
+    let wf = one_human(false);
+    let run = Run::start(&wf, json!({}));
+    let wi = run.case().work_item(&run.item("a")).expect("the work item");
+    assert!(!wi.is_call());
+    assert_eq!(wi.kind, WorkItemKind::Human);
 }
 
 #[test]
@@ -188,8 +220,8 @@ fn connector_failure_fails_the_task_and_the_case_naming_the_connector() {
         error: "503 after 3 attempts".into(),
     })
     .expect("failure");
-    assert_eq!(run.case.status(), CaseStatus::Failed);
-    let reason = run.events.iter().rev().find_map(|e| match &e.kind {
+    assert_eq!(run.case().status(), CaseStatus::Failed);
+    let reason = run.history().iter().rev().find_map(|e| match &e.kind {
         EventKind::CaseStateChanged { reason, .. } => reason.clone(),
         _ => None,
     });
@@ -213,7 +245,7 @@ fn expiry_timer_completes_a_task_nobody_did_and_the_case_goes_on() {
     let wf = workflow(vec![net("n", vec![flow("a")], vec![], vec![a, b])]);
     let mut run = Run::start(&wf, json!({}));
     let (timer, at) = run
-        .case
+        .case()
         .timers()
         .next()
         .map(|(t, at)| (*t, at))
@@ -222,7 +254,7 @@ fn expiry_timer_completes_a_task_nobody_did_and_the_case_goes_on() {
     let a_item = run.item("a");
     run.input(Input::TimerFired { timer }).expect("fire");
     assert!(
-        run.effects
+        run.effects()
             .contains(&Effect::WithdrawWorkItem { item: a_item })
     );
     assert_eq!(run.completed(), ["a"]);
@@ -246,11 +278,11 @@ fn delay_timer_holds_a_task_until_it_fires() {
     let wf = workflow(vec![net("n", vec![flow("a")], vec![], vec![a])]);
     let mut run = Run::start(&wf, json!({}));
     assert!(run.completed().is_empty());
-    assert_eq!(run.case.status(), CaseStatus::Running);
-    let timer = *run.case.timers().next().expect("armed").0;
+    assert_eq!(run.case().status(), CaseStatus::Running);
+    let timer = *run.case().timers().next().expect("armed").0;
     run.input(Input::TimerFired { timer }).expect("fire");
     assert_eq!(run.completed(), ["a"]);
-    assert_eq!(run.case.status(), CaseStatus::Completed);
+    assert_eq!(run.case().status(), CaseStatus::Completed);
     run.check_replay();
 }
 
@@ -263,7 +295,7 @@ fn trigger_task_waits_for_its_event() {
     let wf = workflow(vec![net("n", vec![flow("a")], vec![], vec![a])]);
     let mut run = Run::start(&wf, json!({}));
     assert!(
-        run.effects
+        run.effects()
             .iter()
             .any(|e| matches!(e, Effect::AwaitTrigger { event, .. } if event == "paid"))
     );
@@ -280,8 +312,8 @@ fn trigger_task_waits_for_its_event() {
         data: json!({"amount": 3}),
     })
     .expect("event");
-    assert_eq!(run.case.data()["amount"], 3);
-    assert_eq!(run.case.status(), CaseStatus::Completed);
+    assert_eq!(run.case().data()["amount"], 3);
+    assert_eq!(run.case().status(), CaseStatus::Completed);
     run.check_replay();
 }
 
@@ -343,10 +375,10 @@ fn a_case_rebuilt_from_its_history_knows_what_to_pick_up_again() {
         ],
     )]);
     let run = Run::start(&wf, json!({"n": 1}));
-    let replayed = Case::replay(&wf, run.case.id(), &run.events).expect("replay");
+    let replayed = Case::replay(&wf, run.case().id(), run.history()).expect("replay");
     let mut again = replayed.outstanding(&wf);
     let mut first: Vec<Effect> = run
-        .effects
+        .effects()
         .iter()
         .filter(|e| {
             matches!(
@@ -392,14 +424,14 @@ fn a_failure_flow_routes_a_failed_task_and_the_case_goes_on() {
         error: "503 after 3 attempts".into(),
     })
     .expect("failure");
-    assert_eq!(run.case.status(), CaseStatus::Running);
+    assert_eq!(run.case().status(), CaseStatus::Running);
     assert_eq!(
-        run.case.data()["last_error"],
+        run.case().data()["last_error"],
         json!({"task": "call", "reason": "connector http failed: 503 after 3 attempts"})
     );
     run.complete("apologise", json!({}));
     assert_eq!(run.completed(), ["apologise"]);
-    assert_eq!(run.case.status(), CaseStatus::Completed);
+    assert_eq!(run.case().status(), CaseStatus::Completed);
     run.check_replay();
 }
 
@@ -449,13 +481,13 @@ fn a_connector_result_arriving_while_suspended_is_kept_and_the_case_goes_on_afte
         output: json!({"paid": true}),
     })
     .expect("result kept while suspended");
-    assert_eq!(run.case.status(), CaseStatus::Suspended);
+    assert_eq!(run.case().status(), CaseStatus::Suspended);
     assert!(
         run.items("after").is_empty(),
         "nothing new starts while suspended"
     );
     run.input(Input::Resume).expect("resume");
     assert_eq!(run.items("after").len(), 1);
-    assert_eq!(run.case.data()["paid"], true);
+    assert_eq!(run.case().data()["paid"], true);
     run.check_replay();
 }

@@ -4,9 +4,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod basics;
+mod driver;
 mod harness;
 mod interop;
 mod lifecycle;
+mod limits;
 mod multi;
 mod orjoin;
 mod properties;
+mod waits;

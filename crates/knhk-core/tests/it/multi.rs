@@ -27,7 +27,7 @@ fn multiple_instances_split_a_list_and_join_their_outputs_in_instance_order() {
     let wf = mi_net(None, CreationMode::Static);
     let mut run = Run::start(&wf, json!({"reviewers": ["ann", "bob", "cy"]}));
     let offers: Vec<_> = run
-        .effects
+        .effects()
         .iter()
         .filter_map(|e| match e {
             Effect::OfferWorkItem { item, input, .. } => Some((*item, input["reviewer"].clone())),
@@ -45,10 +45,10 @@ fn multiple_instances_split_a_list_and_join_their_outputs_in_instance_order() {
         .expect("complete");
     }
     assert_eq!(
-        run.case.data()["verdicts"],
+        run.case().data()["verdicts"],
         json!([{"by": "ann", "ok": true}, {"by": "bob", "ok": false}, {"by": "cy", "ok": true}])
     );
-    assert_eq!(run.case.status(), CaseStatus::Completed);
+    assert_eq!(run.case().status(), CaseStatus::Completed);
     run.check_replay();
 }
 
@@ -66,14 +66,14 @@ fn threshold_completes_the_task_and_cancels_the_remaining_instances() {
         .expect("complete");
     }
     assert!(
-        run.effects
+        run.effects()
             .contains(&Effect::WithdrawWorkItem { item: items[2] })
     );
     assert_eq!(
-        run.case.data()["verdicts"].as_array().map(Vec::len),
+        run.case().data()["verdicts"].as_array().map(Vec::len),
         Some(2)
     );
-    assert_eq!(run.case.status(), CaseStatus::Completed);
+    assert_eq!(run.case().status(), CaseStatus::Completed);
     run.check_replay();
 }
 
@@ -81,8 +81,8 @@ fn threshold_completes_the_task_and_cancels_the_remaining_instances() {
 fn too_many_items_fail_the_task_with_the_bounds_in_the_reason() {
     let wf = mi_net(None, CreationMode::Static);
     let run = Run::start(&wf, json!({"reviewers": ["a", "b", "c", "d", "e"]}));
-    assert_eq!(run.case.status(), CaseStatus::Failed);
-    let reason = run.events.iter().find_map(|e| match &e.kind {
+    assert_eq!(run.case().status(), CaseStatus::Failed);
+    let reason = run.history().iter().find_map(|e| match &e.kind {
         EventKind::TaskFailed { reason, .. } => Some(reason.clone()),
         _ => None,
     });
@@ -122,7 +122,7 @@ fn dynamic_instances_can_be_added_up_to_the_maximum_only() {
         .expect("complete");
     }
     assert_eq!(
-        run.case.data()["verdicts"].as_array().map(Vec::len),
+        run.case().data()["verdicts"].as_array().map(Vec::len),
         Some(4)
     );
     run.check_replay();
@@ -165,13 +165,13 @@ fn composite_task_runs_its_sub_net_and_continues_after_it() {
     let mut run = Run::start(&wf, json!({}));
     let item = run.item("check");
     assert_eq!(
-        run.case.work_item(&item).map(|w| w.task.net_instance),
+        run.case().work_item(&item).map(|w| w.task.net_instance),
         Some(1)
     );
     run.complete("check", json!({"approved": true}));
     assert_eq!(run.completed(), ["check", "approve", "b"]);
-    assert_eq!(run.case.data()["approved"], true);
-    assert_eq!(run.case.status(), CaseStatus::Completed);
+    assert_eq!(run.case().data()["approved"], true);
+    assert_eq!(run.case().status(), CaseStatus::Completed);
     run.check_replay();
 }
 
@@ -193,18 +193,18 @@ fn forcing_a_running_multiple_instance_task_to_complete_withdraws_the_rest() {
     run.input(Input::CompleteTask { task: task.clone() })
         .expect("force");
     assert!(
-        run.effects
+        run.effects()
             .contains(&Effect::WithdrawWorkItem { item: items[1] })
     );
     assert!(
-        run.effects
+        run.effects()
             .contains(&Effect::WithdrawWorkItem { item: items[2] })
     );
     assert_eq!(
-        run.case.data()["verdicts"].as_array().map(Vec::len),
+        run.case().data()["verdicts"].as_array().map(Vec::len),
         Some(1)
     );
-    assert_eq!(run.case.status(), CaseStatus::Completed);
+    assert_eq!(run.case().status(), CaseStatus::Completed);
     assert!(matches!(
         run.input(Input::CompleteTask { task }),
         Err(Error::WrongCaseState { .. })
@@ -251,14 +251,14 @@ fn a_stuck_sub_net_does_not_fail_the_case_while_another_branch_can_still_end_it(
         ),
     ]);
     let mut run = Run::start(&wf, json!({}));
-    assert_eq!(run.case.status(), CaseStatus::Running);
+    assert_eq!(run.case().status(), CaseStatus::Running);
     assert!(
-        !run.events
+        !run.history()
             .iter()
             .any(|e| matches!(e.kind, EventKind::CaseDeadlocked { .. }))
     );
     run.complete("h", json!({}));
-    assert_eq!(run.case.status(), CaseStatus::Completed);
-    assert!(run.case.marking(&wf).iter().all(|(ni, _, _)| *ni == 0));
+    assert_eq!(run.case().status(), CaseStatus::Completed);
+    assert!(run.case().marking(&wf).iter().all(|(ni, _, _)| *ni == 0));
     run.check_replay();
 }

@@ -50,7 +50,7 @@ fn or_join_waits_for_a_token_still_travelling_in_a_loop() {
         run.completed(),
         ["split", "b", "a", "check", "a", "check", "merge"]
     );
-    assert_eq!(run.case.status(), CaseStatus::Completed);
+    assert_eq!(run.case().status(), CaseStatus::Completed);
     run.check_replay();
 }
 
@@ -64,7 +64,7 @@ fn or_join_fires_at_once_when_the_other_branch_is_dead() {
     assert!(run.items("a").is_empty(), "a was not chosen");
     run.complete("b", json!({}));
     assert_eq!(run.completed(), ["split", "b", "merge"]);
-    assert_eq!(run.case.status(), CaseStatus::Completed);
+    assert_eq!(run.case().status(), CaseStatus::Completed);
     run.check_replay();
 }
 
@@ -97,7 +97,7 @@ fn or_join_does_not_hang_when_a_branch_is_cancelled() {
         ["a"]
     );
     assert_eq!(run.completed(), ["split", "k", "merge"]);
-    assert_eq!(run.case.status(), CaseStatus::Completed);
+    assert_eq!(run.case().status(), CaseStatus::Completed);
     run.check_replay();
 }
 
@@ -126,7 +126,7 @@ fn or_join_ignores_a_branch_blocked_behind_an_and_join_that_can_never_fire() {
     // j waits for `never` which was not chosen; the merge fires, the output is reached and
     // the leftover token in front of j is withdrawn with the case.
     assert!(run.completed().contains(&"merge".to_string()));
-    assert_eq!(run.case.status(), CaseStatus::Completed);
+    assert_eq!(run.case().status(), CaseStatus::Completed);
     run.check_replay();
 }
 
@@ -149,7 +149,7 @@ fn or_joins_waiting_on_each_other_do_not_hang() {
     )]);
     let run = Run::start(&wf, json!({"again": false}));
     assert_eq!(
-        run.case.status(),
+        run.case().status(),
         CaseStatus::Completed,
         "{:?}",
         run.completed()

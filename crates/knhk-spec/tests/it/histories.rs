@@ -49,7 +49,10 @@ fn end_state(wf: &Workflow, case: &Case) -> Value {
                 "instance": item.instance,
                 "state": format!("{:?}", item.state).to_lowercase(),
                 "owner": item.owner,
-                "connector": item.connector,
+                "connector": match &item.kind {
+                    knhk_core::WorkItemKind::Call { connector, .. } => Some(connector.as_str()),
+                    knhk_core::WorkItemKind::Human => None,
+                },
             })
         })
         .collect();

@@ -91,6 +91,7 @@ fn core_variant(e: &knhk_core::Error) -> &'static str {
         E::CannotCompleteTask { .. } => "CannotCompleteTask",
         E::OutputNotObject(_) => "OutputNotObject",
         E::NoRoles(_) => "NoRoles",
+        E::Misfit { .. } => "Misfit",
         E::Replay { .. } => "Replay",
     }
 }
@@ -235,6 +236,13 @@ async fn every_error_has_its_code() {
         ),
         (knhk_core::Error::OutputNotObject("array"), InvalidArgument),
         (knhk_core::Error::NoRoles(item()), InvalidArgument),
+        (
+            knhk_core::Error::Misfit {
+                what: "task",
+                index: 9,
+            },
+            Internal,
+        ),
         (
             knhk_core::Error::Replay {
                 seq: 4,
@@ -458,6 +466,7 @@ async fn every_error_has_its_code() {
             "CannotCompleteTask",
             "OutputNotObject",
             "NoRoles",
+            "Misfit",
             "Replay",
         ]
         .map(|v| format!("Case::{v}")),

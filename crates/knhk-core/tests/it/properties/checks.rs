@@ -159,7 +159,7 @@ impl Driver<'_> {
         t: &TaskInfo,
         produced: &BTreeSet<String>,
     ) -> Check {
-        let mid = Case::replay(self.wf, self.case.id(), &self.events[..=at])
+        let mid = Case::replay(self.wf, self.case().id(), &self.events()[..=at])
             .map_err(|e| TestCaseError::fail(format!("replay: {e}")))?;
         let ni = task.net_instance;
         let marking = mid.marking(self.wf);
@@ -209,7 +209,7 @@ impl Driver<'_> {
 
     pub(super) fn check_effects(&mut self, before: &Case, step: &Step) -> Check {
         let ev = &step.events;
-        let case = &self.case;
+        let case = &self.case();
         let find = |f: &dyn Fn(&EventKind) -> bool| ev.iter().position(|e| f(&e.kind));
         let gone_after = |item: &WorkItemId, from: usize| {
             ev[from..].iter().any(|e| match &e.kind {
@@ -328,11 +328,11 @@ impl Driver<'_> {
     }
 
     pub(super) fn check_state(&self) -> Check {
-        let replayed = Case::replay(self.wf, self.case.id(), &self.events)
+        let replayed = Case::replay(self.wf, self.case().id(), self.events())
             .map_err(|e| TestCaseError::fail(format!("replay: {e}")))?;
-        prop_assert_eq!(&replayed, &self.case, "replay differs");
+        prop_assert_eq!(&replayed, self.case(), "replay differs");
         prop_assert_eq!(
-            self.case.data(),
+            self.case().data(),
             &self.data,
             "data differs from its history"
         );

@@ -16,10 +16,8 @@ use super::{Check, USERS, pick};
 pub(super) struct Driver<'w> {
     pub(super) wf: &'w Workflow,
     pub(super) info: BTreeMap<String, NetInfo>,
-    pub(super) case: Case,
-    pub(super) ids: SequentialIds,
-    pub(super) events: Vec<Event>,
-    pub(super) now: i64,
+    /// The case and its history, driven through the crate's test-support driver.
+    pub(super) driver: knhk_core::driver::Driver<&'w Workflow>,
     /// The case data as the history says, for evaluating predicates.
     pub(super) data: Map<String, Value>,
     /// Net of each net instance, from the history.
@@ -36,39 +34,41 @@ impl<'w> Driver<'w> {
         data: Map<String, Value>,
     ) -> Result<Driver<'w>, TestCaseError> {
         let id = CaseId(uuid::Uuid::from_u128(7));
-        let (case, step) = Case::create(wf, id, Timestamp(0), data.clone());
+        let driver = knhk_core::driver::Driver::create(wf, id, Timestamp(0), data.clone());
         let mut d = Driver {
             wf,
             info: spec_info(wf.specification()),
-            case,
-            ids: SequentialIds::default(),
-            events: Vec::new(),
-            now: 0,
+            driver,
             data: Map::new(),
             nets: vec![wf.specification().root_net.to_string()],
             ended_nets: BTreeSet::new(),
             ended: 0,
             dead: Vec::new(),
         };
-        prop_assert_eq!(step.events.len(), 1);
-        d.events = step.events;
+        prop_assert_eq!(d.events().len(), 1);
         d.follow(0)?;
         prop_assert_eq!(d.data.clone(), data);
         d.apply(Input::Start, false, 1)?;
         Ok(d)
     }
 
+    pub(super) fn case(&self) -> &Case {
+        self.driver.case()
+    }
+
+    pub(super) fn events(&self) -> &[Event] {
+        self.driver.history()
+    }
+
     /// Applies one input and checks the step and the state after it. `refused`: the input is
     /// invalid and must be refused.
     pub(super) fn apply(&mut self, input: Input, refused: bool, dt: i64) -> Check {
-        let before = self.case.clone();
-        self.now += dt;
-        let res = self
-            .case
-            .apply(self.wf, Timestamp(self.now), input.clone(), &mut self.ids);
-        match res {
+        let before = self.case().clone();
+        let from = self.events().len();
+        let at = Timestamp(self.driver.now().0 + dt);
+        match self.driver.apply_at(at, input.clone()) {
             Err(e) => {
-                prop_assert_eq!(&self.case, &before, "refused {:?} changed the case", input);
+                prop_assert_eq!(self.case(), &before, "refused {:?} changed the case", input);
                 if before.status().is_final() {
                     prop_assert!(
                         matches!(e, Error::WrongCaseState { .. }),
@@ -83,16 +83,14 @@ impl<'w> Driver<'w> {
                 prop_assert!(!before.status().is_final(), "ended case took {:?}", input);
                 prop_assert!(!step.events.is_empty(), "{:?} took without an event", input);
                 for (k, e) in step.events.iter().enumerate() {
-                    prop_assert_eq!(e.seq, (self.events.len() + k + 1) as u64, "seq gap");
+                    prop_assert_eq!(e.seq, (from + k + 1) as u64, "seq gap");
                 }
                 self.check_effects(&before, &step)?;
-                let from = self.events.len();
-                self.events.extend(step.events);
                 self.follow(from)?;
             }
         }
         for (id, _) in before.work_items() {
-            if self.case.work_item(id).is_none() {
+            if self.case().work_item(id).is_none() {
                 self.dead.push(*id);
             }
         }
@@ -101,8 +99,8 @@ impl<'w> Driver<'w> {
 
     /// Follows new events: net instances, case data, and what each split produced.
     fn follow(&mut self, from: usize) -> Check {
-        for at in from..self.events.len() {
-            let e = &self.events[at];
+        for at in from..self.events().len() {
+            let e = &self.driver.history()[at];
             match &e.kind {
                 EventKind::CaseCreated { data, .. } => self.data = data.clone(),
                 EventKind::DataUpdated { changes } => {
@@ -191,7 +189,7 @@ impl<'w> Driver<'w> {
     }
 
     pub(super) fn humans(&self) -> Vec<(WorkItemId, WorkItem)> {
-        self.case
+        self.case()
             .work_items()
             .filter(|(_, w)| w.state != WorkItemState::Calling)
             .map(|(i, w)| (*i, w.clone()))
@@ -199,7 +197,7 @@ impl<'w> Driver<'w> {
     }
 
     fn calls(&self) -> Vec<WorkItemId> {
-        self.case
+        self.case()
             .work_items()
             .filter(|(_, w)| w.state == WorkItemState::Calling)
             .map(|(i, _)| *i)
@@ -208,7 +206,7 @@ impl<'w> Driver<'w> {
 
     /// An input that moves the case on, if there is one.
     fn progress(&self, a: usize, b: usize) -> Option<Input> {
-        if self.case.status() == CaseStatus::Suspended {
+        if self.case().status() == CaseStatus::Suspended {
             return Some(Input::Resume);
         }
         let humans = self.humans();
@@ -226,11 +224,11 @@ impl<'w> Driver<'w> {
                 output: json!({"b1": b.is_multiple_of(2)}),
             });
         }
-        let timers: Vec<TimerId> = self.case.timers().map(|(t, _)| *t).collect();
+        let timers: Vec<TimerId> = self.case().timers().map(|(t, _)| *t).collect();
         if let Some(timer) = pick(&timers, a) {
             return Some(Input::TimerFired { timer: *timer });
         }
-        let triggers = self.enabled_triggers(&self.case);
+        let triggers = self.enabled_triggers(self.case());
         pick(&triggers, a).map(|(_, event)| Input::TriggerReceived {
             event: event.clone(),
             data: json!({"b0": b % 2 == 1}),
@@ -241,12 +239,12 @@ impl<'w> Driver<'w> {
     pub(super) fn choose(&self, kind: u8, a: usize, b: usize) -> (Input, bool) {
         let humans = self.humans();
         let calls = self.calls();
-        let timers: Vec<TimerId> = self.case.timers().map(|(t, _)| *t).collect();
-        let busy = self.case.busy_tasks(self.wf);
+        let timers: Vec<TimerId> = self.case().timers().map(|(t, _)| *t).collect();
+        let busy = self.case().busy_tasks(self.wf);
         let dynamic: Vec<TaskRef> = busy
             .iter()
             .filter(|t| {
-                self.case
+                self.case()
                     .task_model(self.wf, t)
                     .and_then(|m| m.multiple_instance.as_ref())
                     .is_some_and(|m| m.creation == CreationMode::Dynamic)
@@ -286,7 +284,7 @@ impl<'w> Driver<'w> {
             }),
             59..=69 => pick(&timers, a).map(|timer| Input::TimerFired { timer: *timer }),
             70..=77 => Some(Input::TriggerReceived {
-                event: pick(&self.enabled_triggers(&self.case), a)
+                event: pick(&self.enabled_triggers(self.case()), a)
                     .map_or_else(|| format!("e{}", b % 2), |(_, e)| e.clone()),
                 data: json!({"b0": b % 2 == 1}),
             }),

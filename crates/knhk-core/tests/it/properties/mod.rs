@@ -118,7 +118,7 @@ proptest! {
         let mut d = Driver::start(&wf, data)?;
         let mut after_end = 0;
         for (kind, a, b) in acts {
-            if d.case.status().is_final() {
+            if d.case().status().is_final() {
                 after_end += 1;
                 if after_end > 3 {
                     break;
@@ -161,10 +161,10 @@ proptest! {
         data.insert("loops".into(), json!(0));
         let mut d = Driver::start(&wf, data)?;
         if !b.tasks.iter().any(|t| matches!(t.binding, TaskBinding::Human(_))) {
-            prop_assert_eq!(d.case.status(), CaseStatus::Completed, "all-empty net did not complete");
+            prop_assert_eq!(d.case().status(), CaseStatus::Completed, "all-empty net did not complete");
         }
         for p in picks {
-            if d.case.status().is_final() {
+            if d.case().status().is_final() {
                 break;
             }
             let humans = d.humans();
@@ -172,8 +172,8 @@ proptest! {
             let input = Input::CompleteWorkItem { item: *item, user: "ann".into(), output: json!({}) };
             d.apply(input, false, 1)?;
         }
-        prop_assert_eq!(d.case.status(), CaseStatus::Completed);
-        b.check(&d.events)?;
+        prop_assert_eq!(d.case().status(), CaseStatus::Completed);
+        b.check(d.events())?;
     }
 }
 
@@ -223,7 +223,7 @@ fn failure_flow_into_the_output_condition_completes_the_case() {
         reason: "gave up".into(),
     };
     d.apply(fail, false, 1).expect("invariants hold");
-    assert_eq!(d.case.status(), CaseStatus::Completed);
+    assert_eq!(d.case().status(), CaseStatus::Completed);
 }
 
 /// A composite task whose sub-net ran to its end: `marking` lists live net instances only,
@@ -264,7 +264,7 @@ fn marking_leaves_out_ended_sub_nets() {
     let wf = Workflow::new(spec(vec![root, net("sub", inner)])).expect("valid");
     let d = Driver::start(&wf, Map::new()).expect("start");
     assert_eq!(
-        d.case.marking(&wf),
+        d.case().marking(&wf),
         vec![(0, ElementId::new("composite__wait"), 1)]
     );
 }

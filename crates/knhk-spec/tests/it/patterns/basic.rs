@@ -247,7 +247,7 @@ fn wcp11_implicit_termination_completes_when_nothing_is_left_to_do() {
     run.finish(CaseStatus::Running);
     run.complete("C", json!({}));
     assert_eq!(run.completed(), ["A", "Fork", "B", "C"]);
-    let reached_end = run.events.iter().any(|e| {
+    let reached_end = run.driver.history().iter().any(|e| {
         matches!(&e.kind, EventKind::TaskCompleted { produced, .. }
             if produced.iter().any(|c| c.as_str() == "end"))
     });

@@ -59,7 +59,7 @@ fn wcp18_milestone_does_not_offer_b_once_the_milestone_has_passed() {
 
 /// Returns the net instance (the thread) a live work item runs in.
 fn thread(run: &Run, item: WorkItemId) -> u32 {
-    run.case
+    run.case()
         .work_item(&item)
         .map(|w| w.task.net_instance)
         .expect("live work item")

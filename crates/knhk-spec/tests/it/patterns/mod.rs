@@ -20,9 +20,10 @@ mod state_and_cancel;
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use knhk_core::driver::Driver;
 use knhk_core::{
-    Case, CaseId, CaseStatus, Effect, Error, Event, EventKind, Input, SequentialIds, Step, TaskRef,
-    Timestamp, WorkItemId, Workflow,
+    Case, CaseId, CaseStatus, Effect, Error, EventKind, Input, TaskRef, Timestamp, WorkItemId,
+    Workflow,
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -30,15 +31,10 @@ use uuid::Uuid;
 const CASE: CaseId = CaseId(Uuid::from_u128(1));
 const USER: &str = "ann";
 
-/// One case of a pattern net, with everything that happened to it so far.
+/// One case of a pattern net, driven through knhk-core's test-support driver.
 struct Run {
     file: &'static str,
-    wf: Workflow,
-    case: Case,
-    ids: SequentialIds,
-    events: Vec<Event>,
-    effects: Vec<Effect>,
-    now: i64,
+    driver: Driver<Workflow>,
 }
 
 impl Run {
@@ -51,34 +47,21 @@ impl Run {
         let Value::Object(data) = data else {
             panic!("case data must be a JSON object");
         };
-        let (case, step) = Case::create(&wf, CASE, Timestamp(0), data);
         let mut run = Run {
             file,
-            wf,
-            case,
-            ids: SequentialIds::default(),
-            events: Vec::new(),
-            effects: Vec::new(),
-            now: 0,
+            driver: Driver::create(wf, CASE, Timestamp(0), data),
         };
-        run.record(step);
         run.apply(Input::Start);
         run
     }
 
-    fn record(&mut self, step: Step) {
-        self.events.extend(step.events);
-        self.effects.extend(step.effects);
+    fn case(&self) -> &Case {
+        self.driver.case()
     }
 
     /// Applies an input one millisecond after the previous one.
     fn try_apply(&mut self, input: Input) -> Result<(), Error> {
-        self.now += 1;
-        let step = self
-            .case
-            .apply(&self.wf, Timestamp(self.now), input, &mut self.ids)?;
-        self.record(step);
-        Ok(())
+        self.driver.apply(input).map(|_| ())
     }
 
     fn apply(&mut self, input: Input) {
@@ -94,7 +77,7 @@ impl Run {
 
     /// Returns the live work items of a task (in any net instance), oldest first.
     fn items(&self, task: &str) -> Vec<WorkItemId> {
-        self.case
+        self.case()
             .work_items()
             .filter(|(_, item)| item.task.task.as_str() == task)
             .map(|(id, _)| *id)
@@ -104,7 +87,7 @@ impl Run {
     /// Returns the tasks that have live work items, sorted, each once.
     fn offered(&self) -> Vec<String> {
         let tasks: BTreeSet<String> = self
-            .case
+            .case()
             .work_items()
             .map(|(_, item)| item.task.task.to_string())
             .collect();
@@ -125,7 +108,7 @@ impl Run {
 
     fn task_ref(&self, task: &str) -> TaskRef {
         let item = self.item(task);
-        self.case
+        self.case()
             .work_item(&item)
             .map(|w| w.task.clone())
             .expect("live work item")
@@ -143,7 +126,7 @@ impl Run {
     /// Starts (unless already started) and completes a work item with this output.
     fn complete_item(&mut self, item: WorkItemId, output: Value) {
         let started = self
-            .case
+            .case()
             .work_item(&item)
             .is_some_and(|w| w.state == knhk_core::WorkItemState::Started);
         if !started {
@@ -174,7 +157,8 @@ impl Run {
 
     /// Returns the tasks that completed, in order (a task completing twice appears twice).
     fn completed(&self) -> Vec<String> {
-        self.events
+        self.driver
+            .history()
             .iter()
             .filter_map(|e| match &e.kind {
                 EventKind::TaskCompleted { task, .. } => Some(task.task.to_string()),
@@ -189,7 +173,7 @@ impl Run {
 
     /// Returns whether the task was cancelled while running or withdrawn while enabled.
     fn stopped(&self, task: &str) -> bool {
-        self.events.iter().any(|e| match &e.kind {
+        self.driver.history().iter().any(|e| match &e.kind {
             EventKind::TaskCancelled { task: t } | EventKind::TaskWithdrawn { task: t } => {
                 t.task.as_str() == task
             }
@@ -198,13 +182,14 @@ impl Run {
     }
 
     fn cancelled(&self, task: &str) -> bool {
-        self.events.iter().any(
+        self.driver.history().iter().any(
             |e| matches!(&e.kind, EventKind::TaskCancelled { task: t } if t.task.as_str() == task),
         )
     }
 
     fn withdrawn_items(&self) -> BTreeSet<WorkItemId> {
-        self.effects
+        self.driver
+            .effects()
             .iter()
             .filter_map(|e| match e {
                 Effect::WithdrawWorkItem { item } => Some(*item),
@@ -215,14 +200,16 @@ impl Run {
 
     fn offered_items(&self) -> Vec<(WorkItemId, String, u32, Value)> {
         let instances: Vec<(WorkItemId, u32)> = self
-            .events
+            .driver
+            .history()
             .iter()
             .filter_map(|e| match &e.kind {
                 EventKind::WorkItemOffered { item, instance, .. } => Some((*item, *instance)),
                 _ => None,
             })
             .collect();
-        self.effects
+        self.driver
+            .effects()
             .iter()
             .filter_map(|e| match e {
                 Effect::OfferWorkItem {
@@ -240,14 +227,15 @@ impl Run {
     }
 
     fn net_starts(&self) -> usize {
-        self.events
+        self.driver
+            .history()
             .iter()
             .filter(|e| matches!(e.kind, EventKind::NetStarted { .. }))
             .count()
     }
 
     fn data(&self, key: &str) -> Option<&Value> {
-        self.case.data().get(key)
+        self.case().data().get(key)
     }
 
     fn assert_before(&self, first: &str, then: &str) {
@@ -267,27 +255,28 @@ impl Run {
     /// With `KNHK_RECORD_HISTORIES` set, the run joins the corpus of recorded histories.
     fn finish(&self, status: CaseStatus) {
         assert_eq!(
-            self.case.status(),
+            self.case().status(),
             status,
             "{}: completed: {:?}, offered: {:?}",
             self.file,
             self.completed(),
             self.offered()
         );
-        for (n, event) in self.events.iter().enumerate() {
+        for (n, event) in self.driver.history().iter().enumerate() {
             assert_eq!(event.seq, n as u64 + 1, "{}: history has a gap", self.file);
         }
         assert!(
             !self
-                .events
+                .driver
+                .history()
                 .iter()
                 .any(|e| matches!(e.kind, EventKind::CaseDeadlocked { .. })),
             "{}: case deadlocked",
             self.file
         );
-        let replayed = Case::replay(&self.wf, CASE, &self.events)
-            .unwrap_or_else(|e| panic!("{}: replay failed: {e}", self.file));
-        assert_eq!(replayed, self.case, "{}: replay differs", self.file);
+        if let Err(e) = self.driver.check_replay() {
+            panic!("{}: {e}", self.file);
+        }
         if status.is_final() {
             assert_eq!(
                 self.offered(),
@@ -296,7 +285,8 @@ impl Run {
                 self.file
             );
             let ended: Vec<CaseStatus> = self
-                .effects
+                .driver
+                .effects()
                 .iter()
                 .filter_map(|e| match e {
                     Effect::CaseEnded { status } => Some(*status),
@@ -305,7 +295,8 @@ impl Run {
                 .collect();
             assert_eq!(ended, [status], "{}: CaseEnded effects", self.file);
             let done: BTreeSet<WorkItemId> = self
-                .events
+                .driver
+                .history()
                 .iter()
                 .filter_map(|e| match &e.kind {
                     EventKind::WorkItemCompleted { item, .. } => Some(*item),
@@ -321,6 +312,11 @@ impl Run {
                 );
             }
         }
-        crate::histories::record(self.file, &self.wf, &self.case, &self.events);
+        crate::histories::record(
+            self.file,
+            self.driver.workflow(),
+            self.driver.case(),
+            self.driver.history(),
+        );
     }
 }

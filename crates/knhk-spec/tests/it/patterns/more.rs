@@ -112,7 +112,7 @@ fn wcp23_transient_trigger_is_lost_when_nothing_listens() {
     // The early event was not kept: Pay waits for one of its own.
     assert_eq!(run.completed(), ["Prepare"]);
     assert!(
-        run.effects.iter().any(|e| matches!(e,
+        run.driver.effects().iter().any(|e| matches!(e,
         Effect::AwaitTrigger { task, event } if task.task.as_str() == "Pay" && event == "payment"))
     );
     assert_eq!(run.offered(), Vec::<String>::new());

@@ -33,7 +33,7 @@ fn wcp13_mi_with_design_time_knowledge_runs_a_fixed_number_of_instances() {
     let mut run = Run::start("wcp13_mi_design_time.ttl", json!({}));
     let signers = run.items("Sign");
     assert_eq!(signers.len(), 3);
-    let started = run.events.iter().find_map(|e| match &e.kind {
+    let started = run.driver.history().iter().find_map(|e| match &e.kind {
         EventKind::TaskStarted { task, instances } if task.task.as_str() == "Sign" => {
             Some(instances.len())
         }

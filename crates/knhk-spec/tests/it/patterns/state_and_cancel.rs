@@ -14,7 +14,7 @@ use super::{Run, USER};
 fn wcp16_deferred_choice_starting_one_task_withdraws_the_other() {
     let mut run = Run::start("wcp16_deferred_choice.ttl", json!({}));
     assert_eq!(run.offered(), ["Approve"]);
-    assert!(run.effects.iter().any(|e| matches!(e,
+    assert!(run.driver.effects().iter().any(|e| matches!(e,
         Effect::AwaitTrigger { task, event }
             if task.task.as_str() == "CustomerCancel" && event == "customer_cancelled")));
     run.begin("Approve");
@@ -79,7 +79,7 @@ fn wcp20_cancel_case_by_a_task_whose_cancellation_set_is_the_net() {
 fn wcp20_cancel_case_from_outside() {
     let mut run = Run::start("wcp20_cancel_case.ttl", json!({}));
     run.begin("B");
-    let live: Vec<WorkItemId> = run.case.work_items().map(|(id, _)| *id).collect();
+    let live: Vec<WorkItemId> = run.case().work_items().map(|(id, _)| *id).collect();
     assert_eq!(live.len(), 2);
     run.apply(Input::Cancel {
         reason: "customer withdrew".into(),
