@@ -204,6 +204,7 @@ impl Scenario {
             directory: Directory::default(),
             clock: Clock::system(),
             admin_role: EngineConfig::DEFAULT_ADMIN_ROLE.to_owned(),
+            step: knhk_core::ApplyOptions::default(),
         });
         let measured = self.measure_on(&engine, &store, addr).await;
         engine.shutdown().await;

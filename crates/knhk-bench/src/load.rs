@@ -104,6 +104,7 @@ async fn open(data_dir: &Path) -> anyhow::Result<WorkflowEngine> {
         directory,
         clock: Clock::system(),
         admin_role: EngineConfig::DEFAULT_ADMIN_ROLE.to_owned(),
+        step: knhk_core::ApplyOptions::default(),
     }))
 }
 

@@ -21,9 +21,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use knhk_core::ApplyOptions;
 use tracing_subscriber::EnvFilter;
 
-use crate::session::{DEFAULT_DATA_DIR, Session, json_object};
+use crate::session::{DEFAULT_DATA_DIR, Session, Settings, json_object};
 
 /// knhk: a workflow engine with YAWL semantics.
 #[derive(Debug, Parser)]
@@ -49,6 +50,16 @@ struct Cli {
         value_name = "ROLE"
     )]
     admin_role: String,
+    /// The most tasks one step of a case may start without waiting for the outside world; a
+    /// loop of automatic tasks fails its case past it, naming the tasks of the loop.
+    #[arg(
+        long,
+        global = true,
+        env = "KNHK_MAX_FIRINGS",
+        default_value_t = ApplyOptions::DEFAULT_MAX_FIRINGS,
+        value_name = "N"
+    )]
+    max_firings: u32,
     #[command(subcommand)]
     command: Command,
 }
@@ -118,7 +129,14 @@ fn main() -> ExitCode {
             .enable_all()
             .build()
         {
-            Ok(runtime) => runtime.block_on(dispatch(command, &cli.data_dir, cli.admin_role)),
+            Ok(runtime) => runtime.block_on(dispatch(
+                command,
+                &cli.data_dir,
+                Settings {
+                    admin_role: cli.admin_role,
+                    step: ApplyOptions::default().with_max_firings(cli.max_firings),
+                },
+            )),
             Err(e) => Err(anyhow::Error::new(e).context("cannot start the async runtime")),
         },
     };
@@ -150,9 +168,9 @@ fn message(e: &anyhow::Error) -> String {
 async fn dispatch(
     command: Command,
     data_dir: &Path,
-    admin_role: String,
+    settings: Settings,
 ) -> anyhow::Result<ExitCode> {
-    let session = Session::open(data_dir, admin_role).await?;
+    let session = Session::open(data_dir, settings).await?;
     let result = match command {
         Command::Run(args) => run::run(&session, args).await,
         Command::Worker(args) => worker::run(&session, args).await,

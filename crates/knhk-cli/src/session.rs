@@ -7,13 +7,22 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use knhk_connectors::Registry;
-use knhk_core::{Workflow, WorkflowId};
+use knhk_core::{ApplyOptions, Workflow, WorkflowId};
 use knhk_store::{SqliteOptions, SqliteStore};
 use knhk_workflow_engine::{Clock, Directory, EngineConfig, WorkflowEngine};
 use serde_json::{Map, Value};
 
 /// The data directory when neither `--data-dir` nor `KNHK_DATA_DIR` says otherwise.
 pub(crate) const DEFAULT_DATA_DIR: &str = "./knhk-data";
+
+/// How the engine of a command runs, from the command line's global options.
+#[derive(Debug)]
+pub(crate) struct Settings {
+    /// The administrators' role, which distributes work items left to run time.
+    pub(crate) admin_role: String,
+    /// How each step runs (the bound on task firings).
+    pub(crate) step: ApplyOptions,
+}
 
 /// The engine on the embedded store of one data directory.
 #[derive(Debug)]
@@ -25,8 +34,8 @@ pub(crate) struct Session {
 impl Session {
     /// Opens the engine on the embedded default in `data_dir`: the SQLite store `knhk.db`
     /// (created if missing, `synchronous=FULL`), the built-in connectors, and the roles of
-    /// `directory.json` when that file exists; `admin_role` is the administrators' role.
-    pub(crate) async fn open(data_dir: &Path, admin_role: String) -> anyhow::Result<Session> {
+    /// `directory.json` when that file exists; `settings` say the rest.
+    pub(crate) async fn open(data_dir: &Path, settings: Settings) -> anyhow::Result<Session> {
         let store = SqliteStore::open(&data_dir.join("knhk.db"), SqliteOptions::default())
             .await
             .with_context(|| format!("cannot open the data directory {}", data_dir.display()))?;
@@ -35,7 +44,8 @@ impl Session {
             connectors: Registry::with_builtins(),
             directory: Directory::load(&data_dir.join("directory.json"))?,
             clock: Clock::system(),
-            admin_role,
+            admin_role: settings.admin_role,
+            step: settings.step,
         });
         Ok(Session {
             engine,

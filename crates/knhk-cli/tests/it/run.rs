@@ -4,7 +4,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 
 use crate::{
-    DataDir, PREFIXES, completed_tasks, example, kinds, path_str, stdout, temp_file, text,
+    DataDir, PREFIXES, completed_tasks, example, kinds, path_str, stderr, stdout, temp_file, text,
 };
 
 #[test]
@@ -264,4 +264,46 @@ fn run_makes_connector_calls_in_process_and_waits_for_them() {
     assert_eq!(doc["data"]["charged"], true);
     assert!(kinds(&doc).contains(&"connector_call_succeeded"), "{doc:#}");
     assert_eq!(completed_tasks(&doc), ["charge", "ship"]);
+}
+
+/// Two empty tasks that loop for ever: B always routes back to A.
+fn runaway_loop() -> std::path::PathBuf {
+    temp_file(
+        "runaway.ttl",
+        &format!(
+            "{PREFIXES}\
+             <#spec> a yawl:Specification ; yawl:name \"Runaway\" ; yawl:hasDecomposition <#net> .\n\
+             <#net> a yawl:Net ; yawl:isRootNet true ; yawl:hasInputCondition <#start> ;\n\
+                 yawl:hasOutputCondition <#end> ; yawl:hasTask <#A>, <#B> .\n\
+             <#start> a yawl:InputCondition ; yawl:flowsInto [ yawl:nextElementRef <#A> ] .\n\
+             <#A> a yawl:Task ; yawl:hasJoin yawl:ControlTypeXor ;\n\
+                 yawl:flowsInto [ yawl:nextElementRef <#B> ] .\n\
+             <#B> a yawl:Task ; yawl:hasSplit yawl:ControlTypeXor ; yawl:flowsInto\n\
+                 [ yawl:nextElementRef <#A> ; knhk:predicate \"true\" ; yawl:ordering 1 ],\n\
+                 [ yawl:nextElementRef <#end> ; yawl:isDefaultFlow true ] .\n\
+             <#end> a yawl:OutputCondition .\n"
+        ),
+    )
+}
+
+#[test]
+fn a_loop_of_automatic_tasks_fails_its_case_at_the_firing_bound_naming_the_loop() {
+    let data = DataDir::new();
+    let file = runaway_loop();
+    let out = data.knhk(&["--max-firings", "500", "run", path_str(&file), "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON document");
+    assert_eq!(text(&doc, "state"), "failed", "{doc:#}");
+    let history = doc["history"].as_array().expect("history");
+    let limit = history
+        .iter()
+        .find(|e| e["kind"] == "firing_limit_reached")
+        .expect("a firing_limit_reached event");
+    let detail = text(limit, "detail");
+    assert!(detail.contains('A') && detail.contains('B'), "{detail}");
+    // The step stopped at its bound: a few events per firing, not an endless history.
+    assert!(history.len() < 500 * 4, "{} events", history.len());
+    // The case was committed failed: nothing keeps running it.
+    let shown = data.knhk(&["case", "show", text(&doc, "case_id")]);
+    assert!(stdout(&shown).contains("failed"), "{}", stdout(&shown));
 }

@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use knhk_connectors::Registry;
 use knhk_core::{
-    Case, CaseId, CaseStatus, Event, IdSource, Input, Timestamp, WorkItemId, Workflow, WorkflowId,
+    ApplyOptions, Case, CaseId, CaseStatus, Event, IdSource, Input, Timestamp, WorkItemId,
+    Workflow, WorkflowId,
 };
 use knhk_store::{Commit, Store};
 use serde_json::{Map, Value};
@@ -36,6 +37,9 @@ pub struct EngineConfig {
     /// distributed at run time are offered to it, and its members offer or allocate them on.
     /// [`EngineConfig::DEFAULT_ADMIN_ROLE`] unless configured.
     pub admin_role: String,
+    /// How each step runs: the bound on the tasks one step may start without waiting for the
+    /// outside world (a loop of automatic tasks fails its case past it).
+    pub step: ApplyOptions,
 }
 
 impl EngineConfig {
@@ -56,6 +60,7 @@ struct Inner {
     directory: Directory,
     clock: Clock,
     admin_role: String,
+    step: ApplyOptions,
     catalog: catalog::Catalog,
     cases: locks::CaseLocks,
     calls: Mutex<HashMap<WorkItemId, tokio::task::AbortHandle>>,
@@ -125,6 +130,7 @@ impl WorkflowEngine {
                 directory: config.directory,
                 clock: config.clock,
                 admin_role: config.admin_role,
+                step: config.step,
                 catalog: catalog::Catalog::default(),
                 cases: locks::CaseLocks::default(),
                 calls: Mutex::new(HashMap::new()),
@@ -173,7 +179,7 @@ impl WorkflowEngine {
         let mut events = step.events;
         let mut effects = step.effects;
         if start {
-            let step = case.apply(&wf, now, Input::Start, &mut RandomIds)?;
+            let step = case.apply_with(&wf, now, Input::Start, &mut RandomIds, self.inner.step)?;
             events.extend(step.events);
             effects.extend(step.effects);
         }

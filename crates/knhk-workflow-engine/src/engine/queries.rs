@@ -1,6 +1,6 @@
 //! Reading what the engine holds: cases, histories and work items, as the engine's views.
 
-use knhk_core::{CaseId, Event, WorkItemId};
+use knhk_core::{CaseId, Event, Wait, WorkItemId};
 
 use super::WorkflowEngine;
 use crate::error::Error;
@@ -64,6 +64,22 @@ impl WorkflowEngine {
             .await?
             .ok_or(Error::UnknownWorkItem(id))?;
         records::work_item_view(record)
+    }
+
+    /// Returns what a case waits for (work items, connector calls, timers, triggers, or a
+    /// start or resume), as knhk-core answers it from the case's state; empty once it ended.
+    pub async fn waits(&self, id: CaseId) -> Result<Vec<Wait>, Error> {
+        let mut guard = self.inner.cases.lock(id).await;
+        let live = match guard.take() {
+            Some(live) => live,
+            None => self.load(id).await?,
+        };
+        let waits = live.case.waits(&live.wf);
+        // Keep a running case as a step would; an ended one goes with the lock's entry.
+        if !live.case.status().is_final() {
+            *guard = Some(live);
+        }
+        Ok(waits)
     }
 
     /// Returns how many cases the engine holds in memory (running cases it has touched).

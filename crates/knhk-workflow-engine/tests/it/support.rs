@@ -54,6 +54,7 @@ pub fn engine_on(store: Arc<dyn Store>) -> WorkflowEngine {
         directory: directory(),
         clock: Clock::system(),
         admin_role: EngineConfig::DEFAULT_ADMIN_ROLE.to_owned(),
+        step: knhk_core::ApplyOptions::default(),
     })
 }
 
