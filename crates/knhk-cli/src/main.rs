@@ -98,7 +98,9 @@ enum Command {
     /// Empty tasks complete on their own; the work items of human tasks are completed with an
     /// empty output by the user "simulator"; timers fire when nothing else can move. The
     /// simulation stops when the case ends or waits for the outside world (a trigger or a
-    /// connector call). Exits with status 1 when the case fails, is cancelled or never ends.
+    /// connector call). The history shows times since the case was created and numbers work
+    /// items and timers from 1. Exits with status 1 when the case fails, is cancelled, is
+    /// stuck or never ends.
     Simulate {
         /// The definition file.
         file: PathBuf,
@@ -235,7 +237,7 @@ fn simulate(file: &Path, data: Option<&str>) -> anyhow::Result<ExitCode> {
     let workflow = load_definition(file)?;
     let data = json_object("--data", data)?;
     let run = simulate::run(&workflow, data, simulate::now())?;
-    print!("{}", run.report(&workflow));
+    print!("{}", run.report());
     Ok(if run.succeeded() {
         ExitCode::SUCCESS
     } else {

@@ -4,17 +4,64 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use knhk_core::model::{ControlType, Specification, TaskBinding};
-use knhk_core::{Event, EventKind, TaskRef, Timestamp, WorkItemId};
+use knhk_core::{ElementId, Event, EventKind, TaskRef, TimerId, Timestamp, Wait, WorkItemId};
 use knhk_workflow_engine::{CaseView, WorkItemView, WorkflowView, allocation_name};
 use serde_json::{Map, Value, json};
 
+/// How the history renderer shows times and ids. The store's commands show the time of day
+/// and whole ids; `knhk simulate`, whose ids count up from 1 and whose clock starts when the
+/// case is created, shows the time since then and ids as their counter.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Style {
+    /// Show times as the time elapsed since this one (`+0:00:01.500`).
+    pub(crate) since: Option<Timestamp>,
+    /// Show ids as the counter they were made from (`2`), for ids from `SequentialIds`.
+    pub(crate) short_ids: bool,
+}
+
+impl Style {
+    /// Returns the time column of an event at `t`.
+    fn time(&self, t: Timestamp) -> String {
+        match self.since {
+            Some(since) => elapsed(since, t),
+            None => clock_time(t),
+        }
+    }
+
+    /// Returns a point in time inside a detail (when a timer fires).
+    fn at(&self, t: Timestamp) -> String {
+        match self.since {
+            Some(since) => elapsed(since, t),
+            None => rfc3339(t),
+        }
+    }
+
+    fn item(&self, item: &WorkItemId) -> String {
+        if self.short_ids {
+            item.0.as_u128().to_string()
+        } else {
+            item.to_string()
+        }
+    }
+
+    fn timer(&self, timer: &TimerId) -> String {
+        if self.short_ids {
+            timer.0.as_u128().to_string()
+        } else {
+            timer.to_string()
+        }
+    }
+}
+
 /// Renders history events as rows of a table with fixed columns, so that rows can be printed
-/// one by one as the events are committed. Events about a work item name the item only; the
-/// printer remembers which task each item belongs to.
+/// one by one as the events are committed. Events about a work item or a timer name it only;
+/// the printer remembers which task each belongs to.
 #[derive(Debug)]
 pub(crate) struct HistoryTable {
     task_width: usize,
+    style: Style,
     item_tasks: HashMap<WorkItemId, TaskRef>,
+    timer_tasks: HashMap<TimerId, TaskRef>,
 }
 
 const SEQ_WIDTH: usize = 4;
@@ -23,8 +70,14 @@ const TIME_WIDTH: usize = 12;
 const KIND_WIDTH: usize = 24;
 
 impl HistoryTable {
-    /// Creates a table whose task column fits every task of `spec`.
+    /// Creates a table whose task column fits every task of `spec`, with times of day and
+    /// whole ids.
     pub(crate) fn new(spec: Option<&Specification>) -> HistoryTable {
+        HistoryTable::with_style(spec, Style::default())
+    }
+
+    /// Creates a table whose task column fits every task of `spec`, in `style`.
+    pub(crate) fn with_style(spec: Option<&Specification>, style: Style) -> HistoryTable {
         let task_width = spec
             .into_iter()
             .flat_map(|s| &s.nets)
@@ -35,7 +88,9 @@ impl HistoryTable {
             .max(4);
         HistoryTable {
             task_width,
+            style,
             item_tasks: HashMap::new(),
+            timer_tasks: HashMap::new(),
         }
     }
 
@@ -46,10 +101,15 @@ impl HistoryTable {
 
     /// Learns from `event` without rendering it (for events printed before).
     pub(crate) fn learn(&mut self, event: &Event) {
-        if let EventKind::WorkItemOffered { item, task, .. }
-        | EventKind::ConnectorCallStarted { item, task, .. } = &event.kind
-        {
-            self.item_tasks.insert(*item, task.clone());
+        match &event.kind {
+            EventKind::WorkItemOffered { item, task, .. }
+            | EventKind::ConnectorCallStarted { item, task, .. } => {
+                self.item_tasks.insert(*item, task.clone());
+            }
+            EventKind::TimerArmed { timer, task, .. } => {
+                self.timer_tasks.insert(*timer, task.clone());
+            }
+            _ => {}
         }
     }
 
@@ -62,17 +122,21 @@ impl HistoryTable {
             .unwrap_or_default();
         self.line(
             &event.seq.to_string(),
-            &clock_time(event.time),
+            &self.style.time(event.time),
             event.kind.name(),
             &task,
-            &detail(&event.kind),
+            &detail(&event.kind, &self.style),
         )
     }
 
-    /// Returns the task an event is about, directly or through its work item.
+    /// Returns the task an event is about, directly or through its work item or timer.
     pub(crate) fn task_of<'a>(&'a self, kind: &'a EventKind) -> Option<&'a TaskRef> {
-        kind.task()
-            .or_else(|| kind.work_item().and_then(|i| self.item_tasks.get(i)))
+        kind.task().or_else(|| match kind {
+            EventKind::TimerFired { timer } | EventKind::TimerCancelled { timer } => {
+                self.timer_tasks.get(timer)
+            }
+            _ => kind.work_item().and_then(|i| self.item_tasks.get(i)),
+        })
     }
 
     fn line(&self, seq: &str, time: &str, kind: &str, task: &str, detail: &str) -> String {
@@ -106,7 +170,7 @@ pub(crate) fn history_json(events: &[Event]) -> Vec<Value> {
                 "kind": e.kind.name(),
                 "task": task.map(|t| t.task.as_str()),
                 "net_instance": task.map(|t| t.net_instance),
-                "detail": detail(&e.kind),
+                "detail": detail(&e.kind, &Style::default()),
                 "event": fields,
             })
         })
@@ -228,8 +292,9 @@ pub(crate) fn control_type(c: ControlType) -> &'static str {
     }
 }
 
-/// Returns the detail column of an event: what the kind and task do not already say.
-pub(crate) fn detail(kind: &EventKind) -> String {
+/// Returns the detail column of an event: what the kind and task do not already say. Every
+/// kind is named (no catch-all arm), so that a new kind of event gets its detail decided.
+pub(crate) fn detail(kind: &EventKind, style: &Style) -> String {
     match kind {
         EventKind::CaseCreated { workflow, data } => {
             format!("workflow {workflow}, data {}", compact(data))
@@ -241,45 +306,135 @@ pub(crate) fn detail(kind: &EventKind) -> String {
         EventKind::CaseDeadlocked { marked } => format!("tokens left in {}", join(marked)),
         EventKind::FiringLimitReached { firings, tasks } => format!(
             "{firings} tasks started in one step, looping through {}",
-            join(tasks.iter().map(|t| t.task.as_str()))
+            join(tasks.iter().map(task_label))
         ),
         EventKind::NetStarted {
-            net_instance, net, ..
-        } => format!("net {net} as net instance {net_instance}"),
+            net_instance,
+            net,
+            parent,
+            instance,
+        } => format!(
+            "net {net} as net instance {net_instance}, for {} instance {instance}",
+            task_label(parent)
+        ),
         EventKind::NetEnded { net_instance } => format!("net instance {net_instance}"),
-        EventKind::TaskStarted { instances, .. } if instances.len() > 1 => {
-            format!("{} instances", instances.len())
-        }
-        EventKind::TaskCompleted { task, produced } if !produced.is_empty() => {
-            // A flow from task to task runs through an implicit condition `from__to`: name
-            // the task it leads to.
-            let prefix = format!("{}__", task.task);
-            let to = produced
-                .iter()
-                .map(|c| c.as_str().strip_prefix(&prefix).unwrap_or(c.as_str()));
-            format!("-> {}", join(to))
-        }
+        // The task column says it all; a task that ends without starting (a timer's expiry,
+        // a routed failure) starts with no instance.
+        EventKind::TaskEnabled { .. }
+        | EventKind::TaskWithdrawn { .. }
+        | EventKind::TaskCancelled { .. } => String::new(),
+        EventKind::TaskStarted { instances, .. } => match instances.len() {
+            0 | 1 => String::new(),
+            n => format!("{n} instances"),
+        },
+        EventKind::TaskCompleted { task, produced } => arrow(task, produced),
         EventKind::InstanceAdded { item, .. } => format!("item {}", compact(item)),
-        EventKind::InstanceCompleted { instance, .. } => format!("instance {instance}"),
-        EventKind::TaskFailed { reason, .. } => reason.clone(),
+        EventKind::InstanceCompleted {
+            instance, output, ..
+        } => format!("instance {instance}, output {}", compact(output)),
+        EventKind::TaskFailed {
+            task,
+            reason,
+            produced,
+        } => match arrow(task, produced) {
+            to if to.is_empty() => reason.clone(),
+            to => format!("{reason} {to}"),
+        },
         EventKind::TokensRemoved {
-            condition, count, ..
-        } => format!("{count} from {condition}"),
+            net_instance,
+            condition,
+            count,
+        } => {
+            if *net_instance == 0 {
+                format!("{count} from {condition}")
+            } else {
+                format!("{count} from {condition}#{net_instance}")
+            }
+        }
         EventKind::WorkItemOffered { item, .. } | EventKind::WorkItemCancelled { item } => {
-            format!("work item {item}")
+            format!("work item {}", style.item(item))
+        }
+        EventKind::WorkItemReoffered { item, roles } => {
+            format!("work item {} to {}", style.item(item), join(roles))
         }
         EventKind::WorkItemAllocated { item, user } | EventKind::WorkItemStarted { item, user } => {
-            format!("work item {item} by {user}")
+            format!("work item {} by {user}", style.item(item))
         }
-        EventKind::WorkItemCompleted { item, user, output } => {
-            format!("work item {item} by {user}, output {}", compact(output))
+        EventKind::WorkItemCompleted { item, user, output } => format!(
+            "work item {} by {user}, output {}",
+            style.item(item),
+            compact(output)
+        ),
+        EventKind::ConnectorCallStarted {
+            item, connector, ..
+        } => format!("connector {connector}, work item {}", style.item(item)),
+        EventKind::ConnectorCallSucceeded { item, output } => {
+            format!("work item {}, output {}", style.item(item), compact(output))
         }
-        EventKind::ConnectorCallStarted { connector, .. } => format!("connector {connector}"),
-        EventKind::ConnectorCallSucceeded { output, .. } => format!("output {}", compact(output)),
-        EventKind::ConnectorCallFailed { error, .. } => error.clone(),
-        EventKind::TimerArmed { fires_at, .. } => format!("fires at {}", rfc3339(*fires_at)),
+        EventKind::ConnectorCallFailed { item, error } => {
+            format!("work item {}: {error}", style.item(item))
+        }
+        EventKind::TimerArmed {
+            timer, fires_at, ..
+        } => format!(
+            "timer {}, fires at {}",
+            style.timer(timer),
+            style.at(*fires_at)
+        ),
+        EventKind::TimerFired { timer } | EventKind::TimerCancelled { timer } => {
+            format!("timer {}", style.timer(timer))
+        }
         EventKind::DataUpdated { changes } => compact(changes),
-        _ => String::new(),
+    }
+}
+
+/// Returns where a task's tokens went, `-> next` (empty when nowhere). A flow from task to
+/// task runs through an implicit condition `from__to`: name the task it leads to.
+fn arrow(task: &TaskRef, produced: &[ElementId]) -> String {
+    if produced.is_empty() {
+        return String::new();
+    }
+    let prefix = format!("{}__", task.task);
+    let to = produced
+        .iter()
+        .map(|c| c.as_str().strip_prefix(&prefix).unwrap_or(c.as_str()));
+    format!("-> {}", join(to))
+}
+
+/// Returns what a case waits for as one line: `task paid waits for the event "paid" (a
+/// trigger)`.
+pub(crate) fn wait_text(wait: &Wait, style: &Style) -> String {
+    match wait {
+        Wait::Start => "the case waits to be started".to_owned(),
+        Wait::Resume => "the case is suspended and waits to be resumed".to_owned(),
+        Wait::WorkItem {
+            item, task, roles, ..
+        } => format!(
+            "task {} waits for work item {} (role {})",
+            task_label(task),
+            style.item(item),
+            join(roles)
+        ),
+        Wait::Call {
+            task, connector, ..
+        } => format!(
+            "task {} waits for the connector {connector:?}",
+            task_label(task)
+        ),
+        Wait::Timer {
+            timer,
+            task,
+            fires_at,
+        } => format!(
+            "task {} waits for timer {}, due at {}",
+            task_label(task),
+            style.timer(timer),
+            style.at(*fires_at)
+        ),
+        Wait::Trigger { task, event } => format!(
+            "task {} waits for the event {event:?} (a trigger)",
+            task_label(task)
+        ),
     }
 }
 
@@ -310,6 +465,18 @@ fn join<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> String {
         .map(|i| i.to_string())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Returns the time from `since` to `t` as `+H:MM:SS.mmm` (never negative).
+fn elapsed(since: Timestamp, t: Timestamp) -> String {
+    let ms = t.0.saturating_sub(since.0).max(0);
+    format!(
+        "+{}:{:02}:{:02}.{:03}",
+        ms / 3_600_000,
+        ms / 60_000 % 60,
+        ms / 1000 % 60,
+        ms % 1000
+    )
 }
 
 /// Returns the time of day in UTC with milliseconds, `14:03:07.250`.
@@ -351,7 +518,241 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
 
 #[cfg(test)]
 mod tests {
+    use knhk_core::{CaseStatus, IdSource, NetId, SequentialIds};
+
     use super::*;
+
+    /// Whether an event of this kind says something the kind and the task column do not.
+    /// The match names every kind, so that a new kind fails to compile here until it is added
+    /// to the events below.
+    fn carries_data(kind: &EventKind) -> bool {
+        match kind {
+            EventKind::TaskEnabled { .. }
+            | EventKind::TaskWithdrawn { .. }
+            | EventKind::TaskCancelled { .. } => false,
+            EventKind::TaskStarted { instances, .. } => instances.len() > 1,
+            EventKind::CaseCreated { .. }
+            | EventKind::CaseStateChanged { .. }
+            | EventKind::CaseDeadlocked { .. }
+            | EventKind::FiringLimitReached { .. }
+            | EventKind::NetStarted { .. }
+            | EventKind::NetEnded { .. }
+            | EventKind::InstanceAdded { .. }
+            | EventKind::InstanceCompleted { .. }
+            | EventKind::TaskCompleted { .. }
+            | EventKind::TaskFailed { .. }
+            | EventKind::TokensRemoved { .. }
+            | EventKind::WorkItemOffered { .. }
+            | EventKind::WorkItemReoffered { .. }
+            | EventKind::WorkItemAllocated { .. }
+            | EventKind::WorkItemStarted { .. }
+            | EventKind::WorkItemCompleted { .. }
+            | EventKind::WorkItemCancelled { .. }
+            | EventKind::ConnectorCallStarted { .. }
+            | EventKind::ConnectorCallSucceeded { .. }
+            | EventKind::ConnectorCallFailed { .. }
+            | EventKind::TimerArmed { .. }
+            | EventKind::TimerFired { .. }
+            | EventKind::TimerCancelled { .. }
+            | EventKind::DataUpdated { .. } => true,
+        }
+    }
+
+    /// One event of every kind, in the order of the enum.
+    fn one_of_each() -> Vec<EventKind> {
+        let mut ids = SequentialIds::default();
+        let item = WorkItemId(ids.next_id());
+        let timer = TimerId(ids.next_id());
+        let task = |name: &str, net_instance| TaskRef {
+            net_instance,
+            task: ElementId::from(name),
+        };
+        let data: Map<String, Value> = [("amount".to_owned(), json!(1500))].into_iter().collect();
+        vec![
+            EventKind::CaseCreated {
+                workflow: "order".to_owned(),
+                data: data.clone(),
+            },
+            EventKind::CaseStateChanged {
+                from: CaseStatus::Created,
+                to: CaseStatus::Running,
+                reason: None,
+            },
+            EventKind::CaseDeadlocked {
+                marked: vec![ElementId::from("waiting")],
+            },
+            EventKind::FiringLimitReached {
+                firings: 100_000,
+                tasks: vec![task("a", 0), task("b", 2)],
+            },
+            EventKind::NetStarted {
+                net_instance: 1,
+                net: NetId::from("sub"),
+                parent: task("composite", 0),
+                instance: 0,
+            },
+            EventKind::NetEnded { net_instance: 1 },
+            EventKind::TaskEnabled {
+                task: task("review", 0),
+            },
+            EventKind::TaskWithdrawn {
+                task: task("review", 0),
+            },
+            EventKind::TaskStarted {
+                task: task("sign", 0),
+                instances: vec![json!("ada"), json!("bob")],
+            },
+            EventKind::InstanceAdded {
+                task: task("sign", 0),
+                item: json!("eve"),
+            },
+            EventKind::InstanceCompleted {
+                task: task("sign", 0),
+                instance: 1,
+                output: json!({"signed": true}),
+            },
+            EventKind::TaskCompleted {
+                task: task("review", 0),
+                produced: vec![ElementId::from("review__ship")],
+            },
+            EventKind::TaskCancelled {
+                task: task("review", 0),
+            },
+            EventKind::TaskFailed {
+                task: task("charge", 0),
+                reason: "card declined".to_owned(),
+                produced: vec![ElementId::from("charge__refund")],
+            },
+            EventKind::TokensRemoved {
+                net_instance: 0,
+                condition: ElementId::from("waiting"),
+                count: 2,
+            },
+            EventKind::WorkItemOffered {
+                item,
+                task: task("review", 0),
+                instance: 0,
+                input: json!({}),
+            },
+            EventKind::WorkItemReoffered {
+                item,
+                roles: vec!["clerk".to_owned(), "manager".to_owned()],
+            },
+            EventKind::WorkItemAllocated {
+                item,
+                user: "uma".to_owned(),
+            },
+            EventKind::WorkItemStarted {
+                item,
+                user: "uma".to_owned(),
+            },
+            EventKind::WorkItemCompleted {
+                item,
+                user: "uma".to_owned(),
+                output: json!({"ok": true}),
+            },
+            EventKind::WorkItemCancelled { item },
+            EventKind::ConnectorCallStarted {
+                item,
+                task: task("charge", 0),
+                instance: 0,
+                connector: "http".to_owned(),
+                idempotency_key: "k".to_owned(),
+                input: json!({}),
+            },
+            EventKind::ConnectorCallSucceeded {
+                item,
+                output: json!({"id": 7}),
+            },
+            EventKind::ConnectorCallFailed {
+                item,
+                error: "timed out".to_owned(),
+            },
+            EventKind::TimerArmed {
+                timer,
+                task: task("remind", 0),
+                fires_at: Timestamp(90_061_500),
+            },
+            EventKind::TimerFired { timer },
+            EventKind::TimerCancelled { timer },
+            EventKind::DataUpdated { changes: data },
+        ]
+    }
+
+    #[test]
+    fn every_kind_of_event_has_a_detail_where_it_carries_data() {
+        let kinds = one_of_each();
+        let names: std::collections::HashSet<&str> = kinds.iter().map(EventKind::name).collect();
+        assert_eq!(names.len(), kinds.len(), "a kind is listed twice");
+        assert_eq!(kinds.len(), 28, "one event of every kind");
+        let short = Style {
+            since: Some(Timestamp(0)),
+            short_ids: true,
+        };
+        for style in [Style::default(), short] {
+            for kind in &kinds {
+                let text = detail(kind, &style);
+                assert_eq!(
+                    !text.is_empty(),
+                    carries_data(kind),
+                    "{}: {text:?}",
+                    kind.name()
+                );
+            }
+        }
+        let details: Vec<String> = kinds.iter().map(|k| detail(k, &short)).collect();
+        for expected in [
+            "100000 tasks started in one step, looping through a, b#2",
+            "net sub as net instance 1, for composite instance 0",
+            "card declined -> refund",
+            "-> ship",
+            "work item 1 to clerk, manager",
+            "work item 1 by uma, output {\"ok\":true}",
+            "connector http, work item 1",
+            "work item 1: timed out",
+            "timer 2, fires at +25:01:01.500",
+            "timer 2",
+        ] {
+            assert!(
+                details.iter().any(|d| d == expected),
+                "{expected:?} in {details:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_table_names_the_task_of_a_timer_and_of_a_work_item() {
+        let kinds = one_of_each();
+        let mut table = HistoryTable::with_style(
+            None,
+            Style {
+                since: Some(Timestamp(1_000)),
+                short_ids: true,
+            },
+        );
+        let rows: Vec<String> = kinds
+            .into_iter()
+            .zip(1..)
+            .map(|(kind, seq)| {
+                table.row(&Event {
+                    seq,
+                    time: Timestamp(1_000 + 1_500),
+                    kind,
+                })
+            })
+            .collect();
+        let cells = |name: &str| {
+            rows.iter()
+                .find(|r| r.split_whitespace().nth(2) == Some(name))
+                .map(|r| r.split_whitespace().take(4).collect::<Vec<_>>().join(" "))
+                .unwrap_or_default()
+        };
+        assert_eq!(cells("timer_fired"), "26 +0:00:01.500 timer_fired remind");
+        assert_eq!(
+            cells("work_item_reoffered"),
+            "17 +0:00:01.500 work_item_reoffered review"
+        );
+    }
 
     #[test]
     fn times_are_rfc3339_in_utc() {

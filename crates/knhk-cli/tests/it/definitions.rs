@@ -89,7 +89,7 @@ fn simulate_sends_a_large_order_to_the_manager() {
     let completed: Vec<&str> = text
         .lines()
         .filter(|l| l.contains("task_completed"))
-        .filter_map(|l| l.split_whitespace().nth(2))
+        .filter_map(|l| l.split_whitespace().nth(3))
         .collect();
     assert_eq!(
         completed,
@@ -97,7 +97,7 @@ fn simulate_sends_a_large_order_to_the_manager() {
         "{text}"
     );
     assert!(
-        text.contains("manager_approval  work item 2 by simulator"),
+        text.contains("manager_approval  work item 1 by simulator"),
         "{text}"
     );
     assert!(text.contains("case completed"), "{text}");
@@ -190,7 +190,7 @@ fn simulate_stops_at_a_connector_call() {
     // One row of the history table, its cells separated by single spaces.
     let row = |event: &str| {
         text.lines()
-            .find(|l| l.split_whitespace().nth(1) == Some(event))
+            .find(|l| l.split_whitespace().nth(2) == Some(event))
             .unwrap_or_default()
             .split_whitespace()
             .collect::<Vec<_>>()
@@ -198,16 +198,79 @@ fn simulate_stops_at_a_connector_call() {
     };
     assert_eq!(
         row("work_item_completed"),
-        "7 work_item_completed check work item 2 by simulator",
+        "7 +0:00:00.002 work_item_completed check work item 1 by simulator, output {}",
         "{text}"
     );
     assert_eq!(
         row("connector_call_started"),
-        "11 connector_call_started charge connector http, work item 3",
+        "11 +0:00:00.002 connector_call_started charge connector http, work item 2",
         "{text}"
     );
     assert!(
         text.contains(r#"task charge waits for the connector "http""#),
+        "{text}"
+    );
+}
+
+#[test]
+fn simulate_fires_a_timer_when_nothing_else_can_move() {
+    // A trigger nobody sends, with a two-day timeout: the clock jumps to the timer, the task
+    // expires and the case completes.
+    let file = temp_file(
+        "timeout.ttl",
+        &format!(
+            "{PREFIXES}\
+             <#spec> a yawl:Specification ; yawl:hasDecomposition <#net> .\n\
+             <#net> a yawl:Net ; yawl:isRootNet true ; yawl:hasInputCondition <#start> ;\n\
+                 yawl:hasOutputCondition <#end> ; yawl:hasTask <#paid> .\n\
+             <#start> a yawl:InputCondition ; yawl:flowsInto [ yawl:nextElementRef <#paid> ] .\n\
+             <#paid> a yawl:Task ; knhk:trigger \"payment_received\" ;\n\
+                 yawl:hasTimer [ a yawl:Timer ; yawl:hasTrigger yawl:TimerTriggerOnEnabled ;\n\
+                     yawl:hasDurationParams [ yawl:ticks 2 ; yawl:hasInterval yawl:TimerIntervalDay ] ] ;\n\
+                 yawl:flowsInto [ yawl:nextElementRef <#end> ] .\n\
+             <#end> a yawl:OutputCondition .\n"
+        ),
+    );
+    let out = knhk(&["simulate", path_str(&file)]);
+    assert!(out.status.success(), "stderr: {}", stderr(&out));
+    let text = stdout(&out);
+    let fired = text
+        .lines()
+        .find(|l| l.split_whitespace().nth(2) == Some("timer_fired"))
+        .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default();
+    assert_eq!(fired, "+48:00:00.001 timer_fired paid timer 1", "{text}");
+    assert!(
+        text.contains(
+            "case completed: 8 events; the simulator completed 0 work items and fired 1 timer"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn simulate_gives_up_on_a_loop_that_never_exits() {
+    // A person's task that always loops back: every input moves the case, none ends it.
+    let file = temp_file(
+        "loop.ttl",
+        &format!(
+            "{PREFIXES}\
+             <#spec> a yawl:Specification ; yawl:hasDecomposition <#net> .\n\
+             <#net> a yawl:Net ; yawl:isRootNet true ; yawl:hasInputCondition <#start> ;\n\
+                 yawl:hasOutputCondition <#end> ; yawl:hasTask <#again> .\n\
+             <#start> a yawl:InputCondition ; yawl:flowsInto [ yawl:nextElementRef <#again> ] .\n\
+             <#again> a yawl:Task ; knhk:role \"clerk\" ; yawl:hasJoin yawl:ControlTypeXor ;\n\
+                 yawl:hasSplit yawl:ControlTypeXor ;\n\
+                 yawl:flowsInto [ yawl:nextElementRef <#again> ; knhk:predicate \"true\" ; yawl:ordering 1 ] ,\n\
+                     [ yawl:nextElementRef <#end> ; yawl:isDefaultFlow true ] .\n\
+             <#end> a yawl:OutputCondition .\n"
+        ),
+    );
+    let out = knhk(&["simulate", path_str(&file)]);
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("case still running after 10000 inputs (a loop that never exits?)"),
         "{text}"
     );
 }
