@@ -8,11 +8,12 @@ use super::*;
 use crate::workflow::INPUT;
 
 impl Case {
-    pub(super) fn slot_mut(&mut self, ni: u32, t: u32) -> Option<&mut Slot> {
-        self.nets.get_mut(ni as usize)?.slots.get_mut(t as usize)
+    #[inline]
+    pub(super) fn slot_mut(&mut self, ni: u32, t: TaskIx) -> Option<&mut Slot> {
+        self.nets.get_mut(ni as usize)?.slots.get_mut(t)
     }
 
-    fn activation_mut(&mut self, ni: u32, t: u32) -> Option<&mut Activation> {
+    fn activation_mut(&mut self, ni: u32, t: TaskIx) -> Option<&mut Activation> {
         match self.slot_mut(ni, t)? {
             Slot::Busy(a) => Some(a),
             _ => None,
@@ -20,14 +21,14 @@ impl Case {
     }
 
     /// Marks the consumers of a place (and the OR-joins of its net) for re-evaluation.
-    fn touch(&self, workflow: &Workflow, ni: u32, place: u32, dirty: &mut impl Touched) {
+    fn touch(&self, workflow: &Workflow, ni: u32, place: PlaceIx, dirty: &mut impl Touched) {
         let Some(net) = self.nets.get(ni as usize) else {
             return;
         };
-        let Some(def) = workflow.nets.get(net.net as usize) else {
+        let Some(def) = workflow.nets.get(net.net) else {
             return;
         };
-        if let Some(p) = def.places.get(place as usize) {
+        if let Some(p) = def.places.get(place) {
             for &t in &p.consumers {
                 dirty.touched(ni, t);
             }
@@ -44,22 +45,16 @@ impl Case {
         workflow: &Workflow,
         dirty: &mut impl Touched,
         ni: u32,
-        t: u32,
+        t: TaskIx,
         produced: &[ElementId],
     ) -> Option<()> {
-        let def = workflow
-            .nets
-            .get(self.nets.get(ni as usize)?.net as usize)?;
-        *self.nets.get_mut(ni as usize)?.slots.get_mut(t as usize)? = Slot::Idle;
+        let def = workflow.nets.get(self.nets.get(ni as usize)?.net)?;
+        *self.nets.get_mut(ni as usize)?.slots.get_mut(t)? = Slot::Idle;
         dirty.touched(ni, t);
         // An unknown condition means a history that does not fit: the caller drops the case.
         for c in produced {
             let p = def.place(c)?;
-            *self
-                .nets
-                .get_mut(ni as usize)?
-                .marking
-                .get_mut(p as usize)? += 1;
+            *self.nets.get_mut(ni as usize)?.marking.get_mut(p)? += 1;
             self.touch(workflow, ni, p, dirty);
         }
         Some(())
@@ -90,7 +85,7 @@ impl Case {
                     return Err(bad("case created twice"));
                 }
                 self.data = data.clone();
-                self.new_net(workflow, 0, None);
+                self.new_net(workflow, NetIx::new(0), None);
             }
             EventKind::CaseStateChanged { from, to, .. } => {
                 if *from != self.status || !from.can_become(*to) {
@@ -101,7 +96,7 @@ impl Case {
                     if let Some(m) = self
                         .nets
                         .first_mut()
-                        .and_then(|root| root.marking.get_mut(INPUT as usize))
+                        .and_then(|root| root.marking.get_mut(INPUT))
                     {
                         *m += 1;
                     }
@@ -118,18 +113,14 @@ impl Case {
                 let (pni, pt) = task_of(self, parent)?;
                 let net = workflow
                     .nets
-                    .iter()
-                    .position(|n| &n.id == net)
-                    .ok_or_else(|| bad("unknown net"))? as u32;
+                    .iter_enumerated()
+                    .find_map(|(i, n)| (&n.id == net).then_some(i))
+                    .ok_or_else(|| bad("unknown net"))?;
                 if *net_instance as usize != self.nets.len() {
                     return Err(bad("net instance out of order"));
                 }
                 self.new_net(workflow, net, Some((pni, pt, *instance)));
-                if let Some(m) = self
-                    .nets
-                    .last_mut()
-                    .and_then(|n| n.marking.get_mut(INPUT as usize))
-                {
+                if let Some(m) = self.nets.last_mut().and_then(|n| n.marking.get_mut(INPUT)) {
                     *m += 1;
                 }
                 self.touch(workflow, *net_instance, INPUT, dirty);
@@ -204,10 +195,7 @@ impl Case {
                 let keeps_timer = tdef
                     .timer
                     .is_some_and(|tm| tm.action == TimerAction::Expire);
-                let slot = net
-                    .slots
-                    .get_mut(t as usize)
-                    .ok_or_else(|| bad("unknown task"))?;
+                let slot = net.slots.get_mut(t).ok_or_else(|| bad("unknown task"))?;
                 *slot = Slot::Busy(Activation {
                     started_seq: event.seq,
                     instances: insts,
@@ -259,7 +247,7 @@ impl Case {
                     .ok_or_else(|| bad("unknown condition"))?;
                 let m = net
                     .marking
-                    .get_mut(p as usize)
+                    .get_mut(p)
                     .ok_or_else(|| bad("unknown condition"))?;
                 *m = m
                     .checked_sub(*count)

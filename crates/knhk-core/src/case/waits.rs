@@ -53,7 +53,7 @@ impl Case {
     fn task_def<'w>(&self, workflow: &'w Workflow, task: &TaskRef) -> Option<&'w TaskDef> {
         let (ni, t) = self.locate(workflow, task)?;
         let net = self.nets.get(ni as usize)?;
-        workflow.nets.get(net.net as usize)?.tasks.get(t as usize)
+        workflow.nets.get(net.net)?.tasks.get(t)
     }
 
     /// Returns what this case waits for, in a stable order: [`Wait::Start`] or
@@ -124,7 +124,7 @@ impl Case {
             return out;
         }
         for (ni, net) in self.nets.iter().enumerate() {
-            let Some(def) = workflow.nets.get(net.net as usize).filter(|_| net.live) else {
+            let Some(def) = workflow.nets.get(net.net).filter(|_| net.live) else {
                 continue;
             };
             for (slot, task) in net.slots.iter().zip(&def.tasks) {

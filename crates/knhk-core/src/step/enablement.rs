@@ -11,6 +11,7 @@ use crate::case::{Case, Slot};
 use crate::effect::Effect;
 use crate::event::{CaseStatus, EventKind, TaskRef};
 use crate::ids::{TimerId, WorkItemId};
+use crate::index::{IxVec, PlaceIx, TaskIx};
 use crate::model::{ControlType, TaskBinding, TimerTrigger};
 use crate::orjoin;
 use crate::workflow::OUTPUT;
@@ -35,7 +36,7 @@ impl Case {
         }
     }
 
-    pub(super) fn enabled(&self, cx: &Cx, ni: u32, t: u32) -> bool {
+    pub(super) fn enabled(&self, cx: &Cx, ni: u32, t: TaskIx) -> bool {
         let Some(net) = self.nets().get(ni as usize) else {
             return false;
         };
@@ -49,7 +50,7 @@ impl Case {
             return false;
         };
         let m = &net.marking;
-        let marked = |p: &u32| m.get(*p as usize).is_some_and(|&n| n > 0);
+        let marked = |p: &PlaceIx| m.get(*p).is_some_and(|&n| n > 0);
         match task.join {
             ControlType::And => task.inputs.iter().all(marked),
             ControlType::Xor => task.inputs.iter().any(marked),
@@ -57,17 +58,18 @@ impl Case {
                 if cx.forced.contains(&(ni, t)) {
                     return task.inputs.iter().any(marked);
                 }
-                let busy: Vec<bool> = net
-                    .slots
-                    .iter()
-                    .map(|s| matches!(s, Slot::Busy(_)))
-                    .collect();
+                let busy: IxVec<TaskIx, bool> = IxVec::from_vec(
+                    net.slots
+                        .iter()
+                        .map(|s| matches!(s, Slot::Busy(_)))
+                        .collect(),
+                );
                 orjoin::may_fire(def, m, &busy, t)
             }
         }
     }
 
-    pub(super) fn reconsider(&mut self, cx: &mut Cx, ni: u32, t: u32) -> Res {
+    pub(super) fn reconsider(&mut self, cx: &mut Cx, ni: u32, t: TaskIx) -> Res {
         if !self.nets().get(ni as usize).is_some_and(|n| n.live) {
             return Ok(());
         }
@@ -106,7 +108,7 @@ impl Case {
     }
 
     /// Offers a work item for instance `i` of a human task.
-    pub(super) fn offer(&mut self, cx: &mut Cx, ni: u32, t: u32, i: u32, input: Value) -> Res {
+    pub(super) fn offer(&mut self, cx: &mut Cx, ni: u32, t: TaskIx, i: u32, input: Value) -> Res {
         let TaskBinding::Human(h) = &tdef(cx.wf, self, ni, t)?.binding else {
             return Ok(());
         };
@@ -130,7 +132,7 @@ impl Case {
         Ok(())
     }
 
-    pub(super) fn on_enabled(&mut self, cx: &mut Cx, ni: u32, t: u32) -> Res {
+    pub(super) fn on_enabled(&mut self, cx: &mut Cx, ni: u32, t: TaskIx) -> Res {
         let def = tdef(cx.wf, self, ni, t)?;
         if let Some(timer) = def.timer
             && timer.trigger == TimerTrigger::OnEnabled
@@ -147,7 +149,7 @@ impl Case {
         Ok(())
     }
 
-    pub(super) fn arm_timer(&mut self, cx: &mut Cx, ni: u32, t: u32, duration_ms: u64) -> Res {
+    pub(super) fn arm_timer(&mut self, cx: &mut Cx, ni: u32, t: TaskIx, duration_ms: u64) -> Res {
         let timer = TimerId(cx.ids.next_id());
         let fires_at = cx.now.plus_millis(duration_ms);
         let task = self.task_ref(cx.wf, ni, t)?;
@@ -187,7 +189,7 @@ impl Case {
         Ok(())
     }
 
-    pub(super) fn withdraw(&mut self, cx: &mut Cx, ni: u32, t: u32) -> Res {
+    pub(super) fn withdraw(&mut self, cx: &mut Cx, ni: u32, t: TaskIx) -> Res {
         if let Some(Slot::Enabled { item, timer, .. }) = self.slot(ni, t).cloned() {
             if let Some(item) = item {
                 self.cancel_item(cx, item)?;
@@ -211,16 +213,16 @@ impl Case {
             let net = self.net_instance(ni)?;
             if !net.live
                 || net.slots.iter().any(|s| !matches!(s, Slot::Idle))
-                || net.marking.get(OUTPUT as usize).is_some_and(|&m| m > 0)
+                || net.marking.get(OUTPUT).is_some_and(|&m| m > 0)
             {
                 continue;
             }
             let def = wf.net(net.net)?;
-            let marked = |p: &u32| net.marking.get(*p as usize).is_some_and(|&n| n > 0);
+            let marked = |p: &PlaceIx| net.marking.get(*p).is_some_and(|&n| n > 0);
             // Only OR-joins waiting on each other are left: let the first one fire.
             if let Some(&t) = def.or_joins.iter().find(|&&t| {
                 def.tasks
-                    .get(t as usize)
+                    .get(t)
                     .is_some_and(|d| d.inputs.iter().any(marked))
                     && !cx.forced.contains(&(ni, t))
             }) {

@@ -8,6 +8,7 @@ use crate::case::{Case, InstanceState, Slot, Unit};
 use crate::effect::Effect;
 use crate::event::{CaseStatus, EventKind};
 use crate::ids::{ElementId, TimerId, WorkItemId};
+use crate::index::TaskIx;
 use crate::model::{ControlType, TaskBinding, TimerTrigger};
 use crate::workflow::{NetDef, OUTPUT, OutArc, TaskDef};
 
@@ -33,7 +34,7 @@ impl Case {
         &mut self,
         cx: &mut Cx,
         ni: u32,
-        t: u32,
+        t: TaskIx,
         trigger: Option<Value>,
     ) -> Res {
         let def = tdef(cx.wf, self, ni, t)?;
@@ -119,7 +120,7 @@ impl Case {
         Ok(())
     }
 
-    pub(super) fn begin_instance(&mut self, cx: &mut Cx, ni: u32, t: u32, i: u32) -> Res {
+    pub(super) fn begin_instance(&mut self, cx: &mut Cx, ni: u32, t: TaskIx, i: u32) -> Res {
         let wf = cx.wf;
         let def = tdef(wf, self, ni, t)?;
         let task = self.task_ref(wf, ni, t)?;
@@ -192,7 +193,7 @@ impl Case {
         &mut self,
         cx: &mut Cx,
         ni: u32,
-        t: u32,
+        t: TaskIx,
         i: u32,
         output: Value,
     ) -> Res {
@@ -267,7 +268,7 @@ impl Case {
     }
 
     /// Returns what still runs for a busy task (work items, calls, sub-nets) and its timer.
-    pub(super) fn running_work(&self, ni: u32, t: u32) -> Option<(Vec<Unit>, Option<TimerId>)> {
+    pub(super) fn running_work(&self, ni: u32, t: TaskIx) -> Option<(Vec<Unit>, Option<TimerId>)> {
         let Some(Slot::Busy(act)) = self.slot(ni, t) else {
             return None;
         };
@@ -283,7 +284,7 @@ impl Case {
     }
 
     /// Withdraws what still runs for a busy task.
-    pub(super) fn cancel_units(&mut self, cx: &mut Cx, ni: u32, t: u32) -> Res {
+    pub(super) fn cancel_units(&mut self, cx: &mut Cx, ni: u32, t: TaskIx) -> Res {
         let Some((units, timer)) = self.running_work(ni, t) else {
             return Ok(());
         };
@@ -296,7 +297,7 @@ impl Case {
         self.cancel_timer(cx, timer)
     }
 
-    pub(super) fn complete_task(&mut self, cx: &mut Cx, ni: u32, t: u32) -> Res {
+    pub(super) fn complete_task(&mut self, cx: &mut Cx, ni: u32, t: TaskIx) -> Res {
         let wf = cx.wf;
         let def = tdef(wf, self, ni, t)?;
         let Some(Slot::Busy(act)) = self.slot(ni, t) else {
@@ -349,7 +350,7 @@ impl Case {
         }
         for p in empty {
             let net = self.net_instance(ni)?;
-            let count = net.marking.get(p as usize).copied().unwrap_or(0);
+            let count = net.marking.get(p).copied().unwrap_or(0);
             if count > 0 {
                 let condition = wf.net(net.net)?.place_def(p)?.id.clone();
                 self.emit(
@@ -454,7 +455,7 @@ impl Case {
     }
 
     /// Fails a task (enabled or running) and with it the case.
-    pub(super) fn fail_task(&mut self, cx: &mut Cx, ni: u32, t: u32, reason: String) -> Res {
+    pub(super) fn fail_task(&mut self, cx: &mut Cx, ni: u32, t: TaskIx, reason: String) -> Res {
         match self.slot(ni, t).cloned() {
             Some(Slot::Busy(_)) => self.cancel_units(cx, ni, t)?,
             Some(Slot::Enabled { item, timer, .. }) => {
@@ -518,10 +519,10 @@ impl Case {
     /// Withdraws all work of a net instance (tasks, work items, timers, sub-nets).
     pub(super) fn teardown(&mut self, cx: &mut Cx, ni: u32) -> Res {
         let slots = match self.nets().get(ni as usize) {
-            Some(n) if n.live => n.slots.len() as u32,
+            Some(n) if n.live => n.slots.indices(),
             _ => return Ok(()),
         };
-        for t in 0..slots {
+        for t in slots {
             match self.slot(ni, t).cloned() {
                 Some(Slot::Busy(_)) => {
                     self.cancel_units(cx, ni, t)?;

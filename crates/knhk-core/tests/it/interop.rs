@@ -173,7 +173,9 @@ fn an_administrator_offers_a_work_item_to_other_roles_and_replay_keeps_it() {
     })
     .expect("offer again");
     assert_eq!(
-        run.case().work_item(&item).and_then(|w| w.offered_to.clone()),
+        run.case()
+            .work_item(&item)
+            .and_then(|w| w.offered_to.clone()),
         Some(vec!["audit".into()])
     );
     // What the case waits for names the roles it is offered to now.
