@@ -79,6 +79,13 @@ index!(
     "place"
 );
 
+index!(
+    /// The index of a net instance in its case (the root net's instance is 0); public types
+    /// carry it as the `u32` of [`crate::TaskRef::net_instance`].
+    InstIx,
+    "net instance"
+);
+
 /// A vector indexed by one kind of [`Idx`] only.
 pub(crate) struct IxVec<I, T> {
     raw: Vec<T>,
@@ -114,6 +121,22 @@ impl<I: Idx, T> IxVec<I, T> {
     #[inline]
     pub(crate) fn get(&self, i: I) -> Option<&T> {
         self.raw.get(i.raw() as usize)
+    }
+
+    #[inline]
+    pub(crate) fn first_mut(&mut self) -> Option<&mut T> {
+        self.raw.first_mut()
+    }
+
+    #[inline]
+    pub(crate) fn last_mut(&mut self) -> Option<&mut T> {
+        self.raw.last_mut()
+    }
+
+    /// Returns the index the next pushed element gets.
+    #[inline]
+    pub(crate) fn next_index(&self) -> I {
+        I::from_raw(self.raw.len() as u32)
     }
 
     #[inline]

@@ -9,11 +9,11 @@ use crate::workflow::INPUT;
 
 impl Case {
     #[inline]
-    pub(super) fn slot_mut(&mut self, ni: u32, t: TaskIx) -> Option<&mut Slot> {
-        self.nets.get_mut(ni as usize)?.slots.get_mut(t)
+    pub(super) fn slot_mut(&mut self, ni: InstIx, t: TaskIx) -> Option<&mut Slot> {
+        self.nets.get_mut(ni)?.slots.get_mut(t)
     }
 
-    fn activation_mut(&mut self, ni: u32, t: TaskIx) -> Option<&mut Activation> {
+    fn activation_mut(&mut self, ni: InstIx, t: TaskIx) -> Option<&mut Activation> {
         match self.slot_mut(ni, t)? {
             Slot::Busy(a) => Some(a),
             _ => None,
@@ -21,8 +21,8 @@ impl Case {
     }
 
     /// Marks the consumers of a place (and the OR-joins of its net) for re-evaluation.
-    fn touch(&self, workflow: &Workflow, ni: u32, place: PlaceIx, dirty: &mut impl Touched) {
-        let Some(net) = self.nets.get(ni as usize) else {
+    fn touch(&self, workflow: &Workflow, ni: InstIx, place: PlaceIx, dirty: &mut impl Touched) {
+        let Some(net) = self.nets.get(ni) else {
             return;
         };
         let Some(def) = workflow.nets.get(net.net) else {
@@ -44,17 +44,17 @@ impl Case {
         &mut self,
         workflow: &Workflow,
         dirty: &mut impl Touched,
-        ni: u32,
+        ni: InstIx,
         t: TaskIx,
         produced: &[ElementId],
     ) -> Option<()> {
-        let def = workflow.nets.get(self.nets.get(ni as usize)?.net)?;
-        *self.nets.get_mut(ni as usize)?.slots.get_mut(t)? = Slot::Idle;
+        let def = workflow.nets.get(self.nets.get(ni)?.net)?;
+        *self.nets.get_mut(ni)?.slots.get_mut(t)? = Slot::Idle;
         dirty.touched(ni, t);
         // An unknown condition means a history that does not fit: the caller drops the case.
         for c in produced {
             let p = def.place(c)?;
-            *self.nets.get_mut(ni as usize)?.marking.get_mut(p)? += 1;
+            *self.nets.get_mut(ni)?.marking.get_mut(p)? += 1;
             self.touch(workflow, ni, p, dirty);
         }
         Some(())
@@ -100,7 +100,7 @@ impl Case {
                     {
                         *m += 1;
                     }
-                    self.touch(workflow, 0, INPUT, dirty);
+                    self.touch(workflow, ROOT, INPUT, dirty);
                 }
             }
             EventKind::CaseDeadlocked { .. } | EventKind::FiringLimitReached { .. } => {}
@@ -116,24 +116,25 @@ impl Case {
                     .iter_enumerated()
                     .find_map(|(i, n)| (&n.id == net).then_some(i))
                     .ok_or_else(|| bad("unknown net"))?;
-                if *net_instance as usize != self.nets.len() {
+                let net_instance = InstIx::new(*net_instance);
+                if net_instance != self.nets.next_index() {
                     return Err(bad("net instance out of order"));
                 }
                 self.new_net(workflow, net, Some((pni, pt, *instance)));
                 if let Some(m) = self.nets.last_mut().and_then(|n| n.marking.get_mut(INPUT)) {
                     *m += 1;
                 }
-                self.touch(workflow, *net_instance, INPUT, dirty);
+                self.touch(workflow, net_instance, INPUT, dirty);
                 let inst = self
                     .activation_mut(pni, pt)
                     .and_then(|a| a.instances.get_mut(*instance as usize))
                     .ok_or_else(|| bad("net started for an unknown instance"))?;
-                inst.state = InstanceState::Running(Some(Unit::Net(*net_instance)));
+                inst.state = InstanceState::Running(Some(Unit::Net(net_instance)));
             }
             EventKind::NetEnded { net_instance } => {
                 let net = self
                     .nets
-                    .get_mut(*net_instance as usize)
+                    .get_mut(InstIx::new(*net_instance))
                     .ok_or_else(|| bad("unknown net instance"))?;
                 net.live = false;
             }
@@ -170,7 +171,7 @@ impl Case {
                 };
                 let net = self
                     .nets
-                    .get_mut(ni as usize)
+                    .get_mut(ni)
                     .ok_or_else(|| bad("unknown net instance"))?;
                 consume(tdef.join, &tdef.inputs, &mut net.marking);
                 let mut insts = if tdef.mi.is_some() {
@@ -239,7 +240,7 @@ impl Case {
             } => {
                 let net = self
                     .nets
-                    .get_mut(*net_instance as usize)
+                    .get_mut(InstIx::new(*net_instance))
                     .ok_or_else(|| bad("unknown net instance"))?;
                 let def = workflow.net(net.net)?;
                 let p = def
@@ -252,7 +253,7 @@ impl Case {
                 *m = m
                     .checked_sub(*count)
                     .ok_or_else(|| bad("removed more tokens than held"))?;
-                self.touch(workflow, *net_instance, p, dirty);
+                self.touch(workflow, InstIx::new(*net_instance), p, dirty);
             }
             EventKind::WorkItemOffered {
                 item,

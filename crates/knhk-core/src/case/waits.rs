@@ -4,6 +4,7 @@
 use super::{Case, Slot, WorkItemKind, WorkItemState};
 use crate::event::{CaseStatus, TaskRef};
 use crate::ids::{TimerId, Timestamp, WorkItemId};
+use crate::index::Idx;
 use crate::model::TaskBinding;
 use crate::workflow::{TaskDef, Workflow};
 
@@ -52,7 +53,7 @@ pub enum Wait {
 impl Case {
     fn task_def<'w>(&self, workflow: &'w Workflow, task: &TaskRef) -> Option<&'w TaskDef> {
         let (ni, t) = self.locate(workflow, task)?;
-        let net = self.nets.get(ni as usize)?;
+        let net = self.nets.get(ni)?;
         workflow.nets.get(net.net)?.tasks.get(t)
     }
 
@@ -123,7 +124,7 @@ impl Case {
         if !running {
             return out;
         }
-        for (ni, net) in self.nets.iter().enumerate() {
+        for (ni, net) in self.nets.iter_enumerated() {
             let Some(def) = workflow.nets.get(net.net).filter(|_| net.live) else {
                 continue;
             };
@@ -133,7 +134,7 @@ impl Case {
                 {
                     out.push(Wait::Trigger {
                         task: TaskRef {
-                            net_instance: ni as u32,
+                            net_instance: ni.raw(),
                             task: task.id.clone(),
                         },
                         event: event.clone(),

@@ -7,11 +7,11 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use super::{Cx, Res, tdef};
-use crate::case::{Case, Slot};
+use crate::case::{Case, ROOT, Slot};
 use crate::effect::Effect;
 use crate::event::{CaseStatus, EventKind, TaskRef};
 use crate::ids::{TimerId, WorkItemId};
-use crate::index::{IxVec, PlaceIx, TaskIx};
+use crate::index::{InstIx, IxVec, PlaceIx, TaskIx};
 use crate::model::{ControlType, TaskBinding, TimerTrigger};
 use crate::orjoin;
 use crate::workflow::OUTPUT;
@@ -36,8 +36,8 @@ impl Case {
         }
     }
 
-    pub(super) fn enabled(&self, cx: &Cx, ni: u32, t: TaskIx) -> bool {
-        let Some(net) = self.nets().get(ni as usize) else {
+    pub(super) fn enabled(&self, cx: &Cx, ni: InstIx, t: TaskIx) -> bool {
+        let Some(net) = self.nets().get(ni) else {
             return false;
         };
         if !net.live {
@@ -69,8 +69,8 @@ impl Case {
         }
     }
 
-    pub(super) fn reconsider(&mut self, cx: &mut Cx, ni: u32, t: TaskIx) -> Res {
-        if !self.nets().get(ni as usize).is_some_and(|n| n.live) {
+    pub(super) fn reconsider(&mut self, cx: &mut Cx, ni: InstIx, t: TaskIx) -> Res {
+        if !self.nets().get(ni).is_some_and(|n| n.live) {
             return Ok(());
         }
         if matches!(self.slot(ni, t), Some(Slot::Idle)) {
@@ -108,7 +108,14 @@ impl Case {
     }
 
     /// Offers a work item for instance `i` of a human task.
-    pub(super) fn offer(&mut self, cx: &mut Cx, ni: u32, t: TaskIx, i: u32, input: Value) -> Res {
+    pub(super) fn offer(
+        &mut self,
+        cx: &mut Cx,
+        ni: InstIx,
+        t: TaskIx,
+        i: u32,
+        input: Value,
+    ) -> Res {
         let TaskBinding::Human(h) = &tdef(cx.wf, self, ni, t)?.binding else {
             return Ok(());
         };
@@ -132,7 +139,7 @@ impl Case {
         Ok(())
     }
 
-    pub(super) fn on_enabled(&mut self, cx: &mut Cx, ni: u32, t: TaskIx) -> Res {
+    pub(super) fn on_enabled(&mut self, cx: &mut Cx, ni: InstIx, t: TaskIx) -> Res {
         let def = tdef(cx.wf, self, ni, t)?;
         if let Some(timer) = def.timer
             && timer.trigger == TimerTrigger::OnEnabled
@@ -149,7 +156,13 @@ impl Case {
         Ok(())
     }
 
-    pub(super) fn arm_timer(&mut self, cx: &mut Cx, ni: u32, t: TaskIx, duration_ms: u64) -> Res {
+    pub(super) fn arm_timer(
+        &mut self,
+        cx: &mut Cx,
+        ni: InstIx,
+        t: TaskIx,
+        duration_ms: u64,
+    ) -> Res {
         let timer = TimerId(cx.ids.next_id());
         let fires_at = cx.now.plus_millis(duration_ms);
         let task = self.task_ref(cx.wf, ni, t)?;
@@ -189,7 +202,7 @@ impl Case {
         Ok(())
     }
 
-    pub(super) fn withdraw(&mut self, cx: &mut Cx, ni: u32, t: TaskIx) -> Res {
+    pub(super) fn withdraw(&mut self, cx: &mut Cx, ni: InstIx, t: TaskIx) -> Res {
         if let Some(Slot::Enabled { item, timer, .. }) = self.slot(ni, t).cloned() {
             if let Some(item) = item {
                 self.cancel_item(cx, item)?;
@@ -208,8 +221,8 @@ impl Case {
         // The deepest net left holding tokens with nothing to fire. It deadlocks the case
         // only if nothing else in the case can move: another branch may still end the case
         // (and withdraw the stuck sub-net), or a timer expire the composite task.
-        let mut stuck: Option<(u32, Vec<crate::ids::ElementId>)> = None;
-        for ni in (0..self.nets().len() as u32).rev() {
+        let mut stuck: Option<(InstIx, Vec<crate::ids::ElementId>)> = None;
+        for ni in self.nets().indices().rev() {
             let net = self.net_instance(ni)?;
             if !net.live
                 || net.slots.iter().any(|s| !matches!(s, Slot::Idle))
@@ -244,7 +257,7 @@ impl Case {
                 continue;
             }
             // Implicit termination: no tokens and no work left.
-            if ni == 0 {
+            if ni == ROOT {
                 self.set_status(cx, CaseStatus::Completed, None)?;
                 return Ok(false);
             }

@@ -4,11 +4,11 @@
 use serde_json::{Map, Value};
 
 use super::{Cx, Res, json_kind, tdef};
-use crate::case::{Case, InstanceState, Slot, Unit};
+use crate::case::{Case, InstanceState, ROOT, Slot, Unit};
 use crate::effect::Effect;
 use crate::event::{CaseStatus, EventKind};
 use crate::ids::{ElementId, TimerId, WorkItemId};
-use crate::index::TaskIx;
+use crate::index::{Idx, InstIx, TaskIx};
 use crate::model::{ControlType, TaskBinding, TimerTrigger};
 use crate::workflow::{NetDef, OUTPUT, OutArc, TaskDef};
 
@@ -33,7 +33,7 @@ impl Case {
     pub(super) fn start_task(
         &mut self,
         cx: &mut Cx,
-        ni: u32,
+        ni: InstIx,
         t: TaskIx,
         trigger: Option<Value>,
     ) -> Res {
@@ -120,12 +120,12 @@ impl Case {
         Ok(())
     }
 
-    pub(super) fn begin_instance(&mut self, cx: &mut Cx, ni: u32, t: TaskIx, i: u32) -> Res {
+    pub(super) fn begin_instance(&mut self, cx: &mut Cx, ni: InstIx, t: TaskIx, i: u32) -> Res {
         let wf = cx.wf;
         let def = tdef(wf, self, ni, t)?;
         let task = self.task_ref(wf, ni, t)?;
         if let Some(sub) = def.subnet {
-            let net_instance = self.nets().len() as u32;
+            let net_instance = self.nets().next_index().raw();
             let net = wf.net(sub)?.id.clone();
             return self.emit(
                 cx,
@@ -192,7 +192,7 @@ impl Case {
     pub(super) fn finish_instance(
         &mut self,
         cx: &mut Cx,
-        ni: u32,
+        ni: InstIx,
         t: TaskIx,
         i: u32,
         output: Value,
@@ -268,7 +268,11 @@ impl Case {
     }
 
     /// Returns what still runs for a busy task (work items, calls, sub-nets) and its timer.
-    pub(super) fn running_work(&self, ni: u32, t: TaskIx) -> Option<(Vec<Unit>, Option<TimerId>)> {
+    pub(super) fn running_work(
+        &self,
+        ni: InstIx,
+        t: TaskIx,
+    ) -> Option<(Vec<Unit>, Option<TimerId>)> {
         let Some(Slot::Busy(act)) = self.slot(ni, t) else {
             return None;
         };
@@ -284,7 +288,7 @@ impl Case {
     }
 
     /// Withdraws what still runs for a busy task.
-    pub(super) fn cancel_units(&mut self, cx: &mut Cx, ni: u32, t: TaskIx) -> Res {
+    pub(super) fn cancel_units(&mut self, cx: &mut Cx, ni: InstIx, t: TaskIx) -> Res {
         let Some((units, timer)) = self.running_work(ni, t) else {
             return Ok(());
         };
@@ -297,7 +301,7 @@ impl Case {
         self.cancel_timer(cx, timer)
     }
 
-    pub(super) fn complete_task(&mut self, cx: &mut Cx, ni: u32, t: TaskIx) -> Res {
+    pub(super) fn complete_task(&mut self, cx: &mut Cx, ni: InstIx, t: TaskIx) -> Res {
         let wf = cx.wf;
         let def = tdef(wf, self, ni, t)?;
         let Some(Slot::Busy(act)) = self.slot(ni, t) else {
@@ -356,7 +360,7 @@ impl Case {
                 self.emit(
                     cx,
                     EventKind::TokensRemoved {
-                        net_instance: ni,
+                        net_instance: ni.raw(),
                         condition,
                         count,
                     },
@@ -378,8 +382,8 @@ impl Case {
 
     /// A token reached a net's output condition: the root net completes the case, a sub-net
     /// completes its composite task's instance. Remaining work is withdrawn either way.
-    pub(super) fn output_reached(&mut self, cx: &mut Cx, ni: u32) -> Res {
-        if ni == 0 {
+    pub(super) fn output_reached(&mut self, cx: &mut Cx, ni: InstIx) -> Res {
+        if ni == ROOT {
             self.teardown_all(cx)?;
             self.set_status(cx, CaseStatus::Completed, None)
         } else {
@@ -455,7 +459,7 @@ impl Case {
     }
 
     /// Fails a task (enabled or running) and with it the case.
-    pub(super) fn fail_task(&mut self, cx: &mut Cx, ni: u32, t: TaskIx, reason: String) -> Res {
+    pub(super) fn fail_task(&mut self, cx: &mut Cx, ni: InstIx, t: TaskIx, reason: String) -> Res {
         match self.slot(ni, t).cloned() {
             Some(Slot::Busy(_)) => self.cancel_units(cx, ni, t)?,
             Some(Slot::Enabled { item, timer, .. }) => {
@@ -517,8 +521,8 @@ impl Case {
     }
 
     /// Withdraws all work of a net instance (tasks, work items, timers, sub-nets).
-    pub(super) fn teardown(&mut self, cx: &mut Cx, ni: u32) -> Res {
-        let slots = match self.nets().get(ni as usize) {
+    pub(super) fn teardown(&mut self, cx: &mut Cx, ni: InstIx) -> Res {
+        let slots = match self.nets().get(ni) {
             Some(n) if n.live => n.slots.indices(),
             _ => return Ok(()),
         };
@@ -537,21 +541,26 @@ impl Case {
     }
 
     pub(super) fn teardown_all(&mut self, cx: &mut Cx) -> Res {
-        self.teardown(cx, 0)
+        self.teardown(cx, ROOT)
     }
 
     /// Ends a sub-net instance: withdraws its remaining work and marks it ended.
-    pub(super) fn end_net(&mut self, cx: &mut Cx, k: u32) -> Res {
-        if !self.nets().get(k as usize).is_some_and(|n| n.live) {
+    pub(super) fn end_net(&mut self, cx: &mut Cx, k: InstIx) -> Res {
+        if !self.nets().get(k).is_some_and(|n| n.live) {
             return Ok(());
         }
         self.teardown(cx, k)?;
-        self.emit(cx, EventKind::NetEnded { net_instance: k })
+        self.emit(
+            cx,
+            EventKind::NetEnded {
+                net_instance: k.raw(),
+            },
+        )
     }
 
     /// A sub-net instance reached its end: the composite task's instance completes.
-    pub(super) fn net_finished(&mut self, cx: &mut Cx, k: u32) -> Res {
-        let parent = self.nets().get(k as usize).and_then(|n| n.parent);
+    pub(super) fn net_finished(&mut self, cx: &mut Cx, k: InstIx) -> Res {
+        let parent = self.nets().get(k).and_then(|n| n.parent);
         self.end_net(cx, k)?;
         if let Some((pni, pt, pi)) = parent {
             self.finish_instance(cx, pni, pt, pi, Value::Object(Map::new()))?;
