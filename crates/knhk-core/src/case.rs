@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 use crate::error::Error;
 use crate::event::{CaseStatus, Event, EventKind, TaskRef};
 use crate::ids::{CaseId, ElementId, TimerId, Timestamp, WorkItemId};
+use crate::index::{Idx, InstIx, IxVec, NetIx, PlaceIx, TaskIx};
 use crate::model::{TaskBinding, TimerAction};
 use crate::sorted::SortedMap;
 use crate::workflow::{NetDef, Workflow};
@@ -20,6 +21,9 @@ mod waits;
 
 pub use waits::Wait;
 
+/// The root net's instance: the first of every case.
+pub(crate) const ROOT: InstIx = InstIx::new(0);
+
 /// The state of one case. Equal histories give equal cases.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Case {
@@ -27,7 +31,7 @@ pub struct Case {
     status: CaseStatus,
     data: Map<String, Value>,
     seq: u64,
-    nets: Vec<NetInstance>,
+    nets: IxVec<InstIx, NetInstance>,
     items: SortedMap<WorkItemId, WorkItem>,
     timers: SortedMap<TimerId, TimerState>,
     /// Users who completed a four-eyes work item of this case.
@@ -37,12 +41,12 @@ pub struct Case {
 /// Where [`Case::evolve`] reports the tasks whose enablement an event may have changed:
 /// deciding reconsiders them (its scratch queue), replay has no use for them.
 pub(crate) trait Touched {
-    fn touched(&mut self, net_instance: u32, task: u32);
+    fn touched(&mut self, net_instance: InstIx, task: TaskIx);
 }
 
-impl Touched for VecDeque<(u32, u32)> {
+impl Touched for VecDeque<(InstIx, TaskIx)> {
     #[inline]
-    fn touched(&mut self, net_instance: u32, task: u32) {
+    fn touched(&mut self, net_instance: InstIx, task: TaskIx) {
         self.push_back((net_instance, task));
     }
 }
@@ -52,16 +56,19 @@ pub(crate) struct Untouched;
 
 impl Touched for Untouched {
     #[inline]
-    fn touched(&mut self, _: u32, _: u32) {}
+    fn touched(&mut self, _: InstIx, _: TaskIx) {}
 }
 
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct NetInstance {
-    pub net: u32,
-    pub marking: Vec<u32>,
-    pub slots: Vec<Slot>,
-    /// The composite task instance this net instance runs for; `None` for the root net.
-    pub parent: Option<(u32, u32, u32)>,
+    pub net: NetIx,
+    /// Tokens by place of the net.
+    pub marking: IxVec<PlaceIx, u32>,
+    /// The state of each task of the net.
+    pub slots: IxVec<TaskIx, Slot>,
+    /// The composite task instance this net instance runs for (net instance, task, instance
+    /// number); `None` for the root net.
+    pub parent: Option<(InstIx, TaskIx, u32)>,
     pub live: bool,
 }
 
@@ -148,7 +155,7 @@ pub(crate) enum InstanceState {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) enum Unit {
     Item(WorkItemId),
-    Net(u32),
+    Net(InstIx),
 }
 
 /// A live unit of work: a work item offered to people or a connector call in flight.
@@ -260,7 +267,7 @@ impl Case {
             status: CaseStatus::Created,
             data: Map::new(),
             seq: 0,
-            nets: Vec::new(),
+            nets: IxVec::default(),
             items: SortedMap::default(),
             timers: SortedMap::default(),
             four_eyes: Vec::new(),
@@ -294,7 +301,7 @@ impl Case {
     }
 
     /// Returns the net instances, by number (0 is the root net's).
-    pub(crate) fn nets(&self) -> &[NetInstance] {
+    pub(crate) fn nets(&self) -> &IxVec<InstIx, NetInstance> {
         &self.nets
     }
 
@@ -331,18 +338,18 @@ impl Case {
     /// Returns the marked conditions of live net instances: (net instance, condition, tokens).
     pub fn marking(&self, workflow: &Workflow) -> Vec<(u32, ElementId, u32)> {
         let mut out = Vec::new();
-        for (ni, net) in self.nets.iter().enumerate() {
-            let Some(def) = workflow.nets.get(net.net as usize) else {
+        for (ni, net) in self.nets.iter_enumerated() {
+            let Some(def) = workflow.nets.get(net.net) else {
                 continue;
             };
             if !net.live {
                 continue;
             }
-            for (p, &n) in net.marking.iter().enumerate() {
+            for (p, &n) in net.marking.iter_enumerated() {
                 if n > 0
                     && let Some(place) = def.places.get(p)
                 {
-                    out.push((ni as u32, place.id.clone(), n));
+                    out.push((ni.raw(), place.id.clone(), n));
                 }
             }
         }
@@ -355,8 +362,8 @@ impl Case {
         workflow: &'w Workflow,
         task: &TaskRef,
     ) -> Option<&'w crate::model::Task> {
-        let net = self.nets.get(task.net_instance as usize)?;
-        let net_id = &workflow.nets.get(net.net as usize)?.id;
+        let net = self.nets.get(InstIx::new(task.net_instance))?;
+        let net_id = &workflow.nets.get(net.net)?.id;
         workflow
             .specification()
             .nets
@@ -379,17 +386,17 @@ impl Case {
 
     fn tasks_where(&self, workflow: &Workflow, f: impl Fn(&Slot) -> bool) -> Vec<TaskRef> {
         let mut out = Vec::new();
-        for (ni, net) in self.nets.iter().enumerate() {
-            let Some(def) = workflow.nets.get(net.net as usize) else {
+        for (ni, net) in self.nets.iter_enumerated() {
+            let Some(def) = workflow.nets.get(net.net) else {
                 continue;
             };
-            for (t, slot) in net.slots.iter().enumerate() {
+            for (t, slot) in net.slots.iter_enumerated() {
                 if net.live
                     && f(slot)
                     && let Some(task) = def.tasks.get(t)
                 {
                     out.push(TaskRef {
-                        net_instance: ni as u32,
+                        net_instance: ni.raw(),
                         task: task.id.clone(),
                     });
                 }
@@ -398,52 +405,58 @@ impl Case {
         out
     }
 
-    fn new_net(&mut self, workflow: &Workflow, net: u32, parent: Option<(u32, u32, u32)>) {
+    fn new_net(&mut self, workflow: &Workflow, net: NetIx, parent: Option<(InstIx, TaskIx, u32)>) {
         let (places, tasks) = workflow
             .nets
-            .get(net as usize)
+            .get(net)
             .map(|n| (n.places.len(), n.tasks.len()))
             .unwrap_or((0, 0));
         self.nets.push(NetInstance {
             net,
-            marking: vec![0; places],
-            slots: vec![Slot::Idle; tasks],
+            marking: IxVec::filled(0, places),
+            slots: IxVec::filled(Slot::Idle, tasks),
             parent,
             live: true,
         });
     }
 
     /// Resolves a task reference to (net instance, task index).
-    pub(crate) fn locate(&self, workflow: &Workflow, task: &TaskRef) -> Option<(u32, u32)> {
-        let net = self.nets.get(task.net_instance as usize)?;
-        let def = workflow.nets.get(net.net as usize)?;
+    pub(crate) fn locate(&self, workflow: &Workflow, task: &TaskRef) -> Option<(InstIx, TaskIx)> {
+        let ni = InstIx::new(task.net_instance);
+        let net = self.nets.get(ni)?;
+        let def = workflow.nets.get(net.net)?;
         let t = def.task(&task.task)?;
-        Some((task.net_instance, t))
+        Some((ni, t))
     }
 
     /// Returns net instance `ni`.
-    pub(crate) fn net_instance(&self, ni: u32) -> Result<&NetInstance, Error> {
-        Error::misfit(self.nets.get(ni as usize), "net instance", ni)
+    pub(crate) fn net_instance(&self, ni: InstIx) -> Result<&NetInstance, Error> {
+        self.nets.at(ni)
     }
 
     /// Returns the definition of the net that net instance `ni` runs.
-    pub(crate) fn net_def<'w>(&self, workflow: &'w Workflow, ni: u32) -> Result<&'w NetDef, Error> {
+    pub(crate) fn net_def<'w>(
+        &self,
+        workflow: &'w Workflow,
+        ni: InstIx,
+    ) -> Result<&'w NetDef, Error> {
         workflow.net(self.net_instance(ni)?.net)
     }
 
-    pub(crate) fn slot(&self, ni: u32, t: u32) -> Option<&Slot> {
-        self.nets.get(ni as usize)?.slots.get(t as usize)
+    #[inline]
+    pub(crate) fn slot(&self, ni: InstIx, t: TaskIx) -> Option<&Slot> {
+        self.nets.get(ni)?.slots.get(t)
     }
 }
 
 /// Takes the tokens a task with this join consumes when it starts: one from every input (AND),
 /// from the first marked input (XOR), from every marked input (OR).
-fn consume(join: crate::model::ControlType, inputs: &[u32], marking: &mut [u32]) {
+fn consume(join: crate::model::ControlType, inputs: &[PlaceIx], marking: &mut IxVec<PlaceIx, u32>) {
     use crate::model::ControlType;
     match join {
         ControlType::And | ControlType::Or => {
             for &p in inputs {
-                if let Some(m) = marking.get_mut(p as usize) {
+                if let Some(m) = marking.get_mut(p) {
                     *m = m.saturating_sub(1);
                 }
             }
@@ -451,8 +464,8 @@ fn consume(join: crate::model::ControlType, inputs: &[u32], marking: &mut [u32])
         ControlType::Xor => {
             if let Some(m) = inputs
                 .iter()
-                .find(|&&p| marking.get(p as usize).is_some_and(|&n| n > 0))
-                .and_then(|&p| marking.get_mut(p as usize))
+                .find(|&&p| marking.get(p).is_some_and(|&n| n > 0))
+                .and_then(|&p| marking.get_mut(p))
             {
                 *m -= 1;
             }

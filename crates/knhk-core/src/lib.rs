@@ -16,6 +16,7 @@ mod error;
 mod event;
 pub mod expr;
 mod ids;
+mod index;
 mod input;
 pub mod model;
 mod orjoin;

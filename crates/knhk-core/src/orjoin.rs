@@ -9,36 +9,43 @@
 //! never lets the OR-join fire too early: every real firing sequence only marks places in the
 //! set. Removing tokens (cancellation) only shrinks what is reachable, so it stays sound.
 
+use crate::index::{IxVec, PlaceIx, TaskIx};
 use crate::model::ControlType;
 use crate::workflow::NetDef;
 
 /// Returns whether OR-join task `t` may fire: one of its inputs is marked and no unmarked
 /// input may become marked without `t` firing first.
-pub(crate) fn may_fire(net: &NetDef, marking: &[u32], busy: &[bool], t: u32) -> bool {
-    let Some(task) = net.tasks.get(t as usize) else {
+pub(crate) fn may_fire(
+    net: &NetDef,
+    marking: &IxVec<PlaceIx, u32>,
+    busy: &IxVec<TaskIx, bool>,
+    t: TaskIx,
+) -> bool {
+    let Some(task) = net.tasks.get(t) else {
         return false;
     };
-    let marked = |p: u32| marking.get(p as usize).is_some_and(|&n| n > 0);
+    let marked = |p: PlaceIx| marking.get(p).is_some_and(|&n| n > 0);
     if !task.inputs.iter().any(|&p| marked(p)) {
         return false;
     }
-    let mut reachable: Vec<bool> = marking.iter().map(|&n| n > 0).collect();
-    let reach = |reachable: &mut [bool], outputs: &[crate::workflow::OutArc]| {
+    let mut reachable: IxVec<PlaceIx, bool> =
+        IxVec::from_vec(marking.iter().map(|&n| n > 0).collect());
+    let reach = |reachable: &mut IxVec<PlaceIx, bool>, outputs: &[crate::workflow::OutArc]| {
         for arc in outputs {
-            if let Some(r) = reachable.get_mut(arc.place as usize) {
+            if let Some(r) = reachable.get_mut(arc.place) {
                 *r = true;
             }
         }
     };
     let mut fired = vec![false; net.tasks.len()];
-    for ((u, def), fired) in net.tasks.iter().enumerate().zip(fired.iter_mut()) {
-        if u as u32 != t && busy.get(u).copied().unwrap_or(false) {
+    for ((u, def), fired) in net.tasks.iter_enumerated().zip(fired.iter_mut()) {
+        if u != t && busy.get(u).copied().unwrap_or(false) {
             *fired = true;
             reach(&mut reachable, &def.outputs);
         }
     }
     let may_be_marked =
-        |reachable: &[bool], p: u32| reachable.get(p as usize).copied().unwrap_or(false);
+        |reachable: &IxVec<PlaceIx, bool>, p: PlaceIx| reachable.get(p).copied().unwrap_or(false);
     loop {
         if task
             .inputs
@@ -48,8 +55,8 @@ pub(crate) fn may_fire(net: &NetDef, marking: &[u32], busy: &[bool], t: u32) -> 
             return false;
         }
         let mut changed = false;
-        for ((u, def), fired) in net.tasks.iter().enumerate().zip(fired.iter_mut()) {
-            if *fired || u as u32 == t {
+        for ((u, def), fired) in net.tasks.iter_enumerated().zip(fired.iter_mut()) {
+            if *fired || u == t {
                 continue;
             }
             let can = match def.join {

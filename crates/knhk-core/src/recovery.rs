@@ -4,6 +4,7 @@
 use crate::case::{Case, Slot, WorkItemKind};
 use crate::effect::Effect;
 use crate::event::TaskRef;
+use crate::index::Idx;
 use crate::model::TaskBinding;
 use crate::workflow::Workflow;
 
@@ -54,7 +55,7 @@ impl Case {
                 fires_at: state.fires_at,
             });
         }
-        for (ni, net) in self.nets().iter().enumerate() {
+        for (ni, net) in self.nets().iter_enumerated() {
             if !net.live {
                 continue;
             }
@@ -67,7 +68,7 @@ impl Case {
                 {
                     out.push(Effect::AwaitTrigger {
                         task: TaskRef {
-                            net_instance: ni as u32,
+                            net_instance: ni.raw(),
                             task: task.id.clone(),
                         },
                         event: event.clone(),

@@ -8,11 +8,12 @@ use super::*;
 use crate::workflow::INPUT;
 
 impl Case {
-    pub(super) fn slot_mut(&mut self, ni: u32, t: u32) -> Option<&mut Slot> {
-        self.nets.get_mut(ni as usize)?.slots.get_mut(t as usize)
+    #[inline]
+    pub(super) fn slot_mut(&mut self, ni: InstIx, t: TaskIx) -> Option<&mut Slot> {
+        self.nets.get_mut(ni)?.slots.get_mut(t)
     }
 
-    fn activation_mut(&mut self, ni: u32, t: u32) -> Option<&mut Activation> {
+    fn activation_mut(&mut self, ni: InstIx, t: TaskIx) -> Option<&mut Activation> {
         match self.slot_mut(ni, t)? {
             Slot::Busy(a) => Some(a),
             _ => None,
@@ -20,14 +21,14 @@ impl Case {
     }
 
     /// Marks the consumers of a place (and the OR-joins of its net) for re-evaluation.
-    fn touch(&self, workflow: &Workflow, ni: u32, place: u32, dirty: &mut impl Touched) {
-        let Some(net) = self.nets.get(ni as usize) else {
+    fn touch(&self, workflow: &Workflow, ni: InstIx, place: PlaceIx, dirty: &mut impl Touched) {
+        let Some(net) = self.nets.get(ni) else {
             return;
         };
-        let Some(def) = workflow.nets.get(net.net as usize) else {
+        let Some(def) = workflow.nets.get(net.net) else {
             return;
         };
-        if let Some(p) = def.places.get(place as usize) {
+        if let Some(p) = def.places.get(place) {
             for &t in &p.consumers {
                 dirty.touched(ni, t);
             }
@@ -43,23 +44,17 @@ impl Case {
         &mut self,
         workflow: &Workflow,
         dirty: &mut impl Touched,
-        ni: u32,
-        t: u32,
+        ni: InstIx,
+        t: TaskIx,
         produced: &[ElementId],
     ) -> Option<()> {
-        let def = workflow
-            .nets
-            .get(self.nets.get(ni as usize)?.net as usize)?;
-        *self.nets.get_mut(ni as usize)?.slots.get_mut(t as usize)? = Slot::Idle;
+        let def = workflow.nets.get(self.nets.get(ni)?.net)?;
+        *self.nets.get_mut(ni)?.slots.get_mut(t)? = Slot::Idle;
         dirty.touched(ni, t);
         // An unknown condition means a history that does not fit: the caller drops the case.
         for c in produced {
             let p = def.place(c)?;
-            *self
-                .nets
-                .get_mut(ni as usize)?
-                .marking
-                .get_mut(p as usize)? += 1;
+            *self.nets.get_mut(ni)?.marking.get_mut(p)? += 1;
             self.touch(workflow, ni, p, dirty);
         }
         Some(())
@@ -90,7 +85,7 @@ impl Case {
                     return Err(bad("case created twice"));
                 }
                 self.data = data.clone();
-                self.new_net(workflow, 0, None);
+                self.new_net(workflow, NetIx::new(0), None);
             }
             EventKind::CaseStateChanged { from, to, .. } => {
                 if *from != self.status || !from.can_become(*to) {
@@ -101,11 +96,11 @@ impl Case {
                     if let Some(m) = self
                         .nets
                         .first_mut()
-                        .and_then(|root| root.marking.get_mut(INPUT as usize))
+                        .and_then(|root| root.marking.get_mut(INPUT))
                     {
                         *m += 1;
                     }
-                    self.touch(workflow, 0, INPUT, dirty);
+                    self.touch(workflow, ROOT, INPUT, dirty);
                 }
             }
             EventKind::CaseDeadlocked { .. } | EventKind::FiringLimitReached { .. } => {}
@@ -118,31 +113,28 @@ impl Case {
                 let (pni, pt) = task_of(self, parent)?;
                 let net = workflow
                     .nets
-                    .iter()
-                    .position(|n| &n.id == net)
-                    .ok_or_else(|| bad("unknown net"))? as u32;
-                if *net_instance as usize != self.nets.len() {
+                    .iter_enumerated()
+                    .find_map(|(i, n)| (&n.id == net).then_some(i))
+                    .ok_or_else(|| bad("unknown net"))?;
+                let net_instance = InstIx::new(*net_instance);
+                if net_instance != self.nets.next_index() {
                     return Err(bad("net instance out of order"));
                 }
                 self.new_net(workflow, net, Some((pni, pt, *instance)));
-                if let Some(m) = self
-                    .nets
-                    .last_mut()
-                    .and_then(|n| n.marking.get_mut(INPUT as usize))
-                {
+                if let Some(m) = self.nets.last_mut().and_then(|n| n.marking.get_mut(INPUT)) {
                     *m += 1;
                 }
-                self.touch(workflow, *net_instance, INPUT, dirty);
+                self.touch(workflow, net_instance, INPUT, dirty);
                 let inst = self
                     .activation_mut(pni, pt)
                     .and_then(|a| a.instances.get_mut(*instance as usize))
                     .ok_or_else(|| bad("net started for an unknown instance"))?;
-                inst.state = InstanceState::Running(Some(Unit::Net(*net_instance)));
+                inst.state = InstanceState::Running(Some(Unit::Net(net_instance)));
             }
             EventKind::NetEnded { net_instance } => {
                 let net = self
                     .nets
-                    .get_mut(*net_instance as usize)
+                    .get_mut(InstIx::new(*net_instance))
                     .ok_or_else(|| bad("unknown net instance"))?;
                 net.live = false;
             }
@@ -179,7 +171,7 @@ impl Case {
                 };
                 let net = self
                     .nets
-                    .get_mut(ni as usize)
+                    .get_mut(ni)
                     .ok_or_else(|| bad("unknown net instance"))?;
                 consume(tdef.join, &tdef.inputs, &mut net.marking);
                 let mut insts = if tdef.mi.is_some() {
@@ -204,10 +196,7 @@ impl Case {
                 let keeps_timer = tdef
                     .timer
                     .is_some_and(|tm| tm.action == TimerAction::Expire);
-                let slot = net
-                    .slots
-                    .get_mut(t as usize)
-                    .ok_or_else(|| bad("unknown task"))?;
+                let slot = net.slots.get_mut(t).ok_or_else(|| bad("unknown task"))?;
                 *slot = Slot::Busy(Activation {
                     started_seq: event.seq,
                     instances: insts,
@@ -251,7 +240,7 @@ impl Case {
             } => {
                 let net = self
                     .nets
-                    .get_mut(*net_instance as usize)
+                    .get_mut(InstIx::new(*net_instance))
                     .ok_or_else(|| bad("unknown net instance"))?;
                 let def = workflow.net(net.net)?;
                 let p = def
@@ -259,12 +248,12 @@ impl Case {
                     .ok_or_else(|| bad("unknown condition"))?;
                 let m = net
                     .marking
-                    .get_mut(p as usize)
+                    .get_mut(p)
                     .ok_or_else(|| bad("unknown condition"))?;
                 *m = m
                     .checked_sub(*count)
                     .ok_or_else(|| bad("removed more tokens than held"))?;
-                self.touch(workflow, *net_instance, p, dirty);
+                self.touch(workflow, InstIx::new(*net_instance), p, dirty);
             }
             EventKind::WorkItemOffered {
                 item,

@@ -4,6 +4,7 @@
 use super::{Case, Slot, WorkItemKind, WorkItemState};
 use crate::event::{CaseStatus, TaskRef};
 use crate::ids::{TimerId, Timestamp, WorkItemId};
+use crate::index::Idx;
 use crate::model::TaskBinding;
 use crate::workflow::{TaskDef, Workflow};
 
@@ -52,8 +53,8 @@ pub enum Wait {
 impl Case {
     fn task_def<'w>(&self, workflow: &'w Workflow, task: &TaskRef) -> Option<&'w TaskDef> {
         let (ni, t) = self.locate(workflow, task)?;
-        let net = self.nets.get(ni as usize)?;
-        workflow.nets.get(net.net as usize)?.tasks.get(t as usize)
+        let net = self.nets.get(ni)?;
+        workflow.nets.get(net.net)?.tasks.get(t)
     }
 
     /// Returns what this case waits for, in a stable order: [`Wait::Start`] or
@@ -123,8 +124,8 @@ impl Case {
         if !running {
             return out;
         }
-        for (ni, net) in self.nets.iter().enumerate() {
-            let Some(def) = workflow.nets.get(net.net as usize).filter(|_| net.live) else {
+        for (ni, net) in self.nets.iter_enumerated() {
+            let Some(def) = workflow.nets.get(net.net).filter(|_| net.live) else {
                 continue;
             };
             for (slot, task) in net.slots.iter().zip(&def.tasks) {
@@ -133,7 +134,7 @@ impl Case {
                 {
                     out.push(Wait::Trigger {
                         task: TaskRef {
-                            net_instance: ni as u32,
+                            net_instance: ni.raw(),
                             task: task.id.clone(),
                         },
                         event: event.clone(),

@@ -7,10 +7,11 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use super::{Cx, Res, tdef};
-use crate::case::{Case, Slot};
+use crate::case::{Case, ROOT, Slot};
 use crate::effect::Effect;
 use crate::event::{CaseStatus, EventKind, TaskRef};
 use crate::ids::{TimerId, WorkItemId};
+use crate::index::{InstIx, IxVec, PlaceIx, TaskIx};
 use crate::model::{ControlType, TaskBinding, TimerTrigger};
 use crate::orjoin;
 use crate::workflow::OUTPUT;
@@ -35,8 +36,8 @@ impl Case {
         }
     }
 
-    pub(super) fn enabled(&self, cx: &Cx, ni: u32, t: u32) -> bool {
-        let Some(net) = self.nets().get(ni as usize) else {
+    pub(super) fn enabled(&self, cx: &Cx, ni: InstIx, t: TaskIx) -> bool {
+        let Some(net) = self.nets().get(ni) else {
             return false;
         };
         if !net.live {
@@ -49,7 +50,7 @@ impl Case {
             return false;
         };
         let m = &net.marking;
-        let marked = |p: &u32| m.get(*p as usize).is_some_and(|&n| n > 0);
+        let marked = |p: &PlaceIx| m.get(*p).is_some_and(|&n| n > 0);
         match task.join {
             ControlType::And => task.inputs.iter().all(marked),
             ControlType::Xor => task.inputs.iter().any(marked),
@@ -57,18 +58,19 @@ impl Case {
                 if cx.forced.contains(&(ni, t)) {
                     return task.inputs.iter().any(marked);
                 }
-                let busy: Vec<bool> = net
-                    .slots
-                    .iter()
-                    .map(|s| matches!(s, Slot::Busy(_)))
-                    .collect();
+                let busy: IxVec<TaskIx, bool> = IxVec::from_vec(
+                    net.slots
+                        .iter()
+                        .map(|s| matches!(s, Slot::Busy(_)))
+                        .collect(),
+                );
                 orjoin::may_fire(def, m, &busy, t)
             }
         }
     }
 
-    pub(super) fn reconsider(&mut self, cx: &mut Cx, ni: u32, t: u32) -> Res {
-        if !self.nets().get(ni as usize).is_some_and(|n| n.live) {
+    pub(super) fn reconsider(&mut self, cx: &mut Cx, ni: InstIx, t: TaskIx) -> Res {
+        if !self.nets().get(ni).is_some_and(|n| n.live) {
             return Ok(());
         }
         if matches!(self.slot(ni, t), Some(Slot::Idle)) {
@@ -106,7 +108,14 @@ impl Case {
     }
 
     /// Offers a work item for instance `i` of a human task.
-    pub(super) fn offer(&mut self, cx: &mut Cx, ni: u32, t: u32, i: u32, input: Value) -> Res {
+    pub(super) fn offer(
+        &mut self,
+        cx: &mut Cx,
+        ni: InstIx,
+        t: TaskIx,
+        i: u32,
+        input: Value,
+    ) -> Res {
         let TaskBinding::Human(h) = &tdef(cx.wf, self, ni, t)?.binding else {
             return Ok(());
         };
@@ -130,7 +139,7 @@ impl Case {
         Ok(())
     }
 
-    pub(super) fn on_enabled(&mut self, cx: &mut Cx, ni: u32, t: u32) -> Res {
+    pub(super) fn on_enabled(&mut self, cx: &mut Cx, ni: InstIx, t: TaskIx) -> Res {
         let def = tdef(cx.wf, self, ni, t)?;
         if let Some(timer) = def.timer
             && timer.trigger == TimerTrigger::OnEnabled
@@ -147,7 +156,13 @@ impl Case {
         Ok(())
     }
 
-    pub(super) fn arm_timer(&mut self, cx: &mut Cx, ni: u32, t: u32, duration_ms: u64) -> Res {
+    pub(super) fn arm_timer(
+        &mut self,
+        cx: &mut Cx,
+        ni: InstIx,
+        t: TaskIx,
+        duration_ms: u64,
+    ) -> Res {
         let timer = TimerId(cx.ids.next_id());
         let fires_at = cx.now.plus_millis(duration_ms);
         let task = self.task_ref(cx.wf, ni, t)?;
@@ -187,7 +202,7 @@ impl Case {
         Ok(())
     }
 
-    pub(super) fn withdraw(&mut self, cx: &mut Cx, ni: u32, t: u32) -> Res {
+    pub(super) fn withdraw(&mut self, cx: &mut Cx, ni: InstIx, t: TaskIx) -> Res {
         if let Some(Slot::Enabled { item, timer, .. }) = self.slot(ni, t).cloned() {
             if let Some(item) = item {
                 self.cancel_item(cx, item)?;
@@ -206,21 +221,21 @@ impl Case {
         // The deepest net left holding tokens with nothing to fire. It deadlocks the case
         // only if nothing else in the case can move: another branch may still end the case
         // (and withdraw the stuck sub-net), or a timer expire the composite task.
-        let mut stuck: Option<(u32, Vec<crate::ids::ElementId>)> = None;
-        for ni in (0..self.nets().len() as u32).rev() {
+        let mut stuck: Option<(InstIx, Vec<crate::ids::ElementId>)> = None;
+        for ni in self.nets().indices().rev() {
             let net = self.net_instance(ni)?;
             if !net.live
                 || net.slots.iter().any(|s| !matches!(s, Slot::Idle))
-                || net.marking.get(OUTPUT as usize).is_some_and(|&m| m > 0)
+                || net.marking.get(OUTPUT).is_some_and(|&m| m > 0)
             {
                 continue;
             }
             let def = wf.net(net.net)?;
-            let marked = |p: &u32| net.marking.get(*p as usize).is_some_and(|&n| n > 0);
+            let marked = |p: &PlaceIx| net.marking.get(*p).is_some_and(|&n| n > 0);
             // Only OR-joins waiting on each other are left: let the first one fire.
             if let Some(&t) = def.or_joins.iter().find(|&&t| {
                 def.tasks
-                    .get(t as usize)
+                    .get(t)
                     .is_some_and(|d| d.inputs.iter().any(marked))
                     && !cx.forced.contains(&(ni, t))
             }) {
@@ -242,7 +257,7 @@ impl Case {
                 continue;
             }
             // Implicit termination: no tokens and no work left.
-            if ni == 0 {
+            if ni == ROOT {
                 self.set_status(cx, CaseStatus::Completed, None)?;
                 return Ok(false);
             }

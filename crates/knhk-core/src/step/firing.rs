@@ -4,10 +4,11 @@
 use serde_json::{Map, Value};
 
 use super::{Cx, Res, json_kind, tdef};
-use crate::case::{Case, InstanceState, Slot, Unit};
+use crate::case::{Case, InstanceState, ROOT, Slot, Unit};
 use crate::effect::Effect;
 use crate::event::{CaseStatus, EventKind};
 use crate::ids::{ElementId, TimerId, WorkItemId};
+use crate::index::{Idx, InstIx, TaskIx};
 use crate::model::{ControlType, TaskBinding, TimerTrigger};
 use crate::workflow::{NetDef, OUTPUT, OutArc, TaskDef};
 
@@ -32,8 +33,8 @@ impl Case {
     pub(super) fn start_task(
         &mut self,
         cx: &mut Cx,
-        ni: u32,
-        t: u32,
+        ni: InstIx,
+        t: TaskIx,
         trigger: Option<Value>,
     ) -> Res {
         let def = tdef(cx.wf, self, ni, t)?;
@@ -119,12 +120,12 @@ impl Case {
         Ok(())
     }
 
-    pub(super) fn begin_instance(&mut self, cx: &mut Cx, ni: u32, t: u32, i: u32) -> Res {
+    pub(super) fn begin_instance(&mut self, cx: &mut Cx, ni: InstIx, t: TaskIx, i: u32) -> Res {
         let wf = cx.wf;
         let def = tdef(wf, self, ni, t)?;
         let task = self.task_ref(wf, ni, t)?;
         if let Some(sub) = def.subnet {
-            let net_instance = self.nets().len() as u32;
+            let net_instance = self.nets().next_index().raw();
             let net = wf.net(sub)?.id.clone();
             return self.emit(
                 cx,
@@ -191,8 +192,8 @@ impl Case {
     pub(super) fn finish_instance(
         &mut self,
         cx: &mut Cx,
-        ni: u32,
-        t: u32,
+        ni: InstIx,
+        t: TaskIx,
         i: u32,
         output: Value,
     ) -> Res {
@@ -267,7 +268,11 @@ impl Case {
     }
 
     /// Returns what still runs for a busy task (work items, calls, sub-nets) and its timer.
-    pub(super) fn running_work(&self, ni: u32, t: u32) -> Option<(Vec<Unit>, Option<TimerId>)> {
+    pub(super) fn running_work(
+        &self,
+        ni: InstIx,
+        t: TaskIx,
+    ) -> Option<(Vec<Unit>, Option<TimerId>)> {
         let Some(Slot::Busy(act)) = self.slot(ni, t) else {
             return None;
         };
@@ -283,7 +288,7 @@ impl Case {
     }
 
     /// Withdraws what still runs for a busy task.
-    pub(super) fn cancel_units(&mut self, cx: &mut Cx, ni: u32, t: u32) -> Res {
+    pub(super) fn cancel_units(&mut self, cx: &mut Cx, ni: InstIx, t: TaskIx) -> Res {
         let Some((units, timer)) = self.running_work(ni, t) else {
             return Ok(());
         };
@@ -296,7 +301,7 @@ impl Case {
         self.cancel_timer(cx, timer)
     }
 
-    pub(super) fn complete_task(&mut self, cx: &mut Cx, ni: u32, t: u32) -> Res {
+    pub(super) fn complete_task(&mut self, cx: &mut Cx, ni: InstIx, t: TaskIx) -> Res {
         let wf = cx.wf;
         let def = tdef(wf, self, ni, t)?;
         let Some(Slot::Busy(act)) = self.slot(ni, t) else {
@@ -349,13 +354,13 @@ impl Case {
         }
         for p in empty {
             let net = self.net_instance(ni)?;
-            let count = net.marking.get(p as usize).copied().unwrap_or(0);
+            let count = net.marking.get(p).copied().unwrap_or(0);
             if count > 0 {
                 let condition = wf.net(net.net)?.place_def(p)?.id.clone();
                 self.emit(
                     cx,
                     EventKind::TokensRemoved {
-                        net_instance: ni,
+                        net_instance: ni.raw(),
                         condition,
                         count,
                     },
@@ -377,8 +382,8 @@ impl Case {
 
     /// A token reached a net's output condition: the root net completes the case, a sub-net
     /// completes its composite task's instance. Remaining work is withdrawn either way.
-    pub(super) fn output_reached(&mut self, cx: &mut Cx, ni: u32) -> Res {
-        if ni == 0 {
+    pub(super) fn output_reached(&mut self, cx: &mut Cx, ni: InstIx) -> Res {
+        if ni == ROOT {
             self.teardown_all(cx)?;
             self.set_status(cx, CaseStatus::Completed, None)
         } else {
@@ -454,7 +459,7 @@ impl Case {
     }
 
     /// Fails a task (enabled or running) and with it the case.
-    pub(super) fn fail_task(&mut self, cx: &mut Cx, ni: u32, t: u32, reason: String) -> Res {
+    pub(super) fn fail_task(&mut self, cx: &mut Cx, ni: InstIx, t: TaskIx, reason: String) -> Res {
         match self.slot(ni, t).cloned() {
             Some(Slot::Busy(_)) => self.cancel_units(cx, ni, t)?,
             Some(Slot::Enabled { item, timer, .. }) => {
@@ -516,12 +521,12 @@ impl Case {
     }
 
     /// Withdraws all work of a net instance (tasks, work items, timers, sub-nets).
-    pub(super) fn teardown(&mut self, cx: &mut Cx, ni: u32) -> Res {
-        let slots = match self.nets().get(ni as usize) {
-            Some(n) if n.live => n.slots.len() as u32,
+    pub(super) fn teardown(&mut self, cx: &mut Cx, ni: InstIx) -> Res {
+        let slots = match self.nets().get(ni) {
+            Some(n) if n.live => n.slots.indices(),
             _ => return Ok(()),
         };
-        for t in 0..slots {
+        for t in slots {
             match self.slot(ni, t).cloned() {
                 Some(Slot::Busy(_)) => {
                     self.cancel_units(cx, ni, t)?;
@@ -536,21 +541,26 @@ impl Case {
     }
 
     pub(super) fn teardown_all(&mut self, cx: &mut Cx) -> Res {
-        self.teardown(cx, 0)
+        self.teardown(cx, ROOT)
     }
 
     /// Ends a sub-net instance: withdraws its remaining work and marks it ended.
-    pub(super) fn end_net(&mut self, cx: &mut Cx, k: u32) -> Res {
-        if !self.nets().get(k as usize).is_some_and(|n| n.live) {
+    pub(super) fn end_net(&mut self, cx: &mut Cx, k: InstIx) -> Res {
+        if !self.nets().get(k).is_some_and(|n| n.live) {
             return Ok(());
         }
         self.teardown(cx, k)?;
-        self.emit(cx, EventKind::NetEnded { net_instance: k })
+        self.emit(
+            cx,
+            EventKind::NetEnded {
+                net_instance: k.raw(),
+            },
+        )
     }
 
     /// A sub-net instance reached its end: the composite task's instance completes.
-    pub(super) fn net_finished(&mut self, cx: &mut Cx, k: u32) -> Res {
-        let parent = self.nets().get(k as usize).and_then(|n| n.parent);
+    pub(super) fn net_finished(&mut self, cx: &mut Cx, k: InstIx) -> Res {
+        let parent = self.nets().get(k).and_then(|n| n.parent);
         self.end_net(cx, k)?;
         if let Some((pni, pt, pi)) = parent {
             self.finish_instance(cx, pni, pt, pi, Value::Object(Map::new()))?;

@@ -13,6 +13,7 @@ use crate::effect::Effect;
 use crate::error::Error;
 use crate::event::{CaseStatus, Event, EventKind, TaskRef};
 use crate::ids::{IdSource, Timestamp, WorkItemId};
+use crate::index::{Idx, InstIx, TaskIx};
 use crate::input::Input;
 use crate::model::{TaskBinding, TimerAction};
 use crate::workflow::{TaskDef, Workflow};
@@ -54,10 +55,10 @@ struct Cx<'a> {
     ids: &'a mut dyn IdSource,
     step: Step,
     /// OR-joins allowed to fire although the analysis says wait: nothing else can move.
-    forced: Vec<(u32, u32)>,
+    forced: Vec<(InstIx, TaskIx)>,
     /// The step's scratch queue: tasks whose enablement may have changed, as `evolve` reports
     /// them, to reconsider.
-    dirty: VecDeque<(u32, u32)>,
+    dirty: VecDeque<(InstIx, TaskIx)>,
     /// Tasks started in this step so far, and the most allowed.
     fired: u32,
     max_firings: u32,
@@ -151,9 +152,9 @@ impl Case {
         Ok(())
     }
 
-    fn task_ref(&self, wf: &Workflow, ni: u32, t: u32) -> Res<TaskRef> {
+    fn task_ref(&self, wf: &Workflow, ni: InstIx, t: TaskIx) -> Res<TaskRef> {
         Ok(TaskRef {
-            net_instance: ni,
+            net_instance: ni.raw(),
             task: tdef(wf, self, ni, t)?.id.clone(),
         })
     }
@@ -352,10 +353,10 @@ impl Case {
                 self.require(CaseStatus::Suspended, "resume")?;
                 self.set_status(cx, CaseStatus::Running, None)?;
                 // Results taken while suspended may have moved tokens: look at every task.
-                for (ni, net) in self.nets().iter().enumerate() {
+                for (ni, net) in self.nets().iter_enumerated() {
                     if net.live {
-                        for t in 0..net.slots.len() {
-                            cx.dirty.push_back((ni as u32, t as u32));
+                        for t in net.slots.indices() {
+                            cx.dirty.push_back((ni, t));
                         }
                     }
                 }
@@ -404,7 +405,7 @@ impl Case {
         Ok(wi)
     }
 
-    fn locate_item(&self, wf: &Workflow, task: &TaskRef) -> Res<(u32, u32)> {
+    fn locate_item(&self, wf: &Workflow, task: &TaskRef) -> Res<(InstIx, TaskIx)> {
         self.locate(wf, task).ok_or_else(|| Error::Replay {
             seq: self.last_seq(),
             why: format!("unknown task {}", task.task),
@@ -439,19 +440,19 @@ impl Case {
         Ok(())
     }
 
-    fn waiting_for(&self, wf: &Workflow, event: &str) -> Vec<(u32, u32)> {
+    fn waiting_for(&self, wf: &Workflow, event: &str) -> Vec<(InstIx, TaskIx)> {
         let mut out = Vec::new();
-        for (ni, net) in self.nets().iter().enumerate() {
+        for (ni, net) in self.nets().iter_enumerated() {
             if !net.live {
                 continue;
             }
-            for (t, slot) in net.slots.iter().enumerate() {
+            for (t, slot) in net.slots.iter_enumerated() {
                 if let Slot::Enabled { held: false, .. } = slot
-                    && let Ok(def) = tdef(wf, self, ni as u32, t as u32)
+                    && let Ok(def) = tdef(wf, self, ni, t)
                     && let TaskBinding::Trigger { event: e } = &def.binding
                     && e == event
                 {
-                    out.push((ni as u32, t as u32));
+                    out.push((ni, t));
                 }
             }
         }
@@ -496,7 +497,7 @@ impl Case {
 }
 
 /// Returns the definition of task `t` of net instance `ni`.
-fn tdef<'w>(wf: &'w Workflow, case: &Case, ni: u32, t: u32) -> Res<&'w TaskDef> {
+fn tdef<'w>(wf: &'w Workflow, case: &Case, ni: InstIx, t: TaskIx) -> Res<&'w TaskDef> {
     case.net_def(wf, ni)?.task_def(t)
 }
 

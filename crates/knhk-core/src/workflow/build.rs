@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use super::*;
 use crate::error::Violation;
+use crate::index::Idx;
 
 pub(super) fn violation(v: &mut Vec<Violation>, element: &str, rule: impl Into<String>) {
     v.push(Violation {
@@ -14,29 +15,37 @@ pub(super) fn violation(v: &mut Vec<Violation>, element: &str, rule: impl Into<S
 }
 
 enum Node {
-    Place(u32),
-    Task(u32),
+    Place(PlaceIx),
+    Task(TaskIx),
 }
 
+/// Returns task `t` of the net as written: tasks are indexed in the order the net lists them.
+fn model_task(net: &Net, t: TaskIx) -> Result<&crate::model::Task, Error> {
+    Error::misfit(net.tasks.get(t.raw() as usize), TaskIx::WHAT, t.raw())
+}
+
+/// Validates and indexes one net. Rules it breaks go to `v`, findings that do not stop it
+/// from running to `notes`. An `Err` is an index this function made that does not fit its
+/// own vectors: a defect of validation, which [`super::Workflow::new`] reports as a violation
+/// of the net rather than panicking.
 pub(super) fn build_net(
     net: &Net,
     root: &NetId,
-    net_index: &HashMap<&NetId, u32>,
+    net_index: &HashMap<&NetId, NetIx>,
     v: &mut Vec<Violation>,
     notes: &mut Vec<Violation>,
-) -> NetDef {
-    let mut places = Vec::new();
-    let mut place_index: HashMap<ElementId, u32, FxBuild> = HashMap::default();
-    let mut task_index: HashMap<ElementId, u32, FxBuild> = HashMap::default();
+) -> Result<NetDef, Error> {
+    let mut places: IxVec<PlaceIx, PlaceDef> = IxVec::default();
+    let mut place_index: HashMap<ElementId, PlaceIx, FxBuild> = HashMap::default();
+    let mut task_index: HashMap<ElementId, TaskIx, FxBuild> = HashMap::default();
     let mut ids = std::collections::HashSet::new();
     fn add_place(
-        places: &mut Vec<PlaceDef>,
-        index: &mut HashMap<ElementId, u32, FxBuild>,
+        places: &mut IxVec<PlaceIx, PlaceDef>,
+        index: &mut HashMap<ElementId, PlaceIx, FxBuild>,
         id: &ElementId,
         implicit: bool,
-    ) -> u32 {
-        let idx = places.len() as u32;
-        places.push(PlaceDef {
+    ) -> PlaceIx {
+        let idx = places.push(PlaceDef {
             id: id.clone(),
             consumers: Vec::new(),
             implicit,
@@ -59,11 +68,11 @@ pub(super) fn build_net(
             violation(v, t.id.as_str(), "element id is used twice in the net");
             continue;
         }
-        task_index.insert(t.id.clone(), i as u32);
+        task_index.insert(t.id.clone(), TaskIx::new(i as u32));
     }
     fn find(
-        places: &HashMap<ElementId, u32, FxBuild>,
-        tasks: &HashMap<ElementId, u32, FxBuild>,
+        places: &HashMap<ElementId, PlaceIx, FxBuild>,
+        tasks: &HashMap<ElementId, TaskIx, FxBuild>,
         id: &ElementId,
     ) -> Option<Node> {
         match places.get(id) {
@@ -73,9 +82,10 @@ pub(super) fn build_net(
     }
 
     // Arcs: place -> task (inputs), task -> place (outputs), with implicit places.
-    let mut inputs: Vec<Vec<u32>> = vec![Vec::new(); net.tasks.len()];
-    let mut outputs: Vec<Vec<(u32, &Flow, usize)>> = vec![Vec::new(); net.tasks.len()];
-    let mut implicit: Vec<(ElementId, u32, u32, usize)> = Vec::new();
+    let mut inputs: IxVec<TaskIx, Vec<PlaceIx>> = IxVec::filled(Vec::new(), net.tasks.len());
+    let mut outputs: IxVec<TaskIx, Vec<(PlaceIx, &Flow, usize)>> =
+        IxVec::filled(Vec::new(), net.tasks.len());
+    let mut implicit: Vec<(ElementId, TaskIx, TaskIx, usize)> = Vec::new();
     for c in [&net.input_condition, &net.output_condition]
         .into_iter()
         .chain(&net.conditions)
@@ -92,7 +102,7 @@ pub(super) fn build_net(
         }
         for f in &c.flows {
             match find(&place_index, &task_index, &f.to) {
-                Some(Node::Task(t)) => inputs[t as usize].push(p),
+                Some(Node::Task(t)) => inputs.at_mut(t)?.push(p),
                 Some(Node::Place(_)) => violation(
                     v,
                     c.id.as_str(),
@@ -119,22 +129,24 @@ pub(super) fn build_net(
             }
         }
     }
-    for (ti, t) in net.tasks.iter().enumerate() {
+    for (i, t) in net.tasks.iter().enumerate() {
         if !task_index.contains_key(&t.id) {
             continue;
         }
+        let ti = TaskIx::new(i as u32);
         for (fi, f) in t.flows.iter().enumerate() {
             match find(&place_index, &task_index, &f.to) {
                 Some(Node::Place(p)) => {
                     if p == INPUT {
                         violation(v, t.id.as_str(), "flow into the input condition");
                     }
-                    if outputs[ti].iter().any(|&(q, _, _)| q == p) {
+                    let outs = outputs.at_mut(ti)?;
+                    if outs.iter().any(|&(q, _, _)| q == p) {
                         violation(v, t.id.as_str(), format!("two flows to {}", f.to));
                     }
-                    outputs[ti].push((p, f, fi));
+                    outs.push((p, f, fi));
                 }
-                Some(Node::Task(u)) => implicit.push((t.id.clone(), ti as u32, u, fi)),
+                Some(Node::Task(u)) => implicit.push((t.id.clone(), ti, u, fi)),
                 None => violation(
                     v,
                     t.id.as_str(),
@@ -144,7 +156,7 @@ pub(super) fn build_net(
         }
     }
     for (from, ti, u, fi) in implicit {
-        let to = &net.tasks[u as usize].id;
+        let to = &model_task(net, u)?.id;
         let id = ElementId::new(format!("{from}__{to}"));
         if place_index.contains_key(&id) {
             violation(
@@ -154,47 +166,48 @@ pub(super) fn build_net(
             );
             continue;
         }
+        let flow = Error::misfit(model_task(net, ti)?.flows.get(fi), "flow", fi as u32)?;
         let p = add_place(&mut places, &mut place_index, &id, true);
-        inputs[u as usize].push(p);
-        outputs[ti as usize].push((p, &net.tasks[ti as usize].flows[fi], fi));
+        inputs.at_mut(u)?.push(p);
+        outputs.at_mut(ti)?.push((p, flow, fi));
     }
-    for (ti, ins) in inputs.iter().enumerate() {
+    for (ti, ins) in inputs.iter_enumerated() {
         for &p in ins {
-            places[p as usize].consumers.push(ti as u32);
+            places.at_mut(p)?.consumers.push(ti);
         }
     }
 
     // Reachability: every node on a path from the input to the output condition.
     let n_places = places.len();
-    let mut fwd_place = vec![false; n_places];
-    let mut fwd_task = vec![false; net.tasks.len()];
+    let mut fwd_place: IxVec<PlaceIx, bool> = IxVec::filled(false, n_places);
+    let mut fwd_task: IxVec<TaskIx, bool> = IxVec::filled(false, net.tasks.len());
     let mut stack = vec![Node::Place(INPUT)];
     while let Some(n) = stack.pop() {
         match n {
             Node::Place(p) => {
-                if std::mem::replace(&mut fwd_place[p as usize], true) {
+                if std::mem::replace(fwd_place.at_mut(p)?, true) {
                     continue;
                 }
-                for &t in &places[p as usize].consumers {
+                for &t in &places.at(p)?.consumers {
                     stack.push(Node::Task(t));
                 }
             }
             Node::Task(t) => {
-                if std::mem::replace(&mut fwd_task[t as usize], true) {
+                if std::mem::replace(fwd_task.at_mut(t)?, true) {
                     continue;
                 }
-                for &(p, _, _) in &outputs[t as usize] {
+                for &(p, _, _) in outputs.at(t)? {
                     stack.push(Node::Place(p));
                 }
             }
         }
     }
-    let mut bwd_place = vec![false; n_places];
-    let mut bwd_task = vec![false; net.tasks.len()];
-    let mut producers: Vec<Vec<u32>> = vec![Vec::new(); n_places];
-    for (t, outs) in outputs.iter().enumerate() {
+    let mut bwd_place: IxVec<PlaceIx, bool> = IxVec::filled(false, n_places);
+    let mut bwd_task: IxVec<TaskIx, bool> = IxVec::filled(false, net.tasks.len());
+    let mut producers: IxVec<PlaceIx, Vec<TaskIx>> = IxVec::filled(Vec::new(), n_places);
+    for (t, outs) in outputs.iter_enumerated() {
         for &(p, _, _) in outs {
-            producers[p as usize].push(t as u32);
+            producers.at_mut(p)?.push(t);
         }
     }
     // Tasks without outgoing flows end a thread of control on purpose (implicit
@@ -202,54 +215,54 @@ pub(super) fn build_net(
     let mut stack = vec![Node::Place(OUTPUT)];
     for (t, task) in net.tasks.iter().enumerate() {
         if task.flows.is_empty() {
-            stack.push(Node::Task(t as u32));
+            stack.push(Node::Task(TaskIx::new(t as u32)));
         }
     }
     while let Some(n) = stack.pop() {
         match n {
             Node::Place(p) => {
-                if std::mem::replace(&mut bwd_place[p as usize], true) {
+                if std::mem::replace(bwd_place.at_mut(p)?, true) {
                     continue;
                 }
-                for &t in &producers[p as usize] {
+                for &t in producers.at(p)? {
                     stack.push(Node::Task(t));
                 }
             }
             Node::Task(t) => {
-                if std::mem::replace(&mut bwd_task[t as usize], true) {
+                if std::mem::replace(bwd_task.at_mut(t)?, true) {
                     continue;
                 }
-                for &p in &inputs[t as usize] {
+                for &p in inputs.at(t)? {
                     stack.push(Node::Place(p));
                 }
             }
         }
     }
-    if places[INPUT as usize].consumers.is_empty() {
+    if places.at(INPUT)?.consumers.is_empty() {
         violation(
             v,
             net.input_condition.id.as_str(),
             "the input condition has no outgoing flow",
         );
     }
-    if producers[OUTPUT as usize].is_empty() {
+    if producers.at(OUTPUT)?.is_empty() {
         violation(
             v,
             net.output_condition.id.as_str(),
             "the output condition has no incoming flow",
         );
     }
-    for (p, place) in places.iter().enumerate() {
-        if place.implicit || p as u32 == INPUT || p as u32 == OUTPUT {
+    for (p, place) in places.iter_enumerated() {
+        if place.implicit || p == INPUT || p == OUTPUT {
             continue;
         }
-        if !fwd_place[p] {
+        if !*fwd_place.at(p)? {
             violation(
                 v,
                 place.id.as_str(),
                 "not reachable from the input condition",
             );
-        } else if !bwd_place[p] {
+        } else if !*bwd_place.at(p)? {
             violation(
                 v,
                 place.id.as_str(),
@@ -261,16 +274,17 @@ pub(super) fn build_net(
         if !task_index.contains_key(&task.id) {
             continue;
         }
-        if inputs[t].is_empty() {
+        let t = TaskIx::new(t as u32);
+        if inputs.at(t)?.is_empty() {
             violation(v, task.id.as_str(), "task has no incoming flow");
-        } else if !fwd_task[t] {
+        } else if !*fwd_task.at(t)? {
             violation(
                 v,
                 task.id.as_str(),
                 "not reachable from the input condition",
             );
         }
-        if !bwd_task[t] {
+        if !*bwd_task.at(t)? {
             violation(
                 v,
                 task.id.as_str(),
@@ -279,15 +293,16 @@ pub(super) fn build_net(
         }
     }
 
-    let mut tasks = Vec::with_capacity(net.tasks.len());
+    let mut tasks: IxVec<TaskIx, TaskDef> = IxVec::with_capacity(net.tasks.len());
     let mut or_joins = Vec::new();
-    for (ti, t) in net.tasks.iter().enumerate() {
+    for (i, t) in net.tasks.iter().enumerate() {
+        let ti = TaskIx::new(i as u32);
         let name = t.id.as_str();
         // A join with one incoming flow, and an AND or OR split with one outgoing flow, is
         // valid YAWL (the editor writes an AND split on every task): it behaves as the one
         // flow it has, which is taken whatever its predicate says.
         let mut join = t.join;
-        if join != ControlType::Xor && inputs[ti].len() == 1 {
+        if join != ControlType::Xor && inputs.at(ti)?.len() == 1 {
             violation(
                 notes,
                 name,
@@ -317,7 +332,7 @@ pub(super) fn build_net(
         }
         let mut split = t.split;
         let single =
-            split != ControlType::Xor && outputs[ti].len().saturating_sub(failure_flows) == 1;
+            split != ControlType::Xor && outputs.at(ti)?.len().saturating_sub(failure_flows) == 1;
         if single {
             let guarded = t
                 .flows
@@ -339,7 +354,7 @@ pub(super) fn build_net(
             split = ControlType::And;
         }
         if join == ControlType::Or {
-            or_joins.push(ti as u32);
+            or_joins.push(ti);
         }
         let defaults = t.flows.iter().filter(|f| f.is_default).count();
         if defaults > 1 {
@@ -357,7 +372,7 @@ pub(super) fn build_net(
                 "flows of an AND split cannot have predicates or a default flow",
             );
         }
-        let mut arcs: Vec<(u32, &Flow, usize)> = outputs[ti].clone();
+        let mut arcs: Vec<(PlaceIx, &Flow, usize)> = outputs.at(ti)?.clone();
         // Evaluation order: by `ordering` (absent = after the ordered ones); among flows of
         // equal or no ordering, those with a predicate before those without (which always
         // hold); then definition order. The default flow last, the failure flow apart.
@@ -453,7 +468,7 @@ pub(super) fn build_net(
             id: t.id.clone(),
             join,
             split,
-            inputs: std::mem::take(&mut inputs[ti]),
+            inputs: std::mem::take(inputs.at_mut(ti)?),
             outputs: out_arcs,
             cancel_places,
             cancel_tasks,
@@ -467,16 +482,14 @@ pub(super) fn build_net(
         });
     }
     let task_by_addr = tasks
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.id.addr(), i as u32))
+        .iter_enumerated()
+        .map(|(i, t)| (t.id.addr(), i))
         .collect();
     let place_by_addr = places
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (p.id.addr(), i as u32))
+        .iter_enumerated()
+        .map(|(i, p)| (p.id.addr(), i))
         .collect();
-    NetDef {
+    Ok(NetDef {
         id: net.id.clone(),
         places,
         tasks,
@@ -485,7 +498,7 @@ pub(super) fn build_net(
         task_by_addr,
         place_by_addr,
         or_joins,
-    }
+    })
 }
 
 fn check_mi(mi: &MultipleInstance, task: &str, v: &mut Vec<Violation>, notes: &mut Vec<Violation>) {

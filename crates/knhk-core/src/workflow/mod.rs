@@ -6,14 +6,12 @@ use std::collections::HashMap;
 use crate::error::{Error, InvalidDefinition, Violation};
 use crate::expr::CompiledExpr;
 use crate::ids::{ElementId, FxBuild, NetId};
+use crate::index::{IxVec, NetIx, PlaceIx, TaskIx};
 use crate::model::{
     ControlType, Expression, Flow, MultipleInstance, Net, RuntimeHints, Specification, TaskBinding,
     TaskTimer, TimerAction, TimerTrigger,
 };
 
-// Validation indexes vectors it has just sized itself; its lookups are still to be made
-// fallible like the rest of the crate's (the YAWL import work changes this file meanwhile).
-#[allow(clippy::indexing_slicing)]
 mod build;
 
 use build::{build_net, violation};
@@ -22,7 +20,7 @@ use build::{build_net, violation};
 #[derive(Debug)]
 pub struct Workflow {
     spec: Specification,
-    pub(crate) nets: Vec<NetDef>,
+    pub(crate) nets: IxVec<NetIx, NetDef>,
     /// Findings that do not stop the workflow from running (a split with one flow...).
     notes: Vec<Violation>,
 }
@@ -31,57 +29,43 @@ pub struct Workflow {
 pub(crate) struct NetDef {
     pub id: NetId,
     /// Place 0 is the input condition, place 1 the output condition.
-    pub places: Vec<PlaceDef>,
-    pub tasks: Vec<TaskDef>,
-    pub task_index: HashMap<ElementId, u32, FxBuild>,
-    pub place_index: HashMap<ElementId, u32, FxBuild>,
+    pub places: IxVec<PlaceIx, PlaceDef>,
+    pub tasks: IxVec<TaskIx, TaskDef>,
+    pub task_index: HashMap<ElementId, TaskIx, FxBuild>,
+    pub place_index: HashMap<ElementId, PlaceIx, FxBuild>,
     /// The same indexes keyed by the address of the id's text: ids taken from this workflow
     /// are found without hashing their text.
-    task_by_addr: HashMap<usize, u32, FxBuild>,
-    place_by_addr: HashMap<usize, u32, FxBuild>,
-    pub or_joins: Vec<u32>,
+    task_by_addr: HashMap<usize, TaskIx, FxBuild>,
+    place_by_addr: HashMap<usize, PlaceIx, FxBuild>,
+    pub or_joins: Vec<TaskIx>,
 }
 
 impl NetDef {
     /// Returns the index of the task with this id.
-    pub fn task(&self, id: &ElementId) -> Option<u32> {
+    pub fn task(&self, id: &ElementId) -> Option<TaskIx> {
         // Small nets: comparing a few addresses beats hashing.
         if self.tasks.len() <= 16 {
             if let Some(t) = self.tasks.iter().position(|d| d.id.addr() == id.addr()) {
-                return Some(t as u32);
+                return Some(TaskIx::new(t as u32));
             }
             return self.task_index.get(id).copied();
         }
         match self.task_by_addr.get(&id.addr()) {
-            Some(&t)
-                if self
-                    .tasks
-                    .get(t as usize)
-                    .is_some_and(|d| d.id.addr() == id.addr()) =>
-            {
-                Some(t)
-            }
+            Some(&t) if self.tasks.get(t).is_some_and(|d| d.id.addr() == id.addr()) => Some(t),
             _ => self.task_index.get(id).copied(),
         }
     }
 
     /// Returns the index of the place with this id.
-    pub fn place(&self, id: &ElementId) -> Option<u32> {
+    pub fn place(&self, id: &ElementId) -> Option<PlaceIx> {
         if self.places.len() <= 16 {
             if let Some(p) = self.places.iter().position(|d| d.id.addr() == id.addr()) {
-                return Some(p as u32);
+                return Some(PlaceIx::new(p as u32));
             }
             return self.place_index.get(id).copied();
         }
         match self.place_by_addr.get(&id.addr()) {
-            Some(&p)
-                if self
-                    .places
-                    .get(p as usize)
-                    .is_some_and(|d| d.id.addr() == id.addr()) =>
-            {
-                Some(p)
-            }
+            Some(&p) if self.places.get(p).is_some_and(|d| d.id.addr() == id.addr()) => Some(p),
             _ => self.place_index.get(id).copied(),
         }
     }
@@ -89,24 +73,28 @@ impl NetDef {
 
 impl NetDef {
     /// Returns the definition of task `t`.
-    pub(crate) fn task_def(&self, t: u32) -> Result<&TaskDef, Error> {
-        Error::misfit(self.tasks.get(t as usize), "task", t)
+    #[inline]
+    pub(crate) fn task_def(&self, t: TaskIx) -> Result<&TaskDef, Error> {
+        self.tasks.at(t)
     }
 
     /// Returns the definition of place `p`.
-    pub(crate) fn place_def(&self, p: u32) -> Result<&PlaceDef, Error> {
-        Error::misfit(self.places.get(p as usize), "place", p)
+    #[inline]
+    pub(crate) fn place_def(&self, p: PlaceIx) -> Result<&PlaceDef, Error> {
+        self.places.at(p)
     }
 }
 
-pub(crate) const INPUT: u32 = 0;
-pub(crate) const OUTPUT: u32 = 1;
+/// The input condition of every net.
+pub(crate) const INPUT: PlaceIx = PlaceIx::new(0);
+/// The output condition of every net.
+pub(crate) const OUTPUT: PlaceIx = PlaceIx::new(1);
 
 #[derive(Debug)]
 pub(crate) struct PlaceDef {
     pub id: ElementId,
     /// Tasks that take tokens from this place.
-    pub consumers: Vec<u32>,
+    pub consumers: Vec<TaskIx>,
     /// Whether this place is the implicit condition of a task-to-task flow.
     pub implicit: bool,
 }
@@ -116,13 +104,13 @@ pub(crate) struct TaskDef {
     pub id: ElementId,
     pub join: ControlType,
     pub split: ControlType,
-    pub inputs: Vec<u32>,
+    pub inputs: Vec<PlaceIx>,
     /// Outgoing arcs, non-default ones in evaluation order, then the default one.
     pub outputs: Vec<OutArc>,
-    pub cancel_places: Vec<u32>,
-    pub cancel_tasks: Vec<u32>,
+    pub cancel_places: Vec<PlaceIx>,
+    pub cancel_tasks: Vec<TaskIx>,
     pub mi: Option<MiDef>,
-    pub subnet: Option<u32>,
+    pub subnet: Option<NetIx>,
     pub binding: TaskBinding,
     pub timer: Option<TaskTimer>,
     pub input_mapping: Option<CompiledExpr>,
@@ -132,7 +120,7 @@ pub(crate) struct TaskDef {
 
 #[derive(Debug)]
 pub(crate) struct OutArc {
-    pub place: u32,
+    pub place: PlaceIx,
     pub predicate: Option<CompiledExpr>,
     pub is_default: bool,
     /// Taken only when the task fails.
@@ -163,35 +151,46 @@ impl Workflow {
                 "root net is not among the specification's nets",
             );
         }
-        let net_index: HashMap<&NetId, u32> = spec
+        let net_index: HashMap<&NetId, NetIx> = spec
             .nets
             .iter()
             .enumerate()
-            .map(|(i, n)| (&n.id, i as u32))
+            .map(|(i, n)| (&n.id, NetIx::new(i as u32)))
             .collect();
-        let mut nets = Vec::with_capacity(spec.nets.len());
+        let mut nets = IxVec::with_capacity(spec.nets.len());
         for net in &spec.nets {
-            nets.push(build_net(
-                net,
-                &spec.root_net,
-                &net_index,
-                &mut v,
-                &mut notes,
-            ));
+            match build_net(net, &spec.root_net, &net_index, &mut v, &mut notes) {
+                Ok(def) => {
+                    nets.push(def);
+                }
+                // Validation looked up an index it made itself and missed: refuse the net
+                // rather than run a workflow indexed wrongly.
+                Err(e) => {
+                    let why = match e {
+                        Error::Misfit { what, index } => format!("no {what} {index}"),
+                        other => other.to_string(),
+                    };
+                    violation(
+                        &mut v,
+                        net.id.as_str(),
+                        format!("the net could not be indexed ({why}): a defect of knhk"),
+                    );
+                }
+            }
         }
         if !v.is_empty() {
             return Err(InvalidDefinition { violations: v });
         }
         // Keep the root net first so that net instance 0 of a case runs it.
-        let root = net_index.get(&spec.root_net).copied().unwrap_or(0) as usize;
-        if root != 0 {
-            nets.swap(0, root);
-            for net in &mut nets {
-                for task in &mut net.tasks {
-                    task.subnet = task.subnet.map(|s| match s as usize {
-                        s if s == root => 0,
-                        0 => root as u32,
-                        s => s as u32,
+        const FIRST: NetIx = NetIx::new(0);
+        let root = net_index.get(&spec.root_net).copied().unwrap_or(FIRST);
+        if root != FIRST && nets.swap(FIRST, root) {
+            for net in nets.iter_mut() {
+                for task in net.tasks.iter_mut() {
+                    task.subnet = task.subnet.map(|s| match s {
+                        s if s == root => FIRST,
+                        FIRST => root,
+                        s => s,
                     });
                 }
             }
@@ -200,8 +199,9 @@ impl Workflow {
     }
 
     /// Returns the definition of net `n`.
-    pub(crate) fn net(&self, n: u32) -> Result<&NetDef, Error> {
-        Error::misfit(self.nets.get(n as usize), "net", n)
+    #[inline]
+    pub(crate) fn net(&self, n: NetIx) -> Result<&NetDef, Error> {
+        self.nets.at(n)
     }
 
     /// Returns the specification this workflow was built from.
