@@ -203,7 +203,9 @@ fn variables(
         let ty = cx
             .literal(&var, &yawl("type"), &net.owner)
             .unwrap_or_default();
-        if value.trim().is_empty() && ty.rsplit(':').next() != Some("string") {
+        // As in YAWL XML: an empty initial value declares none, except an empty string on the
+        // root net.
+        if value.trim().is_empty() && (!root || ty.rsplit(':').next() != Some("string")) {
             continue;
         }
         if !root {

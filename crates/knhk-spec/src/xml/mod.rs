@@ -328,8 +328,12 @@ fn variables(
         let namespace = field(cx, "namespace");
         let value = cx::text(initial);
         let elements = initial.children().any(|c| c.is_element());
-        if !elements && value.trim().is_empty() && ty.rsplit(':').next() != Some("string") {
-            // An empty initial value declares none.
+        // An empty initial value declares none, except an empty string on the root net. The
+        // editor writes an empty <initialValue/> on every variable, sub-nets' included.
+        if !elements
+            && value.trim().is_empty()
+            && (!root || ty.rsplit(':').next() != Some("string"))
+        {
             continue;
         }
         if !root {

@@ -363,15 +363,77 @@ fn a_beta_file_without_resourcing_goes_to_the_administrators_and_caps_its_thresh
     run.check_replay();
 }
 
+#[test]
+fn a_yawl_2_file_with_a_system_offer_to_no_one_goes_to_the_administrators() {
+    let loaded = load("room_booking_2x.yawl", &Options::default());
+    // A system offer that reaches no one: YAWL passes the item to an administrator, and its
+    // system allocator (RandomChoice, which knhk does not have) is never consulted.
+    assert!(
+        noted(
+            &loaded,
+            "Request_3",
+            "its offer is made by the system (<offer initiator=\"system\">) to no one, so an administrator distributes it"
+        ),
+        "{:#?}",
+        loaded.notes
+    );
+    assert_eq!(
+        offered_to(&loaded.workflow, "Request_3"),
+        (vec!["admin".to_owned()], true)
+    );
+    let mut run = Run::start(loaded.workflow, json!({}));
+    // An xs:float initial value is a number, an empty xs:string one the empty string; the
+    // sub-net's empty initial values declare nothing.
+    assert_eq!(run.case.data()["budget"], json!(120.5));
+    assert_eq!(run.case.data()["room"], json!(""));
+    assert!(run.case.data().get("confirmation").is_none());
+    run.complete("Request_3");
+    // The float routes: 120.5 > 100.0 takes the flow to Check.
+    assert_eq!(
+        run.completed(),
+        ["Request_3", "Reserve_8", "Book_4", "Check_5"]
+    );
+    assert_eq!(run.case.status(), CaseStatus::Completed);
+    run.check_replay();
+}
+
+#[test]
+fn a_sub_net_variable_with_an_empty_initial_value_declares_none() {
+    for ty in ["string", "long", "boolean"] {
+        let text = with_variables(
+            &format!(
+                "<localVariable><index>0</index><name>v</name><type>{ty}</type><namespace>{XSD}</namespace><initialValue /></localVariable>"
+            ),
+            true,
+        );
+        let loaded = knhk_spec::load_yawl_xml_with(
+            &Source {
+                name: "wf.yawl",
+                base_iri: "file:///defs/wf.yawl",
+                text: &text,
+            },
+            &Options::default(),
+        )
+        .unwrap_or_else(|e| panic!("{ty}: {e}"));
+        assert!(loaded.workflow.specification().initial_data.is_empty());
+    }
+}
+
 /// A YAWL 4 net start -> A -> end with `variables` in the root net and, when `sub` is given, a
-/// sub-net `Sub` (run by nothing) holding those variables instead.
+/// sub-net `Sub` (the decomposition of A) holding those variables instead.
 fn with_variables(variables: &str, sub: bool) -> String {
+    let decomposes = if sub {
+        r#"<decomposesTo id="Sub"/>"#
+    } else {
+        ""
+    };
     let (root_vars, sub_net) = if sub {
         (
             String::new(),
             format!(
                 r#"<decomposition id="Sub" xsi:type="NetFactsType">{variables}<processControlElements>
-                <inputCondition id="si"><flowsInto><nextElementRef id="so"/></flowsInto></inputCondition>
+                <inputCondition id="si"><flowsInto><nextElementRef id="S"/></flowsInto></inputCondition>
+                <task id="S"><flowsInto><nextElementRef id="so"/></flowsInto><join code="xor"/><split code="and"/></task>
                 <outputCondition id="so"/></processControlElements></decomposition>"#
             ),
         )
@@ -387,7 +449,7 @@ fn with_variables(variables: &str, sub: bool) -> String {
       {root_vars}
       <processControlElements>
         <inputCondition id="start"><flowsInto><nextElementRef id="A"/></flowsInto></inputCondition>
-        <task id="A"><flowsInto><nextElementRef id="end"/></flowsInto><join code="xor"/><split code="and"/></task>
+        <task id="A"><flowsInto><nextElementRef id="end"/></flowsInto><join code="xor"/><split code="and"/>{decomposes}</task>
         <outputCondition id="end"/>
       </processControlElements>
     </decomposition>

@@ -697,15 +697,6 @@ fn semantic_violations_name_the_element() {
 #[test]
 fn what_cannot_be_mapped_is_refused_naming_the_task() {
     let manual = r#"<decomposition id="Work" xsi:type="WebServiceGatewayFactsType"><externalInteraction>manual</externalInteraction></decomposition>"#;
-    // A manual task the system is to offer, to no role.
-    refused(
-        &with_task_a(
-            r#"<resourcing><offer initiator="system"/><allocate initiator="user"/><start initiator="user"/></resourcing><decomposesTo id="Work"/>"#,
-            manual,
-        ),
-        "A",
-        "to no role",
-    );
     // Offers to single participants.
     refused(
         &with_task_a(
