@@ -381,6 +381,12 @@ fn a_yawl_2_file_with_a_system_offer_to_no_one_goes_to_the_administrators() {
         offered_to(&loaded.workflow, "Request_3"),
         (vec!["admin".to_owned()], true)
     );
+    // The root net's input parameter is one the case must be given.
+    assert!(noted(
+        &loaded,
+        "RoomBooking",
+        "the root net takes the input parameter \"requester\""
+    ));
     let mut run = Run::start(loaded.workflow, json!({}));
     // An xs:float initial value is a number, an empty xs:string one the empty string; the
     // sub-net's empty initial values declare nothing.
