@@ -1,6 +1,6 @@
 //! Reads a specification written in the YAWL 4 vocabulary (with knhk extension terms).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use knhk_core::model::{
     Condition, ControlType, CreationMode, Expression, Flow, MultipleInstance, Net, Task, TaskTimer,
@@ -8,6 +8,7 @@ use knhk_core::model::{
 };
 use knhk_core::{ElementId, NetId, Specification};
 
+use crate::error::ElementViolation;
 use crate::graph::{Node, Object};
 use crate::read::cx::{Cx, Owner};
 use crate::read::knhk::{read_task_extension, read_timer_action};
@@ -132,14 +133,26 @@ pub(crate) fn read(cx: &mut Cx<'_>, spec: Option<&Node>) -> Option<Read> {
             .collect();
         let name = cx.literal(&net.node, &yawl("name"), &net.owner);
         if let (Some(input_condition), Some(output_condition)) = (input, output) {
-            out.push(Net {
+            let mut read = Net {
                 id: NetId::new(&net.id),
                 name,
                 input_condition,
                 output_condition,
                 conditions,
                 tasks,
-            });
+            };
+            let booleans = boolean_variables(cx, net);
+            for (element, variable) in crate::predicate::rewrite_net(&mut read, &booleans) {
+                let note = ElementViolation {
+                    iri: iris.iri_of(&element),
+                    element,
+                    rule: crate::predicate::note(&variable),
+                };
+                if !cx.notes.contains(&note) {
+                    cx.notes.push(note);
+                }
+            }
+            out.push(read);
         }
     }
 
@@ -178,6 +191,27 @@ pub(crate) fn read(cx: &mut Cx<'_>, spec: Option<&Node>) -> Option<Read> {
         iris,
         notes: Vec::new(),
     })
+}
+
+/// The names of the variables and parameters a net declares with `yawl:type` `boolean`, which
+/// its XPath predicates compare as booleans (see [`crate::predicate`]).
+fn boolean_variables(cx: &mut Cx<'_>, net: &NetNodes) -> HashSet<String> {
+    let mut names = HashSet::new();
+    for term in [
+        "hasLocalVariable",
+        "hasInputParameter",
+        "hasOutputParameter",
+    ] {
+        for var in cx.nodes(&net.node, &yawl(term), &net.owner) {
+            let ty = cx.literal(&var, &yawl("type"), &net.owner);
+            if ty.as_deref().and_then(|t| t.rsplit(':').next()) == Some("boolean")
+                && let Some(name) = cx.literal(&var, &yawl("name"), &net.owner)
+            {
+                names.insert(name);
+            }
+        }
+    }
+    names
 }
 
 /// Reads the initial values of a net's local variables (`yawl:hasLocalVariable` with

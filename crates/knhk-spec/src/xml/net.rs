@@ -1,7 +1,7 @@
 //! Reads the nets of a YAWL XML specification: their `processControlElements` (input and
 //! output condition, conditions, tasks), element ids, and the flows between elements.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use knhk_core::model::{Condition, Expression, Flow, Net, Task};
 use knhk_core::{ElementId, NetId};
@@ -26,6 +26,8 @@ pub(crate) struct Scope<'r> {
     pub(crate) net: usize,
     pub(crate) net_ids: &'r [String],
     pub(crate) decompositions: &'r HashMap<String, Decomposition>,
+    /// The variables the net declares as `xs:boolean`, which its predicates compare as such.
+    pub(crate) booleans: HashSet<String>,
 }
 
 impl Scope<'_> {
@@ -164,6 +166,7 @@ pub(crate) fn read_nets<'a, 'i>(
             net: index,
             net_ids: &net_ids,
             decompositions,
+            booleans: boolean_variables(cx, *node),
         };
         let input = found
             .input
@@ -245,6 +248,11 @@ pub(crate) fn flows(cx: &mut Cx, scope: &Scope<'_>, node: Node<'_, '_>, loc: &Lo
             if query.is_empty() {
                 cx.problem(loc, "a flow's <predicate> is empty");
             } else {
+                let (query, rewritten) =
+                    crate::predicate::compare_booleans_as_booleans(query, &scope.booleans);
+                for variable in rewritten {
+                    cx.note(loc, crate::predicate::note(&variable));
+                }
                 predicate = Some(Expression::xpath(query));
             }
             if let Some(o) = p.attribute("ordering") {
@@ -282,4 +290,28 @@ pub(crate) fn flows(cx: &mut Cx, scope: &Scope<'_>, node: Node<'_, '_>, loc: &Lo
         }
     }
     out
+}
+
+/// The names of the variables and parameters a net declares as `xs:boolean`.
+fn boolean_variables(cx: &Cx, net: Node<'_, '_>) -> HashSet<String> {
+    let mut names = HashSet::new();
+    for kind in ["localVariable", "inputParam", "outputParam"] {
+        for var in cx.children(net, kind) {
+            // YAWL 4 writes name and type as elements; Beta files the name as an attribute.
+            let child = |tag: &str| {
+                var.children()
+                    .find(|c| c.is_element() && c.tag_name().name() == tag)
+                    .and_then(|c| c.text())
+                    .map(|t| t.trim().to_owned())
+            };
+            let name = child("name").or_else(|| var.attribute("name").map(|n| n.trim().to_owned()));
+            let ty = child("type").unwrap_or_default();
+            if let Some(name) = name.filter(|n| !n.is_empty())
+                && ty.rsplit(':').next() == Some("boolean")
+            {
+                names.insert(name);
+            }
+        }
+    }
+    names
 }

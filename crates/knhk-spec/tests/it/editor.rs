@@ -387,14 +387,21 @@ fn a_yawl_2_file_with_a_system_offer_to_no_one_goes_to_the_administrators() {
         "RoomBooking",
         "the root net takes the input parameter \"requester\""
     ));
+    // The editor compares a boolean with a string; knhk compares it with the boolean.
+    assert!(noted(
+        &loaded,
+        "Book_4",
+        "compares the xs:boolean variable \"urgent\" with the string 'true' or 'false'"
+    ));
     let mut run = Run::start(loaded.workflow, json!({}));
+    assert_eq!(run.case.data()["urgent"], json!(false));
     // An xs:float initial value is a number, an empty xs:string one the empty string; the
     // sub-net's empty initial values declare nothing.
     assert_eq!(run.case.data()["budget"], json!(120.5));
     assert_eq!(run.case.data()["room"], json!(""));
     assert!(run.case.data().get("confirmation").is_none());
     run.complete("Request_3");
-    // The float routes: 120.5 > 100.0 takes the flow to Check.
+    // The float and the boolean route: 120.5 > 100.0 and urgent is 'false', so Check runs.
     assert_eq!(
         run.completed(),
         ["Request_3", "Reserve_8", "Book_4", "Check_5"]
@@ -555,4 +562,44 @@ fn turtle_initial_values_apply_and_a_task_left_to_run_time_goes_to_the_admin_rol
     let run = Run::start(loaded.workflow, json!({}));
     assert_eq!(Value::Object(run.case.data().clone()), json!({"limit": 5}));
     assert_eq!(run.items("A").len(), 1);
+}
+
+#[test]
+fn turtle_predicates_compare_a_boolean_variable_with_true_or_false() {
+    let text = r#"@prefix yawl: <http://www.yawlfoundation.org/yawlschema#> .
+<#Spec> a yawl:Specification ; yawl:hasDecomposition <#Net> .
+<#Net> a yawl:Net ; yawl:isRootNet true ;
+    yawl:hasLocalVariable [ yawl:name "urgent" ; yawl:type "boolean" ; yawl:initialValue "false" ] ;
+    yawl:hasInputCondition <#start> ; yawl:hasOutputCondition <#end> ;
+    yawl:hasTask <#A>, <#Normal>, <#Rush> .
+<#start> a yawl:InputCondition ; yawl:flowsInto [ yawl:nextElementRef <#A> ] .
+<#A> a yawl:Task ; yawl:hasSplit yawl:ControlTypeXor ;
+    yawl:flowsInto
+        [ yawl:nextElementRef <#Normal> ; yawl:hasPredicate [ yawl:query "/Net/urgent/text() = 'false'" ; yawl:ordering 1 ] ],
+        [ yawl:nextElementRef <#Rush> ; yawl:isDefaultFlow true ] .
+<#Normal> a yawl:Task ; yawl:flowsInto [ yawl:nextElementRef <#end> ] .
+<#Rush> a yawl:Task ; yawl:flowsInto [ yawl:nextElementRef <#end> ] .
+<#end> a yawl:OutputCondition .
+"#;
+    let loaded = knhk_spec::load_turtle_with(
+        &Source {
+            name: "wf.ttl",
+            base_iri: "file:///defs/wf.ttl",
+            text,
+        },
+        &Options::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        noted(
+            &loaded,
+            "A",
+            "compares the xs:boolean variable \"urgent\" with the string 'true' or 'false'"
+        ),
+        "{:#?}",
+        loaded.notes
+    );
+    let run = Run::start(loaded.workflow, json!({}));
+    assert_eq!(run.completed(), ["A", "Normal"]);
+    assert_eq!(run.case.status(), CaseStatus::Completed);
 }
