@@ -1,6 +1,6 @@
 //! Reads a specification written in the YAWL 4 vocabulary (with knhk extension terms).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use knhk_core::model::{
     Condition, ControlType, CreationMode, Expression, Flow, MultipleInstance, Net, Task, TaskTimer,
@@ -10,6 +10,7 @@ use knhk_core::{ElementId, NetId, Specification};
 
 use crate::error::ElementViolation;
 use crate::graph::{Node, Object};
+use crate::predicate::Kind;
 use crate::read::cx::{Cx, Owner};
 use crate::read::knhk::{read_task_extension, read_timer_action};
 use crate::read::{IriMap, Read, Registry, element_id};
@@ -141,12 +142,12 @@ pub(crate) fn read(cx: &mut Cx<'_>, spec: Option<&Node>) -> Option<Read> {
                 conditions,
                 tasks,
             };
-            let booleans = boolean_variables(cx, net);
-            for (element, variable) in crate::predicate::rewrite_net(&mut read, &booleans) {
+            let types = typed_variables(cx, net);
+            for (element, variable, kind) in crate::predicate::rewrite_net(&mut read, &types) {
                 let note = ElementViolation {
                     iri: iris.iri_of(&element),
                     element,
-                    rule: crate::predicate::note(&variable),
+                    rule: crate::predicate::note(&variable, kind),
                 };
                 if !cx.notes.contains(&note) {
                     cx.notes.push(note);
@@ -193,25 +194,27 @@ pub(crate) fn read(cx: &mut Cx<'_>, spec: Option<&Node>) -> Option<Read> {
     })
 }
 
-/// The names of the variables and parameters a net declares with `yawl:type` `boolean`, which
-/// its XPath predicates compare as booleans (see [`crate::predicate`]).
-fn boolean_variables(cx: &mut Cx<'_>, net: &NetNodes) -> HashSet<String> {
-    let mut names = HashSet::new();
+/// The variables and parameters a net declares with a `yawl:type` of `boolean` or a number
+/// type, which its XPath predicates compare as such (see [`crate::predicate`]).
+fn typed_variables(cx: &mut Cx<'_>, net: &NetNodes) -> HashMap<String, Kind> {
+    let mut types = HashMap::new();
     for term in [
         "hasLocalVariable",
         "hasInputParameter",
         "hasOutputParameter",
     ] {
         for var in cx.nodes(&net.node, &yawl(term), &net.owner) {
-            let ty = cx.literal(&var, &yawl("type"), &net.owner);
-            if ty.as_deref().and_then(|t| t.rsplit(':').next()) == Some("boolean")
+            let kind = cx
+                .literal(&var, &yawl("type"), &net.owner)
+                .and_then(|t| Kind::of(&t));
+            if let Some(kind) = kind
                 && let Some(name) = cx.literal(&var, &yawl("name"), &net.owner)
             {
-                names.insert(name);
+                types.insert(name, kind);
             }
         }
     }
-    names
+    types
 }
 
 /// Reads the initial values of a net's local variables (`yawl:hasLocalVariable` with

@@ -1,13 +1,14 @@
 //! Reads the nets of a YAWL XML specification: their `processControlElements` (input and
 //! output condition, conditions, tasks), element ids, and the flows between elements.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use knhk_core::model::{Condition, Expression, Flow, Net, Task};
 use knhk_core::{ElementId, NetId};
 use roxmltree::Node;
 
 use crate::graph;
+use crate::predicate::Kind;
 use crate::read::IriMap;
 use crate::xml::Decomposition;
 use crate::xml::cx::{Cx, Loc, text};
@@ -26,8 +27,9 @@ pub(crate) struct Scope<'r> {
     pub(crate) net: usize,
     pub(crate) net_ids: &'r [String],
     pub(crate) decompositions: &'r HashMap<String, Decomposition>,
-    /// The variables the net declares as `xs:boolean`, which its predicates compare as such.
-    pub(crate) booleans: HashSet<String>,
+    /// The variables the net declares as `xs:boolean` or numbers, which its predicates
+    /// compare as such.
+    pub(crate) types: HashMap<String, Kind>,
 }
 
 impl Scope<'_> {
@@ -166,7 +168,7 @@ pub(crate) fn read_nets<'a, 'i>(
             net: index,
             net_ids: &net_ids,
             decompositions,
-            booleans: boolean_variables(cx, *node),
+            types: typed_variables(cx, *node),
         };
         let input = found
             .input
@@ -248,10 +250,9 @@ pub(crate) fn flows(cx: &mut Cx, scope: &Scope<'_>, node: Node<'_, '_>, loc: &Lo
             if query.is_empty() {
                 cx.problem(loc, "a flow's <predicate> is empty");
             } else {
-                let (query, rewritten) =
-                    crate::predicate::compare_booleans_as_booleans(query, &scope.booleans);
-                for variable in rewritten {
-                    cx.note(loc, crate::predicate::note(&variable));
+                let (query, rewritten) = crate::predicate::compare_as_typed(query, &scope.types);
+                for (variable, kind) in rewritten {
+                    cx.note(loc, crate::predicate::note(&variable, kind));
                 }
                 predicate = Some(Expression::xpath(query));
             }
@@ -292,9 +293,9 @@ pub(crate) fn flows(cx: &mut Cx, scope: &Scope<'_>, node: Node<'_, '_>, loc: &Lo
     out
 }
 
-/// The names of the variables and parameters a net declares as `xs:boolean`.
-fn boolean_variables(cx: &Cx, net: Node<'_, '_>) -> HashSet<String> {
-    let mut names = HashSet::new();
+/// The variables and parameters a net declares as `xs:boolean` or as a number type, by name.
+fn typed_variables(cx: &Cx, net: Node<'_, '_>) -> HashMap<String, Kind> {
+    let mut types = HashMap::new();
     for kind in ["localVariable", "inputParam", "outputParam"] {
         for var in cx.children(net, kind) {
             // YAWL 4 writes name and type as elements; Beta files the name as an attribute.
@@ -307,11 +308,11 @@ fn boolean_variables(cx: &Cx, net: Node<'_, '_>) -> HashSet<String> {
             let name = child("name").or_else(|| var.attribute("name").map(|n| n.trim().to_owned()));
             let ty = child("type").unwrap_or_default();
             if let Some(name) = name.filter(|n| !n.is_empty())
-                && ty.rsplit(':').next() == Some("boolean")
+                && let Some(k) = Kind::of(&ty)
             {
-                names.insert(name);
+                types.insert(name, k);
             }
         }
     }
-    names
+    types
 }

@@ -393,15 +393,22 @@ fn a_yawl_2_file_with_a_system_offer_to_no_one_goes_to_the_administrators() {
         "Book_4",
         "compares the xs:boolean variable \"urgent\" with the string 'true' or 'false'"
     ));
+    assert!(noted(
+        &loaded,
+        "Book_4",
+        "compares the numeric variable \"guests\" with a string holding a number"
+    ));
     let mut run = Run::start(loaded.workflow, json!({}));
     assert_eq!(run.case.data()["urgent"], json!(false));
+    assert_eq!(run.case.data()["guests"], json!(12));
     // An xs:float initial value is a number, an empty xs:string one the empty string; the
     // sub-net's empty initial values declare nothing.
     assert_eq!(run.case.data()["budget"], json!(120.5));
     assert_eq!(run.case.data()["room"], json!(""));
     assert!(run.case.data().get("confirmation").is_none());
     run.complete("Request_3");
-    // The float and the boolean route: 120.5 > 100.0 and urgent is 'false', so Check runs.
+    // The float, the boolean and the number route: 120.5 > 100.0, urgent is 'false' and
+    // 12 > '10', so Check runs.
     assert_eq!(
         run.completed(),
         ["Request_3", "Reserve_8", "Book_4", "Check_5"]
