@@ -9,6 +9,7 @@
 mod duration;
 mod error;
 mod graph;
+mod predicate;
 mod read;
 mod variables;
 mod vocab;

@@ -25,7 +25,7 @@ pub(crate) fn initial_value(type_name: &str, text: &str) -> Result<Value, String
             .parse::<i64>()
             .map(Value::from)
             .map_err(|_| format!("{trimmed:?} is not a whole number knhk can hold (xs:{local})")),
-        "double" | "decimal" => {
+        "double" | "float" | "decimal" => {
             // A whole number stays one, as in data given at case creation (`{"amount": 0}`).
             if let Ok(whole) = trimmed.parse::<i64>() {
                 return Ok(Value::from(whole));
@@ -42,7 +42,7 @@ pub(crate) fn initial_value(type_name: &str, text: &str) -> Result<Value, String
         }
         "" => Err("the variable has no type".to_owned()),
         other => Err(format!(
-            "its type {other:?} is not one knhk can convert to case data (boolean, int, integer, long, double, decimal, string)"
+            "its type {other:?} is not one knhk can convert to case data (boolean, int, integer, long, double, float, decimal, string)"
         )),
     }
 }

@@ -42,8 +42,8 @@ pub(crate) fn short(iri: &str) -> String {
 pub(crate) struct Cx<'g> {
     pub(crate) graph: &'g Graph,
     pub(crate) problems: Vec<ElementViolation>,
-    /// Findings that do not refuse the file (none in Turtle so far: its terms say what they
-    /// mean).
+    /// Findings that do not refuse the file (in Turtle: predicates that compare a boolean or
+    /// numeric variable with a string).
     pub(crate) notes: Vec<ElementViolation>,
     /// The role of the administrators' queue (see [`crate::Options`]).
     pub(crate) admin_role: String,

@@ -8,7 +8,9 @@ use knhk_core::model::{
 };
 use knhk_core::{ElementId, NetId, Specification};
 
+use crate::error::ElementViolation;
 use crate::graph::{Node, Object};
+use crate::predicate::Kind;
 use crate::read::cx::{Cx, Owner};
 use crate::read::knhk::{read_task_extension, read_timer_action};
 use crate::read::{IriMap, Read, Registry, element_id};
@@ -132,14 +134,26 @@ pub(crate) fn read(cx: &mut Cx<'_>, spec: Option<&Node>) -> Option<Read> {
             .collect();
         let name = cx.literal(&net.node, &yawl("name"), &net.owner);
         if let (Some(input_condition), Some(output_condition)) = (input, output) {
-            out.push(Net {
+            let mut read = Net {
                 id: NetId::new(&net.id),
                 name,
                 input_condition,
                 output_condition,
                 conditions,
                 tasks,
-            });
+            };
+            let types = typed_variables(cx, net);
+            for (element, variable, kind) in crate::predicate::rewrite_net(&mut read, &types) {
+                let note = ElementViolation {
+                    iri: iris.iri_of(&element),
+                    element,
+                    rule: crate::predicate::note(&variable, kind),
+                };
+                if !cx.notes.contains(&note) {
+                    cx.notes.push(note);
+                }
+            }
+            out.push(read);
         }
     }
 
@@ -180,6 +194,29 @@ pub(crate) fn read(cx: &mut Cx<'_>, spec: Option<&Node>) -> Option<Read> {
     })
 }
 
+/// The variables and parameters a net declares with a `yawl:type` of `boolean` or a number
+/// type, which its XPath predicates compare as such (see [`crate::predicate`]).
+fn typed_variables(cx: &mut Cx<'_>, net: &NetNodes) -> HashMap<String, Kind> {
+    let mut types = HashMap::new();
+    for term in [
+        "hasLocalVariable",
+        "hasInputParameter",
+        "hasOutputParameter",
+    ] {
+        for var in cx.nodes(&net.node, &yawl(term), &net.owner) {
+            let kind = cx
+                .literal(&var, &yawl("type"), &net.owner)
+                .and_then(|t| Kind::of(&t));
+            if let Some(kind) = kind
+                && let Some(name) = cx.literal(&var, &yawl("name"), &net.owner)
+            {
+                types.insert(name, kind);
+            }
+        }
+    }
+    types
+}
+
 /// Reads the initial values of a net's local variables (`yawl:hasLocalVariable` with
 /// `yawl:initialValue`): the root net's become the data a case starts with; any other, or one
 /// that cannot be converted, is refused naming the variable.
@@ -203,7 +240,9 @@ fn variables(
         let ty = cx
             .literal(&var, &yawl("type"), &net.owner)
             .unwrap_or_default();
-        if value.trim().is_empty() && ty.rsplit(':').next() != Some("string") {
+        // As in YAWL XML: an empty initial value declares none, except an empty string on the
+        // root net.
+        if value.trim().is_empty() && (!root || ty.rsplit(':').next() != Some("string")) {
             continue;
         }
         if !root {

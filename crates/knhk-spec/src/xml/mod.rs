@@ -296,7 +296,8 @@ fn specification(cx: &mut Cx, spec: Node<'_, '_>, whole: &Loc) -> Option<Read> {
 
 /// Reads the initial values of a net's local variables: the root net's become the data a case
 /// starts with; any other initial value, or one that cannot be converted, is refused, naming
-/// the variable (a declared value is never dropped).
+/// the variable (a declared value is never dropped). The root net's input parameters are
+/// noted: a case must be given them in its data.
 fn variables(
     cx: &mut Cx,
     net: Node<'_, '_>,
@@ -305,6 +306,24 @@ fn variables(
     data: &mut serde_json::Map<String, serde_json::Value>,
 ) {
     let loc = cx.loc(net_id);
+    if root {
+        // YAWL asks for the root net's input parameters when a case starts; knhk takes them
+        // from the data the case is created with, so a reader is told which ones to give.
+        for param in cx.children(net, "inputParam").collect::<Vec<_>>() {
+            let name = cx.child_text(param, "name", &loc).or_else(|| {
+                param
+                    .attribute("name")
+                    .map(|v| v.trim().to_owned())
+                    .filter(|v| !v.is_empty())
+            });
+            if let Some(name) = name {
+                cx.note(
+                    &loc,
+                    format!("the root net takes the input parameter {name:?}: YAWL asks for it when a case starts; knhk reads it from the data a case is created with, so give it there"),
+                );
+            }
+        }
+    }
     for var in cx.children(net, "localVariable").collect::<Vec<_>>() {
         let Some(initial) = cx.child(var, "initialValue", &loc) else {
             continue;
@@ -328,8 +347,12 @@ fn variables(
         let namespace = field(cx, "namespace");
         let value = cx::text(initial);
         let elements = initial.children().any(|c| c.is_element());
-        if !elements && value.trim().is_empty() && ty.rsplit(':').next() != Some("string") {
-            // An empty initial value declares none.
+        // An empty initial value declares none, except an empty string on the root net. The
+        // editor writes an empty <initialValue/> on every variable, sub-nets' included.
+        if !elements
+            && value.trim().is_empty()
+            && (!root || ty.rsplit(':').next() != Some("string"))
+        {
             continue;
         }
         if !root {

@@ -97,6 +97,17 @@ fn splitting(cx: &mut Cx, input: Node<'_, '_>, loc: &Loc) -> Option<Expression> 
         );
         return None;
     };
+    // XQuery (an element constructor, a FLWOR or conditional expression) is named as such:
+    // the XPath translation would only report the first character it cannot read.
+    if let Some(construct) = xquery_construct(&expression) {
+        cx.problem(
+            loc,
+            format!(
+                "the multiple-instance input (<miDataInput><expression query>) {expression:?} is {construct}, which knhk does not run: knhk splits the list an XPath path names (\"/Net/items\")"
+            ),
+        );
+        return None;
+    }
     // knhk's split expressions are CEL; the XPath is translated here, as the core would.
     let cel = match knhk_core::expr::translate_xpath(&expression) {
         Ok(cel) => cel,
@@ -118,6 +129,20 @@ fn splitting(cx: &mut Cx, input: Node<'_, '_>, loc: &Loc) -> Option<Expression> 
         return None;
     }
     Some(Expression::cel(cel))
+}
+
+/// Names the XQuery construct an expression is built on, if it is more than XPath.
+fn xquery_construct(expression: &str) -> Option<&'static str> {
+    let compact: String = expression.split_whitespace().collect::<Vec<_>>().join(" ");
+    if compact.starts_with('<') {
+        Some("an XQuery element constructor (<x>{...}</x>)")
+    } else if ["for $", "let $"].iter().any(|k| compact.starts_with(k)) {
+        Some("an XQuery FLWOR expression (for/let ... return)")
+    } else if compact.starts_with("if (") || compact.starts_with("if(") {
+        Some("an XQuery conditional expression (if ... then ... else)")
+    } else {
+        None
+    }
 }
 
 /// Tells whether an XQuery splitting expression takes each child of the input as it is (or
@@ -177,6 +202,25 @@ fn is_name(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_the_xquery_construct_of_an_input_expression() {
+        assert!(
+            xquery_construct(
+                "<legs> {if (count(/data/legs/*) > 0) then /data/legs/* else () }</legs>"
+            )
+            .is_some_and(|c| c.contains("element constructor"))
+        );
+        assert!(
+            xquery_construct("for $l in /data/legs/* return $l")
+                .is_some_and(|c| c.contains("FLWOR"))
+        );
+        assert!(
+            xquery_construct("if (/data/a) then /data/a else /data/b")
+                .is_some_and(|c| c.contains("conditional"))
+        );
+        assert_eq!(xquery_construct("/Net/items"), None);
+    }
 
     #[test]
     fn recognises_splitting_queries_that_take_each_child() {

@@ -8,6 +8,7 @@ use knhk_core::{ElementId, NetId};
 use roxmltree::Node;
 
 use crate::graph;
+use crate::predicate::Kind;
 use crate::read::IriMap;
 use crate::xml::Decomposition;
 use crate::xml::cx::{Cx, Loc, text};
@@ -26,6 +27,9 @@ pub(crate) struct Scope<'r> {
     pub(crate) net: usize,
     pub(crate) net_ids: &'r [String],
     pub(crate) decompositions: &'r HashMap<String, Decomposition>,
+    /// The variables the net declares as `xs:boolean` or numbers, which its predicates
+    /// compare as such.
+    pub(crate) types: HashMap<String, Kind>,
 }
 
 impl Scope<'_> {
@@ -164,6 +168,7 @@ pub(crate) fn read_nets<'a, 'i>(
             net: index,
             net_ids: &net_ids,
             decompositions,
+            types: typed_variables(cx, *node),
         };
         let input = found
             .input
@@ -245,6 +250,10 @@ pub(crate) fn flows(cx: &mut Cx, scope: &Scope<'_>, node: Node<'_, '_>, loc: &Lo
             if query.is_empty() {
                 cx.problem(loc, "a flow's <predicate> is empty");
             } else {
+                let (query, rewritten) = crate::predicate::compare_as_typed(query, &scope.types);
+                for (variable, kind) in rewritten {
+                    cx.note(loc, crate::predicate::note(&variable, kind));
+                }
                 predicate = Some(Expression::xpath(query));
             }
             if let Some(o) = p.attribute("ordering") {
@@ -282,4 +291,28 @@ pub(crate) fn flows(cx: &mut Cx, scope: &Scope<'_>, node: Node<'_, '_>, loc: &Lo
         }
     }
     out
+}
+
+/// The variables and parameters a net declares as `xs:boolean` or as a number type, by name.
+fn typed_variables(cx: &Cx, net: Node<'_, '_>) -> HashMap<String, Kind> {
+    let mut types = HashMap::new();
+    for kind in ["localVariable", "inputParam", "outputParam"] {
+        for var in cx.children(net, kind) {
+            // YAWL 4 writes name and type as elements; Beta files the name as an attribute.
+            let child = |tag: &str| {
+                var.children()
+                    .find(|c| c.is_element() && c.tag_name().name() == tag)
+                    .and_then(|c| c.text())
+                    .map(|t| t.trim().to_owned())
+            };
+            let name = child("name").or_else(|| var.attribute("name").map(|n| n.trim().to_owned()));
+            let ty = child("type").unwrap_or_default();
+            if let Some(name) = name.filter(|n| !n.is_empty())
+                && let Some(k) = Kind::of(&ty)
+            {
+                types.insert(name, k);
+            }
+        }
+    }
+    types
 }

@@ -109,7 +109,7 @@ pub(crate) fn read_task(cx: &mut Cx, scope: &Scope<'_>, node: Node<'_, '_>, id: 
             Some(Decomposition::Net) => task.decomposition = Some(NetId::new(did)),
             // A YAWL custom service or codelet performs the task; knhk runs it as an empty task.
             Some(Decomposition::Gateway(g)) if g.automated => {}
-            Some(Decomposition::Gateway(_)) => task.binding = human(cx, node, did, &loc),
+            Some(Decomposition::Gateway(_)) => task.binding = human(cx, node, &loc),
             None => cx.problem(
                 &loc,
                 format!("<decomposesTo> refers to {did:?}, which is no decomposition of the specification"),
@@ -147,9 +147,10 @@ fn control_type(cx: &mut Cx, node: Node<'_, '_>, name: &str, loc: &Loc) -> Contr
 
 /// Reads the resourcing of a manual task: the roles its work item is offered to, and how it is
 /// allocated. What would narrow or redirect the offer in ways knhk cannot follow is refused.
-/// An offer the definition leaves to an administrator (no resourcing, as in Beta files, or an
-/// offer initiated by the user with no role) goes to the administrators' queue.
-fn human(cx: &mut Cx, node: Node<'_, '_>, decomposition: &str, loc: &Loc) -> TaskBinding {
+/// An offer the definition leaves to an administrator (no resourcing, as in Beta files, an
+/// offer initiated by the user with no role, or a system offer to no one) goes to the
+/// administrators' queue.
+fn human(cx: &mut Cx, node: Node<'_, '_>, loc: &Loc) -> TaskBinding {
     let Some(resourcing) = cx.child(node, "resourcing", loc) else {
         return at_runtime(cx, loc, "it has no <resourcing>");
     };
@@ -210,13 +211,13 @@ fn human(cx: &mut Cx, node: Node<'_, '_>, decomposition: &str, loc: &Loc) -> Tas
     }
     if roles.is_empty() {
         if by_system {
-            cx.problem(
+            // YAWL's resource service passes a work item whose system offer reaches no one to
+            // the administrators' unoffered queue; the allocator is then never consulted.
+            return at_runtime(
+                cx,
                 loc,
-                format!(
-                    "is a manual task (its decomposition {decomposition:?} has no yawlService or codelet) whose offer is made by the system (<offer initiator=\"system\">) to no role; knhk offers work items to roles (<offer><distributionSet><initialSet><role>)"
-                ),
+                "its offer is made by the system (<offer initiator=\"system\">) to no one, so an administrator distributes it",
             );
-            return TaskBinding::Empty;
         }
         let why = if offer.is_some() {
             "its offer is made by the user (<offer initiator=\"user\">) and names no role"

@@ -363,15 +363,97 @@ fn a_beta_file_without_resourcing_goes_to_the_administrators_and_caps_its_thresh
     run.check_replay();
 }
 
+#[test]
+fn a_yawl_2_file_with_a_system_offer_to_no_one_goes_to_the_administrators() {
+    let loaded = load("room_booking_2x.yawl", &Options::default());
+    // A system offer that reaches no one: YAWL passes the item to an administrator, and its
+    // system allocator (RandomChoice, which knhk does not have) is never consulted.
+    assert!(
+        noted(
+            &loaded,
+            "Request_3",
+            "its offer is made by the system (<offer initiator=\"system\">) to no one, so an administrator distributes it"
+        ),
+        "{:#?}",
+        loaded.notes
+    );
+    assert_eq!(
+        offered_to(&loaded.workflow, "Request_3"),
+        (vec!["admin".to_owned()], true)
+    );
+    // The root net's input parameter is one the case must be given.
+    assert!(noted(
+        &loaded,
+        "RoomBooking",
+        "the root net takes the input parameter \"requester\""
+    ));
+    // The editor compares a boolean with a string; knhk compares it with the boolean.
+    assert!(noted(
+        &loaded,
+        "Book_4",
+        "compares the xs:boolean variable \"urgent\" with the string 'true' or 'false'"
+    ));
+    assert!(noted(
+        &loaded,
+        "Book_4",
+        "compares the numeric variable \"guests\" with a string holding a number"
+    ));
+    let mut run = Run::start(loaded.workflow, json!({}));
+    assert_eq!(run.case.data()["urgent"], json!(false));
+    assert_eq!(run.case.data()["guests"], json!(12));
+    // An xs:float initial value is a number, an empty xs:string one the empty string; the
+    // sub-net's empty initial values declare nothing.
+    assert_eq!(run.case.data()["budget"], json!(120.5));
+    assert_eq!(run.case.data()["room"], json!(""));
+    assert!(run.case.data().get("confirmation").is_none());
+    run.complete("Request_3");
+    // The float, the boolean and the number route: 120.5 > 100.0, urgent is 'false' and
+    // 12 > '10', so Check runs.
+    assert_eq!(
+        run.completed(),
+        ["Request_3", "Reserve_8", "Book_4", "Check_5"]
+    );
+    assert_eq!(run.case.status(), CaseStatus::Completed);
+    run.check_replay();
+}
+
+#[test]
+fn a_sub_net_variable_with_an_empty_initial_value_declares_none() {
+    for ty in ["string", "long", "boolean"] {
+        let text = with_variables(
+            &format!(
+                "<localVariable><index>0</index><name>v</name><type>{ty}</type><namespace>{XSD}</namespace><initialValue /></localVariable>"
+            ),
+            true,
+        );
+        let loaded = knhk_spec::load_yawl_xml_with(
+            &Source {
+                name: "wf.yawl",
+                base_iri: "file:///defs/wf.yawl",
+                text: &text,
+            },
+            &Options::default(),
+        )
+        .unwrap_or_else(|e| panic!("{ty}: {e}"));
+        assert!(loaded.workflow.specification().initial_data.is_empty());
+    }
+}
+
 /// A YAWL 4 net start -> A -> end with `variables` in the root net and, when `sub` is given, a
-/// sub-net `Sub` (run by nothing) holding those variables instead.
+/// sub-net `Sub` (the decomposition of A) holding those variables instead.
 fn with_variables(variables: &str, sub: bool) -> String {
+    let decomposes = if sub {
+        r#"<decomposesTo id="Sub"/>"#
+    } else {
+        ""
+    };
     let (root_vars, sub_net) = if sub {
         (
             String::new(),
             format!(
                 r#"<decomposition id="Sub" xsi:type="NetFactsType">{variables}<processControlElements>
-                <inputCondition id="si"><flowsInto><nextElementRef id="so"/></flowsInto></inputCondition>
+                <inputCondition id="si"><flowsInto><nextElementRef id="S"/></flowsInto></inputCondition>
+                <task id="S"><flowsInto><nextElementRef id="so"/></flowsInto><join code="xor"/><split code="and"/></task>
                 <outputCondition id="so"/></processControlElements></decomposition>"#
             ),
         )
@@ -387,7 +469,7 @@ fn with_variables(variables: &str, sub: bool) -> String {
       {root_vars}
       <processControlElements>
         <inputCondition id="start"><flowsInto><nextElementRef id="A"/></flowsInto></inputCondition>
-        <task id="A"><flowsInto><nextElementRef id="end"/></flowsInto><join code="xor"/><split code="and"/></task>
+        <task id="A"><flowsInto><nextElementRef id="end"/></flowsInto><join code="xor"/><split code="and"/>{decomposes}</task>
         <outputCondition id="end"/>
       </processControlElements>
     </decomposition>
@@ -487,4 +569,44 @@ fn turtle_initial_values_apply_and_a_task_left_to_run_time_goes_to_the_admin_rol
     let run = Run::start(loaded.workflow, json!({}));
     assert_eq!(Value::Object(run.case.data().clone()), json!({"limit": 5}));
     assert_eq!(run.items("A").len(), 1);
+}
+
+#[test]
+fn turtle_predicates_compare_a_boolean_variable_with_true_or_false() {
+    let text = r#"@prefix yawl: <http://www.yawlfoundation.org/yawlschema#> .
+<#Spec> a yawl:Specification ; yawl:hasDecomposition <#Net> .
+<#Net> a yawl:Net ; yawl:isRootNet true ;
+    yawl:hasLocalVariable [ yawl:name "urgent" ; yawl:type "boolean" ; yawl:initialValue "false" ] ;
+    yawl:hasInputCondition <#start> ; yawl:hasOutputCondition <#end> ;
+    yawl:hasTask <#A>, <#Normal>, <#Rush> .
+<#start> a yawl:InputCondition ; yawl:flowsInto [ yawl:nextElementRef <#A> ] .
+<#A> a yawl:Task ; yawl:hasSplit yawl:ControlTypeXor ;
+    yawl:flowsInto
+        [ yawl:nextElementRef <#Normal> ; yawl:hasPredicate [ yawl:query "/Net/urgent/text() = 'false'" ; yawl:ordering 1 ] ],
+        [ yawl:nextElementRef <#Rush> ; yawl:isDefaultFlow true ] .
+<#Normal> a yawl:Task ; yawl:flowsInto [ yawl:nextElementRef <#end> ] .
+<#Rush> a yawl:Task ; yawl:flowsInto [ yawl:nextElementRef <#end> ] .
+<#end> a yawl:OutputCondition .
+"#;
+    let loaded = knhk_spec::load_turtle_with(
+        &Source {
+            name: "wf.ttl",
+            base_iri: "file:///defs/wf.ttl",
+            text,
+        },
+        &Options::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        noted(
+            &loaded,
+            "A",
+            "compares the xs:boolean variable \"urgent\" with the string 'true' or 'false'"
+        ),
+        "{:#?}",
+        loaded.notes
+    );
+    let run = Run::start(loaded.workflow, json!({}));
+    assert_eq!(run.completed(), ["A", "Normal"]);
+    assert_eq!(run.case.status(), CaseStatus::Completed);
 }

@@ -697,15 +697,6 @@ fn semantic_violations_name_the_element() {
 #[test]
 fn what_cannot_be_mapped_is_refused_naming_the_task() {
     let manual = r#"<decomposition id="Work" xsi:type="WebServiceGatewayFactsType"><externalInteraction>manual</externalInteraction></decomposition>"#;
-    // A manual task the system is to offer, to no role.
-    refused(
-        &with_task_a(
-            r#"<resourcing><offer initiator="system"/><allocate initiator="user"/><start initiator="user"/></resourcing><decomposesTo id="Work"/>"#,
-            manual,
-        ),
-        "A",
-        "to no role",
-    );
     // Offers to single participants.
     refused(
         &with_task_a(
@@ -722,6 +713,17 @@ fn what_cannot_be_mapped_is_refused_naming_the_task() {
         "",
     );
     refused(&mi, "A", "splitting query");
+    // An input expression that is XQuery, named as such.
+    let mi = with_task_a(
+        r#"<minimum>1</minimum><maximum>4</maximum><threshold>4</threshold><creationMode code="static"/>
+           <miDataInput><expression query="&lt;songs&gt;{ if (count(/Net/songs/*) &gt; 0) then /Net/songs/* else /Net/spare/* }&lt;/songs&gt;"/><splittingExpression query="for $s in /songs/* return $s"/><formalInputParam>s</formalInputParam></miDataInput>"#,
+        "",
+    );
+    refused(
+        &mi,
+        "A",
+        "is an XQuery element constructor (<x>{...}</x>), which knhk does not run",
+    );
     // A timer that expires at a fixed time.
     refused(
         &with_task_a(
