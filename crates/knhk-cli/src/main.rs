@@ -124,7 +124,14 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Validate { files } => Ok(validate(&files)),
-        Command::Simulate { file, data } => simulate(&file, data.as_deref()),
+        Command::Simulate { file, data } => simulate(
+            &file,
+            data.as_deref(),
+            &Settings {
+                admin_role: cli.admin_role.clone(),
+                step: ApplyOptions::default().with_max_firings(cli.max_firings),
+            },
+        ),
         Command::Export { file } => export(&file),
         command => match tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -233,10 +240,13 @@ fn load_definition(file: &Path) -> anyhow::Result<knhk_core::Workflow> {
     knhk_spec::load_file(file).map_err(anyhow::Error::new)
 }
 
-fn simulate(file: &Path, data: Option<&str>) -> anyhow::Result<ExitCode> {
-    let workflow = load_definition(file)?;
+fn simulate(file: &Path, data: Option<&str>, settings: &Settings) -> anyhow::Result<ExitCode> {
+    let options = knhk_spec::Options {
+        admin_role: settings.admin_role.clone(),
+    };
+    let (loaded, _) = knhk_spec::load_file_with(file, &options).map_err(anyhow::Error::new)?;
     let data = json_object("--data", data)?;
-    let run = simulate::run(&workflow, data, simulate::now())?;
+    let run = simulate::run(&loaded.workflow, data, simulate::now(), settings.step)?;
     print!("{}", run.report());
     Ok(if run.succeeded() {
         ExitCode::SUCCESS

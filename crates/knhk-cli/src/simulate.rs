@@ -7,7 +7,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use knhk_core::driver::{Driver, Quiescence, Simulated};
-use knhk_core::{CaseId, CaseStatus, EventKind, IdSource, SequentialIds, Timestamp, Workflow};
+use knhk_core::{
+    ApplyOptions, CaseId, CaseStatus, EventKind, IdSource, SequentialIds, Timestamp, Workflow,
+};
 use serde_json::{Map, Value};
 
 use crate::report::{self, HistoryTable, Style};
@@ -37,11 +39,13 @@ pub(crate) fn run(
     workflow: &Workflow,
     data: Map<String, Value>,
     start: Timestamp,
+    options: ApplyOptions,
 ) -> anyhow::Result<Run<'_>> {
     // The case's id is the first of the counter; the driver numbers work items and timers
     // from 1 on its own.
     let id = CaseId(SequentialIds::default().next_id());
     let mut driver = Driver::create(workflow, id, start, data);
+    driver.set_options(options);
     let ending = driver
         .run(&mut Simulated::default(), MAX_INPUTS)
         .context("the simulation stopped")?;

@@ -274,3 +274,31 @@ fn simulate_gives_up_on_a_loop_that_never_exits() {
         "{text}"
     );
 }
+
+#[test]
+fn simulate_stops_a_loop_of_automatic_tasks_at_the_firing_bound_it_is_given() {
+    // Empty tasks looping for ever inside one step: the bound fails the case.
+    let file = temp_file(
+        "automatic_loop.ttl",
+        &format!(
+            "{PREFIXES}\
+             <#spec> a yawl:Specification ; yawl:hasDecomposition <#net> .\n\
+             <#net> a yawl:Net ; yawl:isRootNet true ; yawl:hasInputCondition <#start> ;\n\
+                 yawl:hasOutputCondition <#end> ; yawl:hasTask <#spin> .\n\
+             <#start> a yawl:InputCondition ; yawl:flowsInto [ yawl:nextElementRef <#spin> ] .\n\
+             <#spin> a yawl:Task ; yawl:hasJoin yawl:ControlTypeXor ; yawl:hasSplit yawl:ControlTypeXor ;\n\
+                 yawl:flowsInto [ yawl:nextElementRef <#spin> ; knhk:predicate \"true\" ; yawl:ordering 1 ] ,\n\
+                     [ yawl:nextElementRef <#end> ; yawl:isDefaultFlow true ] .\n\
+             <#end> a yawl:OutputCondition .\n"
+        ),
+    );
+    let out = knhk(&["--max-firings", "50", "simulate", path_str(&file)]);
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("firing_limit_reached"), "{text}");
+    assert!(
+        text.contains("51 tasks started"),
+        "the bound given was used: {text}"
+    );
+    assert!(text.contains("case failed"), "{text}");
+}
