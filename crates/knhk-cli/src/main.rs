@@ -123,7 +123,12 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
-        Command::Validate { files } => Ok(validate(&files)),
+        Command::Validate { files } => Ok(validate(
+            &files,
+            &knhk_spec::Options {
+                admin_role: cli.admin_role.clone(),
+            },
+        )),
         Command::Simulate { file, data } => simulate(
             &file,
             data.as_deref(),
@@ -196,10 +201,10 @@ async fn dispatch(
 
 /// Loads each file and reports it with what was noted (findings that are not errors); fails
 /// when any file does not load.
-fn validate(files: &[PathBuf]) -> ExitCode {
+fn validate(files: &[PathBuf], options: &knhk_spec::Options) -> ExitCode {
     let mut failed = false;
     for file in files {
-        match knhk_spec::load_file_with(file, &knhk_spec::Options::default()) {
+        match knhk_spec::load_file_with(file, options) {
             Ok((loaded, _)) => {
                 let workflow = &loaded.workflow;
                 let spec = workflow.specification();

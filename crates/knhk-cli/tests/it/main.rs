@@ -11,6 +11,7 @@ mod inputs;
 mod run;
 mod worker;
 mod workitems;
+mod yawl;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
