@@ -38,6 +38,11 @@ PAYMENT = "crates/knhk-spec/tests/histories/cli/workflows/payment_trigger.ttl"
 CHARGE = "crates/knhk-spec/tests/histories/cli/workflows/http_charge.ttl"
 CHARGE_FF = "crates/knhk-spec/tests/histories/cli/workflows/http_charge_failure_flow.ttl"
 REVIEW = "crates/knhk-spec/tests/histories/cli/workflows/review_timer.ttl"
+RUNAWAY = "crates/knhk-spec/tests/histories/cli/workflows/runaway_loop.ttl"
+LEAVE = "examples/yawl/leave_request.yawl"
+QUOTES = "examples/patterns/wcp15_mi_no_runtime_knowledge.ttl"
+# Who may distribute work items left to run time: the administrators' role (`admin`).
+DIRECTORY = {"roles": {"admin": ["ada"], "clerk": ["ann", "bob"]}}
 
 
 class Charge(BaseHTTPRequestHandler):
@@ -282,6 +287,64 @@ def scenarios():
     if time.monotonic() - started < 1.5:
         sys.exit("the worker returned before the review timer could fire")
     s.record("review_timer_fired", REVIEW, case, "knhk run; knhk worker --until-idle")
+    s.close()
+
+    # An administrator distributes the work items YAWL leaves to run time.
+    s = Scenario()
+    (Path(s.dir) / "directory.json").write_text(json.dumps(DIRECTORY))
+    case = s.run(LEAVE, {})
+    s.record("leave_waits_in_the_admin_queue", LEAVE, case,
+             "knhk run, the initial values; Submit offered to role admin")
+    item = s.item(case, "Submit_3")
+    s.knhk("workitem", "offer", item, "--role", "clerk", "--user", "ada")
+    s.record("leave_reoffered_to_the_clerks", LEAVE, case,
+             "knhk run; workitem offer --role clerk by the administrator ada")
+    s.knhk("workitem", "claim", item, "--user", "bob")
+    s.complete(case, "Submit_3", {}, user="bob")
+    s.record("leave_reoffered_then_completed", LEAVE, case,
+             "knhk run; workitem offer --role clerk by ada; claim, complete by the clerk bob")
+    case = s.run(LEAVE, {"days": 10})
+    item = s.item(case, "Submit_3")
+    s.knhk("workitem", "allocate", item, "--to", "ann", "--user", "ada")
+    s.record("leave_allocated_by_an_administrator", LEAVE, case,
+             "knhk run, days 10; workitem allocate --to ann by the administrator ada")
+    s.complete(case, "Submit_3", {}, user="ann")
+    s.record("leave_allocated_then_submitted", LEAVE, case,
+             "knhk run, days 10; workitem allocate --to ann by ada; complete by ann; "
+             "the manager's review waits")
+    s.close()
+
+    # The firing bound fails a case whose automatic tasks loop for ever.
+    s = Scenario()
+    case = s.json("--max-firings", "50", "run", RUNAWAY, check=False)["case_id"]
+    s.record("runaway_loop_failed_at_the_firing_bound", RUNAWAY, case,
+             "knhk --max-firings 50 run; the loop of empty tasks A, B fails the case")
+    s.close()
+
+    # The inputs given from the command line: an instance added to a dynamic task, a task
+    # completed early, case data set, a work item failed.
+    s = Scenario()
+    case = s.run(QUOTES, {"suppliers": ["acme", "globex"]})
+    s.knhk("case", "add-instance", case, "Quote", "--item", '"initech"')
+    s.record("quotes_instance_added", QUOTES, case,
+             "knhk run, two suppliers; case add-instance Quote --item initech")
+    s.knhk("case", "complete-task", case, "Quote")
+    s.record("quotes_task_completed_early", QUOTES, case,
+             "knhk run, two suppliers; case add-instance Quote; case complete-task Quote")
+    case = s.run(QUOTES, {"suppliers": ["acme"]})
+    s.knhk("case", "set-data", case, "--data", '{"budget": 900}')
+    s.record("quotes_data_set", QUOTES, case,
+             "knhk run, one supplier; case set-data budget 900")
+    s.close()
+
+    s = Scenario()
+    case = s.run(LOAN, {"applicant": "Ed", "amount": 25000})
+    item = s.item(case, "underwriter_decision")
+    s.knhk("workitem", "claim", item, "--user", "uma")
+    s.knhk("workitem", "fail", item, "--user", "uma", "--reason", "documents missing",
+           check=False)
+    s.record("loan_work_item_failed", LOAN, case,
+             "knhk run, amount 25000; workitem claim, fail by uma: documents missing")
     s.close()
 
 

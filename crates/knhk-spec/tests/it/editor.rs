@@ -110,6 +110,12 @@ impl Run {
         let replayed = Case::replay(&self.wf, self.case.id(), &self.events).expect("replay");
         assert_eq!(replayed, self.case);
     }
+
+    /// Adds this run of `examples/yawl/FILE` to the corpus of recorded histories (when
+    /// `KNHK_RECORD_HISTORIES` is set), as the pattern runs are.
+    fn record(&self, file: &str) {
+        crate::histories::record_editor(file, &self.wf, &self.case, &self.events);
+    }
 }
 
 /// The roles a task's work items are offered to, and whether an administrator distributes them.
@@ -242,6 +248,7 @@ fn leave_request_starts_from_its_initial_values_and_routes_on_one() {
     );
     assert_eq!(run.case.status(), CaseStatus::Completed);
     run.check_replay();
+    run.record("leave_request.yawl");
 }
 
 #[test]
@@ -259,6 +266,7 @@ fn leave_request_data_given_at_creation_overrides_an_initial_value() {
     );
     assert_eq!(run.case.status(), CaseStatus::Completed);
     run.check_replay();
+    run.record("leave_request.yawl");
 }
 
 #[test]
@@ -305,6 +313,7 @@ fn payment_reminder_removes_the_token_on_the_flow_when_payment_is_recorded() {
     assert_eq!(run.case.status(), CaseStatus::Completed);
     assert!(!run.completed().contains(&"SendReminder_5".to_owned()));
     run.check_replay();
+    run.record("payment_reminder.yawl");
 }
 
 #[test]
@@ -315,6 +324,8 @@ fn payment_reminder_sends_the_reminder_when_it_comes_first() {
     // Close runs once for the reminder; the payment is still awaited.
     assert_eq!(run.items("RecordPayment_6").len(), 1);
     assert!(run.completed().contains(&"SendReminder_5".to_owned()));
+    run.check_replay();
+    run.record("payment_reminder.yawl");
 }
 
 #[test]
@@ -361,6 +372,7 @@ fn a_beta_file_without_resourcing_goes_to_the_administrators_and_caps_its_thresh
     run.complete("decide_5");
     assert_eq!(run.case.status(), CaseStatus::Completed);
     run.check_replay();
+    run.record("paper_review_beta.yawl");
 }
 
 #[test]
@@ -415,6 +427,7 @@ fn a_yawl_2_file_with_a_system_offer_to_no_one_goes_to_the_administrators() {
     );
     assert_eq!(run.case.status(), CaseStatus::Completed);
     run.check_replay();
+    run.record("room_booking_2x.yawl");
 }
 
 #[test]
