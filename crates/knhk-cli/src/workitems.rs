@@ -207,7 +207,7 @@ pub(crate) async fn run(session: &Session, command: WorkItemCommand) -> anyhow::
             let reason = format!("{reason} (by {user})");
             let step = async {
                 engine
-                    .fail_work_item(id, &reason)
+                    .fail_work_item(id, &user, &reason)
                     .await
                     .with_context(|| format!("cannot fail work item {id}"))
             };

@@ -42,6 +42,12 @@ pub enum Error {
         #[source]
         source: crate::view::RowError,
     },
+    #[error("{user} may not take work item {item}: it is offered to {}, and {user} holds none of them", roles.join(", "))]
+    NotInRole {
+        user: String,
+        item: WorkItemId,
+        roles: Vec<String>,
+    },
     #[error("{user} may not distribute work items: only members of the role {role} may")]
     NotAdministrator { user: String, role: String },
     #[error("case data must be a JSON object")]
@@ -163,7 +169,7 @@ impl Error {
             | Error::CorruptCase { .. }
             | Error::CorruptRow { .. } => ErrorCode::Internal,
             Error::DataNotObject => ErrorCode::InvalidArgument,
-            Error::NotAdministrator { .. } => ErrorCode::PermissionDenied,
+            Error::NotAdministrator { .. } | Error::NotInRole { .. } => ErrorCode::PermissionDenied,
             Error::Directory(_) => ErrorCode::InvalidArgument,
             // Only missing connectors: the definition is fine, this engine lacks what it needs.
             Error::Connectors { problems, .. }

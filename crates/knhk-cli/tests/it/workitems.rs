@@ -198,3 +198,53 @@ fn round_robin_turns_go_on_across_processes() {
         .collect();
     assert_eq!(owners, ["ann", "bob", "cy", "ann"]);
 }
+
+#[test]
+fn with_a_directory_only_members_of_the_items_role_may_claim_start_complete_or_fail_it() {
+    let data = DataDir::new();
+    std::fs::write(
+        data.path().join("directory.json"),
+        r#"{"roles": {"underwriter": ["uma"], "clerk": ["eve"]}}"#,
+    )
+    .expect("directory");
+    let started = data.json(&[
+        "run",
+        &example("loan_application.ttl"),
+        "--data",
+        r#"{"applicant": "Ada", "amount": 25000}"#,
+        "--json",
+    ]);
+    let case = text(&started, "case_id").to_owned();
+    let item = text(&started["work_items"][0], "id").to_owned();
+    let before = data.json(&["case", "show", &case, "--json"]);
+    for args in [
+        vec!["workitem", "claim", &item, "--user", "eve"],
+        vec!["workitem", "start", &item, "--user", "eve"],
+        vec![
+            "workitem", "complete", &item, "--user", "eve", "--output", "{}",
+        ],
+        vec!["workitem", "fail", &item, "--user", "eve", "--reason", "no"],
+    ] {
+        let err = data.fails(&args);
+        assert!(
+            err.contains("eve may not take work item") && err.contains("underwriter"),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(
+        data.json(&["case", "show", &case, "--json"]),
+        before,
+        "nothing changed"
+    );
+    let done = data.json(&[
+        "workitem",
+        "complete",
+        &item,
+        "--user",
+        "uma",
+        "--output",
+        r#"{"approved": true}"#,
+        "--json",
+    ]);
+    assert_eq!(text(&done, "state"), "completed", "{done:#}");
+}

@@ -68,9 +68,31 @@ impl WorkflowEngine {
         Ok(self.work_item(item).await?.case)
     }
 
+    /// Returns the case of a live work item that `user` may take, do or give up: with a
+    /// directory of roles, only a member of one of the roles the item is offered to. (Who
+    /// holds an allocated item is knhk-core's to check.) Without a directory the engine knows
+    /// nobody's roles and trusts its caller.
+    async fn case_for_member(&self, item: WorkItemId, user: &str) -> Result<CaseId, Error> {
+        let view = self.work_item(item).await?;
+        let directory = &self.inner.directory;
+        let member = view
+            .roles
+            .iter()
+            .any(|role| directory.users(role).iter().any(|u| u == user));
+        if directory.is_empty() || view.roles.is_empty() || member {
+            Ok(view.case)
+        } else {
+            Err(Error::NotInRole {
+                user: user.to_string(),
+                item,
+                roles: view.roles,
+            })
+        }
+    }
+
     /// Allocates an offered work item to `user`.
     pub async fn claim(&self, item: WorkItemId, user: &str) -> Result<CaseView, Error> {
-        let case = self.case_of(item).await?;
+        let case = self.case_for_member(item, user).await?;
         let user = user.to_string();
         self.apply(case, Input::AllocateWorkItem { item, user })
             .await
@@ -78,7 +100,7 @@ impl WorkflowEngine {
 
     /// Starts a work item (and its task, withdrawing a deferred choice's siblings).
     pub async fn start_work_item(&self, item: WorkItemId, user: &str) -> Result<CaseView, Error> {
-        let case = self.case_of(item).await?;
+        let case = self.case_for_member(item, user).await?;
         let user = user.to_string();
         self.apply(case, Input::StartWorkItem { item, user }).await
     }
@@ -90,7 +112,7 @@ impl WorkflowEngine {
         user: &str,
         output: Value,
     ) -> Result<CaseView, Error> {
-        let case = self.case_of(item).await?;
+        let case = self.case_for_member(item, user).await?;
         let user = user.to_string();
         self.apply(case, Input::CompleteWorkItem { item, user, output })
             .await
@@ -144,9 +166,15 @@ impl WorkflowEngine {
         }
     }
 
-    /// Gives up on a work item: its task fails (and follows its failure flow, if it has one).
-    pub async fn fail_work_item(&self, item: WorkItemId, reason: &str) -> Result<CaseView, Error> {
-        let case = self.case_of(item).await?;
+    /// Gives up on a work item on `user`'s say: its task fails (and follows its failure flow,
+    /// if it has one).
+    pub async fn fail_work_item(
+        &self,
+        item: WorkItemId,
+        user: &str,
+        reason: &str,
+    ) -> Result<CaseView, Error> {
+        let case = self.case_for_member(item, user).await?;
         let reason = reason.to_string();
         self.apply(case, Input::FailWorkItem { item, reason }).await
     }

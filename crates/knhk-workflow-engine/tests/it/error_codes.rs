@@ -70,6 +70,7 @@ fn engine_variant(e: &Error) -> &'static str {
         Error::CorruptCase { .. } => "CorruptCase",
         Error::CorruptRow { .. } => "CorruptRow",
         Error::NotAdministrator { .. } => "NotAdministrator",
+        Error::NotInRole { .. } => "NotInRole",
         Error::DataNotObject => "DataNotObject",
         Error::Directory(_) => "Directory",
         Error::Connectors { .. } => "Connectors",
@@ -398,6 +399,14 @@ async fn every_error_has_its_code() {
             },
             PermissionDenied,
         ),
+        (
+            Error::NotInRole {
+                user: "eve".to_owned(),
+                item: item(),
+                roles: vec!["manager".to_owned()],
+            },
+            PermissionDenied,
+        ),
         (Error::DataNotObject, InvalidArgument),
         (
             Error::Directory(knhk_workflow_engine::Directory::from_json("[]").unwrap_err()),
@@ -435,6 +444,7 @@ async fn every_error_has_its_code() {
         "CorruptCase",
         "CorruptRow",
         "NotAdministrator",
+        "NotInRole",
         "DataNotObject",
         "Directory",
         "Connectors",

@@ -50,8 +50,19 @@ async fn a_work_item_is_listed_by_role_claimed_started_and_completed_once() {
         ("approve", "offered")
     );
     assert_eq!(item.input, json!({"amount": 5}));
-    engine.claim(item.id, "max").await.unwrap();
+    // Someone outside the item's role may not take it, whatever its state.
     let err = engine.claim(item.id, "eve").await.unwrap_err();
+    assert!(err.to_string().contains("eve holds none of them"), "{err}");
+    assert_eq!(err.code(), ErrorCode::PermissionDenied);
+    for refused in [
+        engine.start_work_item(item.id, "eve").await,
+        engine.complete_work_item(item.id, "eve", json!({})).await,
+        engine.fail_work_item(item.id, "eve", "no").await,
+    ] {
+        assert_eq!(refused.unwrap_err().code(), ErrorCode::PermissionDenied);
+    }
+    engine.claim(item.id, "max").await.unwrap();
+    let err = engine.claim(item.id, "max").await.unwrap_err();
     assert!(
         err.to_string().contains("is allocated, cannot allocate"),
         "{err}"
