@@ -272,7 +272,8 @@ pub(crate) async fn run(session: &Session, command: CaseCommand) -> anyhow::Resu
             item,
             json,
         } => {
-            let item: Value = serde_json::from_str(&item).context("--item is not valid JSON")?;
+            let item = crate::input::option_text("--item", &item)?;
+            let item = crate::input::parse_json("--item", &item)?;
             let label = report::task_label(&task.0);
             let step = async {
                 engine

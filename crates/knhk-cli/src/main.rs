@@ -7,6 +7,7 @@
 //! in another process, takes the case up from the store.
 
 mod cases;
+mod input;
 mod outcome;
 mod progress;
 mod report;

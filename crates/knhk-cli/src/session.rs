@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use knhk_connectors::Registry;
 use knhk_core::{ApplyOptions, Workflow, WorkflowId};
 use knhk_store::{SqliteOptions, SqliteStore};
@@ -76,26 +76,14 @@ impl Session {
     }
 }
 
-/// Parses the `--data`/`--output` option: a JSON object, or nothing for `{}`.
+/// Parses the `--data`/`--output` option: a JSON object given inline, as `@FILE` or as `-`
+/// (standard input), or nothing for `{}`.
 pub(crate) fn json_object(option: &str, text: Option<&str>) -> anyhow::Result<Map<String, Value>> {
     let Some(text) = text else {
         return Ok(Map::new());
     };
-    match serde_json::from_str(text).with_context(|| format!("{option} is not valid JSON"))? {
-        Value::Object(map) => Ok(map),
-        other => bail!("{option} must be a JSON object, got {}", json_kind(&other)),
-    }
-}
-
-fn json_kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
+    let text = crate::input::option_text(option, text)?;
+    crate::input::require_object(option, crate::input::parse_json(option, &text)?)
 }
 
 /// Quotes a word for a POSIX shell when it needs it.

@@ -33,14 +33,14 @@ pub(crate) enum WorkItemCommand {
     Claim {
         /// The work item id (see `knhk workitem list`).
         id: WorkItemId,
-        #[arg(long)]
+        #[arg(long, value_parser = crate::input::user_name)]
         user: String,
     },
     /// Starts a work item (claiming it if nobody has).
     Start {
         /// The work item id (see `knhk workitem list`).
         id: WorkItemId,
-        #[arg(long)]
+        #[arg(long, value_parser = crate::input::user_name)]
         user: String,
     },
     /// Offers a work item nobody has yet to other roles, in place of those it was offered to
@@ -53,7 +53,7 @@ pub(crate) enum WorkItemCommand {
         roles: Vec<String>,
         /// The administrator doing it (a member of the administrators' role, when
         /// `directory.json` names roles).
-        #[arg(long)]
+        #[arg(long, value_parser = crate::input::user_name)]
         user: String,
     },
     /// Allocates a work item to a user (an administrator distributing a work item).
@@ -61,10 +61,10 @@ pub(crate) enum WorkItemCommand {
         /// The work item id (see `knhk workitem list --role admin`).
         id: WorkItemId,
         /// The user who gets it.
-        #[arg(long, value_name = "USER")]
+        #[arg(long, value_name = "USER", value_parser = crate::input::user_name)]
         to: String,
         /// The administrator doing it.
-        #[arg(long)]
+        #[arg(long, value_parser = crate::input::user_name)]
         user: String,
     },
     /// Gives up on a work item: its task fails, and the case follows the task's failure flow
@@ -72,7 +72,7 @@ pub(crate) enum WorkItemCommand {
     Fail {
         /// The work item id (see `knhk workitem list`).
         id: WorkItemId,
-        #[arg(long)]
+        #[arg(long, value_parser = crate::input::user_name)]
         user: String,
         /// Why, recorded in the history.
         #[arg(long, value_name = "TEXT")]
@@ -86,7 +86,7 @@ pub(crate) enum WorkItemCommand {
     Complete {
         /// The work item id (see `knhk workitem list`).
         id: WorkItemId,
-        #[arg(long)]
+        #[arg(long, value_parser = crate::input::user_name)]
         user: String,
         /// What the work produced, a JSON object.
         #[arg(long, value_name = "JSON")]

@@ -140,3 +140,101 @@ fn a_failed_work_item_fails_its_task_and_the_case_without_a_failure_flow() {
     let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).expect("a JSON document");
     assert_eq!(text(&shown, "state"), "failed");
 }
+
+#[test]
+fn json_options_come_from_a_file_or_standard_input_and_refuse_duplicate_keys() {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+
+    let data = DataDir::new();
+    // A duplicate key is refused before anything is stored.
+    let err = data.fails(&[
+        "run",
+        &example("order_approval.ttl"),
+        "--data",
+        r#"{"amount": 5, "amount": 5000}"#,
+    ]);
+    assert!(err.contains("the key \"amount\" is given twice"), "{err}");
+    assert!(
+        data.ok(&["case", "list"]).contains("no cases"),
+        "nothing was stored"
+    );
+
+    // From a file, too large for a command line.
+    let big = "x".repeat(200 * 1024);
+    let file = data.path().join("data.json");
+    std::fs::write(&file, format!(r#"{{"amount": 20, "note": "{big}"}}"#)).expect("data file");
+    let at_file = format!("@{}", file.display());
+    let doc = data.json(&[
+        "run",
+        &example("order_approval.ttl"),
+        "--data",
+        &at_file,
+        "--json",
+    ]);
+    assert_eq!(doc["data"]["amount"], 20);
+    assert_eq!(doc["data"]["note"].as_str().map(str::len), Some(big.len()));
+
+    // From standard input.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_knhk"))
+        .args(["--data-dir", crate::path_str(data.path())])
+        .args([
+            "run",
+            &example("order_approval.ttl"),
+            "--data",
+            "-",
+            "--json",
+        ])
+        .env_remove("KNHK_DATA_DIR")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("knhk runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(br#"{"amount": 30}"#)
+        .expect("written");
+    let out = child.wait_with_output().expect("knhk ends");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON document");
+    assert_eq!(doc["data"]["amount"], 30);
+
+    let err = data.fails(&[
+        "run",
+        &example("order_approval.ttl"),
+        "--data",
+        "@/no/such/file",
+    ]);
+    assert!(
+        err.contains("cannot read --data from /no/such/file"),
+        "{err}"
+    );
+}
+
+#[test]
+fn user_names_that_are_empty_or_hold_control_characters_are_refused() {
+    let data = DataDir::new();
+    let started = data.json(&[
+        "run",
+        &example("loan_application.ttl"),
+        "--data",
+        r#"{"applicant": "Ada", "amount": 25000}"#,
+        "--json",
+    ]);
+    let item = text(&started["work_items"][0], "id").to_owned();
+    for user in ["", " uma", "u\nma", "u\u{1b}[31mma"] {
+        let out = data.knhk(&["workitem", "claim", &item, "--user", user]);
+        assert_eq!(out.status.code(), Some(2), "{user:?} is a usage error");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("a user name cannot"), "{user:?}: {err}");
+    }
+    let items = data.json(&["workitem", "list", "--json"]);
+    assert!(items[0]["owner"].is_null(), "nobody claimed it: {items:#}");
+}
