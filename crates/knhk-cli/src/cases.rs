@@ -207,7 +207,7 @@ pub(crate) async fn run(session: &Session, command: CaseCommand) -> anyhow::Resu
                 .await
                 .with_context(|| format!("cannot create a case of workflow {}", workflow.id))?;
             if !json {
-                println!("created case {}", case.id);
+                outln!("created case {}", case.id);
             }
             outcome::print(session, case.id, json).await
         }
@@ -233,8 +233,8 @@ pub(crate) async fn run(session: &Session, command: CaseCommand) -> anyhow::Resu
             )
             .catch_up(engine, case)
             .await?;
-            println!();
-            println!("case {case}: {}", record.status);
+            outln!();
+            outln!("case {case}: {}", record.status);
             Ok(ExitCode::SUCCESS)
         }
         CaseCommand::Cancel { case, reason, json } => {
@@ -349,9 +349,9 @@ pub(crate) async fn run(session: &Session, command: CaseCommand) -> anyhow::Resu
                         })
                     })
                     .collect();
-                println!("{}", serde_json::to_string_pretty(&docs)?);
+                outln!("{}", serde_json::to_string_pretty(&docs)?);
             } else if cases.is_empty() {
-                println!("no cases");
+                outln!("no cases");
             } else {
                 let rows: Vec<Vec<String>> = cases
                     .iter()
@@ -366,7 +366,7 @@ pub(crate) async fn run(session: &Session, command: CaseCommand) -> anyhow::Resu
                         ]
                     })
                     .collect();
-                print!(
+                out!(
                     "{}",
                     report::table(
                         &["id", "workflow", "state", "events", "created", "updated"],

@@ -6,6 +6,23 @@
 //! going has settled (connector calls made, results committed), and exits. Another command,
 //! in another process, takes the case up from the store.
 
+/// Prints to standard output like `print!`, but a closed pipe (`knhk case history ID | head`)
+/// is not worth a panic: the rest of the output is dropped and the command ends as it would.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// Prints a line to standard output like `println!`; see [`out!`] for a closed pipe.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod cases;
 mod input;
 mod outcome;
@@ -210,7 +227,7 @@ fn validate(files: &[PathBuf], options: &knhk_spec::Options) -> ExitCode {
                 let workflow = &loaded.workflow;
                 let spec = workflow.specification();
                 let tasks: usize = spec.nets.iter().map(|n| n.tasks.len()).sum();
-                println!(
+                outln!(
                     "ok {}: {} {}, {} {}",
                     file.display(),
                     spec.nets.len(),
@@ -219,7 +236,7 @@ fn validate(files: &[PathBuf], options: &knhk_spec::Options) -> ExitCode {
                     plural(tasks, "task", "tasks")
                 );
                 for note in &loaded.notes {
-                    println!("note: {note}");
+                    outln!("note: {note}");
                 }
             }
             Err(e) => {
@@ -253,7 +270,7 @@ fn simulate(file: &Path, data: Option<&str>, settings: &Settings) -> anyhow::Res
     let (loaded, _) = knhk_spec::load_file_with(file, &options).map_err(anyhow::Error::new)?;
     let data = json_object("--data", data)?;
     let run = simulate::run(&loaded.workflow, data, simulate::now(), settings.step)?;
-    print!("{}", run.report());
+    out!("{}", run.report());
     Ok(if run.succeeded() {
         ExitCode::SUCCESS
     } else {
@@ -263,6 +280,6 @@ fn simulate(file: &Path, data: Option<&str>, settings: &Settings) -> anyhow::Res
 
 fn export(file: &Path) -> anyhow::Result<ExitCode> {
     let workflow = load_definition(file)?;
-    print!("{}", knhk_spec::write_turtle(workflow.specification()));
+    out!("{}", knhk_spec::write_turtle(workflow.specification()));
     Ok(ExitCode::SUCCESS)
 }

@@ -25,15 +25,15 @@ pub(crate) async fn print(session: &Session, case: CaseId, json: bool) -> anyhow
             })
             .await?;
         let doc = report::case_json(&record, workflow.as_ref(), &history, &items);
-        println!("{}", serde_json::to_string_pretty(&doc)?);
+        outln!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
         let name = workflow
             .as_ref()
             .map(|w| format!(" ({} v{})", w.name, w.version))
             .unwrap_or_default();
-        println!();
-        println!("case {case}{name}: {}", record.status);
-        println!("data: {}", serde_json::to_string(&record.data)?);
+        outln!();
+        outln!("case {case}{name}: {}", record.status);
+        outln!("data: {}", serde_json::to_string(&record.data)?);
         print_waits(session, case, record.status, &engine.waits(case).await?);
     }
     Ok(exit_code(record.status))
@@ -51,23 +51,23 @@ fn print_waits(session: &Session, case: CaseId, status: CaseStatus, waits: &[Wai
     let knhk = session.command();
     match status {
         CaseStatus::Created => {
-            println!("the case has not started; start it with:");
-            println!("  {knhk} case execute {case}");
+            outln!("the case has not started; start it with:");
+            outln!("  {knhk} case execute {case}");
             return;
         }
         CaseStatus::Suspended => {
-            println!("the case is suspended; go on with:");
-            println!("  {knhk} case resume {case}");
+            outln!("the case is suspended; go on with:");
+            outln!("  {knhk} case resume {case}");
             return;
         }
         CaseStatus::Running => {}
         CaseStatus::Completed | CaseStatus::Cancelled | CaseStatus::Failed => return,
     }
     if waits.is_empty() {
-        println!("the case runs but waits for nothing this process can see");
+        outln!("the case runs but waits for nothing this process can see");
         return;
     }
-    println!("the case waits for:");
+    outln!("the case waits for:");
     let mut hints = Vec::new();
     for wait in waits {
         match wait {
@@ -84,7 +84,7 @@ fn print_waits(session: &Session, case: CaseId, status: CaseStatus, waits: &[Wai
                     (WorkItemState::Started, Some(user)) => format!("started by {user}"),
                     _ => format!("offered to role {}", roles.join(", ")),
                 };
-                println!("  work item {item} of task {}, {who}", task_label(task));
+                outln!("  work item {item} of task {}, {who}", task_label(task));
                 if user.is_none() && roles.iter().any(|r| r == session.engine.admin_role()) {
                     hints.push(format!(
                         "{knhk} workitem offer {item} --role ROLE --user ADMIN   # or allocate {item} --to USER"
@@ -101,18 +101,18 @@ fn print_waits(session: &Session, case: CaseId, status: CaseStatus, waits: &[Wai
             Wait::Call {
                 task, connector, ..
             } => {
-                println!(
+                outln!(
                     "  a call of connector {connector:?} for task {} (still in flight; \
                      `{knhk} worker` makes it again if this process was cut off)",
                     task_label(task)
                 );
             }
             Wait::Trigger { task, event } => {
-                println!("  the event {event:?} for task {}", task_label(task));
+                outln!("  the event {event:?} for task {}", task_label(task));
                 hints.push(format!("{knhk} case trigger {case} {event} --data '{{}}'"));
             }
             Wait::Timer { task, fires_at, .. } => {
-                println!(
+                outln!(
                     "  a timer of task {} due at {}",
                     task_label(task),
                     rfc3339(*fires_at)
@@ -123,9 +123,9 @@ fn print_waits(session: &Session, case: CaseId, status: CaseStatus, waits: &[Wai
     }
     hints.dedup();
     if !hints.is_empty() {
-        println!("continue with:");
+        outln!("continue with:");
         for hint in hints {
-            println!("  {hint}");
+            outln!("  {hint}");
         }
     }
 }

@@ -95,7 +95,7 @@ pub(crate) async fn drive<T>(
 /// Prints a line about what the command did: on stdout, or on stderr when stdout holds JSON.
 pub(crate) fn say(sink: Sink, line: &str) {
     match sink {
-        Sink::Stdout => println!("{line}"),
+        Sink::Stdout => outln!("{line}"),
         Sink::Stderr => eprintln!("{line}"),
     }
 }

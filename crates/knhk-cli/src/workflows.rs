@@ -47,16 +47,16 @@ pub(crate) async fn run(session: &Session, command: WorkflowCommand) -> anyhow::
             let definition = session.definition(w.id).await;
             let spec = definition.as_deref().map(|d| d.specification());
             if json {
-                println!("{}", serde_json::to_string_pretty(&summary(&w, spec))?);
+                outln!("{}", serde_json::to_string_pretty(&summary(&w, spec))?);
             } else {
-                println!(
+                outln!(
                     "registered workflow {} v{} as {} ({} tasks)",
                     w.name,
                     w.version,
                     w.id,
                     task_count(spec)
                 );
-                println!(
+                outln!(
                     "start a case with: {} case create {} --start --data '{{}}'",
                     session.command(),
                     w.id
@@ -79,9 +79,9 @@ pub(crate) async fn run(session: &Session, command: WorkflowCommand) -> anyhow::
                     .zip(&specs)
                     .map(|(w, spec)| summary(w, *spec))
                     .collect();
-                println!("{}", serde_json::to_string_pretty(&docs)?);
+                outln!("{}", serde_json::to_string_pretty(&docs)?);
             } else if all.is_empty() {
-                println!("no workflows registered");
+                outln!("no workflows registered");
             } else {
                 let rows: Vec<Vec<String>> = all
                     .iter()
@@ -96,7 +96,7 @@ pub(crate) async fn run(session: &Session, command: WorkflowCommand) -> anyhow::
                         ]
                     })
                     .collect();
-                print!(
+                out!(
                     "{}",
                     report::table(&["id", "name", "version", "tasks", "registered"], &rows)
                 );
@@ -112,7 +112,7 @@ pub(crate) async fn run(session: &Session, command: WorkflowCommand) -> anyhow::
                     map.insert("source".to_owned(), Value::String(w.source.clone()));
                     map.insert("spec".to_owned(), serde_json::to_value(spec)?);
                 }
-                println!("{}", serde_json::to_string_pretty(&doc)?);
+                outln!("{}", serde_json::to_string_pretty(&doc)?);
             } else {
                 show(&w, spec);
             }
@@ -137,21 +137,21 @@ fn task_count(spec: Option<&Specification>) -> usize {
 }
 
 fn show(w: &WorkflowView, spec: Option<&Specification>) {
-    println!("workflow {}", w.id);
-    println!("name:       {}", w.name);
-    println!("version:    {}", w.version);
-    println!("registered: {}", rfc3339(w.registered_at));
+    outln!("workflow {}", w.id);
+    outln!("name:       {}", w.name);
+    outln!("version:    {}", w.version);
+    outln!("registered: {}", rfc3339(w.registered_at));
     match spec {
         Some(spec) => {
-            println!("spec id:    {}", spec.id);
+            outln!("spec id:    {}", spec.id);
             for net in &spec.nets {
                 let root = if net.id == spec.root_net {
                     ", the root net"
                 } else {
                     ""
                 };
-                println!();
-                println!("net {}{root}", net.id);
+                outln!();
+                outln!("net {}{root}", net.id);
                 let rows: Vec<Vec<String>> = net
                     .tasks
                     .iter()
@@ -170,7 +170,7 @@ fn show(w: &WorkflowView, spec: Option<&Specification>) {
                         ]
                     })
                     .collect();
-                print!(
+                out!(
                     "{}",
                     report::table(
                         &["task", "name", "does", "join", "split", "flows to"],
@@ -179,12 +179,12 @@ fn show(w: &WorkflowView, spec: Option<&Specification>) {
                 );
             }
         }
-        None => println!("(the stored specification does not decode)"),
+        None => outln!("(the stored specification does not decode)"),
     }
-    println!();
-    println!("source ({}):", w.format);
-    print!("{}", w.source);
+    outln!();
+    outln!("source ({}):", w.format);
+    out!("{}", w.source);
     if !w.source.ends_with('\n') {
-        println!();
+        outln!();
     }
 }

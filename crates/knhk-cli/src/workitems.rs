@@ -115,11 +115,11 @@ pub(crate) async fn run(session: &Session, command: WorkItemCommand) -> anyhow::
                 .await?;
             if json {
                 let docs: Vec<Value> = items.iter().map(report::work_item_json).collect();
-                println!("{}", serde_json::to_string_pretty(&docs)?);
+                outln!("{}", serde_json::to_string_pretty(&docs)?);
             } else if items.is_empty() {
-                println!("no work items");
+                outln!("no work items");
             } else {
-                print!(
+                out!(
                     "{}",
                     report::table(&WORK_ITEM_HEADER, &report::work_item_rows(&items))
                 );
@@ -138,11 +138,11 @@ pub(crate) async fn run(session: &Session, command: WorkItemCommand) -> anyhow::
                 .claim(id, &user)
                 .await
                 .with_context(|| format!("cannot claim work item {id}"))?;
-            println!(
+            outln!(
                 "work item {id} of task {} allocated to {user}",
                 report::task_label(&item.task)
             );
-            println!(
+            outln!(
                 "complete it with: {} workitem complete {id} --user {user} --output '{{}}'",
                 session.command()
             );
@@ -154,7 +154,7 @@ pub(crate) async fn run(session: &Session, command: WorkItemCommand) -> anyhow::
                 .start_work_item(id, &user)
                 .await
                 .with_context(|| format!("cannot start work item {id}"))?;
-            println!(
+            outln!(
                 "work item {id} of task {} started by {user}",
                 report::task_label(&item.task)
             );
@@ -166,12 +166,12 @@ pub(crate) async fn run(session: &Session, command: WorkItemCommand) -> anyhow::
                 .offer_work_item(id, roles.clone(), &user)
                 .await
                 .with_context(|| format!("cannot offer work item {id}"))?;
-            println!(
+            outln!(
                 "work item {id} of task {} offered to role {}",
                 report::task_label(&item.task),
                 roles.join(", ")
             );
-            println!(
+            outln!(
                 "members see it with: {} workitem list --role {}",
                 session.command(),
                 roles.first().map_or("ROLE", String::as_str)
@@ -184,7 +184,7 @@ pub(crate) async fn run(session: &Session, command: WorkItemCommand) -> anyhow::
                 .allocate_work_item(id, &to, &user)
                 .await
                 .with_context(|| format!("cannot allocate work item {id}"))?;
-            println!(
+            outln!(
                 "work item {id} of task {} allocated to {to}",
                 report::task_label(&item.task)
             );

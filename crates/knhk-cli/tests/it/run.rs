@@ -307,3 +307,37 @@ fn a_loop_of_automatic_tasks_fails_its_case_at_the_firing_bound_naming_the_loop(
     let shown = data.knhk(&["case", "show", text(&doc, "case_id")]);
     assert!(stdout(&shown).contains("failed"), "{}", stdout(&shown));
 }
+
+#[test]
+fn a_history_piped_into_a_reader_that_stops_early_ends_quietly() {
+    use std::process::{Command, Stdio};
+
+    let data = DataDir::new();
+    let file = runaway_loop();
+    // A long history: more than a pipe holds, so the writer meets the closed pipe.
+    let out = data.knhk(&["--max-firings", "2000", "run", path_str(&file), "--json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON document");
+    let case = text(&doc, "case_id").to_owned();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_knhk"))
+        .args([
+            "--data-dir",
+            path_str(data.path()),
+            "case",
+            "history",
+            &case,
+        ])
+        .env_remove("KNHK_DATA_DIR")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("knhk runs");
+    let mut first = String::new();
+    let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
+    reader.read_line(&mut first).expect("the first line");
+    assert!(first.contains("seq"), "{first}");
+    drop(reader);
+    let out = child.wait_with_output().expect("knhk ends");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
+}
