@@ -202,6 +202,22 @@ async fn dispatch(
     data_dir: &Path,
     settings: Settings,
 ) -> anyhow::Result<ExitCode> {
+    // Only the commands that register or run a workflow make a store; any other command on a
+    // folder without one would find nothing there, and leave an empty store behind.
+    let creates_store = matches!(
+        command,
+        Command::Run(_)
+            | Command::Worker(_)
+            | Command::Workflow(workflows::WorkflowCommand::Register { .. })
+    );
+    if !creates_store && !Session::exists(data_dir) {
+        anyhow::bail!(
+            "no knhk store in the data directory {}: nothing was registered there yet (name \
+             another one with --data-dir DIR or KNHK_DATA_DIR, or start with `knhk run FILE` or \
+             `knhk workflow register FILE`)",
+            data_dir.display()
+        );
+    }
     let session = Session::open(data_dir, settings).await?;
     let result = match command {
         Command::Run(args) => run::run(&session, args).await,
@@ -214,7 +230,23 @@ async fn dispatch(
         }
     };
     session.close().await;
-    result
+    // An unknown id may only mean that the command looked in another data directory.
+    result.map_err(|e| {
+        let not_found = e.chain().any(|cause| {
+            cause
+                .downcast_ref::<knhk_workflow_engine::Error>()
+                .is_some_and(|e| e.code() == knhk_workflow_engine::ErrorCode::NotFound)
+        });
+        if not_found {
+            anyhow::anyhow!(
+                "{} (looked in the data directory {})",
+                message(&e),
+                data_dir.display()
+            )
+        } else {
+            e
+        }
+    })
 }
 
 /// Loads each file and reports it with what was noted (findings that are not errors); fails

@@ -12,6 +12,9 @@ use knhk_store::{SqliteOptions, SqliteStore};
 use knhk_workflow_engine::{Clock, Directory, EngineConfig, WorkflowEngine};
 use serde_json::{Map, Value};
 
+/// The store's file in the data directory.
+const STORE_FILE: &str = "knhk.db";
+
 /// The data directory when neither `--data-dir` nor `KNHK_DATA_DIR` says otherwise.
 pub(crate) const DEFAULT_DATA_DIR: &str = "./knhk-data";
 
@@ -36,7 +39,7 @@ impl Session {
     /// (created if missing, `synchronous=FULL`), the built-in connectors, and the roles of
     /// `directory.json` when that file exists; `settings` say the rest.
     pub(crate) async fn open(data_dir: &Path, settings: Settings) -> anyhow::Result<Session> {
-        let store = SqliteStore::open(&data_dir.join("knhk.db"), SqliteOptions::default())
+        let store = SqliteStore::open(&data_dir.join(STORE_FILE), SqliteOptions::default())
             .await
             .with_context(|| format!("cannot open the data directory {}", data_dir.display()))?;
         let engine = WorkflowEngine::new(EngineConfig {
@@ -51,6 +54,16 @@ impl Session {
             engine,
             data_dir: data_dir.to_path_buf(),
         })
+    }
+
+    /// Returns the data directory this session works on.
+    pub(crate) fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Returns whether `data_dir` holds a store already.
+    pub(crate) fn exists(data_dir: &Path) -> bool {
+        data_dir.join(STORE_FILE).is_file()
     }
 
     /// Returns how to call `knhk` on this data directory, for the commands we suggest.

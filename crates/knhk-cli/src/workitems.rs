@@ -238,7 +238,8 @@ async fn live_item(session: &Session, id: WorkItemId) -> anyhow::Result<WorkItem
         Ok(item) => Ok(item),
         Err(EngineError::UnknownWorkItem(_)) => anyhow::bail!(
             "unknown work item {id}: no live work item has this id (it may have been \
-             completed or withdrawn; see `knhk workitem list`)"
+             completed or withdrawn; see `knhk workitem list`) (looked in the data directory {})",
+            session.data_dir().display()
         ),
         Err(e) => Err(e.into()),
     }

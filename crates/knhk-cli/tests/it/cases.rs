@@ -120,15 +120,24 @@ fn cancelling_a_waiting_case_withdraws_its_work_items() {
 }
 
 #[test]
-fn unknown_ids_are_named() {
+fn unknown_ids_are_named_with_the_data_directory_looked_in() {
     let data = DataDir::new();
+    register_loan(&data);
+    let dir = data.path().display().to_string();
     let id = "6f1e1b0c-1111-4222-8333-444455556666";
     let err = data.fails(&["case", "show", id]);
-    assert_eq!(err.trim(), format!("error: unknown case {id}"));
+    assert_eq!(
+        err.trim(),
+        format!("error: unknown case {id} (looked in the data directory {dir})")
+    );
     let err = data.fails(&["workflow", "show", id]);
-    assert_eq!(err.trim(), format!("error: unknown workflow {id}"));
+    assert_eq!(
+        err.trim(),
+        format!("error: unknown workflow {id} (looked in the data directory {dir})")
+    );
     let err = data.fails(&["workitem", "complete", id, "--user", "ann"]);
     assert!(err.contains(&format!("unknown work item {id}")), "{err}");
+    assert!(err.contains(&dir), "{err}");
     // An id that is not a UUID is a usage error, as clap reports them.
     let out = data.knhk(&["case", "show", "not-an-id"]);
     assert_eq!(out.status.code(), Some(2));
@@ -212,4 +221,29 @@ fn a_yawl_xml_workflow_keeps_its_format_and_source() {
         "--json",
     ]);
     assert_eq!(text(&turtle, "format"), "turtle");
+}
+
+#[test]
+fn a_reading_command_on_a_folder_without_a_store_says_so_and_creates_none() {
+    let data = DataDir::new();
+    for args in [
+        vec!["workflow", "list"],
+        vec!["case", "list"],
+        vec!["workitem", "list"],
+        vec!["case", "show", "6f1e1b0c-1111-4222-8333-444455556666"],
+    ] {
+        let err = data.fails(&args);
+        assert!(
+            err.contains("no knhk store in the data directory"),
+            "{args:?}: {err}"
+        );
+        assert!(err.contains("--data-dir"), "{err}");
+    }
+    assert!(
+        !data.path().join("knhk.db").exists(),
+        "no empty store was left behind"
+    );
+    // Registering a workflow makes the store; then the same commands work.
+    register_loan(&data);
+    assert!(data.ok(&["case", "list"]).contains("no cases"));
 }

@@ -164,7 +164,7 @@ fn a_bad_role_directory_is_named() {
     let data = DataDir::new();
     std::fs::write(data.path().join("directory.json"), r#"{"roles": ["ann"]}"#)
         .expect("directory.json");
-    let err = data.fails(&["workflow", "list"]);
+    let err = data.fails(&["workflow", "register", &example("loan_application.ttl")]);
     assert!(err.contains("directory.json"), "{err}");
 }
 
