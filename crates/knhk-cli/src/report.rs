@@ -357,8 +357,13 @@ pub(crate) fn detail(kind: &EventKind, style: &Style) -> String {
         EventKind::WorkItemReoffered { item, roles } => {
             format!("work item {} to {}", style.item(item), join(roles))
         }
-        EventKind::WorkItemAllocated { item, user } | EventKind::WorkItemStarted { item, user } => {
+        EventKind::WorkItemAllocated { item, user }
+        | EventKind::WorkItemStarted { item, user }
+        | EventKind::WorkItemReleased { item, user } => {
             format!("work item {} by {user}", style.item(item))
+        }
+        EventKind::WorkItemDelegated { item, from, to } => {
+            format!("work item {} from {from} to {to}", style.item(item))
         }
         EventKind::WorkItemCompleted { item, user, output } => format!(
             "work item {} by {user}, output {}",
@@ -545,6 +550,8 @@ mod tests {
             | EventKind::WorkItemOffered { .. }
             | EventKind::WorkItemReoffered { .. }
             | EventKind::WorkItemAllocated { .. }
+            | EventKind::WorkItemReleased { .. }
+            | EventKind::WorkItemDelegated { .. }
             | EventKind::WorkItemStarted { .. }
             | EventKind::WorkItemCompleted { .. }
             | EventKind::WorkItemCancelled { .. }
@@ -646,6 +653,15 @@ mod tests {
                 item,
                 user: "uma".to_owned(),
             },
+            EventKind::WorkItemReleased {
+                item,
+                user: "uma".to_owned(),
+            },
+            EventKind::WorkItemDelegated {
+                item,
+                from: "uma".to_owned(),
+                to: "ulf".to_owned(),
+            },
             EventKind::WorkItemCompleted {
                 item,
                 user: "uma".to_owned(),
@@ -684,7 +700,7 @@ mod tests {
         let kinds = one_of_each();
         let names: std::collections::HashSet<&str> = kinds.iter().map(EventKind::name).collect();
         assert_eq!(names.len(), kinds.len(), "a kind is listed twice");
-        assert_eq!(kinds.len(), 28, "one event of every kind");
+        assert_eq!(kinds.len(), 30, "one event of every kind");
         let short = Style {
             since: Some(Timestamp(0)),
             short_ids: true,

@@ -43,6 +43,26 @@ pub(crate) enum WorkItemCommand {
         #[arg(long, value_parser = crate::input::user_name)]
         user: String,
     },
+    /// Gives an allocated work item back to its roles: it is offered to them again.
+    Release {
+        /// The work item id (see `knhk workitem list --user USER`).
+        id: WorkItemId,
+        /// The user it is allocated to.
+        #[arg(long, value_parser = crate::input::user_name)]
+        user: String,
+    },
+    /// Hands a work item you hold (allocated or started) to another member of its roles; the
+    /// history records who delegated it to whom.
+    Delegate {
+        /// The work item id (see `knhk workitem list --user USER`).
+        id: WorkItemId,
+        /// The user who gets it.
+        #[arg(long, value_name = "USER", value_parser = crate::input::user_name)]
+        to: String,
+        /// The user who holds it now.
+        #[arg(long, value_parser = crate::input::user_name)]
+        user: String,
+    },
     /// Offers a work item nobody has yet to other roles, in place of those it was offered to
     /// (an administrator distributing a work item, as YAWL's unoffered queue).
     Offer {
@@ -156,6 +176,31 @@ pub(crate) async fn run(session: &Session, command: WorkItemCommand) -> anyhow::
                 .with_context(|| format!("cannot start work item {id}"))?;
             outln!(
                 "work item {id} of task {} started by {user}",
+                report::task_label(&item.task)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        WorkItemCommand::Release { id, user } => {
+            let item = live_item(session, id).await?;
+            engine
+                .release_work_item(id, &user)
+                .await
+                .with_context(|| format!("cannot release work item {id}"))?;
+            outln!(
+                "work item {id} of task {} released by {user}: offered to role {} again",
+                report::task_label(&item.task),
+                item.roles.join(", ")
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        WorkItemCommand::Delegate { id, to, user } => {
+            let item = live_item(session, id).await?;
+            engine
+                .delegate_work_item(id, &user, &to)
+                .await
+                .with_context(|| format!("cannot delegate work item {id}"))?;
+            outln!(
+                "work item {id} of task {} delegated by {user} to {to}",
                 report::task_label(&item.task)
             );
             Ok(ExitCode::SUCCESS)

@@ -184,6 +184,17 @@ pub enum EventKind {
         item: WorkItemId,
         user: String,
     },
+    /// The user a work item was allocated to gave it back; it is offered again.
+    WorkItemReleased {
+        item: WorkItemId,
+        user: String,
+    },
+    /// The user who held a work item handed it to another.
+    WorkItemDelegated {
+        item: WorkItemId,
+        from: String,
+        to: String,
+    },
     WorkItemCompleted {
         item: WorkItemId,
         user: String,
@@ -248,6 +259,8 @@ impl EventKind {
             EventKind::WorkItemOffered { .. } => "work_item_offered",
             EventKind::WorkItemReoffered { .. } => "work_item_reoffered",
             EventKind::WorkItemAllocated { .. } => "work_item_allocated",
+            EventKind::WorkItemReleased { .. } => "work_item_released",
+            EventKind::WorkItemDelegated { .. } => "work_item_delegated",
             EventKind::WorkItemStarted { .. } => "work_item_started",
             EventKind::WorkItemCompleted { .. } => "work_item_completed",
             EventKind::WorkItemCancelled { .. } => "work_item_cancelled",
@@ -267,6 +280,8 @@ impl EventKind {
             EventKind::WorkItemOffered { item, .. }
             | EventKind::WorkItemReoffered { item, .. }
             | EventKind::WorkItemAllocated { item, .. }
+            | EventKind::WorkItemReleased { item, .. }
+            | EventKind::WorkItemDelegated { item, .. }
             | EventKind::WorkItemStarted { item, .. }
             | EventKind::WorkItemCompleted { item, .. }
             | EventKind::WorkItemCancelled { item }

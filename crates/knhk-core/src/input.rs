@@ -21,6 +21,18 @@ pub enum Input {
         item: WorkItemId,
         user: String,
     },
+    /// The user a work item is allocated to gives it back: it is offered to its roles again.
+    ReleaseWorkItem {
+        item: WorkItemId,
+        user: String,
+    },
+    /// The user who holds a work item (allocated or started) hands it to another user; the
+    /// history records both.
+    DelegateWorkItem {
+        item: WorkItemId,
+        from: String,
+        to: String,
+    },
     /// A user starts a work item; for a task that only was enabled, this starts the task and
     /// withdraws the tasks that shared its tokens (deferred choice).
     StartWorkItem {

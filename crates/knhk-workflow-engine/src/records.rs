@@ -81,6 +81,8 @@ pub(crate) fn changes(
             EventKind::WorkItemOffered { item, .. }
             | EventKind::WorkItemReoffered { item, .. }
             | EventKind::WorkItemAllocated { item, .. }
+            | EventKind::WorkItemReleased { item, .. }
+            | EventKind::WorkItemDelegated { item, .. }
             | EventKind::WorkItemStarted { item, .. }
             | EventKind::WorkItemCompleted { item, .. }
             | EventKind::WorkItemCancelled { item } => {

@@ -248,3 +248,62 @@ fn with_a_directory_only_members_of_the_items_role_may_claim_start_complete_or_f
     ]);
     assert_eq!(text(&done, "state"), "completed", "{done:#}");
 }
+
+#[test]
+fn a_work_item_is_released_to_its_role_and_delegated_to_another_member() {
+    let data = DataDir::new();
+    std::fs::write(
+        data.path().join("directory.json"),
+        r#"{"roles": {"underwriter": ["uma", "ulf"], "clerk": ["eve"]}}"#,
+    )
+    .expect("directory");
+    let started = data.json(&[
+        "run",
+        &example("loan_application.ttl"),
+        "--data",
+        r#"{"applicant": "Ada", "amount": 25000}"#,
+        "--json",
+    ]);
+    let item = text(&started["work_items"][0], "id").to_owned();
+    data.ok(&["workitem", "claim", &item, "--user", "uma"]);
+    // Someone else cannot give it back.
+    let err = data.fails(&["workitem", "release", &item, "--user", "ulf"]);
+    assert!(err.contains("allocated to uma"), "{err}");
+    let out = data.ok(&["workitem", "release", &item, "--user", "uma"]);
+    assert!(out.contains("offered to role underwriter again"), "{out}");
+    let offered = data.json(&["workitem", "list", "--role", "underwriter", "--json"]);
+    assert_eq!(offered[0]["state"], "offered", "{offered:#}");
+    assert!(offered[0]["owner"].is_null());
+
+    data.ok(&["workitem", "claim", &item, "--user", "uma"]);
+    // Only to a member of the item's roles.
+    let err = data.fails(&[
+        "workitem", "delegate", &item, "--to", "eve", "--user", "uma",
+    ]);
+    assert!(err.contains("eve may not take work item"), "{err}");
+    data.ok(&[
+        "workitem", "delegate", &item, "--to", "ulf", "--user", "uma",
+    ]);
+    let mine = data.json(&["workitem", "list", "--user", "ulf", "--json"]);
+    assert_eq!(mine[0]["id"], item.as_str(), "{mine:#}");
+    let done = data.json(&[
+        "workitem",
+        "complete",
+        &item,
+        "--user",
+        "ulf",
+        "--output",
+        r#"{"approved": true}"#,
+        "--json",
+    ]);
+    assert_eq!(text(&done, "state"), "completed", "{done:#}");
+    let history = done["history"].as_array().expect("history");
+    let audit: Vec<&str> = history
+        .iter()
+        .filter(|e| e["kind"] == "work_item_released" || e["kind"] == "work_item_delegated")
+        .map(|e| e["detail"].as_str().expect("detail"))
+        .collect();
+    assert_eq!(audit.len(), 2, "{audit:?}");
+    assert!(audit[0].ends_with("by uma"), "{audit:?}");
+    assert!(audit[1].ends_with("from uma to ulf"), "{audit:?}");
+}

@@ -313,6 +313,27 @@ impl Case {
                 wi.state = state;
                 wi.owner = Some(user.clone());
             }
+            EventKind::WorkItemReleased { item, .. } => {
+                let wi = self
+                    .items
+                    .get_mut(item)
+                    .ok_or_else(|| bad("unknown work item"))?;
+                if wi.state != WorkItemState::Allocated {
+                    return Err(bad("work item released while not allocated"));
+                }
+                wi.state = WorkItemState::Offered;
+                wi.owner = None;
+            }
+            EventKind::WorkItemDelegated { item, to, .. } => {
+                let wi = self
+                    .items
+                    .get_mut(item)
+                    .ok_or_else(|| bad("unknown work item"))?;
+                if !matches!(wi.state, WorkItemState::Allocated | WorkItemState::Started) {
+                    return Err(bad("work item delegated while nobody held it"));
+                }
+                wi.owner = Some(to.clone());
+            }
             EventKind::WorkItemCompleted { item, user, .. } => {
                 let wi = self
                     .items

@@ -205,6 +205,44 @@ impl Case {
                 }
                 self.emit(cx, EventKind::WorkItemAllocated { item, user })
             }
+            Input::ReleaseWorkItem { item, user } => {
+                self.require(CaseStatus::Running, "release a work item")?;
+                let wi = self.human_item(item, "release")?;
+                if wi.state != WorkItemState::Allocated {
+                    return Err(Error::WrongWorkItemState {
+                        item,
+                        state: wi.state.as_str(),
+                        action: "release",
+                    });
+                }
+                if let Some(owner) = wi.owner.as_ref().filter(|owner| **owner != user) {
+                    return Err(Error::NotAllocatedTo {
+                        item,
+                        owner: owner.clone(),
+                        user,
+                    });
+                }
+                self.emit(cx, EventKind::WorkItemReleased { item, user })
+            }
+            Input::DelegateWorkItem { item, from, to } => {
+                self.require(CaseStatus::Running, "delegate a work item")?;
+                let wi = self.human_item(item, "delegate")?;
+                if !matches!(wi.state, WorkItemState::Allocated | WorkItemState::Started) {
+                    return Err(Error::WrongWorkItemState {
+                        item,
+                        state: wi.state.as_str(),
+                        action: "delegate",
+                    });
+                }
+                if let Some(owner) = wi.owner.as_ref().filter(|owner| **owner != from) {
+                    return Err(Error::NotAllocatedTo {
+                        item,
+                        owner: owner.clone(),
+                        user: from,
+                    });
+                }
+                self.emit(cx, EventKind::WorkItemDelegated { item, from, to })
+            }
             Input::StartWorkItem { item, user } => {
                 self.require(CaseStatus::Running, "start a work item")?;
                 self.start_item(cx, item, user)

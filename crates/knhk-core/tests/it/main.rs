@@ -13,3 +13,4 @@ mod multi;
 mod orjoin;
 mod properties;
 mod waits;
+mod worklist;

@@ -166,6 +166,29 @@ impl WorkflowEngine {
         }
     }
 
+    /// Gives an allocated work item back: it is offered to its roles again.
+    pub async fn release_work_item(&self, item: WorkItemId, user: &str) -> Result<CaseView, Error> {
+        let case = self.case_for_member(item, user).await?;
+        let user = user.to_string();
+        self.apply(case, Input::ReleaseWorkItem { item, user })
+            .await
+    }
+
+    /// Hands a work item that `from` holds (allocated or started) to `to`, who must hold one
+    /// of its roles when the engine has a directory; the history records both users.
+    pub async fn delegate_work_item(
+        &self,
+        item: WorkItemId,
+        from: &str,
+        to: &str,
+    ) -> Result<CaseView, Error> {
+        let case = self.case_for_member(item, from).await?;
+        self.case_for_member(item, to).await?;
+        let (from, to) = (from.to_string(), to.to_string());
+        self.apply(case, Input::DelegateWorkItem { item, from, to })
+            .await
+    }
+
     /// Gives up on a work item on `user`'s say: its task fails (and follows its failure flow,
     /// if it has one).
     pub async fn fail_work_item(
