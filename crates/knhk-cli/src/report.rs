@@ -763,7 +763,7 @@ mod tests {
                 .map(|r| r.split_whitespace().take(4).collect::<Vec<_>>().join(" "))
                 .unwrap_or_default()
         };
-        assert_eq!(cells("timer_fired"), "26 +0:00:01.500 timer_fired remind");
+        assert_eq!(cells("timer_fired"), "28 +0:00:01.500 timer_fired remind");
         assert_eq!(
             cells("work_item_reoffered"),
             "17 +0:00:01.500 work_item_reoffered review"
