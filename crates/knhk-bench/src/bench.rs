@@ -205,6 +205,7 @@ impl Scenario {
             clock: Clock::system(),
             admin_role: EngineConfig::DEFAULT_ADMIN_ROLE.to_owned(),
             step: knhk_core::ApplyOptions::default(),
+            timer_poll: EngineConfig::DEFAULT_TIMER_POLL,
         });
         let measured = self.measure_on(&engine, &store, addr).await;
         engine.shutdown().await;

@@ -105,6 +105,7 @@ async fn open(data_dir: &Path) -> anyhow::Result<WorkflowEngine> {
         clock: Clock::system(),
         admin_role: EngineConfig::DEFAULT_ADMIN_ROLE.to_owned(),
         step: knhk_core::ApplyOptions::default(),
+        timer_poll: EngineConfig::DEFAULT_TIMER_POLL,
     }))
 }
 

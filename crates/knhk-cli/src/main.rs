@@ -78,6 +78,17 @@ struct Cli {
         value_name = "N"
     )]
     max_firings: u32,
+    /// How often `knhk worker` reads the stored timers again, in milliseconds, so that it fires
+    /// timers that other processes arm while it runs.
+    #[arg(
+        long,
+        global = true,
+        env = "KNHK_TIMER_POLL_MS",
+        default_value_t = 1000,
+        value_name = "MS",
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    timer_poll_ms: u64,
     #[command(subcommand)]
     command: Command,
 }
@@ -153,6 +164,7 @@ fn main() -> ExitCode {
             &Settings {
                 admin_role: cli.admin_role.clone(),
                 step: ApplyOptions::default().with_max_firings(cli.max_firings),
+                timer_poll: std::time::Duration::from_millis(cli.timer_poll_ms),
             },
         ),
         Command::Export { file } => export(&file),
@@ -167,6 +179,7 @@ fn main() -> ExitCode {
                 Settings {
                     admin_role: cli.admin_role,
                     step: ApplyOptions::default().with_max_firings(cli.max_firings),
+                    timer_poll: std::time::Duration::from_millis(cli.timer_poll_ms),
                 },
             )),
             Err(e) => Err(anyhow::Error::new(e).context("cannot start the async runtime")),

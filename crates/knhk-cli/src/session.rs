@@ -25,6 +25,8 @@ pub(crate) struct Settings {
     pub(crate) admin_role: String,
     /// How each step runs (the bound on task firings).
     pub(crate) step: ApplyOptions,
+    /// How often a worker reads the stored timers again.
+    pub(crate) timer_poll: std::time::Duration,
 }
 
 /// The engine on the embedded store of one data directory.
@@ -49,6 +51,7 @@ impl Session {
             clock: Clock::system(),
             admin_role: settings.admin_role,
             step: settings.step,
+            timer_poll: settings.timer_poll,
         });
         Ok(Session {
             engine,

@@ -36,6 +36,8 @@ pub(crate) async fn run(session: &Session, args: WorkerArgs) -> anyhow::Result<E
         workflow: None,
         limit: Some(1),
     };
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot listen for SIGTERM")?;
     loop {
         if args.until_idle && engine.cases(&running).await?.is_empty() {
             break;
@@ -44,6 +46,10 @@ pub(crate) async fn run(session: &Session, args: WorkerArgs) -> anyhow::Result<E
             signal = tokio::signal::ctrl_c() => {
                 signal.context("cannot listen for Ctrl-C")?;
                 eprintln!("worker: interrupted");
+                break;
+            }
+            _ = terminate.recv() => {
+                eprintln!("worker: terminated");
                 break;
             }
             update = updates.recv() => {

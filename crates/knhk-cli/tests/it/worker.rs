@@ -46,3 +46,86 @@ fn a_timer_armed_by_run_fires_in_the_worker() {
     let status = data.knhk(&["case", "show", &case]);
     assert!(stdout(&status).contains("completed"), "{}", stdout(&status));
 }
+
+#[test]
+fn a_running_worker_fires_a_timer_armed_after_it_started_and_stops_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    let data = DataDir::new();
+    let wf = format!(
+        "{PREFIXES}<#spec> a yawl:Specification ; yawl:name \"Later\" ; yawl:hasDecomposition <#net> .\n\
+         <#net> a yawl:Net ; yawl:isRootNet true ; yawl:hasInputCondition <#start> ; \
+         yawl:hasOutputCondition <#end> ; yawl:hasTask <#wait>, <#remind> .\n\
+         <#start> a yawl:InputCondition ; yawl:flowsInto [ yawl:nextElementRef <#wait> ] .\n\
+         <#wait> a yawl:Task ; knhk:role \"clerk\" ; yawl:hasTimer [ a yawl:Timer ; \
+         yawl:hasTrigger yawl:TimerTriggerOnEnabled ; yawl:hasDurationParams [ yawl:ticks 100 ; \
+         yawl:hasInterval yawl:TimerIntervalMsec ] ] ; yawl:flowsInto [ yawl:nextElementRef <#remind> ] .\n\
+         <#remind> a yawl:Task ; yawl:flowsInto [ yawl:nextElementRef <#end> ] .\n\
+         <#end> a yawl:OutputCondition .\n"
+    );
+    let file = temp_file("later.ttl", &wf);
+    let mut worker = Command::new(env!("CARGO_BIN_EXE_knhk"))
+        .args([
+            "--data-dir",
+            path_str(data.path()),
+            "--timer-poll-ms",
+            "50",
+            "worker",
+        ])
+        .env_remove("KNHK_DATA_DIR")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the worker runs");
+    // Every line the worker says, as it says it.
+    let (lines_tx, lines) = mpsc::channel::<String>();
+    let stderr_pipe = worker.stderr.take().expect("stderr");
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stderr_pipe).lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next_line = |what: &str| {
+        lines
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|e| panic!("the worker said nothing about {what}: {e}"))
+    };
+    let first = next_line("its start");
+    assert!(first.contains("armed 0 timers"), "{first}");
+
+    // Another process arms a timer after the worker started.
+    let run = data.knhk(&["run", path_str(&file), "--json"]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let doc: Value = serde_json::from_str(&stdout(&run)).expect("json");
+    assert_eq!(doc["state"], "running");
+    let case = doc["case_id"].as_str().expect("case id").to_owned();
+    loop {
+        let line = next_line("the case the timer moves on");
+        if line.contains(&case) {
+            assert!(line.contains("completed"), "{line}");
+            break;
+        }
+    }
+
+    // SIGTERM stops it as gracefully as Ctrl-C.
+    let pid = worker.id().to_string();
+    let kill = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(kill.success());
+    let status = worker.wait().expect("the worker ends");
+    let rest: Vec<String> = lines.iter().collect();
+    reader.join().expect("reader");
+    assert_eq!(status.code(), Some(0), "{rest:?}");
+    assert!(
+        rest.iter().any(|l| l.contains("worker: terminated")),
+        "{rest:?}"
+    );
+    let show = data.knhk(&["case", "show", &case]);
+    assert!(stdout(&show).contains("completed"), "{}", stdout(&show));
+}

@@ -40,11 +40,16 @@ pub struct EngineConfig {
     /// How each step runs: the bound on the tasks one step may start without waiting for the
     /// outside world (a loop of automatic tasks fails its case past it).
     pub step: ApplyOptions,
+    /// How often a started engine reads the stored timers again, so that it fires the timers
+    /// another process armed after it started. [`EngineConfig::DEFAULT_TIMER_POLL`] by default.
+    pub timer_poll: std::time::Duration,
 }
 
 impl EngineConfig {
     /// The administrators' role when none is configured.
     pub const DEFAULT_ADMIN_ROLE: &str = "admin";
+    /// How often the stored timers are read again when none is configured.
+    pub const DEFAULT_TIMER_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 }
 
 /// A cheap, cloneable handle on the engine.
@@ -61,6 +66,7 @@ struct Inner {
     clock: Clock,
     admin_role: String,
     step: ApplyOptions,
+    timer_poll: std::time::Duration,
     catalog: catalog::Catalog,
     cases: locks::CaseLocks,
     calls: Mutex<HashMap<WorkItemId, tokio::task::AbortHandle>>,
@@ -131,6 +137,7 @@ impl WorkflowEngine {
                 clock: config.clock,
                 admin_role: config.admin_role,
                 step: config.step,
+                timer_poll: config.timer_poll,
                 catalog: catalog::Catalog::default(),
                 cases: locks::CaseLocks::default(),
                 calls: Mutex::new(HashMap::new()),

@@ -4,7 +4,7 @@
 use knhk_core::{CaseId, CaseStatus, Effect, Input, TimerId};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
 
 use super::{WorkflowEngine, lock};
 use crate::error::Error;
@@ -57,7 +57,33 @@ impl WorkflowEngine {
         for t in &stored {
             timers.arm(t.case_id, t.id, t.fires_at);
         }
-        *lock(&self.inner.timers) = Some(timers);
+        *lock(&self.inner.timers) = Some(timers.clone());
+        // Another process sharing the store may arm timers after this start: read the stored
+        // timers again now and then. Arming one the service holds already changes nothing, and
+        // one that fired meanwhile is refused by its case, so reading too many is harmless.
+        let store = self.inner.store.clone();
+        let poll = self.inner.timer_poll;
+        let cancel = self.inner.cancel.clone();
+        self.inner.tracker.spawn(async move {
+            loop {
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    () = tokio::time::sleep(poll) => {}
+                }
+                match store.timers().await {
+                    Ok(stored) => {
+                        for t in &stored {
+                            if !timers.arm(t.case_id, t.id, t.fires_at) {
+                                return;
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "cannot read the stored timers; trying again later")
+                    }
+                }
+            }
+        });
         self.inner
             .tracker
             .spawn(service.run(self.inner.cancel.clone()));

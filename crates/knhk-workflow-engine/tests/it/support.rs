@@ -55,6 +55,7 @@ pub fn engine_on(store: Arc<dyn Store>) -> WorkflowEngine {
         clock: Clock::system(),
         admin_role: EngineConfig::DEFAULT_ADMIN_ROLE.to_owned(),
         step: knhk_core::ApplyOptions::default(),
+        timer_poll: EngineConfig::DEFAULT_TIMER_POLL,
     })
 }
 
