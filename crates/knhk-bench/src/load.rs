@@ -75,6 +75,31 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<ExitCode> {
                 .register_file(file)
                 .await
                 .with_context(|| format!("cannot register {}", file.display()))?;
+            // Load waits for every case to end; a task that waits for people or an outside
+            // event would keep it waiting for ever.
+            let definition = engine.definition(workflow.id).await?;
+            let waiting: Vec<String> = definition
+                .specification()
+                .nets
+                .iter()
+                .flat_map(|net| &net.tasks)
+                .filter(|t| {
+                    matches!(
+                        t.binding,
+                        knhk_core::model::TaskBinding::Human(_)
+                            | knhk_core::model::TaskBinding::Trigger { .. }
+                    )
+                })
+                .map(|t| t.id.to_string())
+                .collect();
+            if !waiting.is_empty() {
+                bail!(
+                    "{} has tasks that wait for people or outside events ({}): load drives \
+                     cases that end by themselves, and would wait for these for ever",
+                    file.display(),
+                    waiting.join(", ")
+                );
+            }
             let load = Load {
                 workflow: workflow.id,
                 data,

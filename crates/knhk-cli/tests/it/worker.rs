@@ -129,3 +129,25 @@ fn a_running_worker_fires_a_timer_armed_after_it_started_and_stops_on_sigterm() 
     let show = data.knhk(&["case", "show", &case]);
     assert!(stdout(&show).contains("completed"), "{}", stdout(&show));
 }
+
+#[test]
+fn a_worker_until_idle_ends_while_a_case_waits_for_a_person() {
+    let data = DataDir::new();
+    let run = data.knhk(&[
+        "run",
+        &crate::example("loan_application.ttl"),
+        "--data",
+        r#"{"applicant": "Ada", "amount": 25000}"#,
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    // The case waits for an underwriter: nothing the engine itself can do.
+    let worker = data.knhk(&["worker", "--until-idle"]);
+    assert!(worker.status.success(), "{}", stderr(&worker));
+    assert!(
+        stderr(&worker).contains("worker: idle"),
+        "{}",
+        stderr(&worker)
+    );
+    let list = data.ok(&["case", "list", "--status", "running"]);
+    assert!(list.contains("running"), "the case still waits: {list}");
+}
