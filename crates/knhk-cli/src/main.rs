@@ -121,6 +121,9 @@ enum Command {
         /// The definition files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Prints a JSON array: per file, `file`, `ok`, `nets`, `tasks`, `notes` and `errors`.
+        #[arg(long)]
+        json: bool,
     },
     /// Runs one case of a workflow in memory and prints its history.
     ///
@@ -152,8 +155,9 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
-        Command::Validate { files } => Ok(validate(
+        Command::Validate { files, json } => Ok(validate(
             &files,
+            json,
             &knhk_spec::Options {
                 admin_role: cli.admin_role.clone(),
             },
@@ -264,10 +268,31 @@ async fn dispatch(
 
 /// Loads each file and reports it with what was noted (findings that are not errors); fails
 /// when any file does not load.
-fn validate(files: &[PathBuf], options: &knhk_spec::Options) -> ExitCode {
+fn validate(files: &[PathBuf], json: bool, options: &knhk_spec::Options) -> ExitCode {
     let mut failed = false;
+    let mut docs = Vec::new();
     for file in files {
         match knhk_spec::load_file_with(file, options) {
+            Ok((loaded, _)) if json => {
+                let spec = loaded.workflow.specification();
+                docs.push(serde_json::json!({
+                    "file": file.display().to_string(),
+                    "ok": true,
+                    "nets": spec.nets.len(),
+                    "tasks": spec.nets.iter().map(|n| n.tasks.len()).sum::<usize>(),
+                    "notes": loaded.notes.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    "errors": Vec::<String>::new(),
+                }));
+            }
+            Err(e) if json => {
+                failed = true;
+                docs.push(serde_json::json!({
+                    "file": file.display().to_string(),
+                    "ok": false,
+                    "notes": Vec::<String>::new(),
+                    "errors": e.to_string().lines().collect::<Vec<_>>(),
+                }));
+            }
             Ok((loaded, _)) => {
                 let workflow = &loaded.workflow;
                 let spec = workflow.specification();
@@ -291,6 +316,12 @@ fn validate(files: &[PathBuf], options: &knhk_spec::Options) -> ExitCode {
                 }
             }
         }
+    }
+    if json {
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&docs).unwrap_or_else(|_| "[]".to_owned())
+        );
     }
     if failed {
         ExitCode::FAILURE

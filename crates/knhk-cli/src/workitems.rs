@@ -35,6 +35,9 @@ pub(crate) enum WorkItemCommand {
         id: WorkItemId,
         #[arg(long, value_parser = crate::input::user_name)]
         user: String,
+        /// Prints the work item as it is afterwards, as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Starts a work item (claiming it if nobody has).
     Start {
@@ -42,6 +45,9 @@ pub(crate) enum WorkItemCommand {
         id: WorkItemId,
         #[arg(long, value_parser = crate::input::user_name)]
         user: String,
+        /// Prints the work item as it is afterwards, as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Gives an allocated work item back to its roles: it is offered to them again.
     Release {
@@ -50,6 +56,9 @@ pub(crate) enum WorkItemCommand {
         /// The user it is allocated to.
         #[arg(long, value_parser = crate::input::user_name)]
         user: String,
+        /// Prints the work item as it is afterwards, as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Hands a work item you hold (allocated or started) to another member of its roles; the
     /// history records who delegated it to whom.
@@ -62,6 +71,9 @@ pub(crate) enum WorkItemCommand {
         /// The user who holds it now.
         #[arg(long, value_parser = crate::input::user_name)]
         user: String,
+        /// Prints the work item as it is afterwards, as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Offers a work item nobody has yet to other roles, in place of those it was offered to
     /// (an administrator distributing a work item, as YAWL's unoffered queue).
@@ -75,6 +87,9 @@ pub(crate) enum WorkItemCommand {
         /// `directory.json` names roles).
         #[arg(long, value_parser = crate::input::user_name)]
         user: String,
+        /// Prints the work item as it is afterwards, as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Allocates a work item to a user (an administrator distributing a work item).
     Allocate {
@@ -86,6 +101,9 @@ pub(crate) enum WorkItemCommand {
         /// The administrator doing it.
         #[arg(long, value_parser = crate::input::user_name)]
         user: String,
+        /// Prints the work item as it is afterwards, as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Gives up on a work item: its task fails, and the case follows the task's failure flow
     /// (or fails, when the task has none).
@@ -146,7 +164,7 @@ pub(crate) async fn run(session: &Session, command: WorkItemCommand) -> anyhow::
             }
             Ok(ExitCode::SUCCESS)
         }
-        WorkItemCommand::Claim { id, user } => {
+        WorkItemCommand::Claim { id, user, json } => {
             let item = live_item(session, id).await?;
             if let Some(owner) = &item.owner {
                 anyhow::bail!(
@@ -158,81 +176,110 @@ pub(crate) async fn run(session: &Session, command: WorkItemCommand) -> anyhow::
                 .claim(id, &user)
                 .await
                 .with_context(|| format!("cannot claim work item {id}"))?;
-            outln!(
-                "work item {id} of task {} allocated to {user}",
-                report::task_label(&item.task)
-            );
-            outln!(
-                "complete it with: {} workitem complete {id} --user {user} --output '{{}}'",
-                session.command()
-            );
+            if json {
+                print_item(session, id).await?;
+            } else {
+                outln!(
+                    "work item {id} of task {} allocated to {user}",
+                    report::task_label(&item.task)
+                );
+                outln!(
+                    "complete it with: {} workitem complete {id} --user {user} --output '{{}}'",
+                    session.command()
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
-        WorkItemCommand::Start { id, user } => {
+        WorkItemCommand::Start { id, user, json } => {
             let item = live_item(session, id).await?;
             engine
                 .start_work_item(id, &user)
                 .await
                 .with_context(|| format!("cannot start work item {id}"))?;
-            outln!(
-                "work item {id} of task {} started by {user}",
-                report::task_label(&item.task)
-            );
+            if json {
+                print_item(session, id).await?;
+            } else {
+                outln!(
+                    "work item {id} of task {} started by {user}",
+                    report::task_label(&item.task)
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
-        WorkItemCommand::Release { id, user } => {
+        WorkItemCommand::Release { id, user, json } => {
             let item = live_item(session, id).await?;
             engine
                 .release_work_item(id, &user)
                 .await
                 .with_context(|| format!("cannot release work item {id}"))?;
-            outln!(
-                "work item {id} of task {} released by {user}: offered to role {} again",
-                report::task_label(&item.task),
-                item.roles.join(", ")
-            );
+            if json {
+                print_item(session, id).await?;
+            } else {
+                outln!(
+                    "work item {id} of task {} released by {user}: offered to role {} again",
+                    report::task_label(&item.task),
+                    item.roles.join(", ")
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
-        WorkItemCommand::Delegate { id, to, user } => {
+        WorkItemCommand::Delegate { id, to, user, json } => {
             let item = live_item(session, id).await?;
             engine
                 .delegate_work_item(id, &user, &to)
                 .await
                 .with_context(|| format!("cannot delegate work item {id}"))?;
-            outln!(
-                "work item {id} of task {} delegated by {user} to {to}",
-                report::task_label(&item.task)
-            );
+            if json {
+                print_item(session, id).await?;
+            } else {
+                outln!(
+                    "work item {id} of task {} delegated by {user} to {to}",
+                    report::task_label(&item.task)
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
-        WorkItemCommand::Offer { id, roles, user } => {
+        WorkItemCommand::Offer {
+            id,
+            roles,
+            user,
+            json,
+        } => {
             let item = live_item(session, id).await?;
             engine
                 .offer_work_item(id, roles.clone(), &user)
                 .await
                 .with_context(|| format!("cannot offer work item {id}"))?;
-            outln!(
-                "work item {id} of task {} offered to role {}",
-                report::task_label(&item.task),
-                roles.join(", ")
-            );
-            outln!(
-                "members see it with: {} workitem list --role {}",
-                session.command(),
-                roles.first().map_or("ROLE", String::as_str)
-            );
+            if json {
+                print_item(session, id).await?;
+            } else {
+                outln!(
+                    "work item {id} of task {} offered to role {}",
+                    report::task_label(&item.task),
+                    roles.join(", ")
+                );
+                outln!(
+                    "members see it with: {} workitem list --role {}",
+                    session.command(),
+                    roles.first().map_or("ROLE", String::as_str)
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
-        WorkItemCommand::Allocate { id, to, user } => {
+        WorkItemCommand::Allocate { id, to, user, json } => {
             let item = live_item(session, id).await?;
             engine
                 .allocate_work_item(id, &to, &user)
                 .await
                 .with_context(|| format!("cannot allocate work item {id}"))?;
-            outln!(
-                "work item {id} of task {} allocated to {to}",
-                report::task_label(&item.task)
-            );
+            if json {
+                print_item(session, id).await?;
+            } else {
+                outln!(
+                    "work item {id} of task {} allocated to {to}",
+                    report::task_label(&item.task)
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         WorkItemCommand::Fail {
@@ -275,6 +322,18 @@ pub(crate) async fn run(session: &Session, command: WorkItemCommand) -> anyhow::
             drive(session, item.case, json, false, step).await
         }
     }
+}
+
+/// Prints a work item as it is now, as JSON; one that the step completed or withdrew is
+/// `null`.
+async fn print_item(session: &Session, id: WorkItemId) -> anyhow::Result<()> {
+    let doc = match session.engine.work_item(id).await {
+        Ok(item) => report::work_item_json(&item),
+        Err(EngineError::UnknownWorkItem(_)) => Value::Null,
+        Err(e) => return Err(e.into()),
+    };
+    outln!("{}", serde_json::to_string_pretty(&doc)?);
+    Ok(())
 }
 
 /// Returns a live work item, or says clearly that there is none with this id.

@@ -302,3 +302,25 @@ fn simulate_stops_a_loop_of_automatic_tasks_at_the_firing_bound_it_is_given() {
     );
     assert!(text.contains("case failed"), "{text}");
 }
+
+#[test]
+fn validate_prints_one_json_document_per_file_with_json() {
+    let bad = temp_file("not_turtle.ttl", "this is not turtle");
+    let good = examples().join("yawl/leave_request.yawl");
+    let out = knhk(&["validate", "--json", path_str(&good), path_str(&bad)]);
+    assert_eq!(out.status.code(), Some(1), "one file is refused");
+    let docs: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON array");
+    assert_eq!(docs[0]["ok"], true, "{docs:#}");
+    assert_eq!(docs[0]["tasks"], 5);
+    assert!(
+        docs[0]["notes"].as_array().is_some_and(|n| n
+            .iter()
+            .any(|n| n.as_str().is_some_and(|n| n.contains("plain one")))),
+        "{docs:#}"
+    );
+    assert_eq!(docs[1]["ok"], false);
+    assert!(
+        docs[1]["errors"].as_array().is_some_and(|e| !e.is_empty()),
+        "{docs:#}"
+    );
+}

@@ -307,3 +307,26 @@ fn a_work_item_is_released_to_its_role_and_delegated_to_another_member() {
     assert!(audit[0].ends_with("by uma"), "{audit:?}");
     assert!(audit[1].ends_with("from uma to ulf"), "{audit:?}");
 }
+
+#[test]
+fn worklist_commands_print_the_work_item_as_json_with_json() {
+    let data = DataDir::new();
+    let started = data.json(&[
+        "run",
+        &example("loan_application.ttl"),
+        "--data",
+        r#"{"applicant": "Ada", "amount": 25000}"#,
+        "--json",
+    ]);
+    let item = text(&started["work_items"][0], "id").to_owned();
+    let claimed = data.json(&["workitem", "claim", &item, "--user", "uma", "--json"]);
+    assert_eq!(claimed["id"], item.as_str(), "{claimed:#}");
+    assert_eq!(claimed["state"], "allocated");
+    assert_eq!(claimed["owner"], "uma");
+    let released = data.json(&["workitem", "release", &item, "--user", "uma", "--json"]);
+    assert_eq!(released["state"], "offered", "{released:#}");
+    assert!(released["owner"].is_null());
+    let started = data.json(&["workitem", "start", &item, "--user", "ulf", "--json"]);
+    assert_eq!(started["state"], "started", "{started:#}");
+    assert_eq!(started["owner"], "ulf");
+}
