@@ -14,6 +14,9 @@ use crate::connector::{CallError, CallRequest, Connector};
 use crate::settings::SettingsError;
 use template::UrlTemplate;
 
+/// The largest 2xx response body taken unless the task's `max_response_bytes` says otherwise.
+pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 10 * 1024 * 1024;
+
 /// The longest body excerpt an error message carries, in characters.
 const EXCERPT_CHARS: usize = 200;
 /// How much of an error response's body is read for the excerpt, in bytes.
@@ -102,10 +105,7 @@ impl Connector for HttpConnector {
 
         let status = response.status();
         if status.is_success() {
-            let body = response
-                .bytes()
-                .await
-                .map_err(|e| transport_error(e, req.timeout))?;
+            let body = read_limited(response, settings.max_response_bytes, req.timeout).await?;
             return Ok(output_from_body(&body));
         }
         let excerpt = excerpt(&read_prefix(response, ERROR_BODY_BYTES).await);
@@ -130,6 +130,9 @@ struct HttpSettings {
     headers: HeaderMap,
     auth: Option<BearerToken>,
     send_body: bool,
+    /// The largest 2xx body taken; a larger one fails the call (it would be held in memory and
+    /// stored in the case data).
+    max_response_bytes: u64,
 }
 
 #[derive(Debug)]
@@ -188,6 +191,7 @@ impl HttpSettings {
         let mut token = None;
         let mut token_env = None;
         let mut body = None;
+        let mut max_response_bytes = DEFAULT_MAX_RESPONSE_BYTES;
         for (key, value) in settings {
             match key.as_str() {
                 "url" => {
@@ -196,6 +200,17 @@ impl HttpSettings {
                     );
                 }
                 "method" => method = parse_method(key, value)?,
+                "max_response_bytes" => {
+                    max_response_bytes = value
+                        .parse::<u64>()
+                        .map_err(|e| SettingsError::malformed(key, e))?;
+                    if max_response_bytes == 0 {
+                        return Err(SettingsError::malformed(
+                            key,
+                            "the largest response must be at least one byte",
+                        ));
+                    }
+                }
                 "bearer_token" => token = Some(value.clone()),
                 "bearer_token_env" => {
                     if value.is_empty() {
@@ -263,6 +278,7 @@ impl HttpSettings {
         Ok(HttpSettings {
             url,
             send_body: body.unwrap_or(method != Method::GET),
+            max_response_bytes,
             method,
             headers,
             auth,
@@ -329,6 +345,42 @@ fn output_from_body(body: &[u8]) -> Value {
         Ok(other) => serde_json::json!({ "response": other }),
         Err(_) => serde_json::json!({ "body": String::from_utf8_lossy(body) }),
     }
+}
+
+/// Reads a whole 2xx body of at most `limit` bytes; a larger one fails the call for good (a
+/// retry would get it again), before more than `limit` bytes are held.
+async fn read_limited(
+    mut response: reqwest::Response,
+    limit: u64,
+    timeout: Duration,
+) -> Result<Vec<u8>, CallError> {
+    let too_large = |length: Option<u64>| {
+        CallError::Permanent(match length {
+            Some(n) => format!(
+                "the response body is {n} bytes, more than the {limit} bytes the \
+                 max_response_bytes setting allows"
+            ),
+            None => format!(
+                "the response body is larger than the {limit} bytes the max_response_bytes \
+                 setting allows"
+            ),
+        })
+    };
+    if let Some(length) = response.content_length().filter(|&n| n > limit) {
+        return Err(too_large(Some(length)));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| transport_error(e, timeout))?
+    {
+        if u64::try_from(body.len() + chunk.len()).unwrap_or(u64::MAX) > limit {
+            return Err(too_large(None));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// Reads at most about `limit` bytes of a body; an error response's body is only for the message.

@@ -503,3 +503,47 @@ async fn an_unknown_placeholder_fails_permanently_naming_it() {
         )
     );
 }
+
+#[tokio::test]
+async fn a_response_larger_than_max_response_bytes_fails_the_call_for_good() {
+    let big = "x".repeat(2000);
+    let server = serve(Router::new().route(
+        "/big",
+        post(move || {
+            let big = big.clone();
+            async move { big }
+        }),
+    ))
+    .await;
+    let http = HttpConnector::new();
+    let call = |limit: &str| knhk_connectors::CallRequest {
+        settings: settings([
+            ("url", server.url("/big")),
+            ("max_response_bytes", limit.to_owned()),
+        ]),
+        input: json!({}),
+        idempotency_key: "k".to_owned(),
+        attempt: 1,
+        timeout: Duration::from_secs(10),
+    };
+    let err = http.call(call("1000")).await.unwrap_err();
+    assert_eq!(
+        err,
+        CallError::Permanent(
+            "the response body is 2000 bytes, more than the 1000 bytes the max_response_bytes \
+             setting allows"
+                .to_owned()
+        )
+    );
+    let output = http.call(call("2000")).await.unwrap();
+    assert_eq!(output["body"].as_str().map(str::len), Some(2000));
+    for bad in ["0", "ten", "-1"] {
+        let err = http
+            .check_settings(&settings([
+                ("url", server.url("/big")),
+                ("max_response_bytes", bad.to_owned()),
+            ]))
+            .unwrap_err();
+        assert_eq!(err.setting(), "max_response_bytes", "{bad}");
+    }
+}
