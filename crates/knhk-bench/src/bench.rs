@@ -206,6 +206,7 @@ impl Scenario {
             admin_role: EngineConfig::DEFAULT_ADMIN_ROLE.to_owned(),
             step: knhk_core::ApplyOptions::default(),
             timer_poll: EngineConfig::DEFAULT_TIMER_POLL,
+            max_input_bytes: EngineConfig::DEFAULT_MAX_INPUT_BYTES,
         });
         let measured = self.measure_on(&engine, &store, addr).await;
         engine.shutdown().await;

@@ -131,6 +131,7 @@ async fn open(data_dir: &Path) -> anyhow::Result<WorkflowEngine> {
         admin_role: EngineConfig::DEFAULT_ADMIN_ROLE.to_owned(),
         step: knhk_core::ApplyOptions::default(),
         timer_poll: EngineConfig::DEFAULT_TIMER_POLL,
+        max_input_bytes: EngineConfig::DEFAULT_MAX_INPUT_BYTES,
     }))
 }
 

@@ -52,6 +52,7 @@ impl Session {
             admin_role: settings.admin_role,
             step: settings.step,
             timer_poll: settings.timer_poll,
+            max_input_bytes: EngineConfig::DEFAULT_MAX_INPUT_BYTES,
         });
         Ok(Session {
             engine,

@@ -50,6 +50,8 @@ pub enum Error {
     },
     #[error("{user} may not distribute work items: only members of the role {role} may")]
     NotAdministrator { user: String, role: String },
+    #[error("the {what} is larger than the {limit} bytes this engine takes")]
+    TooLarge { what: &'static str, limit: usize },
     #[error("case data must be a JSON object")]
     DataNotObject,
     #[error(transparent)]
@@ -168,7 +170,7 @@ impl Error {
             Error::CorruptWorkflow { .. }
             | Error::CorruptCase { .. }
             | Error::CorruptRow { .. } => ErrorCode::Internal,
-            Error::DataNotObject => ErrorCode::InvalidArgument,
+            Error::DataNotObject | Error::TooLarge { .. } => ErrorCode::InvalidArgument,
             Error::NotAdministrator { .. } | Error::NotInRole { .. } => ErrorCode::PermissionDenied,
             Error::Directory(_) => ErrorCode::InvalidArgument,
             // Only missing connectors: the definition is fine, this engine lacks what it needs.

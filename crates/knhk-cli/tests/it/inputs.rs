@@ -238,3 +238,18 @@ fn user_names_that_are_empty_or_hold_control_characters_are_refused() {
     let items = data.json(&["workitem", "list", "--json"]);
     assert!(items[0]["owner"].is_null(), "nobody claimed it: {items:#}");
 }
+
+#[test]
+fn case_data_over_the_engines_bound_is_refused_and_nothing_is_stored() {
+    let data = DataDir::new();
+    let file = data.path().join("huge.json");
+    let huge = "x".repeat(1024 * 1024 + 1);
+    std::fs::write(&file, format!(r#"{{"amount": 20, "note": "{huge}"}}"#)).expect("data file");
+    let at_file = format!("@{}", file.display());
+    let err = data.fails(&["run", &example("order_approval.ttl"), "--data", &at_file]);
+    assert!(
+        err.contains("the case data is larger than the 1048576 bytes this engine takes"),
+        "{err}"
+    );
+    assert!(data.ok(&["case", "list"]).contains("no cases"));
+}

@@ -43,6 +43,10 @@ pub struct EngineConfig {
     /// How often a started engine reads the stored timers again, so that it fires the timers
     /// another process armed after it started. [`EngineConfig::DEFAULT_TIMER_POLL`] by default.
     pub timer_poll: std::time::Duration,
+    /// The largest JSON a caller may give a case in one input (case data at creation, a work
+    /// item's output, data set, a trigger's data, an added instance's item), in bytes.
+    /// [`EngineConfig::DEFAULT_MAX_INPUT_BYTES`] by default.
+    pub max_input_bytes: usize,
 }
 
 impl EngineConfig {
@@ -50,6 +54,8 @@ impl EngineConfig {
     pub const DEFAULT_ADMIN_ROLE: &str = "admin";
     /// How often the stored timers are read again when none is configured.
     pub const DEFAULT_TIMER_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+    /// The largest JSON input when none is configured: 1 MiB.
+    pub const DEFAULT_MAX_INPUT_BYTES: usize = 1024 * 1024;
 }
 
 /// A cheap, cloneable handle on the engine.
@@ -67,6 +73,7 @@ struct Inner {
     admin_role: String,
     step: ApplyOptions,
     timer_poll: std::time::Duration,
+    max_input_bytes: usize,
     catalog: catalog::Catalog,
     cases: locks::CaseLocks,
     calls: Mutex<HashMap<WorkItemId, tokio::task::AbortHandle>>,
@@ -138,6 +145,7 @@ impl WorkflowEngine {
                 admin_role: config.admin_role,
                 step: config.step,
                 timer_poll: config.timer_poll,
+                max_input_bytes: config.max_input_bytes,
                 catalog: catalog::Catalog::default(),
                 cases: locks::CaseLocks::default(),
                 calls: Mutex::new(HashMap::new()),
@@ -174,6 +182,7 @@ impl WorkflowEngine {
         data: Value,
         start: bool,
     ) -> Result<CaseView, Error> {
+        self.check_size("case data", &data)?;
         let data = match data {
             Value::Null => Map::new(),
             Value::Object(m) => m,
@@ -255,10 +264,31 @@ impl WorkflowEngine {
         })
     }
 
+    /// Refuses a caller's JSON larger than the configured bound, naming what it is.
+    fn check_size(&self, what: &'static str, value: &impl serde::Serialize) -> Result<(), Error> {
+        let limit = self.inner.max_input_bytes;
+        // Counting through a writer that stops at the bound keeps a huge value from being
+        // serialized whole just to be refused.
+        let mut counter = Bounded { written: 0, limit };
+        if serde_json::to_writer(&mut counter, value).is_err() || counter.written > limit {
+            return Err(Error::TooLarge { what, limit });
+        }
+        Ok(())
+    }
+
     /// Applies one input to a case: the one path by which a stored case changes.
     pub async fn apply(&self, id: CaseId, input: Input) -> Result<CaseView, Error> {
         if self.inner.cancel.is_cancelled() {
             return Err(Error::ShuttingDown);
+        }
+        match &input {
+            Input::CompleteWorkItem { output, .. } => {
+                self.check_size("work item output", output)?
+            }
+            Input::TriggerReceived { data, .. } => self.check_size("event data", data)?,
+            Input::AddInstance { item, .. } => self.check_size("instance item", item)?,
+            Input::UpdateData { changes } => self.check_size("data to set", changes)?,
+            _ => {}
         }
         for _ in 0..CONFLICT_RETRIES {
             let mut guard = self.inner.cases.lock(id).await;
@@ -317,6 +347,25 @@ impl WorkflowEngine {
     fn apply_boxed(&self, id: CaseId, input: Input) -> BoxFut<'static, Result<CaseView, Error>> {
         let engine = self.clone();
         Box::pin(async move { engine.apply(id, input).await })
+    }
+}
+
+/// Counts the bytes written to it and fails once they pass `limit`.
+struct Bounded {
+    written: usize,
+    limit: usize,
+}
+
+impl std::io::Write for Bounded {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.written = self.written.saturating_add(buf.len());
+        if self.written > self.limit {
+            return Err(std::io::Error::other("over the bound"));
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

@@ -72,6 +72,7 @@ fn engine_variant(e: &Error) -> &'static str {
         Error::NotAdministrator { .. } => "NotAdministrator",
         Error::NotInRole { .. } => "NotInRole",
         Error::DataNotObject => "DataNotObject",
+        Error::TooLarge { .. } => "TooLarge",
         Error::Directory(_) => "Directory",
         Error::Connectors { .. } => "Connectors",
         Error::ShuttingDown => "ShuttingDown",
@@ -409,6 +410,13 @@ async fn every_error_has_its_code() {
         ),
         (Error::DataNotObject, InvalidArgument),
         (
+            Error::TooLarge {
+                what: "case data",
+                limit: 10,
+            },
+            InvalidArgument,
+        ),
+        (
             Error::Directory(knhk_workflow_engine::Directory::from_json("[]").unwrap_err()),
             InvalidArgument,
         ),
@@ -446,6 +454,7 @@ async fn every_error_has_its_code() {
         "NotAdministrator",
         "NotInRole",
         "DataNotObject",
+        "TooLarge",
         "Directory",
         "Connectors",
         "ShuttingDown",

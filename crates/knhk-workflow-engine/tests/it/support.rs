@@ -56,6 +56,7 @@ pub fn engine_on(store: Arc<dyn Store>) -> WorkflowEngine {
         admin_role: EngineConfig::DEFAULT_ADMIN_ROLE.to_owned(),
         step: knhk_core::ApplyOptions::default(),
         timer_poll: EngineConfig::DEFAULT_TIMER_POLL,
+        max_input_bytes: EngineConfig::DEFAULT_MAX_INPUT_BYTES,
     })
 }
 
