@@ -32,6 +32,8 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour codes only for a terminal, not in a file or a pipe.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     // Two worker threads, as the `knhk` binary runs the engine, so that the figures match.
     let result = match tokio::runtime::Builder::new_multi_thread()

@@ -341,3 +341,23 @@ fn a_history_piped_into_a_reader_that_stops_early_ends_quietly() {
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(out.status.code(), Some(0), "{err}");
 }
+
+#[test]
+fn logs_written_to_a_pipe_carry_no_colour_codes() {
+    let data = DataDir::new();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_knhk"))
+        .args(["--data-dir", path_str(data.path())])
+        .args([
+            "run",
+            &example("order_approval.ttl"),
+            "--data",
+            r#"{"amount": 20}"#,
+        ])
+        .env_remove("KNHK_DATA_DIR")
+        .env("RUST_LOG", "info")
+        .output()
+        .expect("knhk runs");
+    let err = stderr(&out);
+    assert!(err.contains("workflow registered"), "the log is on: {err}");
+    assert!(!err.contains('\u{1b}'), "no escape codes: {err:?}");
+}
