@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Subcommand, ValueEnum};
-use knhk_core::{CaseId, CaseStatus, TaskRef};
+use knhk_core::{CaseStatus, TaskRef};
 use knhk_workflow_engine::CaseQuery;
 use serde_json::{Value, json};
 
@@ -13,14 +13,14 @@ use crate::outcome;
 use crate::progress::{Progress, Sink};
 use crate::report::{self, rfc3339};
 use crate::run::{drive, start_case};
-use crate::session::{Session, json_object};
+use crate::session::{IdArg, Session, json_object};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum CaseCommand {
     /// Creates a case of a registered workflow; with --start, also runs it like `run`.
     Create {
         /// The workflow id (see `knhk workflow list`).
-        workflow: WorkflowId,
+        workflow: IdArg,
         /// The initial case data, a JSON object.
         #[arg(long, value_name = "JSON")]
         data: Option<String>,
@@ -34,7 +34,7 @@ pub(crate) enum CaseCommand {
     /// Starts a created case and follows it until it waits or ends.
     Execute {
         /// The case id.
-        case: CaseId,
+        case: IdArg,
         /// Prints the case as one JSON document; progress goes to stderr.
         #[arg(long)]
         json: bool,
@@ -42,7 +42,7 @@ pub(crate) enum CaseCommand {
     /// Shows a case: its state, data and what it waits for.
     Show {
         /// The case id.
-        case: CaseId,
+        case: IdArg,
         /// Prints the case as one JSON document, with its history.
         #[arg(long)]
         json: bool,
@@ -50,7 +50,7 @@ pub(crate) enum CaseCommand {
     /// Prints a case's history, every event in order.
     History {
         /// The case id.
-        case: CaseId,
+        case: IdArg,
         /// Prints the case as one JSON document, with its history.
         #[arg(long)]
         json: bool,
@@ -58,7 +58,7 @@ pub(crate) enum CaseCommand {
     /// Cancels a case: its work items are withdrawn.
     Cancel {
         /// The case id.
-        case: CaseId,
+        case: IdArg,
         /// Why, recorded in the history.
         #[arg(
             long,
@@ -72,14 +72,14 @@ pub(crate) enum CaseCommand {
     /// Suspends a running case: nothing moves until it is resumed.
     Suspend {
         /// The case id.
-        case: CaseId,
+        case: IdArg,
         #[arg(long)]
         json: bool,
     },
     /// Resumes a suspended case and follows it until it waits or ends.
     Resume {
         /// The case id.
-        case: CaseId,
+        case: IdArg,
         #[arg(long)]
         json: bool,
     },
@@ -95,7 +95,7 @@ pub(crate) enum CaseCommand {
     /// Adds an instance to a running multiple-instance task created dynamically (WCP-15).
     AddInstance {
         /// The case id.
-        case: CaseId,
+        case: IdArg,
         /// The task: its id, or `ID#N` for the task in sub-net instance N (as `case show`
         /// names it).
         task: TaskArg,
@@ -109,7 +109,7 @@ pub(crate) enum CaseCommand {
     /// Completes a running task now, withdrawing its unfinished instances (WCP-27).
     CompleteTask {
         /// The case id.
-        case: CaseId,
+        case: IdArg,
         /// The task: its id, or `ID#N` for the task in sub-net instance N.
         task: TaskArg,
         #[arg(long)]
@@ -118,7 +118,7 @@ pub(crate) enum CaseCommand {
     /// Sets top-level keys of a case's data (the case may route differently from then on).
     SetData {
         /// The case id.
-        case: CaseId,
+        case: IdArg,
         /// The keys to set, a JSON object.
         #[arg(long, value_name = "JSON")]
         data: String,
@@ -128,7 +128,7 @@ pub(crate) enum CaseCommand {
     /// Delivers an outside event to a case's waiting trigger tasks.
     Trigger {
         /// The case id.
-        case: CaseId,
+        case: IdArg,
         /// The event's name, as the task's `knhk:trigger` says.
         event: String,
         /// The event's data, a JSON object.
@@ -198,6 +198,7 @@ pub(crate) async fn run(session: &Session, command: CaseCommand) -> anyhow::Resu
             json,
         } => {
             let data = json_object("--data", data.as_deref())?;
+            let workflow = session.workflow_id(&workflow).await?;
             let workflow = engine.workflow(workflow).await?;
             if start {
                 return start_case(session, &workflow, data, json).await;
@@ -212,6 +213,7 @@ pub(crate) async fn run(session: &Session, command: CaseCommand) -> anyhow::Resu
             outcome::print(session, case.id, json).await
         }
         CaseCommand::Execute { case, json } => {
+            let case = session.case_id(&case).await?;
             let step = async {
                 engine
                     .execute(case)
@@ -220,8 +222,12 @@ pub(crate) async fn run(session: &Session, command: CaseCommand) -> anyhow::Resu
             };
             drive(session, case, json, true, step).await
         }
-        CaseCommand::Show { case, json } => outcome::print(session, case, json).await,
+        CaseCommand::Show { case, json } => {
+            let case = session.case_id(&case).await?;
+            outcome::print(session, case, json).await
+        }
         CaseCommand::History { case, json } => {
+            let case = session.case_id(&case).await?;
             if json {
                 return outcome::print(session, case, true).await;
             }
@@ -238,6 +244,7 @@ pub(crate) async fn run(session: &Session, command: CaseCommand) -> anyhow::Resu
             Ok(ExitCode::SUCCESS)
         }
         CaseCommand::Cancel { case, reason, json } => {
+            let case = session.case_id(&case).await?;
             let step = async {
                 engine
                     .cancel(case, &reason)
@@ -249,6 +256,7 @@ pub(crate) async fn run(session: &Session, command: CaseCommand) -> anyhow::Resu
             Ok(ExitCode::SUCCESS)
         }
         CaseCommand::Suspend { case, json } => {
+            let case = session.case_id(&case).await?;
             let step = async {
                 engine
                     .suspend(case)
@@ -258,6 +266,7 @@ pub(crate) async fn run(session: &Session, command: CaseCommand) -> anyhow::Resu
             drive(session, case, json, false, step).await
         }
         CaseCommand::Resume { case, json } => {
+            let case = session.case_id(&case).await?;
             let step = async {
                 engine
                     .resume(case)
@@ -272,6 +281,7 @@ pub(crate) async fn run(session: &Session, command: CaseCommand) -> anyhow::Resu
             item,
             json,
         } => {
+            let case = session.case_id(&case).await?;
             let item = crate::input::option_text("--item", &item)?;
             let item = crate::input::parse_json("--item", &item)?;
             let label = report::task_label(&task.0);
@@ -286,6 +296,7 @@ pub(crate) async fn run(session: &Session, command: CaseCommand) -> anyhow::Resu
             drive(session, case, json, false, step).await
         }
         CaseCommand::CompleteTask { case, task, json } => {
+            let case = session.case_id(&case).await?;
             let label = report::task_label(&task.0);
             let step = async {
                 engine
@@ -296,6 +307,7 @@ pub(crate) async fn run(session: &Session, command: CaseCommand) -> anyhow::Resu
             drive(session, case, json, false, step).await
         }
         CaseCommand::SetData { case, data, json } => {
+            let case = session.case_id(&case).await?;
             let changes = json_object("--data", Some(&data))?;
             let step = async {
                 engine
@@ -311,6 +323,7 @@ pub(crate) async fn run(session: &Session, command: CaseCommand) -> anyhow::Resu
             data,
             json,
         } => {
+            let case = session.case_id(&case).await?;
             let data = json_object("--data", data.as_deref())?;
             let step = async {
                 engine

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use std::sync::Arc;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use knhk_connectors::Registry;
 use knhk_core::{ApplyOptions, Workflow, WorkflowId};
 use knhk_store::{SqliteOptions, SqliteStore};
@@ -90,6 +90,100 @@ impl Session {
     /// Stops what the engine spawned (nothing should be left once a case settled).
     pub(crate) async fn close(self) {
         self.engine.shutdown().await;
+    }
+}
+
+/// An id as typed on the command line: a whole UUID, or an unambiguous prefix of one (as the
+/// README and the tables shorten them).
+#[derive(Clone, Debug)]
+pub(crate) struct IdArg(String);
+
+impl std::str::FromStr for IdArg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim_end_matches("...").trim();
+        if s.is_empty() || !s.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            return Err(format!(
+                "{s:?} is not an id: a UUID, or the first characters of one"
+            ));
+        }
+        Ok(IdArg(s.to_ascii_lowercase()))
+    }
+}
+
+impl Session {
+    /// Returns the one id among `ids` that `arg` is or starts, or says that none or several are.
+    fn resolve<T: std::fmt::Display + Copy + std::str::FromStr>(
+        &self,
+        what: &str,
+        arg: &IdArg,
+        ids: impl FnOnce() -> Vec<T>,
+    ) -> anyhow::Result<Option<T>> {
+        if let Ok(id) = arg.0.parse::<T>() {
+            return Ok(Some(id));
+        }
+        let matches: Vec<T> = ids()
+            .into_iter()
+            .filter(|id| id.to_string().starts_with(&arg.0))
+            .collect();
+        match matches.as_slice() {
+            [] => Ok(None),
+            [one] => Ok(Some(*one)),
+            several => bail!(
+                "{} starts {} {what}s: {} (give more of it)",
+                arg.0,
+                several.len(),
+                several
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+
+    /// Returns the case an id argument names.
+    pub(crate) async fn case_id(&self, arg: &IdArg) -> anyhow::Result<knhk_core::CaseId> {
+        if let Ok(id) = arg.0.parse() {
+            return Ok(id);
+        }
+        let all = self
+            .engine
+            .cases(&knhk_workflow_engine::CaseQuery::default())
+            .await?;
+        self.resolve("case", arg, || all.iter().map(|c| c.id).collect())?
+            .with_context(|| self.unknown("case", arg))
+    }
+
+    /// Returns the workflow an id argument names.
+    pub(crate) async fn workflow_id(&self, arg: &IdArg) -> anyhow::Result<WorkflowId> {
+        if let Ok(id) = arg.0.parse() {
+            return Ok(id);
+        }
+        let all = self.engine.workflows().await?;
+        self.resolve("workflow", arg, || all.iter().map(|w| w.id).collect())?
+            .with_context(|| self.unknown("workflow", arg))
+    }
+
+    /// Returns the live work item an id argument names.
+    pub(crate) async fn work_item_id(&self, arg: &IdArg) -> anyhow::Result<knhk_core::WorkItemId> {
+        if let Ok(id) = arg.0.parse() {
+            return Ok(id);
+        }
+        let all = self
+            .engine
+            .work_items(&knhk_workflow_engine::WorkItemQuery::default())
+            .await?;
+        self.resolve("work item", arg, || all.iter().map(|w| w.id).collect())?
+            .with_context(|| self.unknown("work item", arg))
+    }
+
+    fn unknown(&self, what: &str, arg: &IdArg) -> String {
+        format!(
+            "unknown {what} {}: no {what} id starts with it (looked in the data directory {})",
+            arg.0,
+            self.data_dir.display()
+        )
     }
 }
 

@@ -1,6 +1,5 @@
 //! `knhk workflow register|list|show`: the workflow definitions in the store.
 
-use knhk_core::WorkflowId;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -10,7 +9,7 @@ use knhk_workflow_engine::WorkflowView;
 use serde_json::{Value, json};
 
 use crate::report::{self, rfc3339};
-use crate::session::Session;
+use crate::session::{IdArg, Session};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum WorkflowCommand {
@@ -32,7 +31,7 @@ pub(crate) enum WorkflowCommand {
     /// Shows a workflow: name, version, tasks and the source it was registered from.
     Show {
         /// The workflow id (printed by `register`).
-        id: WorkflowId,
+        id: IdArg,
         /// Prints the workflow as JSON, with its source.
         #[arg(long)]
         json: bool,
@@ -103,6 +102,7 @@ pub(crate) async fn run(session: &Session, command: WorkflowCommand) -> anyhow::
             }
         }
         WorkflowCommand::Show { id, json } => {
+            let id = session.workflow_id(&id).await?;
             let w = engine.workflow(id).await?;
             let definition = session.definition(w.id).await;
             let spec = definition.as_deref().map(|d| d.specification());

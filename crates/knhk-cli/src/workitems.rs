@@ -4,13 +4,13 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Subcommand;
-use knhk_core::{CaseId, WorkItemId};
+use knhk_core::WorkItemId;
 use knhk_workflow_engine::{Error as EngineError, WorkItemQuery, WorkItemView};
 use serde_json::Value;
 
 use crate::report::{self, WORK_ITEM_HEADER};
 use crate::run::drive;
-use crate::session::{Session, json_object};
+use crate::session::{IdArg, Session, json_object};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum WorkItemCommand {
@@ -21,7 +21,7 @@ pub(crate) enum WorkItemCommand {
         role: Option<String>,
         /// Only items of this case.
         #[arg(long = "case", value_name = "CASE_ID")]
-        case: Option<CaseId>,
+        case: Option<IdArg>,
         /// Only items allocated to (or started by) this user.
         #[arg(long)]
         user: Option<String>,
@@ -32,7 +32,7 @@ pub(crate) enum WorkItemCommand {
     /// Allocates an offered work item to a user; nobody else may take it then.
     Claim {
         /// The work item id (see `knhk workitem list`).
-        id: WorkItemId,
+        id: IdArg,
         #[arg(long, value_parser = crate::input::user_name)]
         user: String,
         /// Prints the work item as it is afterwards, as JSON.
@@ -42,7 +42,7 @@ pub(crate) enum WorkItemCommand {
     /// Starts a work item (claiming it if nobody has).
     Start {
         /// The work item id (see `knhk workitem list`).
-        id: WorkItemId,
+        id: IdArg,
         #[arg(long, value_parser = crate::input::user_name)]
         user: String,
         /// Prints the work item as it is afterwards, as JSON.
@@ -52,7 +52,7 @@ pub(crate) enum WorkItemCommand {
     /// Gives an allocated work item back to its roles: it is offered to them again.
     Release {
         /// The work item id (see `knhk workitem list --user USER`).
-        id: WorkItemId,
+        id: IdArg,
         /// The user it is allocated to.
         #[arg(long, value_parser = crate::input::user_name)]
         user: String,
@@ -64,7 +64,7 @@ pub(crate) enum WorkItemCommand {
     /// history records who delegated it to whom.
     Delegate {
         /// The work item id (see `knhk workitem list --user USER`).
-        id: WorkItemId,
+        id: IdArg,
         /// The user who gets it.
         #[arg(long, value_name = "USER", value_parser = crate::input::user_name)]
         to: String,
@@ -79,7 +79,7 @@ pub(crate) enum WorkItemCommand {
     /// (an administrator distributing a work item, as YAWL's unoffered queue).
     Offer {
         /// The work item id (see `knhk workitem list --role admin`).
-        id: WorkItemId,
+        id: IdArg,
         /// A role to offer it to; repeat for several.
         #[arg(long = "role", value_name = "ROLE", required = true)]
         roles: Vec<String>,
@@ -94,7 +94,7 @@ pub(crate) enum WorkItemCommand {
     /// Allocates a work item to a user (an administrator distributing a work item).
     Allocate {
         /// The work item id (see `knhk workitem list --role admin`).
-        id: WorkItemId,
+        id: IdArg,
         /// The user who gets it.
         #[arg(long, value_name = "USER", value_parser = crate::input::user_name)]
         to: String,
@@ -109,7 +109,7 @@ pub(crate) enum WorkItemCommand {
     /// (or fails, when the task has none).
     Fail {
         /// The work item id (see `knhk workitem list`).
-        id: WorkItemId,
+        id: IdArg,
         #[arg(long, value_parser = crate::input::user_name)]
         user: String,
         /// Why, recorded in the history.
@@ -123,7 +123,7 @@ pub(crate) enum WorkItemCommand {
     /// until it waits or ends.
     Complete {
         /// The work item id (see `knhk workitem list`).
-        id: WorkItemId,
+        id: IdArg,
         #[arg(long, value_parser = crate::input::user_name)]
         user: String,
         /// What the work produced, a JSON object.
@@ -144,6 +144,10 @@ pub(crate) async fn run(session: &Session, command: WorkItemCommand) -> anyhow::
             user,
             json,
         } => {
+            let case = match &case {
+                Some(arg) => Some(session.case_id(arg).await?),
+                None => None,
+            };
             let items = engine
                 .work_items(&WorkItemQuery {
                     role,
@@ -165,6 +169,7 @@ pub(crate) async fn run(session: &Session, command: WorkItemCommand) -> anyhow::
             Ok(ExitCode::SUCCESS)
         }
         WorkItemCommand::Claim { id, user, json } => {
+            let id = session.work_item_id(&id).await?;
             let item = live_item(session, id).await?;
             if let Some(owner) = &item.owner {
                 anyhow::bail!(
@@ -191,6 +196,7 @@ pub(crate) async fn run(session: &Session, command: WorkItemCommand) -> anyhow::
             Ok(ExitCode::SUCCESS)
         }
         WorkItemCommand::Start { id, user, json } => {
+            let id = session.work_item_id(&id).await?;
             let item = live_item(session, id).await?;
             engine
                 .start_work_item(id, &user)
@@ -207,6 +213,7 @@ pub(crate) async fn run(session: &Session, command: WorkItemCommand) -> anyhow::
             Ok(ExitCode::SUCCESS)
         }
         WorkItemCommand::Release { id, user, json } => {
+            let id = session.work_item_id(&id).await?;
             let item = live_item(session, id).await?;
             engine
                 .release_work_item(id, &user)
@@ -224,6 +231,7 @@ pub(crate) async fn run(session: &Session, command: WorkItemCommand) -> anyhow::
             Ok(ExitCode::SUCCESS)
         }
         WorkItemCommand::Delegate { id, to, user, json } => {
+            let id = session.work_item_id(&id).await?;
             let item = live_item(session, id).await?;
             engine
                 .delegate_work_item(id, &user, &to)
@@ -245,6 +253,7 @@ pub(crate) async fn run(session: &Session, command: WorkItemCommand) -> anyhow::
             user,
             json,
         } => {
+            let id = session.work_item_id(&id).await?;
             let item = live_item(session, id).await?;
             engine
                 .offer_work_item(id, roles.clone(), &user)
@@ -267,6 +276,7 @@ pub(crate) async fn run(session: &Session, command: WorkItemCommand) -> anyhow::
             Ok(ExitCode::SUCCESS)
         }
         WorkItemCommand::Allocate { id, to, user, json } => {
+            let id = session.work_item_id(&id).await?;
             let item = live_item(session, id).await?;
             engine
                 .allocate_work_item(id, &to, &user)
@@ -288,6 +298,7 @@ pub(crate) async fn run(session: &Session, command: WorkItemCommand) -> anyhow::
             reason,
             json,
         } => {
+            let id = session.work_item_id(&id).await?;
             let item = live_item(session, id).await?;
             if item.owner.as_deref().is_some_and(|owner| owner != user) {
                 anyhow::bail!(
@@ -311,6 +322,7 @@ pub(crate) async fn run(session: &Session, command: WorkItemCommand) -> anyhow::
             output,
             json,
         } => {
+            let id = session.work_item_id(&id).await?;
             let output = json_object("--output", output.as_deref())?;
             let item = live_item(session, id).await?;
             let step = async {

@@ -247,3 +247,37 @@ fn a_reading_command_on_a_folder_without_a_store_says_so_and_creates_none() {
     register_loan(&data);
     assert!(data.ok(&["case", "list"]).contains("no cases"));
 }
+
+#[test]
+fn an_id_prefix_names_its_case_and_an_ambiguous_one_lists_the_matches() {
+    let data = DataDir::new();
+    let workflow = register_loan(&data);
+    let mut ids = Vec::new();
+    // 17 cases: two of them share a first hex digit.
+    for _ in 0..17 {
+        let created = data.json(&["case", "create", &workflow[..8], "--json"]);
+        ids.push(text(&created, "case_id").to_owned());
+    }
+    let shown = data.json(&["case", "show", &ids[0][..13], "--json"]);
+    assert_eq!(text(&shown, "case_id"), ids[0]);
+    // As the README shortens ids: `9096c5c8-...`.
+    let dotted = format!("{}...", &ids[1][..9]);
+    let shown = data.json(&["case", "show", &dotted, "--json"]);
+    assert_eq!(text(&shown, "case_id"), ids[1]);
+    let first = ids
+        .iter()
+        .map(|id| &id[..1])
+        .find(|c| ids.iter().filter(|id| id.starts_with(*c)).count() > 1)
+        .expect("a shared first digit");
+    let err = data.fails(&["case", "show", first]);
+    for id in ids.iter().filter(|id| id.starts_with(first)) {
+        assert!(err.contains(id.as_str()), "{err}");
+    }
+    assert!(err.contains("give more of it"), "{err}");
+    let err = data.fails(&["case", "show", "ffffffffffff"]);
+    assert!(
+        err.contains("no case id starts with it")
+            || ids.iter().any(|id| id.starts_with("ffffffffffff")),
+        "{err}"
+    );
+}
