@@ -361,3 +361,38 @@ fn logs_written_to_a_pipe_carry_no_colour_codes() {
     assert!(err.contains("workflow registered"), "the log is on: {err}");
     assert!(!err.contains('\u{1b}'), "no escape codes: {err:?}");
 }
+
+#[test]
+fn the_timer_example_waits_for_its_payment_with_a_reminder_armed() {
+    let data = DataDir::new();
+    let file = example("invoice_reminder.ttl");
+    let out = data.ok(&["run", &file]);
+    assert!(
+        out.contains("a timer of task await_payment due at"),
+        "the case says what it waits for: {out}"
+    );
+    let doc = data.json(&["case", "list", "--json"]);
+    let case = text(&doc[0], "case_id").to_owned();
+    let shown = data.json(&["case", "show", &case, "--json"]);
+    assert_eq!(shown["data"]["paid"], false, "the initial value: {shown:#}");
+    let item = text(&shown["work_items"][0], "id").to_owned();
+    let done = data.json(&[
+        "workitem",
+        "complete",
+        &item,
+        "--user",
+        "cleo",
+        "--output",
+        r#"{"paid": true}"#,
+        "--json",
+    ]);
+    assert_eq!(text(&done, "state"), "completed", "{done:#}");
+    assert_eq!(
+        completed_tasks(&done),
+        ["send_invoice", "await_payment", "close"]
+    );
+    assert!(
+        kinds(&done).contains(&"timer_cancelled"),
+        "the reminder is off"
+    );
+}

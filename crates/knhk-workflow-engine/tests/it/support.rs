@@ -55,7 +55,9 @@ pub fn engine_on(store: Arc<dyn Store>) -> WorkflowEngine {
         clock: Clock::system(),
         admin_role: EngineConfig::DEFAULT_ADMIN_ROLE.to_owned(),
         step: knhk_core::ApplyOptions::default(),
-        timer_poll: EngineConfig::DEFAULT_TIMER_POLL,
+        // These engines share their store with no other process; on a paused clock a short
+        // poll would wake the runtime every simulated second of a days-long timer.
+        timer_poll: std::time::Duration::from_secs(3600),
         max_input_bytes: EngineConfig::DEFAULT_MAX_INPUT_BYTES,
     })
 }

@@ -193,3 +193,41 @@ async fn a_timer_whose_commit_fails_is_fed_again_until_the_store_takes_it() {
     assert_eq!(store.failures.load(std::sync::atomic::Ordering::SeqCst), 0);
     engine.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_timer_example_sends_its_reminder_when_the_payment_does_not_come() {
+    let engine = memory_engine();
+    engine.start().await.unwrap();
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/invoice_reminder.ttl");
+    let wf = engine.register_file(&file).await.unwrap();
+    let case = engine.create_case(wf.id, json!({}), true).await.unwrap();
+    // Nobody records the payment: after three (paused) days the timer expires the wait.
+    let done = engine.wait_until_ended(case.id).await.unwrap();
+    assert_eq!(done.status, CaseStatus::Completed);
+    let history = engine.history(case.id).await.unwrap();
+    let completed: Vec<&str> = history
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::TaskCompleted { task, .. } => Some(task.task.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        completed,
+        ["send_invoice", "await_payment", "send_reminder", "close"]
+    );
+    let armed = history
+        .iter()
+        .find_map(|e| match e.kind {
+            EventKind::TimerArmed { fires_at, .. } => Some(fires_at),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(
+        armed.0 - history[0].time.0,
+        3 * 24 * 3_600_000,
+        "three days"
+    );
+    engine.shutdown().await;
+}
