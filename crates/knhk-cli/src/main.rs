@@ -270,11 +270,47 @@ async fn dispatch(
 
 /// Loads each file and reports it with what was noted (findings that are not errors); fails
 /// when any file does not load.
+/// Returns, for each connector task of `workflow`, why the built-in connectors would refuse it.
+fn connector_problems(
+    connectors: &knhk_connectors::Registry,
+    workflow: &knhk_core::Workflow,
+) -> Vec<String> {
+    workflow
+        .specification()
+        .nets
+        .iter()
+        .flat_map(|net| &net.tasks)
+        .filter_map(|task| match &task.binding {
+            knhk_core::model::TaskBinding::Connector(c) => connectors
+                .check_settings(&c.connector, &c.settings)
+                .err()
+                .map(|e| format!("task {}: {e}", task.id)),
+            _ => None,
+        })
+        .collect()
+}
+
 fn validate(files: &[PathBuf], json: bool, options: &knhk_spec::Options) -> ExitCode {
     let mut failed = false;
     let mut docs = Vec::new();
+    let connectors = knhk_connectors::Registry::with_builtins();
     for file in files {
-        match knhk_spec::load_file_with(file, options) {
+        // What registering would refuse is refused here too: a connector this engine does not
+        // have, or settings it does not take.
+        let loaded = knhk_spec::load_file_with(file, options).map_err(|e| e.to_string());
+        let loaded = loaded.and_then(|(loaded, text)| {
+            let problems = connector_problems(&connectors, &loaded.workflow);
+            if problems.is_empty() {
+                Ok((loaded, text))
+            } else {
+                Err(problems
+                    .iter()
+                    .map(|p| format!("{}: {p}", file.display()))
+                    .collect::<Vec<_>>()
+                    .join("\n"))
+            }
+        });
+        match loaded {
             Ok((loaded, _)) if json => {
                 let spec = loaded.workflow.specification();
                 docs.push(serde_json::json!({
@@ -292,7 +328,7 @@ fn validate(files: &[PathBuf], json: bool, options: &knhk_spec::Options) -> Exit
                     "file": file.display().to_string(),
                     "ok": false,
                     "notes": Vec::<String>::new(),
-                    "errors": e.to_string().lines().collect::<Vec<_>>(),
+                    "errors": e.lines().collect::<Vec<_>>(),
                 }));
             }
             Ok((loaded, _)) => {
@@ -313,7 +349,7 @@ fn validate(files: &[PathBuf], json: bool, options: &knhk_spec::Options) -> Exit
             }
             Err(e) => {
                 failed = true;
-                for line in e.to_string().lines() {
+                for line in e.lines() {
                     eprintln!("error: {line}");
                 }
             }

@@ -324,3 +324,33 @@ fn validate_prints_one_json_document_per_file_with_json() {
         "{docs:#}"
     );
 }
+
+#[test]
+fn validate_refuses_what_registering_would_refuse_unknown_connectors_and_settings() {
+    let file = temp_file(
+        "connectors.ttl",
+        &format!(
+            "{PREFIXES}\
+             <#spec> a yawl:Specification ; yawl:hasDecomposition <#net> .\n\
+             <#net> a yawl:Net ; yawl:isRootNet true ; yawl:hasInputCondition <#start> ;\n\
+                 yawl:hasOutputCondition <#end> ; yawl:hasTask <#queue>, <#charge> .\n\
+             <#start> a yawl:InputCondition ; yawl:flowsInto [ yawl:nextElementRef <#queue> ] .\n\
+             <#queue> a yawl:Task ; knhk:connector \"queue\" ;\n\
+                 yawl:flowsInto [ yawl:nextElementRef <#charge> ] .\n\
+             <#charge> a yawl:Task ; knhk:connector \"http\" ;\n\
+                 knhk:setting [ knhk:key \"url\" ; knhk:value \"http://127.0.0.1:9/pay\" ] ,\n\
+                     [ knhk:key \"colour\" ; knhk:value \"blue\" ] ;\n\
+                 yawl:flowsInto [ yawl:nextElementRef <#end> ] .\n\
+             <#end> a yawl:OutputCondition .\n"
+        ),
+    );
+    let out = knhk(&["validate", path_str(&file)]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(err.contains("task queue") && err.contains("queue"), "{err}");
+    assert!(
+        err.contains("task charge") && err.contains("colour"),
+        "{err}"
+    );
+    assert!(!stdout(&out).contains("ok "), "{}", stdout(&out));
+}
