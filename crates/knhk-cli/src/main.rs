@@ -270,26 +270,6 @@ async fn dispatch(
 
 /// Loads each file and reports it with what was noted (findings that are not errors); fails
 /// when any file does not load.
-/// Returns, for each connector task of `workflow`, why the built-in connectors would refuse it.
-fn connector_problems(
-    connectors: &knhk_connectors::Registry,
-    workflow: &knhk_core::Workflow,
-) -> Vec<String> {
-    workflow
-        .specification()
-        .nets
-        .iter()
-        .flat_map(|net| &net.tasks)
-        .filter_map(|task| match &task.binding {
-            knhk_core::model::TaskBinding::Connector(c) => connectors
-                .check_settings(&c.connector, &c.settings)
-                .err()
-                .map(|e| format!("task {}: {e}", task.id)),
-            _ => None,
-        })
-        .collect()
-}
-
 fn validate(files: &[PathBuf], json: bool, options: &knhk_spec::Options) -> ExitCode {
     let mut failed = false;
     let mut docs = Vec::new();
@@ -299,13 +279,16 @@ fn validate(files: &[PathBuf], json: bool, options: &knhk_spec::Options) -> Exit
         // have, or settings it does not take.
         let loaded = knhk_spec::load_file_with(file, options).map_err(|e| e.to_string());
         let loaded = loaded.and_then(|(loaded, text)| {
-            let problems = connector_problems(&connectors, &loaded.workflow);
+            let problems = knhk_workflow_engine::connector_problems(
+                &connectors,
+                loaded.workflow.specification(),
+            );
             if problems.is_empty() {
                 Ok((loaded, text))
             } else {
                 Err(problems
                     .iter()
-                    .map(|p| format!("{}: {p}", file.display()))
+                    .map(|p| format!("{}: task {p}", file.display()))
                     .collect::<Vec<_>>()
                     .join("\n"))
             }

@@ -19,7 +19,7 @@ mod view;
 
 pub use clock::Clock;
 pub use directory::{Directory, DirectoryError};
-pub use engine::{CaseUpdate, EngineConfig, Started, WorkflowEngine};
+pub use engine::{CaseUpdate, EngineConfig, Started, WorkflowEngine, connector_problems};
 pub use error::{ConnectorProblem, Error, ErrorCode, StoredWorkflowError};
 pub use view::{
     CaseQuery, CaseView, MarkedCondition, SourceFormat, UnknownName, WorkItemQuery, WorkItemStatus,

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use knhk_connectors::Registry;
 use knhk_core::model::{Specification, TaskBinding};
 use knhk_core::{Workflow, WorkflowId};
 use knhk_store::WorkflowRecord;
@@ -115,23 +116,7 @@ impl WorkflowEngine {
     /// Refuses a workflow naming a connector this engine does not have, or settings the
     /// connector refuses: they would only fail when a case reaches the task.
     fn check_connectors(&self, spec: &Specification) -> Result<(), Error> {
-        let problems: Vec<ConnectorProblem> = spec
-            .nets
-            .iter()
-            .flat_map(|net| &net.tasks)
-            .filter_map(|task| match &task.binding {
-                TaskBinding::Connector(c) => self
-                    .inner
-                    .connectors
-                    .check_settings(&c.connector, &c.settings)
-                    .err()
-                    .map(|error| ConnectorProblem {
-                        task: task.id.to_string(),
-                        error,
-                    }),
-                _ => None,
-            })
-            .collect();
+        let problems = connector_problems(&self.inner.connectors, spec);
         if problems.is_empty() {
             Ok(())
         } else {
@@ -187,6 +172,26 @@ impl WorkflowEngine {
         lock(&self.inner.catalog.loaded).insert(id, wf.clone());
         Ok(wf)
     }
+}
+
+/// Returns, for every connector task of `spec`, why `connectors` would refuse it: an unknown
+/// connector, or settings it does not take. Registering refuses a workflow with any; `knhk
+/// validate` reports them from the same check.
+pub fn connector_problems(connectors: &Registry, spec: &Specification) -> Vec<ConnectorProblem> {
+    spec.nets
+        .iter()
+        .flat_map(|net| &net.tasks)
+        .filter_map(|task| match &task.binding {
+            TaskBinding::Connector(c) => connectors
+                .check_settings(&c.connector, &c.settings)
+                .err()
+                .map(|error| ConnectorProblem {
+                    task: task.id.to_string(),
+                    error,
+                }),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Turns a source name into the last segment of a `urn:` IRI.

@@ -129,6 +129,7 @@ mod locks;
 mod queries;
 mod service;
 
+pub use catalog::connector_problems;
 pub use service::Started;
 
 impl WorkflowEngine {
