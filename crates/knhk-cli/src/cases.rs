@@ -66,6 +66,7 @@ pub(crate) enum CaseCommand {
             default_value = "cancelled from the command line"
         )]
         reason: String,
+        /// Prints the case as one JSON document; progress goes to stderr.
         #[arg(long)]
         json: bool,
     },
@@ -73,6 +74,7 @@ pub(crate) enum CaseCommand {
     Suspend {
         /// The case id.
         case: IdArg,
+        /// Prints the case as one JSON document; progress goes to stderr.
         #[arg(long)]
         json: bool,
     },
@@ -80,6 +82,7 @@ pub(crate) enum CaseCommand {
     Resume {
         /// The case id.
         case: IdArg,
+        /// Prints the case as one JSON document; progress goes to stderr.
         #[arg(long)]
         json: bool,
     },
@@ -103,6 +106,7 @@ pub(crate) enum CaseCommand {
         /// variable).
         #[arg(long, value_name = "JSON", default_value = "null")]
         item: String,
+        /// Prints the case as one JSON document; progress goes to stderr.
         #[arg(long)]
         json: bool,
     },
@@ -112,6 +116,7 @@ pub(crate) enum CaseCommand {
         case: IdArg,
         /// The task: its id, or `ID#N` for the task in sub-net instance N.
         task: TaskArg,
+        /// Prints the case as one JSON document; progress goes to stderr.
         #[arg(long)]
         json: bool,
     },
@@ -122,6 +127,7 @@ pub(crate) enum CaseCommand {
         /// The keys to set, a JSON object.
         #[arg(long, value_name = "JSON")]
         data: String,
+        /// Prints the case as one JSON document; progress goes to stderr.
         #[arg(long)]
         json: bool,
     },
@@ -134,6 +140,7 @@ pub(crate) enum CaseCommand {
         /// The event's data, a JSON object.
         #[arg(long, value_name = "JSON")]
         data: Option<String>,
+        /// Prints the case as one JSON document; progress goes to stderr.
         #[arg(long)]
         json: bool,
     },

@@ -139,6 +139,9 @@ enum Command {
         /// The initial case data, a JSON object.
         #[arg(long, value_name = "JSON")]
         data: Option<String>,
+        /// Prints one JSON document: `case_id`, `state`, `ending`, `waits`, `data`, `history`.
+        #[arg(long)]
+        json: bool,
     },
     /// Prints a definition as Turtle in the YAWL 4 vocabulary with knhk's terms.
     Export {
@@ -164,9 +167,10 @@ fn main() -> ExitCode {
                 admin_role: cli.admin_role.clone(),
             },
         )),
-        Command::Simulate { file, data } => simulate(
+        Command::Simulate { file, data, json } => simulate(
             &file,
             data.as_deref(),
+            json,
             &Settings {
                 admin_role: cli.admin_role.clone(),
                 step: ApplyOptions::default().with_max_firings(cli.max_firings),
@@ -360,14 +364,23 @@ fn load_definition(file: &Path) -> anyhow::Result<knhk_core::Workflow> {
     knhk_spec::load_file(file).map_err(anyhow::Error::new)
 }
 
-fn simulate(file: &Path, data: Option<&str>, settings: &Settings) -> anyhow::Result<ExitCode> {
+fn simulate(
+    file: &Path,
+    data: Option<&str>,
+    json: bool,
+    settings: &Settings,
+) -> anyhow::Result<ExitCode> {
     let options = knhk_spec::Options {
         admin_role: settings.admin_role.clone(),
     };
     let (loaded, _) = knhk_spec::load_file_with(file, &options).map_err(anyhow::Error::new)?;
     let data = json_object("--data", data)?;
     let run = simulate::run(&loaded.workflow, data, simulate::now(), settings.step)?;
-    out!("{}", run.report());
+    if json {
+        outln!("{}", serde_json::to_string_pretty(&run.json())?);
+    } else {
+        out!("{}", run.report());
+    }
     Ok(if run.succeeded() {
         ExitCode::SUCCESS
     } else {

@@ -17,7 +17,7 @@ use crate::session::{Session, json_object};
 /// The options of `knhk run`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct RunArgs {
-    /// The workflow definition file (Turtle).
+    /// The workflow definition file (Turtle `.ttl`, or YAWL XML `.yawl`/`.xml`).
     file: PathBuf,
     /// The initial case data, a JSON object.
     #[arg(long, value_name = "JSON")]

@@ -66,6 +66,34 @@ impl Run<'_> {
         }
     }
 
+    /// Returns the simulation as one JSON document: `case_id`, `state`, `ending` (`ended`,
+    /// `waiting`, `stuck` or `too_many_inputs`), `waits` (what a waiting case waits for), `data`
+    /// and `history` (as `knhk case show --json` gives it).
+    pub(crate) fn json(&self) -> Value {
+        let case = self.driver.case();
+        let style = Style {
+            since: Some(self.start),
+            short_ids: true,
+        };
+        let (ending, waits) = match &self.ending {
+            Quiescence::Ended(_) => ("ended", Vec::new()),
+            Quiescence::Waiting(waits) if waits.is_empty() => ("stuck", Vec::new()),
+            Quiescence::Waiting(waits) => (
+                "waiting",
+                waits.iter().map(|w| report::wait_text(w, &style)).collect(),
+            ),
+            Quiescence::TooManyInputs => ("too_many_inputs", Vec::new()),
+        };
+        serde_json::json!({
+            "case_id": case.id().to_string(),
+            "state": case.status().as_str(),
+            "ending": ending,
+            "waits": waits,
+            "data": case.data(),
+            "history": report::history_json(self.driver.history()),
+        })
+    }
+
     /// Renders the history as a table (times since the case was created, work items and
     /// timers by their number), then how the simulation ended and the case data.
     pub(crate) fn report(&self) -> String {

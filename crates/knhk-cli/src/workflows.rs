@@ -13,7 +13,7 @@ use crate::session::{IdArg, Session};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum WorkflowCommand {
-    /// Validates a definition file (Turtle) and stores it; a name already stored gets the
+    /// Validates a definition file (Turtle or YAWL XML) and stores it; a name already stored gets the
     /// next version.
     Register {
         /// The definition file.

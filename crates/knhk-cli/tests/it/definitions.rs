@@ -354,3 +354,22 @@ fn validate_refuses_what_registering_would_refuse_unknown_connectors_and_setting
     );
     assert!(!stdout(&out).contains("ok "), "{}", stdout(&out));
 }
+
+#[test]
+fn simulate_prints_one_json_document_with_json() {
+    let file = examples().join("invoice_reminder.ttl");
+    let out = knhk(&["simulate", path_str(&file), "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(doc["state"], "completed", "{doc:#}");
+    assert_eq!(doc["ending"], "ended");
+    assert_eq!(doc["data"]["paid"], false);
+    let kinds: Vec<&str> = doc["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    assert_eq!(kinds.first(), Some(&"case_created"));
+    assert_eq!(kinds.last(), Some(&"case_state_changed"));
+}
