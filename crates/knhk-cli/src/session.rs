@@ -112,16 +112,14 @@ impl std::str::FromStr for IdArg {
 }
 
 impl Session {
-    /// Returns the one id among `ids` that `arg` is or starts, or says that none or several are.
-    fn resolve<T: std::fmt::Display + Copy + std::str::FromStr>(
+    /// Returns the one id among `ids` that `arg` starts, or says that none or several do.
+    /// (Callers take a whole UUID as it is, without listing anything.)
+    fn resolve<T: std::fmt::Display + Copy>(
         &self,
         what: &str,
         arg: &IdArg,
         ids: impl FnOnce() -> Vec<T>,
     ) -> anyhow::Result<Option<T>> {
-        if let Ok(id) = arg.0.parse::<T>() {
-            return Ok(Some(id));
-        }
         let matches: Vec<T> = ids()
             .into_iter()
             .filter(|id| id.to_string().starts_with(&arg.0))

@@ -101,13 +101,7 @@ fn case_data_is_set_from_the_command_line() {
 #[test]
 fn a_failed_work_item_fails_its_task_and_the_case_without_a_failure_flow() {
     let data = DataDir::new();
-    let started = data.json(&[
-        "run",
-        &example("loan_application.ttl"),
-        "--data",
-        r#"{"applicant": "Ada", "amount": 25000}"#,
-        "--json",
-    ]);
+    let started = data.start_loan();
     let case = text(&started, "case_id").to_owned();
     let item = text(&started["work_items"][0], "id").to_owned();
     data.ok(&["workitem", "claim", &item, "--user", "uma"]);
@@ -221,13 +215,7 @@ fn json_options_come_from_a_file_or_standard_input_and_refuse_duplicate_keys() {
 #[test]
 fn user_names_that_are_empty_or_hold_control_characters_are_refused() {
     let data = DataDir::new();
-    let started = data.json(&[
-        "run",
-        &example("loan_application.ttl"),
-        "--data",
-        r#"{"applicant": "Ada", "amount": 25000}"#,
-        "--json",
-    ]);
+    let started = data.start_loan();
     let item = text(&started["work_items"][0], "id").to_owned();
     for user in ["", " uma", "u\nma", "u\u{1b}[31mma"] {
         let out = data.knhk(&["workitem", "claim", &item, "--user", user]);

@@ -101,6 +101,18 @@ impl DataDir {
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("knhk {args:?}: {e}\n{text}"))
     }
 
+    /// Runs the loan example for 25000, which waits for an underwriter, and returns the case
+    /// document.
+    fn start_loan(&self) -> Value {
+        self.json(&[
+            "run",
+            &example("loan_application.ttl"),
+            "--data",
+            r#"{"applicant": "Ada", "amount": 25000}"#,
+            "--json",
+        ])
+    }
+
     /// Runs a command that must fail with status 1 and returns its stderr.
     fn fails(&self, args: &[&str]) -> String {
         let out = self.knhk(args);

@@ -207,13 +207,7 @@ fn with_a_directory_only_members_of_the_items_role_may_claim_start_complete_or_f
         r#"{"roles": {"underwriter": ["uma"], "clerk": ["eve"]}}"#,
     )
     .expect("directory");
-    let started = data.json(&[
-        "run",
-        &example("loan_application.ttl"),
-        "--data",
-        r#"{"applicant": "Ada", "amount": 25000}"#,
-        "--json",
-    ]);
+    let started = data.start_loan();
     let case = text(&started, "case_id").to_owned();
     let item = text(&started["work_items"][0], "id").to_owned();
     let before = data.json(&["case", "show", &case, "--json"]);
@@ -257,13 +251,7 @@ fn a_work_item_is_released_to_its_role_and_delegated_to_another_member() {
         r#"{"roles": {"underwriter": ["uma", "ulf"], "clerk": ["eve"]}}"#,
     )
     .expect("directory");
-    let started = data.json(&[
-        "run",
-        &example("loan_application.ttl"),
-        "--data",
-        r#"{"applicant": "Ada", "amount": 25000}"#,
-        "--json",
-    ]);
+    let started = data.start_loan();
     let item = text(&started["work_items"][0], "id").to_owned();
     data.ok(&["workitem", "claim", &item, "--user", "uma"]);
     // Someone else cannot give it back.
@@ -311,13 +299,7 @@ fn a_work_item_is_released_to_its_role_and_delegated_to_another_member() {
 #[test]
 fn worklist_commands_print_the_work_item_as_json_with_json() {
     let data = DataDir::new();
-    let started = data.json(&[
-        "run",
-        &example("loan_application.ttl"),
-        "--data",
-        r#"{"applicant": "Ada", "amount": 25000}"#,
-        "--json",
-    ]);
+    let started = data.start_loan();
     let item = text(&started["work_items"][0], "id").to_owned();
     let claimed = data.json(&["workitem", "claim", &item, "--user", "uma", "--json"]);
     assert_eq!(claimed["id"], item.as_str(), "{claimed:#}");
