@@ -4,7 +4,9 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use knhk_core::model::{ControlType, Specification, TaskBinding};
-use knhk_core::{ElementId, Event, EventKind, TaskRef, TimerId, Timestamp, Wait, WorkItemId};
+use knhk_core::{
+    ElementId, Event, EventKind, FailedAttempt, TaskRef, TimerId, Timestamp, Wait, WorkItemId,
+};
 use knhk_workflow_engine::{CaseView, WorkItemView, WorkflowView, allocation_name};
 use serde_json::{Map, Value, json};
 
@@ -373,12 +375,25 @@ pub(crate) fn detail(kind: &EventKind, style: &Style) -> String {
         EventKind::ConnectorCallStarted {
             item, connector, ..
         } => format!("connector {connector}, work item {}", style.item(item)),
-        EventKind::ConnectorCallSucceeded { item, output } => {
-            format!("work item {}, output {}", style.item(item), compact(output))
-        }
-        EventKind::ConnectorCallFailed { item, error } => {
-            format!("work item {}: {error}", style.item(item))
-        }
+        EventKind::ConnectorCallSucceeded {
+            item,
+            output,
+            failed_attempts,
+        } => format!(
+            "work item {}, output {}{}",
+            style.item(item),
+            compact(output),
+            retried(failed_attempts)
+        ),
+        EventKind::ConnectorCallFailed {
+            item,
+            error,
+            failed_attempts,
+        } => format!(
+            "work item {}: {error}{}",
+            style.item(item),
+            retried(failed_attempts)
+        ),
         EventKind::TimerArmed {
             timer, fires_at, ..
         } => format!(
@@ -489,6 +504,21 @@ pub(crate) fn clock_time(t: Timestamp) -> String {
     let full = rfc3339(t);
     // `YYYY-MM-DDT` is 11 characters, the trailing `Z` one.
     full.get(11..full.len() - 1).unwrap_or(&full).to_owned()
+}
+
+/// Returns what a connector call's retried attempts were, after its result: `` (none), or
+/// ` (after 2 failed attempts: 1 503 Service Unavailable; 2 timed out after 30s)`.
+fn retried(failed: &[FailedAttempt]) -> String {
+    if failed.is_empty() {
+        return String::new();
+    }
+    let each: Vec<String> = failed
+        .iter()
+        .map(|a| format!("{} {}", a.attempt, a.error))
+        .collect();
+    let n = failed.len();
+    let attempts = if n == 1 { "attempt" } else { "attempts" };
+    format!(" (after {n} failed {attempts}: {})", each.join("; "))
 }
 
 /// Returns a time as RFC 3339 in UTC with milliseconds, `2025-01-31T14:03:07.250Z`.
@@ -679,10 +709,21 @@ mod tests {
             EventKind::ConnectorCallSucceeded {
                 item,
                 output: json!({"id": 7}),
+                failed_attempts: vec![
+                    FailedAttempt {
+                        attempt: 1,
+                        error: "503 Service Unavailable".to_owned(),
+                    },
+                    FailedAttempt {
+                        attempt: 2,
+                        error: "timed out after 30s".to_owned(),
+                    },
+                ],
             },
             EventKind::ConnectorCallFailed {
                 item,
                 error: "timed out".to_owned(),
+                failed_attempts: Vec::new(),
             },
             EventKind::TimerArmed {
                 timer,
@@ -726,6 +767,8 @@ mod tests {
             "work item 1 by uma, output {\"ok\":true}",
             "connector http, work item 1",
             "work item 1: timed out",
+            "work item 1, output {\"id\":7} (after 2 failed attempts: 1 503 Service Unavailable; \
+             2 timed out after 30s)",
             "timer 2, fires at +25:01:01.500",
             "timer 2",
         ] {

@@ -108,17 +108,19 @@ impl Connector for HttpConnector {
             let body = read_limited(response, settings.max_response_bytes, req.timeout).await?;
             return Ok(output_from_body(&body));
         }
+        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+            // Retried attempts are recorded in the case history: the status line says why,
+            // and a body (which may echo what was sent) stays out of it.
+            return Err(CallError::Retryable(status.to_string()));
+        }
+        // A refusal ends the call: an excerpt of the body tells the operator why.
         let excerpt = excerpt(&read_prefix(response, ERROR_BODY_BYTES).await);
         let message = if excerpt.is_empty() {
             status.to_string()
         } else {
             format!("{status}: {excerpt}")
         };
-        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-            Err(CallError::Retryable(message))
-        } else {
-            Err(CallError::Permanent(message))
-        }
+        Err(CallError::Permanent(message))
     }
 }
 

@@ -40,6 +40,6 @@ mod settings;
 pub use breaker::BreakerPolicy;
 pub use connector::{CallError, CallRequest, Connector};
 pub use http::HttpConnector;
-pub use registry::{CallFailure, Registry};
+pub use registry::{Answer, CallFailure, FailedAttempt, Registry};
 pub use retry::RetryPolicy;
 pub use settings::{BindingError, Cause, SettingsError};

@@ -21,6 +21,23 @@ pub struct CallFailure {
     pub attempts: u32,
     /// The error of the last attempt.
     pub error: CallError,
+    /// The attempts before the last one, which failed and were retried.
+    pub failed_attempts: Vec<FailedAttempt>,
+}
+
+/// A call that answered: its output, and the attempts that failed and were retried before.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    pub output: serde_json::Value,
+    pub failed_attempts: Vec<FailedAttempt>,
+}
+
+/// An attempt that failed with a retryable error and was retried: its number (from 1) and
+/// its error (a status line, a timeout or a transport error, never a response body).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedAttempt {
+    pub attempt: u32,
+    pub error: String,
 }
 
 /// The connectors a runtime knows, by name, with a circuit breaker each. Cloning is cheap;
@@ -97,18 +114,21 @@ impl Registry {
         input: serde_json::Value,
         idempotency_key: &str,
         policy: &RetryPolicy,
-    ) -> Result<serde_json::Value, CallFailure> {
-        let failure = |attempts, error| CallFailure {
+    ) -> Result<Answer, CallFailure> {
+        let failure = |attempts, error, failed_attempts| CallFailure {
             connector: connector.to_owned(),
             attempts,
             error,
+            failed_attempts,
         };
         let Some(c) = self.get(connector) else {
             return Err(failure(
                 0,
                 CallError::Permanent(format!("unknown connector {connector}")),
+                Vec::new(),
             ));
         };
+        let mut failed_attempts = Vec::new();
         let max_attempts = policy.max_attempts.max(1);
         let mut attempt = 1;
         loop {
@@ -137,7 +157,12 @@ impl Registry {
                 }
             };
             match result {
-                Ok(output) => return Ok(output),
+                Ok(output) => {
+                    return Ok(Answer {
+                        output,
+                        failed_attempts,
+                    });
+                }
                 Err(CallError::Retryable(error)) if attempt < max_attempts => {
                     let backoff = policy.backoff(attempt);
                     warn!(
@@ -148,10 +173,14 @@ impl Registry {
                         ?backoff,
                         "connector call failed, retrying"
                     );
+                    failed_attempts.push(FailedAttempt {
+                        attempt,
+                        error: error.clone(),
+                    });
                     tokio::time::sleep(backoff).await;
                     attempt += 1;
                 }
-                Err(error) => return Err(failure(attempt, error)),
+                Err(error) => return Err(failure(attempt, error, failed_attempts)),
             }
         }
     }

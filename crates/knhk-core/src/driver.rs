@@ -118,10 +118,12 @@ impl Policy for Simulated {
                 CallAnswer::Succeed(output) => Some(Input::ConnectorSucceeded {
                     item: *item,
                     output: output.clone(),
+                    failed_attempts: Vec::new(),
                 }),
                 CallAnswer::Fail(error) => Some(Input::ConnectorFailed {
                     item: *item,
                     error: error.clone(),
+                    failed_attempts: Vec::new(),
                 }),
             },
             Wait::Timer { timer, .. } => self.timers.then_some(Input::TimerFired { timer: *timer }),

@@ -80,6 +80,14 @@ pub struct TaskRef {
     pub task: ElementId,
 }
 
+/// An attempt of a connector call that failed and was retried: its number (from 1) and its
+/// error, a status line or a transport error, never a response body.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedAttempt {
+    pub attempt: u32,
+    pub error: String,
+}
+
 /// What happened to a case.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -215,10 +223,17 @@ pub enum EventKind {
     ConnectorCallSucceeded {
         item: WorkItemId,
         output: Value,
+        /// The attempts that failed and were retried before this one answered.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        failed_attempts: Vec<FailedAttempt>,
     },
+    /// The call failed for good; `error` is its last attempt's.
     ConnectorCallFailed {
         item: WorkItemId,
         error: String,
+        /// The attempts that failed and were retried before the last one.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        failed_attempts: Vec<FailedAttempt>,
     },
     TimerArmed {
         timer: TimerId,

@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::event::TaskRef;
+use crate::event::{FailedAttempt, TaskRef};
 use crate::ids::{TimerId, WorkItemId};
 
 /// A command or an outside result fed to [`crate::Case::apply`].
@@ -50,14 +50,18 @@ pub enum Input {
         item: WorkItemId,
         reason: String,
     },
+    /// The connector answered, after `failed_attempts` were retried.
     ConnectorSucceeded {
         item: WorkItemId,
         output: Value,
+        failed_attempts: Vec<FailedAttempt>,
     },
-    /// The connector failed for good (the runtime already retried); the task fails.
+    /// The connector failed for good (the runtime already retried `failed_attempts`); the
+    /// task fails.
     ConnectorFailed {
         item: WorkItemId,
         error: String,
+        failed_attempts: Vec<FailedAttempt>,
     },
     TimerFired {
         timer: TimerId,

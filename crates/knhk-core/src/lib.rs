@@ -28,7 +28,7 @@ mod workflow;
 pub use case::{Case, Step, Wait, WorkItem, WorkItemKind, WorkItemState};
 pub use effect::Effect;
 pub use error::{Error, InvalidDefinition, Violation};
-pub use event::{CaseStatus, Event, EventKind, TaskRef};
+pub use event::{CaseStatus, Event, EventKind, FailedAttempt, TaskRef};
 pub use ids::{
     CaseId, ElementId, IdSource, NetId, SequentialIds, TimerId, Timestamp, WorkItemId, WorkflowId,
 };

@@ -203,10 +203,16 @@ fn run_exits_with_status_1_when_the_case_fails() {
 /// Starts an HTTP server on port 0 that answers every POST with `{"charged": true}` and
 /// returns its address.
 fn payment_server() -> String {
+    flaky_payment_server(0)
+}
+
+/// Starts an HTTP server on port 0 that answers its first `unavailable` requests with 503 (and
+/// a body that must stay out of the history), then every POST with `{"charged": true}`.
+fn flaky_payment_server(unavailable: usize) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").expect("a port");
     let addr = listener.local_addr().expect("an address");
     std::thread::spawn(move || {
-        for stream in listener.incoming() {
+        for (n, stream) in listener.incoming().enumerate() {
             let Ok(mut stream) = stream else { continue };
             let mut reader = BufReader::new(stream.try_clone().expect("a stream"));
             let mut length = 0;
@@ -222,10 +228,14 @@ fn payment_server() -> String {
             }
             let mut body = vec![0; length];
             let _ = reader.read_exact(&mut body);
-            let reply = r#"{"charged": true}"#;
+            let (status, reply) = if n < unavailable {
+                ("503 Service Unavailable", "card vault token tok_secret")
+            } else {
+                ("200 OK", r#"{"charged": true}"#)
+            };
             let _ = write!(
                 stream,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
                  Connection: close\r\n\r\n{reply}",
                 reply.len()
             );
@@ -234,10 +244,9 @@ fn payment_server() -> String {
     format!("http://{addr}")
 }
 
-#[test]
-fn run_makes_connector_calls_in_process_and_waits_for_them() {
-    let server = payment_server();
-    let file = temp_file(
+/// A charge task calling `server`, then an empty task.
+fn charge_workflow(server: &str) -> std::path::PathBuf {
+    temp_file(
         "charge.ttl",
         &format!(
             "{PREFIXES}\
@@ -251,7 +260,12 @@ fn run_makes_connector_calls_in_process_and_waits_for_them() {
              <#ship> a yawl:Task ; yawl:flowsInto [ yawl:nextElementRef <#end> ] .\n\
              <#end> a yawl:OutputCondition .\n"
         ),
-    );
+    )
+}
+
+#[test]
+fn run_makes_connector_calls_in_process_and_waits_for_them() {
+    let file = charge_workflow(&payment_server());
     let data = DataDir::new();
     let doc = data.json(&[
         "run",
@@ -264,6 +278,41 @@ fn run_makes_connector_calls_in_process_and_waits_for_them() {
     assert_eq!(doc["data"]["charged"], true);
     assert!(kinds(&doc).contains(&"connector_call_succeeded"), "{doc:#}");
     assert_eq!(completed_tasks(&doc), ["charge", "ship"]);
+}
+
+#[test]
+fn retried_attempts_of_a_call_show_in_the_history_without_the_response_body() {
+    let file = charge_workflow(&flaky_payment_server(2));
+    let data = DataDir::new();
+    let out = data.ok(&["run", path_str(&file), "--data", r#"{"order": "A-18"}"#]);
+    assert!(
+        out.contains(
+            "(after 2 failed attempts: 1 503 Service Unavailable; 2 503 Service Unavailable)"
+        ),
+        "the table says how the call went: {out}"
+    );
+    let case = text(&data.json(&["case", "list", "--json"])[0], "case_id").to_owned();
+    let history = data.json(&["case", "history", &case, "--json"]);
+    let succeeded = history["history"]
+        .as_array()
+        .and_then(|events| {
+            events
+                .iter()
+                .find(|e| e["kind"] == "connector_call_succeeded")
+        })
+        .unwrap_or_else(|| panic!("a result event: {history:#}"));
+    assert_eq!(
+        succeeded["event"]["failed_attempts"],
+        serde_json::json!([
+            {"attempt": 1, "error": "503 Service Unavailable"},
+            {"attempt": 2, "error": "503 Service Unavailable"}
+        ]),
+        "{succeeded:#}"
+    );
+    assert!(
+        !history.to_string().contains("tok_secret"),
+        "no response body in the history: {history:#}"
+    );
 }
 
 /// Two empty tasks that loop for ever: B always routes back to A.

@@ -113,7 +113,8 @@ async fn sends_json_to_a_templated_url_with_headers_and_bearer_token() {
             &fast_policy(1),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .output;
 
     assert_eq!(
         output,
@@ -166,7 +167,8 @@ async fn get_sends_no_body_and_reads_the_token_from_the_environment() {
             &fast_policy(1),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .output;
 
     assert_eq!(output, json!({ "response": [1, 2, 3] }));
     let seen = drain(&mut rx);
@@ -241,13 +243,14 @@ async fn flaky(
     body: Bytes,
 ) -> axum::response::Response {
     match state.arrive(method, uri, headers, body) {
-        1 | 2 => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+        // The body must not reach the record of failed attempts.
+        1 | 2 => (StatusCode::SERVICE_UNAVAILABLE, "secret-ish detail").into_response(),
         n => axum::Json(json!({ "served_on_attempt": n })).into_response(),
     }
 }
 
 #[tokio::test]
-async fn retries_503_with_the_same_idempotency_key() {
+async fn retries_503_with_the_same_idempotency_key_and_records_each_status() {
     let (state, mut rx) = Counted::new();
     let server = serve(
         Router::new()
@@ -268,7 +271,19 @@ async fn retries_503_with_the_same_idempotency_key() {
         .await
         .unwrap();
 
-    assert_eq!(output, json!({ "served_on_attempt": 3 }));
+    assert_eq!(output.output, json!({ "served_on_attempt": 3 }));
+    let failed: Vec<(u32, &str)> = output
+        .failed_attempts
+        .iter()
+        .map(|a| (a.attempt, a.error.as_str()))
+        .collect();
+    assert_eq!(
+        failed,
+        [
+            (1, "503 Service Unavailable"),
+            (2, "503 Service Unavailable")
+        ]
+    );
     assert_eq!(state.count(), 3);
     let seen = drain(&mut rx);
     assert_eq!(seen.len(), 3);
@@ -332,7 +347,8 @@ async fn retries_429() {
     let output = Registry::with_builtins()
         .call("http", &settings, json!({}), "k", &fast_policy(3))
         .await
-        .unwrap();
+        .unwrap()
+        .output;
 
     assert_eq!(output, json!({ "ok": true }));
     assert_eq!(state.count(), 2);
@@ -424,7 +440,8 @@ async fn an_attempt_that_times_out_is_retried() {
     let output = Registry::with_builtins()
         .call("http", &settings, json!({}), "stall-key", &policy)
         .await
-        .unwrap();
+        .unwrap()
+        .output;
     release.notify_one();
 
     assert_eq!(output, json!({ "attempt": 2 }));

@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use knhk_connectors::{
-    BindingError, CallError, CallFailure, CallRequest, Connector, Registry, RetryPolicy,
-    SettingsError,
+    BindingError, CallError, CallFailure, CallRequest, Connector, FailedAttempt, Registry,
+    RetryPolicy, SettingsError,
 };
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -78,7 +78,20 @@ async fn retries_with_backoff_and_the_same_key_until_success() {
         .await
         .unwrap();
 
-    assert_eq!(output, json!({"attempt": 4}));
+    assert_eq!(output.output, json!({"attempt": 4}));
+    let failed: Vec<(u32, &str)> = output
+        .failed_attempts
+        .iter()
+        .map(|a| (a.attempt, a.error.as_str()))
+        .collect();
+    assert_eq!(
+        failed,
+        [
+            (1, "503 Service Unavailable"),
+            (2, "503 Service Unavailable"),
+            (3, "503 Service Unavailable")
+        ]
+    );
     // 100ms + 200ms + 400ms of backoff, and the fake takes no time.
     assert_eq!(start.elapsed(), Duration::from_millis(700));
     let seen = connector.seen.lock().unwrap();
@@ -114,6 +127,10 @@ async fn gives_up_after_max_attempts_with_the_last_error() {
             connector: "scripted".to_owned(),
             attempts: 2,
             error: CallError::Retryable("second".to_owned()),
+            failed_attempts: vec![FailedAttempt {
+                attempt: 1,
+                error: "first".to_owned(),
+            }],
         }
     );
     assert_eq!(
@@ -297,7 +314,10 @@ async fn the_circuit_opens_after_repeated_failures_and_a_trial_call_closes_it() 
     // After the cooldown (the paused clock jumps there at once) one trial goes through; it
     // succeeds and closes the circuit.
     tokio::time::sleep(Duration::from_secs(30)).await;
-    assert_eq!(call(registry.clone()).await.unwrap(), json!({"ok": true}));
-    assert_eq!(call(registry).await.unwrap(), json!({"ok": true}));
+    assert_eq!(
+        call(registry.clone()).await.unwrap().output,
+        json!({"ok": true})
+    );
+    assert_eq!(call(registry).await.unwrap().output, json!({"ok": true}));
     assert_eq!(flaky.calls.load(Ordering::SeqCst), 6);
 }

@@ -285,7 +285,11 @@ impl Case {
                 let (ni, t) = self.locate_item(cx.wf, &wi.task)?;
                 self.fail_task(cx, ni, t, format!("work item failed: {reason}"))
             }
-            Input::ConnectorSucceeded { item, output } => {
+            Input::ConnectorSucceeded {
+                item,
+                output,
+                failed_attempts,
+            } => {
                 self.require_active("take a connector result")?;
                 let wi = self.call(item)?.clone();
                 self.emit(
@@ -293,12 +297,17 @@ impl Case {
                     EventKind::ConnectorCallSucceeded {
                         item,
                         output: output.clone(),
+                        failed_attempts,
                     },
                 )?;
                 let (ni, t) = self.locate_item(cx.wf, &wi.task)?;
                 self.finish_instance(cx, ni, t, wi.instance, output)
             }
-            Input::ConnectorFailed { item, error } => {
+            Input::ConnectorFailed {
+                item,
+                error,
+                failed_attempts,
+            } => {
                 self.require_active("take a connector result")?;
                 let wi = self.call(item)?.clone();
                 self.emit(
@@ -306,6 +315,7 @@ impl Case {
                     EventKind::ConnectorCallFailed {
                         item,
                         error: error.clone(),
+                        failed_attempts,
                     },
                 )?;
                 let (ni, t) = self.locate_item(cx.wf, &wi.task)?;

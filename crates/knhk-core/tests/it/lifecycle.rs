@@ -171,6 +171,7 @@ fn connector_task_asks_for_a_call_with_a_stable_idempotency_key_and_maps_the_out
     run.input(Input::ConnectorSucceeded {
         item,
         output: json!({"code": 201}),
+        failed_attempts: Vec::new(),
     })
     .expect("result");
     assert_eq!(run.case().data()["status"], 201);
@@ -218,6 +219,7 @@ fn connector_failure_fails_the_task_and_the_case_naming_the_connector() {
     run.input(Input::ConnectorFailed {
         item,
         error: "503 after 3 attempts".into(),
+        failed_attempts: Vec::new(),
     })
     .expect("failure");
     assert_eq!(run.case().status(), CaseStatus::Failed);
@@ -422,6 +424,7 @@ fn a_failure_flow_routes_a_failed_task_and_the_case_goes_on() {
     run.input(Input::ConnectorFailed {
         item,
         error: "503 after 3 attempts".into(),
+        failed_attempts: Vec::new(),
     })
     .expect("failure");
     assert_eq!(run.case().status(), CaseStatus::Running);
@@ -479,6 +482,7 @@ fn a_connector_result_arriving_while_suspended_is_kept_and_the_case_goes_on_afte
     run.input(Input::ConnectorSucceeded {
         item,
         output: json!({"paid": true}),
+        failed_attempts: Vec::new(),
     })
     .expect("result kept while suspended");
     assert_eq!(run.case().status(), CaseStatus::Suspended);

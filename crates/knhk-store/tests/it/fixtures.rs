@@ -190,10 +190,12 @@ pub fn every_event_kind() -> Vec<EventKind> {
         EventKind::ConnectorCallSucceeded {
             item,
             output: json!([1, 2, 3]),
+            failed_attempts: Vec::new(),
         },
         EventKind::ConnectorCallFailed {
             item,
             error: "timeout after 5s".to_owned(),
+            failed_attempts: Vec::new(),
         },
         EventKind::TimerArmed {
             timer,

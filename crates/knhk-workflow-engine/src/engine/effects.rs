@@ -42,12 +42,17 @@ impl WorkflowEngine {
                             .await;
                         lock(&engine.inner.calls).remove(&item);
                         let input = match result {
-                            Ok(output) => Input::ConnectorSucceeded { item, output },
+                            Ok(answer) => Input::ConnectorSucceeded {
+                                item,
+                                output: answer.output,
+                                failed_attempts: failed_attempts(answer.failed_attempts),
+                            },
                             Err(failure) => {
                                 warn!(case = %case, item = %item, error = %failure, "connector call failed");
                                 Input::ConnectorFailed {
                                     item,
                                     error: failure.to_string(),
+                                    failed_attempts: failed_attempts(failure.failed_attempts),
                                 }
                             }
                         };
@@ -263,4 +268,15 @@ impl Drop for Done {
         drop(pending);
         self.engine.inner.settled.notify_waiters();
     }
+}
+
+/// Translates the connectors' record of retried attempts into the history's.
+fn failed_attempts(attempts: Vec<knhk_connectors::FailedAttempt>) -> Vec<knhk_core::FailedAttempt> {
+    attempts
+        .into_iter()
+        .map(|a| knhk_core::FailedAttempt {
+            attempt: a.attempt,
+            error: a.error,
+        })
+        .collect()
 }

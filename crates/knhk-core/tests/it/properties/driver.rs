@@ -222,6 +222,7 @@ impl<'w> Driver<'w> {
             return Some(Input::ConnectorSucceeded {
                 item: *item,
                 output: json!({"b1": b.is_multiple_of(2)}),
+                failed_attempts: Vec::new(),
             });
         }
         let timers: Vec<TimerId> = self.case().timers().map(|(t, _)| *t).collect();
@@ -273,10 +274,12 @@ impl<'w> Driver<'w> {
             44..=53 => pick(&calls, a).map(|item| Input::ConnectorSucceeded {
                 item: *item,
                 output: json!({"b1": b.is_multiple_of(2)}),
+                failed_attempts: Vec::new(),
             }),
             54..=56 => pick(&calls, a).map(|item| Input::ConnectorFailed {
                 item: *item,
                 error: "boom".into(),
+                failed_attempts: Vec::new(),
             }),
             57..=58 => pick(&humans, a).map(|(item, _)| Input::FailWorkItem {
                 item: *item,
@@ -352,6 +355,7 @@ impl<'w> Driver<'w> {
                     let input = Input::ConnectorSucceeded {
                         item: *item,
                         output: json!({}),
+                        failed_attempts: Vec::new(),
                     };
                     return (input, true);
                 }
