@@ -243,6 +243,7 @@ pub(crate) async fn run(session: &Session, command: CaseCommand) -> anyhow::Resu
             Progress::new(
                 definition.as_deref().map(|d| d.specification()),
                 Sink::Stdout,
+                session.zone(),
             )
             .catch_up(engine, case)
             .await?;
@@ -373,6 +374,7 @@ pub(crate) async fn run(session: &Session, command: CaseCommand) -> anyhow::Resu
             } else if cases.is_empty() {
                 outln!("no cases");
             } else {
+                let zone = session.zone();
                 let rows: Vec<Vec<String>> = cases
                     .iter()
                     .map(|c| {
@@ -381,8 +383,8 @@ pub(crate) async fn run(session: &Session, command: CaseCommand) -> anyhow::Resu
                             name_of(c.workflow),
                             c.status.to_string(),
                             c.version.to_string(),
-                            rfc3339(c.created_at),
-                            rfc3339(c.updated_at),
+                            zone.show(c.created_at),
+                            zone.show(c.updated_at),
                         ]
                     })
                     .collect();

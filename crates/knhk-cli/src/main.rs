@@ -89,6 +89,10 @@ struct Cli {
         value_parser = clap::value_parser!(u64).range(1..)
     )]
     timer_poll_ms: u64,
+    /// Shows points in time in tables in UTC instead of the local time zone (`TZ`, else the
+    /// system's). JSON output is always RFC 3339 in UTC.
+    #[arg(long, global = true, env = "KNHK_UTC")]
+    utc: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -175,6 +179,7 @@ fn main() -> ExitCode {
                 admin_role: cli.admin_role.clone(),
                 step: ApplyOptions::default().with_max_firings(cli.max_firings),
                 timer_poll: std::time::Duration::from_millis(cli.timer_poll_ms),
+                zone: zone(cli.utc),
             },
         ),
         Command::Export { file } => export(&file),
@@ -190,6 +195,7 @@ fn main() -> ExitCode {
                     admin_role: cli.admin_role,
                     step: ApplyOptions::default().with_max_firings(cli.max_firings),
                     timer_poll: std::time::Duration::from_millis(cli.timer_poll_ms),
+                    zone: zone(cli.utc),
                 },
             )),
             Err(e) => Err(anyhow::Error::new(e).context("cannot start the async runtime")),
@@ -392,4 +398,13 @@ fn export(file: &Path) -> anyhow::Result<ExitCode> {
     let workflow = load_definition(file)?;
     out!("{}", knhk_spec::write_turtle(workflow.specification()));
     Ok(ExitCode::SUCCESS)
+}
+
+/// Returns the zone of points in time in tables: UTC with `--utc`, else the local one.
+fn zone(utc: bool) -> report::Zone {
+    if utc {
+        report::Zone::Utc
+    } else {
+        report::Zone::local()
+    }
 }

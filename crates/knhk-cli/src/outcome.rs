@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use knhk_core::{CaseId, CaseStatus, Wait, WorkItemState};
 use knhk_workflow_engine::WorkItemQuery;
 
-use crate::report::{self, rfc3339, task_label};
+use crate::report::{self, task_label};
 use crate::session::Session;
 
 /// Prints where `case` stands (text or one JSON document) and returns the exit code of a
@@ -115,7 +115,7 @@ fn print_waits(session: &Session, case: CaseId, status: CaseStatus, waits: &[Wai
                 outln!(
                     "  a timer of task {} due at {}",
                     task_label(task),
-                    rfc3339(*fires_at)
+                    session.zone().show(*fires_at)
                 );
             }
             Wait::Start | Wait::Resume => {}

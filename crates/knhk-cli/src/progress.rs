@@ -8,7 +8,7 @@ use knhk_core::{CaseId, Event};
 use knhk_workflow_engine::{CaseUpdate, WorkflowEngine};
 use tokio::sync::broadcast;
 
-use crate::report::HistoryTable;
+use crate::report::{HistoryTable, Zone};
 
 /// Where progress goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,10 +31,11 @@ pub(crate) struct Progress {
 }
 
 impl Progress {
-    /// Creates a printer for a case of `spec`; the table header comes with the first row.
-    pub(crate) fn new(spec: Option<&Specification>, sink: Sink) -> Progress {
+    /// Creates a printer for a case of `spec`, its times in `zone`; the table header comes
+    /// with the first row.
+    pub(crate) fn new(spec: Option<&Specification>, sink: Sink, zone: Zone) -> Progress {
         Progress {
-            table: HistoryTable::new(spec),
+            table: HistoryTable::new(spec, zone),
             sink,
             shown: 0,
             header: false,

@@ -10,15 +10,55 @@ use knhk_core::{
 use knhk_workflow_engine::{CaseView, WorkItemView, WorkflowView, allocation_name};
 use serde_json::{Map, Value, json};
 
-/// How the history renderer shows times and ids. The store's commands show the time of day
-/// and whole ids; `knhk simulate`, whose ids count up from 1 and whose clock starts when the
-/// case is created, shows the time since then and ids as their counter.
-#[derive(Clone, Copy, Debug, Default)]
+/// How tables show points in time: with the date and the zone, in UTC (`--utc`) or in the
+/// local time zone (`TZ`, else the system's) with its offset. JSON documents always carry
+/// RFC 3339 in UTC.
+#[derive(Clone, Debug, Default)]
+pub(crate) enum Zone {
+    /// `2024-02-29 12:34:56.789Z`.
+    #[default]
+    Utc,
+    /// `2024-02-29 13:34:56.789+01:00`.
+    Local(jiff::tz::TimeZone),
+}
+
+impl Zone {
+    /// Returns the local time zone; UTC when the system does not say which it is.
+    pub(crate) fn local() -> Zone {
+        match jiff::tz::TimeZone::try_system() {
+            Ok(tz) => Zone::Local(tz),
+            Err(_) => Zone::Utc,
+        }
+    }
+
+    /// Returns `t` with its date, to the millisecond, and the zone's offset.
+    pub(crate) fn show(&self, t: Timestamp) -> String {
+        let Zone::Local(tz) = self else {
+            return utc_time(t);
+        };
+        match jiff::Timestamp::from_millisecond(t.0) {
+            Ok(at) => at
+                .to_zoned(tz.clone())
+                .strftime("%Y-%m-%d %H:%M:%S%.3f%:z")
+                .to_string(),
+            // Outside jiff's range (years beyond ±9999): the UTC form still says it.
+            Err(_) => utc_time(t),
+        }
+    }
+}
+
+/// How the history renderer shows times and ids. The store's commands show points in time
+/// with their date and zone, and whole ids; `knhk simulate`, whose ids count up from 1 and
+/// whose clock starts when the case is created, shows the time since then and ids as their
+/// counter.
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Style {
     /// Show times as the time elapsed since this one (`+0:00:01.500`).
     pub(crate) since: Option<Timestamp>,
     /// Show ids as the counter they were made from (`2`), for ids from `SequentialIds`.
     pub(crate) short_ids: bool,
+    /// The zone of points in time, when `since` is not set.
+    pub(crate) zone: Zone,
 }
 
 impl Style {
@@ -26,7 +66,7 @@ impl Style {
     fn time(&self, t: Timestamp) -> String {
         match self.since {
             Some(since) => elapsed(since, t),
-            None => clock_time(t),
+            None => self.zone.show(t),
         }
     }
 
@@ -34,7 +74,7 @@ impl Style {
     fn at(&self, t: Timestamp) -> String {
         match self.since {
             Some(since) => elapsed(since, t),
-            None => rfc3339(t),
+            None => self.zone.show(t),
         }
     }
 
@@ -67,15 +107,22 @@ pub(crate) struct HistoryTable {
 }
 
 const SEQ_WIDTH: usize = 4;
-const TIME_WIDTH: usize = 12;
+/// `2024-02-29 13:34:56.789+01:00`.
+const TIME_WIDTH: usize = 29;
 /// The longest event kind, `connector_call_succeeded`.
 const KIND_WIDTH: usize = 24;
 
 impl HistoryTable {
-    /// Creates a table whose task column fits every task of `spec`, with times of day and
+    /// Creates a table whose task column fits every task of `spec`, with times in `zone` and
     /// whole ids.
-    pub(crate) fn new(spec: Option<&Specification>) -> HistoryTable {
-        HistoryTable::with_style(spec, Style::default())
+    pub(crate) fn new(spec: Option<&Specification>, zone: Zone) -> HistoryTable {
+        HistoryTable::with_style(
+            spec,
+            Style {
+                zone,
+                ..Style::default()
+            },
+        )
     }
 
     /// Creates a table whose task column fits every task of `spec`, in `style`.
@@ -154,7 +201,7 @@ impl HistoryTable {
 /// `time_ms` (milliseconds since the epoch), `kind`, `task` (or null), `detail` (the table's
 /// text) and `event` (the event's own fields).
 pub(crate) fn history_json(events: &[Event]) -> Vec<Value> {
-    let mut table = HistoryTable::new(None);
+    let mut table = HistoryTable::new(None, Zone::Utc);
     events
         .iter()
         .map(|e| {
@@ -239,7 +286,7 @@ pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 }
 
 /// Returns the rows of `knhk workitem list` for these items.
-pub(crate) fn work_item_rows(items: &[WorkItemView]) -> Vec<Vec<String>> {
+pub(crate) fn work_item_rows(items: &[WorkItemView], zone: &Zone) -> Vec<Vec<String>> {
     items
         .iter()
         .map(|w| {
@@ -250,7 +297,7 @@ pub(crate) fn work_item_rows(items: &[WorkItemView]) -> Vec<Vec<String>> {
                 w.roles.join(","),
                 w.status.to_string(),
                 w.owner.clone().unwrap_or_else(|| "-".to_owned()),
-                rfc3339(w.offered_at),
+                zone.show(w.offered_at),
             ]
         })
         .collect()
@@ -499,11 +546,9 @@ fn elapsed(since: Timestamp, t: Timestamp) -> String {
     )
 }
 
-/// Returns the time of day in UTC with milliseconds, `14:03:07.250`.
-pub(crate) fn clock_time(t: Timestamp) -> String {
-    let full = rfc3339(t);
-    // `YYYY-MM-DDT` is 11 characters, the trailing `Z` one.
-    full.get(11..full.len() - 1).unwrap_or(&full).to_owned()
+/// Returns a point in time in UTC with its date and milliseconds, `2024-02-29 12:34:56.789Z`.
+fn utc_time(t: Timestamp) -> String {
+    rfc3339(t).replacen('T', " ", 1)
 }
 
 /// Returns what a connector call's retried attempts were, after its result: `` (none), or
@@ -745,8 +790,9 @@ mod tests {
         let short = Style {
             since: Some(Timestamp(0)),
             short_ids: true,
+            zone: Zone::Utc,
         };
-        for style in [Style::default(), short] {
+        for style in [Style::default(), short.clone()] {
             for kind in &kinds {
                 let text = detail(kind, &style);
                 assert_eq!(
@@ -787,6 +833,7 @@ mod tests {
             Style {
                 since: Some(Timestamp(1_000)),
                 short_ids: true,
+                zone: Zone::Utc,
             },
         );
         let rows: Vec<String> = kinds
@@ -821,6 +868,24 @@ mod tests {
             "2024-02-29T12:34:56.789Z"
         );
         assert_eq!(rfc3339(Timestamp(-1)), "1969-12-31T23:59:59.999Z");
-        assert_eq!(clock_time(Timestamp(1_709_210_096_789)), "12:34:56.789");
+        assert_eq!(
+            Zone::Utc.show(Timestamp(1_709_210_096_789)),
+            "2024-02-29 12:34:56.789Z"
+        );
+    }
+
+    #[test]
+    fn local_times_carry_the_date_and_the_offset_of_their_zone() {
+        let paris = jiff::tz::TimeZone::posix("CET-1CEST,M3.5.0,M10.5.0/3").expect("a POSIX zone");
+        let zone = Zone::Local(paris);
+        // Winter, then summer time.
+        assert_eq!(
+            zone.show(Timestamp(1_709_210_096_789)),
+            "2024-02-29 13:34:56.789+01:00"
+        );
+        assert_eq!(
+            zone.show(Timestamp(1_719_664_496_789)),
+            "2024-06-29 14:34:56.789+02:00"
+        );
     }
 }

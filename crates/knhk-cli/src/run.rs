@@ -57,7 +57,11 @@ pub(crate) async fn start_case(
     let engine = &session.engine;
     let sink = if json { Sink::Stderr } else { Sink::Stdout };
     let definition = session.definition(workflow.id).await;
-    let mut progress = Progress::new(definition.as_deref().map(|d| d.specification()), sink);
+    let mut progress = Progress::new(
+        definition.as_deref().map(|d| d.specification()),
+        sink,
+        session.zone(),
+    );
     let updates = engine.subscribe();
     let case = engine
         .create_case(workflow.id, Value::Object(data), true)
@@ -82,7 +86,11 @@ pub(crate) async fn drive<T>(
     let record = engine.case(case).await?;
     let definition = session.definition(record.workflow).await;
     let sink = if json { Sink::Stderr } else { Sink::Stdout };
-    let mut progress = Progress::new(definition.as_deref().map(|d| d.specification()), sink);
+    let mut progress = Progress::new(
+        definition.as_deref().map(|d| d.specification()),
+        sink,
+        session.zone(),
+    );
     if !show_earlier {
         progress.skip(&engine.history(case).await?);
     }

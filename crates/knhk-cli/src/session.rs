@@ -12,6 +12,8 @@ use knhk_store::{SqliteOptions, SqliteStore};
 use knhk_workflow_engine::{Clock, Directory, EngineConfig, WorkflowEngine};
 use serde_json::{Map, Value};
 
+use crate::report::Zone;
+
 /// The store's file in the data directory.
 const STORE_FILE: &str = "knhk.db";
 
@@ -27,6 +29,8 @@ pub(crate) struct Settings {
     pub(crate) step: ApplyOptions,
     /// How often a worker reads the stored timers again.
     pub(crate) timer_poll: std::time::Duration,
+    /// How tables show points in time.
+    pub(crate) zone: Zone,
 }
 
 /// The engine on the embedded store of one data directory.
@@ -34,6 +38,7 @@ pub(crate) struct Settings {
 pub(crate) struct Session {
     pub(crate) engine: WorkflowEngine,
     data_dir: PathBuf,
+    zone: Zone,
 }
 
 impl Session {
@@ -57,7 +62,13 @@ impl Session {
         Ok(Session {
             engine,
             data_dir: data_dir.to_path_buf(),
+            zone: settings.zone,
         })
+    }
+
+    /// Returns the zone in which tables show points in time (`--utc`, or local).
+    pub(crate) fn zone(&self) -> Zone {
+        self.zone.clone()
     }
 
     /// Returns the data directory this session works on.

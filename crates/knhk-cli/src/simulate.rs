@@ -12,7 +12,7 @@ use knhk_core::{
 };
 use serde_json::{Map, Value};
 
-use crate::report::{self, HistoryTable, Style};
+use crate::report::{self, HistoryTable, Style, Zone};
 
 /// Inputs fed to one case before the simulation gives up (a loop that never exits).
 const MAX_INPUTS: usize = 10_000;
@@ -74,6 +74,7 @@ impl Run<'_> {
         let style = Style {
             since: Some(self.start),
             short_ids: true,
+            zone: Zone::Utc,
         };
         let (ending, waits) = match &self.ending {
             Quiescence::Ended(_) => ("ended", Vec::new()),
@@ -103,10 +104,11 @@ impl Run<'_> {
         let style = Style {
             since: Some(self.start),
             short_ids: true,
+            zone: Zone::Utc,
         };
         let mut out = String::new();
         let _ = writeln!(out, "case {} of {}", case.id(), workflow.id());
-        let mut table = HistoryTable::with_style(Some(workflow.specification()), style);
+        let mut table = HistoryTable::with_style(Some(workflow.specification()), style.clone());
         let _ = writeln!(out, "{}", table.header());
         for event in history {
             let _ = writeln!(out, "{}", table.row(event));

@@ -163,7 +163,10 @@ pub(crate) async fn run(session: &Session, command: WorkItemCommand) -> anyhow::
             } else {
                 out!(
                     "{}",
-                    report::table(&WORK_ITEM_HEADER, &report::work_item_rows(&items))
+                    report::table(
+                        &WORK_ITEM_HEADER,
+                        &report::work_item_rows(&items, &session.zone())
+                    )
                 );
             }
             Ok(ExitCode::SUCCESS)

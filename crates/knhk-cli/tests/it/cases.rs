@@ -281,3 +281,56 @@ fn an_id_prefix_names_its_case_and_an_ambiguous_one_lists_the_matches() {
         "{err}"
     );
 }
+
+/// Returns the time cells (date, time of day) of the history table of `case`, run with `TZ`
+/// set to `tz` and `extra` flags.
+fn history_times(data: &DataDir, case: &str, tz: &str, extra: &[&str]) -> Vec<String> {
+    let mut args = vec!["--data-dir", path_str(data.path()), "case", "history", case];
+    args.extend_from_slice(extra);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_knhk"))
+        .args(&args)
+        .env_remove("KNHK_UTC")
+        .env("TZ", tz)
+        .output()
+        .expect("the knhk binary runs");
+    assert!(out.status.success(), "{}", crate::stderr(&out));
+    crate::stdout(&out)
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|cells| cells.first().is_some_and(|c| c.parse::<u64>().is_ok()))
+        .map(|cells| format!("{} {}", cells[1], cells[2]))
+        .collect()
+}
+
+#[test]
+fn history_times_show_the_date_and_the_zone_local_or_utc() {
+    let data = DataDir::new();
+    let case = data.start_loan();
+    let case = text(&case, "case_id").to_owned();
+    // A zone two hours east of UTC all year (POSIX `TZ` counts westwards).
+    let local = history_times(&data, &case, "XST-2", &[]);
+    let utc = history_times(&data, &case, "XST-2", &["--utc"]);
+    assert!(!local.is_empty());
+    assert_eq!(local.len(), utc.len());
+    for (l, u) in local.iter().zip(&utc) {
+        assert!(l.ends_with("+02:00"), "local time with its offset: {l}");
+        assert!(u.ends_with('Z'), "UTC: {u}");
+        // `YYYY-MM-DD` first, in both.
+        assert_eq!(l.as_bytes()[4], b'-', "{l}");
+        assert_eq!(u.as_bytes()[4], b'-', "{u}");
+    }
+    // The same instant: the local hour is two hours after the UTC one (mod 24).
+    let hour = |t: &str| t[11..13].parse::<u32>().expect("an hour");
+    assert_eq!(
+        hour(&local[0]),
+        (hour(&utc[0]) + 2) % 24,
+        "{local:?} {utc:?}"
+    );
+    // JSON stays RFC 3339 in UTC whatever the zone.
+    let doc = data.json(&["case", "history", &case, "--json"]);
+    let first = text(&doc["history"][0], "time");
+    assert!(
+        first.contains('T') && first.ends_with('Z'),
+        "RFC 3339: {first}"
+    );
+}

@@ -30,6 +30,7 @@ fn knhk(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_knhk"))
         .args(args)
         .env_remove("KNHK_DATA_DIR")
+        .env_remove("KNHK_UTC")
         .output()
         .expect("the knhk binary runs")
 }

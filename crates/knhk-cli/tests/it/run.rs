@@ -35,10 +35,11 @@ fn run_completes_a_small_loan_and_prints_the_history() {
         .collect();
     let seqs: Vec<u64> = rows.iter().filter_map(|r| r[0].parse().ok()).collect();
     assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "{text}");
+    // The time is a date, a time of day and its zone's offset: two words.
     let completed: Vec<&str> = rows
         .iter()
-        .filter(|r| r[2] == "task_completed")
-        .map(|r| r[3])
+        .filter(|r| r[3] == "task_completed")
+        .map(|r| r[4])
         .collect();
     assert_eq!(
         completed,
