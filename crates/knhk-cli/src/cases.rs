@@ -2,6 +2,7 @@
 
 use knhk_core::WorkflowId;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Subcommand, ValueEnum};
@@ -208,7 +209,7 @@ pub(crate) async fn run(session: &Session, command: CaseCommand) -> anyhow::Resu
             let workflow = session.workflow_id(&workflow).await?;
             let workflow = engine.workflow(workflow).await?;
             if start {
-                return start_case(session, &workflow, data, json).await;
+                return start_case(session, &workflow, data, json, Duration::ZERO).await;
             }
             let case = engine
                 .create_case(workflow.id, Value::Object(data), false)

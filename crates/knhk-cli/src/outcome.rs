@@ -117,6 +117,9 @@ fn print_waits(session: &Session, case: CaseId, status: CaseStatus, waits: &[Wai
                     task_label(task),
                     session.zone().show(*fires_at)
                 );
+                hints.push(format!(
+                    "{knhk} worker   # fires timers as they fall due (`knhk run --wait SECONDS` waits for near ones)"
+                ));
             }
             Wait::Start | Wait::Resume => {}
         }

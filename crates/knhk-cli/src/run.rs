@@ -6,13 +6,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use knhk_core::CaseId;
-use knhk_workflow_engine::WorkflowView;
+use std::time::Duration;
+
+use knhk_core::{CaseId, Timestamp, Wait};
+use knhk_workflow_engine::{Error, ErrorCode, WorkflowView};
 use serde_json::{Map, Value};
 
-use crate::outcome;
 use crate::progress::{Progress, Sink};
 use crate::session::{Session, json_object};
+use crate::{outcome, report};
 
 /// The options of `knhk run`.
 #[derive(Debug, clap::Args)]
@@ -25,6 +27,10 @@ pub(crate) struct RunArgs {
     /// Prints one JSON document (case, data, history, work items); progress goes to stderr.
     #[arg(long)]
     json: bool,
+    /// Waits for the case's timers that fall due within this many seconds, and fires them;
+    /// a timer due later is left to `knhk worker`. 0 waits for none.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    wait: u64,
 }
 
 /// Registers the workflow file, then starts a case of it and follows it.
@@ -44,15 +50,18 @@ pub(crate) async fn run(session: &Session, args: RunArgs) -> anyhow::Result<Exit
             workflow.name, workflow.version, workflow.id
         ),
     );
-    start_case(session, &workflow, data, args.json).await
+    let wait = Duration::from_secs(args.wait);
+    start_case(session, &workflow, data, args.json, wait).await
 }
 
 /// Creates and starts a case of `workflow`, follows it until it settles and reports it.
+/// Timers that fall due within `wait` are waited for and fired in this process.
 pub(crate) async fn start_case(
     session: &Session,
     workflow: &WorkflowView,
     data: Map<String, Value>,
     json: bool,
+    wait: Duration,
 ) -> anyhow::Result<ExitCode> {
     let engine = &session.engine;
     let sink = if json { Sink::Stderr } else { Sink::Stdout };
@@ -69,7 +78,66 @@ pub(crate) async fn start_case(
         .with_context(|| format!("cannot start a case of workflow {}", workflow.id))?;
     say(sink, &format!("case {}\n", case.id));
     progress.follow(engine, case.id, updates).await?;
+    let deadline = engine
+        .clock()
+        .now()
+        .plus_millis(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX));
+    fire_timers_until(session, case.id, deadline, &mut progress).await?;
     outcome::print(session, case.id, json).await
+}
+
+/// Fires the case's timers that fall due by `deadline`, in order, each once it is due, and
+/// follows what each sets going; returns when the case waits for no timer due by then.
+async fn fire_timers_until(
+    session: &Session,
+    case: CaseId,
+    deadline: Timestamp,
+    progress: &mut Progress,
+) -> anyhow::Result<()> {
+    let engine = &session.engine;
+    loop {
+        let next = engine
+            .waits(case)
+            .await?
+            .into_iter()
+            .filter_map(|w| match w {
+                Wait::Timer {
+                    timer,
+                    task,
+                    fires_at,
+                } => Some((fires_at, timer, task)),
+                _ => None,
+            })
+            .min_by_key(|(fires_at, ..)| *fires_at);
+        let Some((fires_at, timer, task)) = next else {
+            return Ok(());
+        };
+        if fires_at > deadline {
+            return Ok(());
+        }
+        let now = engine.clock().now();
+        if fires_at > now {
+            eprintln!(
+                "waiting for the timer of task {}, due at {} (--wait)",
+                report::task_label(&task),
+                session.zone().show(fires_at)
+            );
+            let millis = u64::try_from(fires_at.0.saturating_sub(now.0)).unwrap_or(0);
+            tokio::time::sleep(Duration::from_millis(millis)).await;
+        }
+        let updates = engine.subscribe();
+        match engine.fire_due_timer(case, timer).await {
+            Ok(_) => {}
+            // The clock is a millisecond short of the due time: look again.
+            Err(Error::TimerNotDue { .. }) => continue,
+            // Another process (a worker) fired or cancelled it meanwhile.
+            Err(e) if e.code() == ErrorCode::NotFound => {}
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context(format!("cannot fire timer {timer}")));
+            }
+        }
+        progress.follow(engine, case, updates).await?;
+    }
 }
 
 /// Takes one step of an existing case (`step` is not polled before the history so far is

@@ -5,8 +5,11 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use knhk_core::{CaseStatus, Wait};
-use knhk_workflow_engine::{CaseQuery, WorkflowEngine};
+use knhk_core::{CaseId, CaseStatus, EventKind, TimerId, Wait};
+use knhk_workflow_engine::{CaseQuery, CaseUpdate, WorkflowEngine};
+use tokio::sync::broadcast;
+
+use crate::report::task_label;
 
 use crate::session::Session;
 
@@ -58,17 +61,64 @@ pub(crate) async fn run(session: &Session, args: WorkerArgs) -> anyhow::Result<E
                 eprintln!("worker: terminated");
                 break;
             }
-            update = updates.recv() => {
-                if let Ok(u) = update
-                    && u.status.is_final()
-                {
-                    eprintln!("worker: case {} {}", u.case, u.status);
+            update = updates.recv() => match update {
+                Ok(u) => say_what_happened(engine, &u).await,
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    eprintln!("worker: {n} steps went by too fast to report");
                 }
+                Err(broadcast::error::RecvError::Closed) => break,
             }
         }
     }
     engine.shutdown().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints what one step the worker took did that nobody asked for at the moment: a timer
+/// fired, a connector call answered or gave up, the case ended.
+async fn say_what_happened(engine: &WorkflowEngine, u: &CaseUpdate) {
+    let events = match engine.events(u.case, u.previous).await {
+        Ok(events) => events,
+        Err(e) => {
+            eprintln!(
+                "worker: case {}: cannot read what the step did: {e}",
+                u.case
+            );
+            return;
+        }
+    };
+    for e in &events {
+        let what = match &e.kind {
+            EventKind::TimerFired { timer } => {
+                let task = timer_task(engine, u.case, timer).await;
+                format!("timer of task {task} fired")
+            }
+            EventKind::ConnectorCallSucceeded {
+                failed_attempts, ..
+            } => format!(
+                "connector call answered after {} attempt(s)",
+                failed_attempts.len() + 1
+            ),
+            EventKind::ConnectorCallFailed { error, .. } => {
+                format!("connector call failed: {error}")
+            }
+            EventKind::CaseStateChanged { to, .. } if to.is_final() => format!("case {to}"),
+            _ => continue,
+        };
+        eprintln!("worker: case {}: {what}", u.case);
+    }
+}
+
+/// Returns the task a timer belongs to, from the case's history (`?` when it cannot be read).
+async fn timer_task(engine: &WorkflowEngine, case: CaseId, timer: &TimerId) -> String {
+    let history = engine.history(case).await.unwrap_or_default();
+    history
+        .iter()
+        .find_map(|e| match &e.kind {
+            EventKind::TimerArmed { timer: t, task, .. } if t == timer => Some(task_label(task)),
+            _ => None,
+        })
+        .unwrap_or_else(|| "?".to_owned())
 }
 
 /// Returns whether the engine has nothing left to do by itself: no running case has a

@@ -2,7 +2,7 @@
 
 use knhk_connectors::BindingError;
 use knhk_core::WorkflowId;
-use knhk_core::{CaseId, WorkItemId};
+use knhk_core::{CaseId, TimerId, WorkItemId};
 
 use crate::directory::DirectoryError;
 
@@ -63,6 +63,8 @@ pub enum Error {
     },
     #[error("the engine is shutting down")]
     ShuttingDown,
+    #[error("timer {timer} is not due yet: it falls due in {due_in_ms} ms")]
+    TimerNotDue { timer: TimerId, due_in_ms: i64 },
 }
 
 /// Why a stored workflow does not load.
@@ -183,6 +185,7 @@ impl Error {
             }
             Error::Connectors { .. } => ErrorCode::InvalidArgument,
             Error::ShuttingDown => ErrorCode::Unavailable,
+            Error::TimerNotDue { .. } => ErrorCode::FailedPrecondition,
         }
     }
 }

@@ -446,3 +446,51 @@ fn the_timer_example_waits_for_its_payment_with_a_reminder_armed() {
         "the reminder is off"
     );
 }
+
+/// The invoice example with its reminder due after `duration` instead of three days.
+fn quick_reminder(duration: &str) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(example("invoice_reminder.ttl")).expect("the example");
+    assert!(text.contains("\"P3D\""));
+    temp_file(
+        &format!("reminder-{duration}.ttl"),
+        &text.replace("\"P3D\"", &format!("\"{duration}\"")),
+    )
+}
+
+#[test]
+fn run_waits_for_a_timer_due_within_the_bound_and_fires_it() {
+    let data = DataDir::new();
+    let file = quick_reminder("PT1S");
+    let out = data.knhk(&["run", path_str(&file), "--wait", "30"]);
+    let (text, err) = (stdout(&out), crate::stderr(&out));
+    assert!(out.status.success(), "{text}\n{err}");
+    assert!(
+        err.contains("waiting for the timer of task await_payment"),
+        "it says what it waits for: {err}"
+    );
+    assert!(text.contains("timer_fired"), "{text}");
+    assert!(text.contains("(Invoice reminder v1): completed"), "{text}");
+    let doc = data.json(&["case", "list", "--json"]);
+    let case = crate::text(&doc[0], "case_id").to_owned();
+    let shown = data.json(&["case", "show", &case, "--json"]);
+    assert_eq!(
+        completed_tasks(&shown),
+        ["send_invoice", "await_payment", "send_reminder", "close"],
+        "the reminder went out: {shown:#}"
+    );
+}
+
+#[test]
+fn run_leaves_a_timer_beyond_the_bound_to_the_worker_and_says_so() {
+    let data = DataDir::new();
+    let out = data.ok(&["run", &example("invoice_reminder.ttl"), "--wait", "1"]);
+    assert!(!out.contains("timer_fired"), "{out}");
+    assert!(
+        out.contains("a timer of task await_payment due at"),
+        "what the case waits for: {out}"
+    );
+    assert!(
+        out.contains("knhk --data-dir") && out.contains(" worker"),
+        "how the timer will fire: {out}"
+    );
+}

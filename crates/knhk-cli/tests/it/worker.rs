@@ -19,7 +19,8 @@ fn a_timer_armed_by_run_fires_in_the_worker() {
          <#end> a yawl:OutputCondition .\n"
     );
     let file = temp_file("reminder.ttl", &wf);
-    let run = data.knhk(&["run", path_str(&file), "--json"]);
+    // `--wait 0`: the run leaves its timer to the worker.
+    let run = data.knhk(&["run", path_str(&file), "--json", "--wait", "0"]);
     assert!(run.status.success(), "{}", stderr(&run));
     let doc: Value = serde_json::from_str(&stdout(&run)).expect("json");
     assert_eq!(doc["state"], "running");
@@ -30,6 +31,11 @@ fn a_timer_armed_by_run_fires_in_the_worker() {
     assert!(
         stderr(&worker).contains("armed 1 timers"),
         "{}",
+        stderr(&worker)
+    );
+    assert!(
+        stderr(&worker).contains(&format!("worker: case {case}: timer of task wait fired")),
+        "the worker says what it fires: {}",
         stderr(&worker)
     );
     let show = data.knhk(&["case", "history", &case, "--json"]);
@@ -98,18 +104,25 @@ fn a_running_worker_fires_a_timer_armed_after_it_started_and_stops_on_sigterm() 
     assert!(first.contains("armed 0 timers"), "{first}");
 
     // Another process arms a timer after the worker started.
-    let run = data.knhk(&["run", path_str(&file), "--json"]);
+    // `--wait 0`: the run leaves its timer to the worker.
+    let run = data.knhk(&["run", path_str(&file), "--json", "--wait", "0"]);
     assert!(run.status.success(), "{}", stderr(&run));
     let doc: Value = serde_json::from_str(&stdout(&run)).expect("json");
     assert_eq!(doc["state"], "running");
     let case = doc["case_id"].as_str().expect("case id").to_owned();
+    let mut said = Vec::new();
     loop {
         let line = next_line("the case the timer moves on");
-        if line.contains(&case) {
-            assert!(line.contains("completed"), "{line}");
+        if line.contains(&case) && line.ends_with("case completed") {
             break;
         }
+        said.push(line);
     }
+    assert!(
+        said.iter()
+            .any(|l| l == &format!("worker: case {case}: timer of task wait fired")),
+        "the worker says what it fires: {said:?}"
+    );
 
     // SIGTERM stops it as gracefully as Ctrl-C.
     let pid = worker.id().to_string();

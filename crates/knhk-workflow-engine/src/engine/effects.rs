@@ -201,10 +201,11 @@ impl WorkflowEngine {
         task.abort_handle()
     }
 
-    pub(super) fn announce(&self, record: &CaseView) {
+    pub(super) fn announce(&self, record: &CaseView, previous: u64) {
         // Nobody listening is fine.
         let _ = self.inner.updates.send(CaseUpdate {
             case: record.id,
+            previous,
             version: record.version,
             status: record.status,
         });

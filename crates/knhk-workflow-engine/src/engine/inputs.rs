@@ -1,7 +1,7 @@
 //! Every input a caller can give a case, each a named call that goes through
 //! [`WorkflowEngine::apply`].
 
-use knhk_core::{CaseId, Input, TaskRef, WorkItemId};
+use knhk_core::{CaseId, Input, TaskRef, TimerId, Wait, WorkItemId};
 use serde_json::{Map, Value};
 
 use super::WorkflowEngine;
@@ -29,6 +29,29 @@ impl WorkflowEngine {
     /// Resumes a suspended case where it stood.
     pub async fn resume(&self, case: CaseId) -> Result<CaseView, Error> {
         self.apply(case, Input::Resume).await
+    }
+
+    /// Fires a timer of a case that has fallen due, as the timer service of a started engine
+    /// does; a timer not yet due is refused with [`Error::TimerNotDue`], one the case does not
+    /// wait for (it fired or was cancelled meanwhile) with an unknown-timer error.
+    pub async fn fire_due_timer(&self, case: CaseId, timer: TimerId) -> Result<CaseView, Error> {
+        let fires_at = self
+            .waits(case)
+            .await?
+            .into_iter()
+            .find_map(|w| match w {
+                Wait::Timer {
+                    timer: t, fires_at, ..
+                } if t == timer => Some(fires_at),
+                _ => None,
+            })
+            .ok_or(Error::Case(knhk_core::Error::UnknownTimer(timer)))?;
+        let now = self.inner.clock.now();
+        if fires_at > now {
+            let due_in_ms = fires_at.0.saturating_sub(now.0);
+            return Err(Error::TimerNotDue { timer, due_in_ms });
+        }
+        self.apply(case, Input::TimerFired { timer }).await
     }
 
     /// Delivers an outside event to a case's waiting trigger tasks.

@@ -101,6 +101,8 @@ struct Live {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CaseUpdate {
     pub case: CaseId,
+    /// The version before the step (0 for a new case): the step's events are those after it.
+    pub previous: u64,
     pub version: u64,
     pub status: CaseStatus,
 }
@@ -241,7 +243,7 @@ impl WorkflowEngine {
                 idempotency: None,
             })
             .await?;
-        self.announce(&view);
+        self.announce(&view, expected_version.unwrap_or(0));
         Ok(view)
     }
 

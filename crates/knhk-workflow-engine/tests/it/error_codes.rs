@@ -76,6 +76,7 @@ fn engine_variant(e: &Error) -> &'static str {
         Error::Directory(_) => "Directory",
         Error::Connectors { .. } => "Connectors",
         Error::ShuttingDown => "ShuttingDown",
+        Error::TimerNotDue { .. } => "TimerNotDue",
     }
 }
 
@@ -437,6 +438,13 @@ async fn every_error_has_its_code() {
             InvalidArgument,
         ),
         (Error::ShuttingDown, Unavailable),
+        (
+            Error::TimerNotDue {
+                timer: TimerId(Uuid::from_u128(3)),
+                due_in_ms: 500,
+            },
+            FailedPrecondition,
+        ),
     ];
     for (e, code) in engine {
         let name = engine_variant(&e).to_owned();
@@ -458,6 +466,7 @@ async fn every_error_has_its_code() {
         "Directory",
         "Connectors",
         "ShuttingDown",
+        "TimerNotDue",
     ]
     .into_iter()
     .map(str::to_owned)
