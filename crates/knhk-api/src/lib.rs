@@ -1,3 +1,4 @@
 //! REST and gRPC over the knhk engine (placeholder until the API issue)
 //!
-//! This crate is laid out by `DESIGN.md` and fills in with the issue that builds it.
+//! Its place among the crates is in `ARCHITECTURE.md` at the repository root; it fills in
+//! with the issue that builds the network API.

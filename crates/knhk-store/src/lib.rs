@@ -5,7 +5,7 @@
 //! its new events, the new case snapshot, the work item and timer changes and the idempotency
 //! record are written together or not at all, guarded by optimistic concurrency on the case
 //! version. Two backends implement it and pass the same conformance suite
-//! (`tests/it/conformance.rs`): [`MemoryStore`] for tests and [`SqliteStore`], an embedded
+//! (`tests/it/conformance/`): [`MemoryStore`] for tests and [`SqliteStore`], an embedded
 //! SQLite file in WAL mode whose single writer thread groups concurrent commits into one
 //! transaction and one fsync.
 
