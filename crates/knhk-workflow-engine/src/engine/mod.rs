@@ -126,6 +126,7 @@ mod catalog;
 mod effects;
 mod inputs;
 mod locks;
+mod lookup;
 mod queries;
 mod service;
 
