@@ -227,6 +227,7 @@ impl Scenario {
                 &self.workload.turtle(addr),
             )
             .await?
+            .workflow
             .id;
         let warm_up = Drive {
             workload: self.workload,

@@ -74,7 +74,8 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<ExitCode> {
             let workflow = engine
                 .register_file(file)
                 .await
-                .with_context(|| format!("cannot register {}", file.display()))?;
+                .with_context(|| format!("cannot register {}", file.display()))?
+                .workflow;
             // Load waits for every case to end; a task that waits for people or an outside
             // event would keep it waiting for ever.
             let definition = engine.definition(workflow.id).await?;

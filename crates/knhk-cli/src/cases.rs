@@ -20,8 +20,9 @@ use crate::session::{IdArg, Session, json_object};
 pub(crate) enum CaseCommand {
     /// Creates a case of a registered workflow; with --start, also runs it like `run`.
     Create {
-        /// The workflow id (see `knhk workflow list`).
-        workflow: IdArg,
+        /// The workflow: its id (or a prefix), URI or name for the latest version, or
+        /// NAME@VERSION / URI@VERSION (see `knhk workflow list`).
+        workflow: String,
         /// The initial case data, a JSON object.
         #[arg(long, value_name = "JSON")]
         data: Option<String>,
@@ -206,8 +207,7 @@ pub(crate) async fn run(session: &Session, command: CaseCommand) -> anyhow::Resu
             json,
         } => {
             let data = json_object("--data", data.as_deref())?;
-            let workflow = session.workflow_id(&workflow).await?;
-            let workflow = engine.workflow(workflow).await?;
+            let workflow = session.workflow(&workflow).await?;
             if start {
                 return start_case(session, &workflow, data, json, Duration::ZERO).await;
             }

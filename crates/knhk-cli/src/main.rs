@@ -99,7 +99,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Runs a workflow file: registers it, starts a case and shows its history as it runs.
+    /// Runs a workflow: registers the file (or finds the registered workflow), starts a case
+    /// and shows its history as it runs.
     ///
     /// The case runs until it ends or waits for the outside world (a person, a timer, an
     /// event); connector calls are made by this process. Exits with status 1 when the case
@@ -233,12 +234,11 @@ async fn dispatch(
 ) -> anyhow::Result<ExitCode> {
     // Only the commands that register or run a workflow make a store; any other command on a
     // folder without one would find nothing there, and leave an empty store behind.
-    let creates_store = matches!(
-        command,
-        Command::Run(_)
-            | Command::Worker(_)
-            | Command::Workflow(workflows::WorkflowCommand::Register { .. })
-    );
+    let creates_store = match &command {
+        Command::Run(args) => args.file().is_some(),
+        Command::Worker(_) | Command::Workflow(workflows::WorkflowCommand::Register { .. }) => true,
+        _ => false,
+    };
     if !creates_store && !Session::exists(data_dir) {
         anyhow::bail!(
             "no knhk store in the data directory {}: nothing was registered there yet (name \

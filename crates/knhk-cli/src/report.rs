@@ -238,6 +238,7 @@ pub(crate) fn case_json(
         "case_id": case.id.to_string(),
         "workflow_id": case.workflow.to_string(),
         "workflow_name": workflow.map(|w| w.name.as_str()),
+        "workflow_uri": workflow.map(|w| w.uri.as_str()),
         "workflow_version": workflow.map(|w| w.version),
         "state": case.status.as_str(),
         "data": case.data,

@@ -2,14 +2,14 @@
 //! until it settles, then say where it stands.
 
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use std::time::Duration;
 
 use knhk_core::{CaseId, Timestamp, Wait};
-use knhk_workflow_engine::{Error, ErrorCode, WorkflowView};
+use knhk_workflow_engine::{Error, ErrorCode, SourceFormat, WorkflowView};
 use serde_json::{Map, Value};
 
 use crate::progress::{Progress, Sink};
@@ -19,8 +19,11 @@ use crate::{outcome, report};
 /// The options of `knhk run`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct RunArgs {
-    /// The workflow definition file (Turtle `.ttl`, or YAWL XML `.yawl`/`.xml`).
-    file: PathBuf,
+    /// The workflow: a definition file (Turtle `.ttl`, or YAWL XML `.yawl`/`.xml`), which is
+    /// registered first, or a registered workflow by id, URI or name (the latest version), or
+    /// NAME@VERSION / URI@VERSION.
+    #[arg(value_name = "WORKFLOW")]
+    workflow: String,
     /// The initial case data, a JSON object.
     #[arg(long, value_name = "JSON")]
     data: Option<String>,
@@ -33,23 +36,35 @@ pub(crate) struct RunArgs {
     wait: u64,
 }
 
-/// Registers the workflow file, then starts a case of it and follows it.
+impl RunArgs {
+    /// Returns the definition file the workflow argument names, if it names one: an existing
+    /// file, or a path with a definition's extension (and no `:`, which a URI has), whose
+    /// reading error is then the one to report.
+    pub(crate) fn file(&self) -> Option<&Path> {
+        let path = Path::new(&self.workflow);
+        let file_like = SourceFormat::of_path(path).is_some() && !self.workflow.contains(':');
+        (path.is_file() || file_like).then_some(path)
+    }
+}
+
+/// Registers the workflow file (or finds the registered workflow), then starts a case of it
+/// and follows it.
 pub(crate) async fn run(session: &Session, args: RunArgs) -> anyhow::Result<ExitCode> {
     // Bad data is refused before anything is stored.
     let data = json_object("--data", args.data.as_deref())?;
-    let workflow = session.engine.register_file(&args.file).await?;
     let sink = if args.json {
         Sink::Stderr
     } else {
         Sink::Stdout
     };
-    say(
-        sink,
-        &format!(
-            "registered workflow {} v{} as {}",
-            workflow.name, workflow.version, workflow.id
-        ),
-    );
+    let workflow = match args.file() {
+        Some(file) => {
+            let registration = session.engine.register_file(file).await?;
+            say(sink, &crate::workflows::registered(&registration));
+            registration.workflow
+        }
+        None => session.workflow(&args.workflow).await?,
+    };
     let wait = Duration::from_secs(args.wait);
     start_case(session, &workflow, data, args.json, wait).await
 }

@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use knhk_connectors::Registry;
 use knhk_core::{ApplyOptions, Workflow, WorkflowId};
 use knhk_store::{SqliteOptions, SqliteStore};
-use knhk_workflow_engine::{Clock, Directory, EngineConfig, WorkflowEngine};
+use knhk_workflow_engine::{Clock, Directory, EngineConfig, WorkflowEngine, WorkflowView};
 use serde_json::{Map, Value};
 
 use crate::report::Zone;
@@ -164,14 +164,10 @@ impl Session {
             .with_context(|| self.unknown("case", arg))
     }
 
-    /// Returns the workflow an id argument names.
-    pub(crate) async fn workflow_id(&self, arg: &IdArg) -> anyhow::Result<WorkflowId> {
-        if let Ok(id) = arg.0.parse() {
-            return Ok(id);
-        }
-        let all = self.engine.workflows().await?;
-        self.resolve("workflow", arg, || all.iter().map(|w| w.id).collect())?
-            .with_context(|| self.unknown("workflow", arg))
+    /// Returns the registered workflow `reference` names: an id or a prefix of one, a
+    /// specification URI or a display name (the latest version), or `URI@N` / `NAME@N`.
+    pub(crate) async fn workflow(&self, reference: &str) -> anyhow::Result<WorkflowView> {
+        Ok(self.engine.find_workflow(reference).await?)
     }
 
     /// Returns the live work item an id argument names.

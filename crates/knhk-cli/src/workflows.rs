@@ -5,16 +5,16 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 use knhk_core::model::Specification;
-use knhk_workflow_engine::WorkflowView;
+use knhk_workflow_engine::{Registration, WorkflowView};
 use serde_json::{Value, json};
 
 use crate::report::{self, rfc3339};
-use crate::session::{IdArg, Session};
+use crate::session::Session;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum WorkflowCommand {
-    /// Validates a definition file (Turtle or YAWL XML) and stores it; a name already stored gets the
-    /// next version.
+    /// Validates a definition file (Turtle or YAWL XML) and stores it as the next version of its
+    /// specification URI; a definition identical to the latest version is that version.
     Register {
         /// The definition file.
         file: PathBuf,
@@ -28,10 +28,11 @@ pub(crate) enum WorkflowCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Shows a workflow: name, version, tasks and the source it was registered from.
+    /// Shows a workflow: name, URI, version, tasks and the source it was registered from.
     Show {
-        /// The workflow id (printed by `register`).
-        id: IdArg,
+        /// The workflow: its id (or a prefix), URI or name for the latest version, or
+        /// NAME@VERSION / URI@VERSION.
+        workflow: String,
         /// Prints the workflow as JSON, with its source.
         #[arg(long)]
         json: bool,
@@ -42,19 +43,21 @@ pub(crate) async fn run(session: &Session, command: WorkflowCommand) -> anyhow::
     let engine = &session.engine;
     match command {
         WorkflowCommand::Register { file, json } => {
-            let w = engine.register_file(&file).await?;
+            let registration = engine.register_file(&file).await?;
+            let w = &registration.workflow;
             let definition = session.definition(w.id).await;
             let spec = definition.as_deref().map(|d| d.specification());
             if json {
-                outln!("{}", serde_json::to_string_pretty(&summary(&w, spec))?);
+                let mut doc = summary(w, spec);
+                if let Value::Object(map) = &mut doc {
+                    map.insert(
+                        "already_registered".to_owned(),
+                        Value::Bool(registration.already_registered),
+                    );
+                }
+                outln!("{}", serde_json::to_string_pretty(&doc)?);
             } else {
-                outln!(
-                    "registered workflow {} v{} as {} ({} tasks)",
-                    w.name,
-                    w.version,
-                    w.id,
-                    task_count(spec)
-                );
+                outln!("{} ({} tasks)", registered(&registration), task_count(spec));
                 outln!(
                     "start a case with: {} case create {} --start --data '{{}}'",
                     session.command(),
@@ -90,6 +93,7 @@ pub(crate) async fn run(session: &Session, command: WorkflowCommand) -> anyhow::
                             w.id.to_string(),
                             w.name.clone(),
                             w.version.to_string(),
+                            w.uri.clone(),
                             task_count(*spec).to_string(),
                             rfc3339(w.registered_at),
                         ]
@@ -97,13 +101,15 @@ pub(crate) async fn run(session: &Session, command: WorkflowCommand) -> anyhow::
                     .collect();
                 out!(
                     "{}",
-                    report::table(&["id", "name", "version", "tasks", "registered"], &rows)
+                    report::table(
+                        &["id", "name", "version", "uri", "tasks", "registered"],
+                        &rows
+                    )
                 );
             }
         }
-        WorkflowCommand::Show { id, json } => {
-            let id = session.workflow_id(&id).await?;
-            let w = engine.workflow(id).await?;
+        WorkflowCommand::Show { workflow, json } => {
+            let w = session.workflow(&workflow).await?;
             let definition = session.definition(w.id).await;
             let spec = definition.as_deref().map(|d| d.specification());
             if json {
@@ -125,11 +131,25 @@ fn summary(w: &WorkflowView, spec: Option<&Specification>) -> Value {
     json!({
         "id": w.id.to_string(),
         "name": w.name,
+        "uri": w.uri,
         "version": w.version,
         "format": w.format.as_str(),
         "tasks": task_count(spec),
         "registered_at": rfc3339(w.registered_at),
     })
+}
+
+/// Says what registering did: a new version, or the latest one, identical.
+pub(crate) fn registered(r: &Registration) -> String {
+    let w = &r.workflow;
+    if r.already_registered {
+        format!(
+            "workflow {} is already registered as version {} ({})",
+            w.name, w.version, w.id
+        )
+    } else {
+        format!("registered workflow {} v{} as {}", w.name, w.version, w.id)
+    }
 }
 
 fn task_count(spec: Option<&Specification>) -> usize {
@@ -139,11 +159,11 @@ fn task_count(spec: Option<&Specification>) -> usize {
 fn show(w: &WorkflowView, spec: Option<&Specification>) {
     outln!("workflow {}", w.id);
     outln!("name:       {}", w.name);
+    outln!("uri:        {}", w.uri);
     outln!("version:    {}", w.version);
     outln!("registered: {}", rfc3339(w.registered_at));
     match spec {
         Some(spec) => {
-            outln!("spec id:    {}", spec.id);
             for net in &spec.nets {
                 let root = if net.id == spec.root_net {
                     ", the root net"

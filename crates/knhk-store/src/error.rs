@@ -23,6 +23,9 @@ pub enum Error {
     /// A workflow of this id is already stored.
     #[error("workflow {0} already exists")]
     DuplicateWorkflow(WorkflowId),
+    /// A version of this workflow URI is already stored: another registration took it first.
+    #[error("version {version} of workflow {uri} already exists")]
+    DuplicateVersion { uri: String, version: u32 },
     /// An idempotency key is already stored.
     #[error("idempotency key {0:?} already exists")]
     DuplicateKey(String),

@@ -27,5 +27,6 @@ pub use store::Store;
 
 /// Version of the stored format, kept in SQLite's `PRAGMA user_version`. A store written with a
 /// higher version is refused; every lower version is migrated when opened and keeps loading
-/// (see `tests/golden/`). Format 2 added the named sequences.
-pub const FORMAT_VERSION: i64 = 2;
+/// (see `tests/golden/`). Format 2 added the named sequences; format 3 the workflow URI, with
+/// versions unique per URI.
+pub const FORMAT_VERSION: i64 = 3;

@@ -52,12 +52,31 @@ impl Store for MemoryStore {
         if s.workflows.contains_key(&w.id) {
             return Err(Error::DuplicateWorkflow(w.id));
         }
+        if s.workflows
+            .values()
+            .any(|o| o.uri == w.uri && o.version == w.version)
+        {
+            return Err(Error::DuplicateVersion {
+                uri: w.uri.clone(),
+                version: w.version,
+            });
+        }
         s.workflows.insert(w.id, w.clone());
         Ok(())
     }
 
     async fn workflow(&self, id: WorkflowId) -> Result<Option<WorkflowRecord>, Error> {
         Ok(self.lock().workflows.get(&id).cloned())
+    }
+
+    async fn latest_workflow(&self, uri: &str) -> Result<Option<WorkflowRecord>, Error> {
+        Ok(self
+            .lock()
+            .workflows
+            .values()
+            .filter(|w| w.uri == uri)
+            .max_by_key(|w| w.version)
+            .cloned())
     }
 
     async fn workflows(&self) -> Result<Vec<WorkflowRecord>, Error> {

@@ -4,10 +4,15 @@ use knhk_core::{CaseId, CaseStatus, Event, TimerId, Timestamp, WorkItemId, Workf
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-/// A registered workflow: its source text as given and its parsed form.
+/// A registered workflow: one version of a specification, its source text as given and its
+/// parsed form.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct WorkflowRecord {
     pub id: WorkflowId,
+    /// The specification's URI: the workflow's identity. Versions are numbered per URI, and
+    /// no two records share a URI and a version.
+    pub uri: String,
+    /// The display name, for listing.
     pub name: String,
     pub version: u32,
     /// The source format (e.g. `turtle`, `yawl-xml`).

@@ -13,10 +13,14 @@ use crate::record::{
 /// see only committed data.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug + 'static {
-    /// Stores a new workflow; an id already stored is [`Error::DuplicateWorkflow`].
+    /// Stores a new workflow; an id already stored is [`Error::DuplicateWorkflow`], and a
+    /// URI and version already stored (another process registered that version first) is
+    /// [`Error::DuplicateVersion`].
     async fn put_workflow(&self, w: &WorkflowRecord) -> Result<(), Error>;
     /// Returns the workflow with this id, if stored.
     async fn workflow(&self, id: WorkflowId) -> Result<Option<WorkflowRecord>, Error>;
+    /// Returns the highest version stored of the workflow with this URI, if any.
+    async fn latest_workflow(&self, uri: &str) -> Result<Option<WorkflowRecord>, Error>;
     /// Returns every workflow, ordered by name, then version.
     async fn workflows(&self) -> Result<Vec<WorkflowRecord>, Error>;
     /// Writes one step of one case atomically; the step is durable when `Ok` returns.

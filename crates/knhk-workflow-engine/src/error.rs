@@ -11,6 +11,26 @@ use crate::directory::DirectoryError;
 pub enum Error {
     #[error("unknown workflow {0}")]
     UnknownWorkflow(WorkflowId),
+    /// No workflow has this id, id prefix, URI or name.
+    #[error("unknown workflow {0}: no workflow has it as id, URI or name")]
+    UnknownWorkflowName(String),
+    /// The workflow exists, but not in this version.
+    #[error("workflow {workflow} has no version {version} (its latest is {latest})")]
+    UnknownWorkflowVersion {
+        workflow: String,
+        version: u32,
+        latest: u32,
+    },
+    /// A name or id prefix that fits more than one workflow; each match is described.
+    #[error("{reference} names {} workflows: {}; {hint}", matches.len(), matches.join(", "))]
+    AmbiguousWorkflow {
+        reference: String,
+        matches: Vec<String>,
+        hint: &'static str,
+    },
+    /// Registrations of other processes kept taking the next version of this URI.
+    #[error("workflow {uri} kept getting new versions from concurrent registrations; try again")]
+    RegistrationBusy { uri: String },
     #[error("unknown case {0}")]
     UnknownCase(CaseId),
     #[error("unknown work item {0}")]
@@ -162,9 +182,13 @@ impl Error {
     /// Returns the kind of failure, for the API to choose a status from.
     pub fn code(&self) -> ErrorCode {
         match self {
-            Error::UnknownWorkflow(_) | Error::UnknownCase(_) | Error::UnknownWorkItem(_) => {
-                ErrorCode::NotFound
-            }
+            Error::UnknownWorkflow(_)
+            | Error::UnknownWorkflowName(_)
+            | Error::UnknownWorkflowVersion { .. }
+            | Error::UnknownCase(_)
+            | Error::UnknownWorkItem(_) => ErrorCode::NotFound,
+            Error::AmbiguousWorkflow { .. } => ErrorCode::InvalidArgument,
+            Error::RegistrationBusy { .. } => ErrorCode::Aborted,
             Error::Definition(e) => spec_code(e),
             Error::Case(e) => core_code(e),
             Error::Store(e) => store_code(e),
@@ -226,7 +250,9 @@ fn store_code(e: &knhk_store::Error) -> ErrorCode {
     use knhk_store::Error as E;
     match e {
         E::Conflict { .. } => ErrorCode::Aborted,
-        E::DuplicateWorkflow(_) | E::DuplicateKey(_) => ErrorCode::AlreadyExists,
+        E::DuplicateWorkflow(_) | E::DuplicateKey(_) | E::DuplicateVersion { .. } => {
+            ErrorCode::AlreadyExists
+        }
         // The store is newer than this engine: an operator must upgrade it.
         E::UnsupportedFormat { .. } => ErrorCode::FailedPrecondition,
         E::Sqlite { .. }

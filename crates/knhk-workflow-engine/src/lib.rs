@@ -22,6 +22,6 @@ pub use directory::{Directory, DirectoryError};
 pub use engine::{CaseUpdate, EngineConfig, Started, WorkflowEngine, connector_problems};
 pub use error::{ConnectorProblem, Error, ErrorCode, StoredWorkflowError};
 pub use view::{
-    CaseQuery, CaseView, MarkedCondition, SourceFormat, UnknownName, WorkItemQuery, WorkItemStatus,
-    WorkItemView, WorkflowView, allocation_name,
+    CaseQuery, CaseView, MarkedCondition, Registration, SourceFormat, UnknownName, WorkItemQuery,
+    WorkItemStatus, WorkItemView, WorkflowView, allocation_name,
 };

@@ -154,6 +154,7 @@ pub(crate) fn workflow_view(r: WorkflowRecord) -> Result<WorkflowView, Error> {
         })?;
     Ok(WorkflowView {
         id: r.id,
+        uri: r.uri,
         name: r.name,
         version: r.version,
         format,

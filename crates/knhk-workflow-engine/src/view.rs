@@ -77,11 +77,27 @@ pub enum RowError {
 #[derive(Clone, Debug, PartialEq)]
 pub struct WorkflowView {
     pub id: WorkflowId,
+    /// The specification's URI (`yawl:uri`, the XML `uri`, or the file's IRI when absent): the
+    /// workflow's identity, whose versions are numbered.
+    pub uri: String,
+    /// The display name (the specification's name, else its URI).
     pub name: String,
+    /// The version of this URI, from 1.
     pub version: u32,
     pub format: SourceFormat,
     pub source: String,
     pub registered_at: Timestamp,
+}
+
+/// What registering a definition did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Registration {
+    /// The version stored: a new one, or the latest version of the URI when that one is
+    /// identical to the definition given.
+    pub workflow: WorkflowView,
+    /// Whether the definition was identical to the latest version of its URI, so that no new
+    /// version was made.
+    pub already_registered: bool,
 }
 
 /// One condition that holds tokens, in one net instance.

@@ -235,6 +235,11 @@ impl Store for SqliteStore {
         self.read(move |c| rows::workflow(c, id)).await
     }
 
+    async fn latest_workflow(&self, uri: &str) -> Result<Option<WorkflowRecord>, Error> {
+        let uri = uri.to_owned();
+        self.read(move |c| rows::latest_workflow(c, &uri)).await
+    }
+
     async fn workflows(&self) -> Result<Vec<WorkflowRecord>, Error> {
         self.read(rows::workflows).await
     }

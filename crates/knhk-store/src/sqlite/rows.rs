@@ -15,7 +15,7 @@ use crate::record::{
 
 use super::sqlite;
 
-const WORKFLOW_COLUMNS: &str = "id, name, version, format, source, spec, registered_at";
+const WORKFLOW_COLUMNS: &str = "id, name, version, format, source, spec, registered_at, uri";
 const CASE_COLUMNS: &str = "id, workflow, status, data, marking, version, created_at, updated_at";
 const WORK_ITEM_COLUMNS: &str = "id, case_id, task, net_instance, instance, roles, allocation, \
                                  state, owner, input, offered_at";
@@ -105,6 +105,7 @@ fn workflow_row(r: &Row<'_>) -> Result<WorkflowRecord, Error> {
         source: col(r, 4)?,
         spec: json_col(r, 5)?,
         registered_at: time_col(r, 6)?,
+        uri: col(r, 7)?,
     })
 }
 
@@ -164,6 +165,16 @@ fn idempotency_row(r: &Row<'_>) -> Result<IdempotencyRecord, Error> {
 pub(super) fn workflow(conn: &Connection, id: WorkflowId) -> Result<Option<WorkflowRecord>, Error> {
     let sql = format!("SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE id = ?1");
     query_one(conn, &sql, [id.to_string()], workflow_row)
+}
+
+pub(super) fn latest_workflow(
+    conn: &Connection,
+    uri: &str,
+) -> Result<Option<WorkflowRecord>, Error> {
+    let sql = format!(
+        "SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE uri = ?1 ORDER BY version DESC LIMIT 1"
+    );
+    query_one(conn, &sql, [uri], workflow_row)
 }
 
 pub(super) fn workflows(conn: &Connection) -> Result<Vec<WorkflowRecord>, Error> {

@@ -1,4 +1,5 @@
-//! The SQLite schema of format version 1, and opening connections with the right settings.
+//! The SQLite schema of format version 1 and the migrations to the current format, and opening
+//! connections with the right settings.
 
 use std::path::Path;
 use std::time::Duration;
@@ -166,37 +167,70 @@ CREATE TABLE sequences (
 ) WITHOUT ROWID;
 ";
 
+/// Format 3 makes a workflow's identity its specification URI: versions are numbered per URI
+/// and unique per URI (two processes registering at once cannot take the same number).
+///
+/// Older rows get the URI their stored specification names (`spec.id`, the `yawl:uri` or the
+/// file IRI it was read with; `urn:knhk:workflow:NAME` for a specification that does not say).
+/// Their versions were numbered per display name, so they are numbered again per URI, in the
+/// order they were registered: a workflow that always kept one name and one URI keeps its
+/// numbers. Cases name workflows by id, so no case changes.
+const MIGRATE_V2_TO_V3_WORKFLOW_URI: &str = "
+ALTER TABLE workflows ADD COLUMN uri TEXT NOT NULL DEFAULT '';
+UPDATE workflows SET uri = coalesce(
+    CASE WHEN json_valid(spec) THEN json_extract(spec, '$.id') END,
+    'urn:knhk:workflow:' || name
+);
+UPDATE workflows SET version = (
+    SELECT count(*) FROM workflows AS earlier
+    WHERE earlier.uri = workflows.uri
+      AND (earlier.registered_at, earlier.id) <= (workflows.registered_at, workflows.id)
+);
+CREATE UNIQUE INDEX workflows_by_uri ON workflows (uri, version);
+";
+
+/// The steps from each older format to the next, in order: `(from, what it does, sql)`.
+/// A new format adds its own step here, separately named.
+const MIGRATIONS: [(i64, &str, &str); 2] = [
+    (
+        1,
+        "migrating the store from format 1 to 2 (named sequences)",
+        MIGRATE_V1_TO_V2,
+    ),
+    (
+        2,
+        "migrating the store from format 2 to 3 (workflow URIs)",
+        MIGRATE_V2_TO_V3_WORKFLOW_URI,
+    ),
+];
+
 fn create_if_empty(conn: &Connection) -> Result<(), Error> {
     let found = check_format(conn)?;
     if found == FORMAT_VERSION {
         return Ok(());
     }
-    if found >= 1 {
-        // An older format: migrate it forward, one version at a time.
-        if found == 1 {
-            conn.execute_batch(MIGRATE_V1_TO_V2)
-                .map_err(sqlite("migrating the store from format 1 to 2"))?;
+    if found == 0 {
+        // Version 0 must be a file nobody has written tables into: create format 1's tables,
+        // then run every migration.
+        let tables: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(sqlite("inspecting the store file"))?;
+        if tables > 0 {
+            return Err(Error::Corrupt(Corruption::Unversioned { tables }));
         }
-        return conn
-            .pragma_update(None, "user_version", FORMAT_VERSION)
-            .map_err(sqlite("setting the format version"));
+        conn.execute_batch(SCHEMA_V1)
+            .map_err(sqlite("creating the schema"))?;
     }
-    // Version 0 must be a file nobody has written tables into: create the newest schema
-    // (format 1's tables, then every migration).
-    let tables: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
-            [],
-            |r| r.get(0),
-        )
-        .map_err(sqlite("inspecting the store file"))?;
-    if tables > 0 {
-        return Err(Error::Corrupt(Corruption::Unversioned { tables }));
+    // An older format (or format 1 just created): migrate it forward, one version at a time.
+    for (from, doing, sql) in MIGRATIONS {
+        if from >= found.max(1) {
+            conn.execute_batch(sql).map_err(sqlite(doing))?;
+        }
     }
-    conn.execute_batch(SCHEMA_V1)
-        .map_err(sqlite("creating the schema"))?;
-    conn.execute_batch(MIGRATE_V1_TO_V2)
-        .map_err(sqlite("creating the schema"))?;
     conn.pragma_update(None, "user_version", FORMAT_VERSION)
         .map_err(sqlite("setting the format version"))
 }

@@ -155,10 +155,22 @@ fn insert_workflow(conn: &Connection, w: &WorkflowRecord) -> Result<(), Error> {
     if rows::exists(conn, "SELECT 1 FROM workflows WHERE id = ?1", &id)? {
         return Err(Error::DuplicateWorkflow(w.id));
     }
+    // The writer holds the file's write lock for the whole batch, so no other process can
+    // take this version between the check and the insert; the unique index backs it up.
+    let taken = conn
+        .prepare_cached("SELECT 1 FROM workflows WHERE uri = ?1 AND version = ?2")
+        .and_then(|mut s| s.exists(params![w.uri, w.version]))
+        .map_err(sqlite("looking up a workflow version"))?;
+    if taken {
+        return Err(Error::DuplicateVersion {
+            uri: w.uri.clone(),
+            version: w.version,
+        });
+    }
     let spec = json("a workflow's specification", &w.spec)?;
     conn.prepare_cached(
-        "INSERT INTO workflows (id, name, version, format, source, spec, registered_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO workflows (id, name, version, format, source, spec, registered_at, uri)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -168,7 +180,8 @@ fn insert_workflow(conn: &Connection, w: &WorkflowRecord) -> Result<(), Error> {
             w.format,
             w.source,
             spec,
-            w.registered_at.0
+            w.registered_at.0,
+            w.uri
         ])
     })
     .map(drop)

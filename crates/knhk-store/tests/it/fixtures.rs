@@ -36,9 +36,12 @@ pub fn timer_id(n: u128) -> TimerId {
     TimerId(Uuid::from_u128(0xb000 + n))
 }
 
+/// A workflow named `name` whose URI is `urn:knhk:workflow:NAME` (what a store of format 2 or
+/// older gives a specification without an id, as these fixtures' are).
 pub fn workflow(n: u128, name: &str, version: u32) -> WorkflowRecord {
     WorkflowRecord {
         id: workflow_id(n),
+        uri: format!("urn:knhk:workflow:{name}"),
         name: name.to_owned(),
         version,
         format: "turtle".to_owned(),

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use knhk_core::{CaseStatus, EventKind, TaskRef, Timestamp};
 use knhk_store::{
     CaseFilter, CaseRecord, Commit, FORMAT_VERSION, SqliteOptions, SqliteStore, Store,
-    WorkItemFilter,
+    WorkItemFilter, WorkflowRecord,
 };
 use rusqlite::Connection;
 use serde_json::json;
@@ -113,7 +113,7 @@ async fn write_golden(path: &Path) {
     for c in golden_commits() {
         store.commit(c).await.unwrap();
     }
-    // Format 2: the turn of a round-robin role.
+    // Format 2: the turn of a round-robin role. (Format 3's URI is the workflow's.)
     store.next_in_sequence("round_robin/clerk").await.unwrap();
     store.next_in_sequence("round_robin/clerk").await.unwrap();
     drop(store);
@@ -191,15 +191,100 @@ async fn golden_format_v1_loads_and_is_migrated() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn golden_format_v2_loads() {
-    if std::env::var("KNHK_WRITE_GOLDEN").as_deref() == Ok("1") {
-        write_golden(&golden_path(FORMAT_VERSION)).await;
-    }
+async fn golden_format_v2_loads_and_is_migrated() {
     let (store, _dir) = load_golden(2).await;
     assert_eq!(
         store.next_in_sequence("round_robin/clerk").await.unwrap(),
         3
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn golden_format_v3_loads() {
+    if std::env::var("KNHK_WRITE_GOLDEN").as_deref() == Ok("1") {
+        write_golden(&golden_path(FORMAT_VERSION)).await;
+    }
+    let (store, _dir) = load_golden(3).await;
+    assert_eq!(
+        store.next_in_sequence("round_robin/clerk").await.unwrap(),
+        3
+    );
+    // Format 3: the workflow's URI, with versions unique per URI.
+    let order = workflow(1, "order", 1);
+    assert_eq!(order.uri, "urn:knhk:workflow:order");
+    assert_eq!(
+        store.latest_workflow(&order.uri).await.unwrap(),
+        Some(order.clone())
+    );
+    let taken = WorkflowRecord {
+        id: workflow_id(2),
+        ..order
+    };
+    assert!(matches!(
+        store.put_workflow(&taken).await,
+        Err(knhk_store::Error::DuplicateVersion { version: 1, .. })
+    ));
+}
+
+/// A store of format 2 whose workflows were numbered per display name: opening it gives each
+/// the URI its specification names and numbers versions per URI, in registration order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn format_v2_workflows_get_their_uris_and_are_numbered_per_uri() {
+    let sql = std::fs::read_to_string(golden_path(2)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("store.db");
+    let conn = Connection::open(&db).unwrap();
+    conn.execute_batch(&sql).unwrap();
+    // (id, name, version as numbered per name, spec, registered_at)
+    let old = [
+        ("f101", "Order", 1, r#"{"id":"urn:shop:order"}"#, 10),
+        (
+            "f102",
+            "Order (renamed)",
+            1,
+            r#"{"id":"urn:shop:order"}"#,
+            20,
+        ),
+        ("f103", "Order", 2, r#"{"id":"urn:other:order"}"#, 30),
+        ("f104", "Order", 3, r#"{"id":"urn:shop:order"}"#, 40),
+        ("f105", "anonymous", 1, "{}", 50),
+    ];
+    for (id, name, version, spec, at) in old {
+        conn.execute(
+            "INSERT INTO workflows (id, name, version, format, source, spec, registered_at)
+             VALUES (?1, ?2, ?3, 'turtle', '', ?4, ?5)",
+            rusqlite::params![
+                format!("00000000-0000-0000-0000-00000000{id}"),
+                name,
+                version,
+                spec,
+                at
+            ],
+        )
+        .unwrap();
+    }
+    drop(conn);
+    let store = SqliteStore::open(&db, SqliteOptions::default())
+        .await
+        .unwrap();
+    let mut found: Vec<(String, String, u32)> = store
+        .workflows()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|w| (w.uri, w.name, w.version))
+        .collect();
+    found.sort();
+    let expected = [
+        ("urn:knhk:workflow:anonymous", "anonymous", 1),
+        ("urn:knhk:workflow:order", "order", 1),
+        ("urn:other:order", "Order", 1),
+        ("urn:shop:order", "Order", 1),
+        ("urn:shop:order", "Order", 3),
+        ("urn:shop:order", "Order (renamed)", 2),
+    ]
+    .map(|(u, n, v)| (u.to_owned(), n.to_owned(), v));
+    assert_eq!(found, expected);
 }
 
 /// Loads the golden dump of `format` into a fresh file, opens it with this version's store,

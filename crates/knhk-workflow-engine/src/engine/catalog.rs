@@ -9,13 +9,17 @@ use knhk_connectors::Registry;
 use knhk_core::model::{Specification, TaskBinding};
 use knhk_core::{Workflow, WorkflowId};
 use knhk_store::WorkflowRecord;
-use tracing::info;
+use tracing::{debug, info};
 use uuid::Uuid;
 
 use super::{WorkflowEngine, lock};
 use crate::error::{ConnectorProblem, Error};
 use crate::records;
-use crate::view::{SourceFormat, WorkflowView};
+use crate::view::{Registration, SourceFormat, WorkflowView};
+
+/// How many times registering tries the next version when concurrent registrations keep
+/// taking it: each lost try means another registration of the URI succeeded.
+const MAX_REGISTER_ATTEMPTS: usize = 64;
 
 /// The validated workflows this engine has loaded, by id.
 #[derive(Debug, Default)]
@@ -25,14 +29,15 @@ pub(super) struct Catalog {
 
 impl WorkflowEngine {
     /// Parses, validates and stores a workflow definition given as text. `source_name` names
-    /// it in errors and, unless it is an IRI, in the base IRI of its relative IRIs; a name
-    /// already registered gets the next version.
+    /// it in errors and, unless it is an IRI, in the base IRI of its relative IRIs. The
+    /// definition becomes the next version of its specification URI, unless it is identical
+    /// to the latest one, which is returned instead.
     pub async fn register_workflow(
         &self,
         source_name: &str,
         format: SourceFormat,
         text: &str,
-    ) -> Result<WorkflowView, Error> {
+    ) -> Result<Registration, Error> {
         let base = if source_name.contains("://") {
             source_name.to_string()
         } else {
@@ -51,9 +56,9 @@ impl WorkflowEngine {
         self.register_loaded(loaded.workflow, format, text).await
     }
 
-    /// Registers the workflow in a file; its extension names the format (`.ttl`, `.yawl`,
-    /// `.xml`).
-    pub async fn register_file(&self, path: &Path) -> Result<WorkflowView, Error> {
+    /// Registers the workflow in a file, as [`register_workflow`](Self::register_workflow)
+    /// does; its extension names the format (`.ttl`, `.yawl`, `.xml`).
+    pub async fn register_file(&self, path: &Path) -> Result<Registration, Error> {
         let format = SourceFormat::of_path(path).ok_or_else(|| {
             Error::Definition(knhk_spec::Error::UnsupportedFormat {
                 file: path.display().to_string(),
@@ -71,46 +76,64 @@ impl WorkflowEngine {
         }
     }
 
+    /// Stores `wf` as the next version of its specification URI, unless the latest version
+    /// of that URI is the same definition, which is returned instead. A version taken by a
+    /// concurrent registration (another process) is retried with the next number.
     async fn register_loaded(
         &self,
         wf: Workflow,
         format: SourceFormat,
         text: &str,
-    ) -> Result<WorkflowView, Error> {
+    ) -> Result<Registration, Error> {
         let spec = wf.specification();
         self.check_connectors(spec)?;
+        let uri = spec.id.clone();
         let name = spec.name.clone().unwrap_or_else(|| spec.id.clone());
-        let version = self
-            .inner
-            .store
-            .workflows()
-            .await?
-            .iter()
-            .filter(|w| w.name == name)
-            .map(|w| w.version)
-            .max()
-            .unwrap_or(0)
-            + 1;
         let parsed = serde_json::to_value(spec).map_err(|source| {
             Error::Store(knhk_store::Error::Encode {
                 what: "workflow specification",
                 source,
             })
         })?;
-        let id = WorkflowId(Uuid::new_v4());
-        let record = WorkflowRecord {
-            id,
-            name,
-            version,
-            format: format.as_str().to_string(),
-            source: text.to_string(),
-            spec: parsed,
-            registered_at: self.inner.clock.now(),
-        };
-        self.inner.store.put_workflow(&record).await?;
-        lock(&self.inner.catalog.loaded).insert(id, Arc::new(wf));
-        info!(workflow = %id, name = %record.name, version, %format, "workflow registered");
-        records::workflow_view(record)
+        let store = &self.inner.store;
+        for _ in 0..MAX_REGISTER_ATTEMPTS {
+            let latest = store.latest_workflow(&uri).await?;
+            // The same definition (whatever its layout and comments) is not a new version.
+            if let Some(latest) = latest.as_ref().filter(|w| w.spec == parsed) {
+                info!(workflow = %latest.id, %uri, version = latest.version, "workflow already registered");
+                return Ok(Registration {
+                    workflow: records::workflow_view(latest.clone())?,
+                    already_registered: true,
+                });
+            }
+            let version = latest.map_or(1, |w| w.version.saturating_add(1));
+            let record = WorkflowRecord {
+                id: WorkflowId(Uuid::new_v4()),
+                uri: uri.clone(),
+                name: name.clone(),
+                version,
+                format: format.as_str().to_string(),
+                source: text.to_string(),
+                spec: parsed.clone(),
+                registered_at: self.inner.clock.now(),
+            };
+            match store.put_workflow(&record).await {
+                Ok(()) => {
+                    let id = record.id;
+                    lock(&self.inner.catalog.loaded).insert(id, Arc::new(wf));
+                    info!(workflow = %id, %uri, name = %record.name, version, %format, "workflow registered");
+                    return Ok(Registration {
+                        workflow: records::workflow_view(record)?,
+                        already_registered: false,
+                    });
+                }
+                Err(knhk_store::Error::DuplicateVersion { .. }) => {
+                    debug!(%uri, version, "version taken by a concurrent registration");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::RegistrationBusy { uri })
     }
 
     /// Refuses a workflow naming a connector this engine does not have, or settings the
@@ -127,7 +150,7 @@ impl WorkflowEngine {
         }
     }
 
-    /// Returns every registered workflow, ordered by name, then version.
+    /// Returns every registered workflow, ordered by name, then version (and id).
     pub async fn workflows(&self) -> Result<Vec<WorkflowView>, Error> {
         self.inner
             .store

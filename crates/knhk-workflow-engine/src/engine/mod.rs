@@ -128,6 +128,7 @@ mod catalog;
 mod effects;
 mod inputs;
 mod locks;
+mod lookup;
 mod queries;
 mod service;
 

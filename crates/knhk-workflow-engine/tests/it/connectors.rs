@@ -118,7 +118,8 @@ async fn http_tasks_run_in_sequence_and_their_outputs_merge_into_the_case_data()
             ),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .workflow;
     let case = engine
         .create_case(wf.id, json!({"id": 4, "bonus": 2}), true)
         .await
@@ -156,7 +157,8 @@ async fn a_connector_that_keeps_failing_fails_the_case_with_the_reason() {
             &turtle("Down", &[("pay", &down, &["end"])]),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .workflow;
     let case = engine.create_case(wf.id, json!({}), true).await.unwrap();
     let done = engine.wait_until_ended(case.id).await.unwrap();
     assert_eq!(done.status, CaseStatus::Failed);
@@ -194,7 +196,8 @@ async fn after_a_crash_the_call_in_flight_is_made_again_with_the_same_idempotenc
             &turtle("Slow", &[("wait", &slow, &["end"])]),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .workflow;
     let case = first.create_case(wf.id, json!({}), true).await.unwrap();
     arrived.recv().await.unwrap();
     // The process dies with the call in flight: nothing after the commit happened.

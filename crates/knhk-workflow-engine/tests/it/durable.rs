@@ -23,7 +23,8 @@ async fn a_case_runs_to_its_end_and_its_history_is_stored_in_order() {
             &sequence(),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .workflow;
     assert_eq!((wf.name.as_str(), wf.version), ("Sequence", 1));
     let case = engine
         .create_case(wf.id, json!({"x": 1}), false)
@@ -56,7 +57,8 @@ async fn a_case_runs_to_its_end_and_its_history_is_stored_in_order() {
         .map(|e| e.kind.task().unwrap().task.to_string())
         .collect();
     assert_eq!(done, ["a", "b", "c"]);
-    // A second registration of the same name is the next version.
+    // The same definition again is the version already stored; a changed one of the same
+    // specification URI is the next version.
     let again = engine
         .register_workflow(
             "seq.ttl",
@@ -65,7 +67,22 @@ async fn a_case_runs_to_its_end_and_its_history_is_stored_in_order() {
         )
         .await
         .unwrap();
-    assert_eq!(again.version, 2);
+    assert!(again.already_registered);
+    assert_eq!(again.workflow.id, wf.id);
+    let changed = engine
+        .register_workflow(
+            "seq.ttl",
+            knhk_workflow_engine::SourceFormat::Turtle,
+            &sequence().replace("\"Sequence\"", "\"Sequence, renamed\""),
+        )
+        .await
+        .unwrap();
+    assert!(!changed.already_registered);
+    assert_eq!(
+        (changed.workflow.uri.as_str(), changed.workflow.version),
+        (wf.uri.as_str(), 2)
+    );
+    assert_eq!(engine.workflows().await.unwrap().len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -81,7 +98,8 @@ async fn another_engine_on_the_same_file_sees_and_continues_the_case() {
             &wf_text,
         )
         .await
-        .unwrap();
+        .unwrap()
+        .workflow;
     let case = first.create_case(wf.id, json!({}), true).await.unwrap();
     assert_eq!(case.status, CaseStatus::Running);
     // A second process on the same file (the CLI does this between commands).
@@ -126,7 +144,8 @@ async fn bad_input_is_refused_and_changes_nothing() {
             &sequence(),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .workflow;
     let err = engine
         .create_case(wf.id, json!([1]), true)
         .await
@@ -152,7 +171,8 @@ async fn inputs_refused_by_an_ended_case_leave_nothing_cached() {
             &sequence(),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .workflow;
     let case = engine.create_case(wf.id, json!({}), true).await.unwrap();
     assert_eq!(case.status, CaseStatus::Completed);
     for _ in 0..3 {
@@ -174,7 +194,8 @@ async fn a_running_case_stays_in_memory_and_unknown_or_ended_ones_do_not() {
             ),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .workflow;
     let unknown = knhk_core::CaseId(uuid::Uuid::from_u128(7));
     assert!(engine.suspend(unknown).await.is_err());
     assert_eq!(engine.cached_cases(), 0, "no entry for an unknown case");

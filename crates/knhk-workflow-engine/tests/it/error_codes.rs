@@ -60,6 +60,10 @@ fn bad_settings() -> BindingError {
 fn engine_variant(e: &Error) -> &'static str {
     match e {
         Error::UnknownWorkflow(_) => "UnknownWorkflow",
+        Error::UnknownWorkflowName(_) => "UnknownWorkflowName",
+        Error::UnknownWorkflowVersion { .. } => "UnknownWorkflowVersion",
+        Error::AmbiguousWorkflow { .. } => "AmbiguousWorkflow",
+        Error::RegistrationBusy { .. } => "RegistrationBusy",
         Error::UnknownCase(_) => "UnknownCase",
         Error::UnknownWorkItem(_) => "UnknownWorkItem",
         Error::Definition(_) => "Definition",
@@ -117,6 +121,7 @@ fn store_variant(e: &knhk_store::Error) -> &'static str {
         E::Conflict { .. } => "Conflict",
         E::DuplicateWorkflow(_) => "DuplicateWorkflow",
         E::DuplicateKey(_) => "DuplicateKey",
+        E::DuplicateVersion { .. } => "DuplicateVersion",
         E::Gap { .. } => "Gap",
         E::UnsupportedFormat { .. } => "UnsupportedFormat",
         E::Sqlite { .. } => "Sqlite",
@@ -272,6 +277,13 @@ async fn every_error_has_its_code() {
             AlreadyExists,
         ),
         (
+            knhk_store::Error::DuplicateVersion {
+                uri: "urn:order".to_owned(),
+                version: 2,
+            },
+            AlreadyExists,
+        ),
+        (
             knhk_store::Error::Gap {
                 case: case_id(),
                 expected_seq: 2,
@@ -366,6 +378,29 @@ async fn every_error_has_its_code() {
             Error::UnknownWorkflow(WorkflowId(Uuid::from_u128(4))),
             NotFound,
         ),
+        (Error::UnknownWorkflowName("order".to_owned()), NotFound),
+        (
+            Error::UnknownWorkflowVersion {
+                workflow: "order".to_owned(),
+                version: 3,
+                latest: 2,
+            },
+            NotFound,
+        ),
+        (
+            Error::AmbiguousWorkflow {
+                reference: "Order".to_owned(),
+                matches: vec!["urn:a".to_owned(), "urn:b".to_owned()],
+                hint: "give the URI",
+            },
+            InvalidArgument,
+        ),
+        (
+            Error::RegistrationBusy {
+                uri: "urn:order".to_owned(),
+            },
+            Aborted,
+        ),
         (Error::UnknownCase(case_id()), NotFound),
         (Error::UnknownWorkItem(item()), NotFound),
         (Error::Busy(case_id()), Aborted),
@@ -453,6 +488,10 @@ async fn every_error_has_its_code() {
 
     let everything: BTreeSet<String> = [
         "UnknownWorkflow",
+        "UnknownWorkflowName",
+        "UnknownWorkflowVersion",
+        "AmbiguousWorkflow",
+        "RegistrationBusy",
         "UnknownCase",
         "UnknownWorkItem",
         "Busy",
@@ -504,6 +543,7 @@ async fn every_error_has_its_code() {
             "Conflict",
             "DuplicateWorkflow",
             "DuplicateKey",
+            "DuplicateVersion",
             "Gap",
             "UnsupportedFormat",
             "Sqlite",

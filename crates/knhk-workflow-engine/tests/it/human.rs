@@ -30,7 +30,8 @@ async fn a_work_item_is_listed_by_role_claimed_started_and_completed_once() {
             ),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .workflow;
     let case = engine
         .create_case(wf.id, json!({"amount": 5}), true)
         .await
@@ -113,7 +114,8 @@ async fn thirty_two_concurrent_completions_of_one_item_complete_it_exactly_once(
             &turtle("One", &[("do", "knhk:role \"clerk\" ;", &["end"])]),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .workflow;
     let case = engine.create_case(wf.id, json!({}), true).await.unwrap();
     let item = engine.work_items(&by_role("clerk")).await.unwrap()[0].id;
     // Half of the racers go through a second engine on the same file, like another process.
@@ -165,7 +167,8 @@ async fn round_robin_allocates_to_each_clerk_in_turn() {
             ),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .workflow;
     let mut owners = Vec::new();
     for _ in 0..4 {
         let case = engine.create_case(wf.id, json!({}), true).await.unwrap();
@@ -194,7 +197,8 @@ async fn shortest_queue_allocates_to_the_clerk_with_the_fewest_items() {
             &turtle("Manual", &[("do", "knhk:role \"clerk\" ;", &["end"])]),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .workflow;
     let sq = engine
         .register_workflow(
             "sq.ttl",
@@ -209,7 +213,8 @@ async fn shortest_queue_allocates_to_the_clerk_with_the_fewest_items() {
             ),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .workflow;
     // ann holds two items, bob one, cy none.
     for user in ["ann", "ann", "bob"] {
         let case = engine
@@ -264,7 +269,8 @@ async fn four_eyes_tasks_need_two_different_users() {
             ),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .workflow;
     let case = engine.create_case(wf.id, json!({}), true).await.unwrap();
     let item = |engine: knhk_workflow_engine::WorkflowEngine| async move {
         engine.work_items(&by_role("clerk")).await.unwrap()[0].id

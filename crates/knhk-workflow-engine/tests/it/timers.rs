@@ -36,7 +36,8 @@ async fn an_expiry_timer_moves_the_case_on_when_nobody_does_the_work() {
             &timed(3_600_000),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .workflow;
     let case = engine.create_case(wf.id, json!({}), true).await.unwrap();
     // The paused clock jumps to the timer as soon as everything else is idle.
     let done = engine.wait_until_ended(case.id).await.unwrap();
@@ -69,7 +70,8 @@ async fn a_timer_armed_before_a_restart_fires_after_it() {
             &timed(300),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .workflow;
     let case = first.create_case(wf.id, json!({}), true).await.unwrap();
     first.shutdown().await;
     drop(first);
@@ -98,6 +100,12 @@ impl knhk_store::Store for FlakyStore {
         id: knhk_core::WorkflowId,
     ) -> Result<Option<knhk_store::WorkflowRecord>, knhk_store::Error> {
         self.inner.workflow(id).await
+    }
+    async fn latest_workflow(
+        &self,
+        uri: &str,
+    ) -> Result<Option<knhk_store::WorkflowRecord>, knhk_store::Error> {
+        self.inner.latest_workflow(uri).await
     }
     async fn workflows(&self) -> Result<Vec<knhk_store::WorkflowRecord>, knhk_store::Error> {
         self.inner.workflows().await
@@ -177,7 +185,8 @@ async fn a_timer_whose_commit_fails_is_fed_again_until_the_store_takes_it() {
             &timed(60_000),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .workflow;
     let case = engine.create_case(wf.id, json!({}), true).await.unwrap();
     // The next three commits (the timer firing) fail; the fourth goes through.
     store.failures.store(3, std::sync::atomic::Ordering::SeqCst);
@@ -200,7 +209,7 @@ async fn the_timer_example_sends_its_reminder_when_the_payment_does_not_come() {
     engine.start().await.unwrap();
     let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../examples/invoice_reminder.ttl");
-    let wf = engine.register_file(&file).await.unwrap();
+    let wf = engine.register_file(&file).await.unwrap().workflow;
     let case = engine.create_case(wf.id, json!({}), true).await.unwrap();
     // Nobody records the payment: after three (paused) days the timer expires the wait.
     let done = engine.wait_until_ended(case.id).await.unwrap();

@@ -10,13 +10,19 @@ use serde_json::json;
 use crate::fixtures::*;
 
 mod concurrency;
+mod versions;
 pub use concurrency::{concurrent_commits_to_64_cases, race_on_one_case_has_one_winner};
+pub use versions::{
+    racing_registrations_take_distinct_versions, workflow_versions_are_unique_per_uri,
+};
 
 /// Runs every conformance test against the store that `$make().await` returns (a `Fixture`).
 macro_rules! conformance_tests {
     ($make:path) => {
         $crate::conformance::conformance_tests!(@each $make;
             workflows_put_get_list_duplicate,
+            workflow_versions_are_unique_per_uri,
+            racing_registrations_take_distinct_versions,
             first_commit_round_trips_every_event_kind,
             conflict_leaves_everything_unchanged,
             gap_is_refused,

@@ -1,0 +1,215 @@
+//! Finding a registered workflow by how a person names it: its id or an unambiguous prefix of
+//! it, its specification URI or its display name (the latest version), or `URI@N` / `NAME@N`
+//! for version N.
+
+use std::collections::BTreeMap;
+
+use knhk_core::WorkflowId;
+
+use super::WorkflowEngine;
+use crate::error::Error;
+use crate::view::WorkflowView;
+
+impl WorkflowEngine {
+    /// Returns the registered workflow that `reference` names: an id, an unambiguous id
+    /// prefix, a specification URI or a display name (each meaning its latest version), or
+    /// `URI@N` / `NAME@N` for version N. A name that two URIs share, or a prefix of several
+    /// ids, is [`Error::AmbiguousWorkflow`], listing the matches.
+    pub async fn find_workflow(&self, reference: &str) -> Result<WorkflowView, Error> {
+        if let Ok(id) = reference.trim().parse::<WorkflowId>() {
+            return self.workflow(id).await;
+        }
+        find(self.workflows().await?, reference)
+    }
+}
+
+/// Picks the workflow `reference` names among `all`; see [`WorkflowEngine::find_workflow`].
+fn find(all: Vec<WorkflowView>, reference: &str) -> Result<WorkflowView, Error> {
+    let reference = reference.trim();
+    // The whole text first: a URI or a name may hold an `@` of its own.
+    if let Some(found) = by_identity(&all, reference, None)? {
+        return Ok(found);
+    }
+    if let Some((base, version)) = split_version(reference)
+        && let Some(found) = by_identity(&all, base, Some(version))?
+    {
+        return Ok(found);
+    }
+    by_id_prefix(all, reference)
+}
+
+/// Splits `NAME@N` into the name and N, when what follows the last `@` is a number.
+fn split_version(reference: &str) -> Option<(&str, u32)> {
+    let (base, version) = reference.rsplit_once('@')?;
+    let version = version.parse().ok()?;
+    (!base.is_empty()).then_some((base, version))
+}
+
+/// Returns the version (the latest when `None`) of the workflow whose URI is `base`, else of
+/// the one whose display name is `base`; `None` when neither is registered.
+fn by_identity(
+    all: &[WorkflowView],
+    base: &str,
+    version: Option<u32>,
+) -> Result<Option<WorkflowView>, Error> {
+    let of_uri: Vec<&WorkflowView> = all.iter().filter(|w| w.uri == base).collect();
+    if !of_uri.is_empty() {
+        return pick(&of_uri, base, version).map(Some);
+    }
+    let mut by_uri: BTreeMap<&str, Vec<&WorkflowView>> = BTreeMap::new();
+    for w in all.iter().filter(|w| w.name == base) {
+        by_uri.entry(w.uri.as_str()).or_default().push(w);
+    }
+    let mut uris = by_uri.into_values();
+    match (uris.next(), uris.len()) {
+        (None, _) => Ok(None),
+        (Some(versions), 0) => pick(&versions, base, version).map(Some),
+        (Some(first), _) => Err(Error::AmbiguousWorkflow {
+            reference: base.to_owned(),
+            matches: std::iter::once(first)
+                .chain(uris)
+                .map(|versions| {
+                    let latest = latest(&versions);
+                    let uri = latest.map_or("", |w| w.uri.as_str());
+                    let v = latest.map_or(0, |w| w.version);
+                    format!("{uri} (latest version {v})")
+                })
+                .collect(),
+            hint: "give the URI",
+        }),
+    }
+}
+
+fn latest<'a>(versions: &[&'a WorkflowView]) -> Option<&'a WorkflowView> {
+    versions.iter().copied().max_by_key(|w| w.version)
+}
+
+/// Returns `version` (the latest when `None`) among the versions of one URI.
+fn pick(
+    versions: &[&WorkflowView],
+    label: &str,
+    version: Option<u32>,
+) -> Result<WorkflowView, Error> {
+    let newest = latest(versions).ok_or_else(|| Error::UnknownWorkflowName(label.to_owned()))?;
+    let Some(wanted) = version else {
+        return Ok(newest.clone());
+    };
+    versions
+        .iter()
+        .find(|w| w.version == wanted)
+        .map(|w| (*w).clone())
+        .ok_or_else(|| Error::UnknownWorkflowVersion {
+            workflow: label.to_owned(),
+            version: wanted,
+            latest: newest.version,
+        })
+}
+
+/// Returns the one workflow whose id starts with `prefix` (as the tables shorten them).
+fn by_id_prefix(all: Vec<WorkflowView>, reference: &str) -> Result<WorkflowView, Error> {
+    let prefix = reference.trim_end_matches("...").to_ascii_lowercase();
+    let looks_like_id =
+        !prefix.is_empty() && prefix.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
+    let mut matches: Vec<WorkflowView> = if looks_like_id {
+        all.into_iter()
+            .filter(|w| w.id.to_string().starts_with(&prefix))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let unknown = || Error::UnknownWorkflowName(reference.to_owned());
+    match matches.len() {
+        0 => Err(unknown()),
+        1 => matches.pop().ok_or_else(unknown),
+        _ => Err(Error::AmbiguousWorkflow {
+            reference: reference.to_owned(),
+            matches: matches
+                .iter()
+                .map(|w| format!("{} ({} version {})", w.id, w.name, w.version))
+                .collect(),
+            hint: "give more of the id",
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
+    use knhk_core::Timestamp;
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::view::SourceFormat;
+
+    fn w(n: u128, uri: &str, name: &str, version: u32) -> WorkflowView {
+        WorkflowView {
+            id: WorkflowId(Uuid::from_u128(
+                0xabc0_0000_0000_0000_0000_0000_0000_0000 + n,
+            )),
+            uri: uri.to_owned(),
+            name: name.to_owned(),
+            version,
+            format: SourceFormat::Turtle,
+            source: String::new(),
+            registered_at: Timestamp(0),
+        }
+    }
+
+    fn all() -> Vec<WorkflowView> {
+        vec![
+            w(1, "urn:shop:order", "Order", 1),
+            w(2, "urn:shop:order", "Order", 2),
+            w(3, "urn:other:order", "Order", 1),
+            w(4, "urn:loan", "Loan", 1),
+            w(5, "mailto:a@example.org", "Mail@3", 1),
+        ]
+    }
+
+    fn found(reference: &str) -> u128 {
+        match find(all(), reference) {
+            Ok(w) => w.id.0.as_u128() & 0xff,
+            Err(e) => panic!("{reference}: {e}"),
+        }
+    }
+
+    #[test]
+    fn a_uri_or_a_name_means_the_latest_version_and_at_n_another() {
+        assert_eq!(found("urn:shop:order"), 2);
+        assert_eq!(found("urn:shop:order@1"), 1);
+        assert_eq!(found("Loan"), 4);
+        assert_eq!(found("Loan@1"), 4);
+        // An `@` that is part of the URI or the name.
+        assert_eq!(found("mailto:a@example.org"), 5);
+        assert_eq!(found("Mail@3"), 5);
+        // A prefix of an id.
+        assert_eq!(found("abc00000-0000-0000-0000-000000000004"), 4);
+    }
+
+    #[test]
+    fn a_name_of_two_uris_lists_them() {
+        let err = find(all(), "Order").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "Order names 2 workflows: urn:other:order (latest version 1), \
+             urn:shop:order (latest version 2); give the URI"
+        );
+    }
+
+    #[test]
+    fn unknown_versions_names_and_ambiguous_prefixes_are_refused() {
+        assert_eq!(
+            find(all(), "Loan@7").unwrap_err().to_string(),
+            "workflow Loan has no version 7 (its latest is 1)"
+        );
+        assert_eq!(
+            find(all(), "Lease").unwrap_err().to_string(),
+            "unknown workflow Lease: no workflow has it as id, URI or name"
+        );
+        let err = find(all(), "abc").unwrap_err();
+        assert!(
+            matches!(&err, Error::AmbiguousWorkflow { matches, .. } if matches.len() == 5),
+            "{err}"
+        );
+    }
+}
