@@ -89,6 +89,15 @@ struct Cli {
         value_parser = clap::value_parser!(u64).range(1..)
     )]
     timer_poll_ms: u64,
+    /// Caps the store file at this many 4 KiB pages: a step that would grow it further fails
+    /// as on a full disk, and the command says so. A quota; unset, the store grows as needed.
+    #[arg(
+        long,
+        global = true,
+        env = "KNHK_STORE_MAX_PAGES",
+        value_name = "PAGES"
+    )]
+    store_max_pages: Option<u64>,
     #[command(subcommand)]
     command: Command,
 }
@@ -175,6 +184,7 @@ fn main() -> ExitCode {
                 admin_role: cli.admin_role.clone(),
                 step: ApplyOptions::default().with_max_firings(cli.max_firings),
                 timer_poll: std::time::Duration::from_millis(cli.timer_poll_ms),
+                max_pages: cli.store_max_pages,
             },
         ),
         Command::Export { file } => export(&file),
@@ -190,6 +200,7 @@ fn main() -> ExitCode {
                     admin_role: cli.admin_role,
                     step: ApplyOptions::default().with_max_firings(cli.max_firings),
                     timer_poll: std::time::Duration::from_millis(cli.timer_poll_ms),
+                    max_pages: cli.store_max_pages,
                 },
             )),
             Err(e) => Err(anyhow::Error::new(e).context("cannot start the async runtime")),

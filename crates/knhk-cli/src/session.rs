@@ -27,6 +27,8 @@ pub(crate) struct Settings {
     pub(crate) step: ApplyOptions,
     /// How often a worker reads the stored timers again.
     pub(crate) timer_poll: std::time::Duration,
+    /// The cap on the store file, in pages (`--store-max-pages`).
+    pub(crate) max_pages: Option<u64>,
 }
 
 /// The engine on the embedded store of one data directory.
@@ -41,7 +43,11 @@ impl Session {
     /// (created if missing, `synchronous=FULL`), the built-in connectors, and the roles of
     /// `directory.json` when that file exists; `settings` say the rest.
     pub(crate) async fn open(data_dir: &Path, settings: Settings) -> anyhow::Result<Session> {
-        let store = SqliteStore::open(&data_dir.join(STORE_FILE), SqliteOptions::default())
+        let options = SqliteOptions {
+            max_pages: settings.max_pages,
+            ..SqliteOptions::default()
+        };
+        let store = SqliteStore::open(&data_dir.join(STORE_FILE), options)
             .await
             .with_context(|| format!("cannot open the data directory {}", data_dir.display()))?;
         let engine = WorkflowEngine::new(EngineConfig {

@@ -19,7 +19,9 @@ mod view;
 
 pub use clock::Clock;
 pub use directory::{Directory, DirectoryError};
-pub use engine::{CaseUpdate, EngineConfig, Started, WorkflowEngine, connector_problems};
+pub use engine::{
+    CaseFault, CaseUpdate, EngineConfig, Started, WorkflowEngine, connector_problems,
+};
 pub use error::{ConnectorProblem, Error, ErrorCode, StoredWorkflowError};
 pub use view::{
     CaseQuery, CaseView, MarkedCondition, SourceFormat, UnknownName, WorkItemQuery, WorkItemStatus,

@@ -9,6 +9,7 @@ mod definitions;
 mod distribution;
 mod inputs;
 mod run;
+mod storage;
 mod worker;
 mod workitems;
 mod yawl;

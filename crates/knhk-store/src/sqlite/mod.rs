@@ -38,7 +38,7 @@ use writer::{Counters, Job};
 
 /// Returns a mapper from a SQLite error to [`Error::Sqlite`] that says what was being done.
 pub(crate) fn sqlite(doing: &'static str) -> impl Fn(rusqlite::Error) -> Error {
-    move |source| Error::Sqlite { doing, source }
+    move |error| Error::Sqlite { doing, error }
 }
 
 /// Settings of a [`SqliteStore`].
@@ -51,6 +51,10 @@ pub struct SqliteOptions {
     pub max_batch: usize,
     /// How many read-only connections serve reads concurrently.
     pub readers: usize,
+    /// Caps the file at this many pages (SQLite's `max_page_count`; pages are 4 KiB): a write
+    /// that would grow it further fails as on a full disk (`SQLITE_FULL`). `None`: no cap
+    /// beyond SQLite's own. Serves as a quota, and lets tests meet a full disk for real.
+    pub max_pages: Option<u64>,
 }
 
 impl Default for SqliteOptions {
@@ -59,6 +63,7 @@ impl Default for SqliteOptions {
             synchronous_full: true,
             max_batch: 256,
             readers: 4,
+            max_pages: None,
         }
     }
 }
@@ -89,6 +94,14 @@ struct Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        // The readers close first, so that the writer's connection is the file's last one:
+        // closing it checkpoints the WAL into the file and removes the -wal and -shm files,
+        // leaving one self-contained file (which a read-only location can then serve).
+        self.readers
+            .idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         // Closing the channel lets the writer drain the queue and return.
         self.jobs.take();
         if let Some(writer) = self.writer.take()

@@ -116,6 +116,13 @@ pub(super) fn open_writer(path: &Path, opts: &SqliteOptions) -> Result<Connectio
     conn.pragma_update(None, "foreign_keys", "ON")
         .map_err(sqlite("enabling foreign keys"))?;
     ensure_schema(&conn)?;
+    if let Some(pages) = opts.max_pages {
+        // Set after the schema exists, so that a cap below a new file's size still opens it.
+        // SQLite takes any positive i64; a larger cap is no cap.
+        let pages = i64::try_from(pages).unwrap_or(i64::MAX);
+        conn.pragma_update(None, "max_page_count", pages)
+            .map_err(sqlite("capping the store size"))?;
+    }
     Ok(conn)
 }
 

@@ -113,12 +113,22 @@ fn run_transaction(conn: &mut Connection, batch: &[Job]) -> Result<Vec<Result<u6
             Job::PutWorkflow(w, _) => insert_workflow(&sp, w).map(|()| 0),
             Job::Next(name, _) => next_in_sequence(&sp, name),
         };
-        match outcome {
-            Ok(_) => sp.commit().map_err(sqlite("releasing a savepoint"))?,
+        let outcome = match outcome {
+            Ok(n) => {
+                sp.commit().map_err(sqlite("releasing a savepoint"))?;
+                Ok(n)
+            }
+            // Some faults (a full disk, an I/O error) make SQLite roll the whole transaction
+            // back by itself: the savepoint is gone with it, and the write's own error is the
+            // cause the whole batch fails with.
+            Err(e) if sp.is_autocommit() => return Err(e),
             // The savepoint rolls back on finish; if even that fails the transaction may hold
             // half a write, so the whole batch is abandoned.
-            Err(_) => sp.finish().map_err(sqlite("rolling back a savepoint"))?,
-        }
+            Err(e) => {
+                sp.finish().map_err(sqlite("rolling back a savepoint"))?;
+                Err(e)
+            }
+        };
         results.push(outcome);
     }
     tx.commit().map_err(sqlite("committing a batch"))?;

@@ -69,6 +69,7 @@ fn engine_variant(e: &Error) -> &'static str {
         Error::CorruptWorkflow { .. } => "CorruptWorkflow",
         Error::CorruptCase { .. } => "CorruptCase",
         Error::CorruptRow { .. } => "CorruptRow",
+        Error::CorruptVersion { .. } => "CorruptVersion",
         Error::NotAdministrator { .. } => "NotAdministrator",
         Error::NotInRole { .. } => "NotInRole",
         Error::DataNotObject => "DataNotObject",
@@ -76,6 +77,7 @@ fn engine_variant(e: &Error) -> &'static str {
         Error::Directory(_) => "Directory",
         Error::Connectors { .. } => "Connectors",
         Error::ShuttingDown => "ShuttingDown",
+        Error::ResultLost { .. } => "ResultLost",
     }
 }
 
@@ -288,7 +290,7 @@ async fn every_error_has_its_code() {
         (
             knhk_store::Error::Sqlite {
                 doing: "committing a batch",
-                source: sqlite_error(),
+                error: sqlite_error(),
             },
             Unavailable,
         ),
@@ -394,6 +396,14 @@ async fn every_error_has_its_code() {
             Internal,
         ),
         (
+            Error::CorruptVersion {
+                id: case_id(),
+                stored: 3,
+                history: 12,
+            },
+            Internal,
+        ),
+        (
             Error::NotAdministrator {
                 user: "eve".to_owned(),
                 role: "admin".to_owned(),
@@ -437,6 +447,15 @@ async fn every_error_has_its_code() {
             InvalidArgument,
         ),
         (Error::ShuttingDown, Unavailable),
+        // A result given up has the code of its last failure.
+        (
+            Error::ResultLost {
+                case: case_id(),
+                attempts: 8,
+                source: Arc::new(Error::Store(knhk_store::Error::Closed)),
+            },
+            Unavailable,
+        ),
     ];
     for (e, code) in engine {
         let name = engine_variant(&e).to_owned();
@@ -451,6 +470,7 @@ async fn every_error_has_its_code() {
         "CorruptWorkflow",
         "CorruptCase",
         "CorruptRow",
+        "CorruptVersion",
         "NotAdministrator",
         "NotInRole",
         "DataNotObject",
@@ -458,6 +478,7 @@ async fn every_error_has_its_code() {
         "Directory",
         "Connectors",
         "ShuttingDown",
+        "ResultLost",
     ]
     .into_iter()
     .map(str::to_owned)
