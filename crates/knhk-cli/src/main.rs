@@ -31,6 +31,7 @@ mod report;
 mod run;
 mod session;
 mod simulate;
+mod store_check;
 mod worker;
 mod workflows;
 mod workitems;
@@ -119,6 +120,9 @@ enum Command {
     /// Lists, claims, starts and completes the work items of human tasks.
     #[command(subcommand, name = "workitem")]
     WorkItem(workitems::WorkItemCommand),
+    /// Checks the store of the data directory (`knhk store check`).
+    #[command(subcommand)]
+    Store(store_check::StoreCommand),
     /// Keeps the engine running on the data directory: picks up unfinished cases (connector
     /// calls cut off by a crash are made again) and fires timers, until interrupted.
     Worker(worker::WorkerArgs),
@@ -259,6 +263,7 @@ async fn dispatch(
         Command::Workflow(c) => workflows::run(&session, c).await,
         Command::Case(c) => cases::run(&session, c).await,
         Command::WorkItem(c) => workitems::run(&session, c).await,
+        Command::Store(c) => store_check::run(&session, c).await,
         Command::Validate { .. } | Command::Simulate { .. } | Command::Export { .. } => {
             Ok(ExitCode::SUCCESS)
         }

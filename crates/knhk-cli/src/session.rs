@@ -50,6 +50,9 @@ impl Session {
         let store = SqliteStore::open(&data_dir.join(STORE_FILE), options)
             .await
             .with_context(|| format!("cannot open the data directory {}", data_dir.display()))?;
+        if let Some(check) = store.unclean_close() {
+            report_unclean_close(data_dir, &check.problems);
+        }
         let engine = WorkflowEngine::new(EngineConfig {
             store: Arc::new(store),
             connectors: Registry::with_builtins(),
@@ -69,6 +72,11 @@ impl Session {
     /// Returns the data directory this session works on.
     pub(crate) fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    /// Returns the store file of this session.
+    pub(crate) fn store_path(&self) -> PathBuf {
+        self.data_dir.join(STORE_FILE)
     }
 
     /// Returns whether `data_dir` holds a store already.
@@ -97,6 +105,28 @@ impl Session {
     pub(crate) async fn close(self) {
         self.engine.shutdown().await;
     }
+}
+
+/// Says, on stderr, that a process that used the store before did not close it, and what the
+/// quick check run on opening found.
+fn report_unclean_close(data_dir: &Path, problems: &[String]) {
+    let dir = data_dir.display();
+    if problems.is_empty() {
+        eprintln!(
+            "note: a process that used the store in {dir} did not close it (killed or crashed); \
+             a quick check found nothing wrong"
+        );
+        return;
+    }
+    eprintln!(
+        "warning: a process that used the store in {dir} did not close it (killed or crashed), \
+         and a quick check found {} problems:",
+        problems.len()
+    );
+    for p in problems {
+        eprintln!("warning:   {p}");
+    }
+    eprintln!("warning: `knhk store check` checks everything and names each problem");
 }
 
 /// An id as typed on the command line: a whole UUID, or an unambiguous prefix of one (as the

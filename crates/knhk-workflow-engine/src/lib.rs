@@ -20,7 +20,8 @@ mod view;
 pub use clock::Clock;
 pub use directory::{Directory, DirectoryError};
 pub use engine::{
-    CaseFault, CaseUpdate, EngineConfig, Started, WorkflowEngine, connector_problems,
+    CaseFault, CaseUpdate, EngineConfig, Started, StoreProblem, StoreReport, Subject,
+    WorkflowEngine, connector_problems,
 };
 pub use error::{ConnectorProblem, Error, ErrorCode, StoredWorkflowError};
 pub use view::{

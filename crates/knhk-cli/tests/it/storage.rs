@@ -173,3 +173,79 @@ fn a_corrupt_version_column_is_named_as_corruption_not_as_a_busy_case() {
     );
     assert!(!err.contains("concurrent"), "{err}");
 }
+
+#[test]
+fn store_check_passes_a_sound_store_and_names_every_problem_of_a_damaged_one() {
+    let data = DataDir::new();
+    let loan = text(&data.start_loan(), "case_id").to_owned();
+    let invoice = text(
+        &data.json(&["run", &example("invoice_reminder.ttl"), "--json"]),
+        "case_id",
+    )
+    .to_owned();
+    let out = data.ok(&["store", "check"]);
+    assert!(
+        out.contains("checked 2 cases, 2 work items, 1 timers"),
+        "{out}"
+    );
+    assert!(out.contains("ok: no problems found"), "{out}");
+
+    damage(
+        &data,
+        &format!(
+            "UPDATE cases SET version = 3 WHERE id = '{loan}';
+             DELETE FROM events WHERE case_id = '{invoice}' AND seq = 4;
+             UPDATE work_items SET owner = 'eve' WHERE case_id = '{loan}';
+             INSERT INTO timers VALUES ('11111111-1111-1111-1111-111111111111',
+                                        '22222222-2222-2222-2222-222222222222', 5);"
+        ),
+    );
+    let out = data.knhk(&["store", "check"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report = stdout(&out);
+    for problem in [
+        format!("case {loan}: its row says version 3, but its history ends at event"),
+        format!("case {invoice}: its history jumps from event 3 to 5"),
+        format!("but case {loan}'s history says offered for nobody"),
+        "timer 11111111-1111-1111-1111-111111111111: its case 22222222-2222-2222-2222-222222222222 \
+         is not stored"
+            .to_owned(),
+        "4 problems found".to_owned(),
+    ] {
+        assert!(report.contains(&problem), "{problem}\n{report}");
+    }
+    let out = data.knhk(&["store", "check", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(doc["ok"], false);
+    assert_eq!(doc["problems"].as_array().map(Vec::len), Some(4), "{doc:#}");
+    assert_eq!(doc["problems"][0]["subject"], "case");
+}
+
+#[test]
+fn a_store_left_open_by_a_killed_process_is_checked_quickly_on_the_next_open() {
+    let data = DataDir::new();
+    data.start_loan();
+    let mut worker = std::process::Command::new(env!("CARGO_BIN_EXE_knhk"))
+        .args(["--data-dir", path_str(data.path()), "worker"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("a worker runs");
+    // The worker says it started once it holds the store open.
+    let mut line = String::new();
+    BufReader::new(worker.stderr.take().expect("its stderr"))
+        .read_line(&mut line)
+        .expect("the worker's first line");
+    assert!(line.contains("worker: picked up"), "{line}");
+    worker.kill().expect("kill -9");
+    worker.wait().expect("the worker ends");
+
+    let out = data.knhk(&["case", "list"]);
+    assert!(out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("did not close it"), "{err}");
+    assert!(err.contains("a quick check found nothing wrong"), "{err}");
+    // Checked once: the next command has nothing to say.
+    let out = data.knhk(&["case", "list"]);
+    assert_eq!(stderr(&out), "");
+}

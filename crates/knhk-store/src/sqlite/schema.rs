@@ -1,4 +1,5 @@
-//! The SQLite schema of format version 1, and opening connections with the right settings.
+//! The SQLite schema (format 1's tables and the migrations since), and opening connections with
+//! the right settings.
 
 use std::path::Path;
 use std::time::Duration;
@@ -173,37 +174,56 @@ CREATE TABLE sequences (
 ) WITHOUT ROWID;
 ";
 
+/// Format 3 adds the quarantine: cases set aside because they cannot be loaded.
+const MIGRATE_QUARANTINE: &str = "
+CREATE TABLE quarantine (
+    case_id TEXT PRIMARY KEY NOT NULL,
+    reason TEXT NOT NULL,
+    at INTEGER NOT NULL
+) WITHOUT ROWID;
+";
+
+/// Every migration, each taking the format before it to its own: `(format, what, sql)`.
+const MIGRATIONS: [(i64, &str, &str); 2] = [
+    (
+        2,
+        "migrating the store to format 2 (sequences)",
+        MIGRATE_V1_TO_V2,
+    ),
+    (
+        3,
+        "migrating the store to format 3 (quarantine)",
+        MIGRATE_QUARANTINE,
+    ),
+];
+
 fn create_if_empty(conn: &Connection) -> Result<(), Error> {
     let found = check_format(conn)?;
     if found == FORMAT_VERSION {
         return Ok(());
     }
-    if found >= 1 {
-        // An older format: migrate it forward, one version at a time.
-        if found == 1 {
-            conn.execute_batch(MIGRATE_V1_TO_V2)
-                .map_err(sqlite("migrating the store from format 1 to 2"))?;
+    if found == 0 {
+        // Version 0 must be a file nobody has written tables into: create format 1's tables,
+        // then run every migration.
+        let tables: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(sqlite("inspecting the store file"))?;
+        if tables > 0 {
+            return Err(Error::Corrupt(Corruption::Unversioned { tables }));
         }
-        return conn
-            .pragma_update(None, "user_version", FORMAT_VERSION)
-            .map_err(sqlite("setting the format version"));
+        conn.execute_batch(SCHEMA_V1)
+            .map_err(sqlite("creating the schema"))?;
     }
-    // Version 0 must be a file nobody has written tables into: create the newest schema
-    // (format 1's tables, then every migration).
-    let tables: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
-            [],
-            |r| r.get(0),
-        )
-        .map_err(sqlite("inspecting the store file"))?;
-    if tables > 0 {
-        return Err(Error::Corrupt(Corruption::Unversioned { tables }));
+    // An older format: migrate it forward, one version at a time.
+    for (format, what, sql) in MIGRATIONS {
+        if format > found.max(1) {
+            conn.execute_batch(sql).map_err(sqlite(what))?;
+        }
     }
-    conn.execute_batch(SCHEMA_V1)
-        .map_err(sqlite("creating the schema"))?;
-    conn.execute_batch(MIGRATE_V1_TO_V2)
-        .map_err(sqlite("creating the schema"))?;
     conn.pragma_update(None, "user_version", FORMAT_VERSION)
         .map_err(sqlite("setting the format version"))
 }

@@ -138,6 +138,7 @@ const FEED_ATTEMPTS: u32 = 8;
 const CONFLICT_RETRIES: usize = 8;
 
 mod catalog;
+mod check;
 mod effects;
 mod inputs;
 mod locks;
@@ -145,6 +146,7 @@ mod queries;
 mod service;
 
 pub use catalog::connector_problems;
+pub use check::{StoreProblem, StoreReport, Subject};
 pub use service::Started;
 
 impl WorkflowEngine {
