@@ -19,7 +19,9 @@ use anyhow::{Context, bail};
 use knhk_connectors::Registry;
 use knhk_core::{CaseId, CaseStatus};
 use knhk_store::{SqliteOptions, SqliteStore};
-use knhk_workflow_engine::{CaseUpdate, CaseView, Clock, Directory, EngineConfig, WorkflowEngine};
+use knhk_workflow_engine::{
+    CaseFault, CaseUpdate, CaseView, Clock, Directory, EngineConfig, WorkflowEngine,
+};
 use serde_json::Value;
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
@@ -52,15 +54,20 @@ pub struct LoadArgs {
     /// Creates no cases: finishes every unfinished case of the store instead.
     #[arg(long, conflicts_with = "workflow")]
     resume: bool,
+    /// Caps the store file at this many 4 KiB pages, as `knhk --store-max-pages` does: steps
+    /// past it fail as on a full disk.
+    #[arg(long, env = "KNHK_STORE_MAX_PAGES", value_name = "PAGES")]
+    store_max_pages: Option<u64>,
 }
 
 /// Drives a load of cases on the store of the data directory and waits until they have all
 /// ended.
 pub async fn run(args: LoadArgs) -> anyhow::Result<ExitCode> {
     let data = parse_data(&args.data)?;
-    let engine = open(&args.data_dir).await?;
+    let engine = open(&args.data_dir, args.store_max_pages).await?;
     // Subscribing before anything runs means no commit goes unseen (short of lagging).
     let updates = engine.subscribe();
+    let faults = engine.subscribe_faults();
     let recovered = engine
         .start()
         .await
@@ -107,9 +114,9 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<ExitCode> {
                 cases: args.cases,
                 concurrency: args.concurrency.max(1),
             };
-            load.run(&engine, updates).await
+            load.run(&engine, updates, faults).await
         }
-        _ => resume(&engine, updates).await,
+        _ => resume(&engine, updates, faults).await,
     };
     engine.shutdown().await;
     let tally = outcome?;
@@ -119,8 +126,12 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<ExitCode> {
 
 /// Opens the engine on a data directory as `knhk` does: the SQLite store `knhk.db`
 /// (`synchronous=FULL`), the built-in connectors and the roles of `directory.json` if any.
-async fn open(data_dir: &Path) -> anyhow::Result<WorkflowEngine> {
-    let store = SqliteStore::open(&data_dir.join("knhk.db"), SqliteOptions::default())
+async fn open(data_dir: &Path, max_pages: Option<u64>) -> anyhow::Result<WorkflowEngine> {
+    let options = SqliteOptions {
+        max_pages,
+        ..SqliteOptions::default()
+    };
+    let store = SqliteStore::open(&data_dir.join("knhk.db"), options)
         .await
         .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
     let directory = Directory::load(&data_dir.join("directory.json"))?;
@@ -259,6 +270,7 @@ impl Load {
         &self,
         engine: &WorkflowEngine,
         mut updates: broadcast::Receiver<CaseUpdate>,
+        mut faults: broadcast::Receiver<CaseFault>,
     ) -> anyhow::Result<Tally> {
         let out = Lines;
         let mut watch = Watch::default();
@@ -297,6 +309,7 @@ impl Load {
                     }
                     None => in_flight -= watch.refresh(engine).await?,
                 },
+                fault = faults.recv() => given_up(fault)?,
             }
         }
     }
@@ -306,6 +319,7 @@ impl Load {
 async fn resume(
     engine: &WorkflowEngine,
     mut updates: broadcast::Receiver<CaseUpdate>,
+    mut faults: broadcast::Receiver<CaseFault>,
 ) -> anyhow::Result<Tally> {
     let out = Lines;
     let mut watch = Watch::default();
@@ -325,18 +339,37 @@ async fn resume(
         eprintln!("{waiting_for_commands} cases wait for a command and are not counted");
     }
     while !watch.open.is_empty() {
-        match next_update(&mut updates).await? {
-            Some(u) => {
-                out.ack(&u)?;
-                watch.update(&u);
-            }
-            None => {
-                watch.refresh(engine).await?;
-            }
+        tokio::select! {
+            update = next_update(&mut updates) => match update? {
+                Some(u) => {
+                    out.ack(&u)?;
+                    watch.update(&u);
+                }
+                None => {
+                    watch.refresh(engine).await?;
+                }
+            },
+            fault = faults.recv() => given_up(fault)?,
         }
     }
     drain(&mut updates, &out)?;
     Ok(watch.tally)
+}
+
+/// Fails the load on a result the engine gave up (the store keeps failing): its case would
+/// never end, and the load would wait for it for ever.
+fn given_up(fault: Result<CaseFault, RecvError>) -> anyhow::Result<()> {
+    match fault {
+        Ok(f) => Err(anyhow::Error::new(
+            knhk_workflow_engine::Error::ResultLost {
+                case: f.case,
+                attempts: f.attempts,
+                source: f.error,
+            },
+        )),
+        Err(RecvError::Lagged(missed)) => bail!("{missed} results could not be stored"),
+        Err(RecvError::Closed) => bail!("the engine stopped reporting faults"),
+    }
 }
 
 /// Acknowledges the updates already announced: a case that ended in its creation step is

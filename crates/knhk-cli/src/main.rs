@@ -31,6 +31,7 @@ mod report;
 mod run;
 mod session;
 mod simulate;
+mod store_check;
 mod worker;
 mod workflows;
 mod workitems;
@@ -93,6 +94,15 @@ struct Cli {
     /// system's). JSON output is always RFC 3339 in UTC.
     #[arg(long, global = true, env = "KNHK_UTC")]
     utc: bool,
+    /// Caps the store file at this many 4 KiB pages: a step that would grow it further fails
+    /// as on a full disk, and the command says so. A quota; unset, the store grows as needed.
+    #[arg(
+        long,
+        global = true,
+        env = "KNHK_STORE_MAX_PAGES",
+        value_name = "PAGES"
+    )]
+    store_max_pages: Option<u64>,
     #[command(subcommand)]
     command: Command,
 }
@@ -115,6 +125,9 @@ enum Command {
     /// Lists, claims, starts and completes the work items of human tasks.
     #[command(subcommand, name = "workitem")]
     WorkItem(workitems::WorkItemCommand),
+    /// Checks the store of the data directory (`knhk store check`).
+    #[command(subcommand)]
+    Store(store_check::StoreCommand),
     /// Keeps the engine running on the data directory: picks up unfinished cases (connector
     /// calls cut off by a crash are made again) and fires timers, until interrupted.
     Worker(worker::WorkerArgs),
@@ -181,6 +194,7 @@ fn main() -> ExitCode {
                 step: ApplyOptions::default().with_max_firings(cli.max_firings),
                 timer_poll: std::time::Duration::from_millis(cli.timer_poll_ms),
                 zone: zone(cli.utc),
+                max_pages: cli.store_max_pages,
             },
         ),
         Command::Export { file } => export(&file),
@@ -197,6 +211,7 @@ fn main() -> ExitCode {
                     step: ApplyOptions::default().with_max_firings(cli.max_firings),
                     timer_poll: std::time::Duration::from_millis(cli.timer_poll_ms),
                     zone: zone(cli.utc),
+                    max_pages: cli.store_max_pages,
                 },
             )),
             Err(e) => Err(anyhow::Error::new(e).context("cannot start the async runtime")),
@@ -254,6 +269,7 @@ async fn dispatch(
         Command::Workflow(c) => workflows::run(&session, c).await,
         Command::Case(c) => cases::run(&session, c).await,
         Command::WorkItem(c) => workitems::run(&session, c).await,
+        Command::Store(c) => store_check::run(&session, c).await,
         Command::Validate { .. } | Command::Simulate { .. } | Command::Export { .. } => {
             Ok(ExitCode::SUCCESS)
         }

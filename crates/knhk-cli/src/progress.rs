@@ -53,16 +53,18 @@ impl Progress {
 
     /// Prints every event of `case` committed since the last one shown, until nothing the
     /// engine started for the case (connector calls, allocations) is still running, then
-    /// prints what is left. `updates` must have been subscribed before the step that set the
-    /// case going, so that none of its commits is missed.
+    /// prints what is left; fails when a result of the case could not be stored. `updates`
+    /// must have been subscribed before the step that set the case going, so that none of its
+    /// commits is missed.
     pub(crate) async fn follow(
         &mut self,
         engine: &WorkflowEngine,
         case: CaseId,
         mut updates: broadcast::Receiver<CaseUpdate>,
     ) -> anyhow::Result<()> {
-        let settled = engine.settle(case);
+        let settled = engine.settled(case);
         tokio::pin!(settled);
+        let mut fed = Ok(());
         loop {
             tokio::select! {
                 // Show what committed before deciding that the case settled.
@@ -77,10 +79,16 @@ impl Progress {
                     }
                     Err(broadcast::error::RecvError::Closed) => break,
                 },
-                () = &mut settled => break,
+                result = &mut settled => {
+                    fed = result;
+                    break;
+                }
             }
         }
-        self.catch_up(engine, case).await
+        self.catch_up(engine, case).await?;
+        // A result that could not be stored leaves the case short of where it should be: the
+        // command did not do what it was asked.
+        Ok(fed?)
     }
 
     /// Prints the events stored after the last one shown.

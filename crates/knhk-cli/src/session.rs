@@ -31,6 +31,8 @@ pub(crate) struct Settings {
     pub(crate) timer_poll: std::time::Duration,
     /// How tables show points in time.
     pub(crate) zone: Zone,
+    /// The cap on the store file, in pages (`--store-max-pages`).
+    pub(crate) max_pages: Option<u64>,
 }
 
 /// The engine on the embedded store of one data directory.
@@ -46,9 +48,16 @@ impl Session {
     /// (created if missing, `synchronous=FULL`), the built-in connectors, and the roles of
     /// `directory.json` when that file exists; `settings` say the rest.
     pub(crate) async fn open(data_dir: &Path, settings: Settings) -> anyhow::Result<Session> {
-        let store = SqliteStore::open(&data_dir.join(STORE_FILE), SqliteOptions::default())
+        let options = SqliteOptions {
+            max_pages: settings.max_pages,
+            ..SqliteOptions::default()
+        };
+        let store = SqliteStore::open(&data_dir.join(STORE_FILE), options)
             .await
             .with_context(|| format!("cannot open the data directory {}", data_dir.display()))?;
+        if let Some(check) = store.unclean_close() {
+            report_unclean_close(data_dir, &check.problems);
+        }
         let engine = WorkflowEngine::new(EngineConfig {
             store: Arc::new(store),
             connectors: Registry::with_builtins(),
@@ -74,6 +83,11 @@ impl Session {
     /// Returns the data directory this session works on.
     pub(crate) fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    /// Returns the store file of this session.
+    pub(crate) fn store_path(&self) -> PathBuf {
+        self.data_dir.join(STORE_FILE)
     }
 
     /// Returns whether `data_dir` holds a store already.
@@ -102,6 +116,28 @@ impl Session {
     pub(crate) async fn close(self) {
         self.engine.shutdown().await;
     }
+}
+
+/// Says, on stderr, that a process that used the store before did not close it, and what the
+/// quick check run on opening found.
+fn report_unclean_close(data_dir: &Path, problems: &[String]) {
+    let dir = data_dir.display();
+    if problems.is_empty() {
+        eprintln!(
+            "note: a process that used the store in {dir} did not close it (killed or crashed); \
+             a quick check found nothing wrong"
+        );
+        return;
+    }
+    eprintln!(
+        "warning: a process that used the store in {dir} did not close it (killed or crashed), \
+         and a quick check found {} problems:",
+        problems.len()
+    );
+    for p in problems {
+        eprintln!("warning:   {p}");
+    }
+    eprintln!("warning: `knhk store check` checks everything and names each problem");
 }
 
 /// An id as typed on the command line: a whole UUID, or an unambiguous prefix of one (as the

@@ -40,12 +40,12 @@ pub enum Error {
     /// The store was written by a newer knhk.
     #[error("store format {found} is newer than the supported format {supported}")]
     UnsupportedFormat { found: i64, supported: i64 },
-    /// SQLite failed while the store was `doing` something.
-    #[error("{doing}: {source}")]
+    /// SQLite failed while the store was `doing` something. The message says SQLite's own
+    /// words once (not rusqlite's error code after them).
+    #[error("{doing}: {}", sqlite_words(error))]
     Sqlite {
         doing: &'static str,
-        #[source]
-        source: rusqlite::Error,
+        error: rusqlite::Error,
     },
     /// A file system operation on `path` failed.
     #[error("{doing} {}: {source}", path.display())]
@@ -85,11 +85,31 @@ pub enum Error {
     #[error("the store file refused WAL mode (journal_mode is {mode})")]
     WalRefused { mode: String },
     /// The transaction grouping this write with others failed; nothing of the group is stored.
-    #[error("group commit failed: {0}")]
-    Batch(#[source] Arc<Error>),
+    /// (Its message is its cause's: which other writes shared the transaction is no news to
+    /// the caller.)
+    #[error(transparent)]
+    Batch(Arc<Error>),
     /// Stored data does not decode.
     #[error("stored data is corrupt: {0}")]
     Corrupt(#[from] Corruption),
+}
+
+/// Returns what SQLite said of a failure, once: rusqlite's message, without the error code
+/// its source adds (`database or disk is full`, not `...: Error code 13: ...`).
+fn sqlite_words(e: &rusqlite::Error) -> String {
+    match e {
+        rusqlite::Error::SqliteFailure(code, Some(message)) => {
+            if message.is_empty() {
+                code.to_string()
+            } else {
+                message.clone()
+            }
+        }
+        rusqlite::Error::SqliteFailure(code, None) => {
+            rusqlite::ffi::code_to_str(code.extended_code).to_owned()
+        }
+        other => other.to_string(),
+    }
 }
 
 /// What in the stored data does not decode.

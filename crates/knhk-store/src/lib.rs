@@ -19,14 +19,14 @@ mod store;
 pub use error::{Corruption, Error};
 pub use memory::MemoryStore;
 pub use record::{
-    CaseFilter, CaseRecord, Change, Commit, IdempotencyRecord, TimerRecord, WorkItemFilter,
-    WorkItemRecord, WorkflowRecord,
+    CaseFilter, CaseRecord, Change, Commit, IdempotencyRecord, QuarantineRecord, TimerRecord,
+    WorkItemFilter, WorkItemRecord, WorkflowRecord,
 };
-pub use sqlite::{SqliteOptions, SqliteStats, SqliteStore};
+pub use sqlite::{QuickCheck, SqliteOptions, SqliteStats, SqliteStore};
 pub use store::Store;
 
 /// Version of the stored format, kept in SQLite's `PRAGMA user_version`. A store written with a
 /// higher version is refused; every lower version is migrated when opened and keeps loading
 /// (see `tests/golden/`). Format 2 added the named sequences; format 3 the workflow URI, with
-/// versions unique per URI.
-pub const FORMAT_VERSION: i64 = 3;
+/// versions unique per URI; format 4 the quarantine of cases that cannot be loaded.
+pub const FORMAT_VERSION: i64 = 4;

@@ -4,13 +4,13 @@ use knhk_core::WorkflowId;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use knhk_core::{CaseId, Event, TimerId, WorkItemId};
+use knhk_core::{CaseId, CaseStatus, Event, TimerId, WorkItemId};
 
 use crate::commit;
 use crate::error::Error;
 use crate::record::{
-    CaseFilter, CaseRecord, Change, Commit, IdempotencyRecord, TimerRecord, WorkItemFilter,
-    WorkItemRecord, WorkflowRecord,
+    CaseFilter, CaseRecord, Change, Commit, IdempotencyRecord, QuarantineRecord, TimerRecord,
+    WorkItemFilter, WorkItemRecord, WorkflowRecord,
 };
 use crate::store::Store;
 
@@ -30,6 +30,7 @@ struct State {
     timers: BTreeMap<TimerId, TimerRecord>,
     idempotency: HashMap<String, IdempotencyRecord>,
     sequences: HashMap<String, u64>,
+    quarantine: HashMap<CaseId, QuarantineRecord>,
 }
 
 impl MemoryStore {
@@ -148,6 +149,24 @@ impl Store for MemoryStore {
         Ok(found)
     }
 
+    async fn case_ids(&self, status: &[CaseStatus]) -> Result<Vec<CaseId>, Error> {
+        let filter = CaseFilter {
+            status: status.to_vec(),
+            ..CaseFilter::default()
+        };
+        Ok(self
+            .cases(&filter)
+            .await?
+            .into_iter()
+            .map(|c| c.id)
+            .collect())
+    }
+
+    async fn integrity(&self, _thorough: bool) -> Result<Vec<String>, Error> {
+        // Memory holds what was written, checked as it was written.
+        Ok(Vec::new())
+    }
+
     async fn events(&self, case: CaseId, after_seq: u64) -> Result<Vec<Event>, Error> {
         Ok(self
             .lock()
@@ -188,6 +207,24 @@ impl Store for MemoryStore {
         let n = state.sequences.entry(name.to_owned()).or_insert(0);
         *n += 1;
         Ok(*n)
+    }
+
+    async fn quarantine(&self, q: &QuarantineRecord) -> Result<(), Error> {
+        self.lock()
+            .quarantine
+            .entry(q.case)
+            .or_insert_with(|| q.clone());
+        Ok(())
+    }
+
+    async fn quarantined(&self) -> Result<Vec<QuarantineRecord>, Error> {
+        let mut all: Vec<_> = self.lock().quarantine.values().cloned().collect();
+        all.sort_by_key(|q| (q.at, q.case));
+        Ok(all)
+    }
+
+    async fn quarantine_of(&self, case: CaseId) -> Result<Option<QuarantineRecord>, Error> {
+        Ok(self.lock().quarantine.get(&case).cloned())
     }
 
     async fn ping(&self) -> Result<(), Error> {

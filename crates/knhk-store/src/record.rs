@@ -71,6 +71,17 @@ pub struct IdempotencyRecord {
     pub at: Timestamp,
 }
 
+/// A case set aside because it cannot be loaded (its row or history does not decode, or its
+/// history does not replay to its row): nothing runs it any more, and every command on it
+/// says why, until someone repairs it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuarantineRecord {
+    pub case: CaseId,
+    /// Why, in words (the error met loading the case).
+    pub reason: String,
+    pub at: Timestamp,
+}
+
 /// A row to write or the key of a row to remove.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Change<K, R> {

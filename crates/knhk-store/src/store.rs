@@ -1,12 +1,12 @@
 //! The storage trait every backend implements.
 
 use knhk_core::WorkflowId;
-use knhk_core::{CaseId, Event, WorkItemId};
+use knhk_core::{CaseId, CaseStatus, Event, WorkItemId};
 
 use crate::error::Error;
 use crate::record::{
-    CaseFilter, CaseRecord, Commit, IdempotencyRecord, TimerRecord, WorkItemFilter, WorkItemRecord,
-    WorkflowRecord,
+    CaseFilter, CaseRecord, Commit, IdempotencyRecord, QuarantineRecord, TimerRecord,
+    WorkItemFilter, WorkItemRecord, WorkflowRecord,
 };
 
 /// Durable state of the engine. Every write of a case goes through [`Store::commit`]; reads
@@ -29,6 +29,14 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn case(&self, id: CaseId) -> Result<Option<CaseRecord>, Error>;
     /// Returns the cases that match, ordered by creation time, then id.
     async fn cases(&self, f: &CaseFilter) -> Result<Vec<CaseRecord>, Error>;
+    /// Returns the ids of the cases in any of `status` (every case when empty), oldest first.
+    /// Nothing else of their rows is read, so a case whose row no longer decodes is listed
+    /// too: recovery and checks go on past it.
+    async fn case_ids(&self, status: &[CaseStatus]) -> Result<Vec<CaseId>, Error>;
+    /// Runs the backend's own check of what it stores (SQLite's `integrity_check`, or
+    /// `quick_check` when not `thorough`) and returns every problem it names; none when
+    /// sound.
+    async fn integrity(&self, thorough: bool) -> Result<Vec<String>, Error>;
     /// Returns the events of a case with `seq > after_seq`, in ascending order.
     async fn events(&self, case: CaseId, after_seq: u64) -> Result<Vec<Event>, Error>;
     /// Returns the work items that match, ordered by offer time, then id.
@@ -42,6 +50,13 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Adds one to the named sequence and returns its new value (1 the first time). Atomic
     /// across every process sharing the store: allocation turns (round robin) live here.
     async fn next_in_sequence(&self, name: &str) -> Result<u64, Error>;
+    /// Sets a case aside; a case already set aside keeps its first reason. The case's own
+    /// rows are left as they are, for whoever repairs them.
+    async fn quarantine(&self, q: &QuarantineRecord) -> Result<(), Error>;
+    /// Returns every case set aside, oldest first.
+    async fn quarantined(&self) -> Result<Vec<QuarantineRecord>, Error>;
+    /// Returns why a case was set aside, if it was.
+    async fn quarantine_of(&self, case: CaseId) -> Result<Option<QuarantineRecord>, Error>;
     /// Runs a cheap real probe (e.g. `SELECT 1` on a reader), for readiness checks.
     async fn ping(&self) -> Result<(), Error>;
 }

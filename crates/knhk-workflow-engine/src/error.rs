@@ -55,6 +55,15 @@ pub enum Error {
         #[source]
         source: knhk_core::Error,
     },
+    #[error(
+        "stored case {id} is corrupt: its row says version {stored}, but its history ends at \
+         event {history}"
+    )]
+    CorruptVersion {
+        id: CaseId,
+        stored: u64,
+        history: u64,
+    },
     #[error("stored {row} {id} does not decode: {source}")]
     CorruptRow {
         row: &'static str,
@@ -80,6 +89,16 @@ pub enum Error {
     Connectors {
         workflow: String,
         problems: Vec<ConnectorProblem>,
+    },
+    #[error(
+        "case {case} could not take the result of its step after {attempts} attempts, and \
+         stays as last stored (a worker performs the step again): {source}"
+    )]
+    ResultLost {
+        case: CaseId,
+        attempts: u32,
+        #[source]
+        source: std::sync::Arc<Error>,
     },
     #[error("the engine is shutting down")]
     ShuttingDown,
@@ -195,6 +214,7 @@ impl Error {
             Error::Busy(_) => ErrorCode::Aborted,
             Error::CorruptWorkflow { .. }
             | Error::CorruptCase { .. }
+            | Error::CorruptVersion { .. }
             | Error::CorruptRow { .. } => ErrorCode::Internal,
             Error::DataNotObject | Error::TooLarge { .. } => ErrorCode::InvalidArgument,
             Error::NotAdministrator { .. } | Error::NotInRole { .. } => ErrorCode::PermissionDenied,
@@ -210,6 +230,7 @@ impl Error {
             Error::Connectors { .. } => ErrorCode::InvalidArgument,
             Error::ShuttingDown => ErrorCode::Unavailable,
             Error::TimerNotDue { .. } => ErrorCode::FailedPrecondition,
+            Error::ResultLost { source, .. } => source.code(),
         }
     }
 }

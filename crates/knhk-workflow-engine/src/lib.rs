@@ -19,7 +19,10 @@ mod view;
 
 pub use clock::Clock;
 pub use directory::{Directory, DirectoryError};
-pub use engine::{CaseUpdate, EngineConfig, Started, WorkflowEngine, connector_problems};
+pub use engine::{
+    CaseFault, CaseUpdate, EngineConfig, Started, StoreProblem, StoreReport, Subject,
+    WorkflowEngine, connector_problems,
+};
 pub use error::{ConnectorProblem, Error, ErrorCode, StoredWorkflowError};
 pub use view::{
     CaseQuery, CaseView, MarkedCondition, Registration, SourceFormat, UnknownName, WorkItemQuery,

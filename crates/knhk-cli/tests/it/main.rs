@@ -9,6 +9,7 @@ mod definitions;
 mod distribution;
 mod inputs;
 mod run;
+mod storage;
 mod versions;
 mod worker;
 mod workitems;

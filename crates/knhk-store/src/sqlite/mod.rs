@@ -11,6 +11,8 @@
 //! savepoint per commit, so a commit that breaks a rule is rolled back alone, and all of them
 //! share one fsync.
 
+mod check;
+mod marker;
 mod rows;
 mod schema;
 mod writer;
@@ -22,15 +24,15 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 
-use knhk_core::{CaseId, Event, WorkItemId};
+use knhk_core::{CaseId, CaseStatus, Event, WorkItemId};
 use rusqlite::Connection;
 use tokio::sync::{Semaphore, oneshot};
 use tracing::warn;
 
 use crate::error::Error;
 use crate::record::{
-    CaseFilter, CaseRecord, Commit, IdempotencyRecord, TimerRecord, WorkItemFilter, WorkItemRecord,
-    WorkflowRecord,
+    CaseFilter, CaseRecord, Commit, IdempotencyRecord, QuarantineRecord, TimerRecord,
+    WorkItemFilter, WorkItemRecord, WorkflowRecord,
 };
 use crate::store::Store;
 
@@ -38,7 +40,7 @@ use writer::{Counters, Job};
 
 /// Returns a mapper from a SQLite error to [`Error::Sqlite`] that says what was being done.
 pub(crate) fn sqlite(doing: &'static str) -> impl Fn(rusqlite::Error) -> Error {
-    move |source| Error::Sqlite { doing, source }
+    move |error| Error::Sqlite { doing, error }
 }
 
 /// Settings of a [`SqliteStore`].
@@ -51,6 +53,10 @@ pub struct SqliteOptions {
     pub max_batch: usize,
     /// How many read-only connections serve reads concurrently.
     pub readers: usize,
+    /// Caps the file at this many pages (SQLite's `max_page_count`; pages are 4 KiB): a write
+    /// that would grow it further fails as on a full disk (`SQLITE_FULL`). `None`: no cap
+    /// beyond SQLite's own. Serves as a quota, and lets tests meet a full disk for real.
+    pub max_pages: Option<u64>,
 }
 
 impl Default for SqliteOptions {
@@ -59,6 +65,7 @@ impl Default for SqliteOptions {
             synchronous_full: true,
             max_batch: 256,
             readers: 4,
+            max_pages: None,
         }
     }
 }
@@ -85,10 +92,30 @@ struct Inner {
     writer: Option<JoinHandle<()>>,
     readers: Arc<Readers>,
     counters: Arc<Counters>,
+    unclean: Option<QuickCheck>,
+    /// Removed after the writer closed the file, when the fields drop: the close was clean.
+    _marker: Option<marker::Marker>,
+}
+
+/// What the quick check run on opening a store found: SQLite's `quick_check`, and cases whose
+/// row does not match the end of their history or whose history has a gap. Run when a process
+/// that used the store before did not close it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QuickCheck {
+    /// Each problem found, in words; none when the store looks sound.
+    pub problems: Vec<String>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        // The readers close first, so that the writer's connection is the file's last one:
+        // closing it checkpoints the WAL into the file and removes the -wal and -shm files,
+        // leaving one self-contained file (which a read-only location can then serve).
+        self.readers
+            .idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         // Closing the channel lets the writer drain the queue and return.
         self.jobs.take();
         if let Some(writer) = self.writer.take()
@@ -139,12 +166,21 @@ impl SqliteStore {
         let path = path.to_path_buf();
         let at = path.clone();
         let readers = opts.readers.max(1);
-        let (conn, idle) = tokio::task::spawn_blocking(move || {
+        let (conn, idle, marker, unclean) = tokio::task::spawn_blocking(move || {
             let conn = schema::open_writer(&at, &opts)?;
+            let (marker, stale) = marker::take(&at)?;
+            let unclean = if stale.found() {
+                let mut problems = check::integrity(&conn, false)?;
+                problems.extend(check::histories(&conn)?);
+                stale.clear();
+                Some(QuickCheck { problems })
+            } else {
+                None
+            };
             let idle = (0..readers)
                 .map(|_| schema::open_reader(&at))
                 .collect::<Result<Vec<_>, Error>>()?;
-            Ok::<_, Error>((conn, idle))
+            Ok::<_, Error>((conn, idle, marker, unclean))
         })
         .await
         .map_err(|source| Error::Task {
@@ -170,8 +206,16 @@ impl SqliteStore {
                     permits: Arc::new(Semaphore::new(readers)),
                 }),
                 counters,
+                unclean,
+                _marker: Some(marker),
             }),
         })
+    }
+
+    /// Returns what the quick check on opening found, when a process that used the store
+    /// before did not close it (killed, crashed); `None` when every one closed it.
+    pub fn unclean_close(&self) -> Option<&QuickCheck> {
+        self.inner.unclean.as_ref()
     }
 
     /// Returns the path of the store file.
@@ -257,6 +301,15 @@ impl Store for SqliteStore {
         self.read(move |c| rows::cases(c, &f)).await
     }
 
+    async fn case_ids(&self, status: &[CaseStatus]) -> Result<Vec<CaseId>, Error> {
+        let status = status.to_vec();
+        self.read(move |c| rows::case_ids(c, &status)).await
+    }
+
+    async fn integrity(&self, thorough: bool) -> Result<Vec<String>, Error> {
+        self.read(move |c| check::integrity(c, thorough)).await
+    }
+
     async fn events(&self, case: CaseId, after_seq: u64) -> Result<Vec<Event>, Error> {
         self.read(move |c| rows::events(c, case, after_seq)).await
     }
@@ -286,6 +339,20 @@ impl Store for SqliteStore {
         jobs.send(Job::Next(name, tx))
             .map_err(|_| Error::WriterStopped)?;
         rx.await.map_err(|_| Error::WriterStopped)?
+    }
+
+    async fn quarantine(&self, q: &QuarantineRecord) -> Result<(), Error> {
+        let q = Box::new(q.clone());
+        self.write(|tx| Job::Quarantine(q, tx)).await
+    }
+
+    async fn quarantined(&self) -> Result<Vec<QuarantineRecord>, Error> {
+        self.read(|c| rows::quarantined(c, None)).await
+    }
+
+    async fn quarantine_of(&self, case: CaseId) -> Result<Option<QuarantineRecord>, Error> {
+        self.read(move |c| Ok(rows::quarantined(c, Some(case))?.into_iter().next()))
+            .await
     }
 
     async fn ping(&self) -> Result<(), Error> {

@@ -9,8 +9,8 @@ use uuid::Uuid;
 
 use crate::error::{Corruption, Error};
 use crate::record::{
-    CaseFilter, CaseRecord, IdempotencyRecord, TimerRecord, WorkItemFilter, WorkItemRecord,
-    WorkflowRecord,
+    CaseFilter, CaseRecord, IdempotencyRecord, QuarantineRecord, TimerRecord, WorkItemFilter,
+    WorkItemRecord, WorkflowRecord,
 };
 
 use super::sqlite;
@@ -211,6 +211,19 @@ pub(super) fn cases(conn: &Connection, f: &CaseFilter) -> Result<Vec<CaseRecord>
     query_all(conn, &sql, params_from_iter(args), case_row)
 }
 
+pub(super) fn case_ids(conn: &Connection, status: &[CaseStatus]) -> Result<Vec<CaseId>, Error> {
+    let mut sql = "SELECT id FROM cases".to_owned();
+    if !status.is_empty() {
+        let marks = vec!["?"; status.len()].join(", ");
+        sql.push_str(&format!(" WHERE status IN ({marks})"));
+    }
+    sql.push_str(" ORDER BY created_at, id");
+    let args = status.iter().map(|s| s.as_str());
+    query_all(conn, &sql, params_from_iter(args), |r| {
+        uuid_col(r, 0).map(CaseId)
+    })
+}
+
 pub(super) fn events(conn: &Connection, case: CaseId, after_seq: u64) -> Result<Vec<Event>, Error> {
     // No stored seq exceeds i64::MAX, so nothing comes after a larger one.
     let Ok(after) = i64::try_from(after_seq) else {
@@ -265,6 +278,26 @@ pub(super) fn idempotency(
         "SELECT key, response, at FROM idempotency WHERE key = ?1",
         [key],
         idempotency_row,
+    )
+}
+
+/// Returns the quarantined cases, oldest first, or the one of `case`.
+pub(super) fn quarantined(
+    conn: &Connection,
+    case: Option<CaseId>,
+) -> Result<Vec<QuarantineRecord>, Error> {
+    query_all(
+        conn,
+        "SELECT case_id, reason, at FROM quarantine WHERE ?1 IS NULL OR case_id = ?1
+         ORDER BY at, case_id",
+        [case.map(|c| c.to_string())],
+        |r| {
+            Ok(QuarantineRecord {
+                case: CaseId(uuid_col(r, 0)?),
+                reason: col(r, 1)?,
+                at: time_col(r, 2)?,
+            })
+        },
     )
 }
 

@@ -117,6 +117,13 @@ pub(super) fn open_writer(path: &Path, opts: &SqliteOptions) -> Result<Connectio
     conn.pragma_update(None, "foreign_keys", "ON")
         .map_err(sqlite("enabling foreign keys"))?;
     ensure_schema(&conn)?;
+    if let Some(pages) = opts.max_pages {
+        // Set after the schema exists, so that a cap below a new file's size still opens it.
+        // SQLite takes any positive i64; a larger cap is no cap.
+        let pages = i64::try_from(pages).unwrap_or(i64::MAX);
+        conn.pragma_update(None, "max_page_count", pages)
+            .map_err(sqlite("capping the store size"))?;
+    }
     Ok(conn)
 }
 
@@ -189,9 +196,18 @@ UPDATE workflows SET version = (
 CREATE UNIQUE INDEX workflows_by_uri ON workflows (uri, version);
 ";
 
+/// Format 4 adds the quarantine: cases set aside because they cannot be loaded.
+const MIGRATE_V3_TO_V4_QUARANTINE: &str = "
+CREATE TABLE quarantine (
+    case_id TEXT PRIMARY KEY NOT NULL,
+    reason TEXT NOT NULL,
+    at INTEGER NOT NULL
+) WITHOUT ROWID;
+";
+
 /// The steps from each older format to the next, in order: `(from, what it does, sql)`.
 /// A new format adds its own step here, separately named.
-const MIGRATIONS: [(i64, &str, &str); 2] = [
+const MIGRATIONS: [(i64, &str, &str); 3] = [
     (
         1,
         "migrating the store from format 1 to 2 (named sequences)",
@@ -201,6 +217,11 @@ const MIGRATIONS: [(i64, &str, &str); 2] = [
         2,
         "migrating the store from format 2 to 3 (workflow URIs)",
         MIGRATE_V2_TO_V3_WORKFLOW_URI,
+    ),
+    (
+        3,
+        "migrating the store from format 3 to 4 (quarantine)",
+        MIGRATE_V3_TO_V4_QUARANTINE,
     ),
 ];
 

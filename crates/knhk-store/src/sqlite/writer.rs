@@ -14,7 +14,7 @@ use tracing::warn;
 use crate::commit;
 use crate::error::{Corruption, Error};
 use crate::record::{
-    CaseRecord, Change, Commit, IdempotencyRecord, WorkItemRecord, WorkflowRecord,
+    CaseRecord, Change, Commit, IdempotencyRecord, QuarantineRecord, WorkItemRecord, WorkflowRecord,
 };
 
 use super::{rows, sqlite};
@@ -24,6 +24,7 @@ use super::{rows, sqlite};
 pub(super) enum Job {
     Commit(Box<Commit>, oneshot::Sender<Result<(), Error>>),
     PutWorkflow(Box<WorkflowRecord>, oneshot::Sender<Result<(), Error>>),
+    Quarantine(Box<QuarantineRecord>, oneshot::Sender<Result<(), Error>>),
     /// Adds one to a named sequence; answers the new value.
     Next(String, oneshot::Sender<Result<u64, Error>>),
 }
@@ -33,7 +34,7 @@ impl Job {
         // A caller that stopped waiting (its future was dropped) does not need the answer;
         // the write itself stands.
         match self {
-            Job::Commit(_, tx) | Job::PutWorkflow(_, tx) => {
+            Job::Commit(_, tx) | Job::PutWorkflow(_, tx) | Job::Quarantine(_, tx) => {
                 let _ = tx.send(result.map(drop));
             }
             Job::Next(_, tx) => {
@@ -111,14 +112,25 @@ fn run_transaction(conn: &mut Connection, batch: &[Job]) -> Result<Vec<Result<u6
         let outcome = match job {
             Job::Commit(c, _) => apply_commit(&sp, c).map(|()| 0),
             Job::PutWorkflow(w, _) => insert_workflow(&sp, w).map(|()| 0),
+            Job::Quarantine(q, _) => insert_quarantine(&sp, q).map(|()| 0),
             Job::Next(name, _) => next_in_sequence(&sp, name),
         };
-        match outcome {
-            Ok(_) => sp.commit().map_err(sqlite("releasing a savepoint"))?,
+        let outcome = match outcome {
+            Ok(n) => {
+                sp.commit().map_err(sqlite("releasing a savepoint"))?;
+                Ok(n)
+            }
+            // Some faults (a full disk, an I/O error) make SQLite roll the whole transaction
+            // back by itself: the savepoint is gone with it, and the write's own error is the
+            // cause the whole batch fails with.
+            Err(e) if sp.is_autocommit() => return Err(e),
             // The savepoint rolls back on finish; if even that fails the transaction may hold
             // half a write, so the whole batch is abandoned.
-            Err(_) => sp.finish().map_err(sqlite("rolling back a savepoint"))?,
-        }
+            Err(e) => {
+                sp.finish().map_err(sqlite("rolling back a savepoint"))?;
+                Err(e)
+            }
+        };
         results.push(outcome);
     }
     tx.commit().map_err(sqlite("committing a batch"))?;
@@ -148,6 +160,16 @@ fn next_in_sequence(conn: &Connection, name: &str) -> Result<u64, Error> {
             value,
         })
     })
+}
+
+fn insert_quarantine(conn: &Connection, q: &QuarantineRecord) -> Result<(), Error> {
+    conn.prepare_cached(
+        "INSERT INTO quarantine (case_id, reason, at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (case_id) DO NOTHING",
+    )
+    .and_then(|mut s| s.execute(params![q.case.to_string(), q.reason, q.at.0]))
+    .map(drop)
+    .map_err(sqlite("quarantining a case"))
 }
 
 fn insert_workflow(conn: &Connection, w: &WorkflowRecord) -> Result<(), Error> {

@@ -116,6 +116,8 @@ async fn write_golden(path: &Path) {
     // Format 2: the turn of a round-robin role. (Format 3's URI is the workflow's.)
     store.next_in_sequence("round_robin/clerk").await.unwrap();
     store.next_in_sequence("round_robin/clerk").await.unwrap();
+    // Format 4: a quarantined case.
+    store.quarantine(&golden_quarantine()).await.unwrap();
     drop(store);
     let conn = Connection::open(&db).unwrap();
     std::fs::write(path, dump(&conn)).unwrap();
@@ -197,14 +199,24 @@ async fn golden_format_v2_loads_and_is_migrated() {
         store.next_in_sequence("round_robin/clerk").await.unwrap(),
         3
     );
+    // Format 2 had no quarantine: the migration adds it, empty.
+    assert_eq!(store.quarantined().await.unwrap(), vec![]);
+}
+
+/// The quarantined case of the golden store (format 4).
+fn golden_quarantine() -> knhk_store::QuarantineRecord {
+    knhk_store::QuarantineRecord {
+        case: case_id(2),
+        reason: "stored history of case 2 does not replay".to_owned(),
+        at: Timestamp(1_700_000_000_400),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn golden_format_v3_loads() {
-    if std::env::var("KNHK_WRITE_GOLDEN").as_deref() == Ok("1") {
-        write_golden(&golden_path(FORMAT_VERSION)).await;
-    }
+async fn golden_format_v3_loads_and_is_migrated() {
     let (store, _dir) = load_golden(3).await;
+    // Format 3 had no quarantine: the migration adds it, empty.
+    assert_eq!(store.quarantined().await.unwrap(), vec![]);
     assert_eq!(
         store.next_in_sequence("round_robin/clerk").await.unwrap(),
         3
@@ -224,6 +236,27 @@ async fn golden_format_v3_loads() {
         store.put_workflow(&taken).await,
         Err(knhk_store::Error::DuplicateVersion { version: 1, .. })
     ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn golden_format_v4_loads() {
+    if std::env::var("KNHK_WRITE_GOLDEN").as_deref() == Ok("1") {
+        write_golden(&golden_path(FORMAT_VERSION)).await;
+    }
+    let (store, _dir) = load_golden(4).await;
+    assert_eq!(
+        store.next_in_sequence("round_robin/clerk").await.unwrap(),
+        3
+    );
+    assert_eq!(
+        store.quarantined().await.unwrap(),
+        vec![golden_quarantine()]
+    );
+    assert_eq!(
+        store.quarantine_of(case_id(2)).await.unwrap(),
+        Some(golden_quarantine())
+    );
+    assert_eq!(store.quarantine_of(case_id(1)).await.unwrap(), None);
 }
 
 /// A store of format 2 whose workflows were numbered per display name: opening it gives each

@@ -215,6 +215,7 @@ async fn synchronous_normal_is_opt_in_and_works() {
         synchronous_full: false,
         max_batch: 1,
         readers: 1,
+        max_pages: None,
     };
     let store = SqliteStore::open(&dir.path().join("store.db"), opts)
         .await

@@ -2,15 +2,16 @@
 //! and waiting for what was set going.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use knhk_core::model::Allocation;
 use knhk_core::{CaseId, Effect, Input};
 use knhk_store::WorkItemFilter;
 use tokio::sync::broadcast;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
-use super::{CaseUpdate, FEED_ATTEMPTS, WorkflowEngine, lock};
-use crate::error::Error;
+use super::{CaseFault, CaseUpdate, FEED_ATTEMPTS, WorkflowEngine, lock};
+use crate::error::{Error, ErrorCode};
 use crate::view::CaseView;
 
 impl WorkflowEngine {
@@ -115,8 +116,11 @@ impl WorkflowEngine {
     }
 
     /// Feeds the result of an effect back; a result the case no longer wants is dropped. When
-    /// the store fails, the result is offered again with backoff; if that keeps failing, the
-    /// case stays as committed and `recover` redoes the effect after a restart.
+    /// the store fails (full, unavailable), the result is offered again with backoff; if that
+    /// keeps failing, or the failure is not one that passes (a corrupt case), it is given up
+    /// loudly: logged as an error, announced to [`WorkflowEngine::subscribe_faults`] and kept
+    /// for [`WorkflowEngine::settled`]. The case stays as committed, and `recover` redoes the
+    /// effect after a restart.
     pub(super) async fn feed(&self, case: CaseId, input: Input) {
         let mut backoff = std::time::Duration::from_millis(50);
         for attempt in 1..=FEED_ATTEMPTS {
@@ -127,7 +131,10 @@ impl WorkflowEngine {
                     return;
                 }
                 Err(Error::ShuttingDown) => return,
-                Err(e) if attempt < FEED_ATTEMPTS => {
+                Err(e)
+                    if attempt < FEED_ATTEMPTS
+                        && matches!(e.code(), ErrorCode::Unavailable | ErrorCode::Aborted) =>
+                {
                     warn!(case = %case, error = %e, attempt, "cannot feed a result back; trying again");
                     tokio::select! {
                         () = self.inner.cancel.cancelled() => return,
@@ -136,10 +143,26 @@ impl WorkflowEngine {
                     backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
                 }
                 Err(e) => {
-                    warn!(case = %case, error = %e, "cannot feed a result back; giving up until a restart")
+                    error!(case = %case, error = %e, attempts = attempt, "cannot feed a result back; giving up until a restart");
+                    let fault = CaseFault {
+                        case,
+                        attempts: attempt,
+                        error: Arc::new(e),
+                    };
+                    lock(&self.inner.lost)
+                        .entry(case)
+                        .or_insert_with(|| fault.clone());
+                    // Nobody listening is fine: the fault is kept for `settled` too.
+                    let _ = self.inner.faults.send(fault);
+                    return;
                 }
             }
         }
+    }
+
+    /// Returns a receiver of every result given up from now on (see [`WorkflowEngine::feed`]).
+    pub fn subscribe_faults(&self) -> broadcast::Receiver<CaseFault> {
+        self.inner.faults.subscribe()
     }
 
     /// Returns the user whose turn it is in the first of `roles` that has members. The turn
@@ -233,6 +256,20 @@ impl WorkflowEngine {
                     Err(broadcast::error::RecvError::Closed) => return Err(Error::ShuttingDown),
                 }
             }
+        }
+    }
+
+    /// Waits like [`WorkflowEngine::settle`], then says whether every result was fed back:
+    /// the first result of `case` given up since the last call is [`Error::ResultLost`].
+    pub async fn settled(&self, case: CaseId) -> Result<(), Error> {
+        self.settle(case).await;
+        match lock(&self.inner.lost).remove(&case) {
+            Some(fault) => Err(Error::ResultLost {
+                case,
+                attempts: fault.attempts,
+                source: fault.error,
+            }),
+            None => Ok(()),
         }
     }
 

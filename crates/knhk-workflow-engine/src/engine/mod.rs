@@ -84,6 +84,10 @@ struct Inner {
     timers: Mutex<Option<Timers>>,
     /// Every committed step: the case, its new version and status.
     updates: broadcast::Sender<CaseUpdate>,
+    /// Every result given up, as it is given up.
+    faults: broadcast::Sender<CaseFault>,
+    /// The first result given up per case, until `settled` reports it.
+    lost: Mutex<HashMap<CaseId, CaseFault>>,
     tracker: TaskTracker,
     cancel: CancellationToken,
 }
@@ -107,6 +111,17 @@ pub struct CaseUpdate {
     pub status: CaseStatus,
 }
 
+/// The result of an effect (a connector call, an allocation, a timer) that could not be fed
+/// back to its case: the store kept failing, or the case cannot be loaded.
+#[derive(Clone, Debug)]
+pub struct CaseFault {
+    pub case: CaseId,
+    /// How many times the result was offered.
+    pub attempts: u32,
+    /// The last failure.
+    pub error: Arc<Error>,
+}
+
 /// Random ids for cases, work items and timers.
 struct RandomIds;
 
@@ -125,6 +140,7 @@ const FEED_ATTEMPTS: u32 = 8;
 const CONFLICT_RETRIES: usize = 8;
 
 mod catalog;
+mod check;
 mod effects;
 mod inputs;
 mod locks;
@@ -133,6 +149,7 @@ mod queries;
 mod service;
 
 pub use catalog::connector_problems;
+pub use check::{StoreProblem, StoreReport, Subject};
 pub use service::Started;
 
 impl WorkflowEngine {
@@ -157,6 +174,8 @@ impl WorkflowEngine {
                 settled: Notify::new(),
                 timers: Mutex::new(None),
                 updates: broadcast::channel(1024).0,
+                faults: broadcast::channel(64).0,
+                lost: Mutex::new(HashMap::new()),
                 tracker: TaskTracker::new(),
                 cancel: CancellationToken::new(),
             }),
@@ -260,11 +279,35 @@ impl WorkflowEngine {
         let events = self.inner.store.events(id, 0).await?;
         let case =
             Case::replay(&wf, id, &events).map_err(|e| Error::CorruptCase { id, source: e })?;
+        self.check_version(id, record.version, case.last_seq())
+            .await?;
         Ok(Live {
             case,
             wf,
             workflow: record.workflow,
             created_at: record.created_at,
+        })
+    }
+
+    /// Checks that a case row's version names the last event of the history read after it.
+    /// Commits write both at once, so a history can only be ahead of a row read before it
+    /// (another process committed in between): then the row is read again. A row behind its
+    /// history, or ahead of it, is corrupt; without this check every commit would fail its
+    /// concurrency check and the case would look busy for ever.
+    async fn check_version(&self, id: CaseId, row: u64, history: u64) -> Result<(), Error> {
+        let row = if history > row {
+            let again = self.inner.store.case(id).await?;
+            again.map_or(row, |r| r.version)
+        } else {
+            row
+        };
+        if row == history {
+            return Ok(());
+        }
+        Err(Error::CorruptVersion {
+            id,
+            stored: row,
+            history,
         })
     }
 

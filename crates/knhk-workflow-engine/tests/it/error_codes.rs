@@ -73,6 +73,7 @@ fn engine_variant(e: &Error) -> &'static str {
         Error::CorruptWorkflow { .. } => "CorruptWorkflow",
         Error::CorruptCase { .. } => "CorruptCase",
         Error::CorruptRow { .. } => "CorruptRow",
+        Error::CorruptVersion { .. } => "CorruptVersion",
         Error::NotAdministrator { .. } => "NotAdministrator",
         Error::NotInRole { .. } => "NotInRole",
         Error::DataNotObject => "DataNotObject",
@@ -81,6 +82,7 @@ fn engine_variant(e: &Error) -> &'static str {
         Error::Connectors { .. } => "Connectors",
         Error::ShuttingDown => "ShuttingDown",
         Error::TimerNotDue { .. } => "TimerNotDue",
+        Error::ResultLost { .. } => "ResultLost",
     }
 }
 
@@ -301,7 +303,7 @@ async fn every_error_has_its_code() {
         (
             knhk_store::Error::Sqlite {
                 doing: "committing a batch",
-                source: sqlite_error(),
+                error: sqlite_error(),
             },
             Unavailable,
         ),
@@ -430,6 +432,14 @@ async fn every_error_has_its_code() {
             Internal,
         ),
         (
+            Error::CorruptVersion {
+                id: case_id(),
+                stored: 3,
+                history: 12,
+            },
+            Internal,
+        ),
+        (
             Error::NotAdministrator {
                 user: "eve".to_owned(),
                 role: "admin".to_owned(),
@@ -480,6 +490,15 @@ async fn every_error_has_its_code() {
             },
             FailedPrecondition,
         ),
+        // A result given up has the code of its last failure.
+        (
+            Error::ResultLost {
+                case: case_id(),
+                attempts: 8,
+                source: Arc::new(Error::Store(knhk_store::Error::Closed)),
+            },
+            Unavailable,
+        ),
     ];
     for (e, code) in engine {
         let name = engine_variant(&e).to_owned();
@@ -498,6 +517,7 @@ async fn every_error_has_its_code() {
         "CorruptWorkflow",
         "CorruptCase",
         "CorruptRow",
+        "CorruptVersion",
         "NotAdministrator",
         "NotInRole",
         "DataNotObject",
@@ -506,6 +526,7 @@ async fn every_error_has_its_code() {
         "Connectors",
         "ShuttingDown",
         "TimerNotDue",
+        "ResultLost",
     ]
     .into_iter()
     .map(str::to_owned)

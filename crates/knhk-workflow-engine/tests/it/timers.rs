@@ -144,6 +144,27 @@ impl knhk_store::Store for FlakyStore {
     ) -> Result<Vec<knhk_core::Event>, knhk_store::Error> {
         self.inner.events(case, after_seq).await
     }
+    async fn case_ids(
+        &self,
+        status: &[knhk_core::CaseStatus],
+    ) -> Result<Vec<knhk_core::CaseId>, knhk_store::Error> {
+        self.inner.case_ids(status).await
+    }
+    async fn integrity(&self, thorough: bool) -> Result<Vec<String>, knhk_store::Error> {
+        self.inner.integrity(thorough).await
+    }
+    async fn quarantine(&self, q: &knhk_store::QuarantineRecord) -> Result<(), knhk_store::Error> {
+        self.inner.quarantine(q).await
+    }
+    async fn quarantined(&self) -> Result<Vec<knhk_store::QuarantineRecord>, knhk_store::Error> {
+        self.inner.quarantined().await
+    }
+    async fn quarantine_of(
+        &self,
+        case: knhk_core::CaseId,
+    ) -> Result<Option<knhk_store::QuarantineRecord>, knhk_store::Error> {
+        self.inner.quarantine_of(case).await
+    }
     async fn work_items(
         &self,
         f: &knhk_store::WorkItemFilter,

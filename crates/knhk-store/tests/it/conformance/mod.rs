@@ -431,6 +431,7 @@ pub async fn duplicate_idempotency_key_stores_nothing(s: Arc<dyn Store>) {
     assert_eq!(s.idempotency("req-1").await.unwrap(), Some(key));
 }
 
+/// (Also the ids alone, and the integrity check of a sound store.)
 pub async fn cases_filter_by_status_workflow_limit(s: Arc<dyn Store>) {
     let (w1, w2) = (workflow_id(1), workflow_id(2));
     let c1 = create_case(s.as_ref(), 1, w1, CaseStatus::Running, 10).await;
@@ -480,6 +481,19 @@ pub async fn cases_filter_by_status_workflow_limit(s: Arc<dyn Store>) {
         ids(find(vec![CaseStatus::Failed], None, None).await),
         vec![]
     );
+
+    // Ids alone, in the same order, by status.
+    assert_eq!(
+        s.case_ids(&[]).await.unwrap(),
+        vec![c1.id, c3.id, c4.id, c2.id]
+    );
+    assert_eq!(
+        s.case_ids(&[CaseStatus::Running]).await.unwrap(),
+        vec![c1.id, c4.id]
+    );
+    // A sound store has nothing to say about itself.
+    assert_eq!(s.integrity(false).await.unwrap(), Vec::<String>::new());
+    assert_eq!(s.integrity(true).await.unwrap(), Vec::<String>::new());
 
     // A status change is visible to the filter.
     let mut done = next_step(

@@ -1,0 +1,251 @@
+//! Storage faults where the user meets them: a full disk, a corrupt row.
+//!
+//! A full disk is met for real: `--store-max-pages` caps the store file at the pages it has
+//! (SQLite's `max_page_count`), so that the next write needing a new page fails inside SQLite
+//! with `SQLITE_FULL`, exactly as when the file system has no block left to give.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+
+use serde_json::Value;
+
+use crate::{DataDir, PREFIXES, example, path_str, stderr, stdout, temp_file, text};
+
+/// Returns the store file's size in 4 KiB pages: a cap at it lets nothing grow.
+fn pages(data: &DataDir) -> String {
+    let len = std::fs::metadata(data.path().join("knhk.db"))
+        .expect("the store file")
+        .len();
+    (len / 4096).to_string()
+}
+
+/// Returns the number of times `needle` occurs in `haystack`.
+fn count(haystack: &str, needle: &str) -> usize {
+    haystack.matches(needle).count()
+}
+
+/// Registers a workflow and returns its id.
+fn register(data: &DataDir, file: &str) -> String {
+    let doc = data.json(&["workflow", "register", file, "--json"]);
+    text(&doc, "id").to_owned()
+}
+
+#[test]
+fn a_full_disk_fails_the_command_naming_the_cause_once_and_stores_nothing() {
+    let data = DataDir::new();
+    let workflow = register(&data, &example("loan_application.ttl"));
+    let cap = pages(&data);
+    // Case data too large for the pages the file has: the first commit needs new ones.
+    let big = format!(
+        r#"{{"applicant": "{}", "amount": 25000}}"#,
+        "A".repeat(50_000)
+    );
+    let err = data.fails(&[
+        "--store-max-pages",
+        &cap,
+        "case",
+        "create",
+        &workflow,
+        "--start",
+        "--data",
+        &big,
+    ]);
+    assert_eq!(count(&err, "database or disk is full"), 1, "{err}");
+    assert!(err.contains("cannot start a case of workflow"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(data.ok(&["case", "list"]).trim(), "no cases");
+}
+
+/// Starts an HTTP server on port 0 that answers every request with a JSON object holding
+/// `bytes` bytes of text, and returns its address.
+fn large_reply_server(bytes: usize) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a port");
+    let addr = listener.local_addr().expect("an address");
+    std::thread::spawn(move || {
+        let reply = format!(r#"{{"report": "{}"}}"#, "r".repeat(bytes));
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().expect("a stream"));
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                let lower = line.to_ascii_lowercase();
+                if let Some(v) = lower.strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{reply}",
+                reply.len()
+            );
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// A workflow of one HTTP task whose result is stored in the case, then an empty task.
+fn report_workflow(server: &str) -> String {
+    let file = temp_file(
+        "report.ttl",
+        &format!(
+            "{PREFIXES}\
+             <#spec> a yawl:Specification ; yawl:hasDecomposition <#net> .\n\
+             <#net> a yawl:Net ; yawl:isRootNet true ; yawl:hasInputCondition <#start> ;\n\
+                 yawl:hasOutputCondition <#end> ; yawl:hasTask <#fetch>, <#file> .\n\
+             <#start> a yawl:InputCondition ; yawl:flowsInto [ yawl:nextElementRef <#fetch> ] .\n\
+             <#fetch> a yawl:Task ; knhk:connector \"http\" ;\n\
+                 knhk:setting [ knhk:key \"url\" ; knhk:value \"{server}/report\" ] ;\n\
+                 yawl:flowsInto [ yawl:nextElementRef <#file> ] .\n\
+             <#file> a yawl:Task ; yawl:flowsInto [ yawl:nextElementRef <#end> ] .\n\
+             <#end> a yawl:OutputCondition .\n"
+        ),
+    );
+    path_str(&file).to_owned()
+}
+
+#[test]
+fn a_result_that_cannot_be_stored_fails_the_command_and_a_worker_finishes_it_later() {
+    let server = large_reply_server(60_000);
+    let data = DataDir::new();
+    let workflow = register(&data, &report_workflow(&server));
+    let cap = pages(&data);
+    // The case and its first step fit in the file's pages; the connector's large result does
+    // not. The command must neither hang nor exit 0 with the case left running.
+    let out = data.knhk(&[
+        "--store-max-pages",
+        &cap,
+        "case",
+        "create",
+        &workflow,
+        "--start",
+        "--json",
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}\n{}", stdout(&out));
+    // Reported loudly (the engine's error log says it too), and the error names it once.
+    let error = err
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line in {err}"));
+    assert!(
+        error.contains("could not take the result of its step"),
+        "{err}"
+    );
+    assert_eq!(count(error, "database or disk is full"), 1, "{err}");
+    // What was acknowledged is there: the case runs, its call in flight.
+    let cases: Value = data.json(&["case", "list", "--json"]);
+    let case = text(&cases[0], "case_id").to_owned();
+    assert_eq!(text(&cases[0], "state"), "running");
+    // Once there is room, a worker makes the call again and the case goes on to its end.
+    data.ok(&["worker", "--until-idle"]);
+    let doc = data.json(&["case", "show", &case, "--json"]);
+    assert_eq!(text(&doc, "state"), "completed", "{doc:#}");
+    assert_eq!(doc["data"]["report"].as_str().map(str::len), Some(60_000));
+}
+
+/// Runs SQL on the store file of a data directory, as damage from outside would.
+fn damage(data: &DataDir, sql: &str) {
+    let conn = rusqlite::Connection::open(data.path().join("knhk.db")).expect("the store file");
+    conn.execute_batch(sql).expect("the damage is done");
+}
+
+#[test]
+fn a_corrupt_version_column_is_named_as_corruption_not_as_a_busy_case() {
+    let data = DataDir::new();
+    let case = text(&data.start_loan(), "case_id").to_owned();
+    damage(
+        &data,
+        &format!("UPDATE cases SET version = 3 WHERE id = '{case}'"),
+    );
+    let err = data.fails(&["case", "cancel", &case]);
+    assert!(
+        err.contains(&format!(
+            "stored case {case} is corrupt: its row says version 3, but its history ends at event"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("concurrent"), "{err}");
+}
+
+#[test]
+fn store_check_passes_a_sound_store_and_names_every_problem_of_a_damaged_one() {
+    let data = DataDir::new();
+    let loan = text(&data.start_loan(), "case_id").to_owned();
+    let invoice = text(
+        &data.json(&["run", &example("invoice_reminder.ttl"), "--json"]),
+        "case_id",
+    )
+    .to_owned();
+    let out = data.ok(&["store", "check"]);
+    assert!(
+        out.contains("checked 2 cases, 2 work items, 1 timers"),
+        "{out}"
+    );
+    assert!(out.contains("ok: no problems found"), "{out}");
+
+    damage(
+        &data,
+        &format!(
+            "UPDATE cases SET version = 3 WHERE id = '{loan}';
+             DELETE FROM events WHERE case_id = '{invoice}' AND seq = 4;
+             UPDATE work_items SET owner = 'eve' WHERE case_id = '{loan}';
+             INSERT INTO timers VALUES ('11111111-1111-1111-1111-111111111111',
+                                        '22222222-2222-2222-2222-222222222222', 5);"
+        ),
+    );
+    let out = data.knhk(&["store", "check"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report = stdout(&out);
+    for problem in [
+        format!("case {loan}: its row says version 3, but its history ends at event"),
+        format!("case {invoice}: its history jumps from event 3 to 5"),
+        format!("but case {loan}'s history says offered for nobody"),
+        "timer 11111111-1111-1111-1111-111111111111: its case 22222222-2222-2222-2222-222222222222 \
+         is not stored"
+            .to_owned(),
+        "4 problems found".to_owned(),
+    ] {
+        assert!(report.contains(&problem), "{problem}\n{report}");
+    }
+    let out = data.knhk(&["store", "check", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(doc["ok"], false);
+    assert_eq!(doc["problems"].as_array().map(Vec::len), Some(4), "{doc:#}");
+    assert_eq!(doc["problems"][0]["subject"], "case");
+}
+
+#[test]
+fn a_store_left_open_by_a_killed_process_is_checked_quickly_on_the_next_open() {
+    let data = DataDir::new();
+    data.start_loan();
+    let mut worker = std::process::Command::new(env!("CARGO_BIN_EXE_knhk"))
+        .args(["--data-dir", path_str(data.path()), "worker"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("a worker runs");
+    // The worker says it started once it holds the store open.
+    let mut line = String::new();
+    BufReader::new(worker.stderr.take().expect("its stderr"))
+        .read_line(&mut line)
+        .expect("the worker's first line");
+    assert!(line.contains("worker: picked up"), "{line}");
+    worker.kill().expect("kill -9");
+    worker.wait().expect("the worker ends");
+
+    let out = data.knhk(&["case", "list"]);
+    assert!(out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("did not close it"), "{err}");
+    assert!(err.contains("a quick check found nothing wrong"), "{err}");
+    // Checked once: the next command has nothing to say.
+    let out = data.knhk(&["case", "list"]);
+    assert_eq!(stderr(&out), "");
+}
