@@ -81,11 +81,6 @@ impl Case {
                 items
             }
         };
-        let count = if def.mi.is_some() {
-            instances.len() as u32
-        } else {
-            1
-        };
         let task = self.task_ref(cx.wf, ni, t)?;
         cx.fired = cx.fired.saturating_add(1);
         self.emit(cx, EventKind::TaskStarted { task, instances })?;
@@ -98,10 +93,17 @@ impl Case {
         {
             self.arm_timer(cx, ni, t, timer.duration_ms)?;
         }
+        self.begin_instances(cx, ni, t)
+    }
+
+    /// Begins every instance of a busy task that has not begun (no work item, call or
+    /// sub-net yet), in order.
+    pub(super) fn begin_instances(&mut self, cx: &mut Cx, ni: InstIx, t: TaskIx) -> Res {
         let Some(Slot::Busy(act)) = self.slot(ni, t) else {
             return Ok(());
         };
         let started = act.started_seq;
+        let count = act.instances.len() as u32;
         for i in 0..count {
             // An earlier instance may have completed the task (empty work, threshold reached).
             let Some(Slot::Busy(act)) = self.slot(ni, t) else {
@@ -458,9 +460,11 @@ impl Case {
         Ok((chosen, to_output))
     }
 
-    /// Fails a task (enabled or running) and with it the case.
+    /// Fails a task (enabled or running): along its failure flow if it has one, else with
+    /// an incident that fails the case until an operator retries the task.
     pub(super) fn fail_task(&mut self, cx: &mut Cx, ni: InstIx, t: TaskIx, reason: String) -> Res {
-        match self.slot(ni, t).cloned() {
+        let before = self.slot(ni, t).cloned();
+        match before.clone() {
             Some(Slot::Busy(_)) => self.cancel_units(cx, ni, t)?,
             Some(Slot::Enabled { item, timer, .. }) => {
                 if let Some(item) = item {
@@ -507,16 +511,38 @@ impl Case {
             }
             return Ok(());
         }
+        // No failure flow: an incident. The rest of the case stays as it stands (marking,
+        // other branches' work items, calls and timers), frozen while the case is failed,
+        // so that a retry can go on from here.
         let why = format!("task {} failed: {reason}", task.task);
+        let (started, instances) = match &before {
+            Some(Slot::Busy(act)) if net.task_def(t)?.mi.is_some() => {
+                (true, act.instances.iter().map(|i| i.item.clone()).collect())
+            }
+            Some(Slot::Busy(_)) => (true, Vec::new()),
+            _ => (false, Vec::new()),
+        };
         self.emit(
             cx,
             EventKind::TaskFailed {
-                task,
-                reason,
+                task: task.clone(),
+                reason: reason.clone(),
                 produced: Vec::new(),
             },
         )?;
-        self.teardown_all(cx)?;
+        self.emit(
+            cx,
+            EventKind::IncidentRaised {
+                task,
+                reason,
+                started,
+                instances,
+            },
+        )?;
+        if self.status() == CaseStatus::Failed {
+            // Another incident is open already: the case stays failed.
+            return Ok(());
+        }
         self.set_status(cx, CaseStatus::Failed, Some(why))
     }
 
