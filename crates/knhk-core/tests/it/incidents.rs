@@ -245,7 +245,7 @@ fn a_failed_case_takes_results_of_its_calls_but_no_timer_and_retries_one_task_at
         .expect_err("which one?");
     assert_eq!(
         err.to_string(),
-        "cannot retry: 2 tasks failed (c1, c2): name the one to retry"
+        "2 tasks failed (c1, c2): name the one to retry"
     );
     let err = run
         .input(Input::RetryTask {
@@ -254,7 +254,7 @@ fn a_failed_case_takes_results_of_its_calls_but_no_timer_and_retries_one_task_at
         .expect_err("join did not fail");
     assert_eq!(
         err.to_string(),
-        "cannot retry: task join has no incident; the failed tasks are c1, c2"
+        "task join has no incident; the failed tasks are c1, c2"
     );
     // Retrying one task runs it again; the case stays failed while the other is open.
     let step = run
@@ -349,10 +349,7 @@ fn an_operator_may_cancel_a_case_failed_by_a_task() {
     let err = run
         .input(Input::RetryTask { task: None })
         .expect_err("cancelled");
-    assert_eq!(
-        err.to_string(),
-        "cannot retry: the case is cancelled, not failed"
-    );
+    assert_eq!(err.to_string(), "the case is cancelled, not failed");
     run.check_replay();
 }
 
@@ -364,10 +361,7 @@ fn a_retry_is_refused_unless_a_task_failed_the_case() {
     let err = run
         .input(Input::RetryTask { task: None })
         .expect_err("running");
-    assert_eq!(
-        err.to_string(),
-        "cannot retry: the case is running, not failed"
-    );
+    assert_eq!(err.to_string(), "the case is running, not failed");
     assert_eq!(run.case(), &before);
 
     // A deadlock: through y, j waits for x for ever.
@@ -395,7 +389,7 @@ fn a_retry_is_refused_unless_a_task_failed_the_case() {
         .expect_err("deadlocked");
     let msg = err.to_string();
     assert!(
-        msg.starts_with("cannot retry: the case failed with no task to run again (deadlock:"),
+        msg.starts_with("the case failed with no task to run again (deadlock:"),
         "{msg}"
     );
     // Cancelling gives up on incidents only: a deadlocked case has ended.
@@ -422,7 +416,9 @@ fn a_retry_is_refused_unless_a_task_failed_the_case() {
         .expect_err("looped");
     let msg = err.to_string();
     assert!(
-        msg.starts_with("cannot retry: the case failed with no task to run again (one step started more than 100 tasks"),
+        msg.starts_with(
+            "the case failed with no task to run again (one step started more than 100 tasks"
+        ),
         "{msg}"
     );
 }

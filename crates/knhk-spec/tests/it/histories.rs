@@ -294,7 +294,7 @@ fn a_case_failed_before_incidents_existed_is_refused_a_retry_naming_its_failure(
         .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "cannot retry: the case failed with no task to run again (task charge failed: \
+        "the case failed with no task to run again (task charge failed: \
          connector http failed: http failed after 1 attempt: 400 Bad Request: \
          {\"error\": \"card declined\"})"
     );
