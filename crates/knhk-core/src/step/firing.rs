@@ -1,5 +1,6 @@
 //! Firing: starting a task's instances, completing them, completing the task (cancellation
-//! set, split), failing it, and withdrawing work when a task, a sub-net or the case ends.
+//! set, split), and withdrawing work when a task, a sub-net or the case ends. Failing a task
+//! is in `incident.rs`.
 
 use serde_json::{Map, Value};
 
@@ -458,92 +459,6 @@ impl Case {
             }
         }
         Ok((chosen, to_output))
-    }
-
-    /// Fails a task (enabled or running): along its failure flow if it has one, else with
-    /// an incident that fails the case until an operator retries the task.
-    pub(super) fn fail_task(&mut self, cx: &mut Cx, ni: InstIx, t: TaskIx, reason: String) -> Res {
-        let before = self.slot(ni, t).cloned();
-        match before.clone() {
-            Some(Slot::Busy(_)) => self.cancel_units(cx, ni, t)?,
-            Some(Slot::Enabled { item, timer, .. }) => {
-                if let Some(item) = item {
-                    self.cancel_item(cx, item)?;
-                }
-                self.cancel_timer(cx, timer)?;
-            }
-            _ => {}
-        }
-        let task = self.task_ref(cx.wf, ni, t)?;
-        let wf = cx.wf;
-        let net = self.net_def(wf, ni)?;
-        if let Some(arc) = net.task_def(t)?.outputs.iter().find(|a| a.on_failure) {
-            // The definition routes this failure: record it in the data and go on. A task
-            // that failed before it started takes its tokens first, so it is not enabled
-            // (and failing) again.
-            if matches!(self.slot(ni, t), Some(Slot::Enabled { .. })) {
-                self.emit(
-                    cx,
-                    EventKind::TaskStarted {
-                        task: task.clone(),
-                        instances: Vec::new(),
-                    },
-                )?;
-            }
-            let mut changes = Map::new();
-            changes.insert(
-                "last_error".to_string(),
-                serde_json::json!({"task": task.task.as_str(), "reason": reason}),
-            );
-            self.emit(cx, EventKind::DataUpdated { changes })?;
-            let produced = vec![net.place_def(arc.place)?.id.clone()];
-            let to_output = arc.place == OUTPUT;
-            self.emit(
-                cx,
-                EventKind::TaskFailed {
-                    task,
-                    reason,
-                    produced,
-                },
-            )?;
-            if to_output {
-                self.output_reached(cx, ni)?;
-            }
-            return Ok(());
-        }
-        // No failure flow: an incident. The rest of the case stays as it stands (marking,
-        // other branches' work items, calls and timers), frozen while the case is failed,
-        // so that a retry can go on from here.
-        let why = format!("task {} failed: {reason}", task.task);
-        let (started, instances) = match &before {
-            Some(Slot::Busy(act)) if net.task_def(t)?.mi.is_some() => {
-                (true, act.instances.iter().map(|i| i.item.clone()).collect())
-            }
-            Some(Slot::Busy(_)) => (true, Vec::new()),
-            _ => (false, Vec::new()),
-        };
-        self.emit(
-            cx,
-            EventKind::TaskFailed {
-                task: task.clone(),
-                reason: reason.clone(),
-                produced: Vec::new(),
-            },
-        )?;
-        self.emit(
-            cx,
-            EventKind::IncidentRaised {
-                task,
-                reason,
-                started,
-                instances,
-            },
-        )?;
-        if self.status() == CaseStatus::Failed {
-            // Another incident is open already: the case stays failed.
-            return Ok(());
-        }
-        self.set_status(cx, CaseStatus::Failed, Some(why))
     }
 
     /// Withdraws all work of a net instance (tasks, work items, timers, sub-nets).
