@@ -57,7 +57,8 @@ pub(crate) enum CaseCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Cancels a case: its work items are withdrawn.
+    /// Cancels a case (a running one, or one failed by a task: giving up on it): its work
+    /// items are withdrawn.
     Cancel {
         /// The case id.
         case: IdArg,
@@ -84,6 +85,20 @@ pub(crate) enum CaseCommand {
     Resume {
         /// The case id.
         case: IdArg,
+        /// Prints the case as one JSON document; progress goes to stderr.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Retries a task that failed its case (an incident): a connector task calls again with
+    /// a new idempotency key, a human task offers a new work item; the case runs again once
+    /// no incident is left open.
+    Retry {
+        /// The case id.
+        case: IdArg,
+        /// The failed task to run again: its id, or `ID#N` for the task in sub-net instance
+        /// N; needed only when several tasks failed (`case show` lists them).
+        #[arg(long, value_name = "TASK")]
+        task: Option<TaskArg>,
         /// Prints the case as one JSON document; progress goes to stderr.
         #[arg(long)]
         json: bool,
@@ -281,6 +296,16 @@ pub(crate) async fn run(session: &Session, command: CaseCommand) -> anyhow::Resu
                     .resume(case)
                     .await
                     .with_context(|| format!("cannot resume case {case}"))
+            };
+            drive(session, case, json, false, step).await
+        }
+        CaseCommand::Retry { case, task, json } => {
+            let case = session.case_id(&case).await?;
+            let step = async {
+                engine
+                    .retry_case(case, task.map(|t| t.0))
+                    .await
+                    .with_context(|| format!("cannot retry case {case}"))
             };
             drive(session, case, json, false, step).await
         }

@@ -24,7 +24,8 @@ pub(crate) async fn print(session: &Session, case: CaseId, json: bool) -> anyhow
                 ..WorkItemQuery::default()
             })
             .await?;
-        let doc = report::case_json(&record, workflow.as_ref(), &history, &items);
+        let waits = engine.waits(case).await?;
+        let doc = report::case_json(&record, workflow.as_ref(), &history, &items, &waits);
         outln!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
         let name = workflow
@@ -60,8 +61,9 @@ fn print_waits(session: &Session, case: CaseId, status: CaseStatus, waits: &[Wai
             outln!("  {knhk} case resume {case}");
             return;
         }
+        CaseStatus::Failed => return print_incidents(session, case, waits),
         CaseStatus::Running => {}
-        CaseStatus::Completed | CaseStatus::Cancelled | CaseStatus::Failed => return,
+        CaseStatus::Completed | CaseStatus::Cancelled => return,
     }
     if waits.is_empty() {
         outln!("the case runs but waits for nothing this process can see");
@@ -121,7 +123,7 @@ fn print_waits(session: &Session, case: CaseId, status: CaseStatus, waits: &[Wai
                     "{knhk} worker   # fires timers as they fall due (`knhk run --wait SECONDS` waits for near ones)"
                 ));
             }
-            Wait::Start | Wait::Resume => {}
+            Wait::Start | Wait::Resume | Wait::Retry { .. } => {}
         }
     }
     hints.dedup();
@@ -129,6 +131,53 @@ fn print_waits(session: &Session, case: CaseId, status: CaseStatus, waits: &[Wai
         outln!("continue with:");
         for hint in hints {
             outln!("  {hint}");
+        }
+    }
+}
+
+/// Prints the incidents of a failed case (the tasks that failed it, each waiting for a
+/// retry) and the commands that retry them or give up; nothing for a case that failed with
+/// nothing to retry (a deadlock, the firing bound).
+fn print_incidents(session: &Session, case: CaseId, waits: &[Wait]) {
+    let knhk = session.command();
+    let mut failed = Vec::new();
+    for wait in waits {
+        match wait {
+            Wait::Retry {
+                task,
+                reason,
+                attempt,
+                since,
+            } => {
+                outln!(
+                    "incident: task {} failed at {} (attempt {attempt}): {reason}",
+                    task_label(task),
+                    session.zone().show(*since)
+                );
+                failed.push(task_label(task));
+            }
+            Wait::Call {
+                task, connector, ..
+            } => outln!(
+                "  a call of connector {connector:?} for task {} is still in flight; its result is taken",
+                task_label(task)
+            ),
+            _ => {}
+        }
+    }
+    match failed.as_slice() {
+        [] => {}
+        [_] => {
+            outln!("the case waits for an operator; retry the task, or give up, with:");
+            outln!("  {knhk} case retry {case}");
+            outln!("  {knhk} case cancel {case}");
+        }
+        tasks => {
+            outln!("the case waits for an operator; retry each task, or give up, with:");
+            for task in tasks {
+                outln!("  {knhk} case retry {case} --task {task}");
+            }
+            outln!("  {knhk} case cancel {case}");
         }
     }
 }

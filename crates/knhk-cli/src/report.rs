@@ -226,15 +226,35 @@ pub(crate) fn history_json(events: &[Event]) -> Vec<Value> {
         .collect()
 }
 
-/// Returns the one JSON document that describes a case: its state, data, history and live
-/// work items.
+/// Returns the one JSON document that describes a case: its state, data, history, live
+/// work items and open incidents (the tasks that failed it, from `waits`).
 pub(crate) fn case_json(
     case: &CaseView,
     workflow: Option<&WorkflowView>,
     history: &[Event],
     work_items: &[WorkItemView],
+    waits: &[Wait],
 ) -> Value {
+    let incidents: Vec<Value> = waits
+        .iter()
+        .filter_map(|w| match w {
+            Wait::Retry {
+                task,
+                reason,
+                attempt,
+                since,
+            } => Some(json!({
+                "task": task.task.as_str(),
+                "net_instance": task.net_instance,
+                "reason": reason,
+                "attempt": attempt,
+                "failed_at": rfc3339(*since),
+            })),
+            _ => None,
+        })
+        .collect();
     json!({
+        "incidents": incidents,
         "case_id": case.id.to_string(),
         "workflow_id": case.workflow.to_string(),
         "workflow_name": workflow.map(|w| w.name.as_str()),
@@ -390,6 +410,11 @@ pub(crate) fn detail(kind: &EventKind, style: &Style) -> String {
             to if to.is_empty() => reason.clone(),
             to => format!("{reason} {to}"),
         },
+        EventKind::IncidentRaised { instances, .. } => match instances.len() {
+            0 | 1 => "the case waits for a retry".to_owned(),
+            n => format!("the case waits for a retry of its {n} instances"),
+        },
+        EventKind::TaskRetried { attempt, .. } => format!("attempt {attempt}"),
         EventKind::TokensRemoved {
             net_instance,
             condition,
@@ -501,6 +526,15 @@ pub(crate) fn wait_text(wait: &Wait, style: &Style) -> String {
         ),
         Wait::Trigger { task, event } => format!(
             "task {} waits for the event {event:?} (a trigger)",
+            task_label(task)
+        ),
+        Wait::Retry {
+            task,
+            reason,
+            attempt,
+            ..
+        } => format!(
+            "task {} failed (attempt {attempt}: {reason}) and waits for a retry",
             task_label(task)
         ),
     }
@@ -622,6 +656,8 @@ mod tests {
             | EventKind::InstanceCompleted { .. }
             | EventKind::TaskCompleted { .. }
             | EventKind::TaskFailed { .. }
+            | EventKind::IncidentRaised { .. }
+            | EventKind::TaskRetried { .. }
             | EventKind::TokensRemoved { .. }
             | EventKind::WorkItemOffered { .. }
             | EventKind::WorkItemReoffered { .. }
@@ -706,6 +742,16 @@ mod tests {
                 reason: "card declined".to_owned(),
                 produced: vec![ElementId::from("charge__refund")],
             },
+            EventKind::IncidentRaised {
+                task: task("charge", 0),
+                reason: "card declined".to_owned(),
+                started: true,
+                instances: Vec::new(),
+            },
+            EventKind::TaskRetried {
+                task: task("charge", 0),
+                attempt: 2,
+            },
             EventKind::TokensRemoved {
                 net_instance: 0,
                 condition: ElementId::from("waiting"),
@@ -787,7 +833,7 @@ mod tests {
         let kinds = one_of_each();
         let names: std::collections::HashSet<&str> = kinds.iter().map(EventKind::name).collect();
         assert_eq!(names.len(), kinds.len(), "a kind is listed twice");
-        assert_eq!(kinds.len(), 30, "one event of every kind");
+        assert_eq!(kinds.len(), 32, "one event of every kind");
         let short = Style {
             since: Some(Timestamp(0)),
             short_ids: true,
@@ -809,6 +855,8 @@ mod tests {
             "100000 tasks started in one step, looping through a, b#2",
             "net sub as net instance 1, for composite instance 0",
             "card declined -> refund",
+            "the case waits for a retry",
+            "attempt 2",
             "-> ship",
             "work item 1 to clerk, manager",
             "work item 1 by uma, output {\"ok\":true}",
@@ -854,10 +902,10 @@ mod tests {
                 .map(|r| r.split_whitespace().take(4).collect::<Vec<_>>().join(" "))
                 .unwrap_or_default()
         };
-        assert_eq!(cells("timer_fired"), "28 +0:00:01.500 timer_fired remind");
+        assert_eq!(cells("timer_fired"), "30 +0:00:01.500 timer_fired remind");
         assert_eq!(
             cells("work_item_reoffered"),
-            "17 +0:00:01.500 work_item_reoffered review"
+            "19 +0:00:01.500 work_item_reoffered review"
         );
     }
 

@@ -36,6 +36,28 @@ pub struct Case {
     timers: SortedMap<TimerId, TimerState>,
     /// Users who completed a four-eyes work item of this case.
     four_eyes: Vec<String>,
+    /// Tasks that failed with no failure flow and wait for an operator's retry, in the order
+    /// they failed. Not empty only while the case is failed.
+    incidents: Vec<Incident>,
+    /// The last attempt number of each task retried so far.
+    attempts: Vec<(TaskRef, u32)>,
+    /// Why the case failed, while it is failed.
+    failure: Option<String>,
+}
+
+/// A task that failed with no failure flow to take, leaving its case failed until an
+/// operator retries it ([`crate::Input::RetryTask`]) or cancels the case.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Incident {
+    pub task: TaskRef,
+    pub reason: String,
+    /// When the task failed.
+    pub since: Timestamp,
+    /// Which run of the task failed: 1 for its first, 2 once retried...
+    pub attempt: u32,
+    /// Whether the task had started; a retry starts it again with `instances`.
+    pub(crate) started: bool,
+    pub(crate) instances: Vec<Value>,
 }
 
 /// Where [`Case::evolve`] reports the tasks whose enablement an event may have changed:
@@ -271,6 +293,9 @@ impl Case {
             items: SortedMap::default(),
             timers: SortedMap::default(),
             four_eyes: Vec::new(),
+            incidents: Vec::new(),
+            attempts: Vec::new(),
+            failure: None,
         }
     }
 
@@ -318,6 +343,17 @@ impl Case {
     /// Returns the users who completed a four-eyes work item of this case.
     pub(crate) fn four_eyes(&self) -> &[String] {
         &self.four_eyes
+    }
+
+    /// Returns the open incidents: tasks that failed with no failure flow, which an operator
+    /// may retry. Empty unless the case is failed.
+    pub fn incidents(&self) -> &[Incident] {
+        &self.incidents
+    }
+
+    /// Returns why the case failed, while it is failed.
+    pub fn failure(&self) -> Option<&str> {
+        self.failure.as_deref()
     }
 
     /// Returns the live work items (human work items and connector calls in flight).

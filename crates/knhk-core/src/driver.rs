@@ -127,6 +127,8 @@ impl Policy for Simulated {
                 }),
             },
             Wait::Timer { timer, .. } => self.timers.then_some(Input::TimerFired { timer: *timer }),
+            // Retrying a failed task is an operator's decision.
+            Wait::Retry { .. } => None,
             Wait::Trigger { event, .. } => {
                 self.triggers.as_ref().map(|data| Input::TriggerReceived {
                     event: event.clone(),

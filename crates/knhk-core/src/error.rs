@@ -72,6 +72,9 @@ pub enum Error {
     CannotAddInstance { task: String, why: String },
     #[error("{task} cannot be completed: {why}")]
     CannotCompleteTask { task: String, why: String },
+    /// A retry refused, saying why (callers say what was retried).
+    #[error("{0}")]
+    CannotRetry(String),
     #[error("output of a work item must be a JSON object, got {0}")]
     OutputNotObject(&'static str),
     #[error("history does not fit this workflow at event {seq}: {why}")]

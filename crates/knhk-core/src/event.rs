@@ -35,7 +35,10 @@ impl CaseStatus {
         )
     }
 
-    /// Returns whether the state machine allows going from `self` to `to`.
+    /// Returns whether the state machine allows going from `self` to `to`. A case failed
+    /// by a task (with an open incident) runs again once retried, and may still be cancelled
+    /// by an operator or completed by a result it was waiting for; deciding (`step/`) keeps
+    /// those moves to such cases.
     pub fn can_become(self, to: CaseStatus) -> bool {
         use CaseStatus::*;
         matches!(
@@ -50,6 +53,9 @@ impl CaseStatus {
                 | (Suspended, Completed)
                 | (Suspended, Cancelled)
                 | (Suspended, Failed)
+                | (Failed, Running)
+                | (Failed, Cancelled)
+                | (Failed, Completed)
         )
     }
 
@@ -165,6 +171,28 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         produced: Vec<ElementId>,
     },
+    /// A task failed with no failure flow to take: the case fails (or stays failed) with
+    /// this incident open, the rest of its work left as it stood, until an operator retries
+    /// the task ([`crate::Input::RetryTask`]) or cancels the case. Follows the task's
+    /// [`EventKind::TaskFailed`].
+    IncidentRaised {
+        task: TaskRef,
+        reason: String,
+        /// Whether the task had started (taken its tokens): a retry starts it again with
+        /// the same instances. A task that failed while only enabled still has its tokens,
+        /// and a retry lets it be enabled again.
+        started: bool,
+        /// The items of the failed task's instances (a multiple-instance task's; empty
+        /// otherwise), run again by a retry.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        instances: Vec<Value>,
+    },
+    /// An operator retried a task with an open incident: the incident is closed and the task
+    /// runs again. `attempt` counts the task's runs for incidents: 2 for the first retry.
+    TaskRetried {
+        task: TaskRef,
+        attempt: u32,
+    },
     /// Tokens were removed by a cancellation set or because the case or net ended.
     TokensRemoved {
         net_instance: u32,
@@ -270,6 +298,8 @@ impl EventKind {
             EventKind::TaskCompleted { .. } => "task_completed",
             EventKind::TaskCancelled { .. } => "task_cancelled",
             EventKind::TaskFailed { .. } => "task_failed",
+            EventKind::IncidentRaised { .. } => "incident_raised",
+            EventKind::TaskRetried { .. } => "task_retried",
             EventKind::TokensRemoved { .. } => "tokens_removed",
             EventKind::WorkItemOffered { .. } => "work_item_offered",
             EventKind::WorkItemReoffered { .. } => "work_item_reoffered",
@@ -318,6 +348,8 @@ impl EventKind {
             | EventKind::TaskCompleted { task, .. }
             | EventKind::TaskCancelled { task }
             | EventKind::TaskFailed { task, .. }
+            | EventKind::IncidentRaised { task, .. }
+            | EventKind::TaskRetried { task, .. }
             | EventKind::WorkItemOffered { task, .. }
             | EventKind::ConnectorCallStarted { task, .. }
             | EventKind::TimerArmed { task, .. } => Some(task),

@@ -87,6 +87,13 @@ pub enum Input {
     },
     Suspend,
     Resume,
+    /// An operator runs a task of a failed case again: the task whose incident is open, or
+    /// `task` when several are. A started task starts again with the same instances (a
+    /// connector call with a new work item and so a new idempotency key; a new work item for
+    /// people); the case runs again once no incident is left open.
+    RetryTask {
+        task: Option<TaskRef>,
+    },
     Cancel {
         reason: String,
     },

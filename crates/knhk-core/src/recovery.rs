@@ -13,10 +13,16 @@ impl Case {
     /// (with their original idempotency keys, so a retried call is recognised), work items on
     /// offer or in progress, armed timers and awaited triggers. Empty for an ended case.
     pub fn outstanding(&self, workflow: &Workflow) -> Vec<Effect> {
-        let mut out = Vec::new();
         if self.status().is_final() {
-            return out;
+            return Vec::new();
         }
+        self.pending_work(workflow)
+    }
+
+    /// Returns the effects that keep this case's live work going, whatever its state (a
+    /// failed case keeps its work frozen until it is retried).
+    pub(crate) fn pending_work(&self, workflow: &Workflow) -> Vec<Effect> {
+        let mut out = Vec::new();
         for (id, item) in self.items() {
             let Some((ni, t)) = self.locate(workflow, &item.task) else {
                 continue;

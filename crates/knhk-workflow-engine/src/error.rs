@@ -260,7 +260,8 @@ fn core_code(e: &knhk_core::Error) -> ErrorCode {
         | E::WrongWorkItemState { .. }
         | E::NoTriggerWaiting(_)
         | E::CannotAddInstance { .. }
-        | E::CannotCompleteTask { .. } => ErrorCode::FailedPrecondition,
+        | E::CannotCompleteTask { .. }
+        | E::CannotRetry(_) => ErrorCode::FailedPrecondition,
         E::NotAllocatedTo { .. } | E::FourEyes { .. } => ErrorCode::PermissionDenied,
         E::OutputNotObject(_) | E::NoRoles(_) => ErrorCode::InvalidArgument,
         E::Replay { .. } | E::Misfit { .. } => ErrorCode::Internal,

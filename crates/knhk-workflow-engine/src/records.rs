@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 
 use knhk_core::model::TaskBinding;
 use knhk_core::{
-    Case, Event, EventKind, TaskRef, TimerId, Timestamp, WorkItemId, WorkItemState, Workflow,
-    WorkflowId,
+    Case, CaseStatus, Event, EventKind, TaskRef, TimerId, Timestamp, WorkItemId, WorkItemState,
+    Workflow, WorkflowId,
 };
 use knhk_store::{
     CaseFilter, CaseRecord, Change, TimerRecord, WorkItemFilter, WorkItemRecord, WorkflowRecord,
@@ -100,6 +100,37 @@ pub(crate) fn changes(
             }
             _ => {}
         }
+    }
+    // A case failed by a task keeps its timers armed but stores none, so that no timer
+    // service fires them; its retry stores them again (those due fire at once).
+    let failed = events.iter().any(|e| {
+        matches!(
+            e.kind,
+            EventKind::CaseStateChanged {
+                to: CaseStatus::Failed,
+                ..
+            }
+        )
+    });
+    let retried = events.iter().any(|e| {
+        matches!(
+            e.kind,
+            EventKind::CaseStateChanged {
+                from: CaseStatus::Failed,
+                ..
+            }
+        )
+    });
+    if case.status() == CaseStatus::Failed && failed {
+        timers.extend(case.timers().map(|(id, _)| Change::Delete(*id)));
+    } else if retried {
+        timers.extend(case.timers().map(|(id, fires_at)| {
+            Change::Put(TimerRecord {
+                id: *id,
+                case_id: case.id(),
+                fires_at,
+            })
+        }));
     }
     let items = items
         .into_iter()

@@ -7,6 +7,7 @@
 mod cases;
 mod definitions;
 mod distribution;
+mod incidents;
 mod inputs;
 mod run;
 mod storage;

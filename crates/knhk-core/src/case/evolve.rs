@@ -87,11 +87,26 @@ impl Case {
                 self.data = data.clone();
                 self.new_net(workflow, NetIx::new(0), None);
             }
-            EventKind::CaseStateChanged { from, to, .. } => {
+            EventKind::CaseStateChanged { from, to, reason } => {
                 if *from != self.status || !from.can_become(*to) {
                     return Err(bad("impossible case state change"));
                 }
+                if *from == CaseStatus::Failed
+                    && *to == CaseStatus::Running
+                    && !self.incidents.is_empty()
+                {
+                    return Err(bad("a failed case ran again with an incident open"));
+                }
                 self.status = *to;
+                // A case that ends otherwise than failed drops what a failure left; its
+                // remaining work went with it.
+                self.failure = match to {
+                    CaseStatus::Failed => reason.clone(),
+                    _ => None,
+                };
+                if matches!(to, CaseStatus::Completed | CaseStatus::Cancelled) {
+                    self.incidents.clear();
+                }
                 if *from == CaseStatus::Created && *to == CaseStatus::Running {
                     if let Some(m) = self
                         .nets
@@ -151,6 +166,67 @@ impl Case {
                 let (ni, t) = task_of(self, task)?;
                 self.finish_task(workflow, dirty, ni, t, produced)
                     .ok_or_else(|| bad("unknown condition"))?;
+            }
+            EventKind::IncidentRaised {
+                task,
+                reason,
+                started,
+                instances,
+            } => {
+                task_of(self, task)?;
+                if self.incidents.iter().any(|i| &i.task == task) {
+                    return Err(bad("a second incident for the same task"));
+                }
+                let attempt = self
+                    .attempts
+                    .iter()
+                    .find(|(t, _)| t == task)
+                    .map_or(1, |&(_, a)| a);
+                self.incidents.push(Incident {
+                    task: task.clone(),
+                    reason: reason.clone(),
+                    since: event.time,
+                    attempt,
+                    started: *started,
+                    instances: instances.clone(),
+                });
+            }
+            EventKind::TaskRetried { task, attempt } => {
+                let (ni, t) = task_of(self, task)?;
+                let at = self
+                    .incidents
+                    .iter()
+                    .position(|i| &i.task == task)
+                    .ok_or_else(|| bad("a task retried with no incident open"))?;
+                let incident = self.incidents.remove(at);
+                match self.attempts.iter_mut().find(|(t, _)| t == task) {
+                    Some(entry) => entry.1 = *attempt,
+                    None => self.attempts.push((task.clone(), *attempt)),
+                }
+                if incident.started {
+                    let many = self.net_def(workflow, ni)?.task_def(t)?.mi.is_some();
+                    let fresh = |item: &Value| Instance {
+                        item: item.clone(),
+                        state: InstanceState::Running(None),
+                    };
+                    let instances = if many {
+                        Instances::Many(incident.instances.iter().map(fresh).collect())
+                    } else {
+                        Instances::One(fresh(&Value::Null))
+                    };
+                    let slot = self.slot_mut(ni, t).ok_or_else(|| bad("unknown task"))?;
+                    if !matches!(slot, Slot::Idle) {
+                        return Err(bad("a task retried while it is not idle"));
+                    }
+                    // The retry names the new activation, as a start does: its calls take
+                    // idempotency keys of their own.
+                    *slot = Slot::Busy(Activation {
+                        started_seq: event.seq,
+                        instances,
+                        timer: None,
+                    });
+                }
+                dirty.touched(ni, t);
             }
             EventKind::TaskWithdrawn { task }
             | EventKind::TaskCancelled { task }

@@ -45,6 +45,15 @@ pub enum Wait {
         task: TaskRef,
         fires_at: Timestamp,
     },
+    /// A task failed with no failure flow and its case is failed until an operator retries
+    /// the task ([`crate::Input::RetryTask`]) or cancels the case. `attempt` is the run of the
+    /// task that failed (1 for its first), `since` when it failed.
+    Retry {
+        task: TaskRef,
+        reason: String,
+        attempt: u32,
+        since: Timestamp,
+    },
     /// An enabled trigger task waiting for the outside event `event`:
     /// [`crate::Input::TriggerReceived`].
     Trigger { task: TaskRef, event: String },
@@ -58,10 +67,11 @@ impl Case {
     }
 
     /// Returns what this case waits for, in a stable order: [`Wait::Start`] or
-    /// [`Wait::Resume`] first when the case is created or suspended, then human work items and
+    /// [`Wait::Resume`] first when the case is created or suspended, or [`Wait::Retry`] for
+    /// each open incident of a failed case (then only its calls in flight), then human work items and
     /// connector calls (by work item id, the order they were created in), armed timers (by
     /// timer id) and awaited triggers (by net instance, then task). Empty when the case has
-    /// ended: nothing moves it any more.
+    /// ended: nothing moves it any more (a failed case with no incident to retry included).
     ///
     /// A running case that could never move again fails as deadlocked, so a running case
     /// lists something here, except a dynamic multiple-instance task left with no running
@@ -77,6 +87,34 @@ impl Case {
             CaseStatus::Suspended => {
                 out.push(Wait::Resume);
                 false
+            }
+            CaseStatus::Failed if !self.incidents.is_empty() => {
+                for i in &self.incidents {
+                    out.push(Wait::Retry {
+                        task: i.task.clone(),
+                        reason: i.reason.clone(),
+                        attempt: i.attempt,
+                        since: i.since,
+                    });
+                }
+                // Calls in flight are still taken; people's work, timers and triggers wait
+                // for the retry.
+                for (id, wi) in &self.items {
+                    if let WorkItemKind::Call {
+                        connector,
+                        idempotency_key,
+                    } = &wi.kind
+                    {
+                        out.push(Wait::Call {
+                            item: *id,
+                            task: wi.task.clone(),
+                            connector: connector.clone(),
+                            idempotency_key: idempotency_key.clone(),
+                            since: wi.since,
+                        });
+                    }
+                }
+                return out;
             }
             CaseStatus::Completed | CaseStatus::Cancelled | CaseStatus::Failed => return out,
         };

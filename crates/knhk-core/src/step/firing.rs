@@ -1,5 +1,6 @@
 //! Firing: starting a task's instances, completing them, completing the task (cancellation
-//! set, split), failing it, and withdrawing work when a task, a sub-net or the case ends.
+//! set, split), and withdrawing work when a task, a sub-net or the case ends. Failing a task
+//! is in `incident.rs`.
 
 use serde_json::{Map, Value};
 
@@ -81,11 +82,6 @@ impl Case {
                 items
             }
         };
-        let count = if def.mi.is_some() {
-            instances.len() as u32
-        } else {
-            1
-        };
         let task = self.task_ref(cx.wf, ni, t)?;
         cx.fired = cx.fired.saturating_add(1);
         self.emit(cx, EventKind::TaskStarted { task, instances })?;
@@ -98,10 +94,17 @@ impl Case {
         {
             self.arm_timer(cx, ni, t, timer.duration_ms)?;
         }
+        self.begin_instances(cx, ni, t)
+    }
+
+    /// Begins every instance of a busy task that has not begun (no work item, call or
+    /// sub-net yet), in order.
+    pub(super) fn begin_instances(&mut self, cx: &mut Cx, ni: InstIx, t: TaskIx) -> Res {
         let Some(Slot::Busy(act)) = self.slot(ni, t) else {
             return Ok(());
         };
         let started = act.started_seq;
+        let count = act.instances.len() as u32;
         for i in 0..count {
             // An earlier instance may have completed the task (empty work, threshold reached).
             let Some(Slot::Busy(act)) = self.slot(ni, t) else {
@@ -456,68 +459,6 @@ impl Case {
             }
         }
         Ok((chosen, to_output))
-    }
-
-    /// Fails a task (enabled or running) and with it the case.
-    pub(super) fn fail_task(&mut self, cx: &mut Cx, ni: InstIx, t: TaskIx, reason: String) -> Res {
-        match self.slot(ni, t).cloned() {
-            Some(Slot::Busy(_)) => self.cancel_units(cx, ni, t)?,
-            Some(Slot::Enabled { item, timer, .. }) => {
-                if let Some(item) = item {
-                    self.cancel_item(cx, item)?;
-                }
-                self.cancel_timer(cx, timer)?;
-            }
-            _ => {}
-        }
-        let task = self.task_ref(cx.wf, ni, t)?;
-        let wf = cx.wf;
-        let net = self.net_def(wf, ni)?;
-        if let Some(arc) = net.task_def(t)?.outputs.iter().find(|a| a.on_failure) {
-            // The definition routes this failure: record it in the data and go on. A task
-            // that failed before it started takes its tokens first, so it is not enabled
-            // (and failing) again.
-            if matches!(self.slot(ni, t), Some(Slot::Enabled { .. })) {
-                self.emit(
-                    cx,
-                    EventKind::TaskStarted {
-                        task: task.clone(),
-                        instances: Vec::new(),
-                    },
-                )?;
-            }
-            let mut changes = Map::new();
-            changes.insert(
-                "last_error".to_string(),
-                serde_json::json!({"task": task.task.as_str(), "reason": reason}),
-            );
-            self.emit(cx, EventKind::DataUpdated { changes })?;
-            let produced = vec![net.place_def(arc.place)?.id.clone()];
-            let to_output = arc.place == OUTPUT;
-            self.emit(
-                cx,
-                EventKind::TaskFailed {
-                    task,
-                    reason,
-                    produced,
-                },
-            )?;
-            if to_output {
-                self.output_reached(cx, ni)?;
-            }
-            return Ok(());
-        }
-        let why = format!("task {} failed: {reason}", task.task);
-        self.emit(
-            cx,
-            EventKind::TaskFailed {
-                task,
-                reason,
-                produced: Vec::new(),
-            },
-        )?;
-        self.teardown_all(cx)?;
-        self.set_status(cx, CaseStatus::Failed, Some(why))
     }
 
     /// Withdraws all work of a net instance (tasks, work items, timers, sub-nets).

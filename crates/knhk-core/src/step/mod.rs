@@ -68,6 +68,7 @@ type Res<T = ()> = Result<T, Error>;
 
 mod enablement;
 mod firing;
+mod incident;
 
 impl Case {
     /// Applies one input at time `now`, taking new ids from `ids`, and returns the events and
@@ -134,12 +135,23 @@ impl Case {
         }
     }
 
-    /// Outside results (connector calls, timers) are taken while running or suspended: the
-    /// world does not stop for a suspended case, but nothing new starts until it resumes.
+    /// Timers fire while running or suspended: the world does not stop for a suspended
+    /// case, but nothing new starts until it resumes. A failed case takes no timer: its
+    /// timers fire once it is retried.
     fn require_active(&self, action: &'static str) -> Res {
         match self.status() {
             CaseStatus::Running | CaseStatus::Suspended => Ok(()),
             status => Err(Error::WrongCaseState { status, action }),
+        }
+    }
+
+    /// Results of connector calls are taken while running, suspended, or failed with an
+    /// incident open: the calls were made and their results are not lost, but nothing new
+    /// starts until the case runs again.
+    fn require_taking_results(&self, action: &'static str) -> Res {
+        match self.status() {
+            CaseStatus::Failed if !self.incidents().is_empty() => Ok(()),
+            _ => self.require_active(action),
         }
     }
 
@@ -150,6 +162,17 @@ impl Case {
             cx.step.effects.push(Effect::CaseEnded { status: to });
         }
         Ok(())
+    }
+
+    /// Queues every task of every live net instance for reconsidering.
+    fn reconsider_all(&self, cx: &mut Cx) {
+        for (ni, net) in self.nets().iter_enumerated() {
+            if net.live {
+                for t in net.slots.indices() {
+                    cx.dirty.push_back((ni, t));
+                }
+            }
+        }
     }
 
     fn task_ref(&self, wf: &Workflow, ni: InstIx, t: TaskIx) -> Res<TaskRef> {
@@ -290,7 +313,7 @@ impl Case {
                 output,
                 failed_attempts,
             } => {
-                self.require_active("take a connector result")?;
+                self.require_taking_results("take a connector result")?;
                 let wi = self.call(item)?.clone();
                 self.emit(
                     cx,
@@ -308,7 +331,7 @@ impl Case {
                 error,
                 failed_attempts,
             } => {
-                self.require_active("take a connector result")?;
+                self.require_taking_results("take a connector result")?;
                 let wi = self.call(item)?.clone();
                 self.emit(
                     cx,
@@ -364,8 +387,11 @@ impl Case {
                     return Err(Error::NoTriggerWaiting(event));
                 }
                 for (ni, t) in waiting {
-                    // A trigger task that shared its token with one started just before is gone.
-                    if matches!(self.slot(ni, t), Some(Slot::Enabled { held: false, .. })) {
+                    // A trigger task that shared its token with one started just before is
+                    // gone; one that failed the case stops the others.
+                    if self.status() == CaseStatus::Running
+                        && matches!(self.slot(ni, t), Some(Slot::Enabled { held: false, .. }))
+                    {
                         self.start_task(cx, ni, t, Some(data.clone()))?;
                     }
                 }
@@ -401,17 +427,14 @@ impl Case {
                 self.require(CaseStatus::Suspended, "resume")?;
                 self.set_status(cx, CaseStatus::Running, None)?;
                 // Results taken while suspended may have moved tokens: look at every task.
-                for (ni, net) in self.nets().iter_enumerated() {
-                    if net.live {
-                        for t in net.slots.indices() {
-                            cx.dirty.push_back((ni, t));
-                        }
-                    }
-                }
+                self.reconsider_all(cx);
                 Ok(())
             }
+            Input::RetryTask { task } => self.retry(cx, task.as_ref()),
             Input::Cancel { reason } => {
-                if self.status().is_final() {
+                // An operator may give up on a case failed by a task: its work is withdrawn.
+                let incident = self.status() == CaseStatus::Failed && !self.incidents().is_empty();
+                if self.status().is_final() && !incident {
                     return Err(Error::WrongCaseState {
                         status: self.status(),
                         action: "cancel",

@@ -6,6 +6,7 @@
 mod basics;
 mod driver;
 mod harness;
+mod incidents;
 mod interop;
 mod lifecycle;
 mod limits;

@@ -268,3 +268,35 @@ fn recorded_events_encode_again_to_the_recorded_lines_byte_for_byte() {
         }
     }
 }
+
+/// A case failed by a task before incidents were recorded had the rest of its work torn
+/// down: it replays as it was, and a retry is refused, naming how it failed.
+#[test]
+fn a_case_failed_before_incidents_existed_is_refused_a_retry_naming_its_failure() {
+    let h = recorded()
+        .into_iter()
+        .find(|h| h.name == "cli/charge_call_failed_and_the_case_failed")
+        .expect("the recorded failed charge");
+    let file = h.manifest["workflow"].as_str().unwrap();
+    let wf = knhk_spec::load_file(&repo_root().join(file)).unwrap();
+    let id: CaseId = serde_json::from_value(h.manifest["case"].clone()).unwrap();
+    let mut case = Case::replay(&wf, id, &events(&h)).unwrap();
+    assert!(case.incidents().is_empty());
+    let before = case.clone();
+    let mut ids = knhk_core::SequentialIds(1);
+    let err = case
+        .apply(
+            &wf,
+            knhk_core::Timestamp(1_795_984_500_000),
+            knhk_core::Input::RetryTask { task: None },
+            &mut ids,
+        )
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the case failed with no task to run again (task charge failed: \
+         connector http failed: http failed after 1 attempt: 400 Bad Request: \
+         {\"error\": \"card declined\"})"
+    );
+    assert_eq!(case, before);
+}

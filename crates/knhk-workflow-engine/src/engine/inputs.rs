@@ -14,7 +14,7 @@ impl WorkflowEngine {
         self.apply(case, Input::Start).await
     }
 
-    /// Cancels a case: its work is withdrawn.
+    /// Cancels a case, a running one or one failed by a task: its work is withdrawn.
     pub async fn cancel(&self, case: CaseId, reason: &str) -> Result<CaseView, Error> {
         let reason = reason.to_string();
         self.apply(case, Input::Cancel { reason }).await
@@ -52,6 +52,13 @@ impl WorkflowEngine {
             return Err(Error::TimerNotDue { timer, due_in_ms });
         }
         self.apply(case, Input::TimerFired { timer }).await
+    }
+
+    /// Retries a task of a case it failed (an incident): `task`, or the only failed one. A
+    /// connector task makes a new call (a new work item, so a new idempotency key), a human
+    /// task offers a new work item; once no incident is left the case runs again.
+    pub async fn retry_case(&self, case: CaseId, task: Option<TaskRef>) -> Result<CaseView, Error> {
+        self.apply(case, Input::RetryTask { task }).await
     }
 
     /// Delivers an outside event to a case's waiting trigger tasks.

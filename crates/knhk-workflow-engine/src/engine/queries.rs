@@ -66,8 +66,9 @@ impl WorkflowEngine {
         records::work_item_view(record)
     }
 
-    /// Returns what a case waits for (work items, connector calls, timers, triggers, or a
-    /// start or resume), as knhk-core answers it from the case's state; empty once it ended.
+    /// Returns what a case waits for (work items, connector calls, timers, triggers, a start
+    /// or resume, or the retry of a task that failed it), as knhk-core answers it from the
+    /// case's state; empty once it ended.
     pub async fn waits(&self, id: CaseId) -> Result<Vec<Wait>, Error> {
         let mut guard = self.inner.cases.lock(id).await;
         let live = match guard.take() {

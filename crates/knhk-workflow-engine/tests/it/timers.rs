@@ -261,3 +261,77 @@ async fn the_timer_example_sends_its_reminder_when_the_payment_does_not_come() {
     );
     engine.shutdown().await;
 }
+
+/// A case failed by a task keeps its timers armed in its state but none in the store, so
+/// that no timer service fires them; its retry stores them again, due when they were.
+#[tokio::test]
+async fn a_failed_case_stores_no_timer_until_it_is_retried() {
+    let store: std::sync::Arc<dyn knhk_store::Store> =
+        std::sync::Arc::new(knhk_store::MemoryStore::default());
+    let engine = engine_on(store.clone());
+    let mut t = turtle(
+        "Timed beside a check",
+        &[
+            (
+                "split",
+                "yawl:hasSplit yawl:ControlTypeAnd ;",
+                &["wait", "check"],
+            ),
+            (
+                "wait",
+                "knhk:role \"clerk\" ; yawl:hasTimer <#timer> ;",
+                &["join"],
+            ),
+            ("check", "knhk:role \"clerk\" ;", &["join"]),
+            ("join", "yawl:hasJoin yawl:ControlTypeAnd ;", &["end"]),
+        ],
+    );
+    t.push_str(
+        "<#timer> a yawl:Timer ; yawl:hasTrigger yawl:TimerTriggerOnEnabled ; \
+         yawl:hasDurationParams [ yawl:ticks 3600000 ; yawl:hasInterval yawl:TimerIntervalMsec ] .\n",
+    );
+    let wf = engine
+        .register_workflow("t.ttl", knhk_workflow_engine::SourceFormat::Turtle, &t)
+        .await
+        .unwrap();
+    let case = engine
+        .create_case(wf.workflow.id, json!({}), true)
+        .await
+        .unwrap();
+    let armed = store.timers().await.unwrap();
+    assert_eq!(armed.len(), 1);
+    let items = engine
+        .work_items(&knhk_workflow_engine::WorkItemQuery {
+            case: Some(case.id),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let check = items
+        .iter()
+        .find(|i| i.task.task.as_str() == "check")
+        .unwrap();
+    let failed = engine
+        .fail_work_item(check.id, "ann", "cannot check")
+        .await
+        .unwrap();
+    assert_eq!(failed.status, CaseStatus::Failed);
+    assert!(store.timers().await.unwrap().is_empty());
+    // The other branch's work item stays, frozen: claims wait for the retry.
+    let wait = items
+        .iter()
+        .find(|i| i.task.task.as_str() == "wait")
+        .unwrap();
+    assert!(engine.claim(wait.id, "bob").await.is_err());
+
+    let retried = engine.retry_case(case.id, None).await.unwrap();
+    assert_eq!(retried.status, CaseStatus::Running);
+    assert_eq!(store.timers().await.unwrap(), armed);
+    engine.claim(wait.id, "bob").await.unwrap();
+    let history = engine.history(case.id).await.unwrap();
+    assert!(
+        history
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::TaskRetried { attempt: 2, .. }))
+    );
+}

@@ -69,9 +69,9 @@ impl<'w> Driver<'w> {
         match self.driver.apply_at(at, input.clone()) {
             Err(e) => {
                 prop_assert_eq!(self.case(), &before, "refused {:?} changed the case", input);
-                if before.status().is_final() {
+                if ended(&before) {
                     prop_assert!(
-                        matches!(e, Error::WrongCaseState { .. }),
+                        matches!(e, Error::WrongCaseState { .. } | Error::CannotRetry(_)),
                         "ended case refused {:?} with {:?}",
                         input,
                         e
@@ -80,7 +80,22 @@ impl<'w> Driver<'w> {
             }
             Ok(step) => {
                 prop_assert!(!refused, "invalid input {:?} was taken", input);
-                prop_assert!(!before.status().is_final(), "ended case took {:?}", input);
+                prop_assert!(!ended(&before), "ended case took {:?}", input);
+                if before.status() == CaseStatus::Failed {
+                    // A case failed by a task takes results of calls it made, a retry or a
+                    // cancellation, nothing else.
+                    prop_assert!(
+                        matches!(
+                            input,
+                            Input::ConnectorSucceeded { .. }
+                                | Input::ConnectorFailed { .. }
+                                | Input::RetryTask { .. }
+                                | Input::Cancel { .. }
+                        ),
+                        "failed case took {:?}",
+                        input
+                    );
+                }
                 prop_assert!(!step.events.is_empty(), "{:?} took without an event", input);
                 for (k, e) in step.events.iter().enumerate() {
                     prop_assert_eq!(e.seq, (from + k + 1) as u64, "seq gap");
@@ -204,10 +219,15 @@ impl<'w> Driver<'w> {
             .collect()
     }
 
-    /// An input that moves the case on, if there is one.
+    /// An input that moves the case on, if there is one. A failed case is retried.
     fn progress(&self, a: usize, b: usize) -> Option<Input> {
         if self.case().status() == CaseStatus::Suspended {
             return Some(Input::Resume);
+        }
+        if let Some(i) = pick(self.case().incidents(), a) {
+            return Some(Input::RetryTask {
+                task: Some(i.task.clone()),
+            });
         }
         let humans = self.humans();
         if let Some((item, w)) = pick(&humans, a) {
@@ -306,6 +326,13 @@ impl<'w> Driver<'w> {
                 changes.insert("b1".into(), json!(b.is_multiple_of(2)));
                 Some(Input::UpdateData { changes })
             }
+            89..=91 => match self.case().incidents() {
+                [] => None,
+                [_] if b.is_multiple_of(2) => Some(Input::RetryTask { task: None }),
+                all => pick(all, a).map(|i| Input::RetryTask {
+                    task: Some(i.task.clone()),
+                }),
+            },
             _ => return self.invalid(a, b),
         };
         match chosen.or_else(|| self.progress(a, b)) {
@@ -383,4 +410,9 @@ fn output(b: usize) -> Value {
         1 => json!({"b0": b.is_multiple_of(2)}),
         _ => json!({"b0": b % 4 < 2, "n": (b / 4 % 4) as i64}),
     }
+}
+
+/// Returns whether a case has ended for good: a final state with no incident to retry.
+pub(super) fn ended(case: &Case) -> bool {
+    case.status().is_final() && case.incidents().is_empty()
 }
