@@ -312,3 +312,70 @@ fn worklist_commands_print_the_work_item_as_json_with_json() {
     assert_eq!(started["state"], "started", "{started:#}");
     assert_eq!(started["owner"], "ulf");
 }
+
+#[test]
+fn claim_and_complete_races_between_processes_have_exactly_one_winner() {
+    use std::process::{Command, Stdio};
+
+    let data = DataDir::new();
+    let case = data.start_loan();
+    let item = text(&case["work_items"][0], "id").to_owned();
+    // Every process is started before any is waited for, so that they overlap.
+    let race = |args: &dyn Fn(usize) -> Vec<String>| -> Vec<std::process::Output> {
+        let children: Vec<_> = (0..16)
+            .map(|n| {
+                Command::new(env!("CARGO_BIN_EXE_knhk"))
+                    .arg("--data-dir")
+                    .arg(data.path())
+                    .args(args(n))
+                    .env_remove("KNHK_DATA_DIR")
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .expect("knhk starts")
+            })
+            .collect();
+        children
+            .into_iter()
+            .map(|c| c.wait_with_output().expect("knhk ends"))
+            .collect()
+    };
+    let claims = race(&|n| {
+        ["workitem", "claim", &item, "--user", &format!("user{n}")]
+            .map(str::to_owned)
+            .to_vec()
+    });
+    let winners: Vec<usize> = (0..claims.len())
+        .filter(|&n| claims[n].status.success())
+        .collect();
+    assert_eq!(winners.len(), 1, "one claim wins: {claims:?}");
+    for (n, out) in claims.iter().enumerate() {
+        if !out.status.success() {
+            let err = crate::stderr(out);
+            assert!(
+                err.contains("is allocated") || err.contains("already allocated"),
+                "user{n}: {err}"
+            );
+        }
+    }
+    let winner = format!("user{}", winners[0]);
+    let completions = race(&|n| {
+        let output = format!(r#"{{"approved": true, "by": {n}}}"#);
+        [
+            "workitem", "complete", &item, "--user", &winner, "--output", &output,
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    });
+    let done = completions.iter().filter(|o| o.status.success()).count();
+    assert_eq!(done, 1, "one completion wins: {completions:?}");
+    let case_id = text(&case, "case_id");
+    let history = data.json(&["case", "history", case_id, "--json"]);
+    let completed = history["history"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["kind"] == "work_item_completed")
+        .count();
+    assert_eq!(completed, 1, "the item completed once: {history:#}");
+}
