@@ -113,7 +113,7 @@ pub(crate) fn changes(
             }
         )
     });
-    if case.status() == CaseStatus::Failed {
+    if !stores_timers(case) {
         timers.extend(case.timers().map(|(id, _)| Change::Delete(*id)));
     } else if retried {
         timers.extend(case.timers().map(|(id, fires_at)| {
@@ -132,6 +132,12 @@ pub(crate) fn changes(
         })
         .collect();
     (items, timers)
+}
+
+/// Returns whether the store holds rows for the armed timers of `case`: not while it is
+/// failed, so that no timer service fires them before it is retried.
+pub(crate) fn stores_timers(case: &Case) -> bool {
+    case.status() != CaseStatus::Failed
 }
 
 /// Returns the row of a live human work item, `None` if it is gone or is a connector call.
