@@ -101,17 +101,9 @@ pub(crate) fn changes(
             _ => {}
         }
     }
-    // A case failed by a task keeps its timers armed but stores none, so that no timer
-    // service fires them; its retry stores them again (those due fire at once).
-    let failed = events.iter().any(|e| {
-        matches!(
-            e.kind,
-            EventKind::CaseStateChanged {
-                to: CaseStatus::Failed,
-                ..
-            }
-        )
-    });
+    // A case failed by a task keeps its timers armed but stores none (not even one its
+    // retried task armed while another incident is open), so that no timer service fires
+    // them; the retry that makes it run stores them again (those due fire at once).
     let retried = events.iter().any(|e| {
         matches!(
             e.kind,
@@ -121,7 +113,7 @@ pub(crate) fn changes(
             }
         )
     });
-    if case.status() == CaseStatus::Failed && failed {
+    if !stores_timers(case) {
         timers.extend(case.timers().map(|(id, _)| Change::Delete(*id)));
     } else if retried {
         timers.extend(case.timers().map(|(id, fires_at)| {
@@ -140,6 +132,12 @@ pub(crate) fn changes(
         })
         .collect();
     (items, timers)
+}
+
+/// Returns whether the store holds rows for the armed timers of `case`: not while it is
+/// failed, so that no timer service fires them before it is retried.
+pub(crate) fn stores_timers(case: &Case) -> bool {
+    case.status() != CaseStatus::Failed
 }
 
 /// Returns the row of a live human work item, `None` if it is gone or is a connector call.

@@ -10,20 +10,23 @@ use serde_json::Value;
 
 use crate::{DataDir, PREFIXES, kinds, path_str, temp_file, text};
 
-/// Starts an HTTP server on port 0 that declines the first charge (400) and accepts every
-/// later one (`{"charged": true}`); returns its address and the idempotency keys it was
-/// sent, in order.
+/// Starts an HTTP server on port 0 that declines the first charge to each path (400) and
+/// accepts every later one (`{"charged": true}`); returns its address and the idempotency
+/// keys it was sent, in order.
 fn flaky_payment_server() -> (String, Arc<Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("a port");
     let addr = listener.local_addr().expect("an address");
-    let keys = Arc::new(Mutex::new(Vec::new()));
+    let keys: Arc<Mutex<Vec<String>>> = Arc::default();
     let seen = keys.clone();
+    let mut paths = std::collections::HashSet::new();
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
             let mut reader = BufReader::new(stream.try_clone().expect("a stream"));
             let mut length = 0;
             let mut key = String::new();
+            let mut request = String::new();
+            let _ = reader.read_line(&mut request);
             loop {
                 let mut line = String::new();
                 if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
@@ -39,11 +42,8 @@ fn flaky_payment_server() -> (String, Arc<Mutex<Vec<String>>>) {
             }
             let mut body = vec![0; length];
             let _ = reader.read_exact(&mut body);
-            let first = {
-                let mut keys = seen.lock().expect("the keys");
-                keys.push(key);
-                keys.len() == 1
-            };
+            seen.lock().expect("the keys").push(key);
+            let first = paths.insert(request);
             let (status, reply) = if first {
                 ("400 Bad Request", r#"{"error": "card declined"}"#)
             } else {
@@ -266,4 +266,78 @@ fn an_operator_gives_up_on_a_failed_case_with_cancel() {
     assert_eq!(doc["incidents"], serde_json::json!([]));
     let err = data.fails(&["case", "retry", &case]);
     assert!(err.contains("the case is cancelled, not failed"), "{err}");
+}
+
+#[test]
+fn with_several_failed_tasks_retry_names_them_and_takes_one_at_a_time() {
+    let (server, _) = flaky_payment_server();
+    let file = temp_file(
+        "two_charges.ttl",
+        &format!(
+            "{PREFIXES}\
+             <#spec> a yawl:Specification ; yawl:hasDecomposition <#net> .\n\
+             <#net> a yawl:Net ; yawl:isRootNet true ; yawl:hasInputCondition <#start> ;\n\
+                 yawl:hasOutputCondition <#end> ; yawl:hasTask <#split>, <#pay_a>, <#pay_b>, <#join> .\n\
+             <#start> a yawl:InputCondition ; yawl:flowsInto [ yawl:nextElementRef <#split> ] .\n\
+             <#split> a yawl:Task ; yawl:hasSplit yawl:ControlTypeAnd ;\n\
+                 yawl:flowsInto [ yawl:nextElementRef <#pay_a> ], [ yawl:nextElementRef <#pay_b> ] .\n\
+             <#pay_a> a yawl:Task ; knhk:connector \"http\" ;\n\
+                 knhk:setting [ knhk:key \"url\" ; knhk:value \"{server}/a/{{order}}\" ] ;\n\
+                 yawl:flowsInto [ yawl:nextElementRef <#join> ] .\n\
+             <#pay_b> a yawl:Task ; knhk:connector \"http\" ;\n\
+                 knhk:setting [ knhk:key \"url\" ; knhk:value \"{server}/b/{{order}}\" ] ;\n\
+                 yawl:flowsInto [ yawl:nextElementRef <#join> ] .\n\
+             <#join> a yawl:Task ; yawl:hasJoin yawl:ControlTypeAnd ;\n\
+                 yawl:flowsInto [ yawl:nextElementRef <#end> ] .\n\
+             <#end> a yawl:OutputCondition .\n"
+        ),
+    );
+    let data = DataDir::new();
+    let out = data.knhk(&[
+        "run",
+        path_str(&file),
+        "--data",
+        r#"{"order": "B-1"}"#,
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", crate::stderr(&out));
+    let failed: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    let case = text(&failed, "case_id").to_owned();
+    // Both calls were made; the second failure is taken by the failed case as a second incident.
+    let mut tasks: Vec<&str> = failed["incidents"]
+        .as_array()
+        .expect("incidents")
+        .iter()
+        .map(|i| text(i, "task"))
+        .collect();
+    tasks.sort_unstable();
+    assert_eq!(tasks, ["pay_a", "pay_b"], "{failed:#}");
+
+    let err = data.fails(&["case", "retry", &case]);
+    assert!(
+        err.contains("2 tasks failed (")
+            && err.contains("pay_a")
+            && err.contains("pay_b")
+            && err.contains("name the one to retry"),
+        "{err}"
+    );
+    let err = data.fails(&["case", "retry", &case, "--task", "join"]);
+    assert!(err.contains("task join has no incident"), "{err}");
+
+    // One retried: its call is made again, and the case stays failed while pay_b is open.
+    let out = data.knhk(&["case", "retry", &case, "--task", "pay_a", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "the case is still failed");
+    let partly: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(text(&partly, "state"), "failed");
+    let open: Vec<&str> = partly["incidents"]
+        .as_array()
+        .expect("incidents")
+        .iter()
+        .map(|i| text(i, "task"))
+        .collect();
+    assert_eq!(open, ["pay_b"]);
+
+    let done = data.json(&["case", "retry", &case, "--json"]);
+    assert_eq!(text(&done, "state"), "completed", "{done:#}");
+    assert_eq!(call_keys(&done).len(), 4);
 }

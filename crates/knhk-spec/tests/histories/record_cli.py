@@ -46,12 +46,18 @@ DIRECTORY = {"roles": {"admin": ["ada"], "clerk": ["ann", "bob"]}}
 
 
 class Charge(BaseHTTPRequestHandler):
-    """The charge service: orders named `bad...` are refused with a 400, others charged."""
+    """The charge service: orders named `bad...` are refused with a 400, `flaky...` ones the
+    first time only, others charged."""
+
+    flaky_seen = set()
 
     def do_POST(self):
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
         order = self.path.rsplit("/", 1)[-1]
-        if order.startswith("bad"):
+        first_flaky = order.startswith("flaky") and order not in Charge.flaky_seen
+        if order.startswith("flaky"):
+            Charge.flaky_seen.add(order)
+        if order.startswith("bad") or first_flaky:
             status, body = 400, {"error": "card declined"}
         else:
             status, body = 200, {"charged": True, "receipt": f"r-{order}"}
@@ -271,9 +277,29 @@ def scenarios():
         s.complete(case, "handle_failure", {"handled": "refunded"}, user="ann")
         s.record("charge_failure_handled", CHARGE_FF, case,
                  "knhk run, order bad-4; the HTTP call answered 400; workitem complete")
+        # An incident retried: the second call, with a new idempotency key, is charged.
+        case = s.run(CHARGE, {"order": "flaky-5", "amount": 90})
+        s.complete(case, "check", {"checked": True}, user="ann", check=False)
+        s.knhk("case", "retry", case)
+        s.record("charge_call_failed_then_retried", CHARGE, case,
+                 "knhk run, order flaky-5; workitem complete check; the HTTP call answered "
+                 "400; case retry; the second call answered 200")
         s.close()
     finally:
         server.shutdown()
+
+    # Incidents: a work item failed with no failure flow leaves the case failed until retried.
+    s = Scenario()
+    case = s.run(LOAN, {"applicant": "Flo", "amount": 25000})
+    item = s.item(case, "underwriter_decision")
+    s.knhk("workitem", "fail", item, "--user", "uma", "--reason", "documents missing",
+           check=False)
+    s.record("loan_work_item_failed_with_an_incident", LOAN, case,
+             "knhk run, amount 25000; workitem fail by uma: documents missing (an incident)")
+    s.knhk("case", "retry", case)
+    s.record("loan_work_item_failed_then_retried", LOAN, case,
+             "knhk run, amount 25000; workitem fail by uma; case retry: a new work item")
+    s.close()
 
     s = Scenario()
     case = s.run(REVIEW, {"reviewed": False, "doc": "d-1"})
