@@ -70,6 +70,13 @@ fn an_administrator_allocates_a_work_item_to_a_user() {
     // Allocated, it can no longer be offered elsewhere.
     let err = data.fails(&["workitem", "offer", &id, "--role", "clerk", "--user", "ada"]);
     assert!(err.contains("cannot offer work item"), "{err}");
+    // The item is offered to the admin role, which ann is not in: holding it is enough to do
+    // it, and someone else of no role still may not.
+    let err = data.fails(&["workitem", "start", &id, "--user", "bob"]);
+    assert!(err.contains("bob may not take work item"), "{err}");
+    data.ok(&["workitem", "start", &id, "--user", "ann"]);
+    let done = data.json(&["workitem", "complete", &id, "--user", "ann", "--json"]);
+    assert_eq!(text(&done, "state"), "completed", "{done:#}");
 }
 
 #[test]

@@ -341,3 +341,55 @@ fn with_several_failed_tasks_retry_names_them_and_takes_one_at_a_time() {
     assert_eq!(text(&done, "state"), "completed", "{done:#}");
     assert_eq!(call_keys(&done).len(), 4);
 }
+
+#[test]
+fn a_case_failed_with_a_timer_armed_in_another_branch_passes_the_store_check_and_resumes_it() {
+    // Two branches: `wait` with a timer an hour away, and `check`, whose work item fails.
+    let file = temp_file(
+        "failed-with-timer.ttl",
+        &format!(
+            "{PREFIXES}<#spec> a yawl:Specification ; yawl:hasDecomposition <#net> .\n\
+             <#net> a yawl:Net ; yawl:isRootNet true ; yawl:hasInputCondition <#start> ;\n\
+                 yawl:hasOutputCondition <#end> ; yawl:hasTask <#split>, <#wait>, <#check>, <#join> .\n\
+             <#start> a yawl:InputCondition ; yawl:flowsInto [ yawl:nextElementRef <#split> ] .\n\
+             <#split> a yawl:Task ; yawl:hasSplit yawl:ControlTypeAnd ;\n\
+                 yawl:flowsInto [ yawl:nextElementRef <#wait> ], [ yawl:nextElementRef <#check> ] .\n\
+             <#wait> a yawl:Task ; knhk:role \"clerk\" ; yawl:hasTimer [ a yawl:Timer ;\n\
+                 yawl:hasTrigger yawl:TimerTriggerOnEnabled ; yawl:duration \"PT1H\" ] ;\n\
+                 yawl:flowsInto [ yawl:nextElementRef <#join> ] .\n\
+             <#check> a yawl:Task ; knhk:role \"clerk\" ; yawl:flowsInto [ yawl:nextElementRef <#join> ] .\n\
+             <#join> a yawl:Task ; yawl:hasJoin yawl:ControlTypeAnd ; yawl:flowsInto [ yawl:nextElementRef <#end> ] .\n\
+             <#end> a yawl:OutputCondition .\n"
+        ),
+    );
+    let data = DataDir::new();
+    let doc = data.json(&["run", path_str(&file), "--json", "--wait", "0"]);
+    let case = text(&doc, "case_id").to_owned();
+    let check = doc["work_items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|w| w["task"] == "check"))
+        .map(|w| text(w, "id").to_owned())
+        .unwrap_or_else(|| panic!("a work item of check: {doc:#}"));
+    let failed = data.knhk(&[
+        "workitem",
+        "fail",
+        &check,
+        "--user",
+        "cleo",
+        "--reason",
+        "no papers",
+    ]);
+    assert_eq!(failed.status.code(), Some(1), "the case failed");
+    let report = data.ok(&["store", "check"]);
+    assert!(
+        report.contains("0 timers") && report.contains("no problems found"),
+        "a failed case's timers are not missing rows: {report}"
+    );
+    let retried = data.json(&["case", "retry", &case, "--json"]);
+    assert_eq!(text(&retried, "state"), "running", "{retried:#}");
+    let report = data.ok(&["store", "check"]);
+    assert!(
+        report.contains("1 timers") && report.contains("no problems found"),
+        "its timer is stored again: {report}"
+    );
+}

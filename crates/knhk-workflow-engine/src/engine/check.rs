@@ -156,6 +156,15 @@ impl WorkflowEngine {
                     format_args!("its case {} is not stored", row.case_id),
                 ),
                 Some(None) => {}
+                // A case failed by a task keeps its timers armed but stores none until it is
+                // retried (records::stores_timers).
+                Some(Some((case, _))) if !records::stores_timers(case) => report.add(
+                    subject,
+                    format_args!(
+                        "case {} is failed and stores no timers until it is retried",
+                        row.case_id
+                    ),
+                ),
                 Some(Some((case, _))) => match case.timers().find(|(id, _)| **id == row.id) {
                     None => report.add(
                         subject,
@@ -186,7 +195,7 @@ impl WorkflowEngine {
                 }
             }
             for (timer, _) in case.timers() {
-                if !seen_timers.contains(timer) {
+                if records::stores_timers(case) && !seen_timers.contains(timer) {
                     report.add(
                         Subject::Case(*id),
                         format_args!("its armed timer {timer} has no row"),
