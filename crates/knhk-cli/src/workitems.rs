@@ -2,7 +2,6 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::Subcommand;
 use knhk_core::WorkItemId;
 use knhk_workflow_engine::{Error as EngineError, WorkItemQuery, WorkItemView};
@@ -180,10 +179,7 @@ pub(crate) async fn run(session: &Session, command: WorkItemCommand) -> anyhow::
                     item.status
                 );
             }
-            engine
-                .claim(id, &user)
-                .await
-                .with_context(|| format!("cannot claim work item {id}"))?;
+            engine.claim(id, &user).await.item_context("claim", id)?;
             if json {
                 print_item(session, id).await?;
             } else {
@@ -204,7 +200,7 @@ pub(crate) async fn run(session: &Session, command: WorkItemCommand) -> anyhow::
             engine
                 .start_work_item(id, &user)
                 .await
-                .with_context(|| format!("cannot start work item {id}"))?;
+                .item_context("start", id)?;
             if json {
                 print_item(session, id).await?;
             } else {
@@ -221,7 +217,7 @@ pub(crate) async fn run(session: &Session, command: WorkItemCommand) -> anyhow::
             engine
                 .release_work_item(id, &user)
                 .await
-                .with_context(|| format!("cannot release work item {id}"))?;
+                .item_context("release", id)?;
             if json {
                 print_item(session, id).await?;
             } else {
@@ -239,7 +235,7 @@ pub(crate) async fn run(session: &Session, command: WorkItemCommand) -> anyhow::
             engine
                 .delegate_work_item(id, &user, &to)
                 .await
-                .with_context(|| format!("cannot delegate work item {id}"))?;
+                .item_context("delegate", id)?;
             if json {
                 print_item(session, id).await?;
             } else {
@@ -261,7 +257,7 @@ pub(crate) async fn run(session: &Session, command: WorkItemCommand) -> anyhow::
             engine
                 .offer_work_item(id, roles.clone(), &user)
                 .await
-                .with_context(|| format!("cannot offer work item {id}"))?;
+                .item_context("offer", id)?;
             if json {
                 print_item(session, id).await?;
             } else {
@@ -284,7 +280,7 @@ pub(crate) async fn run(session: &Session, command: WorkItemCommand) -> anyhow::
             engine
                 .allocate_work_item(id, &to, &user)
                 .await
-                .with_context(|| format!("cannot allocate work item {id}"))?;
+                .item_context("allocate", id)?;
             if json {
                 print_item(session, id).await?;
             } else {
@@ -315,7 +311,7 @@ pub(crate) async fn run(session: &Session, command: WorkItemCommand) -> anyhow::
                 engine
                     .fail_work_item(id, &user, &reason)
                     .await
-                    .with_context(|| format!("cannot fail work item {id}"))
+                    .item_context("fail", id)
             };
             drive(session, item.case, json, false, step).await
         }
@@ -332,7 +328,7 @@ pub(crate) async fn run(session: &Session, command: WorkItemCommand) -> anyhow::
                 engine
                     .complete_work_item(id, &user, Value::Object(output))
                     .await
-                    .with_context(|| format!("cannot complete work item {id}"))
+                    .item_context("complete", id)
             };
             drive(session, item.case, json, false, step).await
         }
@@ -361,5 +357,29 @@ async fn live_item(session: &Session, id: WorkItemId) -> anyhow::Result<WorkItem
             session.data_dir().display()
         ),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// Says which work item a refused step was about, without naming it twice: an engine error
+/// that names the item already is kept as it is, and a wrong state is said once, as
+/// `cannot claim work item ID: it is allocated`.
+trait ItemContext<T> {
+    fn item_context(self, action: &str, id: WorkItemId) -> anyhow::Result<T>;
+}
+
+impl<T> ItemContext<T> for Result<T, EngineError> {
+    fn item_context(self, action: &str, id: WorkItemId) -> anyhow::Result<T> {
+        use knhk_core::Error as Core;
+        self.map_err(|e| match e {
+            EngineError::Case(Core::WrongWorkItemState { state, .. }) => {
+                anyhow::anyhow!("cannot {action} work item {id}: it is {state}")
+            }
+            EngineError::Case(
+                Core::NotAllocatedTo { .. } | Core::FourEyes { .. } | Core::UnknownWorkItem(_),
+            )
+            | EngineError::NotInRole { .. }
+            | EngineError::UnknownWorkItem(_) => anyhow::Error::new(e),
+            e => anyhow::Error::new(e).context(format!("cannot {action} work item {id}")),
+        })
     }
 }
