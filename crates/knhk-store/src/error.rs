@@ -109,6 +109,16 @@ fn sqlite_words(e: &rusqlite::Error) -> String {
     }
 }
 
+/// Returns serde's message without the list of every name it expected (an event kind not
+/// known lists thirty), which says nothing about the damage.
+fn brief(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.split_once(", expected one of") {
+        Some((head, _)) => format!("{head} (line {} column {})", e.line(), e.column()),
+        None => text,
+    }
+}
+
 /// What in the stored data does not decode.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -128,10 +138,9 @@ pub enum Corruption {
         source: uuid::Error,
     },
     /// A JSON column does not decode into its type.
-    #[error("json in column {column}: {source}")]
+    #[error("json in column {column}: {}", brief(source))]
     Json {
         column: usize,
-        #[source]
         source: serde_json::Error,
     },
     /// A number is negative or too large for its type.

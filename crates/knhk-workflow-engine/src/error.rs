@@ -80,6 +80,8 @@ pub enum Error {
         #[source]
         source: std::sync::Arc<Error>,
     },
+    #[error("case {id} is quarantined: {reason} (`knhk store check` names what is wrong)")]
+    Quarantined { id: CaseId, reason: String },
     #[error("the engine is shutting down")]
     ShuttingDown,
 }
@@ -176,6 +178,19 @@ impl std::fmt::Display for ErrorCode {
 }
 
 impl Error {
+    /// Returns whether this error says that stored data of a case is damaged: a case that
+    /// fails to load with it is quarantined.
+    pub(crate) fn is_corruption(&self) -> bool {
+        matches!(
+            self,
+            Error::CorruptCase { .. }
+                | Error::CorruptVersion { .. }
+                | Error::CorruptRow { .. }
+                | Error::CorruptWorkflow { .. }
+                | Error::Store(knhk_store::Error::Corrupt(_))
+        )
+    }
+
     /// Returns the kind of failure, for the API to choose a status from.
     pub fn code(&self) -> ErrorCode {
         match self {
@@ -203,6 +218,8 @@ impl Error {
             }
             Error::Connectors { .. } => ErrorCode::InvalidArgument,
             Error::ShuttingDown => ErrorCode::Unavailable,
+            // Nothing runs a quarantined case until someone repairs it.
+            Error::Quarantined { .. } => ErrorCode::FailedPrecondition,
             Error::ResultLost { source, .. } => source.code(),
         }
     }

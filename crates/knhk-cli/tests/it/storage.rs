@@ -249,3 +249,56 @@ fn a_store_left_open_by_a_killed_process_is_checked_quickly_on_the_next_open() {
     let out = data.knhk(&["case", "list"]);
     assert_eq!(stderr(&out), "");
 }
+
+#[test]
+fn a_case_that_does_not_load_is_quarantined_and_the_others_go_on() {
+    let data = DataDir::new();
+    let ids: Vec<String> = (0..3)
+        .map(|_| text(&data.start_loan(), "case_id").to_owned())
+        .collect();
+    let broken = &ids[1];
+    // One event of one case no longer decodes (a torn or foreign write).
+    damage(
+        &data,
+        &format!(
+            "UPDATE events SET payload = '{{\"type\": \"nonsense\"}}'
+             WHERE case_id = '{broken}' AND seq = 5"
+        ),
+    );
+    // Recovery picks up the other two, and names the broken one.
+    let out = data.knhk(&["worker", "--until-idle"]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("picked up 2 unfinished cases"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "worker: case {broken} is quarantined and left alone"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("expected one of"), "{err}");
+
+    let listed: Value = data.json(&["case", "list", "--status", "broken", "--json"]);
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed:#}");
+    assert_eq!(text(&listed[0], "case_id"), broken);
+    assert!(text(&listed[0], "reason").contains("unknown variant `nonsense`"));
+    let list = data.ok(&["case", "list"]);
+    assert!(!list.contains(broken.as_str()), "{list}");
+    assert!(
+        list.contains("1 quarantined cases are not listed"),
+        "{list}"
+    );
+
+    // Every command on it says so, and why.
+    for args in [["case", "show"], ["case", "cancel"]] {
+        let err = data.fails(&[args[0], args[1], broken]);
+        assert!(
+            err.contains(&format!("case {broken} is quarantined: ")),
+            "{err}"
+        );
+        assert!(err.contains("nonsense"), "{err}");
+    }
+    // The others go on.
+    let other = data.json(&["case", "cancel", &ids[2], "--json"]);
+    assert_eq!(text(&other, "state"), "cancelled");
+}

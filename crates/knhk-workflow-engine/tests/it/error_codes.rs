@@ -78,6 +78,7 @@ fn engine_variant(e: &Error) -> &'static str {
         Error::Connectors { .. } => "Connectors",
         Error::ShuttingDown => "ShuttingDown",
         Error::ResultLost { .. } => "ResultLost",
+        Error::Quarantined { .. } => "Quarantined",
     }
 }
 
@@ -447,6 +448,13 @@ async fn every_error_has_its_code() {
             InvalidArgument,
         ),
         (Error::ShuttingDown, Unavailable),
+        (
+            Error::Quarantined {
+                id: case_id(),
+                reason: "its history does not replay".to_owned(),
+            },
+            FailedPrecondition,
+        ),
         // A result given up has the code of its last failure.
         (
             Error::ResultLost {
@@ -479,6 +487,7 @@ async fn every_error_has_its_code() {
         "Connectors",
         "ShuttingDown",
         "ResultLost",
+        "Quarantined",
     ]
     .into_iter()
     .map(str::to_owned)
