@@ -78,6 +78,33 @@ pub enum Error {
         #[source]
         source: tokio::task::JoinError,
     },
+    /// The store cannot be written (its file or folder has no write permission, or it is on
+    /// a read-only mount): it serves reads only.
+    #[error(
+        "the store {} is read-only (its file or folder cannot be written): it serves reads only",
+        path.display()
+    )]
+    ReadOnly { path: PathBuf },
+    /// A store on a read-only location was not closed cleanly: its WAL holds writes that
+    /// cannot be folded in without writing.
+    #[error(
+        "the store {} is read-only and was not closed cleanly (its -wal file is there): open it \
+         once where it can be written",
+        path.display()
+    )]
+    ReadOnlyUnclean { path: PathBuf },
+    /// A store on a read-only location is of another format than this knhk's, and cannot be
+    /// migrated there.
+    #[error(
+        "the store {} is read-only and of format {found}, not {supported}: open it once where it \
+         can be written, to migrate it",
+        path.display()
+    )]
+    ReadOnlyFormat {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
     /// SQLite refused to run the file in WAL mode.
     #[error("the store file refused WAL mode (journal_mode is {mode})")]
     WalRefused { mode: String },

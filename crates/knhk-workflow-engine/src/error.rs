@@ -271,6 +271,10 @@ fn store_code(e: &knhk_store::Error) -> ErrorCode {
         | E::Spawn(_)
         | E::Task { .. }
         | E::WalRefused { .. } => ErrorCode::Unavailable,
+        // Reads work; a write waits for an operator to make the store writable.
+        E::ReadOnly { .. } | E::ReadOnlyUnclean { .. } | E::ReadOnlyFormat { .. } => {
+            ErrorCode::FailedPrecondition
+        }
         E::Batch(cause) => store_code(cause),
         // The engine built a commit that breaks the store's rules, or data it cannot encode.
         E::Gap { .. } | E::Encode { .. } | E::TooLarge { .. } | E::Corrupt(_) => {

@@ -302,3 +302,64 @@ fn a_case_that_does_not_load_is_quarantined_and_the_others_go_on() {
     let other = data.json(&["case", "cancel", &ids[2], "--json"]);
     assert_eq!(text(&other, "state"), "cancelled");
 }
+
+/// Sets the permission bits of a path (`0o555`: nobody may write).
+fn chmod(path: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+#[test]
+fn a_read_only_store_serves_reads_and_refuses_writes_naming_itself() {
+    let data = DataDir::new();
+    let case = text(&data.start_loan(), "case_id").to_owned();
+    let file = data.path().join("knhk.db");
+    // Closed cleanly: one self-contained file, as a read-only mount would hold it.
+    let names = |dir: &std::path::Path| {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .expect("the data directory")
+            .map(|e| {
+                e.expect("an entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(names(data.path()), ["knhk.db"]);
+    // No write permission for anyone (which even the superuser's knhk honours, though the
+    // kernel would let it write).
+    chmod(&file, 0o444);
+    chmod(data.path(), 0o555);
+
+    for args in [
+        vec!["workflow", "list"],
+        vec!["case", "list"],
+        vec!["case", "show", &case],
+        vec!["case", "history", &case],
+        vec!["workitem", "list"],
+        vec!["store", "check"],
+    ] {
+        data.ok(&args);
+    }
+    let shown = data.json(&["case", "show", &case, "--json"]);
+    assert_eq!(text(&shown, "state"), "running");
+
+    let read_only = format!("the store {} is read-only", path_str(&file));
+    for args in [
+        vec!["case", "cancel", &case],
+        vec!["run", &example("loan_application.ttl")],
+    ] {
+        let err = data.fails(&args);
+        assert!(err.contains(&read_only), "{err}");
+    }
+    // Nothing was written: no WAL, no marker, and the case is as it was.
+    assert_eq!(names(data.path()), ["knhk.db"]);
+    chmod(data.path(), 0o755);
+    chmod(&file, 0o644);
+    let after = data.json(&["case", "show", &case, "--json"]);
+    assert_eq!(text(&after, "state"), "running");
+    assert_eq!(after["history"], shown["history"]);
+}

@@ -130,6 +130,9 @@ fn store_variant(e: &knhk_store::Error) -> &'static str {
         E::Spawn(_) => "Spawn",
         E::Task { .. } => "Task",
         E::WalRefused { .. } => "WalRefused",
+        E::ReadOnly { .. } => "ReadOnly",
+        E::ReadOnlyUnclean { .. } => "ReadOnlyUnclean",
+        E::ReadOnlyFormat { .. } => "ReadOnlyFormat",
         E::Batch(_) => "Batch",
         E::Corrupt(_) => "Corrupt",
     }
@@ -337,6 +340,26 @@ async fn every_error_has_its_code() {
             Unavailable,
         ),
         (
+            knhk_store::Error::ReadOnly {
+                path: "data/knhk.db".into(),
+            },
+            FailedPrecondition,
+        ),
+        (
+            knhk_store::Error::ReadOnlyUnclean {
+                path: "data/knhk.db".into(),
+            },
+            FailedPrecondition,
+        ),
+        (
+            knhk_store::Error::ReadOnlyFormat {
+                path: "data/knhk.db".into(),
+                found: 2,
+                supported: 3,
+            },
+            FailedPrecondition,
+        ),
+        (
             knhk_store::Error::Batch(Arc::new(knhk_store::Error::Closed)),
             Unavailable,
         ),
@@ -536,6 +559,9 @@ async fn every_error_has_its_code() {
             "Spawn",
             "Task",
             "WalRefused",
+            "ReadOnly",
+            "ReadOnlyUnclean",
+            "ReadOnlyFormat",
             "Batch",
             "Corrupt",
         ]
