@@ -170,6 +170,9 @@ pub enum Corruption {
         column: usize,
         source: serde_json::Error,
     },
+    /// An event's payload does not decode into an event kind.
+    #[error("event {seq} does not decode: {}", brief(source))]
+    Event { seq: u64, source: serde_json::Error },
     /// A number is negative or too large for its type.
     #[error("number {value} out of range in column {column}")]
     Number { column: usize, value: i64 },

@@ -301,6 +301,21 @@ fn a_case_that_does_not_load_is_quarantined_and_the_others_go_on() {
     // The others go on.
     let other = data.json(&["case", "cancel", &ids[2], "--json"]);
     assert_eq!(text(&other, "state"), "cancelled");
+    // The check names the damage and the quarantine.
+    let out = data.knhk(&["store", "check"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report = stdout(&out);
+    assert!(
+        report.contains(&format!("case {broken}: it is quarantined")),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!(
+            "case {broken}: its history does not decode: stored data is corrupt: event 5 does \
+             not decode: unknown variant `nonsense`"
+        )),
+        "{report}"
+    );
 }
 
 /// Sets the permission bits of a path (`0o555`: nobody may write).
