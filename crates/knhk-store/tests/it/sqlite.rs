@@ -294,3 +294,28 @@ async fn a_store_without_write_permission_opens_for_reading_only() {
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     chmod(dir.path(), 0o755);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_store_left_with_its_wal_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let store = SqliteStore::open(&path, SqliteOptions::default())
+        .await
+        .unwrap();
+    create_case(&store, 1, workflow_id(1), CaseStatus::Running, 1).await;
+    // A copy taken while the store is open holds its WAL, as a crash would leave it.
+    let copy = tempfile::tempdir().unwrap();
+    for name in ["store.db", "store.db-wal"] {
+        std::fs::copy(dir.path().join(name), copy.path().join(name)).unwrap();
+    }
+    drop(store);
+    chmod(copy.path(), 0o555);
+    let opened = SqliteStore::open(&copy.path().join("store.db"), SqliteOptions::default()).await;
+    chmod(copy.path(), 0o755);
+    match opened {
+        Err(e @ Error::ReadOnlyUnclean { .. }) => {
+            assert!(e.to_string().contains("was not closed cleanly"), "{e}")
+        }
+        other => panic!("expected a read-only store left unclean, got {other:?}"),
+    }
+}
