@@ -19,7 +19,9 @@ pub enum Error {
     Definition(#[from] knhk_spec::Error),
     #[error("{0}")]
     Case(#[from] knhk_core::Error),
-    #[error("store: {0}")]
+    /// (The store's own messages say what it was doing: `storing a case: database or disk is
+    /// full`, `the store ... is read-only`.)
+    #[error(transparent)]
     Store(#[from] knhk_store::Error),
     #[error("case {0} kept changing under concurrent updates; try again")]
     Busy(CaseId),

@@ -284,6 +284,9 @@ fn a_case_that_does_not_load_is_quarantined_and_the_others_go_on() {
     assert!(text(&listed[0], "reason").contains("unknown variant `nonsense`"));
     let list = data.ok(&["case", "list"]);
     assert!(!list.contains(broken.as_str()), "{list}");
+    let items = data.ok(&["workitem", "list"]);
+    assert!(!items.contains(broken.as_str()), "{items}");
+    assert_eq!(items.lines().count(), 3, "a header and two items: {items}");
     assert!(
         list.contains("1 quarantined cases are not listed"),
         "{list}"

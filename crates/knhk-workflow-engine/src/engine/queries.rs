@@ -27,14 +27,7 @@ impl WorkflowEngine {
     /// (see [`WorkflowEngine::quarantined`]). A case whose row does not decode is left out
     /// (with a warning) rather than failing the whole list.
     pub async fn cases(&self, query: &CaseQuery) -> Result<Vec<CaseView>, Error> {
-        let set_aside: HashSet<CaseId> = self
-            .inner
-            .store
-            .quarantined()
-            .await?
-            .into_iter()
-            .map(|q| q.case)
-            .collect();
+        let set_aside = self.set_aside().await?;
         let rows = match self.inner.store.cases(&records::case_filter(query)).await {
             Ok(rows) => rows,
             Err(knhk_store::Error::Corrupt(_)) => self.readable_cases(query).await?,
@@ -105,15 +98,30 @@ impl WorkflowEngine {
         Ok(self.inner.store.events(id, after_seq).await?)
     }
 
-    /// Returns the live work items matching a query, oldest first.
+    /// Returns the live work items matching a query, oldest first; those of quarantined cases
+    /// are left out (nothing can be done with them).
     pub async fn work_items(&self, query: &WorkItemQuery) -> Result<Vec<WorkItemView>, Error> {
+        let set_aside = self.set_aside().await?;
         self.inner
             .store
             .work_items(&records::work_item_filter(query))
             .await?
             .into_iter()
+            .filter(|w| !set_aside.contains(&w.case_id))
             .map(records::work_item_view)
             .collect()
+    }
+
+    /// Returns the ids of the quarantined cases.
+    async fn set_aside(&self) -> Result<HashSet<CaseId>, Error> {
+        Ok(self
+            .inner
+            .store
+            .quarantined()
+            .await?
+            .into_iter()
+            .map(|q| q.case)
+            .collect())
     }
 
     /// Returns one live work item; one completed or withdrawn is no longer there.
