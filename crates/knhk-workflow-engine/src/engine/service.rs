@@ -139,6 +139,16 @@ impl WorkflowEngine {
                     quarantined.push(QuarantinedCase { id, reason, at });
                     continue;
                 }
+                // Damaged, but the store could not record the quarantine (it is failing
+                // too): left alone in this run all the same.
+                Err(e) if e.is_corruption() => {
+                    quarantined.push(QuarantinedCase {
+                        id,
+                        reason: e.to_string(),
+                        at: self.inner.clock.now(),
+                    });
+                    continue;
+                }
                 Err(e) => return Err(e),
             };
             let effects: Vec<Effect> = live
