@@ -105,7 +105,8 @@ pub(crate) enum CaseCommand {
     },
     /// Lists cases, oldest first.
     List {
-        /// Only cases in this state.
+        /// Only cases in this state; `broken`: the quarantined cases, set aside because their
+        /// stored data does not load, with why.
         #[arg(long, value_enum)]
         status: Option<Status>,
         /// Prints a JSON array.
@@ -197,17 +198,22 @@ pub(crate) enum Status {
     Completed,
     Cancelled,
     Failed,
+    /// Quarantined: the case's stored data does not load.
+    Broken,
 }
 
-impl From<Status> for CaseStatus {
-    fn from(s: Status) -> CaseStatus {
-        match s {
-            Status::Created => CaseStatus::Created,
-            Status::Running => CaseStatus::Running,
-            Status::Suspended => CaseStatus::Suspended,
-            Status::Completed => CaseStatus::Completed,
-            Status::Cancelled => CaseStatus::Cancelled,
-            Status::Failed => CaseStatus::Failed,
+impl Status {
+    /// Returns the case status this names; `None` for `broken`, which is no state of a case
+    /// but the quarantine.
+    fn case_status(self) -> Option<CaseStatus> {
+        match self {
+            Status::Created => Some(CaseStatus::Created),
+            Status::Running => Some(CaseStatus::Running),
+            Status::Suspended => Some(CaseStatus::Suspended),
+            Status::Completed => Some(CaseStatus::Completed),
+            Status::Cancelled => Some(CaseStatus::Cancelled),
+            Status::Failed => Some(CaseStatus::Failed),
+            Status::Broken => None,
         }
     }
 }
@@ -368,8 +374,12 @@ pub(crate) async fn run(session: &Session, command: CaseCommand) -> anyhow::Resu
             drive(session, case, json, false, step).await
         }
         CaseCommand::List { status, json } => {
+            let broken = engine.quarantined().await?;
+            if matches!(status, Some(Status::Broken)) {
+                return list_broken(&broken, json);
+            }
             let filter = CaseQuery {
-                status: status.map(CaseStatus::from).into_iter().collect(),
+                status: status.and_then(Status::case_status).into_iter().collect(),
                 ..CaseQuery::default()
             };
             let cases = engine.cases(&filter).await?;
@@ -397,7 +407,7 @@ pub(crate) async fn run(session: &Session, command: CaseCommand) -> anyhow::Resu
                     })
                     .collect();
                 outln!("{}", serde_json::to_string_pretty(&docs)?);
-            } else if cases.is_empty() {
+            } else if cases.is_empty() && (status.is_some() || broken.is_empty()) {
                 outln!("no cases");
             } else {
                 let zone = session.zone();
@@ -421,8 +431,46 @@ pub(crate) async fn run(session: &Session, command: CaseCommand) -> anyhow::Resu
                         &rows
                     )
                 );
+                if status.is_none() && !broken.is_empty() {
+                    outln!(
+                        "{} quarantined cases are not listed (their stored data does not load): \
+                         {} case list --status broken",
+                        broken.len(),
+                        session.command()
+                    );
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Lists the quarantined cases with why they were set aside.
+fn list_broken(
+    broken: &[knhk_workflow_engine::QuarantinedCase],
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    if json {
+        let docs: Vec<Value> = broken
+            .iter()
+            .map(|q| {
+                json!({
+                    "case_id": q.id.to_string(),
+                    "state": "broken",
+                    "reason": q.reason,
+                    "quarantined_at": rfc3339(q.at),
+                })
+            })
+            .collect();
+        outln!("{}", serde_json::to_string_pretty(&docs)?);
+    } else if broken.is_empty() {
+        outln!("no cases");
+    } else {
+        let rows: Vec<Vec<String>> = broken
+            .iter()
+            .map(|q| vec![q.id.to_string(), rfc3339(q.at), q.reason.clone()])
+            .collect();
+        out!("{}", report::table(&["id", "quarantined", "why"], &rows));
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -40,6 +40,12 @@ pub(crate) async fn run(session: &Session, args: WorkerArgs) -> anyhow::Result<E
         "worker: picked up {} unfinished cases, armed {} timers",
         started.recovered_cases, started.armed_timers
     );
+    for q in &started.quarantined {
+        eprintln!(
+            "worker: case {} is quarantined and left alone: {}",
+            q.id, q.reason
+        );
+    }
     let running = CaseQuery {
         status: vec![CaseStatus::Running],
         ..CaseQuery::default()

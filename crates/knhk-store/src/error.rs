@@ -81,6 +81,33 @@ pub enum Error {
         #[source]
         source: tokio::task::JoinError,
     },
+    /// The store cannot be written (its file or folder has no write permission, or it is on
+    /// a read-only mount): it serves reads only.
+    #[error(
+        "the store {} is read-only (its file or folder cannot be written): it serves reads only",
+        path.display()
+    )]
+    ReadOnly { path: PathBuf },
+    /// A store on a read-only location was not closed cleanly: its WAL holds writes that
+    /// cannot be folded in without writing.
+    #[error(
+        "the store {} is read-only and was not closed cleanly (its -wal file is there): open it \
+         once where it can be written",
+        path.display()
+    )]
+    ReadOnlyUnclean { path: PathBuf },
+    /// A store on a read-only location is of another format than this knhk's, and cannot be
+    /// migrated there.
+    #[error(
+        "the store {} is read-only and of format {found}, not {supported}: open it once where it \
+         can be written, to migrate it",
+        path.display()
+    )]
+    ReadOnlyFormat {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
     /// SQLite refused to run the file in WAL mode.
     #[error("the store file refused WAL mode (journal_mode is {mode})")]
     WalRefused { mode: String },
@@ -112,6 +139,16 @@ fn sqlite_words(e: &rusqlite::Error) -> String {
     }
 }
 
+/// Returns serde's message without the list of every name it expected (an event kind not
+/// known lists thirty), which says nothing about the damage.
+fn brief(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.split_once(", expected one of") {
+        Some((head, _)) => format!("{head} (line {} column {})", e.line(), e.column()),
+        None => text,
+    }
+}
+
 /// What in the stored data does not decode.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -131,12 +168,14 @@ pub enum Corruption {
         source: uuid::Error,
     },
     /// A JSON column does not decode into its type.
-    #[error("json in column {column}: {source}")]
+    #[error("json in column {column}: {}", brief(source))]
     Json {
         column: usize,
-        #[source]
         source: serde_json::Error,
     },
+    /// An event's payload does not decode into an event kind.
+    #[error("event {seq} does not decode: {}", brief(source))]
+    Event { seq: u64, source: serde_json::Error },
     /// A number is negative or too large for its type.
     #[error("number {value} out of range in column {column}")]
     Number { column: usize, value: i64 },

@@ -39,7 +39,9 @@ pub enum Error {
     Definition(#[from] knhk_spec::Error),
     #[error("{0}")]
     Case(#[from] knhk_core::Error),
-    #[error("store: {0}")]
+    /// (The store's own messages say what it was doing: `storing a case: database or disk is
+    /// full`, `the store ... is read-only`.)
+    #[error(transparent)]
     Store(#[from] knhk_store::Error),
     #[error("case {0} kept changing under concurrent updates; try again")]
     Busy(CaseId),
@@ -100,6 +102,8 @@ pub enum Error {
         #[source]
         source: std::sync::Arc<Error>,
     },
+    #[error("case {id} is quarantined: {reason} (`knhk store check` names what is wrong)")]
+    Quarantined { id: CaseId, reason: String },
     #[error("the engine is shutting down")]
     ShuttingDown,
     #[error("timer {timer} is not due yet: it falls due in {due_in_ms} ms")]
@@ -198,6 +202,19 @@ impl std::fmt::Display for ErrorCode {
 }
 
 impl Error {
+    /// Returns whether this error says that stored data of a case is damaged: a case that
+    /// fails to load with it is quarantined.
+    pub(crate) fn is_corruption(&self) -> bool {
+        matches!(
+            self,
+            Error::CorruptCase { .. }
+                | Error::CorruptVersion { .. }
+                | Error::CorruptRow { .. }
+                | Error::CorruptWorkflow { .. }
+                | Error::Store(knhk_store::Error::Corrupt(_))
+        )
+    }
+
     /// Returns the kind of failure, for the API to choose a status from.
     pub fn code(&self) -> ErrorCode {
         match self {
@@ -230,6 +247,8 @@ impl Error {
             Error::Connectors { .. } => ErrorCode::InvalidArgument,
             Error::ShuttingDown => ErrorCode::Unavailable,
             Error::TimerNotDue { .. } => ErrorCode::FailedPrecondition,
+            // Nothing runs a quarantined case until someone repairs it.
+            Error::Quarantined { .. } => ErrorCode::FailedPrecondition,
             Error::ResultLost { source, .. } => source.code(),
         }
     }
@@ -284,6 +303,10 @@ fn store_code(e: &knhk_store::Error) -> ErrorCode {
         | E::Spawn(_)
         | E::Task { .. }
         | E::WalRefused { .. } => ErrorCode::Unavailable,
+        // Reads work; a write waits for an operator to make the store writable.
+        E::ReadOnly { .. } | E::ReadOnlyUnclean { .. } | E::ReadOnlyFormat { .. } => {
+            ErrorCode::FailedPrecondition
+        }
         E::Batch(cause) => store_code(cause),
         // The engine built a commit that breaks the store's rules, or data it cannot encode.
         E::Gap { .. } | E::Encode { .. } | E::TooLarge { .. } | E::Corrupt(_) => {

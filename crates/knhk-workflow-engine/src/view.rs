@@ -217,3 +217,13 @@ pub struct WorkItemQuery {
     /// Items allocated to or started by this user.
     pub owner: Option<String>,
 }
+
+/// A case set aside because it cannot be loaded: nothing runs it, and every command on it says
+/// why, until someone repairs it. `knhk case list --status broken` lists these.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuarantinedCase {
+    pub id: CaseId,
+    /// Why: the error met loading it.
+    pub reason: String,
+    pub at: Timestamp,
+}

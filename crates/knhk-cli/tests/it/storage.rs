@@ -249,3 +249,135 @@ fn a_store_left_open_by_a_killed_process_is_checked_quickly_on_the_next_open() {
     let out = data.knhk(&["case", "list"]);
     assert_eq!(stderr(&out), "");
 }
+
+#[test]
+fn a_case_that_does_not_load_is_quarantined_and_the_others_go_on() {
+    let data = DataDir::new();
+    let ids: Vec<String> = (0..3)
+        .map(|_| text(&data.start_loan(), "case_id").to_owned())
+        .collect();
+    let broken = &ids[1];
+    // One event of one case no longer decodes (a torn or foreign write).
+    damage(
+        &data,
+        &format!(
+            "UPDATE events SET payload = '{{\"type\": \"nonsense\"}}'
+             WHERE case_id = '{broken}' AND seq = 5"
+        ),
+    );
+    // Recovery picks up the other two, and names the broken one.
+    let out = data.knhk(&["worker", "--until-idle"]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("picked up 2 unfinished cases"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "worker: case {broken} is quarantined and left alone"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("expected one of"), "{err}");
+
+    let listed: Value = data.json(&["case", "list", "--status", "broken", "--json"]);
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed:#}");
+    assert_eq!(text(&listed[0], "case_id"), broken);
+    assert!(text(&listed[0], "reason").contains("unknown variant `nonsense`"));
+    let list = data.ok(&["case", "list"]);
+    assert!(!list.contains(broken.as_str()), "{list}");
+    let items = data.ok(&["workitem", "list"]);
+    assert!(!items.contains(broken.as_str()), "{items}");
+    assert_eq!(items.lines().count(), 3, "a header and two items: {items}");
+    assert!(
+        list.contains("1 quarantined cases are not listed"),
+        "{list}"
+    );
+
+    // Every command on it says so, and why.
+    for args in [["case", "show"], ["case", "cancel"]] {
+        let err = data.fails(&[args[0], args[1], broken]);
+        assert!(
+            err.contains(&format!("case {broken} is quarantined: ")),
+            "{err}"
+        );
+        assert!(err.contains("nonsense"), "{err}");
+    }
+    // The others go on.
+    let other = data.json(&["case", "cancel", &ids[2], "--json"]);
+    assert_eq!(text(&other, "state"), "cancelled");
+    // The check names the damage and the quarantine.
+    let out = data.knhk(&["store", "check"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report = stdout(&out);
+    assert!(
+        report.contains(&format!("case {broken}: it is quarantined")),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!(
+            "case {broken}: its history does not decode: stored data is corrupt: event 5 does \
+             not decode: unknown variant `nonsense`"
+        )),
+        "{report}"
+    );
+}
+
+/// Sets the permission bits of a path (`0o555`: nobody may write).
+fn chmod(path: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+#[test]
+fn a_read_only_store_serves_reads_and_refuses_writes_naming_itself() {
+    let data = DataDir::new();
+    let case = text(&data.start_loan(), "case_id").to_owned();
+    let file = data.path().join("knhk.db");
+    // Closed cleanly: one self-contained file, as a read-only mount would hold it.
+    let names = |dir: &std::path::Path| {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .expect("the data directory")
+            .map(|e| {
+                e.expect("an entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(names(data.path()), ["knhk.db"]);
+    // No write permission for anyone (which even the superuser's knhk honours, though the
+    // kernel would let it write).
+    chmod(&file, 0o444);
+    chmod(data.path(), 0o555);
+
+    for args in [
+        vec!["workflow", "list"],
+        vec!["case", "list"],
+        vec!["case", "show", &case],
+        vec!["case", "history", &case],
+        vec!["workitem", "list"],
+        vec!["store", "check"],
+    ] {
+        data.ok(&args);
+    }
+    let shown = data.json(&["case", "show", &case, "--json"]);
+    assert_eq!(text(&shown, "state"), "running");
+
+    let read_only = format!("the store {} is read-only", path_str(&file));
+    for args in [
+        vec!["case", "cancel", &case],
+        vec!["run", &example("loan_application.ttl")],
+    ] {
+        let err = data.fails(&args);
+        assert!(err.contains(&read_only), "{err}");
+    }
+    // Nothing was written: no WAL, no marker, and the case is as it was.
+    assert_eq!(names(data.path()), ["knhk.db"]);
+    chmod(data.path(), 0o755);
+    chmod(&file, 0o644);
+    let after = data.json(&["case", "show", &case, "--json"]);
+    assert_eq!(text(&after, "state"), "running");
+    assert_eq!(after["history"], shown["history"]);
+}

@@ -13,6 +13,7 @@
 
 mod check;
 mod marker;
+mod readonly;
 mod rows;
 mod schema;
 mod writer;
@@ -97,6 +98,17 @@ struct Inner {
     _marker: Option<marker::Marker>,
 }
 
+/// What opening found: a writable store with its writer connection, or one to read only.
+enum Opened {
+    Writable {
+        conn: Connection,
+        idle: Vec<Connection>,
+        marker: marker::Marker,
+        unclean: Option<QuickCheck>,
+    },
+    ReadOnly(Vec<Connection>),
+}
+
 /// What the quick check run on opening a store found: SQLite's `quick_check`, and cases whose
 /// row does not match the end of their history or whose history has a gap. Run when a process
 /// that used the store before did not close it.
@@ -137,6 +149,8 @@ impl fmt::Debug for SqliteStore {
 /// Read-only connections; the semaphore bounds how many are in use at once.
 struct Readers {
     path: PathBuf,
+    /// The store cannot be written: readers open it immutable.
+    read_only: bool,
     idle: Mutex<Vec<Connection>>,
     permits: Arc<Semaphore>,
 }
@@ -147,6 +161,7 @@ impl Readers {
         match idle {
             Some(conn) => Ok(conn),
             // A reader lost to a panicking query is replaced.
+            None if self.read_only => readonly::open_reader(&self.path),
             None => schema::open_reader(&self.path),
         }
     }
@@ -161,13 +176,29 @@ impl Readers {
 
 impl SqliteStore {
     /// Opens the store at `path`, creating its parent directories, the file and the schema as
-    /// needed. A file written by a newer knhk is [`Error::UnsupportedFormat`].
+    /// needed. A file written by a newer knhk is [`Error::UnsupportedFormat`]. A store that
+    /// cannot be written (no write permission on the file or its folder, a read-only mount)
+    /// is opened for reading only: every write is then [`Error::ReadOnly`].
     pub async fn open(path: &Path, opts: SqliteOptions) -> Result<SqliteStore, Error> {
         let path = path.to_path_buf();
         let at = path.clone();
         let readers = opts.readers.max(1);
-        let (conn, idle, marker, unclean) = tokio::task::spawn_blocking(move || {
-            let conn = schema::open_writer(&at, &opts)?;
+        let opened = tokio::task::spawn_blocking(move || {
+            let conn = if readonly::read_only_location(&at) {
+                None
+            } else {
+                match schema::open_writer(&at, &opts) {
+                    Ok(conn) => Some(conn),
+                    Err(e) if at.is_file() && readonly::refused_writing(&e) => None,
+                    Err(e) => return Err(e),
+                }
+            };
+            let Some(conn) = conn else {
+                let idle = (0..readers)
+                    .map(|_| readonly::open_reader(&at))
+                    .collect::<Result<Vec<_>, Error>>()?;
+                return Ok(Opened::ReadOnly(idle));
+            };
             let (marker, stale) = marker::take(&at)?;
             let unclean = if stale.found() {
                 let mut problems = check::integrity(&conn, false)?;
@@ -180,13 +211,44 @@ impl SqliteStore {
             let idle = (0..readers)
                 .map(|_| schema::open_reader(&at))
                 .collect::<Result<Vec<_>, Error>>()?;
-            Ok::<_, Error>((conn, idle, marker, unclean))
+            Ok(Opened::Writable {
+                conn,
+                idle,
+                marker,
+                unclean,
+            })
         })
         .await
         .map_err(|source| Error::Task {
             doing: "opening the store",
             source,
         })??;
+        let (conn, idle, marker, unclean) = match opened {
+            Opened::Writable {
+                conn,
+                idle,
+                marker,
+                unclean,
+            } => (conn, idle, marker, unclean),
+            Opened::ReadOnly(idle) => {
+                return Ok(SqliteStore {
+                    inner: Arc::new(Inner {
+                        path: path.clone(),
+                        jobs: None,
+                        writer: None,
+                        readers: Arc::new(Readers {
+                            path,
+                            read_only: true,
+                            idle: Mutex::new(idle),
+                            permits: Arc::new(Semaphore::new(readers)),
+                        }),
+                        counters: Arc::new(Counters::default()),
+                        unclean: None,
+                        _marker: None,
+                    }),
+                });
+            }
+        };
 
         let counters = Arc::new(Counters::default());
         let (jobs, queue) = mpsc::channel();
@@ -202,6 +264,7 @@ impl SqliteStore {
                 writer: Some(writer),
                 readers: Arc::new(Readers {
                     path,
+                    read_only: false,
                     idle: Mutex::new(idle),
                     permits: Arc::new(Semaphore::new(readers)),
                 }),
@@ -231,13 +294,28 @@ impl SqliteStore {
         }
     }
 
+    /// Returns whether the store was opened for reading only (it cannot be written).
+    pub fn is_read_only(&self) -> bool {
+        self.inner.readers.read_only
+    }
+
+    /// Returns the writer's queue, or why there is none.
+    fn jobs(&self) -> Result<&mpsc::Sender<Job>, Error> {
+        if self.is_read_only() {
+            return Err(Error::ReadOnly {
+                path: self.inner.path.clone(),
+            });
+        }
+        self.inner.jobs.as_ref().ok_or(Error::Closed)
+    }
+
     /// Queues a write for the writer thread and waits until it is durable (or refused).
     async fn write(
         &self,
         job: impl FnOnce(oneshot::Sender<Result<(), Error>>) -> Job,
     ) -> Result<(), Error> {
         let (tx, rx) = oneshot::channel();
-        let jobs = self.inner.jobs.as_ref().ok_or(Error::Closed)?;
+        let jobs = self.jobs()?;
         jobs.send(job(tx)).map_err(|_| Error::WriterStopped)?;
         rx.await.map_err(|_| Error::WriterStopped)?
     }
@@ -335,7 +413,7 @@ impl Store for SqliteStore {
     async fn next_in_sequence(&self, name: &str) -> Result<u64, Error> {
         let name = name.to_owned();
         let (tx, rx) = oneshot::channel();
-        let jobs = self.inner.jobs.as_ref().ok_or(Error::Closed)?;
+        let jobs = self.jobs()?;
         jobs.send(Job::Next(name, tx))
             .map_err(|_| Error::WriterStopped)?;
         rx.await.map_err(|_| Error::WriterStopped)?

@@ -123,10 +123,13 @@ fn case_row(r: &Row<'_>) -> Result<CaseRecord, Error> {
 }
 
 fn event_row(r: &Row<'_>) -> Result<Event, Error> {
+    let seq = u64_col(r, 0)?;
+    let payload: String = col(r, 2)?;
     Ok(Event {
-        seq: u64_col(r, 0)?,
+        seq,
         time: time_col(r, 1)?,
-        kind: json_col(r, 2)?,
+        kind: serde_json::from_str(&payload)
+            .map_err(|source| Error::Corrupt(Corruption::Event { seq, source }))?,
     })
 }
 

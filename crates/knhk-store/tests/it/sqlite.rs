@@ -247,3 +247,75 @@ async fn a_directory_that_cannot_be_created_is_an_io_error_naming_it() {
     );
     assert!(std::error::Error::source(&err).is_some());
 }
+
+fn chmod(path: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_without_write_permission_opens_for_reading_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let store = SqliteStore::open(&path, SqliteOptions::default())
+        .await
+        .unwrap();
+    let c = create_case(&store, 1, workflow_id(1), CaseStatus::Running, 1).await;
+    assert!(!store.is_read_only());
+    drop(store);
+    // Closing cleanly leaves one file, no -wal or -shm, and no marker of an open store.
+    let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+
+    chmod(dir.path(), 0o555);
+    let store = SqliteStore::open(&path, SqliteOptions::default())
+        .await
+        .unwrap();
+    assert!(store.is_read_only());
+    assert_eq!(store.case(c.id).await.unwrap(), Some(c.clone()));
+    assert_eq!(store.case_ids(&[]).await.unwrap(), vec![c.id]);
+    let step = next_step(
+        &c,
+        vec![EventKind::CaseStateChanged {
+            from: CaseStatus::Running,
+            to: CaseStatus::Suspended,
+            reason: None,
+        }],
+    );
+    match store.commit(step).await {
+        Err(Error::ReadOnly { path: p }) => assert_eq!(p, path),
+        other => panic!("expected read-only, got {other:?}"),
+    }
+    assert!(matches!(
+        store.next_in_sequence("turns").await,
+        Err(Error::ReadOnly { .. })
+    ));
+    drop(store);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    chmod(dir.path(), 0o755);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_store_left_with_its_wal_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let store = SqliteStore::open(&path, SqliteOptions::default())
+        .await
+        .unwrap();
+    create_case(&store, 1, workflow_id(1), CaseStatus::Running, 1).await;
+    // A copy taken while the store is open holds its WAL, as a crash would leave it.
+    let copy = tempfile::tempdir().unwrap();
+    for name in ["store.db", "store.db-wal"] {
+        std::fs::copy(dir.path().join(name), copy.path().join(name)).unwrap();
+    }
+    drop(store);
+    chmod(copy.path(), 0o555);
+    let opened = SqliteStore::open(&copy.path().join("store.db"), SqliteOptions::default()).await;
+    chmod(copy.path(), 0o755);
+    match opened {
+        Err(e @ Error::ReadOnlyUnclean { .. }) => {
+            assert!(e.to_string().contains("was not closed cleanly"), "{e}")
+        }
+        other => panic!("expected a read-only store left unclean, got {other:?}"),
+    }
+}

@@ -76,12 +76,19 @@ impl WorkflowEngine {
     /// `integrity_check`); then that every case replays from its history without gaps to the
     /// status and version of its row; that every work item row is a live human work item of
     /// its replayed case (and every such item has its row); that every timer row is armed in
-    /// its replayed case (and every armed timer has its row). Reads only.
+    /// its replayed case (and every armed timer has its row). A quarantined case is a problem
+    /// too, until it is repaired and released. Reads only.
     pub async fn check_store(&self) -> Result<StoreReport, Error> {
         let store = &self.inner.store;
         let mut report = StoreReport::default();
         for problem in store.integrity(true).await? {
             report.add(Subject::Store, problem);
+        }
+        for q in store.quarantined().await? {
+            report.add(
+                Subject::Case(q.case),
+                format_args!("it is quarantined (nothing runs it): {}", q.reason),
+            );
         }
         let ids = store.case_ids(&[]).await?;
         report.cases = ids.len();

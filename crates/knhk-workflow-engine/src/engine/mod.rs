@@ -267,8 +267,52 @@ impl WorkflowEngine {
         Ok(view)
     }
 
-    /// Loads a case from the store: its row, its workflow and its history replayed.
+    /// Loads a case from the store: its row, its workflow and its history replayed. A case
+    /// that is quarantined is refused; one that does not load because its stored data is
+    /// damaged is quarantined (when the store takes it) and refused, so that it is reported
+    /// once, by id, and the other cases go on.
     async fn load(&self, id: CaseId) -> Result<Live, Error> {
+        self.refuse_quarantined(id).await?;
+        match self.load_stored(id).await {
+            Err(e) if e.is_corruption() => Err(self.quarantine(id, e).await),
+            other => other,
+        }
+    }
+
+    /// Refuses a case that is quarantined, saying why.
+    pub(super) async fn refuse_quarantined(&self, id: CaseId) -> Result<(), Error> {
+        match self.inner.store.quarantine_of(id).await? {
+            Some(q) => Err(Error::Quarantined {
+                id,
+                reason: q.reason,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Sets a case aside for `cause`; returns the error that says so (or `cause` itself when
+    /// the store cannot even record it).
+    async fn quarantine(&self, id: CaseId, cause: Error) -> Error {
+        let reason = cause.to_string();
+        let record = knhk_store::QuarantineRecord {
+            case: id,
+            reason: reason.clone(),
+            at: self.inner.clock.now(),
+        };
+        match self.inner.store.quarantine(&record).await {
+            Ok(()) => {
+                tracing::error!(case = %id, reason = %reason, "case quarantined: it does not load");
+                Error::Quarantined { id, reason }
+            }
+            Err(e) => {
+                tracing::error!(case = %id, error = %e, "cannot quarantine a case that does not load");
+                cause
+            }
+        }
+    }
+
+    /// Loads a case as stored, without looking at the quarantine.
+    async fn load_stored(&self, id: CaseId) -> Result<Live, Error> {
         let record = self
             .inner
             .store

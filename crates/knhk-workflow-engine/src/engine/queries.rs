@@ -1,15 +1,19 @@
 //! Reading what the engine holds: cases, histories and work items, as the engine's views.
 
+use std::collections::HashSet;
+
 use knhk_core::{CaseId, Event, Wait, WorkItemId};
+use tracing::warn;
 
 use super::WorkflowEngine;
 use crate::error::Error;
 use crate::records;
-use crate::view::{CaseQuery, CaseView, WorkItemQuery, WorkItemView};
+use crate::view::{CaseQuery, CaseView, QuarantinedCase, WorkItemQuery, WorkItemView};
 
 impl WorkflowEngine {
-    /// Returns a case as last committed.
+    /// Returns a case as last committed; a quarantined case is refused, saying why.
     pub async fn case(&self, id: CaseId) -> Result<CaseView, Error> {
+        self.refuse_quarantined(id).await?;
         let record = self
             .inner
             .store
@@ -19,15 +23,64 @@ impl WorkflowEngine {
         records::case_view(record)
     }
 
-    /// Returns the cases matching a query, oldest first.
+    /// Returns the cases matching a query, oldest first; quarantined cases are not among them
+    /// (see [`WorkflowEngine::quarantined`]). A case whose row does not decode is left out
+    /// (with a warning) rather than failing the whole list.
     pub async fn cases(&self, query: &CaseQuery) -> Result<Vec<CaseView>, Error> {
-        self.inner
+        let set_aside = self.set_aside().await?;
+        let rows = match self.inner.store.cases(&records::case_filter(query)).await {
+            Ok(rows) => rows,
+            Err(knhk_store::Error::Corrupt(_)) => self.readable_cases(query).await?,
+            Err(e) => return Err(e.into()),
+        };
+        let mut views = Vec::with_capacity(rows.len());
+        for row in rows {
+            if set_aside.contains(&row.id) {
+                continue;
+            }
+            let id = row.id;
+            match records::case_view(row) {
+                Ok(view) => views.push(view),
+                Err(e) => warn!(case = %id, error = %e, "case row does not decode; left out"),
+            }
+        }
+        Ok(views)
+    }
+
+    /// Reads the rows of a query one case at a time, leaving out those that do not decode.
+    async fn readable_cases(
+        &self,
+        query: &CaseQuery,
+    ) -> Result<Vec<knhk_store::CaseRecord>, Error> {
+        let store = &self.inner.store;
+        let mut rows = Vec::new();
+        for id in store.case_ids(&query.status).await? {
+            match store.case(id).await {
+                Ok(Some(row)) if query.workflow.is_none_or(|w| w == row.workflow) => rows.push(row),
+                Ok(_) => {}
+                Err(e) => warn!(case = %id, error = %e, "case row does not decode; left out"),
+            }
+            if query.limit.is_some_and(|n| rows.len() >= n) {
+                break;
+            }
+        }
+        Ok(rows)
+    }
+
+    /// Returns the quarantined cases, oldest first: set aside because they do not load.
+    pub async fn quarantined(&self) -> Result<Vec<QuarantinedCase>, Error> {
+        Ok(self
+            .inner
             .store
-            .cases(&records::case_filter(query))
+            .quarantined()
             .await?
             .into_iter()
-            .map(records::case_view)
-            .collect()
+            .map(|q| QuarantinedCase {
+                id: q.case,
+                reason: q.reason,
+                at: q.at,
+            })
+            .collect())
     }
 
     /// Returns a case's whole history, in order.
@@ -38,21 +91,37 @@ impl WorkflowEngine {
     /// Returns the events of a case with a sequence number above `after_seq`, in order: what
     /// a caller that has seen the history up to `after_seq` has not seen yet.
     pub async fn events(&self, id: CaseId, after_seq: u64) -> Result<Vec<Event>, Error> {
+        self.refuse_quarantined(id).await?;
         if self.inner.store.case(id).await?.is_none() {
             return Err(Error::UnknownCase(id));
         }
         Ok(self.inner.store.events(id, after_seq).await?)
     }
 
-    /// Returns the live work items matching a query, oldest first.
+    /// Returns the live work items matching a query, oldest first; those of quarantined cases
+    /// are left out (nothing can be done with them).
     pub async fn work_items(&self, query: &WorkItemQuery) -> Result<Vec<WorkItemView>, Error> {
+        let set_aside = self.set_aside().await?;
         self.inner
             .store
             .work_items(&records::work_item_filter(query))
             .await?
             .into_iter()
+            .filter(|w| !set_aside.contains(&w.case_id))
             .map(records::work_item_view)
             .collect()
+    }
+
+    /// Returns the ids of the quarantined cases.
+    async fn set_aside(&self) -> Result<HashSet<CaseId>, Error> {
+        Ok(self
+            .inner
+            .store
+            .quarantined()
+            .await?
+            .into_iter()
+            .map(|q| q.case)
+            .collect())
     }
 
     /// Returns one live work item; one completed or withdrawn is no longer there.

@@ -9,15 +9,18 @@ use tracing::{info, warn};
 use super::{WorkflowEngine, lock};
 use crate::error::Error;
 use crate::timers::TimerService;
-use crate::view::CaseQuery;
+use crate::view::QuarantinedCase;
 
 /// What [`WorkflowEngine::start`] picked up.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Started {
     /// Running and suspended cases resumed from their last committed step.
     pub recovered_cases: usize,
     /// Stored timers armed again.
     pub armed_timers: usize,
+    /// Unfinished cases that are quarantined (they did not load, now or before), with why; the
+    /// others went on without them.
+    pub quarantined: Vec<QuarantinedCase>,
 }
 
 impl WorkflowEngine {
@@ -41,10 +44,11 @@ impl WorkflowEngine {
     /// with every stored timer armed, and the recovery of every unfinished case. Call it once.
     pub async fn start(&self) -> Result<Started, Error> {
         let armed_timers = self.start_timers().await?;
-        let recovered_cases = self.recover().await?;
+        let (recovered_cases, quarantined) = self.recover().await?;
         Ok(Started {
             recovered_cases,
             armed_timers,
+            quarantined,
         })
     }
 
@@ -53,7 +57,7 @@ impl WorkflowEngine {
     async fn start_timers(&self) -> Result<usize, Error> {
         let (fired_tx, mut fired_rx) = mpsc::unbounded_channel::<(CaseId, TimerId)>();
         let (service, timers) = TimerService::new(self.inner.clock, fired_tx);
-        let stored = self.inner.store.timers().await?;
+        let stored = live_timers(self.inner.store.as_ref()).await?;
         for t in &stored {
             timers.arm(t.case_id, t.id, t.fires_at);
         }
@@ -70,7 +74,7 @@ impl WorkflowEngine {
                     () = cancel.cancelled() => return,
                     () = tokio::time::sleep(poll) => {}
                 }
-                match store.timers().await {
+                match live_timers(store.as_ref()).await {
                     Ok(stored) => {
                         for t in &stored {
                             if !timers.arm(t.case_id, t.id, t.fires_at) {
@@ -109,19 +113,44 @@ impl WorkflowEngine {
     }
 
     /// Picks up every unfinished case from its last committed step: connector calls in
-    /// flight are made again with their original idempotency keys, allocations are redone.
-    /// Returns how many cases were picked up.
-    async fn recover(&self) -> Result<usize, Error> {
-        let query = CaseQuery {
+    /// flight are made again with their original idempotency keys, allocations are redone. A
+    /// case that does not load is quarantined and left out; the others go on. Returns how
+    /// many cases were picked up, and those that are quarantined.
+    async fn recover(&self) -> Result<(usize, Vec<QuarantinedCase>), Error> {
+        // Ids only: a case whose row does not decode must not hide the others.
+        let ids = self
+            .inner
+            .store
             // A suspended case may have had calls in flight too: their results are taken.
-            status: vec![CaseStatus::Running, CaseStatus::Suspended],
-            ..CaseQuery::default()
-        };
-        let cases = self.cases(&query).await?;
-        let n = cases.len();
-        for view in cases {
-            let mut guard = self.inner.cases.lock(view.id).await;
-            let live = self.load(view.id).await?;
+            .case_ids(&[CaseStatus::Running, CaseStatus::Suspended])
+            .await?;
+        let mut n = 0;
+        let mut quarantined = Vec::new();
+        for id in ids {
+            let mut guard = self.inner.cases.lock(id).await;
+            let live = match self.load(id).await {
+                Ok(live) => live,
+                // Set aside now, or before (then it is named again: nothing runs it).
+                Err(Error::Quarantined { reason, .. }) => {
+                    let at = match self.inner.store.quarantine_of(id).await {
+                        Ok(Some(q)) => q.at,
+                        _ => self.inner.clock.now(),
+                    };
+                    quarantined.push(QuarantinedCase { id, reason, at });
+                    continue;
+                }
+                // Damaged, but the store could not record the quarantine (it is failing
+                // too): left alone in this run all the same.
+                Err(e) if e.is_corruption() => {
+                    quarantined.push(QuarantinedCase {
+                        id,
+                        reason: e.to_string(),
+                        at: self.inner.clock.now(),
+                    });
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let effects: Vec<Effect> = live
                 .case
                 .outstanding(&live.wf)
@@ -136,13 +165,14 @@ impl WorkflowEngine {
                 })
                 .collect();
             *guard = Some(live);
-            self.perform(view.id, effects);
+            self.perform(id, effects);
             drop(guard);
+            n += 1;
         }
         if n > 0 {
             info!(cases = n, "recovered unfinished cases");
         }
-        Ok(n)
+        Ok((n, quarantined))
     }
 
     /// Stops everything the engine spawned and waits for it to end.
@@ -151,4 +181,18 @@ impl WorkflowEngine {
         self.inner.tracker.close();
         self.inner.tracker.wait().await;
     }
+}
+
+/// Returns the stored timers of the cases that are not quarantined: a quarantined case's
+/// timers would fire again at every poll, and be refused each time.
+async fn live_timers(store: &dyn knhk_store::Store) -> Result<Vec<knhk_store::TimerRecord>, Error> {
+    let set_aside: std::collections::HashSet<CaseId> = store
+        .quarantined()
+        .await?
+        .into_iter()
+        .map(|q| q.case)
+        .collect();
+    let mut timers = store.timers().await?;
+    timers.retain(|t| !set_aside.contains(&t.case_id));
+    Ok(timers)
 }

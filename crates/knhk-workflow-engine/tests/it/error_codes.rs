@@ -83,6 +83,7 @@ fn engine_variant(e: &Error) -> &'static str {
         Error::ShuttingDown => "ShuttingDown",
         Error::TimerNotDue { .. } => "TimerNotDue",
         Error::ResultLost { .. } => "ResultLost",
+        Error::Quarantined { .. } => "Quarantined",
     }
 }
 
@@ -136,6 +137,9 @@ fn store_variant(e: &knhk_store::Error) -> &'static str {
         E::Spawn(_) => "Spawn",
         E::Task { .. } => "Task",
         E::WalRefused { .. } => "WalRefused",
+        E::ReadOnly { .. } => "ReadOnly",
+        E::ReadOnlyUnclean { .. } => "ReadOnlyUnclean",
+        E::ReadOnlyFormat { .. } => "ReadOnlyFormat",
         E::Batch(_) => "Batch",
         E::Corrupt(_) => "Corrupt",
     }
@@ -354,6 +358,26 @@ async fn every_error_has_its_code() {
             Unavailable,
         ),
         (
+            knhk_store::Error::ReadOnly {
+                path: "data/knhk.db".into(),
+            },
+            FailedPrecondition,
+        ),
+        (
+            knhk_store::Error::ReadOnlyUnclean {
+                path: "data/knhk.db".into(),
+            },
+            FailedPrecondition,
+        ),
+        (
+            knhk_store::Error::ReadOnlyFormat {
+                path: "data/knhk.db".into(),
+                found: 2,
+                supported: 3,
+            },
+            FailedPrecondition,
+        ),
+        (
             knhk_store::Error::Batch(Arc::new(knhk_store::Error::Closed)),
             Unavailable,
         ),
@@ -495,6 +519,13 @@ async fn every_error_has_its_code() {
             },
             FailedPrecondition,
         ),
+        (
+            Error::Quarantined {
+                id: case_id(),
+                reason: "its history does not replay".to_owned(),
+            },
+            FailedPrecondition,
+        ),
         // A result given up has the code of its last failure.
         (
             Error::ResultLost {
@@ -532,6 +563,7 @@ async fn every_error_has_its_code() {
         "ShuttingDown",
         "TimerNotDue",
         "ResultLost",
+        "Quarantined",
     ]
     .into_iter()
     .map(str::to_owned)
@@ -582,6 +614,9 @@ async fn every_error_has_its_code() {
             "Spawn",
             "Task",
             "WalRefused",
+            "ReadOnly",
+            "ReadOnlyUnclean",
+            "ReadOnlyFormat",
             "Batch",
             "Corrupt",
         ]

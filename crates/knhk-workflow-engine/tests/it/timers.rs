@@ -225,6 +225,49 @@ async fn a_timer_whose_commit_fails_is_fed_again_until_the_store_takes_it() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_timer_whose_commit_keeps_failing_is_given_up_loudly_and_the_case_kept() {
+    let store = std::sync::Arc::new(FlakyStore::default());
+    let engine = engine_on(store.clone());
+    let mut faults = engine.subscribe_faults();
+    engine.start().await.unwrap();
+    let wf = engine
+        .register_workflow(
+            "t.ttl",
+            knhk_workflow_engine::SourceFormat::Turtle,
+            &timed(60_000),
+        )
+        .await
+        .unwrap();
+    let case = engine
+        .create_case(wf.workflow.id, json!({}), true)
+        .await
+        .unwrap();
+    // Every commit from now on fails, as on a disk that stays full.
+    store
+        .failures
+        .store(u32::MAX, std::sync::atomic::Ordering::SeqCst);
+    let fault = tokio::time::timeout(std::time::Duration::from_secs(24 * 3600), faults.recv())
+        .await
+        .expect("the result is given up, not retried for ever")
+        .unwrap();
+    assert_eq!(fault.case, case.id);
+    assert_eq!(fault.attempts, 8);
+    assert!(
+        fault.error.to_string().contains("disk full"),
+        "{}",
+        fault.error
+    );
+    // The case stays as last committed, and `settled` reports the loss once.
+    assert_eq!(engine.case(case.id).await.unwrap().version, case.version);
+    match engine.settled(case.id).await {
+        Err(knhk_workflow_engine::Error::ResultLost { case: c, .. }) => assert_eq!(c, case.id),
+        other => panic!("expected a lost result, got {other:?}"),
+    }
+    assert!(engine.settled(case.id).await.is_ok());
+    engine.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn the_timer_example_sends_its_reminder_when_the_payment_does_not_come() {
     let engine = memory_engine();
     engine.start().await.unwrap();

@@ -34,6 +34,7 @@ macro_rules! conformance_tests {
             race_on_one_case_has_one_winner,
             ping_and_missing_rows,
             sequences_count_per_name_without_repeats,
+            quarantine_keeps_the_first_reason_and_lists_oldest_first,
         );
     };
     (@each $make:path; $($name:ident),* $(,)?) => {
@@ -541,4 +542,34 @@ pub async fn sequences_count_per_name_without_repeats(s: Arc<dyn Store>) {
     }
     values.sort_unstable();
     assert_eq!(values, (3..=34).collect::<Vec<u64>>());
+}
+
+pub async fn quarantine_keeps_the_first_reason_and_lists_oldest_first(s: Arc<dyn Store>) {
+    use knhk_core::Timestamp;
+    use knhk_store::QuarantineRecord;
+    let q = |case: u128, reason: &str, at: i64| QuarantineRecord {
+        case: case_id(case),
+        reason: reason.to_owned(),
+        at: Timestamp(at),
+    };
+    assert_eq!(s.quarantined().await.unwrap(), vec![]);
+    assert_eq!(s.quarantine_of(case_id(1)).await.unwrap(), None);
+    s.quarantine(&q(2, "its history does not replay", 20))
+        .await
+        .unwrap();
+    s.quarantine(&q(1, "its row does not decode", 10))
+        .await
+        .unwrap();
+    s.quarantine(&q(2, "something else", 30)).await.unwrap();
+    assert_eq!(
+        s.quarantined().await.unwrap(),
+        vec![
+            q(1, "its row does not decode", 10),
+            q(2, "its history does not replay", 20)
+        ]
+    );
+    assert_eq!(
+        s.quarantine_of(case_id(2)).await.unwrap(),
+        Some(q(2, "its history does not replay", 20))
+    );
 }
