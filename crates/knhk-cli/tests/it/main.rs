@@ -10,6 +10,7 @@ mod distribution;
 mod inputs;
 mod run;
 mod versions;
+mod warnings;
 mod worker;
 mod workitems;
 mod yawl;
