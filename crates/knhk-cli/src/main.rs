@@ -132,16 +132,23 @@ enum Command {
     /// calls cut off by a crash are made again) and fires timers, until interrupted.
     Worker(worker::WorkerArgs),
     /// Checks workflow definition files (Turtle or YAWL XML) and names every rule each one
-    /// breaks, and notes what is valid but worth knowing (a split with one flow...).
+    /// breaks, notes what is valid but worth knowing (a split with one flow...), and warns
+    /// about likely mistakes: a name no variable declares and no task gives, a url placeholder
+    /// with no source, an XOR split that may find no flow.
     ///
-    /// Exits with status 1 when any file is invalid; notes never fail it.
+    /// Exits with status 1 when any file is invalid, or has warnings with --strict; notes
+    /// never fail it.
     Validate {
         /// The definition files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
-        /// Prints a JSON array: per file, `file`, `ok`, `nets`, `tasks`, `notes` and `errors`.
+        /// Prints a JSON array: per file, `file`, `ok`, `nets`, `tasks`, `notes`, `warnings`
+        /// (each with `code`, `net`, `task` and `message`) and `errors`.
         #[arg(long)]
         json: bool,
+        /// Fails (status 1) when any file has warnings.
+        #[arg(long)]
+        strict: bool,
     },
     /// Runs one case of a workflow in memory and prints its history.
     ///
@@ -178,9 +185,14 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let result = match cli.command {
-        Command::Validate { files, json } => Ok(validate(
+        Command::Validate {
+            files,
+            json,
+            strict,
+        } => Ok(validate(
             &files,
             json,
+            strict,
             &knhk_spec::Options {
                 admin_role: cli.admin_role.clone(),
             },
@@ -296,8 +308,9 @@ async fn dispatch(
 
 /// Loads each file and reports it with what was noted (findings that are not errors); fails
 /// when any file does not load.
-fn validate(files: &[PathBuf], json: bool, options: &knhk_spec::Options) -> ExitCode {
+fn validate(files: &[PathBuf], json: bool, strict: bool, options: &knhk_spec::Options) -> ExitCode {
     let mut failed = false;
+    let mut warned = 0;
     let mut docs = Vec::new();
     let connectors = knhk_connectors::Registry::with_builtins();
     for file in files {
@@ -322,12 +335,20 @@ fn validate(files: &[PathBuf], json: bool, options: &knhk_spec::Options) -> Exit
         match loaded {
             Ok((loaded, _)) if json => {
                 let spec = loaded.workflow.specification();
+                let warnings = loaded.warnings();
+                warned += warnings.len();
                 docs.push(serde_json::json!({
                     "file": file.display().to_string(),
                     "ok": true,
                     "nets": spec.nets.len(),
                     "tasks": spec.nets.iter().map(|n| n.tasks.len()).sum::<usize>(),
                     "notes": loaded.notes.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    "warnings": warnings.iter().map(|w| serde_json::json!({
+                        "code": w.kind.code(),
+                        "net": w.net,
+                        "task": w.task,
+                        "message": format!("{}: {w}", file.display()),
+                    })).collect::<Vec<_>>(),
                     "errors": Vec::<String>::new(),
                 }));
             }
@@ -337,6 +358,7 @@ fn validate(files: &[PathBuf], json: bool, options: &knhk_spec::Options) -> Exit
                     "file": file.display().to_string(),
                     "ok": false,
                     "notes": Vec::<String>::new(),
+                    "warnings": Vec::<String>::new(),
                     "errors": e.lines().collect::<Vec<_>>(),
                 }));
             }
@@ -355,6 +377,11 @@ fn validate(files: &[PathBuf], json: bool, options: &knhk_spec::Options) -> Exit
                 for note in &loaded.notes {
                     outln!("note: {note}");
                 }
+                let warnings = loaded.warnings();
+                warned += warnings.len();
+                for warning in &warnings {
+                    outln!("warning: {}: {warning}", file.display());
+                }
             }
             Err(e) => {
                 failed = true;
@@ -369,6 +396,13 @@ fn validate(files: &[PathBuf], json: bool, options: &knhk_spec::Options) -> Exit
             "{}",
             serde_json::to_string_pretty(&docs).unwrap_or_else(|_| "[]".to_owned())
         );
+    }
+    if strict && warned > 0 {
+        eprintln!(
+            "error: {warned} {} (--strict fails on warnings)",
+            plural(warned, "warning", "warnings")
+        );
+        failed = true;
     }
     if failed {
         ExitCode::FAILURE

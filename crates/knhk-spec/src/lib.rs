@@ -13,6 +13,7 @@ mod predicate;
 mod read;
 mod variables;
 mod vocab;
+mod warnings;
 mod write;
 mod xml;
 
@@ -20,6 +21,7 @@ use std::path::Path;
 
 pub use error::{ElementViolation, Error, Note};
 pub use vocab::{KNHK, LEGACY, YAWL};
+pub use warnings::{ExpressionSite, Warning, WarningKind};
 pub use write::write_turtle;
 
 /// A definition's text and where it came from.
@@ -56,6 +58,10 @@ impl Default for Options {
 pub struct Loaded {
     pub workflow: knhk_core::Workflow,
     pub notes: Vec<Note>,
+    /// The names of the variables and parameters the nets declare (initial value or not);
+    /// `None` for a format that declares none (the legacy vocabulary). The static checks of
+    /// [`Loaded::warnings`] read them.
+    pub variables: Option<std::collections::BTreeSet<String>>,
 }
 
 /// Parses Turtle and maps it to a specification, without semantic validation (paths, joins,
@@ -135,7 +141,11 @@ fn validate(src: &Source, read: read::Read) -> Result<Loaded, Error> {
             note: v.rule,
         })
         .collect();
-    Ok(Loaded { workflow, notes })
+    Ok(Loaded {
+        workflow,
+        notes,
+        variables: read.variables,
+    })
 }
 
 /// Reads a definition file and validates it into a workflow. Relative IRIs resolve against the

@@ -12,6 +12,7 @@ mod inputs;
 mod run;
 mod storage;
 mod versions;
+mod warnings;
 mod worker;
 mod workitems;
 mod yawl;

@@ -204,6 +204,7 @@ impl fmt::Display for ExprError {
 
 impl std::error::Error for ExprError {}
 
+mod names;
 mod xpath;
 
 pub use xpath::translate_xpath;

@@ -112,6 +112,7 @@ pub(crate) fn read(cx: &mut Cx<'_>, spec: &Node) -> Option<Read> {
         },
         iris,
         notes: Vec::new(),
+        variables: None,
     })
 }
 

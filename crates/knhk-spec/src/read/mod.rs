@@ -7,7 +7,7 @@ mod knhk;
 mod legacy;
 mod yawl4;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use knhk_core::Specification;
 
@@ -24,6 +24,9 @@ pub(crate) struct Read {
     pub(crate) iris: IriMap,
     /// What the reader noted without refusing the file.
     pub(crate) notes: Vec<ElementViolation>,
+    /// The names of the variables and parameters the nets declare, with or without an
+    /// initial value; `None` for a format that declares none (the legacy vocabulary).
+    pub(crate) variables: Option<BTreeSet<String>>,
 }
 
 /// Element, net and specification ids to the IRIs they were read from.

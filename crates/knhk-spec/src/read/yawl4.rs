@@ -1,6 +1,6 @@
 //! Reads a specification written in the YAWL 4 vocabulary (with knhk extension terms).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use knhk_core::model::{
     Condition, ControlType, CreationMode, Expression, Flow, MultipleInstance, Net, Task, TaskTimer,
@@ -159,8 +159,10 @@ pub(crate) fn read(cx: &mut Cx<'_>, spec: Option<&Node>) -> Option<Read> {
 
     let root = root?;
     let mut initial_data = serde_json::Map::new();
+    let mut declared = BTreeSet::new();
     for net in &nets {
         variables(cx, net, net.id == root.as_str(), &mut initial_data);
+        declared.extend(declared_names(cx, net));
     }
     let (id, name, version, documentation) = match spec {
         Some(spec) => {
@@ -191,7 +193,23 @@ pub(crate) fn read(cx: &mut Cx<'_>, spec: Option<&Node>) -> Option<Read> {
         },
         iris,
         notes: Vec::new(),
+        variables: Some(declared),
     })
+}
+
+/// Returns the names of the variables and parameters a net declares, initial value or not.
+fn declared_names(cx: &mut Cx<'_>, net: &NetNodes) -> Vec<String> {
+    let mut names = Vec::new();
+    for kind in [
+        "hasLocalVariable",
+        "hasInputParameter",
+        "hasOutputParameter",
+    ] {
+        for var in cx.nodes(&net.node, &yawl(kind), &net.owner) {
+            names.extend(cx.literal(&var, &yawl("name"), &net.owner));
+        }
+    }
+    names
 }
 
 /// The variables and parameters a net declares with a `yawl:type` of `boolean` or a number

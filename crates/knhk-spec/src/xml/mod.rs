@@ -7,7 +7,7 @@ mod multiple_instance;
 mod net;
 mod task;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use knhk_core::{NetId, Specification};
 use roxmltree::{Document, Node, ParsingOptions};
@@ -274,9 +274,21 @@ fn specification(cx: &mut Cx, spec: Node<'_, '_>, whole: &Loc) -> Option<Read> {
 
     let out = net::read_nets(cx, &nets, &decompositions, &mut iris);
     let mut initial_data = serde_json::Map::new();
+    let mut declared = BTreeSet::new();
     for (did, node) in &nets {
         let is_root = root.as_ref().is_some_and(|r| r.as_str() == did);
         variables(cx, *node, did, is_root, &mut initial_data);
+        for kind in ["localVariable", "inputParam", "outputParam"] {
+            for var in cx.children(*node, kind).collect::<Vec<_>>() {
+                let loc = cx.loc(did);
+                let name = cx.child_text(var, "name", &loc).or_else(|| {
+                    var.attribute("name")
+                        .map(|v| v.trim().to_owned())
+                        .filter(|v| !v.is_empty())
+                });
+                declared.extend(name);
+            }
+        }
     }
     iris.insert(&id, &graph::Node::Iri(spec_loc.iri.clone()));
     Some(Read {
@@ -291,6 +303,7 @@ fn specification(cx: &mut Cx, spec: Node<'_, '_>, whole: &Loc) -> Option<Read> {
         },
         iris,
         notes: Vec::new(),
+        variables: Some(declared),
     })
 }
 

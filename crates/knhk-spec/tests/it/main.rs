@@ -9,4 +9,5 @@ mod patterns;
 mod robustness;
 mod roundtrip;
 mod validation;
+mod warnings;
 mod xml;
