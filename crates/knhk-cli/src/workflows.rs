@@ -8,7 +8,7 @@ use knhk_core::model::Specification;
 use knhk_workflow_engine::{Registration, WorkflowView};
 use serde_json::{Value, json};
 
-use crate::report::{self, rfc3339};
+use crate::report::{self, Zone, rfc3339};
 use crate::session::Session;
 
 #[derive(Debug, Subcommand)]
@@ -85,6 +85,7 @@ pub(crate) async fn run(session: &Session, command: WorkflowCommand) -> anyhow::
             } else if all.is_empty() {
                 outln!("no workflows registered");
             } else {
+                let zone = session.zone();
                 let rows: Vec<Vec<String>> = all
                     .iter()
                     .zip(&specs)
@@ -95,7 +96,7 @@ pub(crate) async fn run(session: &Session, command: WorkflowCommand) -> anyhow::
                             w.version.to_string(),
                             w.uri.clone(),
                             task_count(*spec).to_string(),
-                            rfc3339(w.registered_at),
+                            zone.show(w.registered_at),
                         ]
                     })
                     .collect();
@@ -120,7 +121,7 @@ pub(crate) async fn run(session: &Session, command: WorkflowCommand) -> anyhow::
                 }
                 outln!("{}", serde_json::to_string_pretty(&doc)?);
             } else {
-                show(&w, spec);
+                show(&w, spec, &session.zone());
             }
         }
     }
@@ -156,12 +157,12 @@ fn task_count(spec: Option<&Specification>) -> usize {
     spec.map_or(0, |s| s.nets.iter().map(|n| n.tasks.len()).sum())
 }
 
-fn show(w: &WorkflowView, spec: Option<&Specification>) {
+fn show(w: &WorkflowView, spec: Option<&Specification>, zone: &Zone) {
     outln!("workflow {}", w.id);
     outln!("name:       {}", w.name);
     outln!("uri:        {}", w.uri);
     outln!("version:    {}", w.version);
-    outln!("registered: {}", rfc3339(w.registered_at));
+    outln!("registered: {}", zone.show(w.registered_at));
     match spec {
         Some(spec) => {
             for net in &spec.nets {
