@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use knhk_spec::{Source, load_turtle, parse_turtle};
+use knhk_spec::{Options, Source, load_turtle, load_turtle_with, parse_turtle};
 use proptest::prelude::*;
 
 use crate::damage::{Damage, apply};
@@ -40,6 +40,12 @@ fn read(bytes: &[u8]) {
         };
         let parsed = parse_turtle(&source);
         let loaded = load_turtle(&source);
+        // The static checks of `validate` run on whatever loads.
+        if let Ok(with_notes) = load_turtle_with(&source, &Options::default()) {
+            for w in with_notes.warnings() {
+                assert!(!w.to_string().is_empty());
+            }
+        }
         // A definition that validates also parses.
         assert!(loaded.is_err() || parsed.is_ok());
         if let Err(e) = parsed {
@@ -65,8 +71,16 @@ fn damage() -> impl Strategy<Value = Damage> {
     crate::damage::damage(tokens)
 }
 
+/// How many inputs each property tries: 256, or `KNHK_FUZZ_CASES` for a longer fuzzing run.
+fn fuzz_cases() -> u32 {
+    std::env::var("KNHK_FUZZ_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(256)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: fuzz_cases(), ..ProptestConfig::default() })]
 
     #[test]
     fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
