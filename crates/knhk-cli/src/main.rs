@@ -179,6 +179,9 @@ fn main() -> ExitCode {
         ),
         Command::Export { file } => export(&file),
         command => match tokio::runtime::Builder::new_multi_thread()
+            // The CEL parser and evaluator recurse once per level of an expression, with large
+            // frames in a debug build: 8 MiB (the main thread's) holds the deepest one accepted.
+            .thread_stack_size(8 << 20)
             .worker_threads(2)
             .enable_all()
             .build()

@@ -8,6 +8,7 @@ mod cases;
 mod definitions;
 mod distribution;
 mod inputs;
+mod limits;
 mod run;
 mod worker;
 mod workitems;

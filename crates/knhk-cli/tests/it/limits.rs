@@ -1,0 +1,102 @@
+//! Definitions and expressions that would exhaust the process are refused or stopped: an
+//! expression too long or too deep is refused at load, naming it briefly; an evaluation over
+//! its budget fails its task like any other expression error.
+
+use super::*;
+
+/// A definition of one empty task `t` with `mapping` as its output mapping (CEL, in a Turtle
+/// string: no double quotes in it).
+fn one_task(name: &str, mapping: &str) -> PathBuf {
+    temp_file(
+        name,
+        &format!(
+            "{PREFIXES}\
+             <#spec> a yawl:Specification ; yawl:hasDecomposition <#net> .\n\
+             <#net> a yawl:Net ; yawl:isRootNet true ; yawl:hasInputCondition <#start> ;\n\
+                 yawl:hasOutputCondition <#end> ; yawl:hasTask <#t> .\n\
+             <#start> a yawl:InputCondition ; yawl:flowsInto [ yawl:nextElementRef <#t> ] .\n\
+             <#t> a yawl:Task ; yawl:hasJoin yawl:ControlTypeXor ; yawl:hasSplit yawl:ControlTypeAnd ;\n\
+                 knhk:outputMapping \"{mapping}\" ;\n\
+                 yawl:flowsInto [ yawl:nextElementRef <#end> ] .\n\
+             <#end> a yawl:OutputCondition .\n"
+        ),
+    )
+}
+
+#[test]
+fn an_expression_of_25000_terms_is_refused_by_validate_and_register_naming_it_briefly() {
+    let terms = vec!["1"; 25_000].join(" + ");
+    let file = one_task("long_expression.ttl", &format!("{{'n': {terms}}}"));
+    let out = knhk(&["validate", path_str(&file)]);
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(&out));
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(
+        text.contains("output mapping: expression `{'n': 1 + 1 + "),
+        "{text}"
+    );
+    assert!(
+        text.contains("bytes long, more than the 8192 allowed"),
+        "{text}"
+    );
+    assert!(
+        text.len() < 2_000,
+        "the expression is not printed whole: {text}"
+    );
+
+    let data = DataDir::new();
+    let err = data.fails(&["workflow", "register", path_str(&file)]);
+    assert!(err.contains("more than the 8192 allowed"), "{err}");
+    assert!(
+        !err.contains("Error {") && !err.contains("ParseError"),
+        "{err}"
+    );
+}
+
+#[test]
+fn nested_comprehensions_are_refused_at_load_with_a_sentence() {
+    let file = one_task(
+        "nested_all.ttl",
+        "{'ok': l.all(a, l.all(b, l.all(c, l.all(d, a + b + c + d >= 0))))}",
+    );
+    let out = knhk(&["validate", path_str(&file)]);
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(&out));
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(
+        text.contains("nests more than 3 comprehensions (all, exists, exists_one, map, filter)"),
+        "{text}"
+    );
+    let deep = format!("{{'n': {}1{}}}", "(".repeat(40), ")".repeat(40));
+    let out = knhk(&["validate", path_str(&one_task("deep.ttl", &deep))]);
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(&out));
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(text.contains("levels deep"), "{text}");
+    assert!(!text.contains("ParseError {"), "no debug dump: {text}");
+}
+
+#[test]
+fn an_evaluation_over_its_budget_fails_the_task_and_the_case() {
+    // Each inner `exists` stops at once, but its range of 100,000 is charged in full: the
+    // eleventh goes over the budget of 1,000,000 elements.
+    let file = one_task("budget.ttl", "{'ok': l.all(a, l.exists(b, true))}");
+    let items = temp_file(
+        "budget_data.json",
+        &serde_json::json!({ "l": vec![1; 100_000] }).to_string(),
+    );
+    let data = DataDir::new();
+    let out = data.knhk(&[
+        "run",
+        path_str(&file),
+        "--data",
+        &format!("@{}", path_str(&items)),
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("more than 1000000 elements in all, the budget of one evaluation"),
+        "{}",
+        &text[..text.len().min(3000)]
+    );
+    let doc: Value = serde_json::from_str(&text).expect("one JSON document");
+    assert_eq!(doc["state"], "failed", "{}", &text[..text.len().min(3000)]);
+}
