@@ -78,6 +78,16 @@ struct Cli {
         value_name = "N"
     )]
     max_firings: u32,
+    /// The most sub-net instances nested inside each other; a composite task that would start
+    /// a net deeper (a recursion through sub-nets that never ends) fails its case, naming it.
+    #[arg(
+        long,
+        global = true,
+        env = "KNHK_MAX_SUBNET_DEPTH",
+        default_value_t = ApplyOptions::DEFAULT_MAX_SUBNET_DEPTH,
+        value_name = "N"
+    )]
+    max_subnet_depth: u32,
     /// How often `knhk worker` reads the stored timers again, in milliseconds, so that it fires
     /// timers that other processes arm while it runs.
     #[arg(
@@ -173,7 +183,9 @@ fn main() -> ExitCode {
             json,
             &Settings {
                 admin_role: cli.admin_role.clone(),
-                step: ApplyOptions::default().with_max_firings(cli.max_firings),
+                step: ApplyOptions::default()
+                    .with_max_firings(cli.max_firings)
+                    .with_max_subnet_depth(cli.max_subnet_depth),
                 timer_poll: std::time::Duration::from_millis(cli.timer_poll_ms),
             },
         ),
@@ -191,7 +203,9 @@ fn main() -> ExitCode {
                 &cli.data_dir,
                 Settings {
                     admin_role: cli.admin_role,
-                    step: ApplyOptions::default().with_max_firings(cli.max_firings),
+                    step: ApplyOptions::default()
+                        .with_max_firings(cli.max_firings)
+                        .with_max_subnet_depth(cli.max_subnet_depth),
                     timer_poll: std::time::Duration::from_millis(cli.timer_poll_ms),
                 },
             )),

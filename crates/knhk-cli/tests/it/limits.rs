@@ -100,3 +100,78 @@ fn an_evaluation_over_its_budget_fails_the_task_and_the_case() {
     let doc: Value = serde_json::from_str(&text).expect("one JSON document");
     assert_eq!(doc["state"], "failed", "{}", &text[..text.len().min(3000)]);
 }
+
+/// Net main runs composite task B (net NB); NB starts with `first` (if any) then runs composite
+/// task C (net NC); NC runs composite task B2, which runs NB again.
+fn recursion(name: &str, first: Option<&str>) -> PathBuf {
+    let (nb_start, nb_tasks, first_task) = match first {
+        None => ("<#C>", "<#C>", String::new()),
+        Some(binding) => (
+            "<#E>",
+            "<#E>, <#C>",
+            format!(
+                "<#E> a yawl:Task ; yawl:id \"E\" ;{binding} yawl:flowsInto [ yawl:nextElementRef <#C> ] .\n"
+            ),
+        ),
+    };
+    temp_file(
+        name,
+        &format!(
+            "{PREFIXES}\
+             <#spec> a yawl:Specification ; yawl:hasDecomposition <#main>, <#NB>, <#NC> .\n\
+             <#main> a yawl:Net ; yawl:id \"main\" ; yawl:isRootNet true ; yawl:hasInputCondition <#s0> ;\n\
+                 yawl:hasOutputCondition <#e0> ; yawl:hasTask <#B> .\n\
+             <#s0> a yawl:InputCondition ; yawl:flowsInto [ yawl:nextElementRef <#B> ] .\n\
+             <#B> a yawl:Task ; yawl:id \"B\" ; yawl:hasDecomposesTo <#NB> ; yawl:flowsInto [ yawl:nextElementRef <#e0> ] .\n\
+             <#e0> a yawl:OutputCondition .\n\
+             <#NB> a yawl:Net ; yawl:id \"NB\" ; yawl:hasInputCondition <#s1> ; yawl:hasOutputCondition <#e1> ;\n\
+                 yawl:hasTask {nb_tasks} .\n\
+             <#s1> a yawl:InputCondition ; yawl:flowsInto [ yawl:nextElementRef {nb_start} ] .\n\
+             {first_task}\
+             <#C> a yawl:Task ; yawl:id \"C\" ; yawl:hasDecomposesTo <#NC> ; yawl:flowsInto [ yawl:nextElementRef <#e1> ] .\n\
+             <#e1> a yawl:OutputCondition .\n\
+             <#NC> a yawl:Net ; yawl:id \"NC\" ; yawl:hasInputCondition <#s2> ; yawl:hasOutputCondition <#e2> ;\n\
+                 yawl:hasTask <#B2> .\n\
+             <#s2> a yawl:InputCondition ; yawl:flowsInto [ yawl:nextElementRef <#B2> ] .\n\
+             <#B2> a yawl:Task ; yawl:id \"B2\" ; yawl:hasDecomposesTo <#NB> ; yawl:flowsInto [ yawl:nextElementRef <#e2> ] .\n\
+             <#e2> a yawl:OutputCondition .\n"
+        ),
+    )
+}
+
+#[test]
+fn sub_nets_that_start_each_other_without_an_atomic_task_are_refused_naming_the_cycle() {
+    let file = recursion("subnet_cycle.ttl", None);
+    let out = knhk(&["validate", path_str(&file)]);
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(&out));
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(
+        text.contains(
+            "composite task C of net NB starts net NC, whose composite task B2 starts net NB \
+             again without any atomic task on the way: a recursion that never ends"
+        ),
+        "{text}"
+    );
+    let data = DataDir::new();
+    let err = data.fails(&["run", path_str(&file)]);
+    assert!(err.contains("a recursion that never ends"), "{err}");
+    let listed = data.ok(&["workflow", "list"]);
+    assert!(listed.contains("no workflows registered"), "nothing stored: {listed}");
+}
+
+#[test]
+fn recursion_through_an_empty_task_fails_the_case_at_the_sub_net_depth_bound() {
+    let file = recursion("subnet_recursion.ttl", Some(""));
+    let data = DataDir::new();
+    let out = data.knhk(&["--max-subnet-depth", "12", "run", path_str(&file), "--json"]);
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(&out));
+    let doc: Value = serde_json::from_str(&stdout(&out)).expect("one JSON document");
+    assert_eq!(doc["state"], "failed");
+    let text = stdout(&out);
+    assert!(
+        text.contains("sub-nets nested more than 12 deep: composite task"),
+        "{text}"
+    );
+    let started = kinds(&doc).iter().filter(|k| **k == "net_started").count();
+    assert_eq!(started, 12, "{text}");
+}

@@ -10,7 +10,7 @@ use crate::event::{CaseStatus, EventKind};
 use crate::ids::{ElementId, TimerId, WorkItemId};
 use crate::index::{Idx, InstIx, TaskIx};
 use crate::model::{ControlType, TaskBinding, TimerTrigger};
-use crate::workflow::{NetDef, OUTPUT, OutArc, TaskDef};
+use crate::workflow::{NetDef, OUTPUT, OutArc, TaskDef, Workflow};
 
 impl Case {
     /// Returns the input of a task instance: its input mapping, or the case data with the
@@ -125,8 +125,11 @@ impl Case {
         let def = tdef(wf, self, ni, t)?;
         let task = self.task_ref(wf, ni, t)?;
         if let Some(sub) = def.subnet {
-            let net_instance = self.nets().next_index().raw();
             let net = wf.net(sub)?.id.clone();
+            if let Some(nets) = self.nesting_beyond(wf, ni, cx.max_subnet_depth)? {
+                return self.subnet_too_deep(cx, &task.task, &net, nets);
+            }
+            let net_instance = self.nets().next_index().raw();
             return self.emit(
                 cx,
                 EventKind::NetStarted {
@@ -186,6 +189,51 @@ impl Case {
                 Ok(())
             }
         }
+    }
+
+    /// Returns the nets of the instances that enclose net instance `ni`, innermost first, when a
+    /// sub-net started in it would nest deeper than `max`; `None` while within the bound.
+    fn nesting_beyond(&self, wf: &Workflow, ni: InstIx, max: u32) -> Res<Option<Vec<String>>> {
+        let mut depth = 0u32;
+        let mut inst = ni;
+        while let Some((parent, _, _)) = self.net_instance(inst)?.parent {
+            depth += 1;
+            if depth >= max {
+                break;
+            }
+            inst = parent;
+        }
+        if depth < max {
+            return Ok(None);
+        }
+        // Name the nets of the innermost levels: a recursion shows as the same few nets again.
+        let mut nets = Vec::new();
+        let mut inst = Some(ni);
+        while let Some(i) = inst
+            && nets.len() < 6
+        {
+            nets.push(self.net_def(wf, i)?.id.to_string());
+            inst = self.net_instance(i)?.parent.map(|(p, _, _)| p);
+        }
+        Ok(Some(nets))
+    }
+
+    /// Fails the case whose composite task `task` would start `net` deeper than the bound.
+    fn subnet_too_deep(
+        &mut self,
+        cx: &mut Cx,
+        task: &ElementId,
+        net: &crate::ids::NetId,
+        enclosing: Vec<String>,
+    ) -> Res {
+        let why = format!(
+            "sub-nets nested more than {} deep: composite task {task} would start net {net} \
+             inside {}, ... (a recursion through sub-nets that never ends?)",
+            cx.max_subnet_depth,
+            enclosing.join(" inside ")
+        );
+        self.teardown_all(cx)?;
+        self.set_status(cx, CaseStatus::Failed, Some(why))
     }
 
     /// Records an instance's output and completes the task once enough instances did.

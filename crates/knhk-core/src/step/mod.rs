@@ -28,15 +28,28 @@ pub struct ApplyOptions {
     /// [`EventKind::FiringLimitReached`] event naming the tasks of the loop. The history of
     /// such a step holds about three events per firing, so the bound also bounds its memory.
     pub max_firings: u32,
+    /// The most sub-net instances nested inside each other. Recursion through sub-nets (a
+    /// composite task whose net starts, perhaps through others, the same composite task) that
+    /// does no work would nest net instances without end; a composite task that would start a
+    /// net deeper than this fails the case instead, with a reason naming the task and the nets.
+    pub max_subnet_depth: u32,
 }
 
 impl ApplyOptions {
     /// The default bound on task firings in one step.
     pub const DEFAULT_MAX_FIRINGS: u32 = 100_000;
+    /// The default bound on the nesting of sub-net instances.
+    pub const DEFAULT_MAX_SUBNET_DEPTH: u32 = 64;
 
     /// Returns these options with another bound on task firings in one step.
     pub fn with_max_firings(mut self, max_firings: u32) -> ApplyOptions {
         self.max_firings = max_firings;
+        self
+    }
+
+    /// Returns these options with another bound on the nesting of sub-net instances.
+    pub fn with_max_subnet_depth(mut self, max_subnet_depth: u32) -> ApplyOptions {
+        self.max_subnet_depth = max_subnet_depth;
         self
     }
 }
@@ -45,6 +58,7 @@ impl Default for ApplyOptions {
     fn default() -> ApplyOptions {
         ApplyOptions {
             max_firings: ApplyOptions::DEFAULT_MAX_FIRINGS,
+            max_subnet_depth: ApplyOptions::DEFAULT_MAX_SUBNET_DEPTH,
         }
     }
 }
@@ -62,6 +76,7 @@ struct Cx<'a> {
     /// Tasks started in this step so far, and the most allowed.
     fired: u32,
     max_firings: u32,
+    max_subnet_depth: u32,
 }
 
 type Res<T = ()> = Result<T, Error>;
@@ -105,6 +120,7 @@ impl Case {
             dirty: VecDeque::new(),
             fired: 0,
             max_firings: options.max_firings,
+            max_subnet_depth: options.max_subnet_depth,
         };
         next.perform(&mut cx, input)?;
         next.settle(&mut cx)?;

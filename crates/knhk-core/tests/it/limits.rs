@@ -137,3 +137,170 @@ fn a_loop_that_ends_within_the_bound_completes() {
             .any(|e| matches!(e.kind, EventKind::FiringLimitReached { .. }))
     );
 }
+
+/// A composite task `id` decomposing into net `into`, flowing to `to`.
+fn composite(id: &str, into: &str, to: &str) -> model::Task {
+    let mut t = task(id, Xor, Xor, vec![flow(to)]);
+    t.decomposition = Some(NetId::new(into));
+    t
+}
+
+/// main runs b (net nb); nb's net starts with `first` then runs c (net nc); nc runs b2 (net nb).
+fn recursion(first: Option<model::Task>) -> Specification {
+    let nb = match first {
+        None => net(
+            "nb",
+            vec![flow("c")],
+            vec![],
+            vec![composite("c", "nc", "end")],
+        ),
+        Some(first) => {
+            let name = first.id.to_string();
+            net(
+                "nb",
+                vec![flow(&name)],
+                vec![],
+                vec![first, composite("c", "nc", "end")],
+            )
+        }
+    };
+    spec(vec![
+        net(
+            "main",
+            vec![flow("b")],
+            vec![],
+            vec![composite("b", "nb", "end")],
+        ),
+        nb,
+        net(
+            "nc",
+            vec![flow("b2")],
+            vec![],
+            vec![composite("b2", "nb", "end")],
+        ),
+    ])
+}
+
+#[test]
+fn sub_nets_that_start_each_other_without_an_atomic_task_are_refused_naming_the_cycle() {
+    let err = Workflow::new(recursion(None)).expect_err("refused");
+    assert_eq!(err.violations.len(), 1, "{err}");
+    let v = &err.violations[0];
+    assert_eq!(v.element, "c");
+    assert!(
+        v.rule.contains(
+            "composite task c of net nb starts net nc, whose composite task b2 starts net nb \
+             again without any atomic task on the way: a recursion that never ends"
+        ),
+        "{v}"
+    );
+}
+
+#[test]
+fn a_sub_net_that_starts_itself_is_refused() {
+    let wf = spec(vec![
+        net(
+            "main",
+            vec![flow("b")],
+            vec![],
+            vec![composite("b", "nb", "end")],
+        ),
+        net(
+            "nb",
+            vec![flow("again")],
+            vec![],
+            vec![composite("again", "nb", "end")],
+        ),
+    ]);
+    let err = Workflow::new(wf).expect_err("refused");
+    assert!(
+        err.to_string()
+            .contains("composite task again of net nb starts net nb again"),
+        "{err}"
+    );
+}
+
+#[test]
+fn recursion_that_reaches_a_human_task_first_is_valid() {
+    let first = human(task("h", Xor, Xor, vec![flow("c")]), "clerk");
+    Workflow::new(recursion(Some(first))).expect("valid: each level waits for a person");
+}
+
+fn failure_reason(run: &Run) -> String {
+    run.history()
+        .iter()
+        .find_map(|e| match &e.kind {
+            EventKind::CaseStateChanged {
+                to: CaseStatus::Failed,
+                reason,
+                ..
+            } => reason.clone(),
+            _ => None,
+        })
+        .expect("a failure reason")
+}
+
+#[test]
+fn recursion_through_an_empty_task_fails_the_case_at_the_sub_net_depth_bound() {
+    let first = task("e", Xor, Xor, vec![flow("c")]);
+    let wf = Workflow::new(recursion(Some(first))).expect("valid: e is an atomic task");
+    let run = start_with(&wf, ApplyOptions::default().with_max_subnet_depth(10));
+    assert_eq!(run.case().status(), CaseStatus::Failed);
+    let reason = failure_reason(&run);
+    assert!(
+        reason.contains("sub-nets nested more than 10 deep"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("would start net n"),
+        "names the task and the net: {reason}"
+    );
+    assert!(reason.contains("inside nc inside nb inside nc"), "{reason}");
+    let started = run
+        .history()
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::NetStarted { .. }))
+        .count();
+    assert_eq!(started, 10, "nets started before the bound");
+    run.check_replay();
+}
+
+#[test]
+fn the_default_sub_net_depth_bound_is_64() {
+    assert_eq!(ApplyOptions::default().max_subnet_depth, 64);
+    let first = task("e", Xor, Xor, vec![flow("c")]);
+    let wf = Workflow::new(recursion(Some(first))).expect("valid");
+    let run = Run::start(&wf, json!({}));
+    assert_eq!(run.case().status(), CaseStatus::Failed);
+    assert!(failure_reason(&run).contains("more than 64 deep"));
+}
+
+#[test]
+fn sub_nets_nested_within_the_bound_run() {
+    // main -> b (nb: e -> c (nc: x)) nests two deep.
+    let wf = workflow(vec![
+        net(
+            "main",
+            vec![flow("b")],
+            vec![],
+            vec![composite("b", "nb", "end")],
+        ),
+        net(
+            "nb",
+            vec![flow("e")],
+            vec![],
+            vec![
+                task("e", Xor, Xor, vec![flow("c")]),
+                composite("c", "nc", "end"),
+            ],
+        ),
+        net(
+            "nc",
+            vec![flow("x")],
+            vec![],
+            vec![task("x", Xor, Xor, vec![flow("end")])],
+        ),
+    ]);
+    let run = start_with(&wf, ApplyOptions::default().with_max_subnet_depth(2));
+    assert_eq!(run.case().status(), CaseStatus::Completed);
+}
