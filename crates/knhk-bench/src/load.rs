@@ -132,6 +132,7 @@ async fn open(data_dir: &Path) -> anyhow::Result<WorkflowEngine> {
         step: knhk_core::ApplyOptions::default(),
         timer_poll: EngineConfig::DEFAULT_TIMER_POLL,
         max_input_bytes: EngineConfig::DEFAULT_MAX_INPUT_BYTES,
+        definition_limits: Default::default(),
     }))
 }
 

@@ -198,6 +198,7 @@ fn spec_code(e: &knhk_spec::Error) -> ErrorCode {
         | E::BaseIri { .. }
         | E::Syntax { .. }
         | E::XmlSyntax { .. }
+        | E::TooLarge { .. }
         | E::Invalid { .. } => ErrorCode::InvalidArgument,
     }
 }
@@ -214,7 +215,7 @@ fn core_code(e: &knhk_core::Error) -> ErrorCode {
         | E::CannotAddInstance { .. }
         | E::CannotCompleteTask { .. } => ErrorCode::FailedPrecondition,
         E::NotAllocatedTo { .. } | E::FourEyes { .. } => ErrorCode::PermissionDenied,
-        E::OutputNotObject(_) | E::NoRoles(_) => ErrorCode::InvalidArgument,
+        E::OutputNotObject(_) | E::NoRoles(_) | E::DataTooLarge(_) => ErrorCode::InvalidArgument,
         E::Replay { .. } | E::Misfit { .. } => ErrorCode::Internal,
     }
 }

@@ -3,6 +3,7 @@
 //! its budget fails its task like any other expression error.
 
 use super::*;
+use std::process::Command;
 
 /// A definition of one empty task `t` with `mapping` as its output mapping (CEL, in a Turtle
 /// string: no double quotes in it).
@@ -156,7 +157,10 @@ fn sub_nets_that_start_each_other_without_an_atomic_task_are_refused_naming_the_
     let err = data.fails(&["run", path_str(&file)]);
     assert!(err.contains("a recursion that never ends"), "{err}");
     let listed = data.ok(&["workflow", "list"]);
-    assert!(listed.contains("no workflows registered"), "nothing stored: {listed}");
+    assert!(
+        listed.contains("no workflows registered"),
+        "nothing stored: {listed}"
+    );
 }
 
 #[test]
@@ -174,4 +178,75 @@ fn recursion_through_an_empty_task_fails_the_case_at_the_sub_net_depth_bound() {
     );
     let started = kinds(&doc).iter().filter(|k| **k == "net_started").count();
     assert_eq!(started, 12, "{text}");
+}
+
+#[test]
+fn a_definition_larger_than_the_limits_is_refused_by_validate_and_register() {
+    let loan = example("loan_application.ttl");
+    let out = knhk(&["--max-definition-bytes", "200", "validate", &loan]);
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(&out));
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(
+        text.contains("bytes long, more than the 200 bytes allowed"),
+        "{text}"
+    );
+
+    let data = DataDir::new();
+    let err = data.fails(&["--max-tasks", "2", "workflow", "register", &loan]);
+    assert!(
+        err.contains("tasks, more than the 2 tasks allowed"),
+        "{err}"
+    );
+    let listed = data.ok(&["workflow", "list"]);
+    assert!(listed.contains("no workflows registered"), "{listed}");
+    let err = data.fails(&["--max-definition-bytes", "200", "run", &loan]);
+    assert!(err.contains("more than the 200 bytes allowed"), "{err}");
+    // The same limits are read from the environment.
+    let out = Command::new(env!("CARGO_BIN_EXE_knhk"))
+        .args(["validate", &loan])
+        .env("KNHK_MAX_TASKS", "2")
+        .output()
+        .expect("the knhk binary runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("more than the 2 tasks allowed")
+            || stderr(&out).contains("more than the 2 tasks allowed")
+    );
+}
+
+#[test]
+fn an_output_that_would_make_the_case_data_too_large_fails_the_task() {
+    let file = one_task("data_growth.ttl", "{'b': a + a + a}");
+    let a = "x".repeat(300);
+    let data = DataDir::new();
+    let out = data.knhk(&[
+        "--max-data-bytes",
+        "1000",
+        "run",
+        path_str(&file),
+        "--data",
+        &format!(r#"{{"a": "{a}"}}"#),
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(&out));
+    let doc: Value = serde_json::from_str(&stdout(&out)).expect("one JSON document");
+    assert_eq!(doc["state"], "failed");
+    let text = stdout(&out);
+    assert!(
+        text.contains("its output would make the case data larger than the 1000 bytes allowed"),
+        "{text}"
+    );
+    // Data over the bound at creation is refused, and no case is made.
+    let err = data.fails(&[
+        "--max-data-bytes",
+        "100",
+        "run",
+        path_str(&file),
+        "--data",
+        &format!(r#"{{"a": "{a}"}}"#),
+    ]);
+    assert!(
+        err.contains("larger than the 100 bytes this engine takes"),
+        "{err}"
+    );
 }

@@ -10,7 +10,7 @@ use crate::event::{CaseStatus, EventKind};
 use crate::ids::{ElementId, TimerId, WorkItemId};
 use crate::index::{Idx, InstIx, TaskIx};
 use crate::model::{ControlType, TaskBinding, TimerTrigger};
-use crate::workflow::{NetDef, OUTPUT, OutArc, TaskDef, Workflow};
+use crate::workflow::{NetDef, OUTPUT, OutArc, TaskDef};
 
 impl Case {
     /// Returns the input of a task instance: its input mapping, or the case data with the
@@ -191,51 +191,6 @@ impl Case {
         }
     }
 
-    /// Returns the nets of the instances that enclose net instance `ni`, innermost first, when a
-    /// sub-net started in it would nest deeper than `max`; `None` while within the bound.
-    fn nesting_beyond(&self, wf: &Workflow, ni: InstIx, max: u32) -> Res<Option<Vec<String>>> {
-        let mut depth = 0u32;
-        let mut inst = ni;
-        while let Some((parent, _, _)) = self.net_instance(inst)?.parent {
-            depth += 1;
-            if depth >= max {
-                break;
-            }
-            inst = parent;
-        }
-        if depth < max {
-            return Ok(None);
-        }
-        // Name the nets of the innermost levels: a recursion shows as the same few nets again.
-        let mut nets = Vec::new();
-        let mut inst = Some(ni);
-        while let Some(i) = inst
-            && nets.len() < 6
-        {
-            nets.push(self.net_def(wf, i)?.id.to_string());
-            inst = self.net_instance(i)?.parent.map(|(p, _, _)| p);
-        }
-        Ok(Some(nets))
-    }
-
-    /// Fails the case whose composite task `task` would start `net` deeper than the bound.
-    fn subnet_too_deep(
-        &mut self,
-        cx: &mut Cx,
-        task: &ElementId,
-        net: &crate::ids::NetId,
-        enclosing: Vec<String>,
-    ) -> Res {
-        let why = format!(
-            "sub-nets nested more than {} deep: composite task {task} would start net {net} \
-             inside {}, ... (a recursion through sub-nets that never ends?)",
-            cx.max_subnet_depth,
-            enclosing.join(" inside ")
-        );
-        self.teardown_all(cx)?;
-        self.set_status(cx, CaseStatus::Failed, Some(why))
-    }
-
     /// Records an instance's output and completes the task once enough instances did.
     pub(super) fn finish_instance(
         &mut self,
@@ -275,6 +230,9 @@ impl Case {
             && let Value::Object(changes) = &mapped
             && !changes.is_empty()
         {
+            if let Some(why) = self.data_too_large(changes, cx.max_data_bytes) {
+                return self.fail_task(cx, ni, t, format!("its output {why}"));
+            }
             self.emit(
                 cx,
                 EventKind::DataUpdated {
@@ -370,10 +328,19 @@ impl Case {
                     .collect();
                 (var, outputs)
             });
-        self.cancel_units(cx, ni, t)?;
-        if let Some((var, outputs)) = joined {
+        let joined = joined.map(|(var, outputs)| {
             let mut changes = Map::new();
             changes.insert(var, Value::Array(outputs));
+            changes
+        });
+        if let Some(why) = joined
+            .as_ref()
+            .and_then(|changes| self.data_too_large(changes, cx.max_data_bytes))
+        {
+            return self.fail_task(cx, ni, t, format!("the outputs of its instances {why}"));
+        }
+        self.cancel_units(cx, ni, t)?;
+        if let Some(changes) = joined {
             self.emit(cx, EventKind::DataUpdated { changes })?;
         }
         // Cancellation set: reset before produce, as in reset nets.

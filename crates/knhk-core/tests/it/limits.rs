@@ -304,3 +304,64 @@ fn sub_nets_nested_within_the_bound_run() {
     let run = start_with(&wf, ApplyOptions::default().with_max_subnet_depth(2));
     assert_eq!(run.case().status(), CaseStatus::Completed);
 }
+
+fn one_human_task() -> Workflow {
+    workflow(vec![net(
+        "n",
+        vec![flow("h")],
+        vec![],
+        vec![human(task("h", Xor, Xor, vec![flow("end")]), "clerk")],
+    )])
+}
+
+#[test]
+fn an_output_that_would_make_the_case_data_too_large_fails_the_task() {
+    let wf = one_human_task();
+    let mut run = Run::created(&wf, json!({"a": "x"}));
+    run.set_options(ApplyOptions::default().with_max_data_bytes(1_000));
+    run.input(Input::Start).expect("start");
+    run.complete("h", json!({ "big": "y".repeat(1_000) }));
+    assert_eq!(run.case().status(), CaseStatus::Failed);
+    let reason = failure_reason(&run);
+    assert!(
+        reason.contains("its output would make the case data larger than the 1000 bytes allowed"),
+        "{reason}"
+    );
+    assert_eq!(
+        run.case().data().get("big"),
+        None,
+        "the output was not merged"
+    );
+    run.check_replay();
+}
+
+#[test]
+fn an_output_within_the_bound_is_merged() {
+    let wf = one_human_task();
+    let mut run = Run::created(&wf, json!({"a": "x".repeat(500)}));
+    run.set_options(ApplyOptions::default().with_max_data_bytes(1_000));
+    run.input(Input::Start).expect("start");
+    // Replacing a key counts the new value only.
+    run.complete("h", json!({ "a": "y".repeat(900) }));
+    assert_eq!(run.case().status(), CaseStatus::Completed);
+    assert_eq!(ApplyOptions::default().max_data_bytes, 1024 * 1024);
+}
+
+#[test]
+fn data_set_from_outside_that_would_make_the_case_data_too_large_is_refused() {
+    let wf = one_human_task();
+    let mut run = Run::created(&wf, json!({}));
+    run.set_options(ApplyOptions::default().with_max_data_bytes(100));
+    run.input(Input::Start).expect("start");
+    let mut changes = serde_json::Map::new();
+    changes.insert("big".into(), json!("z".repeat(200)));
+    let before = run.history().len();
+    let err = run
+        .input(Input::UpdateData { changes })
+        .expect_err("refused");
+    assert_eq!(
+        err.to_string(),
+        "the data to set would make the case data larger than the 100 bytes allowed"
+    );
+    assert_eq!(run.history().len(), before, "nothing changed");
+}

@@ -93,6 +93,7 @@ fn core_variant(e: &knhk_core::Error) -> &'static str {
         E::CannotCompleteTask { .. } => "CannotCompleteTask",
         E::OutputNotObject(_) => "OutputNotObject",
         E::NoRoles(_) => "NoRoles",
+        E::DataTooLarge(_) => "DataTooLarge",
         E::Misfit { .. } => "Misfit",
         E::Replay { .. } => "Replay",
     }
@@ -106,6 +107,7 @@ fn spec_variant(e: &knhk_spec::Error) -> &'static str {
         E::BaseIri { .. } => "BaseIri",
         E::Syntax { .. } => "Syntax",
         E::XmlSyntax { .. } => "XmlSyntax",
+        E::TooLarge { .. } => "TooLarge",
         E::Invalid { .. } => "Invalid",
     }
 }
@@ -181,6 +183,14 @@ async fn every_error_has_its_code() {
             },
             InvalidArgument,
         ),
+        (
+            knhk_spec::Error::TooLarge {
+                file: "a.ttl".to_owned(),
+                what: "has 2 tasks".to_owned(),
+                limit: "1 tasks".to_owned(),
+            },
+            InvalidArgument,
+        ),
     ];
     let core = [
         (
@@ -238,6 +248,10 @@ async fn every_error_has_its_code() {
         ),
         (knhk_core::Error::OutputNotObject("array"), InvalidArgument),
         (knhk_core::Error::NoRoles(item()), InvalidArgument),
+        (
+            knhk_core::Error::DataTooLarge("would be too large".to_owned()),
+            InvalidArgument,
+        ),
         (
             knhk_core::Error::Misfit {
                 what: "task",
@@ -468,6 +482,7 @@ async fn every_error_has_its_code() {
             "BaseIri",
             "Syntax",
             "XmlSyntax",
+            "TooLarge",
             "Invalid",
         ]
         .map(|v| format!("Definition::{v}")),
@@ -485,6 +500,7 @@ async fn every_error_has_its_code() {
             "CannotCompleteTask",
             "OutputNotObject",
             "NoRoles",
+            "DataTooLarge",
             "Misfit",
             "Replay",
         ]
