@@ -142,9 +142,13 @@ impl CompiledExpr {
         for (name, value) in extra {
             context.add_variable_from_value(*name, to_cel(value));
         }
-        let budget = Arc::new(limits::Budget::default());
-        if self.comprehensions {
-            let charged = Arc::clone(&budget);
+        // Only an expression with a comprehension needs a budget: the others do a bounded
+        // amount of work for their size, and evaluate without the allocation.
+        let budget = self
+            .comprehensions
+            .then(|| Arc::new(limits::Budget::default()));
+        if let Some(budget) = &budget {
+            let charged = Arc::clone(budget);
             context
                 .add_function(limits::RANGE_FUNCTION, move |ftx: &FunctionContext| {
                     charged.charge(ftx)
@@ -156,7 +160,7 @@ impl CompiledExpr {
         }
         let result = Value::resolve(&self.tree, &context);
         // Over budget fails the evaluation even where CEL absorbed the error (`... || true`).
-        if let Some(why) = budget.exceeded() {
+        if let Some(why) = budget.and_then(|b| b.exceeded()) {
             return Err(ExprError::Eval {
                 source: self.source.source.clone(),
                 message: why,
