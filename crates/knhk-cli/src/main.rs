@@ -78,14 +78,16 @@ struct Cli {
         value_name = "N"
     )]
     max_firings: u32,
-    /// The most sub-net instances nested inside each other; a composite task that would start
-    /// a net deeper (a recursion through sub-nets that never ends) fails its case, naming it.
+    /// The most sub-net instances nested inside each other, at most 1000 (ending a case walks
+    /// its nesting on the stack); a composite task that would start a net deeper (a recursion
+    /// through sub-nets that never ends) fails its case, naming it.
     #[arg(
         long,
         global = true,
         env = "KNHK_MAX_SUBNET_DEPTH",
         default_value_t = ApplyOptions::DEFAULT_MAX_SUBNET_DEPTH,
-        value_name = "N"
+        value_name = "N",
+        value_parser = clap::value_parser!(u32).range(..=1000)
     )]
     max_subnet_depth: u32,
     /// The most bytes of a workflow definition's text; a larger one is refused before it is

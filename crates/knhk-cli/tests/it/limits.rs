@@ -178,6 +178,14 @@ fn recursion_through_an_empty_task_fails_the_case_at_the_sub_net_depth_bound() {
     );
     let started = kinds(&doc).iter().filter(|k| **k == "net_started").count();
     assert_eq!(started, 12, "{text}");
+    // Deeper bounds than the stack holds are refused as a usage error.
+    let out = data.knhk(&["--max-subnet-depth", "5000", "run", path_str(&file)]);
+    assert_eq!(out.status.code(), Some(2), "stderr: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--max-subnet-depth"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

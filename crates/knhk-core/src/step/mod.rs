@@ -32,6 +32,8 @@ pub struct ApplyOptions {
     /// composite task whose net starts, perhaps through others, the same composite task) that
     /// does no work would nest net instances without end; a composite task that would start a
     /// net deeper than this fails the case instead, with a reason naming the task and the nets.
+    /// Withdrawing the work of nested nets recurses once per level, so keep it small (the
+    /// `knhk` binary takes at most 1000).
     pub max_subnet_depth: u32,
     /// The most bytes of JSON the case data may take. A task whose output (or the joined
     /// outputs of its instances) would make the data larger fails, saying so; data set from
