@@ -3,6 +3,8 @@
 //! its budget fails its task like any other expression error.
 
 use super::*;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
 use std::process::Command;
 
 /// A definition of one empty task `t` with `mapping` as its output mapping (CEL, in a Turtle
@@ -257,4 +259,83 @@ fn an_output_that_would_make_the_case_data_too_large_fails_the_task() {
         err.contains("larger than the 100 bytes this engine takes"),
         "{err}"
     );
+}
+
+/// Starts an HTTP server on port 0 that answers every request with `reply` as `content_type`,
+/// and returns its address.
+fn server(reply: String, content_type: &'static str) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a port");
+    let addr = listener.local_addr().expect("an address");
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().expect("a stream"));
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{reply}",
+                reply.len()
+            );
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// A definition of one HTTP task `call` posting to `url`.
+fn http_task(name: &str, url: &str) -> PathBuf {
+    temp_file(
+        name,
+        &format!(
+            "{PREFIXES}\
+             <#spec> a yawl:Specification ; yawl:hasDecomposition <#net> .\n\
+             <#net> a yawl:Net ; yawl:isRootNet true ; yawl:hasInputCondition <#start> ;\n\
+                 yawl:hasOutputCondition <#end> ; yawl:hasTask <#call> .\n\
+             <#start> a yawl:InputCondition ; yawl:flowsInto [ yawl:nextElementRef <#call> ] .\n\
+             <#call> a yawl:Task ; knhk:connector \"http\" ; knhk:maxAttempts 1 ;\n\
+                 knhk:setting [ knhk:key \"url\" ; knhk:value \"{url}\" ] ;\n\
+                 yawl:flowsInto [ yawl:nextElementRef <#end> ] .\n\
+             <#end> a yawl:OutputCondition .\n"
+        ),
+    )
+}
+
+#[test]
+fn a_connector_output_over_the_data_bound_fails_the_call_and_is_not_stored() {
+    let big = "w".repeat(3_000);
+    let url = server(format!(r#"{{"big": "{big}"}}"#), "application/json");
+    let file = http_task("big_response.ttl", &url);
+    let data = DataDir::new();
+    let out = data.knhk(&["--max-data-bytes", "1000", "run", path_str(&file), "--json"]);
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("connector http failed: the connector output is larger than the 1000 bytes this engine takes"),
+        "{text}"
+    );
+    assert!(
+        !text.contains(&big),
+        "the output is not in the history: {text}"
+    );
+}
+
+#[test]
+fn a_non_json_response_of_an_http_task_becomes_its_body_field() {
+    let url = server("plain words".to_owned(), "text/plain");
+    let file = http_task("text_response.ttl", &url);
+    let data = DataDir::new();
+    let doc = data.json(&["run", path_str(&file), "--json"]);
+    assert_eq!(doc["state"], "completed", "{doc:#}");
+    assert_eq!(doc["data"]["body"], "plain words", "{doc:#}");
 }

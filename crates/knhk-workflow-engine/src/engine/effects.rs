@@ -42,7 +42,15 @@ impl WorkflowEngine {
                             .await;
                         lock(&engine.inner.calls).remove(&item);
                         let input = match result {
-                            Ok(output) => Input::ConnectorSucceeded { item, output },
+                            // An output over the engine's bound on one input fails the call
+                            // rather than go into the history whole.
+                            Ok(output) => match engine.check_size("connector output", &output) {
+                                Ok(()) => Input::ConnectorSucceeded { item, output },
+                                Err(too_large) => Input::ConnectorFailed {
+                                    item,
+                                    error: too_large.to_string(),
+                                },
+                            },
                             Err(failure) => {
                                 warn!(case = %case, item = %item, error = %failure, "connector call failed");
                                 Input::ConnectorFailed {
