@@ -207,6 +207,7 @@ impl Scenario {
             step: knhk_core::ApplyOptions::default(),
             timer_poll: EngineConfig::DEFAULT_TIMER_POLL,
             max_input_bytes: EngineConfig::DEFAULT_MAX_INPUT_BYTES,
+            definition_limits: Default::default(),
         });
         let measured = self.measure_on(&engine, &store, addr).await;
         engine.shutdown().await;

@@ -144,6 +144,7 @@ async fn open(data_dir: &Path, max_pages: Option<u64>) -> anyhow::Result<Workflo
         step: knhk_core::ApplyOptions::default(),
         timer_poll: EngineConfig::DEFAULT_TIMER_POLL,
         max_input_bytes: EngineConfig::DEFAULT_MAX_INPUT_BYTES,
+        definition_limits: Default::default(),
     }))
 }
 

@@ -37,6 +37,9 @@ fn main() -> ExitCode {
         .init();
     // Two worker threads, as the `knhk` binary runs the engine, so that the figures match.
     let result = match tokio::runtime::Builder::new_multi_thread()
+        // The CEL parser and evaluator recurse once per level of an expression, with large
+        // frames in a debug build: 8 MiB (the main thread's) holds the deepest one accepted.
+        .thread_stack_size(8 << 20)
         .worker_threads(2)
         .enable_all()
         .build()

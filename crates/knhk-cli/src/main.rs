@@ -79,6 +79,48 @@ struct Cli {
         value_name = "N"
     )]
     max_firings: u32,
+    /// The most sub-net instances nested inside each other, at most 1000 (ending a case walks
+    /// its nesting on the stack); a composite task that would start a net deeper (a recursion
+    /// through sub-nets that never ends) fails its case, naming it.
+    #[arg(
+        long,
+        global = true,
+        env = "KNHK_MAX_SUBNET_DEPTH",
+        default_value_t = ApplyOptions::DEFAULT_MAX_SUBNET_DEPTH,
+        value_name = "N",
+        value_parser = clap::value_parser!(u32).range(..=1000)
+    )]
+    max_subnet_depth: u32,
+    /// The most bytes of a workflow definition's text; a larger one is refused before it is
+    /// read (validate, register, run, simulate).
+    #[arg(
+        long,
+        global = true,
+        env = "KNHK_MAX_DEFINITION_BYTES",
+        default_value_t = knhk_spec::Limits::DEFAULT_MAX_DEFINITION_BYTES,
+        value_name = "BYTES"
+    )]
+    max_definition_bytes: usize,
+    /// The most tasks in a workflow definition, over all its nets.
+    #[arg(
+        long,
+        global = true,
+        env = "KNHK_MAX_TASKS",
+        default_value_t = knhk_spec::Limits::DEFAULT_MAX_TASKS,
+        value_name = "N"
+    )]
+    max_tasks: usize,
+    /// The most bytes of JSON in a case's data, and in any one JSON input (data at creation, a
+    /// work item's output, data set, an event's data); a task whose output would make the data
+    /// larger fails, saying so.
+    #[arg(
+        long,
+        global = true,
+        env = "KNHK_MAX_DATA_BYTES",
+        default_value_t = ApplyOptions::DEFAULT_MAX_DATA_BYTES,
+        value_name = "BYTES"
+    )]
+    max_data_bytes: usize,
     /// How often `knhk worker` reads the stored timers again, in milliseconds, so that it fires
     /// timers that other processes arm while it runs.
     #[arg(
@@ -184,48 +226,43 @@ fn main() -> ExitCode {
         // Colour codes only for a terminal, not in a file or a pipe.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    let definition_limits = knhk_spec::Limits {
+        max_definition_bytes: cli.max_definition_bytes,
+        max_tasks: cli.max_tasks,
+    };
+    let spec_options = knhk_spec::Options {
+        admin_role: cli.admin_role.clone(),
+        limits: definition_limits,
+    };
+    let settings = Settings {
+        admin_role: cli.admin_role,
+        step: ApplyOptions::default()
+            .with_max_firings(cli.max_firings)
+            .with_max_subnet_depth(cli.max_subnet_depth)
+            .with_max_data_bytes(cli.max_data_bytes),
+        timer_poll: std::time::Duration::from_millis(cli.timer_poll_ms),
+        definition_limits,
+        max_input_bytes: cli.max_data_bytes,
+        zone: zone(cli.utc),
+        max_pages: cli.store_max_pages,
+    };
     let result = match cli.command {
         Command::Validate {
             files,
             json,
             strict,
-        } => Ok(validate(
-            &files,
-            json,
-            strict,
-            &knhk_spec::Options {
-                admin_role: cli.admin_role.clone(),
-            },
-        )),
-        Command::Simulate { file, data, json } => simulate(
-            &file,
-            data.as_deref(),
-            json,
-            &Settings {
-                admin_role: cli.admin_role.clone(),
-                step: ApplyOptions::default().with_max_firings(cli.max_firings),
-                timer_poll: std::time::Duration::from_millis(cli.timer_poll_ms),
-                zone: zone(cli.utc),
-                max_pages: cli.store_max_pages,
-            },
-        ),
+        } => Ok(validate(&files, json, strict, &spec_options)),
+        Command::Simulate { file, data, json } => simulate(&file, data.as_deref(), json, &settings),
         Command::Export { file } => export(&file),
         command => match tokio::runtime::Builder::new_multi_thread()
+            // The CEL parser and evaluator recurse once per level of an expression, with large
+            // frames in a debug build: 8 MiB (the main thread's) holds the deepest one accepted.
+            .thread_stack_size(8 << 20)
             .worker_threads(2)
             .enable_all()
             .build()
         {
-            Ok(runtime) => runtime.block_on(dispatch(
-                command,
-                &cli.data_dir,
-                Settings {
-                    admin_role: cli.admin_role,
-                    step: ApplyOptions::default().with_max_firings(cli.max_firings),
-                    timer_poll: std::time::Duration::from_millis(cli.timer_poll_ms),
-                    zone: zone(cli.utc),
-                    max_pages: cli.store_max_pages,
-                },
-            )),
+            Ok(runtime) => runtime.block_on(dispatch(command, &cli.data_dir, settings)),
             Err(e) => Err(anyhow::Error::new(e).context("cannot start the async runtime")),
         },
     };
@@ -428,6 +465,7 @@ fn simulate(
 ) -> anyhow::Result<ExitCode> {
     let options = knhk_spec::Options {
         admin_role: settings.admin_role.clone(),
+        limits: settings.definition_limits,
     };
     let (loaded, _) = knhk_spec::load_file_with(file, &options).map_err(anyhow::Error::new)?;
     let data = json_object("--data", data)?;

@@ -33,6 +33,10 @@ pub(crate) struct Settings {
     pub(crate) zone: Zone,
     /// The cap on the store file, in pages (`--store-max-pages`).
     pub(crate) max_pages: Option<u64>,
+    /// How large a definition may be.
+    pub(crate) definition_limits: knhk_spec::Limits,
+    /// The most bytes of JSON in one input; the case data's own bound is in `step`.
+    pub(crate) max_input_bytes: usize,
 }
 
 /// The engine on the embedded store of one data directory.
@@ -66,7 +70,8 @@ impl Session {
             admin_role: settings.admin_role,
             step: settings.step,
             timer_poll: settings.timer_poll,
-            max_input_bytes: EngineConfig::DEFAULT_MAX_INPUT_BYTES,
+            max_input_bytes: settings.max_input_bytes,
+            definition_limits: settings.definition_limits,
         });
         Ok(Session {
             engine,

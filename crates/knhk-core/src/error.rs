@@ -77,6 +77,9 @@ pub enum Error {
     CannotRetry(String),
     #[error("output of a work item must be a JSON object, got {0}")]
     OutputNotObject(&'static str),
+    /// Data set from outside would make the case data larger than its bound.
+    #[error("the data to set {0}")]
+    DataTooLarge(String),
     #[error("history does not fit this workflow at event {seq}: {why}")]
     Replay { seq: u64, why: String },
     /// A case points at a net, task, place or net instance its workflow does not have: the

@@ -58,6 +58,14 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The definition is larger than the [`crate::Limits`] allow: `what` says how large it is,
+    /// `limit` what is allowed.
+    #[error("{file}: the definition {what}, more than the {limit} allowed")]
+    TooLarge {
+        file: String,
+        what: String,
+        limit: String,
+    },
     /// The file is not a format knhk-spec reads (by its extension).
     #[error("{file}: unsupported definition format (expected a .ttl, .yawl or .xml file)")]
     UnsupportedFormat { file: String },

@@ -42,12 +42,66 @@ pub struct Options {
     /// leaves to run time (YAWL's `<offer initiator="user"/>`, a Beta task without resourcing)
     /// are offered to it. Default: `admin`.
     pub admin_role: String,
+    /// How large a definition may be.
+    pub limits: Limits,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             admin_role: "admin".to_owned(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// How large a definition may be: a larger one is refused before it is parsed (its text) or
+/// validated (its tasks), so that a huge file cannot take the process's memory and time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// The most bytes of definition text. [`Limits::DEFAULT_MAX_DEFINITION_BYTES`] by default.
+    pub max_definition_bytes: usize,
+    /// The most tasks, over all the nets of a definition. [`Limits::DEFAULT_MAX_TASKS`] by default.
+    pub max_tasks: usize,
+}
+
+impl Limits {
+    /// The default bound on a definition's text: 4 MiB.
+    pub const DEFAULT_MAX_DEFINITION_BYTES: usize = 4 * 1024 * 1024;
+    /// The default bound on a definition's tasks.
+    pub const DEFAULT_MAX_TASKS: usize = 10_000;
+
+    /// Refuses a text longer than the bound.
+    fn check_bytes(&self, file: &str, bytes: u64) -> Result<(), Error> {
+        if bytes > self.max_definition_bytes as u64 {
+            return Err(Error::TooLarge {
+                file: file.to_owned(),
+                what: format!("is {bytes} bytes long"),
+                limit: format!("{} bytes", self.max_definition_bytes),
+            });
+        }
+        Ok(())
+    }
+
+    /// Refuses a specification with more tasks than the bound.
+    fn check_tasks(&self, file: &str, spec: &knhk_core::Specification) -> Result<(), Error> {
+        let tasks: usize = spec.nets.iter().map(|n| n.tasks.len()).sum();
+        if tasks > self.max_tasks {
+            return Err(Error::TooLarge {
+                file: file.to_owned(),
+                what: format!("has {tasks} tasks"),
+                limit: format!("{} tasks", self.max_tasks),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_definition_bytes: Limits::DEFAULT_MAX_DEFINITION_BYTES,
+            max_tasks: Limits::DEFAULT_MAX_TASKS,
         }
     }
 }
@@ -88,7 +142,12 @@ pub fn load_turtle(src: &Source) -> Result<knhk_core::Workflow, Error> {
 /// Parses Turtle with `options` and validates the specification into a workflow, with what
 /// was noted on the way.
 pub fn load_turtle_with(src: &Source, options: &Options) -> Result<Loaded, Error> {
-    validate(src, read_turtle_with(src, options)?)
+    options
+        .limits
+        .check_bytes(src.name, src.text.len() as u64)?;
+    let read = read_turtle_with(src, options)?;
+    options.limits.check_tasks(src.name, &read.spec)?;
+    validate(src, read)
 }
 
 /// Parses YAWL XML (a `specificationSet` in the YAWL 4 schema or the Beta one) and maps it to a
@@ -107,7 +166,12 @@ pub fn load_yawl_xml(src: &Source) -> Result<knhk_core::Workflow, Error> {
 /// Parses YAWL XML with `options` and validates the specification into a workflow, with what
 /// was noted on the way.
 pub fn load_yawl_xml_with(src: &Source, options: &Options) -> Result<Loaded, Error> {
-    validate(src, xml::read(src, options)?)
+    options
+        .limits
+        .check_bytes(src.name, src.text.len() as u64)?;
+    let read = xml::read(src, options)?;
+    options.limits.check_tasks(src.name, &read.spec)?;
+    validate(src, read)
 }
 
 /// Validates a specification read from `src`, naming each violated or noted element by its
@@ -177,6 +241,9 @@ pub fn load_file_with(path: &Path, options: &Options) -> Result<(Loaded, String)
         file: name.clone(),
         source,
     };
+    // A file larger than the bound is refused before it is read into memory.
+    let size = std::fs::metadata(path).map_err(io)?.len();
+    options.limits.check_bytes(&name, size)?;
     let text = std::fs::read_to_string(path).map_err(io)?;
     let absolute = std::path::absolute(path).map_err(io)?;
     let base_iri = file_url(&absolute);

@@ -265,6 +265,7 @@ fn spec_code(e: &knhk_spec::Error) -> ErrorCode {
         | E::BaseIri { .. }
         | E::Syntax { .. }
         | E::XmlSyntax { .. }
+        | E::TooLarge { .. }
         | E::Invalid { .. } => ErrorCode::InvalidArgument,
     }
 }
@@ -282,7 +283,7 @@ fn core_code(e: &knhk_core::Error) -> ErrorCode {
         | E::CannotCompleteTask { .. }
         | E::CannotRetry(_) => ErrorCode::FailedPrecondition,
         E::NotAllocatedTo { .. } | E::FourEyes { .. } => ErrorCode::PermissionDenied,
-        E::OutputNotObject(_) | E::NoRoles(_) => ErrorCode::InvalidArgument,
+        E::OutputNotObject(_) | E::NoRoles(_) | E::DataTooLarge(_) => ErrorCode::InvalidArgument,
         E::Replay { .. } | E::Misfit { .. } => ErrorCode::Internal,
     }
 }

@@ -9,6 +9,7 @@ mod definitions;
 mod distribution;
 mod incidents;
 mod inputs;
+mod limits;
 mod run;
 mod storage;
 mod versions;

@@ -12,7 +12,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
-use cel::{Context, Env, Program, Value};
+use cel::common::ast::IdedExpr;
+use cel::{Context, Env, FunctionContext, Value};
 use serde_json::{Map, Value as Json};
 
 use crate::model::{Expression, Syntax};
@@ -22,8 +23,11 @@ use crate::model::{Expression, Syntax};
 pub struct CompiledExpr {
     source: Expression,
     cel: String,
-    // `Program` is neither `Clone` nor cheap to rebuild; sharing it keeps `CompiledExpr` cheap to clone.
-    program: Arc<Program>,
+    // The parsed tree, with every comprehension's range wrapped to charge the evaluation
+    // budget; shared, so that `CompiledExpr` stays cheap to clone.
+    tree: Arc<IdedExpr>,
+    /// Whether the tree has a comprehension, so that an evaluation needs a budget.
+    comprehensions: bool,
 }
 
 impl fmt::Debug for CompiledExpr {
@@ -39,29 +43,47 @@ impl fmt::Debug for CompiledExpr {
 impl CompiledExpr {
     /// Compiles an expression, translating it into CEL first when it is written in XPath.
     pub fn compile(expr: &Expression) -> Result<CompiledExpr, ExprError> {
+        let too_complex = |message: String| ExprError::TooComplex {
+            source: expr.source.clone(),
+            message,
+        };
+        // Before any parser runs: both parsers recurse as deep as the expression nests.
+        limits::check_text(&expr.source, expr.syntax).map_err(too_complex)?;
         let cel = match expr.syntax {
             Syntax::Cel => expr.source.clone(),
-            Syntax::Xpath => translate_xpath(&expr.source)?,
+            Syntax::Xpath => {
+                let cel = translate_xpath(&expr.source)?;
+                limits::check_text(&cel, Syntax::Cel)
+                    .map_err(|m| too_complex(format!("translates to CEL that {m}")))?;
+                cel
+            }
         };
-        let program = stdlib().compile(&cel).map_err(|errors| {
-            let mut message = errors
-                .errors
-                .iter()
-                .map(|e| format!("at {}:{}: {}", e.pos.0, e.pos.1, e.msg))
-                .collect::<Vec<_>>()
-                .join("; ");
+        let mut tree = stdlib().parser().parse(&cel).map_err(|errors| {
+            let mut messages: Vec<String> = Vec::new();
+            for e in &errors.errors {
+                let Some(text) = sentence(&e.msg) else {
+                    continue;
+                };
+                let text = format!("at {}:{}: {text}", e.pos.0, e.pos.1);
+                if !messages.contains(&text) {
+                    messages.push(text);
+                }
+            }
+            let mut message = messages.join("; ");
             if expr.syntax == Syntax::Xpath {
-                message = format!("its translation `{cel}` {message}");
+                message = format!("its translation `{}` {message}", shown(&cel));
             }
             ExprError::Syntax {
                 source: expr.source.clone(),
                 message,
             }
         })?;
+        let comprehensions = limits::guard_comprehensions(&mut tree).map_err(too_complex)?;
         Ok(CompiledExpr {
             source: expr.clone(),
             cel,
-            program: Arc::new(program),
+            tree: Arc::new(tree),
+            comprehensions,
         })
     }
 
@@ -120,7 +142,31 @@ impl CompiledExpr {
         for (name, value) in extra {
             context.add_variable_from_value(*name, to_cel(value));
         }
-        self.program.execute(&context).map_err(|e| ExprError::Eval {
+        // Only an expression with a comprehension needs a budget: the others do a bounded
+        // amount of work for their size, and evaluate without the allocation.
+        let budget = self
+            .comprehensions
+            .then(|| Arc::new(limits::Budget::default()));
+        if let Some(budget) = &budget {
+            let charged = Arc::clone(budget);
+            context
+                .add_function(limits::RANGE_FUNCTION, move |ftx: &FunctionContext| {
+                    charged.charge(ftx)
+                })
+                .map_err(|e| ExprError::Eval {
+                    source: self.source.source.clone(),
+                    message: e.to_string(),
+                })?;
+        }
+        let result = Value::resolve(&self.tree, &context);
+        // Over budget fails the evaluation even where CEL absorbed the error (`... || true`).
+        if let Some(why) = budget.and_then(|b| b.exceeded()) {
+            return Err(ExprError::Eval {
+                source: self.source.source.clone(),
+                message: why,
+            });
+        }
+        result.map_err(|e| ExprError::Eval {
             source: self.source.source.clone(),
             message: e.to_string(),
         })
@@ -159,6 +205,34 @@ fn to_cel(value: &Json) -> Value {
     }
 }
 
+/// Returns a parser message as a sentence: the CEL parser wraps some of its own in a debug dump
+/// (`OtherError(ParseError { .. msg: "..." })`), and follows a recursion error with messages
+/// about its internals (`No \`ExprContextAll\`!`), which say nothing to the author and are left out.
+fn sentence(msg: &str) -> Option<String> {
+    if msg.starts_with("No `") && msg.ends_with("ContextAll`!") {
+        return None;
+    }
+    if msg.contains("Recursion limit") {
+        return Some("it is nested too deeply".to_string());
+    }
+    let inner = msg
+        .split_once("msg: \"")
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map(|(inner, _)| inner);
+    Some(inner.unwrap_or(msg).to_string())
+}
+
+/// Returns an expression's text as an error shows it: whole when short, else its beginning
+/// and its length, so that a huge expression does not flood the message.
+fn shown(source: &str) -> String {
+    const SHOWN: usize = 80;
+    if source.chars().count() <= SHOWN + 20 {
+        return source.to_string();
+    }
+    let beginning: String = source.chars().take(SHOWN).collect();
+    format!("{beginning}... ({} bytes)", source.len())
+}
+
 /// Describes a CEL value by its type and, where JSON can show it, its value.
 fn describe(value: &Value) -> String {
     match value.json() {
@@ -177,7 +251,10 @@ pub enum ExprError {
     Syntax { source: String, message: String },
     /// The XPath is well formed but goes beyond the subset that translates to CEL.
     UnsupportedXpath { source: String, message: String },
-    /// Evaluation failed, e.g. on an unknown variable or a missing key.
+    /// The expression is longer or nests deeper than the limits of [`limits`] allow.
+    TooComplex { source: String, message: String },
+    /// Evaluation failed, e.g. on an unknown variable or a missing key, or went over its
+    /// budget.
     Eval { source: String, message: String },
     /// A predicate evaluated to something other than a boolean.
     NotBoolean { source: String, got: String },
@@ -187,16 +264,35 @@ impl fmt::Display for ExprError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ExprError::Syntax { source, message } => {
-                write!(f, "expression `{source}` does not parse: {message}")
+                write!(
+                    f,
+                    "expression `{}` does not parse: {message}",
+                    shown(source)
+                )
             }
             ExprError::UnsupportedXpath { source, message } => {
-                write!(f, "xpath expression `{source}` is not supported: {message}")
+                write!(
+                    f,
+                    "xpath expression `{}` is not supported: {message}",
+                    shown(source)
+                )
+            }
+            ExprError::TooComplex { source, message } => {
+                write!(f, "expression `{}` {message}", shown(source))
             }
             ExprError::Eval { source, message } => {
-                write!(f, "expression `{source}` failed to evaluate: {message}")
+                write!(
+                    f,
+                    "expression `{}` failed to evaluate: {message}",
+                    shown(source)
+                )
             }
             ExprError::NotBoolean { source, got } => {
-                write!(f, "expression `{source}` is not a boolean: got {got}")
+                write!(
+                    f,
+                    "expression `{}` is not a boolean: got {got}",
+                    shown(source)
+                )
             }
         }
     }
@@ -204,6 +300,7 @@ impl fmt::Display for ExprError {
 
 impl std::error::Error for ExprError {}
 
+pub mod limits;
 mod names;
 mod xpath;
 
@@ -211,3 +308,5 @@ pub use xpath::translate_xpath;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_limits;

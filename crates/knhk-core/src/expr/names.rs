@@ -15,7 +15,7 @@ impl CompiledExpr {
     pub fn free_variables(&self) -> BTreeSet<String> {
         let mut found = BTreeSet::new();
         let mut bound = Vec::new();
-        collect(self.program.expression(), &mut bound, &mut found);
+        collect(&self.tree, &mut bound, &mut found);
         found
     }
 
@@ -23,7 +23,7 @@ impl CompiledExpr {
     /// keys are all string literals (`{'approved': true}`); `None` when it builds anything
     /// else, whose keys cannot be known before it runs.
     pub fn literal_keys(&self) -> Option<BTreeSet<String>> {
-        let Expr::Map(map) = &self.program.expression().expr else {
+        let Expr::Map(map) = &self.tree.expr else {
             return None;
         };
         map.entries

@@ -128,8 +128,11 @@ impl Case {
         let def = tdef(wf, self, ni, t)?;
         let task = self.task_ref(wf, ni, t)?;
         if let Some(sub) = def.subnet {
-            let net_instance = self.nets().next_index().raw();
             let net = wf.net(sub)?.id.clone();
+            if let Some(nets) = self.nesting_beyond(wf, ni, cx.max_subnet_depth)? {
+                return self.subnet_too_deep(cx, &task.task, &net, nets);
+            }
+            let net_instance = self.nets().next_index().raw();
             return self.emit(
                 cx,
                 EventKind::NetStarted {
@@ -230,6 +233,9 @@ impl Case {
             && let Value::Object(changes) = &mapped
             && !changes.is_empty()
         {
+            if let Some(why) = self.data_too_large(changes, cx.max_data_bytes) {
+                return self.fail_task(cx, ni, t, format!("its output {why}"));
+            }
             self.emit(
                 cx,
                 EventKind::DataUpdated {
@@ -325,10 +331,19 @@ impl Case {
                     .collect();
                 (var, outputs)
             });
-        self.cancel_units(cx, ni, t)?;
-        if let Some((var, outputs)) = joined {
+        let joined = joined.map(|(var, outputs)| {
             let mut changes = Map::new();
             changes.insert(var, Value::Array(outputs));
+            changes
+        });
+        if let Some(why) = joined
+            .as_ref()
+            .and_then(|changes| self.data_too_large(changes, cx.max_data_bytes))
+        {
+            return self.fail_task(cx, ni, t, format!("the outputs of its instances {why}"));
+        }
+        self.cancel_units(cx, ni, t)?;
+        if let Some(changes) = joined {
             self.emit(cx, EventKind::DataUpdated { changes })?;
         }
         // Cancellation set: reset before produce, as in reset nets.

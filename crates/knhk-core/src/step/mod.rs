@@ -28,15 +28,42 @@ pub struct ApplyOptions {
     /// [`EventKind::FiringLimitReached`] event naming the tasks of the loop. The history of
     /// such a step holds about three events per firing, so the bound also bounds its memory.
     pub max_firings: u32,
+    /// The most sub-net instances nested inside each other. Recursion through sub-nets (a
+    /// composite task whose net starts, perhaps through others, the same composite task) that
+    /// does no work would nest net instances without end; a composite task that would start a
+    /// net deeper than this fails the case instead, with a reason naming the task and the nets.
+    /// Withdrawing the work of nested nets recurses once per level, so keep it small (the
+    /// `knhk` binary takes at most 1000).
+    pub max_subnet_depth: u32,
+    /// The most bytes of JSON the case data may take. A task whose output (or the joined
+    /// outputs of its instances) would make the data larger fails, saying so; data set from
+    /// outside ([`Input::UpdateData`]) that would is refused.
+    pub max_data_bytes: usize,
 }
 
 impl ApplyOptions {
     /// The default bound on task firings in one step.
     pub const DEFAULT_MAX_FIRINGS: u32 = 100_000;
+    /// The default bound on the nesting of sub-net instances.
+    pub const DEFAULT_MAX_SUBNET_DEPTH: u32 = 64;
+    /// The default bound on the case data: 1 MiB of JSON.
+    pub const DEFAULT_MAX_DATA_BYTES: usize = 1024 * 1024;
 
     /// Returns these options with another bound on task firings in one step.
     pub fn with_max_firings(mut self, max_firings: u32) -> ApplyOptions {
         self.max_firings = max_firings;
+        self
+    }
+
+    /// Returns these options with another bound on the nesting of sub-net instances.
+    pub fn with_max_subnet_depth(mut self, max_subnet_depth: u32) -> ApplyOptions {
+        self.max_subnet_depth = max_subnet_depth;
+        self
+    }
+
+    /// Returns these options with another bound on the size of the case data.
+    pub fn with_max_data_bytes(mut self, max_data_bytes: usize) -> ApplyOptions {
+        self.max_data_bytes = max_data_bytes;
         self
     }
 }
@@ -45,6 +72,8 @@ impl Default for ApplyOptions {
     fn default() -> ApplyOptions {
         ApplyOptions {
             max_firings: ApplyOptions::DEFAULT_MAX_FIRINGS,
+            max_subnet_depth: ApplyOptions::DEFAULT_MAX_SUBNET_DEPTH,
+            max_data_bytes: ApplyOptions::DEFAULT_MAX_DATA_BYTES,
         }
     }
 }
@@ -62,10 +91,13 @@ struct Cx<'a> {
     /// Tasks started in this step so far, and the most allowed.
     fired: u32,
     max_firings: u32,
+    max_subnet_depth: u32,
+    max_data_bytes: usize,
 }
 
 type Res<T = ()> = Result<T, Error>;
 
+mod bounds;
 mod enablement;
 mod firing;
 mod incident;
@@ -106,6 +138,8 @@ impl Case {
             dirty: VecDeque::new(),
             fired: 0,
             max_firings: options.max_firings,
+            max_subnet_depth: options.max_subnet_depth,
+            max_data_bytes: options.max_data_bytes,
         };
         next.perform(&mut cx, input)?;
         next.settle(&mut cx)?;
@@ -417,6 +451,9 @@ impl Case {
             }
             Input::UpdateData { changes } => {
                 self.require(CaseStatus::Running, "update data")?;
+                if let Some(why) = self.data_too_large(&changes, cx.max_data_bytes) {
+                    return Err(Error::DataTooLarge(why));
+                }
                 self.emit(cx, EventKind::DataUpdated { changes })
             }
             Input::Suspend => {

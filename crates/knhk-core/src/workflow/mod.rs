@@ -13,6 +13,7 @@ use crate::model::{
 };
 
 mod build;
+mod recursion;
 
 use build::{build_net, violation};
 
@@ -177,6 +178,9 @@ impl Workflow {
                     );
                 }
             }
+        }
+        if v.is_empty() {
+            recursion::check(&nets, &mut v);
         }
         if !v.is_empty() {
             return Err(InvalidDefinition { violations: v });

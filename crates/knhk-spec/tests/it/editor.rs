@@ -207,6 +207,7 @@ fn leave_request_notes_its_degenerate_splits_and_its_administrator_queue() {
         "leave_request.yawl",
         &Options {
             admin_role: "ops".to_owned(),
+            ..Options::default()
         },
     );
     assert_eq!(
@@ -572,6 +573,7 @@ fn turtle_initial_values_apply_and_a_task_left_to_run_time_goes_to_the_admin_rol
         },
         &Options {
             admin_role: "supervisor".to_owned(),
+            ..Options::default()
         },
     )
     .unwrap_or_else(|e| panic!("{e}"));

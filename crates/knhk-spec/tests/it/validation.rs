@@ -545,3 +545,42 @@ fn the_ontology_labels_and_comments_every_term_the_reader_knows() {
         );
     }
 }
+
+fn with_limits(max_definition_bytes: usize, max_tasks: usize) -> knhk_spec::Options {
+    knhk_spec::Options {
+        limits: knhk_spec::Limits {
+            max_definition_bytes,
+            max_tasks,
+        },
+        ..knhk_spec::Options::default()
+    }
+}
+
+#[test]
+fn a_definition_larger_than_the_limits_is_refused_naming_the_bound() {
+    let text = definition(&[], "");
+    let too_long =
+        knhk_spec::load_turtle_with(&source(&text), &with_limits(100, 10)).expect_err("refused");
+    assert_eq!(
+        too_long.to_string(),
+        format!(
+            "wf.ttl: the definition is {} bytes long, more than the 100 bytes allowed",
+            text.len()
+        )
+    );
+    let too_many =
+        knhk_spec::load_turtle_with(&source(&text), &with_limits(1 << 20, 1)).expect_err("refused");
+    assert_eq!(
+        too_many.to_string(),
+        "wf.ttl: the definition has 2 tasks, more than the 1 tasks allowed"
+    );
+    knhk_spec::load_turtle_with(&source(&text), &with_limits(text.len(), 2))
+        .expect("at the limits it loads");
+    assert_eq!(
+        knhk_spec::Limits::default(),
+        knhk_spec::Limits {
+            max_definition_bytes: 4 * 1024 * 1024,
+            max_tasks: 10_000
+        }
+    );
+}

@@ -73,6 +73,7 @@ impl WorkflowEngine {
     fn spec_options(&self) -> knhk_spec::Options {
         knhk_spec::Options {
             admin_role: self.inner.admin_role.clone(),
+            limits: self.inner.definition_limits,
         }
     }
 

@@ -43,11 +43,23 @@ impl WorkflowEngine {
                             .await;
                         lock(&engine.inner.calls).remove(&item);
                         let input = match result {
-                            Ok(answer) => Input::ConnectorSucceeded {
-                                item,
-                                output: answer.output,
-                                failed_attempts: failed_attempts(answer.failed_attempts),
-                            },
+                            // An output over the engine's bound on one input fails the call
+                            // rather than go into the history whole.
+                            Ok(answer) => {
+                                let failed_attempts = failed_attempts(answer.failed_attempts);
+                                match engine.check_size("connector output", &answer.output) {
+                                    Ok(()) => Input::ConnectorSucceeded {
+                                        item,
+                                        output: answer.output,
+                                        failed_attempts,
+                                    },
+                                    Err(too_large) => Input::ConnectorFailed {
+                                        item,
+                                        error: too_large.to_string(),
+                                        failed_attempts,
+                                    },
+                                }
+                            }
                             Err(failure) => {
                                 warn!(case = %case, item = %item, error = %failure, "connector call failed");
                                 Input::ConnectorFailed {

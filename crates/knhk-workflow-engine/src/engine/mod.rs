@@ -47,6 +47,8 @@ pub struct EngineConfig {
     /// item's output, data set, a trigger's data, an added instance's item), in bytes.
     /// [`EngineConfig::DEFAULT_MAX_INPUT_BYTES`] by default.
     pub max_input_bytes: usize,
+    /// How large a definition registered here may be (its text, its tasks).
+    pub definition_limits: knhk_spec::Limits,
 }
 
 impl EngineConfig {
@@ -74,6 +76,7 @@ struct Inner {
     step: ApplyOptions,
     timer_poll: std::time::Duration,
     max_input_bytes: usize,
+    definition_limits: knhk_spec::Limits,
     catalog: catalog::Catalog,
     cases: locks::CaseLocks,
     calls: Mutex<HashMap<WorkItemId, tokio::task::AbortHandle>>,
@@ -167,6 +170,7 @@ impl WorkflowEngine {
                 step: config.step,
                 timer_poll: config.timer_poll,
                 max_input_bytes: config.max_input_bytes,
+                definition_limits: config.definition_limits,
                 catalog: catalog::Catalog::default(),
                 cases: locks::CaseLocks::default(),
                 calls: Mutex::new(HashMap::new()),

@@ -102,6 +102,7 @@ fn core_variant(e: &knhk_core::Error) -> &'static str {
         E::CannotRetry(_) => "CannotRetry",
         E::OutputNotObject(_) => "OutputNotObject",
         E::NoRoles(_) => "NoRoles",
+        E::DataTooLarge(_) => "DataTooLarge",
         E::Misfit { .. } => "Misfit",
         E::Replay { .. } => "Replay",
     }
@@ -115,6 +116,7 @@ fn spec_variant(e: &knhk_spec::Error) -> &'static str {
         E::BaseIri { .. } => "BaseIri",
         E::Syntax { .. } => "Syntax",
         E::XmlSyntax { .. } => "XmlSyntax",
+        E::TooLarge { .. } => "TooLarge",
         E::Invalid { .. } => "Invalid",
     }
 }
@@ -194,6 +196,14 @@ async fn every_error_has_its_code() {
             },
             InvalidArgument,
         ),
+        (
+            knhk_spec::Error::TooLarge {
+                file: "a.ttl".to_owned(),
+                what: "has 2 tasks".to_owned(),
+                limit: "1 tasks".to_owned(),
+            },
+            InvalidArgument,
+        ),
     ];
     let core = [
         (
@@ -255,6 +265,10 @@ async fn every_error_has_its_code() {
         ),
         (knhk_core::Error::OutputNotObject("array"), InvalidArgument),
         (knhk_core::Error::NoRoles(item()), InvalidArgument),
+        (
+            knhk_core::Error::DataTooLarge("would be too large".to_owned()),
+            InvalidArgument,
+        ),
         (
             knhk_core::Error::Misfit {
                 what: "task",
@@ -574,6 +588,7 @@ async fn every_error_has_its_code() {
             "BaseIri",
             "Syntax",
             "XmlSyntax",
+            "TooLarge",
             "Invalid",
         ]
         .map(|v| format!("Definition::{v}")),
@@ -592,6 +607,7 @@ async fn every_error_has_its_code() {
             "CannotRetry",
             "OutputNotObject",
             "NoRoles",
+            "DataTooLarge",
             "Misfit",
             "Replay",
         ]

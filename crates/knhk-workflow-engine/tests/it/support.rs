@@ -59,6 +59,7 @@ pub fn engine_on(store: Arc<dyn Store>) -> WorkflowEngine {
         // poll would wake the runtime every simulated second of a days-long timer.
         timer_poll: std::time::Duration::from_secs(3600),
         max_input_bytes: EngineConfig::DEFAULT_MAX_INPUT_BYTES,
+        definition_limits: knhk_spec::Limits::default(),
     })
 }
 
