@@ -81,8 +81,22 @@ fn nesting(source: &str, brackets_only: bool) -> usize {
                 continue;
             }
             b'"' | b'\'' => {
-                i = skip_string(bytes, i);
-                after_operand = true;
+                // A string that is not closed is an error the lexer reports before reading
+                // on: what follows is scanned as code, so that it cannot hide from the count.
+                match string_end(bytes, i, Escapes::Backslash) {
+                    Some(end) => {
+                        i = end;
+                        after_operand = true;
+                    }
+                    None => i += 1,
+                }
+                continue;
+            }
+            b'/' if next == b'/' => {
+                // A comment, to the end of its line.
+                while bytes.get(i).is_some_and(|&b| b != b'\n') {
+                    i += 1;
+                }
                 continue;
             }
             b'0'..=b'9' => {
@@ -99,13 +113,26 @@ fn nesting(source: &str, brackets_only: bool) -> usize {
                 continue;
             }
             b'a'..=b'z' | b'A'..=b'Z' | b'_' => {
-                // An identifier; a string prefix (`r'...'`, `b"..."`) is skipped with its string.
+                // An identifier, or the prefix of a string: in a raw one (`r'...'`) a
+                // backslash escapes nothing.
+                let start = i;
                 i += 1;
                 while bytes
                     .get(i)
                     .is_some_and(|d| d.is_ascii_alphanumeric() || *d == b'_')
                 {
                     i += 1;
+                }
+                let raw = bytes.get(start..i).is_some_and(|p| {
+                    p.len() <= 2
+                        && p.iter().any(|b| b.eq_ignore_ascii_case(&b'r'))
+                        && p.iter().all(|b| b"rRbB".contains(b))
+                });
+                if raw
+                    && matches!(at(i), b'"' | b'\'')
+                    && let Some(end) = string_end(bytes, i, Escapes::Raw)
+                {
+                    i = end;
                 }
                 after_operand = true;
                 continue;
@@ -165,35 +192,43 @@ fn nesting(source: &str, brackets_only: bool) -> usize {
     deepest.max(groups.iter().map(|g| 1 + g.chained).sum())
 }
 
-/// Returns the index just past the string literal that starts at `i` (single, double or
-/// triple quoted; a backslash escapes the next character, which is harmless in a raw string).
-fn skip_string(bytes: &[u8], i: usize) -> usize {
-    let Some(&quote) = bytes.get(i) else {
-        return i + 1;
-    };
+/// Whether a backslash in a string escapes the character after it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Escapes {
+    Backslash,
+    Raw,
+}
+
+/// Returns the index just past the string literal that starts at `i` (single, double or triple
+/// quoted), or `None` when it is not closed: a single-quoted string ends at its line.
+fn string_end(bytes: &[u8], i: usize, escapes: Escapes) -> Option<usize> {
+    let quote = *bytes.get(i)?;
     let triple = bytes
         .get(i..i + 3)
         .is_some_and(|s| s.iter().all(|&b| b == quote));
     let mut j = if triple { i + 3 } else { i + 1 };
     while let Some(&b) = bytes.get(j) {
-        if b == b'\\' {
+        if b == b'\\' && escapes == Escapes::Backslash {
             j += 2;
             continue;
         }
+        if b == b'\n' && !triple {
+            return None;
+        }
         if b == quote {
             if !triple {
-                return j + 1;
+                return Some(j + 1);
             }
             if bytes
                 .get(j..j + 3)
                 .is_some_and(|s| s.iter().all(|&b| b == quote))
             {
-                return j + 3;
+                return Some(j + 3);
             }
         }
         j += 1;
     }
-    j
+    None
 }
 
 /// Checks how deeply comprehensions nest in a parsed expression, and wraps the range of each in

@@ -191,3 +191,27 @@ fn an_xpath_expression_is_bounded_too() {
         other => panic!("expected a refusal, got {other:?}"),
     }
 }
+
+#[test]
+fn a_chain_cannot_hide_behind_a_string_a_raw_string_or_a_comment() {
+    let deep = chain(limits::MAX_NESTING + 8);
+    for hidden in [
+        // An unclosed string: the lexer reports it and reads on.
+        format!("'{deep}"),
+        // A raw string ending in a backslash closes at its quote.
+        format!("r'\\' + {deep}"),
+        // A quote in a comment opens no string.
+        format!("1 // it's\n+ {deep} // '"),
+    ] {
+        let err = CompiledExpr::compile(&Expression::cel(&hidden)).unwrap_err();
+        assert!(
+            matches!(&err, ExprError::TooComplex { message, .. } if message.contains("levels deep")),
+            "{hidden}: {err}"
+        );
+    }
+    // Brackets in a comment or a string do not count.
+    assert!(cel_ok(
+        &format!("true // {}\n&& '{}' != ''", "(".repeat(50), "[".repeat(50)),
+        json!({})
+    ));
+}
