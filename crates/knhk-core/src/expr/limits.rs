@@ -134,7 +134,17 @@ fn nesting(source: &str, brackets_only: bool) -> usize {
                 {
                     i = end;
                 }
-                after_operand = true;
+                // `in` is a relation, chained like `<`.
+                let relation = bytes.get(start..i) == Some(b"in".as_slice());
+                if relation
+                    && !brackets_only
+                    && let Some(g) = groups.last_mut()
+                {
+                    g.chained += 1;
+                    let depth: usize = groups.iter().map(|g| 1 + g.chained).sum();
+                    deepest = deepest.max(depth);
+                }
+                after_operand = !relation;
                 continue;
             }
             b'(' | b'[' | b'{' => {
@@ -229,6 +239,64 @@ fn string_end(bytes: &[u8], i: usize, escapes: Escapes) -> Option<usize> {
         j += 1;
     }
     None
+}
+
+/// The deepest parsed tree evaluated. The scan of the text estimates the depth and keeps well
+/// under this; the parsed tree is measured too, without recursion, so that an estimate that
+/// falls short cannot overflow the stack in evaluation.
+const MAX_TREE_DEPTH: usize = 3 * MAX_NESTING;
+
+/// Refuses a parsed tree deeper than [`MAX_TREE_DEPTH`], measured without recursion.
+pub(super) fn check_tree(root: &IdedExpr) -> Result<(), String> {
+    let mut stack = vec![(root, 1usize)];
+    while let Some((expr, depth)) = stack.pop() {
+        if depth > MAX_TREE_DEPTH {
+            return Err(format!(
+                "is nested more than {MAX_TREE_DEPTH} levels deep once parsed"
+            ));
+        }
+        stack.extend(children(expr).into_iter().map(|e| (e, depth + 1)));
+    }
+    Ok(())
+}
+
+/// Returns the sub-expressions of `expr`.
+fn children(expr: &IdedExpr) -> Vec<&IdedExpr> {
+    let mut out = Vec::new();
+    match &expr.expr {
+        Expr::Call(call) => {
+            out.extend(call.target.as_deref());
+            out.extend(&call.args);
+        }
+        Expr::Comprehension(c) => {
+            out.extend([
+                &c.iter_range,
+                &c.accu_init,
+                &c.loop_cond,
+                &c.loop_step,
+                &c.result,
+            ]);
+        }
+        Expr::List(list) => out.extend(&list.elements),
+        Expr::Map(map) => {
+            for entry in &map.entries {
+                if let EntryExpr::MapEntry(m) = &entry.expr {
+                    out.extend([&m.key, &m.value]);
+                }
+            }
+        }
+        Expr::Struct(s) => {
+            for entry in &s.entries {
+                match &entry.expr {
+                    EntryExpr::MapEntry(m) => out.extend([&m.key, &m.value]),
+                    EntryExpr::StructField(f) => out.push(&f.value),
+                }
+            }
+        }
+        Expr::Select(s) => out.push(&s.operand),
+        Expr::Unspecified | Expr::Ident(_) | Expr::Literal(_) => {}
+    }
+    out
 }
 
 /// Checks how deeply comprehensions nest in a parsed expression, and wraps the range of each in
