@@ -81,8 +81,22 @@ fn nesting(source: &str, brackets_only: bool) -> usize {
                 continue;
             }
             b'"' | b'\'' => {
-                i = skip_string(bytes, i);
-                after_operand = true;
+                // A string that is not closed is an error the lexer reports before reading
+                // on: what follows is scanned as code, so that it cannot hide from the count.
+                match string_end(bytes, i, Escapes::Backslash) {
+                    Some(end) => {
+                        i = end;
+                        after_operand = true;
+                    }
+                    None => i += 1,
+                }
+                continue;
+            }
+            b'/' if next == b'/' => {
+                // A comment, to the end of its line.
+                while bytes.get(i).is_some_and(|&b| b != b'\n') {
+                    i += 1;
+                }
                 continue;
             }
             b'0'..=b'9' => {
@@ -99,7 +113,9 @@ fn nesting(source: &str, brackets_only: bool) -> usize {
                 continue;
             }
             b'a'..=b'z' | b'A'..=b'Z' | b'_' => {
-                // An identifier; a string prefix (`r'...'`, `b"..."`) is skipped with its string.
+                // An identifier, or the prefix of a string: in a raw one (`r'...'`) a
+                // backslash escapes nothing.
+                let start = i;
                 i += 1;
                 while bytes
                     .get(i)
@@ -107,7 +123,28 @@ fn nesting(source: &str, brackets_only: bool) -> usize {
                 {
                     i += 1;
                 }
-                after_operand = true;
+                let raw = bytes.get(start..i).is_some_and(|p| {
+                    p.len() <= 2
+                        && p.iter().any(|b| b.eq_ignore_ascii_case(&b'r'))
+                        && p.iter().all(|b| b"rRbB".contains(b))
+                });
+                if raw
+                    && matches!(at(i), b'"' | b'\'')
+                    && let Some(end) = string_end(bytes, i, Escapes::Raw)
+                {
+                    i = end;
+                }
+                // `in` is a relation, chained like `<`.
+                let relation = bytes.get(start..i) == Some(b"in".as_slice());
+                if relation
+                    && !brackets_only
+                    && let Some(g) = groups.last_mut()
+                {
+                    g.chained += 1;
+                    let depth: usize = groups.iter().map(|g| 1 + g.chained).sum();
+                    deepest = deepest.max(depth);
+                }
+                after_operand = !relation;
                 continue;
             }
             b'(' | b'[' | b'{' => {
@@ -165,35 +202,101 @@ fn nesting(source: &str, brackets_only: bool) -> usize {
     deepest.max(groups.iter().map(|g| 1 + g.chained).sum())
 }
 
-/// Returns the index just past the string literal that starts at `i` (single, double or
-/// triple quoted; a backslash escapes the next character, which is harmless in a raw string).
-fn skip_string(bytes: &[u8], i: usize) -> usize {
-    let Some(&quote) = bytes.get(i) else {
-        return i + 1;
-    };
+/// Whether a backslash in a string escapes the character after it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Escapes {
+    Backslash,
+    Raw,
+}
+
+/// Returns the index just past the string literal that starts at `i` (single, double or triple
+/// quoted), or `None` when it is not closed: a single-quoted string ends at its line.
+fn string_end(bytes: &[u8], i: usize, escapes: Escapes) -> Option<usize> {
+    let quote = *bytes.get(i)?;
     let triple = bytes
         .get(i..i + 3)
         .is_some_and(|s| s.iter().all(|&b| b == quote));
     let mut j = if triple { i + 3 } else { i + 1 };
     while let Some(&b) = bytes.get(j) {
-        if b == b'\\' {
+        if b == b'\\' && escapes == Escapes::Backslash {
             j += 2;
             continue;
         }
+        if b == b'\n' && !triple {
+            return None;
+        }
         if b == quote {
             if !triple {
-                return j + 1;
+                return Some(j + 1);
             }
             if bytes
                 .get(j..j + 3)
                 .is_some_and(|s| s.iter().all(|&b| b == quote))
             {
-                return j + 3;
+                return Some(j + 3);
             }
         }
         j += 1;
     }
-    j
+    None
+}
+
+/// The deepest parsed tree evaluated. The scan of the text estimates the depth and keeps well
+/// under this; the parsed tree is measured too, without recursion, so that an estimate that
+/// falls short cannot overflow the stack in evaluation.
+const MAX_TREE_DEPTH: usize = 3 * MAX_NESTING;
+
+/// Refuses a parsed tree deeper than [`MAX_TREE_DEPTH`], measured without recursion.
+pub(super) fn check_tree(root: &IdedExpr) -> Result<(), String> {
+    let mut stack = vec![(root, 1usize)];
+    while let Some((expr, depth)) = stack.pop() {
+        if depth > MAX_TREE_DEPTH {
+            return Err(format!(
+                "is nested more than {MAX_TREE_DEPTH} levels deep once parsed"
+            ));
+        }
+        stack.extend(children(expr).into_iter().map(|e| (e, depth + 1)));
+    }
+    Ok(())
+}
+
+/// Returns the sub-expressions of `expr`.
+fn children(expr: &IdedExpr) -> Vec<&IdedExpr> {
+    let mut out = Vec::new();
+    match &expr.expr {
+        Expr::Call(call) => {
+            out.extend(call.target.as_deref());
+            out.extend(&call.args);
+        }
+        Expr::Comprehension(c) => {
+            out.extend([
+                &c.iter_range,
+                &c.accu_init,
+                &c.loop_cond,
+                &c.loop_step,
+                &c.result,
+            ]);
+        }
+        Expr::List(list) => out.extend(&list.elements),
+        Expr::Map(map) => {
+            for entry in &map.entries {
+                if let EntryExpr::MapEntry(m) = &entry.expr {
+                    out.extend([&m.key, &m.value]);
+                }
+            }
+        }
+        Expr::Struct(s) => {
+            for entry in &s.entries {
+                match &entry.expr {
+                    EntryExpr::MapEntry(m) => out.extend([&m.key, &m.value]),
+                    EntryExpr::StructField(f) => out.push(&f.value),
+                }
+            }
+        }
+        Expr::Select(s) => out.push(&s.operand),
+        Expr::Unspecified | Expr::Ident(_) | Expr::Literal(_) => {}
+    }
+    out
 }
 
 /// Checks how deeply comprehensions nest in a parsed expression, and wraps the range of each in

@@ -78,6 +78,7 @@ impl CompiledExpr {
                 message,
             }
         })?;
+        limits::check_tree(&tree).map_err(too_complex)?;
         let comprehensions = limits::guard_comprehensions(&mut tree).map_err(too_complex)?;
         Ok(CompiledExpr {
             source: expr.clone(),

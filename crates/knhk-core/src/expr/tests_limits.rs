@@ -191,3 +191,57 @@ fn an_xpath_expression_is_bounded_too() {
         other => panic!("expected a refusal, got {other:?}"),
     }
 }
+
+#[test]
+fn a_chain_cannot_hide_behind_a_string_a_raw_string_or_a_comment() {
+    let deep = chain(limits::MAX_NESTING + 8);
+    for hidden in [
+        // An unclosed string: the lexer reports it and reads on.
+        format!("'{deep}"),
+        // A raw string ending in a backslash closes at its quote.
+        format!("r'\\' + {deep}"),
+        // A quote in a comment opens no string.
+        format!("1 // it's\n+ {deep} // '"),
+    ] {
+        let err = CompiledExpr::compile(&Expression::cel(&hidden)).unwrap_err();
+        assert!(
+            matches!(&err, ExprError::TooComplex { message, .. } if message.contains("levels deep")),
+            "{hidden}: {err}"
+        );
+    }
+    // `in` chains like the other relations.
+    let ins = format!("1{}", " in [true]".repeat(limits::MAX_NESTING + 2));
+    let err = CompiledExpr::compile(&Expression::cel(&ins)).unwrap_err();
+    assert!(matches!(err, ExprError::TooComplex { .. }), "{err}");
+    // Brackets in a comment or a string do not count.
+    assert!(cel_ok(
+        &format!("true // {}\n&& '{}' != ''", "(".repeat(50), "[".repeat(50)),
+        json!({})
+    ));
+}
+
+#[test]
+fn a_parsed_tree_deeper_than_the_scan_allows_is_refused_too() {
+    use cel::common::ast::{Expr, IdedExpr, SelectExpr};
+    let mut tree = IdedExpr {
+        id: 0,
+        expr: Expr::Ident("a".into()),
+    };
+    for id in 1..=200 {
+        tree = IdedExpr {
+            id,
+            expr: Expr::Select(SelectExpr {
+                operand: Box::new(tree),
+                field: "b".into(),
+                test: false,
+            }),
+        };
+    }
+    let message = limits::check_tree(&tree).unwrap_err();
+    assert_eq!(message, "is nested more than 96 levels deep once parsed");
+    let parsed = stdlib()
+        .parser()
+        .parse(&chain(limits::MAX_NESTING))
+        .unwrap();
+    assert_eq!(limits::check_tree(&parsed), Ok(()));
+}

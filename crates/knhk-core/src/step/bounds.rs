@@ -1,5 +1,5 @@
-//! The bounds a step keeps besides the firing bound: how deep sub-nets nest, and how large the
-//! case data may grow through what tasks give back.
+//! The bounds a step keeps, as [`ApplyOptions`] sets them: the tasks one step may start, how
+//! deep sub-nets nest, and how large the case data may grow through what tasks give back.
 
 use serde::ser::{Serialize, Serializer};
 use serde_json::{Map, Value};
@@ -10,6 +10,66 @@ use crate::event::CaseStatus;
 use crate::ids::{ElementId, NetId};
 use crate::index::InstIx;
 use crate::workflow::Workflow;
+
+/// How [`Case::apply`] runs a step. [`Case::apply`] uses the defaults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ApplyOptions {
+    /// The most tasks one step may start without waiting for the outside world. A loop of
+    /// automatic tasks (empty tasks cycling through an XOR split, a deferred choice between
+    /// empty tasks) would otherwise run for ever; past this bound the case fails with a
+    /// [`crate::EventKind::FiringLimitReached`] event naming the tasks of the loop. The history of
+    /// such a step holds about three events per firing, so the bound also bounds its memory.
+    pub max_firings: u32,
+    /// The most sub-net instances nested inside each other. Recursion through sub-nets (a
+    /// composite task whose net starts, perhaps through others, the same composite task) that
+    /// does no work would nest net instances without end; a composite task that would start a
+    /// net deeper than this fails the case instead, with a reason naming the task and the nets.
+    /// Withdrawing the work of nested nets recurses once per level, so keep it small (the
+    /// `knhk` binary takes at most 1000).
+    pub max_subnet_depth: u32,
+    /// The most bytes of JSON the case data may take. A task whose output (or the joined
+    /// outputs of its instances) would make the data larger fails, saying so; data set from
+    /// outside ([`crate::Input::UpdateData`]) that would is refused.
+    pub max_data_bytes: usize,
+}
+
+impl ApplyOptions {
+    /// The default bound on task firings in one step.
+    pub const DEFAULT_MAX_FIRINGS: u32 = 100_000;
+    /// The default bound on the nesting of sub-net instances.
+    pub const DEFAULT_MAX_SUBNET_DEPTH: u32 = 64;
+    /// The default bound on the case data: 1 MiB of JSON.
+    pub const DEFAULT_MAX_DATA_BYTES: usize = 1024 * 1024;
+
+    /// Returns these options with another bound on task firings in one step.
+    pub fn with_max_firings(mut self, max_firings: u32) -> ApplyOptions {
+        self.max_firings = max_firings;
+        self
+    }
+
+    /// Returns these options with another bound on the nesting of sub-net instances.
+    pub fn with_max_subnet_depth(mut self, max_subnet_depth: u32) -> ApplyOptions {
+        self.max_subnet_depth = max_subnet_depth;
+        self
+    }
+
+    /// Returns these options with another bound on the size of the case data.
+    pub fn with_max_data_bytes(mut self, max_data_bytes: usize) -> ApplyOptions {
+        self.max_data_bytes = max_data_bytes;
+        self
+    }
+}
+
+impl Default for ApplyOptions {
+    fn default() -> ApplyOptions {
+        ApplyOptions {
+            max_firings: ApplyOptions::DEFAULT_MAX_FIRINGS,
+            max_subnet_depth: ApplyOptions::DEFAULT_MAX_SUBNET_DEPTH,
+            max_data_bytes: ApplyOptions::DEFAULT_MAX_DATA_BYTES,
+        }
+    }
+}
 
 impl Case {
     /// Returns the nets of the instances that enclose net instance `ni`, innermost first, when a
