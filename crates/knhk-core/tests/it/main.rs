@@ -5,6 +5,7 @@
 
 mod basics;
 mod driver;
+mod expressions;
 mod harness;
 mod incidents;
 mod interop;
