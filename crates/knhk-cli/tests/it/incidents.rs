@@ -2,62 +2,30 @@
 //! incident shown by `case show` and listed by `case list --status failed`, until `case retry`
 //! runs the task again or `case cancel` gives up.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
+use crate::http_server::{Reply, serve};
 use crate::{DataDir, PREFIXES, kinds, path_str, temp_file, text};
 
 /// Starts an HTTP server on port 0 that declines the first charge to each path (400) and
 /// accepts every later one (`{"charged": true}`); returns its address and the idempotency
 /// keys it was sent, in order.
 fn flaky_payment_server() -> (String, Arc<Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("a port");
-    let addr = listener.local_addr().expect("an address");
     let keys: Arc<Mutex<Vec<String>>> = Arc::default();
     let seen = keys.clone();
     let mut paths = std::collections::HashSet::new();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().expect("a stream"));
-            let mut length = 0;
-            let mut key = String::new();
-            let mut request = String::new();
-            let _ = reader.read_line(&mut request);
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                let lower = line.to_ascii_lowercase();
-                if let Some(v) = lower.strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-                if lower.starts_with("idempotency-key:") {
-                    key = line["idempotency-key:".len()..].trim().to_owned();
-                }
-            }
-            let mut body = vec![0; length];
-            let _ = reader.read_exact(&mut body);
-            seen.lock().expect("the keys").push(key);
-            let first = paths.insert(request);
-            let (status, reply) = if first {
-                ("400 Bad Request", r#"{"error": "card declined"}"#)
-            } else {
-                ("200 OK", r#"{"charged": true}"#)
-            };
-            let _ = write!(
-                stream,
-                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
-                 Connection: close\r\n\r\n{reply}",
-                reply.len()
-            );
+    let url = serve(move |request| {
+        let key = request.header("idempotency-key").unwrap_or_default();
+        seen.lock().expect("the keys").push(key.to_owned());
+        if paths.insert(request.line.clone()) {
+            Reply::json("400 Bad Request", r#"{"error": "card declined"}"#)
+        } else {
+            Reply::json("200 OK", r#"{"charged": true}"#)
         }
     });
-    (format!("http://{addr}"), keys)
+    (url, keys)
 }
 
 /// start -> charge (HTTP, no failure flow) -> ship -> end.

@@ -3,8 +3,7 @@
 //! its budget fails its task like any other expression error.
 
 use super::*;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
+use crate::http_server::{Reply, serve};
 use std::process::Command;
 
 /// A definition of one empty task `t` with `mapping` as its output mapping (CEL, in a Turtle
@@ -264,33 +263,11 @@ fn an_output_that_would_make_the_case_data_too_large_fails_the_task() {
 /// Starts an HTTP server on port 0 that answers every request with `reply` as `content_type`,
 /// and returns its address.
 fn server(reply: String, content_type: &'static str) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("a port");
-    let addr = listener.local_addr().expect("an address");
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().expect("a stream"));
-            let mut length = 0;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0; length];
-            let _ = reader.read_exact(&mut body);
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
-                 Connection: close\r\n\r\n{reply}",
-                reply.len()
-            );
-        }
-    });
-    format!("http://{addr}")
+    serve(move |_| Reply {
+        status: "200 OK",
+        content_type,
+        body: reply.clone(),
+    })
 }
 
 /// A definition of one HTTP task `call` posting to `url`.

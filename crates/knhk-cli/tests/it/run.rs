@@ -1,8 +1,8 @@
 //! `knhk run`: a workflow file run to its end or its first wait, with its history.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
+use std::io::{BufRead, BufReader};
 
+use crate::http_server::{Reply, serve};
 use crate::{
     DataDir, PREFIXES, completed_tasks, example, kinds, path_str, stderr, stdout, temp_file, text,
 };
@@ -210,39 +210,13 @@ fn payment_server() -> String {
 /// Starts an HTTP server on port 0 that answers its first `unavailable` requests with 503 (and
 /// a body that must stay out of the history), then every POST with `{"charged": true}`.
 fn flaky_payment_server(unavailable: usize) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("a port");
-    let addr = listener.local_addr().expect("an address");
-    std::thread::spawn(move || {
-        for (n, stream) in listener.incoming().enumerate() {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().expect("a stream"));
-            let mut length = 0;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                let lower = line.to_ascii_lowercase();
-                if let Some(v) = lower.strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0; length];
-            let _ = reader.read_exact(&mut body);
-            let (status, reply) = if n < unavailable {
-                ("503 Service Unavailable", "card vault token tok_secret")
-            } else {
-                ("200 OK", r#"{"charged": true}"#)
-            };
-            let _ = write!(
-                stream,
-                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
-                 Connection: close\r\n\r\n{reply}",
-                reply.len()
-            );
+    serve(move |request| {
+        if request.n < unavailable {
+            Reply::json("503 Service Unavailable", "card vault token tok_secret")
+        } else {
+            Reply::json("200 OK", r#"{"charged": true}"#)
         }
-    });
-    format!("http://{addr}")
+    })
 }
 
 /// A charge task calling `server`, then an empty task.

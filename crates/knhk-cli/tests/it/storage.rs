@@ -4,11 +4,11 @@
 //! (SQLite's `max_page_count`), so that the next write needing a new page fails inside SQLite
 //! with `SQLITE_FULL`, exactly as when the file system has no block left to give.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-
 use serde_json::Value;
 
+use std::io::{BufRead, BufReader};
+
+use crate::http_server::{Reply, serve};
 use crate::{DataDir, PREFIXES, example, path_str, stderr, stdout, temp_file, text};
 
 /// Returns the store file's size in 4 KiB pages: a cap at it lets nothing grow.
@@ -59,35 +59,8 @@ fn a_full_disk_fails_the_command_naming_the_cause_once_and_stores_nothing() {
 /// Starts an HTTP server on port 0 that answers every request with a JSON object holding
 /// `bytes` bytes of text, and returns its address.
 fn large_reply_server(bytes: usize) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("a port");
-    let addr = listener.local_addr().expect("an address");
-    std::thread::spawn(move || {
-        let reply = format!(r#"{{"report": "{}"}}"#, "r".repeat(bytes));
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().expect("a stream"));
-            let mut length = 0;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                let lower = line.to_ascii_lowercase();
-                if let Some(v) = lower.strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0; length];
-            let _ = reader.read_exact(&mut body);
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
-                 Connection: close\r\n\r\n{reply}",
-                reply.len()
-            );
-        }
-    });
-    format!("http://{addr}")
+    let reply = format!(r#"{{"report": "{}"}}"#, "r".repeat(bytes));
+    serve(move |_| Reply::json("200 OK", reply.clone()))
 }
 
 /// A workflow of one HTTP task whose result is stored in the case, then an empty task.
