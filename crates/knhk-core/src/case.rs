@@ -4,14 +4,12 @@
 //! `step/`; it emits events and folds each one at once, so replaying a history through
 //! `evolve` alone rebuilds exactly the same case.
 
-use std::collections::VecDeque;
-
 use serde_json::{Map, Value};
 
 use crate::error::Error;
 use crate::event::{CaseStatus, Event, EventKind, TaskRef};
 use crate::ids::{CaseId, ElementId, TimerId, Timestamp, WorkItemId};
-use crate::index::{Idx, InstIx, IxVec, NetIx, PlaceIx, TaskIx};
+use crate::index::{Idx, InstIx, IxVec, NetIx, OrIx, PlaceIx, TaskIx};
 use crate::model::{TaskBinding, TimerAction};
 use crate::sorted::SortedMap;
 use crate::workflow::{NetDef, Workflow};
@@ -64,12 +62,17 @@ pub struct Incident {
 /// deciding reconsiders them (its scratch queue), replay has no use for them.
 pub(crate) trait Touched {
     fn touched(&mut self, net_instance: InstIx, task: TaskIx);
-}
 
-impl Touched for VecDeque<(InstIx, TaskIx)> {
-    #[inline]
-    fn touched(&mut self, net_instance: InstIx, task: TaskIx) {
-        self.push_back((net_instance, task));
+    /// A token changed in `net_instance`, whose net has OR-joins: they are looked at next
+    /// (those whose answer may have changed, see [`Touched::or_join_changed`]).
+    fn or_joins(&mut self, _net_instance: InstIx) {}
+
+    /// OR-join `o` of `net_instance` may now decide otherwise than when last reconsidered.
+    fn or_join_changed(&mut self, _net_instance: InstIx, _o: OrIx) {}
+
+    /// Whether [`Touched::or_join_changed`] is listened to (working it out costs a little).
+    fn wants_or_joins(&self) -> bool {
+        false
     }
 }
 

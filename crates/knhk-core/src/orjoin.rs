@@ -8,19 +8,25 @@
 //! token can reach them) and sees cancelled branches as gone (their tokens were removed). It
 //! never lets the OR-join fire too early: every real firing sequence only marks places in the
 //! set. Removing tokens (cancellation) only shrinks what is reachable, so it stays sound.
+//!
+//! Only the OR-join's backward cone (`workflow::OrCone`, computed once per net) can mark one
+//! of its inputs, so the fixpoint is computed over the cone alone, as a worklist: a place
+//! enters once, and a task is looked at when one of its inputs enters. Its cost is bounded by
+//! the cone, whatever order the file lists the tasks in.
 
-use crate::index::{IxVec, PlaceIx, TaskIx};
+use crate::index::{IxBits, IxVec, PlaceIx, TaskIx};
 use crate::model::ControlType;
-use crate::workflow::NetDef;
+use crate::workflow::{NetDef, OrCone};
 
-/// Returns whether OR-join task `t` may fire: one of its inputs is marked and no unmarked
-/// input may become marked without `t` firing first.
+/// Returns whether the OR-join of `cone` may fire: one of its inputs is marked and no
+/// unmarked input may become marked without it firing first. `busy` says which tasks run.
 pub(crate) fn may_fire(
     net: &NetDef,
+    cone: &OrCone,
     marking: &IxVec<PlaceIx, u32>,
-    busy: &IxVec<TaskIx, bool>,
-    t: TaskIx,
+    busy: impl Fn(TaskIx) -> bool,
 ) -> bool {
+    let t = cone.task;
     let Some(task) = net.tasks.get(t) else {
         return false;
     };
@@ -28,51 +34,58 @@ pub(crate) fn may_fire(
     if !task.inputs.iter().any(|&p| marked(p)) {
         return false;
     }
-    let mut reachable: IxVec<PlaceIx, bool> =
-        IxVec::from_vec(marking.iter().map(|&n| n > 0).collect());
-    let reach = |reachable: &mut IxVec<PlaceIx, bool>, outputs: &[crate::workflow::OutArc]| {
-        for arc in outputs {
-            if let Some(r) = reachable.get_mut(arc.place) {
-                *r = true;
-            }
-        }
-    };
-    let mut fired = vec![false; net.tasks.len()];
-    for ((u, def), fired) in net.tasks.iter_enumerated().zip(fired.iter_mut()) {
-        if u != t && busy.get(u).copied().unwrap_or(false) {
-            *fired = true;
-            reach(&mut reachable, &def.outputs);
-        }
-    }
-    let may_be_marked =
-        |reachable: &IxVec<PlaceIx, bool>, p: PlaceIx| reachable.get(p).copied().unwrap_or(false);
-    loop {
-        if task
-            .inputs
-            .iter()
-            .any(|&p| !marked(p) && may_be_marked(&reachable, p))
-        {
-            return false;
-        }
-        let mut changed = false;
-        for ((u, def), fired) in net.tasks.iter_enumerated().zip(fired.iter_mut()) {
-            if *fired || u == t {
-                continue;
-            }
-            let can = match def.join {
-                ControlType::And => def.inputs.iter().all(|&p| may_be_marked(&reachable, p)),
-                ControlType::Xor | ControlType::Or => {
-                    def.inputs.iter().any(|&p| may_be_marked(&reachable, p))
-                }
-            };
-            if can {
-                *fired = true;
-                changed = true;
-                reach(&mut reachable, &def.outputs);
-            }
-        }
-        if !changed {
+    let mut reached: IxBits<PlaceIx> = IxBits::new(net.places.len(), false);
+    let mut fired: IxBits<TaskIx> = IxBits::new(net.tasks.len(), false);
+    let mut todo: Vec<PlaceIx> = Vec::new();
+    // Adds `p` to what may become marked; false when it is an unmarked input of the OR-join.
+    let reach = |p: PlaceIx, reached: &mut IxBits<PlaceIx>, todo: &mut Vec<PlaceIx>| {
+        if reached.contains(p) {
             return true;
         }
+        if !marked(p) && task.inputs.contains(&p) {
+            return false;
+        }
+        reached.insert(p);
+        todo.push(p);
+        true
+    };
+    for &p in &cone.places {
+        if marked(p) {
+            reach(p, &mut reached, &mut todo);
+        }
     }
+    for &u in &cone.tasks {
+        if busy(u) {
+            fired.insert(u);
+            for arc in net.tasks.get(u).map_or(&[][..], |d| &d.outputs) {
+                if !reach(arc.place, &mut reached, &mut todo) {
+                    return false;
+                }
+            }
+        }
+    }
+    while let Some(p) = todo.pop() {
+        for &u in net.places.get(p).map_or(&[][..], |d| &d.consumers) {
+            if u == t || fired.contains(u) || !cone.has_task.contains(u) {
+                continue;
+            }
+            let Some(def) = net.tasks.get(u) else {
+                continue;
+            };
+            // `p` is an input of `u`: an XOR or OR join needs no more.
+            if def.join == ControlType::And && !def.inputs.iter().all(|&q| reached.contains(q)) {
+                continue;
+            }
+            fired.insert(u);
+            for arc in &def.outputs {
+                if !reach(arc.place, &mut reached, &mut todo) {
+                    return false;
+                }
+            }
+        }
+    }
+    true
 }
+
+#[cfg(test)]
+mod tests;

@@ -20,7 +20,8 @@ impl Case {
         }
     }
 
-    /// Marks the consumers of a place (and the OR-joins of its net) for re-evaluation.
+    /// Marks the consumers of a place for re-evaluation, then the OR-joins of its net for a
+    /// look; those whose cone holds the place may now decide otherwise.
     fn touch(&self, workflow: &Workflow, ni: InstIx, place: PlaceIx, dirty: &mut impl Touched) {
         let Some(net) = self.nets.get(ni) else {
             return;
@@ -33,8 +34,36 @@ impl Case {
                 dirty.touched(ni, t);
             }
         }
-        for &t in &def.or_joins {
-            dirty.touched(ni, t);
+        if def.or_joins.is_empty() {
+            return;
+        }
+        if dirty.wants_or_joins() {
+            for &o in def
+                .or_cones
+                .by_place
+                .get(place)
+                .map_or(&[][..], Vec::as_slice)
+            {
+                or_join_changed(net, def, ni, o, dirty);
+            }
+        }
+        dirty.or_joins(ni);
+    }
+
+    /// Reports a change of task `t`'s state (enabled, started, ended...): it may change the
+    /// answer of the OR-joins whose cone holds `t`, and of `t` itself if it is one.
+    fn task_changed(&self, workflow: &Workflow, ni: InstIx, t: TaskIx, dirty: &mut impl Touched) {
+        if !dirty.wants_or_joins() {
+            return;
+        }
+        let Some(net) = self.nets.get(ni) else {
+            return;
+        };
+        let Some(def) = workflow.nets.get(net.net) else {
+            return;
+        };
+        for &o in def.or_cones.by_task.get(t).map_or(&[][..], Vec::as_slice) {
+            or_join_changed(net, def, ni, o, dirty);
         }
     }
 
@@ -50,6 +79,7 @@ impl Case {
     ) -> Option<()> {
         let def = workflow.nets.get(self.nets.get(ni)?.net)?;
         *self.nets.get_mut(ni)?.slots.get_mut(t)? = Slot::Idle;
+        self.task_changed(workflow, ni, t, dirty);
         dirty.touched(ni, t);
         // An unknown condition means a history that does not fit: the caller drops the case.
         for c in produced {
@@ -161,6 +191,7 @@ impl Case {
                     timer: None,
                     held: false,
                 };
+                self.task_changed(workflow, ni, t, dirty);
             }
             EventKind::TaskFailed { task, produced, .. } if !produced.is_empty() => {
                 let (ni, t) = task_of(self, task)?;
@@ -226,6 +257,7 @@ impl Case {
                         timer: None,
                     });
                 }
+                self.task_changed(workflow, ni, t, dirty);
                 dirty.touched(ni, t);
             }
             EventKind::TaskWithdrawn { task }
@@ -235,6 +267,7 @@ impl Case {
                 if let Some(slot) = self.slot_mut(ni, t) {
                     *slot = Slot::Idle;
                 }
+                self.task_changed(workflow, ni, t, dirty);
                 dirty.touched(ni, t);
             }
             EventKind::TaskStarted { task, instances } => {
@@ -278,6 +311,7 @@ impl Case {
                     instances: insts,
                     timer: if keeps_timer { timer } else { None },
                 });
+                self.task_changed(workflow, ni, t, dirty);
                 for &p in &tdef.inputs {
                     self.touch(workflow, ni, p, dirty);
                 }
@@ -351,6 +385,7 @@ impl Case {
                     }
                     _ => return Err(bad("work item offered for an idle task")),
                 }
+                self.task_changed(workflow, ni, t, dirty);
                 self.items.insert(
                     *item,
                     WorkItem {
@@ -435,6 +470,7 @@ impl Case {
                     && *slot_item == Some(*item)
                 {
                     *slot_item = None;
+                    self.task_changed(workflow, ni, t, dirty);
                 }
             }
             EventKind::ConnectorCallStarted {
@@ -497,6 +533,7 @@ impl Case {
                     Some(Slot::Busy(a)) => a.timer = Some(*timer),
                     _ => return Err(bad("timer armed for an idle task")),
                 }
+                self.task_changed(workflow, ni, t, dirty);
                 self.timers.insert(
                     *timer,
                     TimerState {
@@ -524,6 +561,7 @@ impl Case {
                         Some(Slot::Busy(a)) if a.timer == Some(*timer) => a.timer = None,
                         _ => {}
                     }
+                    self.task_changed(workflow, ni, t, dirty);
                 }
             }
             EventKind::DataUpdated { changes } => {
@@ -534,5 +572,23 @@ impl Case {
         }
         self.seq = event.seq;
         Ok(())
+    }
+}
+
+/// Reports OR-join `o` of `ni` as changed, unless it is idle with no marked input: then it
+/// cannot fire, and a marked input or a change of its state reports it again.
+fn or_join_changed(net: &NetInstance, def: &NetDef, ni: InstIx, o: OrIx, dirty: &mut impl Touched) {
+    let Some(cone) = def.or_cones.cones.get(o) else {
+        return;
+    };
+    let idle = matches!(net.slots.get(cone.task), Some(Slot::Idle) | None);
+    let marked = |p: &PlaceIx| net.marking.get(*p).is_some_and(|&n| n > 0);
+    if !idle
+        || def
+            .tasks
+            .get(cone.task)
+            .is_some_and(|d| d.inputs.iter().any(marked))
+    {
+        dirty.or_join_changed(ni, o);
     }
 }

@@ -4,8 +4,6 @@
 //! Every change is made by emitting an event and folding it at once (`Case::evolve`), so the
 //! events returned are exactly what replay needs.
 
-use std::collections::VecDeque;
-
 use serde_json::{Map, Value};
 
 use crate::case::{Case, Slot, Step, WorkItemKind, WorkItemState};
@@ -28,6 +26,9 @@ pub struct ApplyOptions {
     /// [`EventKind::FiringLimitReached`] event naming the tasks of the loop. The history of
     /// such a step holds about three events per firing, so the bound also bounds its memory.
     pub max_firings: u32,
+    /// Reconsider every OR-join of a net on every token change, as the engine first did:
+    /// the reference the tests check the agenda against.
+    every_or_join: bool,
 }
 
 impl ApplyOptions {
@@ -39,12 +40,21 @@ impl ApplyOptions {
         self.max_firings = max_firings;
         self
     }
+
+    /// Returns these options reconsidering every OR-join of a net on every token change (not
+    /// only those whose cone changed): the same events, at a cost that grows with the net.
+    #[cfg(feature = "test-support")]
+    pub fn reconsidering_every_or_join(mut self) -> ApplyOptions {
+        self.every_or_join = true;
+        self
+    }
 }
 
 impl Default for ApplyOptions {
     fn default() -> ApplyOptions {
         ApplyOptions {
             max_firings: ApplyOptions::DEFAULT_MAX_FIRINGS,
+            every_or_join: false,
         }
     }
 }
@@ -58,7 +68,7 @@ struct Cx<'a> {
     forced: Vec<(InstIx, TaskIx)>,
     /// The step's scratch queue: tasks whose enablement may have changed, as `evolve` reports
     /// them, to reconsider.
-    dirty: VecDeque<(InstIx, TaskIx)>,
+    dirty: Agenda,
     /// Tasks started in this step so far, and the most allowed.
     fired: u32,
     max_firings: u32,
@@ -66,6 +76,9 @@ struct Cx<'a> {
 
 type Res<T = ()> = Result<T, Error>;
 
+mod agenda;
+
+use agenda::Agenda;
 mod enablement;
 mod firing;
 mod incident;
@@ -103,7 +116,7 @@ impl Case {
                 effects: Vec::new(),
             },
             forced: Vec::new(),
-            dirty: VecDeque::new(),
+            dirty: Agenda::new(options.every_or_join),
             fired: 0,
             max_firings: options.max_firings,
         };
@@ -169,7 +182,7 @@ impl Case {
         for (ni, net) in self.nets().iter_enumerated() {
             if net.live {
                 for t in net.slots.indices() {
-                    cx.dirty.push_back((ni, t));
+                    cx.dirty.push_task(ni, t);
                 }
             }
         }

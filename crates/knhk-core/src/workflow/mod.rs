@@ -13,8 +13,10 @@ use crate::model::{
 };
 
 mod build;
+mod cones;
 
 use build::{build_net, violation};
+pub(crate) use cones::{OrCone, OrCones};
 
 /// A specification that passed validation, ready to run cases.
 #[derive(Debug)]
@@ -38,6 +40,8 @@ pub(crate) struct NetDef {
     task_by_addr: HashMap<usize, TaskIx, FxBuild>,
     place_by_addr: HashMap<usize, PlaceIx, FxBuild>,
     pub or_joins: Vec<TaskIx>,
+    /// What the OR-join decision needs of the net, whatever the marking.
+    pub or_cones: OrCones,
 }
 
 impl NetDef {
