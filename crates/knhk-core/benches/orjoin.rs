@@ -10,7 +10,8 @@
 //!
 //! `cargo bench -p knhk-core --bench orjoin` prints, per net, the time per case (median of
 //! the runs made in about a second, at least one) and per task completion, and the time of
-//! `Workflow::new`. `KNHK_BENCH_BIG=1` adds the skewed block with K = 3,000. Under
+//! `Workflow::new`. `KNHK_BENCH_BIG=1` adds the skewed block with K = 3,000; an argument (`-- --bench series`) runs only
+//! the nets whose label holds it. Under
 //! `cargo test` each shape runs once at a small size, as a smoke test.
 
 use std::error::Error;
@@ -172,8 +173,13 @@ fn median(mut xs: Vec<Duration>) -> Duration {
     xs.get(xs.len() / 2).copied().unwrap_or_default()
 }
 
-/// Times `spec`: `Workflow::new`, then cases until `budget` is spent (at least one).
+/// Times `spec`: `Workflow::new`, then cases until `budget` is spent (at least one). Nets
+/// whose label does not hold `only` (the first argument that is not a flag) are skipped.
 fn measure(label: &str, spec: Specification, budget: Duration) -> BenchResult {
+    let only = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    if only.is_some_and(|only| !label.contains(&only)) {
+        return Ok(());
+    }
     let started = Instant::now();
     let wf = Workflow::new(spec)?;
     let build = started.elapsed();

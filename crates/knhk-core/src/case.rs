@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use crate::error::Error;
 use crate::event::{CaseStatus, Event, EventKind, TaskRef};
 use crate::ids::{CaseId, ElementId, TimerId, Timestamp, WorkItemId};
-use crate::index::{Idx, InstIx, IxVec, NetIx, OrIx, PlaceIx, TaskIx};
+use crate::index::{Idx, InstIx, IxVec, NetIx, PlaceIx, TaskIx};
 use crate::model::{TaskBinding, TimerAction};
 use crate::sorted::SortedMap;
 use crate::workflow::{NetDef, Workflow};
@@ -64,16 +64,21 @@ pub(crate) trait Touched {
     fn touched(&mut self, net_instance: InstIx, task: TaskIx);
 
     /// A token changed in `net_instance`, whose net has OR-joins: they are looked at next
-    /// (those whose answer may have changed, see [`Touched::or_join_changed`]).
+    /// (those whose answer may have changed, see [`Touched::or_joins_changed`]).
     fn or_joins(&mut self, _net_instance: InstIx) {}
 
-    /// OR-join `o` of `net_instance` may now decide otherwise than when last reconsidered.
-    fn or_join_changed(&mut self, _net_instance: InstIx, _o: OrIx) {}
+    /// A token of `net_instance` (an instance of `def`, now as `net`) or the state of one of
+    /// its tasks changed: the OR-joins whose cone holds it may now decide otherwise.
+    fn or_joins_changed(&mut self, _ni: InstIx, _def: &NetDef, _net: &NetInstance, _c: Change) {}
+}
 
-    /// Whether [`Touched::or_join_changed`] is listened to (working it out costs a little).
-    fn wants_or_joins(&self) -> bool {
-        false
-    }
+/// What changed in a net instance, for [`Touched::or_joins_changed`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Change {
+    /// The tokens in a place.
+    Place(PlaceIx),
+    /// The state of a task (enabled, started, ended...).
+    Task(TaskIx),
 }
 
 /// Replay folds events without reconsidering tasks.

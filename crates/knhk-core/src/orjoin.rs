@@ -49,15 +49,16 @@ pub(crate) fn may_fire(
         todo.push(p);
         true
     };
-    for &p in &cone.places {
-        if marked(p) {
+    // The cone is a bit set: a scan of the marking and of the tasks finds what is in it.
+    for (p, &n) in marking.iter_enumerated() {
+        if n > 0 && cone.has_place.contains(p) {
             reach(p, &mut reached, &mut todo);
         }
     }
-    for &u in &cone.tasks {
-        if busy(u) {
+    for (u, def) in net.tasks.iter_enumerated() {
+        if cone.has_task.contains(u) && busy(u) {
             fired.insert(u);
-            for arc in net.tasks.get(u).map_or(&[][..], |d| &d.outputs) {
+            for arc in &def.outputs {
                 if !reach(arc.place, &mut reached, &mut todo) {
                     return false;
                 }

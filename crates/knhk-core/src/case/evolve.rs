@@ -37,33 +37,21 @@ impl Case {
         if def.or_joins.is_empty() {
             return;
         }
-        if dirty.wants_or_joins() {
-            for &o in def
-                .or_cones
-                .by_place
-                .get(place)
-                .map_or(&[][..], Vec::as_slice)
-            {
-                or_join_changed(net, def, ni, o, dirty);
-            }
-        }
+        dirty.or_joins_changed(ni, def, net, Change::Place(place));
         dirty.or_joins(ni);
     }
 
     /// Reports a change of task `t`'s state (enabled, started, ended...): it may change the
     /// answer of the OR-joins whose cone holds `t`, and of `t` itself if it is one.
     fn task_changed(&self, workflow: &Workflow, ni: InstIx, t: TaskIx, dirty: &mut impl Touched) {
-        if !dirty.wants_or_joins() {
-            return;
-        }
         let Some(net) = self.nets.get(ni) else {
             return;
         };
         let Some(def) = workflow.nets.get(net.net) else {
             return;
         };
-        for &o in def.or_cones.by_task.get(t).map_or(&[][..], Vec::as_slice) {
-            or_join_changed(net, def, ni, o, dirty);
+        if !def.or_joins.is_empty() {
+            dirty.or_joins_changed(ni, def, net, Change::Task(t));
         }
     }
 
@@ -572,23 +560,5 @@ impl Case {
         }
         self.seq = event.seq;
         Ok(())
-    }
-}
-
-/// Reports OR-join `o` of `ni` as changed, unless it is idle with no marked input: then it
-/// cannot fire, and a marked input or a change of its state reports it again.
-fn or_join_changed(net: &NetInstance, def: &NetDef, ni: InstIx, o: OrIx, dirty: &mut impl Touched) {
-    let Some(cone) = def.or_cones.cones.get(o) else {
-        return;
-    };
-    let idle = matches!(net.slots.get(cone.task), Some(Slot::Idle) | None);
-    let marked = |p: &PlaceIx| net.marking.get(*p).is_some_and(|&n| n > 0);
-    if !idle
-        || def
-            .tasks
-            .get(cone.task)
-            .is_some_and(|d| d.inputs.iter().any(marked))
-    {
-        dirty.or_join_changed(ni, o);
     }
 }

@@ -3,15 +3,20 @@
 //!
 //! A token change queues the consumers of its place, then one look at the OR-joins of its
 //! net: the OR-joins are reconsidered there, in the net's order, as if each had been queued,
-//! but only those marked changed, that is, with a token or running task in their cone
-//! changed since they were last reconsidered (and a marked input or an enabled task: an
-//! idle OR-join without a marked input cannot fire). Any other would be reconsidered to no
-//! effect, so the events are those of reconsidering every OR-join on every token change.
+//! but only those marked changed, that is, with a token or a task in their cone changed
+//! since they were last reconsidered. Any other would be reconsidered to no effect, so the
+//! events are those of reconsidering every OR-join on every token change.
+//!
+//! Only the *awake* OR-joins are marked: those with a marked input or not idle. An idle
+//! OR-join without a marked input cannot fire, and it wakes by a change of its own inputs or
+//! state, which marks it. The agenda keeps the awake OR-joins of each net instance (found
+//! once per step, then followed), so a change costs the awake OR-joins, not all of them.
 
 use std::collections::VecDeque;
 
-use crate::case::Touched;
+use crate::case::{Change, NetInstance, Slot, Touched};
 use crate::index::{Idx, InstIx, IxBits, IxVec, OrIx, TaskIx};
+use crate::workflow::NetDef;
 
 /// One entry of the agenda.
 #[derive(Clone, Copy, Debug)]
@@ -30,6 +35,29 @@ pub(super) struct Agenda {
     /// By net instance: its changed OR-joins. An instance without a set yet has all of them
     /// changed: a step knows nothing of what the steps before it reconsidered.
     changed: IxVec<InstIx, Option<IxBits<OrIx>>>,
+    /// By net instance: its awake OR-joins, once found in this step.
+    awake: IxVec<InstIx, Option<Vec<OrIx>>>,
+}
+
+/// Whether OR-join `o` is awake: not idle, or with a marked input.
+fn awake(def: &NetDef, net: &NetInstance, o: OrIx) -> bool {
+    let Some(cone) = def.or_cones.cones.get(o) else {
+        return false;
+    };
+    let marked = |p: &crate::index::PlaceIx| net.marking.get(*p).is_some_and(|&n| n > 0);
+    !matches!(net.slots.get(cone.task), Some(Slot::Idle) | None)
+        || def
+            .tasks
+            .get(cone.task)
+            .is_some_and(|d| d.inputs.iter().any(marked))
+}
+
+/// Returns the entry of `ni` in `v`, growing `v` as needed.
+fn entry<T>(v: &mut IxVec<InstIx, Option<T>>, ni: InstIx) -> Option<&mut Option<T>> {
+    while v.len() <= ni.raw() as usize {
+        v.push(None);
+    }
+    v.get_mut(ni)
 }
 
 impl Agenda {
@@ -38,6 +66,7 @@ impl Agenda {
             every,
             queue: VecDeque::new(),
             changed: IxVec::default(),
+            awake: IxVec::default(),
         }
     }
 
@@ -63,10 +92,7 @@ impl Agenda {
 
     /// Marks OR-join `o` of `ni` (one of `n`) as reconsidered now.
     pub(super) fn reconsidered(&mut self, ni: InstIx, o: OrIx, n: usize) {
-        while self.changed.len() <= ni.raw() as usize {
-            self.changed.push(None);
-        }
-        if let Some(entry) = self.changed.get_mut(ni) {
+        if let Some(entry) = entry(&mut self.changed, ni) {
             entry.get_or_insert_with(|| IxBits::new(n, true)).remove(o);
         }
     }
@@ -82,13 +108,58 @@ impl Touched for Agenda {
         self.queue.push_back(Dirty::OrJoins(ni));
     }
 
-    fn or_join_changed(&mut self, ni: InstIx, o: OrIx) {
-        if let Some(Some(set)) = self.changed.get_mut(ni) {
-            set.insert(o);
+    fn or_joins_changed(&mut self, ni: InstIx, def: &NetDef, net: &NetInstance, c: Change) {
+        let Some(slot) = entry(&mut self.awake, ni) else {
+            return;
+        };
+        let awake_now = slot.get_or_insert_with(|| {
+            def.or_cones
+                .cones
+                .indices()
+                .filter(|&o| awake(def, net, o))
+                .collect()
+        });
+        // The OR-joins whose wakefulness the change may have changed: those taking from the
+        // place, or the task itself.
+        let mut near = |o: OrIx| {
+            let at = awake_now.iter().position(|&x| x == o);
+            match (awake(def, net, o), at) {
+                (true, None) => awake_now.push(o),
+                (false, Some(i)) => {
+                    awake_now.swap_remove(i);
+                }
+                _ => {}
+            }
+        };
+        let of = |t: TaskIx| def.or_cones.of_task.get(t).copied().flatten();
+        match c {
+            Change::Place(p) => {
+                for &t in def.places.get(p).map_or(&[][..], |d| &d.consumers) {
+                    if let Some(o) = of(t) {
+                        near(o);
+                    }
+                }
+            }
+            Change::Task(t) => {
+                if let Some(o) = of(t) {
+                    near(o);
+                }
+            }
         }
-    }
-
-    fn wants_or_joins(&self) -> bool {
-        true
+        let Some(Some(changed)) = self.changed.get_mut(ni) else {
+            return;
+        };
+        for &o in awake_now.iter() {
+            let Some(cone) = def.or_cones.cones.get(o) else {
+                continue;
+            };
+            let holds = match c {
+                Change::Place(p) => cone.has_place.contains(p),
+                Change::Task(t) => t == cone.task || cone.has_task.contains(t),
+            };
+            if holds {
+                changed.insert(o);
+            }
+        }
     }
 }

@@ -15,23 +15,17 @@ pub(crate) struct OrCone {
     /// The OR-join.
     pub task: TaskIx,
     /// Its places: its inputs and every place with a path to one of them avoiding it.
-    pub places: Vec<PlaceIx>,
-    /// Its tasks: those, other than the OR-join, with an output among `places`.
-    pub tasks: Vec<TaskIx>,
-    /// `tasks` as a set.
+    pub has_place: IxBits<PlaceIx>,
+    /// Its tasks: those, other than the OR-join, with an output among its places.
     pub has_task: IxBits<TaskIx>,
 }
 
-/// The cones of a net's OR-joins, and for each place and task the OR-joins whose cone
-/// holds it.
+/// The cones of a net's OR-joins. Each is two bit sets (a bit per place and per task of
+/// the net), so a net of n tasks and k OR-joins holds about k * n / 4 bytes of cones.
 #[derive(Debug, Default)]
 pub(crate) struct OrCones {
     /// By OR-join, in the order of `NetDef::or_joins`.
     pub cones: IxVec<OrIx, OrCone>,
-    /// By place: the OR-joins whose cone holds the place.
-    pub by_place: IxVec<PlaceIx, Vec<OrIx>>,
-    /// By task: the OR-joins whose cone holds the task, and the task itself if it is one.
-    pub by_task: IxVec<TaskIx, Vec<OrIx>>,
     /// By task: its index among the OR-joins, if it is one.
     pub of_task: IxVec<TaskIx, Option<OrIx>>,
 }
@@ -54,25 +48,19 @@ impl OrCones {
             }
         }
         let mut cones = IxVec::with_capacity(or_joins.len());
-        let mut by_place: IxVec<PlaceIx, Vec<OrIx>> = IxVec::filled(Vec::new(), places.len());
-        let mut by_task: IxVec<TaskIx, Vec<OrIx>> = IxVec::filled(Vec::new(), tasks.len());
         let mut of_task: IxVec<TaskIx, Option<OrIx>> = IxVec::filled(None, tasks.len());
         for &t in or_joins {
-            let o = cones.next_index();
             let mut has_place: IxBits<PlaceIx> = IxBits::new(places.len(), false);
             let mut has_task: IxBits<TaskIx> = IxBits::new(tasks.len(), false);
-            let mut cone_places = Vec::new();
-            let mut cone_tasks = Vec::new();
             let mut todo: Vec<PlaceIx> = Vec::new();
-            let mut add = |p: PlaceIx, cone_places: &mut Vec<PlaceIx>, todo: &mut Vec<PlaceIx>| {
+            let mut add = |p: PlaceIx, todo: &mut Vec<PlaceIx>| {
                 if !has_place.contains(p) && places.get(p).is_some() {
                     has_place.insert(p);
-                    cone_places.push(p);
                     todo.push(p);
                 }
             };
             for &p in tasks.get(t).map_or(&[][..], |d| &d.inputs) {
-                add(p, &mut cone_places, &mut todo);
+                add(p, &mut todo);
             }
             while let Some(p) = todo.pop() {
                 for &u in producers.get(p).map_or(&[][..], Vec::as_slice) {
@@ -80,38 +68,21 @@ impl OrCones {
                         continue;
                     }
                     has_task.insert(u);
-                    cone_tasks.push(u);
                     for &q in tasks.get(u).map_or(&[][..], |d| &d.inputs) {
-                        add(q, &mut cone_places, &mut todo);
+                        add(q, &mut todo);
                     }
                 }
             }
-            for &p in &cone_places {
-                if let Some(os) = by_place.get_mut(p) {
-                    os.push(o);
-                }
-            }
-            for &u in cone_tasks.iter().chain([&t]) {
-                if let Some(os) = by_task.get_mut(u) {
-                    os.push(o);
-                }
-            }
+            let o = cones.push(OrCone {
+                task: t,
+                has_place,
+                has_task,
+            });
             if let Some(slot) = of_task.get_mut(t) {
                 *slot = Some(o);
             }
-            cones.push(OrCone {
-                task: t,
-                places: cone_places,
-                tasks: cone_tasks,
-                has_task,
-            });
         }
-        OrCones {
-            cones,
-            by_place,
-            by_task,
-            of_task,
-        }
+        OrCones { cones, of_task }
     }
 
     /// Returns the cone of OR-join task `t`.
