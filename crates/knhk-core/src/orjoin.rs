@@ -49,16 +49,15 @@ pub(crate) fn may_fire(
         todo.push(p);
         true
     };
-    // The cone is a bit set: a scan of the marking and of the tasks finds what is in it.
-    for (p, &n) in marking.iter_enumerated() {
-        if n > 0 && cone.has_place.contains(p) {
+    for p in cone.has_place.iter() {
+        if marked(p) {
             reach(p, &mut reached, &mut todo);
         }
     }
-    for (u, def) in net.tasks.iter_enumerated() {
-        if cone.has_task.contains(u) && busy(u) {
+    for u in cone.has_task.iter() {
+        if busy(u) {
             fired.insert(u);
-            for arc in &def.outputs {
+            for arc in net.tasks.get(u).map_or(&[][..], |d| &d.outputs) {
                 if !reach(arc.place, &mut reached, &mut todo) {
                     return false;
                 }
