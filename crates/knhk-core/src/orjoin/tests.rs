@@ -143,19 +143,34 @@ proptest! {
         extra in vec((0usize..9, 0usize..9), 0..8),
         tokens in vec(0u32..3, 24),
         running in vec(prop::bool::weighted(0.2), 9),
+        later_tokens in vec(0u32..3, 24),
+        later_running in vec(prop::bool::weighted(0.2), 9),
     ) {
         let Some(wf) = net(&joins, &extra) else {
             return Ok(());
         };
         let def = wf.nets.get(NetIx::new(0)).ok_or_else(|| TestCaseError::fail("no net"))?;
-        let marking: IxVec<PlaceIx, u32> =
-            IxVec::from_vec(def.places.indices().map(|p| tokens.get(p.raw() as usize).copied().unwrap_or(0) % 2).collect());
-        let busy: IxVec<TaskIx, bool> =
-            IxVec::from_vec(def.tasks.indices().map(|t| running.get(t.raw() as usize).copied().unwrap_or(false)).collect());
+        let marking_of = |tokens: &[u32]| -> IxVec<PlaceIx, u32> {
+            IxVec::from_vec(def.places.indices().map(|p| tokens.get(p.raw() as usize).copied().unwrap_or(0) % 2).collect())
+        };
+        let busy_of = |running: &[bool]| -> IxVec<TaskIx, bool> {
+            IxVec::from_vec(def.tasks.indices().map(|t| running.get(t.raw() as usize).copied().unwrap_or(false)).collect())
+        };
+        let (marking, busy) = (marking_of(&tokens), busy_of(&running));
+        let (later_marking, later_busy) = (marking_of(&later_tokens), busy_of(&later_running));
         for cone in &def.or_cones.cones {
-            let fast = may_fire(def, cone, &marking, |u| busy.get(u).copied().unwrap_or(false));
+            let is_busy = |u| busy.get(u).copied().unwrap_or(false);
+            let (fast, witness) = decide(def, cone, &marking, is_busy);
             let slow = may_fire_by_sweeps(def, &marking, &busy, cone.task);
             prop_assert_eq!(fast, slow, "OR-join {:?} on {:?}, marking {:?}, busy {:?}", cone.task, def.tasks.iter().map(|d| (&d.id, d.join, &d.inputs, d.outputs.iter().map(|a| a.place).collect::<Vec<_>>())).collect::<Vec<_>>(), marking, busy);
+            // A witness holds where it was found, and wherever it holds the OR-join waits.
+            if let Some(mut w) = witness {
+                prop_assert!(!fast && w.holds(&marking, is_busy), "witness {:?}", w);
+                let later = |u| later_busy.get(u).copied().unwrap_or(false);
+                if w.holds(&later_marking, later) {
+                    prop_assert!(!may_fire_by_sweeps(def, &later_marking, &later_busy, cone.task), "witness {:?} held on {:?}", w, later_marking);
+                }
+            }
         }
     }
 }

@@ -12,10 +12,12 @@
 //! state, which marks it. The agenda keeps the awake OR-joins of each net instance (found
 //! once per step, then followed), so a change costs the awake OR-joins, not all of them.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 
 use crate::case::{Change, NetInstance, Slot, Touched};
+use crate::ids::FxBuild;
 use crate::index::{Idx, InstIx, IxBits, IxVec, OrIx, TaskIx};
+use crate::orjoin::Witness;
 use crate::workflow::NetDef;
 
 /// One entry of the agenda.
@@ -37,6 +39,8 @@ pub(super) struct Agenda {
     changed: IxVec<InstIx, Option<IxBits<OrIx>>>,
     /// By net instance: its awake OR-joins, once found in this step.
     awake: IxVec<InstIx, Option<Vec<OrIx>>>,
+    /// Why each waiting OR-join waited when last decided in this step, if known.
+    witnesses: HashMap<(InstIx, OrIx), Witness, FxBuild>,
 }
 
 /// Whether OR-join `o` is awake: not idle, or with a marked input.
@@ -67,6 +71,7 @@ impl Agenda {
             queue: VecDeque::new(),
             changed: IxVec::default(),
             awake: IxVec::default(),
+            witnesses: HashMap::default(),
         }
     }
 
@@ -80,6 +85,19 @@ impl Agenda {
 
     pub(super) fn push_task(&mut self, ni: InstIx, t: TaskIx) {
         self.queue.push_back(Dirty::Task(ni, t));
+    }
+
+    /// Returns the witness OR-join `o` of `ni` waited by when last decided, if any.
+    pub(super) fn witness(&mut self, ni: InstIx, o: OrIx) -> Option<&mut Witness> {
+        self.witnesses.get_mut(&(ni, o))
+    }
+
+    /// Keeps the witness OR-join `o` of `ni` waits by, or forgets the last one.
+    pub(super) fn keep_witness(&mut self, ni: InstIx, o: OrIx, w: Option<Witness>) {
+        match w {
+            Some(w) => self.witnesses.insert((ni, o), w),
+            None => self.witnesses.remove(&(ni, o)),
+        };
     }
 
     /// Returns the first changed OR-join of `ni` at or after `from`, of the `n` of its net.

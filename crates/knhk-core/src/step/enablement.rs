@@ -97,7 +97,7 @@ impl Case {
         Ok(true)
     }
 
-    pub(super) fn enabled(&self, cx: &Cx, ni: InstIx, t: TaskIx) -> bool {
+    pub(super) fn enabled(&self, cx: &mut Cx, ni: InstIx, t: TaskIx) -> bool {
         let Some(net) = self.nets().get(ni) else {
             return false;
         };
@@ -122,11 +122,20 @@ impl Case {
                 if cx.forced.contains(&(ni, t)) {
                     return true;
                 }
-                let Some(cone) = def.or_cones.of(t) else {
+                let Some(o) = def.or_cones.of_task.get(t).copied().flatten() else {
+                    return false;
+                };
+                let Ok(cone) = def.or_cones.cones.at(o) else {
                     return false;
                 };
                 let busy = |u: TaskIx| matches!(net.slots.get(u), Some(Slot::Busy(_)));
-                orjoin::may_fire(def, cone, m, busy)
+                // Still waiting by the last witness: no need to decide again.
+                if cx.dirty.witness(ni, o).is_some_and(|w| w.holds(m, busy)) {
+                    return false;
+                }
+                let (fires, witness) = orjoin::decide(def, cone, m, busy);
+                cx.dirty.keep_witness(ni, o, witness);
+                fires
             }
         }
     }

@@ -3,7 +3,7 @@
 //! which a token can reach one of its inputs without the OR-join firing.
 //!
 //! Only the cone matters to an OR-join: a task outside it never marks a place inside it
-//! (else it would be inside), so `orjoin::may_fire` looks at the cone alone, and a token
+//! (else it would be inside), so `orjoin::decide` looks at the cone alone, and a token
 //! change outside the cone never changes the OR-join's answer, so it is not reconsidered.
 
 use crate::index::{IxBits, IxVec, OrIx, PlaceIx, TaskIx};
@@ -83,10 +83,5 @@ impl OrCones {
             }
         }
         OrCones { cones, of_task }
-    }
-
-    /// Returns the cone of OR-join task `t`.
-    pub(crate) fn of(&self, t: TaskIx) -> Option<&OrCone> {
-        self.cones.get(self.of_task.get(t).copied().flatten()?)
     }
 }
