@@ -298,21 +298,6 @@ impl<I: Idx> IxBits<I> {
         }
     }
 
-    /// Returns the indices in the set, in order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = I> + '_ {
-        self.words.iter().enumerate().flat_map(|(at, &word)| {
-            let mut word = word;
-            std::iter::from_fn(move || {
-                if word == 0 {
-                    return None;
-                }
-                let bit = word.trailing_zeros();
-                word &= word - 1;
-                Some(I::from_raw((at * 64) as u32 + bit))
-            })
-        })
-    }
-
     /// Returns the smallest index in the set that is `from` or after it.
     pub(crate) fn next_from(&self, from: u32) -> Option<I> {
         let from = from as usize;
@@ -363,10 +348,6 @@ mod tests {
         bits.insert(TaskIx::new(130));
         assert!(bits.contains(TaskIx::new(3)) && !bits.contains(TaskIx::new(4)));
         assert_eq!(bits.next_from(4), Some(TaskIx::new(129)));
-        assert_eq!(
-            bits.iter().collect::<Vec<_>>(),
-            vec![TaskIx::new(3), TaskIx::new(129)]
-        );
         bits.remove(TaskIx::new(129));
         assert_eq!(bits.next_from(4), None);
         let full: IxBits<TaskIx> = IxBits::new(70, true);

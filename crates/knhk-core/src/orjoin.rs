@@ -76,7 +76,9 @@ const SOURCE: u32 = u32::MAX;
 const JOINED: u32 = u32::MAX - 1;
 
 /// Returns whether the OR-join of `cone` may fire: one of its inputs is marked and no
-/// unmarked input may become marked without it firing first (`busy` says which tasks run).
+/// unmarked input may become marked without it firing first. `busy` says which tasks run;
+/// the search starts from `marked_places` and `running`, the marked places and running
+/// tasks of the net instance (others are ignored).
 /// When it must wait, also returns a witness of it if there is one (the input may be
 /// reachable only through AND joins).
 pub(crate) fn decide(
@@ -84,6 +86,7 @@ pub(crate) fn decide(
     cone: &OrCone,
     marking: &IxVec<PlaceIx, u32>,
     busy: impl Fn(TaskIx) -> bool,
+    (marked_places, running): (&[PlaceIx], &[TaskIx]),
 ) -> (bool, Option<Witness>) {
     let t = cone.task;
     let Some(task) = net.tasks.get(t) else {
@@ -111,13 +114,13 @@ pub(crate) fn decide(
         None
     };
     let mut goal = None;
-    for p in cone.has_place.iter() {
-        if marked(p) {
+    for &p in marked_places {
+        if cone.has_place.contains(p) && marked(p) {
             reach(p, SOURCE, &mut reached, &mut todo);
         }
     }
-    'seed: for u in cone.has_task.iter() {
-        if busy(u) {
+    'seed: for &u in running {
+        if cone.has_task.contains(u) && busy(u) {
             if let Some(f) = fired.get_mut(u) {
                 *f = SOURCE;
             }

@@ -16,7 +16,7 @@ use std::collections::{HashMap, VecDeque};
 
 use crate::case::{Change, NetInstance, Slot, Touched};
 use crate::ids::FxBuild;
-use crate::index::{Idx, InstIx, IxBits, IxVec, OrIx, TaskIx};
+use crate::index::{Idx, InstIx, IxBits, IxVec, OrIx, PlaceIx, TaskIx};
 use crate::orjoin::Witness;
 use crate::workflow::NetDef;
 
@@ -41,6 +41,85 @@ pub(super) struct Agenda {
     awake: IxVec<InstIx, Option<Vec<OrIx>>>,
     /// Why each waiting OR-join waited when last decided in this step, if known.
     witnesses: HashMap<(InstIx, OrIx), Witness, FxBuild>,
+    /// By net instance: its marked places and running tasks, once asked for in this step.
+    sources: IxVec<InstIx, Option<Sources>>,
+}
+
+/// The marked places and running tasks of a net instance, where an OR-join's decision
+/// starts from: found once per step, then followed change by change, so that deciding costs
+/// the tokens in flight, not the size of the cone.
+#[derive(Debug)]
+pub(crate) struct Sources {
+    pub places: Vec<PlaceIx>,
+    place_at: IxVec<PlaceIx, u32>,
+    pub tasks: Vec<TaskIx>,
+    task_at: IxVec<TaskIx, u32>,
+}
+
+/// Puts `i` in or out of the list `list`, whose positions (plus one, 0 for out) are `at`.
+fn set<I: Idx>(list: &mut Vec<I>, at: &mut IxVec<I, u32>, i: I, on: bool) {
+    let Some(&k) = at.get(i) else {
+        return;
+    };
+    match (on, k) {
+        (true, 0) => {
+            list.push(i);
+            if let Some(a) = at.get_mut(i) {
+                *a = list.len() as u32;
+            }
+        }
+        (false, k) if k > 0 => {
+            let k = k as usize - 1;
+            if k < list.len() {
+                list.swap_remove(k);
+                if let Some(&moved) = list.get(k)
+                    && let Some(a) = at.get_mut(moved)
+                {
+                    *a = k as u32 + 1;
+                }
+            }
+            if let Some(a) = at.get_mut(i) {
+                *a = 0;
+            }
+        }
+        _ => {}
+    }
+}
+
+impl Sources {
+    fn new(net: &NetInstance) -> Sources {
+        let mut s = Sources {
+            places: Vec::new(),
+            place_at: IxVec::filled(0, net.marking.len()),
+            tasks: Vec::new(),
+            task_at: IxVec::filled(0, net.slots.len()),
+        };
+        for (p, &n) in net.marking.iter_enumerated() {
+            set(&mut s.places, &mut s.place_at, p, n > 0);
+        }
+        for (t, slot) in net.slots.iter_enumerated() {
+            set(
+                &mut s.tasks,
+                &mut s.task_at,
+                t,
+                matches!(slot, Slot::Busy(_)),
+            );
+        }
+        s
+    }
+
+    fn follow(&mut self, net: &NetInstance, c: Change) {
+        match c {
+            Change::Place(p) => {
+                let on = net.marking.get(p).is_some_and(|&n| n > 0);
+                set(&mut self.places, &mut self.place_at, p, on);
+            }
+            Change::Task(t) => {
+                let on = matches!(net.slots.get(t), Some(Slot::Busy(_)));
+                set(&mut self.tasks, &mut self.task_at, t, on);
+            }
+        }
+    }
 }
 
 /// Whether OR-join `o` is awake: not idle, or with a marked input.
@@ -72,6 +151,7 @@ impl Agenda {
             changed: IxVec::default(),
             awake: IxVec::default(),
             witnesses: HashMap::default(),
+            sources: IxVec::default(),
         }
     }
 
@@ -98,6 +178,12 @@ impl Agenda {
             Some(w) => self.witnesses.insert((ni, o), w),
             None => self.witnesses.remove(&(ni, o)),
         };
+    }
+
+    /// Returns the marked places and running tasks of `ni`, as `net` now is.
+    pub(super) fn sources(&mut self, ni: InstIx, net: &NetInstance) -> Option<&Sources> {
+        let slot = entry(&mut self.sources, ni)?;
+        Some(slot.get_or_insert_with(|| Sources::new(net)))
     }
 
     /// Returns the first changed OR-join of `ni` at or after `from`, of the `n` of its net.
@@ -127,6 +213,9 @@ impl Touched for Agenda {
     }
 
     fn or_joins_changed(&mut self, ni: InstIx, def: &NetDef, net: &NetInstance, c: Change) {
+        if let Some(Some(sources)) = self.sources.get_mut(ni) {
+            sources.follow(net, c);
+        }
         let Some(slot) = entry(&mut self.awake, ni) else {
             return;
         };

@@ -133,7 +133,11 @@ impl Case {
                 if cx.dirty.witness(ni, o).is_some_and(|w| w.holds(m, busy)) {
                     return false;
                 }
-                let (fires, witness) = orjoin::decide(def, cone, m, busy);
+                let Some(sources) = cx.dirty.sources(ni, net) else {
+                    return false;
+                };
+                let seeds = (sources.places.as_slice(), sources.tasks.as_slice());
+                let (fires, witness) = orjoin::decide(def, cone, m, busy, seeds);
                 cx.dirty.keep_witness(ni, o, witness);
                 fires
             }
