@@ -11,7 +11,9 @@
 //! `cargo bench -p knhk-core --bench orjoin` prints, per net, the time per case (median of
 //! the runs made in about a second, at least one) and per task completion, and the time of
 //! `Workflow::new`. `KNHK_BENCH_BIG=1` adds the skewed block with K = 3,000; an argument (`-- --bench series`) runs only
-//! the nets whose label holds it. Under
+//! the nets whose label holds it; `KNHK_BENCH_RUNS=N` times exactly N cases of each (for
+//! `valgrind --tool=callgrind --toggle-collect=orjoin::run_case`, which counts the
+//! instructions of the cases alone). Under
 //! `cargo test` each shape runs once at a small size, as a smoke test.
 
 use std::error::Error;
@@ -154,7 +156,9 @@ fn tree(join: ControlType, depth: u32) -> Specification {
     specification("tree", &first, tasks)
 }
 
-/// Runs one case to completion and returns its task completions.
+/// Runs one case to completion and returns its task completions. Never inlined, so that
+/// `valgrind --tool=callgrind --toggle-collect=orjoin::run_case` counts its instructions alone.
+#[inline(never)]
 fn run_case(wf: &Workflow, ids: &mut SequentialIds) -> BenchResult<usize> {
     let (mut case, _) = Case::create(wf, CaseId(ids.next_id()), NOW, Map::new());
     let step = case.apply(wf, NOW, Input::Start, ids)?;
@@ -186,8 +190,14 @@ fn measure(label: &str, spec: Specification, budget: Duration) -> BenchResult {
     let mut ids = SequentialIds::default();
     let mut times = Vec::new();
     let mut tasks = 0;
+    let runs: Option<usize> = std::env::var("KNHK_BENCH_RUNS")
+        .ok()
+        .and_then(|n| n.parse().ok());
     let all = Instant::now();
-    while times.is_empty() || all.elapsed() < budget {
+    while match runs {
+        Some(n) => times.len() < n.max(1),
+        None => times.is_empty() || all.elapsed() < budget,
+    } {
         let started = Instant::now();
         tasks = black_box(run_case(&wf, &mut ids)?);
         times.push(started.elapsed());
