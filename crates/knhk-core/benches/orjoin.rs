@@ -10,11 +10,12 @@
 //!
 //! `cargo bench -p knhk-core --bench orjoin` prints, per net, the time per case (median of
 //! the runs made in about a second, at least one) and per task completion, and the time of
-//! `Workflow::new`. `KNHK_BENCH_BIG=1` adds the skewed block with K = 3,000; an argument (`-- --bench series`) runs only
-//! the nets whose label holds it; `KNHK_BENCH_RUNS=N` times exactly N cases of each (for
+//! `Workflow::new`. `KNHK_BENCH_BIG=1` adds the skewed block with K = 3,000 and 10,000. An
+//! argument (`-- --bench series`) runs only the nets whose label holds it, and
+//! `KNHK_BENCH_RUNS=N` times exactly N cases of each: for
 //! `valgrind --tool=callgrind --toggle-collect=orjoin::run_case`, which counts the
-//! instructions of the cases alone). Under
-//! `cargo test` each shape runs once at a small size, as a smoke test.
+//! instructions of the cases alone. Under `cargo test` each shape runs once at a small size,
+//! as a smoke test.
 
 use std::error::Error;
 use std::hint::black_box;
@@ -224,7 +225,7 @@ fn main() -> BenchResult {
     // Under `cargo test`, every shape once at a small size.
     let (chains, len, ks, blocks, depth, budget) = if benchmarking {
         let ks: &[usize] = if big {
-            &[100, 1000, 3000]
+            &[100, 1000, 3000, 10_000]
         } else {
             &[100, 1000]
         };
