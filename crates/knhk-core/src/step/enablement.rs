@@ -26,7 +26,7 @@ impl Case {
                     Dirty::Task(ni, t) => {
                         let go_on = self.may_go_on(cx)?;
                         if go_on {
-                            self.reconsider_now(cx, ni, t)?;
+                            self.reconsider(cx, ni, t)?;
                         }
                         go_on
                     }
@@ -44,6 +44,7 @@ impl Case {
 
     /// Checks, before an entry of the agenda, that settling goes on: the case still runs
     /// and the step has not started too many tasks (then the case fails here).
+    #[inline]
     fn may_go_on(&mut self, cx: &mut Cx) -> Res<bool> {
         if self.status() != CaseStatus::Running {
             cx.dirty.clear();
@@ -54,17 +55,6 @@ impl Case {
             return Ok(false);
         }
         Ok(true)
-    }
-
-    /// Reconsiders task `t`, noting it as reconsidered if it is an OR-join.
-    fn reconsider_now(&mut self, cx: &mut Cx, ni: InstIx, t: TaskIx) -> Res {
-        if let Some(net) = self.nets().get(ni)
-            && let Ok(def) = cx.wf.net(net.net)
-            && let Some(&Some(o)) = def.or_cones.of_task.get(t)
-        {
-            cx.dirty.reconsidered(ni, o, def.or_joins.len());
-        }
-        self.reconsider(cx, ni, t)
     }
 
     /// Reconsiders the changed OR-joins of `ni` in the net's order: the same as reconsidering
@@ -116,15 +106,17 @@ impl Case {
             ControlType::And => task.inputs.iter().all(marked),
             ControlType::Xor => task.inputs.iter().any(marked),
             ControlType::Or => {
+                let Some(o) = def.or_cones.of_task.get(t).copied().flatten() else {
+                    return false;
+                };
+                // Decided now: a later change in the cone marks it changed again (`agenda`).
+                cx.dirty.reconsidered(ni, o, def.or_joins.len());
                 if !task.inputs.iter().any(marked) {
                     return false;
                 }
                 if cx.forced.contains(&(ni, t)) {
                     return true;
                 }
-                let Some(o) = def.or_cones.of_task.get(t).copied().flatten() else {
-                    return false;
-                };
                 let Ok(cone) = def.or_cones.cones.at(o) else {
                     return false;
                 };
