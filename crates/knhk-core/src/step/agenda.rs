@@ -20,6 +20,9 @@ use crate::index::{Idx, InstIx, IxBits, IxVec, OrIx, PlaceIx, TaskIx};
 use crate::orjoin::Witness;
 use crate::workflow::NetDef;
 
+/// Stands for the OR-joins of a net instance in the queue.
+const OR_JOINS: TaskIx = TaskIx::new(u32::MAX);
+
 /// One entry of the agenda.
 #[derive(Clone, Copy, Debug)]
 pub(super) enum Dirty {
@@ -33,7 +36,9 @@ pub(super) enum Dirty {
 pub(super) struct Agenda {
     /// Whether every OR-join counts as changed, always (the reference behaviour).
     every: bool,
-    queue: VecDeque<Dirty>,
+    /// The entries, an OR-join look as the task `OR_JOINS` (no net has that many tasks): an
+    /// entry stays eight bytes, as before there were looks.
+    queue: VecDeque<(InstIx, TaskIx)>,
     /// By net instance: its changed OR-joins. An instance without a set yet has all of them
     /// changed: a step knows nothing of what the steps before it reconsidered.
     changed: IxVec<InstIx, Option<IxBits<OrIx>>>,
@@ -156,7 +161,12 @@ impl Agenda {
     }
 
     pub(super) fn pop_front(&mut self) -> Option<Dirty> {
-        self.queue.pop_front()
+        let (ni, t) = self.queue.pop_front()?;
+        Some(if t == OR_JOINS {
+            Dirty::OrJoins(ni)
+        } else {
+            Dirty::Task(ni, t)
+        })
     }
 
     pub(super) fn clear(&mut self) {
@@ -164,7 +174,7 @@ impl Agenda {
     }
 
     pub(super) fn push_task(&mut self, ni: InstIx, t: TaskIx) {
-        self.queue.push_back(Dirty::Task(ni, t));
+        self.queue.push_back((ni, t));
     }
 
     /// Returns the witness OR-join `o` of `ni` waited by when last decided, if any.
@@ -209,7 +219,7 @@ impl Touched for Agenda {
     }
 
     fn or_joins(&mut self, ni: InstIx) {
-        self.queue.push_back(Dirty::OrJoins(ni));
+        self.queue.push_back((ni, OR_JOINS));
     }
 
     fn or_joins_changed(&mut self, ni: InstIx, def: &NetDef, net: &NetInstance, c: Change) {

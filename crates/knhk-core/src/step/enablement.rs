@@ -44,8 +44,17 @@ impl Case {
 
     /// Checks, before an entry of the agenda, that settling goes on: the case still runs
     /// and the step has not started too many tasks (then the case fails here).
-    #[inline]
+    #[inline(always)]
     fn may_go_on(&mut self, cx: &mut Cx) -> Res<bool> {
+        if self.status() == CaseStatus::Running && cx.fired <= cx.max_firings {
+            return Ok(true);
+        }
+        self.stop_settling(cx)
+    }
+
+    /// Stops settling: the case no longer runs, or the step started too many tasks.
+    #[cold]
+    fn stop_settling(&mut self, cx: &mut Cx) -> Res<bool> {
         if self.status() != CaseStatus::Running {
             cx.dirty.clear();
             return Ok(false);
@@ -59,7 +68,8 @@ impl Case {
 
     /// Reconsiders the changed OR-joins of `ni` in the net's order: the same as reconsidering
     /// each of them, the others doing nothing (see `agenda`), with the same checks between
-    /// them. Returns whether settling goes on.
+    /// them. Returns whether settling goes on. Kept out of line: `settle`'s loop stays small.
+    #[inline(never)]
     fn reconsider_or_joins(&mut self, cx: &mut Cx, ni: InstIx) -> Res<bool> {
         let Some(net) = self.nets().get(ni).map(|n| n.net) else {
             return Ok(true);
@@ -136,6 +146,8 @@ impl Case {
         }
     }
 
+    // Inlined into `settle`'s loop, its hot caller.
+    #[inline(always)]
     pub(super) fn reconsider(&mut self, cx: &mut Cx, ni: InstIx, t: TaskIx) -> Res {
         if !self.nets().get(ni).is_some_and(|n| n.live) {
             return Ok(());
