@@ -87,6 +87,7 @@ pub(crate) fn decide(
     marking: &IxVec<PlaceIx, u32>,
     busy: impl Fn(TaskIx) -> bool,
     (marked_places, running): (&[PlaceIx], &[TaskIx]),
+    scratch: &mut Scratch,
 ) -> (bool, Option<Witness>) {
     let t = cone.task;
     let Some(task) = net.tasks.get(t) else {
@@ -96,17 +97,23 @@ pub(crate) fn decide(
     if !task.inputs.iter().any(|&p| marked(p)) {
         return (false, None);
     }
-    let mut reached: IxVec<PlaceIx, u32> = IxVec::filled(0, net.places.len());
-    let mut fired: IxVec<TaskIx, u32> = IxVec::filled(0, net.tasks.len());
-    let mut todo: Vec<PlaceIx> = Vec::new();
+    scratch.fit(net.places.len(), net.tasks.len());
+    let Scratch {
+        reached,
+        fired,
+        places,
+        tasks,
+        todo,
+    } = scratch;
     let is = |v: Option<&u32>| v.is_some_and(|&v| v != 0);
     // Adds `p` to what may become marked, reached `how`; returns it if it is an unmarked
     // input of the OR-join (then it must wait).
-    let reach = |p: PlaceIx, how: u32, reached: &mut IxVec<PlaceIx, u32>, todo: &mut Vec<_>| {
+    let mut reach = |p: PlaceIx, how: u32, reached: &mut IxVec<PlaceIx, u32>, todo: &mut Vec<_>| {
         match reached.get_mut(p) {
             Some(r) if *r == 0 => *r = how,
             _ => return None,
         }
+        places.push(p);
         if !marked(p) && task.inputs.contains(&p) {
             return Some(p);
         }
@@ -116,16 +123,17 @@ pub(crate) fn decide(
     let mut goal = None;
     for &p in marked_places {
         if cone.has_place.contains(p) && marked(p) {
-            reach(p, SOURCE, &mut reached, &mut todo);
+            reach(p, SOURCE, reached, todo);
         }
     }
     'seed: for &u in running {
         if cone.has_task.contains(u) && busy(u) {
             if let Some(f) = fired.get_mut(u) {
                 *f = SOURCE;
+                tasks.push(u);
             }
             for arc in net.tasks.get(u).map_or(&[][..], |d| &d.outputs) {
-                goal = reach(arc.place, u.raw() + 1, &mut reached, &mut todo);
+                goal = reach(arc.place, u.raw() + 1, reached, todo);
                 if goal.is_some() {
                     break 'seed;
                 }
@@ -153,19 +161,61 @@ pub(crate) fn decide(
             };
             if let Some(f) = fired.get_mut(u) {
                 *f = how;
+                tasks.push(u);
             }
             for arc in &def.outputs {
-                goal = reach(arc.place, u.raw() + 1, &mut reached, &mut todo);
+                goal = reach(arc.place, u.raw() + 1, reached, todo);
                 if goal.is_some() {
                     break 'spread;
                 }
             }
         }
     }
-    let Some(input) = goal else {
-        return (true, None);
+    let decision = match goal {
+        None => (true, None),
+        Some(input) => (false, witness(input, reached, fired)),
     };
-    (false, witness(input, &reached, &fired))
+    scratch.clear();
+    decision
+}
+
+/// What [`decide`] works in, kept from one decision to the next so that a decision costs
+/// what it explores, not the size of the net: marks by place and task, zero but where the
+/// last decision wrote (it clears them).
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    reached: IxVec<PlaceIx, u32>,
+    fired: IxVec<TaskIx, u32>,
+    /// What `reached` and `fired` hold marks for.
+    places: Vec<PlaceIx>,
+    tasks: Vec<TaskIx>,
+    todo: Vec<PlaceIx>,
+}
+
+impl Scratch {
+    /// Grows the marks to cover a net of `places` and `tasks`.
+    fn fit(&mut self, places: usize, tasks: usize) {
+        while self.reached.len() < places {
+            self.reached.push(0);
+        }
+        while self.fired.len() < tasks {
+            self.fired.push(0);
+        }
+    }
+
+    fn clear(&mut self) {
+        for p in self.places.drain(..) {
+            if let Some(r) = self.reached.get_mut(p) {
+                *r = 0;
+            }
+        }
+        for u in self.tasks.drain(..) {
+            if let Some(f) = self.fired.get_mut(u) {
+                *f = 0;
+            }
+        }
+        self.todo.clear();
+    }
 }
 
 /// Follows how `input` was reached back to a source; `None` through an AND join.

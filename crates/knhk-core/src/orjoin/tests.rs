@@ -158,11 +158,13 @@ proptest! {
         };
         let (marking, busy) = (marking_of(&tokens), busy_of(&running));
         let (later_marking, later_busy) = (marking_of(&later_tokens), busy_of(&later_running));
+        // One scratch for every decision: each leaves it clean for the next.
+        let mut scratch = Scratch::default();
         for cone in &def.or_cones.cones {
             let is_busy = |u| busy.get(u).copied().unwrap_or(false);
             let places: Vec<PlaceIx> = marking.iter_enumerated().filter(|&(_, &n)| n > 0).map(|(p, _)| p).collect();
             let tasks: Vec<TaskIx> = busy.iter_enumerated().filter(|&(_, &b)| b).map(|(t, _)| t).collect();
-            let (fast, witness) = decide(def, cone, &marking, is_busy, (&places, &tasks));
+            let (fast, witness) = decide(def, cone, &marking, is_busy, (&places, &tasks), &mut scratch);
             let slow = may_fire_by_sweeps(def, &marking, &busy, cone.task);
             prop_assert_eq!(fast, slow, "OR-join {:?} on {:?}, marking {:?}, busy {:?}", cone.task, def.tasks.iter().map(|d| (&d.id, d.join, &d.inputs, d.outputs.iter().map(|a| a.place).collect::<Vec<_>>())).collect::<Vec<_>>(), marking, busy);
             // A witness holds where it was found, and wherever it holds the OR-join waits.

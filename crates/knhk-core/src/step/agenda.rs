@@ -17,7 +17,7 @@ use std::collections::{HashMap, VecDeque};
 use crate::case::{Change, NetInstance, Slot, Touched};
 use crate::ids::FxBuild;
 use crate::index::{Idx, InstIx, IxBits, IxVec, OrIx, PlaceIx, TaskIx};
-use crate::orjoin::Witness;
+use crate::orjoin::{Scratch, Witness};
 use crate::workflow::NetDef;
 
 /// Stands for the OR-joins of a net instance in the queue.
@@ -48,6 +48,8 @@ pub(super) struct Agenda {
     witnesses: HashMap<(InstIx, OrIx), Witness, FxBuild>,
     /// By net instance: its marked places and running tasks, once asked for in this step.
     sources: IxVec<InstIx, Option<Sources>>,
+    /// Where OR-joins are decided.
+    scratch: Scratch,
 }
 
 /// The marked places and running tasks of a net instance, where an OR-join's decision
@@ -157,6 +159,7 @@ impl Agenda {
             awake: IxVec::default(),
             witnesses: HashMap::default(),
             sources: IxVec::default(),
+            scratch: Scratch::default(),
         }
     }
 
@@ -190,10 +193,18 @@ impl Agenda {
         };
     }
 
-    /// Returns the marked places and running tasks of `ni`, as `net` now is.
-    pub(super) fn sources(&mut self, ni: InstIx, net: &NetInstance) -> Option<&Sources> {
+    /// Returns the marked places and running tasks of `ni`, as `net` now is, and where to
+    /// decide.
+    pub(super) fn sources(
+        &mut self,
+        ni: InstIx,
+        net: &NetInstance,
+    ) -> Option<(&Sources, &mut Scratch)> {
         let slot = entry(&mut self.sources, ni)?;
-        Some(slot.get_or_insert_with(|| Sources::new(net)))
+        Some((
+            slot.get_or_insert_with(|| Sources::new(net)),
+            &mut self.scratch,
+        ))
     }
 
     /// Returns the first changed OR-join of `ni` at or after `from`, of the `n` of its net.

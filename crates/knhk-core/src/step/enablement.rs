@@ -135,11 +135,11 @@ impl Case {
                 if cx.dirty.witness(ni, o).is_some_and(|w| w.holds(m, busy)) {
                     return false;
                 }
-                let Some(sources) = cx.dirty.sources(ni, net) else {
+                let Some((sources, scratch)) = cx.dirty.sources(ni, net) else {
                     return false;
                 };
                 let seeds = (sources.places.as_slice(), sources.tasks.as_slice());
-                let (fires, witness) = orjoin::decide(def, cone, m, busy, seeds);
+                let (fires, witness) = orjoin::decide(def, cone, m, busy, seeds, scratch);
                 cx.dirty.keep_witness(ni, o, witness);
                 fires
             }
