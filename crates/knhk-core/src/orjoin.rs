@@ -97,6 +97,10 @@ pub(crate) fn decide(
     if !task.inputs.iter().any(|&p| marked(p)) {
         return (false, None);
     }
+    // Nothing left to wait for.
+    if task.inputs.iter().all(|&p| marked(p)) {
+        return (true, None);
+    }
     scratch.fit(net.places.len(), net.tasks.len());
     let Scratch {
         reached,
