@@ -44,6 +44,9 @@ impl Case {
     /// Reports a change of task `t`'s state (enabled, started, ended...): it may change the
     /// answer of the OR-joins whose cone holds `t`, and of `t` itself if it is one.
     fn task_changed(&self, workflow: &Workflow, ni: InstIx, t: TaskIx, dirty: &mut impl Touched) {
+        if !workflow.has_or_joins {
+            return;
+        }
         let Some(net) = self.nets.get(ni) else {
             return;
         };

@@ -25,6 +25,8 @@ pub struct Workflow {
     pub(crate) nets: IxVec<NetIx, NetDef>,
     /// Findings that do not stop the workflow from running (a split with one flow...).
     notes: Vec<Violation>,
+    /// Whether a net has an OR-join: a workflow without any skips their bookkeeping.
+    pub(crate) has_or_joins: bool,
 }
 
 #[derive(Debug)]
@@ -199,7 +201,13 @@ impl Workflow {
                 }
             }
         }
-        Ok(Workflow { spec, nets, notes })
+        let has_or_joins = nets.iter().any(|n| !n.or_joins.is_empty());
+        Ok(Workflow {
+            spec,
+            nets,
+            notes,
+            has_or_joins,
+        })
     }
 
     /// Returns the definition of net `n`.
