@@ -135,7 +135,12 @@ fn net(joins: &[usize], extra: &[(usize, usize)]) -> Option<Workflow> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    // Failures print their minimal input; no regression file is written into the tree.
+    #![proptest_config(ProptestConfig {
+        cases: 512,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn the_worklist_decides_as_the_sweeps(
