@@ -4,8 +4,6 @@
 //! `step/`; it emits events and folds each one at once, so replaying a history through
 //! `evolve` alone rebuilds exactly the same case.
 
-use std::collections::VecDeque;
-
 use serde_json::{Map, Value};
 
 use crate::error::Error;
@@ -64,13 +62,23 @@ pub struct Incident {
 /// deciding reconsiders them (its scratch queue), replay has no use for them.
 pub(crate) trait Touched {
     fn touched(&mut self, net_instance: InstIx, task: TaskIx);
+
+    /// A token changed in `net_instance`, whose net has OR-joins: they are looked at next
+    /// (those whose answer may have changed, see [`Touched::or_joins_changed`]).
+    fn or_joins(&mut self, _net_instance: InstIx) {}
+
+    /// A token of `net_instance` (an instance of `def`, now as `net`) or the state of one of
+    /// its tasks changed: the OR-joins whose cone holds it may now decide otherwise.
+    fn or_joins_changed(&mut self, _ni: InstIx, _def: &NetDef, _net: &NetInstance, _c: Change) {}
 }
 
-impl Touched for VecDeque<(InstIx, TaskIx)> {
-    #[inline]
-    fn touched(&mut self, net_instance: InstIx, task: TaskIx) {
-        self.push_back((net_instance, task));
-    }
+/// What changed in a net instance, for [`Touched::or_joins_changed`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Change {
+    /// The tokens in a place.
+    Place(PlaceIx),
+    /// The state of a task (enabled, started, ended...).
+    Task(TaskIx),
 }
 
 /// Replay folds events without reconsidering tasks.

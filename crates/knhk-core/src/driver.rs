@@ -20,7 +20,7 @@ use crate::workflow::Workflow;
 
 /// One case of a workflow, driven input by input, with its history. `W` is how the driver
 /// holds the workflow: borrowed (`&Workflow`), owned (`Workflow`) or shared (`Arc<Workflow>`).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Driver<W> {
     workflow: W,
     case: Case,

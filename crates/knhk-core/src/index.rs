@@ -80,6 +80,12 @@ index!(
 );
 
 index!(
+    /// The index of an OR-join among the OR-joins of its net (`NetDef::or_joins`).
+    OrIx,
+    "OR-join"
+);
+
+index!(
     /// The index of a net instance in its case (the root net's instance is 0); public types
     /// carry it as the `u32` of [`crate::TaskRef::net_instance`].
     InstIx,
@@ -238,6 +244,75 @@ impl<'a, I: Idx, T> IntoIterator for &'a IxVec<I, T> {
     }
 }
 
+/// A set of indices of one kind, one bit each.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct IxBits<I> {
+    words: Vec<u64>,
+    /// How many indices the set can hold.
+    len: usize,
+    _index: PhantomData<fn(&I)>,
+}
+
+impl<I: Idx> IxBits<I> {
+    /// Returns a set able to hold indices below `n`, holding none (or all if `full`).
+    pub(crate) fn new(n: usize, full: bool) -> Self {
+        let mut words = vec![if full { u64::MAX } else { 0 }; n.div_ceil(64)];
+        if full
+            && !n.is_multiple_of(64)
+            && let Some(last) = words.last_mut()
+        {
+            *last = (1u64 << (n % 64)) - 1;
+        }
+        IxBits {
+            words,
+            len: n,
+            _index: PhantomData,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn contains(&self, i: I) -> bool {
+        let i = i.raw() as usize;
+        self.words
+            .get(i / 64)
+            .is_some_and(|w| w & (1 << (i % 64)) != 0)
+    }
+
+    /// Adds `i`; an index beyond the set's size is ignored.
+    #[inline]
+    pub(crate) fn insert(&mut self, i: I) {
+        let i = i.raw() as usize;
+        if i >= self.len {
+            return;
+        }
+        if let Some(w) = self.words.get_mut(i / 64) {
+            *w |= 1 << (i % 64);
+        }
+    }
+
+    #[inline]
+    pub(crate) fn remove(&mut self, i: I) {
+        let i = i.raw() as usize;
+        if let Some(w) = self.words.get_mut(i / 64) {
+            *w &= !(1 << (i % 64));
+        }
+    }
+
+    /// Returns the smallest index in the set that is `from` or after it.
+    pub(crate) fn next_from(&self, from: u32) -> Option<I> {
+        let from = from as usize;
+        let mut at = from / 64;
+        let mut word = self.words.get(at)? & (u64::MAX << (from % 64));
+        loop {
+            if word != 0 {
+                return Some(I::from_raw((at * 64) as u32 + word.trailing_zeros()));
+            }
+            at += 1;
+            word = *self.words.get(at)?;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,5 +338,20 @@ mod tests {
         assert_eq!(v.iter().copied().collect::<Vec<_>>(), vec!["b", "a"]);
         let indices: Vec<TaskIx> = v.indices().collect();
         assert_eq!(indices, vec![TaskIx::new(0), TaskIx::new(1)]);
+    }
+
+    #[test]
+    fn bit_sets_find_the_next_member_and_ignore_what_does_not_fit() {
+        let mut bits: IxBits<TaskIx> = IxBits::new(130, false);
+        bits.insert(TaskIx::new(3));
+        bits.insert(TaskIx::new(129));
+        bits.insert(TaskIx::new(130));
+        assert!(bits.contains(TaskIx::new(3)) && !bits.contains(TaskIx::new(4)));
+        assert_eq!(bits.next_from(4), Some(TaskIx::new(129)));
+        bits.remove(TaskIx::new(129));
+        assert_eq!(bits.next_from(4), None);
+        let full: IxBits<TaskIx> = IxBits::new(70, true);
+        assert_eq!(full.next_from(69), Some(TaskIx::new(69)));
+        assert_eq!(full.next_from(70), None);
     }
 }

@@ -20,7 +20,8 @@ impl Case {
         }
     }
 
-    /// Marks the consumers of a place (and the OR-joins of its net) for re-evaluation.
+    /// Marks the consumers of a place for re-evaluation, then the OR-joins of its net for a
+    /// look; those whose cone holds the place may now decide otherwise.
     fn touch(&self, workflow: &Workflow, ni: InstIx, place: PlaceIx, dirty: &mut impl Touched) {
         let Some(net) = self.nets.get(ni) else {
             return;
@@ -33,8 +34,27 @@ impl Case {
                 dirty.touched(ni, t);
             }
         }
-        for &t in &def.or_joins {
-            dirty.touched(ni, t);
+        if def.or_joins.is_empty() {
+            return;
+        }
+        dirty.or_joins_changed(ni, def, net, Change::Place(place));
+        dirty.or_joins(ni);
+    }
+
+    /// Reports a change of task `t`'s state (enabled, started, ended...): it may change the
+    /// answer of the OR-joins whose cone holds `t`, and of `t` itself if it is one.
+    fn task_changed(&self, workflow: &Workflow, ni: InstIx, t: TaskIx, dirty: &mut impl Touched) {
+        if !workflow.has_or_joins {
+            return;
+        }
+        let Some(net) = self.nets.get(ni) else {
+            return;
+        };
+        let Some(def) = workflow.nets.get(net.net) else {
+            return;
+        };
+        if !def.or_joins.is_empty() {
+            dirty.or_joins_changed(ni, def, net, Change::Task(t));
         }
     }
 
@@ -50,6 +70,7 @@ impl Case {
     ) -> Option<()> {
         let def = workflow.nets.get(self.nets.get(ni)?.net)?;
         *self.nets.get_mut(ni)?.slots.get_mut(t)? = Slot::Idle;
+        self.task_changed(workflow, ni, t, dirty);
         dirty.touched(ni, t);
         // An unknown condition means a history that does not fit: the caller drops the case.
         for c in produced {
@@ -161,6 +182,7 @@ impl Case {
                     timer: None,
                     held: false,
                 };
+                self.task_changed(workflow, ni, t, dirty);
             }
             EventKind::TaskFailed { task, produced, .. } if !produced.is_empty() => {
                 let (ni, t) = task_of(self, task)?;
@@ -226,6 +248,7 @@ impl Case {
                         timer: None,
                     });
                 }
+                self.task_changed(workflow, ni, t, dirty);
                 dirty.touched(ni, t);
             }
             EventKind::TaskWithdrawn { task }
@@ -235,6 +258,7 @@ impl Case {
                 if let Some(slot) = self.slot_mut(ni, t) {
                     *slot = Slot::Idle;
                 }
+                self.task_changed(workflow, ni, t, dirty);
                 dirty.touched(ni, t);
             }
             EventKind::TaskStarted { task, instances } => {
@@ -278,6 +302,7 @@ impl Case {
                     instances: insts,
                     timer: if keeps_timer { timer } else { None },
                 });
+                self.task_changed(workflow, ni, t, dirty);
                 for &p in &tdef.inputs {
                     self.touch(workflow, ni, p, dirty);
                 }
@@ -351,6 +376,7 @@ impl Case {
                     }
                     _ => return Err(bad("work item offered for an idle task")),
                 }
+                self.task_changed(workflow, ni, t, dirty);
                 self.items.insert(
                     *item,
                     WorkItem {
@@ -435,6 +461,7 @@ impl Case {
                     && *slot_item == Some(*item)
                 {
                     *slot_item = None;
+                    self.task_changed(workflow, ni, t, dirty);
                 }
             }
             EventKind::ConnectorCallStarted {
@@ -497,6 +524,7 @@ impl Case {
                     Some(Slot::Busy(a)) => a.timer = Some(*timer),
                     _ => return Err(bad("timer armed for an idle task")),
                 }
+                self.task_changed(workflow, ni, t, dirty);
                 self.timers.insert(
                     *timer,
                     TimerState {
@@ -524,6 +552,7 @@ impl Case {
                         Some(Slot::Busy(a)) if a.timer == Some(*timer) => a.timer = None,
                         _ => {}
                     }
+                    self.task_changed(workflow, ni, t, dirty);
                 }
             }
             EventKind::DataUpdated { changes } => {

@@ -32,6 +32,9 @@ pub struct ApplyOptions {
     /// outputs of its instances) would make the data larger fails, saying so; data set from
     /// outside ([`crate::Input::UpdateData`]) that would is refused.
     pub max_data_bytes: usize,
+    /// Reconsider every OR-join of a net on every token change, as the engine first did:
+    /// the reference the tests check the agenda against.
+    pub(super) every_or_join: bool,
 }
 
 impl ApplyOptions {
@@ -59,6 +62,14 @@ impl ApplyOptions {
         self.max_data_bytes = max_data_bytes;
         self
     }
+
+    /// Returns these options reconsidering every OR-join of a net on every token change (not
+    /// only those whose cone changed): the same events, at a cost that grows with the net.
+    #[cfg(feature = "test-support")]
+    pub fn reconsidering_every_or_join(mut self) -> ApplyOptions {
+        self.every_or_join = true;
+        self
+    }
 }
 
 impl Default for ApplyOptions {
@@ -67,6 +78,7 @@ impl Default for ApplyOptions {
             max_firings: ApplyOptions::DEFAULT_MAX_FIRINGS,
             max_subnet_depth: ApplyOptions::DEFAULT_MAX_SUBNET_DEPTH,
             max_data_bytes: ApplyOptions::DEFAULT_MAX_DATA_BYTES,
+            every_or_join: false,
         }
     }
 }

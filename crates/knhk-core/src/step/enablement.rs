@@ -6,12 +6,13 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
+use super::agenda::Dirty;
 use super::{Cx, Res, tdef};
 use crate::case::{Case, ROOT, Slot};
 use crate::effect::Effect;
 use crate::event::{CaseStatus, EventKind, TaskRef};
 use crate::ids::{TimerId, WorkItemId};
-use crate::index::{InstIx, IxVec, PlaceIx, TaskIx};
+use crate::index::{Idx, InstIx, PlaceIx, TaskIx};
 use crate::model::{ControlType, TaskBinding, TimerTrigger};
 use crate::orjoin;
 use crate::workflow::OUTPUT;
@@ -20,15 +21,20 @@ impl Case {
     /// Runs everything that follows from the last change until the case waits or ends.
     pub(super) fn settle(&mut self, cx: &mut Cx) -> Res {
         loop {
-            while let Some((ni, t)) = cx.dirty.pop_front() {
-                if self.status() != CaseStatus::Running {
-                    cx.dirty.clear();
+            while let Some(next) = cx.dirty.pop_front() {
+                let go_on = match next {
+                    Dirty::Task(ni, t) => {
+                        let go_on = self.may_go_on(cx)?;
+                        if go_on {
+                            self.reconsider(cx, ni, t)?;
+                        }
+                        go_on
+                    }
+                    Dirty::OrJoins(ni) => self.reconsider_or_joins(cx, ni)?,
+                };
+                if !go_on {
                     return Ok(());
                 }
-                if cx.fired > cx.max_firings {
-                    return self.firing_limit_reached(cx);
-                }
-                self.reconsider(cx, ni, t)?;
             }
             if self.status() != CaseStatus::Running || !self.quiescent_step(cx)? {
                 return Ok(());
@@ -36,7 +42,62 @@ impl Case {
         }
     }
 
-    pub(super) fn enabled(&self, cx: &Cx, ni: InstIx, t: TaskIx) -> bool {
+    /// Checks, before an entry of the agenda, that settling goes on: the case still runs
+    /// and the step has not started too many tasks (then the case fails here).
+    #[inline(always)]
+    fn may_go_on(&mut self, cx: &mut Cx) -> Res<bool> {
+        if self.status() == CaseStatus::Running && cx.fired <= cx.max_firings {
+            return Ok(true);
+        }
+        self.stop_settling(cx)
+    }
+
+    /// Stops settling: the case no longer runs, or the step started too many tasks.
+    #[cold]
+    fn stop_settling(&mut self, cx: &mut Cx) -> Res<bool> {
+        if self.status() != CaseStatus::Running {
+            cx.dirty.clear();
+            return Ok(false);
+        }
+        if cx.fired > cx.max_firings {
+            self.firing_limit_reached(cx)?;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// Reconsiders the changed OR-joins of `ni` in the net's order: the same as reconsidering
+    /// each of them, the others doing nothing (see `agenda`), with the same checks between
+    /// them. Returns whether settling goes on. Kept out of line: `settle`'s loop stays small.
+    #[inline(never)]
+    fn reconsider_or_joins(&mut self, cx: &mut Cx, ni: InstIx) -> Res<bool> {
+        let Some(net) = self.nets().get(ni).map(|n| n.net) else {
+            return Ok(true);
+        };
+        let wf = cx.wf;
+        let def = wf.net(net)?;
+        let n = def.or_joins.len();
+        if !self.may_go_on(cx)? {
+            return Ok(false);
+        }
+        let mut from = 0;
+        while let Some(o) = cx.dirty.next_changed(ni, from, n) {
+            if !self.may_go_on(cx)? {
+                return Ok(false);
+            }
+            cx.dirty.reconsidered(ni, o, n);
+            let t = def.or_cones.cones.at(o)?.task;
+            self.reconsider(cx, ni, t)?;
+            from = o.raw() + 1;
+        }
+        // The OR-joins after the last one reconsidered would each have checked again.
+        if from > 0 && (from as usize) < n {
+            return self.may_go_on(cx);
+        }
+        Ok(true)
+    }
+
+    pub(super) fn enabled(&self, cx: &mut Cx, ni: InstIx, t: TaskIx) -> bool {
         let Some(net) = self.nets().get(ni) else {
             return false;
         };
@@ -55,20 +116,38 @@ impl Case {
             ControlType::And => task.inputs.iter().all(marked),
             ControlType::Xor => task.inputs.iter().any(marked),
             ControlType::Or => {
-                if cx.forced.contains(&(ni, t)) {
-                    return task.inputs.iter().any(marked);
+                let Some(o) = def.or_cones.of_task.get(t).copied().flatten() else {
+                    return false;
+                };
+                // Decided now: a later change in the cone marks it changed again (`agenda`).
+                cx.dirty.reconsidered(ni, o, def.or_joins.len());
+                if !task.inputs.iter().any(marked) {
+                    return false;
                 }
-                let busy: IxVec<TaskIx, bool> = IxVec::from_vec(
-                    net.slots
-                        .iter()
-                        .map(|s| matches!(s, Slot::Busy(_)))
-                        .collect(),
-                );
-                orjoin::may_fire(def, m, &busy, t)
+                if cx.forced.contains(&(ni, t)) {
+                    return true;
+                }
+                let Ok(cone) = def.or_cones.cones.at(o) else {
+                    return false;
+                };
+                let busy = |u: TaskIx| matches!(net.slots.get(u), Some(Slot::Busy(_)));
+                // Still waiting by the last witness: no need to decide again.
+                if cx.dirty.witness(ni, o).is_some_and(|w| w.holds(m, busy)) {
+                    return false;
+                }
+                let Some((sources, scratch)) = cx.dirty.sources(ni, net) else {
+                    return false;
+                };
+                let seeds = (sources.places.as_slice(), sources.tasks.as_slice());
+                let (fires, witness) = orjoin::decide(def, cone, m, busy, seeds, scratch);
+                cx.dirty.keep_witness(ni, o, witness);
+                fires
             }
         }
     }
 
+    // Inlined into `settle`'s loop, its hot caller.
+    #[inline(always)]
     pub(super) fn reconsider(&mut self, cx: &mut Cx, ni: InstIx, t: TaskIx) -> Res {
         if !self.nets().get(ni).is_some_and(|n| n.live) {
             return Ok(());
@@ -240,7 +319,7 @@ impl Case {
                     && !cx.forced.contains(&(ni, t))
             }) {
                 cx.forced.push((ni, t));
-                cx.dirty.push_back((ni, t));
+                cx.dirty.push_task(ni, t);
                 return Ok(true);
             }
             let marked: Vec<_> = net

@@ -4,8 +4,6 @@
 //! Every change is made by emitting an event and folding it at once (`Case::evolve`), so the
 //! events returned are exactly what replay needs.
 
-use std::collections::VecDeque;
-
 use serde_json::{Map, Value};
 
 use crate::case::{Case, Slot, Step, WorkItemKind, WorkItemState};
@@ -27,7 +25,7 @@ struct Cx<'a> {
     forced: Vec<(InstIx, TaskIx)>,
     /// The step's scratch queue: tasks whose enablement may have changed, as `evolve` reports
     /// them, to reconsider.
-    dirty: VecDeque<(InstIx, TaskIx)>,
+    dirty: Agenda,
     /// Tasks started in this step so far, and the most allowed.
     fired: u32,
     max_firings: u32,
@@ -40,6 +38,9 @@ type Res<T = ()> = Result<T, Error>;
 mod bounds;
 
 pub use bounds::ApplyOptions;
+mod agenda;
+
+use agenda::Agenda;
 mod enablement;
 mod firing;
 mod incident;
@@ -77,7 +78,7 @@ impl Case {
                 effects: Vec::new(),
             },
             forced: Vec::new(),
-            dirty: VecDeque::new(),
+            dirty: Agenda::new(options.every_or_join),
             fired: 0,
             max_firings: options.max_firings,
             max_subnet_depth: options.max_subnet_depth,
@@ -145,7 +146,7 @@ impl Case {
         for (ni, net) in self.nets().iter_enumerated() {
             if net.live {
                 for t in net.slots.indices() {
-                    cx.dirty.push_back((ni, t));
+                    cx.dirty.push_task(ni, t);
                 }
             }
         }

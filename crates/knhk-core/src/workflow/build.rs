@@ -489,6 +489,7 @@ pub(super) fn build_net(
         .iter_enumerated()
         .map(|(i, p)| (p.id.addr(), i))
         .collect();
+    let or_cones = OrCones::new(&places, &tasks, &or_joins);
     Ok(NetDef {
         id: net.id.clone(),
         places,
@@ -498,6 +499,7 @@ pub(super) fn build_net(
         task_by_addr,
         place_by_addr,
         or_joins,
+        or_cones,
     })
 }
 

@@ -13,9 +13,11 @@ use crate::model::{
 };
 
 mod build;
+mod cones;
 mod recursion;
 
 use build::{build_net, violation};
+pub(crate) use cones::{OrCone, OrCones};
 
 /// A specification that passed validation, ready to run cases.
 #[derive(Debug)]
@@ -24,6 +26,8 @@ pub struct Workflow {
     pub(crate) nets: IxVec<NetIx, NetDef>,
     /// Findings that do not stop the workflow from running (a split with one flow...).
     notes: Vec<Violation>,
+    /// Whether a net has an OR-join: a workflow without any skips their bookkeeping.
+    pub(crate) has_or_joins: bool,
 }
 
 #[derive(Debug)]
@@ -39,6 +43,8 @@ pub(crate) struct NetDef {
     task_by_addr: HashMap<usize, TaskIx, FxBuild>,
     place_by_addr: HashMap<usize, PlaceIx, FxBuild>,
     pub or_joins: Vec<TaskIx>,
+    /// What the OR-join decision needs of the net, whatever the marking.
+    pub or_cones: OrCones,
 }
 
 impl NetDef {
@@ -199,7 +205,13 @@ impl Workflow {
                 }
             }
         }
-        Ok(Workflow { spec, nets, notes })
+        let has_or_joins = nets.iter().any(|n| !n.or_joins.is_empty());
+        Ok(Workflow {
+            spec,
+            nets,
+            notes,
+            has_or_joins,
+        })
     }
 
     /// Returns the definition of net `n`.

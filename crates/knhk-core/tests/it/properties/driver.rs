@@ -66,7 +66,23 @@ impl<'w> Driver<'w> {
         let before = self.case().clone();
         let from = self.events().len();
         let at = Timestamp(self.driver.now().0 + dt);
-        match self.driver.apply_at(at, input.clone()) {
+        // The same step reconsidering every OR-join on every token change, as the engine
+        // first did: the agenda must decide exactly as it.
+        let mut twin = self.driver.clone();
+        twin.set_options(ApplyOptions::default().reconsidering_every_or_join());
+        let twin = twin.apply_at(at, input.clone());
+        let taken = self.driver.apply_at(at, input.clone());
+        match (&taken, &twin) {
+            (Ok(step), Ok(twin)) => prop_assert_eq!(step, twin, "the reference decided otherwise"),
+            (Err(_), Err(_)) => {}
+            _ => prop_assert!(
+                false,
+                "the reference took or refused otherwise: {:?} / {:?}",
+                taken,
+                twin
+            ),
+        }
+        match taken {
             Err(e) => {
                 prop_assert_eq!(self.case(), &before, "refused {:?} changed the case", input);
                 if ended(&before) {

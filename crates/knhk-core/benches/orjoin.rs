@@ -1,0 +1,259 @@
+//! Benchmarks the OR-join decision: one case of empty tasks run to completion in one
+//! `apply`, on generated nets, each next to the same net with AND-joins (whose enablement is
+//! local) as the reference.
+//!
+//! - `fan`: an OR split into 128 chains of 100 tasks and one OR-join over them;
+//! - `skewed`: an OR block of one short branch and a chain of K tasks, the tasks listed
+//!   against the flow (join first) and with the flow (split first);
+//! - `series`: 300 OR blocks of two one-task branches, one after the other;
+//! - `tree`: OR blocks nested as a binary tree of depth 9 (1,534 tasks).
+//!
+//! `cargo bench -p knhk-core --bench orjoin` prints, per net, the time per case (median of
+//! the runs made in about a second, at least one) and per task completion, and the time of
+//! `Workflow::new`. `KNHK_BENCH_BIG=1` adds the skewed block with K = 3,000 and 10,000. An
+//! argument (`-- --bench series`) runs only the nets whose label holds it, and
+//! `KNHK_BENCH_RUNS=N` times exactly N cases of each: for
+//! `valgrind --tool=callgrind --toggle-collect=orjoin::run_case`, which counts the
+//! instructions of the cases alone. Under `cargo test` each shape runs once at a small size,
+//! as a smoke test.
+
+use std::error::Error;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use knhk_core::model::{Condition, ControlType, Flow, Net, Task};
+use knhk_core::{
+    Case, CaseId, CaseStatus, EventKind, IdSource, Input, NetId, SequentialIds, Specification,
+    Timestamp, Workflow,
+};
+use serde_json::Map;
+
+type BenchResult<T = ()> = Result<T, Box<dyn Error>>;
+
+const NOW: Timestamp = Timestamp(1_700_000_000_000);
+
+use ControlType::{And, Or, Xor};
+
+fn flow(to: &str) -> Flow {
+    Flow {
+        to: to.into(),
+        predicate: None,
+        ordering: None,
+        is_default: false,
+        on_failure: false,
+    }
+}
+
+fn task(id: &str, join: ControlType, split: ControlType, to: &[&str]) -> Task {
+    let mut task = Task::empty(id);
+    task.join = join;
+    task.split = split;
+    task.flows = to.iter().map(|t| flow(t)).collect();
+    task
+}
+
+fn specification(id: &str, first: &str, tasks: Vec<Task>) -> Specification {
+    let condition = |id: &str, flows| Condition {
+        id: id.into(),
+        name: None,
+        flows,
+    };
+    Specification {
+        id: id.to_owned(),
+        name: None,
+        version: None,
+        documentation: None,
+        root_net: NetId::new("net"),
+        nets: vec![Net {
+            id: NetId::new("net"),
+            name: None,
+            input_condition: condition("start", vec![flow(first)]),
+            output_condition: condition("end", Vec::new()),
+            conditions: Vec::new(),
+            tasks,
+        }],
+        initial_data: Default::default(),
+    }
+}
+
+/// A chain `prefix1 -> ... -> prefixN -> next` of empty tasks; returns its first task.
+fn chain(tasks: &mut Vec<Task>, prefix: &str, n: usize, next: &str) -> String {
+    for i in 1..=n {
+        let to = if i == n {
+            next.to_owned()
+        } else {
+            format!("{prefix}{}", i + 1)
+        };
+        tasks.push(task(&format!("{prefix}{i}"), Xor, Xor, &[&to]));
+    }
+    format!("{prefix}1")
+}
+
+/// An OR (or AND) split into `branches` chains of `len` tasks and one join over them.
+fn fan(join: ControlType, branches: usize, len: usize) -> Specification {
+    let mut tasks = Vec::new();
+    let firsts: Vec<String> = (0..branches)
+        .map(|b| chain(&mut tasks, &format!("c{b}_"), len, "join"))
+        .collect();
+    let firsts: Vec<&str> = firsts.iter().map(String::as_str).collect();
+    tasks.insert(0, task("split", Xor, split_of(join), &firsts));
+    tasks.push(task("join", join, Xor, &["end"]));
+    specification("fan", "split", tasks)
+}
+
+fn split_of(join: ControlType) -> ControlType {
+    if join == And { And } else { Or }
+}
+
+/// One block: a short branch of one task and a chain of `k` tasks, listed split first
+/// (with the flow) or join first (against it).
+fn skewed(join: ControlType, k: usize, with_flow: bool) -> Specification {
+    let mut tasks = vec![task("split", Xor, split_of(join), &["short", "c1"])];
+    tasks.push(task("short", Xor, Xor, &["join"]));
+    chain(&mut tasks, "c", k, "join");
+    tasks.push(task("join", join, Xor, &["end"]));
+    if !with_flow {
+        tasks.reverse();
+    }
+    specification("skewed", "split", tasks)
+}
+
+/// `n` blocks in series, each a split into two one-task branches and a join.
+fn series(join: ControlType, n: usize) -> Specification {
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let next = if i + 1 == n {
+            "end".to_owned()
+        } else {
+            format!("s{}", i + 1)
+        };
+        let (a, b, j) = (format!("a{i}"), format!("b{i}"), format!("j{i}"));
+        tasks.push(task(&format!("s{i}"), Xor, split_of(join), &[&a, &b]));
+        tasks.push(task(&a, Xor, Xor, &[&j]));
+        tasks.push(task(&b, Xor, Xor, &[&j]));
+        tasks.push(task(&j, join, Xor, &[&next]));
+    }
+    specification("series", "s0", tasks)
+}
+
+/// A block nested `depth` levels deep: each level splits into two blocks one level less
+/// deep and joins them; level 0 is one task. Returns the block's first task.
+fn nest(tasks: &mut Vec<Task>, join: ControlType, depth: u32, at: &str, next: &str) -> String {
+    if depth == 0 {
+        tasks.push(task(&format!("t{at}"), Xor, Xor, &[next]));
+        return format!("t{at}");
+    }
+    let (split, joint) = (format!("s{at}"), format!("j{at}"));
+    let left = nest(tasks, join, depth - 1, &format!("{at}l"), &joint);
+    let right = nest(tasks, join, depth - 1, &format!("{at}r"), &joint);
+    tasks.push(task(&split, Xor, split_of(join), &[&left, &right]));
+    tasks.push(task(&joint, join, Xor, &[next]));
+    split
+}
+
+fn tree(join: ControlType, depth: u32) -> Specification {
+    let mut tasks = Vec::new();
+    let first = nest(&mut tasks, join, depth, "", "end");
+    specification("tree", &first, tasks)
+}
+
+/// Runs one case to completion and returns its task completions. Never inlined, so that
+/// `valgrind --tool=callgrind --toggle-collect=orjoin::run_case` counts its instructions alone.
+#[inline(never)]
+fn run_case(wf: &Workflow, ids: &mut SequentialIds) -> BenchResult<usize> {
+    let (mut case, _) = Case::create(wf, CaseId(ids.next_id()), NOW, Map::new());
+    let step = case.apply(wf, NOW, Input::Start, ids)?;
+    if case.status() != CaseStatus::Completed {
+        return Err(format!("{}: the case ended {}", wf.id(), case.status()).into());
+    }
+    Ok(step
+        .events
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::TaskCompleted { .. }))
+        .count())
+}
+
+fn median(mut xs: Vec<Duration>) -> Duration {
+    xs.sort_unstable();
+    xs.get(xs.len() / 2).copied().unwrap_or_default()
+}
+
+/// Times `spec`: `Workflow::new`, then cases until `budget` is spent (at least one). Nets
+/// whose label does not hold `only` (the first argument that is not a flag) are skipped.
+fn measure(label: &str, spec: Specification, budget: Duration) -> BenchResult {
+    let only = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    if only.is_some_and(|only| !label.contains(&only)) {
+        return Ok(());
+    }
+    let started = Instant::now();
+    let wf = Workflow::new(spec)?;
+    let build = started.elapsed();
+    let mut ids = SequentialIds::default();
+    let mut times = Vec::new();
+    let mut tasks = 0;
+    let runs: Option<usize> = std::env::var("KNHK_BENCH_RUNS")
+        .ok()
+        .and_then(|n| n.parse().ok());
+    let all = Instant::now();
+    while match runs {
+        Some(n) => times.len() < n.max(1),
+        None => times.is_empty() || all.elapsed() < budget,
+    } {
+        let started = Instant::now();
+        tasks = black_box(run_case(&wf, &mut ids)?);
+        times.push(started.elapsed());
+    }
+    let per_case = median(times.clone());
+    println!(
+        "  {label:<28} {tasks:>6} tasks  {:>12.3?}/case  {:>10.2?}/task  (new {:>9.2?}, {} runs)",
+        per_case,
+        per_case / tasks.max(1) as u32,
+        build,
+        times.len()
+    );
+    Ok(())
+}
+
+fn main() -> BenchResult {
+    let args: Vec<String> = std::env::args().collect();
+    let has = |flag: &str| args.iter().any(|a| a == flag);
+    if has("--list") {
+        return Ok(());
+    }
+    let benchmarking = has("--bench") && !has("--test");
+    let big = std::env::var("KNHK_BENCH_BIG").is_ok_and(|v| !v.is_empty() && v != "0");
+    // Under `cargo test`, every shape once at a small size.
+    let (chains, len, ks, blocks, depth, budget) = if benchmarking {
+        let ks: &[usize] = if big {
+            &[100, 1000, 3000, 10_000]
+        } else {
+            &[100, 1000]
+        };
+        (128, 100, ks, 300, 9, Duration::from_secs(1))
+    } else {
+        (4, 5, &[10][..], 5, 3, Duration::ZERO)
+    };
+    println!("knhk-core OR-join benchmark: one case of empty tasks, start to completion");
+    for join in [Or, And] {
+        let j = if join == Or { "or" } else { "and" };
+        measure(
+            &format!("fan_{j}_{chains}x{len}"),
+            fan(join, chains, len),
+            budget,
+        )?;
+        for &k in ks {
+            for with_flow in [false, true] {
+                let order = if with_flow { "with" } else { "against" };
+                let label = format!("skewed_{j}_k{k}_{order}");
+                measure(&label, skewed(join, k, with_flow), budget)?;
+            }
+        }
+        measure(
+            &format!("series_{j}_{blocks}"),
+            series(join, blocks),
+            budget,
+        )?;
+        measure(&format!("tree_{j}_depth{depth}"), tree(join, depth), budget)?;
+    }
+    Ok(())
+}
