@@ -38,6 +38,9 @@ impl Case {
         t: TaskIx,
         trigger: Option<Value>,
     ) -> Res {
+        // An OR-join the fallback let fire fires once; its next firing is by the rule again
+        // (it may still hold tokens, and a branch may still be on its way to its other inputs).
+        cx.forced.retain(|&f| f != (ni, t));
         let def = tdef(cx.wf, self, ni, t)?;
         let instances = match &def.mi {
             // A single-instance task records no item: its one instance is implied.

@@ -21,7 +21,8 @@ struct Cx<'a> {
     now: Timestamp,
     ids: &'a mut dyn IdSource,
     step: Step,
-    /// OR-joins allowed to fire although the analysis says wait: nothing else can move.
+    /// OR-joins allowed to fire although the analysis says wait: nothing else can move. Each
+    /// is allowed once: starting it spends its entry.
     forced: Vec<(InstIx, TaskIx)>,
     /// The step's scratch queue: tasks whose enablement may have changed, as `evolve` reports
     /// them, to reconsider.

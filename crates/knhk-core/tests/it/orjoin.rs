@@ -158,3 +158,41 @@ fn or_joins_waiting_on_each_other_do_not_hang() {
     assert!(done.contains(&"o1".into()) && done.contains(&"o2".into()));
     run.check_replay();
 }
+
+/// Two OR-joins waiting on each other, the first with two tokens on one input: `go` (AND)
+/// puts two tokens in p1 (through a and b) and one in q1 (through c). j1 (p1, p2) leads to the
+/// human task x, which may lead to q2; j2 (q1, q2) leads to p2 through y. Each join may receive a
+/// token from the other, so neither may fire by the rule, and the fallback lets j1 fire once.
+/// After that the rule applies again: with its second token on p1, j1 must wait while x, still
+/// offered, can send a token round to p2. (It used to fire a second time in the same step.)
+#[test]
+fn the_fallback_fires_an_or_join_once_then_the_rule_applies_again() {
+    let wf = workflow(vec![net(
+        "n",
+        vec![flow("go")],
+        vec![
+            cond("p1", vec![flow("j1")]),
+            cond("p2", vec![flow("j1")]),
+            cond("q1", vec![flow("j2")]),
+            cond("q2", vec![flow("j2")]),
+        ],
+        vec![
+            task("go", Xor, And, vec![flow("a"), flow("b"), flow("c")]),
+            task("a", Xor, Xor, vec![flow("p1")]),
+            task("b", Xor, Xor, vec![flow("p1")]),
+            task("c", Xor, Xor, vec![flow("q1")]),
+            task("j1", Or, Xor, vec![flow("x")]),
+            human(
+                task("x", Xor, Xor, vec![when("q2", "back"), default_flow("end")]),
+                "r",
+            ),
+            task("j2", Or, Xor, vec![flow("y")]),
+            task("y", Xor, Xor, vec![flow("p2")]),
+        ],
+    )]);
+    let run = Run::start(&wf, json!({"back": true}));
+    let j1 = run.completed().iter().filter(|t| *t == "j1").count();
+    assert_eq!(j1, 1, "the fallback fires j1 once: {:?}", run.completed());
+    assert_eq!(run.items("x").len(), 1, "one work item of x");
+    run.check_replay();
+}
