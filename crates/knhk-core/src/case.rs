@@ -34,13 +34,21 @@ pub struct Case {
     timers: SortedMap<TimerId, TimerState>,
     /// Users who completed a four-eyes work item of this case.
     four_eyes: Vec<String>,
+    /// What failures left: `None` for a case that never failed, boxed so that the many cases
+    /// that never fail stay small in memory.
+    failures: Option<Box<Failures>>,
+}
+
+/// What a case keeps of its failures.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct Failures {
     /// Tasks that failed with no failure flow and wait for an operator's retry, in the order
     /// they failed. Not empty only while the case is failed.
-    incidents: Vec<Incident>,
+    pub(crate) incidents: Vec<Incident>,
     /// The last attempt number of each task retried so far.
-    attempts: Vec<(TaskRef, u32)>,
+    pub(crate) attempts: Vec<(TaskRef, u32)>,
     /// Why the case failed, while it is failed.
-    failure: Option<String>,
+    pub(crate) failure: Option<String>,
 }
 
 /// A task that failed with no failure flow to take, leaving its case failed until an
@@ -301,9 +309,7 @@ impl Case {
             items: SortedMap::default(),
             timers: SortedMap::default(),
             four_eyes: Vec::new(),
-            incidents: Vec::new(),
-            attempts: Vec::new(),
-            failure: None,
+            failures: None,
         }
     }
 
@@ -356,12 +362,17 @@ impl Case {
     /// Returns the open incidents: tasks that failed with no failure flow, which an operator
     /// may retry. Empty unless the case is failed.
     pub fn incidents(&self) -> &[Incident] {
-        &self.incidents
+        self.failures.as_deref().map_or(&[], |f| &f.incidents)
     }
 
     /// Returns why the case failed, while it is failed.
     pub fn failure(&self) -> Option<&str> {
-        self.failure.as_deref()
+        self.failures.as_deref().and_then(|f| f.failure.as_deref())
+    }
+
+    /// Returns what failures left, made on first use.
+    pub(crate) fn failures_mut(&mut self) -> &mut Failures {
+        self.failures.get_or_insert_with(Box::default)
     }
 
     /// Returns the live work items (human work items and connector calls in flight).

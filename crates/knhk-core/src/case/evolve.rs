@@ -114,19 +114,23 @@ impl Case {
                 }
                 if *from == CaseStatus::Failed
                     && *to == CaseStatus::Running
-                    && !self.incidents.is_empty()
+                    && !self.incidents().is_empty()
                 {
                     return Err(bad("a failed case ran again with an incident open"));
                 }
                 self.status = *to;
                 // A case that ends otherwise than failed drops what a failure left; its
                 // remaining work went with it.
-                self.failure = match to {
-                    CaseStatus::Failed => reason.clone(),
-                    _ => None,
-                };
-                if matches!(to, CaseStatus::Completed | CaseStatus::Cancelled) {
-                    self.incidents.clear();
+                match to {
+                    CaseStatus::Failed => self.failures_mut().failure = reason.clone(),
+                    _ => {
+                        if let Some(f) = self.failures.as_deref_mut() {
+                            f.failure = None;
+                            if matches!(to, CaseStatus::Completed | CaseStatus::Cancelled) {
+                                f.incidents.clear();
+                            }
+                        }
+                    }
                 }
                 if *from == CaseStatus::Created && *to == CaseStatus::Running {
                     if let Some(m) = self
@@ -196,15 +200,16 @@ impl Case {
                 instances,
             } => {
                 task_of(self, task)?;
-                if self.incidents.iter().any(|i| &i.task == task) {
+                let failures = self.failures_mut();
+                if failures.incidents.iter().any(|i| &i.task == task) {
                     return Err(bad("a second incident for the same task"));
                 }
-                let attempt = self
+                let attempt = failures
                     .attempts
                     .iter()
                     .find(|(t, _)| t == task)
                     .map_or(1, |&(_, a)| a);
-                self.incidents.push(Incident {
+                failures.incidents.push(Incident {
                     task: task.clone(),
                     reason: reason.clone(),
                     since: event.time,
@@ -215,15 +220,16 @@ impl Case {
             }
             EventKind::TaskRetried { task, attempt } => {
                 let (ni, t) = task_of(self, task)?;
-                let at = self
+                let failures = self.failures_mut();
+                let at = failures
                     .incidents
                     .iter()
                     .position(|i| &i.task == task)
                     .ok_or_else(|| bad("a task retried with no incident open"))?;
-                let incident = self.incidents.remove(at);
-                match self.attempts.iter_mut().find(|(t, _)| t == task) {
+                let incident = failures.incidents.remove(at);
+                match failures.attempts.iter_mut().find(|(t, _)| t == task) {
                     Some(entry) => entry.1 = *attempt,
-                    None => self.attempts.push((task.clone(), *attempt)),
+                    None => failures.attempts.push((task.clone(), *attempt)),
                 }
                 if incident.started {
                     let many = self.net_def(workflow, ni)?.task_def(t)?.mi.is_some();

@@ -88,8 +88,8 @@ impl Case {
                 out.push(Wait::Resume);
                 false
             }
-            CaseStatus::Failed if !self.incidents.is_empty() => {
-                for i in &self.incidents {
+            CaseStatus::Failed if !self.incidents().is_empty() => {
+                for i in self.incidents() {
                     out.push(Wait::Retry {
                         task: i.task.clone(),
                         reason: i.reason.clone(),
