@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Subcommand, ValueEnum};
-use knhk_core::{CaseStatus, TaskRef};
+use knhk_core::{CaseId, CaseStatus, TaskRef};
 use knhk_workflow_engine::CaseQuery;
 use serde_json::{Value, json};
 
 use crate::outcome;
 use crate::progress::{Progress, Sink};
-use crate::report::{self, rfc3339};
+use crate::report::{self, HistoryTable, rfc3339};
 use crate::run::{drive, start_case};
 use crate::session::{IdArg, Session, json_object};
 
@@ -53,9 +53,16 @@ pub(crate) enum CaseCommand {
     History {
         /// The case id.
         case: IdArg,
-        /// Prints the case as one JSON document, with its history.
+        /// Prints the case as one JSON document, with its history (with `--after` or
+        /// `--limit`: `case_id`, the page as `history`, and `next_after`, null on the last page).
         #[arg(long)]
         json: bool,
+        /// Shows only the events after this sequence number (a page; see `--limit`).
+        #[arg(long, value_name = "SEQ")]
+        after: Option<u64>,
+        /// Shows at most this many events (a page, read without the rest of the history).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        limit: Option<u64>,
     },
     /// Cancels a case (a running one, or one failed by a task: giving up on it): its work
     /// items are withdrawn.
@@ -255,8 +262,16 @@ pub(crate) async fn run(session: &Session, command: CaseCommand) -> anyhow::Resu
             let case = session.case_id(&case).await?;
             outcome::print(session, case, json).await
         }
-        CaseCommand::History { case, json } => {
+        CaseCommand::History {
+            case,
+            json,
+            after,
+            limit,
+        } => {
             let case = session.case_id(&case).await?;
+            if after.is_some() || limit.is_some() {
+                return history_page(session, case, after.unwrap_or(0), limit, json).await;
+            }
             if json {
                 return outcome::print(session, case, true).await;
             }
@@ -471,6 +486,58 @@ fn list_broken(
             .map(|q| vec![q.id.to_string(), rfc3339(q.at), q.reason.clone()])
             .collect();
         out!("{}", report::table(&["id", "quarantined", "why"], &rows));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The events in a page of history when `--after` is given without `--limit`.
+const DEFAULT_PAGE: u64 = 1000;
+
+/// Prints one page of a case's history: at most `limit` events after `after`, as a table or
+/// one JSON document, and how to ask for the next page.
+async fn history_page(
+    session: &Session,
+    case: CaseId,
+    after: u64,
+    limit: Option<u64>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let engine = &session.engine;
+    let limit = limit.unwrap_or(DEFAULT_PAGE);
+    let page = engine
+        .history_page(case, after, usize::try_from(limit).unwrap_or(usize::MAX))
+        .await?;
+    let full = u64::try_from(page.len()).is_ok_and(|n| n == limit);
+    let next = page.last().map(|e| e.seq).filter(|_| full);
+    if json {
+        let doc = serde_json::json!({
+            "case_id": case.to_string(),
+            "history": report::history_json(&page),
+            "next_after": next,
+        });
+        outln!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let record = engine.case(case).await?;
+    let definition = session.definition(record.workflow).await;
+    let mut table = HistoryTable::new(
+        definition.as_deref().map(|d| d.specification()),
+        session.zone(),
+    );
+    if page.is_empty() {
+        outln!("no events after {after}");
+    } else {
+        outln!("{}", table.header());
+        for e in &page {
+            outln!("{}", table.row(e));
+        }
+    }
+    if let Some(next) = next {
+        outln!();
+        outln!(
+            "more with: {} case history {case} --after {next} --limit {limit}",
+            session.command()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -176,6 +176,26 @@ impl Store for MemoryStore {
             .unwrap_or_default())
     }
 
+    async fn events_page(
+        &self,
+        case: CaseId,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<Event>, Error> {
+        Ok(self
+            .lock()
+            .events
+            .get(&case)
+            .map(|all| {
+                all.iter()
+                    .filter(|e| e.seq > after_seq)
+                    .take(limit)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
     async fn work_items(&self, f: &WorkItemFilter) -> Result<Vec<WorkItemRecord>, Error> {
         let mut found: Vec<_> = self
             .lock()

@@ -39,6 +39,14 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn integrity(&self, thorough: bool) -> Result<Vec<String>, Error>;
     /// Returns the events of a case with `seq > after_seq`, in ascending order.
     async fn events(&self, case: CaseId, after_seq: u64) -> Result<Vec<Event>, Error>;
+    /// Returns at most `limit` events of a case with `seq > after_seq`, in ascending order: a
+    /// page of a history, read without reading the rest of it.
+    async fn events_page(
+        &self,
+        case: CaseId,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<Event>, Error>;
     /// Returns the work items that match, ordered by offer time, then id.
     async fn work_items(&self, f: &WorkItemFilter) -> Result<Vec<WorkItemRecord>, Error>;
     /// Returns the work item with this id, if stored.

@@ -339,3 +339,59 @@ fn history_times_show_the_date_and_the_zone_local_or_utc() {
         "RFC 3339: {first}"
     );
 }
+
+#[test]
+fn a_history_is_read_page_by_page_after_a_sequence_number() {
+    let data = DataDir::new();
+    let case = data.start_loan();
+    let case = text(&case, "case_id").to_owned();
+    let whole = data.json(&["case", "history", &case, "--json"]);
+    let all: Vec<u64> = whole["history"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| e["seq"].as_u64().expect("seq"))
+        .collect();
+    assert!(all.len() > 8, "{all:?}");
+    // Walk the history five events at a time, as a script would.
+    let mut seen = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = data.json(&[
+            "case",
+            "history",
+            &case,
+            "--after",
+            &after.to_string(),
+            "--limit",
+            "5",
+            "--json",
+        ]);
+        let events = page["history"].as_array().expect("a page");
+        assert!(events.len() <= 5, "{page:#}");
+        seen.extend(events.iter().map(|e| e["seq"].as_u64().expect("seq")));
+        match page["next_after"].as_u64() {
+            Some(next) => {
+                assert_eq!(Some(next), seen.last().copied());
+                after = next;
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen, all, "the pages make the whole history, once each");
+    // The table says how to go on.
+    let first = data.ok(&["case", "history", &case, "--limit", "3"]);
+    let rows = first
+        .lines()
+        .filter(|l| {
+            l.split_whitespace()
+                .next()
+                .is_some_and(|c| c.parse::<u64>().is_ok())
+        })
+        .count();
+    assert_eq!(rows, 3, "{first}");
+    assert!(
+        first.contains(&format!("case history {case} --after 3 --limit 3")),
+        "{first}"
+    );
+}

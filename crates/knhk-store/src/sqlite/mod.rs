@@ -392,6 +392,16 @@ impl Store for SqliteStore {
         self.read(move |c| rows::events(c, case, after_seq)).await
     }
 
+    async fn events_page(
+        &self,
+        case: CaseId,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<Event>, Error> {
+        self.read(move |c| rows::events_page(c, case, after_seq, limit))
+            .await
+    }
+
     async fn work_items(&self, f: &WorkItemFilter) -> Result<Vec<WorkItemRecord>, Error> {
         let f = f.clone();
         self.read(move |c| rows::work_items(c, &f)).await

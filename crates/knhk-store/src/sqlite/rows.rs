@@ -240,6 +240,25 @@ pub(super) fn events(conn: &Connection, case: CaseId, after_seq: u64) -> Result<
     )
 }
 
+/// Returns at most `limit` events of a case after `after_seq`, by the primary key's order.
+pub(super) fn events_page(
+    conn: &Connection,
+    case: CaseId,
+    after_seq: u64,
+    limit: usize,
+) -> Result<Vec<Event>, Error> {
+    let (Ok(after), Ok(limit)) = (i64::try_from(after_seq), i64::try_from(limit)) else {
+        return Ok(Vec::new());
+    };
+    query_all(
+        conn,
+        "SELECT seq, time, payload FROM events WHERE case_id = ?1 AND seq > ?2 ORDER BY seq \
+         LIMIT ?3",
+        params![case.to_string(), after, limit],
+        event_row,
+    )
+}
+
 pub(super) fn work_items(
     conn: &Connection,
     f: &WorkItemFilter,

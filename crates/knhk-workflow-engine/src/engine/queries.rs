@@ -98,6 +98,22 @@ impl WorkflowEngine {
         Ok(self.inner.store.events(id, after_seq).await?)
     }
 
+    /// Returns a page of a case's history: at most `limit` events with a sequence number above
+    /// `after_seq`, in order, read without the rest of the history (so that memory does not
+    /// grow with a long one).
+    pub async fn history_page(
+        &self,
+        id: CaseId,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<Event>, Error> {
+        self.refuse_quarantined(id).await?;
+        if self.inner.store.case(id).await?.is_none() {
+            return Err(Error::UnknownCase(id));
+        }
+        Ok(self.inner.store.events_page(id, after_seq, limit).await?)
+    }
+
     /// Returns the live work items matching a query, oldest first; those of quarantined cases
     /// are left out (nothing can be done with them).
     pub async fn work_items(&self, query: &WorkItemQuery) -> Result<Vec<WorkItemView>, Error> {

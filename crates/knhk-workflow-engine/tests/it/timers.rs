@@ -144,6 +144,14 @@ impl knhk_store::Store for FlakyStore {
     ) -> Result<Vec<knhk_core::Event>, knhk_store::Error> {
         self.inner.events(case, after_seq).await
     }
+    async fn events_page(
+        &self,
+        case: knhk_core::CaseId,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<knhk_core::Event>, knhk_store::Error> {
+        self.inner.events_page(case, after_seq, limit).await
+    }
     async fn case_ids(
         &self,
         status: &[knhk_core::CaseStatus],

@@ -98,6 +98,22 @@ pub async fn first_commit_round_trips_every_event_kind(s: Arc<dyn Store>) {
     );
     assert_eq!(s.events(stored.id, stored.version).await.unwrap(), vec![]);
     assert_eq!(s.events(case_id(2), 0).await.unwrap(), vec![]);
+    // Pages: at most `limit` events after a sequence number, in order.
+    assert_eq!(
+        s.events_page(stored.id, 0, 3).await.unwrap(),
+        events[..3].to_vec()
+    );
+    assert_eq!(
+        s.events_page(stored.id, 3, 4).await.unwrap(),
+        events[3..7].to_vec()
+    );
+    assert_eq!(
+        s.events_page(stored.id, 10, 1_000).await.unwrap(),
+        events[10..].to_vec()
+    );
+    assert_eq!(s.events_page(stored.id, 0, 0).await.unwrap(), vec![]);
+    assert_eq!(s.events_page(stored.id, u64::MAX, 5).await.unwrap(), vec![]);
+    assert_eq!(s.events_page(case_id(2), 0, 5).await.unwrap(), vec![]);
 
     let next = next_step(
         &stored,
