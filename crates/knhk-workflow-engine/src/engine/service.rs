@@ -164,7 +164,15 @@ impl WorkflowEngine {
                     _ => true,
                 })
                 .collect();
-            *guard = Some(live);
+            // Only a case with calls in flight stays in memory: their results come soon. One
+            // that waits for people, events or timers is loaded again when its input comes, so
+            // that a worker's memory does not grow with the cases that merely wait.
+            if effects
+                .iter()
+                .any(|e| matches!(e, Effect::CallConnector { .. }))
+            {
+                *guard = Some(live);
+            }
             self.perform(id, effects);
             drop(guard);
             n += 1;

@@ -224,3 +224,42 @@ async fn a_running_case_stays_in_memory_and_unknown_or_ended_ones_do_not() {
     assert_eq!(cancelled.status, CaseStatus::Cancelled);
     assert_eq!(engine.cached_cases(), 0, "an ended case is dropped");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_leaves_cases_that_wait_for_people_in_the_store_not_in_memory() {
+    let store: std::sync::Arc<dyn knhk_store::Store> =
+        std::sync::Arc::new(knhk_store::MemoryStore::default());
+    let first = crate::support::engine_on(std::sync::Arc::clone(&store));
+    let wf = first
+        .register_workflow(
+            "approve.ttl",
+            knhk_workflow_engine::SourceFormat::Turtle,
+            &turtle(
+                "Approve",
+                &[("approve", "knhk:role \"clerk\" ;", &["end"] as &[&str])],
+            ),
+        )
+        .await
+        .unwrap()
+        .workflow;
+    let mut cases = Vec::new();
+    for _ in 0..5 {
+        cases.push(first.create_case(wf.id, json!({}), true).await.unwrap().id);
+    }
+    first.shutdown().await;
+    drop(first);
+
+    let second = crate::support::engine_on(store);
+    let started = second.start().await.unwrap();
+    assert_eq!(started.recovered_cases, 5);
+    assert_eq!(
+        second.cached_cases(),
+        0,
+        "waiting cases are loaded when an input comes, not at start"
+    );
+    // An input loads its case from the store as any other.
+    let suspended = second.suspend(cases[0]).await.unwrap();
+    assert_eq!(suspended.status, CaseStatus::Suspended);
+    assert_eq!(second.cached_cases(), 1);
+    second.shutdown().await;
+}
