@@ -208,6 +208,7 @@ impl Scenario {
             timer_poll: EngineConfig::DEFAULT_TIMER_POLL,
             max_input_bytes: EngineConfig::DEFAULT_MAX_INPUT_BYTES,
             definition_limits: Default::default(),
+            case_cache: EngineConfig::DEFAULT_CASE_CACHE,
         });
         let measured = self.measure_on(&engine, &store, addr).await;
         engine.shutdown().await;

@@ -145,6 +145,7 @@ async fn open(data_dir: &Path, max_pages: Option<u64>) -> anyhow::Result<Workflo
         timer_poll: EngineConfig::DEFAULT_TIMER_POLL,
         max_input_bytes: EngineConfig::DEFAULT_MAX_INPUT_BYTES,
         definition_limits: Default::default(),
+        case_cache: EngineConfig::DEFAULT_CASE_CACHE,
     }))
 }
 

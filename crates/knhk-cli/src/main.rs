@@ -121,6 +121,17 @@ struct Cli {
         value_name = "BYTES"
     )]
     max_data_bytes: usize,
+    /// The most cases `knhk worker` keeps in memory between their steps (about 1 KiB each for
+    /// a small case); past it the one cached first is dropped and read from the store again at
+    /// its next step.
+    #[arg(
+        long,
+        global = true,
+        env = "KNHK_CASE_CACHE",
+        default_value_t = knhk_workflow_engine::EngineConfig::DEFAULT_CASE_CACHE,
+        value_name = "CASES"
+    )]
+    case_cache: usize,
     /// How often `knhk worker` reads the stored timers again, in milliseconds, so that it fires
     /// timers that other processes arm while it runs.
     #[arg(
@@ -243,6 +254,7 @@ fn main() -> ExitCode {
         timer_poll: std::time::Duration::from_millis(cli.timer_poll_ms),
         definition_limits,
         max_input_bytes: cli.max_data_bytes,
+        case_cache: cli.case_cache,
         zone: zone(cli.utc),
         max_pages: cli.store_max_pages,
     };

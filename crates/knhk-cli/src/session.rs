@@ -37,6 +37,8 @@ pub(crate) struct Settings {
     pub(crate) definition_limits: knhk_spec::Limits,
     /// The most bytes of JSON in one input; the case data's own bound is in `step`.
     pub(crate) max_input_bytes: usize,
+    /// The most cases kept in memory between their steps.
+    pub(crate) case_cache: usize,
 }
 
 /// The engine on the embedded store of one data directory.
@@ -72,6 +74,7 @@ impl Session {
             timer_poll: settings.timer_poll,
             max_input_bytes: settings.max_input_bytes,
             definition_limits: settings.definition_limits,
+            case_cache: settings.case_cache,
         });
         Ok(Session {
             engine,

@@ -49,6 +49,10 @@ pub struct EngineConfig {
     pub max_input_bytes: usize,
     /// How large a definition registered here may be (its text, its tasks).
     pub definition_limits: knhk_spec::Limits,
+    /// The most cases kept in memory between their steps; past it the one that entered the
+    /// cache first is dropped and loaded from the store at its next step. About 1 KiB each for a small
+    /// waiting case (the apply benchmark's W3). [`EngineConfig::DEFAULT_CASE_CACHE`] by default.
+    pub case_cache: usize,
 }
 
 impl EngineConfig {
@@ -58,6 +62,8 @@ impl EngineConfig {
     pub const DEFAULT_TIMER_POLL: std::time::Duration = std::time::Duration::from_secs(1);
     /// The largest JSON input when none is configured: 1 MiB.
     pub const DEFAULT_MAX_INPUT_BYTES: usize = 1024 * 1024;
+    /// The most cases kept in memory between steps when none is configured.
+    pub const DEFAULT_CASE_CACHE: usize = 10_000;
 }
 
 /// A cheap, cloneable handle on the engine.
@@ -172,7 +178,7 @@ impl WorkflowEngine {
                 max_input_bytes: config.max_input_bytes,
                 definition_limits: config.definition_limits,
                 catalog: catalog::Catalog::default(),
-                cases: locks::CaseLocks::default(),
+                cases: locks::CaseLocks::new(config.case_cache),
                 calls: Mutex::new(HashMap::new()),
                 pending: Mutex::new(HashMap::new()),
                 settled: Notify::new(),

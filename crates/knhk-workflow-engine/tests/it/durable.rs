@@ -263,3 +263,40 @@ async fn recovery_leaves_cases_that_wait_for_people_in_the_store_not_in_memory()
     assert_eq!(second.cached_cases(), 1);
     second.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_case_cache_is_bounded_and_a_case_dropped_from_it_loads_again() {
+    let engine =
+        crate::support::engine_caching(std::sync::Arc::new(knhk_store::MemoryStore::default()), 2);
+    let wf = engine
+        .register_workflow(
+            "approve.ttl",
+            knhk_workflow_engine::SourceFormat::Turtle,
+            &turtle(
+                "Approve",
+                &[("approve", "knhk:role \"clerk\" ;", &["end"] as &[&str])],
+            ),
+        )
+        .await
+        .unwrap()
+        .workflow;
+    let mut cases = Vec::new();
+    for n in 1..=5 {
+        cases.push(engine.create_case(wf.id, json!({}), true).await.unwrap().id);
+        assert_eq!(engine.cached_cases(), n.min(2), "at most two cases held");
+    }
+    // The first case went from memory; its next step loads it and it is held again.
+    let suspended = engine.suspend(cases[0]).await.unwrap();
+    assert_eq!(suspended.status, CaseStatus::Suspended);
+    let resumed = engine.resume(cases[0]).await.unwrap();
+    assert_eq!(resumed.status, CaseStatus::Running);
+    assert_eq!(engine.cached_cases(), 2);
+    // Every case still takes its steps, from memory or from the store.
+    for &case in &cases {
+        assert_eq!(
+            engine.cancel(case, "done").await.unwrap().status,
+            CaseStatus::Cancelled
+        );
+    }
+    assert_eq!(engine.cached_cases(), 0);
+}

@@ -48,6 +48,11 @@ pub fn directory() -> Directory {
 }
 
 pub fn engine_on(store: Arc<dyn Store>) -> WorkflowEngine {
+    engine_caching(store, EngineConfig::DEFAULT_CASE_CACHE)
+}
+
+/// An engine on `store` that keeps at most `case_cache` cases in memory between steps.
+pub fn engine_caching(store: Arc<dyn Store>, case_cache: usize) -> WorkflowEngine {
     WorkflowEngine::new(EngineConfig {
         store,
         connectors: Registry::with_builtins(),
@@ -60,6 +65,7 @@ pub fn engine_on(store: Arc<dyn Store>) -> WorkflowEngine {
         timer_poll: std::time::Duration::from_secs(3600),
         max_input_bytes: EngineConfig::DEFAULT_MAX_INPUT_BYTES,
         definition_limits: knhk_spec::Limits::default(),
+        case_cache,
     })
 }
 
