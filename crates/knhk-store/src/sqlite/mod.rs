@@ -13,6 +13,7 @@
 
 mod check;
 mod marker;
+mod plans;
 mod readonly;
 mod rows;
 mod schema;
@@ -37,6 +38,7 @@ use crate::record::{
 };
 use crate::store::Store;
 
+pub use plans::QueryPlan;
 use writer::{Counters, Job};
 
 /// Returns a mapper from a SQLite error to [`Error::Sqlite`] that says what was being done.
@@ -292,6 +294,13 @@ impl SqliteStore {
             commits: self.inner.counters.commits.load(Ordering::Relaxed),
             batches: self.inner.counters.batches.load(Ordering::Relaxed),
         }
+    }
+
+    /// Returns the plan SQLite chooses for each keyed and filtered read of the store (one case,
+    /// one work item, a case's work items, a user's, a role's...), to check that each is
+    /// served by an index.
+    pub async fn query_plans(&self) -> Result<Vec<QueryPlan>, Error> {
+        self.read(plans::explain).await
     }
 
     /// Returns whether the store was opened for reading only (it cannot be written).

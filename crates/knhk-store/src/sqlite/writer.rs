@@ -229,7 +229,10 @@ fn apply_commit(conn: &Connection, c: &Commit) -> Result<(), Error> {
     for change in &c.work_items {
         match change {
             Change::Put(w) => put_work_item(conn, w)?,
-            Change::Delete(id) => delete(conn, "DELETE FROM work_items WHERE id = ?1", id)?,
+            Change::Delete(id) => {
+                delete(conn, "DELETE FROM work_items WHERE id = ?1", id)?;
+                delete(conn, DELETE_ROLES, id)?;
+            }
         }
     }
     for change in &c.timers {
@@ -333,8 +336,21 @@ fn put_work_item(conn: &Connection, w: &WorkItemRecord) -> Result<(), Error> {
         ])
     })
     .map(drop)
-    .map_err(sqlite("storing a work item"))
+    .map_err(sqlite("storing a work item"))?;
+    // The roles' index rows follow the item's: replaced whole, as the item is.
+    delete(conn, DELETE_ROLES, &w.id)?;
+    for role in &w.roles {
+        conn.prepare_cached(
+            "INSERT OR IGNORE INTO work_item_roles (item, role, offered_at) VALUES (?1, ?2, ?3)",
+        )
+        .and_then(|mut s| s.execute(params![w.id.to_string(), role, w.offered_at.0]))
+        .map_err(sqlite("storing a work item's role"))?;
+    }
+    Ok(())
 }
+
+/// Removes the role rows of one work item (by the table's key, `(item, role)`).
+pub(super) const DELETE_ROLES: &str = "DELETE FROM work_item_roles WHERE item = ?1";
 
 fn insert_idempotency(conn: &Connection, i: &IdempotencyRecord) -> Result<(), Error> {
     let response = json("an idempotent response", &i.response)?;
