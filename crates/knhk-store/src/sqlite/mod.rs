@@ -406,6 +406,11 @@ impl Store for SqliteStore {
         self.read(move |c| rows::work_items(c, &f)).await
     }
 
+    async fn queue_lengths(&self, users: &[String]) -> Result<Vec<u64>, Error> {
+        let users = users.to_vec();
+        self.read(move |c| rows::queue_lengths(c, &users)).await
+    }
+
     async fn work_item(&self, id: WorkItemId) -> Result<Option<WorkItemRecord>, Error> {
         self.read(move |c| rows::work_item(c, id)).await
     }

@@ -121,6 +121,9 @@ fn queries() -> Vec<(String, String, Vec<SqlValue>)> {
         });
         out.push((what.to_owned(), sql, args));
     }
+    let users = ["ann", "bob", "cat"].map(str::to_owned);
+    let (sql, args) = rows::queue_lengths_query(&users);
+    out.push(("the queue lengths of three users".to_owned(), sql, args));
     let (sql, args) = rows::case_ids_query(&waiting);
     out.push((
         "the ids of running and suspended cases".to_owned(),

@@ -327,6 +327,32 @@ pub(super) fn work_items_query(f: &WorkItemFilter) -> (String, Vec<SqlValue>) {
     (sql, args)
 }
 
+/// Counts the work items of each user, in the order given: one grouped query over the owner
+/// index per chunk of users (SQLite bounds the parameters of a statement).
+pub(super) fn queue_lengths(conn: &Connection, users: &[String]) -> Result<Vec<u64>, Error> {
+    let mut counts = std::collections::HashMap::new();
+    for chunk in users.chunks(500) {
+        let (sql, args) = queue_lengths_query(chunk);
+        let rows = query_all(conn, &sql, params_from_iter(args), |r| {
+            Ok((col::<String>(r, 0)?, u64_col(r, 1)?))
+        })?;
+        counts.extend(rows);
+    }
+    Ok(users
+        .iter()
+        .map(|u| counts.get(u).copied().unwrap_or(0))
+        .collect())
+}
+
+/// Builds the grouped count of the work items of `users` (at least one).
+pub(super) fn queue_lengths_query(users: &[String]) -> (String, Vec<SqlValue>) {
+    let marks = vec!["?"; users.len().max(1)].join(", ");
+    let sql =
+        format!("SELECT owner, count(*) FROM work_items WHERE owner IN ({marks}) GROUP BY owner");
+    let args = users.iter().map(|u| SqlValue::Text(u.clone())).collect();
+    (sql, args)
+}
+
 pub(super) fn work_item(
     conn: &Connection,
     id: WorkItemId,

@@ -37,6 +37,7 @@ async fn no_keyed_or_filtered_query_scans_a_table_that_grows_with_the_cases() {
         "work items of one role and one case and one user",
         "cases of one workflow",
         "cases in two statuses",
+        "the queue lengths of three users",
     ] {
         assert!(
             named.contains(&query),

@@ -397,6 +397,10 @@ pub async fn work_items_put_update_delete_and_filters(s: Arc<dyn Store>) {
     assert_eq!(find(Some("auditor"), None, None).await, vec![w1.id]);
     assert_eq!(find(Some("auditor"), Some(a.id), None).await, vec![w1.id]);
     assert_eq!(find(Some("auditor"), Some(b.id), None).await, vec![]);
+    // Queue lengths: the items each user holds, in the order asked, none for a stranger.
+    let users = ["bob", "nobody", "alice"].map(str::to_owned);
+    assert_eq!(s.queue_lengths(&users).await.unwrap(), vec![1, 0, 1]);
+    assert_eq!(s.queue_lengths(&[]).await.unwrap(), Vec::<u64>::new());
 }
 
 pub async fn timers_put_delete_order(s: Arc<dyn Store>) {
