@@ -12,12 +12,14 @@
 //!   stands after it);
 //! - a case created whose work item is allocated by shortest queue (one count per candidate);
 //! - the lists: every case, every work item of the role, the work items of one user;
-//! - with `--knhk PATH`, the `knhk case show` and `knhk workitem complete` commands themselves,
-//!   each a process of its own (start, opening the store, the command, closing it).
+//! - with `--knhk PATH`, the `knhk case show --json` and `knhk workitem complete --json`
+//!   commands themselves, each a process of its own (start, opening the store, the command,
+//!   closing it).
 //!
 //! Each figure is over cases spread evenly through the fill order. The peak RSS of each
-//! operation is the process's high-water mark (`VmHWM`) reset before it starts (written
-//! `5` to `/proc/self/clear_refs`), so it says what that operation needed on top of the rest.
+//! operation is the process's high-water mark (`VmHWM`) during it: reset to the RSS of the
+//! moment before it starts (`5` written to `/proc/self/clear_refs`), so it is that RSS (what
+//! the allocator kept of the operations before) plus what the operation itself needed.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -121,7 +123,8 @@ pub async fn run(args: ScaleArgs) -> anyhow::Result<ExitCode> {
     println!();
     println!(
         "runs: cases timed (single-case operations) or times run (lists); peak RSS: the \
-         process's high-water mark during that operation alone"
+         process's high-water mark during that operation (from its RSS when it began); \
+         knhk rows: a process per command, its memory not counted here"
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -410,8 +413,14 @@ impl Size {
             }
         };
         let n = self.cases;
-        let show = timed("knhk case show (process)", n, &items, |(case, _)| {
-            run(vec!["case".into(), "show".into(), case.to_string()])
+        // `--json` prints the whole case: its history and its work items too.
+        let show = timed("knhk case show --json", n, &items, |(case, _)| {
+            run(vec![
+                "case".into(),
+                "show".into(),
+                case.to_string(),
+                "--json".into(),
+            ])
         })
         .await?;
         let complete = timed("knhk workitem complete", n, &items, |(_, item)| {
@@ -421,6 +430,7 @@ impl Size {
                 item.to_string(),
                 "--user".into(),
                 USER.into(),
+                "--json".into(),
             ])
         })
         .await?;
