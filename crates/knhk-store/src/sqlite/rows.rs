@@ -288,7 +288,8 @@ pub(super) fn work_items_query(f: &WorkItemFilter) -> (String, Vec<SqlValue>) {
         .map(|c| format!("w.{}", c.trim()))
         .collect::<Vec<_>>()
         .join(", ");
-    let has_role = "EXISTS (SELECT 1 FROM work_item_roles r WHERE r.item = w.id AND r.role = ?)";
+    let has_role = "EXISTS (SELECT 1 FROM work_item_roles r
+                    WHERE r.role = ? AND r.offered_at = w.offered_at AND r.item = w.id)";
     let mut args = Vec::new();
     let sql = match (&f.case, &f.owner, &f.role) {
         (Some(case), owner, role) => {

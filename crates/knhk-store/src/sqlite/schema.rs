@@ -210,18 +210,19 @@ CREATE TABLE quarantine (
 /// in `work_item_roles` too (one row per role, with the offer time so that a role's items
 /// come in offer order), filled here from the stored JSON lists; work items get an index by
 /// owner (a user's queue) and cases one by workflow. The JSON column stays the record's roles;
-/// the table is its index, written with it in every commit.
+/// the table is its index, written with it in every commit. Its key leads with the role and
+/// the offer time, so that new items append to it rather than land at random places (item ids
+/// are random): an item's rows are found again through its stored roles and offer time.
 const MIGRATE_V4_TO_V5_INDEXES: &str = "
 CREATE TABLE work_item_roles (
-    item TEXT NOT NULL,
     role TEXT NOT NULL,
     offered_at INTEGER NOT NULL,
-    PRIMARY KEY (item, role)
+    item TEXT NOT NULL,
+    PRIMARY KEY (role, offered_at, item)
 ) WITHOUT ROWID;
-INSERT OR IGNORE INTO work_item_roles (item, role, offered_at)
-    SELECT w.id, r.value, w.offered_at FROM work_items AS w, json_each(w.roles) AS r
+INSERT OR IGNORE INTO work_item_roles (role, offered_at, item)
+    SELECT r.value, w.offered_at, w.id FROM work_items AS w, json_each(w.roles) AS r
     WHERE json_valid(w.roles) AND r.type = 'text';
-CREATE INDEX work_item_roles_by_role ON work_item_roles (role, offered_at, item);
 CREATE INDEX work_items_by_owner ON work_items (owner, offered_at, id);
 CREATE INDEX cases_by_workflow ON cases (workflow, created_at, id);
 ";

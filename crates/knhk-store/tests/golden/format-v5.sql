@@ -53,13 +53,13 @@ CREATE TABLE timers (
 );
 INSERT INTO "timers" VALUES('00000000-0000-0000-0000-00000000b001','00000000-0000-0000-0000-00000000c001',1700003600000);
 CREATE TABLE work_item_roles (
-    item TEXT NOT NULL,
     role TEXT NOT NULL,
     offered_at INTEGER NOT NULL,
-    PRIMARY KEY (item, role)
+    item TEXT NOT NULL,
+    PRIMARY KEY (role, offered_at, item)
 ) WITHOUT ROWID;
-INSERT INTO "work_item_roles" VALUES('00000000-0000-0000-0000-00000000a001','finance',1700000000150);
-INSERT INTO "work_item_roles" VALUES('00000000-0000-0000-0000-00000000a001','manager',1700000000150);
+INSERT INTO "work_item_roles" VALUES('finance',1700000000150,'00000000-0000-0000-0000-00000000a001');
+INSERT INTO "work_item_roles" VALUES('manager',1700000000150,'00000000-0000-0000-0000-00000000a001');
 CREATE TABLE work_items (
     id TEXT PRIMARY KEY NOT NULL,
     case_id TEXT NOT NULL,
@@ -90,7 +90,6 @@ CREATE INDEX cases_by_created ON cases (created_at, id);
 CREATE INDEX cases_by_status ON cases (status, created_at, id);
 CREATE INDEX cases_by_workflow ON cases (workflow, created_at, id);
 CREATE INDEX timers_by_fires_at ON timers (fires_at, id);
-CREATE INDEX work_item_roles_by_role ON work_item_roles (role, offered_at, item);
 CREATE INDEX work_items_by_case ON work_items (case_id);
 CREATE INDEX work_items_by_offered ON work_items (offered_at, id);
 CREATE INDEX work_items_by_owner ON work_items (owner, offered_at, id);
