@@ -364,7 +364,7 @@ fn step(last: &mut HashMap<CaseId, Instant>, steps: &mut Vec<Duration>, u: &Case
 }
 
 /// Returns the nearest-rank percentile of sorted durations (zero for none).
-fn percentile(sorted: &[Duration], p: usize) -> Duration {
+pub(crate) fn percentile(sorted: &[Duration], p: usize) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }
@@ -411,7 +411,7 @@ fn median(mut values: Vec<f64>) -> f64 {
     values.get(values.len() / 2).copied().unwrap_or(0.0)
 }
 
-fn millis(seconds: f64) -> String {
+pub(crate) fn millis(seconds: f64) -> String {
     format!("{:.2} ms", seconds * 1000.0)
 }
 

@@ -1,9 +1,10 @@
 //! The `knhk-bench` command: the test harness kept out of the shipped `knhk` binary. `bench`
-//! measures the durable engine; `load` drives cases on a data directory for the kill -9
-//! recovery test.
+//! measures the durable engine; `scale` measures single-case commands and lists as the store
+//! grows; `load` drives cases on a data directory for the kill -9 recovery test.
 
 mod bench;
 mod load;
+mod scale;
 
 use std::process::ExitCode;
 
@@ -22,6 +23,8 @@ struct Cli {
 enum Command {
     /// Measures the engine with the SQLite store: cases/s and step latency.
     Bench(bench::BenchArgs),
+    /// Measures single-case commands, lists and start-up on stores of many waiting cases.
+    Scale(scale::ScaleArgs),
     /// Drives a load of cases on a data directory; used by the crash-recovery test.
     Load(load::LoadArgs),
 }
@@ -47,6 +50,7 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime.block_on(async {
             match cli.command {
                 Command::Bench(args) => bench::run(args).await,
+                Command::Scale(args) => scale::run(args).await,
                 Command::Load(args) => load::run(args).await,
             }
         }),

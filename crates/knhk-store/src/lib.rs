@@ -22,11 +22,13 @@ pub use record::{
     CaseFilter, CaseRecord, Change, Commit, IdempotencyRecord, QuarantineRecord, TimerRecord,
     WorkItemFilter, WorkItemRecord, WorkflowRecord,
 };
-pub use sqlite::{QuickCheck, SqliteOptions, SqliteStats, SqliteStore};
+pub use sqlite::{QueryPlan, QuickCheck, SqliteOptions, SqliteStats, SqliteStore};
 pub use store::Store;
 
 /// Version of the stored format, kept in SQLite's `PRAGMA user_version`. A store written with a
 /// higher version is refused; every lower version is migrated when opened and keeps loading
 /// (see `tests/golden/`). Format 2 added the named sequences; format 3 the workflow URI, with
-/// versions unique per URI; format 4 the quarantine of cases that cannot be loaded.
-pub const FORMAT_VERSION: i64 = 4;
+/// versions unique per URI; format 4 the quarantine of cases that cannot be loaded; format 5
+/// the indexes that make single-case, per-user and per-role queries independent of the store's
+/// size (work items' roles in a table of their own).
+pub const FORMAT_VERSION: i64 = 5;

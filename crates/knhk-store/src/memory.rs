@@ -208,6 +208,20 @@ impl Store for MemoryStore {
         Ok(found)
     }
 
+    async fn queue_lengths(&self, users: &[String]) -> Result<Vec<u64>, Error> {
+        let state = self.lock();
+        Ok(users
+            .iter()
+            .map(|u| {
+                state
+                    .work_items
+                    .values()
+                    .filter(|w| w.owner.as_ref() == Some(u))
+                    .count() as u64
+            })
+            .collect())
+    }
+
     async fn work_item(&self, id: WorkItemId) -> Result<Option<WorkItemRecord>, Error> {
         Ok(self.lock().work_items.get(&id).cloned())
     }

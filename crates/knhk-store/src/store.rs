@@ -49,6 +49,10 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<Vec<Event>, Error>;
     /// Returns the work items that match, ordered by offer time, then id.
     async fn work_items(&self, f: &WorkItemFilter) -> Result<Vec<WorkItemRecord>, Error>;
+    /// Returns how many work items each of `users` holds (allocated to or started by them),
+    /// in the order given: the queue lengths that shortest-queue allocation compares, counted
+    /// at once rather than listed one user at a time.
+    async fn queue_lengths(&self, users: &[String]) -> Result<Vec<u64>, Error>;
     /// Returns the work item with this id, if stored.
     async fn work_item(&self, id: WorkItemId) -> Result<Option<WorkItemRecord>, Error>;
     /// Returns every armed timer, ordered by firing time (then id).

@@ -7,3 +7,4 @@
 mod bench;
 mod load;
 mod recovery;
+mod scale;

@@ -13,6 +13,7 @@
 
 mod check;
 mod marker;
+mod plans;
 mod readonly;
 mod rows;
 mod schema;
@@ -37,6 +38,7 @@ use crate::record::{
 };
 use crate::store::Store;
 
+pub use plans::QueryPlan;
 use writer::{Counters, Job};
 
 /// Returns a mapper from a SQLite error to [`Error::Sqlite`] that says what was being done.
@@ -294,6 +296,13 @@ impl SqliteStore {
         }
     }
 
+    /// Returns the plan SQLite chooses for each keyed and filtered read of the store (one case,
+    /// one work item, a case's work items, a user's, a role's...), to check that each is
+    /// served by an index.
+    pub async fn query_plans(&self) -> Result<Vec<QueryPlan>, Error> {
+        self.read(plans::explain).await
+    }
+
     /// Returns whether the store was opened for reading only (it cannot be written).
     pub fn is_read_only(&self) -> bool {
         self.inner.readers.read_only
@@ -405,6 +414,11 @@ impl Store for SqliteStore {
     async fn work_items(&self, f: &WorkItemFilter) -> Result<Vec<WorkItemRecord>, Error> {
         let f = f.clone();
         self.read(move |c| rows::work_items(c, &f)).await
+    }
+
+    async fn queue_lengths(&self, users: &[String]) -> Result<Vec<u64>, Error> {
+        let users = users.to_vec();
+        self.read(move |c| rows::queue_lengths(c, &users)).await
     }
 
     async fn work_item(&self, id: WorkItemId) -> Result<Option<WorkItemRecord>, Error> {

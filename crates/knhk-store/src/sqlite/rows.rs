@@ -186,11 +186,18 @@ pub(super) fn workflows(conn: &Connection) -> Result<Vec<WorkflowRecord>, Error>
 }
 
 pub(super) fn case(conn: &Connection, id: CaseId) -> Result<Option<CaseRecord>, Error> {
-    let sql = format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = ?1");
+    let sql = case_sql();
     query_one(conn, &sql, [id.to_string()], case_row)
 }
 
 pub(super) fn cases(conn: &Connection, f: &CaseFilter) -> Result<Vec<CaseRecord>, Error> {
+    let (sql, args) = cases_query(f);
+    query_all(conn, &sql, params_from_iter(args), case_row)
+}
+
+/// Builds the query of the cases that match `f`, with only the conditions it sets (the
+/// status and the workflow each have an index ordered by creation).
+pub(super) fn cases_query(f: &CaseFilter) -> (String, Vec<SqlValue>) {
     let mut sql = format!("SELECT {CASE_COLUMNS} FROM cases WHERE 1 = 1");
     let mut args: Vec<SqlValue> = Vec::new();
     if !f.status.is_empty() {
@@ -211,21 +218,42 @@ pub(super) fn cases(conn: &Connection, f: &CaseFilter) -> Result<Vec<CaseRecord>
         sql.push_str(" LIMIT ?");
         args.push(SqlValue::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
     }
-    query_all(conn, &sql, params_from_iter(args), case_row)
+    (sql, args)
 }
 
 pub(super) fn case_ids(conn: &Connection, status: &[CaseStatus]) -> Result<Vec<CaseId>, Error> {
+    let (sql, args) = case_ids_query(status);
+    query_all(conn, &sql, params_from_iter(args), |r| {
+        uuid_col(r, 0).map(CaseId)
+    })
+}
+
+/// Builds the query of the ids of the cases in any of `status` (all when empty).
+pub(super) fn case_ids_query(status: &[CaseStatus]) -> (String, Vec<SqlValue>) {
     let mut sql = "SELECT id FROM cases".to_owned();
     if !status.is_empty() {
         let marks = vec!["?"; status.len()].join(", ");
         sql.push_str(&format!(" WHERE status IN ({marks})"));
     }
     sql.push_str(" ORDER BY created_at, id");
-    let args = status.iter().map(|s| s.as_str());
-    query_all(conn, &sql, params_from_iter(args), |r| {
-        uuid_col(r, 0).map(CaseId)
-    })
+    let args = status
+        .iter()
+        .map(|s| SqlValue::Text(s.as_str().to_owned()))
+        .collect();
+    (sql, args)
 }
+
+pub(super) fn case_sql() -> String {
+    format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = ?1")
+}
+
+pub(super) fn work_item_sql() -> String {
+    format!("SELECT {WORK_ITEM_COLUMNS} FROM work_items WHERE id = ?1")
+}
+
+pub(super) const EVENTS_SQL: &str =
+    "SELECT seq, time, payload FROM events WHERE case_id = ?1 AND seq > ?2 ORDER BY seq";
+pub(super) const CASE_VERSION_SQL: &str = "SELECT version FROM cases WHERE id = ?1";
 
 pub(super) fn events(conn: &Connection, case: CaseId, after_seq: u64) -> Result<Vec<Event>, Error> {
     // No stored seq exceeds i64::MAX, so nothing comes after a larger one.
@@ -234,7 +262,7 @@ pub(super) fn events(conn: &Connection, case: CaseId, after_seq: u64) -> Result<
     };
     query_all(
         conn,
-        "SELECT seq, time, payload FROM events WHERE case_id = ?1 AND seq > ?2 ORDER BY seq",
+        EVENTS_SQL,
         params![case.to_string(), after],
         event_row,
     )
@@ -263,23 +291,93 @@ pub(super) fn work_items(
     conn: &Connection,
     f: &WorkItemFilter,
 ) -> Result<Vec<WorkItemRecord>, Error> {
-    let sql = format!(
-        "SELECT {WORK_ITEM_COLUMNS} FROM work_items w
-         WHERE (?1 IS NULL OR EXISTS (SELECT 1 FROM json_each(w.roles) r WHERE r.value = ?1))
-           AND (?2 IS NULL OR w.case_id = ?2)
-           AND (?3 IS NULL OR w.owner = ?3)
-         ORDER BY w.offered_at, w.id"
-    );
-    let case = f.case.map(|c| c.to_string());
-    query_all(conn, &sql, params![f.role, case, f.owner], work_item_row)
+    let (sql, args) = work_items_query(f);
+    query_all(conn, &sql, params_from_iter(args), work_item_row)
+}
+
+/// Builds the query of the work items that match `f`, with only the conditions it sets, so
+/// that the planner can use the index of the most selective one: the case (a few items),
+/// else the user (a queue), else the role (through `work_item_roles`, in offer order). The
+/// other conditions are checked on the rows found (`+` keeps a column's index out of the
+/// plan). Without any, every item is read in offer order.
+pub(super) fn work_items_query(f: &WorkItemFilter) -> (String, Vec<SqlValue>) {
+    let text = |s: &str| SqlValue::Text(s.to_owned());
+    let columns = WORK_ITEM_COLUMNS
+        .split(", ")
+        .map(|c| format!("w.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let has_role = "EXISTS (SELECT 1 FROM work_item_roles r
+                    WHERE r.role = ? AND r.offered_at = w.offered_at AND r.item = w.id)";
+    let mut args = Vec::new();
+    let sql = match (&f.case, &f.owner, &f.role) {
+        (Some(case), owner, role) => {
+            let mut sql = format!("SELECT {columns} FROM work_items w WHERE w.case_id = ?");
+            args.push(SqlValue::Text(case.to_string()));
+            if let Some(owner) = owner {
+                sql.push_str(" AND +w.owner = ?");
+                args.push(text(owner));
+            }
+            if let Some(role) = role {
+                sql.push_str(&format!(" AND {has_role}"));
+                args.push(text(role));
+            }
+            sql + " ORDER BY w.offered_at, w.id"
+        }
+        (None, Some(owner), role) => {
+            let mut sql = format!("SELECT {columns} FROM work_items w WHERE w.owner = ?");
+            args.push(text(owner));
+            if let Some(role) = role {
+                sql.push_str(&format!(" AND {has_role}"));
+                args.push(text(role));
+            }
+            sql + " ORDER BY w.offered_at, w.id"
+        }
+        (None, None, Some(role)) => {
+            args.push(text(role));
+            format!(
+                "SELECT {columns} FROM work_item_roles r JOIN work_items w ON w.id = r.item
+                 WHERE r.role = ? ORDER BY r.offered_at, r.item"
+            )
+        }
+        (None, None, None) => {
+            format!("SELECT {columns} FROM work_items w ORDER BY w.offered_at, w.id")
+        }
+    };
+    (sql, args)
+}
+
+/// Counts the work items of each user, in the order given: one grouped query over the owner
+/// index per chunk of users (SQLite bounds the parameters of a statement).
+pub(super) fn queue_lengths(conn: &Connection, users: &[String]) -> Result<Vec<u64>, Error> {
+    let mut counts = std::collections::HashMap::new();
+    for chunk in users.chunks(500) {
+        let (sql, args) = queue_lengths_query(chunk);
+        let rows = query_all(conn, &sql, params_from_iter(args), |r| {
+            Ok((col::<String>(r, 0)?, u64_col(r, 1)?))
+        })?;
+        counts.extend(rows);
+    }
+    Ok(users
+        .iter()
+        .map(|u| counts.get(u).copied().unwrap_or(0))
+        .collect())
+}
+
+/// Builds the grouped count of the work items of `users` (at least one).
+pub(super) fn queue_lengths_query(users: &[String]) -> (String, Vec<SqlValue>) {
+    let marks = vec!["?"; users.len().max(1)].join(", ");
+    let sql =
+        format!("SELECT owner, count(*) FROM work_items WHERE owner IN ({marks}) GROUP BY owner");
+    let args = users.iter().map(|u| SqlValue::Text(u.clone())).collect();
+    (sql, args)
 }
 
 pub(super) fn work_item(
     conn: &Connection,
     id: WorkItemId,
 ) -> Result<Option<WorkItemRecord>, Error> {
-    let sql = format!("SELECT {WORK_ITEM_COLUMNS} FROM work_items WHERE id = ?1");
-    query_one(conn, &sql, [id.to_string()], work_item_row)
+    query_one(conn, &work_item_sql(), [id.to_string()], work_item_row)
 }
 
 pub(super) fn timers(conn: &Connection) -> Result<Vec<TimerRecord>, Error> {
@@ -308,29 +406,27 @@ pub(super) fn quarantined(
     conn: &Connection,
     case: Option<CaseId>,
 ) -> Result<Vec<QuarantineRecord>, Error> {
-    query_all(
-        conn,
-        "SELECT case_id, reason, at FROM quarantine WHERE ?1 IS NULL OR case_id = ?1
-         ORDER BY at, case_id",
-        [case.map(|c| c.to_string())],
-        |r| {
-            Ok(QuarantineRecord {
-                case: CaseId(uuid_col(r, 0)?),
-                reason: col(r, 1)?,
-                at: time_col(r, 2)?,
-            })
-        },
-    )
+    let decode = |r: &Row<'_>| {
+        Ok(QuarantineRecord {
+            case: CaseId(uuid_col(r, 0)?),
+            reason: col(r, 1)?,
+            at: time_col(r, 2)?,
+        })
+    };
+    match case {
+        // Two statements, not `?1 IS NULL OR case_id = ?1`, which no index serves.
+        Some(case) => query_all(conn, QUARANTINE_OF_SQL, [case.to_string()], decode),
+        None => query_all(conn, QUARANTINE_SQL, [], decode),
+    }
 }
+
+pub(super) const QUARANTINE_OF_SQL: &str =
+    "SELECT case_id, reason, at FROM quarantine WHERE case_id = ?1";
+const QUARANTINE_SQL: &str = "SELECT case_id, reason, at FROM quarantine ORDER BY at, case_id";
 
 /// Returns the stored version of a case, `None` when it does not exist.
 pub(super) fn case_version(conn: &Connection, id: CaseId) -> Result<Option<u64>, Error> {
-    query_one(
-        conn,
-        "SELECT version FROM cases WHERE id = ?1",
-        [id.to_string()],
-        |r| u64_col(r, 0),
-    )
+    query_one(conn, CASE_VERSION_SQL, [id.to_string()], |r| u64_col(r, 0))
 }
 
 /// Returns whether `sql` (a lookup by one key parameter) finds a row.

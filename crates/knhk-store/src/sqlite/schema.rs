@@ -205,9 +205,31 @@ CREATE TABLE quarantine (
 ) WITHOUT ROWID;
 ";
 
+/// Format 5 gives the queries of one case, one user, one role and one workflow an index each,
+/// so that they cost what they return, not what the store holds: a work item's roles are kept
+/// in `work_item_roles` too (one row per role, with the offer time so that a role's items
+/// come in offer order), filled here from the stored JSON lists; work items get an index by
+/// owner (a user's queue) and cases one by workflow. The JSON column stays the record's roles;
+/// the table is its index, written with it in every commit. Its key leads with the role and
+/// the offer time, so that new items append to it rather than land at random places (item ids
+/// are random): an item's rows are found again through its stored roles and offer time.
+const MIGRATE_V4_TO_V5_INDEXES: &str = "
+CREATE TABLE work_item_roles (
+    role TEXT NOT NULL,
+    offered_at INTEGER NOT NULL,
+    item TEXT NOT NULL,
+    PRIMARY KEY (role, offered_at, item)
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO work_item_roles (role, offered_at, item)
+    SELECT r.value, w.offered_at, w.id FROM work_items AS w, json_each(w.roles) AS r
+    WHERE json_valid(w.roles) AND r.type = 'text';
+CREATE INDEX work_items_by_owner ON work_items (owner, offered_at, id);
+CREATE INDEX cases_by_workflow ON cases (workflow, created_at, id);
+";
+
 /// The steps from each older format to the next, in order: `(from, what it does, sql)`.
 /// A new format adds its own step here, separately named.
-const MIGRATIONS: [(i64, &str, &str); 3] = [
+const MIGRATIONS: [(i64, &str, &str); 4] = [
     (
         1,
         "migrating the store from format 1 to 2 (named sequences)",
@@ -222,6 +244,11 @@ const MIGRATIONS: [(i64, &str, &str); 3] = [
         3,
         "migrating the store from format 3 to 4 (quarantine)",
         MIGRATE_V3_TO_V4_QUARANTINE,
+    ),
+    (
+        4,
+        "migrating the store from format 4 to 5 (indexes of roles, owners and workflows)",
+        MIGRATE_V4_TO_V5_INDEXES,
     ),
 ];
 

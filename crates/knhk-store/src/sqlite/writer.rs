@@ -229,7 +229,11 @@ fn apply_commit(conn: &Connection, c: &Commit) -> Result<(), Error> {
     for change in &c.work_items {
         match change {
             Change::Put(w) => put_work_item(conn, w)?,
-            Change::Delete(id) => delete(conn, "DELETE FROM work_items WHERE id = ?1", id)?,
+            Change::Delete(id) => {
+                // The role rows first: they are found through the item's stored row.
+                delete(conn, DELETE_ROLES, id)?;
+                delete(conn, "DELETE FROM work_items WHERE id = ?1", id)?;
+            }
         }
     }
     for change in &c.timers {
@@ -310,6 +314,9 @@ fn insert_event(conn: &Connection, case: CaseId, e: &Event) -> Result<(), Error>
 }
 
 fn put_work_item(conn: &Connection, w: &WorkItemRecord) -> Result<(), Error> {
+    // The roles' index rows follow the item's, replaced whole as it is: those of the stored
+    // row (found through it) go before it is replaced.
+    delete(conn, DELETE_ROLES, &w.id)?;
     let roles = json("work item roles", &w.roles)?;
     let input = json("work item input", &w.input)?;
     conn.prepare_cached(
@@ -333,8 +340,24 @@ fn put_work_item(conn: &Connection, w: &WorkItemRecord) -> Result<(), Error> {
         ])
     })
     .map(drop)
-    .map_err(sqlite("storing a work item"))
+    .map_err(sqlite("storing a work item"))?;
+    for role in &w.roles {
+        conn.prepare_cached(
+            "INSERT OR IGNORE INTO work_item_roles (role, offered_at, item) VALUES (?1, ?2, ?3)",
+        )
+        .and_then(|mut s| s.execute(params![role, w.offered_at.0, w.id.to_string()]))
+        .map_err(sqlite("storing a work item's role"))?;
+    }
+    Ok(())
 }
+
+/// Removes the role rows of one stored work item, found by the table's key through the item's
+/// row (its roles and offer time), so that no index by item is needed.
+pub(super) const DELETE_ROLES: &str = "DELETE FROM work_item_roles
+     WHERE item = ?1
+       AND offered_at = (SELECT offered_at FROM work_items WHERE id = ?1)
+       AND role IN (SELECT r.value FROM work_items AS w, json_each(w.roles) AS r
+                    WHERE w.id = ?1 AND json_valid(w.roles))";
 
 fn insert_idempotency(conn: &Connection, i: &IdempotencyRecord) -> Result<(), Error> {
     let response = json("an idempotent response", &i.response)?;

@@ -6,4 +6,5 @@ mod conformance;
 mod fixtures;
 mod golden;
 mod memory;
+mod plans;
 mod sqlite;

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use knhk_core::model::Allocation;
 use knhk_core::{CaseId, Effect, Input};
-use knhk_store::WorkItemFilter;
 use tokio::sync::broadcast;
 use tracing::{debug, error, info, warn};
 
@@ -195,26 +194,22 @@ impl WorkflowEngine {
         }
     }
 
+    /// Returns the candidate of `roles` who holds the fewest work items (the first of them
+    /// on a tie), the queue lengths counted by the store in one query.
     pub(super) async fn shortest_queue(&self, roles: &[String]) -> Option<String> {
-        let mut best: Option<(usize, String)> = None;
-        for user in self.inner.directory.candidates(roles) {
-            let filter = WorkItemFilter {
-                role: None,
-                case: None,
-                owner: Some(user.clone()),
-            };
-            let n = match self.inner.store.work_items(&filter).await {
-                Ok(items) => items.len(),
-                Err(e) => {
-                    warn!(error = %e, "cannot count work items for allocation");
-                    return None;
-                }
-            };
-            if best.as_ref().is_none_or(|(b, _)| n < *b) {
-                best = Some((n, user));
+        let candidates = self.inner.directory.candidates(roles);
+        let lengths = match self.inner.store.queue_lengths(&candidates).await {
+            Ok(lengths) => lengths,
+            Err(e) => {
+                warn!(error = %e, "cannot count work items for allocation");
+                return None;
             }
-        }
-        best.map(|(_, u)| u)
+        };
+        candidates
+            .into_iter()
+            .zip(lengths)
+            .min_by_key(|(_, n)| *n)
+            .map(|(user, _)| user)
     }
 
     /// Spawns work on behalf of a case, counted until it ends so that `settle` can wait.

@@ -179,6 +179,9 @@ impl knhk_store::Store for FlakyStore {
     ) -> Result<Vec<knhk_store::WorkItemRecord>, knhk_store::Error> {
         self.inner.work_items(f).await
     }
+    async fn queue_lengths(&self, users: &[String]) -> Result<Vec<u64>, knhk_store::Error> {
+        self.inner.queue_lengths(users).await
+    }
     async fn work_item(
         &self,
         id: knhk_core::WorkItemId,

@@ -382,13 +382,41 @@ pub async fn work_items_put_update_delete_and_filters(s: Arc<dyn Store>) {
         }],
     );
     step.work_items = vec![put(claimed.clone()), Change::Delete(w2.id)];
-    s.commit(step).await.unwrap();
+    s.commit(step.clone()).await.unwrap();
 
-    assert_eq!(s.work_item(w1.id).await.unwrap(), Some(claimed));
+    assert_eq!(s.work_item(w1.id).await.unwrap(), Some(claimed.clone()));
     assert_eq!(s.work_item(w2.id).await.unwrap(), None);
     assert_eq!(find(None, None, Some("bob")).await, vec![w1.id]);
     assert_eq!(find(None, None, None).await, vec![w3.id, w1.id]);
     assert_eq!(find(None, None, Some("alice")).await, vec![w3.id]);
+    // A role filter follows the items' roles as they change and as items go.
+    assert_eq!(find(Some("clerk"), None, None).await, vec![w1.id]);
+    assert_eq!(
+        find(Some("clerk"), Some(a.id), Some("bob")).await,
+        vec![w1.id]
+    );
+    assert_eq!(find(Some("clerk"), Some(a.id), Some("alice")).await, vec![]);
+    assert_eq!(find(Some("clerk"), None, Some("bob")).await, vec![w1.id]);
+    let a = step.case;
+    let mut offered = claimed;
+    offered.roles = vec!["auditor".to_owned()];
+    let mut step = next_step(
+        &a,
+        vec![EventKind::TaskEnabled {
+            task: task("audit"),
+        }],
+    );
+    step.work_items = vec![put(offered)];
+    s.commit(step).await.unwrap();
+    assert_eq!(find(Some("clerk"), None, None).await, vec![]);
+    assert_eq!(find(Some("manager"), None, None).await, vec![w3.id]);
+    assert_eq!(find(Some("auditor"), None, None).await, vec![w1.id]);
+    assert_eq!(find(Some("auditor"), Some(a.id), None).await, vec![w1.id]);
+    assert_eq!(find(Some("auditor"), Some(b.id), None).await, vec![]);
+    // Queue lengths: the items each user holds, in the order asked, none for a stranger.
+    let users = ["bob", "nobody", "alice"].map(str::to_owned);
+    assert_eq!(s.queue_lengths(&users).await.unwrap(), vec![1, 0, 1]);
+    assert_eq!(s.queue_lengths(&[]).await.unwrap(), Vec::<u64>::new());
 }
 
 pub async fn timers_put_delete_order(s: Arc<dyn Store>) {

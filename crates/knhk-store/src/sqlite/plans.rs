@@ -1,0 +1,176 @@
+//! The plans SQLite chooses for the store's keyed and filtered reads, so that a test (and an
+//! operator) can see that each one is served by an index and costs what it returns, not what
+//! the store holds.
+
+use knhk_core::{CaseId, CaseStatus, WorkflowId};
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, params_from_iter};
+
+use crate::error::Error;
+use crate::record::{CaseFilter, WorkItemFilter};
+
+use super::{rows, sqlite, writer};
+
+/// One query of the store and the plan SQLite chooses for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueryPlan {
+    /// What the query is for, in words (e.g. `work items of one case and one role`).
+    pub query: String,
+    /// The SQL as the store runs it.
+    pub sql: String,
+    /// The lines of `EXPLAIN QUERY PLAN`, each as SQLite words it (`SEARCH w USING INDEX
+    /// work_items_by_case (case_id=?)`), in SQLite's order.
+    pub plan: Vec<String>,
+}
+
+impl QueryPlan {
+    /// Returns the plan lines that read the whole of one of `tables` (`SCAN t`, with or
+    /// without an index: a scan over an index still visits every row).
+    pub fn scans_of(&self, tables: &[&str]) -> Vec<&str> {
+        self.plan
+            .iter()
+            .map(String::as_str)
+            .filter(|line| {
+                let Some(rest) = line.strip_prefix("SCAN ") else {
+                    return false;
+                };
+                let name = rest.split_whitespace().next().unwrap_or("");
+                tables.contains(&name) || self.aliases(name).iter().any(|t| tables.contains(t))
+            })
+            .collect()
+    }
+
+    /// Returns the tables the SQL names with `alias` (`work_items w` gives `w`).
+    fn aliases(&self, alias: &str) -> Vec<&str> {
+        let words: Vec<&str> = self
+            .sql
+            .split(|c: char| c.is_whitespace() || c == ',' || c == '(' || c == ')')
+            .filter(|w| !w.is_empty() && !w.eq_ignore_ascii_case("AS"))
+            .collect();
+        words
+            .windows(2)
+            .filter_map(|pair| match pair {
+                [table, a] if *a == alias => Some(*table),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// Returns every keyed and filtered query the store issues, with sample arguments.
+fn queries() -> Vec<(String, String, Vec<SqlValue>)> {
+    let id = |s: &str| SqlValue::Text(s.to_owned());
+    let case = CaseId(uuid::Uuid::nil());
+    let workflow = WorkflowId(uuid::Uuid::nil());
+    let mut out = vec![
+        ("one case".to_owned(), rows::case_sql(), vec![id("c")]),
+        (
+            "the version of one case".to_owned(),
+            rows::CASE_VERSION_SQL.to_owned(),
+            vec![id("c")],
+        ),
+        (
+            "the events of one case".to_owned(),
+            rows::EVENTS_SQL.to_owned(),
+            vec![id("c"), SqlValue::Integer(0)],
+        ),
+        (
+            "one work item".to_owned(),
+            rows::work_item_sql(),
+            vec![id("w")],
+        ),
+        (
+            "the quarantine of one case".to_owned(),
+            rows::QUARANTINE_OF_SQL.to_owned(),
+            vec![id("c")],
+        ),
+        (
+            "removing a work item".to_owned(),
+            "DELETE FROM work_items WHERE id = ?1".to_owned(),
+            vec![id("w")],
+        ),
+        (
+            "removing a work item's roles".to_owned(),
+            writer::DELETE_ROLES.to_owned(),
+            vec![id("w")],
+        ),
+        (
+            "removing a timer".to_owned(),
+            "DELETE FROM timers WHERE id = ?1".to_owned(),
+            vec![id("t")],
+        ),
+    ];
+    let running = vec![CaseStatus::Running];
+    let waiting = vec![CaseStatus::Running, CaseStatus::Suspended];
+    let case_filters = [
+        ("cases in one status", running.clone(), None, None),
+        ("cases in two statuses", waiting.clone(), None, None),
+        ("cases of one workflow", vec![], Some(workflow), Some(50)),
+        (
+            "cases of one workflow in one status",
+            running,
+            Some(workflow),
+            None,
+        ),
+    ];
+    for (what, status, workflow, limit) in case_filters {
+        let (sql, args) = rows::cases_query(&CaseFilter {
+            status,
+            workflow,
+            limit,
+        });
+        out.push((what.to_owned(), sql, args));
+    }
+    let users = ["ann", "bob", "cat"].map(str::to_owned);
+    let (sql, args) = rows::queue_lengths_query(&users);
+    out.push(("the queue lengths of three users".to_owned(), sql, args));
+    let (sql, args) = rows::case_ids_query(&waiting);
+    out.push((
+        "the ids of running and suspended cases".to_owned(),
+        sql,
+        args,
+    ));
+    for role in [None, Some("clerk")] {
+        for case in [None, Some(case)] {
+            for owner in [None, Some("ann")] {
+                if role.is_none() && case.is_none() && owner.is_none() {
+                    continue;
+                }
+                let f = WorkItemFilter {
+                    role: role.map(str::to_owned),
+                    case,
+                    owner: owner.map(str::to_owned),
+                };
+                let named: Vec<&str> = [
+                    role.map(|_| "one role"),
+                    case.map(|_| "one case"),
+                    owner.map(|_| "one user"),
+                ]
+                .into_iter()
+                .flatten()
+                .collect();
+                let (sql, args) = rows::work_items_query(&f);
+                out.push((format!("work items of {}", named.join(" and ")), sql, args));
+            }
+        }
+    }
+    out
+}
+
+/// Returns the plan of every keyed and filtered query of the store.
+pub(super) fn explain(conn: &Connection) -> Result<Vec<QueryPlan>, Error> {
+    let mut plans = Vec::new();
+    for (query, sql, args) in queries() {
+        let mut stmt = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .map_err(sqlite("explaining a query"))?;
+        // Columns: id, parent, notused, detail.
+        let plan = stmt
+            .query_map(params_from_iter(args), |r| r.get::<_, String>(3))
+            .map_err(sqlite("explaining a query"))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(sqlite("reading a query plan"))?;
+        plans.push(QueryPlan { query, sql, plan });
+    }
+    Ok(plans)
+}
