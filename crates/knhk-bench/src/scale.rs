@@ -550,6 +550,8 @@ async fn open(file: &Path) -> anyhow::Result<(WorkflowEngine, SqliteStore)> {
         step: knhk_core::ApplyOptions::default(),
         timer_poll: EngineConfig::DEFAULT_TIMER_POLL,
         max_input_bytes: EngineConfig::DEFAULT_MAX_INPUT_BYTES,
+        definition_limits: Default::default(),
+        case_cache: EngineConfig::DEFAULT_CASE_CACHE,
     });
     Ok((engine, store))
 }
