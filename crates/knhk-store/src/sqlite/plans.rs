@@ -95,6 +95,16 @@ fn queries() -> Vec<(String, String, Vec<SqlValue>)> {
             vec![id("w")],
         ),
         (
+            "the roles of a stored work item".to_owned(),
+            writer::ROLES_OF_ITEM.to_owned(),
+            vec![id("w")],
+        ),
+        (
+            "removing one role of a work item".to_owned(),
+            writer::DELETE_ROLE.to_owned(),
+            vec![id("clerk"), SqlValue::Integer(0), id("w")],
+        ),
+        (
             "removing a timer".to_owned(),
             "DELETE FROM timers WHERE id = ?1".to_owned(),
             vec![id("t")],

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 
-use knhk_core::{CaseId, Event};
-use rusqlite::{Connection, TransactionBehavior, params};
+use knhk_core::{CaseId, Event, WorkItemId};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 use tokio::sync::oneshot;
 use tracing::warn;
@@ -231,7 +231,7 @@ fn apply_commit(conn: &Connection, c: &Commit) -> Result<(), Error> {
             Change::Put(w) => put_work_item(conn, w)?,
             Change::Delete(id) => {
                 // The role rows first: they are found through the item's stored row.
-                delete(conn, DELETE_ROLES, id)?;
+                remove_roles(conn, id)?;
                 delete(conn, "DELETE FROM work_items WHERE id = ?1", id)?;
             }
         }
@@ -316,7 +316,7 @@ fn insert_event(conn: &Connection, case: CaseId, e: &Event) -> Result<(), Error>
 fn put_work_item(conn: &Connection, w: &WorkItemRecord) -> Result<(), Error> {
     // The roles' index rows follow the item's, replaced whole as it is: those of the stored
     // row (found through it) go before it is replaced.
-    delete(conn, DELETE_ROLES, &w.id)?;
+    remove_roles(conn, &w.id)?;
     let roles = json("work item roles", &w.roles)?;
     let input = json("work item input", &w.input)?;
     conn.prepare_cached(
@@ -350,6 +350,38 @@ fn put_work_item(conn: &Connection, w: &WorkItemRecord) -> Result<(), Error> {
     }
     Ok(())
 }
+
+/// Removes the role rows of one stored work item, each by the table's key: its roles and offer
+/// time as its stored row has them (nothing for an item not stored yet, the common case).
+fn remove_roles(conn: &Connection, item: &WorkItemId) -> Result<(), Error> {
+    let id = item.to_string();
+    let stored: Option<(String, i64)> = conn
+        .prepare_cached(ROLES_OF_ITEM)
+        .and_then(|mut s| {
+            s.query_row([&id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
+        .map_err(sqlite("reading a work item's roles"))?;
+    let Some((roles, offered_at)) = stored else {
+        return Ok(());
+    };
+    let Ok(roles) = serde_json::from_str::<Vec<String>>(&roles) else {
+        // Roles that do not decode: let SQLite find whatever rows they gave.
+        return delete(conn, DELETE_ROLES, item);
+    };
+    for role in roles {
+        conn.prepare_cached(DELETE_ROLE)
+            .and_then(|mut s| s.execute(params![role, offered_at, id]))
+            .map_err(sqlite("deleting a work item's role"))?;
+    }
+    Ok(())
+}
+
+/// The roles and offer time of a stored work item.
+pub(super) const ROLES_OF_ITEM: &str = "SELECT roles, offered_at FROM work_items WHERE id = ?1";
+/// Removes one role row of a work item, by the table's key.
+pub(super) const DELETE_ROLE: &str =
+    "DELETE FROM work_item_roles WHERE role = ?1 AND offered_at = ?2 AND item = ?3";
 
 /// Removes the role rows of one stored work item, found by the table's key through the item's
 /// row (its roles and offer time), so that no index by item is needed.
