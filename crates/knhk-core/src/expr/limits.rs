@@ -431,3 +431,6 @@ impl Budget {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

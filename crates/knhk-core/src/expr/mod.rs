@@ -309,5 +309,3 @@ pub use xpath::translate_xpath;
 
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod tests_limits;

@@ -2,7 +2,7 @@
 //! stopped at evaluation when over budget.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-use super::*;
+use super::super::*;
 use serde_json::json;
 
 fn chain(terms: usize) -> String {
