@@ -119,6 +119,14 @@ pub(crate) enum CaseCommand {
         /// Prints a JSON array.
         #[arg(long)]
         json: bool,
+        /// Lists at most this many cases (a page); the table ends with the command for the
+        /// next one.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        limit: Option<u64>,
+        /// Lists only the cases after this one, in the list's order (oldest first): the next
+        /// page after a page that ended with it.
+        #[arg(long, value_name = "CASE")]
+        after: Option<IdArg>,
     },
     /// Adds an instance to a running multiple-instance task created dynamically (WCP-15).
     AddInstance {
@@ -388,16 +396,31 @@ pub(crate) async fn run(session: &Session, command: CaseCommand) -> anyhow::Resu
             };
             drive(session, case, json, false, step).await
         }
-        CaseCommand::List { status, json } => {
+        CaseCommand::List {
+            status,
+            json,
+            limit,
+            after,
+        } => {
             let broken = engine.quarantined().await?;
             if matches!(status, Some(Status::Broken)) {
                 return list_broken(&broken, json);
             }
+            let after = match &after {
+                Some(arg) => Some(session.case_id(arg).await?),
+                None => None,
+            };
             let filter = CaseQuery {
                 status: status.and_then(Status::case_status).into_iter().collect(),
+                limit: limit.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+                after,
                 ..CaseQuery::default()
             };
             let cases = engine.cases(&filter).await?;
+            // A full page may have a next one: it starts after its last case.
+            let next = cases.last().map(|c| c.id).filter(|_| {
+                limit.is_some_and(|n| u64::try_from(cases.len()).is_ok_and(|l| l == n))
+            });
             let workflows = engine.workflows().await?;
             let name_of = |id: WorkflowId| {
                 workflows
@@ -451,6 +474,16 @@ pub(crate) async fn run(session: &Session, command: CaseCommand) -> anyhow::Resu
                         "{} quarantined cases are not listed (their stored data does not load): \
                          {} case list --status broken",
                         broken.len(),
+                        session.command()
+                    );
+                }
+                if let (Some(next), Some(n)) = (next, limit) {
+                    let status = status
+                        .and_then(Status::case_status)
+                        .map(|s| format!(" --status {s}"))
+                        .unwrap_or_default();
+                    outln!(
+                        "more with: {} case list{status} --after {next} --limit {n}",
                         session.command()
                     );
                 }

@@ -115,6 +115,9 @@ pub struct CaseFilter {
     pub status: Vec<CaseStatus>,
     pub workflow: Option<WorkflowId>,
     pub limit: Option<usize>,
+    /// Only cases after this one in the order of the list (creation time, then id): where the
+    /// next page of a paged list starts.
+    pub after: Option<(Timestamp, CaseId)>,
 }
 
 /// Which work items [`Store::work_items`](crate::Store::work_items) returns; every field set
@@ -132,6 +135,7 @@ impl CaseFilter {
     pub(crate) fn matches(&self, c: &CaseRecord) -> bool {
         (self.status.is_empty() || self.status.contains(&c.status))
             && self.workflow.is_none_or(|w| w == c.workflow)
+            && self.after.is_none_or(|after| (c.created_at, c.id) > after)
     }
 }
 

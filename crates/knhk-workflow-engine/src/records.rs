@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 
 use knhk_core::model::TaskBinding;
 use knhk_core::{
-    Case, CaseStatus, Event, EventKind, TaskRef, TimerId, Timestamp, WorkItemId, WorkItemState,
-    Workflow, WorkflowId,
+    Case, CaseId, CaseStatus, Event, EventKind, TaskRef, TimerId, Timestamp, WorkItemId,
+    WorkItemState, Workflow, WorkflowId,
 };
 use knhk_store::{
     CaseFilter, CaseRecord, Change, TimerRecord, WorkItemFilter, WorkItemRecord, WorkflowRecord,
@@ -238,11 +238,13 @@ pub(crate) fn work_item_view(r: WorkItemRecord) -> Result<WorkItemView, Error> {
 }
 
 /// Returns the store's filter for a case query.
-pub(crate) fn case_filter(q: &CaseQuery) -> CaseFilter {
+/// `after` is the cursor of a paged list: the creation time and id of the case it follows.
+pub(crate) fn case_filter(q: &CaseQuery, after: Option<(Timestamp, CaseId)>) -> CaseFilter {
     CaseFilter {
         status: q.status.clone(),
         workflow: q.workflow,
         limit: q.limit,
+        after,
     }
 }
 

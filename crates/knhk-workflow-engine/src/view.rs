@@ -205,6 +205,9 @@ pub struct CaseQuery {
     pub status: Vec<CaseStatus>,
     pub workflow: Option<WorkflowId>,
     pub limit: Option<usize>,
+    /// Only the cases after this one in the list's order (creation time, then id): the next
+    /// page of a list whose last case this is.
+    pub after: Option<CaseId>,
 }
 
 /// Which work items [`WorkflowEngine::work_items`](crate::WorkflowEngine::work_items)

@@ -395,3 +395,38 @@ fn a_history_is_read_page_by_page_after_a_sequence_number() {
         "{first}"
     );
 }
+
+#[test]
+fn case_lists_are_read_page_by_page_after_a_case() {
+    let data = DataDir::new();
+    let workflow = register_loan(&data);
+    for _ in 0..5 {
+        data.ok(&["case", "create", &workflow, "--data", r#"{"amount": 1}"#]);
+    }
+    let ids = |doc: &serde_json::Value| -> Vec<String> {
+        doc.as_array()
+            .expect("a list")
+            .iter()
+            .map(|c| text(c, "case_id").to_owned())
+            .collect()
+    };
+    let all = ids(&data.json(&["case", "list", "--json"]));
+    assert_eq!(all.len(), 5);
+    // Two at a time, each page after the last case of the one before.
+    let mut seen = ids(&data.json(&["case", "list", "--limit", "2", "--json"]));
+    loop {
+        let last = seen.last().expect("a case").clone();
+        let page = ids(&data.json(&["case", "list", "--limit", "2", "--after", &last, "--json"]));
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 2, "{page:?}");
+        seen.extend(page);
+    }
+    assert_eq!(seen, all, "the pages make the list, in order, once each");
+    let table = data.ok(&["case", "list", "--limit", "2"]);
+    assert!(
+        table.contains(&format!("case list --after {} --limit 2", all[1])),
+        "{table}"
+    );
+}

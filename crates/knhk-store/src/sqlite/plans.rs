@@ -2,7 +2,7 @@
 //! operator) can see that each one is served by an index and costs what it returns, not what
 //! the store holds.
 
-use knhk_core::{CaseId, CaseStatus, WorkflowId};
+use knhk_core::{CaseId, CaseStatus, Timestamp, WorkflowId};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, params_from_iter};
 
@@ -128,9 +128,17 @@ fn queries() -> Vec<(String, String, Vec<SqlValue>)> {
             status,
             workflow,
             limit,
+            after: None,
         });
         out.push((what.to_owned(), sql, args));
     }
+    let (sql, args) = rows::cases_query(&CaseFilter {
+        status: Vec::new(),
+        workflow: None,
+        limit: Some(100),
+        after: Some((Timestamp(1_700_000_000_000), CaseId(uuid::Uuid::nil()))),
+    });
+    out.push(("a page of cases after a cursor".to_owned(), sql, args));
     let users = ["ann", "bob", "cat"].map(str::to_owned);
     let (sql, args) = rows::queue_lengths_query(&users);
     out.push(("the queue lengths of three users".to_owned(), sql, args));

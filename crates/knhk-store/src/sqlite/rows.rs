@@ -213,6 +213,11 @@ pub(super) fn cases_query(f: &CaseFilter) -> (String, Vec<SqlValue>) {
         sql.push_str(" AND workflow = ?");
         args.push(SqlValue::Text(w.to_string()));
     }
+    if let Some((created_at, id)) = f.after {
+        sql.push_str(" AND (created_at, id) > (?, ?)");
+        args.push(SqlValue::Integer(created_at.0));
+        args.push(SqlValue::Text(id.to_string()));
+    }
     sql.push_str(" ORDER BY created_at, id");
     if let Some(limit) = f.limit {
         sql.push_str(" LIMIT ?");

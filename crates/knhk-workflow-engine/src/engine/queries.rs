@@ -28,9 +28,23 @@ impl WorkflowEngine {
     /// (with a warning) rather than failing the whole list.
     pub async fn cases(&self, query: &CaseQuery) -> Result<Vec<CaseView>, Error> {
         let set_aside = self.set_aside().await?;
-        let rows = match self.inner.store.cases(&records::case_filter(query)).await {
+        // A page starts after a case of the list: where that case stands in its order.
+        let after = match query.after {
+            None => None,
+            Some(id) => {
+                let row = self
+                    .inner
+                    .store
+                    .case(id)
+                    .await?
+                    .ok_or(Error::UnknownCase(id))?;
+                Some((row.created_at, id))
+            }
+        };
+        let filter = records::case_filter(query, after);
+        let rows = match self.inner.store.cases(&filter).await {
             Ok(rows) => rows,
-            Err(knhk_store::Error::Corrupt(_)) => self.readable_cases(query).await?,
+            Err(knhk_store::Error::Corrupt(_)) => self.readable_cases(&filter).await?,
             Err(e) => return Err(e.into()),
         };
         let mut views = Vec::with_capacity(rows.len());
@@ -50,17 +64,24 @@ impl WorkflowEngine {
     /// Reads the rows of a query one case at a time, leaving out those that do not decode.
     async fn readable_cases(
         &self,
-        query: &CaseQuery,
+        filter: &knhk_store::CaseFilter,
     ) -> Result<Vec<knhk_store::CaseRecord>, Error> {
         let store = &self.inner.store;
         let mut rows = Vec::new();
-        for id in store.case_ids(&query.status).await? {
+        for id in store.case_ids(&filter.status).await? {
             match store.case(id).await {
-                Ok(Some(row)) if query.workflow.is_none_or(|w| w == row.workflow) => rows.push(row),
+                Ok(Some(row))
+                    if filter.workflow.is_none_or(|w| w == row.workflow)
+                        && filter
+                            .after
+                            .is_none_or(|after| (row.created_at, row.id) > after) =>
+                {
+                    rows.push(row)
+                }
                 Ok(_) => {}
                 Err(e) => warn!(case = %id, error = %e, "case row does not decode; left out"),
             }
-            if query.limit.is_some_and(|n| rows.len() >= n) {
+            if filter.limit.is_some_and(|n| rows.len() >= n) {
                 break;
             }
         }

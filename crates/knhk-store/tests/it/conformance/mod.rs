@@ -492,6 +492,7 @@ pub async fn cases_filter_by_status_workflow_limit(s: Arc<dyn Store>) {
                 status,
                 workflow,
                 limit,
+                after: None,
             })
             .await
             .unwrap()
@@ -526,6 +527,29 @@ pub async fn cases_filter_by_status_workflow_limit(s: Arc<dyn Store>) {
         ids(find(vec![CaseStatus::Failed], None, None).await),
         vec![]
     );
+
+    // Pages: after a case's (creation time, id), ties broken by the id as in the order.
+    let page = |after: &knhk_store::CaseRecord, status: Vec<CaseStatus>, limit| {
+        let s = Arc::clone(&s);
+        let after = (after.created_at, after.id);
+        async move {
+            s.cases(&CaseFilter {
+                status,
+                workflow: None,
+                limit,
+                after: Some(after),
+            })
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| c.id)
+            .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(page(&c1, vec![], Some(2)).await, vec![c3.id, c4.id]);
+    assert_eq!(page(&c3, vec![], None).await, vec![c4.id, c2.id]);
+    assert_eq!(page(&c4, vec![CaseStatus::Running], None).await, vec![]);
+    assert_eq!(page(&c2, vec![], None).await, vec![]);
 
     // Ids alone, in the same order, by status.
     assert_eq!(
