@@ -30,5 +30,6 @@ pub use store::Store;
 /// (see `tests/golden/`). Format 2 added the named sequences; format 3 the workflow URI, with
 /// versions unique per URI; format 4 the quarantine of cases that cannot be loaded; format 5
 /// the indexes that make single-case, per-user and per-role queries independent of the store's
-/// size (work items' roles in a table of their own).
-pub const FORMAT_VERSION: i64 = 5;
+/// size (work items' roles in a table of their own); format 6 marks the cases with work in
+/// flight, which recovery reads.
+pub const FORMAT_VERSION: i64 = 6;

@@ -149,6 +149,20 @@ impl Store for MemoryStore {
         Ok(found)
     }
 
+    async fn case_ids_in_flight(&self, status: &[CaseStatus]) -> Result<Vec<CaseId>, Error> {
+        let filter = CaseFilter {
+            status: status.to_vec(),
+            ..CaseFilter::default()
+        };
+        Ok(self
+            .cases(&filter)
+            .await?
+            .into_iter()
+            .filter(|c| c.in_flight)
+            .map(|c| c.id)
+            .collect())
+    }
+
     async fn case_ids(&self, status: &[CaseStatus]) -> Result<Vec<CaseId>, Error> {
         let filter = CaseFilter {
             status: status.to_vec(),

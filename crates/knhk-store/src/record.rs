@@ -35,6 +35,10 @@ pub struct CaseRecord {
     pub version: u64,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// Whether the case has work the engine set going and has not seen end: a connector call in
+    /// flight, or a work item still to be allocated. Recovery after a crash takes up only
+    /// these cases; the others wait in the store for their next input.
+    pub in_flight: bool,
 }
 
 /// A work item offered to people (or allocated to, or started by, one of them).

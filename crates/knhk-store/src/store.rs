@@ -33,6 +33,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Nothing else of their rows is read, so a case whose row no longer decodes is listed
     /// too: recovery and checks go on past it.
     async fn case_ids(&self, status: &[CaseStatus]) -> Result<Vec<CaseId>, Error>;
+    /// Returns the ids of the cases in any of `status` with work in flight
+    /// ([`CaseRecord::in_flight`]), ordered by creation time, then id: what recovery takes up.
+    async fn case_ids_in_flight(&self, status: &[CaseStatus]) -> Result<Vec<CaseId>, Error>;
     /// Runs the backend's own check of what it stores (SQLite's `integrity_check`, or
     /// `quick_check` when not `thorough`) and returns every problem it names; none when
     /// sound.

@@ -3,10 +3,10 @@
 
 use std::collections::BTreeSet;
 
-use knhk_core::model::TaskBinding;
+use knhk_core::model::{Allocation, TaskBinding};
 use knhk_core::{
     Case, CaseId, CaseStatus, Event, EventKind, TaskRef, TimerId, Timestamp, WorkItemId,
-    WorkItemState, Workflow, WorkflowId,
+    WorkItemKind, WorkItemState, Workflow, WorkflowId,
 };
 use knhk_store::{
     CaseFilter, CaseRecord, Change, TimerRecord, WorkItemFilter, WorkItemRecord, WorkflowRecord,
@@ -49,8 +49,27 @@ pub(crate) fn case_view_of(
     }
 }
 
-/// Returns the stored row of a case view.
-pub(crate) fn case_row(view: &CaseView) -> Result<CaseRecord, Error> {
+/// Returns whether a case has work the engine set going and has not seen end: a connector call
+/// in flight, or a work item that an allocation policy (not a plain role offer) still has to
+/// give someone. Recovery takes up only such cases ([`CaseRecord::in_flight`]).
+pub(crate) fn has_work_in_flight(case: &Case, wf: &Workflow) -> bool {
+    if case.status().is_final() {
+        return false;
+    }
+    case.work_items().any(|(_, item)| match item.kind {
+        WorkItemKind::Call { .. } => true,
+        WorkItemKind::Human => {
+            item.owner.is_none()
+                && matches!(
+                    case.task_model(wf, &item.task).map(|t| &t.binding),
+                    Some(TaskBinding::Human(h)) if h.allocation != Allocation::RoleOffer
+                )
+        }
+    })
+}
+
+/// Returns the stored row of a case view; `in_flight` as [`has_work_in_flight`] says.
+pub(crate) fn case_row(view: &CaseView, in_flight: bool) -> Result<CaseRecord, Error> {
     Ok(CaseRecord {
         id: view.id,
         workflow: view.workflow,
@@ -65,6 +84,7 @@ pub(crate) fn case_row(view: &CaseView) -> Result<CaseRecord, Error> {
         version: view.version,
         created_at: view.created_at,
         updated_at: view.updated_at,
+        in_flight,
     })
 }
 

@@ -230,12 +230,15 @@ fn a_case_that_does_not_load_is_quarantined_and_the_others_go_on() {
         .map(|_| text(&data.start_loan(), "case_id").to_owned())
         .collect();
     let broken = &ids[1];
-    // One event of one case no longer decodes (a torn or foreign write).
+    // One event of one case no longer decodes (a torn or foreign write). The cases wait for
+    // people, so recovery would not read them; marked as having work in flight (as every case
+    // of a store migrated from before format 6 is), recovery reads all three.
     damage(
         &data,
         &format!(
             "UPDATE events SET payload = '{{\"type\": \"nonsense\"}}'
-             WHERE case_id = '{broken}' AND seq = 5"
+             WHERE case_id = '{broken}' AND seq = 5;
+             UPDATE cases SET in_flight = 1"
         ),
     );
     // Recovery picks up the other two, and names the broken one.

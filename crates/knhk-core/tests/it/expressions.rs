@@ -14,12 +14,22 @@ fn fuzz_cases() -> u32 {
         .unwrap_or(256)
 }
 
-/// Compiles `source` and, when it compiles, evaluates it both ways over small case data.
+/// Compiles `source` and, when it compiles, evaluates it both ways over small case data, on a
+/// thread with the 8 MiB stack the `knhk` binary gives its runtime: the CEL crate's parser and
+/// evaluator recurse once per level, with large frames in a debug build, and the depth that
+/// knhk accepts is sized for that stack (a test thread has 2 MiB).
 fn try_expression(source: &str, syntax: Syntax) {
-    let expr = Expression {
-        source: source.to_owned(),
-        syntax,
-    };
+    let source = source.to_owned();
+    std::thread::Builder::new()
+        .stack_size(8 << 20)
+        .spawn(move || compile_and_evaluate(source, syntax))
+        .expect("a thread")
+        .join()
+        .unwrap_or_else(|_| panic!("compiling or evaluating panicked"));
+}
+
+fn compile_and_evaluate(source: String, syntax: Syntax) {
+    let expr = Expression { source, syntax };
     match CompiledExpr::compile(&expr) {
         Err(e) => assert!(!e.to_string().is_empty()),
         Ok(compiled) => {

@@ -393,6 +393,12 @@ impl Store for SqliteStore {
         self.read(move |c| rows::case_ids(c, &status)).await
     }
 
+    async fn case_ids_in_flight(&self, status: &[CaseStatus]) -> Result<Vec<CaseId>, Error> {
+        let status = status.to_vec();
+        self.read(move |c| rows::case_ids_in_flight(c, &status))
+            .await
+    }
+
     async fn integrity(&self, thorough: bool) -> Result<Vec<String>, Error> {
         self.read(move |c| check::integrity(c, thorough)).await
     }

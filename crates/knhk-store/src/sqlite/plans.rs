@@ -148,6 +148,12 @@ fn queries() -> Vec<(String, String, Vec<SqlValue>)> {
         sql,
         args,
     ));
+    let (sql, args) = rows::case_ids_in_flight_query(&waiting);
+    out.push((
+        "the ids of running and suspended cases with work in flight".to_owned(),
+        sql,
+        args,
+    ));
     for role in [None, Some("clerk")] {
         for case in [None, Some(case)] {
             for owner in [None, Some("ann")] {

@@ -16,7 +16,8 @@ use crate::record::{
 use super::sqlite;
 
 const WORKFLOW_COLUMNS: &str = "id, name, version, format, source, spec, registered_at, uri";
-const CASE_COLUMNS: &str = "id, workflow, status, data, marking, version, created_at, updated_at";
+const CASE_COLUMNS: &str =
+    "id, workflow, status, data, marking, version, created_at, updated_at, in_flight";
 const WORK_ITEM_COLUMNS: &str = "id, case_id, task, net_instance, instance, roles, allocation, \
                                  state, owner, input, offered_at";
 
@@ -119,6 +120,7 @@ fn case_row(r: &Row<'_>) -> Result<CaseRecord, Error> {
         version: u64_col(r, 5)?,
         created_at: time_col(r, 6)?,
         updated_at: time_col(r, 7)?,
+        in_flight: col::<i64>(r, 8)? != 0,
     })
 }
 
@@ -231,6 +233,28 @@ pub(super) fn case_ids(conn: &Connection, status: &[CaseStatus]) -> Result<Vec<C
     query_all(conn, &sql, params_from_iter(args), |r| {
         uuid_col(r, 0).map(CaseId)
     })
+}
+
+pub(super) fn case_ids_in_flight(
+    conn: &Connection,
+    status: &[CaseStatus],
+) -> Result<Vec<CaseId>, Error> {
+    let (sql, args) = case_ids_in_flight_query(status);
+    query_all(conn, &sql, params_from_iter(args), |r| {
+        uuid_col(r, 0).map(CaseId)
+    })
+}
+
+/// Builds the query of the ids of the cases in any of `status` with work in flight, read
+/// through the partial index of those cases.
+pub(super) fn case_ids_in_flight_query(status: &[CaseStatus]) -> (String, Vec<SqlValue>) {
+    let (sql, args) = case_ids_query(status);
+    let sql = if status.is_empty() {
+        sql.replace(" ORDER BY", " WHERE in_flight = 1 ORDER BY")
+    } else {
+        sql.replace(" ORDER BY", " AND in_flight = 1 ORDER BY")
+    };
+    (sql, args)
 }
 
 /// Builds the query of the ids of the cases in any of `status` (all when empty).

@@ -227,9 +227,17 @@ CREATE INDEX work_items_by_owner ON work_items (owner, offered_at, id);
 CREATE INDEX cases_by_workflow ON cases (workflow, created_at, id);
 ";
 
+/// Format 6 marks the cases with work in flight (a connector call, an allocation), so that
+/// recovery reads those and leaves the cases that merely wait in the store. Older rows are
+/// marked, as recovery took up every running case before.
+const MIGRATE_V5_TO_V6_IN_FLIGHT: &str = "
+ALTER TABLE cases ADD COLUMN in_flight INTEGER NOT NULL DEFAULT 1;
+CREATE INDEX cases_in_flight ON cases (status, created_at, id) WHERE in_flight = 1;
+";
+
 /// The steps from each older format to the next, in order: `(from, what it does, sql)`.
 /// A new format adds its own step here, separately named.
-const MIGRATIONS: [(i64, &str, &str); 4] = [
+const MIGRATIONS: [(i64, &str, &str); 5] = [
     (
         1,
         "migrating the store from format 1 to 2 (named sequences)",
@@ -249,6 +257,11 @@ const MIGRATIONS: [(i64, &str, &str); 4] = [
         4,
         "migrating the store from format 4 to 5 (indexes of roles, owners and workflows)",
         MIGRATE_V4_TO_V5_INDEXES,
+    ),
+    (
+        5,
+        "migrating the store from format 5 to 6 (cases with work in flight)",
+        MIGRATE_V5_TO_V6_IN_FLIGHT,
     ),
 ];
 

@@ -272,12 +272,14 @@ fn put_case(conn: &Connection, c: &CaseRecord) -> Result<(), Error> {
     let data = json("case data", &c.data)?;
     let marking = json("a marking", &c.marking)?;
     conn.prepare_cached(
-        "INSERT INTO cases (id, workflow, status, data, marking, version, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+        "INSERT INTO cases (id, workflow, status, data, marking, version, created_at, updated_at,
+                            in_flight)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
          ON CONFLICT (id) DO UPDATE SET
            workflow = excluded.workflow, status = excluded.status, data = excluded.data,
            marking = excluded.marking, version = excluded.version,
-           created_at = excluded.created_at, updated_at = excluded.updated_at",
+           created_at = excluded.created_at, updated_at = excluded.updated_at,
+           in_flight = excluded.in_flight",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -288,7 +290,8 @@ fn put_case(conn: &Connection, c: &CaseRecord) -> Result<(), Error> {
             marking,
             int("case version", c.version).map_err(to_sql)?,
             c.created_at.0,
-            c.updated_at.0
+            c.updated_at.0,
+            i64::from(c.in_flight)
         ])
     })
     .map(drop)

@@ -260,12 +260,33 @@ async fn golden_format_v4_loads_and_is_migrated() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn golden_format_v5_loads() {
+async fn golden_format_v5_loads_and_is_migrated() {
+    let (store, _dir) = load_golden(5).await;
+    assert_v4(&store).await;
+    // Format 5 did not say which cases have work in flight: every running one is taken to.
+    assert_eq!(
+        store
+            .case_ids_in_flight(&[CaseStatus::Running])
+            .await
+            .unwrap(),
+        vec![case_id(1)]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn golden_format_v6_loads() {
     if std::env::var("KNHK_WRITE_GOLDEN").as_deref() == Ok("1") {
         write_golden(&golden_path(FORMAT_VERSION)).await;
     }
-    let (store, _dir) = load_golden(5).await;
+    let (store, _dir) = load_golden(6).await;
     assert_v4(&store).await;
+    assert_eq!(
+        store
+            .case_ids_in_flight(&[CaseStatus::Running])
+            .await
+            .unwrap(),
+        vec![case_id(1)]
+    );
 }
 
 /// Checks what format 4 added: the quarantine, with the sequences of format 2.

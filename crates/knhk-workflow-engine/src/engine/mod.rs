@@ -265,7 +265,7 @@ impl WorkflowEngine {
         self.inner
             .store
             .commit(Commit {
-                case: records::case_row(&view)?,
+                case: records::case_row(&view, records::has_work_in_flight(&next.case, &next.wf))?,
                 expected_version,
                 events,
                 work_items,

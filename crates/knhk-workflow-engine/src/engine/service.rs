@@ -122,7 +122,8 @@ impl WorkflowEngine {
             .inner
             .store
             // A suspended case may have had calls in flight too: their results are taken.
-            .case_ids(&[CaseStatus::Running, CaseStatus::Suspended])
+            // Only the cases with work in flight: the others wait in the store for an input.
+            .case_ids_in_flight(&[CaseStatus::Running, CaseStatus::Suspended])
             .await?;
         let mut n = 0;
         let mut quarantined = Vec::new();

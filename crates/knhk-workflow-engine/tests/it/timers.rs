@@ -158,6 +158,12 @@ impl knhk_store::Store for FlakyStore {
     ) -> Result<Vec<knhk_core::CaseId>, knhk_store::Error> {
         self.inner.case_ids(status).await
     }
+    async fn case_ids_in_flight(
+        &self,
+        status: &[knhk_core::CaseStatus],
+    ) -> Result<Vec<knhk_core::CaseId>, knhk_store::Error> {
+        self.inner.case_ids_in_flight(status).await
+    }
     async fn integrity(&self, thorough: bool) -> Result<Vec<String>, knhk_store::Error> {
         self.inner.integrity(thorough).await
     }

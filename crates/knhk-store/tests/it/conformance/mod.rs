@@ -551,6 +551,29 @@ pub async fn cases_filter_by_status_workflow_limit(s: Arc<dyn Store>) {
     assert_eq!(page(&c4, vec![CaseStatus::Running], None).await, vec![]);
     assert_eq!(page(&c2, vec![], None).await, vec![]);
 
+    // The cases with work in flight: all of these (see `case`), until a step says otherwise.
+    assert_eq!(
+        s.case_ids_in_flight(&[CaseStatus::Running]).await.unwrap(),
+        vec![c1.id, c4.id]
+    );
+    let mut settled = next_step(
+        &c1,
+        vec![EventKind::DataUpdated {
+            changes: data(&[("k", json!("v"))]),
+        }],
+    );
+    settled.case.in_flight = false;
+    let c1 = settled.case.clone();
+    s.commit(settled).await.unwrap();
+    assert_eq!(
+        s.case_ids_in_flight(&[CaseStatus::Running]).await.unwrap(),
+        vec![c4.id]
+    );
+    assert_eq!(
+        s.case_ids_in_flight(&[]).await.unwrap(),
+        vec![c3.id, c4.id, c2.id]
+    );
+
     // Ids alone, in the same order, by status.
     assert_eq!(
         s.case_ids(&[]).await.unwrap(),
