@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use knhk_core::{CaseId, CaseStatus, EventKind, TimerId, Wait};
-use knhk_workflow_engine::{CaseQuery, CaseUpdate, WorkflowEngine};
+use knhk_core::{CaseId, EventKind, TimerId, Wait};
+use knhk_workflow_engine::{CaseUpdate, WorkflowEngine};
 use tokio::sync::broadcast;
 
 use crate::report::task_label;
@@ -46,14 +46,10 @@ pub(crate) async fn run(session: &Session, args: WorkerArgs) -> anyhow::Result<E
             q.id, q.reason
         );
     }
-    let running = CaseQuery {
-        status: vec![CaseStatus::Running],
-        ..CaseQuery::default()
-    };
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot listen for SIGTERM")?;
     loop {
-        if args.until_idle && idle(engine, &running, args.idle_timers_ms).await? {
+        if args.until_idle && idle(engine, args.idle_timers_ms).await? {
             eprintln!("worker: idle (nothing left that the engine itself can do)");
             break;
         }
@@ -128,21 +124,22 @@ async fn timer_task(engine: &WorkflowEngine, case: CaseId, timer: &TimerId) -> S
 }
 
 /// Returns whether the engine has nothing left to do by itself: no running case has a
-/// connector call in flight or a timer due within `timers_ms`. Work items and triggers wait for
-/// the outside world, which a worker cannot hurry.
-async fn idle(
-    engine: &WorkflowEngine,
-    running: &CaseQuery,
-    timers_ms: u64,
-) -> anyhow::Result<bool> {
+/// connector call in flight and no stored timer of a running case is due within `timers_ms`. Work items and
+/// triggers wait for the outside world, which a worker cannot hurry. Only the cases whose rows
+/// say they have work in flight are looked at, so the check costs those, not every case.
+async fn idle(engine: &WorkflowEngine, timers_ms: u64) -> anyhow::Result<bool> {
     let horizon = engine.clock().now().plus_millis(timers_ms);
-    for case in engine.cases(running).await? {
-        for wait in engine.waits(case.id).await? {
-            match wait {
-                Wait::Call { .. } => return Ok(false),
-                Wait::Timer { fires_at, .. } if fires_at <= horizon => return Ok(false),
-                _ => {}
-            }
+    if engine.timer_due_by(horizon).await? {
+        return Ok(false);
+    }
+    for case in engine.cases_with_work_in_flight().await? {
+        if engine
+            .waits(case)
+            .await?
+            .iter()
+            .any(|w| matches!(w, Wait::Call { .. }))
+        {
+            return Ok(false);
         }
     }
     Ok(true)

@@ -164,3 +164,34 @@ fn a_worker_until_idle_ends_while_a_case_waits_for_a_person() {
     let list = data.ok(&["case", "list", "--status", "running"]);
     assert!(list.contains("running"), "the case still waits: {list}");
 }
+
+#[test]
+fn a_worker_until_idle_leaves_the_timer_of_a_suspended_case_for_its_resumption() {
+    let data = DataDir::new();
+    let text = std::fs::read_to_string(crate::example("invoice_reminder.ttl")).expect("example");
+    let file = temp_file("soon.ttl", &text.replace("\"P3D\"", "\"PT2S\""));
+    let doc: Value = serde_json::from_str(&stdout(&data.knhk(&[
+        "run",
+        path_str(&file),
+        "--json",
+        "--wait",
+        "0",
+    ])))
+    .expect("json");
+    let case = doc["case_id"].as_str().expect("case id").to_owned();
+    data.ok(&["case", "suspend", &case]);
+    // Its timer falls due within the bound, but a suspended case takes no timer: the worker
+    // has nothing to do, and says so at once.
+    let worker = data.knhk(&["worker", "--until-idle", "--idle-timers-ms", "600000"]);
+    assert!(worker.status.success(), "{}", stderr(&worker));
+    assert!(
+        stderr(&worker).contains("worker: idle"),
+        "{}",
+        stderr(&worker)
+    );
+    assert!(
+        !stderr(&worker).contains("timer of task"),
+        "no timer fired: {}",
+        stderr(&worker)
+    );
+}

@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use knhk_core::{CaseId, Event, Wait, WorkItemId};
+use knhk_core::{CaseId, CaseStatus, Event, Timestamp, Wait, WorkItemId};
 use tracing::warn;
 
 use super::WorkflowEngine;
@@ -117,6 +117,41 @@ impl WorkflowEngine {
             return Err(Error::UnknownCase(id));
         }
         Ok(self.inner.store.events(id, after_seq).await?)
+    }
+
+    /// Returns the running cases whose rows say they have work in flight (a connector call, an
+    /// allocation): the only ones for which the engine itself still has something to do, read
+    /// without reading the cases that merely wait.
+    /// Quarantined cases are left out: nothing runs them.
+    pub async fn cases_with_work_in_flight(&self) -> Result<Vec<CaseId>, Error> {
+        let set_aside = self.set_aside().await?;
+        let mut ids = self
+            .inner
+            .store
+            .case_ids_in_flight(&[CaseStatus::Running])
+            .await?;
+        ids.retain(|id| !set_aside.contains(id));
+        Ok(ids)
+    }
+
+    /// Returns whether a stored timer of a running case falls due by `by` (a suspended case's
+    /// timers wait for it to resume).
+    pub async fn timer_due_by(&self, by: Timestamp) -> Result<bool, Error> {
+        let store = &self.inner.store;
+        for timer in store.timers().await? {
+            // Ordered by firing time: the rest fall due later still.
+            if timer.fires_at > by {
+                break;
+            }
+            if store
+                .case(timer.case_id)
+                .await?
+                .is_some_and(|c| c.status == CaseStatus::Running)
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Returns a page of a case's history: at most `limit` events with a sequence number above
