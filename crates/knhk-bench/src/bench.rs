@@ -23,10 +23,9 @@ use anyhow::{Context, bail};
 use axum::Router;
 use axum::extract::Path as UrlPath;
 use axum::routing::post;
-use knhk_connectors::Registry;
 use knhk_core::{CaseId, CaseStatus};
 use knhk_store::{SqliteOptions, SqliteStats, SqliteStore};
-use knhk_workflow_engine::{CaseUpdate, Clock, Directory, EngineConfig, WorkflowEngine};
+use knhk_workflow_engine::{CaseUpdate, Directory, EngineConfig, WorkflowEngine};
 use serde_json::{Map, Value, json};
 use tokio::sync::{broadcast, oneshot};
 use tokio::task::JoinSet;
@@ -198,18 +197,10 @@ impl Scenario {
         let store = SqliteStore::open(file, options)
             .await
             .with_context(|| format!("cannot open {}", file.display()))?;
-        let engine = WorkflowEngine::new(EngineConfig {
-            store: Arc::new(store.clone()),
-            connectors: Registry::with_builtins(),
-            directory: Directory::default(),
-            clock: Clock::system(),
-            admin_role: EngineConfig::DEFAULT_ADMIN_ROLE.to_owned(),
-            step: knhk_core::ApplyOptions::default(),
-            timer_poll: EngineConfig::DEFAULT_TIMER_POLL,
-            max_input_bytes: EngineConfig::DEFAULT_MAX_INPUT_BYTES,
-            definition_limits: Default::default(),
-            case_cache: EngineConfig::DEFAULT_CASE_CACHE,
-        });
+        let engine = WorkflowEngine::new(EngineConfig::with_defaults(
+            Arc::new(store.clone()),
+            Directory::default(),
+        ));
         let measured = self.measure_on(&engine, &store, addr).await;
         engine.shutdown().await;
         measured

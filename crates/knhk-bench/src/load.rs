@@ -16,11 +16,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use knhk_connectors::Registry;
 use knhk_core::{CaseId, CaseStatus};
 use knhk_store::{SqliteOptions, SqliteStore};
 use knhk_workflow_engine::{
-    CaseFault, CaseUpdate, CaseView, Clock, Directory, EngineConfig, WorkflowEngine,
+    CaseFault, CaseUpdate, CaseView, Directory, EngineConfig, WorkflowEngine,
 };
 use serde_json::Value;
 use tokio::sync::broadcast;
@@ -135,18 +134,10 @@ async fn open(data_dir: &Path, max_pages: Option<u64>) -> anyhow::Result<Workflo
         .await
         .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
     let directory = Directory::load(&data_dir.join("directory.json"))?;
-    Ok(WorkflowEngine::new(EngineConfig {
-        store: Arc::new(store),
-        connectors: Registry::with_builtins(),
+    Ok(WorkflowEngine::new(EngineConfig::with_defaults(
+        Arc::new(store),
         directory,
-        clock: Clock::system(),
-        admin_role: EngineConfig::DEFAULT_ADMIN_ROLE.to_owned(),
-        step: knhk_core::ApplyOptions::default(),
-        timer_poll: EngineConfig::DEFAULT_TIMER_POLL,
-        max_input_bytes: EngineConfig::DEFAULT_MAX_INPUT_BYTES,
-        definition_limits: Default::default(),
-        case_cache: EngineConfig::DEFAULT_CASE_CACHE,
-    }))
+    )))
 }
 
 fn parse_data(text: &str) -> anyhow::Result<Value> {

@@ -28,11 +28,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use knhk_connectors::Registry;
 use knhk_core::{CaseId, CaseStatus, WorkflowId};
 use knhk_store::{SqliteOptions, SqliteStore};
 use knhk_workflow_engine::{
-    CaseQuery, Clock, Directory, EngineConfig, SourceFormat, WorkItemQuery, WorkflowEngine,
+    CaseQuery, Directory, EngineConfig, SourceFormat, WorkItemQuery, WorkflowEngine,
 };
 use serde_json::{Map, Value};
 use tokio::task::JoinSet;
@@ -541,18 +540,10 @@ async fn open(file: &Path) -> anyhow::Result<(WorkflowEngine, SqliteStore)> {
     let store = SqliteStore::open(file, SqliteOptions::default())
         .await
         .with_context(|| format!("cannot open {}", file.display()))?;
-    let engine = WorkflowEngine::new(EngineConfig {
-        store: Arc::new(store.clone()),
-        connectors: Registry::with_builtins(),
-        directory: Directory::from_json(DIRECTORY)?,
-        clock: Clock::system(),
-        admin_role: EngineConfig::DEFAULT_ADMIN_ROLE.to_owned(),
-        step: knhk_core::ApplyOptions::default(),
-        timer_poll: EngineConfig::DEFAULT_TIMER_POLL,
-        max_input_bytes: EngineConfig::DEFAULT_MAX_INPUT_BYTES,
-        definition_limits: Default::default(),
-        case_cache: EngineConfig::DEFAULT_CASE_CACHE,
-    });
+    let engine = WorkflowEngine::new(EngineConfig::with_defaults(
+        Arc::new(store.clone()),
+        Directory::from_json(DIRECTORY)?,
+    ));
     Ok((engine, store))
 }
 

@@ -34,6 +34,25 @@ struct State {
 }
 
 impl MemoryStore {
+    /// Returns the ids of the cases in any of `status` (all when empty) that `keep` keeps, in
+    /// the order of the case lists.
+    fn ids_in(&self, status: &[CaseStatus], keep: fn(&CaseRecord) -> bool) -> Vec<CaseId> {
+        let filter = CaseFilter {
+            status: status.to_vec(),
+            ..CaseFilter::default()
+        };
+        let mut found: Vec<&CaseRecord> = Vec::new();
+        let state = self.lock();
+        found.extend(
+            state
+                .cases
+                .values()
+                .filter(|c| filter.matches(c) && keep(c)),
+        );
+        found.sort_by_key(|c| (c.created_at, c.id));
+        found.into_iter().map(|c| c.id).collect()
+    }
+
     /// Creates an empty store.
     pub fn new() -> MemoryStore {
         MemoryStore::default()
@@ -150,30 +169,11 @@ impl Store for MemoryStore {
     }
 
     async fn case_ids_in_flight(&self, status: &[CaseStatus]) -> Result<Vec<CaseId>, Error> {
-        let filter = CaseFilter {
-            status: status.to_vec(),
-            ..CaseFilter::default()
-        };
-        Ok(self
-            .cases(&filter)
-            .await?
-            .into_iter()
-            .filter(|c| c.in_flight)
-            .map(|c| c.id)
-            .collect())
+        Ok(self.ids_in(status, |c| c.in_flight))
     }
 
     async fn case_ids(&self, status: &[CaseStatus]) -> Result<Vec<CaseId>, Error> {
-        let filter = CaseFilter {
-            status: status.to_vec(),
-            ..CaseFilter::default()
-        };
-        Ok(self
-            .cases(&filter)
-            .await?
-            .into_iter()
-            .map(|c| c.id)
-            .collect())
+        Ok(self.ids_in(status, |_| true))
     }
 
     async fn integrity(&self, _thorough: bool) -> Result<Vec<String>, Error> {

@@ -64,6 +64,23 @@ impl EngineConfig {
     pub const DEFAULT_MAX_INPUT_BYTES: usize = 1024 * 1024;
     /// The most cases kept in memory between steps when none is configured.
     pub const DEFAULT_CASE_CACHE: usize = 10_000;
+
+    /// Returns the configuration of an engine on `store` with the roles of `directory`: the
+    /// built-in connectors, the system clock, and every other setting at its default.
+    pub fn with_defaults(store: Arc<dyn Store>, directory: Directory) -> EngineConfig {
+        EngineConfig {
+            store,
+            connectors: Registry::with_builtins(),
+            directory,
+            clock: Clock::system(),
+            admin_role: EngineConfig::DEFAULT_ADMIN_ROLE.to_owned(),
+            step: ApplyOptions::default(),
+            timer_poll: EngineConfig::DEFAULT_TIMER_POLL,
+            max_input_bytes: EngineConfig::DEFAULT_MAX_INPUT_BYTES,
+            definition_limits: knhk_spec::Limits::default(),
+            case_cache: EngineConfig::DEFAULT_CASE_CACHE,
+        }
+    }
 }
 
 /// A cheap, cloneable handle on the engine.

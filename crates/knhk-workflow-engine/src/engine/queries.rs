@@ -13,14 +13,17 @@ use crate::view::{CaseQuery, CaseView, QuarantinedCase, WorkItemQuery, WorkItemV
 impl WorkflowEngine {
     /// Returns a case as last committed; a quarantined case is refused, saying why.
     pub async fn case(&self, id: CaseId) -> Result<CaseView, Error> {
+        records::case_view(self.stored_case(id).await?)
+    }
+
+    /// Returns the stored row of a case that is neither unknown nor quarantined.
+    async fn stored_case(&self, id: CaseId) -> Result<knhk_store::CaseRecord, Error> {
         self.refuse_quarantined(id).await?;
-        let record = self
-            .inner
+        self.inner
             .store
             .case(id)
             .await?
-            .ok_or(Error::UnknownCase(id))?;
-        records::case_view(record)
+            .ok_or(Error::UnknownCase(id))
     }
 
     /// Returns the cases matching a query, oldest first; quarantined cases are not among them
@@ -112,10 +115,7 @@ impl WorkflowEngine {
     /// Returns the events of a case with a sequence number above `after_seq`, in order: what
     /// a caller that has seen the history up to `after_seq` has not seen yet.
     pub async fn events(&self, id: CaseId, after_seq: u64) -> Result<Vec<Event>, Error> {
-        self.refuse_quarantined(id).await?;
-        if self.inner.store.case(id).await?.is_none() {
-            return Err(Error::UnknownCase(id));
-        }
+        self.stored_case(id).await?;
         Ok(self.inner.store.events(id, after_seq).await?)
     }
 
@@ -163,10 +163,7 @@ impl WorkflowEngine {
         after_seq: u64,
         limit: usize,
     ) -> Result<Vec<Event>, Error> {
-        self.refuse_quarantined(id).await?;
-        if self.inner.store.case(id).await?.is_none() {
-            return Err(Error::UnknownCase(id));
-        }
+        self.stored_case(id).await?;
         Ok(self.inner.store.events_page(id, after_seq, limit).await?)
     }
 
