@@ -22,7 +22,12 @@
 
 use crate::index::{Idx, IxVec, PlaceIx, TaskIx};
 use crate::model::ControlType;
-use crate::workflow::{NetDef, OrCone};
+use crate::workflow::{NetDef, OrCone, TaskDef};
+
+pub(crate) mod exact;
+
+pub use exact::{OR_JOIN_BUDGET, OrJoinStats};
+use exact::{Cover, Covering, Exact, View};
 
 /// A step of a [`Witness`]'s path.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -31,25 +36,76 @@ enum Node {
     Task(TaskIx),
 }
 
-/// Why an OR-join waits: a path from a source (a marked place or a running task) to one of
-/// its unmarked inputs, each task on it enabled by one input alone (XOR or OR join, or an
-/// AND join with one input). Any source on the path reaches the input.
+/// Why an OR-join waits, kept from one decision to the next and checked first.
 #[derive(Clone, Debug)]
-pub(crate) struct Witness {
+pub(crate) enum Witness {
+    /// A firing sequence of the reset net to the input.
+    Path(Path),
+    /// An element of the basis of the markings covering the target, under the marking.
+    Cover(Covering),
+}
+
+impl Witness {
+    /// Returns whether the OR-join `t` (`def`) must still wait by this witness. `exact`:
+    /// the net's exact rule, counting a wait past its budget; `None` for the
+    /// over-approximation alone.
+    pub(crate) fn holds<B: Fn(TaskIx) -> bool>(
+        &mut self,
+        exact: Option<&Exact>,
+        def: &TaskDef,
+        t: TaskIx,
+        marking: &IxVec<PlaceIx, u32>,
+        busy: B,
+    ) -> bool {
+        match (self, exact) {
+            (Witness::Path(path), None) => path.holds(marking, busy),
+            (Witness::Path(path), Some(exact)) => {
+                let marked = |p: &PlaceIx| marking.get(*p).is_some_and(|&n| n > 0);
+                if path.over_budget {
+                    let holds = path.holds(marking, busy);
+                    if holds {
+                        exact.count_over_budget();
+                    }
+                    holds
+                } else {
+                    !path.takes.iter().any(marked) && path.holds(marking, busy)
+                }
+            }
+            (Witness::Cover(c), Some(exact)) => {
+                let view = View {
+                    marking,
+                    busy,
+                    places: exact.net.places(),
+                };
+                c.holds(exact, def, t, &view)
+            }
+            (Witness::Cover(_), None) => false,
+        }
+    }
+}
+
+/// A path from a source (a marked place or a running task) to one of an OR-join's unmarked
+/// inputs, each task on it enabled by one input alone (XOR or OR join, or an AND join with
+/// one input). Any source on the path reaches the input: firing the path's tasks from it,
+/// one after the other, is a firing sequence of the reset net (a task's cancellation set is
+/// emptied before it gives its output). The OR-join's other marked inputs stay marked along
+/// it unless the path takes one of them (`takes`).
+#[derive(Clone, Debug)]
+pub(crate) struct Path {
     /// From the source to the input.
     path: Vec<Node>,
     /// Where on the path a source was last seen: tokens move forward.
     at: usize,
+    /// The OR-join's inputs a task of the path consumes or empties.
+    takes: Vec<PlaceIx>,
+    /// Kept although it takes a marked input: the exact rule ran out of budget.
+    over_budget: bool,
 }
 
-impl Witness {
-    /// Returns whether the OR-join must still wait by this witness: the input is still
-    /// unmarked and the path still holds a source at or after the last one seen.
-    pub(crate) fn holds(
-        &mut self,
-        marking: &IxVec<PlaceIx, u32>,
-        busy: impl Fn(TaskIx) -> bool,
-    ) -> bool {
+impl Path {
+    /// Returns whether the input is still unmarked and the path still holds a source at or
+    /// after the last one seen.
+    fn holds(&mut self, marking: &IxVec<PlaceIx, u32>, busy: impl Fn(TaskIx) -> bool) -> bool {
         let marked = |p: PlaceIx| marking.get(p).is_some_and(|&n| n > 0);
         match self.path.last() {
             Some(&Node::Place(input)) if !marked(input) => {}
@@ -76,14 +132,20 @@ const SOURCE: u32 = u32::MAX;
 const JOINED: u32 = u32::MAX - 1;
 
 /// Returns whether the OR-join of `cone` may fire: one of its inputs is marked and no
-/// unmarked input may become marked without it firing first. `busy` says which tasks run;
-/// the search starts from `marked_places` and `running`, the marked places and running
-/// tasks of the net instance (others are ignored).
-/// When it must wait, also returns a witness of it if there is one (the input may be
-/// reachable only through AND joins).
+/// unmarked input can become marked, the other marked inputs staying marked, without it
+/// firing first. `busy` says which tasks run; the search starts from `marked_places` and
+/// `running`, the marked places and running tasks of the net instance (others are ignored).
+/// When it must wait, also returns a witness of it if there is one.
+///
+/// The over-approximation (see the module's documentation) runs first: an input it cannot
+/// reach is not reachable. Each input it reaches is then checked by the exact rule
+/// (`exact`, [`exact`]): at once if the path it took is a firing sequence that keeps the
+/// marked inputs, else by coverability. Without `exact`, the first input reached makes the
+/// OR-join wait (the over-approximating rule alone).
 pub(crate) fn decide(
     net: &NetDef,
     cone: &OrCone,
+    exact: Option<&Exact>,
     marking: &IxVec<PlaceIx, u32>,
     busy: impl Fn(TaskIx) -> bool,
     (marked_places, running): (&[PlaceIx], &[TaskIx]),
@@ -111,7 +173,7 @@ pub(crate) fn decide(
     } = scratch;
     let is = |v: Option<&u32>| v.is_some_and(|&v| v != 0);
     // Adds `p` to what may become marked, reached `how`; returns it if it is an unmarked
-    // input of the OR-join (then it must wait).
+    // input of the OR-join (then it is judged before the search goes on from it).
     let mut reach = |p: PlaceIx, how: u32, reached: &mut IxVec<PlaceIx, u32>, todo: &mut Vec<_>| {
         match reached.get_mut(p) {
             Some(r) if *r == 0 => *r = how,
@@ -124,29 +186,61 @@ pub(crate) fn decide(
         todo.push(p);
         None
     };
-    let mut goal = None;
+    // Whether the OR-join waits for `input`, reached: with the witness of it.
+    let judge = |input: PlaceIx,
+                 reached: &IxVec<PlaceIx, u32>,
+                 fired: &IxVec<TaskIx, u32>|
+     -> Option<Option<Witness>> {
+        let path = witness(net, task, input, reached, fired);
+        let Some(exact) = exact else {
+            return Some(path.map(Witness::Path));
+        };
+        if let Some(path) = path.as_ref().filter(|w| !w.takes.iter().any(|&q| marked(q))) {
+            return Some(Some(Witness::Path(path.clone())));
+        }
+        let view = View {
+            marking,
+            busy: &busy,
+            places: exact.net.places(),
+        };
+        match exact.cover(task, t, input, &view, (marked_places, running)) {
+            (Cover::Yes(_), covering) => Some(covering.map(Witness::Cover)),
+            (Cover::OverBudget, _) => Some(path.map(|mut w| {
+                w.over_budget = true;
+                Witness::Path(w)
+            })),
+            (Cover::No, _) => None,
+        }
+    };
+    let mut wait = None;
+    let mut goals = Vec::new();
     for &p in marked_places {
         if cone.has_place.contains(p) && marked(p) {
             reach(p, SOURCE, reached, todo);
         }
     }
-    'seed: for &u in running {
+    for &u in running {
         if cone.has_task.contains(u) && busy(u) {
             if let Some(f) = fired.get_mut(u) {
                 *f = SOURCE;
                 tasks.push(u);
             }
             for arc in net.tasks.get(u).map_or(&[][..], |d| &d.outputs) {
-                goal = reach(arc.place, u.raw() + 1, reached, todo);
-                if goal.is_some() {
-                    break 'seed;
-                }
+                goals.extend(reach(arc.place, u.raw() + 1, reached, todo));
             }
         }
     }
-    'spread: while goal.is_none()
-        && let Some(p) = todo.pop()
-    {
+    'spread: loop {
+        for g in goals.drain(..) {
+            wait = judge(g, reached, fired);
+            if wait.is_some() {
+                break 'spread;
+            }
+            todo.push(g);
+        }
+        let Some(p) = todo.pop() else {
+            break;
+        };
         for &u in net.places.get(p).map_or(&[][..], |d| &d.consumers) {
             if u == t || is(fired.get(u)) || !cone.has_task.contains(u) {
                 continue;
@@ -168,16 +262,13 @@ pub(crate) fn decide(
                 tasks.push(u);
             }
             for arc in &def.outputs {
-                goal = reach(arc.place, u.raw() + 1, reached, todo);
-                if goal.is_some() {
-                    break 'spread;
-                }
+                goals.extend(reach(arc.place, u.raw() + 1, reached, todo));
             }
         }
     }
-    let decision = match goal {
+    let decision = match wait {
         None => (true, None),
-        Some(input) => (false, witness(input, reached, fired)),
+        Some(witness) => (false, witness),
     };
     scratch.clear();
     decision
@@ -222,13 +313,17 @@ impl Scratch {
     }
 }
 
-/// Follows how `input` was reached back to a source; `None` through an AND join.
+/// Follows how `input` was reached back to a source; `None` through an AND join. Notes the
+/// inputs of the OR-join `t` the path's tasks consume or empty.
 fn witness(
+    net: &NetDef,
+    t: &TaskDef,
     input: PlaceIx,
     reached: &IxVec<PlaceIx, u32>,
     fired: &IxVec<TaskIx, u32>,
-) -> Option<Witness> {
+) -> Option<Path> {
     let mut path = vec![Node::Place(input)];
+    let mut takes = Vec::new();
     let mut place = input;
     loop {
         let how = *reached.get(place)?;
@@ -237,15 +332,32 @@ fn witness(
         }
         let u = TaskIx::from_raw(how.checked_sub(1)?);
         path.push(Node::Task(u));
+        takes.extend(
+            net.tasks
+                .get(u)?
+                .cancel_places
+                .iter()
+                .filter(|q| t.inputs.contains(q)),
+        );
         match *fired.get(u)? {
             SOURCE => break,
             0 | JOINED => return None,
             from => place = PlaceIx::from_raw(from - 1),
         }
+        if t.inputs.contains(&place) {
+            takes.push(place);
+        }
         path.push(Node::Place(place));
     }
     path.reverse();
-    Some(Witness { path, at: 0 })
+    takes.sort_unstable();
+    takes.dedup();
+    Some(Path {
+        path,
+        at: 0,
+        takes,
+        over_budget: false,
+    })
 }
 
 #[cfg(test)]
