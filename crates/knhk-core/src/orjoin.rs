@@ -362,3 +362,5 @@ fn witness(
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod exact_tests;
