@@ -164,6 +164,13 @@ pub(crate) fn decide(
         return (true, None);
     }
     scratch.fit(net.places.len(), net.tasks.len());
+    if exact.is_some() {
+        let path = back_path(net, cone, marking, &busy, scratch);
+        scratch.clear();
+        if let Some(path) = path {
+            return (false, Some(Witness::Path(path)));
+        }
+    }
     let Scratch {
         reached,
         fired,
@@ -272,6 +279,122 @@ pub(crate) fn decide(
     };
     scratch.clear();
     decision
+}
+
+/// Looks for a path to an unmarked input of the OR-join of `cone` backwards from it, nearest
+/// sources first, through tasks enabled by one input alone, that takes none of the
+/// OR-join's marked inputs: a firing sequence of the reset net that marks the input and
+/// keeps the marked ones, so the OR-join waits. Costs what lies between the input and the
+/// nearest token, where the forward search starts from every token of the net instance.
+/// `None` if there is none such (the forward search and the exact rule decide).
+fn back_path(
+    net: &NetDef,
+    cone: &OrCone,
+    marking: &IxVec<PlaceIx, u32>,
+    busy: &impl Fn(TaskIx) -> bool,
+    scratch: &mut Scratch,
+) -> Option<Path> {
+    let t = cone.task;
+    let task = net.tasks.get(t)?;
+    let marked = |p: PlaceIx| marking.get(p).is_some_and(|&n| n > 0);
+    let Scratch {
+        reached,
+        fired,
+        places,
+        tasks,
+        todo,
+    } = scratch;
+    // `reached`: 1 + the task a place leads to toward the input (`SOURCE` for the input);
+    // `fired`: 1 + the place a task leads to. `todo` is a queue, from `head`.
+    let mut found = None;
+    'inputs: for &g in &task.inputs {
+        if marked(g) || reached.get(g).is_some_and(|&r| r != 0) {
+            continue;
+        }
+        if let Some(r) = reached.get_mut(g) {
+            *r = SOURCE;
+            places.push(g);
+        }
+        todo.clear();
+        todo.push(g);
+        let mut head = 0;
+        while let Some(&x) = todo.get(head) {
+            head += 1;
+            for &u in net.or_cones.producers.get(x).map_or(&[][..], Vec::as_slice) {
+                if u == t || fired.get(u).is_some_and(|&f| f != 0) {
+                    continue;
+                }
+                if let Some(f) = fired.get_mut(u) {
+                    *f = x.raw() + 1;
+                    tasks.push(u);
+                }
+                if busy(u) {
+                    found = Some(Node::Task(u));
+                    break 'inputs;
+                }
+                let Some(def) = net.tasks.get(u) else {
+                    continue;
+                };
+                if def.join == ControlType::And && def.inputs.len() > 1 {
+                    continue;
+                }
+                for &q in &def.inputs {
+                    if reached.get(q).is_some_and(|&r| r != 0) {
+                        continue;
+                    }
+                    if let Some(r) = reached.get_mut(q) {
+                        *r = u.raw() + 1;
+                        places.push(q);
+                    }
+                    if marked(q) {
+                        found = Some(Node::Place(q));
+                        break 'inputs;
+                    }
+                    todo.push(q);
+                }
+            }
+        }
+    }
+    // Forward from the source along the marks.
+    let mut node = found?;
+    let mut path = vec![node];
+    let mut takes = Vec::new();
+    loop {
+        match node {
+            Node::Place(p) => {
+                let how = *reached.get(p)?;
+                if how == SOURCE {
+                    break;
+                }
+                if task.inputs.contains(&p) {
+                    takes.push(p);
+                }
+                node = Node::Task(TaskIx::from_raw(how - 1));
+            }
+            Node::Task(u) => {
+                takes.extend(
+                    net.tasks
+                        .get(u)?
+                        .cancel_places
+                        .iter()
+                        .filter(|q| task.inputs.contains(q)),
+                );
+                node = Node::Place(PlaceIx::from_raw(fired.get(u)?.checked_sub(1)?));
+            }
+        }
+        path.push(node);
+    }
+    if takes.iter().any(|&q| marked(q)) {
+        return None;
+    }
+    takes.sort_unstable();
+    takes.dedup();
+    Some(Path {
+        path,
+        at: 0,
+        takes,
+        over_budget: false,
+    })
 }
 
 /// What [`decide`] works in, kept from one decision to the next so that a decision costs
