@@ -193,9 +193,10 @@ pub(crate) struct Basis {
     /// By element: the element it is a pre-image of (toward the target); the target's is
     /// itself.
     parent: Vec<u32>,
-    /// By node: the elements whose first node it is. An element under a marking has its
-    /// first node marked, so a marking is tested against the elements of its marked nodes.
-    by_first: HashMap<Node, Vec<u32>, FxBuild>,
+    /// By node: the elements filed under it, each under one of its nodes. An element under
+    /// a marking has that node marked, so a marking is tested against the elements of its
+    /// marked nodes, and an element under another against those of the other's nodes.
+    by_node: HashMap<Node, Vec<u32>, FxBuild>,
     /// The next element whose pre-images to compute.
     next: usize,
 }
@@ -251,7 +252,7 @@ impl Basis {
         let mut b = Basis {
             elements: Vec::new(),
             parent: Vec::new(),
-            by_first: HashMap::default(),
+            by_node: HashMap::default(),
             next: 0,
         };
         b.push(target, 0);
@@ -260,8 +261,11 @@ impl Basis {
 
     fn push(&mut self, m: Tokens, parent: u32) -> u32 {
         let i = self.elements.len() as u32;
-        if let Some(&(x, _)) = m.first() {
-            self.by_first.entry(x).or_default().push(i);
+        // Filed under its node with the fewest elements so far: a node many elements share
+        // (a kept input) would make every test scan them all.
+        let len = |x: &Node| self.by_node.get(x).map_or(0, Vec::len);
+        if let Some(&(x, _)) = m.iter().min_by_key(|(x, _)| len(x)) {
+            self.by_node.entry(x).or_default().push(i);
         }
         self.elements.push(m);
         self.parent.push(parent);
@@ -271,7 +275,7 @@ impl Basis {
     /// Returns whether an element found so far lies under `m`.
     fn subsumed(&self, m: &[(Node, u32)]) -> bool {
         m.iter().any(|(x, _)| {
-            self.by_first.get(x).is_some_and(|es| {
+            self.by_node.get(x).is_some_and(|es| {
                 es.iter()
                     .any(|&e| self.elements.get(e as usize).is_some_and(|f| leq(f, m)))
             })
@@ -286,7 +290,7 @@ impl Basis {
         sources: impl Iterator<Item = Node>,
     ) -> Option<u32> {
         for x in sources {
-            for &e in self.by_first.get(&x).map_or(&[][..], Vec::as_slice) {
+            for &e in self.by_node.get(&x).map_or(&[][..], Vec::as_slice) {
                 if self.elements.get(e as usize).is_some_and(|m| view.covers(m)) {
                     return Some(e);
                 }

@@ -535,3 +535,41 @@ proptest! {
         }
     }
 }
+
+/// `consumes_the_marked_input` with a chain of `k` tasks between u and p2.
+fn consumes_through_a_chain(k: usize) -> Workflow {
+    let mut tasks = vec![
+        task("a", Xor, And, vec![flow("p1")]),
+        task("u", Xor, And, vec![flow("c1")]),
+        task("t", Or, And, vec![flow("end")]),
+    ];
+    for i in 1..=k {
+        let next = if i == k {
+            "p2".to_owned()
+        } else {
+            format!("c{}", i + 1)
+        };
+        tasks.push(task(&format!("c{i}"), Xor, And, vec![flow(&next)]));
+    }
+    workflow(
+        "a",
+        vec![cond("p1", &["t", "u"]), cond("p2", &["t"])],
+        tasks,
+    )
+}
+
+#[test]
+fn past_the_budget_the_or_join_waits_and_the_workflow_counts_it() {
+    // Six basis elements per task of the chain: a token before it or it running, with p1
+    // marked, a running, or a token before a.
+    let wf = consumes_through_a_chain(OR_JOIN_BUDGET / 4);
+    assert_eq!(decisions(&wf, "t", &["p1"], &[]), (false, false));
+    assert_eq!(wf.or_join_stats(), OrJoinStats { exact_checks: 1, over_budget: 1 });
+    // The same answer again, from the cached basis, counted again.
+    assert_eq!(decisions(&wf, "t", &["p1"], &[]), (false, false));
+    assert_eq!(wf.or_join_stats(), OrJoinStats { exact_checks: 2, over_budget: 2 });
+    // Within the budget, the same shape fires.
+    let wf = consumes_through_a_chain(OR_JOIN_BUDGET / 8);
+    assert_eq!(decisions(&wf, "t", &["p1"], &[]), (false, true));
+    assert_eq!(wf.or_join_stats(), OrJoinStats { exact_checks: 1, over_budget: 0 });
+}
