@@ -1,24 +1,46 @@
 //! The non-local OR-join (WCP-38): may an OR-join task fire now, or can a token still reach
 //! one of its unmarked inputs without the task firing first?
 //!
-//! The answer over-approximates the markings reachable from the current one: a place *may
-//! become marked* if it holds a token, is an output of a busy task, or is an output of a task
-//! other than the OR-join whose join can be satisfied by places that may become marked (AND:
-//! all inputs, XOR/OR: any). This least fixpoint follows loops, ignores dead branches (no
-//! token can reach them) and sees cancelled branches as gone (their tokens were removed). It
-//! never lets the OR-join fire too early: every real firing sequence only marks places in the
-//! set. Removing tokens (cancellation) only shrinks what is reachable, so it stays sound.
+//! The rule is YAWL's (Wynn et al.; YAWL's `E2WFOJNet`), decided exactly: the OR-join `t`
+//! may fire iff one of its inputs is marked and, in the reset net of the net without `t`,
+//! no marking is coverable that keeps every marked input of `t` marked and marks one more
+//! ([`exact`] says how the net is built and coverability decided). Three steps decide it,
+//! cheapest first, each exact in what it answers:
+//!
+//! 1. The over-approximation: a place *may become marked* if it holds a token, is an output
+//!    of a busy task, or is an output of a task other than the OR-join whose join can be
+//!    satisfied by places that may become marked (AND: all inputs, XOR/OR: any). Every
+//!    firing sequence of the reset net only marks places of this least fixpoint (removing
+//!    tokens only shrinks what is reachable), so an input outside it cannot be covered:
+//!    when it reaches none of the unmarked inputs, the OR-join fires at once.
+//! 2. A path: when it reaches an unmarked input through tasks that each need one input (an
+//!    XOR or OR join, or an AND join with one input), from a marked place or a running
+//!    task, firing those tasks one after the other is a firing sequence of the reset net
+//!    (each task's cancellation set is emptied before it gives its output). It marks the
+//!    input and keeps the marked inputs unless one of its tasks consumes or empties one of
+//!    them: if none does, the OR-join waits, exactly. Such a path is looked for backwards
+//!    from the unmarked inputs first (nearest token first), then forwards in the fixpoint.
+//! 3. Coverability, for the inputs the fixpoint reaches and no such path shows: each is
+//!    decided by the basis of the markings covering the target, cached per workflow
+//!    ([`exact::Exact`]). Past [`OR_JOIN_BUDGET`] the OR-join waits (the answer of step 1)
+//!    and [`OrJoinStats::over_budget`] counts it.
+//!
+//! So where the over-approximation fires, the exact rule fires, and where the exact rule
+//! waits, so does the over-approximation (a property test checks both, and the decision
+//! against a plain forward exploration of the reset net).
 //!
 //! Only the OR-join's backward cone (`workflow::OrCone`, computed once per net) can mark one
 //! of its inputs, so the fixpoint is computed over the cone alone, as a worklist: a place
 //! enters once, and a task is looked at when one of its inputs enters. Its cost is bounded by
-//! the cone, whatever order the file lists the tasks in.
+//! the cone, whatever order the file lists the tasks in. Coverability too only looks at the
+//! cone: only its transitions give to what the target asks.
 //!
-//! While the OR-join waits, the decision keeps a [`Witness`]: a path from a token (or a
-//! running task) to the unmarked input it may reach, through tasks that need one input only.
-//! As long as some place of the path is marked or some task of it runs, the OR-join still
-//! waits; the next look checks that from where the token was last seen, so a token walking
-//! down a long branch costs a step per move, not a fixpoint over the branch.
+//! While the OR-join waits, the decision keeps a [`Witness`]: the path of step 2, or the
+//! basis element of step 3 that lies under the marking. The next look checks it first: the
+//! path from where the token was last seen (while the input is unmarked, some place of the
+//! path marked or some task of it running, and no marked input one of its tasks takes), or
+//! the element and the next few toward the target, so a token walking down a long branch
+//! costs a step per move, not a fixpoint over the branch nor a new coverability check.
 
 use crate::index::{Idx, IxVec, PlaceIx, TaskIx};
 use crate::model::ControlType;
