@@ -186,7 +186,18 @@ pub(crate) fn decide(
         return (true, None);
     }
     scratch.fit(net.places.len(), net.tasks.len());
-    if exact.is_some() {
+    if let Some(exact) = exact {
+        // An OR-join decided by coverability before: its bases may answer alone.
+        let view = View {
+            marking,
+            busy: &busy,
+            places: exact.net.places(),
+        };
+        if let Some((fires, covering)) =
+            exact.decide_known(task, t, &view, (marked_places, running))
+        {
+            return (fires, covering.map(Witness::Cover));
+        }
         let path = back_path(net, cone, marking, &busy, scratch);
         scratch.clear();
         if let Some(path) = path {

@@ -36,7 +36,7 @@
 //! element lies within the budget does not depend on who asked first.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::ids::FxBuild;
@@ -349,6 +349,11 @@ impl Basis {
         Cover::No
     }
 
+    /// Returns whether every element of the basis is found.
+    fn complete(&self) -> bool {
+        self.next >= self.elements.len()
+    }
+
     /// Returns `e` or the first of its next `LOOKAHEAD` elements toward the target that
     /// lies under `view`.
     fn follow<B: Fn(TaskIx) -> bool>(&self, mut e: u32, view: &View<'_, B>) -> Option<u32> {
@@ -418,6 +423,9 @@ pub struct OrJoinStats {
 pub(crate) struct Exact {
     pub net: ResetNet,
     bases: Mutex<HashMap<Key, Arc<Mutex<Basis>>, FxBuild>>,
+    /// By task: whether a basis of one of its targets was asked for (it is an OR-join whose
+    /// decisions needed coverability).
+    asked: Vec<AtomicBool>,
     exact_checks: AtomicU64,
     over_budget: AtomicU64,
 }
@@ -470,6 +478,7 @@ impl Exact {
     pub(crate) fn new(places: &IxVec<PlaceIx, PlaceDef>, tasks: &IxVec<TaskIx, TaskDef>) -> Self {
         Exact {
             net: ResetNet::new(places, tasks),
+            asked: tasks.iter().map(|_| AtomicBool::new(false)).collect(),
             ..Exact::default()
         }
     }
@@ -485,6 +494,79 @@ impl Exact {
         self.over_budget.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// The marked inputs of the OR-join `ti` other than `input` that something else can take.
+    fn kept(&self, t: &TaskDef, ti: TaskIx, input: PlaceIx, marking: &IxVec<PlaceIx, u32>) -> Vec<PlaceIx> {
+        let marked = |p: PlaceIx| marking.get(p).is_some_and(|&n| n > 0);
+        let mut kept: Vec<PlaceIx> = t
+            .inputs
+            .iter()
+            .copied()
+            .filter(|&q| q != input && marked(q) && self.fragile(ti, q))
+            .collect();
+        kept.sort_unstable();
+        kept.dedup();
+        kept
+    }
+
+    fn fragile(&self, ti: TaskIx, q: PlaceIx) -> bool {
+        self.net.fragile(ti, q)
+    }
+
+    /// The sources as nodes of the reset net.
+    fn nodes<'s>(&self, (places, tasks): (&'s [PlaceIx], &'s [TaskIx])) -> impl Iterator<Item = Node> + 's {
+        let n = self.net.places;
+        places
+            .iter()
+            .map(|p| p.raw())
+            .chain(tasks.iter().map(move |u| n + u.raw()))
+    }
+
+    /// Decides the OR-join `ti` by the bases of its targets alone, if each of its unmarked
+    /// inputs has its basis complete already (the decision is then a look-up): whether it
+    /// fires, and if not, why. `None` if one has not (the full decision runs).
+    pub(crate) fn decide_known<B: Fn(TaskIx) -> bool>(
+        &self,
+        t: &TaskDef,
+        ti: TaskIx,
+        view: &View<'_, B>,
+        sources: (&[PlaceIx], &[TaskIx]),
+    ) -> Option<(bool, Option<Covering>)> {
+        if !self.asked.get(ti.raw() as usize)?.load(Ordering::Relaxed) {
+            return None;
+        }
+        let marked = |p: PlaceIx| view.marking.get(p).is_some_and(|&n| n > 0);
+        let bases = self.bases.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut found = Vec::new();
+        for &input in t.inputs.iter().filter(|&&p| !marked(p)) {
+            let kept = self.kept(t, ti, input, view.marking);
+            let basis = bases.get(&(ti, input, kept))?;
+            found.push((input, basis.clone()));
+        }
+        drop(bases);
+        for (input, basis) in found {
+            let b = basis.lock().unwrap_or_else(PoisonError::into_inner);
+            if !b.complete() {
+                return None;
+            }
+            if let Some(element) = b.find(view, self.nodes(sources)) {
+                drop(b);
+                self.exact_checks.fetch_add(1, Ordering::Relaxed);
+                let kept = self.kept(t, ti, input, view.marking);
+                return Some((
+                    false,
+                    Some(Covering {
+                        input,
+                        kept,
+                        basis,
+                        element,
+                    }),
+                ));
+            }
+        }
+        self.exact_checks.fetch_add(1, Ordering::Relaxed);
+        Some((true, None))
+    }
+
     /// Decides whether, from `view`, the OR-join `ti` can come to hold its marked inputs and
     /// its unmarked input `input` at once. `sources` are the marked places and busy tasks.
     pub(crate) fn cover<B: Fn(TaskIx) -> bool>(
@@ -493,18 +575,13 @@ impl Exact {
         ti: TaskIx,
         input: PlaceIx,
         view: &View<'_, B>,
-        (places, tasks): (&[PlaceIx], &[TaskIx]),
+        sources: (&[PlaceIx], &[TaskIx]),
     ) -> (Cover, Option<Covering>) {
         self.exact_checks.fetch_add(1, Ordering::Relaxed);
-        let marked = |p: PlaceIx| view.marking.get(p).is_some_and(|&n| n > 0);
-        let mut kept: Vec<PlaceIx> = t
-            .inputs
-            .iter()
-            .copied()
-            .filter(|&q| q != input && marked(q) && self.net.fragile(ti, q))
-            .collect();
-        kept.sort_unstable();
-        kept.dedup();
+        if let Some(asked) = self.asked.get(ti.raw() as usize) {
+            asked.store(true, Ordering::Relaxed);
+        }
+        let kept = self.kept(t, ti, input, view.marking);
         let basis = {
             let mut bases = self.bases.lock().unwrap_or_else(PoisonError::into_inner);
             bases
@@ -517,15 +594,10 @@ impl Exact {
                 })
                 .clone()
         };
-        let n = self.net.places;
-        let sources = places
-            .iter()
-            .map(|p| p.raw())
-            .chain(tasks.iter().map(|u| n + u.raw()));
         let cover = basis
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .cover(&self.net, ti, view, sources);
+            .cover(&self.net, ti, view, self.nodes(sources));
         match cover {
             Cover::Yes(element) => (
                 cover,
