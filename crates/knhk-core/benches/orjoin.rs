@@ -187,7 +187,12 @@ fn consumed(join: ControlType, k: usize) -> Specification {
     });
     u.flows = vec![flow(&chain(&mut tasks, "c", k, "p2"))];
     tasks.push(u);
-    tasks.push(task("join", if join == Or { Or } else { Xor }, Xor, &["end"]));
+    tasks.push(task(
+        "join",
+        if join == Or { Or } else { Xor },
+        Xor,
+        &["end"],
+    ));
     let condition = |id: &str, to: &[&str]| Condition {
         id: id.into(),
         name: None,
@@ -295,7 +300,11 @@ fn main() -> BenchResult {
             budget,
         )?;
         measure(&format!("tree_{j}_depth{depth}"), tree(join, depth), budget)?;
-        measure(&format!("consumed_{j}_k{k_consumed}"), consumed(join, k_consumed), budget)?;
+        measure(
+            &format!("consumed_{j}_k{k_consumed}"),
+            consumed(join, k_consumed),
+            budget,
+        )?;
     }
     Ok(())
 }

@@ -48,8 +48,8 @@ use crate::workflow::{NetDef, OrCone, TaskDef};
 
 pub(crate) mod exact;
 
-pub use exact::{OR_JOIN_BUDGET, OrJoinStats};
 use exact::{Cover, Covering, Exact, View};
+pub use exact::{OR_JOIN_BUDGET, OrJoinStats};
 
 /// A step of a [`Witness`]'s path.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -235,7 +235,10 @@ pub(crate) fn decide(
         let Some(exact) = exact else {
             return Some(path.map(Witness::Path));
         };
-        if let Some(path) = path.as_ref().filter(|w| !w.takes.iter().any(|&q| marked(q))) {
+        if let Some(path) = path
+            .as_ref()
+            .filter(|w| !w.takes.iter().any(|&q| marked(q)))
+        {
             return Some(Some(Witness::Path(path.clone())));
         }
         let view = View {
@@ -517,6 +520,6 @@ fn witness(
 }
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod exact_tests;
+#[cfg(test)]
+mod tests;

@@ -124,7 +124,12 @@ impl ResetNet {
             for &p in &def.cancel_places {
                 take(p, u);
             }
-            reset.extend(def.cancel_tasks.iter().filter(|&&c| c != u).map(|&c| busy(c)));
+            reset.extend(
+                def.cancel_tasks
+                    .iter()
+                    .filter(|&&c| c != u)
+                    .map(|&c| busy(c)),
+            );
             let reset = sorted(reset);
             let outputs: Vec<Node> = def
                 .outputs
@@ -176,7 +181,9 @@ impl ResetNet {
 
     /// Returns whether something other than `t` can take the token of its input `q`.
     pub(crate) fn fragile(&self, t: TaskIx, q: PlaceIx) -> bool {
-        self.takers.get(q).is_some_and(|ts| ts.iter().any(|&u| u != t))
+        self.takers
+            .get(q)
+            .is_some_and(|ts| ts.iter().any(|&u| u != t))
     }
 }
 
@@ -291,7 +298,11 @@ impl Basis {
     ) -> Option<u32> {
         for x in sources {
             for &e in self.by_node.get(&x).map_or(&[][..], Vec::as_slice) {
-                if self.elements.get(e as usize).is_some_and(|m| view.covers(m)) {
+                if self
+                    .elements
+                    .get(e as usize)
+                    .is_some_and(|m| view.covers(m))
+                {
                     return Some(e);
                 }
             }
@@ -456,8 +467,7 @@ impl Covering {
         if marked(self.input) {
             return false;
         }
-        if t
-            .inputs
+        if t.inputs
             .iter()
             .any(|&q| marked(q) && exact.net.fragile(ti, q) && !self.kept.contains(&q))
         {
@@ -495,7 +505,13 @@ impl Exact {
     }
 
     /// The marked inputs of the OR-join `ti` other than `input` that something else can take.
-    fn kept(&self, t: &TaskDef, ti: TaskIx, input: PlaceIx, marking: &IxVec<PlaceIx, u32>) -> Vec<PlaceIx> {
+    fn kept(
+        &self,
+        t: &TaskDef,
+        ti: TaskIx,
+        input: PlaceIx,
+        marking: &IxVec<PlaceIx, u32>,
+    ) -> Vec<PlaceIx> {
         let marked = |p: PlaceIx| marking.get(p).is_some_and(|&n| n > 0);
         let mut kept: Vec<PlaceIx> = t
             .inputs
@@ -513,7 +529,10 @@ impl Exact {
     }
 
     /// The sources as nodes of the reset net.
-    fn nodes<'s>(&self, (places, tasks): (&'s [PlaceIx], &'s [TaskIx])) -> impl Iterator<Item = Node> + 's {
+    fn nodes<'s>(
+        &self,
+        (places, tasks): (&'s [PlaceIx], &'s [TaskIx]),
+    ) -> impl Iterator<Item = Node> + 's {
         let n = self.net.places;
         places
             .iter()
@@ -594,10 +613,12 @@ impl Exact {
                 })
                 .clone()
         };
-        let cover = basis
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .cover(&self.net, ti, view, self.nodes(sources));
+        let cover = basis.lock().unwrap_or_else(PoisonError::into_inner).cover(
+            &self.net,
+            ti,
+            view,
+            self.nodes(sources),
+        );
         match cover {
             Cover::Yes(element) => (
                 cover,

@@ -412,10 +412,10 @@ fn random_net(
             if !o.contains(&c(b)) && n > 1 {
                 o.push(c(b));
             }
-        } else if let Some(cs) = conds.get_mut(a % n.saturating_sub(1).max(1)) {
-            if !cs.contains(&t(b)) {
-                cs.push(t(b));
-            }
+        } else if let Some(cs) = conds.get_mut(a % n.saturating_sub(1).max(1))
+            && !cs.contains(&t(b))
+        {
+            cs.push(t(b));
         }
     }
     let mut tasks = Vec::new();
@@ -564,12 +564,30 @@ fn past_the_budget_the_or_join_waits_and_the_workflow_counts_it() {
     // marked, a running, or a token before a.
     let wf = consumes_through_a_chain(OR_JOIN_BUDGET / 4);
     assert_eq!(decisions(&wf, "t", &["p1"], &[]), (false, false));
-    assert_eq!(wf.or_join_stats(), OrJoinStats { exact_checks: 1, over_budget: 1 });
+    assert_eq!(
+        wf.or_join_stats(),
+        OrJoinStats {
+            exact_checks: 1,
+            over_budget: 1
+        }
+    );
     // The same answer again, from the cached basis, counted again.
     assert_eq!(decisions(&wf, "t", &["p1"], &[]), (false, false));
-    assert_eq!(wf.or_join_stats(), OrJoinStats { exact_checks: 2, over_budget: 2 });
+    assert_eq!(
+        wf.or_join_stats(),
+        OrJoinStats {
+            exact_checks: 2,
+            over_budget: 2
+        }
+    );
     // Within the budget, the same shape fires.
     let wf = consumes_through_a_chain(OR_JOIN_BUDGET / 8);
     assert_eq!(decisions(&wf, "t", &["p1"], &[]), (false, true));
-    assert_eq!(wf.or_join_stats(), OrJoinStats { exact_checks: 1, over_budget: 0 });
+    assert_eq!(
+        wf.or_join_stats(),
+        OrJoinStats {
+            exact_checks: 1,
+            over_budget: 0
+        }
+    );
 }
