@@ -489,6 +489,7 @@ proptest! {
         markings in vec((vec(0u32..3, 16), vec(prop::bool::weighted(0.25), 7)), 4),
         later_tokens in vec(0u32..3, 16),
         later_running in vec(prop::bool::weighted(0.25), 7),
+        bump in 0usize..16,
     ) {
         let Some(wf) = random_net(&joins, &splits, &extra, &cancels) else {
             return Ok(());
@@ -526,10 +527,19 @@ proptest! {
             if let Some(mut w) = witness {
                 prop_assert!(!new && w.holds(Some(&def.or_exact), task, t, &marking, is_busy), "witness {:?}", w);
                 let later_busy: Vec<TaskIx> = later_busy.iter().copied().filter(|&u| u != t).collect();
-                let later = |u: TaskIx| later_busy.contains(&u);
-                if w.holds(Some(&def.or_exact), task, t, &later_marking, later) {
-                    let reference = may_fire_by_definition(def, t, &later_marking, &later_busy);
-                    prop_assert!(reference != Some(true), "witness {:?} held on {:?}, busy {:?}, on {}", w, later_marking, later_busy, net_text());
+                // Another marking, and this one with one token more (on an input of the
+                // OR-join, say: it must then keep that one too).
+                let mut bumped = marking.clone();
+                if let Some(n) = bumped.get_mut(PlaceIx::new((bump % def.places.len()) as u32)) {
+                    *n += 1;
+                }
+                for (m, b) in [(&later_marking, &later_busy), (&bumped, &busy)] {
+                    let is_busy = |u: TaskIx| b.contains(&u);
+                    let mut w = w.clone();
+                    if w.holds(Some(&def.or_exact), task, t, m, is_busy) {
+                        let reference = may_fire_by_definition(def, t, m, b);
+                        prop_assert!(reference != Some(true), "witness {:?} held on {:?}, busy {:?}, on {}", w, m, b, net_text());
+                    }
                 }
             }
         }
@@ -589,5 +599,90 @@ fn past_the_budget_the_or_join_waits_and_the_workflow_counts_it() {
             exact_checks: 1,
             over_budget: 0
         }
+    );
+}
+
+/// The exact decision of OR-join `t` at `marked` (a name twice: two tokens), with its
+/// witness, and whether that witness still holds at `later`.
+fn witness_then(wf: &Workflow, t: &str, marked: &[&str], later: &[&str]) -> (bool, bool, bool) {
+    let def = wf.nets.get(NetIx::new(0)).unwrap();
+    let marking_of = |names: &[&str]| {
+        let mut m: IxVec<PlaceIx, u32> = IxVec::filled(0, def.places.len());
+        for name in names {
+            *m.get_mut(def.place(&ElementId::from(*name)).unwrap())
+                .unwrap() += 1;
+        }
+        m
+    };
+    let (marking, later) = (marking_of(marked), marking_of(later));
+    let places: Vec<PlaceIx> = marking
+        .iter_enumerated()
+        .filter(|&(_, &n)| n > 0)
+        .map(|(p, _)| p)
+        .collect();
+    let ti = def.task(&ElementId::from(t)).unwrap();
+    let o = def.or_cones.of_task.get(ti).copied().flatten().unwrap();
+    let cone = def.or_cones.cones.get(o).unwrap();
+    let exact = Some(&def.or_exact);
+    let idle = |_: TaskIx| false;
+    let seeds = (places.as_slice(), &[][..]);
+    let mut scratch = Scratch::default();
+    let (fires, witness) = decide(def, cone, exact, &marking, idle, seeds, &mut scratch);
+    let mut w = witness.unwrap();
+    let task = def.tasks.get(ti).unwrap();
+    let holds = w.holds(exact, task, ti, &later, idle);
+    let places: Vec<PlaceIx> = later
+        .iter_enumerated()
+        .filter(|&(_, &n)| n > 0)
+        .map(|(p, _)| p)
+        .collect();
+    let seeds = (places.as_slice(), &[][..]);
+    let (later_fires, _) = decide(def, cone, exact, &later, idle, seeds, &mut scratch);
+    (fires, holds, later_fires)
+}
+
+/// p1 feeds the OR-join t and u; q feeds u too; u -> p2 -> t, emptying p3, t's third input.
+fn emptying_a_third_input() -> Workflow {
+    let mut u = task("u", Xor, And, vec![flow("p2")]);
+    u.cancellation_set = vec!["p3".into()];
+    workflow(
+        "s",
+        vec![
+            cond("q", &["u"]),
+            cond("p1", &["t", "u"]),
+            cond("p2", &["t"]),
+            cond("p3", &["t"]),
+        ],
+        vec![
+            task("s", Xor, And, vec![flow("q"), flow("p1"), flow("p3")]),
+            u,
+            task("t", Or, And, vec![flow("end")]),
+        ],
+    )
+}
+
+#[test]
+fn a_witness_does_not_outlive_a_newly_marked_input_its_way_empties() {
+    let wf = emptying_a_third_input();
+    // A path (q, u, p2) keeps p1: t waits. Once p3 is marked, the path empties it: the
+    // witness no longer holds and t fires.
+    assert_eq!(
+        witness_then(&wf, "t", &["p1", "q"], &["p1", "q", "p3"]),
+        (false, false, true)
+    );
+    // Two tokens on p1: u may take one (coverability shows it). Once p3 is marked, u empties
+    // it: the witness no longer holds and t fires.
+    assert_eq!(
+        witness_then(&wf, "t", &["p1", "p1"], &["p1", "p1", "p3"]),
+        (false, false, true)
+    );
+    // While p3 stays unmarked, both witnesses hold as the tokens stay.
+    assert_eq!(
+        witness_then(&wf, "t", &["p1", "q"], &["p1", "q"]),
+        (false, true, false)
+    );
+    assert_eq!(
+        witness_then(&wf, "t", &["p1", "p1"], &["p1", "p1"]),
+        (false, true, false)
     );
 }
