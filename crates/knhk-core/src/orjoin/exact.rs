@@ -37,7 +37,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use crate::ids::FxBuild;
 use crate::index::{Idx, IxVec, PlaceIx, TaskIx};
@@ -433,7 +433,9 @@ pub struct OrJoinStats {
 #[derive(Debug, Default)]
 pub(crate) struct Exact {
     pub net: ResetNet,
-    bases: Mutex<HashMap<Key, Arc<Mutex<Basis>>, FxBuild>>,
+    /// Read by every decision of an OR-join that needed coverability, written when a new
+    /// target is asked for.
+    bases: RwLock<HashMap<Key, Arc<Mutex<Basis>>, FxBuild>>,
     /// By task: whether a basis of one of its targets was asked for (it is an OR-join whose
     /// decisions needed coverability).
     asked: Vec<AtomicBool>,
@@ -491,6 +493,12 @@ impl Exact {
             asked: tasks.iter().map(|_| AtomicBool::new(false)).collect(),
             ..Exact::default()
         }
+    }
+
+    /// How many targets have a basis (computed or begun).
+    #[cfg(test)]
+    pub(crate) fn known_bases(&self) -> usize {
+        self.bases.read().map_or(0, |b| b.len())
     }
 
     pub(crate) fn stats(&self) -> OrJoinStats {
@@ -554,7 +562,7 @@ impl Exact {
             return None;
         }
         let marked = |p: PlaceIx| view.marking.get(p).is_some_and(|&n| n > 0);
-        let bases = self.bases.lock().unwrap_or_else(PoisonError::into_inner);
+        let bases = self.bases.read().unwrap_or_else(PoisonError::into_inner);
         let mut found = Vec::new();
         for &input in t.inputs.iter().filter(|&&p| !marked(p)) {
             let kept = self.kept(t, ti, input, view.marking);
@@ -601,10 +609,19 @@ impl Exact {
             asked.store(true, Ordering::Relaxed);
         }
         let kept = self.kept(t, ti, input, view.marking);
-        let basis = {
-            let mut bases = self.bases.lock().unwrap_or_else(PoisonError::into_inner);
+        let key = (ti, input, kept.clone());
+        let known = self
+            .bases
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+            .cloned();
+        let basis = if let Some(basis) = known {
+            basis
+        } else {
+            let mut bases = self.bases.write().unwrap_or_else(PoisonError::into_inner);
             bases
-                .entry((ti, input, kept.clone()))
+                .entry(key)
                 .or_insert_with(|| {
                     let mut target: Tokens = kept.iter().map(|q| (q.raw(), 1)).collect();
                     target.push((input.raw(), 1));

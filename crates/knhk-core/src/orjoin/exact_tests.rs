@@ -686,3 +686,20 @@ fn a_witness_does_not_outlive_a_newly_marked_input_its_way_empties() {
         (false, true, false)
     );
 }
+
+#[test]
+fn a_workflow_with_its_kept_bases_is_shared_between_threads() {
+    fn shared<T: Send + Sync>(_: &T) {}
+    let wf = consumes_the_marked_input();
+    shared(&wf);
+    // Decided from two threads at once: the same answer, one basis.
+    std::thread::scope(|s| {
+        let a = s.spawn(|| decisions(&wf, "t", &["p1"], &[]));
+        let b = s.spawn(|| decisions(&wf, "t", &["p1"], &[]));
+        assert_eq!(a.join().unwrap(), (false, true));
+        assert_eq!(b.join().unwrap(), (false, true));
+    });
+    assert_eq!(wf.or_join_stats().exact_checks, 2);
+    let def = wf.nets.get(NetIx::new(0)).unwrap();
+    assert_eq!(def.or_exact.known_bases(), 1);
+}
