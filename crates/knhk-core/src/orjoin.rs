@@ -159,11 +159,13 @@ const JOINED: u32 = u32::MAX - 1;
 /// `running`, the marked places and running tasks of the net instance (others are ignored).
 /// When it must wait, also returns a witness of it if there is one.
 ///
-/// The over-approximation (see the module's documentation) runs first: an input it cannot
-/// reach is not reachable. Each input it reaches is then checked by the exact rule
-/// (`exact`, [`exact`]): at once if the path it took is a firing sequence that keeps the
-/// marked inputs, else by coverability. Without `exact`, the first input reached makes the
-/// OR-join wait (the over-approximating rule alone).
+/// With `exact` ([`exact`]), in order: an OR-join decided by coverability before, whose
+/// bases for its unmarked inputs are all complete, is decided by them alone; a waiting path
+/// is looked for backwards from the unmarked inputs; then the over-approximation (see the
+/// module's documentation) runs: an input it cannot reach is not reachable, and each input
+/// it reaches is checked at once if the path it took is a firing sequence that keeps the
+/// marked inputs, else by coverability. Without `exact`, the first input the
+/// over-approximation reaches makes the OR-join wait (the over-approximating rule alone).
 pub(crate) fn decide(
     net: &NetDef,
     cone: &OrCone,
