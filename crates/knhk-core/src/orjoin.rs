@@ -23,7 +23,9 @@
 //! 3. Coverability, for the inputs the fixpoint reaches and no such path shows: each is
 //!    decided by the basis of the markings covering the target, cached per workflow
 //!    ([`exact::Exact`]). Past [`OR_JOIN_BUDGET`] the OR-join waits (the answer of step 1)
-//!    and [`OrJoinStats::over_budget`] counts it.
+//!    and [`OrJoinStats::over_budget`] counts it. Once the bases of all its unmarked
+//!    inputs are complete, an OR-join is decided by them first, a look-up (steps 1 and 2
+//!    only avoid computing bases).
 //!
 //! So where the over-approximation fires, the exact rule fires, and where the exact rule
 //! waits, so does the over-approximation (a property test checks both, and the decision
