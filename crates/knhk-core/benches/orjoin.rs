@@ -6,7 +6,10 @@
 //! - `skewed`: an OR block of one short branch and a chain of K tasks, the tasks listed
 //!   against the flow (join first) and with the flow (split first);
 //! - `series`: 300 OR blocks of two one-task branches, one after the other;
-//! - `tree`: OR blocks nested as a binary tree of depth 9 (1,534 tasks).
+//! - `tree`: OR blocks nested as a binary tree of depth 9 (1,534 tasks);
+//! - `consumed`: the exact rule's example, a condition feeding the OR-join and a human task
+//!   that heads a chain of 1,000 tasks to the OR-join's other input: the OR-join fires at
+//!   once (decided by coverability); its twin has an XOR join.
 //!
 //! `cargo bench -p knhk-core --bench orjoin` prints, per net, the time per case (median of
 //! the runs made in about a second, at least one) and per task completion, and the time of
@@ -21,7 +24,9 @@ use std::error::Error;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use knhk_core::model::{Condition, ControlType, Flow, Net, Task};
+use knhk_core::model::{
+    Allocation, Condition, ControlType, Flow, HumanBinding, Net, Task, TaskBinding,
+};
 use knhk_core::{
     Case, CaseId, CaseStatus, EventKind, IdSource, Input, NetId, SequentialIds, Specification,
     Timestamp, Workflow,
@@ -53,6 +58,15 @@ fn task(id: &str, join: ControlType, split: ControlType, to: &[&str]) -> Task {
 }
 
 fn specification(id: &str, first: &str, tasks: Vec<Task>) -> Specification {
+    specification_with(id, first, Vec::new(), tasks)
+}
+
+fn specification_with(
+    id: &str,
+    first: &str,
+    conditions: Vec<Condition>,
+    tasks: Vec<Task>,
+) -> Specification {
     let condition = |id: &str, flows| Condition {
         id: id.into(),
         name: None,
@@ -69,7 +83,7 @@ fn specification(id: &str, first: &str, tasks: Vec<Task>) -> Specification {
             name: None,
             input_condition: condition("start", vec![flow(first)]),
             output_condition: condition("end", Vec::new()),
-            conditions: Vec::new(),
+            conditions,
             tasks,
         }],
         initial_data: Default::default(),
@@ -157,6 +171,37 @@ fn tree(join: ControlType, depth: u32) -> Specification {
     specification("tree", &first, tasks)
 }
 
+/// The exact rule's example at scale: `a` marks `p1`, which feeds the OR-join and a human
+/// task `u` heading a chain of `k` tasks to the OR-join's other input `p2`. Only `u` can
+/// bring a token to `p2`, and it takes `p1`'s: the OR-join fires at once (by coverability,
+/// the basis computed by the workflow's first case and kept), and `u`'s offer is withdrawn.
+/// The twin has an XOR join, which fires at once too.
+fn consumed(join: ControlType, k: usize) -> Specification {
+    let mut tasks = vec![task("a", Xor, And, &["p1"])];
+    let mut u = task("u", Xor, And, &[]);
+    u.binding = TaskBinding::Human(HumanBinding {
+        roles: vec!["r".to_owned()],
+        allocation: Allocation::RoleOffer,
+        four_eyes: false,
+        distributed_at_runtime: false,
+    });
+    u.flows = vec![flow(&chain(&mut tasks, "c", k, "p2"))];
+    tasks.push(u);
+    tasks.push(task(
+        "join",
+        if join == Or { Or } else { Xor },
+        Xor,
+        &["end"],
+    ));
+    let condition = |id: &str, to: &[&str]| Condition {
+        id: id.into(),
+        name: None,
+        flows: to.iter().map(|t| flow(t)).collect(),
+    };
+    let conditions = vec![condition("p1", &["join", "u"]), condition("p2", &["join"])];
+    specification_with("consumed", "a", conditions, tasks)
+}
+
 /// Runs one case to completion and returns its task completions. Never inlined, so that
 /// `valgrind --tool=callgrind --toggle-collect=orjoin::run_case` counts its instructions alone.
 #[inline(never)]
@@ -223,6 +268,7 @@ fn main() -> BenchResult {
     let benchmarking = has("--bench") && !has("--test");
     let big = std::env::var("KNHK_BENCH_BIG").is_ok_and(|v| !v.is_empty() && v != "0");
     // Under `cargo test`, every shape once at a small size.
+    let k_consumed = if benchmarking { 1000 } else { 10 };
     let (chains, len, ks, blocks, depth, budget) = if benchmarking {
         let ks: &[usize] = if big {
             &[100, 1000, 3000, 10_000]
@@ -254,6 +300,11 @@ fn main() -> BenchResult {
             budget,
         )?;
         measure(&format!("tree_{j}_depth{depth}"), tree(join, depth), budget)?;
+        measure(
+            &format!("consumed_{j}_k{k_consumed}"),
+            consumed(join, k_consumed),
+            budget,
+        )?;
     }
     Ok(())
 }

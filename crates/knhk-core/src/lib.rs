@@ -34,5 +34,6 @@ pub use ids::{
 };
 pub use input::Input;
 pub use model::Specification;
+pub use orjoin::{OR_JOIN_BUDGET, OrJoinStats};
 pub use step::ApplyOptions;
 pub use workflow::Workflow;

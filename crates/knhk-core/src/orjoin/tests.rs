@@ -169,14 +169,15 @@ proptest! {
             let is_busy = |u| busy.get(u).copied().unwrap_or(false);
             let places: Vec<PlaceIx> = marking.iter_enumerated().filter(|&(_, &n)| n > 0).map(|(p, _)| p).collect();
             let tasks: Vec<TaskIx> = busy.iter_enumerated().filter(|&(_, &b)| b).map(|(t, _)| t).collect();
-            let (fast, witness) = decide(def, cone, &marking, is_busy, (&places, &tasks), &mut scratch);
+            let (fast, witness) = decide(def, cone, None, &marking, is_busy, (&places, &tasks), &mut scratch);
             let slow = may_fire_by_sweeps(def, &marking, &busy, cone.task);
             prop_assert_eq!(fast, slow, "OR-join {:?} on {:?}, marking {:?}, busy {:?}", cone.task, def.tasks.iter().map(|d| (&d.id, d.join, &d.inputs, d.outputs.iter().map(|a| a.place).collect::<Vec<_>>())).collect::<Vec<_>>(), marking, busy);
             // A witness holds where it was found, and wherever it holds the OR-join waits.
+            let task = def.tasks.get(cone.task).ok_or_else(|| TestCaseError::fail("no task"))?;
             if let Some(mut w) = witness {
-                prop_assert!(!fast && w.holds(&marking, is_busy), "witness {:?}", w);
+                prop_assert!(!fast && w.holds(None, task, cone.task, &marking, is_busy), "witness {:?}", w);
                 let later = |u| later_busy.get(u).copied().unwrap_or(false);
-                if w.holds(&later_marking, later) {
+                if w.holds(None, task, cone.task, &later_marking, later) {
                     prop_assert!(!may_fire_by_sweeps(def, &later_marking, &later_busy, cone.task), "witness {:?} held on {:?}", w, later_marking);
                 }
             }

@@ -131,15 +131,20 @@ impl Case {
                     return false;
                 };
                 let busy = |u: TaskIx| matches!(net.slots.get(u), Some(Slot::Busy(_)));
+                let exact = Some(&def.or_exact);
                 // Still waiting by the last witness: no need to decide again.
-                if cx.dirty.witness(ni, o).is_some_and(|w| w.holds(m, busy)) {
+                if cx
+                    .dirty
+                    .witness(ni, o)
+                    .is_some_and(|w| w.holds(exact, task, t, m, busy))
+                {
                     return false;
                 }
                 let Some((sources, scratch)) = cx.dirty.sources(ni, net) else {
                     return false;
                 };
                 let seeds = (sources.places.as_slice(), sources.tasks.as_slice());
-                let (fires, witness) = orjoin::decide(def, cone, m, busy, seeds, scratch);
+                let (fires, witness) = orjoin::decide(def, cone, exact, m, busy, seeds, scratch);
                 cx.dirty.keep_witness(ni, o, witness);
                 fires
             }

@@ -490,6 +490,11 @@ pub(super) fn build_net(
         .map(|(i, p)| (p.id.addr(), i))
         .collect();
     let or_cones = OrCones::new(&places, &tasks, &or_joins);
+    let or_exact = if or_joins.is_empty() {
+        crate::orjoin::exact::Exact::default()
+    } else {
+        crate::orjoin::exact::Exact::new(&places, &tasks)
+    };
     Ok(NetDef {
         id: net.id.clone(),
         places,
@@ -500,6 +505,7 @@ pub(super) fn build_net(
         place_by_addr,
         or_joins,
         or_cones,
+        or_exact,
     })
 }
 

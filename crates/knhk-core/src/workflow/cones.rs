@@ -28,6 +28,8 @@ pub(crate) struct OrCones {
     pub cones: IxVec<OrIx, OrCone>,
     /// By task: its index among the OR-joins, if it is one.
     pub of_task: IxVec<TaskIx, Option<OrIx>>,
+    /// By place: the tasks giving to it (empty for a net without OR-joins).
+    pub producers: IxVec<PlaceIx, Vec<TaskIx>>,
 }
 
 impl OrCones {
@@ -82,6 +84,13 @@ impl OrCones {
                 *slot = Some(o);
             }
         }
-        OrCones { cones, of_task }
+        if or_joins.is_empty() {
+            producers = IxVec::default();
+        }
+        OrCones {
+            cones,
+            of_task,
+            producers,
+        }
     }
 }

@@ -45,6 +45,8 @@ pub(crate) struct NetDef {
     pub or_joins: Vec<TaskIx>,
     /// What the OR-join decision needs of the net, whatever the marking.
     pub or_cones: OrCones,
+    /// The exact OR-join rule: the net's reset net and the coverability bases found so far.
+    pub or_exact: crate::orjoin::exact::Exact,
 }
 
 impl NetDef {
@@ -218,6 +220,19 @@ impl Workflow {
     #[inline]
     pub(crate) fn net(&self, n: NetIx) -> Result<&NetDef, Error> {
         self.nets.at(n)
+    }
+
+    /// How the exact OR-join rule fared on this workflow's cases so far: the decisions it
+    /// took by coverability, and those past [`crate::OR_JOIN_BUDGET`] that waited instead
+    /// (the conservative answer). Counted across the workflow's cases, outside their state.
+    pub fn or_join_stats(&self) -> crate::OrJoinStats {
+        let mut stats = crate::OrJoinStats::default();
+        for net in &self.nets {
+            let s = net.or_exact.stats();
+            stats.exact_checks += s.exact_checks;
+            stats.over_budget += s.over_budget;
+        }
+        stats
     }
 
     /// Returns the specification this workflow was built from.

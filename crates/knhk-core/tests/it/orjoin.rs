@@ -196,3 +196,29 @@ fn the_fallback_fires_an_or_join_once_then_the_rule_applies_again() {
     assert_eq!(run.items("x").len(), 1, "one work item of x");
     run.check_replay();
 }
+
+#[test]
+fn or_join_fires_where_the_only_way_to_its_other_input_takes_its_token() {
+    // a -> p1; p1 feeds the OR-join t and the human task u; u -> p2 -> t. A marking with
+    // p1 and p2 marked cannot be reached (u takes p1's token), so t fires at once, as in
+    // YAWL, and u's offer is withdrawn.
+    let wf = workflow(vec![net(
+        "n",
+        vec![flow("a")],
+        vec![
+            cond("p1", vec![flow("t"), flow("u")]),
+            cond("p2", vec![flow("t")]),
+        ],
+        vec![
+            task("a", Xor, And, vec![flow("p1")]),
+            human(task("u", Xor, And, vec![flow("p2")]), "r"),
+            task("t", Or, And, vec![flow("end")]),
+        ],
+    )]);
+    let run = Run::start(&wf, json!({}));
+    assert_eq!(run.completed(), ["a", "t"]);
+    assert_eq!(run.case().status(), CaseStatus::Completed);
+    assert!(wf.or_join_stats().exact_checks >= 1);
+    assert_eq!(wf.or_join_stats().over_budget, 0);
+    run.check_replay();
+}
