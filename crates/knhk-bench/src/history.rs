@@ -19,7 +19,9 @@
 //!
 //! With `--knhk PATH`, the `knhk` commands themselves are timed too, each a process with
 //! `--snapshot-every 0` or the default; their peak RSS is the child's `VmHWM` read every 5 ms
-//! until it exits.
+//! until it exits. With `--knhk-before PATH`, a `knhk` binary built before snapshots (store
+//! format 6), the same commands run with it on a copy of the store at format 6 (the snapshots
+//! table dropped): the commands as they were.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -66,6 +68,10 @@ pub struct HistoryArgs {
     /// `workitem claim` commands, each a process on the data directory.
     #[arg(long, value_name = "PATH")]
     knhk: Option<PathBuf>,
+    /// A `knhk` binary built before snapshots (store format 6): its commands are timed too,
+    /// on a copy of the store at format 6.
+    #[arg(long, value_name = "PATH")]
+    knhk_before: Option<PathBuf>,
 }
 
 /// The options of the hidden `knhk-bench history-probe`: one operation, timed in a process of
@@ -190,9 +196,24 @@ pub async fn run(args: HistoryArgs) -> anyhow::Result<ExitCode> {
                 rows.push(probe(&me, &data_dir, case, op, every, samples, events).await?);
             }
         }
+        if let Some(before) = &args.knhk_before {
+            let old = dir.join(format!("history-{events}-v6"));
+            copy_at_format_6(&data_dir, &old)?;
+            let run = Knhk {
+                path: before,
+                data_dir: &old,
+                every: None,
+            };
+            rows.extend(commands(&run, case, item, samples, events).await?);
+        }
         if let Some(knhk) = &args.knhk {
             for every in [0, args.snapshot_every] {
-                rows.extend(commands(knhk, &data_dir, case, item, every, samples, events).await?);
+                let run = Knhk {
+                    path: knhk,
+                    data_dir: &data_dir,
+                    every: Some(every),
+                };
+                rows.extend(commands(&run, case, item, samples, events).await?);
             }
         }
     }
@@ -418,16 +439,38 @@ async fn operation(
     Ok(())
 }
 
+/// Copies the data directory `from` to `to` at store format 6: the snapshots table (format
+/// 7) dropped, which is all format 7 added.
+fn copy_at_format_6(from: &Path, to: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
+    for name in ["knhk.db", "directory.json"] {
+        std::fs::copy(from.join(name), to.join(name))
+            .with_context(|| format!("cannot copy {name} to {}", to.display()))?;
+    }
+    let conn = rusqlite::Connection::open(to.join("knhk.db")).context("cannot open the copy")?;
+    conn.execute_batch("DROP TABLE snapshots; PRAGMA user_version = 6;")
+        .context("cannot take the copy back to format 6")?;
+    Ok(())
+}
+
+/// A `knhk` binary on a data directory, with its `--snapshot-every` (`None`: a binary from
+/// before snapshots, which has no such flag).
+struct Knhk<'a> {
+    path: &'a Path,
+    data_dir: &'a Path,
+    every: Option<u64>,
+}
+
 /// Times the `knhk` commands, each run as a process `samples` times.
 async fn commands(
-    knhk: &Path,
-    data_dir: &Path,
+    knhk: &Knhk<'_>,
     case: CaseId,
     item: WorkItemId,
-    every: u64,
     samples: usize,
     events: u64,
 ) -> anyhow::Result<Vec<Row>> {
+    let (data_dir, every) = (knhk.data_dir, knhk.every);
+    let knhk = knhk.path;
     let (case, item) = (case.to_string(), item.to_string());
     let mut rows = Vec::new();
     let commands: [(&str, Vec<&str>); 3] = [
@@ -442,8 +485,11 @@ async fn commands(
         let mut latencies = Vec::with_capacity(samples);
         let mut peak = None;
         for _ in 0..samples {
-            let every = every.to_string();
-            let mut all = vec!["--snapshot-every", &every];
+            let flag = every.map(|n| n.to_string());
+            let mut all = Vec::new();
+            if let Some(flag) = &flag {
+                all.extend(["--snapshot-every", flag.as_str()]);
+            }
             all.extend(&args);
             let (took, kib) = run_knhk(knhk, data_dir, &all).await?;
             latencies.push(took);
@@ -456,7 +502,7 @@ async fn commands(
         rows.push(Row {
             operation: label.to_owned(),
             events,
-            snapshots: setting(every),
+            snapshots: every.map_or("before".to_owned(), setting),
             runs: samples,
             p50: percentile(&latencies, 50),
             p99: percentile(&latencies, 99),

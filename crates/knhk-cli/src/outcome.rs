@@ -26,7 +26,7 @@ pub(crate) async fn print(session: &Session, case: CaseId, json: bool) -> anyhow
             })
             .await?;
         let waits = engine.waits(case).await?;
-        let doc = report::case_json(&record, workflow.as_ref(), &[], &items, &waits);
+        let doc = report::case_json(&record, workflow.as_ref(), &items, &waits);
         print_streaming_history(engine, &record, &serde_json::to_string_pretty(&doc)?).await?;
     } else {
         let name = workflow

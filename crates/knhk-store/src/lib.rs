@@ -2,8 +2,9 @@
 //! named sequences (round-robin turns) live.
 //!
 //! [`Store`] is the one narrow trait the runtime talks to. A step of a case is one [`Commit`]:
-//! its new events, the new case snapshot, the work item and timer changes and the idempotency
-//! record are written together or not at all, guarded by optimistic concurrency on the case
+//! its new events, the new case row, the work item and timer changes, the idempotency record
+//! and now and then a snapshot of the case's state ([`SnapshotRecord`]) are written together
+//! or not at all, guarded by optimistic concurrency on the case
 //! version. Two backends implement it and pass the same conformance suite
 //! (`tests/it/conformance/`): [`MemoryStore`] for tests and [`SqliteStore`], an embedded
 //! SQLite file in WAL mode whose single writer thread groups concurrent commits into one
