@@ -474,12 +474,18 @@ async fn commands(
     let (case, item) = (case.to_string(), item.to_string());
     let mut rows = Vec::new();
     let commands: [(&str, Vec<&str>); 3] = [
-        ("knhk case show --json", vec!["case", "show", &case, "--json"]),
+        (
+            "knhk case show --json",
+            vec!["case", "show", &case, "--json"],
+        ),
         (
             "knhk case history --limit 100",
             vec!["case", "history", &case, "--limit", "100", "--json"],
         ),
-        ("knhk workitem claim", vec!["workitem", "claim", &item, "--user", USER]),
+        (
+            "knhk workitem claim",
+            vec!["workitem", "claim", &item, "--user", USER],
+        ),
     ];
     for (label, args) in commands {
         let mut latencies = Vec::with_capacity(samples);
@@ -495,7 +501,12 @@ async fn commands(
             latencies.push(took);
             peak = peak.max(kib);
             if label == "knhk workitem claim" {
-                run_knhk(knhk, data_dir, &["workitem", "release", &item, "--user", USER]).await?;
+                run_knhk(
+                    knhk,
+                    data_dir,
+                    &["workitem", "release", &item, "--user", USER],
+                )
+                .await?;
             }
         }
         latencies.sort_unstable();
@@ -532,7 +543,10 @@ async fn run_knhk(
     let mut peak = None;
     let status = loop {
         if let Some(file) = &status_file
-            && let Some(kib) = std::fs::read_to_string(file).ok().as_deref().and_then(vm_hwm)
+            && let Some(kib) = std::fs::read_to_string(file)
+                .ok()
+                .as_deref()
+                .and_then(vm_hwm)
         {
             peak = peak.max(Some(kib));
         }

@@ -77,7 +77,8 @@ fn a_small_history_run_prints_every_operation_off_and_on() {
                     panic!("unexpected row {row:?} in\n{stdout}");
                 };
                 assert_eq!(runs, "2", "{row}");
-                let number = |text: &str| -> f64 { text.parse().unwrap_or_else(|_| panic!("{row}")) };
+                let number =
+                    |text: &str| -> f64 { text.parse().unwrap_or_else(|_| panic!("{row}")) };
                 assert!(number(p50) > 0.0 && number(p50) <= number(p99), "{row}");
                 assert!(number(rss) > 0.0, "{row}");
             }

@@ -58,14 +58,27 @@ fn a_case_with_a_snapshot_is_shown_and_moved_on_without_its_earlier_history() {
     assert!(shown.contains("\"note\":5"), "{shown}");
     assert!(shown.contains("underwriter"), "{shown}");
     let page = data.json(&[
-        "case", "history", &case, "--after", &seq.to_string(), "--limit", "100", "--json",
+        "case",
+        "history",
+        &case,
+        "--after",
+        &seq.to_string(),
+        "--limit",
+        "100",
+        "--json",
     ]);
     assert_eq!(page["history"][0]["seq"], seq + 1);
     // A work item step, through the environment variable this time.
     let items = data.json(&["workitem", "list", "--role", "underwriter", "--json"]);
     let item = items[0]["id"].as_str().expect("an item id").to_owned();
     let out = Command::new(env!("CARGO_BIN_EXE_knhk"))
-        .args(["--data-dir", path_str(data.path()), "workitem", "complete", &item])
+        .args([
+            "--data-dir",
+            path_str(data.path()),
+            "workitem",
+            "complete",
+            &item,
+        ])
         .args(["--user", "uma", "--output", r#"{"approved": true}"#])
         .env("KNHK_SNAPSHOT_EVERY", "4")
         .output()
@@ -85,7 +98,10 @@ fn case_show_json_prints_the_whole_history_as_one_pretty_document() {
     let text = data.ok(&["--snapshot-every", "2", "case", "show", &case, "--json"]);
     let doc: Value = serde_json::from_str(&text).expect("one JSON document");
     // Printed exactly as the whole document would be.
-    assert_eq!(text, format!("{}\n", serde_json::to_string_pretty(&doc).expect("json")));
+    assert_eq!(
+        text,
+        format!("{}\n", serde_json::to_string_pretty(&doc).expect("json"))
+    );
     let seqs: Vec<u64> = doc["history"]
         .as_array()
         .expect("a history")

@@ -199,7 +199,11 @@ impl Case {
             status: self.status,
             data: self.data.clone(),
             nets,
-            items: self.items.iter().map(|(id, w)| item_state(*id, w)).collect(),
+            items: self
+                .items
+                .iter()
+                .map(|(id, w)| item_state(*id, w))
+                .collect(),
             timers: self
                 .timers
                 .iter()
@@ -298,8 +302,7 @@ impl Case {
                         instances,
                         timer,
                     } => {
-                        let mut list: Vec<Instance> =
-                            instances.iter().map(instance_of).collect();
+                        let mut list: Vec<Instance> = instances.iter().map(instance_of).collect();
                         let instances = match (many, list.len()) {
                             (false, 1) => Instances::One(list.remove(0)),
                             (false, n) => {
@@ -353,7 +356,10 @@ impl Case {
         }
         for item in state.items {
             if case.locate(workflow, &item.task).is_none() {
-                return Err(misfit(format!("no task {} for a work item", item.task.task)));
+                return Err(misfit(format!(
+                    "no task {} for a work item",
+                    item.task.task
+                )));
             }
             let state = match item.state.as_str() {
                 "offered" => WorkItemState::Offered,

@@ -34,8 +34,7 @@ use tracing::warn;
 use crate::error::Error;
 use crate::record::{
     CaseFilter, CaseRecord, Commit, IdempotencyRecord, QuarantineRecord, SnapshotRecord,
-    TimerRecord,
-    WorkItemFilter, WorkItemRecord, WorkflowRecord,
+    TimerRecord, WorkItemFilter, WorkItemRecord, WorkflowRecord,
 };
 use crate::store::Store;
 

@@ -10,8 +10,7 @@ use uuid::Uuid;
 use crate::error::{Corruption, Error};
 use crate::record::{
     CaseFilter, CaseRecord, IdempotencyRecord, QuarantineRecord, SnapshotRecord, TimerRecord,
-    WorkItemFilter,
-    WorkItemRecord, WorkflowRecord,
+    WorkItemFilter, WorkItemRecord, WorkflowRecord,
 };
 
 use super::sqlite;
@@ -286,8 +285,7 @@ pub(super) const EVENTS_SQL: &str =
 pub(super) const CASE_VERSION_SQL: &str = "SELECT version FROM cases WHERE id = ?1";
 pub(super) const EVENTS_PAGE_SQL: &str =
     "SELECT seq, time, payload FROM events WHERE case_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3";
-pub(super) const SNAPSHOT_SQL: &str =
-    "SELECT seq, format, state FROM snapshots WHERE case_id = ?1";
+pub(super) const SNAPSHOT_SQL: &str = "SELECT seq, format, state FROM snapshots WHERE case_id = ?1";
 
 /// Returns the latest snapshot of a case, if one was written.
 pub(super) fn snapshot(conn: &Connection, case: CaseId) -> Result<Option<SnapshotRecord>, Error> {

@@ -14,8 +14,8 @@ use tracing::warn;
 use crate::commit;
 use crate::error::{Corruption, Error};
 use crate::record::{
-    CaseRecord, Change, Commit, IdempotencyRecord, QuarantineRecord, SnapshotRecord, WorkItemRecord,
-    WorkflowRecord,
+    CaseRecord, Change, Commit, IdempotencyRecord, QuarantineRecord, SnapshotRecord,
+    WorkItemRecord, WorkflowRecord,
 };
 
 use super::{rows, sqlite};

@@ -340,7 +340,10 @@ fn check_snapshot(
         Err(knhk_core::SnapshotError::UnknownFormat { .. }) => {}
         Err(e) => report.add(
             subject,
-            format_args!("its snapshot at event {} does not restore: {e}", snapshot.seq),
+            format_args!(
+                "its snapshot at event {} does not restore: {e}",
+                snapshot.seq
+            ),
         ),
     }
 }

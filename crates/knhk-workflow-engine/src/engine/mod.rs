@@ -450,7 +450,10 @@ impl WorkflowEngine {
             tracing::warn!(case = %id, seq, error = %e, "the history after the snapshot does not fold onto it; loading the case from its history");
             return Ok(None);
         }
-        match self.check_version(id, record.version, case.last_seq()).await {
+        match self
+            .check_version(id, record.version, case.last_seq())
+            .await
+        {
             Ok(()) => {}
             Err(e @ Error::CorruptVersion { .. }) => {
                 tracing::warn!(case = %id, seq, error = %e, "snapshot is not of the history; loading the case from its history");

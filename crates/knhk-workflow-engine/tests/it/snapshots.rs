@@ -68,7 +68,10 @@ async fn a_case_loads_from_its_snapshot_without_reading_the_history_before_it() 
     let snapshot = store.snapshot(case).await.unwrap().unwrap();
     let version = store.case(case).await.unwrap().unwrap().version;
     // Written by the step that brought the events since the last one to five.
-    assert!(snapshot.seq > 5 && snapshot.seq <= version, "{snapshot:?} of {version}");
+    assert!(
+        snapshot.seq > 5 && snapshot.seq <= version,
+        "{snapshot:?} of {version}"
+    );
     assert!(version - snapshot.seq < 5, "{snapshot:?} of {version}");
     // Every event up to the snapshot is made unreadable: a load that read one would fail.
     let damaged = edit(
@@ -111,7 +114,10 @@ async fn falls_back_to_the_history(how: &str) {
     let (case, item, store) = case_with_updates(&path, 3, 8).await;
     let before = store.snapshot(case).await.unwrap().unwrap();
     assert_eq!(
-        edit(&path, &format!("UPDATE snapshots SET {how} WHERE case_id = '{case}'")),
+        edit(
+            &path,
+            &format!("UPDATE snapshots SET {how} WHERE case_id = '{case}'")
+        ),
         1
     );
     let engine = engine_snapshotting(store.clone(), 3);
@@ -185,9 +191,10 @@ async fn store_check_names_a_case_whose_snapshot_is_not_its_history() {
     let report = engine.check_store().await.unwrap();
     assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
     assert!(
-        report.problems[0]
-            .problem
-            .starts_with(&format!("its snapshot at event {} does not restore", snapshot.seq)),
+        report.problems[0].problem.starts_with(&format!(
+            "its snapshot at event {} does not restore",
+            snapshot.seq
+        )),
         "{:?}",
         report.problems
     );

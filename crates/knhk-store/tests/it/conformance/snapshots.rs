@@ -28,20 +28,29 @@ pub async fn snapshots_are_written_with_their_step_one_per_case(s: Arc<dyn Store
     step.snapshot = Some(record(3, "at 3"));
     let at3 = step.case.clone();
     s.commit(step).await.unwrap();
-    assert_eq!(s.snapshot(stored.id).await.unwrap(), Some(record(3, "at 3")));
+    assert_eq!(
+        s.snapshot(stored.id).await.unwrap(),
+        Some(record(3, "at 3"))
+    );
     assert_eq!(s.snapshot(other.id).await.unwrap(), None);
 
     // A step without one keeps the stored one.
     let plain = next_step(&at3, vec![kind()]);
     let at4 = plain.case.clone();
     s.commit(plain).await.unwrap();
-    assert_eq!(s.snapshot(stored.id).await.unwrap(), Some(record(3, "at 3")));
+    assert_eq!(
+        s.snapshot(stored.id).await.unwrap(),
+        Some(record(3, "at 3"))
+    );
 
     // A refused commit (a lost race) writes no snapshot.
     let mut late = next_step(&at3, vec![kind()]);
     late.snapshot = Some(record(4, "lost"));
     assert!(matches!(s.commit(late).await, Err(Error::Conflict { .. })));
-    assert_eq!(s.snapshot(stored.id).await.unwrap(), Some(record(3, "at 3")));
+    assert_eq!(
+        s.snapshot(stored.id).await.unwrap(),
+        Some(record(3, "at 3"))
+    );
 
     // A snapshot of a state ahead of the history is refused, and so is its step.
     let mut ahead = next_step(&at4, vec![kind()]);
@@ -63,7 +72,13 @@ pub async fn snapshots_are_written_with_their_step_one_per_case(s: Arc<dyn Store
     let mut theirs = next_step(&other, vec![kind()]);
     theirs.snapshot = Some(record(2, "theirs"));
     s.commit(theirs).await.unwrap();
-    assert_eq!(s.snapshot(stored.id).await.unwrap(), Some(record(5, "at 5")));
-    assert_eq!(s.snapshot(other.id).await.unwrap(), Some(record(2, "theirs")));
+    assert_eq!(
+        s.snapshot(stored.id).await.unwrap(),
+        Some(record(5, "at 5"))
+    );
+    assert_eq!(
+        s.snapshot(other.id).await.unwrap(),
+        Some(record(2, "theirs"))
+    );
     assert_eq!(s.events(stored.id, 0).await.unwrap().len(), 5);
 }
