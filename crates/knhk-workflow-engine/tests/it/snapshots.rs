@@ -186,6 +186,25 @@ async fn store_check_names_a_case_whose_snapshot_is_not_its_history() {
         )]
     );
 
+    // One of an event the history does not reach is named, with both numbers.
+    edit(&path, "UPDATE snapshots SET seq = 999");
+    let report = engine.check_store().await.unwrap();
+    let version = store.case(case).await.unwrap().unwrap().version;
+    assert_eq!(
+        report
+            .problems
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>(),
+        [format!(
+            "case {case}: its snapshot is of event 999, but its history ends at event {version}"
+        )]
+    );
+    edit(
+        &path,
+        &format!("UPDATE snapshots SET seq = {}", snapshot.seq),
+    );
+
     // One that does not decode is named too, with why.
     edit(&path, "UPDATE snapshots SET state = 'x'");
     let report = engine.check_store().await.unwrap();
