@@ -1,8 +1,10 @@
 //! The `knhk-bench` command: the test harness kept out of the shipped `knhk` binary. `bench`
 //! measures the durable engine; `scale` measures single-case commands and lists as the store
-//! grows; `load` drives cases on a data directory for the kill -9 recovery test.
+//! grows; `history` measures them on one case with a long history, snapshots off and on;
+//! `load` drives cases on a data directory for the kill -9 recovery test.
 
 mod bench;
+mod history;
 mod load;
 mod scale;
 
@@ -27,6 +29,11 @@ enum Command {
     Scale(scale::ScaleArgs),
     /// Drives a load of cases on a data directory; used by the crash-recovery test.
     Load(load::LoadArgs),
+    /// Measures single-case commands on one case with a long history, snapshots off and on.
+    History(history::HistoryArgs),
+    /// Times one operation of `history` in a process of its own (run by `history`).
+    #[command(hide = true)]
+    HistoryProbe(history::ProbeArgs),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +59,8 @@ fn main() -> ExitCode {
                 Command::Bench(args) => bench::run(args).await,
                 Command::Scale(args) => scale::run(args).await,
                 Command::Load(args) => load::run(args).await,
+                Command::History(args) => history::run(args).await,
+                Command::HistoryProbe(args) => history::run_probe(args).await,
             }
         }),
         Err(e) => Err(anyhow::Error::new(e).context("cannot start the async runtime")),

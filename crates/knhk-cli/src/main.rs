@@ -132,6 +132,18 @@ struct Cli {
         value_name = "CASES"
     )]
     case_cache: usize,
+    /// How many events a case may gain after its last snapshot before a step stores a new
+    /// one (with the step), so that loading the case (`case show`, work item commands...)
+    /// reads the snapshot and the events after it, not its whole history; 0 stores and reads
+    /// no snapshot.
+    #[arg(
+        long,
+        global = true,
+        env = "KNHK_SNAPSHOT_EVERY",
+        default_value_t = knhk_workflow_engine::EngineConfig::DEFAULT_SNAPSHOT_EVERY,
+        value_name = "EVENTS"
+    )]
+    snapshot_every: u64,
     /// How often `knhk worker` reads the stored timers again, in milliseconds, so that it fires
     /// timers that other processes arm while it runs.
     #[arg(
@@ -255,6 +267,7 @@ fn main() -> ExitCode {
         definition_limits,
         max_input_bytes: cli.max_data_bytes,
         case_cache: cli.case_cache,
+        snapshot_every: cli.snapshot_every,
         zone: zone(cli.utc),
         max_pages: cli.store_max_pages,
     };

@@ -4,7 +4,9 @@
 use std::process::ExitCode;
 
 use knhk_core::{CaseId, CaseStatus, Wait, WorkItemState};
-use knhk_workflow_engine::WorkItemQuery;
+use knhk_workflow_engine::{CaseView, WorkItemQuery, WorkflowEngine};
+
+use crate::progress::PAGE;
 
 use crate::report::{self, task_label};
 use crate::session::Session;
@@ -17,7 +19,6 @@ pub(crate) async fn print(session: &Session, case: CaseId, json: bool) -> anyhow
     let record = engine.case(case).await?;
     let workflow = engine.workflow(record.workflow).await.ok();
     if json {
-        let history = engine.history(case).await?;
         let items = engine
             .work_items(&WorkItemQuery {
                 case: Some(case),
@@ -25,8 +26,8 @@ pub(crate) async fn print(session: &Session, case: CaseId, json: bool) -> anyhow
             })
             .await?;
         let waits = engine.waits(case).await?;
-        let doc = report::case_json(&record, workflow.as_ref(), &history, &items, &waits);
-        outln!("{}", serde_json::to_string_pretty(&doc)?);
+        let doc = report::case_json(&record, workflow.as_ref(), &items, &waits);
+        print_streaming_history(engine, &record, &serde_json::to_string_pretty(&doc)?).await?;
     } else {
         let name = workflow
             .as_ref()
@@ -38,6 +39,53 @@ pub(crate) async fn print(session: &Session, case: CaseId, json: bool) -> anyhow
         print_waits(session, case, record.status, &engine.waits(case).await?);
     }
     Ok(exit_code(record.status))
+}
+
+/// Prints the pretty JSON document `doc` of a case, its empty `history` filled with the case's
+/// history up to the row's version, read and printed a page at a time: the output is the
+/// document `to_string_pretty` gives with the whole history in it, and memory stays that of
+/// one page however long the history.
+async fn print_streaming_history(
+    engine: &WorkflowEngine,
+    record: &CaseView,
+    doc: &str,
+) -> anyhow::Result<()> {
+    // The document's own key, at its first level of indentation (nested keys sit deeper).
+    const EMPTY: &str = "\n  \"history\": []";
+    let Some(at) = doc.find(EMPTY) else {
+        anyhow::bail!("the case document has no history field");
+    };
+    let (head, tail) = doc.split_at(at + EMPTY.len() - 1);
+    out!("{head}");
+    let mut json = report::HistoryJson::default();
+    let mut after = 0;
+    let mut first = true;
+    while after < record.version {
+        let page = engine.history_page(record.id, after, PAGE).await?;
+        let mut chunk = String::new();
+        for e in page.iter().take_while(|e| e.seq <= record.version) {
+            chunk.push_str(if first { "\n" } else { ",\n" });
+            first = false;
+            let text = serde_json::to_string_pretty(&json.event(e))?;
+            for (i, line) in text.lines().enumerate() {
+                if i > 0 {
+                    chunk.push('\n');
+                }
+                chunk.push_str("    ");
+                chunk.push_str(line);
+            }
+            after = e.seq;
+        }
+        out!("{chunk}");
+        if page.len() < PAGE {
+            break;
+        }
+    }
+    if !first {
+        out!("\n  ");
+    }
+    outln!("{tail}");
+    Ok(())
 }
 
 /// Returns success unless the case failed or was cancelled.

@@ -4,11 +4,14 @@
 use std::io::Write as _;
 
 use knhk_core::model::Specification;
-use knhk_core::{CaseId, Event};
+use knhk_core::{CaseId, Wait};
 use knhk_workflow_engine::{CaseUpdate, WorkflowEngine};
 use tokio::sync::broadcast;
 
 use crate::report::{HistoryTable, Zone};
+
+/// The events read at a time when catching up with a history.
+pub(crate) const PAGE: usize = 1000;
 
 /// Where progress goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,13 +45,14 @@ impl Progress {
         }
     }
 
-    /// Takes in events that happened before without printing them, so that later rows can
-    /// name the task of a work item offered earlier.
-    pub(crate) fn skip(&mut self, events: &[Event]) {
-        for e in events {
-            self.table.learn(e);
-            self.shown = self.shown.max(e.seq);
+    /// Starts after event `seq` without printing the events up to it: later rows name the
+    /// tasks of the work items and timers in `waits` (what the case waits for at `seq`), so
+    /// the history before it is not read.
+    pub(crate) fn start_after(&mut self, seq: u64, waits: &[Wait]) {
+        for wait in waits {
+            self.table.know(wait);
         }
+        self.shown = self.shown.max(seq);
     }
 
     /// Prints every event of `case` committed since the last one shown, until nothing the
@@ -91,23 +95,28 @@ impl Progress {
         Ok(fed?)
     }
 
-    /// Prints the events stored after the last one shown.
+    /// Prints the events stored after the last one shown, a page at a time, so that a long
+    /// history is never held in memory whole.
     pub(crate) async fn catch_up(
         &mut self,
         engine: &WorkflowEngine,
         case: CaseId,
     ) -> anyhow::Result<()> {
-        let events = engine.events(case, self.shown).await?;
-        for e in &events {
-            if !self.header {
-                self.header = true;
-                self.print(&self.table.header());
+        loop {
+            let page = engine.history_page(case, self.shown, PAGE).await?;
+            for e in &page {
+                if !self.header {
+                    self.header = true;
+                    self.print(&self.table.header());
+                }
+                let row = self.table.row(e);
+                self.print(&row);
+                self.shown = self.shown.max(e.seq);
             }
-            let row = self.table.row(e);
-            self.print(&row);
-            self.shown = self.shown.max(e.seq);
+            if page.len() < PAGE {
+                return Ok(());
+            }
         }
-        Ok(())
     }
 
     fn print(&self, line: &str) {

@@ -162,6 +162,38 @@ impl HistoryTable {
         }
     }
 
+    /// Learns the task of a live work item or an armed timer (from what the case waits for),
+    /// so that rows of later events can name it without the history before them.
+    pub(crate) fn know(&mut self, wait: &Wait) {
+        match wait {
+            Wait::WorkItem { item, task, .. } | Wait::Call { item, task, .. } => {
+                self.item_tasks.insert(*item, task.clone());
+            }
+            Wait::Timer { timer, task, .. } => {
+                self.timer_tasks.insert(*timer, task.clone());
+            }
+            _ => {}
+        }
+    }
+
+    /// Forgets a work item or a timer that `event` ends, once its row is rendered: no later
+    /// event names it, so what the table remembers stays the size of what is live, however
+    /// long the history (a work item started again is learnt again).
+    fn forget_ended(&mut self, event: &Event) {
+        match &event.kind {
+            EventKind::WorkItemCompleted { item, .. }
+            | EventKind::WorkItemCancelled { item }
+            | EventKind::ConnectorCallSucceeded { item, .. }
+            | EventKind::ConnectorCallFailed { item, .. } => {
+                self.item_tasks.remove(item);
+            }
+            EventKind::TimerFired { timer } | EventKind::TimerCancelled { timer } => {
+                self.timer_tasks.remove(timer);
+            }
+            _ => {}
+        }
+    }
+
     /// Returns the row of `event`.
     pub(crate) fn row(&mut self, event: &Event) -> String {
         self.learn(event);
@@ -169,13 +201,15 @@ impl HistoryTable {
             .task_of(&event.kind)
             .map(task_label)
             .unwrap_or_default();
-        self.line(
+        let row = self.line(
             &event.seq.to_string(),
             &self.style.time(event.time),
             event.kind.name(),
             &task,
             &detail(&event.kind, &self.style),
-        )
+        );
+        self.forget_ended(event);
+        row
     }
 
     /// Returns the task an event is about, directly or through its work item or timer.
@@ -201,37 +235,56 @@ impl HistoryTable {
 /// `time_ms` (milliseconds since the epoch), `kind`, `task` (or null), `detail` (the table's
 /// text) and `event` (the event's own fields).
 pub(crate) fn history_json(events: &[Event]) -> Vec<Value> {
-    let mut table = HistoryTable::new(None, Zone::Utc);
-    events
-        .iter()
-        .map(|e| {
-            table.learn(e);
-            let mut fields = match serde_json::to_value(&e.kind) {
-                Ok(Value::Object(map)) => map,
-                _ => Map::new(),
-            };
-            fields.remove("type");
-            let task = table.task_of(&e.kind);
-            json!({
-                "seq": e.seq,
-                "time": rfc3339(e.time),
-                "time_ms": e.time.0,
-                "kind": e.kind.name(),
-                "task": task.map(|t| t.task.as_str()),
-                "net_instance": task.map(|t| t.net_instance),
-                "detail": detail(&e.kind, &Style::default()),
-                "event": fields,
-            })
-        })
-        .collect()
+    let mut json = HistoryJson::default();
+    events.iter().map(|e| json.event(e)).collect()
 }
 
-/// Returns the one JSON document that describes a case: its state, data, history, live
-/// work items and open incidents (the tasks that failed it, from `waits`).
+/// Renders the events of one history as JSON objects, one at a time and in order (for a
+/// history read page by page), remembering the tasks of live work items and timers.
+#[derive(Debug)]
+pub(crate) struct HistoryJson {
+    table: HistoryTable,
+}
+
+impl Default for HistoryJson {
+    fn default() -> Self {
+        HistoryJson {
+            table: HistoryTable::new(None, Zone::Utc),
+        }
+    }
+}
+
+impl HistoryJson {
+    /// Returns the JSON object of the next event of the history.
+    pub(crate) fn event(&mut self, e: &Event) -> Value {
+        self.table.learn(e);
+        let mut fields = match serde_json::to_value(&e.kind) {
+            Ok(Value::Object(map)) => map,
+            _ => Map::new(),
+        };
+        fields.remove("type");
+        let task = self.table.task_of(&e.kind);
+        let value = json!({
+            "seq": e.seq,
+            "time": rfc3339(e.time),
+            "time_ms": e.time.0,
+            "kind": e.kind.name(),
+            "task": task.map(|t| t.task.as_str()),
+            "net_instance": task.map(|t| t.net_instance),
+            "detail": detail(&e.kind, &Style::default()),
+            "event": fields,
+        });
+        self.table.forget_ended(e);
+        value
+    }
+}
+
+/// Returns the one JSON document that describes a case: its state, data, live work items,
+/// open incidents (the tasks that failed it, from `waits`) and its history, left empty here:
+/// the caller prints it in, a page at a time.
 pub(crate) fn case_json(
     case: &CaseView,
     workflow: Option<&WorkflowView>,
-    history: &[Event],
     work_items: &[WorkItemView],
     waits: &[Wait],
 ) -> Value {
@@ -264,7 +317,7 @@ pub(crate) fn case_json(
         "data": case.data,
         "created_at": rfc3339(case.created_at),
         "updated_at": rfc3339(case.updated_at),
-        "history": history_json(history),
+        "history": [],
         "work_items": work_items.iter().map(work_item_json).collect::<Vec<_>>(),
     })
 }

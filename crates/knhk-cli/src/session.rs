@@ -39,6 +39,8 @@ pub(crate) struct Settings {
     pub(crate) max_input_bytes: usize,
     /// The most cases kept in memory between their steps.
     pub(crate) case_cache: usize,
+    /// The events between two snapshots of a case (0: none).
+    pub(crate) snapshot_every: u64,
 }
 
 /// The engine on the embedded store of one data directory.
@@ -75,6 +77,7 @@ impl Session {
             max_input_bytes: settings.max_input_bytes,
             definition_limits: settings.definition_limits,
             case_cache: settings.case_cache,
+            snapshot_every: settings.snapshot_every,
         });
         Ok(Session {
             engine,

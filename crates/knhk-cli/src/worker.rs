@@ -9,6 +9,7 @@ use knhk_core::{CaseId, EventKind, TimerId, Wait};
 use knhk_workflow_engine::{CaseUpdate, WorkflowEngine};
 use tokio::sync::broadcast;
 
+use crate::progress::PAGE;
 use crate::report::task_label;
 
 use crate::session::Session;
@@ -111,16 +112,24 @@ async fn say_what_happened(engine: &WorkflowEngine, u: &CaseUpdate) {
     }
 }
 
-/// Returns the task a timer belongs to, from the case's history (`?` when it cannot be read).
+/// Returns the task a timer belongs to, from the case's history read a page at a time up to
+/// the timer's arming (`?` when it cannot be read).
 async fn timer_task(engine: &WorkflowEngine, case: CaseId, timer: &TimerId) -> String {
-    let history = engine.history(case).await.unwrap_or_default();
-    history
-        .iter()
-        .find_map(|e| match &e.kind {
+    let mut after = 0;
+    loop {
+        let Ok(page) = engine.history_page(case, after, PAGE).await else {
+            return "?".to_owned();
+        };
+        let armed = page.iter().find_map(|e| match &e.kind {
             EventKind::TimerArmed { timer: t, task, .. } if t == timer => Some(task_label(task)),
             _ => None,
-        })
-        .unwrap_or_else(|| "?".to_owned())
+        });
+        match (armed, page.last()) {
+            (Some(task), _) => return task,
+            (None, Some(last)) if page.len() == PAGE => after = last.seq,
+            _ => return "?".to_owned(),
+        }
+    }
 }
 
 /// Returns whether the engine has nothing left to do by itself: no running case has a

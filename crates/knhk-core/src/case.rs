@@ -15,8 +15,10 @@ use crate::sorted::SortedMap;
 use crate::workflow::{NetDef, Workflow};
 
 mod evolve;
+mod snapshot;
 mod waits;
 
+pub use snapshot::{CaseSnapshot, SnapshotError};
 pub use waits::Wait;
 
 /// The root net's instance: the first of every case.
@@ -316,10 +318,18 @@ impl Case {
     /// Rebuilds a case from its whole history.
     pub fn replay(workflow: &Workflow, id: CaseId, events: &[Event]) -> Result<Case, Error> {
         let mut case = Case::empty(id);
-        for event in events {
-            case.evolve(workflow, event, &mut Untouched)?;
-        }
+        case.fold(workflow, events)?;
         Ok(case)
+    }
+
+    /// Folds events that follow the case's last one, as replay does: a case restored from a
+    /// snapshot ([`Case::restore`]) catches up with the history after it. On error the case
+    /// holds the events before the one refused.
+    pub fn fold(&mut self, workflow: &Workflow, events: &[Event]) -> Result<(), Error> {
+        for event in events {
+            self.evolve(workflow, event, &mut Untouched)?;
+        }
+        Ok(())
     }
 
     pub fn id(&self) -> CaseId {

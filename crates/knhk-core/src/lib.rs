@@ -25,7 +25,9 @@ mod sorted;
 mod step;
 mod workflow;
 
-pub use case::{Case, Incident, Step, Wait, WorkItem, WorkItemKind, WorkItemState};
+pub use case::{
+    Case, CaseSnapshot, Incident, SnapshotError, Step, Wait, WorkItem, WorkItemKind, WorkItemState,
+};
 pub use effect::Effect;
 pub use error::{Error, InvalidDefinition, Violation};
 pub use event::{CaseStatus, Event, EventKind, FailedAttempt, TaskRef};

@@ -37,5 +37,15 @@ pub(crate) fn check(c: &Commit, stored: Option<u64>) -> Result<(), Error> {
             got: c.case.version,
         });
     }
+    // A snapshot is of a state the history reaches, never of one ahead of it.
+    if let Some(snapshot) = &c.snapshot
+        && (snapshot.seq == 0 || snapshot.seq > next)
+    {
+        return Err(Error::Gap {
+            case: c.case.id,
+            expected_seq: next,
+            got: snapshot.seq,
+        });
+    }
     Ok(())
 }

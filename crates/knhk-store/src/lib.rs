@@ -2,8 +2,9 @@
 //! named sequences (round-robin turns) live.
 //!
 //! [`Store`] is the one narrow trait the runtime talks to. A step of a case is one [`Commit`]:
-//! its new events, the new case snapshot, the work item and timer changes and the idempotency
-//! record are written together or not at all, guarded by optimistic concurrency on the case
+//! its new events, the new case row, the work item and timer changes, the idempotency record
+//! and now and then a snapshot of the case's state ([`SnapshotRecord`]) are written together
+//! or not at all, guarded by optimistic concurrency on the case
 //! version. Two backends implement it and pass the same conformance suite
 //! (`tests/it/conformance/`): [`MemoryStore`] for tests and [`SqliteStore`], an embedded
 //! SQLite file in WAL mode whose single writer thread groups concurrent commits into one
@@ -19,8 +20,8 @@ mod store;
 pub use error::{Corruption, Error};
 pub use memory::MemoryStore;
 pub use record::{
-    CaseFilter, CaseRecord, Change, Commit, IdempotencyRecord, QuarantineRecord, TimerRecord,
-    WorkItemFilter, WorkItemRecord, WorkflowRecord,
+    CaseFilter, CaseRecord, Change, Commit, IdempotencyRecord, QuarantineRecord, SnapshotRecord,
+    TimerRecord, WorkItemFilter, WorkItemRecord, WorkflowRecord,
 };
 pub use sqlite::{QueryPlan, QuickCheck, SqliteOptions, SqliteStats, SqliteStore};
 pub use store::Store;
@@ -31,5 +32,6 @@ pub use store::Store;
 /// versions unique per URI; format 4 the quarantine of cases that cannot be loaded; format 5
 /// the indexes that make single-case, per-user and per-role queries independent of the store's
 /// size (work items' roles in a table of their own); format 6 marks the cases with work in
-/// flight, which recovery reads.
-pub const FORMAT_VERSION: i64 = 6;
+/// flight, which recovery reads; format 7 the latest snapshot of each case's state, which
+/// loading a case starts from.
+pub const FORMAT_VERSION: i64 = 7;

@@ -9,8 +9,8 @@ use knhk_core::{CaseId, CaseStatus, Event, TimerId, WorkItemId};
 use crate::commit;
 use crate::error::Error;
 use crate::record::{
-    CaseFilter, CaseRecord, Change, Commit, IdempotencyRecord, QuarantineRecord, TimerRecord,
-    WorkItemFilter, WorkItemRecord, WorkflowRecord,
+    CaseFilter, CaseRecord, Change, Commit, IdempotencyRecord, QuarantineRecord, SnapshotRecord,
+    TimerRecord, WorkItemFilter, WorkItemRecord, WorkflowRecord,
 };
 use crate::store::Store;
 
@@ -31,6 +31,7 @@ struct State {
     idempotency: HashMap<String, IdempotencyRecord>,
     sequences: HashMap<String, u64>,
     quarantine: HashMap<CaseId, QuarantineRecord>,
+    snapshots: HashMap<CaseId, SnapshotRecord>,
 }
 
 impl MemoryStore {
@@ -119,8 +120,12 @@ impl Store for MemoryStore {
             work_items,
             timers,
             idempotency,
+            snapshot,
             ..
         } = c;
+        if let Some(snapshot) = snapshot {
+            s.snapshots.insert(case.id, snapshot);
+        }
         s.events.entry(case.id).or_default().extend(events);
         s.cases.insert(case.id, case);
         for change in work_items {
@@ -208,6 +213,10 @@ impl Store for MemoryStore {
                     .collect()
             })
             .unwrap_or_default())
+    }
+
+    async fn snapshot(&self, case: CaseId) -> Result<Option<SnapshotRecord>, Error> {
+        Ok(self.lock().snapshots.get(&case).cloned())
     }
 
     async fn work_items(&self, f: &WorkItemFilter) -> Result<Vec<WorkItemRecord>, Error> {

@@ -110,6 +110,23 @@ pub struct Commit {
     pub work_items: Vec<Change<WorkItemId, WorkItemRecord>>,
     pub timers: Vec<Change<TimerId, TimerRecord>>,
     pub idempotency: Option<IdempotencyRecord>,
+    /// A snapshot of the case's state at one of its events (usually the last one of this
+    /// commit), which replaces the case's stored snapshot: a cache of the history, so that
+    /// loading the case need not read the events up to it. `None` keeps the stored one.
+    pub snapshot: Option<SnapshotRecord>,
+}
+
+/// A snapshot of a case's state after its event `seq` ([`knhk_core::CaseSnapshot`]): kept
+/// per case, the latest only, written in the commit of a step. The history stays the truth; a
+/// snapshot that does not restore is only a reason to read the history in full.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotRecord {
+    /// The sequence number of the last event the state includes.
+    pub seq: u64,
+    /// The encoding of `state`.
+    pub format: u32,
+    /// The encoded state.
+    pub state: String,
 }
 
 /// Which cases [`Store::cases`](crate::Store::cases) returns.

@@ -5,8 +5,8 @@ use knhk_core::{CaseId, CaseStatus, Event, WorkItemId};
 
 use crate::error::Error;
 use crate::record::{
-    CaseFilter, CaseRecord, Commit, IdempotencyRecord, QuarantineRecord, TimerRecord,
-    WorkItemFilter, WorkItemRecord, WorkflowRecord,
+    CaseFilter, CaseRecord, Commit, IdempotencyRecord, QuarantineRecord, SnapshotRecord,
+    TimerRecord, WorkItemFilter, WorkItemRecord, WorkflowRecord,
 };
 
 /// Durable state of the engine. Every write of a case goes through [`Store::commit`]; reads
@@ -50,6 +50,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         after_seq: u64,
         limit: usize,
     ) -> Result<Vec<Event>, Error>;
+    /// Returns the latest snapshot of a case's state ([`Commit::snapshot`]), if one was
+    /// written.
+    async fn snapshot(&self, case: CaseId) -> Result<Option<SnapshotRecord>, Error>;
     /// Returns the work items that match, ordered by offer time, then id.
     async fn work_items(&self, f: &WorkItemFilter) -> Result<Vec<WorkItemRecord>, Error>;
     /// Returns how many work items each of `users` holds (allocated to or started by them),

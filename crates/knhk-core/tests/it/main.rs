@@ -14,5 +14,6 @@ mod limits;
 mod multi;
 mod orjoin;
 mod properties;
+mod snapshots;
 mod waits;
 mod worklist;

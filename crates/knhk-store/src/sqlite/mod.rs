@@ -33,8 +33,8 @@ use tracing::warn;
 
 use crate::error::Error;
 use crate::record::{
-    CaseFilter, CaseRecord, Commit, IdempotencyRecord, QuarantineRecord, TimerRecord,
-    WorkItemFilter, WorkItemRecord, WorkflowRecord,
+    CaseFilter, CaseRecord, Commit, IdempotencyRecord, QuarantineRecord, SnapshotRecord,
+    TimerRecord, WorkItemFilter, WorkItemRecord, WorkflowRecord,
 };
 use crate::store::Store;
 
@@ -415,6 +415,10 @@ impl Store for SqliteStore {
     ) -> Result<Vec<Event>, Error> {
         self.read(move |c| rows::events_page(c, case, after_seq, limit))
             .await
+    }
+
+    async fn snapshot(&self, case: CaseId) -> Result<Option<SnapshotRecord>, Error> {
+        self.read(move |c| rows::snapshot(c, case)).await
     }
 
     async fn work_items(&self, f: &WorkItemFilter) -> Result<Vec<WorkItemRecord>, Error> {

@@ -75,6 +75,16 @@ fn queries() -> Vec<(String, String, Vec<SqlValue>)> {
             vec![id("c"), SqlValue::Integer(0)],
         ),
         (
+            "a page of the events of one case".to_owned(),
+            rows::EVENTS_PAGE_SQL.to_owned(),
+            vec![id("c"), SqlValue::Integer(0), SqlValue::Integer(100)],
+        ),
+        (
+            "the snapshot of one case".to_owned(),
+            rows::SNAPSHOT_SQL.to_owned(),
+            vec![id("c")],
+        ),
+        (
             "one work item".to_owned(),
             rows::work_item_sql(),
             vec![id("w")],

@@ -9,8 +9,8 @@ use uuid::Uuid;
 
 use crate::error::{Corruption, Error};
 use crate::record::{
-    CaseFilter, CaseRecord, IdempotencyRecord, QuarantineRecord, TimerRecord, WorkItemFilter,
-    WorkItemRecord, WorkflowRecord,
+    CaseFilter, CaseRecord, IdempotencyRecord, QuarantineRecord, SnapshotRecord, TimerRecord,
+    WorkItemFilter, WorkItemRecord, WorkflowRecord,
 };
 
 use super::sqlite;
@@ -283,6 +283,20 @@ pub(super) fn work_item_sql() -> String {
 pub(super) const EVENTS_SQL: &str =
     "SELECT seq, time, payload FROM events WHERE case_id = ?1 AND seq > ?2 ORDER BY seq";
 pub(super) const CASE_VERSION_SQL: &str = "SELECT version FROM cases WHERE id = ?1";
+pub(super) const EVENTS_PAGE_SQL: &str =
+    "SELECT seq, time, payload FROM events WHERE case_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3";
+pub(super) const SNAPSHOT_SQL: &str = "SELECT seq, format, state FROM snapshots WHERE case_id = ?1";
+
+/// Returns the latest snapshot of a case, if one was written.
+pub(super) fn snapshot(conn: &Connection, case: CaseId) -> Result<Option<SnapshotRecord>, Error> {
+    query_one(conn, SNAPSHOT_SQL, [case.to_string()], |r| {
+        Ok(SnapshotRecord {
+            seq: u64_col(r, 0)?,
+            format: u32_col(r, 1)?,
+            state: col(r, 2)?,
+        })
+    })
+}
 
 pub(super) fn events(conn: &Connection, case: CaseId, after_seq: u64) -> Result<Vec<Event>, Error> {
     // No stored seq exceeds i64::MAX, so nothing comes after a larger one.
@@ -309,8 +323,7 @@ pub(super) fn events_page(
     };
     query_all(
         conn,
-        "SELECT seq, time, payload FROM events WHERE case_id = ?1 AND seq > ?2 ORDER BY seq \
-         LIMIT ?3",
+        EVENTS_PAGE_SQL,
         params![case.to_string(), after, limit],
         event_row,
     )

@@ -235,9 +235,22 @@ ALTER TABLE cases ADD COLUMN in_flight INTEGER NOT NULL DEFAULT 1;
 CREATE INDEX cases_in_flight ON cases (status, created_at, id) WHERE in_flight = 1;
 ";
 
+/// Format 7 keeps the latest snapshot of each case's state (its encoding `format`, the `seq`
+/// of the last event it includes), written in the commit of a step, so that loading a case
+/// reads the snapshot and the events after it. Older cases have none: they load by their
+/// history until their next snapshot is written.
+const MIGRATE_V6_TO_V7_SNAPSHOTS: &str = "
+CREATE TABLE snapshots (
+    case_id TEXT PRIMARY KEY NOT NULL REFERENCES cases (id),
+    seq INTEGER NOT NULL,
+    format INTEGER NOT NULL,
+    state TEXT NOT NULL
+) WITHOUT ROWID;
+";
+
 /// The steps from each older format to the next, in order: `(from, what it does, sql)`.
 /// A new format adds its own step here, separately named.
-const MIGRATIONS: [(i64, &str, &str); 5] = [
+const MIGRATIONS: [(i64, &str, &str); 6] = [
     (
         1,
         "migrating the store from format 1 to 2 (named sequences)",
@@ -262,6 +275,11 @@ const MIGRATIONS: [(i64, &str, &str); 5] = [
         5,
         "migrating the store from format 5 to 6 (cases with work in flight)",
         MIGRATE_V5_TO_V6_IN_FLIGHT,
+    ),
+    (
+        6,
+        "migrating the store from format 6 to 7 (snapshots of cases)",
+        MIGRATE_V6_TO_V7_SNAPSHOTS,
     ),
 ];
 

@@ -14,7 +14,8 @@ use tracing::warn;
 use crate::commit;
 use crate::error::{Corruption, Error};
 use crate::record::{
-    CaseRecord, Change, Commit, IdempotencyRecord, QuarantineRecord, WorkItemRecord, WorkflowRecord,
+    CaseRecord, Change, Commit, IdempotencyRecord, QuarantineRecord, SnapshotRecord,
+    WorkItemRecord, WorkflowRecord,
 };
 
 use super::{rows, sqlite};
@@ -257,7 +258,30 @@ fn apply_commit(conn: &Connection, c: &Commit) -> Result<(), Error> {
     if let Some(i) = &c.idempotency {
         insert_idempotency(conn, i)?;
     }
+    if let Some(snapshot) = &c.snapshot {
+        put_snapshot(conn, c.case.id, snapshot)?;
+    }
     Ok(())
+}
+
+/// Replaces a case's snapshot (by its key): only the latest is kept.
+const PUT_SNAPSHOT: &str = "INSERT INTO snapshots (case_id, seq, format, state)
+     VALUES (?1, ?2, ?3, ?4)
+     ON CONFLICT (case_id) DO UPDATE SET
+       seq = excluded.seq, format = excluded.format, state = excluded.state";
+
+fn put_snapshot(conn: &Connection, case: CaseId, s: &SnapshotRecord) -> Result<(), Error> {
+    conn.prepare_cached(PUT_SNAPSHOT)
+        .and_then(|mut stmt| {
+            stmt.execute(params![
+                case.to_string(),
+                int("snapshot sequence number", s.seq).map_err(to_sql)?,
+                i64::from(s.format),
+                s.state
+            ])
+        })
+        .map(drop)
+        .map_err(sqlite("storing a snapshot"))
 }
 
 fn delete(conn: &Connection, sql: &str, id: &impl ToString) -> Result<(), Error> {

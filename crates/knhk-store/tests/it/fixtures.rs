@@ -225,6 +225,7 @@ pub fn first_commit(mut case: CaseRecord, events: Vec<Event>) -> Commit {
         work_items: Vec::new(),
         timers: Vec::new(),
         idempotency: None,
+        snapshot: None,
     }
 }
 
@@ -241,6 +242,7 @@ pub fn next_step(case: &CaseRecord, kinds: Vec<EventKind>) -> Commit {
         work_items: Vec::new(),
         timers: Vec::new(),
         idempotency: None,
+        snapshot: None,
     }
 }
 

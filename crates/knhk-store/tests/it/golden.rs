@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 
 use knhk_core::{CaseStatus, EventKind, TaskRef, Timestamp};
 use knhk_store::{
-    CaseFilter, CaseRecord, Commit, FORMAT_VERSION, SqliteOptions, SqliteStore, Store,
-    WorkItemFilter, WorkflowRecord,
+    CaseFilter, CaseRecord, Commit, FORMAT_VERSION, SnapshotRecord, SqliteOptions, SqliteStore,
+    Store, WorkItemFilter, WorkflowRecord,
 };
 use rusqlite::Connection;
 use serde_json::json;
@@ -75,6 +75,7 @@ fn golden_commits() -> Vec<Commit> {
         .timers
         .push(put(timer(1, case_id(1), 1_700_003_600_000)));
     order.idempotency = Some(idempotency("create-order-1", 1_700_000_000_100));
+    order.snapshot = Some(golden_snapshot());
 
     let mut cancelled = first_commit(
         case(2, wf, CaseStatus::Cancelled, 1_700_000_000_300),
@@ -274,10 +275,7 @@ async fn golden_format_v5_loads_and_is_migrated() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn golden_format_v6_loads() {
-    if std::env::var("KNHK_WRITE_GOLDEN").as_deref() == Ok("1") {
-        write_golden(&golden_path(FORMAT_VERSION)).await;
-    }
+async fn golden_format_v6_loads_and_is_migrated() {
     let (store, _dir) = load_golden(6).await;
     assert_v4(&store).await;
     assert_eq!(
@@ -287,6 +285,32 @@ async fn golden_format_v6_loads() {
             .unwrap(),
         vec![case_id(1)]
     );
+    // Format 6 had no snapshots: its cases load from their histories.
+    assert_eq!(store.snapshot(case_id(1)).await.unwrap(), None);
+}
+
+/// The snapshot of the order case (format 7): its state after its sixth event, opaque to the
+/// store.
+fn golden_snapshot() -> SnapshotRecord {
+    SnapshotRecord {
+        seq: 6,
+        format: 1,
+        state: r#"{"status":"running","data":{"amount":120,"customer":"ACME"}}"#.to_owned(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn golden_format_v7_loads() {
+    if std::env::var("KNHK_WRITE_GOLDEN").as_deref() == Ok("1") {
+        write_golden(&golden_path(FORMAT_VERSION)).await;
+    }
+    let (store, _dir) = load_golden(7).await;
+    assert_v4(&store).await;
+    assert_eq!(
+        store.snapshot(case_id(1)).await.unwrap(),
+        Some(golden_snapshot())
+    );
+    assert_eq!(store.snapshot(case_id(2)).await.unwrap(), None);
 }
 
 /// Checks what format 4 added: the quarantine, with the sequences of format 2.

@@ -7,7 +7,7 @@ use knhk_store::{QueryPlan, SqliteOptions, SqliteStore};
 use rusqlite::Connection;
 
 /// The tables that grow with the number of cases.
-const GROWING: [&str; 4] = ["cases", "events", "work_items", "timers"];
+const GROWING: [&str; 5] = ["cases", "events", "work_items", "timers", "snapshots"];
 
 /// Fails naming every query whose plan scans a growing table.
 fn assert_no_scans(plans: &[QueryPlan]) {
@@ -30,6 +30,8 @@ async fn no_keyed_or_filtered_query_scans_a_table_that_grows_with_the_cases() {
     for query in [
         "one case",
         "the events of one case",
+        "a page of the events of one case",
+        "the snapshot of one case",
         "one work item",
         "work items of one case",
         "work items of one user",
@@ -58,6 +60,11 @@ async fn no_keyed_or_filtered_query_scans_a_table_that_grows_with_the_cases() {
         plan("work items of one case and one user").contains("work_items_by_case"),
         "{}",
         plan("work items of one case and one user")
+    );
+    assert!(
+        plan("the snapshot of one case").contains("SEARCH snapshots USING PRIMARY KEY (case_id=?)"),
+        "{}",
+        plan("the snapshot of one case")
     );
     assert!(
         plan("work items of one role").contains("SEARCH r USING PRIMARY KEY (role=?)"),

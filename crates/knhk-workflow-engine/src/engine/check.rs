@@ -1,6 +1,6 @@
 //! `check_store`: whether what is stored still holds together. The store's own integrity
-//! check, then every case replayed from its history and compared with its row, its work item
-//! rows and its timer rows.
+//! check, then every case replayed from its history and compared with its row, its snapshot,
+//! its work item rows and its timer rows.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -74,7 +74,7 @@ impl StoreReport {
 impl WorkflowEngine {
     /// Checks everything stored: the store's own integrity check (SQLite's
     /// `integrity_check`); then that every case replays from its history without gaps to the
-    /// status and version of its row; that every work item row is a live human work item of
+    /// status and version of its row, and, at its snapshot's event, to its snapshot; that every work item row is a live human work item of
     /// its replayed case (and every such item has its row); that every timer row is armed in
     /// its replayed case (and every armed timer has its row). A quarantined case is a problem
     /// too, until it is repaired and released. Reads only.
@@ -253,13 +253,31 @@ impl WorkflowEngine {
                 return None;
             }
         }
-        let case = match Case::replay(&wf, id, &events) {
+        let snapshot = match store.snapshot(id).await {
+            Ok(snapshot) => snapshot,
+            Err(e) => {
+                report.add(subject, format_args!("its snapshot does not read: {e}"));
+                None
+            }
+        };
+        // Replayed up to the snapshot's event, compared with it, then to the end.
+        let upto = snapshot.as_ref().map_or(0, |s| s.seq);
+        let split = usize::try_from(upto).map_or(events.len(), |n| n.min(events.len()));
+        let (before, after) = events.split_at(split);
+        let mut case = match Case::replay(&wf, id, before) {
             Ok(case) => case,
             Err(e) => {
                 report.add(subject, format_args!("its history does not replay: {e}"));
                 return None;
             }
         };
+        if let Some(snapshot) = snapshot {
+            check_snapshot(&wf, &case, snapshot, report);
+        }
+        if let Err(e) = case.fold(&wf, after) {
+            report.add(subject, format_args!("its history does not replay: {e}"));
+            return None;
+        }
         if case.last_seq() != row.version {
             report.add(
                 subject,
@@ -281,5 +299,51 @@ impl WorkflowEngine {
             );
         }
         Some((case, wf))
+    }
+}
+
+/// Checks a case's stored snapshot against `case`, its history replayed up to the snapshot's
+/// event (or to its end, when the snapshot claims more). A snapshot in another format than
+/// this build's is not a problem: loading ignores it, and the next one replaces it.
+fn check_snapshot(
+    wf: &knhk_core::Workflow,
+    case: &Case,
+    stored: knhk_store::SnapshotRecord,
+    report: &mut StoreReport,
+) {
+    let subject = Subject::Case(case.id());
+    if stored.seq != case.last_seq() {
+        report.add(
+            subject,
+            format_args!(
+                "its snapshot is of event {}, but its history ends at event {}",
+                stored.seq,
+                case.last_seq()
+            ),
+        );
+        return;
+    }
+    let snapshot = knhk_core::CaseSnapshot {
+        format: stored.format,
+        seq: stored.seq,
+        state: stored.state,
+    };
+    match Case::restore(wf, case.id(), &snapshot) {
+        Ok(restored) if &restored == case => {}
+        Ok(_) => report.add(
+            subject,
+            format_args!(
+                "its snapshot at event {} is not the state its history reaches there",
+                snapshot.seq
+            ),
+        ),
+        Err(knhk_core::SnapshotError::UnknownFormat { .. }) => {}
+        Err(e) => report.add(
+            subject,
+            format_args!(
+                "its snapshot at event {} does not restore: {e}",
+                snapshot.seq
+            ),
+        ),
     }
 }

@@ -53,6 +53,12 @@ pub struct EngineConfig {
     /// cache first is dropped and loaded from the store at its next step. About 1 KiB each for a small
     /// waiting case (the apply benchmark's W3). [`EngineConfig::DEFAULT_CASE_CACHE`] by default.
     pub case_cache: usize,
+    /// How many events a case may gain after its last snapshot before a step writes a new one
+    /// (in the step's own commit), so that loading the case reads the snapshot and at most
+    /// about this many events rather than its whole history. 0: no snapshot is written or
+    /// read, and every case loads by replaying its whole history.
+    /// [`EngineConfig::DEFAULT_SNAPSHOT_EVERY`] by default.
+    pub snapshot_every: u64,
 }
 
 impl EngineConfig {
@@ -64,6 +70,8 @@ impl EngineConfig {
     pub const DEFAULT_MAX_INPUT_BYTES: usize = 1024 * 1024;
     /// The most cases kept in memory between steps when none is configured.
     pub const DEFAULT_CASE_CACHE: usize = 10_000;
+    /// The events between two snapshots of a case when none is configured.
+    pub const DEFAULT_SNAPSHOT_EVERY: u64 = 1_000;
 
     /// Returns the configuration of an engine on `store` with the roles of `directory`: the
     /// built-in connectors, the system clock, and every other setting at its default.
@@ -79,6 +87,7 @@ impl EngineConfig {
             max_input_bytes: EngineConfig::DEFAULT_MAX_INPUT_BYTES,
             definition_limits: knhk_spec::Limits::default(),
             case_cache: EngineConfig::DEFAULT_CASE_CACHE,
+            snapshot_every: EngineConfig::DEFAULT_SNAPSHOT_EVERY,
         }
     }
 }
@@ -100,6 +109,7 @@ struct Inner {
     timer_poll: std::time::Duration,
     max_input_bytes: usize,
     definition_limits: knhk_spec::Limits,
+    snapshot_every: u64,
     catalog: catalog::Catalog,
     cases: locks::CaseLocks,
     calls: Mutex<HashMap<WorkItemId, tokio::task::AbortHandle>>,
@@ -125,6 +135,8 @@ struct Live {
     wf: Arc<Workflow>,
     workflow: WorkflowId,
     created_at: Timestamp,
+    /// The sequence number of the case's stored snapshot (0: none, or none read).
+    snapshot_seq: u64,
 }
 
 /// A committed step of a case, as announced to subscribers.
@@ -194,6 +206,7 @@ impl WorkflowEngine {
                 timer_poll: config.timer_poll,
                 max_input_bytes: config.max_input_bytes,
                 definition_limits: config.definition_limits,
+                snapshot_every: config.snapshot_every,
                 catalog: catalog::Catalog::default(),
                 cases: locks::CaseLocks::new(config.case_cache),
                 calls: Mutex::new(HashMap::new()),
@@ -250,13 +263,14 @@ impl WorkflowEngine {
             effects.extend(step.effects);
         }
         let mut guard = self.inner.cases.lock(id).await;
-        let live = Live {
+        let mut live = Live {
             case,
             wf,
             workflow,
             created_at: now,
+            snapshot_seq: 0,
         };
-        let view = self.commit_step(&live, None, events, now).await?;
+        let view = self.commit_step(&mut live, None, events, now).await?;
         if !live.case.status().is_final() {
             *guard = Some(live);
         }
@@ -269,16 +283,20 @@ impl WorkflowEngine {
 
     /// Builds and commits one step of a case: its new events, the case row, and the work item
     /// and timer rows those events change, in one store commit checked against
-    /// `expected_version` (`None`: the case is new). Every commit of a step is built here.
+    /// `expected_version` (`None`: the case is new), with a new snapshot of the case once
+    /// [`EngineConfig::snapshot_every`] events came after its last one. Every commit of a step
+    /// is built here.
     async fn commit_step(
         &self,
-        next: &Live,
+        next: &mut Live,
         expected_version: Option<u64>,
         events: Vec<Event>,
         now: Timestamp,
     ) -> Result<CaseView, Error> {
         let view = records::case_view_of(&next.case, &next.wf, next.workflow, next.created_at, now);
         let (work_items, timers) = records::changes(&next.case, &next.wf, &events);
+        let snapshot = self.snapshot_due(next);
+        let snapshot_seq = snapshot.as_ref().map(|s| s.seq);
         self.inner
             .store
             .commit(Commit {
@@ -288,10 +306,34 @@ impl WorkflowEngine {
                 work_items,
                 timers,
                 idempotency: None,
+                snapshot,
             })
             .await?;
+        if let Some(seq) = snapshot_seq {
+            next.snapshot_seq = seq;
+        }
         self.announce(&view, expected_version.unwrap_or(0));
         Ok(view)
+    }
+
+    /// Returns a snapshot of the case when enough events came after its last one. A case
+    /// that does not encode goes on without one (it loads from its history), with a warning.
+    fn snapshot_due(&self, live: &Live) -> Option<knhk_store::SnapshotRecord> {
+        let every = self.inner.snapshot_every;
+        if every == 0 || live.case.last_seq() < live.snapshot_seq.saturating_add(every) {
+            return None;
+        }
+        match live.case.snapshot(&live.wf) {
+            Ok(s) => Some(knhk_store::SnapshotRecord {
+                seq: s.seq,
+                format: s.format,
+                state: s.state,
+            }),
+            Err(e) => {
+                tracing::warn!(case = %live.case.id(), error = %e, "case does not encode as a snapshot; none written");
+                None
+            }
+        }
     }
 
     /// Loads a case from the store: its row, its workflow and its history replayed. A case
@@ -338,7 +380,8 @@ impl WorkflowEngine {
         }
     }
 
-    /// Loads a case as stored, without looking at the quarantine.
+    /// Loads a case as stored, without looking at the quarantine: from its snapshot and the
+    /// events after it, or, when it has none that restores, from its whole history.
     async fn load_stored(&self, id: CaseId) -> Result<Live, Error> {
         let record = self
             .inner
@@ -347,6 +390,9 @@ impl WorkflowEngine {
             .await?
             .ok_or(Error::UnknownCase(id))?;
         let wf = self.definition(record.workflow).await?;
+        if let Some(live) = self.load_from_snapshot(&record, &wf).await? {
+            return Ok(live);
+        }
         let events = self.inner.store.events(id, 0).await?;
         let case =
             Case::replay(&wf, id, &events).map_err(|e| Error::CorruptCase { id, source: e })?;
@@ -357,7 +403,71 @@ impl WorkflowEngine {
             wf,
             workflow: record.workflow,
             created_at: record.created_at,
+            snapshot_seq: 0,
         })
+    }
+
+    /// Loads a case from its stored snapshot and the events after it; `None` when it has no
+    /// snapshot, snapshots are off, or its snapshot does not restore (another format, damaged,
+    /// or not of the state its history reaches): the history is the truth, and the case then
+    /// loads from it, with a warning naming why.
+    async fn load_from_snapshot(
+        &self,
+        record: &knhk_store::CaseRecord,
+        wf: &Arc<Workflow>,
+    ) -> Result<Option<Live>, Error> {
+        if self.inner.snapshot_every == 0 {
+            return Ok(None);
+        }
+        let id = record.id;
+        let stored = match self.inner.store.snapshot(id).await {
+            Ok(Some(s)) => s,
+            Ok(None) => return Ok(None),
+            Err(knhk_store::Error::Corrupt(e)) => {
+                tracing::warn!(case = %id, error = %e, "snapshot does not read; loading the case from its history");
+                return Ok(None);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let seq = stored.seq;
+        let snapshot = knhk_core::CaseSnapshot {
+            format: stored.format,
+            seq,
+            state: stored.state,
+        };
+        let restored = Case::restore(wf, id, &snapshot);
+        // The encoded state can be large: it goes before the events are read.
+        drop(snapshot);
+        let mut case = match restored {
+            Ok(case) => case,
+            Err(e) => {
+                tracing::warn!(case = %id, seq, error = %e, "snapshot does not restore; loading the case from its history");
+                return Ok(None);
+            }
+        };
+        let events = self.inner.store.events(id, seq).await?;
+        if let Err(e) = case.fold(wf, &events) {
+            tracing::warn!(case = %id, seq, error = %e, "the history after the snapshot does not fold onto it; loading the case from its history");
+            return Ok(None);
+        }
+        match self
+            .check_version(id, record.version, case.last_seq())
+            .await
+        {
+            Ok(()) => {}
+            Err(e @ Error::CorruptVersion { .. }) => {
+                tracing::warn!(case = %id, seq, error = %e, "snapshot is not of the history; loading the case from its history");
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(Some(Live {
+            case,
+            wf: wf.clone(),
+            workflow: record.workflow,
+            created_at: record.created_at,
+            snapshot_seq: seq,
+        }))
     }
 
     /// Checks that a case row's version names the last event of the history read after it.
@@ -421,6 +531,7 @@ impl WorkflowEngine {
                 wf: live.wf.clone(),
                 workflow: live.workflow,
                 created_at: live.created_at,
+                snapshot_seq: live.snapshot_seq,
             };
             let step = match next
                 .case
@@ -436,7 +547,7 @@ impl WorkflowEngine {
                 }
             };
             match self
-                .commit_step(&next, Some(live.case.last_seq()), step.events, now)
+                .commit_step(&mut next, Some(live.case.last_seq()), step.events, now)
                 .await
             {
                 Ok(view) => {

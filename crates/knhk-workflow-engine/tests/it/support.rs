@@ -53,6 +53,16 @@ pub fn engine_on(store: Arc<dyn Store>) -> WorkflowEngine {
 
 /// An engine on `store` that keeps at most `case_cache` cases in memory between steps.
 pub fn engine_caching(store: Arc<dyn Store>, case_cache: usize) -> WorkflowEngine {
+    engine_with(store, case_cache, EngineConfig::DEFAULT_SNAPSHOT_EVERY)
+}
+
+/// An engine on `store` that snapshots a case every `snapshot_every` events (0: never, and
+/// loads every case from its whole history).
+pub fn engine_snapshotting(store: Arc<dyn Store>, snapshot_every: u64) -> WorkflowEngine {
+    engine_with(store, EngineConfig::DEFAULT_CASE_CACHE, snapshot_every)
+}
+
+fn engine_with(store: Arc<dyn Store>, case_cache: usize, snapshot_every: u64) -> WorkflowEngine {
     WorkflowEngine::new(EngineConfig {
         store,
         connectors: Registry::with_builtins(),
@@ -66,6 +76,7 @@ pub fn engine_caching(store: Arc<dyn Store>, case_cache: usize) -> WorkflowEngin
         max_input_bytes: EngineConfig::DEFAULT_MAX_INPUT_BYTES,
         definition_limits: knhk_spec::Limits::default(),
         case_cache,
+        snapshot_every,
     })
 }
 

@@ -152,6 +152,12 @@ impl knhk_store::Store for FlakyStore {
     ) -> Result<Vec<knhk_core::Event>, knhk_store::Error> {
         self.inner.events_page(case, after_seq, limit).await
     }
+    async fn snapshot(
+        &self,
+        case: knhk_core::CaseId,
+    ) -> Result<Option<knhk_store::SnapshotRecord>, knhk_store::Error> {
+        self.inner.snapshot(case).await
+    }
     async fn case_ids(
         &self,
         status: &[knhk_core::CaseStatus],

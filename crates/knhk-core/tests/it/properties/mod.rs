@@ -12,6 +12,7 @@ mod checks;
 mod driver;
 mod generator;
 mod orjoin;
+mod snapshots;
 
 use knhk_core::model::*;
 use knhk_core::*;

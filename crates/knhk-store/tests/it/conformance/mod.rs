@@ -10,8 +10,10 @@ use serde_json::json;
 use crate::fixtures::*;
 
 mod concurrency;
+mod snapshots;
 mod versions;
 pub use concurrency::{concurrent_commits_to_64_cases, race_on_one_case_has_one_winner};
+pub use snapshots::snapshots_are_written_with_their_step_one_per_case;
 pub use versions::{
     racing_registrations_take_distinct_versions, workflow_versions_are_unique_per_uri,
 };
@@ -35,6 +37,7 @@ macro_rules! conformance_tests {
             ping_and_missing_rows,
             sequences_count_per_name_without_repeats,
             quarantine_keeps_the_first_reason_and_lists_oldest_first,
+            snapshots_are_written_with_their_step_one_per_case,
         );
     };
     (@each $make:path; $($name:ident),* $(,)?) => {
