@@ -74,6 +74,14 @@ pub(crate) async fn run(session: &Session, args: WorkerArgs) -> anyhow::Result<E
         }
     }
     engine.shutdown().await;
+    let or_joins = engine.or_join_stats();
+    if or_joins.over_budget > 0 {
+        eprintln!(
+            "worker: {} OR-join decisions ran past the exact rule's budget and waited, as the \
+             conservative rule does (docs/semantics.md)",
+            or_joins.over_budget
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

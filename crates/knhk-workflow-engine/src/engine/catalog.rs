@@ -27,7 +27,19 @@ pub(super) struct Catalog {
     loaded: Mutex<HashMap<WorkflowId, Arc<Workflow>>>,
 }
 
+impl Catalog {
+    /// The workflows loaded so far.
+    fn loaded_now(&self) -> Vec<Arc<Workflow>> {
+        lock(&self.loaded).values().cloned().collect()
+    }
+}
+
 impl WorkflowEngine {
+    /// Returns the workflows loaded so far.
+    pub(super) fn loaded_workflows(&self) -> Vec<Arc<Workflow>> {
+        self.inner.catalog.loaded_now()
+    }
+
     /// Parses, validates and stores a workflow definition given as text. `source_name` names
     /// it in errors and, unless it is an IRI, in the base IRI of its relative IRIs. The
     /// definition becomes the next version of its specification URI, unless it is identical

@@ -533,6 +533,7 @@ impl WorkflowEngine {
                 created_at: live.created_at,
                 snapshot_seq: live.snapshot_seq,
             };
+            let over_budget = next.wf.or_join_stats().over_budget;
             let step = match next
                 .case
                 .apply(&next.wf, now, input.clone(), &mut RandomIds)
@@ -546,6 +547,15 @@ impl WorkflowEngine {
                     return Err(e.into());
                 }
             };
+            if next.wf.or_join_stats().over_budget > over_budget {
+                tracing::warn!(
+                    case = %id,
+                    workflow = %next.workflow,
+                    budget = knhk_core::OR_JOIN_BUDGET,
+                    "an OR-join's exact decision ran past its budget: it waits, as the \
+                     conservative rule does (WorkflowEngine::or_join_stats counts these)"
+                );
+            }
             match self
                 .commit_step(&mut next, Some(live.case.last_seq()), step.events, now)
                 .await

@@ -225,4 +225,20 @@ impl WorkflowEngine {
     pub fn cached_cases(&self) -> usize {
         self.inner.cases.cached()
     }
+
+    /// Returns how the OR-joins of the workflows this engine has loaded were decided since it
+    /// started: how many decisions needed the exact rule (coverability), and how many of those
+    /// ran past [`knhk_core::OR_JOIN_BUDGET`] and waited, as the conservative rule does. Each
+    /// of the latter is also logged as a warning naming its case.
+    pub fn or_join_stats(&self) -> knhk_core::OrJoinStats {
+        self.loaded_workflows()
+            .iter()
+            .map(|wf| wf.or_join_stats())
+            .fold(knhk_core::OrJoinStats::default(), |a, b| {
+                knhk_core::OrJoinStats {
+                    exact_checks: a.exact_checks + b.exact_checks,
+                    over_budget: a.over_budget + b.over_budget,
+                }
+            })
+    }
 }
