@@ -32,13 +32,14 @@ use tokio::sync::{Semaphore, oneshot};
 use tracing::warn;
 
 use crate::error::Error;
+use crate::plan::QueryPlan;
 use crate::record::{
     CaseFilter, CaseRecord, Commit, IdempotencyRecord, QuarantineRecord, TimerRecord,
     WorkItemFilter, WorkItemRecord, WorkflowRecord,
 };
 use crate::store::Store;
 
-pub use plans::QueryPlan;
+pub use plans::{GROWING, sqlite_scans};
 use writer::{Counters, Job};
 
 /// Returns a mapper from a SQLite error to [`Error::Sqlite`] that says what was being done.
@@ -296,13 +297,6 @@ impl SqliteStore {
         }
     }
 
-    /// Returns the plan SQLite chooses for each keyed and filtered read of the store (one case,
-    /// one work item, a case's work items, a user's, a role's...), to check that each is
-    /// served by an index.
-    pub async fn query_plans(&self) -> Result<Vec<QueryPlan>, Error> {
-        self.read(plans::explain).await
-    }
-
     /// Returns whether the store was opened for reading only (it cannot be written).
     pub fn is_read_only(&self) -> bool {
         self.inner.readers.read_only
@@ -397,6 +391,43 @@ impl Store for SqliteStore {
         let status = status.to_vec();
         self.read(move |c| rows::case_ids_in_flight(c, &status))
             .await
+    }
+
+    async fn settle_in_flight(&self, case: CaseId, version: u64) -> Result<bool, Error> {
+        let (tx, rx) = oneshot::channel();
+        let jobs = self.jobs()?;
+        jobs.send(Job::Settle(case, version, tx))
+            .map_err(|_| Error::WriterStopped)?;
+        Ok(rx.await.map_err(|_| Error::WriterStopped)?? > 0)
+    }
+
+    async fn case_ids_by_prefix(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<CaseId>, Error> {
+        let prefix = prefix.to_owned();
+        let ids = self
+            .read(move |c| rows::ids_by_prefix(c, "cases", &prefix, limit))
+            .await?;
+        Ok(ids.into_iter().map(CaseId).collect())
+    }
+
+    async fn work_item_ids_by_prefix(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<WorkItemId>, Error> {
+        let prefix = prefix.to_owned();
+        let ids = self
+            .read(move |c| rows::ids_by_prefix(c, "work_items", &prefix, limit))
+            .await?;
+        Ok(ids.into_iter().map(WorkItemId).collect())
+    }
+
+    /// (SQLite's `EXPLAIN QUERY PLAN` of each read, with sample arguments.)
+    async fn query_plans(&self) -> Result<Vec<QueryPlan>, Error> {
+        self.read(plans::explain).await
     }
 
     async fn integrity(&self, thorough: bool) -> Result<Vec<String>, Error> {

@@ -235,9 +235,17 @@ ALTER TABLE cases ADD COLUMN in_flight INTEGER NOT NULL DEFAULT 1;
 CREATE INDEX cases_in_flight ON cases (status, created_at, id) WHERE in_flight = 1;
 ";
 
+/// Format 7 lets a case or work item be named by the start of its last group (the 12 hex
+/// digits after the last `-`), as tables show time-ordered ids, whose first digits are their
+/// creation time: an index on that group of each id, so that the lookup is a range of it.
+const MIGRATE_V6_TO_V7_LAST_GROUPS: &str = "
+CREATE INDEX cases_by_last_group ON cases (substr(id, 25));
+CREATE INDEX work_items_by_last_group ON work_items (substr(id, 25));
+";
+
 /// The steps from each older format to the next, in order: `(from, what it does, sql)`.
 /// A new format adds its own step here, separately named.
-const MIGRATIONS: [(i64, &str, &str); 5] = [
+const MIGRATIONS: [(i64, &str, &str); 6] = [
     (
         1,
         "migrating the store from format 1 to 2 (named sequences)",
@@ -262,6 +270,11 @@ const MIGRATIONS: [(i64, &str, &str); 5] = [
         5,
         "migrating the store from format 5 to 6 (cases with work in flight)",
         MIGRATE_V5_TO_V6_IN_FLIGHT,
+    ),
+    (
+        6,
+        "migrating the store from format 6 to 7 (ids by their last group)",
+        MIGRATE_V6_TO_V7_LAST_GROUPS,
     ),
 ];
 
