@@ -152,6 +152,7 @@ pub(crate) async fn run(session: &Session, command: WorkItemCommand) -> anyhow::
                     role,
                     case,
                     owner: user,
+                    ..Default::default()
                 })
                 .await?;
             if json {
