@@ -201,29 +201,58 @@ impl HistoryTable {
 /// `time_ms` (milliseconds since the epoch), `kind`, `task` (or null), `detail` (the table's
 /// text) and `event` (the event's own fields).
 pub(crate) fn history_json(events: &[Event]) -> Vec<Value> {
-    let mut table = HistoryTable::new(None, Zone::Utc);
-    events
-        .iter()
-        .map(|e| {
-            table.learn(e);
-            let mut fields = match serde_json::to_value(&e.kind) {
-                Ok(Value::Object(map)) => map,
-                _ => Map::new(),
-            };
-            fields.remove("type");
-            let task = table.task_of(&e.kind);
-            json!({
-                "seq": e.seq,
-                "time": rfc3339(e.time),
-                "time_ms": e.time.0,
-                "kind": e.kind.name(),
-                "task": task.map(|t| t.task.as_str()),
-                "net_instance": task.map(|t| t.net_instance),
-                "detail": detail(&e.kind, &Style::default()),
-                "event": fields,
-            })
+    let mut json = HistoryJson::new();
+    events.iter().map(|e| json.event(e)).collect()
+}
+
+/// Turns the events of one history into JSON objects one at a time (as [`history_json`]
+/// does), remembering which task each work item and timer belongs to across pages.
+#[derive(Debug)]
+pub(crate) struct HistoryJson {
+    table: HistoryTable,
+}
+
+impl HistoryJson {
+    pub(crate) fn new() -> HistoryJson {
+        HistoryJson {
+            table: HistoryTable::new(None, Zone::Utc),
+        }
+    }
+
+    /// Returns the JSON object of the next event of the history.
+    pub(crate) fn event(&mut self, e: &Event) -> Value {
+        self.table.learn(e);
+        let mut fields = match serde_json::to_value(&e.kind) {
+            Ok(Value::Object(map)) => map,
+            _ => Map::new(),
+        };
+        fields.remove("type");
+        let task = self.table.task_of(&e.kind);
+        json!({
+            "seq": e.seq,
+            "time": rfc3339(e.time),
+            "time_ms": e.time.0,
+            "kind": e.kind.name(),
+            "task": task.map(|t| t.task.as_str()),
+            "net_instance": task.map(|t| t.net_instance),
+            "detail": detail(&e.kind, &Style::default()),
+            "event": fields,
         })
-        .collect()
+    }
+}
+
+/// Writes JSON values to standard output, one a line (JSON lines), in one write; returns
+/// `false` when standard output is closed (`knhk case list --jsonl | head`), so that the
+/// caller stops reading more.
+pub(crate) fn write_lines(values: &[Value]) -> bool {
+    use std::io::Write as _;
+    let mut text = String::new();
+    for v in values {
+        text.push_str(&v.to_string());
+        text.push('\n');
+    }
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes()).and_then(|()| out.flush()).is_ok()
 }
 
 /// Returns the one JSON document that describes a case: its state, data, history, live
