@@ -78,6 +78,7 @@ impl Session {
             max_input_bytes: settings.max_input_bytes,
             definition_limits: settings.definition_limits,
             case_cache: settings.case_cache,
+            ids: knhk_workflow_engine::IdOrder::default(),
         });
         Ok(Session {
             engine,

@@ -61,6 +61,14 @@ pub struct SqliteOptions {
     /// that would grow it further fails as on a full disk (`SQLITE_FULL`). `None`: no cap
     /// beyond SQLite's own. Serves as a quota, and lets tests meet a full disk for real.
     pub max_pages: Option<u64>,
+    /// The writer connection's page cache, in KiB (SQLite's `cache_size`, negative form).
+    /// [`SqliteOptions::DEFAULT_WRITER_CACHE_KIB`] by default; SQLite's own default is 2 MiB.
+    pub writer_cache_kib: u64,
+}
+
+impl SqliteOptions {
+    /// The writer's page cache when none is configured: 2 MiB, SQLite's own default.
+    pub const DEFAULT_WRITER_CACHE_KIB: u64 = 2 * 1024;
 }
 
 impl Default for SqliteOptions {
@@ -70,6 +78,7 @@ impl Default for SqliteOptions {
             max_batch: 256,
             readers: 4,
             max_pages: None,
+            writer_cache_kib: SqliteOptions::DEFAULT_WRITER_CACHE_KIB,
         }
     }
 }

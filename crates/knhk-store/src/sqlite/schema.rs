@@ -116,6 +116,10 @@ pub(super) fn open_writer(path: &Path, opts: &SqliteOptions) -> Result<Connectio
         .map_err(sqlite("setting synchronous"))?;
     conn.pragma_update(None, "foreign_keys", "ON")
         .map_err(sqlite("enabling foreign keys"))?;
+    // Negative: a size in KiB rather than in pages.
+    let cache = -i64::try_from(opts.writer_cache_kib).unwrap_or(i64::MAX);
+    conn.pragma_update(None, "cache_size", cache)
+        .map_err(sqlite("sizing the page cache"))?;
     ensure_schema(&conn)?;
     if let Some(pages) = opts.max_pages {
         // Set after the schema exists, so that a cap below a new file's size still opens it.

@@ -53,6 +53,31 @@ pub struct EngineConfig {
     /// cache first is dropped and loaded from the store at its next step. About 1 KiB each for a small
     /// waiting case (the apply benchmark's W3). [`EngineConfig::DEFAULT_CASE_CACHE`] by default.
     pub case_cache: usize,
+    /// How the ids of new cases, work items and timers are made: time-ordered by default.
+    pub ids: IdOrder,
+}
+
+/// How the engine makes the ids of new cases, work items and timers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum IdOrder {
+    /// UUIDv7: the first 48 bits are the creation time in milliseconds, the rest random, so
+    /// that new rows append to the store's id indexes instead of landing at random places in
+    /// them (which keeps creation cheap as the store grows). Tables name such ids by their
+    /// last group, the random part.
+    #[default]
+    TimeOrdered,
+    /// UUIDv4, wholly random, as knhk made them before: kept to measure what time order
+    /// saves (`knhk-bench scale --compare-fill`).
+    Random,
+}
+
+impl IdOrder {
+    fn next(self) -> Uuid {
+        match self {
+            IdOrder::TimeOrdered => Uuid::now_v7(),
+            IdOrder::Random => Uuid::new_v4(),
+        }
+    }
 }
 
 impl EngineConfig {
@@ -79,6 +104,7 @@ impl EngineConfig {
             max_input_bytes: EngineConfig::DEFAULT_MAX_INPUT_BYTES,
             definition_limits: knhk_spec::Limits::default(),
             case_cache: EngineConfig::DEFAULT_CASE_CACHE,
+            ids: IdOrder::default(),
         }
     }
 }
@@ -100,6 +126,7 @@ struct Inner {
     timer_poll: std::time::Duration,
     max_input_bytes: usize,
     definition_limits: knhk_spec::Limits,
+    ids: IdOrder,
     catalog: catalog::Catalog,
     cases: locks::CaseLocks,
     calls: Mutex<HashMap<WorkItemId, tokio::task::AbortHandle>>,
@@ -148,22 +175,13 @@ pub struct CaseFault {
     pub error: Arc<Error>,
 }
 
-/// Ids for work items and timers (and, through [`new_case_id`], cases): time-ordered
-/// (UUIDv7: the first 48 bits are the creation time in milliseconds, the rest random), so
-/// that new rows append to the store's id indexes instead of landing at random places in
-/// them, which keeps creation cheap as the store grows. Tables name such ids by their last
-/// group, the random part.
-struct TimeOrderedIds;
+/// The ids of the work items and timers of a step, made as the engine is configured to.
+struct Ids(IdOrder);
 
-impl IdSource for TimeOrderedIds {
+impl IdSource for Ids {
     fn next_id(&mut self) -> Uuid {
-        Uuid::now_v7()
+        self.0.next()
     }
-}
-
-/// Returns the id of a new case: time-ordered, as [`TimeOrderedIds`] makes them.
-fn new_case_id() -> CaseId {
-    CaseId(Uuid::now_v7())
 }
 
 type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -203,6 +221,7 @@ impl WorkflowEngine {
                 timer_poll: config.timer_poll,
                 max_input_bytes: config.max_input_bytes,
                 definition_limits: config.definition_limits,
+                ids: config.ids,
                 catalog: catalog::Catalog::default(),
                 cases: locks::CaseLocks::new(config.case_cache),
                 calls: Mutex::new(HashMap::new()),
@@ -248,13 +267,13 @@ impl WorkflowEngine {
             _ => return Err(Error::DataNotObject),
         };
         let wf = self.definition(workflow).await?;
-        let id = new_case_id();
+        let id = CaseId(self.inner.ids.next());
         let now = self.inner.clock.now();
         let (mut case, step) = Case::create(&wf, id, now, data);
         let mut events = step.events;
         let mut effects = step.effects;
         if start {
-            let step = case.apply_with(&wf, now, Input::Start, &mut TimeOrderedIds, self.inner.step)?;
+            let step = case.apply_with(&wf, now, Input::Start, &mut Ids(self.inner.ids), self.inner.step)?;
             events.extend(step.events);
             effects.extend(step.effects);
         }
@@ -433,7 +452,7 @@ impl WorkflowEngine {
             };
             let step = match next
                 .case
-                .apply(&next.wf, now, input.clone(), &mut TimeOrderedIds)
+                .apply(&next.wf, now, input.clone(), &mut Ids(self.inner.ids))
             {
                 Ok(step) => step,
                 Err(e) => {

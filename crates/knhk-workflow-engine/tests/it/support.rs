@@ -66,6 +66,7 @@ pub fn engine_caching(store: Arc<dyn Store>, case_cache: usize) -> WorkflowEngin
         max_input_bytes: EngineConfig::DEFAULT_MAX_INPUT_BYTES,
         definition_limits: knhk_spec::Limits::default(),
         case_cache,
+        ids: knhk_workflow_engine::IdOrder::default(),
     })
 }
 
