@@ -120,9 +120,13 @@ pub async fn run(args: ScaleArgs) -> anyhow::Result<ExitCode> {
             concurrency: args.concurrency.max(1),
         };
         rows.extend(
-            size.measure(&data_dir, args.knhk.as_deref(), args.writer_cache_mib * 1024)
-                .await
-                .with_context(|| format!("the store of {n} cases failed"))?,
+            size.measure(
+                &data_dir,
+                args.knhk.as_deref(),
+                args.writer_cache_mib * 1024,
+            )
+            .await
+            .with_context(|| format!("the store of {n} cases failed"))?,
         );
     }
     println!();
@@ -159,7 +163,10 @@ fn print_growth(rows: &[Row], sizes: &[usize]) {
         header.push_str(&format!(" {:>11}", n));
     }
     for pair in sizes.windows(2) {
-        header.push_str(&format!(" {:>13}", format!("exp {}-{}", short(pair[0]), short(pair[1]))));
+        header.push_str(&format!(
+            " {:>13}",
+            format!("exp {}-{}", short(pair[0]), short(pair[1]))
+        ));
     }
     println!("{header}");
     for op in operations {
@@ -170,10 +177,7 @@ fn print_growth(rows: &[Row], sizes: &[usize]) {
         };
         let mut line = format!("{op:<26}");
         for &n in sizes {
-            line.push_str(&format!(
-                " {:>11}",
-                p50(n).map_or("-".to_owned(), millis)
-            ));
+            line.push_str(&format!(" {:>11}", p50(n).map_or("-".to_owned(), millis)));
         }
         for pair in sizes.windows(2) {
             let exponent = match (p50(pair[0]), p50(pair[1])) {
@@ -744,7 +748,12 @@ fn cpu_seconds() -> f64 {
     };
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     (ticks(11) + ticks(12)) / 100.0
 }
 

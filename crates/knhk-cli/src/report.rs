@@ -252,7 +252,9 @@ pub(crate) fn write_lines(values: &[Value]) -> bool {
         text.push('\n');
     }
     let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes()).and_then(|()| out.flush()).is_ok()
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .is_ok()
 }
 
 /// Returns the one JSON document that describes a case: its state, data, history, live

@@ -173,7 +173,11 @@ impl std::fmt::Display for IdArg {
 impl std::str::FromStr for IdArg {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let s = s.trim().trim_start_matches("...").trim_end_matches("...").trim();
+        let s = s
+            .trim()
+            .trim_start_matches("...")
+            .trim_end_matches("...")
+            .trim();
         if s.is_empty() || !s.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
             return Err(format!(
                 "{s:?} is not an id: a UUID, or the first characters of one or of its last group"

@@ -188,11 +188,7 @@ impl Store for MemoryStore {
         }
     }
 
-    async fn case_ids_by_prefix(
-        &self,
-        prefix: &str,
-        limit: usize,
-    ) -> Result<Vec<CaseId>, Error> {
+    async fn case_ids_by_prefix(&self, prefix: &str, limit: usize) -> Result<Vec<CaseId>, Error> {
         let state = self.lock();
         let mut ids: Vec<CaseId> = state
             .cases

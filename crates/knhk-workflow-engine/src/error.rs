@@ -55,7 +55,9 @@ pub enum Error {
         more: bool,
     },
     /// Text given as an id that cannot start one (an id is hex digits and `-`).
-    #[error("{reference:?} is not a {what} id: a UUID, or the first characters of one or of its last group")]
+    #[error(
+        "{reference:?} is not a {what} id: a UUID, or the first characters of one or of its last group"
+    )]
     NotAnId {
         what: &'static str,
         reference: String,
@@ -251,9 +253,9 @@ impl Error {
             | Error::UnknownCase(_)
             | Error::UnknownId { .. }
             | Error::UnknownWorkItem(_) => ErrorCode::NotFound,
-            Error::AmbiguousWorkflow { .. }
-            | Error::AmbiguousId { .. }
-            | Error::NotAnId { .. } => ErrorCode::InvalidArgument,
+            Error::AmbiguousWorkflow { .. } | Error::AmbiguousId { .. } | Error::NotAnId { .. } => {
+                ErrorCode::InvalidArgument
+            }
             Error::RegistrationBusy { .. } => ErrorCode::Aborted,
             Error::Definition(e) => spec_code(e),
             Error::Case(e) => core_code(e),

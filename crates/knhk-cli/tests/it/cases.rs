@@ -271,7 +271,10 @@ fn an_id_prefix_or_the_start_of_its_last_group_names_its_case_and_an_ambiguous_o
     assert_eq!(&ids[0][14..15], "7", "a version 7 UUID: {}", ids[0]);
     let err = data.fails(&["case", "show", &ids[0][..8]]);
     assert!(err.contains("starts more than 10 cases"), "{err}");
-    assert!(err.contains(ids[0].as_str()) && err.contains("give more of it"), "{err}");
+    assert!(
+        err.contains(ids[0].as_str()) && err.contains("give more of it"),
+        "{err}"
+    );
     // The whole time (the first 13 characters) tells apart cases made one after the other.
     let shown = data.json(&["case", "show", &ids[0][..13], "--json"]);
     assert_eq!(text(&shown, "case_id"), ids[0]);
@@ -289,7 +292,12 @@ fn an_id_prefix_or_the_start_of_its_last_group_names_its_case_and_an_ambiguous_o
     let first = ids
         .iter()
         .map(|id| last(id)[..1].to_owned())
-        .find(|c| ids.iter().filter(|id| last(id).starts_with(c.as_str())).count() > 1)
+        .find(|c| {
+            ids.iter()
+                .filter(|id| last(id).starts_with(c.as_str()))
+                .count()
+                > 1
+        })
         .expect("a shared first digit");
     let err = data.fails(&["case", "show", &first]);
     assert!(err.contains("give more of it"), "{err}");
@@ -523,12 +531,27 @@ fn long_lists_print_json_lines_read_page_by_page() {
     // Pages of two rows: every list crosses pages.
     let cases = data.json(&["case", "list", "--json"]);
     let got = lines(&data.ok(&["--page-size", "2", "case", "list", "--jsonl"]));
-    assert_eq!(&got, cases.as_array().unwrap(), "the objects of --json, one a line");
+    assert_eq!(
+        &got,
+        cases.as_array().unwrap(),
+        "the objects of --json, one a line"
+    );
     let got = lines(&data.ok(&[
-        "--page-size", "2", "case", "list", "--jsonl", "--after", &started[0], "--limit", "3",
+        "--page-size",
+        "2",
+        "case",
+        "list",
+        "--jsonl",
+        "--after",
+        &started[0],
+        "--limit",
+        "3",
     ]));
     let ids: Vec<&str> = got.iter().map(|c| text(c, "case_id")).collect();
-    assert_eq!(ids, started[1..4].iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(
+        ids,
+        started[1..4].iter().map(String::as_str).collect::<Vec<_>>()
+    );
 
     let items = data.json(&["workitem", "list", "--json"]);
     let got = lines(&data.ok(&["--page-size", "2", "workitem", "list", "--jsonl"]));
@@ -537,10 +560,26 @@ fn long_lists_print_json_lines_read_page_by_page() {
     assert_eq!(got, items.as_array().unwrap()[..1].to_vec());
 
     let history = data.json(&["case", "history", &started[0], "--json"]);
-    let got = lines(&data.ok(&["--page-size", "3", "case", "history", &started[0], "--jsonl"]));
+    let got = lines(&data.ok(&[
+        "--page-size",
+        "3",
+        "case",
+        "history",
+        &started[0],
+        "--jsonl",
+    ]));
     assert_eq!(&got, history["history"].as_array().unwrap());
     let got = lines(&data.ok(&[
-        "--page-size", "3", "case", "history", &started[0], "--jsonl", "--after", "2", "--limit", "4",
+        "--page-size",
+        "3",
+        "case",
+        "history",
+        &started[0],
+        "--jsonl",
+        "--after",
+        "2",
+        "--limit",
+        "4",
     ]));
     let seqs: Vec<u64> = got.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
     assert_eq!(seqs, vec![3, 4, 5, 6]);

@@ -410,11 +410,7 @@ impl Store for SqliteStore {
         Ok(rx.await.map_err(|_| Error::WriterStopped)?? > 0)
     }
 
-    async fn case_ids_by_prefix(
-        &self,
-        prefix: &str,
-        limit: usize,
-    ) -> Result<Vec<CaseId>, Error> {
+    async fn case_ids_by_prefix(&self, prefix: &str, limit: usize) -> Result<Vec<CaseId>, Error> {
         let prefix = prefix.to_owned();
         let ids = self
             .read(move |c| rows::ids_by_prefix(c, "cases", &prefix, limit))

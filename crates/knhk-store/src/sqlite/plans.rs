@@ -195,8 +195,16 @@ fn queries() -> Vec<(String, String, Vec<SqlValue>)> {
     let cursor = Some((Timestamp(1_700_000_000_000), WorkItemId(uuid::Uuid::nil())));
     for (what, role, owner) in [
         ("a page of work items after a cursor", None, None),
-        ("a page of one role's work items after a cursor", Some("clerk"), None),
-        ("a page of one user's work items after a cursor", None, Some("ann")),
+        (
+            "a page of one role's work items after a cursor",
+            Some("clerk"),
+            None,
+        ),
+        (
+            "a page of one user's work items after a cursor",
+            None,
+            Some("ann"),
+        ),
     ] {
         let (sql, args) = rows::work_items_query(&WorkItemFilter {
             role: role.map(str::to_owned),

@@ -74,7 +74,10 @@ async fn no_keyed_or_filtered_query_scans_a_table_that_grows_with_the_cases() {
             "work_items_by_last_group",
         ),
         ("cases whose id starts with a prefix", "(id>? AND id<?)"),
-        ("a page of work items after a cursor", "work_items_by_offered"),
+        (
+            "a page of work items after a cursor",
+            "work_items_by_offered",
+        ),
     ] {
         assert!(plan(query).contains(index), "{query}: {}", plan(query));
     }

@@ -273,7 +273,13 @@ impl WorkflowEngine {
         let mut events = step.events;
         let mut effects = step.effects;
         if start {
-            let step = case.apply_with(&wf, now, Input::Start, &mut Ids(self.inner.ids), self.inner.step)?;
+            let step = case.apply_with(
+                &wf,
+                now,
+                Input::Start,
+                &mut Ids(self.inner.ids),
+                self.inner.step,
+            )?;
             events.extend(step.events);
             effects.extend(step.effects);
         }

@@ -329,7 +329,10 @@ async fn recovery_settles_once_a_case_marked_in_flight_that_has_nothing_in_fligh
         ..Default::default()
     };
     assert_eq!(third.work_items(&of_case).await.unwrap().len(), 1);
-    assert_eq!(third.case(other.id).await.unwrap().status, CaseStatus::Running);
+    assert_eq!(
+        third.case(other.id).await.unwrap().status,
+        CaseStatus::Running
+    );
     third.shutdown().await;
 }
 

@@ -169,24 +169,51 @@ pub async fn work_items_come_in_pages_after_a_cursor(s: Arc<dyn Store>) {
         }
     };
     let ids = |ns: &[u128]| ns.iter().map(|n| item_id(*n)).collect::<Vec<_>>();
-    assert_eq!(page(None, None, None, None, None).await, ids(&[1, 2, 3, 4, 5]));
+    assert_eq!(
+        page(None, None, None, None, None).await,
+        ids(&[1, 2, 3, 4, 5])
+    );
     assert_eq!(page(None, None, None, None, Some(2)).await, ids(&[1, 2]));
     assert_eq!(page(None, None, None, Some(2), Some(2)).await, ids(&[3, 4]));
     assert_eq!(page(None, None, None, Some(4), Some(2)).await, ids(&[5]));
     assert_eq!(page(None, None, None, Some(5), None).await, ids(&[]));
-    assert_eq!(page(Some("clerk"), None, None, Some(1), Some(2)).await, ids(&[2, 3]));
-    assert_eq!(page(Some("clerk"), None, None, Some(3), None).await, ids(&[5]));
-    assert_eq!(page(None, Some("ann"), None, Some(1), Some(1)).await, ids(&[2]));
-    assert_eq!(page(None, Some("ann"), None, Some(2), None).await, ids(&[4]));
-    assert_eq!(page(None, None, Some(a.id), Some(3), None).await, ids(&[4, 5]));
-    assert_eq!(page(Some("audit"), Some("ann"), Some(a.id), Some(1), None).await, ids(&[4]));
+    assert_eq!(
+        page(Some("clerk"), None, None, Some(1), Some(2)).await,
+        ids(&[2, 3])
+    );
+    assert_eq!(
+        page(Some("clerk"), None, None, Some(3), None).await,
+        ids(&[5])
+    );
+    assert_eq!(
+        page(None, Some("ann"), None, Some(1), Some(1)).await,
+        ids(&[2])
+    );
+    assert_eq!(
+        page(None, Some("ann"), None, Some(2), None).await,
+        ids(&[4])
+    );
+    assert_eq!(
+        page(None, None, Some(a.id), Some(3), None).await,
+        ids(&[4, 5])
+    );
+    assert_eq!(
+        page(Some("audit"), Some("ann"), Some(a.id), Some(1), None).await,
+        ids(&[4])
+    );
     assert_eq!(page(None, None, None, None, Some(0)).await, ids(&[]));
     // A cursor between items (a time no item has) works as well.
     let f = WorkItemFilter {
         after: Some((Timestamp(25), item_id(0))),
         ..WorkItemFilter::default()
     };
-    let got: Vec<_> = s.work_items(&f).await.unwrap().into_iter().map(|w| w.id).collect();
+    let got: Vec<_> = s
+        .work_items(&f)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|w| w.id)
+        .collect();
     assert_eq!(got, ids(&[4, 5]));
 }
 

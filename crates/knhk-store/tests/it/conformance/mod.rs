@@ -14,8 +14,7 @@ mod lookups;
 mod versions;
 pub use concurrency::{concurrent_commits_to_64_cases, race_on_one_case_has_one_winner};
 pub use lookups::{
-    no_planned_read_scans_a_table_that_grows,
-    settling_work_in_flight_is_guarded_by_the_version,
+    no_planned_read_scans_a_table_that_grows, settling_work_in_flight_is_guarded_by_the_version,
     shortened_ids_name_cases_and_work_items_by_start_or_last_group,
     work_items_come_in_pages_after_a_cursor,
 };
