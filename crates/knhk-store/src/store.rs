@@ -45,6 +45,7 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Returns at most `limit` ids of cases whose id, or whose last group (the 12 hex digits
     /// after the last `-`), starts with `prefix` (lowercase hex digits and `-`), in id
     /// order: the cases a shortened id may name, read from index ranges, not a listing.
+    /// When more than `limit` match, which of them come back is the backend's choice.
     async fn case_ids_by_prefix(&self, prefix: &str, limit: usize) -> Result<Vec<CaseId>, Error>;
     /// Returns at most `limit` ids of work items whose id, or whose last group, starts with
     /// `prefix`, in id order (as [`Store::case_ids_by_prefix`]).
