@@ -31,7 +31,7 @@ use anyhow::{Context, bail};
 use knhk_core::{CaseId, CaseStatus, WorkflowId};
 use knhk_store::{SqliteOptions, SqliteStore};
 use knhk_workflow_engine::{
-    CaseQuery, Directory, EngineConfig, SourceFormat, WorkItemQuery, WorkflowEngine,
+    CaseQuery, Directory, EngineConfig, IdOrder, SourceFormat, WorkItemQuery, WorkflowEngine,
 };
 use serde_json::{Map, Value};
 use tokio::task::JoinSet;
@@ -74,6 +74,14 @@ pub struct ScaleArgs {
     /// run as a process on the data directory.
     #[arg(long, value_name = "PATH")]
     knhk: Option<PathBuf>,
+    /// The store writer's page cache, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = SqliteOptions::DEFAULT_WRITER_CACHE_KIB / 1024)]
+    writer_cache_mib: u64,
+    /// Only fills a store of each size four times, with random (UUIDv4) and time-ordered
+    /// (UUIDv7) ids, each with the writer cache of `--writer-cache-mib` and with 16 times
+    /// that, and prints the creation rates: what makes creation slow down as the store grows.
+    #[arg(long)]
+    compare_fill: bool,
 }
 
 /// Fills a store per size and prints the fill rate and a table of timed operations.
@@ -99,6 +107,9 @@ pub async fn run(args: ScaleArgs) -> anyhow::Result<ExitCode> {
         "knhk-bench scale: {cpus} CPUs (nproc); SQLite in WAL mode with synchronous=FULL; \
          waiting cases with one human task each"
     );
+    if args.compare_fill {
+        return compare_fill(&args, &dir, &sizes).await;
+    }
     let mut rows = Vec::new();
     for &n in &sizes {
         let data_dir = dir.join(format!("scale-{n}"));
@@ -109,9 +120,13 @@ pub async fn run(args: ScaleArgs) -> anyhow::Result<ExitCode> {
             concurrency: args.concurrency.max(1),
         };
         rows.extend(
-            size.measure(&data_dir, args.knhk.as_deref())
-                .await
-                .with_context(|| format!("the store of {n} cases failed"))?,
+            size.measure(
+                &data_dir,
+                args.knhk.as_deref(),
+                args.writer_cache_mib * 1024,
+            )
+            .await
+            .with_context(|| format!("the store of {n} cases failed"))?,
         );
     }
     println!();
@@ -125,6 +140,118 @@ pub async fn run(args: ScaleArgs) -> anyhow::Result<ExitCode> {
          process's high-water mark during that operation (from its RSS when it began); \
          knhk rows: a process per command, its memory not counted here"
     );
+    print_growth(&rows, &sizes);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints each operation's p50 at every size and its growth exponent between consecutive
+/// sizes, `log(t2/t1) / log(n2/n1)`: 0 when it does not grow with the store, 1 when it grows
+/// as the store does.
+fn print_growth(rows: &[Row], sizes: &[usize]) {
+    if sizes.len() < 2 {
+        return;
+    }
+    println!();
+    let mut operations: Vec<&'static str> = Vec::new();
+    for row in rows {
+        if !operations.contains(&row.operation) {
+            operations.push(row.operation);
+        }
+    }
+    let mut header = format!("{:<26}", "p50 by store size");
+    for n in sizes {
+        header.push_str(&format!(" {:>11}", n));
+    }
+    for pair in sizes.windows(2) {
+        header.push_str(&format!(
+            " {:>13}",
+            format!("exp {}-{}", short(pair[0]), short(pair[1]))
+        ));
+    }
+    println!("{header}");
+    for op in operations {
+        let p50 = |n: usize| {
+            rows.iter()
+                .find(|r| r.operation == op && r.cases == n.max(1))
+                .map(|r| r.p50.as_secs_f64())
+        };
+        let mut line = format!("{op:<26}");
+        for &n in sizes {
+            line.push_str(&format!(" {:>11}", p50(n).map_or("-".to_owned(), millis)));
+        }
+        for pair in sizes.windows(2) {
+            let exponent = match (p50(pair[0]), p50(pair[1])) {
+                (Some(t1), Some(t2)) if t1 > 0.0 && t2 > 0.0 => format!(
+                    "{:.2}",
+                    (t2 / t1).ln() / (pair[1] as f64 / pair[0] as f64).ln()
+                ),
+                _ => "-".to_owned(),
+            };
+            line.push_str(&format!(" {exponent:>13}"));
+        }
+        println!("{line}");
+    }
+}
+
+/// Writes a store size as `10k` or `1M`.
+fn short(n: usize) -> String {
+    if n >= 1_000_000 && n.is_multiple_of(1_000_000) {
+        format!("{}M", n / 1_000_000)
+    } else if n >= 1000 && n.is_multiple_of(1000) {
+        format!("{}k", n / 1000)
+    } else {
+        n.to_string()
+    }
+}
+
+/// Fills a fresh store of each size with each kind of id and writer cache, and prints the
+/// creation rates and the CPU time per case, first tenth against last tenth.
+async fn compare_fill(args: &ScaleArgs, dir: &Path, sizes: &[usize]) -> anyhow::Result<ExitCode> {
+    let base = args.writer_cache_mib * 1024;
+    let variants = [
+        ("v4 (random)", IdOrder::Random, base),
+        ("v7 (time-ordered)", IdOrder::TimeOrdered, base),
+        ("v4 (random)", IdOrder::Random, base * 16),
+        ("v7 (time-ordered)", IdOrder::TimeOrdered, base * 16),
+    ];
+    println!(
+        "{:<10} {:<18} {:>10} {:>11} {:>11} {:>12} {:>12} {:>9}",
+        "cases", "ids", "cache", "cases/s", "last 10%", "CPU µs/case", "last 10% µs", "file"
+    );
+    for &n in sizes {
+        for (name, ids, cache_kib) in variants {
+            let data_dir = dir.join(format!("fill-{n}"));
+            let file = data_dir.join("knhk.db");
+            remove_store(&file)?;
+            std::fs::create_dir_all(&data_dir)
+                .with_context(|| format!("cannot create {}", data_dir.display()))?;
+            let size = Size {
+                cases: n.max(1),
+                samples: 1,
+                list_runs: 1,
+                concurrency: args.concurrency.max(1),
+            };
+            let (engine, store) = open_with(&file, cache_kib, ids).await?;
+            let review = register(&engine, "scale_review.ttl", REVIEW).await?;
+            let fill = size.fill(&engine, review).await?;
+            engine.shutdown().await;
+            drop(engine);
+            drop(store);
+            let bytes = std::fs::metadata(&file).map_or(0, |m| m.len());
+            println!(
+                "{:<10} {:<18} {:>7} MiB {:>11.0} {:>11.0} {:>12.0} {:>12.0} {:>5.0} MiB",
+                n,
+                name,
+                cache_kib / 1024,
+                fill.rate,
+                fill.last_rate,
+                fill.cpu_per_case * 1e6,
+                fill.last_cpu_per_case * 1e6,
+                bytes as f64 / (1024.0 * 1024.0)
+            );
+            remove_store(&file)?;
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -206,7 +333,12 @@ where
 }
 
 impl Size {
-    async fn measure(self, data_dir: &Path, knhk: Option<&Path>) -> anyhow::Result<Vec<Row>> {
+    async fn measure(
+        self,
+        data_dir: &Path,
+        knhk: Option<&Path>,
+        cache_kib: u64,
+    ) -> anyhow::Result<Vec<Row>> {
         let file = &data_dir.join("knhk.db");
         remove_store(file)?;
         std::fs::create_dir_all(data_dir)
@@ -214,7 +346,7 @@ impl Size {
         std::fs::write(data_dir.join("directory.json"), DIRECTORY)
             .with_context(|| format!("cannot write the roles in {}", data_dir.display()))?;
         let mut rows = Vec::new();
-        let (engine, store) = open(file).await?;
+        let (engine, store) = open_with(file, cache_kib, IdOrder::default()).await?;
         let review = register(&engine, "scale_review.ttl", REVIEW).await?;
         let assign = register(&engine, "scale_assign.ttl", ASSIGN).await?;
         reset_peak_rss();
@@ -225,11 +357,13 @@ impl Size {
         // The store closed: the WAL is folded into the file.
         let bytes = std::fs::metadata(file).map_or(0, |m| m.len());
         println!(
-            "fill {}: {:.0} cases/s overall, {:.0} cases/s for the last 10%; store file {:.0} \
-             MiB; peak RSS {}",
+            "fill {}: {:.0} cases/s overall, {:.0} cases/s for the last 10%; CPU {:.0} µs per \
+             case, {:.0} µs for the last 10%; store file {:.0} MiB; peak RSS {}",
             self.cases,
             fill.rate,
             fill.last_rate,
+            fill.cpu_per_case * 1e6,
+            fill.last_cpu_per_case * 1e6,
             bytes as f64 / (1024.0 * 1024.0),
             peak_rss_kib().map_or("?".to_owned(), |k| format!("{:.0} MiB", k as f64 / 1024.0))
         );
@@ -327,6 +461,34 @@ impl Size {
                 let engine = &engine;
                 async move {
                     engine.cases(&CaseQuery::default()).await?;
+                    Ok(())
+                }
+            })
+            .await?,
+        );
+        rows.push(
+            timed("case list, pages of 1000", n, &runs, |()| {
+                let engine = &engine;
+                async move {
+                    // As `knhk case list --jsonl` reads it: a page at a time, each dropped
+                    // before the next.
+                    let mut after = None;
+                    let mut seen = 0;
+                    loop {
+                        let page = engine
+                            .cases(&CaseQuery {
+                                limit: Some(1000),
+                                after,
+                                ..CaseQuery::default()
+                            })
+                            .await?;
+                        let Some(last) = page.last() else { break };
+                        after = Some(last.id);
+                        seen += page.len();
+                    }
+                    if seen < n {
+                        bail!("the pages gave {seen} cases of {n}");
+                    }
                     Ok(())
                 }
             })
@@ -451,13 +613,16 @@ impl Size {
         let sampled = Arc::new(Mutex::new(Vec::with_capacity(self.samples)));
         let first = self.cases - self.cases / 10;
         let started = Instant::now();
+        let cpu_started = cpu_seconds();
         self.create(engine, workflow, 0..first, step, &sampled)
             .await?;
         let last_started = Instant::now();
+        let last_cpu_started = cpu_seconds();
         self.create(engine, workflow, first..self.cases, step, &sampled)
             .await?;
         let last = last_started.elapsed();
         let all = started.elapsed();
+        let cpu_ended = cpu_seconds();
         let mut sampled = std::mem::take(&mut *sampled.lock().unwrap_or_else(|e| e.into_inner()));
         sampled.sort_unstable_by_key(|(i, _)| *i);
         sampled.truncate(wanted);
@@ -468,6 +633,8 @@ impl Size {
         Ok(Fill {
             rate: self.cases as f64 / all.as_secs_f64(),
             last_rate: (self.cases - first) as f64 / last.as_secs_f64(),
+            cpu_per_case: (cpu_ended - cpu_started) / self.cases as f64,
+            last_cpu_per_case: (cpu_ended - last_cpu_started) / (self.cases - first).max(1) as f64,
             sampled: here.into_iter().map(|(_, (_, id))| id).collect(),
             for_commands: there.into_iter().map(|(_, (_, id))| id).collect(),
         })
@@ -521,6 +688,10 @@ struct Fill {
     rate: f64,
     /// Cases created per second, the last tenth (the store nearly full).
     last_rate: f64,
+    /// The process's CPU time (user and system, every thread) per case created, all of them.
+    cpu_per_case: f64,
+    /// The same, for the last tenth.
+    last_cpu_per_case: f64,
     /// Cases spread evenly over the fill order, to time operations on.
     sampled: Vec<CaseId>,
     /// As many others, to time the `knhk` commands on.
@@ -537,14 +708,53 @@ fn of_case(case: CaseId) -> WorkItemQuery {
 /// Opens the engine on a store file as `knhk` does (`synchronous=FULL`), with the roles of
 /// [`DIRECTORY`].
 async fn open(file: &Path) -> anyhow::Result<(WorkflowEngine, SqliteStore)> {
-    let store = SqliteStore::open(file, SqliteOptions::default())
+    open_with(
+        file,
+        SqliteOptions::DEFAULT_WRITER_CACHE_KIB,
+        IdOrder::default(),
+    )
+    .await
+}
+
+/// Opens the engine as [`open`] does, with this writer cache and these ids.
+async fn open_with(
+    file: &Path,
+    writer_cache_kib: u64,
+    ids: IdOrder,
+) -> anyhow::Result<(WorkflowEngine, SqliteStore)> {
+    let options = SqliteOptions {
+        writer_cache_kib,
+        ..SqliteOptions::default()
+    };
+    let store = SqliteStore::open(file, options)
         .await
         .with_context(|| format!("cannot open {}", file.display()))?;
-    let engine = WorkflowEngine::new(EngineConfig::with_defaults(
-        Arc::new(store.clone()),
-        Directory::from_json(DIRECTORY)?,
-    ));
+    let mut config =
+        EngineConfig::with_defaults(Arc::new(store.clone()), Directory::from_json(DIRECTORY)?);
+    config.ids = ids;
+    let engine = WorkflowEngine::new(config);
     Ok((engine, store))
+}
+
+/// Returns the CPU time the process has used (user and system, all threads), in seconds,
+/// from `/proc/self/stat` (clock ticks of 10 ms); 0 where that cannot be read.
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // The fields after the command name (which may hold spaces) in parentheses.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 async fn register(engine: &WorkflowEngine, name: &str, turtle: &str) -> anyhow::Result<WorkflowId> {

@@ -63,6 +63,10 @@ pub(crate) enum CaseCommand {
         /// Shows at most this many events (a page, read without the rest of the history).
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
         limit: Option<u64>,
+        /// Prints JSON lines: one event a line (as in `history` of `--json`), read and
+        /// printed page by page, so that a history of any length takes little memory.
+        #[arg(long, conflicts_with = "json")]
+        jsonl: bool,
     },
     /// Cancels a case (a running one, or one failed by a task: giving up on it): its work
     /// items are withdrawn.
@@ -127,6 +131,10 @@ pub(crate) enum CaseCommand {
         /// page after a page that ended with it.
         #[arg(long, value_name = "CASE")]
         after: Option<IdArg>,
+        /// Prints JSON lines: one case a line (the objects of `--json`), read and printed page
+        /// by page, so that a list of any length takes little memory.
+        #[arg(long, conflicts_with = "json")]
+        jsonl: bool,
     },
     /// Adds an instance to a running multiple-instance task created dynamically (WCP-15).
     AddInstance {
@@ -275,8 +283,12 @@ pub(crate) async fn run(session: &Session, command: CaseCommand) -> anyhow::Resu
             json,
             after,
             limit,
+            jsonl,
         } => {
             let case = session.case_id(&case).await?;
+            if jsonl {
+                return history_lines(session, case, after.unwrap_or(0), limit).await;
+            }
             if after.is_some() || limit.is_some() {
                 return history_page(session, case, after.unwrap_or(0), limit, json).await;
             }
@@ -401,15 +413,20 @@ pub(crate) async fn run(session: &Session, command: CaseCommand) -> anyhow::Resu
             json,
             limit,
             after,
+            jsonl,
         } => {
             let broken = engine.quarantined().await?;
             if matches!(status, Some(Status::Broken)) {
-                return list_broken(&broken, json);
+                return list_broken(&broken, json, jsonl);
             }
             let after = match &after {
                 Some(arg) => Some(session.case_id(arg).await?),
                 None => None,
             };
+            if jsonl {
+                let status = status.and_then(Status::case_status).into_iter().collect();
+                return case_lines(session, status, limit, after).await;
+            }
             let filter = CaseQuery {
                 status: status.and_then(Status::case_status).into_iter().collect(),
                 limit: limit.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
@@ -432,17 +449,7 @@ pub(crate) async fn run(session: &Session, command: CaseCommand) -> anyhow::Resu
             if json {
                 let docs: Vec<Value> = cases
                     .iter()
-                    .map(|c| {
-                        json!({
-                            "case_id": c.id.to_string(),
-                            "workflow_id": c.workflow.to_string(),
-                            "workflow": name_of(c.workflow),
-                            "state": c.status.as_str(),
-                            "events": c.version,
-                            "created_at": rfc3339(c.created_at),
-                            "updated_at": rfc3339(c.updated_at),
-                        })
-                    })
+                    .map(|c| case_list_json(c, &name_of(c.workflow)))
                     .collect();
                 outln!("{}", serde_json::to_string_pretty(&docs)?);
             } else if cases.is_empty() && (status.is_some() || broken.is_empty()) {
@@ -493,23 +500,112 @@ pub(crate) async fn run(session: &Session, command: CaseCommand) -> anyhow::Resu
     }
 }
 
+/// Returns the JSON object of a case in a list (`--json`, `--jsonl`).
+fn case_list_json(c: &knhk_workflow_engine::CaseView, workflow: &str) -> Value {
+    json!({
+        "case_id": c.id.to_string(),
+        "workflow_id": c.workflow.to_string(),
+        "workflow": workflow,
+        "state": c.status.as_str(),
+        "events": c.version,
+        "created_at": rfc3339(c.created_at),
+        "updated_at": rfc3339(c.updated_at),
+    })
+}
+
+/// Prints the cases of a list as JSON lines, reading one page of the store at a time, at
+/// most `limit` of them, after `after`.
+async fn case_lines(
+    session: &Session,
+    status: Vec<CaseStatus>,
+    limit: Option<u64>,
+    mut after: Option<CaseId>,
+) -> anyhow::Result<ExitCode> {
+    let engine = &session.engine;
+    let workflows = engine.workflows().await?;
+    let name_of = |id: WorkflowId| {
+        workflows
+            .iter()
+            .find(|w| w.id == id)
+            .map(|w| format!("{} v{}", w.name, w.version))
+            .unwrap_or_else(|| id.to_string())
+    };
+    let mut left = limit.map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX));
+    while left > 0 {
+        let page = left.min(session.page_size());
+        let cases = engine
+            .cases(&CaseQuery {
+                status: status.clone(),
+                limit: Some(page),
+                after,
+                ..CaseQuery::default()
+            })
+            .await?;
+        let lines: Vec<Value> = cases
+            .iter()
+            .map(|c| case_list_json(c, &name_of(c.workflow)))
+            .collect();
+        if !report::write_lines(&lines) {
+            break;
+        }
+        // A short page is the last (quarantined cases are left out of a page, so a page may
+        // be short by those and still not be the last: read on until one is empty).
+        let Some(last) = cases.last() else { break };
+        after = Some(last.id);
+        left = left.saturating_sub(cases.len());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints a case's history as JSON lines, one event a line, one page of the store at a
+/// time: at most `limit` events after `after`.
+async fn history_lines(
+    session: &Session,
+    case: CaseId,
+    mut after: u64,
+    limit: Option<u64>,
+) -> anyhow::Result<ExitCode> {
+    let engine = &session.engine;
+    let mut json = report::HistoryJson::default();
+    let mut left = limit.map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX));
+    while left > 0 {
+        let page = engine
+            .history_page(case, after, left.min(session.page_size()))
+            .await?;
+        let lines: Vec<Value> = page.iter().map(|e| json.event(e)).collect();
+        if !report::write_lines(&lines) {
+            break;
+        }
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        left = left.saturating_sub(page.len());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Returns the JSON object of a quarantined case in a list.
+fn broken_json(q: &knhk_workflow_engine::QuarantinedCase) -> Value {
+    json!({
+        "case_id": q.id.to_string(),
+        "state": "broken",
+        "reason": q.reason,
+        "quarantined_at": rfc3339(q.at),
+    })
+}
+
 /// Lists the quarantined cases with why they were set aside.
 fn list_broken(
     broken: &[knhk_workflow_engine::QuarantinedCase],
     json: bool,
+    jsonl: bool,
 ) -> anyhow::Result<ExitCode> {
+    if jsonl {
+        let lines: Vec<Value> = broken.iter().map(broken_json).collect();
+        report::write_lines(&lines);
+        return Ok(ExitCode::SUCCESS);
+    }
     if json {
-        let docs: Vec<Value> = broken
-            .iter()
-            .map(|q| {
-                json!({
-                    "case_id": q.id.to_string(),
-                    "state": "broken",
-                    "reason": q.reason,
-                    "quarantined_at": rfc3339(q.at),
-                })
-            })
-            .collect();
+        let docs: Vec<Value> = broken.iter().map(broken_json).collect();
         outln!("{}", serde_json::to_string_pretty(&docs)?);
     } else if broken.is_empty() {
         outln!("no cases");

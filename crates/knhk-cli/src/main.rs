@@ -144,6 +144,17 @@ struct Cli {
         value_name = "EVENTS"
     )]
     snapshot_every: u64,
+    /// How many rows a JSON-lines list (`--jsonl`) reads from the store at a time: what it
+    /// holds in memory, whatever the length of the list.
+    #[arg(
+        long,
+        global = true,
+        env = "KNHK_PAGE_SIZE",
+        default_value_t = 1000,
+        value_name = "ROWS",
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    page_size: u64,
     /// How often `knhk worker` reads the stored timers again, in milliseconds, so that it fires
     /// timers that other processes arm while it runs.
     #[arg(
@@ -268,6 +279,7 @@ fn main() -> ExitCode {
         max_input_bytes: cli.max_data_bytes,
         case_cache: cli.case_cache,
         snapshot_every: cli.snapshot_every,
+        page_size: usize::try_from(cli.page_size).unwrap_or(usize::MAX),
         zone: zone(cli.utc),
         max_pages: cli.store_max_pages,
     };

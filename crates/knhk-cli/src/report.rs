@@ -239,6 +239,22 @@ pub(crate) fn history_json(events: &[Event]) -> Vec<Value> {
     events.iter().map(|e| json.event(e)).collect()
 }
 
+/// Writes JSON values to standard output, one a line (JSON lines), in one write; returns
+/// `false` when standard output is closed (`knhk case list --jsonl | head`), so that the
+/// caller stops reading more.
+pub(crate) fn write_lines(values: &[Value]) -> bool {
+    use std::io::Write as _;
+    let mut text = String::new();
+    for v in values {
+        text.push_str(&v.to_string());
+        text.push('\n');
+    }
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .is_ok()
+}
+
 /// Renders the events of one history as JSON objects, one at a time and in order (for a
 /// history read page by page), remembering the tasks of live work items and timers.
 #[derive(Debug)]

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use knhk_connectors::Registry;
 use knhk_core::{ApplyOptions, Workflow, WorkflowId};
 use knhk_store::{SqliteOptions, SqliteStore};
@@ -41,6 +41,8 @@ pub(crate) struct Settings {
     pub(crate) case_cache: usize,
     /// The events between two snapshots of a case (0: none).
     pub(crate) snapshot_every: u64,
+    /// How many rows a JSON-lines list reads at a time.
+    pub(crate) page_size: usize,
 }
 
 /// The engine on the embedded store of one data directory.
@@ -49,6 +51,7 @@ pub(crate) struct Session {
     pub(crate) engine: WorkflowEngine,
     data_dir: PathBuf,
     zone: Zone,
+    page_size: usize,
 }
 
 impl Session {
@@ -78,17 +81,24 @@ impl Session {
             definition_limits: settings.definition_limits,
             case_cache: settings.case_cache,
             snapshot_every: settings.snapshot_every,
+            ids: knhk_workflow_engine::IdOrder::default(),
         });
         Ok(Session {
             engine,
             data_dir: data_dir.to_path_buf(),
             zone: settings.zone,
+            page_size: settings.page_size.max(1),
         })
     }
 
     /// Returns the zone in which tables show points in time (`--utc`, or local).
     pub(crate) fn zone(&self) -> Zone {
         self.zone.clone()
+    }
+
+    /// Returns how many rows a JSON-lines list reads from the store at a time.
+    pub(crate) fn page_size(&self) -> usize {
+        self.page_size
     }
 
     /// Returns the data directory this session works on.
@@ -151,18 +161,29 @@ fn report_unclean_close(data_dir: &Path, problems: &[String]) {
     eprintln!("warning: `knhk store check` checks everything and names each problem");
 }
 
-/// An id as typed on the command line: a whole UUID, or an unambiguous prefix of one (as the
-/// README and the tables shorten them).
+/// An id as typed on the command line: a whole UUID, or an unambiguous start of one or of
+/// its last group (`9096c5c8`, `9096c5c8-...`, `...2101816761d4`, `21018167`), as the README
+/// shortens them.
 #[derive(Clone, Debug)]
 pub(crate) struct IdArg(String);
+
+impl std::fmt::Display for IdArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
 
 impl std::str::FromStr for IdArg {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let s = s.trim_end_matches("...").trim();
+        let s = s
+            .trim()
+            .trim_start_matches("...")
+            .trim_end_matches("...")
+            .trim();
         if s.is_empty() || !s.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
             return Err(format!(
-                "{s:?} is not an id: a UUID, or the first characters of one"
+                "{s:?} is not an id: a UUID, or the first characters of one or of its last group"
             ));
         }
         Ok(IdArg(s.to_ascii_lowercase()))
@@ -170,45 +191,13 @@ impl std::str::FromStr for IdArg {
 }
 
 impl Session {
-    /// Returns the one id among `ids` that `arg` starts, or says that none or several do.
-    /// (Callers take a whole UUID as it is, without listing anything.)
-    fn resolve<T: std::fmt::Display + Copy>(
-        &self,
-        what: &str,
-        arg: &IdArg,
-        ids: impl FnOnce() -> Vec<T>,
-    ) -> anyhow::Result<Option<T>> {
-        let matches: Vec<T> = ids()
-            .into_iter()
-            .filter(|id| id.to_string().starts_with(&arg.0))
-            .collect();
-        match matches.as_slice() {
-            [] => Ok(None),
-            [one] => Ok(Some(*one)),
-            several => bail!(
-                "{} starts {} {what}s: {} (give more of it)",
-                arg.0,
-                several.len(),
-                several
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        }
-    }
-
-    /// Returns the case an id argument names.
+    /// Returns the case an id argument names (the engine looks a shortened one up in the
+    /// store's indexes, not in a listing).
     pub(crate) async fn case_id(&self, arg: &IdArg) -> anyhow::Result<knhk_core::CaseId> {
-        if let Ok(id) = arg.0.parse() {
-            return Ok(id);
-        }
-        let all = self
-            .engine
-            .cases(&knhk_workflow_engine::CaseQuery::default())
-            .await?;
-        self.resolve("case", arg, || all.iter().map(|c| c.id).collect())?
-            .with_context(|| self.unknown("case", arg))
+        self.engine
+            .resolve_case(&arg.0)
+            .await
+            .map_err(|e| self.looked_in(e))
     }
 
     /// Returns the registered workflow `reference` names: an id or a prefix of one, a
@@ -219,23 +208,21 @@ impl Session {
 
     /// Returns the live work item an id argument names.
     pub(crate) async fn work_item_id(&self, arg: &IdArg) -> anyhow::Result<knhk_core::WorkItemId> {
-        if let Ok(id) = arg.0.parse() {
-            return Ok(id);
-        }
-        let all = self
-            .engine
-            .work_items(&knhk_workflow_engine::WorkItemQuery::default())
-            .await?;
-        self.resolve("work item", arg, || all.iter().map(|w| w.id).collect())?
-            .with_context(|| self.unknown("work item", arg))
+        self.engine
+            .resolve_work_item(&arg.0)
+            .await
+            .map_err(|e| self.looked_in(e))
     }
 
-    fn unknown(&self, what: &str, arg: &IdArg) -> String {
-        format!(
-            "unknown {what} {}: no {what} id starts with it (looked in the data directory {})",
-            arg.0,
-            self.data_dir.display()
-        )
+    /// Adds to an unknown id where it was looked up.
+    fn looked_in(&self, e: knhk_workflow_engine::Error) -> anyhow::Error {
+        match e {
+            e @ knhk_workflow_engine::Error::UnknownId { .. } => anyhow::anyhow!(
+                "{e} (looked in the data directory {})",
+                self.data_dir.display()
+            ),
+            e => e.into(),
+        }
     }
 }
 

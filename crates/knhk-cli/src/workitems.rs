@@ -27,6 +27,18 @@ pub(crate) enum WorkItemCommand {
         /// Prints a JSON array.
         #[arg(long)]
         json: bool,
+        /// Lists at most this many items (a page); the table ends with the command for the
+        /// next one.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        limit: Option<u64>,
+        /// Lists only the items after this one, in the list's order (oldest first): the next
+        /// page after a page that ended with it.
+        #[arg(long, value_name = "ITEM")]
+        after: Option<IdArg>,
+        /// Prints JSON lines: one item a line (the objects of `--json`), read and printed page
+        /// by page, so that a list of any length takes little memory.
+        #[arg(long, conflicts_with = "json")]
+        jsonl: bool,
     },
     /// Allocates an offered work item to a user; nobody else may take it then.
     Claim {
@@ -134,6 +146,26 @@ pub(crate) enum WorkItemCommand {
     },
 }
 
+/// Prints the work items of a list as JSON lines, reading one page of the store at a time,
+/// at most `query.limit` of them, after `query.after`.
+async fn item_lines(session: &Session, mut query: WorkItemQuery) -> anyhow::Result<ExitCode> {
+    let engine = &session.engine;
+    let mut left = query.limit.unwrap_or(usize::MAX);
+    while left > 0 {
+        query.limit = Some(left.min(session.page_size()));
+        let items = engine.work_items(&query).await?;
+        let lines: Vec<Value> = items.iter().map(report::work_item_json).collect();
+        if !report::write_lines(&lines) {
+            break;
+        }
+        // Items of quarantined cases are left out of a page: read on until one is empty.
+        let Some(last) = items.last() else { break };
+        query.after = Some(last.id);
+        left = left.saturating_sub(items.len());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub(crate) async fn run(session: &Session, command: WorkItemCommand) -> anyhow::Result<ExitCode> {
     let engine = &session.engine;
     match command {
@@ -142,18 +174,34 @@ pub(crate) async fn run(session: &Session, command: WorkItemCommand) -> anyhow::
             case,
             user,
             json,
+            limit,
+            after,
+            jsonl,
         } => {
+            let case_arg = case.as_ref().map(|c| c.to_string());
             let case = match &case {
                 Some(arg) => Some(session.case_id(arg).await?),
                 None => None,
             };
-            let items = engine
-                .work_items(&WorkItemQuery {
-                    role,
-                    case,
-                    owner: user,
-                })
-                .await?;
+            let after = match &after {
+                Some(arg) => Some(session.work_item_id(arg).await?),
+                None => None,
+            };
+            let query = WorkItemQuery {
+                role,
+                case,
+                owner: user,
+                limit: limit.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+                after,
+            };
+            if jsonl {
+                return item_lines(session, query).await;
+            }
+            let items = engine.work_items(&query).await?;
+            // A full page may have a next one: it starts after its last item.
+            let next = items.last().map(|w| w.id).filter(|_| {
+                limit.is_some_and(|n| u64::try_from(items.len()).is_ok_and(|l| l == n))
+            });
             if json {
                 let docs: Vec<Value> = items.iter().map(report::work_item_json).collect();
                 outln!("{}", serde_json::to_string_pretty(&docs)?);
@@ -167,6 +215,22 @@ pub(crate) async fn run(session: &Session, command: WorkItemCommand) -> anyhow::
                         &report::work_item_rows(&items, &session.zone())
                     )
                 );
+                if let (Some(next), Some(n)) = (next, limit) {
+                    let mut filters = String::new();
+                    if let Some(role) = &query.role {
+                        filters.push_str(&format!(" --role {role}"));
+                    }
+                    if let Some(case) = case_arg {
+                        filters.push_str(&format!(" --case {case}"));
+                    }
+                    if let Some(user) = &query.owner {
+                        filters.push_str(&format!(" --user {user}"));
+                    }
+                    outln!(
+                        "more with: {} workitem list{filters} --after {next} --limit {n}",
+                        session.command()
+                    );
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

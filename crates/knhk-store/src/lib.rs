@@ -13,17 +13,19 @@
 mod commit;
 mod error;
 mod memory;
+mod plan;
 mod record;
 mod sqlite;
 mod store;
 
 pub use error::{Corruption, Error};
 pub use memory::MemoryStore;
+pub use plan::{EXPLAINED, QueryPlan};
 pub use record::{
     CaseFilter, CaseRecord, Change, Commit, IdempotencyRecord, QuarantineRecord, SnapshotRecord,
-    TimerRecord, WorkItemFilter, WorkItemRecord, WorkflowRecord,
+    TimerRecord, WorkItemFilter, WorkItemRecord, WorkflowRecord, last_group,
 };
-pub use sqlite::{QueryPlan, QuickCheck, SqliteOptions, SqliteStats, SqliteStore};
+pub use sqlite::{GROWING, QuickCheck, SqliteOptions, SqliteStats, SqliteStore, sqlite_scans};
 pub use store::Store;
 
 /// Version of the stored format, kept in SQLite's `PRAGMA user_version`. A store written with a
@@ -33,5 +35,6 @@ pub use store::Store;
 /// the indexes that make single-case, per-user and per-role queries independent of the store's
 /// size (work items' roles in a table of their own); format 6 marks the cases with work in
 /// flight, which recovery reads; format 7 the latest snapshot of each case's state, which
-/// loading a case starts from.
-pub const FORMAT_VERSION: i64 = 7;
+/// loading a case starts from; format 8 indexes the last group of case and work item ids, by
+/// which tables name time-ordered ids.
+pub const FORMAT_VERSION: i64 = 8;

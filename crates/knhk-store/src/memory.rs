@@ -8,9 +8,10 @@ use knhk_core::{CaseId, CaseStatus, Event, TimerId, WorkItemId};
 
 use crate::commit;
 use crate::error::Error;
+use crate::plan::QueryPlan;
 use crate::record::{
     CaseFilter, CaseRecord, Change, Commit, IdempotencyRecord, QuarantineRecord, SnapshotRecord,
-    TimerRecord, WorkItemFilter, WorkItemRecord, WorkflowRecord,
+    TimerRecord, WorkItemFilter, WorkItemRecord, WorkflowRecord, named_by,
 };
 use crate::store::Store;
 
@@ -181,6 +182,50 @@ impl Store for MemoryStore {
         Ok(self.ids_in(status, |_| true))
     }
 
+    async fn settle_in_flight(&self, case: CaseId, version: u64) -> Result<bool, Error> {
+        let mut state = self.lock();
+        match state.cases.get_mut(&case) {
+            Some(c) if c.version == version => {
+                c.in_flight = false;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn case_ids_by_prefix(&self, prefix: &str, limit: usize) -> Result<Vec<CaseId>, Error> {
+        let state = self.lock();
+        let mut ids: Vec<CaseId> = state
+            .cases
+            .keys()
+            .filter(|id| named_by(&id.to_string(), prefix))
+            .copied()
+            .collect();
+        ids.sort_unstable();
+        ids.truncate(limit);
+        Ok(ids)
+    }
+
+    async fn work_item_ids_by_prefix(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<WorkItemId>, Error> {
+        Ok(self
+            .lock()
+            .work_items
+            .keys()
+            .filter(|id| named_by(&id.to_string(), prefix))
+            .take(limit)
+            .copied()
+            .collect())
+    }
+
+    async fn query_plans(&self) -> Result<Vec<QueryPlan>, Error> {
+        // Memory has no planner: every read is a walk of a map, fine for tests.
+        Ok(Vec::new())
+    }
+
     async fn integrity(&self, _thorough: bool) -> Result<Vec<String>, Error> {
         // Memory holds what was written, checked as it was written.
         Ok(Vec::new())
@@ -228,6 +273,9 @@ impl Store for MemoryStore {
             .cloned()
             .collect();
         found.sort_by_key(|w| (w.offered_at, w.id));
+        if let Some(limit) = f.limit {
+            found.truncate(limit);
+        }
         Ok(found)
     }
 

@@ -141,14 +141,18 @@ pub struct CaseFilter {
     pub after: Option<(Timestamp, CaseId)>,
 }
 
-/// Which work items [`Store::work_items`](crate::Store::work_items) returns; every field set
-/// must match.
+/// Which work items [`Store::work_items`](crate::Store::work_items) returns; every condition
+/// set must match, and at most `limit` are returned.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct WorkItemFilter {
     /// Items whose roles contain this role.
     pub role: Option<String>,
     pub case: Option<CaseId>,
     pub owner: Option<String>,
+    pub limit: Option<usize>,
+    /// Only items after this one in the order of the list (offer time, then id): where the
+    /// next page of a paged list starts.
+    pub after: Option<(Timestamp, WorkItemId)>,
 }
 
 impl CaseFilter {
@@ -169,5 +173,18 @@ impl WorkItemFilter {
                 .owner
                 .as_ref()
                 .is_none_or(|o| w.owner.as_ref() == Some(o))
+            && self.after.is_none_or(|after| (w.offered_at, w.id) > after)
     }
+}
+
+/// Returns the last group of a hyphenated id: the 12 hex digits after its last `-` (the
+/// random part of a time-ordered UUIDv7, whose first digits are its creation time).
+pub fn last_group(id: &str) -> &str {
+    id.rsplit('-').next().unwrap_or(id)
+}
+
+/// Returns whether an id (hyphenated, lowercase) is named by `prefix`: the id, or its last
+/// group, starts with it.
+pub(crate) fn named_by(id: &str, prefix: &str) -> bool {
+    id.starts_with(prefix) || last_group(id).starts_with(prefix)
 }

@@ -4,6 +4,7 @@ use knhk_core::WorkflowId;
 use knhk_core::{CaseId, CaseStatus, Event, WorkItemId};
 
 use crate::error::Error;
+use crate::plan::QueryPlan;
 use crate::record::{
     CaseFilter, CaseRecord, Commit, IdempotencyRecord, QuarantineRecord, SnapshotRecord,
     TimerRecord, WorkItemFilter, WorkItemRecord, WorkflowRecord,
@@ -36,6 +37,28 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Returns the ids of the cases in any of `status` with work in flight
     /// ([`CaseRecord::in_flight`]), ordered by creation time, then id: what recovery takes up.
     async fn case_ids_in_flight(&self, status: &[CaseStatus]) -> Result<Vec<CaseId>, Error>;
+    /// Marks a case as having no work in flight, if its stored version is still `version`;
+    /// returns whether it did (`false`: the case moved on, or is not stored). Recovery settles
+    /// so a case whose row still says it has work in flight (as every row migrated from
+    /// before format 6 does) once it finds none, so that the next start-up skips it.
+    async fn settle_in_flight(&self, case: CaseId, version: u64) -> Result<bool, Error>;
+    /// Returns at most `limit` ids of cases whose id, or whose last group (the 12 hex digits
+    /// after the last `-`), starts with `prefix` (lowercase hex digits and `-`), in id
+    /// order: the cases a shortened id may name, read from index ranges, not a listing.
+    /// When more than `limit` match, which of them come back is the backend's choice.
+    async fn case_ids_by_prefix(&self, prefix: &str, limit: usize) -> Result<Vec<CaseId>, Error>;
+    /// Returns at most `limit` ids of work items whose id, or whose last group, starts with
+    /// `prefix`, in id order (as [`Store::case_ids_by_prefix`]).
+    async fn work_item_ids_by_prefix(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<WorkItemId>, Error>;
+    /// Returns the plan the backend's query planner chooses for each of its keyed and
+    /// filtered reads (at least those of [`crate::EXPLAINED`]), each with the steps that scan
+    /// a table growing with the cases: the conformance suite requires none. A backend
+    /// without a planner (the memory store) has none to give.
+    async fn query_plans(&self) -> Result<Vec<QueryPlan>, Error>;
     /// Runs the backend's own check of what it stores (SQLite's `integrity_check`, or
     /// `quick_check` when not `thorough`) and returns every problem it names; none when
     /// sound.

@@ -33,6 +33,35 @@ pub enum Error {
     RegistrationBusy { uri: String },
     #[error("unknown case {0}")]
     UnknownCase(CaseId),
+    /// A shortened id (not a whole UUID) that starts no id, nor the last group of one.
+    #[error("unknown {what} {reference}: no {what} id starts with it, nor the last group of one")]
+    UnknownId {
+        what: &'static str,
+        reference: String,
+    },
+    /// A shortened id that starts several ids (or their last groups); each is listed, up to
+    /// ten (`more`: there are others).
+    #[error(
+        "{reference} starts {}{} {what}s: {}{} (give more of it)",
+        if *more { "more than " } else { "" },
+        matches.len(),
+        matches.join(", "),
+        if *more { ", ..." } else { "" }
+    )]
+    AmbiguousId {
+        what: &'static str,
+        reference: String,
+        matches: Vec<String>,
+        more: bool,
+    },
+    /// Text given as an id that cannot start one (an id is hex digits and `-`).
+    #[error(
+        "{reference:?} is not a {what} id: a UUID, or the first characters of one or of its last group"
+    )]
+    NotAnId {
+        what: &'static str,
+        reference: String,
+    },
     #[error("unknown work item {0}")]
     UnknownWorkItem(WorkItemId),
     #[error(transparent)]
@@ -222,8 +251,11 @@ impl Error {
             | Error::UnknownWorkflowName(_)
             | Error::UnknownWorkflowVersion { .. }
             | Error::UnknownCase(_)
+            | Error::UnknownId { .. }
             | Error::UnknownWorkItem(_) => ErrorCode::NotFound,
-            Error::AmbiguousWorkflow { .. } => ErrorCode::InvalidArgument,
+            Error::AmbiguousWorkflow { .. } | Error::AmbiguousId { .. } | Error::NotAnId { .. } => {
+                ErrorCode::InvalidArgument
+            }
             Error::RegistrationBusy { .. } => ErrorCode::Aborted,
             Error::Definition(e) => spec_code(e),
             Error::Case(e) => core_code(e),

@@ -269,10 +269,16 @@ pub(crate) fn case_filter(q: &CaseQuery, after: Option<(Timestamp, CaseId)>) -> 
 }
 
 /// Returns the store's filter for a work item query.
-pub(crate) fn work_item_filter(q: &WorkItemQuery) -> WorkItemFilter {
+/// `after` is the cursor of a paged list: the offer time and id of the item it follows.
+pub(crate) fn work_item_filter(
+    q: &WorkItemQuery,
+    after: Option<(Timestamp, WorkItemId)>,
+) -> WorkItemFilter {
     WorkItemFilter {
         role: q.role.clone(),
         case: q.case,
         owner: q.owner.clone(),
+        limit: q.limit,
+        after,
     }
 }

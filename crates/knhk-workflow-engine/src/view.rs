@@ -219,6 +219,10 @@ pub struct WorkItemQuery {
     pub case: Option<CaseId>,
     /// Items allocated to or started by this user.
     pub owner: Option<String>,
+    pub limit: Option<usize>,
+    /// Only the items after this one in the list's order (offer time, then id): the next
+    /// page of a list whose last item this is.
+    pub after: Option<WorkItemId>,
 }
 
 /// A case set aside because it cannot be loaded: nothing runs it, and every command on it says

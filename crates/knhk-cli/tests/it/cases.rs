@@ -254,37 +254,72 @@ fn a_reading_command_on_a_folder_without_a_store_says_so_and_creates_none() {
 }
 
 #[test]
-fn an_id_prefix_names_its_case_and_an_ambiguous_one_lists_the_matches() {
+fn an_id_prefix_or_the_start_of_its_last_group_names_its_case_and_an_ambiguous_one_lists_the_matches()
+ {
     let data = DataDir::new();
     let workflow = register_loan(&data);
     let mut ids = Vec::new();
-    // 17 cases: two of them share a first hex digit.
+    // 17 cases: two of them share the first digit of their last group.
     for _ in 0..17 {
         let created = data.json(&["case", "create", &workflow[..8], "--json"]);
         ids.push(text(&created, "case_id").to_owned());
     }
-    let shown = data.json(&["case", "show", &ids[0][..13], "--json"]);
-    assert_eq!(text(&shown, "case_id"), ids[0]);
-    // As the README shortens ids: `9096c5c8-...`.
-    let dotted = format!("{}...", &ids[1][..9]);
-    let shown = data.json(&["case", "show", &dotted, "--json"]);
-    assert_eq!(text(&shown, "case_id"), ids[1]);
-    let first = ids
-        .iter()
-        .map(|id| &id[..1])
-        .find(|c| ids.iter().filter(|id| id.starts_with(*c)).count() > 1)
-        .expect("a shared first digit");
-    let err = data.fails(&["case", "show", first]);
-    for id in ids.iter().filter(|id| id.starts_with(first)) {
-        assert!(err.contains(id.as_str()), "{err}");
-    }
-    assert!(err.contains("give more of it"), "{err}");
-    let err = data.fails(&["case", "show", "ffffffffffff"]);
+    let last = |id: &str| id.rsplit('-').next().unwrap().to_owned();
+    // Ids are time-ordered (UUIDv7): their first 8 digits are the time, shared by cases
+    // created within a minute. They name several cases: the first ten are listed.
+    assert!(ids.iter().all(|id| id[..8] == ids[0][..8]), "{ids:?}");
+    assert_eq!(&ids[0][14..15], "7", "a version 7 UUID: {}", ids[0]);
+    let err = data.fails(&["case", "show", &ids[0][..8]]);
+    assert!(err.contains("starts more than 10 cases"), "{err}");
     assert!(
-        err.contains("no case id starts with it")
-            || ids.iter().any(|id| id.starts_with("ffffffffffff")),
+        err.contains(ids[0].as_str()) && err.contains("give more of it"),
         "{err}"
     );
+    // The whole time (the first 13 characters) tells apart cases made one after the other.
+    let shown = data.json(&["case", "show", &ids[0][..13], "--json"]);
+    assert_eq!(text(&shown, "case_id"), ids[0]);
+    // The start of the last group, the random part, as the README shortens ids.
+    let shown = data.json(&["case", "show", &last(&ids[1])[..8], "--json"]);
+    assert_eq!(text(&shown, "case_id"), ids[1]);
+    let dotted = format!("...{}", last(&ids[2]));
+    let shown = data.json(&["case", "show", &dotted, "--json"]);
+    assert_eq!(text(&shown, "case_id"), ids[2]);
+    let dotted = format!("{}...", &ids[3][..13]);
+    let shown = data.json(&["case", "show", &dotted, "--json"]);
+    assert_eq!(text(&shown, "case_id"), ids[3]);
+    // A first digit of last groups that several share: those cases are listed (with every
+    // case whose id starts with it, when it is the ids' own first digit).
+    let first = ids
+        .iter()
+        .map(|id| last(id)[..1].to_owned())
+        .find(|c| {
+            ids.iter()
+                .filter(|id| last(id).starts_with(c.as_str()))
+                .count()
+                > 1
+        })
+        .expect("a shared first digit");
+    let err = data.fails(&["case", "show", &first]);
+    assert!(err.contains("give more of it"), "{err}");
+    if !ids[0].starts_with(&first) {
+        for id in ids.iter().filter(|id| last(id).starts_with(&first)) {
+            assert!(err.contains(id.as_str()), "{err}");
+        }
+    }
+    let err = data.fails(&["case", "show", "ffffffffffff"]);
+    assert!(
+        err.contains("no case id starts with it, nor the last group of one")
+            || ids.iter().any(|id| last(id).starts_with("ffffffffffff")),
+        "{err}"
+    );
+    // Work items too, by the start of their last group.
+    let items = data.json(&["workitem", "list", "--json"]);
+    let items = items.as_array().unwrap();
+    if let Some(item) = items.first() {
+        let id = item["id"].as_str().unwrap();
+        let out = data.json(&["workitem", "list", "--after", &last(id)[..10], "--json"]);
+        assert_eq!(out.as_array().unwrap().len(), items.len() - 1);
+    }
 }
 
 /// Returns the time cells (date, time of day) of the history table of `case`, run with `TZ`
@@ -429,4 +464,126 @@ fn case_lists_are_read_page_by_page_after_a_case() {
         table.contains(&format!("case list --after {} --limit 2", all[1])),
         "{table}"
     );
+}
+
+#[test]
+fn work_item_lists_are_read_page_by_page_after_an_item() {
+    let data = DataDir::new();
+    for _ in 0..5 {
+        data.start_loan();
+    }
+    let ids = |doc: &serde_json::Value| -> Vec<String> {
+        doc.as_array()
+            .expect("a list")
+            .iter()
+            .map(|w| text(w, "id").to_owned())
+            .collect()
+    };
+    let all = ids(&data.json(&["workitem", "list", "--role", "underwriter", "--json"]));
+    assert_eq!(all.len(), 5);
+    let page = |after: Option<&str>| {
+        let mut args = vec!["workitem", "list", "--role", "underwriter", "--limit", "2"];
+        if let Some(after) = after {
+            args.extend(["--after", after]);
+        }
+        args.push("--json");
+        ids(&data.json(&args))
+    };
+    let mut seen = page(None);
+    loop {
+        let last = seen.last().expect("an item").clone();
+        let next = page(Some(&last));
+        if next.is_empty() {
+            break;
+        }
+        assert!(next.len() <= 2, "{next:?}");
+        seen.extend(next);
+    }
+    assert_eq!(seen, all, "the pages make the list, in order, once each");
+    let table = data.ok(&["workitem", "list", "--role", "underwriter", "--limit", "2"]);
+    assert!(
+        table.contains(&format!(
+            "workitem list --role underwriter --after {} --limit 2",
+            all[1]
+        )),
+        "{table}"
+    );
+    // Without a filter too, and an item named by the start of its last group.
+    let last_group = all[0].rsplit('-').next().unwrap();
+    let rest = ids(&data.json(&["workitem", "list", "--after", &last_group[..8], "--json"]));
+    assert_eq!(rest, all[1..].to_vec());
+}
+
+/// Reads JSON lines: one object a line.
+fn lines(out: &str) -> Vec<serde_json::Value> {
+    out.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+#[test]
+fn long_lists_print_json_lines_read_page_by_page() {
+    let data = DataDir::new();
+    let mut started = Vec::new();
+    for _ in 0..5 {
+        started.push(text(&data.start_loan(), "case_id").to_owned());
+    }
+    // Pages of two rows: every list crosses pages.
+    let cases = data.json(&["case", "list", "--json"]);
+    let got = lines(&data.ok(&["--page-size", "2", "case", "list", "--jsonl"]));
+    assert_eq!(
+        &got,
+        cases.as_array().unwrap(),
+        "the objects of --json, one a line"
+    );
+    let got = lines(&data.ok(&[
+        "--page-size",
+        "2",
+        "case",
+        "list",
+        "--jsonl",
+        "--after",
+        &started[0],
+        "--limit",
+        "3",
+    ]));
+    let ids: Vec<&str> = got.iter().map(|c| text(c, "case_id")).collect();
+    assert_eq!(
+        ids,
+        started[1..4].iter().map(String::as_str).collect::<Vec<_>>()
+    );
+
+    let items = data.json(&["workitem", "list", "--json"]);
+    let got = lines(&data.ok(&["--page-size", "2", "workitem", "list", "--jsonl"]));
+    assert_eq!(&got, items.as_array().unwrap());
+    let got = lines(&data.ok(&["workitem", "list", "--jsonl", "--limit", "1"]));
+    assert_eq!(got, items.as_array().unwrap()[..1].to_vec());
+
+    let history = data.json(&["case", "history", &started[0], "--json"]);
+    let got = lines(&data.ok(&[
+        "--page-size",
+        "3",
+        "case",
+        "history",
+        &started[0],
+        "--jsonl",
+    ]));
+    assert_eq!(&got, history["history"].as_array().unwrap());
+    let got = lines(&data.ok(&[
+        "--page-size",
+        "3",
+        "case",
+        "history",
+        &started[0],
+        "--jsonl",
+        "--after",
+        "2",
+        "--limit",
+        "4",
+    ]));
+    let seqs: Vec<u64> = got.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, vec![3, 4, 5, 6]);
+    // --json and --jsonl exclude each other.
+    let out = data.knhk(&["case", "list", "--json", "--jsonl"]);
+    assert_eq!(out.status.code(), Some(2));
 }

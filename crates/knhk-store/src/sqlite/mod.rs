@@ -32,13 +32,14 @@ use tokio::sync::{Semaphore, oneshot};
 use tracing::warn;
 
 use crate::error::Error;
+use crate::plan::QueryPlan;
 use crate::record::{
     CaseFilter, CaseRecord, Commit, IdempotencyRecord, QuarantineRecord, SnapshotRecord,
     TimerRecord, WorkItemFilter, WorkItemRecord, WorkflowRecord,
 };
 use crate::store::Store;
 
-pub use plans::QueryPlan;
+pub use plans::{GROWING, sqlite_scans};
 use writer::{Counters, Job};
 
 /// Returns a mapper from a SQLite error to [`Error::Sqlite`] that says what was being done.
@@ -60,6 +61,14 @@ pub struct SqliteOptions {
     /// that would grow it further fails as on a full disk (`SQLITE_FULL`). `None`: no cap
     /// beyond SQLite's own. Serves as a quota, and lets tests meet a full disk for real.
     pub max_pages: Option<u64>,
+    /// The writer connection's page cache, in KiB (SQLite's `cache_size`, negative form).
+    /// [`SqliteOptions::DEFAULT_WRITER_CACHE_KIB`] by default; SQLite's own default is 2 MiB.
+    pub writer_cache_kib: u64,
+}
+
+impl SqliteOptions {
+    /// The writer's page cache when none is configured: 2 MiB, SQLite's own default.
+    pub const DEFAULT_WRITER_CACHE_KIB: u64 = 2 * 1024;
 }
 
 impl Default for SqliteOptions {
@@ -69,6 +78,7 @@ impl Default for SqliteOptions {
             max_batch: 256,
             readers: 4,
             max_pages: None,
+            writer_cache_kib: SqliteOptions::DEFAULT_WRITER_CACHE_KIB,
         }
     }
 }
@@ -296,13 +306,6 @@ impl SqliteStore {
         }
     }
 
-    /// Returns the plan SQLite chooses for each keyed and filtered read of the store (one case,
-    /// one work item, a case's work items, a user's, a role's...), to check that each is
-    /// served by an index.
-    pub async fn query_plans(&self) -> Result<Vec<QueryPlan>, Error> {
-        self.read(plans::explain).await
-    }
-
     /// Returns whether the store was opened for reading only (it cannot be written).
     pub fn is_read_only(&self) -> bool {
         self.inner.readers.read_only
@@ -397,6 +400,39 @@ impl Store for SqliteStore {
         let status = status.to_vec();
         self.read(move |c| rows::case_ids_in_flight(c, &status))
             .await
+    }
+
+    async fn settle_in_flight(&self, case: CaseId, version: u64) -> Result<bool, Error> {
+        let (tx, rx) = oneshot::channel();
+        let jobs = self.jobs()?;
+        jobs.send(Job::Settle(case, version, tx))
+            .map_err(|_| Error::WriterStopped)?;
+        Ok(rx.await.map_err(|_| Error::WriterStopped)?? > 0)
+    }
+
+    async fn case_ids_by_prefix(&self, prefix: &str, limit: usize) -> Result<Vec<CaseId>, Error> {
+        let prefix = prefix.to_owned();
+        let ids = self
+            .read(move |c| rows::ids_by_prefix(c, "cases", &prefix, limit))
+            .await?;
+        Ok(ids.into_iter().map(CaseId).collect())
+    }
+
+    async fn work_item_ids_by_prefix(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<WorkItemId>, Error> {
+        let prefix = prefix.to_owned();
+        let ids = self
+            .read(move |c| rows::ids_by_prefix(c, "work_items", &prefix, limit))
+            .await?;
+        Ok(ids.into_iter().map(WorkItemId).collect())
+    }
+
+    /// (SQLite's `EXPLAIN QUERY PLAN` of each read, with sample arguments.)
+    async fn query_plans(&self) -> Result<Vec<QueryPlan>, Error> {
+        self.read(plans::explain).await
     }
 
     async fn integrity(&self, thorough: bool) -> Result<Vec<String>, Error> {

@@ -2,59 +2,56 @@
 //! operator) can see that each one is served by an index and costs what it returns, not what
 //! the store holds.
 
-use knhk_core::{CaseId, CaseStatus, Timestamp, WorkflowId};
+use knhk_core::{CaseId, CaseStatus, Timestamp, WorkItemId, WorkflowId};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, params_from_iter};
 
 use crate::error::Error;
+use crate::plan::QueryPlan;
 use crate::record::{CaseFilter, WorkItemFilter};
 
 use super::{rows, sqlite, writer};
 
-/// One query of the store and the plan SQLite chooses for it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct QueryPlan {
-    /// What the query is for, in words (e.g. `work items of one case and one role`).
-    pub query: String,
-    /// The SQL as the store runs it.
-    pub sql: String,
-    /// The lines of `EXPLAIN QUERY PLAN`, each as SQLite words it (`SEARCH w USING INDEX
-    /// work_items_by_case (case_id=?)`), in SQLite's order.
-    pub plan: Vec<String>,
+/// The tables that grow with the number of cases: a plan that scans one of them costs what
+/// the store holds.
+pub const GROWING: [&str; 6] = [
+    "cases",
+    "events",
+    "work_items",
+    "timers",
+    "work_item_roles",
+    "snapshots",
+];
+
+/// Returns the lines of an SQLite plan (of the statement `sql`) that read the whole of one
+/// of `tables` (`SCAN t`, with or without an index: a scan over an index still visits every
+/// row).
+pub fn sqlite_scans(sql: &str, plan: &[String], tables: &[&str]) -> Vec<String> {
+    plan.iter()
+        .filter(|line| {
+            let Some(rest) = line.strip_prefix("SCAN ") else {
+                return false;
+            };
+            let name = rest.split_whitespace().next().unwrap_or("");
+            tables.contains(&name) || aliases(sql, name).iter().any(|t| tables.contains(t))
+        })
+        .cloned()
+        .collect()
 }
 
-impl QueryPlan {
-    /// Returns the plan lines that read the whole of one of `tables` (`SCAN t`, with or
-    /// without an index: a scan over an index still visits every row).
-    pub fn scans_of(&self, tables: &[&str]) -> Vec<&str> {
-        self.plan
-            .iter()
-            .map(String::as_str)
-            .filter(|line| {
-                let Some(rest) = line.strip_prefix("SCAN ") else {
-                    return false;
-                };
-                let name = rest.split_whitespace().next().unwrap_or("");
-                tables.contains(&name) || self.aliases(name).iter().any(|t| tables.contains(t))
-            })
-            .collect()
-    }
-
-    /// Returns the tables the SQL names with `alias` (`work_items w` gives `w`).
-    fn aliases(&self, alias: &str) -> Vec<&str> {
-        let words: Vec<&str> = self
-            .sql
-            .split(|c: char| c.is_whitespace() || c == ',' || c == '(' || c == ')')
-            .filter(|w| !w.is_empty() && !w.eq_ignore_ascii_case("AS"))
-            .collect();
-        words
-            .windows(2)
-            .filter_map(|pair| match pair {
-                [table, a] if *a == alias => Some(*table),
-                _ => None,
-            })
-            .collect()
-    }
+/// Returns the tables `sql` names with `alias` (`work_items w` gives `w`).
+fn aliases<'a>(sql: &'a str, alias: &str) -> Vec<&'a str> {
+    let words: Vec<&str> = sql
+        .split(|c: char| c.is_whitespace() || c == ',' || c == '(' || c == ')')
+        .filter(|w| !w.is_empty() && !w.eq_ignore_ascii_case("AS"))
+        .collect();
+    words
+        .windows(2)
+        .filter_map(|pair| match pair {
+            [table, a] if *a == alias => Some(*table),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Returns every keyed and filtered query the store issues, with sample arguments.
@@ -88,6 +85,11 @@ fn queries() -> Vec<(String, String, Vec<SqlValue>)> {
             "one work item".to_owned(),
             rows::work_item_sql(),
             vec![id("w")],
+        ),
+        (
+            "settling a case's work in flight".to_owned(),
+            rows::SETTLE_IN_FLIGHT_SQL.to_owned(),
+            vec![id("c"), SqlValue::Integer(3)],
         ),
         (
             "the quarantine of one case".to_owned(),
@@ -149,6 +151,19 @@ fn queries() -> Vec<(String, String, Vec<SqlValue>)> {
         after: Some((Timestamp(1_700_000_000_000), CaseId(uuid::Uuid::nil()))),
     });
     out.push(("a page of cases after a cursor".to_owned(), sql, args));
+    let prefix = vec![id("0190"), id("0190g"), SqlValue::Integer(11)];
+    for (table, what) in [("cases", "cases"), ("work_items", "work items")] {
+        out.push((
+            format!("{what} whose id starts with a prefix"),
+            rows::ids_by_prefix_sql(table),
+            prefix.clone(),
+        ));
+        out.push((
+            format!("{what} whose last group starts with a prefix"),
+            rows::ids_by_last_group_sql(table),
+            prefix.clone(),
+        ));
+    }
     let users = ["ann", "bob", "cat"].map(str::to_owned);
     let (sql, args) = rows::queue_lengths_query(&users);
     out.push(("the queue lengths of three users".to_owned(), sql, args));
@@ -174,6 +189,7 @@ fn queries() -> Vec<(String, String, Vec<SqlValue>)> {
                     role: role.map(str::to_owned),
                     case,
                     owner: owner.map(str::to_owned),
+                    ..WorkItemFilter::default()
                 };
                 let named: Vec<&str> = [
                     role.map(|_| "one role"),
@@ -187,6 +203,29 @@ fn queries() -> Vec<(String, String, Vec<SqlValue>)> {
                 out.push((format!("work items of {}", named.join(" and ")), sql, args));
             }
         }
+    }
+    let cursor = Some((Timestamp(1_700_000_000_000), WorkItemId(uuid::Uuid::nil())));
+    for (what, role, owner) in [
+        ("a page of work items after a cursor", None, None),
+        (
+            "a page of one role's work items after a cursor",
+            Some("clerk"),
+            None,
+        ),
+        (
+            "a page of one user's work items after a cursor",
+            None,
+            Some("ann"),
+        ),
+    ] {
+        let (sql, args) = rows::work_items_query(&WorkItemFilter {
+            role: role.map(str::to_owned),
+            owner: owner.map(str::to_owned),
+            limit: Some(100),
+            after: cursor,
+            ..WorkItemFilter::default()
+        });
+        out.push((what.to_owned(), sql, args));
     }
     out
 }
@@ -204,7 +243,13 @@ pub(super) fn explain(conn: &Connection) -> Result<Vec<QueryPlan>, Error> {
             .map_err(sqlite("explaining a query"))?
             .collect::<Result<Vec<_>, _>>()
             .map_err(sqlite("reading a query plan"))?;
-        plans.push(QueryPlan { query, sql, plan });
+        let scans = sqlite_scans(&sql, &plan, &GROWING);
+        plans.push(QueryPlan {
+            query,
+            sql,
+            plan,
+            scans,
+        });
     }
     Ok(plans)
 }

@@ -329,6 +329,59 @@ pub(super) fn events_page(
     )
 }
 
+/// The ids of a table whose id starts with a prefix: a range of its primary key, from the
+/// prefix (`?1`) to the prefix followed by `g` (`?2`), above every digit and `-`.
+pub(super) fn ids_by_prefix_sql(table: &str) -> String {
+    format!("SELECT id FROM {table} WHERE id >= ?1 AND id < ?2 ORDER BY id LIMIT ?3")
+}
+
+/// The ids of a table whose last group (the 12 hex digits after the last `-`, from the 25th
+/// character of a hyphenated id) starts with a prefix: a range of the expression index on
+/// `substr(id, 25)`.
+pub(super) fn ids_by_last_group_sql(table: &str) -> String {
+    format!(
+        "SELECT id FROM {table} WHERE substr(id, 25) >= ?1 AND substr(id, 25) < ?2 \
+         ORDER BY substr(id, 25) LIMIT ?3"
+    )
+}
+
+/// Returns at most `limit` ids of `table` (`cases` or `work_items`) whose id or last group
+/// starts with `prefix`, in id order: two index ranges, merged.
+pub(super) fn ids_by_prefix(
+    conn: &Connection,
+    table: &str,
+    prefix: &str,
+    limit: usize,
+) -> Result<Vec<Uuid>, Error> {
+    let prefix = prefix.to_ascii_lowercase();
+    let end = format!("{prefix}g");
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut ids = query_all(
+        conn,
+        &ids_by_prefix_sql(table),
+        params![prefix, end, limit],
+        |r| uuid_col(r, 0),
+    )?;
+    // A last group has no `-`: a prefix with one names ids by their start only.
+    if !prefix.contains('-') {
+        ids.extend(query_all(
+            conn,
+            &ids_by_last_group_sql(table),
+            params![prefix, end, limit],
+            |r| uuid_col(r, 0),
+        )?);
+    }
+    // A UUID's order is its bytes', which is its hex text's.
+    ids.sort_unstable();
+    ids.dedup();
+    ids.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    Ok(ids)
+}
+
+/// Marks a case as having no work in flight, if its version is still the one given.
+pub(super) const SETTLE_IN_FLIGHT_SQL: &str =
+    "UPDATE cases SET in_flight = 0 WHERE id = ?1 AND version = ?2";
+
 pub(super) fn work_items(
     conn: &Connection,
     f: &WorkItemFilter,
@@ -341,7 +394,8 @@ pub(super) fn work_items(
 /// that the planner can use the index of the most selective one: the case (a few items),
 /// else the user (a queue), else the role (through `work_item_roles`, in offer order). The
 /// other conditions are checked on the rows found (`+` keeps a column's index out of the
-/// plan). Without any, every item is read in offer order.
+/// plan). Without any, every item is read in offer order. A page (`after`) starts inside the
+/// index range in the list's order (offer time, then id), so that it reads only itself.
 pub(super) fn work_items_query(f: &WorkItemFilter) -> (String, Vec<SqlValue>) {
     let text = |s: &str| SqlValue::Text(s.to_owned());
     let columns = WORK_ITEM_COLUMNS
@@ -352,7 +406,16 @@ pub(super) fn work_items_query(f: &WorkItemFilter) -> (String, Vec<SqlValue>) {
     let has_role = "EXISTS (SELECT 1 FROM work_item_roles r
                     WHERE r.role = ? AND r.offered_at = w.offered_at AND r.item = w.id)";
     let mut args = Vec::new();
-    let sql = match (&f.case, &f.owner, &f.role) {
+    // The cursor's condition on the columns of the list's order (`w.offered_at, w.id`, or
+    // the role table's own).
+    let after = |sql: &mut String, at: &str, id: &str, args: &mut Vec<SqlValue>| {
+        if let Some((offered_at, item)) = f.after {
+            sql.push_str(&format!(" AND ({at}, {id}) > (?, ?)"));
+            args.push(SqlValue::Integer(offered_at.0));
+            args.push(SqlValue::Text(item.to_string()));
+        }
+    };
+    let mut sql = match (&f.case, &f.owner, &f.role) {
         (Some(case), owner, role) => {
             let mut sql = format!("SELECT {columns} FROM work_items w WHERE w.case_id = ?");
             args.push(SqlValue::Text(case.to_string()));
@@ -364,6 +427,7 @@ pub(super) fn work_items_query(f: &WorkItemFilter) -> (String, Vec<SqlValue>) {
                 sql.push_str(&format!(" AND {has_role}"));
                 args.push(text(role));
             }
+            after(&mut sql, "+w.offered_at", "w.id", &mut args);
             sql + " ORDER BY w.offered_at, w.id"
         }
         (None, Some(owner), role) => {
@@ -373,19 +437,28 @@ pub(super) fn work_items_query(f: &WorkItemFilter) -> (String, Vec<SqlValue>) {
                 sql.push_str(&format!(" AND {has_role}"));
                 args.push(text(role));
             }
+            after(&mut sql, "w.offered_at", "w.id", &mut args);
             sql + " ORDER BY w.offered_at, w.id"
         }
         (None, None, Some(role)) => {
             args.push(text(role));
-            format!(
+            let mut sql = format!(
                 "SELECT {columns} FROM work_item_roles r JOIN work_items w ON w.id = r.item
-                 WHERE r.role = ? ORDER BY r.offered_at, r.item"
-            )
+                 WHERE r.role = ?"
+            );
+            after(&mut sql, "r.offered_at", "r.item", &mut args);
+            sql + " ORDER BY r.offered_at, r.item"
         }
         (None, None, None) => {
-            format!("SELECT {columns} FROM work_items w ORDER BY w.offered_at, w.id")
+            let mut sql = format!("SELECT {columns} FROM work_items w WHERE 1 = 1");
+            after(&mut sql, "w.offered_at", "w.id", &mut args);
+            sql + " ORDER BY w.offered_at, w.id"
         }
     };
+    if let Some(limit) = f.limit {
+        sql.push_str(" LIMIT ?");
+        args.push(SqlValue::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
+    }
     (sql, args)
 }
 

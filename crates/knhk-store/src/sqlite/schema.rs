@@ -116,6 +116,10 @@ pub(super) fn open_writer(path: &Path, opts: &SqliteOptions) -> Result<Connectio
         .map_err(sqlite("setting synchronous"))?;
     conn.pragma_update(None, "foreign_keys", "ON")
         .map_err(sqlite("enabling foreign keys"))?;
+    // Negative: a size in KiB rather than in pages.
+    let cache = -i64::try_from(opts.writer_cache_kib).unwrap_or(i64::MAX);
+    conn.pragma_update(None, "cache_size", cache)
+        .map_err(sqlite("sizing the page cache"))?;
     ensure_schema(&conn)?;
     if let Some(pages) = opts.max_pages {
         // Set after the schema exists, so that a cap below a new file's size still opens it.
@@ -248,9 +252,17 @@ CREATE TABLE snapshots (
 ) WITHOUT ROWID;
 ";
 
+/// Format 8 lets a case or work item be named by the start of its last group (the 12 hex
+/// digits after the last `-`), as tables show time-ordered ids, whose first digits are their
+/// creation time: an index on that group of each id, so that the lookup is a range of it.
+const MIGRATE_V7_TO_V8_LAST_GROUPS: &str = "
+CREATE INDEX cases_by_last_group ON cases (substr(id, 25));
+CREATE INDEX work_items_by_last_group ON work_items (substr(id, 25));
+";
+
 /// The steps from each older format to the next, in order: `(from, what it does, sql)`.
 /// A new format adds its own step here, separately named.
-const MIGRATIONS: [(i64, &str, &str); 6] = [
+const MIGRATIONS: [(i64, &str, &str); 7] = [
     (
         1,
         "migrating the store from format 1 to 2 (named sequences)",
@@ -280,6 +292,11 @@ const MIGRATIONS: [(i64, &str, &str); 6] = [
         6,
         "migrating the store from format 6 to 7 (snapshots of cases)",
         MIGRATE_V6_TO_V7_SNAPSHOTS,
+    ),
+    (
+        7,
+        "migrating the store from format 7 to 8 (ids by their last group)",
+        MIGRATE_V7_TO_V8_LAST_GROUPS,
     ),
 ];
 

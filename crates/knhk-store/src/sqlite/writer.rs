@@ -28,6 +28,8 @@ pub(super) enum Job {
     Quarantine(Box<QuarantineRecord>, oneshot::Sender<Result<(), Error>>),
     /// Adds one to a named sequence; answers the new value.
     Next(String, oneshot::Sender<Result<u64, Error>>),
+    /// Marks a case at this version as having no work in flight; answers the rows changed.
+    Settle(CaseId, u64, oneshot::Sender<Result<u64, Error>>),
 }
 
 impl Job {
@@ -38,7 +40,7 @@ impl Job {
             Job::Commit(_, tx) | Job::PutWorkflow(_, tx) | Job::Quarantine(_, tx) => {
                 let _ = tx.send(result.map(drop));
             }
-            Job::Next(_, tx) => {
+            Job::Next(_, tx) | Job::Settle(_, _, tx) => {
                 let _ = tx.send(result);
             }
         }
@@ -115,6 +117,7 @@ fn run_transaction(conn: &mut Connection, batch: &[Job]) -> Result<Vec<Result<u6
             Job::PutWorkflow(w, _) => insert_workflow(&sp, w).map(|()| 0),
             Job::Quarantine(q, _) => insert_quarantine(&sp, q).map(|()| 0),
             Job::Next(name, _) => next_in_sequence(&sp, name),
+            Job::Settle(case, version, _) => settle_in_flight(&sp, *case, *version),
         };
         let outcome = match outcome {
             Ok(n) => {
@@ -161,6 +164,17 @@ fn next_in_sequence(conn: &Connection, name: &str) -> Result<u64, Error> {
             value,
         })
     })
+}
+
+fn settle_in_flight(conn: &Connection, case: CaseId, version: u64) -> Result<u64, Error> {
+    let Ok(version) = i64::try_from(version) else {
+        return Ok(0);
+    };
+    let changed = conn
+        .prepare_cached(rows::SETTLE_IN_FLIGHT_SQL)
+        .and_then(|mut s| s.execute(params![case.to_string(), version]))
+        .map_err(sqlite("settling a case's work in flight"))?;
+    Ok(changed as u64)
 }
 
 fn insert_quarantine(conn: &Connection, q: &QuarantineRecord) -> Result<(), Error> {

@@ -251,7 +251,7 @@ async fn golden_format_v4_loads_and_is_migrated() {
             .work_items(&WorkItemFilter {
                 role: Some("manager".to_owned()),
                 case: Some(case_id(1)),
-                owner: None,
+                ..WorkItemFilter::default()
             })
             .await
             .unwrap()
@@ -300,10 +300,7 @@ fn golden_snapshot() -> SnapshotRecord {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn golden_format_v7_loads() {
-    if std::env::var("KNHK_WRITE_GOLDEN").as_deref() == Ok("1") {
-        write_golden(&golden_path(FORMAT_VERSION)).await;
-    }
+async fn golden_format_v7_loads_and_is_migrated() {
     let (store, _dir) = load_golden(7).await;
     assert_v4(&store).await;
     assert_eq!(
@@ -311,6 +308,31 @@ async fn golden_format_v7_loads() {
         Some(golden_snapshot())
     );
     assert_eq!(store.snapshot(case_id(2)).await.unwrap(), None);
+    // The migration to format 8 indexes the last groups of the ids already stored.
+    let last = case_id(1).to_string()[24..].to_owned();
+    assert_eq!(
+        store.case_ids_by_prefix(&last, 10).await.unwrap(),
+        vec![case_id(1)]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn golden_format_v8_loads() {
+    if std::env::var("KNHK_WRITE_GOLDEN").as_deref() == Ok("1") {
+        write_golden(&golden_path(FORMAT_VERSION)).await;
+    }
+    let (store, _dir) = load_golden(8).await;
+    assert_v4(&store).await;
+    assert_eq!(
+        store.snapshot(case_id(1)).await.unwrap(),
+        Some(golden_snapshot())
+    );
+    // Format 8 names a case by the start of its last group, through its index.
+    let last = case_id(1).to_string()[24..].to_owned();
+    assert_eq!(
+        store.case_ids_by_prefix(&last, 10).await.unwrap(),
+        vec![case_id(1)]
+    );
 }
 
 /// Checks what format 4 added: the quarantine, with the sequences of format 2.

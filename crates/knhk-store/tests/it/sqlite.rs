@@ -216,6 +216,7 @@ async fn synchronous_normal_is_opt_in_and_works() {
         max_batch: 1,
         readers: 1,
         max_pages: None,
+        ..SqliteOptions::default()
     };
     let store = SqliteStore::open(&dir.path().join("store.db"), opts)
         .await

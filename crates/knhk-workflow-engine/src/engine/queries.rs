@@ -169,11 +169,25 @@ impl WorkflowEngine {
 
     /// Returns the live work items matching a query, oldest first; those of quarantined cases
     /// are left out (nothing can be done with them).
+    /// A page (`limit`, `after`) is read from an index range: it costs its own items.
     pub async fn work_items(&self, query: &WorkItemQuery) -> Result<Vec<WorkItemView>, Error> {
         let set_aside = self.set_aside().await?;
+        // A page starts after an item of the list: where that item stands in its order.
+        let after = match query.after {
+            None => None,
+            Some(id) => {
+                let row = self
+                    .inner
+                    .store
+                    .work_item(id)
+                    .await?
+                    .ok_or(Error::UnknownWorkItem(id))?;
+                Some((row.offered_at, id))
+            }
+        };
         self.inner
             .store
-            .work_items(&records::work_item_filter(query))
+            .work_items(&records::work_item_filter(query, after))
             .await?
             .into_iter()
             .filter(|w| !set_aside.contains(&w.case_id))
@@ -221,6 +235,39 @@ impl WorkflowEngine {
         Ok(waits)
     }
 
+    /// Returns the case a shortened id names: a whole id as it is (without a lookup), else the
+    /// one case whose id, or whose last group (the 12 hex digits after the last `-`, as
+    /// tables name time-ordered ids), starts with `reference`. None is
+    /// [`Error::UnknownId`], several [`Error::AmbiguousId`] listing them. Read from index
+    /// ranges, whatever the number of cases.
+    pub async fn resolve_case(&self, reference: &str) -> Result<CaseId, Error> {
+        if let Ok(id) = reference.parse::<uuid::Uuid>() {
+            return Ok(CaseId(id));
+        }
+        let prefix = id_prefix("case", reference)?;
+        let found = self
+            .inner
+            .store
+            .case_ids_by_prefix(&prefix, CANDIDATES + 1)
+            .await?;
+        one_named("case", reference, found)
+    }
+
+    /// Returns the work item a shortened id names, as [`WorkflowEngine::resolve_case`] does
+    /// for cases; only live work items are named.
+    pub async fn resolve_work_item(&self, reference: &str) -> Result<WorkItemId, Error> {
+        if let Ok(id) = reference.parse::<uuid::Uuid>() {
+            return Ok(WorkItemId(id));
+        }
+        let prefix = id_prefix("work item", reference)?;
+        let found = self
+            .inner
+            .store
+            .work_item_ids_by_prefix(&prefix, CANDIDATES + 1)
+            .await?;
+        one_named("work item", reference, found)
+    }
+
     /// Returns how many cases the engine holds in memory (running cases it has touched).
     pub fn cached_cases(&self) -> usize {
         self.inner.cases.cached()
@@ -240,5 +287,50 @@ impl WorkflowEngine {
                     over_budget: a.over_budget + b.over_budget,
                 }
             })
+    }
+}
+
+/// The most ids an ambiguous reference lists.
+const CANDIDATES: usize = 10;
+
+/// Returns the lowercase hex prefix a shortened id gives (`9096c5c8`, `9096c5c8-...`,
+/// `...2101816761d4`), or refuses one that cannot start an id.
+fn id_prefix(what: &'static str, reference: &str) -> Result<String, Error> {
+    let prefix = reference
+        .trim()
+        .trim_start_matches("...")
+        .trim_end_matches("...")
+        .to_ascii_lowercase();
+    if prefix.is_empty() || !prefix.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+        return Err(Error::NotAnId {
+            what,
+            reference: reference.to_owned(),
+        });
+    }
+    Ok(prefix)
+}
+
+/// Returns the one id found, or says that none or several (up to [`CANDIDATES`]) were.
+fn one_named<T: Copy + std::fmt::Display>(
+    what: &'static str,
+    reference: &str,
+    found: Vec<T>,
+) -> Result<T, Error> {
+    match found.as_slice() {
+        [] => Err(Error::UnknownId {
+            what,
+            reference: reference.to_owned(),
+        }),
+        [one] => Ok(*one),
+        several => Err(Error::AmbiguousId {
+            what,
+            reference: reference.to_owned(),
+            more: several.len() > CANDIDATES,
+            matches: several
+                .iter()
+                .take(CANDIDATES)
+                .map(ToString::to_string)
+                .collect(),
+        }),
     }
 }

@@ -165,6 +165,21 @@ impl WorkflowEngine {
                     _ => true,
                 })
                 .collect();
+            // A row that says the case has work in flight when it has none (every row
+            // migrated from before format 6 says so until its next step) is put right once,
+            // guarded by the version read, so that the next start-up skips the case.
+            if !crate::records::has_work_in_flight(&live.case, &live.wf) {
+                match self
+                    .inner
+                    .store
+                    .settle_in_flight(id, live.case.last_seq())
+                    .await
+                {
+                    Ok(_) => {}
+                    // Only a cost: the next start-up reads the case again.
+                    Err(e) => warn!(case = %id, error = %e, "cannot mark a case as settled"),
+                }
+            }
             // Only a case with calls in flight stays in memory: their results come soon. One
             // that waits for people, events or timers is loaded again when its input comes, so
             // that a worker's memory does not grow with the cases that merely wait.

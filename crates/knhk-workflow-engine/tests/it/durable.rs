@@ -109,6 +109,7 @@ async fn another_engine_on_the_same_file_sees_and_continues_the_case() {
             role: Some("clerk".into()),
             case: None,
             owner: None,
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -265,6 +266,75 @@ async fn recovery_leaves_cases_that_wait_for_people_in_the_store_not_in_memory()
     assert_eq!(suspended.status, CaseStatus::Suspended);
     assert_eq!(second.cached_cases(), 1);
     second.shutdown().await;
+}
+
+/// A row that says its case has work in flight when it has none (as every row migrated from
+/// before format 6 says) is put right by the first recovery, so the second reads nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_settles_once_a_case_marked_in_flight_that_has_nothing_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("knhk.db");
+    let store = crate::support::sqlite(&file).await;
+    let first = crate::support::engine_on(std::sync::Arc::clone(&store));
+    let wf = first
+        .register_workflow(
+            "approve.ttl",
+            knhk_workflow_engine::SourceFormat::Turtle,
+            &turtle(
+                "Approve",
+                &[("approve", "knhk:role \"clerk\" ;", &["end"] as &[&str])],
+            ),
+        )
+        .await
+        .unwrap()
+        .workflow;
+    let waiting = first.create_case(wf.id, json!({}), true).await.unwrap();
+    let other = first.create_case(wf.id, json!({}), true).await.unwrap();
+    first.shutdown().await;
+    drop(first);
+    // As a migration from format 5 leaves them: every running case marked.
+    let mut marked = store.case(waiting.id).await.unwrap().unwrap();
+    marked.in_flight = true;
+    let mut step = knhk_store::Commit {
+        case: marked.clone(),
+        expected_version: Some(marked.version),
+        events: Vec::new(),
+        work_items: Vec::new(),
+        timers: Vec::new(),
+        idempotency: None,
+        snapshot: None,
+    };
+    step.case.in_flight = true;
+    store.commit(step).await.unwrap();
+    let running = [CaseStatus::Running];
+    assert_eq!(
+        store.case_ids_in_flight(&running).await.unwrap(),
+        vec![waiting.id]
+    );
+
+    let second = crate::support::engine_on(std::sync::Arc::clone(&store));
+    assert_eq!(second.start().await.unwrap().recovered_cases, 1);
+    second.shutdown().await;
+    assert_eq!(
+        store.case_ids_in_flight(&running).await.unwrap(),
+        Vec::<knhk_core::CaseId>::new(),
+        "recovery found nothing in flight and said so in the row"
+    );
+    let row = store.case(waiting.id).await.unwrap().unwrap();
+    assert_eq!(row.version, marked.version, "no step was taken");
+    let third = crate::support::engine_on(std::sync::Arc::clone(&store));
+    assert_eq!(third.start().await.unwrap().recovered_cases, 0);
+    // The case goes on as before.
+    let of_case = knhk_workflow_engine::WorkItemQuery {
+        case: Some(waiting.id),
+        ..Default::default()
+    };
+    assert_eq!(third.work_items(&of_case).await.unwrap().len(), 1);
+    assert_eq!(
+        third.case(other.id).await.unwrap().status,
+        CaseStatus::Running
+    );
+    third.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

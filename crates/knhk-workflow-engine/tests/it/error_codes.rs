@@ -66,6 +66,9 @@ fn engine_variant(e: &Error) -> &'static str {
         Error::RegistrationBusy { .. } => "RegistrationBusy",
         Error::UnknownCase(_) => "UnknownCase",
         Error::UnknownWorkItem(_) => "UnknownWorkItem",
+        Error::UnknownId { .. } => "UnknownId",
+        Error::AmbiguousId { .. } => "AmbiguousId",
+        Error::NotAnId { .. } => "NotAnId",
         Error::Definition(_) => "Definition",
         Error::Case(_) => "Case",
         Error::Store(_) => "Store",
@@ -448,6 +451,29 @@ async fn every_error_has_its_code() {
         ),
         (Error::UnknownCase(case_id()), NotFound),
         (Error::UnknownWorkItem(item()), NotFound),
+        (
+            Error::UnknownId {
+                what: "case",
+                reference: "0190".to_owned(),
+            },
+            NotFound,
+        ),
+        (
+            Error::AmbiguousId {
+                what: "case",
+                reference: "0190".to_owned(),
+                matches: vec!["a".to_owned(), "b".to_owned()],
+                more: false,
+            },
+            InvalidArgument,
+        ),
+        (
+            Error::NotAnId {
+                what: "case",
+                reference: "xyz".to_owned(),
+            },
+            InvalidArgument,
+        ),
         (Error::Busy(case_id()), Aborted),
         (
             Error::CorruptWorkflow {
@@ -563,6 +589,9 @@ async fn every_error_has_its_code() {
         "RegistrationBusy",
         "UnknownCase",
         "UnknownWorkItem",
+        "UnknownId",
+        "AmbiguousId",
+        "NotAnId",
         "Busy",
         "CorruptWorkflow",
         "CorruptCase",

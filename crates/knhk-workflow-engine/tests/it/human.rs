@@ -13,6 +13,7 @@ fn by_role(role: &str) -> WorkItemQuery {
         role: Some(role.into()),
         case: None,
         owner: None,
+        ..Default::default()
     }
 }
 
@@ -178,6 +179,7 @@ async fn round_robin_allocates_to_each_clerk_in_turn() {
                 role: None,
                 case: Some(case.id),
                 owner: None,
+                ..Default::default()
             })
             .await
             .unwrap();
@@ -226,6 +228,7 @@ async fn shortest_queue_allocates_to_the_clerk_with_the_fewest_items() {
                 role: None,
                 case: Some(case.id),
                 owner: None,
+                ..Default::default()
             })
             .await
             .unwrap()[0]
@@ -239,6 +242,7 @@ async fn shortest_queue_allocates_to_the_clerk_with_the_fewest_items() {
             role: None,
             case: Some(case.id),
             owner: None,
+            ..Default::default()
         })
         .await
         .unwrap();

@@ -77,6 +77,7 @@ fn engine_with(store: Arc<dyn Store>, case_cache: usize, snapshot_every: u64) ->
         definition_limits: knhk_spec::Limits::default(),
         case_cache,
         snapshot_every,
+        ids: knhk_workflow_engine::IdOrder::default(),
     })
 }
 

@@ -173,6 +173,30 @@ impl knhk_store::Store for FlakyStore {
     async fn integrity(&self, thorough: bool) -> Result<Vec<String>, knhk_store::Error> {
         self.inner.integrity(thorough).await
     }
+    async fn settle_in_flight(
+        &self,
+        case: knhk_core::CaseId,
+        version: u64,
+    ) -> Result<bool, knhk_store::Error> {
+        self.inner.settle_in_flight(case, version).await
+    }
+    async fn case_ids_by_prefix(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<knhk_core::CaseId>, knhk_store::Error> {
+        self.inner.case_ids_by_prefix(prefix, limit).await
+    }
+    async fn work_item_ids_by_prefix(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<knhk_core::WorkItemId>, knhk_store::Error> {
+        self.inner.work_item_ids_by_prefix(prefix, limit).await
+    }
+    async fn query_plans(&self) -> Result<Vec<knhk_store::QueryPlan>, knhk_store::Error> {
+        self.inner.query_plans().await
+    }
     async fn quarantine(&self, q: &knhk_store::QuarantineRecord) -> Result<(), knhk_store::Error> {
         self.inner.quarantine(q).await
     }

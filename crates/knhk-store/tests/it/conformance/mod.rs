@@ -10,9 +10,15 @@ use serde_json::json;
 use crate::fixtures::*;
 
 mod concurrency;
+mod lookups;
 mod snapshots;
 mod versions;
 pub use concurrency::{concurrent_commits_to_64_cases, race_on_one_case_has_one_winner};
+pub use lookups::{
+    no_planned_read_scans_a_table_that_grows, settling_work_in_flight_is_guarded_by_the_version,
+    shortened_ids_name_cases_and_work_items_by_start_or_last_group,
+    work_items_come_in_pages_after_a_cursor,
+};
 pub use snapshots::snapshots_are_written_with_their_step_one_per_case;
 pub use versions::{
     racing_registrations_take_distinct_versions, workflow_versions_are_unique_per_uri,
@@ -38,6 +44,10 @@ macro_rules! conformance_tests {
             sequences_count_per_name_without_repeats,
             quarantine_keeps_the_first_reason_and_lists_oldest_first,
             snapshots_are_written_with_their_step_one_per_case,
+            shortened_ids_name_cases_and_work_items_by_start_or_last_group,
+            settling_work_in_flight_is_guarded_by_the_version,
+            work_items_come_in_pages_after_a_cursor,
+            no_planned_read_scans_a_table_that_grows,
         );
     };
     (@each $make:path; $($name:ident),* $(,)?) => {
@@ -349,6 +359,7 @@ pub async fn work_items_put_update_delete_and_filters(s: Arc<dyn Store>) {
             role: role.map(str::to_owned),
             case,
             owner: owner.map(str::to_owned),
+            ..WorkItemFilter::default()
         };
         async move {
             s.work_items(&f)
