@@ -298,3 +298,70 @@ async fn four_eyes_tasks_need_two_different_users() {
     assert_eq!(done.status, CaseStatus::Completed);
     let _ = case;
 }
+
+/// Ids are time-ordered (UUIDv7); a shortened one names its case or work item by the start of
+/// the id or of its last group, from the store's index ranges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shortened_id_names_its_case_or_work_item_by_its_start_or_its_last_group() {
+    use knhk_workflow_engine::Error;
+    let engine = memory_engine();
+    let wf = engine
+        .register_workflow(
+            "approve.ttl",
+            knhk_workflow_engine::SourceFormat::Turtle,
+            &turtle(
+                "Approve",
+                &[("approve", "knhk:role \"clerk\" ;", &["end"] as &[&str])],
+            ),
+        )
+        .await
+        .unwrap()
+        .workflow;
+    let mut cases = Vec::new();
+    for _ in 0..3 {
+        cases.push(engine.create_case(wf.id, json!({}), true).await.unwrap().id);
+    }
+    let text: Vec<String> = cases.iter().map(ToString::to_string).collect();
+    assert!(text.iter().all(|id| &id[14..15] == "7"), "UUIDv7: {text:?}");
+    assert!(
+        text.windows(2).all(|w| w[0] < w[1]),
+        "in creation order: {text:?}"
+    );
+    for (id, case) in text.iter().zip(&cases) {
+        let last = id.rsplit('-').next().unwrap();
+        assert_eq!(engine.resolve_case(last).await.unwrap(), *case);
+        assert_eq!(
+            engine.resolve_case(&format!("...{last}")).await.unwrap(),
+            *case
+        );
+        assert_eq!(engine.resolve_case(id).await.unwrap(), *case);
+    }
+    // Made within about a minute, they share their first 8 digits (the time), unless the
+    // run straddled a change of those.
+    let same_start: Vec<&String> = text.iter().filter(|id| id[..8] == text[0][..8]).collect();
+    match engine.resolve_case(&text[0][..8]).await {
+        Err(e @ Error::AmbiguousId { .. }) => {
+            let message = e.to_string();
+            assert!(same_start.len() > 1, "{message}");
+            assert!(
+                same_start.iter().all(|id| message.contains(id.as_str())),
+                "{message}"
+            );
+        }
+        Ok(case) => assert_eq!((same_start.len(), case), (1, cases[0])),
+        other => panic!("expected an ambiguous id, got {other:?}"),
+    }
+    assert!(matches!(
+        engine.resolve_case("xyz").await,
+        Err(Error::NotAnId { .. })
+    ));
+    let item = engine.work_items(&by_role("clerk")).await.unwrap()[1].id;
+    let last = item.to_string().rsplit('-').next().unwrap().to_owned();
+    assert_eq!(engine.resolve_work_item(&last[..10]).await.unwrap(), item);
+    // A case's id names no work item.
+    let case_last = text[0].rsplit('-').next().unwrap().to_owned();
+    match engine.resolve_work_item(&case_last).await {
+        Err(Error::UnknownId { what, .. }) => assert_eq!(what, "work item"),
+        other => panic!("expected an unknown id, got {other:?}"),
+    }
+}
