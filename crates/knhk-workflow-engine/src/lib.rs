@@ -20,7 +20,7 @@ mod view;
 pub use clock::Clock;
 pub use directory::{Directory, DirectoryError};
 pub use engine::{
-    CaseFault, CaseUpdate, EngineConfig, Started, StoreProblem, StoreReport, Subject,
+    CaseFault, CaseUpdate, EngineConfig, KeyedCase, Started, StoreProblem, StoreReport, Subject,
     WorkflowEngine, connector_problems,
 };
 pub use error::{ConnectorProblem, Error, ErrorCode, StoredWorkflowError};

@@ -168,6 +168,7 @@ const CONFLICT_RETRIES: usize = 8;
 mod catalog;
 mod check;
 mod effects;
+mod idempotency;
 mod inputs;
 mod locks;
 mod lookup;
@@ -176,6 +177,7 @@ mod service;
 
 pub use catalog::connector_problems;
 pub use check::{StoreProblem, StoreReport, Subject};
+pub use idempotency::KeyedCase;
 pub use service::Started;
 
 impl WorkflowEngine {
@@ -232,6 +234,17 @@ impl WorkflowEngine {
         data: Value,
         start: bool,
     ) -> Result<CaseView, Error> {
+        self.create(workflow, data, start, None).await
+    }
+
+    /// Creates a case, storing `key` (when given) in the same commit.
+    async fn create(
+        &self,
+        workflow: WorkflowId,
+        data: Value,
+        start: bool,
+        key: Option<knhk_store::IdempotencyRecord>,
+    ) -> Result<CaseView, Error> {
         self.check_size("case data", &data)?;
         let data = match data {
             Value::Null => Map::new(),
@@ -241,6 +254,12 @@ impl WorkflowEngine {
         let wf = self.definition(workflow).await?;
         let id = CaseId(Uuid::new_v4());
         let now = self.inner.clock.now();
+        let key = key.map(|mut k| {
+            if let Value::Object(response) = &mut k.response {
+                response.insert("case".to_owned(), Value::String(id.to_string()));
+            }
+            k
+        });
         let (mut case, step) = Case::create(&wf, id, now, data);
         let mut events = step.events;
         let mut effects = step.effects;
@@ -256,7 +275,7 @@ impl WorkflowEngine {
             workflow,
             created_at: now,
         };
-        let view = self.commit_step(&live, None, events, now).await?;
+        let view = self.commit_step(&live, None, events, now, key).await?;
         if !live.case.status().is_final() {
             *guard = Some(live);
         }
@@ -276,6 +295,7 @@ impl WorkflowEngine {
         expected_version: Option<u64>,
         events: Vec<Event>,
         now: Timestamp,
+        idempotency: Option<knhk_store::IdempotencyRecord>,
     ) -> Result<CaseView, Error> {
         let view = records::case_view_of(&next.case, &next.wf, next.workflow, next.created_at, now);
         let (work_items, timers) = records::changes(&next.case, &next.wf, &events);
@@ -287,7 +307,7 @@ impl WorkflowEngine {
                 events,
                 work_items,
                 timers,
-                idempotency: None,
+                idempotency,
             })
             .await?;
         self.announce(&view, expected_version.unwrap_or(0));
@@ -436,7 +456,7 @@ impl WorkflowEngine {
                 }
             };
             match self
-                .commit_step(&next, Some(live.case.last_seq()), step.events, now)
+                .commit_step(&next, Some(live.case.last_seq()), step.events, now, None)
                 .await
             {
                 Ok(view) => {
