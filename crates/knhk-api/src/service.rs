@@ -133,11 +133,15 @@ impl Service {
         format: SourceFormat,
         text: &str,
     ) -> Result<Registered, ApiError> {
+        // A definition without a specification URI is known by its file's IRI: here a digest
+        // of its text, so that each such definition is a workflow of its own.
+        let digest = json::fingerprint(&Value::String(text.to_owned()));
+        let digest = digest.get(..16).unwrap_or(&digest);
         let name = match format {
-            SourceFormat::Turtle => "request.ttl",
-            SourceFormat::YawlXml => "request.yawl",
+            SourceFormat::Turtle => format!("api-{digest}.ttl"),
+            SourceFormat::YawlXml => format!("api-{digest}.yawl"),
         };
-        let r = self.engine.register_workflow(name, format, text).await?;
+        let r = self.engine.register_workflow(&name, format, text).await?;
         Ok(Registered {
             workflow: Workflow::of(&r.workflow, false),
             already_registered: r.already_registered,
