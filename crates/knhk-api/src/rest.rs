@@ -149,7 +149,10 @@ impl Query {
     }
 
     fn text(&self, name: &str) -> Option<String> {
-        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
     }
 
     fn number<N: std::str::FromStr>(&self, name: &str) -> Result<Option<N>, ApiError> {
@@ -350,25 +353,41 @@ async fn get_case(State(s): State<Shared>, Path(id): Path<String>) -> Response {
 
 #[utoipa::path(post, path = "/cases/{id}/execute", params(("id" = String, Path)),
     responses((status = 200, body = Case), (status = "4XX", body = ErrorBody)))]
-async fn execute(State(s): State<Shared>, Path(id): Path<String>, _b: Optional<NoFields>) -> Response {
+async fn execute(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    _b: Optional<NoFields>,
+) -> Response {
     ok(s.execute(&id).await)
 }
 
 #[utoipa::path(post, path = "/cases/{id}/cancel", params(("id" = String, Path)), request_body = Option<CancelCase>,
     responses((status = 200, body = Case), (status = "4XX", body = ErrorBody)))]
-async fn cancel(State(s): State<Shared>, Path(id): Path<String>, Optional(b): Optional<CancelCase>) -> Response {
+async fn cancel(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    Optional(b): Optional<CancelCase>,
+) -> Response {
     ok(s.cancel(&id, b.reason.as_deref()).await)
 }
 
 #[utoipa::path(post, path = "/cases/{id}/suspend", params(("id" = String, Path)),
     responses((status = 200, body = Case), (status = "4XX", body = ErrorBody)))]
-async fn suspend(State(s): State<Shared>, Path(id): Path<String>, _b: Optional<NoFields>) -> Response {
+async fn suspend(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    _b: Optional<NoFields>,
+) -> Response {
     ok(s.suspend(&id).await)
 }
 
 #[utoipa::path(post, path = "/cases/{id}/resume", params(("id" = String, Path)),
     responses((status = 200, body = Case), (status = "4XX", body = ErrorBody)))]
-async fn resume(State(s): State<Shared>, Path(id): Path<String>, _b: Optional<NoFields>) -> Response {
+async fn resume(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    _b: Optional<NoFields>,
+) -> Response {
     ok(s.resume(&id).await)
 }
 
@@ -387,7 +406,11 @@ async fn trigger(
     params(("id" = String, Path), ("after" = Option<u64>, Query, description = "the sequence number after which the page starts"),
            ("limit" = Option<usize>, Query), ("page_token" = Option<String>, Query)),
     responses((status = 200, body = HistoryPage), (status = "4XX", body = ErrorBody)))]
-async fn history(State(s): State<Shared>, Path(id): Path<String>, RawQuery(q): RawQuery) -> Response {
+async fn history(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
     ok(async {
         let q = Query::parse(q, &["after", "limit", "page_token"])?;
         s.history(
@@ -425,7 +448,9 @@ async fn watch(State(s): State<Shared>, Path(id): Path<String>) -> Response {
         let event = event.unwrap_or_else(|_| SseEvent::default().event("error"));
         Some((Ok::<_, Infallible>(event), rx))
     });
-    Sse::new(stream).keep_alive(KeepAlive::default()).into_response()
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
 }
 
 #[utoipa::path(get, path = "/workitems",
@@ -440,16 +465,19 @@ async fn list_work_items(State(s): State<Shared>, RawQuery(q): RawQuery) -> Resp
             &["role", "user", "case", "status", "page_token", "page_size"],
         )?;
         let case = match q.text("case") {
-            Some(c) => Some(c.parse().map_err(|_| {
-                ApiError::invalid("case", format!("case: {c:?} is not a UUID"))
-            })?),
+            Some(c) => Some(
+                c.parse()
+                    .map_err(|_| ApiError::invalid("case", format!("case: {c:?} is not a UUID")))?,
+            ),
             None => None,
         };
         let status = match q.text("status") {
             Some(t) => Some(t.parse::<WorkItemStatus>().map_err(|_| {
                 ApiError::invalid(
                     "status",
-                    format!("status: {t:?} is not a work item status (offered, allocated, started)"),
+                    format!(
+                        "status: {t:?} is not a work item status (offered, allocated, started)"
+                    ),
                 )
             })?),
             None => None,
@@ -475,37 +503,61 @@ async fn get_work_item(State(s): State<Shared>, Path(id): Path<String>) -> Respo
 
 #[utoipa::path(post, path = "/workitems/{id}/claim", params(("id" = String, Path)), request_body = WorkItemUser,
     responses((status = 200, body = Case), (status = 409, body = ErrorBody, description = "another user holds it"), (status = "4XX", body = ErrorBody)))]
-async fn claim(State(s): State<Shared>, Path(id): Path<String>, JsonBody(b): JsonBody<WorkItemUser>) -> Response {
+async fn claim(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<WorkItemUser>,
+) -> Response {
     ok(s.claim(&id, &b.user).await)
 }
 
 #[utoipa::path(post, path = "/workitems/{id}/start", params(("id" = String, Path)), request_body = WorkItemUser,
     responses((status = 200, body = Case), (status = "4XX", body = ErrorBody)))]
-async fn start_work_item(State(s): State<Shared>, Path(id): Path<String>, JsonBody(b): JsonBody<WorkItemUser>) -> Response {
+async fn start_work_item(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<WorkItemUser>,
+) -> Response {
     ok(s.start_work_item(&id, &b.user).await)
 }
 
 #[utoipa::path(post, path = "/workitems/{id}/complete", params(("id" = String, Path)), request_body = CompleteWorkItem,
     responses((status = 200, body = Case), (status = "4XX", body = ErrorBody)))]
-async fn complete_work_item(State(s): State<Shared>, Path(id): Path<String>, JsonBody(b): JsonBody<CompleteWorkItem>) -> Response {
+async fn complete_work_item(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<CompleteWorkItem>,
+) -> Response {
     ok(s.complete_work_item(&id, &b.user, b.output).await)
 }
 
 #[utoipa::path(post, path = "/workitems/{id}/fail", params(("id" = String, Path)), request_body = FailWorkItem,
     responses((status = 200, body = Case), (status = "4XX", body = ErrorBody)))]
-async fn fail_work_item(State(s): State<Shared>, Path(id): Path<String>, JsonBody(b): JsonBody<FailWorkItem>) -> Response {
+async fn fail_work_item(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<FailWorkItem>,
+) -> Response {
     ok(s.fail_work_item(&id, &b.user, b.reason.as_deref()).await)
 }
 
 #[utoipa::path(post, path = "/workitems/{id}/release", params(("id" = String, Path)), request_body = WorkItemUser,
     responses((status = 200, body = Case), (status = "4XX", body = ErrorBody)))]
-async fn release_work_item(State(s): State<Shared>, Path(id): Path<String>, JsonBody(b): JsonBody<WorkItemUser>) -> Response {
+async fn release_work_item(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<WorkItemUser>,
+) -> Response {
     ok(s.release_work_item(&id, &b.user).await)
 }
 
 #[utoipa::path(post, path = "/workitems/{id}/delegate", params(("id" = String, Path)), request_body = DelegateWorkItem,
     responses((status = 200, body = Case), (status = "4XX", body = ErrorBody)))]
-async fn delegate_work_item(State(s): State<Shared>, Path(id): Path<String>, JsonBody(b): JsonBody<DelegateWorkItem>) -> Response {
+async fn delegate_work_item(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<DelegateWorkItem>,
+) -> Response {
     ok(s.delegate_work_item(&id, &b.user, &b.to).await)
 }
 
@@ -514,10 +566,30 @@ async fn delegate_work_item(State(s): State<Shared>, Path(id): Path<String>, Jso
 #[openapi(
     info(title = "knhk", description = "The knhk workflow engine's REST API"),
     paths(
-        health, ready, openapi_json, register_workflow, list_workflows, get_workflow,
-        create_case, list_cases, get_case, execute, cancel, suspend, resume, trigger, history,
-        watch, list_work_items, get_work_item, claim, start_work_item, complete_work_item,
-        fail_work_item, release_work_item, delegate_work_item
+        health,
+        ready,
+        openapi_json,
+        register_workflow,
+        list_workflows,
+        get_workflow,
+        create_case,
+        list_cases,
+        get_case,
+        execute,
+        cancel,
+        suspend,
+        resume,
+        trigger,
+        history,
+        watch,
+        list_work_items,
+        get_work_item,
+        claim,
+        start_work_item,
+        complete_work_item,
+        fail_work_item,
+        release_work_item,
+        delegate_work_item
     ),
     components(schemas(ErrorBody, ErrorDetail))
 )]
@@ -623,7 +695,10 @@ async fn timeout(
             Code::DeadlineExceeded,
             format!("the request took longer than {} ms", limit.as_millis()),
         )
-        .with("limit_ms", u64::try_from(limit.as_millis()).unwrap_or(u64::MAX))
+        .with(
+            "limit_ms",
+            u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
+        )
         .into_response(),
     }
 }
@@ -673,10 +748,18 @@ mod tests {
                 .body(Body::empty())
                 .unwrap();
             let res = router.clone().oneshot(req).await.unwrap();
-            let bytes = axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap();
+            let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+                .await
+                .unwrap();
             let text = String::from_utf8_lossy(&bytes);
-            assert!(!text.contains(NO_ROUTE), "{method} {uri} is not routed: {text}");
-            assert!(!text.contains("does not take this method"), "{method} {uri}: {text}");
+            assert!(
+                !text.contains(NO_ROUTE),
+                "{method} {uri} is not routed: {text}"
+            );
+            assert!(
+                !text.contains("does not take this method"),
+                "{method} {uri}: {text}"
+            );
         }
         // The fallback does answer an unknown path.
         let req = axum::http::Request::builder()

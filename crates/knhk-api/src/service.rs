@@ -73,7 +73,10 @@ pub enum Made {
 pub enum Watched {
     Event(CaseEvent),
     /// The case ended (or the server is stopping: `stopping` is true); nothing follows.
-    End { status: String, stopping: bool },
+    End {
+        status: String,
+        stopping: bool,
+    },
 }
 
 impl Service {
@@ -164,7 +167,7 @@ impl Service {
                 .iter()
                 .position(|w| w.id == id)
                 .map(|i| i + 1)
-                .ok_or_else(|| stale_token())?,
+                .ok_or_else(stale_token)?,
             None => 0,
         };
         let rest = all.get(start..).unwrap_or_default();
@@ -388,7 +391,11 @@ impl Service {
         loop {
             for e in self.engine.events(id, last).await? {
                 last = e.seq;
-                if tx.send(Ok(Watched::Event(CaseEvent::of(&e)))).await.is_err() {
+                if tx
+                    .send(Ok(Watched::Event(CaseEvent::of(&e))))
+                    .await
+                    .is_err()
+                {
                     return Ok(());
                 }
             }
@@ -517,7 +524,11 @@ impl Service {
         user: &str,
         to: &str,
     ) -> Result<Case, ApiError> {
-        let (id, user, to) = (work_item_id(id)?, user_of("user", user)?, user_of("to", to)?);
+        let (id, user, to) = (
+            work_item_id(id)?,
+            user_of("user", user)?,
+            user_of("to", to)?,
+        );
         Ok(Case::of(
             &self.engine.delegate_work_item(id, user, to).await?,
         ))
@@ -527,7 +538,10 @@ impl Service {
     fn page_size(&self, asked: Option<usize>, field: &str) -> Result<usize, ApiError> {
         match asked {
             None => Ok(self.limits.default_page_size),
-            Some(0) => Err(ApiError::invalid(field, format!("{field}: must be at least 1"))),
+            Some(0) => Err(ApiError::invalid(
+                field,
+                format!("{field}: must be at least 1"),
+            )),
             Some(n) if n > self.limits.max_page_size => Err(ApiError::invalid(
                 field,
                 format!(
@@ -563,7 +577,10 @@ fn work_item_id(s: &str) -> Result<WorkItemId, ApiError> {
 
 fn user_of<'a>(field: &str, user: &'a str) -> Result<&'a str, ApiError> {
     if user.trim().is_empty() {
-        return Err(ApiError::invalid(field, format!("{field}: the user is empty")));
+        return Err(ApiError::invalid(
+            field,
+            format!("{field}: the user is empty"),
+        ));
     }
     Ok(user)
 }
@@ -619,7 +636,7 @@ mod token {
     }
 
     fn unhex(s: &str) -> Result<String, ApiError> {
-        if s.len() % 2 != 0 || s.len() > 200 {
+        if !s.len().is_multiple_of(2) || s.len() > 200 {
             return Err(bad());
         }
         let bytes: Option<Vec<u8>> = (0..s.len())

@@ -1,8 +1,10 @@
 //! The `knhk-bench` command: the test harness kept out of the shipped `knhk` binary. `bench`
 //! measures the durable engine; `scale` measures single-case commands and lists as the store
-//! grows; `load` drives cases on a data directory for the kill -9 recovery test.
+//! grows; `load` drives cases on a data directory for the kill -9 recovery test; `hello` is the
+//! hello-world baseline of `serve-bench.sh` (`knhk serve` under wrk).
 
 mod bench;
+mod hello;
 mod load;
 mod scale;
 
@@ -27,6 +29,8 @@ enum Command {
     Scale(scale::ScaleArgs),
     /// Drives a load of cases on a data directory; used by the crash-recovery test.
     Load(load::LoadArgs),
+    /// Serves a minimal axum hello-world (`GET /`): the baseline of `serve-bench.sh`.
+    Hello(hello::HelloArgs),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +56,7 @@ fn main() -> ExitCode {
                 Command::Bench(args) => bench::run(args).await,
                 Command::Scale(args) => scale::run(args).await,
                 Command::Load(args) => load::run(args).await,
+                Command::Hello(args) => hello::run(args).await,
             }
         }),
         Err(e) => Err(anyhow::Error::new(e).context("cannot start the async runtime")),

@@ -145,7 +145,10 @@ fn load(args: &ServeArgs, cli: &crate::Cli) -> anyhow::Result<ServeConfig> {
     figment = figment.merge(Env::prefixed("KNHK_").only(&KEYS));
     figment = figment.merge(Serialized::defaults(flags(args, cli)));
     let config: ServeConfig = figment.extract().map_err(|e| {
-        let lines: Vec<String> = e.into_iter().map(|e| format!("configuration: {e}")).collect();
+        let lines: Vec<String> = e
+            .into_iter()
+            .map(|e| format!("configuration: {e}"))
+            .collect();
         anyhow::anyhow!(lines.join("\n"))
     })?;
     config.validate()?;
@@ -358,7 +361,10 @@ async fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
             .await
     });
     let signal = wait_for_signal().await?;
-    tracing::info!(signal, "stopping: no new connections; requests in flight finish");
+    tracing::info!(
+        signal,
+        "stopping: no new connections; requests in flight finish"
+    );
     // Open watches end first, so that their connections close; then the server stops
     // accepting and waits for the requests in flight, within the bound.
     service.stop();
@@ -405,7 +411,12 @@ mod tests {
     #[test]
     fn every_key_is_read_from_the_environment_and_checked() {
         let value = serde_json::to_value(ServeConfig::default()).unwrap();
-        let keys: Vec<&str> = value.as_object().unwrap().keys().map(String::as_str).collect();
+        let keys: Vec<&str> = value
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
         let mut all = KEYS.to_vec();
         all.sort_unstable();
         let mut keys = keys.clone();

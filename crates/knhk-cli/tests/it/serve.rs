@@ -165,7 +165,10 @@ async fn work_items_of(server: &Server, case: &str) -> Vec<Value> {
 async fn serve_registers_creates_and_runs_cases_to_their_end() {
     let server = Server::start();
     let (status, health) = server.get("/health").await;
-    assert_eq!((status, health["status"].as_str()), (StatusCode::OK, Some("ok")));
+    assert_eq!(
+        (status, health["status"].as_str()),
+        (StatusCode::OK, Some("ok"))
+    );
     let (status, _) = server.get("/ready").await;
     assert_eq!(status, StatusCode::OK);
 
@@ -180,7 +183,12 @@ async fn serve_registers_creates_and_runs_cases_to_their_end() {
     let id = first["workflow"]["id"].as_str().expect("id");
     let (status, shown) = server.get(&format!("/workflows/{id}")).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(shown["source"].as_str().expect("source").contains("manager_approval"));
+    assert!(
+        shown["source"]
+            .as_str()
+            .expect("source")
+            .contains("manager_approval")
+    );
     let (_, list) = server.get("/workflows").await;
     assert_eq!(list["items"].as_array().map(Vec::len), Some(1));
     assert_eq!(list["next_page_token"], Value::Null);
@@ -194,7 +202,9 @@ async fn serve_registers_creates_and_runs_cases_to_their_end() {
     )
     .await;
     assert_eq!(case["status"], "completed", "{case}");
-    let (_, shown) = server.get(&format!("/cases/{}", case["id"].as_str().expect("id"))).await;
+    let (_, shown) = server
+        .get(&format!("/cases/{}", case["id"].as_str().expect("id")))
+        .await;
     assert_eq!(shown["status"], "completed");
 
     // A large one, created and then executed, waits for a manager, who completes it.
@@ -204,7 +214,10 @@ async fn serve_registers_creates_and_runs_cases_to_their_end() {
     let (status, running) = server
         .post(&format!("/cases/{case_id}/execute"), json!({}))
         .await;
-    assert_eq!((status, running["status"].as_str()), (StatusCode::OK, Some("running")));
+    assert_eq!(
+        (status, running["status"].as_str()),
+        (StatusCode::OK, Some("running"))
+    );
     let items = work_items_of(&server, case_id).await;
     assert_eq!(items.len(), 1, "{items:?}");
     let item = items[0]["id"].as_str().expect("item id");
@@ -245,7 +258,11 @@ async fn two_users_racing_for_one_work_item_one_wins_the_other_gets_409() {
     let (a, b) = tokio::join!(claim("mia"), claim("noah"));
     let mut statuses = [a.0, b.0];
     statuses.sort();
-    assert_eq!(statuses, [StatusCode::OK, StatusCode::CONFLICT], "{a:?} {b:?}");
+    assert_eq!(
+        statuses,
+        [StatusCode::OK, StatusCode::CONFLICT],
+        "{a:?} {b:?}"
+    );
     let (winner, loser) = if a.0 == StatusCode::OK {
         ("mia", "noah")
     } else {
@@ -266,7 +283,11 @@ async fn two_users_racing_for_one_work_item_one_wins_the_other_gets_409() {
     // Done twice: the item is gone.
     let before = server.everything().await;
     let (status, body) = server.post(&complete, json!({"user": winner})).await;
-    assert_eq!((status, code(&body)), (StatusCode::NOT_FOUND, "not_found"), "{body}");
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::NOT_FOUND, "not_found"),
+        "{body}"
+    );
     assert_eq!(server.everything().await, before);
 }
 
@@ -298,7 +319,9 @@ async fn history_comes_in_pages_that_add_up_to_the_whole() {
     }
     assert_eq!(paged, whole);
     assert_eq!(pages, whole.len().div_ceil(7));
-    let (_, tail) = server.get(&format!("/cases/{id}/history?after=5&limit=3")).await;
+    let (_, tail) = server
+        .get(&format!("/cases/{id}/history?after=5&limit=3"))
+        .await;
     let seqs: Vec<u64> = tail["events"]
         .as_array()
         .expect("events")
@@ -309,7 +332,11 @@ async fn history_comes_in_pages_that_add_up_to_the_whole() {
 }
 
 /// Reads server-sent events until `event: end`, returning (event name, data) pairs.
-async fn read_events(res: &mut reqwest::Response, until_end: bool, at_least: usize) -> Vec<(String, Value)> {
+async fn read_events(
+    res: &mut reqwest::Response,
+    until_end: bool,
+    at_least: usize,
+) -> Vec<(String, Value)> {
     let mut buffer = String::new();
     let mut out = Vec::new();
     loop {
@@ -365,7 +392,10 @@ async fn watch_sends_the_history_then_each_new_event_until_the_case_ends() {
         .expect("item")
         .to_owned();
     let (status, done) = server
-        .post(&format!("/workitems/{item}/complete"), json!({"user": "mia"}))
+        .post(
+            &format!("/workitems/{item}/complete"),
+            json!({"user": "mia"}),
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     let rest = read_events(&mut res, true, 0).await;
@@ -402,19 +432,34 @@ async fn cancel_ends_a_waiting_case_once() {
     let workflow = server.register("order_approval.ttl").await;
     let case = create(&server, &workflow, json!({"amount": 5000}), true).await;
     let id = case["id"].as_str().expect("id");
-    let (status, suspended) = server.post(&format!("/cases/{id}/suspend"), json!({})).await;
-    assert_eq!((status, suspended["status"].as_str()), (StatusCode::OK, Some("suspended")));
+    let (status, suspended) = server
+        .post(&format!("/cases/{id}/suspend"), json!({}))
+        .await;
+    assert_eq!(
+        (status, suspended["status"].as_str()),
+        (StatusCode::OK, Some("suspended"))
+    );
     let (status, resumed) = server.post(&format!("/cases/{id}/resume"), json!({})).await;
-    assert_eq!((status, resumed["status"].as_str()), (StatusCode::OK, Some("running")));
+    assert_eq!(
+        (status, resumed["status"].as_str()),
+        (StatusCode::OK, Some("running"))
+    );
     let (status, cancelled) = server
-        .post(&format!("/cases/{id}/cancel"), json!({"reason": "customer withdrew"}))
+        .post(
+            &format!("/cases/{id}/cancel"),
+            json!({"reason": "customer withdrew"}),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{cancelled}");
     assert_eq!(cancelled["status"], "cancelled");
     assert!(work_items_of(&server, id).await.is_empty());
     let before = server.everything().await;
     let (status, body) = server.post(&format!("/cases/{id}/cancel"), json!({})).await;
-    assert_eq!((status, code(&body)), (StatusCode::CONFLICT, "failed_precondition"), "{body}");
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::CONFLICT, "failed_precondition"),
+        "{body}"
+    );
     assert_eq!(server.everything().await, before);
 }
 
@@ -453,16 +498,28 @@ async fn an_idempotency_key_gives_the_same_case_and_refuses_another_body() {
     assert_eq!(cases["items"].as_array().map(Vec::len), Some(1));
 }
 
+/// What a bad request is, the status, code and field it must get, and what it got.
+type Check = (
+    &'static str,
+    StatusCode,
+    &'static str,
+    Option<&'static str>,
+    (StatusCode, Value),
+);
+
 #[tokio::test]
 async fn bad_requests_get_their_documented_error_and_change_nothing() {
-    let server = Server::start_with(&[("KNHK_MAX_BODY_BYTES", "65536"), ("KNHK_MAX_PAGE_SIZE", "50")]);
+    let server = Server::start_with(&[
+        ("KNHK_MAX_BODY_BYTES", "65536"),
+        ("KNHK_MAX_PAGE_SIZE", "50"),
+    ]);
     let workflow = server.register("order_approval.ttl").await;
     let case = create(&server, &workflow, json!({"amount": 5000}), true).await;
     let id = case["id"].as_str().expect("id").to_owned();
     let before = server.everything().await;
     let unknown = "00000000-0000-0000-0000-000000000001";
 
-    let mut checks: Vec<(&str, StatusCode, &str, Option<&str>, (StatusCode, Value))> = Vec::new();
+    let mut checks: Vec<Check> = Vec::new();
     let raw = |ct: &'static str, body: &[u8]| {
         let server = &server;
         let body = body.to_vec();
@@ -516,7 +573,10 @@ async fn bad_requests_get_their_documented_error_and_change_nothing() {
         "not_found",
         None,
         server
-            .post(&format!("/workitems/{unknown}/claim"), json!({"user": "mia"}))
+            .post(
+                &format!("/workitems/{unknown}/claim"),
+                json!({"user": "mia"}),
+            )
             .await,
     ));
     checks.push((
@@ -525,7 +585,10 @@ async fn bad_requests_get_their_documented_error_and_change_nothing() {
         "not_found",
         Some("workflow_id"),
         server
-            .post("/cases", json!({"workflow_id": "https://nowhere.example/wf"}))
+            .post(
+                "/cases",
+                json!({"workflow_id": "https://nowhere.example/wf"}),
+            )
             .await,
     ));
     checks.push((
@@ -539,14 +602,18 @@ async fn bad_requests_get_their_documented_error_and_change_nothing() {
         "an unknown field",
         StatusCode::BAD_REQUEST,
         "invalid_argument",
-        None,
+        Some("colour"),
         server
             .post("/cases", json!({"workflow_id": workflow, "colour": "red"}))
             .await,
     ));
     let json_raw = |path: String, body: &'static [u8]| {
         let server = &server;
-        async move { server.post_raw(&path, "application/json", body.to_vec()).await }
+        async move {
+            server
+                .post_raw(&path, "application/json", body.to_vec())
+                .await
+        }
     };
     checks.push((
         "a duplicate key",
@@ -656,7 +723,9 @@ async fn bad_requests_get_their_documented_error_and_change_nothing() {
     let mut failures = Vec::new();
     for (what, status, expected_code, field, (got, body)) in &checks {
         let field_ok = field.is_none_or(|f| body["error"]["details"]["field"] == *f);
-        let message_ok = body["error"]["message"].as_str().is_some_and(|m| !m.is_empty());
+        let message_ok = body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty());
         if got != status || code(body) != *expected_code || !field_ok || !message_ok {
             failures.push(format!("{what}: got {got} {body}"));
         }
@@ -683,18 +752,29 @@ async fn sigterm_stops_the_server_with_status_0_even_with_a_watch_open() {
     assert!(status.success(), "{status:?}");
     // The watch was told why it ends.
     let rest = read_events(&mut watch, true, 0).await;
-    assert_eq!(rest.last().map(|(n, e)| (n.as_str(), e["stopping"].clone())), Some(("end", json!(true))));
+    assert_eq!(
+        rest.last()
+            .map(|(n, e)| (n.as_str(), e["stopping"].clone())),
+        Some(("end", json!(true)))
+    );
 }
 
 #[test]
 fn serve_configuration_comes_from_the_file_then_the_environment_then_flags() {
     let dir = tempfile::tempdir().expect("temporary folder");
     let file: PathBuf = dir.path().join("knhk.toml");
-    std::fs::write(&file, "max_page_size = 5\nmax_tasks = 11\nhttp = \"127.0.0.1:7000\"\n")
-        .expect("config file");
+    std::fs::write(
+        &file,
+        "max_page_size = 5\nmax_tasks = 11\nhttp = \"127.0.0.1:7000\"\n",
+    )
+    .expect("config file");
     let run = |env: &[(&str, &str)], args: &[&str]| {
         let mut command = Command::new(env!("CARGO_BIN_EXE_knhk"));
-        command.arg("serve").arg("--config").arg(&file).arg("--print-config");
+        command
+            .arg("serve")
+            .arg("--config")
+            .arg(&file)
+            .arg("--print-config");
         command.args(args).env_remove("KNHK_DATA_DIR");
         for (k, v) in env {
             command.env(k, v);
@@ -715,7 +795,11 @@ fn serve_configuration_comes_from_the_file_then_the_environment_then_flags() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("MAX_JSON_DEPTH"), "{}", stderr(&out));
     let out = run(&[("KNHK_DEFAULT_PAGE_SIZE", "0")], &[]);
-    assert!(stderr(&out).contains("default_page_size"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("default_page_size"),
+        "{}",
+        stderr(&out)
+    );
     let out = run(&[], &["--grpc", "not an address"]);
     assert!(stderr(&out).contains("key grpc"), "{}", stderr(&out));
     std::fs::write(&file, "colour = \"red\"\n").expect("config file");

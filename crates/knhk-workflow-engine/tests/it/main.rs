@@ -7,5 +7,6 @@ mod directory;
 mod durable;
 mod error_codes;
 mod human;
+mod idempotency;
 mod support;
 mod timers;
