@@ -199,7 +199,8 @@ impl Service {
             let case = self
                 .engine
                 .create_case(workflow, data, request.start)
-                .await?;
+                .await
+                .map_err(creation_error)?;
             return Ok((Case::of(&case), Made::New));
         };
         check_key(key)?;
@@ -234,7 +235,7 @@ impl Service {
             {
                 Ok(case) => return Ok((Case::of(&case), Made::New)),
                 Err(e) if e.code() == ErrorCode::AlreadyExists => continue,
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(creation_error(e)),
             }
         }
         Err(ApiError::new(
@@ -245,6 +246,11 @@ impl Service {
 
     /// Returns the workflow a reference names, saying which field named it.
     async fn find_workflow(&self, reference: &str) -> Result<WorkflowId, ApiError> {
+        // A whole id is taken as it is: creating the case finds (or refuses) it, from the
+        // engine's cache of loaded definitions rather than a read of its stored row.
+        if let Ok(id) = reference.parse::<WorkflowId>() {
+            return Ok(id);
+        }
         match self.engine.find_workflow(reference).await {
             Ok(w) => Ok(w.id),
             Err(e) => Err(ApiError::from(e).with("field", "workflow_id")),
@@ -552,6 +558,17 @@ impl Service {
             .with("limit", self.limits.max_page_size)),
             Some(n) => Ok(n),
         }
+    }
+}
+
+/// An error creating a case; an unknown workflow is the field `workflow_id`'s fault.
+fn creation_error(e: knhk_workflow_engine::Error) -> ApiError {
+    let unknown = matches!(e, knhk_workflow_engine::Error::UnknownWorkflow(_));
+    let error = ApiError::from(e);
+    if unknown {
+        error.with("field", "workflow_id")
+    } else {
+        error
     }
 }
 

@@ -592,6 +592,15 @@ async fn bad_requests_get_their_documented_error_and_change_nothing() {
             .await,
     ));
     checks.push((
+        "an unknown workflow id",
+        StatusCode::NOT_FOUND,
+        "not_found",
+        Some("workflow_id"),
+        server
+            .post("/cases", json!({"workflow_id": unknown, "start": true}))
+            .await,
+    ));
+    checks.push((
         "resuming a running case",
         StatusCode::CONFLICT,
         "failed_precondition",
