@@ -81,7 +81,8 @@ impl Code {
             Code::Unavailable => 503,
             Code::Internal => 500,
             Code::PayloadTooLarge => 413,
-            Code::DeadlineExceeded => 504,
+            // The limit on a request's time, as the other limits, is a 4xx.
+            Code::DeadlineExceeded => 408,
             Code::UnsupportedMediaType => 415,
             Code::Unimplemented => 405,
             Code::IdempotencyKeyReused => 422,

@@ -682,15 +682,22 @@ pub fn router(service: Shared) -> Router {
         .with_state(service)
 }
 
-/// Answers `deadline_exceeded` when a request takes longer than the timeout. (A step the
-/// engine had committed by then stays committed.)
+/// Answers `deadline_exceeded` when a request takes longer than the timeout. The request
+/// runs in a task of its own, which neither the timeout nor a client that goes away cancels:
+/// an engine call is never cut between its commit and the effects it performs after it (the
+/// late answer is dropped; what the step did stays done).
 async fn timeout(
     State(limit): State<std::time::Duration>,
     req: Request<Body>,
     next: Next,
 ) -> Response {
-    match tokio::time::timeout(limit, next.run(req)).await {
-        Ok(response) => response,
+    let task = tokio::spawn(next.run(req));
+    match tokio::time::timeout(limit, task).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "a request's task failed");
+            ApiError::new(Code::Internal, "the request's task failed").into_response()
+        }
         Err(_) => ApiError::new(
             Code::DeadlineExceeded,
             format!("the request took longer than {} ms", limit.as_millis()),
@@ -768,5 +775,28 @@ mod tests {
             .unwrap();
         let res = router.clone().oneshot(req).await.unwrap();
         assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    }
+
+    /// A request that takes longer than the limit is answered `deadline_exceeded` (408).
+    #[tokio::test]
+    async fn a_request_over_the_time_limit_gets_deadline_exceeded() {
+        let app: Router = Router::new()
+            .route("/slow", axum::routing::get(std::future::pending::<()>))
+            .layer(axum::middleware::from_fn_with_state(
+                std::time::Duration::from_millis(20),
+                timeout,
+            ));
+        let req = axum::http::Request::builder()
+            .uri("/slow")
+            .body(Body::empty())
+            .unwrap();
+        let res = app.oneshot(req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::REQUEST_TIMEOUT);
+        let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let body: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(body["error"]["code"], "deadline_exceeded");
+        assert_eq!(body["error"]["details"]["limit_ms"], 20);
     }
 }
