@@ -815,3 +815,67 @@ fn serve_configuration_comes_from_the_file_then_the_environment_then_flags() {
     let out = run(&[], &[]);
     assert!(stderr(&out).contains("colour"), "{}", stderr(&out));
 }
+
+#[tokio::test]
+async fn work_items_go_through_every_action_and_triggers_reach_their_task() {
+    let server = Server::start();
+    let workflow = server.register("patterns/wcp23_transient_trigger.ttl").await;
+    let case = create(&server, &workflow, json!({}), true).await;
+    let id = case["id"].as_str().expect("id");
+    // An event nobody waits for yet is refused, and changes nothing.
+    let before = server.everything().await;
+    let (status, body) = server
+        .post(&format!("/cases/{id}/triggers/payment"), json!({}))
+        .await;
+    assert_eq!((status, code(&body)), (StatusCode::CONFLICT, "failed_precondition"), "{body}");
+    assert_eq!(server.everything().await, before);
+
+    let item = work_items_of(&server, id).await[0]["id"]
+        .as_str()
+        .expect("item")
+        .to_owned();
+    let act = |action: &'static str, body: Value| {
+        let server = &server;
+        let path = format!("/workitems/{item}/{action}");
+        async move {
+            let (status, case) = server.post(&path, body).await;
+            assert_eq!(status, StatusCode::OK, "{action}: {case}");
+            case
+        }
+    };
+    act("claim", json!({"user": "mia"})).await;
+    act("release", json!({"user": "mia"})).await;
+    let (_, offered) = server.get(&format!("/workitems/{item}")).await;
+    assert_eq!(offered["status"], "offered");
+    act("claim", json!({"user": "noah"})).await;
+    act("delegate", json!({"user": "noah", "to": "mia"})).await;
+    let (_, delegated) = server.get(&format!("/workitems/{item}")).await;
+    assert_eq!((delegated["status"].as_str(), delegated["owner"].as_str()), (Some("allocated"), Some("mia")));
+    act("start", json!({"user": "mia"})).await;
+    act("complete", json!({"user": "mia", "output": {"prepared": true}})).await;
+
+    // Now Pay waits for the event, which carries data into the case.
+    let (status, paid) = server
+        .post(
+            &format!("/cases/{id}/triggers/payment"),
+            json!({"data": {"amount": 42}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{paid}");
+    assert_eq!(paid["data"]["amount"], 42);
+    let ship = work_items_of(&server, id).await[0]["id"]
+        .as_str()
+        .expect("item")
+        .to_owned();
+    let (status, failed) = server
+        .post(
+            &format!("/workitems/{ship}/fail"),
+            json!({"user": "mia", "reason": "no stock"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{failed}");
+    assert_eq!(failed["status"], "failed");
+    let (_, history) = server.get(&format!("/cases/{id}/history?limit=1000")).await;
+    let text = history.to_string();
+    assert!(text.contains("no stock"), "{text}");
+}
