@@ -7,7 +7,11 @@
 #
 #   bash crates/knhk-bench/serve-bench.sh [SECONDS]     (default 10 s per measurement)
 #
-# Needs wrk (Debian: apt-get install -y wrk). Builds the release binaries first.
+# and then, with hey if it is installed (it holds a fixed rate, which wrk does not), the
+# latency of POST /cases at half the rate wrk reached.
+#
+# Needs wrk (Debian: apt-get install -y wrk; hey: apt-get install -y hey). Builds the release
+# binaries first.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 secs="${1:-10}"
@@ -78,3 +82,15 @@ row() { printf '%-36s %10.0f %8s %8s %8s %7.1f%%\n' "$1" "$2" "$3" "$4" "$5" "$(
 row "hello-world (axum, GET /)" "$h_rps" "$h_p50" "$h_p99" "$h_bad"
 row "POST /cases start W1 (durable)" "$p_rps" "$p_p50" "$p_p99" "$p_bad"
 row "GET /cases/{id}" "$g_rps" "$g_p50" "$g_p99" "$g_bad"
+
+if command -v hey >/dev/null; then
+    half="$(awk -v r="$p_rps" 'BEGIN {printf "%.0f", r / 2}')"
+    per="$(awk -v r="$p_rps" -v c="$conns" 'BEGIN {printf "%.2f", r / 2 / c}')"
+    out="$(hey -z "${secs}s" -c "$conns" -q "$per" -m POST -T application/json \
+        -d "{\"workflow_id\":\"$wf\",\"start\":true}" "http://$knhk/cases")"
+    echo "$out" >>"$work/hey.log"
+    rate="$(awk '/Requests\/sec/ {printf "%.0f", $2}' <<<"$out")"
+    p50="$(awk '$1=="50%" {printf "%.2f", $3 * 1000}' <<<"$out")"
+    p99="$(awk '$1=="99%" {printf "%.2f", $3 * 1000}' <<<"$out")"
+    printf '%-36s %10s %8s %8s   (hey -c%s at %s req/s asked)\n' "POST /cases at half that rate" "$rate" "$p50" "$p99" "$conns" "$half"
+fi
