@@ -144,7 +144,13 @@ impl Service {
             SourceFormat::Turtle => format!("api-{digest}.ttl"),
             SourceFormat::YawlXml => format!("api-{digest}.yawl"),
         };
-        let r = self.engine.register_workflow(&name, format, text).await?;
+        let r = match self.engine.register_workflow(&name, format, text).await {
+            Ok(r) => r,
+            Err(e) if e.code() == ErrorCode::InvalidArgument => {
+                return Err(ApiError::from(e).with("field", "body"));
+            }
+            Err(e) => return Err(e.into()),
+        };
         Ok(Registered {
             workflow: Workflow::of(&r.workflow, false),
             already_registered: r.already_registered,

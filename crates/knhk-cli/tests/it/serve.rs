@@ -512,6 +512,7 @@ async fn bad_requests_get_their_documented_error_and_change_nothing() {
     let server = Server::start_with(&[
         ("KNHK_MAX_BODY_BYTES", "65536"),
         ("KNHK_MAX_PAGE_SIZE", "50"),
+        ("KNHK_MAX_TASKS", "5"),
     ]);
     let workflow = server.register("order_approval.ttl").await;
     let case = create(&server, &workflow, json!({"amount": 5000}), true).await;
@@ -529,15 +530,23 @@ async fn bad_requests_get_their_documented_error_and_change_nothing() {
         "malformed Turtle",
         StatusCode::BAD_REQUEST,
         "invalid_argument",
-        None,
+        Some("body"),
         raw("text/turtle", b"<#spec> a yawl:Specification ;; .").await,
     ));
     checks.push((
         "malformed YAWL XML",
         StatusCode::BAD_REQUEST,
         "invalid_argument",
-        None,
+        Some("body"),
         raw("application/xml", b"<specificationSet><unclosed>").await,
+    ));
+    let w1 = std::fs::read(example("bench/w1_sequence.ttl")).expect("example");
+    checks.push((
+        "a definition with more tasks than max_tasks",
+        StatusCode::BAD_REQUEST,
+        "invalid_argument",
+        Some("body"),
+        raw("text/turtle", &w1).await,
     ));
     checks.push((
         "a definition as JSON",
@@ -819,7 +828,9 @@ fn serve_configuration_comes_from_the_file_then_the_environment_then_flags() {
 #[tokio::test]
 async fn work_items_go_through_every_action_and_triggers_reach_their_task() {
     let server = Server::start();
-    let workflow = server.register("patterns/wcp23_transient_trigger.ttl").await;
+    let workflow = server
+        .register("patterns/wcp23_transient_trigger.ttl")
+        .await;
     let case = create(&server, &workflow, json!({}), true).await;
     let id = case["id"].as_str().expect("id");
     // An event nobody waits for yet is refused, and changes nothing.
@@ -827,7 +838,11 @@ async fn work_items_go_through_every_action_and_triggers_reach_their_task() {
     let (status, body) = server
         .post(&format!("/cases/{id}/triggers/payment"), json!({}))
         .await;
-    assert_eq!((status, code(&body)), (StatusCode::CONFLICT, "failed_precondition"), "{body}");
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::CONFLICT, "failed_precondition"),
+        "{body}"
+    );
     assert_eq!(server.everything().await, before);
 
     let item = work_items_of(&server, id).await[0]["id"]
@@ -850,9 +865,16 @@ async fn work_items_go_through_every_action_and_triggers_reach_their_task() {
     act("claim", json!({"user": "noah"})).await;
     act("delegate", json!({"user": "noah", "to": "mia"})).await;
     let (_, delegated) = server.get(&format!("/workitems/{item}")).await;
-    assert_eq!((delegated["status"].as_str(), delegated["owner"].as_str()), (Some("allocated"), Some("mia")));
+    assert_eq!(
+        (delegated["status"].as_str(), delegated["owner"].as_str()),
+        (Some("allocated"), Some("mia"))
+    );
     act("start", json!({"user": "mia"})).await;
-    act("complete", json!({"user": "mia", "output": {"prepared": true}})).await;
+    act(
+        "complete",
+        json!({"user": "mia", "output": {"prepared": true}}),
+    )
+    .await;
 
     // Now Pay waits for the event, which carries data into the case.
     let (status, paid) = server
