@@ -238,6 +238,29 @@ async fn serve_registers_creates_and_runs_cases_to_their_end() {
     assert_eq!(done["data"]["approved"], true);
     let (_, completed) = server.get("/cases?status=completed").await;
     assert_eq!(completed["items"].as_array().map(Vec::len), Some(2));
+
+    // Lists come in pages: one case a page, then none left.
+    let (_, first) = server.get("/cases?page_size=1").await;
+    let token = first["next_page_token"].as_str().expect("a next page");
+    let (_, second) = server
+        .get(&format!("/cases?page_size=1&page_token={token}"))
+        .await;
+    assert_eq!(second["next_page_token"], Value::Null, "{second}");
+    let ids: Vec<&Value> = [&first, &second]
+        .iter()
+        .flat_map(|p| p["items"].as_array().expect("items"))
+        .map(|c| &c["id"])
+        .collect();
+    assert_eq!(ids.len(), 2);
+    assert_ne!(ids[0], ids[1]);
+    let (_, by_workflow) = server
+        .get("/cases?workflow=https%3A%2F%2Fknhk.dev%2Fexamples%2Forder-approval&status=running,completed")
+        .await;
+    assert_eq!(
+        by_workflow["items"].as_array().map(Vec::len),
+        Some(2),
+        "{by_workflow}"
+    );
 }
 
 #[tokio::test]
