@@ -519,6 +519,68 @@ async fn an_idempotency_key_gives_the_same_case_and_refuses_another_body() {
     assert_eq!(server.everything().await, before);
     let (_, cases) = server.get("/cases").await;
     assert_eq!(cases["items"].as_array().map(Vec::len), Some(1));
+
+    // Eight requests racing with one new key make one case, and all get it.
+    let racer = || {
+        let server = &server;
+        let body = json!({"workflow_id": workflow, "data": {"amount": 7}});
+        async move {
+            let res = server
+                .client
+                .post(server.url("/cases"))
+                .header("idempotency-key", "order-B-2")
+                .json(&body)
+                .send()
+                .await
+                .expect("POST");
+            answer(res).await
+        }
+    };
+    let answers = futures_join_all((0..8).map(|_| racer())).await;
+    let created = answers
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::CREATED)
+        .count();
+    let replayed = answers.iter().filter(|(s, _)| *s == StatusCode::OK).count();
+    assert_eq!((created, replayed), (1, 7), "{answers:?}");
+    let ids: std::collections::BTreeSet<Option<&str>> =
+        answers.iter().map(|(_, c)| c["id"].as_str()).collect();
+    assert_eq!(ids.len(), 1);
+    let (_, cases) = server.get("/cases").await;
+    assert_eq!(cases["items"].as_array().map(Vec::len), Some(2));
+}
+
+/// Awaits every future at once, in order.
+async fn futures_join_all<F: std::future::Future>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<F::Output> {
+    let mut set = Vec::new();
+    for f in futures {
+        set.push(Box::pin(f));
+    }
+    let mut out = Vec::new();
+    // Polled together: each is driven by the one join below.
+    let joined = std::future::poll_fn(|cx| {
+        let mut all_ready = true;
+        for (i, f) in set.iter_mut().enumerate() {
+            if out.len() <= i {
+                out.push(None);
+            }
+            if out[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => out[i] = Some(v),
+                    std::task::Poll::Pending => all_ready = false,
+                }
+            }
+        }
+        if all_ready {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    });
+    joined.await;
+    out.into_iter().flatten().collect()
 }
 
 /// What a bad request is, the status, code and field it must get, and what it got.
