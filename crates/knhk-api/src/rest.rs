@@ -424,12 +424,44 @@ async fn history(
     .await)
 }
 
-#[utoipa::path(get, path = "/cases/{id}/watch", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/cases/{id}/watch",
+    params(("id" = String, Path),
+           ("after" = Option<u64>, Query, description = "start after this sequence number"),
+           ("Last-Event-ID" = Option<u64>, Header, description = "as `after`: a client reconnecting goes on where it left off")),
     responses((status = 200, content_type = "text/event-stream",
         description = "Server-Sent Events: `event: case_event` (data: a CaseEvent) for the history so far and each new event, then `event: end` (data: {\"status\", \"stopping\"})"),
         (status = "4XX", body = ErrorBody)))]
-async fn watch(State(s): State<Shared>, Path(id): Path<String>) -> Response {
-    let rx = match s.watch(&id).await {
+async fn watch(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let after = async {
+        let q = Query::parse(q, &["after"])?;
+        if let Some(after) = q.number::<u64>("after")? {
+            return Ok(after);
+        }
+        match headers.get("last-event-id") {
+            None => Ok(0),
+            Some(v) => v
+                .to_str()
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .ok_or_else(|| {
+                    ApiError::invalid(
+                        "Last-Event-ID",
+                        "Last-Event-ID: not a sequence number (the id of an event sent)",
+                    )
+                }),
+        }
+    }
+    .await;
+    let after = match after {
+        Ok(after) => after,
+        Err(e) => return e.into_response(),
+    };
+    let rx = match s.watch(&id, after).await {
         Ok(rx) => rx,
         Err(e) => return e.into_response(),
     };

@@ -371,11 +371,12 @@ impl Service {
         })
     }
 
-    /// Watches a case: its history so far, then every new event until the case ends (or the
-    /// server stops, or the receiver is dropped).
+    /// Watches a case: its history after `after` (0: all of it), then every new event until
+    /// the case ends (or the server stops, or the receiver is dropped).
     pub async fn watch(
         self: &Arc<Self>,
         id: &str,
+        after: u64,
     ) -> Result<mpsc::Receiver<Result<Watched, ApiError>>, ApiError> {
         let id = case_id(id)?;
         // Subscribed before the first read: no step falls between the two.
@@ -384,7 +385,9 @@ impl Service {
         let (tx, rx) = mpsc::channel(64);
         let service = Arc::clone(self);
         tokio::spawn(async move {
-            let result = service.watch_loop(id, first.status, updates, &tx).await;
+            let result = service
+                .watch_loop(id, after, first.status, updates, &tx)
+                .await;
             if let Err(e) = result {
                 let _ = tx.send(Err(e)).await;
             }
@@ -395,11 +398,11 @@ impl Service {
     async fn watch_loop(
         &self,
         id: CaseId,
+        mut last: u64,
         mut status: CaseStatus,
         mut updates: broadcast::Receiver<knhk_workflow_engine::CaseUpdate>,
         tx: &mpsc::Sender<Result<Watched, ApiError>>,
     ) -> Result<(), ApiError> {
-        let mut last = 0;
         loop {
             for e in self.engine.events(id, last).await? {
                 last = e.seq;

@@ -443,6 +443,20 @@ async fn watch_sends_the_history_then_each_new_event_until_the_case_ends() {
         .expect("watch");
     let all = read_events(&mut again, true, 0).await;
     assert_eq!(all.len(), expected.len() + 1);
+    // A client that reconnects with the last id it saw gets what follows it.
+    let mut resumed = server
+        .client
+        .get(server.url(&format!("/cases/{id}/watch")))
+        .header("last-event-id", "3")
+        .send()
+        .await
+        .expect("watch");
+    let after_3 = read_events(&mut resumed, true, 0).await;
+    assert_eq!(
+        after_3.first().map(|(_, e)| e["seq"].clone()),
+        Some(json!(4))
+    );
+    assert_eq!(after_3.len(), expected.len() - 3 + 1);
     let (status, body) = server
         .get("/cases/00000000-0000-0000-0000-000000000001/watch")
         .await;
