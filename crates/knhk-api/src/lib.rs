@@ -1,4 +1,16 @@
-//! REST and gRPC over the knhk engine (placeholder until the API issue)
+//! knhk-api: the network API of the engine.
 //!
-//! Its place among the crates is in `ARCHITECTURE.md` at the repository root; it fills in
-//! with the issue that builds the network API.
+//! One service layer ([`Service`]) holds every operation as a typed call over the engine's
+//! own boundary (`WorkflowEngine` and its views, never the store), with one error vocabulary
+//! ([`Code`], mapped once to HTTP and once to gRPC). REST ([`rest::router`], axum) calls it;
+//! a gRPC front will call the same functions. Its place among the crates is in
+//! `ARCHITECTURE.md` at the repository root.
+
+pub mod error;
+pub mod json;
+pub mod rest;
+pub mod service;
+pub mod types;
+
+pub use error::{ApiError, Code};
+pub use service::{Limits, Made, Service, Watched};

@@ -1,9 +1,11 @@
 //! The `knhk-bench` command: the test harness kept out of the shipped `knhk` binary. `bench`
 //! measures the durable engine; `scale` measures single-case commands and lists as the store
 //! grows; `history` measures them on one case with a long history, snapshots off and on;
-//! `load` drives cases on a data directory for the kill -9 recovery test.
+//! `load` drives cases on a data directory for the kill -9 recovery test; `hello` is the
+//! hello-world baseline of `serve-bench.sh` (`knhk serve` under wrk).
 
 mod bench;
+mod hello;
 mod history;
 mod load;
 mod scale;
@@ -34,6 +36,8 @@ enum Command {
     /// Times one operation of `history` in a process of its own (run by `history`).
     #[command(hide = true)]
     HistoryProbe(history::ProbeArgs),
+    /// Serves a minimal axum hello-world (`GET /`): the baseline of `serve-bench.sh`.
+    Hello(hello::HelloArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +65,7 @@ fn main() -> ExitCode {
                 Command::Load(args) => load::run(args).await,
                 Command::History(args) => history::run(args).await,
                 Command::HistoryProbe(args) => history::run_probe(args).await,
+                Command::Hello(args) => hello::run(args).await,
             }
         }),
         Err(e) => Err(anyhow::Error::new(e).context("cannot start the async runtime")),

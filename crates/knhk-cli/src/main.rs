@@ -29,6 +29,7 @@ mod outcome;
 mod progress;
 mod report;
 mod run;
+mod serve;
 mod session;
 mod simulate;
 mod store_check;
@@ -207,6 +208,11 @@ enum Command {
     /// Keeps the engine running on the data directory: picks up unfinished cases (connector
     /// calls cut off by a crash are made again) and fires timers, until interrupted.
     Worker(worker::WorkerArgs),
+    /// Serves the REST API over the engine on the data directory (and runs it as `knhk
+    /// worker` does: recovery, timers, connectors) until SIGTERM or Ctrl-C. gRPC is not served
+    /// yet. Its configuration: defaults, then `--config FILE` (TOML), then `KNHK_*`
+    /// environment variables, then flags (README.md lists every key).
+    Serve(serve::ServeArgs),
     /// Checks workflow definition files (Turtle or YAWL XML) and names every rule each one
     /// breaks, notes what is valid but worth knowing (a split with one flow...), and warns
     /// about likely mistakes: a name no variable declares and no task gives, a url placeholder
@@ -253,6 +259,18 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // `knhk serve` has its own configuration, logs and runtime.
+    if let Command::Serve(args) = &cli.command {
+        return match serve::main(args, &cli) {
+            Ok(code) => code,
+            Err(e) => {
+                for line in message(&e).lines() {
+                    eprintln!("error: {line}");
+                }
+                ExitCode::FAILURE
+            }
+        };
+    }
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("error"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -356,9 +374,10 @@ async fn dispatch(
         Command::Case(c) => cases::run(&session, c).await,
         Command::WorkItem(c) => workitems::run(&session, c).await,
         Command::Store(c) => store_check::run(&session, c).await,
-        Command::Validate { .. } | Command::Simulate { .. } | Command::Export { .. } => {
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Validate { .. }
+        | Command::Simulate { .. }
+        | Command::Export { .. }
+        | Command::Serve(_) => Ok(ExitCode::SUCCESS),
     };
     session.close().await;
     // An unknown id may only mean that the command looked in another data directory.

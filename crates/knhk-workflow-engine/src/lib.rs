@@ -20,7 +20,8 @@ mod view;
 pub use clock::Clock;
 pub use directory::{Directory, DirectoryError};
 pub use engine::{
-    CaseFault, CaseUpdate, EngineConfig, IdOrder, Started, StoreProblem, StoreReport, Subject,
+    CaseFault, CaseUpdate, EngineConfig, IdOrder, KeyedCase, Started, StoreProblem, StoreReport,
+    Subject,
     WorkflowEngine, connector_problems,
 };
 pub use error::{ConnectorProblem, Error, ErrorCode, StoredWorkflowError};

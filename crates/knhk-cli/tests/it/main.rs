@@ -12,6 +12,7 @@ mod incidents;
 mod inputs;
 mod limits;
 mod run;
+mod serve;
 mod snapshots;
 mod storage;
 mod versions;

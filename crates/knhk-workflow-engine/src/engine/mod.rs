@@ -207,6 +207,7 @@ const CONFLICT_RETRIES: usize = 8;
 mod catalog;
 mod check;
 mod effects;
+mod idempotency;
 mod inputs;
 mod locks;
 mod lookup;
@@ -215,6 +216,7 @@ mod service;
 
 pub use catalog::connector_problems;
 pub use check::{StoreProblem, StoreReport, Subject};
+pub use idempotency::KeyedCase;
 pub use service::Started;
 
 impl WorkflowEngine {
@@ -273,6 +275,17 @@ impl WorkflowEngine {
         data: Value,
         start: bool,
     ) -> Result<CaseView, Error> {
+        self.create(workflow, data, start, None).await
+    }
+
+    /// Creates a case, storing `key` (when given) in the same commit.
+    async fn create(
+        &self,
+        workflow: WorkflowId,
+        data: Value,
+        start: bool,
+        key: Option<knhk_store::IdempotencyRecord>,
+    ) -> Result<CaseView, Error> {
         self.check_size("case data", &data)?;
         let data = match data {
             Value::Null => Map::new(),
@@ -282,6 +295,12 @@ impl WorkflowEngine {
         let wf = self.definition(workflow).await?;
         let id = CaseId(self.inner.ids.next());
         let now = self.inner.clock.now();
+        let key = key.map(|mut k| {
+            if let Value::Object(response) = &mut k.response {
+                response.insert("case".to_owned(), Value::String(id.to_string()));
+            }
+            k
+        });
         let (mut case, step) = Case::create(&wf, id, now, data);
         let mut events = step.events;
         let mut effects = step.effects;
@@ -304,7 +323,7 @@ impl WorkflowEngine {
             created_at: now,
             snapshot_seq: 0,
         };
-        let view = self.commit_step(&mut live, None, events, now).await?;
+        let view = self.commit_step(&mut live, None, events, now, key).await?;
         if !live.case.status().is_final() {
             *guard = Some(live);
         }
@@ -326,6 +345,7 @@ impl WorkflowEngine {
         expected_version: Option<u64>,
         events: Vec<Event>,
         now: Timestamp,
+        idempotency: Option<knhk_store::IdempotencyRecord>,
     ) -> Result<CaseView, Error> {
         let view = records::case_view_of(&next.case, &next.wf, next.workflow, next.created_at, now);
         let (work_items, timers) = records::changes(&next.case, &next.wf, &events);
@@ -339,7 +359,7 @@ impl WorkflowEngine {
                 events,
                 work_items,
                 timers,
-                idempotency: None,
+                idempotency,
                 snapshot,
             })
             .await?;
@@ -591,7 +611,7 @@ impl WorkflowEngine {
                 );
             }
             match self
-                .commit_step(&mut next, Some(live.case.last_seq()), step.events, now)
+                .commit_step(&mut next, Some(live.case.last_seq()), step.events, now, None)
                 .await
             {
                 Ok(view) => {

@@ -7,6 +7,7 @@ mod directory;
 mod durable;
 mod error_codes;
 mod human;
+mod idempotency;
 mod orjoin;
 mod snapshots;
 mod support;

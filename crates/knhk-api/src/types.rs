@@ -1,0 +1,319 @@
+//! The typed requests and responses of the service layer: what REST reads and writes as JSON,
+//! and what a gRPC front converts its messages from and to. Ids are UUID strings, times RFC
+//! 3339 in UTC; request bodies refuse unknown fields.
+
+use knhk_core::{Event, Timestamp};
+use knhk_workflow_engine::{CaseView, WorkItemView, WorkflowView, allocation_name};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+/// `POST /cases`: a new case of a workflow, started at once with `start`.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCase {
+    /// The workflow: its id, or its specification URI or name (the latest version), or
+    /// `URI@N` / `NAME@N` for a version.
+    pub workflow_id: String,
+    /// The case's initial data, a JSON object.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub data: Map<String, Value>,
+    /// Starts the case in the same commit (it runs until it waits).
+    #[serde(default)]
+    pub start: bool,
+}
+
+/// `POST /cases/{id}/cancel`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelCase {
+    /// Why, as the history records it.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// The body of `execute`, `suspend` and `resume`: empty, or an object without fields.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoFields {}
+
+/// `POST /cases/{id}/triggers/{event}`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Trigger {
+    /// The event's data, a JSON object, merged into the case data.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub data: Map<String, Value>,
+}
+
+/// `claim`, `start` and `release` of a work item: who does it.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkItemUser {
+    pub user: String,
+}
+
+/// `complete` of a work item.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteWorkItem {
+    pub user: String,
+    /// The task's output, a JSON object merged into the case data.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub output: Map<String, Value>,
+}
+
+/// `fail` of a work item: its task fails (along its failure flow, if it has one).
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FailWorkItem {
+    pub user: String,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// `delegate` of a work item: `user`, who holds it, hands it to `to`.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DelegateWorkItem {
+    pub user: String,
+    pub to: String,
+}
+
+/// `GET /cases` filters.
+#[derive(Clone, Debug, Default)]
+pub struct CaseFilter {
+    /// A workflow id, URI or name.
+    pub workflow: Option<String>,
+    /// Statuses, any of which matches.
+    pub status: Vec<knhk_core::CaseStatus>,
+    pub page_token: Option<String>,
+    pub page_size: Option<usize>,
+}
+
+/// `GET /workitems` filters.
+#[derive(Clone, Debug, Default)]
+pub struct WorkItemFilter {
+    pub role: Option<String>,
+    pub user: Option<String>,
+    pub case: Option<knhk_core::CaseId>,
+    pub status: Option<knhk_workflow_engine::WorkItemStatus>,
+    pub page_token: Option<String>,
+    pub page_size: Option<usize>,
+}
+
+/// A registered workflow (one version of a definition).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Workflow {
+    pub id: String,
+    pub uri: String,
+    pub name: String,
+    pub version: u32,
+    /// `turtle` or `yawl-xml`.
+    pub format: String,
+    pub registered_at: String,
+    /// The definition as registered (only when one workflow is asked for).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+impl Workflow {
+    pub fn of(w: &WorkflowView, with_source: bool) -> Workflow {
+        Workflow {
+            id: w.id.to_string(),
+            uri: w.uri.clone(),
+            name: w.name.clone(),
+            version: w.version,
+            format: w.format.as_str().to_owned(),
+            registered_at: rfc3339(w.registered_at),
+            source: with_source.then(|| w.source.clone()),
+        }
+    }
+}
+
+/// What `POST /workflows` did.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Registered {
+    pub workflow: Workflow,
+    /// The definition was identical to the latest version of its URI: nothing new stored.
+    pub already_registered: bool,
+}
+
+/// One condition holding tokens.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Marked {
+    pub net_instance: u32,
+    pub condition: String,
+    pub tokens: u32,
+}
+
+/// A case after its last committed step.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Case {
+    pub id: String,
+    pub workflow_id: String,
+    /// `created`, `running`, `suspended`, `completed`, `cancelled` or `failed`.
+    pub status: String,
+    #[schema(value_type = Object)]
+    pub data: Map<String, Value>,
+    pub marking: Vec<Marked>,
+    /// The sequence number of the case's last event.
+    pub version: u64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl Case {
+    pub fn of(c: &CaseView) -> Case {
+        Case {
+            id: c.id.to_string(),
+            workflow_id: c.workflow.to_string(),
+            status: c.status.as_str().to_owned(),
+            data: c.data.clone(),
+            marking: c
+                .marking
+                .iter()
+                .map(|m| Marked {
+                    net_instance: m.net_instance,
+                    condition: m.condition.clone(),
+                    tokens: m.tokens,
+                })
+                .collect(),
+            version: c.version,
+            created_at: rfc3339(c.created_at),
+            updated_at: rfc3339(c.updated_at),
+        }
+    }
+}
+
+/// A live work item of a human task.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct WorkItem {
+    pub id: String,
+    pub case_id: String,
+    pub task: String,
+    pub net_instance: u32,
+    /// The instance of a multiple-instance task (0 for one instance).
+    pub instance: u32,
+    pub roles: Vec<String>,
+    pub allocation: String,
+    /// `offered`, `allocated` or `started`.
+    pub status: String,
+    pub owner: Option<String>,
+    #[schema(value_type = Object)]
+    pub input: Value,
+    pub offered_at: String,
+}
+
+impl WorkItem {
+    pub fn of(w: &WorkItemView) -> WorkItem {
+        WorkItem {
+            id: w.id.to_string(),
+            case_id: w.case.to_string(),
+            task: w.task.task.as_str().to_owned(),
+            net_instance: w.task.net_instance,
+            instance: w.instance,
+            roles: w.roles.clone(),
+            allocation: allocation_name(w.allocation).to_owned(),
+            status: w.status.as_str().to_owned(),
+            owner: w.owner.clone(),
+            input: w.input.clone(),
+            offered_at: rfc3339(w.offered_at),
+        }
+    }
+}
+
+/// One event of a case's history.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CaseEvent {
+    /// Its place in the history, from 1.
+    pub seq: u64,
+    pub time: String,
+    /// Milliseconds since the epoch.
+    pub time_ms: i64,
+    /// The event's kind (`case_created`, `task_started`...).
+    pub kind: String,
+    /// The event's own fields.
+    #[schema(value_type = Object)]
+    pub event: Map<String, Value>,
+}
+
+impl CaseEvent {
+    pub fn of(e: &Event) -> CaseEvent {
+        let mut fields = match serde_json::to_value(&e.kind) {
+            Ok(Value::Object(map)) => map,
+            _ => Map::new(),
+        };
+        fields.remove("type");
+        CaseEvent {
+            seq: e.seq,
+            time: rfc3339(e.time),
+            time_ms: e.time.0,
+            kind: e.kind.name().to_owned(),
+            event: fields,
+        }
+    }
+}
+
+/// A page of workflows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct WorkflowPage {
+    pub items: Vec<Workflow>,
+    /// The token of the next page; absent on the last page.
+    pub next_page_token: Option<String>,
+}
+
+/// A page of cases.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CasePage {
+    pub items: Vec<Case>,
+    pub next_page_token: Option<String>,
+}
+
+/// A page of work items.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct WorkItemPage {
+    pub items: Vec<WorkItem>,
+    pub next_page_token: Option<String>,
+}
+
+/// A page of a case's history.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct HistoryPage {
+    pub events: Vec<CaseEvent>,
+    pub next_page_token: Option<String>,
+}
+
+/// `GET /health` and `GET /ready`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Status {
+    /// `ok`, `ready`, or why not.
+    pub status: String,
+}
+
+/// The body of every error response.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// An error: its code (one vocabulary, see the README), a message naming what is wrong, and
+/// details (the field at fault, the limit passed...).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+    #[schema(value_type = Object)]
+    pub details: Value,
+}
+
+/// Returns a time as RFC 3339 in UTC with milliseconds.
+pub fn rfc3339(t: Timestamp) -> String {
+    match jiff::Timestamp::from_millisecond(t.0) {
+        Ok(ts) => format!("{ts:.3}"),
+        Err(_) => t.0.to_string(),
+    }
+}

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# The REST benchmark of `knhk serve` (not a test): requests/s and latency percentiles for
+#   POST /cases with start on W1 (ten empty tasks; durable: one fsync'd commit per case),
+#   GET /cases/{id},
+# and, in the same run with the same tool, a minimal axum hello-world (`knhk-bench hello`),
+# all from a second process (wrk) on loopback at 64 connections.
+#
+#   bash crates/knhk-bench/serve-bench.sh [SECONDS]     (default 10 s per measurement)
+#
+# and then, with hey if it is installed (it holds a fixed rate, which wrk does not), the
+# latency of POST /cases at half the rate wrk reached.
+#
+# Needs wrk (Debian: apt-get install -y wrk; hey: apt-get install -y hey). Builds the release
+# binaries first.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+secs="${1:-10}"
+conns=64
+command -v wrk >/dev/null || { echo "serve-bench: needs wrk (apt-get install -y wrk)" >&2; exit 1; }
+cargo build --release -q -p knhk-cli -p knhk-bench
+bin="${CARGO_TARGET_DIR:-target}/release"
+work="$(mktemp -d)"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+# Starts a server in the background; prints its HOST:PORT from its first line.
+start() {
+    local out="$work/$1.out"; shift
+    "$@" >"$out" 2>"$work/$(basename "$out" .out).err" &
+    pids+=("$!")
+    for _ in $(seq 1 200); do
+        if [ -s "$out" ]; then sed -n '1s/^listening http=\([^ ]*\).*/\1/p' "$out"; return; fi
+        sleep 0.05
+    done
+    echo "serve-bench: $1 did not start" >&2; exit 1
+}
+
+knhk="$(start knhk env RUST_LOG=error "$bin/knhk" serve --http 127.0.0.1:0 --data-dir "$work/data")"
+hello="$(start hello "$bin/knhk-bench" hello --http 127.0.0.1:0)"
+
+wf="$(curl -sf -X POST -H 'content-type: text/turtle' --data-binary @examples/bench/w1_sequence.ttl \
+    "http://$knhk/workflows" | sed 's/.*"id":"\([0-9a-f-]*\)".*/\1/')"
+case_id="$(curl -sf -X POST -H 'content-type: application/json' \
+    -d "{\"workflow_id\":\"$wf\",\"start\":true}" "http://$knhk/cases" \
+    | sed 's/.*"id":"\([0-9a-f-]*\)".*/\1/')"
+cat >"$work/post.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"workflow_id":"$wf","start":true}'
+LUA
+
+# Runs wrk; prints "req/s p50 p99" (latencies in ms).
+measure() {
+    local out
+    out="$(wrk -t2 -c"$conns" -d"${secs}s" --latency "$@")"
+    echo "$out" >>"$work/wrk.log"
+    local rps p50 p99
+    rps="$(awk '/Requests\/sec/ {print $2}' <<<"$out")"
+    p50="$(awk '$1=="50%" {print $2}' <<<"$out")"
+    p99="$(awk '$1=="99%" {print $2}' <<<"$out")"
+    local non2xx
+    non2xx="$(awk '/Non-2xx/ {print $4}' <<<"$out")"
+    echo "$rps $(ms "$p50") $(ms "$p99") ${non2xx:-0}"
+}
+
+# wrk prints 1.23ms, 456.00us or 1.02s: in ms.
+ms() {
+    awk -v v="$1" 'BEGIN {
+        if (v ~ /us$/) { sub(/us$/, "", v); printf "%.2f", v / 1000 }
+        else if (v ~ /ms$/) { sub(/ms$/, "", v); printf "%.2f", v }
+        else if (v ~ /s$/) { sub(/s$/, "", v); printf "%.2f", v * 1000 }
+        else print v }'
+}
+
+read -r h_rps h_p50 h_p99 h_bad < <(measure "http://$hello/")
+read -r p_rps p_p50 p_p99 p_bad < <(measure -s "$work/post.lua" "http://$knhk/cases")
+read -r g_rps g_p50 g_p99 g_bad < <(measure "http://$knhk/cases/$case_id")
+
+printf '%-36s %10s %8s %8s %8s %8s\n' "wrk -t2 -c$conns -d${secs}s, loopback" "req/s" "p50 ms" "p99 ms" "non-2xx" "ratio"
+row() { printf '%-36s %10.0f %8s %8s %8s %7.1f%%\n' "$1" "$2" "$3" "$4" "$5" "$(awk -v a="$2" -v b="$h_rps" 'BEGIN {print 100*a/b}')"; }
+row "hello-world (axum, GET /)" "$h_rps" "$h_p50" "$h_p99" "$h_bad"
+row "POST /cases start W1 (durable)" "$p_rps" "$p_p50" "$p_p99" "$p_bad"
+row "GET /cases/{id}" "$g_rps" "$g_p50" "$g_p99" "$g_bad"
+
+if command -v hey >/dev/null; then
+    half="$(awk -v r="$p_rps" 'BEGIN {printf "%.0f", r / 2}')"
+    per="$(awk -v r="$p_rps" -v c="$conns" 'BEGIN {printf "%.2f", r / 2 / c}')"
+    out="$(hey -z "${secs}s" -c "$conns" -q "$per" -m POST -T application/json \
+        -d "{\"workflow_id\":\"$wf\",\"start\":true}" "http://$knhk/cases")"
+    echo "$out" >>"$work/hey.log"
+    rate="$(awk '/Requests\/sec/ {printf "%.0f", $2}' <<<"$out")"
+    p50="$(awk '$1=="50%" {printf "%.2f", $3 * 1000}' <<<"$out")"
+    p99="$(awk '$1=="99%" {printf "%.2f", $3 * 1000}' <<<"$out")"
+    printf '%-36s %10s %8s %8s   (hey -c%s at %s req/s asked)\n' "POST /cases at half that rate" "$rate" "$p50" "$p99" "$conns" "$half"
+fi
