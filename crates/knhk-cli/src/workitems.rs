@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 use knhk_core::WorkItemId;
-use knhk_workflow_engine::{Error as EngineError, WorkItemQuery, WorkItemView};
+use knhk_workflow_engine::{Error as EngineError, ItemCursor, WorkItemQuery, WorkItemView};
 use serde_json::Value;
 
 use crate::report::{self, WORK_ITEM_HEADER};
@@ -160,7 +160,8 @@ async fn item_lines(session: &Session, mut query: WorkItemQuery) -> anyhow::Resu
         }
         // Items of quarantined cases are left out of a page: read on until one is empty.
         let Some(last) = items.last() else { break };
-        query.after = Some(last.id);
+        // The place of the last item, which holds even if it is completed meanwhile.
+        query.after = Some(ItemCursor::At(last.offered_at, last.id));
         left = left.saturating_sub(items.len());
     }
     Ok(ExitCode::SUCCESS)
@@ -184,7 +185,7 @@ pub(crate) async fn run(session: &Session, command: WorkItemCommand) -> anyhow::
                 None => None,
             };
             let after = match &after {
-                Some(arg) => Some(session.work_item_id(arg).await?),
+                Some(arg) => Some(ItemCursor::Item(session.work_item_id(arg).await?)),
                 None => None,
             };
             let query = WorkItemQuery {

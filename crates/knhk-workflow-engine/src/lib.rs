@@ -26,6 +26,6 @@ pub use engine::{
 };
 pub use error::{ConnectorProblem, Error, ErrorCode, StoredWorkflowError};
 pub use view::{
-    CaseQuery, CaseView, MarkedCondition, QuarantinedCase, Registration, SourceFormat, UnknownName,
-    WorkItemQuery, WorkItemStatus, WorkItemView, WorkflowView, allocation_name,
+    CaseQuery, CaseView, ItemCursor, MarkedCondition, QuarantinedCase, Registration, SourceFormat,
+    UnknownName, WorkItemQuery, WorkItemStatus, WorkItemView, WorkflowView, allocation_name,
 };

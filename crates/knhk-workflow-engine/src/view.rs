@@ -222,7 +222,18 @@ pub struct WorkItemQuery {
     pub limit: Option<usize>,
     /// Only the items after this one in the list's order (offer time, then id): the next
     /// page of a list whose last item this is.
-    pub after: Option<WorkItemId>,
+    pub after: Option<ItemCursor>,
+}
+
+/// Where the next page of a work item list starts: after an item, named by its id (which
+/// must still be live, so that its place in the list can be read), or after a place in the
+/// list's order, which holds even once the item there is gone (completed meanwhile).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ItemCursor {
+    /// After this live work item.
+    Item(WorkItemId),
+    /// After this offer time and id: the `offered_at` and `id` of the last item of a page.
+    At(Timestamp, WorkItemId),
 }
 
 /// A case set aside because it cannot be loaded: nothing runs it, and every command on it says

@@ -8,7 +8,7 @@ use tracing::warn;
 use super::WorkflowEngine;
 use crate::error::Error;
 use crate::records;
-use crate::view::{CaseQuery, CaseView, QuarantinedCase, WorkItemQuery, WorkItemView};
+use crate::view::{CaseQuery, CaseView, ItemCursor, QuarantinedCase, WorkItemQuery, WorkItemView};
 
 impl WorkflowEngine {
     /// Returns a case as last committed; a quarantined case is refused, saying why.
@@ -175,7 +175,8 @@ impl WorkflowEngine {
         // A page starts after an item of the list: where that item stands in its order.
         let after = match query.after {
             None => None,
-            Some(id) => {
+            Some(ItemCursor::At(at, id)) => Some((at, id)),
+            Some(ItemCursor::Item(id)) => {
                 let row = self
                     .inner
                     .store

@@ -365,3 +365,58 @@ async fn a_shortened_id_names_its_case_or_work_item_by_its_start_or_its_last_gro
         other => panic!("expected an unknown id, got {other:?}"),
     }
 }
+
+/// A page of work items starts after an item, or after its place in the list, which holds
+/// once the item is completed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_items_come_in_pages_after_an_item_or_its_place() {
+    use knhk_workflow_engine::{Error, ItemCursor};
+    let engine = memory_engine();
+    let wf = engine
+        .register_workflow(
+            "approve.ttl",
+            knhk_workflow_engine::SourceFormat::Turtle,
+            &turtle(
+                "Approve",
+                &[("approve", "knhk:role \"clerk\" ;", &["end"] as &[&str])],
+            ),
+        )
+        .await
+        .unwrap()
+        .workflow;
+    for _ in 0..4 {
+        engine.create_case(wf.id, json!({}), true).await.unwrap();
+    }
+    let all = engine.work_items(&by_role("clerk")).await.unwrap();
+    assert_eq!(all.len(), 4);
+    let page = |after, limit| {
+        let engine = engine.clone();
+        async move {
+            engine
+                .work_items(&WorkItemQuery {
+                    limit,
+                    after,
+                    ..by_role("clerk")
+                })
+                .await
+                .map(|items| items.into_iter().map(|w| w.id).collect::<Vec<_>>())
+        }
+    };
+    let ids: Vec<_> = all.iter().map(|w| w.id).collect();
+    assert_eq!(page(None, Some(2)).await.unwrap(), ids[..2]);
+    let after_first = Some(ItemCursor::Item(ids[0]));
+    assert_eq!(page(after_first, Some(2)).await.unwrap(), ids[1..3]);
+    let first = &all[0];
+    engine
+        .complete_work_item(first.id, "ann", json!({}))
+        .await
+        .unwrap();
+    engine.settled(first.case).await.unwrap();
+    // The item is gone: its place still says where the next page starts.
+    let place = Some(ItemCursor::At(first.offered_at, first.id));
+    assert_eq!(page(place, None).await.unwrap(), ids[1..]);
+    assert!(matches!(
+        page(after_first, None).await,
+        Err(Error::UnknownWorkItem(id)) if id == first.id
+    ));
+}
