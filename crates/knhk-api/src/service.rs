@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use knhk_core::{CaseId, CaseStatus, WorkItemId, WorkflowId};
+use knhk_core::{CaseId, CaseStatus, Timestamp, WorkItemId, WorkflowId};
 use knhk_workflow_engine::{
-    CaseQuery, ErrorCode, SourceFormat, WorkItemQuery, WorkflowEngine, WorkflowView,
+    CaseQuery, ErrorCode, ItemCursor, SourceFormat, WorkItemQuery, WorkflowEngine, WorkflowView,
 };
 use serde_json::Value;
 use tokio::sync::{broadcast, mpsc};
@@ -450,10 +450,6 @@ impl Service {
 
     pub async fn list_work_items(&self, filter: WorkItemFilter) -> Result<WorkItemPage, ApiError> {
         let size = self.page_size(filter.page_size, "page_size")?;
-        let after = match &filter.page_token {
-            Some(t) => Some(WorkItemId(token::decode(t, 'i')?)),
-            None => None,
-        };
         let query = WorkItemQuery {
             role: filter.role,
             case: filter.case,
@@ -461,8 +457,16 @@ impl Service {
             ..WorkItemQuery::default()
         };
         if filter.status.is_none() {
-            // A page read from the store's index: one more item than the page says whether
-            // another page follows.
+            // A page read from the store's index, after the place (offer time, id) of the last
+            // item of the page before, which holds even once that item is gone; one more item
+            // than the page says whether another page follows.
+            let after = match &filter.page_token {
+                Some(t) => {
+                    let (at, id) = token::decode_at(t)?;
+                    Some(ItemCursor::At(Timestamp(at), WorkItemId(id)))
+                }
+                None => None,
+            };
             let page = self
                 .engine
                 .work_items(&WorkItemQuery {
@@ -473,13 +477,21 @@ impl Service {
                 .await?;
             let items: Vec<_> = page.iter().take(size).collect();
             let next = (page.len() > size)
-                .then(|| items.last().map(|w| token::encode('i', w.id.0)))
+                .then(|| {
+                    items
+                        .last()
+                        .map(|w| token::encode_at(w.offered_at.0, w.id.0))
+                })
                 .flatten();
             return Ok(WorkItemPage {
                 items: items.iter().map(|w| WorkItem::of(w)).collect(),
                 next_page_token: next,
             });
         }
+        let after = match &filter.page_token {
+            Some(t) => Some(WorkItemId(token::decode(t, 'i')?)),
+            None => None,
+        };
         let all = self.engine.work_items(&query).await?;
         let matching: Vec<_> = all
             .iter()
@@ -648,6 +660,19 @@ mod token {
 
     pub fn encode(kind: char, id: uuid::Uuid) -> String {
         hex(&format!("{kind}:{id}"))
+    }
+
+    /// A place in a list ordered by time, then id.
+    pub fn encode_at(at: i64, id: uuid::Uuid) -> String {
+        hex(&format!("a:{at}:{id}"))
+    }
+
+    pub fn decode_at(token: &str) -> Result<(i64, uuid::Uuid), ApiError> {
+        let text = unhex(token)?;
+        text.strip_prefix("a:")
+            .and_then(|t| t.split_once(':'))
+            .and_then(|(at, id)| Some((at.parse().ok()?, uuid::Uuid::parse_str(id).ok()?)))
+            .ok_or_else(bad)
     }
 
     pub fn encode_seq(seq: u64) -> String {

@@ -21,8 +21,7 @@ pub use clock::Clock;
 pub use directory::{Directory, DirectoryError};
 pub use engine::{
     CaseFault, CaseUpdate, EngineConfig, IdOrder, KeyedCase, Started, StoreProblem, StoreReport,
-    Subject,
-    WorkflowEngine, connector_problems,
+    Subject, WorkflowEngine, connector_problems,
 };
 pub use error::{ConnectorProblem, Error, ErrorCode, StoredWorkflowError};
 pub use view::{

@@ -1000,3 +1000,57 @@ async fn work_items_go_through_every_action_and_triggers_reach_their_task() {
     let text = history.to_string();
     assert!(text.contains("no stock"), "{text}");
 }
+
+#[tokio::test]
+async fn work_item_pages_follow_the_store_index_and_survive_an_item_completed_between_them() {
+    let server = Server::start();
+    let text = std::fs::read(example("order_approval.ttl")).expect("example");
+    let (status, registered) = server.post_raw("/workflows", "text/turtle", text).await;
+    assert_eq!(status, StatusCode::CREATED, "{registered}");
+    let workflow = registered["workflow"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    for _ in 0..3 {
+        let case = create(&server, &workflow, json!({"amount": 1500}), true).await;
+        assert_eq!(case["status"], "running", "{case}");
+    }
+    let (status, first) = server.get("/workitems?page_size=2").await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let first_items = first["items"].as_array().expect("items").clone();
+    assert_eq!(first_items.len(), 2, "{first}");
+    let token = first["next_page_token"].as_str().expect("a next page");
+    // The last item of the first page is done before the second page is asked for.
+    let last = first_items[1]["id"].as_str().expect("id");
+    for action in ["claim", "start"] {
+        let (status, body) = server
+            .post(
+                &format!("/workitems/{last}/{action}"),
+                json!({"user": "mia"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{action}: {body}");
+    }
+    let (status, body) = server
+        .post(
+            &format!("/workitems/{last}/complete"),
+            json!({"user": "mia", "output": {"approved": true}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, second) = server
+        .get(&format!("/workitems?page_size=2&page_token={token}"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{second}");
+    let second_items = second["items"].as_array().expect("items");
+    assert_eq!(second_items.len(), 1, "{second}");
+    assert_eq!(second["next_page_token"], Value::Null);
+    let mut ids: Vec<&str> = first_items
+        .iter()
+        .chain(second_items)
+        .map(|w| w["id"].as_str().expect("id"))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "three items, none twice: {ids:?}");
+}

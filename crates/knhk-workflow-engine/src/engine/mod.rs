@@ -611,7 +611,13 @@ impl WorkflowEngine {
                 );
             }
             match self
-                .commit_step(&mut next, Some(live.case.last_seq()), step.events, now, None)
+                .commit_step(
+                    &mut next,
+                    Some(live.case.last_seq()),
+                    step.events,
+                    now,
+                    None,
+                )
                 .await
             {
                 Ok(view) => {
