@@ -28,10 +28,10 @@ use std::error::Error;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use knhk_core::model::{Condition, ControlType, Expression, Flow, Net, Task};
+use knhk_core::model::{ControlType, Expression};
 use knhk_core::{
-    Case, CaseId, CaseStatus, EventKind, IdSource, Input, NetId, SequentialIds, Specification,
-    Timestamp, Workflow,
+    Case, CaseId, CaseStatus, EventKind, IdSource, Input, SequentialIds, Specification, Timestamp,
+    Workflow,
 };
 use serde_json::Map;
 
@@ -39,105 +39,23 @@ type BenchResult<T = ()> = Result<T, Box<dyn Error>>;
 
 const NOW: Timestamp = Timestamp(1_700_000_000_000);
 
+mod nets;
+
 use ControlType::{And, Or, Xor};
-
-fn flow(to: &str) -> Flow {
-    Flow {
-        to: to.into(),
-        predicate: None,
-        ordering: None,
-        is_default: false,
-        on_failure: false,
-    }
-}
-
-fn task(id: &str, join: ControlType, split: ControlType, to: &[&str]) -> Task {
-    let mut task = Task::empty(id);
-    task.join = join;
-    task.split = split;
-    task.flows = to.iter().map(|t| flow(t)).collect();
-    task
-}
-
-fn specification(first: &str, tasks: Vec<Task>) -> Specification {
-    let condition = |id: &str, flows| Condition {
-        id: id.into(),
-        name: None,
-        flows,
-    };
-    let mut initial_data = Map::new();
-    initial_data.insert("n".into(), 0.into());
-    Specification {
-        id: "scale".to_owned(),
-        name: None,
-        version: None,
-        documentation: None,
-        root_net: NetId::new("net"),
-        nets: vec![Net {
-            id: NetId::new("net"),
-            name: None,
-            input_condition: condition("start", vec![flow(first)]),
-            output_condition: condition("end", Vec::new()),
-            conditions: Vec::new(),
-            tasks,
-        }],
-        initial_data,
-    }
-}
-
-/// The split that opens a block closed by `join`.
-fn split_of(join: ControlType) -> ControlType {
-    if join == And { And } else { Or }
-}
-
-/// A chain `prefix1 -> ... -> prefixN -> next`; returns its first task.
-fn chain(tasks: &mut Vec<Task>, prefix: &str, n: usize, next: &str) -> String {
-    for i in 1..=n {
-        let to = if i == n {
-            next.to_owned()
-        } else {
-            format!("{prefix}{}", i + 1)
-        };
-        tasks.push(task(&format!("{prefix}{i}"), Xor, Xor, &[&to]));
-    }
-    format!("{prefix}1")
-}
+use nets::{chain, fan, series, skewed, specification, split_of, task, tree};
 
 fn sequence(_join: ControlType, n: usize) -> Specification {
     let mut tasks = Vec::new();
     let first = chain(&mut tasks, "t", n, "end");
-    specification(&first, tasks)
-}
-
-/// `branches` chains of `len` tasks between a split and a join.
-fn fan_of(join: ControlType, branches: usize, len: usize) -> Specification {
-    let mut tasks = Vec::new();
-    let firsts: Vec<String> = (0..branches)
-        .map(|b| chain(&mut tasks, &format!("c{b}_"), len, "join"))
-        .collect();
-    let firsts: Vec<&str> = firsts.iter().map(String::as_str).collect();
-    tasks.insert(0, task("split", Xor, split_of(join), &firsts));
-    tasks.push(task("join", join, Xor, &["end"]));
-    specification("split", tasks)
+    specification("sequence", &first, tasks)
 }
 
 fn width(join: ControlType, n: usize) -> Specification {
-    fan_of(join, n, 1)
+    fan(join, n, 1)
 }
 
-fn fan(join: ControlType, n: usize) -> Specification {
-    fan_of(join, 100, (n / 100).max(1))
-}
-
-fn skewed(join: ControlType, n: usize, with_flow: bool) -> Specification {
-    let mut tasks = vec![task("split", Xor, split_of(join), &["short", "c1"])];
-    tasks.push(task("short", Xor, Xor, &["join"]));
-    chain(&mut tasks, "c", n, "join");
-    tasks.push(task("join", join, Xor, &["end"]));
-    if !with_flow {
-        tasks.reverse();
-    }
-    specification("split", tasks)
+fn fan_100(join: ControlType, n: usize) -> Specification {
+    fan(join, 100, (n / 100).max(1))
 }
 
 fn skewed_against(join: ControlType, n: usize) -> Specification {
@@ -148,46 +66,16 @@ fn skewed_with(join: ControlType, n: usize) -> Specification {
     skewed(join, n, true)
 }
 
-fn series(join: ControlType, n: usize) -> Specification {
-    let blocks = (n / 4).max(1);
-    let mut tasks = Vec::new();
-    for i in 0..blocks {
-        let next = if i + 1 == blocks {
-            "end".to_owned()
-        } else {
-            format!("s{}", i + 1)
-        };
-        let (a, b, j) = (format!("a{i}"), format!("b{i}"), format!("j{i}"));
-        tasks.push(task(&format!("s{i}"), Xor, split_of(join), &[&a, &b]));
-        tasks.push(task(&a, Xor, Xor, &[&j]));
-        tasks.push(task(&b, Xor, Xor, &[&j]));
-        tasks.push(task(&j, join, Xor, &[&next]));
-    }
-    specification("s0", tasks)
+fn series_of(join: ControlType, n: usize) -> Specification {
+    series(join, (n / 4).max(1))
 }
 
-/// A block nested `depth` levels deep; returns its first task.
-fn nest(tasks: &mut Vec<Task>, join: ControlType, depth: u32, at: &str, next: &str) -> String {
-    if depth == 0 {
-        tasks.push(task(&format!("t{at}"), Xor, Xor, &[next]));
-        return format!("t{at}");
-    }
-    let (split, joint) = (format!("s{at}"), format!("j{at}"));
-    let left = nest(tasks, join, depth - 1, &format!("{at}l"), &joint);
-    let right = nest(tasks, join, depth - 1, &format!("{at}r"), &joint);
-    tasks.push(task(&split, Xor, split_of(join), &[&left, &right]));
-    tasks.push(task(&joint, join, Xor, &[next]));
-    split
-}
-
-fn tree(join: ControlType, n: usize) -> Specification {
+fn tree_of(join: ControlType, n: usize) -> Specification {
     // 3 × 2^d − 2 tasks: the largest depth that stays within about n.
     let depth = (1..20)
         .take_while(|d| 3 * (1usize << d) - 2 <= n * 5 / 4)
         .last();
-    let mut tasks = Vec::new();
-    let first = nest(&mut tasks, join, depth.unwrap_or(1), "", "end");
-    specification(&first, tasks)
+    tree(join, depth.unwrap_or(1))
 }
 
 /// A block of one short branch and a loop of ten tasks run `n / 10` times: `l10` adds one
@@ -208,7 +96,9 @@ fn looped(join: ControlType, n: usize) -> Specification {
     }
     tasks.push(back);
     tasks.push(task("join", join, Xor, &["end"]));
-    specification("split", tasks)
+    let mut spec = specification("loop", "split", tasks);
+    spec.initial_data.insert("n".into(), 0.into());
+    spec
 }
 
 /// Runs one case to completion; returns its task completions.
@@ -280,11 +170,11 @@ fn main() -> BenchResult {
     let shapes: [(&str, Shape, bool); 8] = [
         ("sequence", sequence, false),
         ("width", width, true),
-        ("fan", fan, true),
+        ("fan", fan_100, true),
         ("skewed_against", skewed_against, true),
         ("skewed_with", skewed_with, true),
-        ("series", series, true),
-        ("tree", tree, true),
+        ("series", series_of, true),
+        ("tree", tree_of, true),
         ("loop", looped, true),
     ];
     println!(
