@@ -280,6 +280,12 @@ async fn get_workflow(State(s): State<Shared>, Path(id): Path<String>) -> Respon
     ok(s.get_workflow(&id).await)
 }
 
+#[utoipa::path(get, path = "/workflows/{id}/spec", params(("id" = String, Path)),
+    responses((status = 200, description = "the specification: nets, tasks, flows", body = Object), (status = "4XX", body = ErrorBody)))]
+async fn get_workflow_spec(State(s): State<Shared>, Path(id): Path<String>) -> Response {
+    ok(s.workflow_spec(&id).await)
+}
+
 #[utoipa::path(post, path = "/cases", request_body = CreateCase,
     params(("Idempotency-Key" = Option<String>, Header, description = "the same key returns the same case; with another body, 422")),
     responses((status = 201, body = Case), (status = 200, body = Case, description = "the case this idempotency key made"), (status = "4XX", body = ErrorBody)))]
@@ -400,6 +406,12 @@ async fn trigger(
     Optional(b): Optional<Trigger>,
 ) -> Response {
     ok(s.trigger(&id, &event, b.data).await)
+}
+
+#[utoipa::path(get, path = "/cases/{id}/waits", params(("id" = String, Path)),
+    responses((status = 200, body = CaseWaits), (status = "4XX", body = ErrorBody)))]
+async fn waits(State(s): State<Shared>, Path(id): Path<String>) -> Response {
+    ok(s.waits(&id).await)
 }
 
 #[utoipa::path(get, path = "/cases/{id}/history",
@@ -604,6 +616,7 @@ async fn delegate_work_item(
         register_workflow,
         list_workflows,
         get_workflow,
+        get_workflow_spec,
         create_case,
         list_cases,
         get_case,
@@ -612,6 +625,7 @@ async fn delegate_work_item(
         suspend,
         resume,
         trigger,
+        waits,
         history,
         watch,
         list_work_items,
@@ -667,6 +681,7 @@ fn routes() -> Routes {
     .add("POST", "/workflows", register_workflow)
     .add("GET", "/workflows", list_workflows)
     .add("GET", "/workflows/{id}", get_workflow)
+    .add("GET", "/workflows/{id}/spec", get_workflow_spec)
     .add("POST", "/cases", create_case)
     .add("GET", "/cases", list_cases)
     .add("GET", "/cases/{id}", get_case)
@@ -675,6 +690,7 @@ fn routes() -> Routes {
     .add("POST", "/cases/{id}/suspend", suspend)
     .add("POST", "/cases/{id}/resume", resume)
     .add("POST", "/cases/{id}/triggers/{event}", trigger)
+    .add("GET", "/cases/{id}/waits", waits)
     .add("GET", "/cases/{id}/history", history)
     .add("GET", "/cases/{id}/watch", watch)
     .add("GET", "/workitems", list_work_items)

@@ -17,8 +17,8 @@ use tokio_util::sync::CancellationToken;
 use crate::error::{ApiError, Code};
 use crate::json;
 use crate::types::{
-    Case, CaseEvent, CaseFilter, CasePage, CreateCase, HistoryPage, Registered, WorkItem,
-    WorkItemFilter, WorkItemPage, Workflow, WorkflowPage,
+    Case, CaseEvent, CaseFilter, CasePage, CaseWait, CaseWaits, CreateCase, HistoryPage,
+    Registered, WorkItem, WorkItemFilter, WorkItemPage, Workflow, WorkflowPage,
 };
 
 /// The bounds every entry point enforces.
@@ -192,6 +192,19 @@ impl Service {
         Ok(Workflow::of(&self.engine.workflow(id).await?, true))
     }
 
+    /// The validated specification of a registered workflow (its nets, tasks and flows), as
+    /// the engine holds it: what `knhk workflow show --json` prints as `spec`.
+    pub async fn workflow_spec(&self, id: &str) -> Result<Value, ApiError> {
+        let id = WorkflowId(parse_uuid("id", id)?);
+        let definition = self.engine.definition(id).await?;
+        serde_json::to_value(definition.specification()).map_err(|e| {
+            ApiError::new(
+                Code::Internal,
+                format!("cannot encode the specification: {e}"),
+            )
+        })
+    }
+
     /// Creates a case; with an idempotency key, the same key and request give the same case
     /// and the same key with another request is refused with `idempotency_key_reused`.
     pub async fn create_case(
@@ -335,6 +348,16 @@ impl Service {
         Ok(Case::of(
             &self.engine.trigger(id, event, Value::Object(data)).await?,
         ))
+    }
+
+    /// What a case waits for: its work items, connector calls, timers, triggers and
+    /// incidents, in the engine's order.
+    pub async fn waits(&self, id: &str) -> Result<CaseWaits, ApiError> {
+        let id = case_id(id)?;
+        let waits = self.engine.waits(id).await?;
+        Ok(CaseWaits {
+            waits: waits.iter().map(CaseWait::of).collect(),
+        })
     }
 
     /// A page of a case's history: the events after `after` (a sequence number) or after

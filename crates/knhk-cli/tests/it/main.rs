@@ -5,6 +5,7 @@
 #![allow(clippy::expect_used, clippy::panic)]
 
 mod cases;
+mod client;
 mod definitions;
 mod distribution;
 mod http_server;
@@ -39,6 +40,7 @@ fn knhk(args: &[&str]) -> Output {
         .args(args)
         .env_remove("KNHK_DATA_DIR")
         .env_remove("KNHK_UTC")
+        .env_remove("KNHK_SERVER")
         .output()
         .expect("the knhk binary runs")
 }
@@ -68,15 +70,77 @@ fn path_str(path: &Path) -> &str {
 const PREFIXES: &str = "@prefix yawl: <http://www.yawlfoundation.org/yawlschema#> .\n\
                         @prefix knhk: <https://knhk.dev/ns#> .\n";
 
-/// A data directory of one test; every command runs as its own process on it.
+/// A data directory of one test; every command runs as its own process on it. With a server
+/// (`DataDir::served`, or any `DataDir::new` when `KNHK_TEST_SERVER` is set), a `knhk serve`
+/// runs on it and the `workflow`, `case` and `workitem` commands go to it with `--server`;
+/// the others (`run`, `worker`...) still open the data directory.
 struct DataDir {
     dir: tempfile::TempDir,
+    server: Option<Served>,
+}
+
+/// A `knhk serve` on a test's data directory, killed when dropped.
+struct Served {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 impl DataDir {
     fn new() -> DataDir {
+        if std::env::var_os("KNHK_TEST_SERVER").is_some_and(|v| !v.is_empty()) {
+            DataDir::served()
+        } else {
+            DataDir::local()
+        }
+    }
+
+    /// A data directory that the commands open themselves.
+    fn local() -> DataDir {
         DataDir {
             dir: tempfile::tempdir().expect("temporary data directory"),
+            server: None,
+        }
+    }
+
+    /// A data directory served by `knhk serve` on a free port, which the `workflow`, `case`
+    /// and `workitem` commands reach with `--server`.
+    fn served() -> DataDir {
+        use std::io::BufRead as _;
+        let dir = tempfile::tempdir().expect("temporary data directory");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_knhk"))
+            .args(["serve", "--http", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path())
+            .env_remove("KNHK_DATA_DIR")
+            .env_remove("KNHK_SERVER")
+            .env("RUST_LOG", "error")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("knhk serve starts");
+        let out = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        std::io::BufReader::new(out)
+            .read_line(&mut line)
+            .expect("the first line of knhk serve");
+        // `listening http=HOST:PORT grpc=...`: only the http address is read.
+        let addr = line
+            .split_whitespace()
+            .find_map(|word| word.strip_prefix("http="))
+            .unwrap_or_else(|| panic!("first line of knhk serve: {line:?}"))
+            .to_owned();
+        DataDir {
+            dir,
+            server: Some(Served {
+                child,
+                url: format!("http://{addr}"),
+            }),
         }
     }
 
@@ -84,9 +148,14 @@ impl DataDir {
         self.dir.path()
     }
 
-    /// Runs `knhk --data-dir DIR ARGS...`.
+    /// Runs `knhk --data-dir DIR ARGS...`, or `knhk --server URL ARGS...` for a command
+    /// that goes to the server.
     fn knhk(&self, args: &[&str]) -> Output {
-        let mut all = vec!["--data-dir", path_str(self.dir.path())];
+        let remote = matches!(args.first(), Some(&("workflow" | "case" | "workitem")));
+        let mut all = match &self.server {
+            Some(s) if remote => vec!["--server", s.url.as_str()],
+            _ => vec!["--data-dir", path_str(self.dir.path())],
+        };
         all.extend_from_slice(args);
         knhk(&all)
     }

@@ -1,0 +1,230 @@
+//! The CLI as a client of `knhk serve` (`--server URL`): the same commands, run once on a
+//! data directory and once against a server on another one, print the same (but for ids
+//! and times) and exit with the same codes.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use crate::{DataDir, example, stderr, stdout, text};
+
+/// What one command did: its name, exit code, and stdout with ids and times replaced.
+#[derive(Debug, PartialEq)]
+struct Step {
+    command: String,
+    code: Option<i32>,
+    stdout: String,
+}
+
+/// Runs commands on a data directory, keeping what each did.
+struct Script<'a> {
+    data: &'a DataDir,
+    steps: Vec<Step>,
+    /// Every stdout so far, for ids to be numbered across them in order.
+    ids: HashMap<String, usize>,
+}
+
+impl Script<'_> {
+    fn run(&mut self, args: &[&str]) -> String {
+        let mut all = args.to_vec();
+        all.push("--utc");
+        let out = self.data.knhk(&all);
+        let text = stdout(&out);
+        let normal = normalize(&text, &mut self.ids);
+        self.steps.push(Step {
+            command: args.join(" "),
+            code: out.status.code(),
+            stdout: normal,
+        });
+        // A failure is an error line (or a failed or cancelled case shown), never a panic.
+        let err = stderr(&out);
+        assert!(!err.contains("panicked"), "knhk {args:?}: {err}");
+        text
+    }
+
+    fn json(&mut self, args: &[&str]) -> Value {
+        let text = self.run(args);
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("knhk {args:?}: {e}\n{text}"))
+    }
+}
+
+/// Replaces ids (numbered by first appearance), times and the way the data is reached
+/// (`knhk --data-dir DIR`, `knhk --server URL`) with placeholders.
+fn normalize(text: &str, ids: &mut HashMap<String, usize>) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        if let Some(id) = uuid_at(rest) {
+            let n = ids.len() + 1;
+            let n = *ids.entry(id.to_owned()).or_insert(n);
+            out.push_str(&format!("<id{n}>"));
+            rest = &rest[id.len()..];
+        } else if let Some(len) = time_at(rest) {
+            out.push_str("<time>");
+            rest = &rest[len..];
+        } else if let Some(after) = rest.strip_prefix("\"time_ms\":") {
+            out.push_str("\"time_ms\":<ms>");
+            rest = after.trim_start_matches(|c: char| c.is_ascii_digit() || c == ' ');
+        } else if let Some(after) = rest
+            .strip_prefix("knhk --data-dir ")
+            .or_else(|| rest.strip_prefix("knhk --server "))
+        {
+            out.push_str("knhk");
+            rest = after.trim_start_matches(|c: char| !c.is_whitespace());
+        } else {
+            out.push(c);
+            rest = &rest[c.len_utf8()..];
+        }
+    }
+    out
+}
+
+/// Returns the UUID `s` starts with, if any.
+fn uuid_at(s: &str) -> Option<&str> {
+    let id = s.get(..36)?;
+    let ok = id.char_indices().all(|(i, c)| match i {
+        8 | 13 | 18 | 23 => c == '-',
+        _ => c.is_ascii_hexdigit(),
+    });
+    ok.then_some(id)
+}
+
+/// Returns the length of the point in time `s` starts with (`2026-01-02T03:04:05.678Z`,
+/// `2026-01-02 03:04:05.678+00:00`), if any.
+fn time_at(s: &str) -> Option<usize> {
+    let b = s.as_bytes();
+    let date = b.len() >= 16
+        && b[..4].iter().all(u8::is_ascii_digit)
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && (b[10] == b'T' || b[10] == b' ')
+        && b[11..13].iter().all(u8::is_ascii_digit)
+        && b[13] == b':';
+    if !date {
+        return None;
+    }
+    let len = 11
+        + s[11..]
+            .find(|c: char| !(c.is_ascii_digit() || ":.+-Z".contains(c)))
+            .unwrap_or(s.len() - 11);
+    Some(len)
+}
+
+/// The scenario: a workflow registered from a file; a case created, started, shown, listed
+/// and its history read in pages; its human task claimed, started and completed; another
+/// case cancelled; and the errors of an unknown id and a double completion.
+fn scenario(data: &DataDir) -> Vec<Step> {
+    let mut s = Script {
+        data,
+        steps: Vec::new(),
+        ids: HashMap::new(),
+    };
+    let loan = example("loan_application.ttl");
+    let w = s.json(&["workflow", "register", &loan, "--json"]);
+    let workflow = text(&w, "id").to_owned();
+    s.run(&["workflow", "register", &loan]);
+    s.run(&["workflow", "list"]);
+    s.run(&["workflow", "list", "--json"]);
+    s.run(&["workflow", "show", &workflow]);
+    s.run(&["workflow", "show", "loan_application", "--json"]);
+
+    let data_arg = r#"{"applicant": "Ada", "amount": 25000}"#;
+    let created = s.json(&["case", "create", &workflow, "--data", data_arg, "--json"]);
+    let case = text(&created, "case_id").to_owned();
+    s.run(&["case", "show", &case]);
+    s.run(&["case", "execute", &case]);
+    s.run(&["case", "show", &case]);
+    s.run(&["case", "show", &case, "--json"]);
+    s.run(&["case", "list"]);
+    s.run(&["case", "list", "--status", "running", "--json"]);
+
+    let items = s.json(&["workitem", "list", "--role", "underwriter", "--json"]);
+    let item = text(&items[0], "id").to_owned();
+    s.run(&["workitem", "list", "--role", "underwriter"]);
+    s.run(&["workitem", "list", "--case", &case, "--jsonl"]);
+    s.run(&["workitem", "claim", &item, "--user", "uma"]);
+    s.run(&["workitem", "claim", &item, "--user", "bob"]);
+    s.run(&["workitem", "start", &item, "--user", "uma", "--json"]);
+    s.run(&["workitem", "list", "--user", "uma"]);
+    s.run(&[
+        "workitem",
+        "complete",
+        &item,
+        "--user",
+        "uma",
+        "--output",
+        r#"{"approved": true}"#,
+    ]);
+    // Completed once: the second completion is refused.
+    s.run(&["workitem", "complete", &item, "--user", "uma"]);
+
+    s.run(&["case", "history", &case]);
+    s.run(&["case", "history", &case, "--json"]);
+    s.run(&["case", "history", &case, "--limit", "3"]);
+    s.run(&[
+        "case", "history", &case, "--after", "3", "--limit", "3", "--json",
+    ]);
+    s.run(&["case", "history", &case, "--after", "6", "--jsonl"]);
+
+    let second = s.json(&[
+        "case", "create", &workflow, "--data", data_arg, "--start", "--json",
+    ]);
+    let second = text(&second, "case_id").to_owned();
+    s.run(&["case", "list", "--limit", "1"]);
+    s.run(&["case", "list", "--after", &case, "--jsonl"]);
+    s.run(&["case", "suspend", &second]);
+    s.run(&["case", "resume", &second]);
+    s.run(&["case", "cancel", &second, "--reason", "withdrawn"]);
+    s.run(&["case", "cancel", &second]);
+    s.run(&["case", "show", &second]);
+    s.run(&["case", "list", "--status", "cancelled"]);
+
+    // Unknown ids, and an unknown workflow.
+    let unknown = "0192f0c4-8a55-7cc2-9d3e-2101816761d4";
+    s.run(&["case", "show", unknown]);
+    s.run(&["workitem", "claim", unknown, "--user", "uma"]);
+    s.run(&["case", "create", "no_such_workflow"]);
+    s.steps
+}
+
+#[test]
+fn the_commands_print_the_same_and_exit_the_same_on_a_server_as_on_a_data_directory() {
+    let local = scenario(&DataDir::local());
+    let remote = scenario(&DataDir::served());
+    assert_eq!(local.len(), remote.len());
+    for (l, r) in local.iter().zip(&remote) {
+        assert_eq!(
+            (l.code, &l.stdout),
+            (r.code, &r.stdout),
+            "knhk {} printed or exited otherwise with --server",
+            l.command
+        );
+    }
+    // The scenario did what it says, both ways: a refused double completion, an unknown id.
+    let codes: Vec<Option<i32>> = remote.iter().map(|s| s.code).collect();
+    assert!(
+        codes.iter().filter(|c| **c == Some(1)).count() >= 5,
+        "{codes:?}"
+    );
+}
+
+#[test]
+fn commands_that_run_the_engine_here_refuse_a_server() {
+    let data = DataDir::local();
+    for args in [
+        &["run", "x.ttl"][..],
+        &["worker", "--until-idle"][..],
+        &["store", "check"][..],
+    ] {
+        let mut all = vec!["--server", "http://127.0.0.1:9"];
+        all.extend_from_slice(args);
+        let err = data.fails(&all);
+        assert!(err.contains("does not take --server"), "{args:?}: {err}");
+    }
+    // A server that does not answer is named.
+    let err = data.fails(&["--server", "http://127.0.0.1:9", "workflow", "list"]);
+    assert!(
+        err.contains("cannot reach the knhk server at http://127.0.0.1:9"),
+        "{err}"
+    );
+}
