@@ -605,6 +605,78 @@ async fn delegate_work_item(
     ok(s.delegate_work_item(&id, &b.user, &b.to).await)
 }
 
+#[utoipa::path(post, path = "/workitems/{id}/offer", params(("id" = String, Path)), request_body = OfferWorkItem,
+    responses((status = 200, body = Case), (status = "4XX", body = ErrorBody)))]
+async fn offer_work_item(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<OfferWorkItem>,
+) -> Response {
+    ok(s.offer_work_item(&id, &b.user, b.roles).await)
+}
+
+#[utoipa::path(post, path = "/workitems/{id}/allocate", params(("id" = String, Path)), request_body = AllocateWorkItem,
+    responses((status = 200, body = Case), (status = "4XX", body = ErrorBody)))]
+async fn allocate_work_item(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<AllocateWorkItem>,
+) -> Response {
+    ok(s.allocate_work_item(&id, &b.user, &b.to).await)
+}
+
+#[utoipa::path(post, path = "/cases/{id}/retry", params(("id" = String, Path)), request_body = RetryCase,
+    responses((status = 200, body = Case), (status = "4XX", body = ErrorBody)))]
+async fn retry(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<RetryCase>,
+) -> Response {
+    ok(s.retry(&id, b).await)
+}
+
+#[utoipa::path(post, path = "/cases/{id}/data", params(("id" = String, Path)), request_body = SetData,
+    responses((status = 200, body = Case), (status = "4XX", body = ErrorBody)))]
+async fn set_data(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<SetData>,
+) -> Response {
+    ok(s.set_data(&id, b.data).await)
+}
+
+#[utoipa::path(post, path = "/cases/{id}/instances", params(("id" = String, Path)), request_body = AddInstance,
+    responses((status = 200, body = Case), (status = "4XX", body = ErrorBody)))]
+async fn add_instance(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<AddInstance>,
+) -> Response {
+    ok(s.add_instance(&id, b).await)
+}
+
+#[utoipa::path(post, path = "/cases/{id}/complete-task", params(("id" = String, Path)), request_body = CompleteTask,
+    responses((status = 200, body = Case), (status = "4XX", body = ErrorBody)))]
+async fn complete_task(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<CompleteTask>,
+) -> Response {
+    ok(s.complete_task(&id, b).await)
+}
+
+#[utoipa::path(get, path = "/lookup/cases/{prefix}", params(("prefix" = String, Path)),
+    responses((status = 200, body = Found), (status = "4XX", body = ErrorBody)))]
+async fn lookup_case(State(s): State<Shared>, Path(prefix): Path<String>) -> Response {
+    ok(s.lookup_case(&prefix).await)
+}
+
+#[utoipa::path(get, path = "/lookup/workitems/{prefix}", params(("prefix" = String, Path)),
+    responses((status = 200, body = Found), (status = "4XX", body = ErrorBody)))]
+async fn lookup_work_item(State(s): State<Shared>, Path(prefix): Path<String>) -> Response {
+    ok(s.lookup_work_item(&prefix).await)
+}
+
 /// The OpenAPI document of every route.
 #[derive(OpenApi)]
 #[openapi(
@@ -635,7 +707,15 @@ async fn delegate_work_item(
         complete_work_item,
         fail_work_item,
         release_work_item,
-        delegate_work_item
+        delegate_work_item,
+        offer_work_item,
+        allocate_work_item,
+        retry,
+        set_data,
+        add_instance,
+        complete_task,
+        lookup_case,
+        lookup_work_item
     ),
     components(schemas(ErrorBody, ErrorDetail))
 )]
@@ -701,6 +781,14 @@ fn routes() -> Routes {
     .add("POST", "/workitems/{id}/fail", fail_work_item)
     .add("POST", "/workitems/{id}/release", release_work_item)
     .add("POST", "/workitems/{id}/delegate", delegate_work_item)
+    .add("POST", "/workitems/{id}/offer", offer_work_item)
+    .add("POST", "/workitems/{id}/allocate", allocate_work_item)
+    .add("POST", "/cases/{id}/retry", retry)
+    .add("POST", "/cases/{id}/data", set_data)
+    .add("POST", "/cases/{id}/instances", add_instance)
+    .add("POST", "/cases/{id}/complete-task", complete_task)
+    .add("GET", "/lookup/cases/{prefix}", lookup_case)
+    .add("GET", "/lookup/workitems/{prefix}", lookup_work_item)
 }
 
 /// Returns every route of the router: (method, path).

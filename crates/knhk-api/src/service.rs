@@ -17,8 +17,9 @@ use tokio_util::sync::CancellationToken;
 use crate::error::{ApiError, Code};
 use crate::json;
 use crate::types::{
-    Case, CaseEvent, CaseFilter, CasePage, CaseWait, CaseWaits, CreateCase, HistoryPage,
-    Registered, WorkItem, WorkItemFilter, WorkItemPage, Workflow, WorkflowPage,
+    AddInstance, Case, CaseEvent, CaseFilter, CasePage, CaseWait, CaseWaits, CompleteTask,
+    CreateCase, Found, HistoryPage, Registered, RetryCase, WorkItem, WorkItemFilter, WorkItemPage,
+    Workflow, WorkflowPage,
 };
 
 /// The bounds every entry point enforces.
@@ -601,6 +602,94 @@ impl Service {
         Ok(Case::of(
             &self.engine.delegate_work_item(id, user, to).await?,
         ))
+    }
+
+    pub async fn offer_work_item(
+        &self,
+        id: &str,
+        user: &str,
+        roles: Vec<String>,
+    ) -> Result<Case, ApiError> {
+        let (id, user) = (work_item_id(id)?, user_of("user", user)?);
+        if roles.is_empty() || roles.iter().any(|r| r.trim().is_empty()) {
+            return Err(ApiError::invalid(
+                "roles",
+                "roles: name one role at least, none empty",
+            ));
+        }
+        Ok(Case::of(
+            &self.engine.offer_work_item(id, roles, user).await?,
+        ))
+    }
+
+    pub async fn allocate_work_item(
+        &self,
+        id: &str,
+        user: &str,
+        to: &str,
+    ) -> Result<Case, ApiError> {
+        let (id, user, to) = (
+            work_item_id(id)?,
+            user_of("user", user)?,
+            user_of("to", to)?,
+        );
+        Ok(Case::of(
+            &self.engine.allocate_work_item(id, to, user).await?,
+        ))
+    }
+
+    /// Runs a task that failed its case again (`task`: which one, when several failed).
+    pub async fn retry(&self, id: &str, request: RetryCase) -> Result<Case, ApiError> {
+        let id = case_id(id)?;
+        let task = request.task.map(|t| knhk_core::TaskRef {
+            net_instance: request.net_instance,
+            task: t.as_str().into(),
+        });
+        Ok(Case::of(&self.engine.retry_case(id, task).await?))
+    }
+
+    /// Sets top-level keys of a case's data.
+    pub async fn set_data(
+        &self,
+        id: &str,
+        data: serde_json::Map<String, Value>,
+    ) -> Result<Case, ApiError> {
+        let id = case_id(id)?;
+        Ok(Case::of(&self.engine.update_data(id, data).await?))
+    }
+
+    /// Adds an instance to a running dynamic multiple-instance task.
+    pub async fn add_instance(&self, id: &str, request: AddInstance) -> Result<Case, ApiError> {
+        let id = case_id(id)?;
+        let task = knhk_core::TaskRef {
+            net_instance: request.net_instance,
+            task: request.task.as_str().into(),
+        };
+        Ok(Case::of(
+            &self.engine.add_instance(id, task, request.item).await?,
+        ))
+    }
+
+    /// Completes a running task now, withdrawing its unfinished instances.
+    pub async fn complete_task(&self, id: &str, request: CompleteTask) -> Result<Case, ApiError> {
+        let id = case_id(id)?;
+        let task = knhk_core::TaskRef {
+            net_instance: request.net_instance,
+            task: request.task.as_str().into(),
+        };
+        Ok(Case::of(&self.engine.complete_task(id, task).await?))
+    }
+
+    /// Returns the case a shortened id names (a start of its id or of its last group).
+    pub async fn lookup_case(&self, prefix: &str) -> Result<Found, ApiError> {
+        let id = self.engine.resolve_case(prefix).await?;
+        Ok(Found { id: id.to_string() })
+    }
+
+    /// Returns the live work item a shortened id names.
+    pub async fn lookup_work_item(&self, prefix: &str) -> Result<Found, ApiError> {
+        let id = self.engine.resolve_work_item(prefix).await?;
+        Ok(Found { id: id.to_string() })
     }
 
     /// Returns the page size asked for, or the default; more than the cap is refused.

@@ -83,6 +83,72 @@ pub struct DelegateWorkItem {
     pub to: String,
 }
 
+/// `POST /cases/{id}/retry`: the failed task to run again, needed only when several tasks
+/// failed the case.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetryCase {
+    #[serde(default)]
+    pub task: Option<String>,
+    /// The sub-net instance the task runs in (0: the root net).
+    #[serde(default)]
+    pub net_instance: u32,
+}
+
+/// `POST /cases/{id}/data`: top-level keys of the case data to set.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetData {
+    #[schema(value_type = Object)]
+    pub data: Map<String, Value>,
+}
+
+/// `POST /cases/{id}/instances`: a new instance of a running dynamic multiple-instance task.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddInstance {
+    pub task: String,
+    #[serde(default)]
+    pub net_instance: u32,
+    /// The instance's item (any JSON value).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub item: Value,
+}
+
+/// `POST /cases/{id}/complete-task`: completes a running task now, withdrawing its
+/// unfinished instances.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteTask {
+    pub task: String,
+    #[serde(default)]
+    pub net_instance: u32,
+}
+
+/// `POST /workitems/{id}/offer`: an administrator (`user`) offers the item to other roles.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OfferWorkItem {
+    pub user: String,
+    pub roles: Vec<String>,
+}
+
+/// `POST /workitems/{id}/allocate`: an administrator (`user`) allocates the item to `to`.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AllocateWorkItem {
+    pub user: String,
+    pub to: String,
+}
+
+/// `GET /lookup/cases/{prefix}` and `GET /lookup/workitems/{prefix}`: the one id a shortened
+/// id names.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Found {
+    pub id: String,
+}
+
 /// `GET /cases` filters.
 #[derive(Clone, Debug, Default)]
 pub struct CaseFilter {

@@ -71,14 +71,6 @@ pub(crate) fn is_not_found(e: &anyhow::Error) -> bool {
     })
 }
 
-/// Says that a command needs the engine in this process.
-fn local_only(what: &str) -> anyhow::Error {
-    anyhow::anyhow!(
-        "{what} is not served by the REST API: run it without --server (and KNHK_SERVER), on \
-         the server's data directory"
-    )
-}
-
 impl Remote {
     /// A client of the server at `url` (`http://HOST:PORT`).
     pub(crate) fn new(
@@ -167,6 +159,16 @@ impl Remote {
             .post(&format!("/workitems/{item}/{action}"), body)
             .await?;
         case_view(c)
+    }
+
+    /// Returns the id a shortened one names (`kind`: `cases` or `workitems`); a whole id is
+    /// taken as it is, without asking.
+    async fn lookup<T: std::str::FromStr>(&self, arg: &str, kind: &str) -> anyhow::Result<T> {
+        if let Ok(id) = arg.parse::<uuid_like::Whole>() {
+            return parse("an id", &id.0);
+        }
+        let found: api::Found = self.get(&format!("/lookup/{kind}/{arg}"), &[]).await?;
+        parse("an id", &found.id)
     }
 
     async fn workflow(&self, id: WorkflowId) -> anyhow::Result<WorkflowView> {
@@ -371,6 +373,27 @@ impl Remote {
     }
 }
 
+mod uuid_like {
+    /// A whole UUID as text (36 characters, hyphens at their places).
+    pub(super) struct Whole(pub(super) String);
+
+    impl std::str::FromStr for Whole {
+        type Err = ();
+        fn from_str(s: &str) -> Result<Whole, ()> {
+            let whole = s.len() == 36
+                && s.char_indices().all(|(i, c)| match i {
+                    8 | 13 | 18 | 23 => c == '-',
+                    _ => c.is_ascii_hexdigit(),
+                });
+            if whole {
+                Ok(Whole(s.to_owned()))
+            } else {
+                Err(())
+            }
+        }
+    }
+}
+
 /// Returns a page token of the server's lists (its form: the hex of the text).
 fn token(text: &str) -> String {
     text.bytes().map(|b| format!("{b:02x}")).collect()
@@ -550,16 +573,6 @@ fn wait(w: api::CaseWait) -> anyhow::Result<Wait> {
     })
 }
 
-/// Returns the whole id an argument names: with `--server`, ids are given whole.
-fn whole_id<T: std::str::FromStr>(arg: &str, what: &str) -> anyhow::Result<T> {
-    arg.parse().map_err(|_| {
-        anyhow::anyhow!(
-            "{arg:?}: with --server, give the whole {what} id (the server does not look up \
-             shortened ids)"
-        )
-    })
-}
-
 impl Backend {
     /// The engine in this process, for the commands that need it (`run`, `worker`, `store
     /// check`).
@@ -655,14 +668,14 @@ impl Backend {
     pub(crate) async fn resolve_case(&self, arg: &str) -> anyhow::Result<CaseId> {
         match self {
             Backend::Local(engine) => Ok(engine.resolve_case(arg).await?),
-            Backend::Remote(_) => whole_id(arg, "case"),
+            Backend::Remote(r) => r.lookup(arg, "cases").await,
         }
     }
 
     pub(crate) async fn resolve_work_item(&self, arg: &str) -> anyhow::Result<WorkItemId> {
         match self {
             Backend::Local(engine) => Ok(engine.resolve_work_item(arg).await?),
-            Backend::Remote(_) => whole_id(arg, "work item"),
+            Backend::Remote(r) => r.lookup(arg, "workitems").await,
         }
     }
 
@@ -785,7 +798,13 @@ impl Backend {
     ) -> anyhow::Result<CaseView> {
         match self {
             Backend::Local(engine) => Ok(engine.retry_case(case, task).await?),
-            Backend::Remote(_) => Err(local_only("`case retry`")),
+            Backend::Remote(r) => {
+                let body = match task {
+                    Some(t) => json!({ "task": t.task.as_str(), "net_instance": t.net_instance }),
+                    None => json!({}),
+                };
+                r.case_step(case, "retry", body).await
+            }
         }
     }
 
@@ -797,7 +816,14 @@ impl Backend {
     ) -> anyhow::Result<CaseView> {
         match self {
             Backend::Local(engine) => Ok(engine.add_instance(case, task, item).await?),
-            Backend::Remote(_) => Err(local_only("`case add-instance`")),
+            Backend::Remote(r) => {
+                let body = json!({
+                    "task": task.task.as_str(),
+                    "net_instance": task.net_instance,
+                    "item": item,
+                });
+                r.case_step(case, "instances", body).await
+            }
         }
     }
 
@@ -808,7 +834,10 @@ impl Backend {
     ) -> anyhow::Result<CaseView> {
         match self {
             Backend::Local(engine) => Ok(engine.complete_task(case, task).await?),
-            Backend::Remote(_) => Err(local_only("`case complete-task`")),
+            Backend::Remote(r) => {
+                let body = json!({ "task": task.task.as_str(), "net_instance": task.net_instance });
+                r.case_step(case, "complete-task", body).await
+            }
         }
     }
 
@@ -819,7 +848,7 @@ impl Backend {
     ) -> anyhow::Result<CaseView> {
         match self {
             Backend::Local(engine) => Ok(engine.update_data(case, changes).await?),
-            Backend::Remote(_) => Err(local_only("`case set-data`")),
+            Backend::Remote(r) => r.case_step(case, "data", json!({ "data": changes })).await,
         }
     }
 
@@ -875,7 +904,10 @@ impl Backend {
     ) -> anyhow::Result<CaseView> {
         match self {
             Backend::Local(engine) => Ok(engine.offer_work_item(item, roles, by).await?),
-            Backend::Remote(_) => Err(local_only("`workitem offer`")),
+            Backend::Remote(r) => {
+                r.item_step(item, "offer", json!({ "user": by, "roles": roles }))
+                    .await
+            }
         }
     }
 
@@ -887,7 +919,10 @@ impl Backend {
     ) -> anyhow::Result<CaseView> {
         match self {
             Backend::Local(engine) => Ok(engine.allocate_work_item(item, to, by).await?),
-            Backend::Remote(_) => Err(local_only("`workitem allocate`")),
+            Backend::Remote(r) => {
+                r.item_step(item, "allocate", json!({ "user": by, "to": to }))
+                    .await
+            }
         }
     }
 

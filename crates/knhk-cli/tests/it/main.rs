@@ -76,7 +76,11 @@ const PREFIXES: &str = "@prefix yawl: <http://www.yawlfoundation.org/yawlschema#
 /// the others (`run`, `worker`...) still open the data directory.
 struct DataDir {
     dir: tempfile::TempDir,
-    server: Option<Served>,
+    /// Whether the commands that can go to a server do.
+    served: bool,
+    /// The server, started at the first command that goes to it (after the test has written
+    /// what the data directory holds besides the store, such as `directory.json`).
+    server: std::sync::OnceLock<Served>,
 }
 
 /// A `knhk serve` on a test's data directory, killed when dropped.
@@ -105,18 +109,26 @@ impl DataDir {
     fn local() -> DataDir {
         DataDir {
             dir: tempfile::tempdir().expect("temporary data directory"),
-            server: None,
+            served: false,
+            server: std::sync::OnceLock::new(),
         }
     }
 
     /// A data directory served by `knhk serve` on a free port, which the `workflow`, `case`
     /// and `workitem` commands reach with `--server`.
     fn served() -> DataDir {
+        DataDir {
+            served: true,
+            ..DataDir::local()
+        }
+    }
+
+    /// Starts `knhk serve` on the data directory.
+    fn serve(dir: &Path) -> Served {
         use std::io::BufRead as _;
-        let dir = tempfile::tempdir().expect("temporary data directory");
         let mut child = Command::new(env!("CARGO_BIN_EXE_knhk"))
             .args(["serve", "--http", "127.0.0.1:0", "--data-dir"])
-            .arg(dir.path())
+            .arg(dir)
             .env_remove("KNHK_DATA_DIR")
             .env_remove("KNHK_SERVER")
             .env("RUST_LOG", "error")
@@ -135,12 +147,9 @@ impl DataDir {
             .find_map(|word| word.strip_prefix("http="))
             .unwrap_or_else(|| panic!("first line of knhk serve: {line:?}"))
             .to_owned();
-        DataDir {
-            dir,
-            server: Some(Served {
-                child,
-                url: format!("http://{addr}"),
-            }),
+        Served {
+            child,
+            url: format!("http://{addr}"),
         }
     }
 
@@ -152,9 +161,11 @@ impl DataDir {
     /// that goes to the server.
     fn knhk(&self, args: &[&str]) -> Output {
         let remote = matches!(args.first(), Some(&("workflow" | "case" | "workitem")));
-        let mut all = match &self.server {
-            Some(s) if remote => vec!["--server", s.url.as_str()],
-            _ => vec!["--data-dir", path_str(self.dir.path())],
+        let mut all = if remote && self.served {
+            let server = self.server.get_or_init(|| DataDir::serve(self.dir.path()));
+            vec!["--server", server.url.as_str()]
+        } else {
+            vec!["--data-dir", path_str(self.dir.path())]
         };
         all.extend_from_slice(args);
         knhk(&all)
