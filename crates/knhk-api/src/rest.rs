@@ -677,6 +677,12 @@ async fn lookup_work_item(State(s): State<Shared>, Path(prefix): Path<String>) -
     ok(s.lookup_work_item(&prefix).await)
 }
 
+#[utoipa::path(get, path = "/lookup/workflows/{reference}", params(("reference" = String, Path, description = "an id or a start of one, a URI or name, or URI@N / NAME@N")),
+    responses((status = 200, body = Found), (status = "4XX", body = ErrorBody)))]
+async fn lookup_workflow(State(s): State<Shared>, Path(reference): Path<String>) -> Response {
+    ok(s.lookup_workflow(&reference).await)
+}
+
 /// The OpenAPI document of every route.
 #[derive(OpenApi)]
 #[openapi(
@@ -715,7 +721,8 @@ async fn lookup_work_item(State(s): State<Shared>, Path(prefix): Path<String>) -
         add_instance,
         complete_task,
         lookup_case,
-        lookup_work_item
+        lookup_work_item,
+        lookup_workflow
     ),
     components(schemas(ErrorBody, ErrorDetail))
 )]
@@ -789,6 +796,7 @@ fn routes() -> Routes {
     .add("POST", "/cases/{id}/complete-task", complete_task)
     .add("GET", "/lookup/cases/{prefix}", lookup_case)
     .add("GET", "/lookup/workitems/{prefix}", lookup_work_item)
+    .add("GET", "/lookup/workflows/{reference}", lookup_workflow)
 }
 
 /// Returns every route of the router: (method, path).

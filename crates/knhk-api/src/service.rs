@@ -686,6 +686,15 @@ impl Service {
         Ok(Found { id: id.to_string() })
     }
 
+    /// Returns the workflow a reference names: an id or a start of one, a specification URI
+    /// or name (the latest version), or `URI@N` / `NAME@N`.
+    pub async fn lookup_workflow(&self, reference: &str) -> Result<Found, ApiError> {
+        let w = self.engine.find_workflow(reference).await?;
+        Ok(Found {
+            id: w.id.to_string(),
+        })
+    }
+
     /// Returns the live work item a shortened id names.
     pub async fn lookup_work_item(&self, prefix: &str) -> Result<Found, ApiError> {
         let id = self.engine.resolve_work_item(prefix).await?;

@@ -200,48 +200,14 @@ impl Remote {
         if let Ok(id) = reference.parse::<WorkflowId>() {
             return self.workflow(id).await;
         }
-        let all = self.workflows().await?;
-        let (named, version) = match reference.rsplit_once('@') {
-            Some((n, v)) => match v.parse::<u32>() {
-                Ok(v) => (n, Some(v)),
-                Err(_) => (reference, None),
-            },
-            None => (reference, None),
-        };
-        let by_name: Vec<&WorkflowView> = all
-            .iter()
-            .filter(|w| {
-                (w.uri == named || w.name == named) && version.is_none_or(|v| w.version == v)
-            })
-            .collect();
-        let found = match by_name.iter().max_by_key(|w| w.version) {
-            Some(w) => Some((*w).clone()),
-            None => {
-                let lower = reference.to_ascii_lowercase();
-                let by_id: Vec<&WorkflowView> = all
-                    .iter()
-                    .filter(|w| !lower.is_empty() && w.id.to_string().starts_with(&lower))
-                    .collect();
-                match by_id.as_slice() {
-                    [one] => Some((*one).clone()),
-                    [] => None,
-                    _ => anyhow::bail!(
-                        "{reference:?} names {} workflows; give more of the id",
-                        by_id.len()
-                    ),
-                }
-            }
-        };
-        match found {
-            Some(w) => self.workflow(w.id).await,
-            None => Err(anyhow::Error::new(RemoteError {
-                code: "not_found".to_owned(),
-                message: format!(
-                    "unknown workflow {reference:?}: no registered workflow has this id, URI or \
-                     name (see `knhk workflow list`)"
-                ),
-            })),
-        }
+        // The reference (a URI has `/` and `:`) is one path segment, escaped as one.
+        let mut url = reqwest::Url::parse(&format!("{}/lookup/workflows", self.base))
+            .with_context(|| format!("--server {}: not a URL", self.base))?;
+        url.path_segments_mut()
+            .map_err(|()| anyhow::anyhow!("--server {}: not a base URL", self.base))?
+            .push(reference);
+        let found: api::Found = self.send(self.http.get(url)).await?;
+        self.workflow(parse("a workflow id", &found.id)?).await
     }
 
     async fn work_items(&self, query: &WorkItemQuery) -> anyhow::Result<Vec<WorkItemView>> {
