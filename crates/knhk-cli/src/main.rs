@@ -4,7 +4,9 @@
 //! Every command that touches cases opens the engine on the data directory (`--data-dir`,
 //! the SQLite file `knhk.db` in it), does its work in this process, waits until what it set
 //! going has settled (connector calls made, results committed), and exits. Another command,
-//! in another process, takes the case up from the store.
+//! in another process, takes the case up from the store. With `--server URL`, the `workflow`,
+//! `case` and `workitem` commands are clients of a running `knhk serve` instead
+//! (`backend.rs`).
 
 /// Prints to standard output like `print!`, but a closed pipe (`knhk case history ID | head`)
 /// is not worth a panic: the rest of the output is dropped and the command ends as it would.
