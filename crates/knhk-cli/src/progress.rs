@@ -71,7 +71,7 @@ impl Progress {
         updates: Option<broadcast::Receiver<CaseUpdate>>,
     ) -> anyhow::Result<()> {
         let (Backend::Local(engine), Some(mut updates)) = (backend, updates) else {
-            return self.catch_up(backend, case).await;
+            return self.follow_remote(backend, case).await;
         };
         let settled = engine.settled(case);
         tokio::pin!(settled);
@@ -100,6 +100,24 @@ impl Progress {
         // A result that could not be stored leaves the case short of where it should be: the
         // command did not do what it was asked.
         Ok(fed?)
+    }
+
+    /// Follows a case on a server: it answers a step once committed and makes the connector
+    /// calls the step set going afterwards, so the history is read again until no call of the
+    /// case is in flight (as the engine in this process would have waited for them).
+    async fn follow_remote(&mut self, backend: &Backend, case: CaseId) -> anyhow::Result<()> {
+        let mut pause = std::time::Duration::from_millis(5);
+        loop {
+            self.catch_up(backend, case).await?;
+            let waits = backend.waits(case).await?;
+            if !waits.iter().any(|w| matches!(w, Wait::Call { .. })) {
+                break;
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(std::time::Duration::from_millis(200));
+        }
+        // What committed between the last page and the look at the waits.
+        self.catch_up(backend, case).await
     }
 
     /// Prints the events stored after the last one shown, a page at a time, so that a long

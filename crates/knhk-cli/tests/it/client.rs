@@ -6,7 +6,8 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use crate::{DataDir, example, stderr, stdout, text};
+use crate::http_server::{Reply, serve};
+use crate::{DataDir, PREFIXES, example, path_str, stderr, stdout, temp_file, text};
 
 /// What one command did: its name, exit code, and stdout with ids and times replaced.
 #[derive(Debug, PartialEq)]
@@ -278,6 +279,84 @@ fn operator_scenario(data: &DataDir) -> Vec<Step> {
         "20",
     ]);
     s.steps
+}
+
+/// A case whose connector call the server makes after it has answered the step: the command
+/// follows the case until no call is in flight, as the engine in this process does. The
+/// payment service takes its time and declines the first charge of each order.
+fn connector_scenario(data: &DataDir) -> Vec<Step> {
+    let mut paths = std::collections::HashSet::new();
+    let payments = serve(move |request| {
+        // A slow service: the answer comes well after the step that made the call.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        if paths.insert(request.line.clone()) {
+            Reply::json("400 Bad Request", r#"{"error": "card declined"}"#)
+        } else {
+            Reply::json("200 OK", r#"{"charged": true}"#)
+        }
+    });
+    let file = temp_file(
+        &format!(
+            "client_charge_{}.ttl",
+            payments.replace([':', '/', '.'], "_")
+        ),
+        &format!(
+            "{PREFIXES}\
+             <#spec> a yawl:Specification ; yawl:uri <urn:test:client:charge> ;\n\
+                 yawl:hasDecomposition <#net> .\n\
+             <#net> a yawl:Net ; yawl:isRootNet true ; yawl:hasInputCondition <#start> ;\n\
+                 yawl:hasOutputCondition <#end> ; yawl:hasTask <#charge>, <#ship> .\n\
+             <#start> a yawl:InputCondition ; yawl:flowsInto [ yawl:nextElementRef <#charge> ] .\n\
+             <#charge> a yawl:Task ; knhk:connector \"http\" ;\n\
+                 knhk:setting [ knhk:key \"url\" ; knhk:value \"{payments}/charge/{{order}}\" ] ;\n\
+                 yawl:flowsInto [ yawl:nextElementRef <#ship> ] .\n\
+             <#ship> a yawl:Task ; yawl:flowsInto [ yawl:nextElementRef <#end> ] .\n\
+             <#end> a yawl:OutputCondition .\n"
+        ),
+    );
+    let mut s = Script {
+        data,
+        steps: Vec::new(),
+        ids: HashMap::new(),
+    };
+    let w = s.json(&["workflow", "register", path_str(&file), "--json"]);
+    let workflow = text(&w, "id").to_owned();
+    let failed = s.json(&[
+        "case",
+        "create",
+        &workflow,
+        "--data",
+        r#"{"order": "A-1"}"#,
+        "--start",
+        "--json",
+    ]);
+    let case = text(&failed, "case_id").to_owned();
+    s.run(&["case", "show", &case]);
+    s.run(&["case", "retry", &case]);
+    s.run(&[
+        "case",
+        "create",
+        &workflow,
+        "--data",
+        r#"{"order": "A-2"}"#,
+        "--start",
+    ]);
+    s.steps
+}
+
+#[test]
+fn a_step_whose_connector_call_the_server_makes_later_is_followed_to_its_end() {
+    let local = connector_scenario(&DataDir::local());
+    let remote = connector_scenario(&DataDir::served());
+    same(&local, &remote);
+    // Declined, then charged on the retry: the case failed, then completed.
+    let codes: Vec<Option<i32>> = remote.iter().map(|s| s.code).collect();
+    assert_eq!(codes, [Some(0), Some(1), Some(1), Some(0), Some(1)]);
+    assert!(
+        remote[3].stdout.contains(": completed"),
+        "{}",
+        remote[3].stdout
+    );
 }
 
 /// Asserts that two runs printed the same and exited with the same codes, step by step.
