@@ -431,3 +431,127 @@ fn commands_that_run_the_engine_here_refuse_a_server() {
         "{err}"
     );
 }
+
+/// Sends a request and returns the status and the JSON body.
+async fn call(request: reqwest::RequestBuilder) -> (u16, Value) {
+    let response = request.send().await.expect("the server answers");
+    let status = response.status().as_u16();
+    let body = response.json().await.expect("a JSON body");
+    (status, body)
+}
+
+#[tokio::test]
+async fn the_routes_the_cli_added_answer_and_refuse_bad_input_changing_nothing() {
+    let data = DataDir::served();
+    let w = data.json(&[
+        "workflow",
+        "register",
+        &example("loan_application.ttl"),
+        "--json",
+    ]);
+    let started = |data: &DataDir| {
+        data.json(&[
+            "case",
+            "create",
+            "Loan application",
+            "--data",
+            r#"{"applicant": "Ada", "amount": 25000}"#,
+            "--start",
+            "--json",
+        ])
+    };
+    let doc = started(&data);
+    started(&data);
+    let case = text(&doc, "case_id").to_owned();
+    let item = text(&doc["work_items"][0], "id").to_owned();
+    let base = data.server_url();
+    let http = reqwest::Client::new();
+    let get = |path: &str| http.get(format!("{base}{path}"));
+    let post = |path: &str, body: Value| http.post(format!("{base}{path}")).json(&body);
+    let (_, before) = call(get(&format!("/cases/{case}"))).await;
+
+    // What the case waits for, the workflow's specification, lookups.
+    let (status, waits) = call(get(&format!("/cases/{case}/waits"))).await;
+    assert_eq!(status, 200, "{waits}");
+    assert_eq!(waits["waits"][0]["kind"], "work_item", "{waits}");
+    assert_eq!(waits["waits"][0]["item"], item.as_str());
+    assert_eq!(waits["waits"][0]["task"], "underwriter_decision");
+    let (status, spec) = call(get(&format!("/workflows/{}/spec", text(&w, "id")))).await;
+    assert_eq!(status, 200, "{spec}");
+    assert_eq!(spec["nets"][0]["tasks"].as_array().map(Vec::len), Some(9));
+    let last = case.rsplit('-').next().expect("a last group");
+    let (status, found) = call(get(&format!("/lookup/cases/{last}"))).await;
+    assert_eq!((status, &found["id"]), (200, &Value::from(case.as_str())));
+    // Both cases start with the same digits (time-ordered ids of one minute).
+    let (status, err) = call(get(&format!("/lookup/cases/{}", &case[..4]))).await;
+    assert_eq!(
+        (status, &err["error"]["code"]),
+        (400, &Value::from("invalid_argument"))
+    );
+    let (status, err) = call(get("/lookup/workitems/ffffffff")).await;
+    assert_eq!(
+        (status, &err["error"]["code"]),
+        (404, &Value::from("not_found"))
+    );
+    let (status, err) = call(get("/lookup/workflows/Loan%20application@9")).await;
+    assert_eq!(status, 404, "{err}");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("has no version 9")),
+        "{err}"
+    );
+    let (status, found) = call(get("/lookup/workflows/Loan%20application@1")).await;
+    assert_eq!((status, &found["id"]), (200, &w["id"]));
+
+    // Refused, each naming what is wrong, and nothing changes.
+    let (status, err) = call(post(
+        &format!("/workitems/{item}/offer"),
+        serde_json::json!({"user": "admin", "roles": []}),
+    ))
+    .await;
+    assert_eq!(
+        (status, &err["error"]["details"]["field"]),
+        (400, &Value::from("roles"))
+    );
+    let (status, err) = call(post(
+        &format!("/cases/{case}/data"),
+        serde_json::json!({"data": {"a": 1}, "extra": true}),
+    ))
+    .await;
+    assert_eq!(status, 400, "{err}");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("extra")),
+        "{err}"
+    );
+    let (status, err) = call(post(&format!("/cases/{case}/retry"), serde_json::json!({}))).await;
+    assert_eq!(
+        (status, &err["error"]["code"]),
+        (409, &Value::from("failed_precondition"))
+    );
+    let (status, err) = call(post(
+        &format!("/cases/{case}/instances"),
+        serde_json::json!({"item": 1}),
+    ))
+    .await;
+    assert_eq!(status, 400, "{err}");
+    let (status, err) = call(post(
+        &format!("/cases/{case}/complete-task"),
+        serde_json::json!({"task": "underwriter_decision"}),
+    ))
+    .await;
+    assert!((400..500).contains(&status), "{status} {err}");
+    let (status, err) = call(post(
+        &format!("/workitems/{item}/allocate"),
+        serde_json::json!({"user": "admin", "to": ""}),
+    ))
+    .await;
+    assert_eq!(
+        (status, &err["error"]["details"]["field"]),
+        (400, &Value::from("to"))
+    );
+    let (_, after) = call(get(&format!("/cases/{case}"))).await;
+    assert_eq!(before, after);
+}

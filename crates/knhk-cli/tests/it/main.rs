@@ -157,6 +157,15 @@ impl DataDir {
         self.dir.path()
     }
 
+    /// Returns the URL of the server on this data directory, starting it if it has not.
+    fn server_url(&self) -> String {
+        assert!(self.served, "a served data directory");
+        self.server
+            .get_or_init(|| DataDir::serve(self.dir.path()))
+            .url
+            .clone()
+    }
+
     /// Runs `knhk --data-dir DIR ARGS...`, or `knhk --server URL ARGS...` for a command
     /// that goes to the server.
     fn knhk(&self, args: &[&str]) -> Output {
