@@ -39,6 +39,9 @@ pub(crate) struct Remote {
     admin_role: String,
     /// The most bytes of a definition file sent to the server.
     max_definition_bytes: usize,
+    /// The most items asked for in one page: [`MAX_PAGE`], or less once the server has said
+    /// that its pages hold fewer.
+    max_page: std::sync::atomic::AtomicUsize,
 }
 
 /// An error the server answered with: its code (the API's vocabulary) and message.
@@ -46,6 +49,8 @@ pub(crate) struct Remote {
 pub(crate) struct RemoteError {
     pub(crate) code: String,
     pub(crate) message: String,
+    /// The bound passed, when the error is about one (`details.limit`).
+    limit: Option<u64>,
 }
 
 impl std::fmt::Display for RemoteError {
@@ -82,7 +87,10 @@ impl Remote {
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             anyhow::bail!("--server {url:?}: not an http:// or https:// URL");
         }
+        // A server that does not take the connection is named soon; an answer may take as
+        // long as the server allows a request.
         let http = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(10))
             .build()
             .context("cannot make the HTTP client")?;
         Ok(Remote {
@@ -90,6 +98,7 @@ impl Remote {
             base,
             admin_role,
             max_definition_bytes,
+            max_page: std::sync::atomic::AtomicUsize::new(MAX_PAGE),
         })
     }
 
@@ -112,6 +121,7 @@ impl Remote {
         if !status.is_success() {
             return Err(match serde_json::from_slice::<api::ErrorBody>(&bytes) {
                 Ok(body) => anyhow::Error::new(RemoteError {
+                    limit: body.error.details.get("limit").and_then(Value::as_u64),
                     code: body.error.code,
                     message: body.error.message,
                 }),
@@ -137,6 +147,38 @@ impl Remote {
     ) -> anyhow::Result<T> {
         self.send(self.http.get(format!("{}{path}", self.base)).query(query))
             .await
+    }
+
+    /// Reads one page of at most `want` items (`field`: the page size's parameter); a server
+    /// whose pages hold fewer says its bound, and the page is asked again within it.
+    async fn page<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        field: &'static str,
+        want: usize,
+    ) -> anyhow::Result<T> {
+        use std::sync::atomic::Ordering;
+        loop {
+            let size = want.min(self.max_page.load(Ordering::Relaxed)).max(1);
+            let mut q = query.to_vec();
+            q.push((field, size.to_string()));
+            match self.get(path, &q).await {
+                Err(e) => {
+                    let bound = e
+                        .downcast_ref::<RemoteError>()
+                        .filter(|r| r.code == "invalid_argument")
+                        .and_then(|r| r.limit)
+                        .and_then(|l| usize::try_from(l).ok())
+                        .filter(|l| *l >= 1 && *l < size);
+                    match bound {
+                        Some(limit) => self.max_page.store(limit, Ordering::Relaxed),
+                        None => return Err(e),
+                    }
+                }
+                page => return page,
+            }
+        }
     }
 
     async fn post<T: DeserializeOwned>(&self, path: &str, body: Value) -> anyhow::Result<T> {
@@ -179,11 +221,13 @@ impl Remote {
         let mut all = Vec::new();
         let mut token = None;
         loop {
-            let mut query = vec![("page_size", MAX_PAGE.to_string())];
+            let mut query = Vec::new();
             if let Some(t) = token.take() {
                 query.push(("page_token", t));
             }
-            let page: api::WorkflowPage = self.get("/workflows", &query).await?;
+            let page: api::WorkflowPage = self
+                .page("/workflows", &query, "page_size", MAX_PAGE)
+                .await?;
             for w in page.items {
                 all.push(workflow_view(w)?);
             }
@@ -222,7 +266,7 @@ impl Remote {
         let mut left = query.limit.unwrap_or(usize::MAX);
         let mut all = Vec::new();
         while left > 0 {
-            let mut q = vec![("page_size", left.min(MAX_PAGE).to_string())];
+            let mut q = Vec::new();
             if let Some(role) = &query.role {
                 q.push(("role", role.clone()));
             }
@@ -235,7 +279,7 @@ impl Remote {
             if let Some(t) = token.take() {
                 q.push(("page_token", t));
             }
-            let page: api::WorkItemPage = self.get("/workitems", &q).await?;
+            let page: api::WorkItemPage = self.page("/workitems", &q, "page_size", left).await?;
             left = left.saturating_sub(page.items.len());
             for w in page.items {
                 all.push(work_item_view(w)?);
@@ -253,7 +297,7 @@ impl Remote {
         let mut left = query.limit.unwrap_or(usize::MAX);
         let mut all = Vec::new();
         while left > 0 {
-            let mut q = vec![("page_size", left.min(MAX_PAGE).to_string())];
+            let mut q = Vec::new();
             if !query.status.is_empty() {
                 let names: Vec<&str> = query.status.iter().map(|s| s.as_str()).collect();
                 q.push(("status", names.join(",")));
@@ -264,7 +308,7 @@ impl Remote {
             if let Some(t) = token.take() {
                 q.push(("page_token", t));
             }
-            let page: api::CasePage = self.get("/cases", &q).await?;
+            let page: api::CasePage = self.page("/cases", &q, "page_size", left).await?;
             left = left.saturating_sub(page.items.len());
             for c in page.items {
                 all.push(case_view(c)?);
@@ -286,11 +330,10 @@ impl Remote {
         let mut events = Vec::new();
         let mut left = limit;
         while left > 0 {
-            let q = [
-                ("after", after.to_string()),
-                ("limit", left.min(MAX_PAGE).to_string()),
-            ];
-            let page: api::HistoryPage = self.get(&format!("/cases/{case}/history"), &q).await?;
+            let q = [("after", after.to_string())];
+            let page: api::HistoryPage = self
+                .page(&format!("/cases/{case}/history"), &q, "limit", left)
+                .await?;
             let n = page.events.len();
             for e in page.events {
                 let e = event(e)?;

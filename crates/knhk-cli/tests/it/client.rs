@@ -359,6 +359,47 @@ fn a_step_whose_connector_call_the_server_makes_later_is_followed_to_its_end() {
     );
 }
 
+/// Lists and histories longer than a page of the server's.
+fn long_lists(data: &DataDir) -> Vec<Step> {
+    let mut s = Script {
+        data,
+        steps: Vec::new(),
+        ids: HashMap::new(),
+    };
+    let loan = example("loan_application.ttl");
+    s.run(&["workflow", "register", &loan]);
+    let mut last = String::new();
+    for n in 0..5 {
+        let doc = s.json(&[
+            "case",
+            "create",
+            "Loan application",
+            "--data",
+            &format!(r#"{{"applicant": "A{n}", "amount": 25000}}"#),
+            "--start",
+            "--json",
+        ]);
+        last = text(&doc, "case_id").to_owned();
+    }
+    s.run(&["case", "list", "--jsonl"]);
+    s.run(&["case", "list", "--limit", "3", "--json"]);
+    s.run(&["workitem", "list"]);
+    s.run(&["workitem", "list", "--jsonl", "--limit", "4"]);
+    s.run(&["case", "history", &last]);
+    s.run(&["case", "history", &last, "--jsonl"]);
+    s.run(&["case", "history", &last, "--after", "2", "--limit", "7"]);
+    s.steps
+}
+
+#[test]
+fn lists_longer_than_the_servers_pages_are_read_whole() {
+    let local = long_lists(&DataDir::local());
+    let remote = long_lists(&DataDir::served_with(&[("KNHK_MAX_PAGE_SIZE", "2")]));
+    same(&local, &remote);
+    let lines = remote[6].stdout.lines().count();
+    assert_eq!(lines, 5, "{}", remote[6].stdout);
+}
+
 /// Asserts that two runs printed the same and exited with the same codes, step by step.
 fn same(local: &[Step], remote: &[Step]) {
     assert_eq!(local.len(), remote.len());

@@ -78,6 +78,8 @@ struct DataDir {
     dir: tempfile::TempDir,
     /// Whether the commands that can go to a server do.
     served: bool,
+    /// The server's extra environment variables.
+    server_env: Vec<(String, String)>,
     /// The server, started at the first command that goes to it (after the test has written
     /// what the data directory holds besides the store, such as `directory.json`).
     server: std::sync::OnceLock<Served>,
@@ -110,6 +112,7 @@ impl DataDir {
         DataDir {
             dir: tempfile::tempdir().expect("temporary data directory"),
             served: false,
+            server_env: Vec::new(),
             server: std::sync::OnceLock::new(),
         }
     }
@@ -117,14 +120,23 @@ impl DataDir {
     /// A data directory served by `knhk serve` on a free port, which the `workflow`, `case`
     /// and `workitem` commands reach with `--server`.
     fn served() -> DataDir {
+        DataDir::served_with(&[])
+    }
+
+    /// A served data directory whose server has these extra `KNHK_*` variables.
+    fn served_with(env: &[(&str, &str)]) -> DataDir {
         DataDir {
             served: true,
+            server_env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
             ..DataDir::local()
         }
     }
 
     /// Starts `knhk serve` on the data directory.
-    fn serve(dir: &Path) -> Served {
+    fn serve(dir: &Path, env: &[(String, String)]) -> Served {
         use std::io::BufRead as _;
         let mut child = Command::new(env!("CARGO_BIN_EXE_knhk"))
             .args(["serve", "--http", "127.0.0.1:0", "--data-dir"])
@@ -132,6 +144,7 @@ impl DataDir {
             .env_remove("KNHK_DATA_DIR")
             .env_remove("KNHK_SERVER")
             .env("RUST_LOG", "error")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -161,7 +174,7 @@ impl DataDir {
     fn server_url(&self) -> String {
         assert!(self.served, "a served data directory");
         self.server
-            .get_or_init(|| DataDir::serve(self.dir.path()))
+            .get_or_init(|| DataDir::serve(self.dir.path(), &self.server_env))
             .url
             .clone()
     }
@@ -171,7 +184,9 @@ impl DataDir {
     fn knhk(&self, args: &[&str]) -> Output {
         let remote = matches!(args.first(), Some(&("workflow" | "case" | "workitem")));
         let mut all = if remote && self.served {
-            let server = self.server.get_or_init(|| DataDir::serve(self.dir.path()));
+            let server = self
+                .server
+                .get_or_init(|| DataDir::serve(self.dir.path(), &self.server_env));
             vec!["--server", server.url.as_str()]
         } else {
             vec!["--data-dir", path_str(self.dir.path())]
