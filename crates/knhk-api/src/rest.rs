@@ -683,6 +683,12 @@ async fn lookup_workflow(State(s): State<Shared>, Path(reference): Path<String>)
     ok(s.lookup_workflow(&reference).await)
 }
 
+#[utoipa::path(get, path = "/quarantine",
+    responses((status = 200, body = Quarantine), (status = "4XX", body = ErrorBody)))]
+async fn quarantine(State(s): State<Shared>) -> Response {
+    ok(s.quarantine().await)
+}
+
 /// The OpenAPI document of every route.
 #[derive(OpenApi)]
 #[openapi(
@@ -722,7 +728,8 @@ async fn lookup_workflow(State(s): State<Shared>, Path(reference): Path<String>)
         complete_task,
         lookup_case,
         lookup_work_item,
-        lookup_workflow
+        lookup_workflow,
+        quarantine
     ),
     components(schemas(ErrorBody, ErrorDetail))
 )]
@@ -797,6 +804,7 @@ fn routes() -> Routes {
     .add("GET", "/lookup/cases/{prefix}", lookup_case)
     .add("GET", "/lookup/workitems/{prefix}", lookup_work_item)
     .add("GET", "/lookup/workflows/{reference}", lookup_workflow)
+    .add("GET", "/quarantine", quarantine)
 }
 
 /// Returns every route of the router: (method, path).

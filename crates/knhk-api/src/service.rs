@@ -701,6 +701,22 @@ impl Service {
         Ok(Found { id: id.to_string() })
     }
 
+    /// The quarantined cases: set aside because their stored data does not load, with why.
+    pub async fn quarantine(&self) -> Result<crate::types::Quarantine, ApiError> {
+        let items = self
+            .engine
+            .quarantined()
+            .await?
+            .into_iter()
+            .map(|q| crate::types::QuarantinedCase {
+                case_id: q.id.to_string(),
+                reason: q.reason,
+                quarantined_at: crate::types::rfc3339(q.at),
+            })
+            .collect();
+        Ok(crate::types::Quarantine { items })
+    }
+
     /// Returns the page size asked for, or the default; more than the cap is refused.
     fn page_size(&self, asked: Option<usize>, field: &str) -> Result<usize, ApiError> {
         match asked {

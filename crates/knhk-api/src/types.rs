@@ -149,6 +149,20 @@ pub struct Found {
     pub id: String,
 }
 
+/// `GET /quarantine`: the cases set aside because their stored data does not load.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Quarantine {
+    pub items: Vec<QuarantinedCase>,
+}
+
+/// A case set aside: its id, why (the error met loading it) and when.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct QuarantinedCase {
+    pub case_id: String,
+    pub reason: String,
+    pub quarantined_at: String,
+}
+
 /// `GET /cases` filters.
 #[derive(Clone, Debug, Default)]
 pub struct CaseFilter {

@@ -226,8 +226,7 @@ fn a_store_left_open_by_a_killed_process_is_checked_quickly_on_the_next_open() {
 
 #[test]
 fn a_case_that_does_not_load_is_quarantined_and_the_others_go_on() {
-    // Local only: the store is damaged under the engine, and quarantined cases are not served.
-    let data = DataDir::local();
+    let data = DataDir::new();
     let ids: Vec<String> = (0..3)
         .map(|_| text(&data.start_loan(), "case_id").to_owned())
         .collect();
