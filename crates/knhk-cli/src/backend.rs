@@ -51,6 +51,8 @@ pub(crate) struct RemoteError {
     pub(crate) message: String,
     /// The bound passed, when the error is about one (`details.limit`).
     limit: Option<u64>,
+    /// The state of a work item that refused a step (`details.state`).
+    pub(crate) state: Option<String>,
 }
 
 impl std::fmt::Display for RemoteError {
@@ -122,6 +124,12 @@ impl Remote {
             return Err(match serde_json::from_slice::<api::ErrorBody>(&bytes) {
                 Ok(body) => anyhow::Error::new(RemoteError {
                     limit: body.error.details.get("limit").and_then(Value::as_u64),
+                    state: body
+                        .error
+                        .details
+                        .get("state")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
                     code: body.error.code,
                     message: body.error.message,
                 }),

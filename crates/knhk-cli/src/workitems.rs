@@ -438,8 +438,14 @@ impl<T> ItemContext<T> for anyhow::Result<T> {
     fn item_context(self, action: &str, id: WorkItemId) -> anyhow::Result<T> {
         self.map_err(|e| match e.downcast::<EngineError>() {
             Ok(e) => engine_item_error(e, action, id),
-            // A server's error names the item already.
-            Err(e) => e,
+            // A server's error names the item already; a wrong state is said as here.
+            Err(e) => match e
+                .downcast_ref::<crate::backend::RemoteError>()
+                .and_then(|r| r.state.clone())
+            {
+                Some(state) => anyhow::anyhow!("cannot {action} work item {id}: it is {state}"),
+                None => e,
+            },
         })
     }
 }

@@ -15,6 +15,8 @@ struct Step {
     command: String,
     code: Option<i32>,
     stdout: String,
+    /// Errors and progress, with where an id was looked up replaced too.
+    stderr: String,
 }
 
 /// Runs commands on a data directory, keeping what each did.
@@ -32,14 +34,16 @@ impl Script<'_> {
         let out = self.data.knhk(&all);
         let text = stdout(&out);
         let normal = normalize(&text, &mut self.ids);
+        // A failure is an error line (or a failed or cancelled case shown), never a panic.
+        let err = stderr(&out);
+        assert!(!err.contains("panicked"), "knhk {args:?}: {err}");
+        let err = normalize(&looked_up(&err), &mut self.ids);
         self.steps.push(Step {
             command: args.join(" "),
             code: out.status.code(),
             stdout: normal,
+            stderr: err,
         });
-        // A failure is an error line (or a failed or cancelled case shown), never a panic.
-        let err = stderr(&out);
-        assert!(!err.contains("panicked"), "knhk {args:?}: {err}");
         text
     }
 
@@ -77,6 +81,26 @@ fn normalize(text: &str, ids: &mut HashMap<String, usize>) -> String {
             rest = &rest[c.len_utf8()..];
         }
     }
+    out
+}
+
+/// Replaces where an unknown id was looked up, `(looked in the data directory DIR)` or
+/// `(asked the server URL)`, with `(looked up)`.
+fn looked_up(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    loop {
+        let at = ["(looked in the data directory ", "(asked the server "]
+            .iter()
+            .filter_map(|p| rest.find(p))
+            .min();
+        let Some(at) = at else { break };
+        out.push_str(&rest[..at]);
+        out.push_str("(looked up)");
+        rest = &rest[at..];
+        rest = rest.find(')').map_or("", |end| &rest[end + 1..]);
+    }
+    out.push_str(rest);
     out
 }
 
@@ -405,8 +429,8 @@ fn same(local: &[Step], remote: &[Step]) {
     assert_eq!(local.len(), remote.len());
     for (l, r) in local.iter().zip(remote) {
         assert_eq!(
-            (l.code, &l.stdout),
-            (r.code, &r.stdout),
+            (l.code, &l.stdout, &l.stderr),
+            (r.code, &r.stdout, &r.stderr),
             "knhk {} printed or exited otherwise with --server",
             l.command
         );

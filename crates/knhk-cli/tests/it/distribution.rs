@@ -58,9 +58,7 @@ fn an_administrator_offers_a_work_item_from_the_admin_queue_to_a_role() {
 
 #[test]
 fn an_administrator_allocates_a_work_item_to_a_user() {
-    // Local only: it reads the local wording of a refused step (`cannot offer work item ID: it
-    // is allocated`); a server says `work item ID is allocated, cannot offer`.
-    let data = DataDir::local();
+    let data = DataDir::new();
     let doc = leave_request(&data, &[]);
     let id = text(&doc["work_items"][0], "id").to_owned();
     let err = data.fails(&["workitem", "allocate", &id, "--to", "ann", "--user", "bob"]);
