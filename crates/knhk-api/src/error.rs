@@ -196,7 +196,16 @@ impl From<EngineError> for ApiError {
         if code == Code::Internal {
             tracing::error!(error = %e, "internal error");
         }
-        ApiError::new(code, e.to_string())
+        let state = match &e {
+            EngineError::Case(knhk_core::Error::WrongWorkItemState { state, .. }) => Some(*state),
+            _ => None,
+        };
+        let error = ApiError::new(code, e.to_string());
+        // A work item in the wrong state for the step: which state (a client says it its way).
+        match state {
+            Some(state) => error.with("state", state),
+            None => error,
+        }
     }
 }
 

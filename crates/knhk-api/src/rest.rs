@@ -280,6 +280,12 @@ async fn get_workflow(State(s): State<Shared>, Path(id): Path<String>) -> Respon
     ok(s.get_workflow(&id).await)
 }
 
+#[utoipa::path(get, path = "/workflows/{id}/spec", params(("id" = String, Path)),
+    responses((status = 200, description = "the specification: nets, tasks, flows", body = Object), (status = "4XX", body = ErrorBody)))]
+async fn get_workflow_spec(State(s): State<Shared>, Path(id): Path<String>) -> Response {
+    ok(s.workflow_spec(&id).await)
+}
+
 #[utoipa::path(post, path = "/cases", request_body = CreateCase,
     params(("Idempotency-Key" = Option<String>, Header, description = "the same key returns the same case; with another body, 422")),
     responses((status = 201, body = Case), (status = 200, body = Case, description = "the case this idempotency key made"), (status = "4XX", body = ErrorBody)))]
@@ -400,6 +406,12 @@ async fn trigger(
     Optional(b): Optional<Trigger>,
 ) -> Response {
     ok(s.trigger(&id, &event, b.data).await)
+}
+
+#[utoipa::path(get, path = "/cases/{id}/waits", params(("id" = String, Path)),
+    responses((status = 200, body = CaseWaits), (status = "4XX", body = ErrorBody)))]
+async fn waits(State(s): State<Shared>, Path(id): Path<String>) -> Response {
+    ok(s.waits(&id).await)
 }
 
 #[utoipa::path(get, path = "/cases/{id}/history",
@@ -593,6 +605,90 @@ async fn delegate_work_item(
     ok(s.delegate_work_item(&id, &b.user, &b.to).await)
 }
 
+#[utoipa::path(post, path = "/workitems/{id}/offer", params(("id" = String, Path)), request_body = OfferWorkItem,
+    responses((status = 200, body = Case), (status = "4XX", body = ErrorBody)))]
+async fn offer_work_item(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<OfferWorkItem>,
+) -> Response {
+    ok(s.offer_work_item(&id, &b.user, b.roles).await)
+}
+
+#[utoipa::path(post, path = "/workitems/{id}/allocate", params(("id" = String, Path)), request_body = AllocateWorkItem,
+    responses((status = 200, body = Case), (status = "4XX", body = ErrorBody)))]
+async fn allocate_work_item(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<AllocateWorkItem>,
+) -> Response {
+    ok(s.allocate_work_item(&id, &b.user, &b.to).await)
+}
+
+#[utoipa::path(post, path = "/cases/{id}/retry", params(("id" = String, Path)), request_body = RetryCase,
+    responses((status = 200, body = Case), (status = "4XX", body = ErrorBody)))]
+async fn retry(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<RetryCase>,
+) -> Response {
+    ok(s.retry(&id, b).await)
+}
+
+#[utoipa::path(post, path = "/cases/{id}/data", params(("id" = String, Path)), request_body = SetData,
+    responses((status = 200, body = Case), (status = "4XX", body = ErrorBody)))]
+async fn set_data(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<SetData>,
+) -> Response {
+    ok(s.set_data(&id, b.data).await)
+}
+
+#[utoipa::path(post, path = "/cases/{id}/instances", params(("id" = String, Path)), request_body = AddInstance,
+    responses((status = 200, body = Case), (status = "4XX", body = ErrorBody)))]
+async fn add_instance(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<AddInstance>,
+) -> Response {
+    ok(s.add_instance(&id, b).await)
+}
+
+#[utoipa::path(post, path = "/cases/{id}/complete-task", params(("id" = String, Path)), request_body = CompleteTask,
+    responses((status = 200, body = Case), (status = "4XX", body = ErrorBody)))]
+async fn complete_task(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<CompleteTask>,
+) -> Response {
+    ok(s.complete_task(&id, b).await)
+}
+
+#[utoipa::path(get, path = "/lookup/cases/{prefix}", params(("prefix" = String, Path)),
+    responses((status = 200, body = Found), (status = "4XX", body = ErrorBody)))]
+async fn lookup_case(State(s): State<Shared>, Path(prefix): Path<String>) -> Response {
+    ok(s.lookup_case(&prefix).await)
+}
+
+#[utoipa::path(get, path = "/lookup/workitems/{prefix}", params(("prefix" = String, Path)),
+    responses((status = 200, body = Found), (status = "4XX", body = ErrorBody)))]
+async fn lookup_work_item(State(s): State<Shared>, Path(prefix): Path<String>) -> Response {
+    ok(s.lookup_work_item(&prefix).await)
+}
+
+#[utoipa::path(get, path = "/lookup/workflows/{reference}", params(("reference" = String, Path, description = "an id or a start of one, a URI or name, or URI@N / NAME@N")),
+    responses((status = 200, body = Found), (status = "4XX", body = ErrorBody)))]
+async fn lookup_workflow(State(s): State<Shared>, Path(reference): Path<String>) -> Response {
+    ok(s.lookup_workflow(&reference).await)
+}
+
+#[utoipa::path(get, path = "/quarantine",
+    responses((status = 200, body = Quarantine), (status = "4XX", body = ErrorBody)))]
+async fn quarantine(State(s): State<Shared>) -> Response {
+    ok(s.quarantine().await)
+}
+
 /// The OpenAPI document of every route.
 #[derive(OpenApi)]
 #[openapi(
@@ -604,6 +700,7 @@ async fn delegate_work_item(
         register_workflow,
         list_workflows,
         get_workflow,
+        get_workflow_spec,
         create_case,
         list_cases,
         get_case,
@@ -612,6 +709,7 @@ async fn delegate_work_item(
         suspend,
         resume,
         trigger,
+        waits,
         history,
         watch,
         list_work_items,
@@ -621,7 +719,17 @@ async fn delegate_work_item(
         complete_work_item,
         fail_work_item,
         release_work_item,
-        delegate_work_item
+        delegate_work_item,
+        offer_work_item,
+        allocate_work_item,
+        retry,
+        set_data,
+        add_instance,
+        complete_task,
+        lookup_case,
+        lookup_work_item,
+        lookup_workflow,
+        quarantine
     ),
     components(schemas(ErrorBody, ErrorDetail))
 )]
@@ -667,6 +775,7 @@ fn routes() -> Routes {
     .add("POST", "/workflows", register_workflow)
     .add("GET", "/workflows", list_workflows)
     .add("GET", "/workflows/{id}", get_workflow)
+    .add("GET", "/workflows/{id}/spec", get_workflow_spec)
     .add("POST", "/cases", create_case)
     .add("GET", "/cases", list_cases)
     .add("GET", "/cases/{id}", get_case)
@@ -675,6 +784,7 @@ fn routes() -> Routes {
     .add("POST", "/cases/{id}/suspend", suspend)
     .add("POST", "/cases/{id}/resume", resume)
     .add("POST", "/cases/{id}/triggers/{event}", trigger)
+    .add("GET", "/cases/{id}/waits", waits)
     .add("GET", "/cases/{id}/history", history)
     .add("GET", "/cases/{id}/watch", watch)
     .add("GET", "/workitems", list_work_items)
@@ -685,6 +795,16 @@ fn routes() -> Routes {
     .add("POST", "/workitems/{id}/fail", fail_work_item)
     .add("POST", "/workitems/{id}/release", release_work_item)
     .add("POST", "/workitems/{id}/delegate", delegate_work_item)
+    .add("POST", "/workitems/{id}/offer", offer_work_item)
+    .add("POST", "/workitems/{id}/allocate", allocate_work_item)
+    .add("POST", "/cases/{id}/retry", retry)
+    .add("POST", "/cases/{id}/data", set_data)
+    .add("POST", "/cases/{id}/instances", add_instance)
+    .add("POST", "/cases/{id}/complete-task", complete_task)
+    .add("GET", "/lookup/cases/{prefix}", lookup_case)
+    .add("GET", "/lookup/workitems/{prefix}", lookup_work_item)
+    .add("GET", "/lookup/workflows/{reference}", lookup_workflow)
+    .add("GET", "/quarantine", quarantine)
 }
 
 /// Returns every route of the router: (method, path).

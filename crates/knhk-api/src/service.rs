@@ -17,8 +17,9 @@ use tokio_util::sync::CancellationToken;
 use crate::error::{ApiError, Code};
 use crate::json;
 use crate::types::{
-    Case, CaseEvent, CaseFilter, CasePage, CreateCase, HistoryPage, Registered, WorkItem,
-    WorkItemFilter, WorkItemPage, Workflow, WorkflowPage,
+    AddInstance, Case, CaseEvent, CaseFilter, CasePage, CaseWait, CaseWaits, CompleteTask,
+    CreateCase, Found, HistoryPage, Registered, RetryCase, WorkItem, WorkItemFilter, WorkItemPage,
+    Workflow, WorkflowPage,
 };
 
 /// The bounds every entry point enforces.
@@ -192,6 +193,19 @@ impl Service {
         Ok(Workflow::of(&self.engine.workflow(id).await?, true))
     }
 
+    /// The validated specification of a registered workflow (its nets, tasks and flows), as
+    /// the engine holds it: what `knhk workflow show --json` prints as `spec`.
+    pub async fn workflow_spec(&self, id: &str) -> Result<Value, ApiError> {
+        let id = WorkflowId(parse_uuid("id", id)?);
+        let definition = self.engine.definition(id).await?;
+        serde_json::to_value(definition.specification()).map_err(|e| {
+            ApiError::new(
+                Code::Internal,
+                format!("cannot encode the specification: {e}"),
+            )
+        })
+    }
+
     /// Creates a case; with an idempotency key, the same key and request give the same case
     /// and the same key with another request is refused with `idempotency_key_reused`.
     pub async fn create_case(
@@ -335,6 +349,16 @@ impl Service {
         Ok(Case::of(
             &self.engine.trigger(id, event, Value::Object(data)).await?,
         ))
+    }
+
+    /// What a case waits for: its work items, connector calls, timers, triggers and
+    /// incidents, in the engine's order.
+    pub async fn waits(&self, id: &str) -> Result<CaseWaits, ApiError> {
+        let id = case_id(id)?;
+        let waits = self.engine.waits(id).await?;
+        Ok(CaseWaits {
+            waits: waits.iter().map(CaseWait::of).collect(),
+        })
     }
 
     /// A page of a case's history: the events after `after` (a sequence number) or after
@@ -578,6 +602,119 @@ impl Service {
         Ok(Case::of(
             &self.engine.delegate_work_item(id, user, to).await?,
         ))
+    }
+
+    pub async fn offer_work_item(
+        &self,
+        id: &str,
+        user: &str,
+        roles: Vec<String>,
+    ) -> Result<Case, ApiError> {
+        let (id, user) = (work_item_id(id)?, user_of("user", user)?);
+        if roles.is_empty() || roles.iter().any(|r| r.trim().is_empty()) {
+            return Err(ApiError::invalid(
+                "roles",
+                "roles: name one role at least, none empty",
+            ));
+        }
+        Ok(Case::of(
+            &self.engine.offer_work_item(id, roles, user).await?,
+        ))
+    }
+
+    pub async fn allocate_work_item(
+        &self,
+        id: &str,
+        user: &str,
+        to: &str,
+    ) -> Result<Case, ApiError> {
+        let (id, user, to) = (
+            work_item_id(id)?,
+            user_of("user", user)?,
+            user_of("to", to)?,
+        );
+        Ok(Case::of(
+            &self.engine.allocate_work_item(id, to, user).await?,
+        ))
+    }
+
+    /// Runs a task that failed its case again (`task`: which one, when several failed).
+    pub async fn retry(&self, id: &str, request: RetryCase) -> Result<Case, ApiError> {
+        let id = case_id(id)?;
+        let task = request.task.map(|t| knhk_core::TaskRef {
+            net_instance: request.net_instance,
+            task: t.as_str().into(),
+        });
+        Ok(Case::of(&self.engine.retry_case(id, task).await?))
+    }
+
+    /// Sets top-level keys of a case's data.
+    pub async fn set_data(
+        &self,
+        id: &str,
+        data: serde_json::Map<String, Value>,
+    ) -> Result<Case, ApiError> {
+        let id = case_id(id)?;
+        Ok(Case::of(&self.engine.update_data(id, data).await?))
+    }
+
+    /// Adds an instance to a running dynamic multiple-instance task.
+    pub async fn add_instance(&self, id: &str, request: AddInstance) -> Result<Case, ApiError> {
+        let id = case_id(id)?;
+        let task = knhk_core::TaskRef {
+            net_instance: request.net_instance,
+            task: request.task.as_str().into(),
+        };
+        Ok(Case::of(
+            &self.engine.add_instance(id, task, request.item).await?,
+        ))
+    }
+
+    /// Completes a running task now, withdrawing its unfinished instances.
+    pub async fn complete_task(&self, id: &str, request: CompleteTask) -> Result<Case, ApiError> {
+        let id = case_id(id)?;
+        let task = knhk_core::TaskRef {
+            net_instance: request.net_instance,
+            task: request.task.as_str().into(),
+        };
+        Ok(Case::of(&self.engine.complete_task(id, task).await?))
+    }
+
+    /// Returns the case a shortened id names (a start of its id or of its last group).
+    pub async fn lookup_case(&self, prefix: &str) -> Result<Found, ApiError> {
+        let id = self.engine.resolve_case(prefix).await?;
+        Ok(Found { id: id.to_string() })
+    }
+
+    /// Returns the workflow a reference names: an id or a start of one, a specification URI
+    /// or name (the latest version), or `URI@N` / `NAME@N`.
+    pub async fn lookup_workflow(&self, reference: &str) -> Result<Found, ApiError> {
+        let w = self.engine.find_workflow(reference).await?;
+        Ok(Found {
+            id: w.id.to_string(),
+        })
+    }
+
+    /// Returns the live work item a shortened id names.
+    pub async fn lookup_work_item(&self, prefix: &str) -> Result<Found, ApiError> {
+        let id = self.engine.resolve_work_item(prefix).await?;
+        Ok(Found { id: id.to_string() })
+    }
+
+    /// The quarantined cases: set aside because their stored data does not load, with why.
+    pub async fn quarantine(&self) -> Result<crate::types::Quarantine, ApiError> {
+        let items = self
+            .engine
+            .quarantined()
+            .await?
+            .into_iter()
+            .map(|q| crate::types::QuarantinedCase {
+                case_id: q.id.to_string(),
+                reason: q.reason,
+                quarantined_at: crate::types::rfc3339(q.at),
+            })
+            .collect();
+        Ok(crate::types::Quarantine { items })
     }
 
     /// Returns the page size asked for, or the default; more than the cap is refused.

@@ -83,6 +83,86 @@ pub struct DelegateWorkItem {
     pub to: String,
 }
 
+/// `POST /cases/{id}/retry`: the failed task to run again, needed only when several tasks
+/// failed the case.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetryCase {
+    #[serde(default)]
+    pub task: Option<String>,
+    /// The sub-net instance the task runs in (0: the root net).
+    #[serde(default)]
+    pub net_instance: u32,
+}
+
+/// `POST /cases/{id}/data`: top-level keys of the case data to set.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetData {
+    #[schema(value_type = Object)]
+    pub data: Map<String, Value>,
+}
+
+/// `POST /cases/{id}/instances`: a new instance of a running dynamic multiple-instance task.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddInstance {
+    pub task: String,
+    #[serde(default)]
+    pub net_instance: u32,
+    /// The instance's item (any JSON value).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub item: Value,
+}
+
+/// `POST /cases/{id}/complete-task`: completes a running task now, withdrawing its
+/// unfinished instances.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteTask {
+    pub task: String,
+    #[serde(default)]
+    pub net_instance: u32,
+}
+
+/// `POST /workitems/{id}/offer`: an administrator (`user`) offers the item to other roles.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OfferWorkItem {
+    pub user: String,
+    pub roles: Vec<String>,
+}
+
+/// `POST /workitems/{id}/allocate`: an administrator (`user`) allocates the item to `to`.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AllocateWorkItem {
+    pub user: String,
+    pub to: String,
+}
+
+/// `GET /lookup/cases/{prefix}` and `GET /lookup/workitems/{prefix}`: the one id a shortened
+/// id names.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Found {
+    pub id: String,
+}
+
+/// `GET /quarantine`: the cases set aside because their stored data does not load.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Quarantine {
+    pub items: Vec<QuarantinedCase>,
+}
+
+/// A case set aside: its id, why (the error met loading it) and when.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct QuarantinedCase {
+    pub case_id: String,
+    pub reason: String,
+    pub quarantined_at: String,
+}
+
 /// `GET /cases` filters.
 #[derive(Clone, Debug, Default)]
 pub struct CaseFilter {
@@ -255,6 +335,142 @@ impl CaseEvent {
             kind: e.kind.name().to_owned(),
             event: fields,
         }
+    }
+}
+
+/// `GET /cases/{id}/waits`: what a case waits for, in the engine's order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CaseWaits {
+    pub waits: Vec<CaseWait>,
+}
+
+/// One thing a case waits for from outside the engine. Tasks are named by `task` and the
+/// `net_instance` they run in; times are RFC 3339 in UTC.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CaseWait {
+    /// The case was created and not started.
+    Start,
+    /// The case is suspended.
+    Resume,
+    /// A human work item; `user` is who allocated or started it.
+    WorkItem {
+        item: String,
+        task: String,
+        net_instance: u32,
+        /// `offered`, `allocated` or `started`.
+        state: String,
+        roles: Vec<String>,
+        user: Option<String>,
+        since: String,
+    },
+    /// A connector call in flight.
+    Call {
+        item: String,
+        task: String,
+        net_instance: u32,
+        connector: String,
+        idempotency_key: String,
+        since: String,
+    },
+    /// An armed timer.
+    Timer {
+        timer: String,
+        task: String,
+        net_instance: u32,
+        fires_at: String,
+    },
+    /// A task that failed its case, until an operator retries it or cancels the case.
+    Retry {
+        task: String,
+        net_instance: u32,
+        reason: String,
+        attempt: u32,
+        since: String,
+    },
+    /// A trigger task waiting for an outside event.
+    Trigger {
+        task: String,
+        net_instance: u32,
+        event: String,
+    },
+}
+
+impl CaseWait {
+    pub fn of(w: &knhk_core::Wait) -> CaseWait {
+        use knhk_core::Wait;
+        match w {
+            Wait::Start => CaseWait::Start,
+            Wait::Resume => CaseWait::Resume,
+            Wait::WorkItem {
+                item,
+                task,
+                state,
+                roles,
+                user,
+                since,
+            } => CaseWait::WorkItem {
+                item: item.to_string(),
+                task: task.task.as_str().to_owned(),
+                net_instance: task.net_instance,
+                state: work_item_state(*state).to_owned(),
+                roles: roles.clone(),
+                user: user.clone(),
+                since: rfc3339(*since),
+            },
+            Wait::Call {
+                item,
+                task,
+                connector,
+                idempotency_key,
+                since,
+            } => CaseWait::Call {
+                item: item.to_string(),
+                task: task.task.as_str().to_owned(),
+                net_instance: task.net_instance,
+                connector: connector.clone(),
+                idempotency_key: idempotency_key.clone(),
+                since: rfc3339(*since),
+            },
+            Wait::Timer {
+                timer,
+                task,
+                fires_at,
+            } => CaseWait::Timer {
+                timer: timer.to_string(),
+                task: task.task.as_str().to_owned(),
+                net_instance: task.net_instance,
+                fires_at: rfc3339(*fires_at),
+            },
+            Wait::Retry {
+                task,
+                reason,
+                attempt,
+                since,
+            } => CaseWait::Retry {
+                task: task.task.as_str().to_owned(),
+                net_instance: task.net_instance,
+                reason: reason.clone(),
+                attempt: *attempt,
+                since: rfc3339(*since),
+            },
+            Wait::Trigger { task, event } => CaseWait::Trigger {
+                task: task.task.as_str().to_owned(),
+                net_instance: task.net_instance,
+                event: event.clone(),
+            },
+        }
+    }
+}
+
+/// Returns the name of a work item's state in a wait.
+pub fn work_item_state(s: knhk_core::WorkItemState) -> &'static str {
+    use knhk_core::WorkItemState;
+    match s {
+        WorkItemState::Offered => "offered",
+        WorkItemState::Allocated => "allocated",
+        WorkItemState::Started => "started",
+        WorkItemState::Calling => "calling",
     }
 }
 

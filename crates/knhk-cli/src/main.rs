@@ -4,7 +4,9 @@
 //! Every command that touches cases opens the engine on the data directory (`--data-dir`,
 //! the SQLite file `knhk.db` in it), does its work in this process, waits until what it set
 //! going has settled (connector calls made, results committed), and exits. Another command,
-//! in another process, takes the case up from the store.
+//! in another process, takes the case up from the store. With `--server URL`, the `workflow`,
+//! `case` and `workitem` commands are clients of a running `knhk serve` instead
+//! (`backend.rs`).
 
 /// Prints to standard output like `print!`, but a closed pipe (`knhk case history ID | head`)
 /// is not worth a panic: the rest of the output is dropped and the command ends as it would.
@@ -23,6 +25,7 @@ macro_rules! outln {
     }};
 }
 
+mod backend;
 mod cases;
 mod input;
 mod outcome;
@@ -180,6 +183,11 @@ struct Cli {
         value_name = "PAGES"
     )]
     store_max_pages: Option<u64>,
+    /// Works with the `knhk serve` at this URL (`http://HOST:PORT`) over its REST API instead
+    /// of opening the data directory: the `workflow`, `case` and `workitem` commands take it,
+    /// with the same output and exit codes. `run`, `worker` and `store check` refuse it.
+    #[arg(long, global = true, env = "KNHK_SERVER", value_name = "URL")]
+    server: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -317,7 +325,10 @@ fn main() -> ExitCode {
             .enable_all()
             .build()
         {
-            Ok(runtime) => runtime.block_on(dispatch(command, &cli.data_dir, settings)),
+            Ok(runtime) => match cli.server.as_deref().filter(|s| !s.trim().is_empty()) {
+                Some(url) => runtime.block_on(dispatch_remote(command, url, settings)),
+                None => runtime.block_on(dispatch(command, &cli.data_dir, settings)),
+            },
             Err(e) => Err(anyhow::Error::new(e).context("cannot start the async runtime")),
         },
     };
@@ -393,6 +404,41 @@ async fn dispatch(
                 message(&e),
                 data_dir.display()
             )
+        } else {
+            e
+        }
+    })
+}
+
+/// Runs a command on the `knhk serve` at `url`.
+async fn dispatch_remote(
+    command: Command,
+    url: &str,
+    settings: Settings,
+) -> anyhow::Result<ExitCode> {
+    let name = match &command {
+        Command::Run(_) => Some("run"),
+        Command::Worker(_) => Some("worker"),
+        Command::Store(_) => Some("store check"),
+        _ => None,
+    };
+    if let Some(name) = name {
+        anyhow::bail!(
+            "`knhk {name}` works on a data directory and does not take --server (nor \
+             KNHK_SERVER, set to {url}): run it without, where the data directory is"
+        );
+    }
+    let session = Session::connect(url, settings)?;
+    let result = match command {
+        Command::Workflow(c) => workflows::run(&session, c).await,
+        Command::Case(c) => cases::run(&session, c).await,
+        Command::WorkItem(c) => workitems::run(&session, c).await,
+        _ => Ok(ExitCode::SUCCESS),
+    };
+    // An unknown id: say where it was looked up.
+    result.map_err(|e| {
+        if backend::is_not_found(&e) {
+            anyhow::anyhow!("{} ({})", message(&e), session.looked_in())
         } else {
             e
         }

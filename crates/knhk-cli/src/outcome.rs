@@ -4,7 +4,9 @@
 use std::process::ExitCode;
 
 use knhk_core::{CaseId, CaseStatus, Wait, WorkItemState};
-use knhk_workflow_engine::{CaseView, WorkItemQuery, WorkflowEngine};
+use knhk_workflow_engine::{CaseView, WorkItemQuery};
+
+use crate::backend::Backend;
 
 use crate::progress::PAGE;
 
@@ -46,7 +48,7 @@ pub(crate) async fn print(session: &Session, case: CaseId, json: bool) -> anyhow
 /// document `to_string_pretty` gives with the whole history in it, and memory stays that of
 /// one page however long the history.
 async fn print_streaming_history(
-    engine: &WorkflowEngine,
+    engine: &Backend,
     record: &CaseView,
     doc: &str,
 ) -> anyhow::Result<()> {

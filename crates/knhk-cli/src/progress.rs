@@ -5,7 +5,9 @@ use std::io::Write as _;
 
 use knhk_core::model::Specification;
 use knhk_core::{CaseId, Wait};
-use knhk_workflow_engine::{CaseUpdate, WorkflowEngine};
+use knhk_workflow_engine::CaseUpdate;
+
+use crate::backend::Backend;
 use tokio::sync::broadcast;
 
 use crate::report::{HistoryTable, Zone};
@@ -60,12 +62,17 @@ impl Progress {
     /// prints what is left; fails when a result of the case could not be stored. `updates`
     /// must have been subscribed before the step that set the case going, so that none of its
     /// commits is missed.
+    /// A server's step is answered once committed: what it set going afterwards (connector
+    /// calls on the server) is not followed, and its history is read back once.
     pub(crate) async fn follow(
         &mut self,
-        engine: &WorkflowEngine,
+        backend: &Backend,
         case: CaseId,
-        mut updates: broadcast::Receiver<CaseUpdate>,
+        updates: Option<broadcast::Receiver<CaseUpdate>>,
     ) -> anyhow::Result<()> {
+        let (Backend::Local(engine), Some(mut updates)) = (backend, updates) else {
+            return self.follow_remote(backend, case).await;
+        };
         let settled = engine.settled(case);
         tokio::pin!(settled);
         let mut fed = Ok(());
@@ -75,11 +82,11 @@ impl Progress {
                 biased;
                 update = updates.recv() => match update {
                     Ok(u) if u.case == case && u.version > self.shown => {
-                        self.catch_up(engine, case).await?;
+                        self.catch_up(backend, case).await?;
                     }
                     Ok(_) => {}
                     Err(broadcast::error::RecvError::Lagged(_)) => {
-                        self.catch_up(engine, case).await?;
+                        self.catch_up(backend, case).await?;
                     }
                     Err(broadcast::error::RecvError::Closed) => break,
                 },
@@ -89,19 +96,33 @@ impl Progress {
                 }
             }
         }
-        self.catch_up(engine, case).await?;
+        self.catch_up(backend, case).await?;
         // A result that could not be stored leaves the case short of where it should be: the
         // command did not do what it was asked.
         Ok(fed?)
     }
 
+    /// Follows a case on a server: it answers a step once committed and makes the connector
+    /// calls the step set going afterwards, so the history is read again until no call of the
+    /// case is in flight (as the engine in this process would have waited for them).
+    async fn follow_remote(&mut self, backend: &Backend, case: CaseId) -> anyhow::Result<()> {
+        let mut pause = std::time::Duration::from_millis(5);
+        loop {
+            self.catch_up(backend, case).await?;
+            let waits = backend.waits(case).await?;
+            if !waits.iter().any(|w| matches!(w, Wait::Call { .. })) {
+                break;
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(std::time::Duration::from_millis(200));
+        }
+        // What committed between the last page and the look at the waits.
+        self.catch_up(backend, case).await
+    }
+
     /// Prints the events stored after the last one shown, a page at a time, so that a long
     /// history is never held in memory whole.
-    pub(crate) async fn catch_up(
-        &mut self,
-        engine: &WorkflowEngine,
-        case: CaseId,
-    ) -> anyhow::Result<()> {
+    pub(crate) async fn catch_up(&mut self, engine: &Backend, case: CaseId) -> anyhow::Result<()> {
         loop {
             let page = engine.history_page(case, self.shown, PAGE).await?;
             for e in &page {

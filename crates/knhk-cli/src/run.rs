@@ -93,11 +93,14 @@ pub(crate) async fn start_case(
         .with_context(|| format!("cannot start a case of workflow {}", workflow.id))?;
     say(sink, &format!("case {}\n", case.id));
     progress.follow(engine, case.id, updates).await?;
-    let deadline = engine
-        .clock()
-        .now()
-        .plus_millis(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX));
-    fire_timers_until(session, case.id, deadline, &mut progress).await?;
+    // A server fires its timers itself.
+    if let crate::backend::Backend::Local(local) = engine {
+        let deadline = local
+            .clock()
+            .now()
+            .plus_millis(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX));
+        fire_timers_until(session, local, case.id, deadline, &mut progress).await?;
+    }
     outcome::print(session, case.id, json).await
 }
 
@@ -105,11 +108,11 @@ pub(crate) async fn start_case(
 /// follows what each sets going; returns when the case waits for no timer due by then.
 async fn fire_timers_until(
     session: &Session,
+    engine: &knhk_workflow_engine::WorkflowEngine,
     case: CaseId,
     deadline: Timestamp,
     progress: &mut Progress,
 ) -> anyhow::Result<()> {
-    let engine = &session.engine;
     loop {
         let next = engine
             .waits(case)
@@ -140,7 +143,7 @@ async fn fire_timers_until(
             let millis = u64::try_from(fires_at.0.saturating_sub(now.0)).unwrap_or(0);
             tokio::time::sleep(Duration::from_millis(millis)).await;
         }
-        let updates = engine.subscribe();
+        let updates = Some(engine.subscribe());
         match engine.fire_due_timer(case, timer).await {
             Ok(_) => {}
             // The clock is a millisecond short of the due time: look again.
@@ -151,7 +154,7 @@ async fn fire_timers_until(
                 return Err(anyhow::Error::new(e).context(format!("cannot fire timer {timer}")));
             }
         }
-        progress.follow(engine, case, updates).await?;
+        progress.follow(&session.engine, case, updates).await?;
     }
 }
 

@@ -338,7 +338,7 @@ fn init_logs(format: &str) {
 async fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
     let http = address("http", &config.http)?;
     let session = Session::open(&config.data_dir, config.settings()).await?;
-    let engine = session.engine.clone();
+    let engine = session.engine.local("serve")?.clone();
     let started = engine
         .start()
         .await

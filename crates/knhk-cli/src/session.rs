@@ -10,6 +10,8 @@ use knhk_connectors::Registry;
 use knhk_core::{ApplyOptions, Workflow, WorkflowId};
 use knhk_store::{SqliteOptions, SqliteStore};
 use knhk_workflow_engine::{Clock, Directory, EngineConfig, WorkflowEngine, WorkflowView};
+
+use crate::backend::{Backend, Remote};
 use serde_json::{Map, Value};
 
 use crate::report::Zone;
@@ -45,10 +47,11 @@ pub(crate) struct Settings {
     pub(crate) page_size: usize,
 }
 
-/// The engine on the embedded store of one data directory.
+/// The engine of one command: on the embedded store of one data directory, or a `knhk
+/// serve` reached with `--server`.
 #[derive(Debug)]
 pub(crate) struct Session {
-    pub(crate) engine: WorkflowEngine,
+    pub(crate) engine: Backend,
     data_dir: PathBuf,
     zone: Zone,
     page_size: usize,
@@ -84,11 +87,36 @@ impl Session {
             ids: knhk_workflow_engine::IdOrder::default(),
         });
         Ok(Session {
-            engine,
+            engine: Backend::Local(engine),
             data_dir: data_dir.to_path_buf(),
             zone: settings.zone,
             page_size: settings.page_size.max(1),
         })
+    }
+
+    /// Works with the `knhk serve` at `url` instead of a data directory.
+    pub(crate) fn connect(url: &str, settings: Settings) -> anyhow::Result<Session> {
+        let remote = Remote::new(
+            url,
+            settings.admin_role,
+            settings.definition_limits.max_definition_bytes,
+        )?;
+        Ok(Session {
+            engine: Backend::Remote(remote),
+            data_dir: PathBuf::new(),
+            zone: settings.zone,
+            page_size: settings.page_size.max(1),
+        })
+    }
+
+    /// Says where an id was looked up: the data directory, or the server.
+    pub(crate) fn looked_in(&self) -> String {
+        match &self.engine {
+            Backend::Local(_) => {
+                format!("looked in the data directory {}", self.data_dir.display())
+            }
+            Backend::Remote(r) => format!("asked the server {}", r.url()),
+        }
     }
 
     /// Returns the zone in which tables show points in time (`--utc`, or local).
@@ -99,11 +127,6 @@ impl Session {
     /// Returns how many rows a JSON-lines list reads from the store at a time.
     pub(crate) fn page_size(&self) -> usize {
         self.page_size
-    }
-
-    /// Returns the data directory this session works on.
-    pub(crate) fn data_dir(&self) -> &Path {
-        &self.data_dir
     }
 
     /// Returns the store file of this session.
@@ -118,6 +141,9 @@ impl Session {
 
     /// Returns how to call `knhk` on this data directory, for the commands we suggest.
     pub(crate) fn command(&self) -> String {
+        if let Backend::Remote(r) = &self.engine {
+            return format!("knhk --server {}", shell_word(r.url()));
+        }
         if self.data_dir == Path::new(DEFAULT_DATA_DIR) {
             "knhk".to_owned()
         } else {
@@ -197,13 +223,13 @@ impl Session {
         self.engine
             .resolve_case(&arg.0)
             .await
-            .map_err(|e| self.looked_in(e))
+            .map_err(|e| self.unknown_where(e))
     }
 
     /// Returns the registered workflow `reference` names: an id or a prefix of one, a
     /// specification URI or a display name (the latest version), or `URI@N` / `NAME@N`.
     pub(crate) async fn workflow(&self, reference: &str) -> anyhow::Result<WorkflowView> {
-        Ok(self.engine.find_workflow(reference).await?)
+        self.engine.find_workflow(reference).await
     }
 
     /// Returns the live work item an id argument names.
@@ -211,17 +237,19 @@ impl Session {
         self.engine
             .resolve_work_item(&arg.0)
             .await
-            .map_err(|e| self.looked_in(e))
+            .map_err(|e| self.unknown_where(e))
     }
 
     /// Adds to an unknown id where it was looked up.
-    fn looked_in(&self, e: knhk_workflow_engine::Error) -> anyhow::Error {
-        match e {
-            e @ knhk_workflow_engine::Error::UnknownId { .. } => anyhow::anyhow!(
-                "{e} (looked in the data directory {})",
-                self.data_dir.display()
-            ),
-            e => e.into(),
+    fn unknown_where(&self, e: anyhow::Error) -> anyhow::Error {
+        let unknown = matches!(
+            e.downcast_ref::<knhk_workflow_engine::Error>(),
+            Some(knhk_workflow_engine::Error::UnknownId { .. })
+        );
+        if unknown {
+            anyhow::anyhow!("{e} ({})", self.looked_in())
+        } else {
+            e
         }
     }
 }

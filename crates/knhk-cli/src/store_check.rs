@@ -27,7 +27,7 @@ pub(crate) enum StoreCommand {
 pub(crate) async fn run(session: &Session, command: StoreCommand) -> anyhow::Result<ExitCode> {
     match command {
         StoreCommand::Check { json } => {
-            let report = session.engine.check_store().await?;
+            let report = session.engine.local("store check")?.check_store().await?;
             let store = session.store_path();
             if json {
                 outln!(

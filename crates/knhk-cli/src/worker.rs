@@ -31,7 +31,7 @@ pub(crate) struct WorkerArgs {
 /// Recovers the unfinished cases, arms the stored timers, and runs until interrupted (or, with
 /// `--until-idle`, until no case is running).
 pub(crate) async fn run(session: &Session, args: WorkerArgs) -> anyhow::Result<ExitCode> {
-    let engine = &session.engine;
+    let engine = session.engine.local("worker")?;
     let mut updates = engine.subscribe();
     let started = engine
         .start()

@@ -5,6 +5,8 @@ use std::process::ExitCode;
 use clap::Subcommand;
 use knhk_core::WorkItemId;
 use knhk_workflow_engine::{Error as EngineError, ItemCursor, WorkItemQuery, WorkItemView};
+
+use crate::backend::is_not_found;
 use serde_json::Value;
 
 use crate::report::{self, WORK_ITEM_HEADER};
@@ -405,8 +407,8 @@ pub(crate) async fn run(session: &Session, command: WorkItemCommand) -> anyhow::
 async fn print_item(session: &Session, id: WorkItemId) -> anyhow::Result<()> {
     let doc = match session.engine.work_item(id).await {
         Ok(item) => report::work_item_json(&item),
-        Err(EngineError::UnknownWorkItem(_)) => Value::Null,
-        Err(e) => return Err(e.into()),
+        Err(e) if is_not_found(&e) => Value::Null,
+        Err(e) => return Err(e),
     };
     outln!("{}", serde_json::to_string_pretty(&doc)?);
     Ok(())
@@ -416,12 +418,12 @@ async fn print_item(session: &Session, id: WorkItemId) -> anyhow::Result<()> {
 async fn live_item(session: &Session, id: WorkItemId) -> anyhow::Result<WorkItemView> {
     match session.engine.work_item(id).await {
         Ok(item) => Ok(item),
-        Err(EngineError::UnknownWorkItem(_)) => anyhow::bail!(
+        Err(e) if is_not_found(&e) => anyhow::bail!(
             "unknown work item {id}: no live work item has this id (it may have been \
-             completed or withdrawn; see `knhk workitem list`) (looked in the data directory {})",
-            session.data_dir().display()
+             completed or withdrawn; see `knhk workitem list`) ({})",
+            session.looked_in()
         ),
-        Err(e) => Err(e.into()),
+        Err(e) => Err(e),
     }
 }
 
@@ -432,10 +434,27 @@ trait ItemContext<T> {
     fn item_context(self, action: &str, id: WorkItemId) -> anyhow::Result<T>;
 }
 
-impl<T> ItemContext<T> for Result<T, EngineError> {
+impl<T> ItemContext<T> for anyhow::Result<T> {
     fn item_context(self, action: &str, id: WorkItemId) -> anyhow::Result<T> {
-        use knhk_core::Error as Core;
-        self.map_err(|e| match e {
+        self.map_err(|e| match e.downcast::<EngineError>() {
+            Ok(e) => engine_item_error(e, action, id),
+            // A server's error names the item already; a wrong state is said as here.
+            Err(e) => match e
+                .downcast_ref::<crate::backend::RemoteError>()
+                .and_then(|r| r.state.clone())
+            {
+                Some(state) => anyhow::anyhow!("cannot {action} work item {id}: it is {state}"),
+                None => e,
+            },
+        })
+    }
+}
+
+/// Says which work item a refused step of the engine in this process was about.
+fn engine_item_error(e: EngineError, action: &str, id: WorkItemId) -> anyhow::Error {
+    use knhk_core::Error as Core;
+    {
+        match e {
             EngineError::Case(Core::WrongWorkItemState { state, .. }) => {
                 anyhow::anyhow!("cannot {action} work item {id}: it is {state}")
             }
@@ -445,6 +464,6 @@ impl<T> ItemContext<T> for Result<T, EngineError> {
             | EngineError::NotInRole { .. }
             | EngineError::UnknownWorkItem(_) => anyhow::Error::new(e),
             e => anyhow::Error::new(e).context(format!("cannot {action} work item {id}")),
-        })
+        }
     }
 }

@@ -126,7 +126,8 @@ fn cancelling_a_waiting_case_withdraws_its_work_items() {
 
 #[test]
 fn unknown_ids_are_named_with_the_data_directory_looked_in() {
-    let data = DataDir::new();
+    // Local only: it names the data directory looked in (a server says `asked the server URL`).
+    let data = DataDir::local();
     register_loan(&data);
     let dir = data.path().display().to_string();
     let id = "6f1e1b0c-1111-4222-8333-444455556666";
@@ -230,7 +231,8 @@ fn a_yawl_xml_workflow_keeps_its_format_and_source() {
 
 #[test]
 fn a_reading_command_on_a_folder_without_a_store_says_so_and_creates_none() {
-    let data = DataDir::new();
+    // Local only: a folder without a store (a server makes its store when it starts).
+    let data = DataDir::local();
     for args in [
         vec!["workflow", "list"],
         vec!["case", "list"],

@@ -5,6 +5,7 @@
 #![allow(clippy::expect_used, clippy::panic)]
 
 mod cases;
+mod client;
 mod definitions;
 mod distribution;
 mod http_server;
@@ -39,6 +40,7 @@ fn knhk(args: &[&str]) -> Output {
         .args(args)
         .env_remove("KNHK_DATA_DIR")
         .env_remove("KNHK_UTC")
+        .env_remove("KNHK_SERVER")
         .output()
         .expect("the knhk binary runs")
 }
@@ -68,15 +70,99 @@ fn path_str(path: &Path) -> &str {
 const PREFIXES: &str = "@prefix yawl: <http://www.yawlfoundation.org/yawlschema#> .\n\
                         @prefix knhk: <https://knhk.dev/ns#> .\n";
 
-/// A data directory of one test; every command runs as its own process on it.
+/// A data directory of one test; every command runs as its own process on it. With a server
+/// (`DataDir::served`, or any `DataDir::new` when `KNHK_TEST_SERVER` is set), a `knhk serve`
+/// runs on it and the `workflow`, `case` and `workitem` commands go to it with `--server`;
+/// the others (`run`, `worker`...) still open the data directory.
 struct DataDir {
     dir: tempfile::TempDir,
+    /// Whether the commands that can go to a server do.
+    served: bool,
+    /// The server's extra environment variables.
+    server_env: Vec<(String, String)>,
+    /// The server, started at the first command that goes to it (after the test has written
+    /// what the data directory holds besides the store, such as `directory.json`).
+    server: std::sync::OnceLock<Served>,
+}
+
+/// A `knhk serve` on a test's data directory, killed when dropped.
+struct Served {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 impl DataDir {
     fn new() -> DataDir {
+        if std::env::var_os("KNHK_TEST_SERVER").is_some_and(|v| !v.is_empty()) {
+            DataDir::served()
+        } else {
+            DataDir::local()
+        }
+    }
+
+    /// A data directory that the commands open themselves.
+    fn local() -> DataDir {
         DataDir {
             dir: tempfile::tempdir().expect("temporary data directory"),
+            served: false,
+            server_env: Vec::new(),
+            server: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// A data directory served by `knhk serve` on a free port, which the `workflow`, `case`
+    /// and `workitem` commands reach with `--server`.
+    fn served() -> DataDir {
+        DataDir::served_with(&[])
+    }
+
+    /// A served data directory whose server has these extra `KNHK_*` variables.
+    fn served_with(env: &[(&str, &str)]) -> DataDir {
+        DataDir {
+            served: true,
+            server_env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            ..DataDir::local()
+        }
+    }
+
+    /// Starts `knhk serve` on the data directory.
+    fn serve(dir: &Path, env: &[(String, String)]) -> Served {
+        use std::io::BufRead as _;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_knhk"))
+            .args(["serve", "--http", "127.0.0.1:0", "--data-dir"])
+            .arg(dir)
+            .env_remove("KNHK_DATA_DIR")
+            .env_remove("KNHK_SERVER")
+            .env("RUST_LOG", "error")
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("knhk serve starts");
+        let out = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        std::io::BufReader::new(out)
+            .read_line(&mut line)
+            .expect("the first line of knhk serve");
+        // `listening http=HOST:PORT grpc=...`: only the http address is read.
+        let addr = line
+            .split_whitespace()
+            .find_map(|word| word.strip_prefix("http="))
+            .unwrap_or_else(|| panic!("first line of knhk serve: {line:?}"))
+            .to_owned();
+        Served {
+            child,
+            url: format!("http://{addr}"),
         }
     }
 
@@ -84,9 +170,27 @@ impl DataDir {
         self.dir.path()
     }
 
-    /// Runs `knhk --data-dir DIR ARGS...`.
+    /// Returns the URL of the server on this data directory, starting it if it has not.
+    fn server_url(&self) -> String {
+        assert!(self.served, "a served data directory");
+        self.server
+            .get_or_init(|| DataDir::serve(self.dir.path(), &self.server_env))
+            .url
+            .clone()
+    }
+
+    /// Runs `knhk --data-dir DIR ARGS...`, or `knhk --server URL ARGS...` for a command
+    /// that goes to the server.
     fn knhk(&self, args: &[&str]) -> Output {
-        let mut all = vec!["--data-dir", path_str(self.dir.path())];
+        let remote = matches!(args.first(), Some(&("workflow" | "case" | "workitem")));
+        let mut all = if remote && self.served {
+            let server = self
+                .server
+                .get_or_init(|| DataDir::serve(self.dir.path(), &self.server_env));
+            vec!["--server", server.url.as_str()]
+        } else {
+            vec!["--data-dir", path_str(self.dir.path())]
+        };
         all.extend_from_slice(args);
         knhk(&all)
     }

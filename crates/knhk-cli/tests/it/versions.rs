@@ -140,8 +140,12 @@ fn commands_take_a_workflow_by_id_prefix_uri_or_name_and_at_a_version() {
     assert!(show.contains("version:    2"), "{show}");
 
     let err = data.fails(&["case", "create", "Refs@7"]);
+    // Then where it was looked up: the data directory, or the server (`--server`).
     assert!(
-        err.starts_with("error: workflow Refs has no version 7 (its latest is 2) (looked in"),
+        err.starts_with("error: workflow Refs has no version 7 (its latest is 2) (looked in")
+            || err.starts_with(
+                "error: workflow Refs has no version 7 (its latest is 2) (asked the server"
+            ),
         "{err}"
     );
     let err = data.fails(&["run", "Nothing"]);
