@@ -7,6 +7,7 @@
 //! `ARCHITECTURE.md` at the repository root.
 
 pub mod error;
+pub mod grpc;
 pub mod json;
 pub mod rest;
 pub mod service;

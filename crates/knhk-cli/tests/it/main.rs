@@ -7,6 +7,7 @@
 mod cases;
 mod definitions;
 mod distribution;
+mod grpc;
 mod http_server;
 mod incidents;
 mod inputs;
