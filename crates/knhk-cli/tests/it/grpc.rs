@@ -797,3 +797,39 @@ async fn one_scenario_through_rest_and_grpc_gives_the_same_answers() {
     assert_ne!(rest_id, g_case.id);
     assert_eq!(g_done.status, "completed");
 }
+
+#[tokio::test]
+async fn sigterm_stops_both_servers_and_ends_an_open_grpc_watch() {
+    let server = Server::start();
+    let mut c = client(&server).await;
+    let workflow = register(&mut c, "order_approval.ttl").await;
+    let case = create_case(&mut c, &workflow, json!({"amount": 5000}), true).await;
+    let mut stream = c
+        .watch_case(pb::WatchCaseRequest {
+            id: case.id.clone(),
+            after: case.version,
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    let addr = server.grpc;
+    let status = server.terminate().await;
+    assert!(status.success(), "{status:?}");
+    // The watch was told why it ends, then closed.
+    let m = stream.message().await.expect("the end").expect("a message");
+    match m.message {
+        Some(pb::watch_case_response::Message::End(end)) => {
+            assert_eq!((end.status.as_str(), end.stopping), ("running", true));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(stream.message().await, Ok(None) | Err(_)));
+    // Nothing listens any more.
+    assert!(
+        Channel::from_shared(format!("http://{addr}"))
+            .expect("uri")
+            .connect()
+            .await
+            .is_err()
+    );
+}
