@@ -579,6 +579,7 @@ fn event(e: types::CaseEvent) -> pb::CaseEvent {
             task: t.get("task")?.as_str()?.to_owned(),
         })
     });
+    let state_change = e.kind == "case_state_changed";
     let output = match f.get("output") {
         Some(Value::Object(m)) => Some(json_to_struct(m.clone())),
         _ => None,
@@ -592,8 +593,10 @@ fn event(e: types::CaseEvent) -> pb::CaseEvent {
         work_item_id: string("item"),
         user: string("user"),
         reason: string("reason"),
-        from_status: string("from"),
-        to_status: string("to"),
+        // Only a change of the case's status has statuses under `from`/`to` (a delegation
+        // has users there).
+        from_status: state_change.then(|| string("from")).flatten(),
+        to_status: state_change.then(|| string("to")).flatten(),
         output,
         detail: Some(json_to_struct(e.event)),
     }

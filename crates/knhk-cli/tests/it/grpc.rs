@@ -833,3 +833,169 @@ async fn sigterm_stops_both_servers_and_ends_an_open_grpc_watch() {
             .is_err()
     );
 }
+
+/// Every work item action and a trigger, through REST and through gRPC on one server, each
+/// answer compared field by field (ids and times aside), and the refused early trigger in both.
+#[tokio::test]
+async fn every_work_item_action_and_a_trigger_answer_alike_in_rest_and_grpc() {
+    let server = Server::start();
+    let workflow = server
+        .register("patterns/wcp23_transient_trigger.ttl")
+        .await;
+    let mut c = client(&server).await;
+
+    // REST.
+    let case = create(&server, &workflow, json!({}), true).await;
+    let id = case["id"].as_str().expect("id").to_owned();
+    let (_, early) = server
+        .post(&format!("/cases/{id}/triggers/payment"), json!({}))
+        .await;
+    let item = work_items_of(&server, &id).await[0]["id"]
+        .as_str()
+        .expect("item")
+        .to_owned();
+    let mut rest = vec![case.clone()];
+    for (action, body) in [
+        ("claim", json!({"user": "mia"})),
+        ("release", json!({"user": "mia"})),
+        ("claim", json!({"user": "noah"})),
+        ("delegate", json!({"user": "noah", "to": "mia"})),
+        ("start", json!({"user": "mia"})),
+        (
+            "complete",
+            json!({"user": "mia", "output": {"prepared": true}}),
+        ),
+    ] {
+        let (status, answer) = server
+            .post(&format!("/workitems/{item}/{action}"), body)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{action}: {answer}");
+        rest.push(answer);
+    }
+    let (_, paid) = server
+        .post(
+            &format!("/cases/{id}/triggers/payment"),
+            json!({"data": {"amount": 42}}),
+        )
+        .await;
+    rest.push(paid);
+    let ship = work_items_of(&server, &id).await[0]["id"]
+        .as_str()
+        .expect("item")
+        .to_owned();
+    let (_, failed) = server
+        .post(
+            &format!("/workitems/{ship}/fail"),
+            json!({"user": "mia", "reason": "no stock"}),
+        )
+        .await;
+    rest.push(failed);
+    let (_, history) = server.get(&format!("/cases/{id}/history?limit=1000")).await;
+    rest.push(history["events"].clone());
+
+    // gRPC.
+    let case = create_case(&mut c, &workflow, json!({}), true).await;
+    let early_g = c
+        .trigger_case(pb::TriggerCaseRequest {
+            id: case.id.clone(),
+            event: "payment".into(),
+            data: None,
+        })
+        .await
+        .unwrap_err();
+    let item = items_of(&mut c, &case.id).await[0].id.clone();
+    let mut grpc = vec![case_json(&case)];
+    grpc.push(case_json(
+        &c.claim_work_item(user(&item, "mia"))
+            .await
+            .expect("claim")
+            .into_inner(),
+    ));
+    grpc.push(case_json(
+        &c.release_work_item(user(&item, "mia"))
+            .await
+            .expect("release")
+            .into_inner(),
+    ));
+    grpc.push(case_json(
+        &c.claim_work_item(user(&item, "noah"))
+            .await
+            .expect("claim")
+            .into_inner(),
+    ));
+    grpc.push(case_json(
+        &c.delegate_work_item(pb::DelegateWorkItemRequest {
+            id: item.clone(),
+            user: "noah".into(),
+            to: "mia".into(),
+        })
+        .await
+        .expect("delegate")
+        .into_inner(),
+    ));
+    grpc.push(case_json(
+        &c.start_work_item(user(&item, "mia"))
+            .await
+            .expect("start")
+            .into_inner(),
+    ));
+    grpc.push(case_json(
+        &c.complete_work_item(pb::CompleteWorkItemRequest {
+            id: item.clone(),
+            user: "mia".into(),
+            output: Some(object(json!({"prepared": true}))),
+        })
+        .await
+        .expect("complete")
+        .into_inner(),
+    ));
+    grpc.push(case_json(
+        &c.trigger_case(pb::TriggerCaseRequest {
+            id: case.id.clone(),
+            event: "payment".into(),
+            data: Some(object(json!({"amount": 42}))),
+        })
+        .await
+        .expect("trigger")
+        .into_inner(),
+    ));
+    let ship = items_of(&mut c, &case.id).await[0].id.clone();
+    grpc.push(case_json(
+        &c.fail_work_item(pb::FailWorkItemRequest {
+            id: ship,
+            user: "mia".into(),
+            reason: Some("no stock".into()),
+        })
+        .await
+        .expect("fail")
+        .into_inner(),
+    ));
+    let history = c
+        .get_history(pb::GetHistoryRequest {
+            id: case.id.clone(),
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .expect("history")
+        .into_inner();
+    grpc.push(json!(
+        history.events.iter().map(event_json).collect::<Vec<_>>()
+    ));
+
+    assert_eq!(rest.len(), grpc.len());
+    for (i, (r, g)) in rest.iter().zip(&grpc).enumerate() {
+        assert_eq!(without_ids(r), without_ids(g), "answer {i}");
+    }
+    assert_eq!(grpc[8]["status"], "failed");
+    // Typed fields: a delegation's users are not statuses.
+    let delegated = history
+        .events
+        .iter()
+        .find(|e| e.kind == "work_item_delegated")
+        .expect("delegated");
+    assert_eq!(delegated.to_status, None);
+    assert_eq!(json_of(delegated.detail.clone())["to"], "mia");
+    assert_eq!(early["error"]["code"], api_code(&early_g));
+    assert_eq!(early_g.code(), Code::FailedPrecondition);
+}
