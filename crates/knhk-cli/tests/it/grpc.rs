@@ -269,6 +269,31 @@ async fn grpc_registers_creates_executes_and_serves_health_and_reflection() {
     };
     let names: Vec<&str> = list.service.iter().map(|s| s.name.as_str()).collect();
     assert!(names.contains(&"knhk.v1.WorkflowService"), "{names:?}");
+    // And describes it: the file that defines the service, and the file it imports.
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::FileContainingSymbol(
+            "knhk.v1.WorkflowService".into(),
+        )),
+    };
+    let mut answers = reflection
+        .server_reflection_info(futures_util::stream::iter([request]))
+        .await
+        .expect("reflection")
+        .into_inner();
+    let answer = answers.message().await.expect("answer").expect("one");
+    let Some(MessageResponse::FileDescriptorResponse(files)) = answer.message_response else {
+        panic!("{answer:?}")
+    };
+    let text: Vec<String> = files
+        .file_descriptor_proto
+        .iter()
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .collect();
+    assert!(
+        text.iter().any(|t| t.contains("knhk/v1/workflow.proto")),
+        "{text:?}"
+    );
 }
 
 #[tokio::test]
