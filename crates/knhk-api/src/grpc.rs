@@ -748,6 +748,42 @@ mod tests {
         assert_eq!(e.details["field"], "data.n");
     }
 
+    /// A call that takes longer than the limit is answered DEADLINE_EXCEEDED, and the call
+    /// itself runs on (it is not cut between a commit and its effects).
+    #[tokio::test]
+    async fn a_call_over_the_time_limit_gets_deadline_exceeded_and_runs_on() {
+        let store = Arc::new(knhk_store::MemoryStore::default());
+        let engine = knhk_workflow_engine::WorkflowEngine::new(
+            knhk_workflow_engine::EngineConfig::with_defaults(
+                store,
+                knhk_workflow_engine::Directory::default(),
+            ),
+        );
+        let limits = crate::Limits {
+            request_timeout: std::time::Duration::from_millis(20),
+            ..crate::Limits::default()
+        };
+        let grpc = Grpc::new(Service::new(engine, limits));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        let e = grpc
+            .call(move |_| async move {
+                let _ = rx.await;
+                let _ = done_tx.send(());
+                Ok(())
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::DeadlineExceeded);
+        assert_eq!(
+            e.metadata().get(ERROR_CODE_KEY).unwrap().to_str().unwrap(),
+            "deadline_exceeded"
+        );
+        // The call was not dropped: let it finish, and it does.
+        tx.send(()).unwrap();
+        done_rx.await.unwrap();
+    }
+
     #[test]
     fn every_code_maps_to_its_grpc_status_and_names_itself() {
         for code in Code::ALL {
