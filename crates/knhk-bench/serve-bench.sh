@@ -10,6 +10,10 @@
 # and then, with hey if it is installed (it holds a fixed rate, which wrk does not), the
 # latency of POST /cases at half the rate wrk reached.
 #
+# Then the gRPC side, with `knhk-bench grpc-load` (a small tonic client: 64 connections, one
+# call in flight on each): the standard health service's Check on the same server as the
+# baseline, CreateCase with start on W1, GetCase, and CreateCase at half its rate.
+#
 # Needs wrk (Debian: apt-get install -y wrk; hey: apt-get install -y hey). Builds the release
 # binaries first.
 set -euo pipefail
@@ -36,7 +40,8 @@ start() {
     echo "serve-bench: $1 did not start" >&2; exit 1
 }
 
-knhk="$(start knhk env RUST_LOG=error "$bin/knhk" serve --http 127.0.0.1:0 --data-dir "$work/data")"
+knhk="$(start knhk env RUST_LOG=error "$bin/knhk" serve --http 127.0.0.1:0 --grpc 127.0.0.1:0 --data-dir "$work/data")"
+grpc="$(sed -n '1s/.* grpc=\([^ ]*\).*/\1/p' "$work/knhk.out")"
 hello="$(start hello "$bin/knhk-bench" hello --http 127.0.0.1:0)"
 
 wf="$(curl -sf -X POST -H 'content-type: text/turtle' --data-binary @examples/bench/w1_sequence.ttl \
@@ -94,3 +99,16 @@ if command -v hey >/dev/null; then
     p99="$(awk '$1=="99%" {printf "%.2f", $3 * 1000}' <<<"$out")"
     printf '%-36s %10s %8s %8s   (hey -c%s at %s req/s asked)\n' "POST /cases at half that rate" "$rate" "$p50" "$p99" "$conns" "$half"
 fi
+
+# gRPC, from a second process (knhk-bench grpc-load), in the same run.
+gload() { "$bin/knhk-bench" grpc-load --grpc "$grpc" --connections "$conns" --seconds "$secs" "$@"; }
+read -r gh_rps gh_p50 gh_p99 gh_bad < <(gload --op health)
+read -r gp_rps gp_p50 gp_p99 gp_bad < <(gload --op create --id "$wf")
+read -r gg_rps gg_p50 gg_p99 gg_bad < <(gload --op get --id "$case_id")
+read -r gq_rps gq_p50 gq_p99 gq_bad < <(gload --op create --id "$wf" --rate "$(awk -v r="$gp_rps" 'BEGIN {print r / 2}')")
+printf '%-36s %10s %8s %8s %8s %8s\n' "grpc-load -c$conns -d${secs}s, loopback" "calls/s" "p50 ms" "p99 ms" "errors" "ratio"
+grow() { printf '%-36s %10.0f %8s %8s %8s %7.1f%%\n' "$1" "$2" "$3" "$4" "$5" "$(awk -v a="$2" -v b="$gh_rps" 'BEGIN {print 100*a/b}')"; }
+grow "health Check (the baseline)" "$gh_rps" "$gh_p50" "$gh_p99" "$gh_bad"
+grow "CreateCase start W1 (durable)" "$gp_rps" "$gp_p50" "$gp_p99" "$gp_bad"
+grow "GetCase" "$gg_rps" "$gg_p50" "$gg_p99" "$gg_bad"
+grow "CreateCase at half that rate" "$gq_rps" "$gq_p50" "$gq_p99" "$gq_bad"

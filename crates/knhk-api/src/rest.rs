@@ -308,7 +308,7 @@ async fn create_case(State(s): State<Shared>, headers: HeaderMap, body: Request)
     }
 }
 
-fn statuses(text: &str) -> Result<Vec<knhk_core::CaseStatus>, ApiError> {
+pub(crate) fn statuses(text: &str) -> Result<Vec<knhk_core::CaseStatus>, ApiError> {
     use knhk_core::CaseStatus as S;
     text.split(',')
         .map(|t| match t.trim() {

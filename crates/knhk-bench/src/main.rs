@@ -2,9 +2,11 @@
 //! measures the durable engine; `scale` measures single-case commands and lists as the store
 //! grows; `history` measures them on one case with a long history, snapshots off and on;
 //! `load` drives cases on a data directory for the kill -9 recovery test; `hello` is the
-//! hello-world baseline of `serve-bench.sh` (`knhk serve` under wrk).
+//! hello-world baseline of `serve-bench.sh` (`knhk serve` under wrk); `grpc-load` is its gRPC
+//! load client.
 
 mod bench;
+mod grpc_load;
 mod hello;
 mod history;
 mod load;
@@ -38,6 +40,8 @@ enum Command {
     HistoryProbe(history::ProbeArgs),
     /// Serves a minimal axum hello-world (`GET /`): the baseline of `serve-bench.sh`.
     Hello(hello::HelloArgs),
+    /// Drives `knhk serve`'s gRPC API from N connections; prints calls/s, p50, p99, errors.
+    GrpcLoad(grpc_load::GrpcLoadArgs),
 }
 
 fn main() -> ExitCode {
@@ -66,6 +70,7 @@ fn main() -> ExitCode {
                 Command::History(args) => history::run(args).await,
                 Command::HistoryProbe(args) => history::run_probe(args).await,
                 Command::Hello(args) => hello::run(args).await,
+                Command::GrpcLoad(args) => grpc_load::run(args).await,
             }
         }),
         Err(e) => Err(anyhow::Error::new(e).context("cannot start the async runtime")),

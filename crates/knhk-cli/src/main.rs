@@ -216,10 +216,10 @@ enum Command {
     /// Keeps the engine running on the data directory: picks up unfinished cases (connector
     /// calls cut off by a crash are made again) and fires timers, until interrupted.
     Worker(worker::WorkerArgs),
-    /// Serves the REST API over the engine on the data directory (and runs it as `knhk
-    /// worker` does: recovery, timers, connectors) until SIGTERM or Ctrl-C. gRPC is not served
-    /// yet. Its configuration: defaults, then `--config FILE` (TOML), then `KNHK_*`
-    /// environment variables, then flags (README.md lists every key).
+    /// Serves the REST and gRPC APIs over the engine on the data directory (and runs it as
+    /// `knhk worker` does: recovery, timers, connectors) until SIGTERM or Ctrl-C. Its
+    /// configuration: defaults, then `--config FILE` (TOML), then `KNHK_*` environment
+    /// variables, then flags (README.md lists every key).
     Serve(serve::ServeArgs),
     /// Checks workflow definition files (Turtle or YAWL XML) and names every rule each one
     /// breaks, notes what is valid but worth knowing (a split with one flow...), and warns

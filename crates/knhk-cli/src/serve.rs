@@ -1,5 +1,6 @@
 //! `knhk serve`: the engine as a server. It runs the engine like `knhk worker` (recovery,
-//! timers, connectors) and serves the REST API of knhk-api over it, until SIGTERM or Ctrl-C.
+//! timers, connectors) and serves the REST and gRPC APIs of knhk-api over it, until SIGTERM or
+//! Ctrl-C.
 //!
 //! Its configuration is one set of keys read in layers: the defaults, then a TOML file
 //! (`--config`), then `KNHK_*` environment variables, then flags; each key is validated with a
@@ -29,11 +30,12 @@ use crate::session::{DEFAULT_DATA_DIR, Session, Settings};
 pub(crate) struct ServeArgs {
     /// The address REST listens on, HOST:PORT (config key `http`; default 127.0.0.1:8080).
     /// Port 0 takes a free port; the first line of standard output says which:
-    /// `listening http=HOST:PORT grpc=off`.
+    /// `listening http=HOST:PORT grpc=HOST:PORT`.
     #[arg(long, value_name = "ADDR")]
     http: Option<String>,
-    /// The address reserved for gRPC (config key `grpc`; default 127.0.0.1:9090). gRPC is
-    /// not served yet: the address is validated and kept, and the first line says `grpc=off`.
+    /// The address gRPC listens on, HOST:PORT (config key `grpc`; default 127.0.0.1:9090):
+    /// `knhk.v1.WorkflowService`, the standard health service and server reflection. Port 0
+    /// takes a free port.
     #[arg(long, value_name = "ADDR")]
     grpc: Option<String>,
     /// A TOML file of configuration keys (the README lists them); `KNHK_*` environment
@@ -337,6 +339,7 @@ fn init_logs(format: &str) {
 
 async fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
     let http = address("http", &config.http)?;
+    let grpc = address("grpc", &config.grpc)?;
     let session = Session::open(&config.data_dir, config.settings()).await?;
     let engine = session.engine.local("serve")?.clone();
     let started = engine
@@ -354,10 +357,14 @@ async fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("cannot listen on {http} (configuration key http)"))?;
     let local = listener.local_addr()?;
+    let grpc_listener = tokio::net::TcpListener::bind(grpc)
+        .await
+        .with_context(|| format!("cannot listen on {grpc} (configuration key grpc)"))?;
+    let grpc_local = grpc_listener.local_addr()?;
     service.set_ready(true);
-    outln!("listening http={local} grpc=off");
+    outln!("listening http={local} grpc={grpc_local}");
     let _ = std::io::stdout().flush();
-    tracing::info!(http = %local, data_dir = %config.data_dir.display(), "serving");
+    tracing::info!(http = %local, grpc = %grpc_local, data_dir = %config.data_dir.display(), "serving");
 
     let stop = CancellationToken::new();
     let app = knhk_api::rest::router(service.clone());
@@ -367,13 +374,19 @@ async fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
             .with_graceful_shutdown(async move { graceful.cancelled().await })
             .await
     });
+    let graceful = stop.clone();
+    let grpc_server = tokio::spawn(knhk_api::grpc::serve(
+        service.clone(),
+        grpc_listener,
+        async move { graceful.cancelled().await },
+    ));
     let signal = wait_for_signal().await?;
     tracing::info!(
         signal,
         "stopping: no new connections; requests in flight finish"
     );
-    // Open watches end first, so that their connections close; then the server stops
-    // accepting and waits for the requests in flight, within the bound.
+    // Open watches end first, so that their connections close; then both servers stop
+    // accepting and wait for the requests in flight, within the bound.
     service.stop();
     stop.cancel();
     let bound = Duration::from_millis(config.shutdown_timeout_ms);
@@ -385,6 +398,15 @@ async fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
         Err(_) => tracing::warn!(
             timeout_ms = config.shutdown_timeout_ms,
             "requests still in flight at the shutdown bound were cut off"
+        ),
+    }
+    match tokio::time::timeout_at(deadline, grpc_server).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => tracing::error!(error = %e, "the gRPC server failed"),
+        Ok(Err(e)) => tracing::error!(error = %e, "the gRPC server task failed"),
+        Err(_) => tracing::warn!(
+            timeout_ms = config.shutdown_timeout_ms,
+            "gRPC calls still in flight at the shutdown bound were cut off"
         ),
     }
     if tokio::time::timeout_at(deadline + bound, session.close())

@@ -8,6 +8,7 @@ mod cases;
 mod client;
 mod definitions;
 mod distribution;
+mod grpc;
 mod http_server;
 mod incidents;
 mod inputs;
@@ -139,7 +140,14 @@ impl DataDir {
     fn serve(dir: &Path, env: &[(String, String)]) -> Served {
         use std::io::BufRead as _;
         let mut child = Command::new(env!("CARGO_BIN_EXE_knhk"))
-            .args(["serve", "--http", "127.0.0.1:0", "--data-dir"])
+            .args([
+                "serve",
+                "--http",
+                "127.0.0.1:0",
+                "--grpc",
+                "127.0.0.1:0",
+                "--data-dir",
+            ])
             .arg(dir)
             .env_remove("KNHK_DATA_DIR")
             .env_remove("KNHK_SERVER")

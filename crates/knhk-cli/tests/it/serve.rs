@@ -12,24 +12,33 @@ use serde_json::{Value, json};
 use crate::{example, stderr, stdout};
 
 /// A running `knhk serve`, killed when dropped (unless it has exited).
-struct Server {
+pub(crate) struct Server {
     child: Child,
     base: String,
+    /// The address gRPC listens on.
+    pub(crate) grpc: std::net::SocketAddr,
     _dir: tempfile::TempDir,
     client: reqwest::Client,
 }
 
 impl Server {
-    fn start() -> Server {
+    pub(crate) fn start() -> Server {
         Server::start_with(&[])
     }
 
     /// Starts the server with extra `KNHK_*` variables; reads its first line for the address.
-    fn start_with(env: &[(&str, &str)]) -> Server {
+    pub(crate) fn start_with(env: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().expect("temporary data directory");
         let mut command = Command::new(env!("CARGO_BIN_EXE_knhk"));
         command
-            .args(["serve", "--http", "127.0.0.1:0", "--data-dir"])
+            .args([
+                "serve",
+                "--http",
+                "127.0.0.1:0",
+                "--grpc",
+                "127.0.0.1:0",
+                "--data-dir",
+            ])
             .arg(dir.path())
             .env_remove("KNHK_DATA_DIR")
             .env("RUST_LOG", "warn")
@@ -44,15 +53,18 @@ impl Server {
         BufReader::new(stdout)
             .read_line(&mut line)
             .expect("the first line of knhk serve");
-        let addr = line
+        let (addr, grpc) = line
             .trim()
             .strip_prefix("listening http=")
-            .and_then(|rest| rest.strip_suffix(" grpc=off"))
-            .unwrap_or_else(|| panic!("first line: {line:?}"))
-            .to_owned();
+            .and_then(|rest| rest.split_once(" grpc="))
+            .unwrap_or_else(|| panic!("first line: {line:?}"));
+        let grpc = grpc
+            .parse::<std::net::SocketAddr>()
+            .unwrap_or_else(|_| panic!("first line: {line:?}"));
         Server {
             child,
             base: format!("http://{addr}"),
+            grpc,
             _dir: dir,
             client: reqwest::Client::new(),
         }
@@ -62,12 +74,12 @@ impl Server {
         format!("{}{path}", self.base)
     }
 
-    async fn get(&self, path: &str) -> (StatusCode, Value) {
+    pub(crate) async fn get(&self, path: &str) -> (StatusCode, Value) {
         let res = self.client.get(self.url(path)).send().await.expect("GET");
         answer(res).await
     }
 
-    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+    pub(crate) async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
         let res = self
             .client
             .post(self.url(path))
@@ -78,7 +90,12 @@ impl Server {
         answer(res).await
     }
 
-    async fn post_raw(&self, path: &str, content_type: &str, body: Vec<u8>) -> (StatusCode, Value) {
+    pub(crate) async fn post_raw(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> (StatusCode, Value) {
         let res = self
             .client
             .post(self.url(path))
@@ -90,7 +107,7 @@ impl Server {
         answer(res).await
     }
 
-    async fn register(&self, file: &str) -> String {
+    pub(crate) async fn register(&self, file: &str) -> String {
         let text = std::fs::read(example(file)).expect("example");
         let (status, body) = self.post_raw("/workflows", "text/turtle", text).await;
         assert!(status.is_success(), "{status} {body}");
@@ -98,7 +115,7 @@ impl Server {
     }
 
     /// Everything the store shows through the API: workflows, cases, work items.
-    async fn everything(&self) -> Value {
+    pub(crate) async fn everything(&self) -> Value {
         let (_, workflows) = self.get("/workflows?page_size=1000").await;
         let (_, cases) = self.get("/cases?page_size=1000").await;
         let (_, items) = self.get("/workitems?page_size=1000").await;
@@ -106,7 +123,7 @@ impl Server {
     }
 
     /// Sends SIGTERM and returns the exit status, waiting at most 30 s.
-    async fn terminate(mut self) -> std::process::ExitStatus {
+    pub(crate) async fn terminate(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
         let killed = Command::new("kill").args(["-TERM", &pid]).status();
         assert!(killed.expect("kill runs").success());
@@ -140,11 +157,11 @@ async fn answer(res: reqwest::Response) -> (StatusCode, Value) {
     (status, body)
 }
 
-fn code(body: &Value) -> &str {
+pub(crate) fn code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or("(no error code)")
 }
 
-async fn create(server: &Server, workflow: &str, data: Value, start: bool) -> Value {
+pub(crate) async fn create(server: &Server, workflow: &str, data: Value, start: bool) -> Value {
     let (status, case) = server
         .post(
             "/cases",
@@ -155,7 +172,7 @@ async fn create(server: &Server, workflow: &str, data: Value, start: bool) -> Va
     case
 }
 
-async fn work_items_of(server: &Server, case: &str) -> Vec<Value> {
+pub(crate) async fn work_items_of(server: &Server, case: &str) -> Vec<Value> {
     let (status, page) = server.get(&format!("/workitems?case={case}")).await;
     assert_eq!(status, StatusCode::OK, "{page}");
     page["items"].as_array().expect("items").clone()
