@@ -1034,6 +1034,68 @@ mod tests {
         done_rx.await.unwrap();
     }
 
+    /// Every REST route but the process's own (health, readiness, the OpenAPI document) has
+    /// its method in `knhk.v1.WorkflowService`, and every method answers a route: a route
+    /// added to REST alone fails here.
+    #[test]
+    fn every_rest_operation_has_its_grpc_method() {
+        use prost::Message;
+        use std::collections::BTreeSet;
+        const PAIRS: &[(&str, &str, &str)] = &[
+            ("POST", "/workflows", "RegisterWorkflow"),
+            ("GET", "/workflows", "ListWorkflows"),
+            ("GET", "/workflows/{id}", "GetWorkflow"),
+            ("GET", "/workflows/{id}/spec", "GetWorkflowSpec"),
+            ("POST", "/cases", "CreateCase"),
+            ("GET", "/cases", "ListCases"),
+            ("GET", "/cases/{id}", "GetCase"),
+            ("POST", "/cases/{id}/execute", "ExecuteCase"),
+            ("POST", "/cases/{id}/cancel", "CancelCase"),
+            ("POST", "/cases/{id}/suspend", "SuspendCase"),
+            ("POST", "/cases/{id}/resume", "ResumeCase"),
+            ("POST", "/cases/{id}/triggers/{event}", "TriggerCase"),
+            ("GET", "/cases/{id}/waits", "GetCaseWaits"),
+            ("GET", "/cases/{id}/history", "GetHistory"),
+            ("GET", "/cases/{id}/watch", "WatchCase"),
+            ("GET", "/workitems", "ListWorkItems"),
+            ("GET", "/workitems/{id}", "GetWorkItem"),
+            ("POST", "/workitems/{id}/claim", "ClaimWorkItem"),
+            ("POST", "/workitems/{id}/start", "StartWorkItem"),
+            ("POST", "/workitems/{id}/complete", "CompleteWorkItem"),
+            ("POST", "/workitems/{id}/fail", "FailWorkItem"),
+            ("POST", "/workitems/{id}/release", "ReleaseWorkItem"),
+            ("POST", "/workitems/{id}/delegate", "DelegateWorkItem"),
+            ("POST", "/workitems/{id}/offer", "OfferWorkItem"),
+            ("POST", "/workitems/{id}/allocate", "AllocateWorkItem"),
+            ("POST", "/cases/{id}/retry", "RetryCase"),
+            ("POST", "/cases/{id}/data", "SetCaseData"),
+            ("POST", "/cases/{id}/instances", "AddInstance"),
+            ("POST", "/cases/{id}/complete-task", "CompleteTask"),
+            ("GET", "/lookup/cases/{prefix}", "LookupCase"),
+            ("GET", "/lookup/workitems/{prefix}", "LookupWorkItem"),
+            ("GET", "/lookup/workflows/{reference}", "LookupWorkflow"),
+            ("GET", "/quarantine", "ListQuarantine"),
+        ];
+        let own = ["/health", "/ready", "/openapi.json"];
+        let routes: BTreeSet<(&str, &str)> = crate::rest::route_table()
+            .into_iter()
+            .filter(|(_, path)| !own.contains(path))
+            .collect();
+        let paired: BTreeSet<(&str, &str)> = PAIRS.iter().map(|(m, p, _)| (*m, *p)).collect();
+        assert_eq!(routes, paired, "REST routes without a gRPC method, or gone");
+        let set = prost_types::FileDescriptorSet::decode(pb::FILE_DESCRIPTOR_SET).unwrap();
+        let methods: BTreeSet<String> = set
+            .file
+            .iter()
+            .flat_map(|f| &f.service)
+            .filter(|s| s.name() == "WorkflowService")
+            .flat_map(|s| &s.method)
+            .map(|m| m.name().to_owned())
+            .collect();
+        let named: BTreeSet<String> = PAIRS.iter().map(|(_, _, m)| (*m).to_owned()).collect();
+        assert_eq!(methods, named);
+    }
+
     #[test]
     fn every_code_maps_to_its_grpc_status_and_names_itself() {
         for code in Code::ALL {
