@@ -517,6 +517,256 @@ impl WorkflowService for Grpc {
         )
         .await
     }
+
+    async fn get_workflow_spec(
+        &self,
+        request: Request<pb::GetWorkflowRequest>,
+    ) -> Result<Response<pb::WorkflowSpec>, Status> {
+        let id = request.into_inner().id;
+        self.call(move |s| async move {
+            let spec = match s.workflow_spec(&id).await? {
+                Value::Object(m) => json_to_struct(m),
+                _ => {
+                    return Err(ApiError::new(
+                        Code::Internal,
+                        "the specification did not encode as an object",
+                    ));
+                }
+            };
+            Ok(pb::WorkflowSpec { spec: Some(spec) })
+        })
+        .await
+    }
+
+    async fn get_case_waits(
+        &self,
+        request: Request<pb::CaseRequest>,
+    ) -> Result<Response<pb::CaseWaits>, Status> {
+        let id = request.into_inner().id;
+        self.call(move |s| async move {
+            let waits = s.waits(&id).await?;
+            Ok(pb::CaseWaits {
+                waits: waits.waits.into_iter().map(wait).collect(),
+            })
+        })
+        .await
+    }
+
+    async fn retry_case(
+        &self,
+        request: Request<pb::RetryCaseRequest>,
+    ) -> Result<Response<pb::Case>, Status> {
+        let r = request.into_inner();
+        let retry = types::RetryCase {
+            task: r.task,
+            net_instance: r.net_instance,
+        };
+        self.call(move |s| async move { s.retry(&r.id, retry).await.map(case) })
+            .await
+    }
+
+    async fn set_case_data(
+        &self,
+        request: Request<pb::SetCaseDataRequest>,
+    ) -> Result<Response<pb::Case>, Status> {
+        let r = request.into_inner();
+        let data = self.object("data", r.data)?;
+        self.call(move |s| async move { s.set_data(&r.id, data).await.map(case) })
+            .await
+    }
+
+    async fn add_instance(
+        &self,
+        request: Request<pb::AddInstanceRequest>,
+    ) -> Result<Response<pb::Case>, Status> {
+        let r = request.into_inner();
+        let max = self.service.limits().max_json_depth;
+        let item = match r.item {
+            Some(v) => value_to_json("item", v, max, 1).map_err(|e| status(&e))?,
+            None => Value::Null,
+        };
+        let add = types::AddInstance {
+            task: r.task,
+            net_instance: r.net_instance,
+            item,
+        };
+        self.call(move |s| async move { s.add_instance(&r.id, add).await.map(case) })
+            .await
+    }
+
+    async fn complete_task(
+        &self,
+        request: Request<pb::CompleteTaskRequest>,
+    ) -> Result<Response<pb::Case>, Status> {
+        let r = request.into_inner();
+        let complete = types::CompleteTask {
+            task: r.task,
+            net_instance: r.net_instance,
+        };
+        self.call(move |s| async move { s.complete_task(&r.id, complete).await.map(case) })
+            .await
+    }
+
+    async fn offer_work_item(
+        &self,
+        request: Request<pb::OfferWorkItemRequest>,
+    ) -> Result<Response<pb::Case>, Status> {
+        let r = request.into_inner();
+        self.call(
+            move |s| async move { s.offer_work_item(&r.id, &r.user, r.roles).await.map(case) },
+        )
+        .await
+    }
+
+    async fn allocate_work_item(
+        &self,
+        request: Request<pb::AllocateWorkItemRequest>,
+    ) -> Result<Response<pb::Case>, Status> {
+        let r = request.into_inner();
+        self.call(
+            move |s| async move { s.allocate_work_item(&r.id, &r.user, &r.to).await.map(case) },
+        )
+        .await
+    }
+
+    async fn lookup_case(
+        &self,
+        request: Request<pb::LookupRequest>,
+    ) -> Result<Response<pb::Found>, Status> {
+        let reference = request.into_inner().reference;
+        self.call(move |s| async move { s.lookup_case(&reference).await.map(found) })
+            .await
+    }
+
+    async fn lookup_work_item(
+        &self,
+        request: Request<pb::LookupRequest>,
+    ) -> Result<Response<pb::Found>, Status> {
+        let reference = request.into_inner().reference;
+        self.call(move |s| async move { s.lookup_work_item(&reference).await.map(found) })
+            .await
+    }
+
+    async fn lookup_workflow(
+        &self,
+        request: Request<pb::LookupRequest>,
+    ) -> Result<Response<pb::Found>, Status> {
+        let reference = request.into_inner().reference;
+        self.call(move |s| async move { s.lookup_workflow(&reference).await.map(found) })
+            .await
+    }
+
+    async fn list_quarantine(
+        &self,
+        _request: Request<pb::ListQuarantineRequest>,
+    ) -> Result<Response<pb::Quarantine>, Status> {
+        self.call(move |s| async move {
+            let q = s.quarantine().await?;
+            Ok(pb::Quarantine {
+                items: q
+                    .items
+                    .into_iter()
+                    .map(|c| pb::QuarantinedCase {
+                        case_id: c.case_id,
+                        reason: c.reason,
+                        quarantined_at: c.quarantined_at,
+                    })
+                    .collect(),
+            })
+        })
+        .await
+    }
+}
+
+fn found(f: types::Found) -> pb::Found {
+    pb::Found { id: f.id }
+}
+
+/// One thing a case waits for: its kind and the fields that kind has.
+fn wait(w: types::CaseWait) -> pb::CaseWait {
+    use types::CaseWait as W;
+    let at = |net_instance: u32, task: String| Some(pb::TaskRef { net_instance, task });
+    let none = pb::CaseWait::default();
+    match w {
+        W::Start => pb::CaseWait {
+            kind: "start".into(),
+            ..none
+        },
+        W::Resume => pb::CaseWait {
+            kind: "resume".into(),
+            ..none
+        },
+        W::WorkItem {
+            item,
+            task,
+            net_instance,
+            state,
+            roles,
+            user,
+            since,
+        } => pb::CaseWait {
+            kind: "work_item".into(),
+            task: at(net_instance, task),
+            item: Some(item),
+            state: Some(state),
+            roles,
+            user,
+            since: Some(since),
+            ..none
+        },
+        W::Call {
+            item,
+            task,
+            net_instance,
+            connector,
+            idempotency_key,
+            since,
+        } => pb::CaseWait {
+            kind: "call".into(),
+            task: at(net_instance, task),
+            item: Some(item),
+            connector: Some(connector),
+            idempotency_key: Some(idempotency_key),
+            since: Some(since),
+            ..none
+        },
+        W::Timer {
+            timer,
+            task,
+            net_instance,
+            fires_at,
+        } => pb::CaseWait {
+            kind: "timer".into(),
+            task: at(net_instance, task),
+            timer: Some(timer),
+            fires_at: Some(fires_at),
+            ..none
+        },
+        W::Retry {
+            task,
+            net_instance,
+            reason,
+            attempt,
+            since,
+        } => pb::CaseWait {
+            kind: "retry".into(),
+            task: at(net_instance, task),
+            reason: Some(reason),
+            attempt: Some(attempt),
+            since: Some(since),
+            ..none
+        },
+        W::Trigger {
+            task,
+            net_instance,
+            event,
+        } => pb::CaseWait {
+            kind: "trigger".into(),
+            task: at(net_instance, task),
+            event: Some(event),
+            ..none
+        },
+    }
 }
 
 fn workflow(w: types::Workflow) -> pb::Workflow {
@@ -782,6 +1032,68 @@ mod tests {
         // The call was not dropped: let it finish, and it does.
         tx.send(()).unwrap();
         done_rx.await.unwrap();
+    }
+
+    /// Every REST route but the process's own (health, readiness, the OpenAPI document) has
+    /// its method in `knhk.v1.WorkflowService`, and every method answers a route: a route
+    /// added to REST alone fails here.
+    #[test]
+    fn every_rest_operation_has_its_grpc_method() {
+        use prost::Message;
+        use std::collections::BTreeSet;
+        const PAIRS: &[(&str, &str, &str)] = &[
+            ("POST", "/workflows", "RegisterWorkflow"),
+            ("GET", "/workflows", "ListWorkflows"),
+            ("GET", "/workflows/{id}", "GetWorkflow"),
+            ("GET", "/workflows/{id}/spec", "GetWorkflowSpec"),
+            ("POST", "/cases", "CreateCase"),
+            ("GET", "/cases", "ListCases"),
+            ("GET", "/cases/{id}", "GetCase"),
+            ("POST", "/cases/{id}/execute", "ExecuteCase"),
+            ("POST", "/cases/{id}/cancel", "CancelCase"),
+            ("POST", "/cases/{id}/suspend", "SuspendCase"),
+            ("POST", "/cases/{id}/resume", "ResumeCase"),
+            ("POST", "/cases/{id}/triggers/{event}", "TriggerCase"),
+            ("GET", "/cases/{id}/waits", "GetCaseWaits"),
+            ("GET", "/cases/{id}/history", "GetHistory"),
+            ("GET", "/cases/{id}/watch", "WatchCase"),
+            ("GET", "/workitems", "ListWorkItems"),
+            ("GET", "/workitems/{id}", "GetWorkItem"),
+            ("POST", "/workitems/{id}/claim", "ClaimWorkItem"),
+            ("POST", "/workitems/{id}/start", "StartWorkItem"),
+            ("POST", "/workitems/{id}/complete", "CompleteWorkItem"),
+            ("POST", "/workitems/{id}/fail", "FailWorkItem"),
+            ("POST", "/workitems/{id}/release", "ReleaseWorkItem"),
+            ("POST", "/workitems/{id}/delegate", "DelegateWorkItem"),
+            ("POST", "/workitems/{id}/offer", "OfferWorkItem"),
+            ("POST", "/workitems/{id}/allocate", "AllocateWorkItem"),
+            ("POST", "/cases/{id}/retry", "RetryCase"),
+            ("POST", "/cases/{id}/data", "SetCaseData"),
+            ("POST", "/cases/{id}/instances", "AddInstance"),
+            ("POST", "/cases/{id}/complete-task", "CompleteTask"),
+            ("GET", "/lookup/cases/{prefix}", "LookupCase"),
+            ("GET", "/lookup/workitems/{prefix}", "LookupWorkItem"),
+            ("GET", "/lookup/workflows/{reference}", "LookupWorkflow"),
+            ("GET", "/quarantine", "ListQuarantine"),
+        ];
+        let own = ["/health", "/ready", "/openapi.json"];
+        let routes: BTreeSet<(&str, &str)> = crate::rest::route_table()
+            .into_iter()
+            .filter(|(_, path)| !own.contains(path))
+            .collect();
+        let paired: BTreeSet<(&str, &str)> = PAIRS.iter().map(|(m, p, _)| (*m, *p)).collect();
+        assert_eq!(routes, paired, "REST routes without a gRPC method, or gone");
+        let set = prost_types::FileDescriptorSet::decode(pb::FILE_DESCRIPTOR_SET).unwrap();
+        let methods: BTreeSet<String> = set
+            .file
+            .iter()
+            .flat_map(|f| &f.service)
+            .filter(|s| s.name() == "WorkflowService")
+            .flat_map(|s| &s.method)
+            .map(|m| m.name().to_owned())
+            .collect();
+        let named: BTreeSet<String> = PAIRS.iter().map(|(_, _, m)| (*m).to_owned()).collect();
+        assert_eq!(methods, named);
     }
 
     #[test]

@@ -1024,3 +1024,402 @@ async fn every_work_item_action_and_a_trigger_answer_alike_in_rest_and_grpc() {
     assert_eq!(early["error"]["code"], api_code(&early_g));
     assert_eq!(early_g.code(), Code::FailedPrecondition);
 }
+
+/// A gRPC wait in the shape of REST's JSON wait: its kind and the fields that kind has.
+fn wait_json(w: &pb::CaseWait) -> Value {
+    let mut m = Map::new();
+    m.insert("kind".into(), json!(w.kind));
+    if let Some(t) = &w.task {
+        m.insert("task".into(), json!(t.task));
+        m.insert("net_instance".into(), json!(t.net_instance));
+    }
+    if w.kind == "work_item" {
+        m.insert("roles".into(), json!(w.roles));
+        m.insert("user".into(), json!(w.user));
+    }
+    let fields = [
+        ("item", &w.item),
+        ("state", &w.state),
+        ("since", &w.since),
+        ("connector", &w.connector),
+        ("idempotency_key", &w.idempotency_key),
+        ("timer", &w.timer),
+        ("fires_at", &w.fires_at),
+        ("reason", &w.reason),
+        ("event", &w.event),
+    ];
+    for (k, v) in fields {
+        if let Some(v) = v {
+            m.insert(k.into(), json!(v));
+        }
+    }
+    if let Some(a) = w.attempt {
+        m.insert("attempt".into(), json!(a));
+    }
+    Value::Object(m)
+}
+
+fn last_group(id: &str) -> &str {
+    id.rsplit('-').next().expect("a group")
+}
+
+/// A REST refusal and a gRPC one: the same API code, the gRPC status the code maps to.
+fn same_refusal(what: &str, rest: &(StatusCode, Value), grpc: &tonic::Status, expected: Code) {
+    assert!(rest.0.is_client_error(), "{what}: {} {}", rest.0, rest.1);
+    assert_eq!(rest.1["error"]["code"], api_code(grpc), "{what}: {grpc:?}");
+    assert_eq!(grpc.code(), expected, "{what}: {grpc:?}");
+}
+
+/// The operations the CLI uses as a client (a case's waits, a workflow's specification,
+/// lookups by shortened id and by reference, retry, set data, offer and allocate by an
+/// administrator, adding an instance, completing a task early, the quarantine) through REST
+/// and through gRPC on one server: each answer compared field by field, ids and times aside.
+#[tokio::test]
+async fn the_operator_operations_answer_alike_in_rest_and_grpc() {
+    let server = Server::start();
+    let loan = server.register("loan_application.ttl").await;
+    let quotes = server
+        .register("patterns/wcp15_mi_no_runtime_knowledge.ttl")
+        .await;
+    let mut c = client(&server).await;
+    let applicant = json!({"applicant": "Ada", "amount": 25000});
+    let suppliers = json!({"suppliers": ["acme", "globex"]});
+
+    // REST.
+    let mut rest: Vec<(&str, Value)> = Vec::new();
+    let case = create(&server, &loan, applicant.clone(), true).await;
+    let id = case["id"].as_str().expect("id").to_owned();
+    let item = work_items_of(&server, &id).await[0]["id"]
+        .as_str()
+        .expect("item")
+        .to_owned();
+    let ok = |what: &'static str, (status, body): (StatusCode, Value)| {
+        assert_eq!(status, StatusCode::OK, "{what}: {body}");
+        (what, body)
+    };
+    rest.push(ok(
+        "spec",
+        server.get(&format!("/workflows/{loan}/spec")).await,
+    ));
+    rest.push(ok("waits", server.get(&format!("/cases/{id}/waits")).await));
+    rest.push(ok(
+        "lookup case",
+        server
+            .get(&format!("/lookup/cases/{}", last_group(&id)))
+            .await,
+    ));
+    rest.push(ok(
+        "lookup work item",
+        server
+            .get(&format!("/lookup/workitems/{}", last_group(&item)))
+            .await,
+    ));
+    rest.push(ok(
+        "lookup workflow",
+        server.get("/lookup/workflows/Loan%20application@1").await,
+    ));
+    server
+        .post(&format!("/workitems/{item}/claim"), json!({"user": "uma"}))
+        .await;
+    rest.push(ok(
+        "failed",
+        server
+            .post(
+                &format!("/workitems/{item}/fail"),
+                json!({"user": "uma", "reason": "no papers"}),
+            )
+            .await,
+    ));
+    rest.push(ok(
+        "retry waits",
+        server.get(&format!("/cases/{id}/waits")).await,
+    ));
+    rest.push(ok(
+        "retried",
+        server.post(&format!("/cases/{id}/retry"), json!({})).await,
+    ));
+    rest.push(ok(
+        "data set",
+        server
+            .post(
+                &format!("/cases/{id}/data"),
+                json!({"data": {"note": "papers came", "n": 2}}),
+            )
+            .await,
+    ));
+    let again = work_items_of(&server, &id).await[0]["id"]
+        .as_str()
+        .expect("item")
+        .to_owned();
+    rest.push(ok(
+        "offered",
+        server
+            .post(
+                &format!("/workitems/{again}/offer"),
+                json!({"user": "admin", "roles": ["clerk"]}),
+            )
+            .await,
+    ));
+    rest.push(ok(
+        "allocated",
+        server
+            .post(
+                &format!("/workitems/{again}/allocate"),
+                json!({"user": "admin", "to": "uma"}),
+            )
+            .await,
+    ));
+    let quote_case = create(&server, &quotes, suppliers.clone(), true).await;
+    let qid = quote_case["id"].as_str().expect("id").to_owned();
+    rest.push(ok(
+        "instance added",
+        server
+            .post(
+                &format!("/cases/{qid}/instances"),
+                json!({"task": "Quote", "item": "initech"}),
+            )
+            .await,
+    ));
+    rest.push(ok(
+        "task completed",
+        server
+            .post(
+                &format!("/cases/{qid}/complete-task"),
+                json!({"task": "Quote"}),
+            )
+            .await,
+    ));
+    rest.push(ok("quarantine", server.get("/quarantine").await));
+    let unknown = "00000000-0000-7000-8000-000000000000";
+    let rest_errors = [
+        server.get(&format!("/cases/{unknown}/waits")).await,
+        server.get(&format!("/workflows/{unknown}/spec")).await,
+        server.get("/lookup/workitems/ffffffff").await,
+        server.get("/lookup/workflows/Loan%20application@9").await,
+        server.post(&format!("/cases/{id}/retry"), json!({})).await,
+        server
+            .post(
+                &format!("/workitems/{again}/offer"),
+                json!({"user": "admin", "roles": ["clerk"]}),
+            )
+            .await,
+        server
+            .post(
+                &format!("/workitems/{again}/offer"),
+                json!({"user": "admin", "roles": []}),
+            )
+            .await,
+        server
+            .post(
+                &format!("/workitems/{again}/allocate"),
+                json!({"user": "admin", "to": ""}),
+            )
+            .await,
+        server
+            .post(
+                &format!("/cases/{qid}/instances"),
+                json!({"task": "Quote", "item": 1}),
+            )
+            .await,
+        server
+            .post(&format!("/cases/{unknown}/data"), json!({"data": {}}))
+            .await,
+    ];
+
+    // gRPC.
+    let mut grpc: Vec<Value> = Vec::new();
+    let case = create_case(&mut c, &loan, applicant, true).await;
+    let gid = case.id.clone();
+    let gitem = items_of(&mut c, &gid).await[0].id.clone();
+    let spec = c
+        .get_workflow_spec(pb::GetWorkflowRequest { id: loan.clone() })
+        .await
+        .expect("spec")
+        .into_inner();
+    grpc.push(json_of(spec.spec));
+    let waits =
+        |w: pb::CaseWaits| json!({"waits": w.waits.iter().map(wait_json).collect::<Vec<_>>()});
+    grpc.push(waits(
+        c.get_case_waits(pb::CaseRequest { id: gid.clone() })
+            .await
+            .expect("waits")
+            .into_inner(),
+    ));
+    let lookup = |reference: &str| pb::LookupRequest {
+        reference: reference.to_owned(),
+    };
+    let found = |f: pb::Found| json!({"id": f.id});
+    grpc.push(found(
+        c.lookup_case(lookup(last_group(&gid)))
+            .await
+            .expect("lookup case")
+            .into_inner(),
+    ));
+    grpc.push(found(
+        c.lookup_work_item(lookup(last_group(&gitem)))
+            .await
+            .expect("lookup work item")
+            .into_inner(),
+    ));
+    grpc.push(found(
+        c.lookup_workflow(lookup("Loan application@1"))
+            .await
+            .expect("lookup workflow")
+            .into_inner(),
+    ));
+    c.claim_work_item(user(&gitem, "uma")).await.expect("claim");
+    grpc.push(case_json(
+        &c.fail_work_item(pb::FailWorkItemRequest {
+            id: gitem.clone(),
+            user: "uma".into(),
+            reason: Some("no papers".into()),
+        })
+        .await
+        .expect("fail")
+        .into_inner(),
+    ));
+    grpc.push(waits(
+        c.get_case_waits(pb::CaseRequest { id: gid.clone() })
+            .await
+            .expect("waits")
+            .into_inner(),
+    ));
+    grpc.push(case_json(
+        &c.retry_case(pb::RetryCaseRequest {
+            id: gid.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("retry")
+        .into_inner(),
+    ));
+    grpc.push(case_json(
+        &c.set_case_data(pb::SetCaseDataRequest {
+            id: gid.clone(),
+            data: Some(object(json!({"note": "papers came", "n": 2}))),
+        })
+        .await
+        .expect("set data")
+        .into_inner(),
+    ));
+    let gagain = items_of(&mut c, &gid).await[0].id.clone();
+    let offer = |roles: &[&str]| pb::OfferWorkItemRequest {
+        id: gagain.clone(),
+        user: "admin".into(),
+        roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+    };
+    grpc.push(case_json(
+        &c.offer_work_item(offer(&["clerk"]))
+            .await
+            .expect("offer")
+            .into_inner(),
+    ));
+    let allocate = |to: &str| pb::AllocateWorkItemRequest {
+        id: gagain.clone(),
+        user: "admin".into(),
+        to: to.to_owned(),
+    };
+    grpc.push(case_json(
+        &c.allocate_work_item(allocate("uma"))
+            .await
+            .expect("allocate")
+            .into_inner(),
+    ));
+    let gq = create_case(&mut c, &quotes, suppliers, true).await.id;
+    let instance = |item: Value| pb::AddInstanceRequest {
+        id: gq.clone(),
+        task: "Quote".into(),
+        net_instance: 0,
+        item: Some(knhk_api::grpc::json_to_value(item)),
+    };
+    grpc.push(case_json(
+        &c.add_instance(instance(json!("initech")))
+            .await
+            .expect("add instance")
+            .into_inner(),
+    ));
+    grpc.push(case_json(
+        &c.complete_task(pb::CompleteTaskRequest {
+            id: gq.clone(),
+            task: "Quote".into(),
+            net_instance: 0,
+        })
+        .await
+        .expect("complete task")
+        .into_inner(),
+    ));
+    let q = c
+        .list_quarantine(pb::ListQuarantineRequest {})
+        .await
+        .expect("quarantine")
+        .into_inner();
+    grpc.push(json!({"items": q.items.iter().map(|i| json!({
+        "case_id": i.case_id, "reason": i.reason, "quarantined_at": i.quarantined_at,
+    })).collect::<Vec<_>>()}));
+    let grpc_errors = [
+        c.get_case_waits(pb::CaseRequest { id: unknown.into() })
+            .await
+            .unwrap_err(),
+        c.get_workflow_spec(pb::GetWorkflowRequest { id: unknown.into() })
+            .await
+            .unwrap_err(),
+        c.lookup_work_item(lookup("ffffffff")).await.unwrap_err(),
+        c.lookup_workflow(lookup("Loan application@9"))
+            .await
+            .unwrap_err(),
+        c.retry_case(pb::RetryCaseRequest {
+            id: gid.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err(),
+        c.offer_work_item(offer(&["clerk"])).await.unwrap_err(),
+        c.offer_work_item(offer(&[])).await.unwrap_err(),
+        c.allocate_work_item(allocate("")).await.unwrap_err(),
+        c.add_instance(instance(json!(1))).await.unwrap_err(),
+        c.set_case_data(pb::SetCaseDataRequest {
+            id: unknown.into(),
+            data: None,
+        })
+        .await
+        .unwrap_err(),
+    ];
+
+    assert_eq!(rest.len(), grpc.len());
+    for ((what, r), g) in rest.iter().zip(&grpc) {
+        assert_eq!(without_ids(r), without_ids(g), "{what}");
+    }
+    // Not trivial: the operations did what they name.
+    assert_eq!(grpc[1]["waits"][0]["kind"], "work_item");
+    assert_eq!(grpc[2]["id"], gid.as_str());
+    assert_eq!(grpc[3]["id"], gitem.as_str());
+    assert_eq!(grpc[4]["id"], loan.as_str());
+    assert_eq!(grpc[5]["status"], "failed");
+    assert_eq!(grpc[6]["waits"][0]["kind"], "retry");
+    assert_eq!(grpc[7]["status"], "running");
+    assert_eq!(grpc[8]["data"]["note"], "papers came");
+    assert_eq!(grpc[13]["items"], json!([]));
+
+    let expected = [
+        ("unknown case's waits", Code::NotFound),
+        ("unknown workflow's spec", Code::NotFound),
+        ("unknown work item prefix", Code::NotFound),
+        ("unknown workflow version", Code::NotFound),
+        ("retry of a running case", Code::FailedPrecondition),
+        ("offer of an allocated item", Code::FailedPrecondition),
+        ("offer to no role", Code::InvalidArgument),
+        ("allocation to nobody", Code::InvalidArgument),
+        ("instance of a completed task", Code::FailedPrecondition),
+        ("data of an unknown case", Code::NotFound),
+    ];
+    for ((what, code), (r, g)) in expected.iter().zip(rest_errors.iter().zip(&grpc_errors)) {
+        same_refusal(what, r, g, *code);
+    }
+    // Refused, they changed nothing: the cases are as the last answers left them.
+    let shown = c
+        .get_case(pb::CaseRequest { id: gid.clone() })
+        .await
+        .expect("case")
+        .into_inner();
+    assert_eq!(without_ids(&case_json(&shown)), without_ids(&grpc[10]));
+}
