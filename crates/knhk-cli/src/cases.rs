@@ -548,8 +548,8 @@ async fn case_lines(
         if !report::write_lines(&lines) {
             break;
         }
-        // A short page is the last (quarantined cases are left out of a page, so a page may
-        // be short by those and still not be the last: read on until one is empty).
+        // The engine fills a page past the quarantined cases it leaves out: an empty page is
+        // the end.
         let Some(last) = cases.last() else { break };
         after = Some(last.id);
         left = left.saturating_sub(cases.len());

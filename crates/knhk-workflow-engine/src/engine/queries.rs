@@ -44,21 +44,36 @@ impl WorkflowEngine {
                 Some((row.created_at, id))
             }
         };
-        let filter = records::case_filter(query, after);
-        let rows = match self.inner.store.cases(&filter).await {
-            Ok(rows) => rows,
-            Err(knhk_store::Error::Corrupt(_)) => self.readable_cases(&filter).await?,
-            Err(e) => return Err(e.into()),
-        };
-        let mut views = Vec::with_capacity(rows.len());
-        for row in rows {
-            if set_aside.contains(&row.id) {
-                continue;
+        let mut filter = records::case_filter(query, after);
+        let mut views = Vec::new();
+        // A page leaves out quarantined cases and rows that do not decode; it reads on past
+        // them, so that a page is short only when it is the last (a caller pages on from its
+        // last case, which an empty page would not give).
+        loop {
+            let rows = match self.inner.store.cases(&filter).await {
+                Ok(rows) => rows,
+                Err(knhk_store::Error::Corrupt(_)) => self.readable_cases(&filter).await?,
+                Err(e) => return Err(e.into()),
+            };
+            let full = filter.limit.is_some_and(|n| rows.len() >= n);
+            let last = rows.last().map(|r| (r.created_at, r.id));
+            for row in rows {
+                if set_aside.contains(&row.id) {
+                    continue;
+                }
+                let id = row.id;
+                match records::case_view(row) {
+                    Ok(view) => views.push(view),
+                    Err(e) => warn!(case = %id, error = %e, "case row does not decode; left out"),
+                }
             }
-            let id = row.id;
-            match records::case_view(row) {
-                Ok(view) => views.push(view),
-                Err(e) => warn!(case = %id, error = %e, "case row does not decode; left out"),
+            let missing = query.limit.map_or(0, |n| n.saturating_sub(views.len()));
+            match last {
+                Some(last) if full && missing > 0 => {
+                    filter.after = Some(last);
+                    filter.limit = Some(missing);
+                }
+                _ => break,
             }
         }
         Ok(views)

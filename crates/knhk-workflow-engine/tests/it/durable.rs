@@ -373,3 +373,58 @@ async fn the_case_cache_is_bounded_and_a_case_dropped_from_it_loads_again() {
     }
     assert_eq!(engine.cached_cases(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_of_cases_reads_on_past_quarantined_ones_so_paging_reaches_every_case() {
+    let store: std::sync::Arc<dyn knhk_store::Store> =
+        std::sync::Arc::new(knhk_store::MemoryStore::default());
+    let engine = crate::support::engine_on(std::sync::Arc::clone(&store));
+    let wf = engine
+        .register_workflow(
+            "approve.ttl",
+            knhk_workflow_engine::SourceFormat::Turtle,
+            &turtle("Approve", &[("approve", "knhk:role \"clerk\" ;", &["end"])]),
+        )
+        .await
+        .unwrap()
+        .workflow;
+    for _ in 0..5 {
+        engine.create_case(wf.id, json!({}), true).await.unwrap();
+    }
+    let all: Vec<_> = engine
+        .cases(&knhk_workflow_engine::CaseQuery::default())
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(all.len(), 5);
+    // The second and third cases of the list are set aside: a page of one after the first
+    // case holds only quarantined rows in the store.
+    for &case in &all[1..3] {
+        store
+            .quarantine(&knhk_store::QuarantineRecord {
+                case,
+                reason: "damaged for the test".to_owned(),
+                at: knhk_core::Timestamp(0),
+            })
+            .await
+            .unwrap();
+    }
+    let mut paged = Vec::new();
+    let mut after = None;
+    loop {
+        let page = engine
+            .cases(&knhk_workflow_engine::CaseQuery {
+                limit: Some(1),
+                after,
+                ..knhk_workflow_engine::CaseQuery::default()
+            })
+            .await
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some(last.id);
+        paged.extend(page.iter().map(|c| c.id));
+    }
+    assert_eq!(paged, [all[0], all[3], all[4]]);
+}
