@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The REST benchmark of `knhk serve` (not a test): requests/s and latency percentiles for
-#   POST /cases with start on W1 (ten empty tasks; durable: one fsync'd commit per case),
+#   POST /cases with start on W1 (ten empty tasks; durable: one fsync'd commit per case, or
+#   with KNHK_DURABILITY=normal exported, commits fsynced only at checkpoints),
 #   GET /cases/{id},
 # and, in the same run with the same tool, a minimal axum hello-world (`knhk-bench hello`),
 # all from a second process (wrk) on loopback at 64 connections.
@@ -20,6 +21,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 secs="${1:-10}"
 conns=64
+# knhk serve reads KNHK_DURABILITY from the environment it inherits (full unless set).
+durability="${KNHK_DURABILITY:-full}"
 command -v wrk >/dev/null || { echo "serve-bench: needs wrk (apt-get install -y wrk)" >&2; exit 1; }
 cargo build --release -q -p knhk-cli -p knhk-bench
 bin="${CARGO_TARGET_DIR:-target}/release"
@@ -85,7 +88,7 @@ read -r g_rps g_p50 g_p99 g_bad < <(measure "http://$knhk/cases/$case_id")
 printf '%-36s %10s %8s %8s %8s %8s\n' "wrk -t2 -c$conns -d${secs}s, loopback" "req/s" "p50 ms" "p99 ms" "non-2xx" "ratio"
 row() { printf '%-36s %10.0f %8s %8s %8s %7.1f%%\n' "$1" "$2" "$3" "$4" "$5" "$(awk -v a="$2" -v b="$h_rps" 'BEGIN {print 100*a/b}')"; }
 row "hello-world (axum, GET /)" "$h_rps" "$h_p50" "$h_p99" "$h_bad"
-row "POST /cases start W1 (durable)" "$p_rps" "$p_p50" "$p_p99" "$p_bad"
+row "POST /cases start W1 ($durability)" "$p_rps" "$p_p50" "$p_p99" "$p_bad"
 row "GET /cases/{id}" "$g_rps" "$g_p50" "$g_p99" "$g_bad"
 
 if command -v hey >/dev/null; then
@@ -109,6 +112,6 @@ read -r gq_rps gq_p50 gq_p99 gq_bad < <(gload --op create --id "$wf" --rate "$(a
 printf '%-36s %10s %8s %8s %8s %8s\n' "grpc-load -c$conns -d${secs}s, loopback" "calls/s" "p50 ms" "p99 ms" "errors" "ratio"
 grow() { printf '%-36s %10.0f %8s %8s %8s %7.1f%%\n' "$1" "$2" "$3" "$4" "$5" "$(awk -v a="$2" -v b="$gh_rps" 'BEGIN {print 100*a/b}')"; }
 grow "health Check (the baseline)" "$gh_rps" "$gh_p50" "$gh_p99" "$gh_bad"
-grow "CreateCase start W1 (durable)" "$gp_rps" "$gp_p50" "$gp_p99" "$gp_bad"
+grow "CreateCase start W1 ($durability)" "$gp_rps" "$gp_p50" "$gp_p99" "$gp_bad"
 grow "GetCase" "$gg_rps" "$gg_p50" "$gg_p99" "$gg_bad"
 grow "CreateCase at half that rate" "$gq_rps" "$gq_p50" "$gq_p99" "$gq_bad"

@@ -2,7 +2,8 @@
 //! runtime issue: W1 (ten empty tasks in sequence) and H10 (ten HTTP tasks in sequence against
 //! a local server), with 1 and with 64 concurrent cases.
 //!
-//! Every measurement runs on a fresh SQLite file with `synchronous=FULL`. A W1 case commits in
+//! Every measurement runs on a fresh SQLite file with `synchronous=FULL` (`--durability normal`:
+//! `NORMAL`). A W1 case commits in
 //! one step (`create_case` with start runs it to its end), so its step is one `create_case`
 //! call. An H10 case takes eleven steps: the `create_case` call that starts the first HTTP call,
 //! then one commit per HTTP result; a step there is the `create_case` call for the first, and
@@ -48,6 +49,10 @@ pub struct BenchArgs {
     /// Where the SQLite files go (default: a temporary directory, removed afterwards).
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// SQLite's `synchronous` level, as `knhk --durability`: `full` (fsync on every commit, the
+    /// default) or `normal` (fsync only at checkpoints).
+    #[arg(long, value_name = "MODE", default_value = "full", value_parser = ["full", "normal"])]
+    durability: String,
 }
 
 /// Runs every measurement and prints the table.
@@ -65,6 +70,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let repeats = if args.quick { 1 } else { 3 };
+    let synchronous_full = args.durability != "normal";
     let cases = args.cases.max(1);
     let (addr, server) = serve().await?;
     let scenarios = [
@@ -75,8 +81,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     ];
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
-        "knhk-bench bench: {cpus} CPUs (nproc); SQLite in WAL mode with synchronous=FULL (fsync on), \
-         a fresh file per run"
+        "knhk-bench bench: {cpus} CPUs (nproc); SQLite in WAL mode with synchronous={}, \
+         a fresh file per run",
+        if synchronous_full {
+            "FULL (fsync on every commit)"
+        } else {
+            "NORMAL (fsync at checkpoints; --durability normal)"
+        }
     );
     if repeats > 1 {
         println!("each figure is the median of {repeats} runs");
@@ -92,7 +103,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 scenario.workload.name(),
                 scenario.concurrency
             ));
-            match scenario.measure(&file, addr).await {
+            match scenario.measure(&file, addr, synchronous_full).await {
                 Ok(sample) => samples.push(sample),
                 Err(e) => {
                     outcome = Err(e.context(format!("{scenario} failed")));
@@ -179,7 +190,12 @@ impl Scenario {
     }
 
     /// Runs the scenario once on a fresh store at `file`.
-    async fn measure(&self, file: &Path, addr: SocketAddr) -> anyhow::Result<Sample> {
+    async fn measure(
+        &self,
+        file: &Path,
+        addr: SocketAddr,
+        synchronous_full: bool,
+    ) -> anyhow::Result<Sample> {
         for suffix in ["", "-wal", "-shm"] {
             let mut name = file.as_os_str().to_owned();
             name.push(suffix);
@@ -191,7 +207,7 @@ impl Scenario {
             }
         }
         let options = SqliteOptions {
-            synchronous_full: true,
+            synchronous_full,
             ..SqliteOptions::default()
         };
         let store = SqliteStore::open(file, options)

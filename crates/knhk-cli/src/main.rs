@@ -47,7 +47,7 @@ use clap::{Parser, Subcommand};
 use knhk_core::ApplyOptions;
 use tracing_subscriber::EnvFilter;
 
-use crate::session::{DEFAULT_DATA_DIR, Session, Settings, json_object};
+use crate::session::{DEFAULT_DATA_DIR, Durability, Session, Settings, json_object};
 
 /// knhk: a workflow engine with YAWL semantics.
 #[derive(Debug, Parser)]
@@ -183,6 +183,20 @@ struct Cli {
         value_name = "PAGES"
     )]
     store_max_pages: Option<u64>,
+    /// When a step counts as stored (config key `durability` of `knhk serve`). `full` (the
+    /// default): SQLite `synchronous=FULL`, a step is acknowledged only once its commit is
+    /// fsynced, so it survives a power cut. `normal`: `synchronous=NORMAL`, fsync only at
+    /// checkpoints; faster, a step acknowledged survives a crash of the process, but the last
+    /// ones may be lost on a power cut or an OS crash.
+    #[arg(
+        long,
+        global = true,
+        env = "KNHK_DURABILITY",
+        value_enum,
+        default_value_t = Durability::Full,
+        value_name = "MODE"
+    )]
+    durability: Durability,
     /// Works with the `knhk serve` at this URL (`http://HOST:PORT`) over its REST API instead
     /// of opening the data directory: the `workflow`, `case` and `workitem` commands take it,
     /// with the same output and exit codes. `run`, `worker` and `store check` refuse it.
@@ -308,6 +322,7 @@ fn main() -> ExitCode {
         page_size: usize::try_from(cli.page_size).unwrap_or(usize::MAX),
         zone: zone(cli.utc),
         max_pages: cli.store_max_pages,
+        durability: cli.durability,
     };
     let result = match cli.command {
         Command::Validate {

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::session::{DEFAULT_DATA_DIR, Session, Settings};
+use crate::session::{DEFAULT_DATA_DIR, Durability, Session, Settings};
 
 /// Options of `knhk serve`.
 #[derive(Debug, Args)]
@@ -67,6 +67,7 @@ pub(crate) struct ServeConfig {
     snapshot_every: u64,
     timer_poll_ms: u64,
     store_max_pages: Option<u64>,
+    durability: String,
     max_body_bytes: usize,
     max_json_depth: usize,
     max_page_size: usize,
@@ -93,6 +94,7 @@ impl Default for ServeConfig {
             snapshot_every: knhk_workflow_engine::EngineConfig::DEFAULT_SNAPSHOT_EVERY,
             timer_poll_ms: 1000,
             store_max_pages: None,
+            durability: Durability::Full.name().to_owned(),
             max_body_bytes: limits.max_body_bytes,
             max_json_depth: limits.max_json_depth,
             max_page_size: limits.max_page_size,
@@ -107,7 +109,7 @@ impl Default for ServeConfig {
 
 /// The keys read from `KNHK_*` environment variables (`KNHK_MAX_BODY_BYTES` for
 /// `max_body_bytes`...): every key.
-const KEYS: [&str; 20] = [
+const KEYS: [&str; 21] = [
     "http",
     "grpc",
     "data_dir",
@@ -121,6 +123,7 @@ const KEYS: [&str; 20] = [
     "snapshot_every",
     "timer_poll_ms",
     "store_max_pages",
+    "durability",
     "max_body_bytes",
     "max_json_depth",
     "max_page_size",
@@ -182,7 +185,7 @@ fn flags(args: &ServeArgs, cli: &crate::Cli) -> Map<String, Value> {
                 && m.value_source(id) == Some(ValueSource::CommandLine)
         })
     };
-    let globals: [(&str, Value); 11] = [
+    let globals: [(&str, Value); 12] = [
         ("data_dir", json!(cli.data_dir)),
         ("admin_role", json!(cli.admin_role)),
         ("max_firings", json!(cli.max_firings)),
@@ -194,6 +197,7 @@ fn flags(args: &ServeArgs, cli: &crate::Cli) -> Map<String, Value> {
         ("snapshot_every", json!(cli.snapshot_every)),
         ("timer_poll_ms", json!(cli.timer_poll_ms)),
         ("store_max_pages", json!(cli.store_max_pages)),
+        ("durability", json!(cli.durability.name())),
     ];
     for (key, value) in globals {
         if given(key) {
@@ -239,6 +243,12 @@ impl ServeConfig {
         if self.data_dir.as_os_str().is_empty() {
             bail!("configuration key data_dir: must not be empty");
         }
+        if Durability::from_name(&self.durability).is_none() {
+            bail!(
+                "configuration key durability: {:?} is neither full nor normal",
+                self.durability
+            );
+        }
         if !matches!(self.log_format.as_str(), "text" | "json") {
             bail!(
                 "configuration key log_format: {:?} is neither text nor json",
@@ -274,6 +284,8 @@ impl ServeConfig {
 
     fn settings(&self) -> Settings {
         Settings {
+            // validate() refused any other name.
+            durability: Durability::from_name(&self.durability).unwrap_or_default(),
             admin_role: self.admin_role.clone(),
             step: ApplyOptions::default()
                 .with_max_firings(self.max_firings)

@@ -22,6 +22,38 @@ const STORE_FILE: &str = "knhk.db";
 /// The data directory when neither `--data-dir` nor `KNHK_DATA_DIR` says otherwise.
 pub(crate) const DEFAULT_DATA_DIR: &str = "./knhk-data";
 
+/// When a commit of the store counts as done (`--durability`, config key `durability`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Durability {
+    /// SQLite `synchronous=FULL`: a step is acknowledged only once its commit is on disk (the
+    /// WAL fsynced); it survives a crash of the process, of the OS and a power cut.
+    #[default]
+    Full,
+    /// SQLite `synchronous=NORMAL`: the WAL is fsynced only at checkpoints. A step acknowledged
+    /// survives a crash of the process, but the last ones may be lost on a power cut or an OS
+    /// crash (the store stays consistent: whole steps are lost, never part of one).
+    Normal,
+}
+
+impl Durability {
+    /// The name used by the option and the configuration key.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Durability::Full => "full",
+            Durability::Normal => "normal",
+        }
+    }
+
+    /// Reads a name (`full` or `normal`).
+    pub(crate) fn from_name(name: &str) -> Option<Durability> {
+        match name {
+            "full" => Some(Durability::Full),
+            "normal" => Some(Durability::Normal),
+            _ => None,
+        }
+    }
+}
+
 /// How the engine of a command runs, from the command line's global options.
 #[derive(Debug)]
 pub(crate) struct Settings {
@@ -35,6 +67,8 @@ pub(crate) struct Settings {
     pub(crate) zone: Zone,
     /// The cap on the store file, in pages (`--store-max-pages`).
     pub(crate) max_pages: Option<u64>,
+    /// When a commit counts as done (`--durability`).
+    pub(crate) durability: Durability,
     /// How large a definition may be.
     pub(crate) definition_limits: knhk_spec::Limits,
     /// The most bytes of JSON in one input; the case data's own bound is in `step`.
@@ -59,16 +93,23 @@ pub(crate) struct Session {
 
 impl Session {
     /// Opens the engine on the embedded default in `data_dir`: the SQLite store `knhk.db`
-    /// (created if missing, `synchronous=FULL`), the built-in connectors, and the roles of
+    /// (created if missing; `synchronous=FULL` unless `--durability normal`), the built-in connectors, and the roles of
     /// `directory.json` when that file exists; `settings` say the rest.
     pub(crate) async fn open(data_dir: &Path, settings: Settings) -> anyhow::Result<Session> {
         let options = SqliteOptions {
             max_pages: settings.max_pages,
+            synchronous_full: settings.durability == Durability::Full,
             ..SqliteOptions::default()
         };
         let store = SqliteStore::open(&data_dir.join(STORE_FILE), options)
             .await
             .with_context(|| format!("cannot open the data directory {}", data_dir.display()))?;
+        // SQLite's level as the writer connection reports it: 2 FULL, 1 NORMAL.
+        tracing::debug!(
+            durability = settings.durability.name(),
+            synchronous = store.synchronous().unwrap_or(-1),
+            "store opened"
+        );
         if let Some(check) = store.unclean_close() {
             report_unclean_close(data_dir, &check.problems);
         }

@@ -42,6 +42,7 @@ fn knhk(args: &[&str]) -> Output {
         .env_remove("KNHK_DATA_DIR")
         .env_remove("KNHK_UTC")
         .env_remove("KNHK_SERVER")
+        .env_remove("KNHK_DURABILITY")
         .output()
         .expect("the knhk binary runs")
 }

@@ -358,3 +358,40 @@ fn a_read_only_store_serves_reads_and_refuses_writes_naming_itself() {
     assert_eq!(text(&after, "state"), "running");
     assert_eq!(after["history"], shown["history"]);
 }
+
+#[test]
+fn durability_normal_runs_a_case_to_its_end_on_synchronous_normal_and_a_bad_mode_is_refused() {
+    let data = DataDir::new();
+    // A name that is no mode is refused, naming the option and the modes; nothing is created.
+    let out = data.knhk(&["--durability", "bogus", "workflow", "list"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("--durability"), "{err}");
+    assert!(err.contains("bogus") && err.contains("full") && err.contains("normal"), "{err}");
+    assert!(!data.path().join("knhk.db").exists());
+    // `normal` runs a case to its end; the store's writer runs synchronous=NORMAL (1), as the
+    // debug log of the opened store says.
+    let run = |durability: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_knhk"))
+            .arg("--data-dir")
+            .arg(data.path())
+            .args(["--durability", durability, "run", &example("loan_application.ttl")])
+            .args(["--data", r#"{"applicant": "Ada", "amount": 5000}"#, "--json"])
+            .env_remove("KNHK_DURABILITY")
+            .env_remove("KNHK_SERVER")
+            .env("RUST_LOG", "knhk=debug")
+            .output()
+            .expect("knhk runs")
+    };
+    let out = run("normal");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("synchronous=1"), "{}", stderr(&out));
+    let doc: Value = serde_json::from_str(&stdout(&out)).expect("one JSON document");
+    assert_eq!(text(&doc, "state"), "completed", "{doc:#}");
+    // The case is in the store for the next command, which runs FULL (2) by default.
+    let out = run("full");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("synchronous=2"), "{}", stderr(&out));
+    let listed = data.json(&["case", "list", "--json"]);
+    assert_eq!(listed.as_array().map(Vec::len), Some(2), "{listed:#}");
+}

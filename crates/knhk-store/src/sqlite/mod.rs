@@ -106,6 +106,8 @@ struct Inner {
     readers: Arc<Readers>,
     counters: Arc<Counters>,
     unclean: Option<QuickCheck>,
+    /// The writer connection's `PRAGMA synchronous`, read back when opened.
+    synchronous: Option<i64>,
     /// Removed after the writer closed the file, when the fields drop: the close was clean.
     _marker: Option<marker::Marker>,
 }
@@ -117,6 +119,7 @@ enum Opened {
         idle: Vec<Connection>,
         marker: marker::Marker,
         unclean: Option<QuickCheck>,
+        synchronous: i64,
     },
     ReadOnly(Vec<Connection>),
 }
@@ -211,6 +214,9 @@ impl SqliteStore {
                     .collect::<Result<Vec<_>, Error>>()?;
                 return Ok(Opened::ReadOnly(idle));
             };
+            let synchronous: i64 = conn
+                .query_row("PRAGMA synchronous", [], |r| r.get(0))
+                .map_err(sqlite("reading synchronous"))?;
             let (marker, stale) = marker::take(&at)?;
             let unclean = if stale.found() {
                 let mut problems = check::integrity(&conn, false)?;
@@ -228,6 +234,7 @@ impl SqliteStore {
                 idle,
                 marker,
                 unclean,
+                synchronous,
             })
         })
         .await
@@ -235,13 +242,14 @@ impl SqliteStore {
             doing: "opening the store",
             source,
         })??;
-        let (conn, idle, marker, unclean) = match opened {
+        let (conn, idle, marker, unclean, synchronous) = match opened {
             Opened::Writable {
                 conn,
                 idle,
                 marker,
                 unclean,
-            } => (conn, idle, marker, unclean),
+                synchronous,
+            } => (conn, idle, marker, unclean, synchronous),
             Opened::ReadOnly(idle) => {
                 return Ok(SqliteStore {
                     inner: Arc::new(Inner {
@@ -256,6 +264,7 @@ impl SqliteStore {
                         }),
                         counters: Arc::new(Counters::default()),
                         unclean: None,
+                        synchronous: None,
                         _marker: None,
                     }),
                 });
@@ -282,6 +291,7 @@ impl SqliteStore {
                 }),
                 counters,
                 unclean,
+                synchronous: Some(synchronous),
                 _marker: Some(marker),
             }),
         })
@@ -291,6 +301,13 @@ impl SqliteStore {
     /// before did not close it (killed, crashed); `None` when every one closed it.
     pub fn unclean_close(&self) -> Option<&QuickCheck> {
         self.inner.unclean.as_ref()
+    }
+
+    /// Returns the writer connection's SQLite `synchronous` level as read back when the store
+    /// was opened: 2 (`FULL`) by default, 1 (`NORMAL`) with `synchronous_full: false`; `None`
+    /// for a store opened for reading only.
+    pub fn synchronous(&self) -> Option<i64> {
+        self.inner.synchronous
     }
 
     /// Returns the path of the store file.

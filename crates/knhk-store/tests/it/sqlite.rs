@@ -131,6 +131,11 @@ async fn new_file_gets_the_format_version() {
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
     assert_eq!(mode, "wal");
+    // The default writer runs synchronous=FULL (2).
+    let store = SqliteStore::open(&path, SqliteOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(store.synchronous(), Some(2));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -221,6 +226,8 @@ async fn synchronous_normal_is_opt_in_and_works() {
     let store = SqliteStore::open(&dir.path().join("store.db"), opts)
         .await
         .unwrap();
+    // The writer connection runs NORMAL (1), not FULL (2).
+    assert_eq!(store.synchronous(), Some(1));
     let c = create_case(&store, 1, workflow_id(1), CaseStatus::Running, 1).await;
     let c2 = create_case(&store, 2, workflow_id(1), CaseStatus::Running, 2).await;
     assert_eq!(store.case(c.id).await.unwrap(), Some(c));
