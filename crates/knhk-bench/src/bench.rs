@@ -126,7 +126,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         "step: W1 = one create_case call (the whole case commits in it); H10 = the \
          create_case call, then the time between consecutive committed versions of a case"
     );
-    println!("commits/batch: store commits per SQLite transaction (one fsync each)");
+    println!(
+        "commits/batch: store commits per SQLite transaction (one fsync each with synchronous=FULL)"
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -938,14 +938,26 @@ fn serve_configuration_comes_from_the_file_then_the_environment_then_flags() {
     assert!(stderr(&out).contains("key grpc"), "{}", stderr(&out));
     // durability: normal is taken from the file and shown; full is the default.
     let out = run(&[], &[]);
-    assert!(stdout(&out).contains("durability = \"full\""), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("durability = \"full\""),
+        "{}",
+        stdout(&out)
+    );
     std::fs::write(&file, "durability = \"normal\"\n").expect("config file");
     let out = run(&[], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("durability = \"normal\""), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("durability = \"normal\""),
+        "{}",
+        stdout(&out)
+    );
     // The global flag wins over the file.
     let out = run(&[], &["--durability", "full"]);
-    assert!(stdout(&out).contains("durability = \"full\""), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("durability = \"full\""),
+        "{}",
+        stdout(&out)
+    );
     std::fs::write(&file, "durability = \"off\"\n").expect("config file");
     let out = run(&[], &[]);
     assert!(!out.status.success());

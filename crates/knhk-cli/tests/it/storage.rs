@@ -367,7 +367,10 @@ fn durability_normal_runs_a_case_to_its_end_on_synchronous_normal_and_a_bad_mode
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("--durability"), "{err}");
-    assert!(err.contains("bogus") && err.contains("full") && err.contains("normal"), "{err}");
+    assert!(
+        err.contains("bogus") && err.contains("full") && err.contains("normal"),
+        "{err}"
+    );
     assert!(!data.path().join("knhk.db").exists());
     // `normal` runs a case to its end; the store's writer runs synchronous=NORMAL (1), as the
     // debug log of the opened store says.
@@ -375,8 +378,17 @@ fn durability_normal_runs_a_case_to_its_end_on_synchronous_normal_and_a_bad_mode
         std::process::Command::new(env!("CARGO_BIN_EXE_knhk"))
             .arg("--data-dir")
             .arg(data.path())
-            .args(["--durability", durability, "run", &example("loan_application.ttl")])
-            .args(["--data", r#"{"applicant": "Ada", "amount": 5000}"#, "--json"])
+            .args([
+                "--durability",
+                durability,
+                "run",
+                &example("loan_application.ttl"),
+            ])
+            .args([
+                "--data",
+                r#"{"applicant": "Ada", "amount": 5000}"#,
+                "--json",
+            ])
             .env_remove("KNHK_DURABILITY")
             .env_remove("KNHK_SERVER")
             .env("RUST_LOG", "knhk=debug")
