@@ -149,16 +149,58 @@ impl Path {
     }
 }
 
-/// How a place was reached, or a task fired, in [`decide`]: 0 not (yet), `SOURCE` held a
+/// How a place was reached, or a task fired, in [`decide_from`]: 0 not (yet), `SOURCE` held a
 /// token or ran, `JOINED` an AND join of several inputs, else 1 + the index of the task (for
 /// a place) or of the input place (for a task) it came from.
 const SOURCE: u32 = u32::MAX;
 const JOINED: u32 = u32::MAX - 1;
 
+/// [`decide_from`], with the marked inputs counted and the search started at the first.
+#[cfg(test)]
+pub(crate) fn decide(
+    net: &NetDef,
+    cone: &OrCone,
+    exact: Option<&Exact>,
+    marking: &IxVec<PlaceIx, u32>,
+    busy: impl Fn(TaskIx) -> bool,
+    (places, tasks): (&[PlaceIx], &[TaskIx]),
+    scratch: &mut Scratch,
+) -> (bool, Option<Witness>) {
+    let marked_inputs = cone
+        .inputs
+        .iter()
+        .filter(|&&p| marking.get(p).is_some_and(|&n| n > 0))
+        .count();
+    let seeds = Seeds {
+        places,
+        tasks,
+        marked_inputs,
+        cursor: &mut 0,
+    };
+    decide_from(net, cone, exact, marking, busy, seeds, scratch)
+}
+
+/// Where [`decide_from`] starts from, kept by the step as the marking changes.
+pub(crate) struct Seeds<'a> {
+    /// The marked places of the net instance.
+    pub places: &'a [PlaceIx],
+    /// Its running tasks.
+    pub tasks: &'a [TaskIx],
+    /// How many of the OR-join's inputs (`OrCone::inputs`) are marked.
+    pub marked_inputs: usize,
+    /// Where in `OrCone::inputs` the backward search for a waiting path starts: the input
+    /// its last path led to. Any start gives the same decision (any path shows that the
+    /// OR-join waits), but inputs tend to get their tokens in order, so the next unmarked
+    /// input after the last target is found after a skip or two, not a scan of the inputs
+    /// already marked, and its path holds until that input gets its token.
+    pub cursor: &'a mut u32,
+}
+
 /// Returns whether the OR-join of `cone` may fire: one of its inputs is marked and no
 /// unmarked input can become marked, the other marked inputs staying marked, without it
-/// firing first. `busy` says which tasks run; the search starts from `marked_places` and
-/// `running`, the marked places and running tasks of the net instance (others are ignored).
+/// firing first. `busy` says which tasks run; the search starts from `seeds`, the marked places and running
+/// tasks of the net instance (others are ignored), and any and all inputs marked are read
+/// from its count, so the decision costs no scan of the inputs.
 /// When it must wait, also returns a witness of it if there is one.
 ///
 /// With `exact` ([`exact`]), in order: an OR-join decided by coverability before, whose
@@ -168,13 +210,13 @@ const JOINED: u32 = u32::MAX - 1;
 /// it reaches is checked at once if the path it took is a firing sequence that keeps the
 /// marked inputs, else by coverability. Without `exact`, the first input the
 /// over-approximation reaches makes the OR-join wait (the over-approximating rule alone).
-pub(crate) fn decide(
+pub(crate) fn decide_from(
     net: &NetDef,
     cone: &OrCone,
     exact: Option<&Exact>,
     marking: &IxVec<PlaceIx, u32>,
     busy: impl Fn(TaskIx) -> bool,
-    (marked_places, running): (&[PlaceIx], &[TaskIx]),
+    seeds: Seeds<'_>,
     scratch: &mut Scratch,
 ) -> (bool, Option<Witness>) {
     let t = cone.task;
@@ -182,11 +224,17 @@ pub(crate) fn decide(
         return (false, None);
     };
     let marked = |p: PlaceIx| marking.get(p).is_some_and(|&n| n > 0);
-    if !task.inputs.iter().any(|&p| marked(p)) {
+    let Seeds {
+        places: marked_places,
+        tasks: running,
+        marked_inputs,
+        cursor,
+    } = seeds;
+    if marked_inputs == 0 {
         return (false, None);
     }
     // Nothing left to wait for.
-    if task.inputs.iter().all(|&p| marked(p)) {
+    if marked_inputs >= cone.inputs.len() {
         return (true, None);
     }
     scratch.fit(net.places.len(), net.tasks.len());
@@ -202,7 +250,7 @@ pub(crate) fn decide(
         {
             return (fires, covering.map(Witness::Cover));
         }
-        let path = back_path(net, cone, marking, &busy, scratch);
+        let path = back_path(net, cone, marking, &busy, cursor, scratch);
         scratch.clear();
         if let Some(path) = path {
             return (false, Some(Witness::Path(path)));
@@ -224,7 +272,7 @@ pub(crate) fn decide(
             _ => return None,
         }
         places.push(p);
-        if !marked(p) && task.inputs.contains(&p) {
+        if !marked(p) && cone.is_input.contains(p) {
             return Some(p);
         }
         todo.push(p);
@@ -235,7 +283,7 @@ pub(crate) fn decide(
                  reached: &IxVec<PlaceIx, u32>,
                  fired: &IxVec<TaskIx, u32>|
      -> Option<Option<Witness>> {
-        let path = witness(net, task, input, reached, fired);
+        let path = witness(net, cone, input, reached, fired);
         let Some(exact) = exact else {
             return Some(path.map(Witness::Path));
         };
@@ -332,10 +380,10 @@ fn back_path(
     cone: &OrCone,
     marking: &IxVec<PlaceIx, u32>,
     busy: &impl Fn(TaskIx) -> bool,
+    cursor: &mut u32,
     scratch: &mut Scratch,
 ) -> Option<Path> {
     let t = cone.task;
-    let task = net.tasks.get(t)?;
     let marked = |p: PlaceIx| marking.get(p).is_some_and(|&n| n > 0);
     let Scratch {
         reached,
@@ -347,7 +395,13 @@ fn back_path(
     // `reached`: 1 + the task a place leads to toward the input (`SOURCE` for the input);
     // `fired`: 1 + the place a task leads to. `todo` is a queue, from `head`.
     let mut found = None;
-    'inputs: for &g in &task.inputs {
+    let n = cone.inputs.len();
+    let from = *cursor as usize;
+    'inputs: for k in (from..n).chain(0..from.min(n)) {
+        let Some(&g) = cone.inputs.get(k) else {
+            continue;
+        };
+        *cursor = k as u32;
         if marked(g) || reached.get(g).is_some_and(|&r| r != 0) {
             continue;
         }
@@ -406,7 +460,7 @@ fn back_path(
                 if how == SOURCE {
                     break;
                 }
-                if task.inputs.contains(&p) {
+                if cone.is_input.contains(p) {
                     takes.push(p);
                 }
                 node = Node::Task(TaskIx::from_raw(how - 1));
@@ -417,7 +471,7 @@ fn back_path(
                         .get(u)?
                         .cancel_places
                         .iter()
-                        .filter(|q| task.inputs.contains(q)),
+                        .filter(|&&q| cone.is_input.contains(q)),
                 );
                 node = Node::Place(PlaceIx::from_raw(fired.get(u)?.checked_sub(1)?));
             }
@@ -480,7 +534,7 @@ impl Scratch {
 /// inputs of the OR-join `t` the path's tasks consume or empty.
 fn witness(
     net: &NetDef,
-    t: &TaskDef,
+    t: &OrCone,
     input: PlaceIx,
     reached: &IxVec<PlaceIx, u32>,
     fired: &IxVec<TaskIx, u32>,
@@ -500,14 +554,14 @@ fn witness(
                 .get(u)?
                 .cancel_places
                 .iter()
-                .filter(|q| t.inputs.contains(q)),
+                .filter(|&&q| t.is_input.contains(q)),
         );
         match *fired.get(u)? {
             SOURCE => break,
             0 | JOINED => return None,
             from => place = PlaceIx::from_raw(from - 1),
         }
-        if t.inputs.contains(&place) {
+        if t.is_input.contains(place) {
             takes.push(place);
         }
         path.push(Node::Place(place));

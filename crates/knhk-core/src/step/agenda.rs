@@ -61,6 +61,13 @@ pub(crate) struct Sources {
     place_at: IxVec<PlaceIx, u32>,
     pub tasks: Vec<TaskIx>,
     task_at: IxVec<TaskIx, u32>,
+    /// By OR-join: how many of its inputs are marked, once counted in this step. A count
+    /// changes only when one of its inputs turns marked or unmarked, which `follow` sees
+    /// (`place_at` holds whether each place was marked), so it stays exact for a look-up
+    /// of any and all inputs marked in O(1), however many inputs the OR-join has.
+    marked_inputs: IxVec<OrIx, Option<u32>>,
+    /// By OR-join: where the backward search for a waiting path starts (`orjoin::Seeds`).
+    pub cursor: IxVec<OrIx, u32>,
 }
 
 /// Puts `i` in or out of the list `list`, whose positions (plus one, 0 for out) are `at`.
@@ -94,12 +101,15 @@ fn set<I: Idx>(list: &mut Vec<I>, at: &mut IxVec<I, u32>, i: I, on: bool) {
 }
 
 impl Sources {
-    fn new(net: &NetInstance) -> Sources {
+    fn new(def: &NetDef, net: &NetInstance) -> Sources {
+        let n = def.or_cones.cones.len();
         let mut s = Sources {
             places: Vec::new(),
             place_at: IxVec::filled(0, net.marking.len()),
             tasks: Vec::new(),
             task_at: IxVec::filled(0, net.slots.len()),
+            marked_inputs: IxVec::filled(None, n),
+            cursor: IxVec::filled(0, n),
         };
         for (p, &n) in net.marking.iter_enumerated() {
             set(&mut s.places, &mut s.place_at, p, n > 0);
@@ -115,11 +125,32 @@ impl Sources {
         s
     }
 
-    fn follow(&mut self, net: &NetInstance, c: Change) {
+    /// Returns how many inputs of OR-join `o` are marked, counting them the first time.
+    pub(crate) fn marked_inputs(&mut self, def: &NetDef, net: &NetInstance, o: OrIx) -> usize {
+        let Some(slot) = self.marked_inputs.get_mut(o) else {
+            return 0;
+        };
+        *slot.get_or_insert_with(|| {
+            def.or_cones.cones.get(o).map_or(0, |cone| {
+                let marked = |p: &&PlaceIx| net.marking.get(**p).is_some_and(|&n| n > 0);
+                cone.inputs.iter().filter(marked).count() as u32
+            })
+        }) as usize
+    }
+
+    fn follow(&mut self, def: &NetDef, net: &NetInstance, c: Change) {
         match c {
             Change::Place(p) => {
                 let on = net.marking.get(p).is_some_and(|&n| n > 0);
+                let was = self.place_at.get(p).is_some_and(|&k| k > 0);
                 set(&mut self.places, &mut self.place_at, p, on);
+                if on != was {
+                    for &o in def.or_cones.of_input.get(p).map_or(&[][..], Vec::as_slice) {
+                        if let Some(Some(k)) = self.marked_inputs.get_mut(o) {
+                            *k = if on { *k + 1 } else { k.saturating_sub(1) };
+                        }
+                    }
+                }
             }
             Change::Task(t) => {
                 let on = matches!(net.slots.get(t), Some(Slot::Busy(_)));
@@ -130,16 +161,12 @@ impl Sources {
 }
 
 /// Whether OR-join `o` is awake: not idle, or with a marked input.
-fn awake(def: &NetDef, net: &NetInstance, o: OrIx) -> bool {
+fn awake(def: &NetDef, net: &NetInstance, sources: &mut Sources, o: OrIx) -> bool {
     let Some(cone) = def.or_cones.cones.get(o) else {
         return false;
     };
-    let marked = |p: &crate::index::PlaceIx| net.marking.get(*p).is_some_and(|&n| n > 0);
     !matches!(net.slots.get(cone.task), Some(Slot::Idle) | None)
-        || def
-            .tasks
-            .get(cone.task)
-            .is_some_and(|d| d.inputs.iter().any(marked))
+        || sources.marked_inputs(def, net, o) > 0
 }
 
 /// Returns the entry of `ni` in `v`, growing `v` as needed.
@@ -198,11 +225,12 @@ impl Agenda {
     pub(super) fn sources(
         &mut self,
         ni: InstIx,
+        def: &NetDef,
         net: &NetInstance,
-    ) -> Option<(&Sources, &mut Scratch)> {
+    ) -> Option<(&mut Sources, &mut Scratch)> {
         let slot = entry(&mut self.sources, ni)?;
         Some((
-            slot.get_or_insert_with(|| Sources::new(net)),
+            slot.get_or_insert_with(|| Sources::new(def, net)),
             &mut self.scratch,
         ))
     }
@@ -234,9 +262,18 @@ impl Touched for Agenda {
     }
 
     fn or_joins_changed(&mut self, ni: InstIx, def: &NetDef, net: &NetInstance, c: Change) {
-        if let Some(Some(sources)) = self.sources.get_mut(ni) {
-            sources.follow(net, c);
-        }
+        // Followed from the first change of the step: the counts of marked inputs need
+        // every change since they were counted.
+        let Some(sources) = entry(&mut self.sources, ni) else {
+            return;
+        };
+        let sources = match sources {
+            Some(s) => {
+                s.follow(def, net, c);
+                s
+            }
+            None => sources.get_or_insert_with(|| Sources::new(def, net)),
+        };
         let Some(slot) = entry(&mut self.awake, ni) else {
             return;
         };
@@ -244,14 +281,14 @@ impl Touched for Agenda {
             def.or_cones
                 .cones
                 .indices()
-                .filter(|&o| awake(def, net, o))
+                .filter(|&o| awake(def, net, sources, o))
                 .collect()
         });
         // The OR-joins whose wakefulness the change may have changed: those taking from the
         // place, or the task itself.
         let mut near = |o: OrIx| {
             let at = awake_now.iter().position(|&x| x == o);
-            match (awake(def, net, o), at) {
+            match (awake(def, net, sources, o), at) {
                 (true, None) => awake_now.push(o),
                 (false, Some(i)) => {
                     awake_now.swap_remove(i);

@@ -121,7 +121,11 @@ impl Case {
                 };
                 // Decided now: a later change in the cone marks it changed again (`agenda`).
                 cx.dirty.reconsidered(ni, o, def.or_joins.len());
-                if !task.inputs.iter().any(marked) {
+                let Some((sources, _)) = cx.dirty.sources(ni, def, net) else {
+                    return false;
+                };
+                let marked_inputs = sources.marked_inputs(def, net, o);
+                if marked_inputs == 0 {
                     return false;
                 }
                 if cx.forced.contains(&(ni, t)) {
@@ -140,11 +144,20 @@ impl Case {
                 {
                     return false;
                 }
-                let Some((sources, scratch)) = cx.dirty.sources(ni, net) else {
+                let Some((sources, scratch)) = cx.dirty.sources(ni, def, net) else {
                     return false;
                 };
-                let seeds = (sources.places.as_slice(), sources.tasks.as_slice());
-                let (fires, witness) = orjoin::decide(def, cone, exact, m, busy, seeds, scratch);
+                let Some(cursor) = sources.cursor.get_mut(o) else {
+                    return false;
+                };
+                let seeds = orjoin::Seeds {
+                    places: &sources.places,
+                    tasks: &sources.tasks,
+                    marked_inputs,
+                    cursor,
+                };
+                let (fires, witness) =
+                    orjoin::decide_from(def, cone, exact, m, busy, seeds, scratch);
                 cx.dirty.keep_witness(ni, o, witness);
                 fires
             }

@@ -18,6 +18,11 @@ pub(crate) struct OrCone {
     pub has_place: IxBits<PlaceIx>,
     /// Its tasks: those, other than the OR-join, with an output among its places.
     pub has_task: IxBits<TaskIx>,
+    /// Its inputs, each once, in the order the task lists them.
+    pub inputs: Vec<PlaceIx>,
+    /// Its inputs as a set: whether a place is one is a look-up, not a scan of `inputs`
+    /// (an OR-join may have thousands).
+    pub is_input: IxBits<PlaceIx>,
 }
 
 /// The cones of a net's OR-joins. Each is two bit sets (a bit per place and per task of
@@ -30,6 +35,9 @@ pub(crate) struct OrCones {
     pub of_task: IxVec<TaskIx, Option<OrIx>>,
     /// By place: the tasks giving to it (empty for a net without OR-joins).
     pub producers: IxVec<PlaceIx, Vec<TaskIx>>,
+    /// By place: the OR-joins it is an input of, each once (empty for a net without
+    /// OR-joins).
+    pub of_input: IxVec<PlaceIx, Vec<OrIx>>,
 }
 
 impl OrCones {
@@ -51,6 +59,7 @@ impl OrCones {
         }
         let mut cones = IxVec::with_capacity(or_joins.len());
         let mut of_task: IxVec<TaskIx, Option<OrIx>> = IxVec::filled(None, tasks.len());
+        let mut of_input: IxVec<PlaceIx, Vec<OrIx>> = IxVec::filled(Vec::new(), places.len());
         for &t in or_joins {
             let mut has_place: IxBits<PlaceIx> = IxBits::new(places.len(), false);
             let mut has_task: IxBits<TaskIx> = IxBits::new(tasks.len(), false);
@@ -75,10 +84,26 @@ impl OrCones {
                     }
                 }
             }
-            let o = cones.push(OrCone {
+            let mut is_input: IxBits<PlaceIx> = IxBits::new(places.len(), false);
+            let mut inputs = Vec::new();
+            for &p in tasks.get(t).map_or(&[][..], |d| &d.inputs) {
+                if places.get(p).is_some() && !is_input.contains(p) {
+                    is_input.insert(p);
+                    inputs.push(p);
+                }
+            }
+            let o = cones.next_index();
+            for &p in &inputs {
+                if let Some(os) = of_input.get_mut(p) {
+                    os.push(o);
+                }
+            }
+            cones.push(OrCone {
                 task: t,
                 has_place,
                 has_task,
+                inputs,
+                is_input,
             });
             if let Some(slot) = of_task.get_mut(t) {
                 *slot = Some(o);
@@ -86,11 +111,13 @@ impl OrCones {
         }
         if or_joins.is_empty() {
             producers = IxVec::default();
+            of_input = IxVec::default();
         }
         OrCones {
             cones,
             of_task,
             producers,
+            of_input,
         }
     }
 }
