@@ -474,65 +474,34 @@ impl Service {
 
     pub async fn list_work_items(&self, filter: WorkItemFilter) -> Result<WorkItemPage, ApiError> {
         let size = self.page_size(filter.page_size, "page_size")?;
-        let query = WorkItemQuery {
-            role: filter.role,
-            case: filter.case,
-            owner: filter.user,
-            ..WorkItemQuery::default()
-        };
-        if filter.status.is_none() {
-            // A page read from the store's index, after the place (offer time, id) of the last
-            // item of the page before, which holds even once that item is gone; one more item
-            // than the page says whether another page follows.
-            let after = match &filter.page_token {
-                Some(t) => {
-                    let (at, id) = token::decode_at(t)?;
-                    Some(ItemCursor::At(Timestamp(at), WorkItemId(id)))
-                }
-                None => None,
-            };
-            let page = self
-                .engine
-                .work_items(&WorkItemQuery {
-                    after,
-                    limit: Some(size.saturating_add(1)),
-                    ..query
-                })
-                .await?;
-            let items: Vec<_> = page.iter().take(size).collect();
-            let next = (page.len() > size)
-                .then(|| {
-                    items
-                        .last()
-                        .map(|w| token::encode_at(w.offered_at.0, w.id.0))
-                })
-                .flatten();
-            return Ok(WorkItemPage {
-                items: items.iter().map(|w| WorkItem::of(w)).collect(),
-                next_page_token: next,
-            });
-        }
+        // A page read from the store's index, after the place (offer time, id) of the last
+        // item of the page before, which holds even once that item is gone; one more item
+        // than the page says whether another page follows.
         let after = match &filter.page_token {
-            Some(t) => Some(WorkItemId(token::decode(t, 'i')?)),
+            Some(t) => {
+                let (at, id) = token::decode_at(t)?;
+                Some(ItemCursor::At(Timestamp(at), WorkItemId(id)))
+            }
             None => None,
         };
-        let all = self.engine.work_items(&query).await?;
-        let matching: Vec<_> = all
-            .iter()
-            .filter(|w| filter.status.is_none_or(|s| w.status == s))
-            .collect();
-        let start = match after {
-            Some(id) => matching
-                .iter()
-                .position(|w| w.id == id)
-                .map(|i| i + 1)
-                .ok_or_else(stale_token)?,
-            None => 0,
-        };
-        let rest = matching.get(start..).unwrap_or_default();
-        let items: Vec<_> = rest.iter().take(size).collect();
-        let next = (rest.len() > size)
-            .then(|| items.last().map(|w| token::encode('i', w.id.0)))
+        let page = self
+            .engine
+            .work_items(&WorkItemQuery {
+                role: filter.role,
+                case: filter.case,
+                owner: filter.user,
+                status: filter.status,
+                after,
+                limit: Some(size.saturating_add(1)),
+            })
+            .await?;
+        let items: Vec<_> = page.iter().take(size).collect();
+        let next = (page.len() > size)
+            .then(|| {
+                items
+                    .last()
+                    .map(|w| token::encode_at(w.offered_at.0, w.id.0))
+            })
             .flatten();
         Ok(WorkItemPage {
             items: items.iter().map(|w| WorkItem::of(w)).collect(),

@@ -149,6 +149,8 @@ pub struct WorkItemFilter {
     pub role: Option<String>,
     pub case: Option<CaseId>,
     pub owner: Option<String>,
+    /// Items in this state ([`WorkItemRecord::state`]: `offered`, `allocated` or `started`).
+    pub state: Option<String>,
     pub limit: Option<usize>,
     /// Only items after this one in the order of the list (offer time, then id): where the
     /// next page of a paged list starts.
@@ -173,6 +175,7 @@ impl WorkItemFilter {
                 .owner
                 .as_ref()
                 .is_none_or(|o| w.owner.as_ref() == Some(o))
+            && self.state.as_ref().is_none_or(|s| *s == w.state)
             && self.after.is_none_or(|after| (w.offered_at, w.id) > after)
     }
 }

@@ -278,6 +278,7 @@ pub(crate) fn work_item_filter(
         role: q.role.clone(),
         case: q.case,
         owner: q.owner.clone(),
+        state: q.status.map(|s| s.as_str().to_owned()),
         limit: q.limit,
         after,
     }

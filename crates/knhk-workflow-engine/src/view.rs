@@ -219,6 +219,8 @@ pub struct WorkItemQuery {
     pub case: Option<CaseId>,
     /// Items allocated to or started by this user.
     pub owner: Option<String>,
+    /// Items in this status.
+    pub status: Option<WorkItemStatus>,
     pub limit: Option<usize>,
     /// Only the items after this one in the list's order (offer time, then id): the next
     /// page of a list whose last item this is.

@@ -227,6 +227,48 @@ fn queries() -> Vec<(String, String, Vec<SqlValue>)> {
         });
         out.push((what.to_owned(), sql, args));
     }
+    let started = Some("started".to_owned());
+    for (what, role, case, owner, after) in [
+        ("work items in one state", None, None, None, None),
+        (
+            "a page of work items in one state after a cursor",
+            None,
+            None,
+            None,
+            cursor,
+        ),
+        (
+            "work items of one role in one state",
+            Some("clerk"),
+            None,
+            None,
+            None,
+        ),
+        (
+            "work items of one case in one state",
+            None,
+            Some(case),
+            None,
+            None,
+        ),
+        (
+            "work items of one user in one state",
+            None,
+            None,
+            Some("ann"),
+            None,
+        ),
+    ] {
+        let (sql, args) = rows::work_items_query(&WorkItemFilter {
+            role: role.map(str::to_owned),
+            case,
+            owner: owner.map(str::to_owned),
+            state: started.clone(),
+            limit: Some(100),
+            after,
+        });
+        out.push((what.to_owned(), sql, args));
+    }
     out
 }
 

@@ -394,7 +394,8 @@ pub(super) fn work_items(
 /// that the planner can use the index of the most selective one: the case (a few items),
 /// else the user (a queue), else the role (through `work_item_roles`, in offer order). The
 /// other conditions are checked on the rows found (`+` keeps a column's index out of the
-/// plan). Without any, every item is read in offer order. A page (`after`) starts inside the
+/// plan). With only a state, the items in that state are read from its index, in offer order.
+/// Without any, every item is read in offer order. A page (`after`) starts inside the
 /// index range in the list's order (offer time, then id), so that it reads only itself.
 pub(super) fn work_items_query(f: &WorkItemFilter) -> (String, Vec<SqlValue>) {
     let text = |s: &str| SqlValue::Text(s.to_owned());
@@ -415,6 +416,13 @@ pub(super) fn work_items_query(f: &WorkItemFilter) -> (String, Vec<SqlValue>) {
             args.push(SqlValue::Text(item.to_string()));
         }
     };
+    // A state beside a more selective condition is checked on the rows that one finds.
+    let state = |sql: &mut String, args: &mut Vec<SqlValue>| {
+        if let Some(state) = &f.state {
+            sql.push_str(" AND +w.state = ?");
+            args.push(text(state));
+        }
+    };
     let mut sql = match (&f.case, &f.owner, &f.role) {
         (Some(case), owner, role) => {
             let mut sql = format!("SELECT {columns} FROM work_items w WHERE w.case_id = ?");
@@ -427,6 +435,7 @@ pub(super) fn work_items_query(f: &WorkItemFilter) -> (String, Vec<SqlValue>) {
                 sql.push_str(&format!(" AND {has_role}"));
                 args.push(text(role));
             }
+            state(&mut sql, &mut args);
             after(&mut sql, "+w.offered_at", "w.id", &mut args);
             sql + " ORDER BY w.offered_at, w.id"
         }
@@ -437,6 +446,7 @@ pub(super) fn work_items_query(f: &WorkItemFilter) -> (String, Vec<SqlValue>) {
                 sql.push_str(&format!(" AND {has_role}"));
                 args.push(text(role));
             }
+            state(&mut sql, &mut args);
             after(&mut sql, "w.offered_at", "w.id", &mut args);
             sql + " ORDER BY w.offered_at, w.id"
         }
@@ -446,14 +456,23 @@ pub(super) fn work_items_query(f: &WorkItemFilter) -> (String, Vec<SqlValue>) {
                 "SELECT {columns} FROM work_item_roles r JOIN work_items w ON w.id = r.item
                  WHERE r.role = ?"
             );
+            state(&mut sql, &mut args);
             after(&mut sql, "r.offered_at", "r.item", &mut args);
             sql + " ORDER BY r.offered_at, r.item"
         }
-        (None, None, None) => {
-            let mut sql = format!("SELECT {columns} FROM work_items w WHERE 1 = 1");
-            after(&mut sql, "w.offered_at", "w.id", &mut args);
-            sql + " ORDER BY w.offered_at, w.id"
-        }
+        (None, None, None) => match &f.state {
+            Some(state) => {
+                let mut sql = format!("SELECT {columns} FROM work_items w WHERE w.state = ?");
+                args.push(text(state));
+                after(&mut sql, "w.offered_at", "w.id", &mut args);
+                sql + " ORDER BY w.offered_at, w.id"
+            }
+            None => {
+                let mut sql = format!("SELECT {columns} FROM work_items w WHERE 1 = 1");
+                after(&mut sql, "w.offered_at", "w.id", &mut args);
+                sql + " ORDER BY w.offered_at, w.id"
+            }
+        },
     };
     if let Some(limit) = f.limit {
         sql.push_str(" LIMIT ?");

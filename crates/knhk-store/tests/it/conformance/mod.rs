@@ -411,6 +411,24 @@ pub async fn work_items_put_update_delete_and_filters(s: Arc<dyn Store>) {
     );
     assert_eq!(find(Some("clerk"), Some(a.id), Some("alice")).await, vec![]);
     assert_eq!(find(Some("clerk"), None, Some("bob")).await, vec![w1.id]);
+    // A state filter follows the items' states as they change.
+    let in_state = |state: &str| {
+        let s = Arc::clone(&s);
+        let f = WorkItemFilter {
+            state: Some(state.to_owned()),
+            ..WorkItemFilter::default()
+        };
+        async move {
+            s.work_items(&f)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|w| w.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(in_state("allocated").await, vec![w3.id, w1.id]);
+    assert_eq!(in_state("offered").await, vec![]);
     let a = step.case;
     let mut offered = claimed;
     offered.roles = vec!["auditor".to_owned()];
