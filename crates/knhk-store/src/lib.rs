@@ -23,7 +23,7 @@ pub use memory::MemoryStore;
 pub use plan::{EXPLAINED, QueryPlan};
 pub use record::{
     CaseFilter, CaseRecord, Change, Commit, IdempotencyRecord, QuarantineRecord, SnapshotRecord,
-    TimerRecord, WorkItemFilter, WorkItemRecord, WorkflowRecord, last_group,
+    TimerRecord, WorkItemFilter, WorkItemRecord, WorkflowRecord, WorkflowSummary, last_group,
 };
 pub use sqlite::{GROWING, QuickCheck, SqliteOptions, SqliteStats, SqliteStore, sqlite_scans};
 pub use store::Store;

@@ -6,6 +6,7 @@
 /// conformance suite requires a plan for each, and that no plan scans.
 pub const EXPLAINED: &[&str] = &[
     "one case",
+    "the workflows of one URI or name",
     "the version of one case",
     "the events of one case",
     "a page of the events of one case",

@@ -62,6 +62,11 @@ fn queries() -> Vec<(String, String, Vec<SqlValue>)> {
     let mut out = vec![
         ("one case".to_owned(), rows::case_sql(), vec![id("c")]),
         (
+            "the workflows of one URI or name".to_owned(),
+            rows::workflows_named_sql(),
+            vec![id("urn:order")],
+        ),
+        (
             "the version of one case".to_owned(),
             rows::CASE_VERSION_SQL.to_owned(),
             vec![id("c")],
@@ -94,6 +99,11 @@ fn queries() -> Vec<(String, String, Vec<SqlValue>)> {
         (
             "the quarantine of one case".to_owned(),
             rows::QUARANTINE_OF_SQL.to_owned(),
+            vec![id("c")],
+        ),
+        (
+            "releasing a case from quarantine".to_owned(),
+            writer::RELEASE_QUARANTINE_SQL.to_owned(),
             vec![id("c")],
         ),
         (

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::error::{Corruption, Error};
 use crate::record::{
     CaseFilter, CaseRecord, IdempotencyRecord, QuarantineRecord, SnapshotRecord, TimerRecord,
-    WorkItemFilter, WorkItemRecord, WorkflowRecord,
+    WorkItemFilter, WorkItemRecord, WorkflowRecord, WorkflowSummary,
 };
 
 use super::sqlite;
@@ -185,6 +185,44 @@ pub(super) fn latest_workflow(
 pub(super) fn workflows(conn: &Connection) -> Result<Vec<WorkflowRecord>, Error> {
     let sql = format!("SELECT {WORKFLOW_COLUMNS} FROM workflows ORDER BY name, version, id");
     query_all(conn, &sql, [], workflow_row)
+}
+
+/// The columns of a workflow's summary: its tasks counted inside SQLite from the stored
+/// specification (the lengths of the `tasks` lists of its `nets`), which is not read out.
+const WORKFLOW_SUMMARY_COLUMNS: &str = "id, uri, name, version, format, registered_at, \
+     (SELECT coalesce(sum(json_array_length(n.value, '$.tasks')), 0) \
+      FROM json_each(CASE WHEN json_valid(spec) THEN spec ELSE '{}' END, '$.nets') AS n)";
+
+fn workflow_summary_row(r: &Row<'_>) -> Result<WorkflowSummary, Error> {
+    Ok(WorkflowSummary {
+        id: WorkflowId(uuid_col(r, 0)?),
+        uri: col(r, 1)?,
+        name: col(r, 2)?,
+        version: u32_col(r, 3)?,
+        format: col(r, 4)?,
+        registered_at: time_col(r, 5)?,
+        tasks: u32_col(r, 6)?,
+    })
+}
+
+pub(super) fn workflow_summaries(conn: &Connection) -> Result<Vec<WorkflowSummary>, Error> {
+    let sql =
+        format!("SELECT {WORKFLOW_SUMMARY_COLUMNS} FROM workflows ORDER BY name, version, id");
+    query_all(conn, &sql, [], workflow_summary_row)
+}
+
+/// The versions of the workflows whose URI or name is `?1`: two index ranges, one of
+/// `workflows_by_uri`, one of `workflows_by_name`.
+pub(super) fn workflows_named_sql() -> String {
+    format!(
+        "SELECT {WORKFLOW_SUMMARY_COLUMNS} FROM workflows WHERE uri = ?1 \
+         UNION SELECT {WORKFLOW_SUMMARY_COLUMNS} FROM workflows WHERE name = ?1 \
+         ORDER BY 2, 4"
+    )
+}
+
+pub(super) fn workflows_named(conn: &Connection, key: &str) -> Result<Vec<WorkflowSummary>, Error> {
+    query_all(conn, &workflows_named_sql(), [key], workflow_summary_row)
 }
 
 pub(super) fn case(conn: &Connection, id: CaseId) -> Result<Option<CaseRecord>, Error> {
