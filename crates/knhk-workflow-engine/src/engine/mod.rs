@@ -212,6 +212,7 @@ mod inputs;
 mod locks;
 mod lookup;
 mod queries;
+mod release;
 mod service;
 
 pub use catalog::connector_problems;
