@@ -354,13 +354,18 @@ impl WorkflowEngine {
         self.inner
             .store
             .commit(Commit {
-                case: records::case_row(&view, records::has_work_in_flight(&next.case, &next.wf))?,
+                case: records::case_row(
+                    &view,
+                    records::has_work_in_flight(&next.case, &next.wf),
+                    None,
+                )?,
                 expected_version,
                 events,
                 work_items,
                 timers,
                 idempotency,
                 snapshot,
+                fencing: None,
             })
             .await?;
         if let Some(seq) = snapshot_seq {

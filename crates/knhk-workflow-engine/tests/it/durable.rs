@@ -303,6 +303,7 @@ async fn recovery_settles_once_a_case_marked_in_flight_that_has_nothing_in_fligh
         timers: Vec::new(),
         idempotency: None,
         snapshot: None,
+        fencing: None,
     };
     step.case.in_flight = true;
     store.commit(step).await.unwrap();
