@@ -656,6 +656,8 @@ async fn every_error_has_its_code() {
     .chain(
         [
             "Conflict",
+            "Fenced",
+            "LeaseExpired",
             "DuplicateWorkflow",
             "DuplicateKey",
             "DuplicateVersion",
