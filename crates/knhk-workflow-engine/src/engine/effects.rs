@@ -152,8 +152,7 @@ impl WorkflowEngine {
                     return;
                 }
                 Err(Error::Store(
-                    e @ (knhk_store::Error::Fenced { .. }
-                    | knhk_store::Error::LeaseExpired { .. }),
+                    e @ (knhk_store::Error::Fenced { .. } | knhk_store::Error::LeaseExpired { .. }),
                 )) => {
                     info!(case = %case, error = %e, "result dropped: another node owns the case's work now");
                     return;

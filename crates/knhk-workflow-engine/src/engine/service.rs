@@ -126,7 +126,10 @@ impl WorkflowEngine {
         {
             Ok(true) => {}
             Ok(false) => {
-                warn!(node = fence, "node lease expired: its work is the other nodes' now; registering again");
+                warn!(
+                    node = fence,
+                    "node lease expired: its work is the other nodes' now; registering again"
+                );
                 self.drop_owned_work();
                 if let Err(e) = self.register().await {
                     warn!(error = %e, "cannot register the node again; trying at the next heartbeat");
