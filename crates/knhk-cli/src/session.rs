@@ -126,6 +126,9 @@ impl Session {
             case_cache: settings.case_cache,
             snapshot_every: settings.snapshot_every,
             ids: knhk_workflow_engine::IdOrder::default(),
+            lease: EngineConfig::DEFAULT_LEASE,
+            heartbeat_interval: EngineConfig::DEFAULT_HEARTBEAT_INTERVAL,
+            node_name: EngineConfig::default_node_name(),
         });
         Ok(Session {
             engine: Backend::Local(engine),

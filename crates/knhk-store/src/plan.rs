@@ -32,6 +32,11 @@ pub const EXPLAINED: &[&str] = &[
     "the queue lengths of three users",
     "the ids of running and suspended cases with work in flight",
     "settling a case's work in flight",
+    "the lease of one node",
+    "the owner of one case",
+    "claiming the cases of dead nodes",
+    "claiming the cases no node owns",
+    "claiming due timers",
 ];
 
 /// One read of a store and the plan its backend chooses for it.

@@ -79,6 +79,11 @@ pub struct CaseRecord {
     /// flight, or a work item still to be allocated. Recovery after a crash takes up only
     /// these cases; the others wait in the store for their next input.
     pub in_flight: bool,
+    /// The fencing token of the node that owns the case's work in flight (the node that
+    /// committed the step that set it going, or claimed the case from a dead node since);
+    /// `None` when no node owns it (nothing in flight, or a process that is no node, such as
+    /// a one-shot command, committed last). See [`Fencing`].
+    pub owner: Option<u64>,
 }
 
 /// A work item offered to people (or allocated to, or started by, one of them).
@@ -154,6 +159,50 @@ pub struct Commit {
     /// commit), which replaces the case's stored snapshot: a cache of the history, so that
     /// loading the case need not read the events up to it. `None` keeps the stored one.
     pub snapshot: Option<SnapshotRecord>,
+    /// The node committing the step and, for the result of work it owned, the token it owned
+    /// it under; `None` for a process that is no node (a one-shot command).
+    pub fencing: Option<Fencing>,
+}
+
+/// How a step committed by one of several engine nodes sharing the store is fenced.
+///
+/// Rules every backend enforces, before anything else of the commit: the node holding the
+/// token `node` must have a lease that has not expired at the step's time (`case.updated_at`),
+/// else [`Error::LeaseExpired`](crate::Error); and with `owned_by: Some(t)` the stored case's
+/// [`CaseRecord::owner`] must still be `t`, else [`Error::Fenced`](crate::Error) (another node
+/// claimed or took over the case and does that work now). A refused commit stores nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fencing {
+    /// The fencing token of the node committing ([`crate::Store::register_node`]).
+    pub node: u64,
+    /// For a step that feeds back the result of owned work (a connector call, an
+    /// allocation): the token under which the work was owned when it was set going.
+    pub owned_by: Option<u64>,
+}
+
+/// One engine node sharing the store: its fencing token and lease.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    /// The fencing token: given once, greater than every token given before, never reused.
+    /// A node that lost its lease registers again and gets a new one.
+    pub fence: u64,
+    /// What the node calls itself (host and process id), for people.
+    pub name: String,
+    pub started_at: Timestamp,
+    /// When the lease ends unless renewed: from then on the node is dead to the others, its
+    /// cases may be claimed and its commits are refused.
+    pub expires_at: Timestamp,
+}
+
+/// Which cases with work in flight [`crate::Store::claim_cases`] may claim.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Orphans {
+    /// Those owned by a node whose lease has expired (or by a token no node holds): the
+    /// periodic sweep of a live node.
+    OfDeadNodes,
+    /// Those, and those no node owns (left by a process that was no node, or stored before
+    /// format 9): a node starting up.
+    AlsoUnowned,
 }
 
 /// A snapshot of a case's state after its event `seq` ([`knhk_core::CaseSnapshot`]): kept

@@ -329,6 +329,10 @@ fn store_code(e: &knhk_store::Error) -> ErrorCode {
     use knhk_store::Error as E;
     match e {
         E::Conflict { .. } => ErrorCode::Aborted,
+        // Another node owns the case's work now: this node's result of it is dropped.
+        E::Fenced { .. } => ErrorCode::Aborted,
+        // This node lost its lease and registers again: the caller may try again.
+        E::LeaseExpired { .. } => ErrorCode::Unavailable,
         E::DuplicateWorkflow(_) | E::DuplicateKey(_) | E::DuplicateVersion { .. } => {
             ErrorCode::AlreadyExists
         }

@@ -68,8 +68,14 @@ pub(crate) fn has_work_in_flight(case: &Case, wf: &Workflow) -> bool {
     })
 }
 
-/// Returns the stored row of a case view; `in_flight` as [`has_work_in_flight`] says.
-pub(crate) fn case_row(view: &CaseView, in_flight: bool) -> Result<CaseRecord, Error> {
+/// Returns the stored row of a case view; `in_flight` as [`has_work_in_flight`] says, and
+/// `owner` the fencing token of the node that owns that work (`None` when nothing is in
+/// flight).
+pub(crate) fn case_row(
+    view: &CaseView,
+    in_flight: bool,
+    owner: Option<u64>,
+) -> Result<CaseRecord, Error> {
     Ok(CaseRecord {
         id: view.id,
         workflow: view.workflow,
@@ -85,6 +91,7 @@ pub(crate) fn case_row(view: &CaseView, in_flight: bool) -> Result<CaseRecord, E
         created_at: view.created_at,
         updated_at: view.updated_at,
         in_flight,
+        owner: owner.filter(|_| in_flight),
     })
 }
 

@@ -486,6 +486,7 @@ async fn three_nodes_kill_one(store: SharedStore, log: &Path) {
     let acked_cases = acks.cases.lock().expect("acks").clone();
     let acked_items = acks.completed.lock().expect("acks").clone();
     let mut timers_fired = 0;
+    let calls = calls.lock().expect("the calls").clone();
     for (n, id) in &acked_cases {
         let events = history(&http, &cluster, id).await;
         for (i, e) in events.iter().enumerate() {
@@ -514,7 +515,6 @@ async fn three_nodes_kill_one(store: SharedStore, log: &Path) {
         assert_eq!(fired.len(), 1, "case {id}: the pause's timer fired once");
         timers_fired += fired.len();
         // Each call's result is one call's: its key is the one every attempt carried.
-        let calls = calls.lock().expect("the calls");
         for e in kinds("connector_call_started") {
             let task = e["event"]["task"]["task"]
                 .as_str()
@@ -536,7 +536,6 @@ async fn three_nodes_kill_one(store: SharedStore, log: &Path) {
     }
     assert_eq!(acked_cases.len(), CASES);
     assert_eq!(timers_fired, CASES);
-    let calls = calls.lock().expect("the calls");
     for task in HTTP_TASKS {
         let reached = calls.keys().filter(|(t, _)| t == task).count();
         assert_eq!(

@@ -127,6 +127,40 @@ fn queries() -> Vec<(String, String, Vec<SqlValue>)> {
             vec![id("clerk"), SqlValue::Integer(0), id("w")],
         ),
         (
+            "the lease of one node".to_owned(),
+            rows::LEASE_SQL.to_owned(),
+            vec![SqlValue::Integer(1)],
+        ),
+        (
+            "the owner of one case".to_owned(),
+            rows::CASE_OWNER_SQL.to_owned(),
+            vec![id("c")],
+        ),
+        (
+            "claiming the cases of dead nodes".to_owned(),
+            rows::CLAIM_DEAD_SQL.to_owned(),
+            vec![
+                SqlValue::Integer(1),
+                SqlValue::Integer(0),
+                SqlValue::Integer(100),
+            ],
+        ),
+        (
+            "claiming the cases no node owns".to_owned(),
+            rows::CLAIM_UNOWNED_SQL.to_owned(),
+            vec![SqlValue::Integer(1), SqlValue::Integer(100)],
+        ),
+        (
+            "claiming due timers".to_owned(),
+            rows::CLAIM_TIMERS_SQL.to_owned(),
+            vec![
+                SqlValue::Integer(1),
+                SqlValue::Integer(0),
+                SqlValue::Integer(0),
+                SqlValue::Integer(100),
+            ],
+        ),
+        (
             "removing a timer".to_owned(),
             "DELETE FROM timers WHERE id = ?1".to_owned(),
             vec![id("t")],

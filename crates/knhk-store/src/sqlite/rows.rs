@@ -9,15 +9,15 @@ use uuid::Uuid;
 
 use crate::error::{Corruption, Error};
 use crate::record::{
-    CaseFilter, CaseRecord, IdempotencyRecord, QuarantineRecord, SnapshotRecord, TimerRecord,
-    WorkItemFilter, WorkItemRecord, WorkflowRecord, WorkflowSummary,
+    CaseFilter, CaseRecord, IdempotencyRecord, NodeRecord, QuarantineRecord, SnapshotRecord,
+    TimerRecord, WorkItemFilter, WorkItemRecord, WorkflowRecord, WorkflowSummary,
 };
 
 use super::sqlite;
 
 const WORKFLOW_COLUMNS: &str = "id, name, version, format, source, spec, registered_at, uri";
 const CASE_COLUMNS: &str =
-    "id, workflow, status, data, marking, version, created_at, updated_at, in_flight";
+    "id, workflow, status, data, marking, version, created_at, updated_at, in_flight, owner";
 const WORK_ITEM_COLUMNS: &str = "id, case_id, task, net_instance, instance, roles, allocation, \
                                  state, owner, input, offered_at";
 
@@ -121,6 +121,14 @@ fn case_row(r: &Row<'_>) -> Result<CaseRecord, Error> {
         created_at: time_col(r, 6)?,
         updated_at: time_col(r, 7)?,
         in_flight: col::<i64>(r, 8)? != 0,
+        owner: col::<Option<i64>>(r, 9)?
+            .map(|n| {
+                u64::try_from(n).map_err(|_| Corruption::Number {
+                    column: 9,
+                    value: n,
+                })
+            })
+            .transpose()?,
     })
 }
 
@@ -604,4 +612,97 @@ pub(super) fn case_version(conn: &Connection, id: CaseId) -> Result<Option<u64>,
 /// Returns whether `sql` (a lookup by one key parameter) finds a row.
 pub(super) fn exists(conn: &Connection, sql: &str, key: &str) -> Result<bool, Error> {
     Ok(query_one(conn, sql, [key], |_| Ok(()))?.is_some())
+}
+
+/// The registered nodes, by fencing token.
+pub(super) const NODES_SQL: &str =
+    "SELECT fence, name, started_at, expires_at FROM nodes ORDER BY fence";
+
+fn node_row(r: &Row<'_>) -> Result<NodeRecord, Error> {
+    Ok(NodeRecord {
+        fence: u64_col(r, 0)?,
+        name: col(r, 1)?,
+        started_at: time_col(r, 2)?,
+        expires_at: time_col(r, 3)?,
+    })
+}
+
+/// Returns every registered node, by fencing token.
+pub(super) fn nodes(conn: &Connection) -> Result<Vec<NodeRecord>, Error> {
+    query_all(conn, NODES_SQL, [], node_row)
+}
+
+/// The expiry of the lease of the node holding a fencing token.
+pub(super) const LEASE_SQL: &str = "SELECT expires_at FROM nodes WHERE fence = ?1";
+
+/// The owner of one case's work in flight.
+pub(super) const CASE_OWNER_SQL: &str = "SELECT owner FROM cases WHERE id = ?1";
+
+/// Returns when the lease of the node holding `fence` expires; `None` when no node holds it.
+pub(super) fn lease(conn: &Connection, fence: u64) -> Result<Option<Timestamp>, Error> {
+    let Ok(fence) = i64::try_from(fence) else {
+        return Ok(None);
+    };
+    query_one(conn, LEASE_SQL, params![fence], |r| time_col(r, 0))
+}
+
+/// Returns the stored owner of a case's work in flight (`None`: no owner, or no such case).
+pub(super) fn case_owner(conn: &Connection, case: CaseId) -> Result<Option<u64>, Error> {
+    Ok(
+        query_one(conn, CASE_OWNER_SQL, params![case.to_string()], |r| {
+            col::<Option<i64>>(r, 0)
+        })?
+        .flatten()
+        .and_then(|n| u64::try_from(n).ok()),
+    )
+}
+
+/// Claims the oldest running or suspended cases with work in flight that a dead node owns
+/// (`?1` the claiming token, `?2` now, `?3` how many), through the partial index by owner.
+pub(super) const CLAIM_DEAD_SQL: &str = "UPDATE cases SET owner = ?1 WHERE id IN (
+       SELECT id FROM cases
+       WHERE in_flight = 1 AND status IN ('running', 'suspended')
+         AND owner IN (SELECT fence FROM nodes WHERE expires_at <= ?2)
+       ORDER BY created_at, id LIMIT ?3)
+     RETURNING id, created_at";
+
+/// Claims the oldest running or suspended cases with work in flight that no node owns
+/// (`?1` the claiming token, `?2` how many).
+pub(super) const CLAIM_UNOWNED_SQL: &str = "UPDATE cases SET owner = ?1 WHERE id IN (
+       SELECT id FROM cases
+       WHERE in_flight = 1 AND status IN ('running', 'suspended') AND owner IS NULL
+       ORDER BY created_at, id LIMIT ?2)
+     RETURNING id, created_at";
+
+/// Claims the timers due at `?2` that no live claim holds, until `?3`, for the node `?1`, at
+/// most `?4` of them, earliest first, through the index by firing time.
+pub(super) const CLAIM_TIMERS_SQL: &str =
+    "UPDATE timers SET claimed_by = ?1, claimed_until = ?3 WHERE id IN (
+       SELECT id FROM timers
+       WHERE fires_at <= ?2 AND (claimed_until IS NULL OR claimed_until <= ?2)
+       ORDER BY fires_at, id LIMIT ?4)
+     RETURNING id, case_id, fires_at";
+
+/// Decodes a claimed case: its id and creation time.
+pub(super) fn claimed_case(r: &Row<'_>) -> Result<(Timestamp, CaseId), Error> {
+    Ok((time_col(r, 1)?, CaseId(uuid_col(r, 0)?)))
+}
+
+/// Runs a claim of cases and returns what it claimed.
+pub(super) fn claim_cases(
+    conn: &Connection,
+    sql: &str,
+    args: impl Params,
+) -> Result<Vec<(Timestamp, CaseId)>, Error> {
+    query_all(conn, sql, args, claimed_case)
+}
+
+/// Runs the claim of due timers and returns them, earliest first.
+pub(super) fn claim_timers(
+    conn: &Connection,
+    args: impl Params,
+) -> Result<Vec<TimerRecord>, Error> {
+    let mut timers = query_all(conn, CLAIM_TIMERS_SQL, args, timer_row)?;
+    timers.sort_by_key(|t| (t.fires_at, t.id));
+    Ok(timers)
 }

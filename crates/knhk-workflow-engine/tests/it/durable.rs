@@ -303,6 +303,7 @@ async fn recovery_settles_once_a_case_marked_in_flight_that_has_nothing_in_fligh
         timers: Vec::new(),
         idempotency: None,
         snapshot: None,
+        fencing: None,
     };
     step.case.in_flight = true;
     store.commit(step).await.unwrap();
@@ -472,6 +473,7 @@ async fn a_quarantined_case_is_released_only_once_it_replays_to_its_row() {
             timers: vec![],
             idempotency: None,
             snapshot: None,
+            fencing: None,
         })
         .await
         .unwrap();
@@ -505,6 +507,7 @@ async fn a_quarantined_case_is_released_only_once_it_replays_to_its_row() {
             timers: vec![],
             idempotency: None,
             snapshot: None,
+            fencing: None,
         })
         .await
         .unwrap();

@@ -130,6 +130,8 @@ fn store_variant(e: &knhk_store::Error) -> &'static str {
     use knhk_store::Error as E;
     match e {
         E::Conflict { .. } => "Conflict",
+        E::Fenced { .. } => "Fenced",
+        E::LeaseExpired { .. } => "LeaseExpired",
         E::DuplicateWorkflow(_) => "DuplicateWorkflow",
         E::DuplicateKey(_) => "DuplicateKey",
         E::DuplicateVersion { .. } => "DuplicateVersion",
@@ -298,6 +300,15 @@ async fn every_error_has_its_code() {
             },
             Aborted,
         ),
+        (
+            knhk_store::Error::Fenced {
+                case: case_id(),
+                fence: 3,
+                owner: Some(4),
+            },
+            Aborted,
+        ),
+        (knhk_store::Error::LeaseExpired { fence: 3 }, Unavailable),
         (
             knhk_store::Error::DuplicateWorkflow(WorkflowId(Uuid::from_u128(4))),
             AlreadyExists,
@@ -657,6 +668,8 @@ async fn every_error_has_its_code() {
     .chain(
         [
             "Conflict",
+            "Fenced",
+            "LeaseExpired",
             "DuplicateWorkflow",
             "DuplicateKey",
             "DuplicateVersion",

@@ -205,6 +205,43 @@ impl knhk_store::Store for FlakyStore {
     ) -> Result<Vec<knhk_core::WorkItemId>, knhk_store::Error> {
         self.inner.work_item_ids_by_prefix(prefix, limit).await
     }
+    async fn register_node(
+        &self,
+        name: &str,
+        now: knhk_core::Timestamp,
+        expires_at: knhk_core::Timestamp,
+    ) -> Result<u64, knhk_store::Error> {
+        self.inner.register_node(name, now, expires_at).await
+    }
+    async fn renew_lease(
+        &self,
+        fence: u64,
+        now: knhk_core::Timestamp,
+        expires_at: knhk_core::Timestamp,
+    ) -> Result<bool, knhk_store::Error> {
+        self.inner.renew_lease(fence, now, expires_at).await
+    }
+    async fn nodes(&self) -> Result<Vec<knhk_store::NodeRecord>, knhk_store::Error> {
+        self.inner.nodes().await
+    }
+    async fn claim_cases(
+        &self,
+        fence: u64,
+        now: knhk_core::Timestamp,
+        which: knhk_store::Orphans,
+        limit: usize,
+    ) -> Result<Vec<knhk_core::CaseId>, knhk_store::Error> {
+        self.inner.claim_cases(fence, now, which, limit).await
+    }
+    async fn claim_due_timers(
+        &self,
+        fence: u64,
+        now: knhk_core::Timestamp,
+        until: knhk_core::Timestamp,
+        limit: usize,
+    ) -> Result<Vec<knhk_store::TimerRecord>, knhk_store::Error> {
+        self.inner.claim_due_timers(fence, now, until, limit).await
+    }
     async fn query_plans(&self) -> Result<Vec<knhk_store::QueryPlan>, knhk_store::Error> {
         self.inner.query_plans().await
     }

@@ -11,6 +11,7 @@ use crate::fixtures::*;
 
 mod concurrency;
 mod lookups;
+mod nodes;
 mod snapshots;
 mod versions;
 pub use concurrency::{concurrent_commits_to_64_cases, race_on_one_case_has_one_winner};
@@ -18,6 +19,11 @@ pub use lookups::{
     no_planned_read_scans_a_table_that_grows, settling_work_in_flight_is_guarded_by_the_version,
     shortened_ids_name_cases_and_work_items_by_start_or_last_group,
     work_items_come_in_pages_after_a_cursor,
+};
+pub use nodes::{
+    a_stale_fence_is_refused_and_nothing_stored, node_leases_are_renewed_until_they_expire,
+    one_node_claims_each_case_of_a_dead_node, one_node_claims_each_due_timer,
+    racing_idempotency_keys_have_one_winner, racing_sweeps_claim_every_case_once,
 };
 pub use snapshots::snapshots_are_written_with_their_step_one_per_case;
 pub use versions::{
@@ -48,6 +54,12 @@ macro_rules! conformance_tests {
             settling_work_in_flight_is_guarded_by_the_version,
             work_items_come_in_pages_after_a_cursor,
             no_planned_read_scans_a_table_that_grows,
+            node_leases_are_renewed_until_they_expire,
+            one_node_claims_each_case_of_a_dead_node,
+            racing_sweeps_claim_every_case_once,
+            one_node_claims_each_due_timer,
+            a_stale_fence_is_refused_and_nothing_stored,
+            racing_idempotency_keys_have_one_winner,
         );
     };
     (@each $make:path; $($name:ident),* $(,)?) => {
