@@ -35,6 +35,10 @@ pub struct Limits {
     pub default_page_size: usize,
     /// How long one request may take before it is answered with `deadline_exceeded`.
     pub request_timeout: Duration,
+    /// How often an open watch reads its case again. Steps this process commits reach a watch
+    /// at once; steps that other processes sharing the store commit (several nodes on one
+    /// store) are seen at the next read.
+    pub watch_poll: Duration,
 }
 
 impl Default for Limits {
@@ -45,6 +49,7 @@ impl Default for Limits {
             max_page_size: 1000,
             default_page_size: 100,
             request_timeout: Duration::from_secs(30),
+            watch_poll: Duration::from_secs(1),
         }
     }
 }
@@ -438,6 +443,9 @@ impl Service {
         mut updates: broadcast::Receiver<knhk_workflow_engine::CaseUpdate>,
         tx: &mpsc::Sender<Result<Watched, ApiError>>,
     ) -> Result<(), ApiError> {
+        let every = self.limits.watch_poll;
+        let mut poll = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             for e in self.engine.events(id, last).await? {
                 last = e.seq;
@@ -466,6 +474,11 @@ impl Service {
                         return Ok(());
                     }
                     () = tx.closed() => return Ok(()),
+                    // Another process sharing the store may have moved the case.
+                    _ = poll.tick() => {
+                        status = self.engine.case(id).await?.status;
+                        break;
+                    }
                     update = updates.recv() => match update {
                         Ok(u) if u.case == id => {
                             status = u.status;
