@@ -285,7 +285,7 @@ impl Service {
         if let Ok(id) = reference.parse::<WorkflowId>() {
             return Ok(id);
         }
-        match self.engine.find_workflow(reference).await {
+        match self.engine.resolve_workflow(reference).await {
             Ok(w) => Ok(w.id),
             Err(e) => Err(ApiError::from(e).with("field", "workflow_id")),
         }
@@ -294,7 +294,7 @@ impl Service {
     pub async fn list_cases(&self, filter: CaseFilter) -> Result<CasePage, ApiError> {
         let size = self.page_size(filter.page_size, "page_size")?;
         let workflow = match &filter.workflow {
-            Some(w) => Some(match self.engine.find_workflow(w).await {
+            Some(w) => Some(match self.engine.resolve_workflow(w).await {
                 Ok(w) => w.id,
                 Err(e) => return Err(ApiError::from(e).with("field", "workflow")),
             }),
@@ -695,7 +695,7 @@ impl Service {
     /// Returns the workflow a reference names: an id or a start of one, a specification URI
     /// or name (the latest version), or `URI@N` / `NAME@N`.
     pub async fn lookup_workflow(&self, reference: &str) -> Result<Found, ApiError> {
-        let w = self.engine.find_workflow(reference).await?;
+        let w = self.engine.resolve_workflow(reference).await?;
         Ok(Found {
             id: w.id.to_string(),
         })

@@ -28,6 +28,26 @@ impl WorkflowEngine {
         self.workflow(found.id).await
     }
 
+    /// Returns the summary of the workflow `reference` names, as
+    /// [`find_workflow`](WorkflowEngine::find_workflow) finds it, without reading its source
+    /// (but for a whole id, which is read as it is).
+    pub async fn resolve_workflow(&self, reference: &str) -> Result<WorkflowSummary, Error> {
+        let reference = reference.trim();
+        if let Ok(id) = reference.parse::<WorkflowId>() {
+            let w = self.workflow(id).await?;
+            return Ok(WorkflowSummary {
+                id: w.id,
+                uri: w.uri,
+                name: w.name,
+                version: w.version,
+                format: w.format,
+                tasks: w.tasks,
+                registered_at: w.registered_at,
+            });
+        }
+        find(self.workflow_candidates(reference).await?, reference)
+    }
+
     /// Returns the workflows among which `reference` is looked for: those it names as a URI
     /// or a name, else those its base names (`NAME@N`), else, for what may be an id prefix,
     /// every workflow. [`find`] picks from them as it would from all of them.
