@@ -1,7 +1,8 @@
 //! Several engine nodes on one data directory: a `knhk serve` and two `knhk worker`s share the
-//! store; the server is killed with SIGKILL with connector calls in flight, and the workers
-//! finish every case: each call's result is taken once, each timer fires once, each work item
-//! is completed at most once.
+//! store; the server is killed with SIGKILL with connector calls in flight and started again,
+//! people complete half the reviews through it, and the nodes finish every case: each call's
+//! result is taken once, each timer fires at most once, each work item is completed at most
+//! once, and each review either is completed or expires, never both.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
@@ -47,8 +48,8 @@ fn node(dir: &Path, args: &[&str]) -> Child {
         .expect("a node starts")
 }
 
-/// A workflow: a charge (HTTP), a review by a clerk given in turn that expires after 300 ms
-/// (nobody does it: its timer moves the case on), and a notification (HTTP).
+/// A workflow: a charge (HTTP), a review by a clerk given in turn that expires after 4 s when
+/// nobody does it (its timer moves the case on), and a notification (HTTP).
 fn workflow(base: &str) -> String {
     let http = |path: &str| {
         format!(
@@ -64,7 +65,7 @@ fn workflow(base: &str) -> String {
          <#charge> a yawl:Task ; {} yawl:flowsInto [ yawl:nextElementRef <#review> ] .\n\
          <#review> a yawl:Task ; knhk:role \"clerk\" ; knhk:allocation knhk:RoundRobin ; \
          yawl:hasTimer [ a yawl:Timer ; yawl:hasTrigger yawl:TimerTriggerOnEnabled ; \
-         yawl:hasDurationParams [ yawl:ticks 300 ; yawl:hasInterval yawl:TimerIntervalMsec ] ] ; \
+         yawl:hasDurationParams [ yawl:ticks 4000 ; yawl:hasInterval yawl:TimerIntervalMsec ] ] ; \
          yawl:flowsInto [ yawl:nextElementRef <#notify> ] .\n\
          <#notify> a yawl:Task ; {} yawl:flowsInto [ yawl:nextElementRef <#end> ] .\n\
          <#end> a yawl:OutputCondition .\n",
@@ -114,6 +115,91 @@ fn read_store(dir: &Path) -> (BTreeMap<String, String>, Vec<Stored>) {
     (statuses, events)
 }
 
+/// Starts `knhk serve` as a node on the data directory; returns it with its HTTP address.
+fn start_server(dir: &Path) -> (Node, String) {
+    let mut server = Node(node(
+        dir,
+        &["serve", "--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0"],
+    ));
+    let mut line = String::new();
+    BufReader::new(server.0.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("the first line of knhk serve");
+    let addr = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("http="))
+        .unwrap_or_else(|| panic!("first line of knhk serve: {line:?}"))
+        .to_owned();
+    (server, addr)
+}
+
+/// Does the review of a case once its work item is allocated: its owner starts and completes
+/// it. Returns without it once the case has no review waiting any more (it expired).
+async fn review(client: &reqwest::Client, addr: &str, case: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(Instant::now() < deadline, "case {case}: no review to do");
+        let page: Value = client
+            .get(format!("http://{addr}/workitems?case={case}"))
+            .send()
+            .await
+            .expect("the server answers")
+            .json()
+            .await
+            .expect("json");
+        let items = page["items"].as_array().expect("items");
+        let allocated = items.iter().find(|i| i["owner"].is_string());
+        match allocated {
+            Some(item) => {
+                let (id, user) = (
+                    item["id"].as_str().expect("an id"),
+                    item["owner"].as_str().expect("an owner"),
+                );
+                let start = client
+                    .post(format!("http://{addr}/workitems/{id}/start"))
+                    .json(&json!({ "user": user }))
+                    .send()
+                    .await
+                    .expect("the server answers");
+                if start.status().is_success() {
+                    let done = client
+                        .post(format!("http://{addr}/workitems/{id}/complete"))
+                        .json(&json!({ "user": user, "output": { "reviewed": true } }))
+                        .send()
+                        .await
+                        .expect("the server answers");
+                    assert!(
+                        done.status().is_success(),
+                        "{}",
+                        done.text().await.unwrap_or_default()
+                    );
+                }
+                return;
+            }
+            // Still being charged, or offered and not yet allocated: look again shortly.
+            None if items.is_empty() && case_waits_no_review(client, addr, case).await => return,
+            None => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+/// Returns whether a case is past its review (it expired, or the case ended).
+async fn case_waits_no_review(client: &reqwest::Client, addr: &str, case: &str) -> bool {
+    let history: Value = client
+        .get(format!("http://{addr}/cases/{case}/history"))
+        .send()
+        .await
+        .expect("the server answers")
+        .json()
+        .await
+        .expect("json");
+    history["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .any(|e| e["kind"] == "task_completed" && e["event"]["task"]["task"] == "review")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_share_a_store_and_the_survivors_of_a_sigkill_finish_every_case() {
     const CASES: usize = 24;
@@ -150,19 +236,7 @@ async fn three_nodes_share_a_store_and_the_survivors_of_a_sigkill_finish_every_c
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
 
-    let mut server = Node(node(
-        dir.path(),
-        &["serve", "--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0"],
-    ));
-    let mut line = String::new();
-    BufReader::new(server.0.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("the first line of knhk serve");
-    let addr = line
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("http="))
-        .unwrap_or_else(|| panic!("first line of knhk serve: {line:?}"))
-        .to_owned();
+    let (mut server, addr) = start_server(dir.path());
     let workers = [
         Node(node(dir.path(), &["worker"])),
         Node(node(dir.path(), &["worker"])),
@@ -195,6 +269,14 @@ async fn three_nodes_share_a_store_and_the_survivors_of_a_sigkill_finish_every_c
     server.0.wait().expect("the server ends");
     drop(server);
 
+    // The server starts again, and people do the reviews of half the cases through it as they
+    // come to them (the others expire).
+    let (_server, addr) = start_server(dir.path());
+    let reviewed: Vec<&String> = cases.iter().step_by(2).collect();
+    for case in &reviewed {
+        review(&client, &addr, case).await;
+    }
+
     // The workers take its cases over once its lease expired, and finish every one.
     let deadline = Instant::now() + Duration::from_secs(120);
     let (statuses, events) = loop {
@@ -214,7 +296,7 @@ async fn three_nodes_share_a_store_and_the_survivors_of_a_sigkill_finish_every_c
                 .map(|c| (c, statuses.get(c)))
                 .collect::<Vec<_>>()
         );
-        std::thread::sleep(Duration::from_millis(100));
+        tokio::time::sleep(Duration::from_millis(100)).await;
     };
     drop(workers);
     assert_eq!(statuses.len(), CASES);
@@ -225,6 +307,7 @@ async fn three_nodes_share_a_store_and_the_survivors_of_a_sigkill_finish_every_c
     let mut results: BTreeMap<(String, String), usize> = BTreeMap::new();
     let mut timers: BTreeMap<(String, String), usize> = BTreeMap::new();
     let mut completed_items: BTreeMap<(String, String), usize> = BTreeMap::new();
+    let mut reviews_done: BTreeMap<String, usize> = BTreeMap::new();
     for e in &events {
         let item = || {
             (
@@ -256,6 +339,9 @@ async fn three_nodes_share_a_store_and_the_survivors_of_a_sigkill_finish_every_c
                 *timers.entry((e.case.clone(), timer)).or_default() += 1;
             }
             "work_item_completed" => *completed_items.entry(item()).or_default() += 1,
+            "task_completed" if e.payload["task"]["task"] == "review" => {
+                *reviews_done.entry(e.case.clone()).or_default() += 1;
+            }
             _ => {}
         }
     }
@@ -264,13 +350,28 @@ async fn three_nodes_share_a_store_and_the_survivors_of_a_sigkill_finish_every_c
         assert_eq!(*n, 1, "call {item:?} has {n} results");
     }
     assert_eq!(results.len(), 2 * CASES);
-    assert_eq!(timers.len(), CASES, "one timer fired a case");
     for (timer, n) in &timers {
         assert_eq!(*n, 1, "timer {timer:?} fired {n} times");
     }
     for (item, n) in &completed_items {
         assert_eq!(*n, 1, "work item {item:?} completed {n} times");
     }
+    // Each review was done by a person or expired, once, never both.
+    for case in &cases {
+        let fired = timers.keys().filter(|(c, _)| c == case).count();
+        let done = completed_items.keys().filter(|(c, _)| c == case).count();
+        assert_eq!(
+            fired + done,
+            1,
+            "case {case}: {fired} timers fired, {done} reviews done"
+        );
+        assert_eq!(
+            reviews_done.get(case),
+            Some(&1),
+            "case {case}: review completed once"
+        );
+    }
+    assert!(!completed_items.is_empty(), "people did some reviews");
     // The calls cut off by the kill were made again, with their keys.
     assert!(
         answers.values().any(|n| n.len() > 1),
