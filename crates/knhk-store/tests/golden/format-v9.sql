@@ -9,9 +9,9 @@ CREATE TABLE cases (
     version INTEGER NOT NULL,
     created_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL
-, in_flight INTEGER NOT NULL DEFAULT 1, owner INTEGER);
-INSERT INTO "cases" VALUES('00000000-0000-0000-0000-00000000c001','00000000-0000-0000-0000-00000000f001','running','{"label":"case 1","n":1}','{"0":{"approve":1}}',6,1700000000100,1700000000200,1,NULL);
-INSERT INTO "cases" VALUES('00000000-0000-0000-0000-00000000c002','00000000-0000-0000-0000-00000000f001','cancelled','{"label":"case 2","n":2}','{}',3,1700000000300,1700000000300,1,NULL);
+, in_flight INTEGER NOT NULL DEFAULT 1);
+INSERT INTO "cases" VALUES('00000000-0000-0000-0000-00000000c001','00000000-0000-0000-0000-00000000f001','running','{"label":"case 1","n":1}','{"0":{"approve":1}}',6,1700000000100,1700000000200,1);
+INSERT INTO "cases" VALUES('00000000-0000-0000-0000-00000000c002','00000000-0000-0000-0000-00000000f001','cancelled','{"label":"case 2","n":2}','{}',3,1700000000300,1700000000300,1);
 CREATE TABLE events (
     case_id TEXT NOT NULL REFERENCES cases (id),
     seq INTEGER NOT NULL,
@@ -35,13 +35,6 @@ CREATE TABLE idempotency (
     at INTEGER NOT NULL
 );
 INSERT INTO "idempotency" VALUES('create-order-1','{"body":{"key":"create-order-1"},"status":201}',1700000000100);
-CREATE TABLE nodes (
-    fence INTEGER PRIMARY KEY AUTOINCREMENT,
-    name TEXT NOT NULL,
-    started_at INTEGER NOT NULL,
-    expires_at INTEGER NOT NULL
-);
-INSERT INTO "nodes" VALUES(1,'golden-host/42',1700000000300,1700003700000);
 CREATE TABLE quarantine (
     case_id TEXT PRIMARY KEY NOT NULL,
     reason TEXT NOT NULL,
@@ -60,13 +53,12 @@ CREATE TABLE snapshots (
     state TEXT NOT NULL
 ) WITHOUT ROWID;
 INSERT INTO "snapshots" VALUES('00000000-0000-0000-0000-00000000c001',6,1,'{"status":"running","data":{"amount":120,"customer":"ACME"}}');
-INSERT INTO "sqlite_sequence" VALUES('nodes',1);
 CREATE TABLE timers (
     id TEXT PRIMARY KEY NOT NULL,
     case_id TEXT NOT NULL,
     fires_at INTEGER NOT NULL
-, claimed_by INTEGER, claimed_until INTEGER);
-INSERT INTO "timers" VALUES('00000000-0000-0000-0000-00000000b001','00000000-0000-0000-0000-00000000c001',1700003600000,1,1700003610000);
+);
+INSERT INTO "timers" VALUES('00000000-0000-0000-0000-00000000b001','00000000-0000-0000-0000-00000000c001',1700003600000);
 CREATE TABLE work_item_roles (
     role TEXT NOT NULL,
     offered_at INTEGER NOT NULL,
@@ -103,7 +95,6 @@ INSERT INTO "workflows" VALUES('00000000-0000-0000-0000-00000000f001','order',1,
 ','{"name":"order","nets":[{"id":"root","tasks":["a","b"]}],"v":1}',1700000000001,'urn:knhk:workflow:order');
 CREATE INDEX cases_by_created ON cases (created_at, id);
 CREATE INDEX cases_by_last_group ON cases (substr(id, 25));
-CREATE INDEX cases_by_owner ON cases (owner, created_at, id) WHERE in_flight = 1;
 CREATE INDEX cases_by_status ON cases (status, created_at, id);
 CREATE INDEX cases_by_workflow ON cases (workflow, created_at, id);
 CREATE INDEX cases_in_flight ON cases (status, created_at, id) WHERE in_flight = 1;
@@ -112,6 +103,7 @@ CREATE INDEX work_items_by_case ON work_items (case_id);
 CREATE INDEX work_items_by_last_group ON work_items (substr(id, 25));
 CREATE INDEX work_items_by_offered ON work_items (offered_at, id);
 CREATE INDEX work_items_by_owner ON work_items (owner, offered_at, id);
+CREATE INDEX work_items_by_state ON work_items (state, offered_at, id);
 CREATE INDEX workflows_by_name ON workflows (name, version);
 CREATE UNIQUE INDEX workflows_by_uri ON workflows (uri, version);
 PRAGMA user_version = 9;

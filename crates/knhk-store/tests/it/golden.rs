@@ -119,7 +119,7 @@ async fn write_golden(path: &Path) {
     store.next_in_sequence("round_robin/clerk").await.unwrap();
     // Format 4: a quarantined case.
     store.quarantine(&golden_quarantine()).await.unwrap();
-    // Format 9: a node, and its claim of the order's timer (due at 1_700_003_600_000).
+    // Format 10: a node, and its claim of the order's timer (due at 1_700_003_600_000).
     let fence = store
         .register_node(
             "golden-host/42",
@@ -157,7 +157,7 @@ fn dump(conn: &Connection) -> String {
         .map(Result::unwrap)
         .collect();
     for (name, sql) in &tables {
-        // SQLite makes `sqlite_sequence` itself with the first AUTOINCREMENT table (format 9's
+        // SQLite makes `sqlite_sequence` itself with the first AUTOINCREMENT table (format 10's
         // nodes), and refuses to have it made: its rows are dump enough.
         if name != "sqlite_sequence" {
             out.push_str(&format!("{sql};\n"));
@@ -345,13 +345,13 @@ const GOLDEN_LEASE: i64 = 1_700_003_700_000;
 const GOLDEN_CLAIM: i64 = 1_700_003_610_000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn golden_format_v9_loads() {
+async fn golden_format_v10_loads() {
     if std::env::var("KNHK_WRITE_GOLDEN").as_deref() == Ok("1") {
         write_golden(&golden_path(FORMAT_VERSION)).await;
     }
-    let (store, _dir) = load_golden(9).await;
+    let (store, _dir) = load_golden(10).await;
     assert_v4(&store).await;
-    // Format 9: the node with its lease, and its claim of the due timer, which holds until
+    // Format 10: the node with its lease, and its claim of the due timer, which holds until
     // it ends and then lets another node claim the timer.
     let nodes = store.nodes().await.unwrap();
     assert_eq!(
@@ -390,7 +390,7 @@ async fn golden_format_v8_loads_and_is_migrated() {
         store.case_ids_by_prefix(&last, 10).await.unwrap(),
         vec![case_id(1)]
     );
-    // The migration to format 9 adds no node; the stored cases have no owner and the timers
+    // The migration to format 10 adds no node; the stored cases have no owner and the timers
     // no claim, so a node starting up claims the case and fires the timer when due.
     assert_eq!(store.nodes().await.unwrap(), vec![]);
     assert_eq!(store.case(case_id(1)).await.unwrap().unwrap().owner, None);
@@ -405,6 +405,32 @@ async fn golden_format_v8_loads_and_is_migrated() {
             .unwrap(),
         vec![timer(1, case_id(1), 1_700_003_600_000)]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn golden_format_v9_loads_and_is_migrated() {
+    let (store, _dir) = load_golden(9).await;
+    assert_v4(&store).await;
+    // Format 9 lists the work items in one state through its index.
+    let offered = store
+        .work_items(&WorkItemFilter {
+            state: Some("offered".to_owned()),
+            ..WorkItemFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        offered.iter().map(|w| w.id).collect::<Vec<_>>(),
+        vec![item_id(1)]
+    );
+    let started = store
+        .work_items(&WorkItemFilter {
+            state: Some("started".to_owned()),
+            ..WorkItemFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(started, vec![]);
 }
 
 /// Checks what format 4 added: the quarantine, with the sequences of format 2.

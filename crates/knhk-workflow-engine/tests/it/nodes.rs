@@ -138,6 +138,23 @@ impl knhk_store::Store for Severable {
         self.check()?;
         self.inner.workflows().await
     }
+    async fn workflow_summaries(
+        &self,
+    ) -> Result<Vec<knhk_store::WorkflowSummary>, knhk_store::Error> {
+        self.check()?;
+        self.inner.workflow_summaries().await
+    }
+    async fn workflows_named(
+        &self,
+        key: &str,
+    ) -> Result<Vec<knhk_store::WorkflowSummary>, knhk_store::Error> {
+        self.check()?;
+        self.inner.workflows_named(key).await
+    }
+    async fn release_quarantine(&self, case: knhk_core::CaseId) -> Result<bool, knhk_store::Error> {
+        self.check()?;
+        self.inner.release_quarantine(case).await
+    }
     async fn commit(&self, c: knhk_store::Commit) -> Result<(), knhk_store::Error> {
         self.check()?;
         self.inner.commit(c).await?;
