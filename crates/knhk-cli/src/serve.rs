@@ -66,6 +66,8 @@ pub(crate) struct ServeConfig {
     case_cache: usize,
     snapshot_every: u64,
     timer_poll_ms: u64,
+    lease_ms: u64,
+    heartbeat_ms: u64,
     store_max_pages: Option<u64>,
     durability: String,
     max_body_bytes: usize,
@@ -94,6 +96,10 @@ impl Default for ServeConfig {
             case_cache: knhk_workflow_engine::EngineConfig::DEFAULT_CASE_CACHE,
             snapshot_every: knhk_workflow_engine::EngineConfig::DEFAULT_SNAPSHOT_EVERY,
             timer_poll_ms: 1000,
+            lease_ms: duration_ms(knhk_workflow_engine::EngineConfig::DEFAULT_LEASE),
+            heartbeat_ms: duration_ms(
+                knhk_workflow_engine::EngineConfig::DEFAULT_HEARTBEAT_INTERVAL,
+            ),
             store_max_pages: None,
             durability: Durability::Full.name().to_owned(),
             max_body_bytes: limits.max_body_bytes,
@@ -111,7 +117,7 @@ impl Default for ServeConfig {
 
 /// The keys read from `KNHK_*` environment variables (`KNHK_MAX_BODY_BYTES` for
 /// `max_body_bytes`...): every key.
-const KEYS: [&str; 22] = [
+const KEYS: [&str; 24] = [
     "http",
     "grpc",
     "data_dir",
@@ -124,6 +130,8 @@ const KEYS: [&str; 22] = [
     "case_cache",
     "snapshot_every",
     "timer_poll_ms",
+    "lease_ms",
+    "heartbeat_ms",
     "store_max_pages",
     "durability",
     "max_body_bytes",
@@ -188,7 +196,7 @@ fn flags(args: &ServeArgs, cli: &crate::Cli) -> Map<String, Value> {
                 && m.value_source(id) == Some(ValueSource::CommandLine)
         })
     };
-    let globals: [(&str, Value); 12] = [
+    let globals: [(&str, Value); 14] = [
         ("data_dir", json!(cli.data_dir)),
         ("admin_role", json!(cli.admin_role)),
         ("max_firings", json!(cli.max_firings)),
@@ -199,6 +207,8 @@ fn flags(args: &ServeArgs, cli: &crate::Cli) -> Map<String, Value> {
         ("case_cache", json!(cli.case_cache)),
         ("snapshot_every", json!(cli.snapshot_every)),
         ("timer_poll_ms", json!(cli.timer_poll_ms)),
+        ("lease_ms", json!(cli.lease_ms)),
+        ("heartbeat_ms", json!(cli.heartbeat_ms)),
         ("store_max_pages", json!(cli.store_max_pages)),
         ("durability", json!(cli.durability.name())),
     ];
@@ -222,6 +232,8 @@ impl ServeConfig {
             ("max_tasks", self.max_tasks as u64),
             ("max_data_bytes", self.max_data_bytes as u64),
             ("timer_poll_ms", self.timer_poll_ms),
+            ("lease_ms", self.lease_ms),
+            ("heartbeat_ms", self.heartbeat_ms),
             ("max_body_bytes", self.max_body_bytes as u64),
             ("max_json_depth", self.max_json_depth as u64),
             ("max_page_size", self.max_page_size as u64),
@@ -234,6 +246,14 @@ impl ServeConfig {
             if value == 0 {
                 bail!("configuration key {key}: must be at least 1");
             }
+        }
+        if self.heartbeat_ms >= self.lease_ms {
+            bail!(
+                "configuration key heartbeat_ms: {} must be less than lease_ms ({}), or the lease \
+                 expires between heartbeats",
+                self.heartbeat_ms,
+                self.lease_ms
+            );
         }
         if self.max_subnet_depth > 1000 {
             bail!("configuration key max_subnet_depth: at most 1000");
@@ -297,6 +317,8 @@ impl ServeConfig {
                 .with_max_subnet_depth(self.max_subnet_depth)
                 .with_max_data_bytes(self.max_data_bytes),
             timer_poll: Duration::from_millis(self.timer_poll_ms),
+            lease: Duration::from_millis(self.lease_ms),
+            heartbeat_interval: Duration::from_millis(self.heartbeat_ms),
             zone: crate::report::Zone::Utc,
             max_pages: self.store_max_pages,
             definition_limits: knhk_spec::Limits {
@@ -310,6 +332,11 @@ impl ServeConfig {
             page_size: 1000,
         }
     }
+}
+
+/// Returns a duration in whole milliseconds.
+fn duration_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Checks that a key names an address HOST:PORT, and returns it resolved.

@@ -450,7 +450,7 @@ impl Store for MemoryStore {
                     && matches!(c.status, CaseStatus::Running | CaseStatus::Suspended)
                     && match c.owner {
                         None => which == Orphans::AlsoUnowned,
-                        Some(owner) => !s.live(owner, now),
+                        Some(owner) => s.nodes.get(&owner).is_some_and(|n| n.expires_at <= now),
                     }
             })
             .map(|c| (c.created_at, c.id))

@@ -197,8 +197,8 @@ pub struct NodeRecord {
 /// Which cases with work in flight [`crate::Store::claim_cases`] may claim.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Orphans {
-    /// Those owned by a node whose lease has expired (or by a token no node holds): the
-    /// periodic sweep of a live node.
+    /// Those owned by a registered node whose lease has expired: the periodic sweep of a
+    /// live node.
     OfDeadNodes,
     /// Those, and those no node owns (left by a process that was no node, or stored before
     /// format 9): a node starting up.

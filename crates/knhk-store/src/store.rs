@@ -164,12 +164,13 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     ///
     /// PostgreSQL, in one statement: `UPDATE cases SET owner = $1 WHERE id IN (SELECT c.id
     /// FROM cases c WHERE c.in_flight AND c.status IN ('running', 'suspended') AND (c.owner IS
-    /// NULL [only for AlsoUnowned] OR NOT EXISTS (SELECT 1 FROM nodes n WHERE n.fence =
-    /// c.owner AND n.expires_at > $2)) ORDER BY c.created_at, c.id LIMIT $3 FOR UPDATE SKIP
-    /// LOCKED) AND EXISTS (SELECT 1 FROM nodes WHERE fence = $1 AND expires_at > $2)
-    /// RETURNING id` (the dead owner's lease re-checked in the outer `WHERE` under the row
-    /// lock, as `SKIP LOCKED` reads without it), served by the partial index
-    /// `cases (owner) WHERE in_flight`.
+    /// NULL [only for AlsoUnowned] OR c.owner IN (SELECT fence FROM nodes WHERE expires_at <=
+    /// $2)) ORDER BY c.created_at, c.id LIMIT $3 FOR UPDATE SKIP LOCKED) AND EXISTS (SELECT 1
+    /// FROM nodes WHERE fence = $1 AND expires_at > $2) RETURNING id`, served by the partial
+    /// index `cases (owner, created_at, id) WHERE in_flight`: `FOR UPDATE` locks each row the
+    /// subquery returns and re-checks its conditions on the row's latest version, so a case
+    /// another node claimed in between is skipped, and `SKIP LOCKED` lets racing sweeps take
+    /// different cases rather than wait for each other.
     async fn claim_cases(
         &self,
         fence: u64,

@@ -14,6 +14,7 @@ mod incidents;
 mod inputs;
 mod limits;
 mod multinode;
+mod nodes;
 mod run;
 mod serve;
 mod snapshots;

@@ -169,8 +169,8 @@ fn store_check_passes_a_sound_store_and_names_every_problem_of_a_damaged_one() {
             "UPDATE cases SET version = 3 WHERE id = '{loan}';
              DELETE FROM events WHERE case_id = '{invoice}' AND seq = 4;
              UPDATE work_items SET owner = 'eve' WHERE case_id = '{loan}';
-             INSERT INTO timers VALUES ('11111111-1111-1111-1111-111111111111',
-                                        '22222222-2222-2222-2222-222222222222', 5);"
+             INSERT INTO timers (id, case_id, fires_at) VALUES ('11111111-1111-1111-1111-111111111111',
+                                                         '22222222-2222-2222-2222-222222222222', 5);"
         ),
     );
     let out = data.knhk(&["store", "check"]);

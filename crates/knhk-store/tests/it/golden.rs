@@ -119,7 +119,7 @@ async fn write_golden(path: &Path) {
     store.next_in_sequence("round_robin/clerk").await.unwrap();
     // Format 4: a quarantined case.
     store.quarantine(&golden_quarantine()).await.unwrap();
-    // Format 9: a node, and its claim of the order's timer (due at 1_700_003_600_000).
+    // Format 10: a node, and its claim of the order's timer (due at 1_700_003_600_000).
     let fence = store
         .register_node(
             "golden-host/42",
@@ -157,7 +157,7 @@ fn dump(conn: &Connection) -> String {
         .map(Result::unwrap)
         .collect();
     for (name, sql) in &tables {
-        // SQLite makes `sqlite_sequence` itself with the first AUTOINCREMENT table (format 9's
+        // SQLite makes `sqlite_sequence` itself with the first AUTOINCREMENT table (format 10's
         // nodes), and refuses to have it made: its rows are dump enough.
         if name != "sqlite_sequence" {
             out.push_str(&format!("{sql};\n"));

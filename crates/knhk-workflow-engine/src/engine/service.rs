@@ -342,12 +342,15 @@ impl WorkflowEngine {
         }
         // Only a case with calls in flight stays in memory: their results come soon. One that
         // waits for people, events or timers is loaded again when its input comes, so that a
-        // worker's memory does not grow with the cases that merely wait.
+        // worker's memory does not grow with the cases that merely wait. A copy cached before
+        // the claim names the old owner: it goes, lest the next step take the work over again.
         if effects
             .iter()
             .any(|e| matches!(e, Effect::CallConnector { .. }))
         {
             *guard = Some(live);
+        } else {
+            guard.take();
         }
         debug!(case = %id, "case taken up");
         self.perform(id, effects);
