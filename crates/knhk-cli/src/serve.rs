@@ -66,6 +66,8 @@ pub(crate) struct ServeConfig {
     case_cache: usize,
     snapshot_every: u64,
     timer_poll_ms: u64,
+    store: Option<String>,
+    pool_size: Option<usize>,
     store_max_pages: Option<u64>,
     durability: String,
     max_body_bytes: usize,
@@ -93,6 +95,8 @@ impl Default for ServeConfig {
             case_cache: knhk_workflow_engine::EngineConfig::DEFAULT_CASE_CACHE,
             snapshot_every: knhk_workflow_engine::EngineConfig::DEFAULT_SNAPSHOT_EVERY,
             timer_poll_ms: 1000,
+            store: None,
+            pool_size: None,
             store_max_pages: None,
             durability: Durability::Full.name().to_owned(),
             max_body_bytes: limits.max_body_bytes,
@@ -109,7 +113,7 @@ impl Default for ServeConfig {
 
 /// The keys read from `KNHK_*` environment variables (`KNHK_MAX_BODY_BYTES` for
 /// `max_body_bytes`...): every key.
-const KEYS: [&str; 21] = [
+const KEYS: [&str; 23] = [
     "http",
     "grpc",
     "data_dir",
@@ -122,6 +126,8 @@ const KEYS: [&str; 21] = [
     "case_cache",
     "snapshot_every",
     "timer_poll_ms",
+    "store",
+    "pool_size",
     "store_max_pages",
     "durability",
     "max_body_bytes",
@@ -151,6 +157,12 @@ fn load(args: &ServeArgs, cli: &crate::Cli) -> anyhow::Result<ServeConfig> {
         figment = figment.merge(Toml::file(file));
     }
     figment = figment.merge(Env::prefixed("KNHK_").only(&KEYS));
+    // The pool size's variable is the flag's (`--store-pool-size`), named after the store.
+    figment = figment.merge(
+        Env::raw()
+            .only(&["KNHK_STORE_POOL_SIZE"])
+            .map(|_| "pool_size".into()),
+    );
     figment = figment.merge(Serialized::defaults(flags(args, cli)));
     let config: ServeConfig = figment.extract().map_err(|e| {
         let lines: Vec<String> = e
@@ -185,6 +197,12 @@ fn flags(args: &ServeArgs, cli: &crate::Cli) -> Map<String, Value> {
                 && m.value_source(id) == Some(ValueSource::CommandLine)
         })
     };
+    if given("store") {
+        out.insert("store".into(), json!(cli.store));
+    }
+    if given("store_pool_size") {
+        out.insert("pool_size".into(), json!(cli.store_pool_size));
+    }
     let globals: [(&str, Value); 12] = [
         ("data_dir", json!(cli.data_dir)),
         ("admin_role", json!(cli.admin_role)),
@@ -243,6 +261,13 @@ impl ServeConfig {
         if self.data_dir.as_os_str().is_empty() {
             bail!("configuration key data_dir: must not be empty");
         }
+        if let Some(store) = &self.store {
+            crate::session::StoreAddress::parse(Some(store), &self.data_dir)
+                .map_err(|e| anyhow::anyhow!("configuration key store: {e}"))?;
+        }
+        if self.pool_size == Some(0) {
+            bail!("configuration key pool_size: must be at least 1");
+        }
         if Durability::from_name(&self.durability).is_none() {
             bail!(
                 "configuration key durability: {:?} is neither full nor normal",
@@ -265,6 +290,12 @@ impl ServeConfig {
             for (key, v) in table.iter_mut() {
                 if is_secret(key) {
                     *v = toml::Value::String("***".to_owned());
+                }
+                // The store's address may hold a password: shown masked.
+                if key == "store"
+                    && let toml::Value::String(address) = v
+                {
+                    *address = crate::session::redact(address);
                 }
             }
         }
@@ -303,6 +334,8 @@ impl ServeConfig {
             snapshot_every: self.snapshot_every,
             // Only the CLI's JSON-lines lists read pages of this size; the API has its own.
             page_size: 1000,
+            store: self.store.clone(),
+            pool_size: self.pool_size,
         }
     }
 }

@@ -305,7 +305,9 @@ impl Answers {
             }
         }
         match (duplicate, first_error, &c.idempotency) {
-            (_, Some(e), Some(key)) if unique_violation(&e).is_some_and(|c| c.starts_with("idempotency")) => {
+            (_, Some(e), Some(key))
+                if unique_violation(&e).is_some_and(|c| c.starts_with("idempotency")) =>
+            {
                 Refusal::Other(Error::DuplicateKey(key.key.clone()))
             }
             (_, Some(e), _) => Refusal::Other(e),

@@ -381,8 +381,12 @@ impl Store for PostgresStore {
     }
 
     async fn workflow(&self, id: WorkflowId) -> Result<Option<WorkflowRecord>, Error> {
-        self.query_one(&rows::workflow_sql(), &[&id.to_string()], rows::workflow_row)
-            .await
+        self.query_one(
+            &rows::workflow_sql(),
+            &[&id.to_string()],
+            rows::workflow_row,
+        )
+        .await
     }
 
     async fn latest_workflow(&self, uri: &str) -> Result<Option<WorkflowRecord>, Error> {
@@ -536,8 +540,7 @@ impl Store for PostgresStore {
     }
 
     async fn timers(&self) -> Result<Vec<TimerRecord>, Error> {
-        self.query_all(rows::TIMERS_SQL, &[], rows::timer_row)
-            .await
+        self.query_all(rows::TIMERS_SQL, &[], rows::timer_row).await
     }
 
     async fn idempotency(&self, key: &str) -> Result<Option<IdempotencyRecord>, Error> {
@@ -547,7 +550,9 @@ impl Store for PostgresStore {
 
     async fn next_in_sequence(&self, name: &str) -> Result<u64, Error> {
         let value = self
-            .query_one(rows::NEXT_IN_SEQUENCE_SQL, &[&name], |r| rows::u64_col(r, 0))
+            .query_one(rows::NEXT_IN_SEQUENCE_SQL, &[&name], |r| {
+                rows::u64_col(r, 0)
+            })
             .await?;
         value.ok_or(Error::Corrupt(crate::error::Corruption::Sequence {
             name: name.to_owned(),

@@ -48,9 +48,7 @@ pub fn postgres_scans(plan: &[String], tables: &[&str]) -> Vec<String> {
             .any(|l| l.trim_start().starts_with("Index Cond:"));
         let scans_all = if node.starts_with("Seq Scan on ") {
             growing
-        } else if node.starts_with("Index Scan")
-            || node.starts_with("Index Only Scan")
-        {
+        } else if node.starts_with("Index Scan") || node.starts_with("Index Only Scan") {
             growing && !conditioned
         } else {
             node.starts_with("Bitmap Index Scan") && !conditioned
@@ -202,9 +200,7 @@ fn queries() -> Vec<(String, String, Vec<Param>)> {
     out.push((
         "the queue lengths of three users".to_owned(),
         rows::QUEUE_LENGTHS_SQL.to_owned(),
-        vec![Box::new(
-            ["ann", "bob", "cat"].map(str::to_owned).to_vec(),
-        )],
+        vec![Box::new(["ann", "bob", "cat"].map(str::to_owned).to_vec())],
     ));
     let (sql, args) = rows::case_ids_query(&waiting, false);
     out.push((
@@ -303,8 +299,6 @@ pub(super) async fn explain(client: &mut Client) -> Result<Vec<QueryPlan>, Error
             scans,
         });
     }
-    tx.rollback()
-        .await
-        .map_err(pg("ending the explanation"))?;
+    tx.rollback().await.map_err(pg("ending the explanation"))?;
     Ok(plans)
 }

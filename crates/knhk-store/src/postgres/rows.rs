@@ -180,9 +180,7 @@ pub(super) fn workflow_sql() -> String {
 }
 
 pub(super) fn latest_workflow_sql() -> String {
-    format!(
-        "SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE uri = $1 ORDER BY version DESC LIMIT 1"
-    )
+    format!("SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE uri = $1 ORDER BY version DESC LIMIT 1")
 }
 
 pub(super) fn workflows_sql() -> String {
@@ -206,9 +204,9 @@ pub(super) const EVENTS_SQL: &str =
 pub(super) const EVENTS_PAGE_SQL: &str =
     "SELECT seq, time, payload FROM events WHERE case_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
 pub(super) const SNAPSHOT_SQL: &str = "SELECT seq, format, state FROM snapshots WHERE case_id = $1";
-pub(super) const TIMERS_SQL: &str = "SELECT id, case_id, fires_at FROM timers ORDER BY fires_at, id";
-pub(super) const IDEMPOTENCY_SQL: &str =
-    "SELECT key, response, at FROM idempotency WHERE key = $1";
+pub(super) const TIMERS_SQL: &str =
+    "SELECT id, case_id, fires_at FROM timers ORDER BY fires_at, id";
+pub(super) const IDEMPOTENCY_SQL: &str = "SELECT key, response, at FROM idempotency WHERE key = $1";
 pub(super) const QUARANTINE_OF_SQL: &str =
     "SELECT case_id, reason, at FROM quarantine WHERE case_id = $1";
 pub(super) const QUARANTINE_SQL: &str =

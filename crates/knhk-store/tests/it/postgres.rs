@@ -241,7 +241,12 @@ async fn addresses_are_shown_without_their_password() {
         redact_address("postgres://postgres@127.0.0.1:5432/test"),
         "postgres://postgres@127.0.0.1:5432/test"
     );
-    match PostgresStore::open("postgres://ann:s3cret@[bad/knhk", PostgresOptions::default()).await {
+    match PostgresStore::open(
+        "postgres://ann:s3cret@[bad/knhk",
+        PostgresOptions::default(),
+    )
+    .await
+    {
         Err(e @ Error::Address(_)) => {
             let text = e.to_string();
             assert!(!text.contains("s3cret"), "{text}");
