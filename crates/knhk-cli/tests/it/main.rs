@@ -13,6 +13,7 @@ mod http_server;
 mod incidents;
 mod inputs;
 mod limits;
+mod postgres;
 mod run;
 mod serve;
 mod snapshots;
@@ -43,6 +44,8 @@ fn knhk(args: &[&str]) -> Output {
         .env_remove("KNHK_UTC")
         .env_remove("KNHK_SERVER")
         .env_remove("KNHK_DURABILITY")
+        .env_remove("KNHK_STORE")
+        .env_remove("KNHK_STORE_POOL_SIZE")
         .output()
         .expect("the knhk binary runs")
 }
@@ -152,6 +155,7 @@ impl DataDir {
             .arg(dir)
             .env_remove("KNHK_DATA_DIR")
             .env_remove("KNHK_SERVER")
+            .env_remove("KNHK_STORE")
             .env("RUST_LOG", "error")
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(std::process::Stdio::piped())
