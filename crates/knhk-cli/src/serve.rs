@@ -75,6 +75,7 @@ pub(crate) struct ServeConfig {
     max_page_size: usize,
     default_page_size: usize,
     request_timeout_ms: u64,
+    watch_poll_ms: u64,
     shutdown_timeout_ms: u64,
     log_format: String,
 }
@@ -105,6 +106,7 @@ impl Default for ServeConfig {
             default_page_size: limits.default_page_size,
             request_timeout_ms: u64::try_from(limits.request_timeout.as_millis())
                 .unwrap_or(u64::MAX),
+            watch_poll_ms: u64::try_from(limits.watch_poll.as_millis()).unwrap_or(u64::MAX),
             shutdown_timeout_ms: 10_000,
             log_format: "text".to_owned(),
         }
@@ -113,7 +115,7 @@ impl Default for ServeConfig {
 
 /// The keys read from `KNHK_*` environment variables (`KNHK_MAX_BODY_BYTES` for
 /// `max_body_bytes`...): every key.
-const KEYS: [&str; 23] = [
+const KEYS: [&str; 24] = [
     "http",
     "grpc",
     "data_dir",
@@ -135,6 +137,7 @@ const KEYS: [&str; 23] = [
     "max_page_size",
     "default_page_size",
     "request_timeout_ms",
+    "watch_poll_ms",
     "shutdown_timeout_ms",
     "log_format",
 ];
@@ -242,6 +245,7 @@ impl ServeConfig {
             ("max_page_size", self.max_page_size as u64),
             ("default_page_size", self.default_page_size as u64),
             ("request_timeout_ms", self.request_timeout_ms),
+            ("watch_poll_ms", self.watch_poll_ms),
             ("shutdown_timeout_ms", self.shutdown_timeout_ms),
         ];
         for (key, value) in positive {
@@ -310,6 +314,7 @@ impl ServeConfig {
             // A default above the cap is the cap.
             default_page_size: self.default_page_size.min(self.max_page_size),
             request_timeout: Duration::from_millis(self.request_timeout_ms),
+            watch_poll: Duration::from_millis(self.watch_poll_ms),
         }
     }
 

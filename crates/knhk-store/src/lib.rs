@@ -30,7 +30,7 @@ pub use postgres::{
 };
 pub use record::{
     CaseFilter, CaseRecord, Change, Commit, IdempotencyRecord, QuarantineRecord, SnapshotRecord,
-    TimerRecord, WorkItemFilter, WorkItemRecord, WorkflowRecord, last_group,
+    TimerRecord, WorkItemFilter, WorkItemRecord, WorkflowRecord, WorkflowSummary, last_group,
 };
 pub use sqlite::{GROWING, QuickCheck, SqliteOptions, SqliteStats, SqliteStore, sqlite_scans};
 pub use store::Store;
@@ -43,5 +43,6 @@ pub use store::Store;
 /// size (work items' roles in a table of their own); format 6 marks the cases with work in
 /// flight, which recovery reads; format 7 the latest snapshot of each case's state, which
 /// loading a case starts from; format 8 indexes the last group of case and work item ids, by
-/// which tables name time-ordered ids.
-pub const FORMAT_VERSION: i64 = 8;
+/// which tables name time-ordered ids; format 9 indexes work items by state, for pages of the
+/// items in one state.
+pub const FORMAT_VERSION: i64 = 9;

@@ -11,7 +11,7 @@ use crate::error::Error;
 use crate::plan::QueryPlan;
 use crate::record::{
     CaseFilter, CaseRecord, Change, Commit, IdempotencyRecord, QuarantineRecord, SnapshotRecord,
-    TimerRecord, WorkItemFilter, WorkItemRecord, WorkflowRecord, named_by,
+    TimerRecord, WorkItemFilter, WorkItemRecord, WorkflowRecord, WorkflowSummary, named_by,
 };
 use crate::store::Store;
 
@@ -105,6 +105,29 @@ impl Store for MemoryStore {
         let mut all: Vec<_> = self.lock().workflows.values().cloned().collect();
         all.sort_by(|a, b| (&a.name, a.version, a.id).cmp(&(&b.name, b.version, b.id)));
         Ok(all)
+    }
+
+    async fn workflow_summaries(&self) -> Result<Vec<WorkflowSummary>, Error> {
+        let mut all: Vec<_> = self
+            .lock()
+            .workflows
+            .values()
+            .map(WorkflowSummary::of)
+            .collect();
+        all.sort_by(|a, b| (&a.name, a.version, a.id).cmp(&(&b.name, b.version, b.id)));
+        Ok(all)
+    }
+
+    async fn workflows_named(&self, key: &str) -> Result<Vec<WorkflowSummary>, Error> {
+        let mut found: Vec<_> = self
+            .lock()
+            .workflows
+            .values()
+            .filter(|w| w.uri == key || w.name == key)
+            .map(WorkflowSummary::of)
+            .collect();
+        found.sort_by(|a, b| (&a.uri, a.version).cmp(&(&b.uri, b.version)));
+        Ok(found)
     }
 
     async fn commit(&self, c: Commit) -> Result<(), Error> {
@@ -320,6 +343,10 @@ impl Store for MemoryStore {
             .entry(q.case)
             .or_insert_with(|| q.clone());
         Ok(())
+    }
+
+    async fn release_quarantine(&self, case: CaseId) -> Result<bool, Error> {
+        Ok(self.lock().quarantine.remove(&case).is_some())
     }
 
     async fn quarantined(&self) -> Result<Vec<QuarantineRecord>, Error> {

@@ -23,6 +23,46 @@ pub struct WorkflowRecord {
     pub registered_at: Timestamp,
 }
 
+/// A registered workflow without its source and parsed form: what a list of workflows, or a
+/// lookup by URI or name, reads.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkflowSummary {
+    pub id: WorkflowId,
+    pub uri: String,
+    pub name: String,
+    pub version: u32,
+    pub format: String,
+    /// The number of tasks of the specification, over all its nets (the lengths of the
+    /// `tasks` lists of the `nets` of [`WorkflowRecord::spec`]), counted by the backend.
+    pub tasks: u32,
+    pub registered_at: Timestamp,
+}
+
+impl WorkflowSummary {
+    /// Returns the summary of a record, counting the tasks of its parsed form.
+    pub fn of(w: &WorkflowRecord) -> WorkflowSummary {
+        let tasks = w
+            .spec
+            .get("nets")
+            .and_then(Value::as_array)
+            .map_or(0, |nets| {
+                nets.iter()
+                    .filter_map(|n| n.get("tasks").and_then(Value::as_array))
+                    .map(Vec::len)
+                    .sum::<usize>()
+            });
+        WorkflowSummary {
+            id: w.id,
+            uri: w.uri.clone(),
+            name: w.name.clone(),
+            version: w.version,
+            format: w.format.clone(),
+            tasks: u32::try_from(tasks).unwrap_or(u32::MAX),
+            registered_at: w.registered_at,
+        }
+    }
+}
+
 /// The snapshot of a case after its last committed step.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CaseRecord {
@@ -149,6 +189,8 @@ pub struct WorkItemFilter {
     pub role: Option<String>,
     pub case: Option<CaseId>,
     pub owner: Option<String>,
+    /// Items in this state ([`WorkItemRecord::state`]: `offered`, `allocated` or `started`).
+    pub state: Option<String>,
     pub limit: Option<usize>,
     /// Only items after this one in the order of the list (offer time, then id): where the
     /// next page of a paged list starts.
@@ -173,6 +215,7 @@ impl WorkItemFilter {
                 .owner
                 .as_ref()
                 .is_none_or(|o| w.owner.as_ref() == Some(o))
+            && self.state.as_ref().is_none_or(|s| *s == w.state)
             && self.after.is_none_or(|after| (w.offered_at, w.id) > after)
     }
 }

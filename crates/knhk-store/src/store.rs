@@ -7,7 +7,7 @@ use crate::error::Error;
 use crate::plan::QueryPlan;
 use crate::record::{
     CaseFilter, CaseRecord, Commit, IdempotencyRecord, QuarantineRecord, SnapshotRecord,
-    TimerRecord, WorkItemFilter, WorkItemRecord, WorkflowRecord,
+    TimerRecord, WorkItemFilter, WorkItemRecord, WorkflowRecord, WorkflowSummary,
 };
 
 /// Durable state of the engine. Every write of a case goes through [`Store::commit`]; reads
@@ -24,6 +24,13 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn latest_workflow(&self, uri: &str) -> Result<Option<WorkflowRecord>, Error>;
     /// Returns every workflow, ordered by name, then version.
     async fn workflows(&self) -> Result<Vec<WorkflowRecord>, Error>;
+    /// Returns every workflow without its source and parsed form, ordered by name, then
+    /// version, then id: what a list of workflows shows.
+    async fn workflow_summaries(&self) -> Result<Vec<WorkflowSummary>, Error>;
+    /// Returns every version of the workflows whose URI is `key` and of those whose name is
+    /// `key`, without their sources, ordered by URI, then version: what a lookup by URI or
+    /// name picks from, read from the indexes of URIs and names.
+    async fn workflows_named(&self, key: &str) -> Result<Vec<WorkflowSummary>, Error>;
     /// Writes one step of one case atomically; the step is durable when `Ok` returns.
     async fn commit(&self, c: Commit) -> Result<(), Error>;
     /// Returns the case with this id, if stored.
@@ -94,6 +101,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Sets a case aside; a case already set aside keeps its first reason. The case's own
     /// rows are left as they are, for whoever repairs them.
     async fn quarantine(&self, q: &QuarantineRecord) -> Result<(), Error>;
+    /// Takes a case out of the quarantine (someone repaired it); returns whether it was set
+    /// aside. Nothing else of the case changes.
+    async fn release_quarantine(&self, case: CaseId) -> Result<bool, Error>;
     /// Returns every case set aside, oldest first.
     async fn quarantined(&self) -> Result<Vec<QuarantineRecord>, Error>;
     /// Returns why a case was set aside, if it was.

@@ -133,6 +133,10 @@ pub enum Error {
     },
     #[error("case {id} is quarantined: {reason} (`knhk store check` names what is wrong)")]
     Quarantined { id: CaseId, reason: String },
+    #[error("case {0} is not quarantined: there is nothing to release")]
+    NotQuarantined(CaseId),
+    #[error("case {id} stays quarantined: {}", problems.join("; "))]
+    StillBroken { id: CaseId, problems: Vec<String> },
     #[error("the engine is shutting down")]
     ShuttingDown,
     #[error("timer {timer} is not due yet: it falls due in {due_in_ms} ms")]
@@ -281,6 +285,7 @@ impl Error {
             Error::TimerNotDue { .. } => ErrorCode::FailedPrecondition,
             // Nothing runs a quarantined case until someone repairs it.
             Error::Quarantined { .. } => ErrorCode::FailedPrecondition,
+            Error::NotQuarantined(_) | Error::StillBroken { .. } => ErrorCode::FailedPrecondition,
             Error::ResultLost { source, .. } => source.code(),
         }
     }

@@ -201,13 +201,38 @@ pub(crate) fn workflow_view(r: WorkflowRecord) -> Result<WorkflowView, Error> {
             id: r.id.to_string(),
             source: e.into(),
         })?;
+    let tasks = knhk_store::WorkflowSummary::of(&r).tasks;
     Ok(WorkflowView {
         id: r.id,
         uri: r.uri,
         name: r.name,
         version: r.version,
         format,
+        tasks,
         source: r.source,
+        registered_at: r.registered_at,
+    })
+}
+
+/// Returns the view of a stored workflow's summary.
+pub(crate) fn workflow_summary(
+    r: knhk_store::WorkflowSummary,
+) -> Result<crate::view::WorkflowSummary, Error> {
+    let format = r
+        .format
+        .parse::<crate::view::SourceFormat>()
+        .map_err(|e| Error::CorruptRow {
+            row: "workflow",
+            id: r.id.to_string(),
+            source: e.into(),
+        })?;
+    Ok(crate::view::WorkflowSummary {
+        id: r.id,
+        uri: r.uri,
+        name: r.name,
+        version: r.version,
+        format,
+        tasks: r.tasks,
         registered_at: r.registered_at,
     })
 }
@@ -278,6 +303,7 @@ pub(crate) fn work_item_filter(
         role: q.role.clone(),
         case: q.case,
         owner: q.owner.clone(),
+        state: q.status.map(|s| s.as_str().to_owned()),
         limit: q.limit,
         after,
     }

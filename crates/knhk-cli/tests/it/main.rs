@@ -13,6 +13,7 @@ mod http_server;
 mod incidents;
 mod inputs;
 mod limits;
+mod multinode;
 mod postgres;
 mod run;
 mod serve;

@@ -30,7 +30,7 @@ use crate::error::Error;
 use crate::plan::QueryPlan;
 use crate::record::{
     CaseFilter, CaseRecord, Commit, IdempotencyRecord, QuarantineRecord, SnapshotRecord,
-    TimerRecord, WorkItemFilter, WorkItemRecord, WorkflowRecord,
+    TimerRecord, WorkItemFilter, WorkItemRecord, WorkflowRecord, WorkflowSummary,
 };
 use crate::store::Store;
 
@@ -344,8 +344,9 @@ impl Store for PostgresStore {
         let inserted = self
             .execute(
                 "inserting a workflow",
-                "INSERT INTO workflows (id, name, version, format, source, spec, registered_at, uri)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                "INSERT INTO workflows (id, name, version, format, source, spec, registered_at, uri,
+                   tasks)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 &[
                     &w.id.to_string(),
                     &w.name,
@@ -355,6 +356,7 @@ impl Store for PostgresStore {
                     &spec,
                     &w.registered_at.0,
                     &w.uri,
+                    &i64::from(WorkflowSummary::of(w).tasks),
                 ],
             )
             .await;
@@ -397,6 +399,24 @@ impl Store for PostgresStore {
     async fn workflows(&self) -> Result<Vec<WorkflowRecord>, Error> {
         self.query_all(&rows::workflows_sql(), &[], rows::workflow_row)
             .await
+    }
+
+    async fn workflow_summaries(&self) -> Result<Vec<WorkflowSummary>, Error> {
+        self.query_all(
+            &rows::workflow_summaries_sql(),
+            &[],
+            rows::workflow_summary_row,
+        )
+        .await
+    }
+
+    async fn workflows_named(&self, key: &str) -> Result<Vec<WorkflowSummary>, Error> {
+        self.query_all(
+            &rows::workflows_named_sql(),
+            &[&key],
+            rows::workflow_summary_row,
+        )
+        .await
     }
 
     async fn commit(&self, c: Commit) -> Result<(), Error> {
@@ -568,6 +588,17 @@ impl Store for PostgresStore {
         )
         .await
         .map(drop)
+    }
+
+    async fn release_quarantine(&self, case: CaseId) -> Result<bool, Error> {
+        let removed = self
+            .execute(
+                "releasing a case from quarantine",
+                rows::RELEASE_QUARANTINE_SQL,
+                &[&case.to_string()],
+            )
+            .await?;
+        Ok(removed > 0)
     }
 
     async fn quarantined(&self) -> Result<Vec<QuarantineRecord>, Error> {

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::error::{Corruption, Error};
 use crate::record::{
     CaseFilter, CaseRecord, IdempotencyRecord, QuarantineRecord, SnapshotRecord, TimerRecord,
-    WorkItemFilter, WorkItemRecord, WorkflowRecord,
+    WorkItemFilter, WorkItemRecord, WorkflowRecord, WorkflowSummary,
 };
 
 /// A statement's parameter, owned so that queries built at run time can carry their own.
@@ -90,6 +90,35 @@ pub(super) fn workflow_row(r: &Row) -> Result<WorkflowRecord, Error> {
         registered_at: time_col(r, 6)?,
         uri: col(r, 7)?,
     })
+}
+
+/// The columns of a workflow's summary: no source, no specification.
+const WORKFLOW_SUMMARY_COLUMNS: &str = "id, uri, name, version, format, registered_at, tasks";
+
+pub(super) fn workflow_summary_row(r: &Row) -> Result<WorkflowSummary, Error> {
+    Ok(WorkflowSummary {
+        id: WorkflowId(uuid_col(r, 0)?),
+        uri: col(r, 1)?,
+        name: col(r, 2)?,
+        version: u32_col(r, 3)?,
+        format: col(r, 4)?,
+        registered_at: time_col(r, 5)?,
+        tasks: u32_col(r, 6)?,
+    })
+}
+
+pub(super) fn workflow_summaries_sql() -> String {
+    format!("SELECT {WORKFLOW_SUMMARY_COLUMNS} FROM workflows ORDER BY name, version, id")
+}
+
+/// The versions of the workflows whose URI or name is `$1`: two index ranges, one of the
+/// unique `(uri, version)`, one of `workflows_by_name`.
+pub(super) fn workflows_named_sql() -> String {
+    format!(
+        "SELECT {WORKFLOW_SUMMARY_COLUMNS} FROM workflows WHERE uri = $1 \
+         UNION SELECT {WORKFLOW_SUMMARY_COLUMNS} FROM workflows WHERE name = $1 \
+         ORDER BY 2, 4"
+    )
 }
 
 pub(super) fn case_row(r: &Row) -> Result<CaseRecord, Error> {
@@ -209,6 +238,8 @@ pub(super) const TIMERS_SQL: &str =
 pub(super) const IDEMPOTENCY_SQL: &str = "SELECT key, response, at FROM idempotency WHERE key = $1";
 pub(super) const QUARANTINE_OF_SQL: &str =
     "SELECT case_id, reason, at FROM quarantine WHERE case_id = $1";
+/// Takes a case out of the quarantine.
+pub(super) const RELEASE_QUARANTINE_SQL: &str = "DELETE FROM quarantine WHERE case_id = $1";
 pub(super) const QUARANTINE_SQL: &str =
     "SELECT case_id, reason, at FROM quarantine ORDER BY at, case_id";
 /// Marks a case as having no work in flight, if its version is still the one given.
@@ -298,8 +329,8 @@ pub(super) fn ids_by_last_group_sql(table: &str) -> String {
 /// Builds the query of the work items that match `f`, with only the conditions it sets, so
 /// that the planner can use the index of the most selective one: the case (a few items, by
 /// the primary key), else the user (a queue), else the role (through `work_item_roles`, in
-/// offer order). The other conditions are checked on the rows found. A page (`after`) starts
-/// inside the index range in the list's order (offer time, then id).
+/// offer order), else the state. The other conditions are checked on the rows found. A page
+/// (`after`) starts inside the index range in the list's order (offer time, then id).
 pub(super) fn work_items_query(f: &WorkItemFilter) -> (String, Vec<Param>) {
     let columns = WORK_ITEM_COLUMNS
         .iter()
@@ -326,6 +357,13 @@ pub(super) fn work_items_query(f: &WorkItemFilter) -> (String, Vec<Param>) {
             ));
         }
     };
+    // A state beside a more selective condition is checked on the rows that one finds.
+    let state = |sql: &mut String, args: &mut Vec<Param>| {
+        if let Some(state) = &f.state {
+            args.push(Box::new(state.clone()));
+            sql.push_str(&format!(" AND w.state = ${}", args.len()));
+        }
+    };
     let mut sql = match (&f.case, &f.owner, &f.role) {
         (Some(case), owner, role) => {
             args.push(Box::new(case.to_string()));
@@ -338,6 +376,7 @@ pub(super) fn work_items_query(f: &WorkItemFilter) -> (String, Vec<Param>) {
                 let cond = has_role(&mut args, role);
                 sql.push_str(&cond);
             }
+            state(&mut sql, &mut args);
             after(&mut sql, "w.offered_at", "w.id", &mut args);
             sql + " ORDER BY w.offered_at, w.id"
         }
@@ -348,6 +387,7 @@ pub(super) fn work_items_query(f: &WorkItemFilter) -> (String, Vec<Param>) {
                 let cond = has_role(&mut args, role);
                 sql.push_str(&cond);
             }
+            state(&mut sql, &mut args);
             after(&mut sql, "w.offered_at", "w.id", &mut args);
             sql + " ORDER BY w.offered_at, w.id"
         }
@@ -358,11 +398,18 @@ pub(super) fn work_items_query(f: &WorkItemFilter) -> (String, Vec<Param>) {
                  JOIN work_items w ON w.case_id = r.case_id AND w.id = r.item
                  WHERE r.role = $1"
             );
+            state(&mut sql, &mut args);
             after(&mut sql, "r.offered_at", "r.item", &mut args);
             sql + " ORDER BY r.offered_at, r.item"
         }
         (None, None, None) => {
-            let mut sql = format!("SELECT {columns} FROM work_items w WHERE TRUE");
+            let mut sql = match &f.state {
+                Some(state) => {
+                    args.push(Box::new(state.clone()));
+                    format!("SELECT {columns} FROM work_items w WHERE w.state = $1")
+                }
+                None => format!("SELECT {columns} FROM work_items w WHERE TRUE"),
+            };
             after(&mut sql, "w.offered_at", "w.id", &mut args);
             sql + " ORDER BY w.offered_at, w.id"
         }

@@ -38,6 +38,7 @@ CREATE TABLE workflows (
     source TEXT NOT NULL,
     spec TEXT NOT NULL,
     registered_at BIGINT NOT NULL,
+    tasks BIGINT NOT NULL,
     CONSTRAINT workflows_uri_version UNIQUE (uri, version)
 );
 CREATE INDEX workflows_by_name ON workflows (name, version, id);
@@ -85,6 +86,7 @@ CREATE TABLE work_items (
 CREATE INDEX work_items_by_id ON work_items (id);
 CREATE INDEX work_items_by_offered ON work_items (offered_at, id);
 CREATE INDEX work_items_by_owner ON work_items (owner, offered_at, id);
+CREATE INDEX work_items_by_state ON work_items (state, offered_at, id);
 CREATE INDEX work_items_by_last_group ON work_items ((substr(id, 25)));
 
 CREATE TABLE work_item_roles (

@@ -35,7 +35,7 @@ use crate::error::Error;
 use crate::plan::QueryPlan;
 use crate::record::{
     CaseFilter, CaseRecord, Commit, IdempotencyRecord, QuarantineRecord, SnapshotRecord,
-    TimerRecord, WorkItemFilter, WorkItemRecord, WorkflowRecord,
+    TimerRecord, WorkItemFilter, WorkItemRecord, WorkflowRecord, WorkflowSummary,
 };
 use crate::store::Store;
 
@@ -395,6 +395,15 @@ impl Store for SqliteStore {
         self.read(rows::workflows).await
     }
 
+    async fn workflow_summaries(&self) -> Result<Vec<WorkflowSummary>, Error> {
+        self.read(rows::workflow_summaries).await
+    }
+
+    async fn workflows_named(&self, key: &str) -> Result<Vec<WorkflowSummary>, Error> {
+        let key = key.to_owned();
+        self.read(move |c| rows::workflows_named(c, &key)).await
+    }
+
     async fn commit(&self, c: Commit) -> Result<(), Error> {
         self.write(|tx| Job::Commit(Box::new(c), tx)).await
     }
@@ -509,6 +518,14 @@ impl Store for SqliteStore {
     async fn quarantine(&self, q: &QuarantineRecord) -> Result<(), Error> {
         let q = Box::new(q.clone());
         self.write(|tx| Job::Quarantine(q, tx)).await
+    }
+
+    async fn release_quarantine(&self, case: CaseId) -> Result<bool, Error> {
+        let (tx, rx) = oneshot::channel();
+        let jobs = self.jobs()?;
+        jobs.send(Job::Release(case, tx))
+            .map_err(|_| Error::WriterStopped)?;
+        Ok(rx.await.map_err(|_| Error::WriterStopped)?? > 0)
     }
 
     async fn quarantined(&self) -> Result<Vec<QuarantineRecord>, Error> {

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::error::{Corruption, Error};
 use crate::record::{
     CaseFilter, CaseRecord, IdempotencyRecord, QuarantineRecord, SnapshotRecord, TimerRecord,
-    WorkItemFilter, WorkItemRecord, WorkflowRecord,
+    WorkItemFilter, WorkItemRecord, WorkflowRecord, WorkflowSummary,
 };
 
 use super::sqlite;
@@ -185,6 +185,44 @@ pub(super) fn latest_workflow(
 pub(super) fn workflows(conn: &Connection) -> Result<Vec<WorkflowRecord>, Error> {
     let sql = format!("SELECT {WORKFLOW_COLUMNS} FROM workflows ORDER BY name, version, id");
     query_all(conn, &sql, [], workflow_row)
+}
+
+/// The columns of a workflow's summary: its tasks counted inside SQLite from the stored
+/// specification (the lengths of the `tasks` lists of its `nets`), which is not read out.
+const WORKFLOW_SUMMARY_COLUMNS: &str = "id, uri, name, version, format, registered_at, \
+     (SELECT coalesce(sum(json_array_length(n.value, '$.tasks')), 0) \
+      FROM json_each(CASE WHEN json_valid(spec) THEN spec ELSE '{}' END, '$.nets') AS n)";
+
+fn workflow_summary_row(r: &Row<'_>) -> Result<WorkflowSummary, Error> {
+    Ok(WorkflowSummary {
+        id: WorkflowId(uuid_col(r, 0)?),
+        uri: col(r, 1)?,
+        name: col(r, 2)?,
+        version: u32_col(r, 3)?,
+        format: col(r, 4)?,
+        registered_at: time_col(r, 5)?,
+        tasks: u32_col(r, 6)?,
+    })
+}
+
+pub(super) fn workflow_summaries(conn: &Connection) -> Result<Vec<WorkflowSummary>, Error> {
+    let sql =
+        format!("SELECT {WORKFLOW_SUMMARY_COLUMNS} FROM workflows ORDER BY name, version, id");
+    query_all(conn, &sql, [], workflow_summary_row)
+}
+
+/// The versions of the workflows whose URI or name is `?1`: two index ranges, one of
+/// `workflows_by_uri`, one of `workflows_by_name`.
+pub(super) fn workflows_named_sql() -> String {
+    format!(
+        "SELECT {WORKFLOW_SUMMARY_COLUMNS} FROM workflows WHERE uri = ?1 \
+         UNION SELECT {WORKFLOW_SUMMARY_COLUMNS} FROM workflows WHERE name = ?1 \
+         ORDER BY 2, 4"
+    )
+}
+
+pub(super) fn workflows_named(conn: &Connection, key: &str) -> Result<Vec<WorkflowSummary>, Error> {
+    query_all(conn, &workflows_named_sql(), [key], workflow_summary_row)
 }
 
 pub(super) fn case(conn: &Connection, id: CaseId) -> Result<Option<CaseRecord>, Error> {
@@ -394,7 +432,8 @@ pub(super) fn work_items(
 /// that the planner can use the index of the most selective one: the case (a few items),
 /// else the user (a queue), else the role (through `work_item_roles`, in offer order). The
 /// other conditions are checked on the rows found (`+` keeps a column's index out of the
-/// plan). Without any, every item is read in offer order. A page (`after`) starts inside the
+/// plan). With only a state, the items in that state are read from its index, in offer order.
+/// Without any, every item is read in offer order. A page (`after`) starts inside the
 /// index range in the list's order (offer time, then id), so that it reads only itself.
 pub(super) fn work_items_query(f: &WorkItemFilter) -> (String, Vec<SqlValue>) {
     let text = |s: &str| SqlValue::Text(s.to_owned());
@@ -415,6 +454,13 @@ pub(super) fn work_items_query(f: &WorkItemFilter) -> (String, Vec<SqlValue>) {
             args.push(SqlValue::Text(item.to_string()));
         }
     };
+    // A state beside a more selective condition is checked on the rows that one finds.
+    let state = |sql: &mut String, args: &mut Vec<SqlValue>| {
+        if let Some(state) = &f.state {
+            sql.push_str(" AND +w.state = ?");
+            args.push(text(state));
+        }
+    };
     let mut sql = match (&f.case, &f.owner, &f.role) {
         (Some(case), owner, role) => {
             let mut sql = format!("SELECT {columns} FROM work_items w WHERE w.case_id = ?");
@@ -427,6 +473,7 @@ pub(super) fn work_items_query(f: &WorkItemFilter) -> (String, Vec<SqlValue>) {
                 sql.push_str(&format!(" AND {has_role}"));
                 args.push(text(role));
             }
+            state(&mut sql, &mut args);
             after(&mut sql, "+w.offered_at", "w.id", &mut args);
             sql + " ORDER BY w.offered_at, w.id"
         }
@@ -437,6 +484,7 @@ pub(super) fn work_items_query(f: &WorkItemFilter) -> (String, Vec<SqlValue>) {
                 sql.push_str(&format!(" AND {has_role}"));
                 args.push(text(role));
             }
+            state(&mut sql, &mut args);
             after(&mut sql, "w.offered_at", "w.id", &mut args);
             sql + " ORDER BY w.offered_at, w.id"
         }
@@ -446,14 +494,23 @@ pub(super) fn work_items_query(f: &WorkItemFilter) -> (String, Vec<SqlValue>) {
                 "SELECT {columns} FROM work_item_roles r JOIN work_items w ON w.id = r.item
                  WHERE r.role = ?"
             );
+            state(&mut sql, &mut args);
             after(&mut sql, "r.offered_at", "r.item", &mut args);
             sql + " ORDER BY r.offered_at, r.item"
         }
-        (None, None, None) => {
-            let mut sql = format!("SELECT {columns} FROM work_items w WHERE 1 = 1");
-            after(&mut sql, "w.offered_at", "w.id", &mut args);
-            sql + " ORDER BY w.offered_at, w.id"
-        }
+        (None, None, None) => match &f.state {
+            Some(state) => {
+                let mut sql = format!("SELECT {columns} FROM work_items w WHERE w.state = ?");
+                args.push(text(state));
+                after(&mut sql, "w.offered_at", "w.id", &mut args);
+                sql + " ORDER BY w.offered_at, w.id"
+            }
+            None => {
+                let mut sql = format!("SELECT {columns} FROM work_items w WHERE 1 = 1");
+                after(&mut sql, "w.offered_at", "w.id", &mut args);
+                sql + " ORDER BY w.offered_at, w.id"
+            }
+        },
     };
     if let Some(limit) = f.limit {
         sql.push_str(" LIMIT ?");

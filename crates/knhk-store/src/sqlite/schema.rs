@@ -260,9 +260,15 @@ CREATE INDEX cases_by_last_group ON cases (substr(id, 25));
 CREATE INDEX work_items_by_last_group ON work_items (substr(id, 25));
 ";
 
+/// Format 9 lists the work items in one state (offered, allocated, started) in offer order,
+/// a page at a time, from an index rather than by reading every item.
+const MIGRATE_V8_TO_V9_ITEM_STATES: &str = "
+CREATE INDEX work_items_by_state ON work_items (state, offered_at, id);
+";
+
 /// The steps from each older format to the next, in order: `(from, what it does, sql)`.
 /// A new format adds its own step here, separately named.
-const MIGRATIONS: [(i64, &str, &str); 7] = [
+const MIGRATIONS: [(i64, &str, &str); 8] = [
     (
         1,
         "migrating the store from format 1 to 2 (named sequences)",
@@ -297,6 +303,11 @@ const MIGRATIONS: [(i64, &str, &str); 7] = [
         7,
         "migrating the store from format 7 to 8 (ids by their last group)",
         MIGRATE_V7_TO_V8_LAST_GROUPS,
+    ),
+    (
+        8,
+        "migrating the store from format 8 to 9 (work items by state)",
+        MIGRATE_V8_TO_V9_ITEM_STATES,
     ),
 ];
 

@@ -30,6 +30,8 @@ pub(super) enum Job {
     Next(String, oneshot::Sender<Result<u64, Error>>),
     /// Marks a case at this version as having no work in flight; answers the rows changed.
     Settle(CaseId, u64, oneshot::Sender<Result<u64, Error>>),
+    /// Takes a case out of the quarantine; answers the rows removed.
+    Release(CaseId, oneshot::Sender<Result<u64, Error>>),
 }
 
 impl Job {
@@ -40,7 +42,7 @@ impl Job {
             Job::Commit(_, tx) | Job::PutWorkflow(_, tx) | Job::Quarantine(_, tx) => {
                 let _ = tx.send(result.map(drop));
             }
-            Job::Next(_, tx) | Job::Settle(_, _, tx) => {
+            Job::Next(_, tx) | Job::Settle(_, _, tx) | Job::Release(_, tx) => {
                 let _ = tx.send(result);
             }
         }
@@ -118,6 +120,7 @@ fn run_transaction(conn: &mut Connection, batch: &[Job]) -> Result<Vec<Result<u6
             Job::Quarantine(q, _) => insert_quarantine(&sp, q).map(|()| 0),
             Job::Next(name, _) => next_in_sequence(&sp, name),
             Job::Settle(case, version, _) => settle_in_flight(&sp, *case, *version),
+            Job::Release(case, _) => release_quarantine(&sp, *case),
         };
         let outcome = match outcome {
             Ok(n) => {
@@ -185,6 +188,17 @@ fn insert_quarantine(conn: &Connection, q: &QuarantineRecord) -> Result<(), Erro
     .and_then(|mut s| s.execute(params![q.case.to_string(), q.reason, q.at.0]))
     .map(drop)
     .map_err(sqlite("quarantining a case"))
+}
+
+/// Removes a case from the quarantine.
+pub(super) const RELEASE_QUARANTINE_SQL: &str = "DELETE FROM quarantine WHERE case_id = ?1";
+
+fn release_quarantine(conn: &Connection, case: CaseId) -> Result<u64, Error> {
+    let removed = conn
+        .prepare_cached(RELEASE_QUARANTINE_SQL)
+        .and_then(|mut s| s.execute(params![case.to_string()]))
+        .map_err(sqlite("releasing a case from quarantine"))?;
+    Ok(removed as u64)
 }
 
 fn insert_workflow(conn: &Connection, w: &WorkflowRecord) -> Result<(), Error> {

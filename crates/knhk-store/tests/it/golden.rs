@@ -317,10 +317,7 @@ async fn golden_format_v7_loads_and_is_migrated() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn golden_format_v8_loads() {
-    if std::env::var("KNHK_WRITE_GOLDEN").as_deref() == Ok("1") {
-        write_golden(&golden_path(FORMAT_VERSION)).await;
-    }
+async fn golden_format_v8_loads_and_is_migrated() {
     let (store, _dir) = load_golden(8).await;
     assert_v4(&store).await;
     assert_eq!(
@@ -333,6 +330,35 @@ async fn golden_format_v8_loads() {
         store.case_ids_by_prefix(&last, 10).await.unwrap(),
         vec![case_id(1)]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn golden_format_v9_loads() {
+    if std::env::var("KNHK_WRITE_GOLDEN").as_deref() == Ok("1") {
+        write_golden(&golden_path(FORMAT_VERSION)).await;
+    }
+    let (store, _dir) = load_golden(9).await;
+    assert_v4(&store).await;
+    // Format 9 lists the work items in one state through its index.
+    let offered = store
+        .work_items(&WorkItemFilter {
+            state: Some("offered".to_owned()),
+            ..WorkItemFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        offered.iter().map(|w| w.id).collect::<Vec<_>>(),
+        vec![item_id(1)]
+    );
+    let started = store
+        .work_items(&WorkItemFilter {
+            state: Some("started".to_owned()),
+            ..WorkItemFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(started, vec![]);
 }
 
 /// Checks what format 4 added: the quarantine, with the sequences of format 2.

@@ -212,6 +212,7 @@ mod inputs;
 mod locks;
 mod lookup;
 mod queries;
+mod release;
 mod service;
 
 pub use catalog::connector_problems;
@@ -526,19 +527,24 @@ impl WorkflowEngine {
 
     /// Checks that a case row's version names the last event of the history read after it.
     /// Commits write both at once, so a history can only be ahead of a row read before it
-    /// (another process committed in between): then the row is read again. A row behind its
-    /// history, or ahead of it, is corrupt; without this check every commit would fail its
-    /// concurrency check and the case would look busy for ever.
+    /// (other processes committed in between): then the row is read again, and a row that
+    /// has reached the history (or passed it: more commits came meanwhile) is sound; the
+    /// history read is a committed state, and a commit from it fails its concurrency check and
+    /// decides again. A row still behind its history, or a row ahead of a history read after
+    /// it, is corrupt; without this check every commit would fail its concurrency check and
+    /// the case would look busy for ever.
     async fn check_version(&self, id: CaseId, row: u64, history: u64) -> Result<(), Error> {
-        let row = if history > row {
-            let again = self.inner.store.case(id).await?;
-            again.map_or(row, |r| r.version)
-        } else {
-            row
-        };
         if row == history {
             return Ok(());
         }
+        let row = if history > row {
+            match self.inner.store.case(id).await? {
+                Some(again) if again.version >= history => return Ok(()),
+                again => again.map_or(row, |r| r.version),
+            }
+        } else {
+            row
+        };
         Err(Error::CorruptVersion {
             id,
             stored: row,

@@ -87,6 +87,8 @@ fn engine_variant(e: &Error) -> &'static str {
         Error::TimerNotDue { .. } => "TimerNotDue",
         Error::ResultLost { .. } => "ResultLost",
         Error::Quarantined { .. } => "Quarantined",
+        Error::NotQuarantined(_) => "NotQuarantined",
+        Error::StillBroken { .. } => "StillBroken",
     }
 }
 
@@ -601,6 +603,14 @@ async fn every_error_has_its_code() {
             },
             FailedPrecondition,
         ),
+        (Error::NotQuarantined(case_id()), FailedPrecondition),
+        (
+            Error::StillBroken {
+                id: case_id(),
+                problems: vec!["its history does not replay".to_owned()],
+            },
+            FailedPrecondition,
+        ),
         // A result given up has the code of its last failure.
         (
             Error::ResultLost {
@@ -642,6 +652,8 @@ async fn every_error_has_its_code() {
         "TimerNotDue",
         "ResultLost",
         "Quarantined",
+        "NotQuarantined",
+        "StillBroken",
     ]
     .into_iter()
     .map(str::to_owned)

@@ -110,6 +110,17 @@ impl knhk_store::Store for FlakyStore {
     async fn workflows(&self) -> Result<Vec<knhk_store::WorkflowRecord>, knhk_store::Error> {
         self.inner.workflows().await
     }
+    async fn workflow_summaries(
+        &self,
+    ) -> Result<Vec<knhk_store::WorkflowSummary>, knhk_store::Error> {
+        self.inner.workflow_summaries().await
+    }
+    async fn workflows_named(
+        &self,
+        key: &str,
+    ) -> Result<Vec<knhk_store::WorkflowSummary>, knhk_store::Error> {
+        self.inner.workflows_named(key).await
+    }
     async fn commit(&self, c: knhk_store::Commit) -> Result<(), knhk_store::Error> {
         use std::sync::atomic::Ordering;
         if self
@@ -199,6 +210,9 @@ impl knhk_store::Store for FlakyStore {
     }
     async fn quarantine(&self, q: &knhk_store::QuarantineRecord) -> Result<(), knhk_store::Error> {
         self.inner.quarantine(q).await
+    }
+    async fn release_quarantine(&self, case: knhk_core::CaseId) -> Result<bool, knhk_store::Error> {
+        self.inner.release_quarantine(case).await
     }
     async fn quarantined(&self) -> Result<Vec<knhk_store::QuarantineRecord>, knhk_store::Error> {
         self.inner.quarantined().await
