@@ -144,8 +144,8 @@ const MIGRATIONS: [(i64, &str, &str); 0] = [];
 
 /// Returns the schema the connection's `search_path` names first: the current schema, or the
 /// first entry of the path when that schema does not exist yet (`"$user"` is the session
-/// user), so that it can be created.
-async fn target_schema(client: &Client) -> Result<String, Error> {
+/// user), so that it can be created; and whether it exists.
+async fn target_schema(client: &Client) -> Result<(String, bool), Error> {
     let row = client
         .query_one(
             "SELECT current_schema(), current_setting('search_path'), session_user::text",
@@ -155,7 +155,7 @@ async fn target_schema(client: &Client) -> Result<String, Error> {
         .map_err(pg("reading the search_path"))?;
     let current: Option<String> = row.get(0);
     if let Some(schema) = current {
-        return Ok(schema);
+        return Ok((schema, true));
     }
     let path: String = row.get(1);
     let user: String = row.get(2);
@@ -172,7 +172,7 @@ async fn target_schema(client: &Client) -> Result<String, Error> {
             "the connection's search_path names no schema to keep the store in".to_owned(),
         ));
     }
-    Ok(name)
+    Ok((name, false))
 }
 
 /// Quotes an identifier for SQL (`"a""b"`).
@@ -186,7 +186,7 @@ pub(super) fn quote_ident(name: &str) -> String {
 /// schema at once do not both create or migrate it (the second waits, then finds it done).
 /// Returns the schema's name.
 pub(super) async fn ensure(client: &mut Client) -> Result<String, Error> {
-    let schema = target_schema(client).await?;
+    let (schema, exists) = target_schema(client).await?;
     let tx = client
         .transaction()
         .await
@@ -197,12 +197,16 @@ pub(super) async fn ensure(client: &mut Client) -> Result<String, Error> {
     )
     .await
     .map_err(pg("waiting for the schema lock"))?;
-    tx.batch_execute(&format!(
-        "CREATE SCHEMA IF NOT EXISTS {}",
-        quote_ident(&schema)
-    ))
-    .await
-    .map_err(pg("creating the schema"))?;
+    // Only a missing schema is created: `CREATE SCHEMA IF NOT EXISTS` needs the right to
+    // create schemas even when it exists, which a role given a schema may not have.
+    if !exists {
+        tx.batch_execute(&format!(
+            "CREATE SCHEMA IF NOT EXISTS {}",
+            quote_ident(&schema)
+        ))
+        .await
+        .map_err(pg("creating the schema"))?;
+    }
     let found = format_version(&tx, &schema).await?;
     match found {
         Some(found) if found > POSTGRES_FORMAT_VERSION => {
