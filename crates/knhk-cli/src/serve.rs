@@ -414,7 +414,13 @@ async fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
     service.set_ready(true);
     outln!("listening http={local} grpc={grpc_local}");
     let _ = std::io::stdout().flush();
-    tracing::info!(http = %local, grpc = %grpc_local, data_dir = %config.data_dir.display(), "serving");
+    tracing::info!(
+        http = %local,
+        grpc = %grpc_local,
+        data_dir = %config.data_dir.display(),
+        store = %session.store_shown(),
+        "serving"
+    );
 
     let stop = CancellationToken::new();
     let app = knhk_api::rest::router(service.clone());
