@@ -274,3 +274,81 @@ async fn an_unreachable_server_is_a_clear_error() {
         other => panic!("expected a connection error, got {other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_refused_commit_in_a_group_fails_alone_with_its_own_error() {
+    let schema = Schema::fresh();
+    let store = open(&schema).await;
+    let mut cases = Vec::new();
+    for n in 0..32u128 {
+        cases.push(create_case(&store, n, workflow_id(1), CaseStatus::Running, 10).await);
+    }
+    // A key already taken, by a step without events (the version stays).
+    let mut taking = next_step(&cases[0], vec![]);
+    taking.idempotency = Some(idempotency("taken", 10));
+    store.commit(taking).await.unwrap();
+    // For every case a good step (with a key of its own), a stale one (a node that read an
+    // older version); for eight other cases a step carrying the taken key.
+    let kind = || knhk_core::EventKind::NetEnded { net_instance: 0 };
+    let mut steps = Vec::new();
+    for (i, c) in cases.iter().enumerate() {
+        let mut good = next_step(c, vec![kind()]);
+        good.idempotency = Some(idempotency(&format!("key-{i}"), 10));
+        steps.push(("good", i, good));
+        // Consistent in itself (its events continue version 0), so that only the stored
+        // version refuses it, inside the group.
+        let mut stale = next_step(c, vec![kind()]);
+        stale.expected_version = Some(0);
+        stale.events[0].seq = 1;
+        stale.case.version = 1;
+        steps.push(("stale", i, stale));
+    }
+    for n in 100..108u128 {
+        let c = create_case(&store, n, workflow_id(1), CaseStatus::Running, 10).await;
+        let mut duplicate = next_step(&c, vec![kind()]);
+        duplicate.idempotency = Some(idempotency("taken", 10));
+        steps.push(("duplicate", n as usize, duplicate));
+    }
+    let outcomes = futures_util::future::join_all(steps.into_iter().map(|(what, i, step)| {
+        let store = store.clone();
+        async move { (what, i, store.commit(step).await) }
+    }))
+    .await;
+    for (what, i, outcome) in outcomes {
+        match (what, &outcome) {
+            ("good", Ok(())) => {}
+            (
+                "stale",
+                Err(Error::Conflict {
+                    expected, actual, ..
+                }),
+            ) => {
+                assert_eq!(*expected, Some(0), "case {i}");
+                assert!(actual.is_some_and(|v| v >= 1), "case {i}: {outcome:?}");
+            }
+            ("duplicate", Err(Error::DuplicateKey(key))) => {
+                assert_eq!(key, "taken");
+                let stored = store.case(case_id(i as u128)).await.unwrap().unwrap();
+                assert_eq!(stored.version, 1, "case {i}: nothing of the refused step");
+            }
+            other => panic!("case {i}: {other:?}"),
+        }
+    }
+    for (i, c) in cases.iter().enumerate() {
+        let stored = store.case(c.id).await.unwrap().unwrap();
+        assert_eq!(stored.version, c.version + 1, "case {i}");
+        assert_eq!(
+            store.events(c.id, 0).await.unwrap().len() as u64,
+            c.version + 1,
+            "case {i}"
+        );
+        assert!(
+            store
+                .idempotency(&format!("key-{i}"))
+                .await
+                .unwrap()
+                .is_some(),
+            "case {i}"
+        );
+    }
+}
