@@ -153,12 +153,13 @@ async fn target_schema(client: &Client) -> Result<(String, bool), Error> {
         )
         .await
         .map_err(pg("reading the search_path"))?;
-    let current: Option<String> = row.get(0);
+    let read = pg("reading the search_path");
+    let current: Option<String> = row.try_get(0).map_err(&read)?;
     if let Some(schema) = current {
         return Ok((schema, true));
     }
-    let path: String = row.get(1);
-    let user: String = row.get(2);
+    let path: String = row.try_get(1).map_err(&read)?;
+    let user: String = row.try_get(2).map_err(&read)?;
     let first = path.split(',').next().unwrap_or("").trim();
     let name = match first {
         "\"$user\"" | "$user" => user,
@@ -230,7 +231,8 @@ pub(super) async fn ensure(client: &mut Client) -> Result<String, Error> {
                 )
                 .await
                 .map_err(pg("inspecting the schema"))?
-                .get(0);
+                .try_get(0)
+                .map_err(pg("inspecting the schema"))?;
             if tables > 0 {
                 return Err(Error::Corrupt(Corruption::UnversionedSchema {
                     schema,
@@ -267,7 +269,8 @@ async fn format_version(
         )
         .await
         .map_err(pg("inspecting the schema"))?
-        .get(0);
+        .try_get(0)
+        .map_err(pg("inspecting the schema"))?;
     if !exists {
         return Ok(None);
     }
@@ -278,5 +281,11 @@ async fn format_version(
         )
         .await
         .map_err(pg("reading the format version"))?;
-    Ok(Some(row.map(|r| r.get::<_, i64>(0)).unwrap_or(0)))
+    let version = match row {
+        Some(r) => r
+            .try_get::<_, i64>(0)
+            .map_err(pg("reading the format version"))?,
+        None => 0,
+    };
+    Ok(Some(version))
 }
