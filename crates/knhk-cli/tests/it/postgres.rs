@@ -172,6 +172,23 @@ fn sqlite_only_settings_and_bad_addresses_are_refused_with_a_clear_message() {
         "{}",
         stderr(&out)
     );
+    // And the pool size is PostgreSQL's.
+    let dir = tempfile::tempdir().expect("a data directory");
+    let out = knhk(&[
+        "--data-dir",
+        path_str(dir.path()),
+        "--store-pool-size",
+        "4",
+        "workflow",
+        "register",
+        &example("order_approval.ttl"),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("sizes the pool of a PostgreSQL store"),
+        "{}",
+        stderr(&out)
+    );
     let out = knhk(&["--store", "mysql://ann:s3cret@db/knhk", "case", "list"]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
