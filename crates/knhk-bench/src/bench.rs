@@ -3,7 +3,8 @@
 //! a local server), with 1 and with 64 concurrent cases.
 //!
 //! Every measurement runs on a fresh SQLite file with `synchronous=FULL` (`--durability normal`:
-//! `NORMAL`). A W1 case commits in
+//! `NORMAL`); with `--store postgres://...`, each runs again on a fresh schema of that
+//! PostgreSQL database (dropped afterwards), in the same run. A W1 case commits in
 //! one step (`create_case` with start runs it to its end), so its step is one `create_case`
 //! call. An H10 case takes eleven steps: the `create_case` call that starts the first HTTP call,
 //! then one commit per HTTP result; a step there is the `create_case` call for the first, and
@@ -25,7 +26,7 @@ use axum::Router;
 use axum::extract::Path as UrlPath;
 use axum::routing::post;
 use knhk_core::{CaseId, CaseStatus};
-use knhk_store::{SqliteOptions, SqliteStats, SqliteStore};
+use knhk_store::{PostgresOptions, PostgresStore, SqliteOptions, SqliteStore, Store};
 use knhk_workflow_engine::{CaseUpdate, Directory, EngineConfig, WorkflowEngine};
 use serde_json::{Map, Value, json};
 use tokio::sync::{broadcast, oneshot};
@@ -53,6 +54,75 @@ pub struct BenchArgs {
     /// default) or `normal` (fsync only at checkpoints).
     #[arg(long, value_name = "MODE", default_value = "full", value_parser = ["full", "normal"])]
     durability: String,
+    /// A PostgreSQL database (`postgres://USER@HOST:PORT/DB`) to measure too, after SQLite,
+    /// in a fresh schema per run (created and dropped by the bench).
+    #[arg(long, value_name = "URL")]
+    store: Option<String>,
+    /// The most connections of the PostgreSQL store's pool.
+    #[arg(long, value_name = "N", default_value_t = PostgresOptions::DEFAULT_POOL_SIZE)]
+    store_pool_size: usize,
+}
+
+/// The store a run measures.
+#[derive(Clone, Debug)]
+enum Backend {
+    Sqlite { synchronous_full: bool },
+    Postgres { url: String, pool_size: usize },
+}
+
+impl Backend {
+    fn name(&self) -> &'static str {
+        match self {
+            Backend::Sqlite { .. } => "sqlite",
+            Backend::Postgres { .. } => "postgres",
+        }
+    }
+}
+
+/// What the store's commit path did in a run: commits, transactions, and the round trips it
+/// waited for (PostgreSQL only).
+#[derive(Clone, Copy, Debug, Default)]
+struct Stats {
+    commits: u64,
+    batches: u64,
+    round_trips: Option<u64>,
+}
+
+/// An opened store of either kind, with its counters.
+#[derive(Clone, Debug)]
+enum Opened {
+    Sqlite(SqliteStore),
+    Postgres(PostgresStore),
+}
+
+impl Opened {
+    fn stats(&self) -> Stats {
+        match self {
+            Opened::Sqlite(s) => {
+                let st = s.stats();
+                Stats {
+                    commits: st.commits,
+                    batches: st.batches,
+                    round_trips: None,
+                }
+            }
+            Opened::Postgres(s) => {
+                let st = s.stats();
+                Stats {
+                    commits: st.commits,
+                    batches: st.batches,
+                    round_trips: Some(st.round_trips),
+                }
+            }
+        }
+    }
+
+    fn store(&self) -> Arc<dyn Store> {
+        match self {
+            Opened::Sqlite(s) => Arc::new(s.clone()),
+            Opened::Postgres(s) => Arc::new(s.clone()),
+        }
+    }
 }
 
 /// Runs every measurement and prints the table.
@@ -72,6 +142,16 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let repeats = if args.quick { 1 } else { 3 };
     let synchronous_full = args.durability != "normal";
     let cases = args.cases.max(1);
+    let mut backends = vec![Backend::Sqlite { synchronous_full }];
+    if let Some(url) = &args.store {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            bail!("--store: a PostgreSQL URL postgres://USER@HOST:PORT/DB (SQLite always runs)");
+        }
+        backends.push(Backend::Postgres {
+            url: url.clone(),
+            pool_size: args.store_pool_size.max(1),
+        });
+    }
     let (addr, server) = serve().await?;
     let scenarios = [
         Scenario::new(Workload::W1, 1, cases),
@@ -93,28 +173,35 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         println!("each figure is the median of {repeats} runs");
     }
     println!();
+    if let Some(url) = &args.store {
+        println!(
+            "PostgreSQL: {} (pool of {}), a fresh schema per run",
+            knhk_store::redact_address(url),
+            args.store_pool_size.max(1)
+        );
+    }
     println!("{}", Row::header());
     let mut outcome = Ok(());
-    for scenario in &scenarios {
-        let mut samples = Vec::with_capacity(repeats);
-        for repeat in 1..=repeats {
-            let file = dir.join(format!(
-                "{}-c{}-r{repeat}.db",
-                scenario.workload.name(),
-                scenario.concurrency
-            ));
-            match scenario.measure(&file, addr, synchronous_full).await {
-                Ok(sample) => samples.push(sample),
-                Err(e) => {
-                    outcome = Err(e.context(format!("{scenario} failed")));
-                    break;
+    'scenarios: for scenario in &scenarios {
+        for backend in &backends {
+            let mut samples = Vec::with_capacity(repeats);
+            for repeat in 1..=repeats {
+                let file = dir.join(format!(
+                    "{}-c{}-r{repeat}.db",
+                    scenario.workload.name(),
+                    scenario.concurrency
+                ));
+                match scenario.measure(backend, &file, addr).await {
+                    Ok(sample) => samples.push(sample),
+                    Err(e) => {
+                        outcome =
+                            Err(e.context(format!("{scenario} on {} failed", backend.name())));
+                        break 'scenarios;
+                    }
                 }
             }
+            println!("{}", Row::median(scenario, backend, &samples));
         }
-        if outcome.is_err() {
-            break;
-        }
-        println!("{}", Row::median(scenario, &samples));
     }
     // The server stops whatever happened; its own failure is reported only if all else went well.
     let stopped = server.stop().await;
@@ -127,7 +214,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
          create_case call, then the time between consecutive committed versions of a case"
     );
     println!(
-        "commits/batch: store commits per SQLite transaction (one fsync each with synchronous=FULL)"
+        "commits/batch: store commits per transaction (SQLite: one fsync each with \
+         synchronous=FULL; PostgreSQL: one WAL flush each); trips/case: round trips the \
+         PostgreSQL committers waited for, per case (a pipelined group of statements counts once)"
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -179,7 +268,8 @@ struct Sample {
     cases_per_s: f64,
     p50: Duration,
     p99: Duration,
-    stats: SqliteStats,
+    stats: Stats,
+    cases: usize,
 }
 
 impl Scenario {
@@ -191,43 +281,66 @@ impl Scenario {
         }
     }
 
-    /// Runs the scenario once on a fresh store at `file`.
+    /// Runs the scenario once on a fresh store: a SQLite file at `file`, or a new schema of
+    /// the PostgreSQL database (dropped afterwards).
     async fn measure(
         &self,
+        backend: &Backend,
         file: &Path,
         addr: SocketAddr,
-        synchronous_full: bool,
     ) -> anyhow::Result<Sample> {
-        for suffix in ["", "-wal", "-shm"] {
-            let mut name = file.as_os_str().to_owned();
-            name.push(suffix);
-            match std::fs::remove_file(&name) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(e).with_context(|| format!("cannot remove {}", file.display()));
+        let (opened, schema) = match backend {
+            Backend::Sqlite { synchronous_full } => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let mut name = file.as_os_str().to_owned();
+                    name.push(suffix);
+                    match std::fs::remove_file(&name) {
+                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                            return Err(e)
+                                .with_context(|| format!("cannot remove {}", file.display()));
+                        }
+                        _ => {}
+                    }
                 }
-                _ => {}
+                let options = SqliteOptions {
+                    synchronous_full: *synchronous_full,
+                    ..SqliteOptions::default()
+                };
+                let store = SqliteStore::open(file, options)
+                    .await
+                    .with_context(|| format!("cannot open {}", file.display()))?;
+                (Opened::Sqlite(store), None)
             }
-        }
-        let options = SqliteOptions {
-            synchronous_full,
-            ..SqliteOptions::default()
+            Backend::Postgres { url, pool_size } => {
+                let schema = BenchSchema::new(url, self);
+                let options = PostgresOptions {
+                    pool_size: *pool_size,
+                    ..PostgresOptions::default()
+                };
+                let store = PostgresStore::open(&schema.address, options)
+                    .await
+                    .with_context(|| format!("cannot open {}", knhk_store::redact_address(url)))?;
+                (Opened::Postgres(store), Some(schema))
+            }
         };
-        let store = SqliteStore::open(file, options)
-            .await
-            .with_context(|| format!("cannot open {}", file.display()))?;
         let engine = WorkflowEngine::new(EngineConfig::with_defaults(
-            Arc::new(store.clone()),
+            opened.store(),
             Directory::default(),
         ));
-        let measured = self.measure_on(&engine, &store, addr).await;
+        let measured = self.measure_on(&engine, &opened, addr).await;
         engine.shutdown().await;
+        drop(engine);
+        drop(opened);
+        if let Some(schema) = schema {
+            schema.drop_it().await?;
+        }
         measured
     }
 
     async fn measure_on(
         &self,
         engine: &WorkflowEngine,
-        store: &SqliteStore,
+        store: &Opened,
         addr: SocketAddr,
     ) -> anyhow::Result<Sample> {
         let name = format!("{}.ttl", self.workload.name());
@@ -268,10 +381,15 @@ impl Scenario {
             cases_per_s: self.cases as f64 / elapsed.as_secs_f64(),
             p50: percentile(&latencies, 50),
             p99: percentile(&latencies, 99),
-            stats: SqliteStats {
+            stats: Stats {
                 commits: after.commits - before.commits,
                 batches: after.batches - before.batches,
+                round_trips: after
+                    .round_trips
+                    .zip(before.round_trips)
+                    .map(|(a, b)| a - b),
             },
+            cases: self.cases,
         })
     }
 }
@@ -387,12 +505,20 @@ struct Row;
 impl Row {
     fn header() -> String {
         format!(
-            "{:<8} {:>11} {:>6} {:>9} {:>10} {:>10} {:>13}",
-            "workload", "concurrency", "cases", "cases/s", "step p50", "step p99", "commits/batch"
+            "{:<8} {:<8} {:>11} {:>6} {:>9} {:>10} {:>10} {:>13} {:>10}",
+            "workload",
+            "store",
+            "concurrency",
+            "cases",
+            "cases/s",
+            "step p50",
+            "step p99",
+            "commits/batch",
+            "trips/case"
         )
     }
 
-    fn median(scenario: &Scenario, samples: &[Sample]) -> String {
+    fn median(scenario: &Scenario, backend: &Backend, samples: &[Sample]) -> String {
         let cases_per_s = median(samples.iter().map(|s| s.cases_per_s).collect());
         let p50 = median(samples.iter().map(|s| s.p50.as_secs_f64()).collect());
         let p99 = median(samples.iter().map(|s| s.p99.as_secs_f64()).collect());
@@ -402,15 +528,30 @@ impl Row {
                 .map(|s| s.stats.commits as f64 / s.stats.batches.max(1) as f64)
                 .collect(),
         );
+        let trips = samples
+            .iter()
+            .filter_map(|s| {
+                s.stats
+                    .round_trips
+                    .map(|t| t as f64 / s.cases.max(1) as f64)
+            })
+            .collect::<Vec<_>>();
+        let trips = if trips.is_empty() {
+            "-".to_owned()
+        } else {
+            format!("{:.2}", median(trips))
+        };
         format!(
-            "{:<8} {:>11} {:>6} {:>9.0} {:>10} {:>10} {:>13.1}",
+            "{:<8} {:<8} {:>11} {:>6} {:>9.0} {:>10} {:>10} {:>13.1} {:>10}",
             scenario.workload.name(),
+            backend.name(),
             scenario.concurrency,
             scenario.cases,
             cases_per_s,
             millis(p50),
             millis(p99),
-            batch
+            batch,
+            trips
         )
     }
 }
@@ -474,4 +615,53 @@ async fn serve() -> anyhow::Result<(SocketAddr, Server)> {
             .await
     });
     Ok((addr, Server { stop, task }))
+}
+
+/// A schema of the PostgreSQL database for one run, named after it.
+struct BenchSchema {
+    /// The server's address, as given.
+    url: String,
+    name: String,
+    /// The address with the schema as its search_path.
+    address: String,
+}
+
+impl BenchSchema {
+    fn new(url: &str, scenario: &Scenario) -> BenchSchema {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let name = format!(
+            "knhk_bench_{}_{}_c{}_{}",
+            std::process::id(),
+            scenario.workload.name().to_ascii_lowercase(),
+            scenario.concurrency,
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let join = if url.contains('?') { '&' } else { '?' };
+        BenchSchema {
+            url: url.to_owned(),
+            address: format!("{url}{join}options=-csearch_path%3D{name}"),
+            name,
+        }
+    }
+
+    /// Drops the schema with everything in it.
+    async fn drop_it(self) -> anyhow::Result<()> {
+        let (client, conn) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot connect to {} to drop the schema {}",
+                    knhk_store::redact_address(&self.url),
+                    self.name
+                )
+            })?;
+        let connection = tokio::spawn(conn);
+        client
+            .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.name))
+            .await
+            .with_context(|| format!("cannot drop the schema {}", self.name))?;
+        drop(client);
+        let _ = connection.await;
+        Ok(())
+    }
 }

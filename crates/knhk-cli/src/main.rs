@@ -47,7 +47,7 @@ use clap::{Parser, Subcommand};
 use knhk_core::ApplyOptions;
 use tracing_subscriber::EnvFilter;
 
-use crate::session::{DEFAULT_DATA_DIR, Durability, Session, Settings, json_object};
+use crate::session::{DEFAULT_DATA_DIR, Durability, Session, Settings, StoreAddress, json_object};
 
 /// knhk: a workflow engine with YAWL semantics.
 #[derive(Debug, Parser)]
@@ -220,6 +220,22 @@ struct Cli {
         value_name = "MODE"
     )]
     durability: Durability,
+    /// The store: `sqlite:PATH` (a SQLite file) or a PostgreSQL URL
+    /// (`postgres://USER@HOST:PORT/DB`, with `?options=-csearch_path%3DSCHEMA` to keep the
+    /// tables in a schema of their own, created if missing); config key `store` of `knhk
+    /// serve`. Unset: the SQLite file `knhk.db` in the data directory. A password in it is
+    /// never printed.
+    #[arg(long, global = true, env = "KNHK_STORE", value_name = "URL")]
+    store: Option<String>,
+    /// The most connections a PostgreSQL store opens (config key `pool_size`; default 16).
+    #[arg(
+        long,
+        global = true,
+        env = "KNHK_STORE_POOL_SIZE",
+        value_name = "N",
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    store_pool_size: Option<u64>,
     /// Works with the `knhk serve` at this URL (`http://HOST:PORT`) over its REST API instead
     /// of opening the data directory: the `workflow`, `case` and `workitem` commands take it,
     /// with the same output and exit codes. `run`, `worker` and `store check` refuse it.
@@ -356,6 +372,10 @@ fn main() -> ExitCode {
         zone: zone(cli.utc),
         max_pages: cli.store_max_pages,
         durability: cli.durability,
+        store: cli.store.clone(),
+        pool_size: cli
+            .store_pool_size
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
     };
     let result = match cli.command {
         Command::Validate {
@@ -417,7 +437,15 @@ async fn dispatch(
         Command::Worker(_) | Command::Workflow(workflows::WorkflowCommand::Register { .. }) => true,
         _ => false,
     };
-    if !creates_store && !Session::exists(data_dir) {
+    let address = StoreAddress::parse(settings.store.as_deref(), data_dir)?;
+    if !creates_store && !Session::exists(&address) {
+        if settings.store.is_some() {
+            anyhow::bail!(
+                "no knhk store at {}: nothing was registered there yet (start with `knhk run \
+                 FILE` or `knhk workflow register FILE`)",
+                address.shown()
+            );
+        }
         anyhow::bail!(
             "no knhk store in the data directory {}: nothing was registered there yet (name \
              another one with --data-dir DIR or KNHK_DATA_DIR, or start with `knhk run FILE` or \
@@ -426,6 +454,7 @@ async fn dispatch(
         );
     }
     let session = Session::open(data_dir, settings).await?;
+    let looked_in = session.looked_in();
     let result = match command {
         Command::Run(args) => run::run(&session, args).await,
         Command::Worker(args) => worker::run(&session, args).await,
@@ -447,11 +476,7 @@ async fn dispatch(
                 .is_some_and(|e| e.code() == knhk_workflow_engine::ErrorCode::NotFound)
         });
         if not_found {
-            anyhow::anyhow!(
-                "{} (looked in the data directory {})",
-                message(&e),
-                data_dir.display()
-            )
+            anyhow::anyhow!("{} ({looked_in})", message(&e),)
         } else {
             e
         }

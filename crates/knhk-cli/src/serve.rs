@@ -68,6 +68,8 @@ pub(crate) struct ServeConfig {
     timer_poll_ms: u64,
     lease_ms: u64,
     heartbeat_ms: u64,
+    store: Option<String>,
+    pool_size: Option<usize>,
     store_max_pages: Option<u64>,
     durability: String,
     max_body_bytes: usize,
@@ -100,6 +102,8 @@ impl Default for ServeConfig {
             heartbeat_ms: duration_ms(
                 knhk_workflow_engine::EngineConfig::DEFAULT_HEARTBEAT_INTERVAL,
             ),
+            store: None,
+            pool_size: None,
             store_max_pages: None,
             durability: Durability::Full.name().to_owned(),
             max_body_bytes: limits.max_body_bytes,
@@ -117,7 +121,7 @@ impl Default for ServeConfig {
 
 /// The keys read from `KNHK_*` environment variables (`KNHK_MAX_BODY_BYTES` for
 /// `max_body_bytes`...): every key.
-const KEYS: [&str; 24] = [
+const KEYS: [&str; 26] = [
     "http",
     "grpc",
     "data_dir",
@@ -132,6 +136,8 @@ const KEYS: [&str; 24] = [
     "timer_poll_ms",
     "lease_ms",
     "heartbeat_ms",
+    "store",
+    "pool_size",
     "store_max_pages",
     "durability",
     "max_body_bytes",
@@ -162,6 +168,12 @@ fn load(args: &ServeArgs, cli: &crate::Cli) -> anyhow::Result<ServeConfig> {
         figment = figment.merge(Toml::file(file));
     }
     figment = figment.merge(Env::prefixed("KNHK_").only(&KEYS));
+    // The pool size's variable is the flag's (`--store-pool-size`), named after the store.
+    figment = figment.merge(
+        Env::raw()
+            .only(&["KNHK_STORE_POOL_SIZE"])
+            .map(|_| "pool_size".into()),
+    );
     figment = figment.merge(Serialized::defaults(flags(args, cli)));
     let config: ServeConfig = figment.extract().map_err(|e| {
         let lines: Vec<String> = e
@@ -196,6 +208,12 @@ fn flags(args: &ServeArgs, cli: &crate::Cli) -> Map<String, Value> {
                 && m.value_source(id) == Some(ValueSource::CommandLine)
         })
     };
+    if given("store") {
+        out.insert("store".into(), json!(cli.store));
+    }
+    if given("store_pool_size") {
+        out.insert("pool_size".into(), json!(cli.store_pool_size));
+    }
     let globals: [(&str, Value); 14] = [
         ("data_dir", json!(cli.data_dir)),
         ("admin_role", json!(cli.admin_role)),
@@ -267,6 +285,13 @@ impl ServeConfig {
         if self.data_dir.as_os_str().is_empty() {
             bail!("configuration key data_dir: must not be empty");
         }
+        if let Some(store) = &self.store {
+            crate::session::StoreAddress::parse(Some(store), &self.data_dir)
+                .map_err(|e| anyhow::anyhow!("configuration key store: {e}"))?;
+        }
+        if self.pool_size == Some(0) {
+            bail!("configuration key pool_size: must be at least 1");
+        }
         if Durability::from_name(&self.durability).is_none() {
             bail!(
                 "configuration key durability: {:?} is neither full nor normal",
@@ -289,6 +314,12 @@ impl ServeConfig {
             for (key, v) in table.iter_mut() {
                 if is_secret(key) {
                     *v = toml::Value::String("***".to_owned());
+                }
+                // The store's address may hold a password: shown masked.
+                if key == "store"
+                    && let toml::Value::String(address) = v
+                {
+                    *address = crate::session::redact(address);
                 }
             }
         }
@@ -330,6 +361,8 @@ impl ServeConfig {
             snapshot_every: self.snapshot_every,
             // Only the CLI's JSON-lines lists read pages of this size; the API has its own.
             page_size: 1000,
+            store: self.store.clone(),
+            pool_size: self.pool_size,
         }
     }
 }
@@ -408,7 +441,13 @@ async fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
     service.set_ready(true);
     outln!("listening http={local} grpc={grpc_local}");
     let _ = std::io::stdout().flush();
-    tracing::info!(http = %local, grpc = %grpc_local, data_dir = %config.data_dir.display(), "serving");
+    tracing::info!(
+        http = %local,
+        grpc = %grpc_local,
+        data_dir = %config.data_dir.display(),
+        store = %session.store_shown(),
+        "serving"
+    );
 
     let stop = CancellationToken::new();
     let app = knhk_api::rest::router(service.clone());

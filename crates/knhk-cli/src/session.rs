@@ -1,5 +1,6 @@
-//! One command's use of the engine: the engine opened on the data directory, and how to name
-//! this data directory again in the commands the output suggests.
+//! One command's use of the engine: the engine opened on its store (the SQLite file of the
+//! data directory, another SQLite file, or a PostgreSQL schema: `--store`), and how to name
+//! that store again in the commands the output suggests.
 
 use std::path::{Path, PathBuf};
 
@@ -8,7 +9,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use knhk_connectors::Registry;
 use knhk_core::{ApplyOptions, Workflow, WorkflowId};
-use knhk_store::{SqliteOptions, SqliteStore};
+use knhk_store::{PostgresOptions, PostgresStore, SqliteOptions, SqliteStore, Store};
 use knhk_workflow_engine::{Clock, Directory, EngineConfig, WorkflowEngine, WorkflowView};
 
 use crate::backend::{Backend, Remote};
@@ -18,6 +19,52 @@ use crate::report::Zone;
 
 /// The store's file in the data directory.
 const STORE_FILE: &str = "knhk.db";
+
+/// Where a command's store is (`--store`, `KNHK_STORE`, config key `store`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum StoreAddress {
+    /// A SQLite file: `knhk.db` in the data directory by default, or `sqlite:PATH`.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database: `postgres://user@host:port/db` (or `postgresql://`), with
+    /// `?options=-csearch_path=SCHEMA` for the schema to keep the tables in.
+    Postgres(String),
+}
+
+impl StoreAddress {
+    /// Reads `--store`: `sqlite:PATH` or a PostgreSQL URL; none is the data directory's file.
+    pub(crate) fn parse(store: Option<&str>, data_dir: &Path) -> anyhow::Result<StoreAddress> {
+        let Some(text) = store.map(str::trim).filter(|s| !s.is_empty()) else {
+            return Ok(StoreAddress::Sqlite(data_dir.join(STORE_FILE)));
+        };
+        if let Some(path) = text.strip_prefix("sqlite:") {
+            let path = path.strip_prefix("//").unwrap_or(path);
+            if path.is_empty() {
+                anyhow::bail!("--store sqlite:PATH: the path is missing");
+            }
+            return Ok(StoreAddress::Sqlite(PathBuf::from(path)));
+        }
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            return Ok(StoreAddress::Postgres(text.to_owned()));
+        }
+        anyhow::bail!(
+            "--store {}: neither sqlite:PATH nor a PostgreSQL URL postgres://USER@HOST:PORT/DB",
+            redact(text)
+        )
+    }
+
+    /// Names the store for people: the file, or the URL with its password masked.
+    pub(crate) fn shown(&self) -> String {
+        match self {
+            StoreAddress::Sqlite(path) => path.display().to_string(),
+            StoreAddress::Postgres(url) => redact(url),
+        }
+    }
+}
+
+/// Returns a store address with its password masked: what may be printed or logged.
+pub(crate) fn redact(address: &str) -> String {
+    knhk_store::redact_address(address)
+}
 
 /// The data directory when neither `--data-dir` nor `KNHK_DATA_DIR` says otherwise.
 pub(crate) const DEFAULT_DATA_DIR: &str = "./knhk-data";
@@ -83,6 +130,10 @@ pub(crate) struct Settings {
     pub(crate) snapshot_every: u64,
     /// How many rows a JSON-lines list reads at a time.
     pub(crate) page_size: usize,
+    /// The store (`--store`); `None`: `knhk.db` in the data directory.
+    pub(crate) store: Option<String>,
+    /// The most connections to a PostgreSQL store (`--store-pool-size`); `None`: the default.
+    pub(crate) pool_size: Option<usize>,
 }
 
 /// The engine of one command: on the embedded store of one data directory, or a `knhk
@@ -91,6 +142,8 @@ pub(crate) struct Settings {
 pub(crate) struct Session {
     pub(crate) engine: Backend,
     data_dir: PathBuf,
+    /// The store the engine runs on (for a remote session, the data directory's default).
+    store: StoreAddress,
     zone: Zone,
     page_size: usize,
 }
@@ -100,25 +153,13 @@ impl Session {
     /// (created if missing; `synchronous=FULL` unless `--durability normal`), the built-in connectors, and the roles of
     /// `directory.json` when that file exists; `settings` say the rest.
     pub(crate) async fn open(data_dir: &Path, settings: Settings) -> anyhow::Result<Session> {
-        let options = SqliteOptions {
-            max_pages: settings.max_pages,
-            synchronous_full: settings.durability == Durability::Full,
-            ..SqliteOptions::default()
+        let address = StoreAddress::parse(settings.store.as_deref(), data_dir)?;
+        let store: Arc<dyn Store> = match &address {
+            StoreAddress::Sqlite(path) => Arc::new(open_sqlite(path, data_dir, &settings).await?),
+            StoreAddress::Postgres(url) => Arc::new(open_postgres(url, &settings).await?),
         };
-        let store = SqliteStore::open(&data_dir.join(STORE_FILE), options)
-            .await
-            .with_context(|| format!("cannot open the data directory {}", data_dir.display()))?;
-        // SQLite's level as the writer connection reports it: 2 FULL, 1 NORMAL.
-        tracing::debug!(
-            durability = settings.durability.name(),
-            synchronous = store.synchronous().unwrap_or(-1),
-            "store opened"
-        );
-        if let Some(check) = store.unclean_close() {
-            report_unclean_close(data_dir, &check.problems);
-        }
         let engine = WorkflowEngine::new(EngineConfig {
-            store: Arc::new(store),
+            store,
             connectors: Registry::with_builtins(),
             directory: Directory::load(&data_dir.join("directory.json"))?,
             clock: Clock::system(),
@@ -137,6 +178,7 @@ impl Session {
         Ok(Session {
             engine: Backend::Local(engine),
             data_dir: data_dir.to_path_buf(),
+            store: address,
             zone: settings.zone,
             page_size: settings.page_size.max(1),
         })
@@ -152,6 +194,7 @@ impl Session {
         Ok(Session {
             engine: Backend::Remote(remote),
             data_dir: PathBuf::new(),
+            store: StoreAddress::Sqlite(PathBuf::new()),
             zone: settings.zone,
             page_size: settings.page_size.max(1),
         })
@@ -160,9 +203,12 @@ impl Session {
     /// Says where an id was looked up: the data directory, or the server.
     pub(crate) fn looked_in(&self) -> String {
         match &self.engine {
-            Backend::Local(_) => {
-                format!("looked in the data directory {}", self.data_dir.display())
-            }
+            Backend::Local(_) => match &self.store {
+                StoreAddress::Sqlite(path) if *path == self.data_dir.join(STORE_FILE) => {
+                    format!("looked in the data directory {}", self.data_dir.display())
+                }
+                store => format!("looked in the store {}", store.shown()),
+            },
             Backend::Remote(r) => format!("asked the server {}", r.url()),
         }
     }
@@ -177,20 +223,37 @@ impl Session {
         self.page_size
     }
 
-    /// Returns the store file of this session.
-    pub(crate) fn store_path(&self) -> PathBuf {
-        self.data_dir.join(STORE_FILE)
+    /// Returns the store of this session, for people: its file, or its URL without the
+    /// password.
+    pub(crate) fn store_shown(&self) -> String {
+        self.store.shown()
     }
 
-    /// Returns whether `data_dir` holds a store already.
-    pub(crate) fn exists(data_dir: &Path) -> bool {
-        data_dir.join(STORE_FILE).is_file()
+    /// Returns whether the store holds a store already: the SQLite file exists (a
+    /// PostgreSQL schema is created with its tables when first opened, so it always does).
+    pub(crate) fn exists(address: &StoreAddress) -> bool {
+        match address {
+            StoreAddress::Sqlite(path) => path.is_file(),
+            StoreAddress::Postgres(_) => true,
+        }
     }
 
     /// Returns how to call `knhk` on this data directory, for the commands we suggest.
     pub(crate) fn command(&self) -> String {
         if let Backend::Remote(r) = &self.engine {
             return format!("knhk --server {}", shell_word(r.url()));
+        }
+        match &self.store {
+            StoreAddress::Postgres(url) => {
+                return format!("knhk --store {}", shell_word(&redact(url)));
+            }
+            StoreAddress::Sqlite(path) if *path != self.data_dir.join(STORE_FILE) => {
+                return format!(
+                    "knhk --store {}",
+                    shell_word(&format!("sqlite:{}", path.display()))
+                );
+            }
+            StoreAddress::Sqlite(_) => {}
         }
         if self.data_dir == Path::new(DEFAULT_DATA_DIR) {
             "knhk".to_owned()
@@ -211,6 +274,76 @@ impl Session {
     pub(crate) async fn close(self) {
         self.engine.shutdown().await;
     }
+}
+
+/// Opens a SQLite store file (created if missing; `synchronous=FULL` unless `--durability
+/// normal`, capped by `--store-max-pages`).
+async fn open_sqlite(
+    path: &Path,
+    data_dir: &Path,
+    settings: &Settings,
+) -> anyhow::Result<SqliteStore> {
+    if settings.pool_size.is_some() {
+        anyhow::bail!(
+            "--store-pool-size (config key pool_size) sizes the pool of a PostgreSQL store; the \
+             store {} is a SQLite file",
+            path.display()
+        );
+    }
+    let options = SqliteOptions {
+        max_pages: settings.max_pages,
+        synchronous_full: settings.durability == Durability::Full,
+        ..SqliteOptions::default()
+    };
+    let default_file = path == data_dir.join(STORE_FILE);
+    let store = SqliteStore::open(path, options).await.with_context(|| {
+        if default_file {
+            format!("cannot open the data directory {}", data_dir.display())
+        } else {
+            format!("cannot open the store {}", path.display())
+        }
+    })?;
+    // SQLite's level as the writer connection reports it: 2 FULL, 1 NORMAL.
+    tracing::debug!(
+        durability = settings.durability.name(),
+        synchronous = store.synchronous().unwrap_or(-1),
+        "store opened"
+    );
+    if let Some(check) = store.unclean_close() {
+        let place = path.parent().unwrap_or(data_dir);
+        report_unclean_close(place, &check.problems);
+    }
+    Ok(store)
+}
+
+/// Opens a PostgreSQL store, refusing the settings that only a SQLite file has.
+async fn open_postgres(url: &str, settings: &Settings) -> anyhow::Result<PostgresStore> {
+    let shown = redact(url);
+    if settings.max_pages.is_some() {
+        anyhow::bail!(
+            "--store-max-pages (config key store_max_pages) caps a SQLite file; the store \
+             {shown} is PostgreSQL, whose size its server governs"
+        );
+    }
+    if settings.durability != Durability::Full {
+        anyhow::bail!(
+            "--durability {} (config key durability) sets SQLite's synchronous level; the \
+             store {shown} is PostgreSQL, whose durability is the server's synchronous_commit",
+            settings.durability.name()
+        );
+    }
+    let mut options = PostgresOptions::default();
+    if let Some(size) = settings.pool_size {
+        if size == 0 {
+            anyhow::bail!("--store-pool-size (config key pool_size): must be at least 1");
+        }
+        options.pool_size = size;
+    }
+    let store = PostgresStore::open(url, options)
+        .await
+        .with_context(|| format!("cannot open the store {shown}"))?;
+    tracing::debug!(store = %shown, schema = store.schema(), "store opened");
+    Ok(store)
 }
 
 /// Says, on stderr, that a process that used the store before did not close it, and what the

@@ -11,8 +11,10 @@ use crate::session::Session;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum StoreCommand {
-    /// Checks the store: SQLite's integrity check, every case replayed from its history to its
-    /// stored state and version (no gaps), work items and timers against their cases.
+    /// Checks the store: SQLite's integrity check (PostgreSQL has none: its histories are
+    /// checked to be gapless and to end at their rows' versions, and no row of a work item,
+    /// timer, event or snapshot to outlive its case), every case replayed from its history to
+    /// its stored state and version (no gaps), work items and timers against their cases.
     ///
     /// Reads only. Exits with status 0 when nothing is wrong, 1 when anything is, each problem
     /// named.
@@ -28,14 +30,14 @@ pub(crate) async fn run(session: &Session, command: StoreCommand) -> anyhow::Res
     match command {
         StoreCommand::Check { json } => {
             let report = session.engine.local("store check")?.check_store().await?;
-            let store = session.store_path();
+            let store = session.store_shown();
             if json {
                 outln!(
                     "{}",
                     serde_json::to_string_pretty(&document(&store, &report))?
                 );
             } else {
-                outln!("store {}", store.display());
+                outln!("store {store}");
                 outln!(
                     "checked {} cases, {} work items, {} timers",
                     report.cases,
@@ -60,7 +62,7 @@ pub(crate) async fn run(session: &Session, command: StoreCommand) -> anyhow::Res
     }
 }
 
-fn document(store: &std::path::Path, report: &StoreReport) -> serde_json::Value {
+fn document(store: &str, report: &StoreReport) -> serde_json::Value {
     let problems: Vec<_> = report
         .problems
         .iter()
@@ -75,7 +77,7 @@ fn document(store: &std::path::Path, report: &StoreReport) -> serde_json::Value 
         })
         .collect();
     json!({
-        "store": store.display().to_string(),
+        "store": store,
         "ok": report.is_clean(),
         "cases": report.cases,
         "work_items": report.work_items,

@@ -60,6 +60,25 @@ pub enum Error {
         doing: &'static str,
         error: rusqlite::Error,
     },
+    /// PostgreSQL failed while the store was `doing` something (the server's own message, or
+    /// why the connection failed).
+    #[error("{doing}: {}", postgres_words(error))]
+    Postgres {
+        doing: &'static str,
+        error: tokio_postgres::Error,
+    },
+    /// No PostgreSQL connection could be had from the pool (the server cannot be reached, or
+    /// every connection stayed busy past the wait).
+    #[error("{doing}: {source}")]
+    Pool {
+        doing: &'static str,
+        #[source]
+        source: deadpool_postgres::PoolError,
+    },
+    /// A store address (`postgres://...`, `sqlite:PATH`) or a setting of it is not valid.
+    /// The message never repeats a password.
+    #[error("{0}")]
+    Address(String),
     /// A file system operation on `path` failed.
     #[error("{doing} {}: {source}", path.display())]
     Io {
@@ -152,6 +171,24 @@ fn sqlite_words(e: &rusqlite::Error) -> String {
     }
 }
 
+/// Returns what PostgreSQL said of a failure: the server's message with its detail, or the
+/// driver's words when the server said nothing (a connection refused or lost).
+fn postgres_words(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => match db.detail() {
+            Some(detail) => format!("{} ({detail})", db.message()),
+            None => db.message().to_owned(),
+        },
+        None => {
+            use std::error::Error as _;
+            match e.source() {
+                Some(cause) => format!("{e}: {cause}"),
+                None => e.to_string(),
+            }
+        }
+    }
+}
+
 /// Returns serde's message without the list of every name it expected (an event kind not
 /// known lists thirty), which says nothing about the damage.
 fn brief(e: &serde_json::Error) -> String {
@@ -172,6 +209,13 @@ pub enum Corruption {
         column: usize,
         #[source]
         source: rusqlite::Error,
+    },
+    /// A PostgreSQL column does not hold the type expected.
+    #[error("column {column}: {source}")]
+    Value {
+        column: usize,
+        #[source]
+        source: tokio_postgres::Error,
     },
     /// An id is not a UUID.
     #[error("id {text:?}: {source}")]
@@ -198,6 +242,9 @@ pub enum Corruption {
     /// A named sequence went negative.
     #[error("sequence {name} is {value}")]
     Sequence { name: String, value: i64 },
+    /// The PostgreSQL schema has tables but no knhk format version: it is not a knhk store.
+    #[error("the schema {schema} has {tables} tables but no knhk format version")]
+    UnversionedSchema { schema: String, tables: i64 },
     /// The file has tables but no knhk format version: it is not a knhk store.
     #[error("the file has {tables} tables but no knhk format version")]
     Unversioned { tables: i64 },

@@ -5,15 +5,18 @@
 //! its new events, the new case row, the work item and timer changes, the idempotency record
 //! and now and then a snapshot of the case's state ([`SnapshotRecord`]) are written together
 //! or not at all, guarded by optimistic concurrency on the case
-//! version. Two backends implement it and pass the same conformance suite
-//! (`tests/it/conformance/`): [`MemoryStore`] for tests and [`SqliteStore`], an embedded
+//! version. Three backends implement it and pass the same conformance suite
+//! (`tests/it/conformance/`): [`MemoryStore`] for tests, [`SqliteStore`], an embedded
 //! SQLite file in WAL mode whose single writer thread groups concurrent commits into one
-//! transaction and one fsync.
+//! transaction and one fsync, and [`PostgresStore`], a schema of a PostgreSQL database shared
+//! by any number of processes, whose committers group concurrent commits into one pipelined
+//! transaction.
 
 mod commit;
 mod error;
 mod memory;
 mod plan;
+mod postgres;
 mod record;
 mod sqlite;
 mod store;
@@ -21,6 +24,10 @@ mod store;
 pub use error::{Corruption, Error};
 pub use memory::MemoryStore;
 pub use plan::{EXPLAINED, QueryPlan};
+pub use postgres::{
+    POSTGRES_FORMAT_VERSION, POSTGRES_GROWING, PostgresOptions, PostgresStats, PostgresStore,
+    postgres_scans, redact_address,
+};
 pub use record::{
     CaseFilter, CaseRecord, Change, Commit, Fencing, IdempotencyRecord, NodeRecord, Orphans,
     QuarantineRecord, SnapshotRecord, TimerRecord, WorkItemFilter, WorkItemRecord, WorkflowRecord,

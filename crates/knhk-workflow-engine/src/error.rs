@@ -338,7 +338,10 @@ fn store_code(e: &knhk_store::Error) -> ErrorCode {
         }
         // The store is newer than this engine: an operator must upgrade it.
         E::UnsupportedFormat { .. } => ErrorCode::FailedPrecondition,
+        E::Address(_) => ErrorCode::InvalidArgument,
         E::Sqlite { .. }
+        | E::Postgres { .. }
+        | E::Pool { .. }
         | E::Io { .. }
         | E::Closed
         | E::WriterStopped

@@ -15,6 +15,7 @@ mod inputs;
 mod limits;
 mod multinode;
 mod nodes;
+mod postgres;
 mod run;
 mod serve;
 mod snapshots;
@@ -45,6 +46,8 @@ fn knhk(args: &[&str]) -> Output {
         .env_remove("KNHK_UTC")
         .env_remove("KNHK_SERVER")
         .env_remove("KNHK_DURABILITY")
+        .env_remove("KNHK_STORE")
+        .env_remove("KNHK_STORE_POOL_SIZE")
         .output()
         .expect("the knhk binary runs")
 }
@@ -154,6 +157,7 @@ impl DataDir {
             .arg(dir)
             .env_remove("KNHK_DATA_DIR")
             .env_remove("KNHK_SERVER")
+            .env_remove("KNHK_STORE")
             .env("RUST_LOG", "error")
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(std::process::Stdio::piped())

@@ -41,6 +41,7 @@ impl Server {
             ])
             .arg(dir.path())
             .env_remove("KNHK_DATA_DIR")
+            .env_remove("KNHK_STORE")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::null());

@@ -18,6 +18,8 @@ use uuid::Uuid;
 pub struct Fixture {
     pub store: Arc<dyn Store>,
     pub _dir: Option<TempDir>,
+    /// The PostgreSQL schema holding the store, dropped with the fixture.
+    pub _schema: Option<crate::postgres::Schema>,
 }
 
 pub fn workflow_id(n: u128) -> WorkflowId {

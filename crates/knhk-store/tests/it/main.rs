@@ -1,5 +1,5 @@
 //! Integration tests of knhk-store: the conformance suite run for every backend, the
-//! SQLite-specific behaviour, and the golden file of the stored format.
+//! SQLite- and PostgreSQL-specific behaviour, and the golden file of the stored format.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod conformance;
@@ -7,4 +7,5 @@ mod fixtures;
 mod golden;
 mod memory;
 mod plans;
+mod postgres;
 mod sqlite;

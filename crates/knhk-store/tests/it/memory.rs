@@ -11,6 +11,7 @@ async fn memory() -> Fixture {
     Fixture {
         store: Arc::new(MemoryStore::new()),
         _dir: None,
+        _schema: None,
     }
 }
 

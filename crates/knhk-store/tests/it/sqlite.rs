@@ -20,6 +20,7 @@ async fn sqlite() -> Fixture {
     Fixture {
         store: Arc::new(store),
         _dir: Some(dir),
+        _schema: None,
     }
 }
 

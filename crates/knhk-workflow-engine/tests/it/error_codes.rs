@@ -126,6 +126,20 @@ fn spec_variant(e: &knhk_spec::Error) -> &'static str {
     }
 }
 
+/// A real driver error: connecting to a port nothing listens on.
+async fn postgres_error() -> tokio_postgres::Error {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = format!("host=127.0.0.1 port={port} user=knhk connect_timeout=5");
+    match tokio_postgres::connect(&config, tokio_postgres::NoTls).await {
+        Err(e) => e,
+        Ok(_) => panic!("nothing should listen on port {port}"),
+    }
+}
+
 fn store_variant(e: &knhk_store::Error) -> &'static str {
     use knhk_store::Error as E;
     match e {
@@ -138,6 +152,9 @@ fn store_variant(e: &knhk_store::Error) -> &'static str {
         E::Gap { .. } => "Gap",
         E::UnsupportedFormat { .. } => "UnsupportedFormat",
         E::Sqlite { .. } => "Sqlite",
+        E::Postgres { .. } => "Postgres",
+        E::Pool { .. } => "Pool",
+        E::Address(_) => "Address",
         E::Io { .. } => "Io",
         E::Encode { .. } => "Encode",
         E::TooLarge { .. } => "TooLarge",
@@ -345,6 +362,24 @@ async fn every_error_has_its_code() {
                 error: sqlite_error(),
             },
             Unavailable,
+        ),
+        (
+            knhk_store::Error::Postgres {
+                doing: "connecting to PostgreSQL",
+                error: postgres_error().await,
+            },
+            Unavailable,
+        ),
+        (
+            knhk_store::Error::Pool {
+                doing: "connecting to PostgreSQL",
+                source: deadpool_postgres::PoolError::Closed,
+            },
+            Unavailable,
+        ),
+        (
+            knhk_store::Error::Address("postgres://[bad".to_owned()),
+            InvalidArgument,
         ),
         (
             knhk_store::Error::Io {
@@ -676,6 +711,9 @@ async fn every_error_has_its_code() {
             "Gap",
             "UnsupportedFormat",
             "Sqlite",
+            "Postgres",
+            "Pool",
+            "Address",
             "Io",
             "Encode",
             "TooLarge",
