@@ -233,7 +233,11 @@ impl WorkflowService for Grpc {
         let r = request.into_inner();
         self.call(move |s| async move {
             let page = s
-                .list_workflows(text(r.page_token).as_deref(), size(r.page_size))
+                .list_workflows(
+                    text(r.page_token).as_deref(),
+                    r.after.as_deref(),
+                    size(r.page_size),
+                )
                 .await?;
             Ok(pb::ListWorkflowsResponse {
                 items: page.items.into_iter().map(workflow).collect(),
@@ -288,6 +292,7 @@ impl WorkflowService for Grpc {
             workflow: r.workflow,
             status: status_filter,
             page_token: text(r.page_token),
+            after: r.after,
             page_size: size(r.page_size),
         };
         self.call(move |s| async move {
@@ -434,6 +439,8 @@ impl WorkflowService for Grpc {
             case,
             status: item_status,
             page_token: text(r.page_token),
+            after: r.after,
+            after_offered_at: r.after_offered_at,
             page_size: size(r.page_size),
         };
         self.call(move |s| async move {
@@ -656,6 +663,15 @@ impl WorkflowService for Grpc {
             .await
     }
 
+    async fn release_case(
+        &self,
+        request: Request<pb::CaseRequest>,
+    ) -> Result<Response<pb::Case>, Status> {
+        let id = request.into_inner().id;
+        self.call(move |s| async move { s.release_case(&id).await.map(case) })
+            .await
+    }
+
     async fn list_quarantine(
         &self,
         _request: Request<pb::ListQuarantineRequest>,
@@ -776,6 +792,7 @@ fn workflow(w: types::Workflow) -> pb::Workflow {
         name: w.name,
         version: w.version,
         format: w.format,
+        tasks: w.tasks,
         registered_at: w.registered_at,
         source: w.source,
     }
@@ -1075,6 +1092,7 @@ mod tests {
             ("GET", "/lookup/workitems/{prefix}", "LookupWorkItem"),
             ("GET", "/lookup/workflows/{reference}", "LookupWorkflow"),
             ("GET", "/quarantine", "ListQuarantine"),
+            ("POST", "/cases/{id}/release", "ReleaseCase"),
         ];
         let own = ["/health", "/ready", "/openapi.json"];
         let routes: BTreeSet<(&str, &str)> = crate::rest::route_table()

@@ -263,13 +263,19 @@ async fn register_workflow(State(s): State<Shared>, req: Request) -> Response {
     }
 }
 
-#[utoipa::path(get, path = "/workflows", params(("page_token" = Option<String>, Query), ("page_size" = Option<usize>, Query)),
+#[utoipa::path(get, path = "/workflows", params(("page_token" = Option<String>, Query),
+           ("after" = Option<String>, Query, description = "a workflow id: the page starts after it (instead of page_token)"),
+           ("page_size" = Option<usize>, Query)),
     responses((status = 200, body = WorkflowPage), (status = "4XX", body = ErrorBody)))]
 async fn list_workflows(State(s): State<Shared>, RawQuery(q): RawQuery) -> Response {
     ok(async {
-        let q = Query::parse(q, &["page_token", "page_size"])?;
-        s.list_workflows(q.text("page_token").as_deref(), q.number("page_size")?)
-            .await
+        let q = Query::parse(q, &["page_token", "after", "page_size"])?;
+        s.list_workflows(
+            q.text("page_token").as_deref(),
+            q.text("after").as_deref(),
+            q.number("page_size")?,
+        )
+        .await
     }
     .await)
 }
@@ -332,11 +338,16 @@ pub(crate) fn statuses(text: &str) -> Result<Vec<knhk_core::CaseStatus>, ApiErro
 #[utoipa::path(get, path = "/cases",
     params(("workflow" = Option<String>, Query, description = "a workflow id, URI or name"),
            ("status" = Option<String>, Query, description = "statuses, comma-separated"),
-           ("page_token" = Option<String>, Query), ("page_size" = Option<usize>, Query)),
+           ("page_token" = Option<String>, Query),
+           ("after" = Option<String>, Query, description = "a case id: the page starts after it (instead of page_token)"),
+           ("page_size" = Option<usize>, Query)),
     responses((status = 200, body = CasePage), (status = "4XX", body = ErrorBody)))]
 async fn list_cases(State(s): State<Shared>, RawQuery(q): RawQuery) -> Response {
     ok(async {
-        let q = Query::parse(q, &["workflow", "status", "page_token", "page_size"])?;
+        let q = Query::parse(
+            q,
+            &["workflow", "status", "page_token", "after", "page_size"],
+        )?;
         let filter = CaseFilter {
             workflow: q.text("workflow"),
             status: match q.text("status") {
@@ -344,6 +355,7 @@ async fn list_cases(State(s): State<Shared>, RawQuery(q): RawQuery) -> Response 
                 None => Vec::new(),
             },
             page_token: q.text("page_token"),
+            after: q.text("after"),
             page_size: q.number("page_size")?,
         };
         s.list_cases(filter).await
@@ -500,13 +512,25 @@ async fn watch(
 #[utoipa::path(get, path = "/workitems",
     params(("role" = Option<String>, Query), ("user" = Option<String>, Query, description = "allocated to or started by"),
            ("case" = Option<String>, Query), ("status" = Option<String>, Query, description = "offered, allocated or started"),
-           ("page_token" = Option<String>, Query), ("page_size" = Option<usize>, Query)),
+           ("page_token" = Option<String>, Query),
+           ("after" = Option<String>, Query, description = "a live work item id: the page starts after it (instead of page_token)"),
+           ("after_offered_at" = Option<String>, Query, description = "with after: that item's offered_at as listed, so that its place holds once it is gone"),
+           ("page_size" = Option<usize>, Query)),
     responses((status = 200, body = WorkItemPage), (status = "4XX", body = ErrorBody)))]
 async fn list_work_items(State(s): State<Shared>, RawQuery(q): RawQuery) -> Response {
     ok(async {
         let q = Query::parse(
             q,
-            &["role", "user", "case", "status", "page_token", "page_size"],
+            &[
+                "role",
+                "user",
+                "case",
+                "status",
+                "page_token",
+                "after",
+                "after_offered_at",
+                "page_size",
+            ],
         )?;
         let case = match q.text("case") {
             Some(c) => Some(
@@ -532,6 +556,8 @@ async fn list_work_items(State(s): State<Shared>, RawQuery(q): RawQuery) -> Resp
             case,
             status,
             page_token: q.text("page_token"),
+            after: q.text("after"),
+            after_offered_at: q.text("after_offered_at"),
             page_size: q.number("page_size")?,
         })
         .await
@@ -683,6 +709,17 @@ async fn lookup_workflow(State(s): State<Shared>, Path(reference): Path<String>)
     ok(s.lookup_workflow(&reference).await)
 }
 
+#[utoipa::path(post, path = "/cases/{id}/release", params(("id" = String, Path)),
+    responses((status = 200, body = Case, description = "checked (it loads and replays to its row), then taken out of the quarantine"),
+              (status = "4XX", body = ErrorBody, description = "unknown, not quarantined, or still broken (named why; it stays quarantined)")))]
+async fn release_case(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    _b: Optional<NoFields>,
+) -> Response {
+    ok(s.release_case(&id).await)
+}
+
 #[utoipa::path(get, path = "/quarantine",
     responses((status = 200, body = Quarantine), (status = "4XX", body = ErrorBody)))]
 async fn quarantine(State(s): State<Shared>) -> Response {
@@ -729,7 +766,8 @@ async fn quarantine(State(s): State<Shared>) -> Response {
         lookup_case,
         lookup_work_item,
         lookup_workflow,
-        quarantine
+        quarantine,
+        release_case
     ),
     components(schemas(ErrorBody, ErrorDetail))
 )]
@@ -805,6 +843,7 @@ fn routes() -> Routes {
     .add("GET", "/lookup/workitems/{prefix}", lookup_work_item)
     .add("GET", "/lookup/workflows/{reference}", lookup_workflow)
     .add("GET", "/quarantine", quarantine)
+    .add("POST", "/cases/{id}/release", release_case)
 }
 
 /// Returns every route of the router: (method, path).

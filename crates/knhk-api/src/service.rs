@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use knhk_core::{CaseId, CaseStatus, Timestamp, WorkItemId, WorkflowId};
 use knhk_workflow_engine::{
-    CaseQuery, ErrorCode, ItemCursor, SourceFormat, WorkItemQuery, WorkflowEngine, WorkflowView,
+    CaseQuery, ErrorCode, ItemCursor, SourceFormat, WorkItemQuery, WorkflowEngine, WorkflowSummary,
 };
 use serde_json::Value;
 use tokio::sync::{broadcast, mpsc};
@@ -35,6 +35,10 @@ pub struct Limits {
     pub default_page_size: usize,
     /// How long one request may take before it is answered with `deadline_exceeded`.
     pub request_timeout: Duration,
+    /// How often an open watch reads its case again. Steps this process commits reach a watch
+    /// at once; steps that other processes sharing the store commit (several nodes on one
+    /// store) are seen at the next read.
+    pub watch_poll: Duration,
 }
 
 impl Default for Limits {
@@ -45,6 +49,7 @@ impl Default for Limits {
             max_page_size: 1000,
             default_page_size: 100,
             request_timeout: Duration::from_secs(30),
+            watch_poll: Duration::from_secs(1),
         }
     }
 }
@@ -158,32 +163,41 @@ impl Service {
         })
     }
 
+    /// Lists the registered workflows without their sources (read without them), after the
+    /// workflow a page token or `after` (a workflow id) names.
     pub async fn list_workflows(
         &self,
         page_token: Option<&str>,
+        after: Option<&str>,
         page_size: Option<usize>,
     ) -> Result<WorkflowPage, ApiError> {
         let size = self.page_size(page_size, "page_size")?;
-        let after = match page_token {
-            Some(t) => Some(WorkflowId(token::decode(t, 'w')?)),
-            None => None,
+        let after = match (page_token, after) {
+            (Some(_), Some(_)) => return Err(token_and_after()),
+            (Some(t), None) => Some((WorkflowId(token::decode(t, 'w')?), "page_token")),
+            (None, Some(a)) => Some((WorkflowId(parse_uuid("after", a)?), "after")),
+            (None, None) => None,
         };
         let all = self.engine.workflows().await?;
         let start = match after {
-            Some(id) => all
+            Some((id, field)) => all
                 .iter()
                 .position(|w| w.id == id)
                 .map(|i| i + 1)
-                .ok_or_else(stale_token)?,
+                .ok_or_else(|| match field {
+                    "after" => ApiError::from(knhk_workflow_engine::Error::UnknownWorkflow(id))
+                        .with("field", "after"),
+                    _ => stale_token(),
+                })?,
             None => 0,
         };
         let rest = all.get(start..).unwrap_or_default();
-        let items: Vec<&WorkflowView> = rest.iter().take(size).collect();
+        let items: Vec<&WorkflowSummary> = rest.iter().take(size).collect();
         let next = (rest.len() > size)
             .then(|| items.last().map(|w| token::encode('w', w.id.0)))
             .flatten();
         Ok(WorkflowPage {
-            items: items.iter().map(|w| Workflow::of(w, false)).collect(),
+            items: items.iter().map(|w| Workflow::summary(w)).collect(),
             next_page_token: next,
         })
     }
@@ -271,7 +285,7 @@ impl Service {
         if let Ok(id) = reference.parse::<WorkflowId>() {
             return Ok(id);
         }
-        match self.engine.find_workflow(reference).await {
+        match self.engine.resolve_workflow(reference).await {
             Ok(w) => Ok(w.id),
             Err(e) => Err(ApiError::from(e).with("field", "workflow_id")),
         }
@@ -280,15 +294,17 @@ impl Service {
     pub async fn list_cases(&self, filter: CaseFilter) -> Result<CasePage, ApiError> {
         let size = self.page_size(filter.page_size, "page_size")?;
         let workflow = match &filter.workflow {
-            Some(w) => Some(match self.engine.find_workflow(w).await {
+            Some(w) => Some(match self.engine.resolve_workflow(w).await {
                 Ok(w) => w.id,
                 Err(e) => return Err(ApiError::from(e).with("field", "workflow")),
             }),
             None => None,
         };
-        let after = match &filter.page_token {
-            Some(t) => Some(CaseId(token::decode(t, 'c')?)),
-            None => None,
+        let after = match (&filter.page_token, &filter.after) {
+            (Some(_), Some(_)) => return Err(token_and_after()),
+            (Some(t), None) => Some(CaseId(token::decode(t, 'c')?)),
+            (None, Some(a)) => Some(CaseId(parse_uuid("after", a)?)),
+            (None, None) => None,
         };
         let mut cases = self
             .engine
@@ -427,6 +443,9 @@ impl Service {
         mut updates: broadcast::Receiver<knhk_workflow_engine::CaseUpdate>,
         tx: &mpsc::Sender<Result<Watched, ApiError>>,
     ) -> Result<(), ApiError> {
+        let every = self.limits.watch_poll;
+        let mut poll = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             for e in self.engine.events(id, last).await? {
                 last = e.seq;
@@ -455,6 +474,11 @@ impl Service {
                         return Ok(());
                     }
                     () = tx.closed() => return Ok(()),
+                    // Another process sharing the store may have moved the case.
+                    _ = poll.tick() => {
+                        status = self.engine.case(id).await?.status;
+                        break;
+                    }
                     update = updates.recv() => match update {
                         Ok(u) if u.case == id => {
                             status = u.status;
@@ -474,65 +498,47 @@ impl Service {
 
     pub async fn list_work_items(&self, filter: WorkItemFilter) -> Result<WorkItemPage, ApiError> {
         let size = self.page_size(filter.page_size, "page_size")?;
-        let query = WorkItemQuery {
-            role: filter.role,
-            case: filter.case,
-            owner: filter.user,
-            ..WorkItemQuery::default()
+        // A page read from the store's index, after the place (offer time, id) of the last
+        // item of the page before, which holds even once that item is gone; one more item
+        // than the page says whether another page follows. `after` names a live item, or,
+        // with its offer time, a place.
+        let after = match (&filter.page_token, &filter.after, &filter.after_offered_at) {
+            (Some(_), Some(_), _) => return Err(token_and_after()),
+            (_, None, Some(_)) => {
+                return Err(ApiError::invalid(
+                    "after_offered_at",
+                    "after_offered_at: only with after (the id of the item offered then)",
+                ));
+            }
+            (Some(t), None, None) => {
+                let (at, id) = token::decode_at(t)?;
+                Some(ItemCursor::At(Timestamp(at), WorkItemId(id)))
+            }
+            (None, Some(a), None) => Some(ItemCursor::Item(WorkItemId(parse_uuid("after", a)?))),
+            (None, Some(a), Some(t)) => Some(ItemCursor::At(
+                parse_time("after_offered_at", t)?,
+                WorkItemId(parse_uuid("after", a)?),
+            )),
+            (None, None, None) => None,
         };
-        if filter.status.is_none() {
-            // A page read from the store's index, after the place (offer time, id) of the last
-            // item of the page before, which holds even once that item is gone; one more item
-            // than the page says whether another page follows.
-            let after = match &filter.page_token {
-                Some(t) => {
-                    let (at, id) = token::decode_at(t)?;
-                    Some(ItemCursor::At(Timestamp(at), WorkItemId(id)))
-                }
-                None => None,
-            };
-            let page = self
-                .engine
-                .work_items(&WorkItemQuery {
-                    after,
-                    limit: Some(size.saturating_add(1)),
-                    ..query
-                })
-                .await?;
-            let items: Vec<_> = page.iter().take(size).collect();
-            let next = (page.len() > size)
-                .then(|| {
-                    items
-                        .last()
-                        .map(|w| token::encode_at(w.offered_at.0, w.id.0))
-                })
-                .flatten();
-            return Ok(WorkItemPage {
-                items: items.iter().map(|w| WorkItem::of(w)).collect(),
-                next_page_token: next,
-            });
-        }
-        let after = match &filter.page_token {
-            Some(t) => Some(WorkItemId(token::decode(t, 'i')?)),
-            None => None,
-        };
-        let all = self.engine.work_items(&query).await?;
-        let matching: Vec<_> = all
-            .iter()
-            .filter(|w| filter.status.is_none_or(|s| w.status == s))
-            .collect();
-        let start = match after {
-            Some(id) => matching
-                .iter()
-                .position(|w| w.id == id)
-                .map(|i| i + 1)
-                .ok_or_else(stale_token)?,
-            None => 0,
-        };
-        let rest = matching.get(start..).unwrap_or_default();
-        let items: Vec<_> = rest.iter().take(size).collect();
-        let next = (rest.len() > size)
-            .then(|| items.last().map(|w| token::encode('i', w.id.0)))
+        let page = self
+            .engine
+            .work_items(&WorkItemQuery {
+                role: filter.role,
+                case: filter.case,
+                owner: filter.user,
+                status: filter.status,
+                after,
+                limit: Some(size.saturating_add(1)),
+            })
+            .await?;
+        let items: Vec<_> = page.iter().take(size).collect();
+        let next = (page.len() > size)
+            .then(|| {
+                items
+                    .last()
+                    .map(|w| token::encode_at(w.offered_at.0, w.id.0))
+            })
             .flatten();
         Ok(WorkItemPage {
             items: items.iter().map(|w| WorkItem::of(w)).collect(),
@@ -689,7 +695,7 @@ impl Service {
     /// Returns the workflow a reference names: an id or a start of one, a specification URI
     /// or name (the latest version), or `URI@N` / `NAME@N`.
     pub async fn lookup_workflow(&self, reference: &str) -> Result<Found, ApiError> {
-        let w = self.engine.find_workflow(reference).await?;
+        let w = self.engine.resolve_workflow(reference).await?;
         Ok(Found {
             id: w.id.to_string(),
         })
@@ -699,6 +705,13 @@ impl Service {
     pub async fn lookup_work_item(&self, prefix: &str) -> Result<Found, ApiError> {
         let id = self.engine.resolve_work_item(prefix).await?;
         Ok(Found { id: id.to_string() })
+    }
+
+    /// Takes a repaired case out of the quarantine, once it loads and replays to its row; a
+    /// case that still does not is refused, naming why, and stays set aside.
+    pub async fn release_case(&self, id: &str) -> Result<Case, ApiError> {
+        let id = case_id(id)?;
+        Ok(Case::of(&self.engine.release_case(id).await?))
     }
 
     /// The quarantined cases: set aside because their stored data does not load, with why.
@@ -754,6 +767,25 @@ fn stale_token() -> ApiError {
         "page_token",
         "page_token: the page it continues is gone; list again from the start",
     )
+}
+
+fn token_and_after() -> ApiError {
+    ApiError::invalid(
+        "after",
+        "after: give either page_token or after, not both (after names the item a page follows)",
+    )
+}
+
+/// Reads an RFC 3339 time (as the API writes them) into milliseconds.
+fn parse_time(field: &str, s: &str) -> Result<Timestamp, ApiError> {
+    s.parse::<jiff::Timestamp>()
+        .map(|t| Timestamp(t.as_millisecond()))
+        .map_err(|e| {
+            ApiError::invalid(
+                field,
+                format!("{field}: {s:?} is not an RFC 3339 time ({e})"),
+            )
+        })
 }
 
 fn parse_uuid(field: &str, s: &str) -> Result<uuid::Uuid, ApiError> {

@@ -3,7 +3,9 @@
 //! 3339 in UTC; request bodies refuse unknown fields.
 
 use knhk_core::{Event, Timestamp};
-use knhk_workflow_engine::{CaseView, WorkItemView, WorkflowView, allocation_name};
+use knhk_workflow_engine::{
+    CaseView, WorkItemView, WorkflowSummary, WorkflowView, allocation_name,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
@@ -171,6 +173,8 @@ pub struct CaseFilter {
     /// Statuses, any of which matches.
     pub status: Vec<knhk_core::CaseStatus>,
     pub page_token: Option<String>,
+    /// A case id: the page starts after it (instead of a page token).
+    pub after: Option<String>,
     pub page_size: Option<usize>,
 }
 
@@ -182,6 +186,12 @@ pub struct WorkItemFilter {
     pub case: Option<knhk_core::CaseId>,
     pub status: Option<knhk_workflow_engine::WorkItemStatus>,
     pub page_token: Option<String>,
+    /// A work item id: the page starts after it (instead of a page token); the item must be
+    /// live, unless `after_offered_at` gives its offer time.
+    pub after: Option<String>,
+    /// The offer time of the item `after` names (RFC 3339, as listed): its place in the list,
+    /// which holds once it is gone.
+    pub after_offered_at: Option<String>,
     pub page_size: Option<usize>,
 }
 
@@ -194,6 +204,8 @@ pub struct Workflow {
     pub version: u32,
     /// `turtle` or `yawl-xml`.
     pub format: String,
+    /// The number of tasks of the definition, over all its nets.
+    pub tasks: u32,
     pub registered_at: String,
     /// The definition as registered (only when one workflow is asked for).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -208,8 +220,23 @@ impl Workflow {
             name: w.name.clone(),
             version: w.version,
             format: w.format.as_str().to_owned(),
+            tasks: w.tasks,
             registered_at: rfc3339(w.registered_at),
             source: with_source.then(|| w.source.clone()),
+        }
+    }
+
+    /// Returns a workflow of a list: without its source.
+    pub fn summary(w: &WorkflowSummary) -> Workflow {
+        Workflow {
+            id: w.id.to_string(),
+            uri: w.uri.clone(),
+            name: w.name.clone(),
+            version: w.version,
+            format: w.format.as_str().to_owned(),
+            tasks: w.tasks,
+            registered_at: rfc3339(w.registered_at),
+            source: None,
         }
     }
 }

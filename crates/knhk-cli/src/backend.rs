@@ -14,7 +14,7 @@ use knhk_core::{WorkItemState, WorkflowId};
 use knhk_workflow_engine::{
     CaseQuery, CaseUpdate, CaseView, Error as EngineError, ItemCursor, MarkedCondition,
     QuarantinedCase, Registration, SourceFormat, WorkItemQuery, WorkItemStatus, WorkItemView,
-    WorkflowEngine, WorkflowView,
+    WorkflowEngine, WorkflowSummary, WorkflowView,
 };
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
@@ -225,7 +225,7 @@ impl Remote {
         workflow_view(self.get(&format!("/workflows/{id}"), &[]).await?)
     }
 
-    async fn workflows(&self) -> anyhow::Result<Vec<WorkflowView>> {
+    async fn workflows(&self) -> anyhow::Result<Vec<WorkflowSummary>> {
         let mut all = Vec::new();
         let mut token = None;
         loop {
@@ -237,7 +237,7 @@ impl Remote {
                 .page("/workflows", &query, "page_size", MAX_PAGE)
                 .await?;
             for w in page.items {
-                all.push(workflow_view(w)?);
+                all.push(workflow_summary(w)?);
             }
             match page.next_page_token {
                 Some(t) => token = Some(t),
@@ -263,18 +263,21 @@ impl Remote {
     }
 
     async fn work_items(&self, query: &WorkItemQuery) -> anyhow::Result<Vec<WorkItemView>> {
-        let mut token = match query.after {
-            None => None,
-            Some(ItemCursor::At(at, id)) => Some(item_token(at, id)),
-            Some(ItemCursor::Item(id)) => {
-                let item: api::WorkItem = self.get(&format!("/workitems/{id}"), &[]).await?;
-                Some(item_token(timestamp(&item.offered_at)?, id))
-            }
+        // The first page starts after the item (or its place) the query names, which the
+        // server turns into its cursor; the next ones from the tokens it gives.
+        let mut after = match query.after {
+            None => Vec::new(),
+            Some(ItemCursor::At(at, id)) => vec![
+                ("after", id.to_string()),
+                ("after_offered_at", api::rfc3339(at)),
+            ],
+            Some(ItemCursor::Item(id)) => vec![("after", id.to_string())],
         };
+        let mut token = None;
         let mut left = query.limit.unwrap_or(usize::MAX);
         let mut all = Vec::new();
         while left > 0 {
-            let mut q = Vec::new();
+            let mut q = std::mem::take(&mut after);
             if let Some(role) = &query.role {
                 q.push(("role", role.clone()));
             }
@@ -283,6 +286,9 @@ impl Remote {
             }
             if let Some(case) = query.case {
                 q.push(("case", case.to_string()));
+            }
+            if let Some(status) = query.status {
+                q.push(("status", status.as_str().to_owned()));
             }
             if let Some(t) = token.take() {
                 q.push(("page_token", t));
@@ -301,11 +307,15 @@ impl Remote {
     }
 
     async fn cases(&self, query: &CaseQuery) -> anyhow::Result<Vec<CaseView>> {
-        let mut token = query.after.map(|id| token(&format!("c:{id}")));
+        let mut after = query.after;
+        let mut token = None;
         let mut left = query.limit.unwrap_or(usize::MAX);
         let mut all = Vec::new();
         while left > 0 {
             let mut q = Vec::new();
+            if let Some(id) = after.take() {
+                q.push(("after", id.to_string()));
+            }
             if !query.status.is_empty() {
                 let names: Vec<&str> = query.status.iter().map(|s| s.as_str()).collect();
                 q.push(("status", names.join(",")));
@@ -411,16 +421,6 @@ mod uuid_like {
     }
 }
 
-/// Returns a page token of the server's lists (its form: the hex of the text).
-fn token(text: &str) -> String {
-    text.bytes().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Returns the page token of the work items after the place of one (offer time, id).
-fn item_token(at: Timestamp, id: WorkItemId) -> String {
-    token(&format!("a:{}:{id}", at.0))
-}
-
 /// Reads an RFC 3339 time of the API.
 fn timestamp(text: &str) -> anyhow::Result<Timestamp> {
     let t: jiff::Timestamp = text
@@ -467,7 +467,20 @@ fn workflow_view(w: api::Workflow) -> anyhow::Result<WorkflowView> {
         name: w.name,
         version: w.version,
         format: parse("a definition format", &w.format)?,
+        tasks: w.tasks,
         source: w.source.unwrap_or_default(),
+        registered_at: timestamp(&w.registered_at)?,
+    })
+}
+
+fn workflow_summary(w: api::Workflow) -> anyhow::Result<WorkflowSummary> {
+    Ok(WorkflowSummary {
+        id: parse("a workflow id", &w.id)?,
+        uri: w.uri,
+        name: w.name,
+        version: w.version,
+        format: parse("a definition format", &w.format)?,
+        tasks: w.tasks,
         registered_at: timestamp(&w.registered_at)?,
     })
 }
@@ -660,7 +673,7 @@ impl Backend {
         }
     }
 
-    pub(crate) async fn workflows(&self) -> anyhow::Result<Vec<WorkflowView>> {
+    pub(crate) async fn workflows(&self) -> anyhow::Result<Vec<WorkflowSummary>> {
         match self {
             Backend::Local(engine) => Ok(engine.workflows().await?),
             Backend::Remote(r) => r.workflows().await,
@@ -787,6 +800,14 @@ impl Backend {
         match self {
             Backend::Local(engine) => Ok(engine.suspend(case).await?),
             Backend::Remote(r) => r.case_step(case, "suspend", json!({})).await,
+        }
+    }
+
+    /// Takes a repaired case out of the quarantine, once it loads and replays to its row.
+    pub(crate) async fn release_case(&self, case: CaseId) -> anyhow::Result<CaseView> {
+        match self {
+            Backend::Local(engine) => Ok(engine.release_case(case).await?),
+            Backend::Remote(r) => r.case_step(case, "release", json!({})).await,
         }
     }
 

@@ -100,6 +100,16 @@ pub(crate) enum CaseCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Takes a repaired case out of the quarantine: it is checked first (it must load and
+    /// replay to its row; if not, the command is refused naming why, and nothing changes),
+    /// then it runs again from where its history stands.
+    Release {
+        /// The case id.
+        case: IdArg,
+        /// Prints the case as one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
     /// Retries a task that failed its case (an incident): a connector task calls again with
     /// a new idempotency key, a human task offers a new work item; the case runs again once
     /// no incident is left open.
@@ -340,6 +350,16 @@ pub(crate) async fn run(session: &Session, command: CaseCommand) -> anyhow::Resu
             };
             drive(session, case, json, false, step).await
         }
+        CaseCommand::Release { case, json } => {
+            let case = session.case_id(&case).await?;
+            engine
+                .release_case(case)
+                .await
+                .with_context(|| format!("cannot release case {case}"))?;
+            let sink = if json { Sink::Stderr } else { Sink::Stdout };
+            crate::run::say(sink, &format!("case {case} released from quarantine"));
+            outcome::print(session, case, json).await
+        }
         CaseCommand::Retry { case, task, json } => {
             let case = session.case_id(&case).await?;
             let step = async {
@@ -424,8 +444,9 @@ pub(crate) async fn run(session: &Session, command: CaseCommand) -> anyhow::Resu
                 None => None,
             };
             if jsonl {
+                let listed_broken = if status.is_none() { broken } else { Vec::new() };
                 let status = status.and_then(Status::case_status).into_iter().collect();
-                return case_lines(session, status, limit, after).await;
+                return case_lines(session, status, limit, after, &listed_broken).await;
             }
             let filter = CaseQuery {
                 status: status.and_then(Status::case_status).into_iter().collect(),
@@ -447,10 +468,15 @@ pub(crate) async fn run(session: &Session, command: CaseCommand) -> anyhow::Resu
                     .unwrap_or_else(|| id.to_string())
             };
             if json {
-                let docs: Vec<Value> = cases
+                let mut docs: Vec<Value> = cases
                     .iter()
                     .map(|c| case_list_json(c, &name_of(c.workflow)))
                     .collect();
+                // Without a status, the quarantined cases end the list (state `broken`, with
+                // why), as the table names them: on the page that ends it.
+                if status.is_none() && next.is_none() {
+                    docs.extend(broken.iter().map(broken_json));
+                }
                 outln!("{}", serde_json::to_string_pretty(&docs)?);
             } else if cases.is_empty() && (status.is_some() || broken.is_empty()) {
                 outln!("no cases");
@@ -520,6 +546,7 @@ async fn case_lines(
     status: Vec<CaseStatus>,
     limit: Option<u64>,
     mut after: Option<CaseId>,
+    broken: &[knhk_workflow_engine::QuarantinedCase],
 ) -> anyhow::Result<ExitCode> {
     let engine = &session.engine;
     let workflows = engine.workflows().await?;
@@ -546,13 +573,18 @@ async fn case_lines(
             .map(|c| case_list_json(c, &name_of(c.workflow)))
             .collect();
         if !report::write_lines(&lines) {
-            break;
+            return Ok(ExitCode::SUCCESS);
         }
         // The engine fills a page past the quarantined cases it leaves out: an empty page is
         // the end.
         let Some(last) = cases.last() else { break };
         after = Some(last.id);
         left = left.saturating_sub(cases.len());
+    }
+    // The quarantined cases (`broken`, with why) end the list, within the limit.
+    if left > 0 && !broken.is_empty() {
+        let lines: Vec<Value> = broken.iter().take(left).map(broken_json).collect();
+        report::write_lines(&lines);
     }
     Ok(ExitCode::SUCCESS)
 }

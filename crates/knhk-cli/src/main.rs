@@ -170,6 +170,29 @@ struct Cli {
         value_parser = clap::value_parser!(u64).range(1..)
     )]
     timer_poll_ms: u64,
+    /// How long the lease of a `knhk worker` or `knhk serve` node on the store lasts without a
+    /// heartbeat, in milliseconds: once it expired, the other nodes on the store take over its
+    /// cases with work in flight (connector calls, allocations) and refuse its results.
+    #[arg(
+        long,
+        global = true,
+        env = "KNHK_LEASE_MS",
+        default_value_t = 10_000,
+        value_name = "MS",
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    lease_ms: u64,
+    /// How often a `knhk worker` or `knhk serve` node renews its lease and looks for the cases
+    /// of dead nodes, in milliseconds; less than `--lease-ms`.
+    #[arg(
+        long,
+        global = true,
+        env = "KNHK_HEARTBEAT_MS",
+        default_value_t = 3_000,
+        value_name = "MS",
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    heartbeat_ms: u64,
     /// Shows points in time in tables in UTC instead of the local time zone (`TZ`, else the
     /// system's). JSON output is always RFC 3339 in UTC.
     #[arg(long, global = true, env = "KNHK_UTC")]
@@ -300,6 +323,14 @@ fn main() -> ExitCode {
         // Colour codes only for a terminal, not in a file or a pipe.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    if cli.heartbeat_ms >= cli.lease_ms {
+        eprintln!(
+            "error: --heartbeat-ms {} must be less than --lease-ms {}, or the lease expires \
+             between heartbeats",
+            cli.heartbeat_ms, cli.lease_ms
+        );
+        return ExitCode::FAILURE;
+    }
     let definition_limits = knhk_spec::Limits {
         max_definition_bytes: cli.max_definition_bytes,
         max_tasks: cli.max_tasks,
@@ -315,6 +346,8 @@ fn main() -> ExitCode {
             .with_max_subnet_depth(cli.max_subnet_depth)
             .with_max_data_bytes(cli.max_data_bytes),
         timer_poll: std::time::Duration::from_millis(cli.timer_poll_ms),
+        lease: std::time::Duration::from_millis(cli.lease_ms),
+        heartbeat_interval: std::time::Duration::from_millis(cli.heartbeat_ms),
         definition_limits,
         max_input_bytes: cli.max_data_bytes,
         case_cache: cli.case_cache,

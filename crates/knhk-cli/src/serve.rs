@@ -66,6 +66,8 @@ pub(crate) struct ServeConfig {
     case_cache: usize,
     snapshot_every: u64,
     timer_poll_ms: u64,
+    lease_ms: u64,
+    heartbeat_ms: u64,
     store_max_pages: Option<u64>,
     durability: String,
     max_body_bytes: usize,
@@ -73,6 +75,7 @@ pub(crate) struct ServeConfig {
     max_page_size: usize,
     default_page_size: usize,
     request_timeout_ms: u64,
+    watch_poll_ms: u64,
     shutdown_timeout_ms: u64,
     log_format: String,
 }
@@ -93,6 +96,10 @@ impl Default for ServeConfig {
             case_cache: knhk_workflow_engine::EngineConfig::DEFAULT_CASE_CACHE,
             snapshot_every: knhk_workflow_engine::EngineConfig::DEFAULT_SNAPSHOT_EVERY,
             timer_poll_ms: 1000,
+            lease_ms: duration_ms(knhk_workflow_engine::EngineConfig::DEFAULT_LEASE),
+            heartbeat_ms: duration_ms(
+                knhk_workflow_engine::EngineConfig::DEFAULT_HEARTBEAT_INTERVAL,
+            ),
             store_max_pages: None,
             durability: Durability::Full.name().to_owned(),
             max_body_bytes: limits.max_body_bytes,
@@ -101,6 +108,7 @@ impl Default for ServeConfig {
             default_page_size: limits.default_page_size,
             request_timeout_ms: u64::try_from(limits.request_timeout.as_millis())
                 .unwrap_or(u64::MAX),
+            watch_poll_ms: u64::try_from(limits.watch_poll.as_millis()).unwrap_or(u64::MAX),
             shutdown_timeout_ms: 10_000,
             log_format: "text".to_owned(),
         }
@@ -109,7 +117,7 @@ impl Default for ServeConfig {
 
 /// The keys read from `KNHK_*` environment variables (`KNHK_MAX_BODY_BYTES` for
 /// `max_body_bytes`...): every key.
-const KEYS: [&str; 21] = [
+const KEYS: [&str; 24] = [
     "http",
     "grpc",
     "data_dir",
@@ -122,6 +130,8 @@ const KEYS: [&str; 21] = [
     "case_cache",
     "snapshot_every",
     "timer_poll_ms",
+    "lease_ms",
+    "heartbeat_ms",
     "store_max_pages",
     "durability",
     "max_body_bytes",
@@ -129,6 +139,7 @@ const KEYS: [&str; 21] = [
     "max_page_size",
     "default_page_size",
     "request_timeout_ms",
+    "watch_poll_ms",
     "shutdown_timeout_ms",
     "log_format",
 ];
@@ -185,7 +196,7 @@ fn flags(args: &ServeArgs, cli: &crate::Cli) -> Map<String, Value> {
                 && m.value_source(id) == Some(ValueSource::CommandLine)
         })
     };
-    let globals: [(&str, Value); 12] = [
+    let globals: [(&str, Value); 14] = [
         ("data_dir", json!(cli.data_dir)),
         ("admin_role", json!(cli.admin_role)),
         ("max_firings", json!(cli.max_firings)),
@@ -196,6 +207,8 @@ fn flags(args: &ServeArgs, cli: &crate::Cli) -> Map<String, Value> {
         ("case_cache", json!(cli.case_cache)),
         ("snapshot_every", json!(cli.snapshot_every)),
         ("timer_poll_ms", json!(cli.timer_poll_ms)),
+        ("lease_ms", json!(cli.lease_ms)),
+        ("heartbeat_ms", json!(cli.heartbeat_ms)),
         ("store_max_pages", json!(cli.store_max_pages)),
         ("durability", json!(cli.durability.name())),
     ];
@@ -219,17 +232,28 @@ impl ServeConfig {
             ("max_tasks", self.max_tasks as u64),
             ("max_data_bytes", self.max_data_bytes as u64),
             ("timer_poll_ms", self.timer_poll_ms),
+            ("lease_ms", self.lease_ms),
+            ("heartbeat_ms", self.heartbeat_ms),
             ("max_body_bytes", self.max_body_bytes as u64),
             ("max_json_depth", self.max_json_depth as u64),
             ("max_page_size", self.max_page_size as u64),
             ("default_page_size", self.default_page_size as u64),
             ("request_timeout_ms", self.request_timeout_ms),
+            ("watch_poll_ms", self.watch_poll_ms),
             ("shutdown_timeout_ms", self.shutdown_timeout_ms),
         ];
         for (key, value) in positive {
             if value == 0 {
                 bail!("configuration key {key}: must be at least 1");
             }
+        }
+        if self.heartbeat_ms >= self.lease_ms {
+            bail!(
+                "configuration key heartbeat_ms: {} must be less than lease_ms ({}), or the lease \
+                 expires between heartbeats",
+                self.heartbeat_ms,
+                self.lease_ms
+            );
         }
         if self.max_subnet_depth > 1000 {
             bail!("configuration key max_subnet_depth: at most 1000");
@@ -279,6 +303,7 @@ impl ServeConfig {
             // A default above the cap is the cap.
             default_page_size: self.default_page_size.min(self.max_page_size),
             request_timeout: Duration::from_millis(self.request_timeout_ms),
+            watch_poll: Duration::from_millis(self.watch_poll_ms),
         }
     }
 
@@ -292,6 +317,8 @@ impl ServeConfig {
                 .with_max_subnet_depth(self.max_subnet_depth)
                 .with_max_data_bytes(self.max_data_bytes),
             timer_poll: Duration::from_millis(self.timer_poll_ms),
+            lease: Duration::from_millis(self.lease_ms),
+            heartbeat_interval: Duration::from_millis(self.heartbeat_ms),
             zone: crate::report::Zone::Utc,
             max_pages: self.store_max_pages,
             definition_limits: knhk_spec::Limits {
@@ -305,6 +332,11 @@ impl ServeConfig {
             page_size: 1000,
         }
     }
+}
+
+/// Returns a duration in whole milliseconds.
+fn duration_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Checks that a key names an address HOST:PORT, and returns it resolved.

@@ -63,6 +63,10 @@ pub(crate) struct Settings {
     pub(crate) step: ApplyOptions,
     /// How often a worker reads the stored timers again.
     pub(crate) timer_poll: std::time::Duration,
+    /// How long a node's lease lasts without a heartbeat.
+    pub(crate) lease: std::time::Duration,
+    /// How often a node renews its lease and sweeps for the cases of dead nodes.
+    pub(crate) heartbeat_interval: std::time::Duration,
     /// How tables show points in time.
     pub(crate) zone: Zone,
     /// The cap on the store file, in pages (`--store-max-pages`).
@@ -126,6 +130,9 @@ impl Session {
             case_cache: settings.case_cache,
             snapshot_every: settings.snapshot_every,
             ids: knhk_workflow_engine::IdOrder::default(),
+            lease: settings.lease,
+            heartbeat_interval: settings.heartbeat_interval,
+            node_name: EngineConfig::default_node_name(),
         });
         Ok(Session {
             engine: Backend::Local(engine),

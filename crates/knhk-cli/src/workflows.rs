@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 use knhk_core::model::Specification;
-use knhk_workflow_engine::{Registration, WorkflowView};
+use knhk_workflow_engine::{Registration, WorkflowSummary, WorkflowView};
 use serde_json::{Value, json};
 
 use crate::report::{self, Zone, rfc3339};
@@ -66,21 +66,10 @@ pub(crate) async fn run(session: &Session, command: WorkflowCommand) -> anyhow::
             }
         }
         WorkflowCommand::List { json } => {
+            // Summaries, with their task counts: no source or definition is read.
             let all = engine.workflows().await?;
-            let mut definitions = Vec::with_capacity(all.len());
-            for w in &all {
-                definitions.push(session.definition(w.id).await);
-            }
-            let specs: Vec<Option<&Specification>> = definitions
-                .iter()
-                .map(|d| d.as_deref().map(|d| d.specification()))
-                .collect();
             if json {
-                let docs: Vec<Value> = all
-                    .iter()
-                    .zip(&specs)
-                    .map(|(w, spec)| summary(w, *spec))
-                    .collect();
+                let docs: Vec<Value> = all.iter().map(listed).collect();
                 outln!("{}", serde_json::to_string_pretty(&docs)?);
             } else if all.is_empty() {
                 outln!("no workflows registered");
@@ -88,14 +77,13 @@ pub(crate) async fn run(session: &Session, command: WorkflowCommand) -> anyhow::
                 let zone = session.zone();
                 let rows: Vec<Vec<String>> = all
                     .iter()
-                    .zip(&specs)
-                    .map(|(w, spec)| {
+                    .map(|w| {
                         vec![
                             w.id.to_string(),
                             w.name.clone(),
                             w.version.to_string(),
                             w.uri.clone(),
-                            task_count(*spec).to_string(),
+                            w.tasks.to_string(),
                             zone.show(w.registered_at),
                         ]
                     })
@@ -126,6 +114,19 @@ pub(crate) async fn run(session: &Session, command: WorkflowCommand) -> anyhow::
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Returns a workflow of `workflow list --json`: what `summary` gives, from the summary.
+fn listed(w: &WorkflowSummary) -> Value {
+    json!({
+        "id": w.id.to_string(),
+        "name": w.name,
+        "uri": w.uri,
+        "version": w.version,
+        "format": w.format.as_str(),
+        "tasks": w.tasks,
+        "registered_at": rfc3339(w.registered_at),
+    })
 }
 
 fn summary(w: &WorkflowView, spec: Option<&Specification>) -> Value {

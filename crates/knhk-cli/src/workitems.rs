@@ -194,6 +194,7 @@ pub(crate) async fn run(session: &Session, command: WorkItemCommand) -> anyhow::
                 role,
                 case,
                 owner: user,
+                status: None,
                 limit: limit.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
                 after,
             };

@@ -1,7 +1,35 @@
 //! The commit rules shared by every backend: optimistic concurrency and a gapless history.
 
+use knhk_core::Timestamp;
+
 use crate::error::Error;
 use crate::record::Commit;
+
+/// Checks a commit's fencing ([`crate::Fencing`]): `lease` is when the lease of the node
+/// holding `fencing.node` expires (`None`: no node holds that token), `owner` the stored
+/// owner of the case. Called before anything of the commit is written.
+pub(crate) fn check_fencing(
+    c: &Commit,
+    lease: Option<Timestamp>,
+    owner: Option<u64>,
+) -> Result<(), Error> {
+    let Some(f) = c.fencing else {
+        return Ok(());
+    };
+    if lease.is_none_or(|expires_at| expires_at <= c.case.updated_at) {
+        return Err(Error::LeaseExpired { fence: f.node });
+    }
+    if let Some(fence) = f.owned_by
+        && owner != Some(fence)
+    {
+        return Err(Error::Fenced {
+            case: c.case.id,
+            fence,
+            owner,
+        });
+    }
+    Ok(())
+}
 
 /// Checks a commit against the stored version of its case (`None`: no such case).
 pub(crate) fn check(c: &Commit, stored: Option<u64>) -> Result<(), Error> {

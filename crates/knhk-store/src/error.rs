@@ -20,6 +20,19 @@ pub enum Error {
         expected: Option<u64>,
         actual: Option<u64>,
     },
+    /// The result of owned work was committed under a fencing token that no longer owns the
+    /// case: another node claimed it (its owner's lease expired) or took its work over. The
+    /// work belongs to that node now; nothing was stored.
+    #[error("case {case} is no longer owned under fencing token {fence} (owner now {owner:?})")]
+    Fenced {
+        case: CaseId,
+        fence: u64,
+        owner: Option<u64>,
+    },
+    /// The node holding this fencing token has no live lease (it expired, or no node holds
+    /// the token): it must not write as a node until it registers again. Nothing was stored.
+    #[error("the lease of node fencing token {fence} has expired")]
+    LeaseExpired { fence: u64 },
     /// A workflow of this id is already stored.
     #[error("workflow {0} already exists")]
     DuplicateWorkflow(WorkflowId),

@@ -22,8 +22,9 @@ pub use error::{Corruption, Error};
 pub use memory::MemoryStore;
 pub use plan::{EXPLAINED, QueryPlan};
 pub use record::{
-    CaseFilter, CaseRecord, Change, Commit, IdempotencyRecord, QuarantineRecord, SnapshotRecord,
-    TimerRecord, WorkItemFilter, WorkItemRecord, WorkflowRecord, last_group,
+    CaseFilter, CaseRecord, Change, Commit, Fencing, IdempotencyRecord, NodeRecord, Orphans,
+    QuarantineRecord, SnapshotRecord, TimerRecord, WorkItemFilter, WorkItemRecord, WorkflowRecord,
+    WorkflowSummary, last_group,
 };
 pub use sqlite::{GROWING, QuickCheck, SqliteOptions, SqliteStats, SqliteStore, sqlite_scans};
 pub use store::Store;
@@ -36,5 +37,7 @@ pub use store::Store;
 /// size (work items' roles in a table of their own); format 6 marks the cases with work in
 /// flight, which recovery reads; format 7 the latest snapshot of each case's state, which
 /// loading a case starts from; format 8 indexes the last group of case and work item ids, by
-/// which tables name time-ordered ids.
-pub const FORMAT_VERSION: i64 = 8;
+/// which tables name time-ordered ids; format 9 indexes work items by state, for pages of the
+/// items in one state; format 10 the registry of engine nodes with their leases, the owner of
+/// each case's work in flight and the claims of due timers.
+pub const FORMAT_VERSION: i64 = 10;

@@ -4,14 +4,15 @@ use knhk_core::WorkflowId;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use knhk_core::{CaseId, CaseStatus, Event, TimerId, WorkItemId};
+use knhk_core::{CaseId, CaseStatus, Event, TimerId, Timestamp, WorkItemId};
 
 use crate::commit;
 use crate::error::Error;
 use crate::plan::QueryPlan;
 use crate::record::{
-    CaseFilter, CaseRecord, Change, Commit, IdempotencyRecord, QuarantineRecord, SnapshotRecord,
-    TimerRecord, WorkItemFilter, WorkItemRecord, WorkflowRecord, named_by,
+    CaseFilter, CaseRecord, Change, Commit, IdempotencyRecord, NodeRecord, Orphans,
+    QuarantineRecord, SnapshotRecord, TimerRecord, WorkItemFilter, WorkItemRecord, WorkflowRecord,
+    WorkflowSummary, named_by,
 };
 use crate::store::Store;
 
@@ -33,6 +34,27 @@ struct State {
     sequences: HashMap<String, u64>,
     quarantine: HashMap<CaseId, QuarantineRecord>,
     snapshots: HashMap<CaseId, SnapshotRecord>,
+    nodes: BTreeMap<u64, NodeRecord>,
+    /// The last fencing token given.
+    last_fence: u64,
+    /// The claims of timers: the node's token and until when.
+    timer_claims: HashMap<TimerId, (u64, Timestamp)>,
+}
+
+impl State {
+    /// Returns whether the node holding `fence` has a lease that has not expired at `now`.
+    fn live(&self, fence: u64, now: Timestamp) -> bool {
+        self.nodes.get(&fence).is_some_and(|n| n.expires_at > now)
+    }
+
+    /// Refuses a node whose lease has expired at `now`.
+    fn check_live(&self, fence: u64, now: Timestamp) -> Result<(), Error> {
+        if self.live(fence, now) {
+            Ok(())
+        } else {
+            Err(Error::LeaseExpired { fence })
+        }
+    }
 }
 
 impl MemoryStore {
@@ -107,8 +129,36 @@ impl Store for MemoryStore {
         Ok(all)
     }
 
+    async fn workflow_summaries(&self) -> Result<Vec<WorkflowSummary>, Error> {
+        let mut all: Vec<_> = self
+            .lock()
+            .workflows
+            .values()
+            .map(WorkflowSummary::of)
+            .collect();
+        all.sort_by(|a, b| (&a.name, a.version, a.id).cmp(&(&b.name, b.version, b.id)));
+        Ok(all)
+    }
+
+    async fn workflows_named(&self, key: &str) -> Result<Vec<WorkflowSummary>, Error> {
+        let mut found: Vec<_> = self
+            .lock()
+            .workflows
+            .values()
+            .filter(|w| w.uri == key || w.name == key)
+            .map(WorkflowSummary::of)
+            .collect();
+        found.sort_by(|a, b| (&a.uri, a.version).cmp(&(&b.uri, b.version)));
+        Ok(found)
+    }
+
     async fn commit(&self, c: Commit) -> Result<(), Error> {
         let mut s = self.lock();
+        if let Some(f) = c.fencing {
+            let lease = s.nodes.get(&f.node).map(|n| n.expires_at);
+            let owner = s.cases.get(&c.case.id).and_then(|r| r.owner);
+            commit::check_fencing(&c, lease, owner)?;
+        }
         commit::check(&c, s.cases.get(&c.case.id).map(|r| r.version))?;
         if let Some(i) = &c.idempotency
             && s.idempotency.contains_key(&i.key)
@@ -142,10 +192,12 @@ impl Store for MemoryStore {
         for change in timers {
             match change {
                 Change::Put(t) => {
+                    s.timer_claims.remove(&t.id);
                     s.timers.insert(t.id, t);
                 }
                 Change::Delete(id) => {
                     s.timers.remove(&id);
+                    s.timer_claims.remove(&id);
                 }
             }
         }
@@ -322,6 +374,10 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    async fn release_quarantine(&self, case: CaseId) -> Result<bool, Error> {
+        Ok(self.lock().quarantine.remove(&case).is_some())
+    }
+
     async fn quarantined(&self) -> Result<Vec<QuarantineRecord>, Error> {
         let mut all: Vec<_> = self.lock().quarantine.values().cloned().collect();
         all.sort_by_key(|q| (q.at, q.case));
@@ -334,5 +390,107 @@ impl Store for MemoryStore {
 
     async fn ping(&self) -> Result<(), Error> {
         Ok(())
+    }
+
+    async fn register_node(
+        &self,
+        name: &str,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<u64, Error> {
+        let mut s = self.lock();
+        s.last_fence += 1;
+        let fence = s.last_fence;
+        s.nodes.insert(
+            fence,
+            NodeRecord {
+                fence,
+                name: name.to_owned(),
+                started_at: now,
+                expires_at,
+            },
+        );
+        Ok(fence)
+    }
+
+    async fn renew_lease(
+        &self,
+        fence: u64,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<bool, Error> {
+        let mut s = self.lock();
+        match s.nodes.get_mut(&fence) {
+            Some(n) if n.expires_at > now => {
+                n.expires_at = expires_at;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn nodes(&self) -> Result<Vec<NodeRecord>, Error> {
+        Ok(self.lock().nodes.values().cloned().collect())
+    }
+
+    async fn claim_cases(
+        &self,
+        fence: u64,
+        now: Timestamp,
+        which: Orphans,
+        limit: usize,
+    ) -> Result<Vec<CaseId>, Error> {
+        let mut s = self.lock();
+        s.check_live(fence, now)?;
+        let mut found: Vec<(Timestamp, CaseId)> = s
+            .cases
+            .values()
+            .filter(|c| {
+                c.in_flight
+                    && matches!(c.status, CaseStatus::Running | CaseStatus::Suspended)
+                    && match c.owner {
+                        None => which == Orphans::AlsoUnowned,
+                        Some(owner) => s.nodes.get(&owner).is_some_and(|n| n.expires_at <= now),
+                    }
+            })
+            .map(|c| (c.created_at, c.id))
+            .collect();
+        found.sort_unstable();
+        found.truncate(limit);
+        let ids: Vec<CaseId> = found.into_iter().map(|(_, id)| id).collect();
+        for id in &ids {
+            if let Some(c) = s.cases.get_mut(id) {
+                c.owner = Some(fence);
+            }
+        }
+        Ok(ids)
+    }
+
+    async fn claim_due_timers(
+        &self,
+        fence: u64,
+        now: Timestamp,
+        until: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<TimerRecord>, Error> {
+        let mut s = self.lock();
+        s.check_live(fence, now)?;
+        let mut due: Vec<TimerRecord> = s
+            .timers
+            .values()
+            .filter(|t| {
+                t.fires_at <= now
+                    && s.timer_claims
+                        .get(&t.id)
+                        .is_none_or(|&(_, claimed_until)| claimed_until <= now)
+            })
+            .cloned()
+            .collect();
+        due.sort_by_key(|t| (t.fires_at, t.id));
+        due.truncate(limit);
+        for t in &due {
+            s.timer_claims.insert(t.id, (fence, until));
+        }
+        Ok(due)
     }
 }

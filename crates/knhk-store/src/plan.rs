@@ -6,6 +6,7 @@
 /// conformance suite requires a plan for each, and that no plan scans.
 pub const EXPLAINED: &[&str] = &[
     "one case",
+    "the workflows of one URI or name",
     "the version of one case",
     "the events of one case",
     "a page of the events of one case",
@@ -17,6 +18,9 @@ pub const EXPLAINED: &[&str] = &[
     "a page of work items after a cursor",
     "a page of one role's work items after a cursor",
     "a page of one user's work items after a cursor",
+    "work items in one state",
+    "a page of work items in one state after a cursor",
+    "work items of one role in one state",
     "cases in one status",
     "cases in two statuses",
     "cases of one workflow",
@@ -28,6 +32,11 @@ pub const EXPLAINED: &[&str] = &[
     "the queue lengths of three users",
     "the ids of running and suspended cases with work in flight",
     "settling a case's work in flight",
+    "the lease of one node",
+    "the owner of one case",
+    "claiming the cases of dead nodes",
+    "claiming the cases no node owns",
+    "claiming due timers",
 ];
 
 /// One read of a store and the plan its backend chooses for it.

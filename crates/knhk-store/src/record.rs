@@ -23,6 +23,46 @@ pub struct WorkflowRecord {
     pub registered_at: Timestamp,
 }
 
+/// A registered workflow without its source and parsed form: what a list of workflows, or a
+/// lookup by URI or name, reads.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkflowSummary {
+    pub id: WorkflowId,
+    pub uri: String,
+    pub name: String,
+    pub version: u32,
+    pub format: String,
+    /// The number of tasks of the specification, over all its nets (the lengths of the
+    /// `tasks` lists of the `nets` of [`WorkflowRecord::spec`]), counted by the backend.
+    pub tasks: u32,
+    pub registered_at: Timestamp,
+}
+
+impl WorkflowSummary {
+    /// Returns the summary of a record, counting the tasks of its parsed form.
+    pub fn of(w: &WorkflowRecord) -> WorkflowSummary {
+        let tasks = w
+            .spec
+            .get("nets")
+            .and_then(Value::as_array)
+            .map_or(0, |nets| {
+                nets.iter()
+                    .filter_map(|n| n.get("tasks").and_then(Value::as_array))
+                    .map(Vec::len)
+                    .sum::<usize>()
+            });
+        WorkflowSummary {
+            id: w.id,
+            uri: w.uri.clone(),
+            name: w.name.clone(),
+            version: w.version,
+            format: w.format.clone(),
+            tasks: u32::try_from(tasks).unwrap_or(u32::MAX),
+            registered_at: w.registered_at,
+        }
+    }
+}
+
 /// The snapshot of a case after its last committed step.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CaseRecord {
@@ -39,6 +79,11 @@ pub struct CaseRecord {
     /// flight, or a work item still to be allocated. Recovery after a crash takes up only
     /// these cases; the others wait in the store for their next input.
     pub in_flight: bool,
+    /// The fencing token of the node that owns the case's work in flight (the node that
+    /// committed the step that set it going, or claimed the case from a dead node since);
+    /// `None` when no node owns it (nothing in flight, or a process that is no node, such as
+    /// a one-shot command, committed last). See [`Fencing`].
+    pub owner: Option<u64>,
 }
 
 /// A work item offered to people (or allocated to, or started by, one of them).
@@ -114,6 +159,50 @@ pub struct Commit {
     /// commit), which replaces the case's stored snapshot: a cache of the history, so that
     /// loading the case need not read the events up to it. `None` keeps the stored one.
     pub snapshot: Option<SnapshotRecord>,
+    /// The node committing the step and, for the result of work it owned, the token it owned
+    /// it under; `None` for a process that is no node (a one-shot command).
+    pub fencing: Option<Fencing>,
+}
+
+/// How a step committed by one of several engine nodes sharing the store is fenced.
+///
+/// Rules every backend enforces, before anything else of the commit: the node holding the
+/// token `node` must have a lease that has not expired at the step's time (`case.updated_at`),
+/// else [`Error::LeaseExpired`](crate::Error); and with `owned_by: Some(t)` the stored case's
+/// [`CaseRecord::owner`] must still be `t`, else [`Error::Fenced`](crate::Error) (another node
+/// claimed or took over the case and does that work now). A refused commit stores nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fencing {
+    /// The fencing token of the node committing ([`crate::Store::register_node`]).
+    pub node: u64,
+    /// For a step that feeds back the result of owned work (a connector call, an
+    /// allocation): the token under which the work was owned when it was set going.
+    pub owned_by: Option<u64>,
+}
+
+/// One engine node sharing the store: its fencing token and lease.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    /// The fencing token: given once, greater than every token given before, never reused.
+    /// A node that lost its lease registers again and gets a new one.
+    pub fence: u64,
+    /// What the node calls itself (host and process id), for people.
+    pub name: String,
+    pub started_at: Timestamp,
+    /// When the lease ends unless renewed: from then on the node is dead to the others, its
+    /// cases may be claimed and its commits are refused.
+    pub expires_at: Timestamp,
+}
+
+/// Which cases with work in flight [`crate::Store::claim_cases`] may claim.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Orphans {
+    /// Those owned by a registered node whose lease has expired: the periodic sweep of a
+    /// live node.
+    OfDeadNodes,
+    /// Those, and those no node owns (left by a process that was no node, or stored before
+    /// format 9): a node starting up.
+    AlsoUnowned,
 }
 
 /// A snapshot of a case's state after its event `seq` ([`knhk_core::CaseSnapshot`]): kept
@@ -149,6 +238,8 @@ pub struct WorkItemFilter {
     pub role: Option<String>,
     pub case: Option<CaseId>,
     pub owner: Option<String>,
+    /// Items in this state ([`WorkItemRecord::state`]: `offered`, `allocated` or `started`).
+    pub state: Option<String>,
     pub limit: Option<usize>,
     /// Only items after this one in the order of the list (offer time, then id): where the
     /// next page of a paged list starts.
@@ -173,6 +264,7 @@ impl WorkItemFilter {
                 .owner
                 .as_ref()
                 .is_none_or(|o| w.owner.as_ref() == Some(o))
+            && self.state.as_ref().is_none_or(|s| *s == w.state)
             && self.after.is_none_or(|after| (w.offered_at, w.id) > after)
     }
 }

@@ -133,6 +133,10 @@ pub enum Error {
     },
     #[error("case {id} is quarantined: {reason} (`knhk store check` names what is wrong)")]
     Quarantined { id: CaseId, reason: String },
+    #[error("case {0} is not quarantined: there is nothing to release")]
+    NotQuarantined(CaseId),
+    #[error("case {id} stays quarantined: {}", problems.join("; "))]
+    StillBroken { id: CaseId, problems: Vec<String> },
     #[error("the engine is shutting down")]
     ShuttingDown,
     #[error("timer {timer} is not due yet: it falls due in {due_in_ms} ms")]
@@ -281,6 +285,7 @@ impl Error {
             Error::TimerNotDue { .. } => ErrorCode::FailedPrecondition,
             // Nothing runs a quarantined case until someone repairs it.
             Error::Quarantined { .. } => ErrorCode::FailedPrecondition,
+            Error::NotQuarantined(_) | Error::StillBroken { .. } => ErrorCode::FailedPrecondition,
             Error::ResultLost { source, .. } => source.code(),
         }
     }
@@ -324,6 +329,10 @@ fn store_code(e: &knhk_store::Error) -> ErrorCode {
     use knhk_store::Error as E;
     match e {
         E::Conflict { .. } => ErrorCode::Aborted,
+        // Another node owns the case's work now: this node's result of it is dropped.
+        E::Fenced { .. } => ErrorCode::Aborted,
+        // This node lost its lease and registers again: the caller may try again.
+        E::LeaseExpired { .. } => ErrorCode::Unavailable,
         E::DuplicateWorkflow(_) | E::DuplicateKey(_) | E::DuplicateVersion { .. } => {
             ErrorCode::AlreadyExists
         }

@@ -26,5 +26,6 @@ pub use engine::{
 pub use error::{ConnectorProblem, Error, ErrorCode, StoredWorkflowError};
 pub use view::{
     CaseQuery, CaseView, ItemCursor, MarkedCondition, QuarantinedCase, Registration, SourceFormat,
-    UnknownName, WorkItemQuery, WorkItemStatus, WorkItemView, WorkflowView, allocation_name,
+    UnknownName, WorkItemQuery, WorkItemStatus, WorkItemView, WorkflowSummary, WorkflowView,
+    allocation_name,
 };

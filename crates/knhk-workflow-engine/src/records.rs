@@ -68,8 +68,14 @@ pub(crate) fn has_work_in_flight(case: &Case, wf: &Workflow) -> bool {
     })
 }
 
-/// Returns the stored row of a case view; `in_flight` as [`has_work_in_flight`] says.
-pub(crate) fn case_row(view: &CaseView, in_flight: bool) -> Result<CaseRecord, Error> {
+/// Returns the stored row of a case view; `in_flight` as [`has_work_in_flight`] says, and
+/// `owner` the fencing token of the node that owns that work (`None` when nothing is in
+/// flight).
+pub(crate) fn case_row(
+    view: &CaseView,
+    in_flight: bool,
+    owner: Option<u64>,
+) -> Result<CaseRecord, Error> {
     Ok(CaseRecord {
         id: view.id,
         workflow: view.workflow,
@@ -85,6 +91,7 @@ pub(crate) fn case_row(view: &CaseView, in_flight: bool) -> Result<CaseRecord, E
         created_at: view.created_at,
         updated_at: view.updated_at,
         in_flight,
+        owner: owner.filter(|_| in_flight),
     })
 }
 
@@ -201,13 +208,38 @@ pub(crate) fn workflow_view(r: WorkflowRecord) -> Result<WorkflowView, Error> {
             id: r.id.to_string(),
             source: e.into(),
         })?;
+    let tasks = knhk_store::WorkflowSummary::of(&r).tasks;
     Ok(WorkflowView {
         id: r.id,
         uri: r.uri,
         name: r.name,
         version: r.version,
         format,
+        tasks,
         source: r.source,
+        registered_at: r.registered_at,
+    })
+}
+
+/// Returns the view of a stored workflow's summary.
+pub(crate) fn workflow_summary(
+    r: knhk_store::WorkflowSummary,
+) -> Result<crate::view::WorkflowSummary, Error> {
+    let format = r
+        .format
+        .parse::<crate::view::SourceFormat>()
+        .map_err(|e| Error::CorruptRow {
+            row: "workflow",
+            id: r.id.to_string(),
+            source: e.into(),
+        })?;
+    Ok(crate::view::WorkflowSummary {
+        id: r.id,
+        uri: r.uri,
+        name: r.name,
+        version: r.version,
+        format,
+        tasks: r.tasks,
         registered_at: r.registered_at,
     })
 }
@@ -278,6 +310,7 @@ pub(crate) fn work_item_filter(
         role: q.role.clone(),
         case: q.case,
         owner: q.owner.clone(),
+        state: q.status.map(|s| s.as_str().to_owned()),
         limit: q.limit,
         after,
     }

@@ -85,7 +85,26 @@ pub struct WorkflowView {
     /// The version of this URI, from 1.
     pub version: u32,
     pub format: SourceFormat,
+    /// The number of tasks of the definition, over all its nets.
+    pub tasks: u32,
     pub source: String,
+    pub registered_at: Timestamp,
+}
+
+/// A registered workflow without its source: what a list of workflows shows, read without
+/// the sources and parsed definitions.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WorkflowSummary {
+    pub id: WorkflowId,
+    /// The specification's URI: the workflow's identity, whose versions are numbered.
+    pub uri: String,
+    /// The display name.
+    pub name: String,
+    /// The version of this URI, from 1.
+    pub version: u32,
+    pub format: SourceFormat,
+    /// The number of tasks of the definition, over all its nets.
+    pub tasks: u32,
     pub registered_at: Timestamp,
 }
 
@@ -219,6 +238,8 @@ pub struct WorkItemQuery {
     pub case: Option<CaseId>,
     /// Items allocated to or started by this user.
     pub owner: Option<String>,
+    /// Items in this status.
+    pub status: Option<WorkItemStatus>,
     pub limit: Option<usize>,
     /// Only the items after this one in the list's order (offer time, then id): the next
     /// page of a list whose last item this is.

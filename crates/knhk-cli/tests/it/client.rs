@@ -393,6 +393,7 @@ fn long_lists(data: &DataDir) -> Vec<Step> {
     let loan = example("loan_application.ttl");
     s.run(&["workflow", "register", &loan]);
     let mut last = String::new();
+    let mut first = String::new();
     for n in 0..5 {
         let doc = s.json(&[
             "case",
@@ -404,6 +405,9 @@ fn long_lists(data: &DataDir) -> Vec<Step> {
             "--json",
         ]);
         last = text(&doc, "case_id").to_owned();
+        if n == 0 {
+            first = last.clone();
+        }
     }
     s.run(&["case", "list", "--jsonl"]);
     s.run(&["case", "list", "--limit", "3", "--json"]);
@@ -412,6 +416,16 @@ fn long_lists(data: &DataDir) -> Vec<Step> {
     s.run(&["case", "history", &last]);
     s.run(&["case", "history", &last, "--jsonl"]);
     s.run(&["case", "history", &last, "--after", "2", "--limit", "7"]);
+    // Pages after a case or a work item: the server is asked with `after=ID`.
+    s.run(&["case", "list", "--after", &first, "--limit", "3", "--json"]);
+    s.run(&["case", "list", "--after", &first, "--jsonl"]);
+    let items = s.json(&["workitem", "list", "--json"]);
+    let second = text(&items[1], "id").to_owned();
+    s.run(&["workitem", "list", "--after", &second, "--limit", "2"]);
+    s.run(&["workitem", "list", "--after", &second, "--jsonl"]);
+    s.run(&["workflow", "list"]);
+    s.run(&["workflow", "list", "--json"]);
+    s.run(&["case", "release", &first]);
     s.steps
 }
 
@@ -422,6 +436,30 @@ fn lists_longer_than_the_servers_pages_are_read_whole() {
     same(&local, &remote);
     let lines = remote[6].stdout.lines().count();
     assert_eq!(lines, 5, "{}", remote[6].stdout);
+    // After the first case, the four others; after the second item, the three others.
+    assert_eq!(
+        remote[14].stdout.lines().count(),
+        4,
+        "{}",
+        remote[14].stdout
+    );
+    assert_eq!(
+        remote[17].stdout.lines().count(),
+        3,
+        "{}",
+        remote[17].stdout
+    );
+    assert!(
+        remote[19].stdout.contains("\"tasks\""),
+        "{}",
+        remote[19].stdout
+    );
+    assert_eq!(remote[20].code, Some(1), "{:?}", remote[20]);
+    assert!(
+        remote[20].stderr.contains("is not quarantined"),
+        "{}",
+        remote[20].stderr
+    );
 }
 
 /// Asserts that two runs printed the same and exited with the same codes, step by step.

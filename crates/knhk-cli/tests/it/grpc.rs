@@ -1224,6 +1224,15 @@ async fn the_operator_operations_answer_alike_in_rest_and_grpc() {
         server
             .post(&format!("/cases/{unknown}/data"), json!({"data": {}}))
             .await,
+        server
+            .post(&format!("/cases/{id}/release"), json!({}))
+            .await,
+        server
+            .post(&format!("/cases/{unknown}/release"), json!({}))
+            .await,
+        server
+            .get(&format!("/cases?after={id}&page_token=00"))
+            .await,
     ];
 
     // gRPC.
@@ -1383,6 +1392,19 @@ async fn the_operator_operations_answer_alike_in_rest_and_grpc() {
         })
         .await
         .unwrap_err(),
+        c.release_case(pb::CaseRequest { id: gid.clone() })
+            .await
+            .unwrap_err(),
+        c.release_case(pb::CaseRequest { id: unknown.into() })
+            .await
+            .unwrap_err(),
+        c.list_cases(pb::ListCasesRequest {
+            after: Some(gid.clone()),
+            page_token: "00".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err(),
     ];
 
     assert_eq!(rest.len(), grpc.len());
@@ -1411,6 +1433,12 @@ async fn the_operator_operations_answer_alike_in_rest_and_grpc() {
         ("allocation to nobody", Code::InvalidArgument),
         ("instance of a completed task", Code::FailedPrecondition),
         ("data of an unknown case", Code::NotFound),
+        (
+            "release of a case not quarantined",
+            Code::FailedPrecondition,
+        ),
+        ("release of an unknown case", Code::NotFound),
+        ("both a page token and after", Code::InvalidArgument),
     ];
     for ((what, code), (r, g)) in expected.iter().zip(rest_errors.iter().zip(&grpc_errors)) {
         same_refusal(what, r, g, *code);
@@ -1422,4 +1450,107 @@ async fn the_operator_operations_answer_alike_in_rest_and_grpc() {
         .expect("case")
         .into_inner();
     assert_eq!(without_ids(&case_json(&shown)), without_ids(&grpc[10]));
+}
+
+/// The lists through gRPC: `after` (an id the server turns into its cursor) and a status, as
+/// REST takes them, with the same answers; workflows come with their task counts.
+#[tokio::test]
+async fn lists_page_after_an_id_and_by_status_alike_in_rest_and_grpc() {
+    let server = Server::start();
+    let workflow = server.register("order_approval.ttl").await;
+    let mut cases = Vec::new();
+    for _ in 0..3 {
+        let case = create(&server, &workflow, json!({"amount": 1500}), true).await;
+        cases.push(case["id"].as_str().expect("id").to_owned());
+    }
+    let mut c = client(&server).await;
+    let first_item = work_items_of(&server, &cases[0]).await[0]["id"]
+        .as_str()
+        .expect("item")
+        .to_owned();
+    let second_item = work_items_of(&server, &cases[1]).await[0]["id"]
+        .as_str()
+        .expect("item")
+        .to_owned();
+    c.claim_work_item(pb::WorkItemUserRequest {
+        id: second_item.clone(),
+        user: "mia".into(),
+    })
+    .await
+    .expect("claim");
+
+    let listed = c
+        .list_cases(pb::ListCasesRequest {
+            after: Some(cases[0].clone()),
+            ..Default::default()
+        })
+        .await
+        .expect("cases")
+        .into_inner();
+    let ids: Vec<&str> = listed.items.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, [cases[1].as_str(), cases[2].as_str()]);
+    let (_, rest) = server.get(&format!("/cases?after={}", cases[0])).await;
+    let rest_ids: Vec<&str> = rest["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|c| c["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(ids, rest_ids);
+
+    let offered = c
+        .list_work_items(pb::ListWorkItemsRequest {
+            status: Some("offered".into()),
+            after: Some(first_item.clone()),
+            ..Default::default()
+        })
+        .await
+        .expect("work items")
+        .into_inner();
+    let (_, rest) = server
+        .get(&format!("/workitems?status=offered&after={first_item}"))
+        .await;
+    let ids: Vec<&str> = offered.items.iter().map(|w| w.id.as_str()).collect();
+    let rest_ids: Vec<&str> = rest["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|w| w["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(ids, rest_ids);
+    assert_eq!(ids.len(), 1, "the third case's item: {ids:?}");
+    assert!(!ids.contains(&second_item.as_str()));
+    let allocated = c
+        .list_work_items(pb::ListWorkItemsRequest {
+            status: Some("allocated".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("work items")
+        .into_inner();
+    assert_eq!(allocated.items.len(), 1);
+    assert_eq!(allocated.items[0].id, second_item);
+
+    let workflows = c
+        .list_workflows(pb::ListWorkflowsRequest::default())
+        .await
+        .expect("workflows")
+        .into_inner();
+    assert_eq!(workflows.items.len(), 1);
+    assert_eq!(workflows.items[0].source, None);
+    let (_, rest) = server.get("/workflows").await;
+    assert_eq!(
+        rest["items"][0]["tasks"].as_u64(),
+        Some(u64::from(workflows.items[0].tasks))
+    );
+    assert!(workflows.items[0].tasks > 0);
+    let after = c
+        .list_workflows(pb::ListWorkflowsRequest {
+            after: Some(workflow.clone()),
+            ..Default::default()
+        })
+        .await
+        .expect("workflows")
+        .into_inner();
+    assert!(after.items.is_empty());
 }

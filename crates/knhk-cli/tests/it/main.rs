@@ -13,6 +13,8 @@ mod http_server;
 mod incidents;
 mod inputs;
 mod limits;
+mod multinode;
+mod nodes;
 mod run;
 mod serve;
 mod snapshots;

@@ -1097,3 +1097,156 @@ async fn work_item_pages_follow_the_store_index_and_survive_an_item_completed_be
     ids.dedup();
     assert_eq!(ids.len(), 3, "three items, none twice: {ids:?}");
 }
+
+#[tokio::test]
+async fn lists_page_by_status_and_after_an_id_the_server_turns_into_its_cursor() {
+    let server = Server::start();
+    let workflow = server.register("order_approval.ttl").await;
+    let mut cases = Vec::new();
+    for _ in 0..3 {
+        let case = create(&server, &workflow, json!({"amount": 1500}), true).await;
+        cases.push(case["id"].as_str().expect("id").to_owned());
+    }
+    let (_, all) = server.get("/workitems").await;
+    let items: Vec<String> = all["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|w| w["id"].as_str().expect("id").to_owned())
+        .collect();
+    assert_eq!(items.len(), 3, "{all}");
+    let (status, body) = server
+        .post(
+            &format!("/workitems/{}/claim", items[1]),
+            json!({"user": "mia"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let ids = |page: &Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|w| w["id"].as_str().expect("id").to_owned())
+            .collect()
+    };
+
+    // A status is a condition of the page, in pages of their own.
+    let (status, allocated) = server.get("/workitems?status=allocated").await;
+    assert_eq!(status, StatusCode::OK, "{allocated}");
+    assert_eq!(ids(&allocated), [items[1].clone()]);
+    let (_, first) = server.get("/workitems?status=offered&page_size=1").await;
+    assert_eq!(ids(&first), [items[0].clone()]);
+    let token = first["next_page_token"].as_str().expect("a next page");
+    let (_, second) = server
+        .get(&format!(
+            "/workitems?status=offered&page_size=1&page_token={token}"
+        ))
+        .await;
+    assert_eq!(ids(&second), [items[2].clone()]);
+    assert_eq!(second["next_page_token"], Value::Null);
+
+    // `after` names the item a page follows, without a token.
+    let (status, after) = server.get(&format!("/workitems?after={}", items[0])).await;
+    assert_eq!(status, StatusCode::OK, "{after}");
+    assert_eq!(ids(&after), items[1..]);
+    let (_, after) = server
+        .get(&format!("/workitems?status=offered&after={}", items[0]))
+        .await;
+    assert_eq!(ids(&after), [items[2].clone()]);
+    // Once the item is gone, its offer time keeps its place.
+    let offered_at = all["items"][0]["offered_at"].as_str().expect("offered_at");
+    let (status, body) = server
+        .post(
+            &format!("/workitems/{}/claim", items[0]),
+            json!({"user": "mia"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for (action, body) in [
+        ("start", json!({"user": "mia"})),
+        (
+            "complete",
+            json!({"user": "mia", "output": {"approved": true}}),
+        ),
+    ] {
+        let (status, body) = server
+            .post(&format!("/workitems/{}/{action}", items[0]), body)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{action}: {body}");
+    }
+    let (status, gone) = server.get(&format!("/workitems?after={}", items[0])).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{gone}");
+    let (status, placed) = server
+        .get(&format!(
+            "/workitems?after={}&after_offered_at={offered_at}",
+            items[0]
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{placed}");
+    assert_eq!(ids(&placed), items[1..]);
+    // Refused: both a token and `after`, an offer time alone, not an id, not a time.
+    for (query, field) in [
+        (format!("after={}&page_token={token}", items[1]), "after"),
+        (format!("after_offered_at={offered_at}"), "after_offered_at"),
+        ("after=nonsense".to_owned(), "after"),
+        (
+            format!("after={}&after_offered_at=yesterday", items[1]),
+            "after_offered_at",
+        ),
+    ] {
+        let (status, body) = server.get(&format!("/workitems?{query}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
+        assert_eq!(body["error"]["details"]["field"], field, "{query}: {body}");
+    }
+
+    // Cases and workflows take `after` too.
+    let (status, page) = server.get(&format!("/cases?after={}", cases[0])).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let listed: Vec<&str> = page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|c| c["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(listed, [cases[1].as_str(), cases[2].as_str()]);
+    let (status, page) = server.get(&format!("/workflows?after={workflow}")).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(page["items"], json!([]));
+    // Workflows are listed without their sources, with their task counts.
+    let (_, page) = server.get("/workflows").await;
+    let listed = &page["items"][0];
+    assert_eq!(listed["id"], workflow.as_str(), "{page}");
+    assert!(listed.get("source").is_none(), "{listed}");
+    let (_, one) = server.get(&format!("/workflows/{workflow}")).await;
+    assert!(
+        one["source"].as_str().is_some_and(|s| !s.is_empty()),
+        "{one}"
+    );
+    assert_eq!(listed["tasks"], one["tasks"]);
+    assert!(listed["tasks"].as_u64().is_some_and(|n| n > 0), "{listed}");
+}
+
+#[tokio::test]
+async fn releasing_a_case_that_is_not_quarantined_is_refused_and_changes_nothing() {
+    let server = Server::start();
+    let workflow = server.register("order_approval.ttl").await;
+    let case = create(&server, &workflow, json!({"amount": 1500}), true).await;
+    let id = case["id"].as_str().expect("id");
+    let before = server.everything().await;
+    let (status, body) = server
+        .post(&format!("/cases/{id}/release"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(code(&body), "failed_precondition");
+    assert_eq!(
+        body["error"]["message"],
+        format!("case {id} is not quarantined: there is nothing to release")
+    );
+    let unknown = "00000000-0000-4000-8000-000000000000";
+    let (status, body) = server
+        .post(&format!("/cases/{unknown}/release"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(server.everything().await, before);
+}

@@ -169,8 +169,8 @@ fn store_check_passes_a_sound_store_and_names_every_problem_of_a_damaged_one() {
             "UPDATE cases SET version = 3 WHERE id = '{loan}';
              DELETE FROM events WHERE case_id = '{invoice}' AND seq = 4;
              UPDATE work_items SET owner = 'eve' WHERE case_id = '{loan}';
-             INSERT INTO timers VALUES ('11111111-1111-1111-1111-111111111111',
-                                        '22222222-2222-2222-2222-222222222222', 5);"
+             INSERT INTO timers (id, case_id, fires_at) VALUES ('11111111-1111-1111-1111-111111111111',
+                                                         '22222222-2222-2222-2222-222222222222', 5);"
         ),
     );
     let out = data.knhk(&["store", "check"]);
@@ -231,6 +231,14 @@ fn a_case_that_does_not_load_is_quarantined_and_the_others_go_on() {
         .map(|_| text(&data.start_loan(), "case_id").to_owned())
         .collect();
     let broken = &ids[1];
+    let original: String = rusqlite::Connection::open(data.path().join("knhk.db"))
+        .expect("the store file")
+        .query_row(
+            "SELECT payload FROM events WHERE case_id = ?1 AND seq = 5",
+            [broken],
+            |r| r.get(0),
+        )
+        .expect("event 5");
     // One event of one case no longer decodes (a torn or foreign write). The cases wait for
     // people, so recovery would not read them; marked as having work in flight (as every case
     // of a store migrated from before format 6 is), recovery reads all three.
@@ -295,6 +303,56 @@ fn a_case_that_does_not_load_is_quarantined_and_the_others_go_on() {
              not decode: unknown variant `nonsense`"
         )),
         "{report}"
+    );
+
+    // `case list --json` without a status ends with it, as the table names it.
+    let all: Value = data.json(&["case", "list", "--json"]);
+    let all = all.as_array().expect("a list").clone();
+    assert_eq!(all.len(), 3, "{all:#?}");
+    assert_eq!(text(&all[2], "case_id"), broken);
+    assert_eq!(text(&all[2], "state"), "broken");
+    assert!(text(&all[2], "reason").contains("nonsense"), "{all:#?}");
+    let lines = data.ok(&["case", "list", "--jsonl"]);
+    assert_eq!(lines.lines().count(), 3, "{lines}");
+    assert!(
+        lines.lines().last().unwrap_or("").contains("\"broken\""),
+        "{lines}"
+    );
+
+    // Released only once repaired: refused, naming why, and still set aside.
+    let err = data.fails(&["case", "release", broken]);
+    assert!(
+        err.contains(&format!("cannot release case {broken}")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "case {broken} stays quarantined: its history does not decode"
+        )),
+        "{err}"
+    );
+    let listed: Value = data.json(&["case", "list", "--status", "broken", "--json"]);
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed:#}");
+    let conn = rusqlite::Connection::open(data.path().join("knhk.db")).expect("the store file");
+    conn.execute(
+        "UPDATE events SET payload = ?1 WHERE case_id = ?2 AND seq = 5",
+        [&original, broken],
+    )
+    .expect("the repair");
+    drop(conn);
+    let released = data.ok(&["case", "release", broken]);
+    assert!(
+        released.contains(&format!("case {broken} released from quarantine")),
+        "{released}"
+    );
+    let listed: Value = data.json(&["case", "list", "--status", "broken", "--json"]);
+    assert_eq!(listed.as_array().map(Vec::len), Some(0), "{listed:#}");
+    let shown = data.json(&["case", "show", broken, "--json"]);
+    assert_eq!(text(&shown, "state"), "running");
+    let err = data.fails(&["case", "release", broken]);
+    assert!(
+        err.contains(&format!("case {broken} is not quarantined")),
+        "{err}"
     );
 }
 

@@ -26,7 +26,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 
-use knhk_core::{CaseId, CaseStatus, Event, WorkItemId};
+use knhk_core::{CaseId, CaseStatus, Event, Timestamp, WorkItemId};
 use rusqlite::Connection;
 use tokio::sync::{Semaphore, oneshot};
 use tracing::warn;
@@ -34,13 +34,13 @@ use tracing::warn;
 use crate::error::Error;
 use crate::plan::QueryPlan;
 use crate::record::{
-    CaseFilter, CaseRecord, Commit, IdempotencyRecord, QuarantineRecord, SnapshotRecord,
-    TimerRecord, WorkItemFilter, WorkItemRecord, WorkflowRecord,
+    CaseFilter, CaseRecord, Commit, IdempotencyRecord, NodeRecord, Orphans, QuarantineRecord,
+    SnapshotRecord, TimerRecord, WorkItemFilter, WorkItemRecord, WorkflowRecord, WorkflowSummary,
 };
 use crate::store::Store;
 
 pub use plans::{GROWING, sqlite_scans};
-use writer::{Counters, Job};
+use writer::{CaseClaim, Counters, Job, Lease, Registration, TimerClaim};
 
 /// Returns a mapper from a SQLite error to [`Error::Sqlite`] that says what was being done.
 pub(crate) fn sqlite(doing: &'static str) -> impl Fn(rusqlite::Error) -> Error {
@@ -349,6 +349,17 @@ impl SqliteStore {
         rx.await.map_err(|_| Error::WriterStopped)?
     }
 
+    /// Queues a write that answers a value and waits for it.
+    async fn ask<T>(
+        &self,
+        job: impl FnOnce(oneshot::Sender<Result<T, Error>>) -> Job,
+    ) -> Result<T, Error> {
+        let (tx, rx) = oneshot::channel();
+        let jobs = self.jobs()?;
+        jobs.send(job(tx)).map_err(|_| Error::WriterStopped)?;
+        rx.await.map_err(|_| Error::WriterStopped)?
+    }
+
     /// Runs a query on a pooled reader on the blocking thread pool.
     async fn read<T, F>(&self, query: F) -> Result<T, Error>
     where
@@ -393,6 +404,15 @@ impl Store for SqliteStore {
 
     async fn workflows(&self) -> Result<Vec<WorkflowRecord>, Error> {
         self.read(rows::workflows).await
+    }
+
+    async fn workflow_summaries(&self) -> Result<Vec<WorkflowSummary>, Error> {
+        self.read(rows::workflow_summaries).await
+    }
+
+    async fn workflows_named(&self, key: &str) -> Result<Vec<WorkflowSummary>, Error> {
+        let key = key.to_owned();
+        self.read(move |c| rows::workflows_named(c, &key)).await
     }
 
     async fn commit(&self, c: Commit) -> Result<(), Error> {
@@ -511,6 +531,14 @@ impl Store for SqliteStore {
         self.write(|tx| Job::Quarantine(q, tx)).await
     }
 
+    async fn release_quarantine(&self, case: CaseId) -> Result<bool, Error> {
+        let (tx, rx) = oneshot::channel();
+        let jobs = self.jobs()?;
+        jobs.send(Job::Release(case, tx))
+            .map_err(|_| Error::WriterStopped)?;
+        Ok(rx.await.map_err(|_| Error::WriterStopped)?? > 0)
+    }
+
     async fn quarantined(&self) -> Result<Vec<QuarantineRecord>, Error> {
         self.read(|c| rows::quarantined(c, None)).await
     }
@@ -527,5 +555,69 @@ impl Store for SqliteStore {
                 .map_err(sqlite("probing the store"))
         })
         .await
+    }
+
+    async fn register_node(
+        &self,
+        name: &str,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<u64, Error> {
+        let r = Box::new(Registration {
+            name: name.to_owned(),
+            now,
+            expires_at,
+        });
+        self.ask(|tx| Job::Register(r, tx)).await
+    }
+
+    async fn renew_lease(
+        &self,
+        fence: u64,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<bool, Error> {
+        let l = Lease {
+            fence,
+            now,
+            expires_at,
+        };
+        Ok(self.ask(|tx| Job::Renew(l, tx)).await? > 0)
+    }
+
+    async fn nodes(&self) -> Result<Vec<NodeRecord>, Error> {
+        self.read(rows::nodes).await
+    }
+
+    async fn claim_cases(
+        &self,
+        fence: u64,
+        now: Timestamp,
+        which: Orphans,
+        limit: usize,
+    ) -> Result<Vec<CaseId>, Error> {
+        let c = CaseClaim {
+            fence,
+            now,
+            which,
+            limit,
+        };
+        self.ask(|tx| Job::ClaimCases(c, tx)).await
+    }
+
+    async fn claim_due_timers(
+        &self,
+        fence: u64,
+        now: Timestamp,
+        until: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<TimerRecord>, Error> {
+        let t = TimerClaim {
+            fence,
+            now,
+            until,
+            limit,
+        };
+        self.ask(|tx| Job::ClaimTimers(t, tx)).await
     }
 }

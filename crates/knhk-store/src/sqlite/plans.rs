@@ -62,6 +62,11 @@ fn queries() -> Vec<(String, String, Vec<SqlValue>)> {
     let mut out = vec![
         ("one case".to_owned(), rows::case_sql(), vec![id("c")]),
         (
+            "the workflows of one URI or name".to_owned(),
+            rows::workflows_named_sql(),
+            vec![id("urn:order")],
+        ),
+        (
             "the version of one case".to_owned(),
             rows::CASE_VERSION_SQL.to_owned(),
             vec![id("c")],
@@ -97,6 +102,11 @@ fn queries() -> Vec<(String, String, Vec<SqlValue>)> {
             vec![id("c")],
         ),
         (
+            "releasing a case from quarantine".to_owned(),
+            writer::RELEASE_QUARANTINE_SQL.to_owned(),
+            vec![id("c")],
+        ),
+        (
             "removing a work item".to_owned(),
             "DELETE FROM work_items WHERE id = ?1".to_owned(),
             vec![id("w")],
@@ -115,6 +125,40 @@ fn queries() -> Vec<(String, String, Vec<SqlValue>)> {
             "removing one role of a work item".to_owned(),
             writer::DELETE_ROLE.to_owned(),
             vec![id("clerk"), SqlValue::Integer(0), id("w")],
+        ),
+        (
+            "the lease of one node".to_owned(),
+            rows::LEASE_SQL.to_owned(),
+            vec![SqlValue::Integer(1)],
+        ),
+        (
+            "the owner of one case".to_owned(),
+            rows::CASE_OWNER_SQL.to_owned(),
+            vec![id("c")],
+        ),
+        (
+            "claiming the cases of dead nodes".to_owned(),
+            rows::CLAIM_DEAD_SQL.to_owned(),
+            vec![
+                SqlValue::Integer(1),
+                SqlValue::Integer(0),
+                SqlValue::Integer(100),
+            ],
+        ),
+        (
+            "claiming the cases no node owns".to_owned(),
+            rows::CLAIM_UNOWNED_SQL.to_owned(),
+            vec![SqlValue::Integer(1), SqlValue::Integer(100)],
+        ),
+        (
+            "claiming due timers".to_owned(),
+            rows::CLAIM_TIMERS_SQL.to_owned(),
+            vec![
+                SqlValue::Integer(1),
+                SqlValue::Integer(0),
+                SqlValue::Integer(0),
+                SqlValue::Integer(100),
+            ],
         ),
         (
             "removing a timer".to_owned(),
@@ -224,6 +268,48 @@ fn queries() -> Vec<(String, String, Vec<SqlValue>)> {
             limit: Some(100),
             after: cursor,
             ..WorkItemFilter::default()
+        });
+        out.push((what.to_owned(), sql, args));
+    }
+    let started = Some("started".to_owned());
+    for (what, role, case, owner, after) in [
+        ("work items in one state", None, None, None, None),
+        (
+            "a page of work items in one state after a cursor",
+            None,
+            None,
+            None,
+            cursor,
+        ),
+        (
+            "work items of one role in one state",
+            Some("clerk"),
+            None,
+            None,
+            None,
+        ),
+        (
+            "work items of one case in one state",
+            None,
+            Some(case),
+            None,
+            None,
+        ),
+        (
+            "work items of one user in one state",
+            None,
+            None,
+            Some("ann"),
+            None,
+        ),
+    ] {
+        let (sql, args) = rows::work_items_query(&WorkItemFilter {
+            role: role.map(str::to_owned),
+            case,
+            owner: owner.map(str::to_owned),
+            state: started.clone(),
+            limit: Some(100),
+            after,
         });
         out.push((what.to_owned(), sql, args));
     }

@@ -9,15 +9,15 @@ use uuid::Uuid;
 
 use crate::error::{Corruption, Error};
 use crate::record::{
-    CaseFilter, CaseRecord, IdempotencyRecord, QuarantineRecord, SnapshotRecord, TimerRecord,
-    WorkItemFilter, WorkItemRecord, WorkflowRecord,
+    CaseFilter, CaseRecord, IdempotencyRecord, NodeRecord, QuarantineRecord, SnapshotRecord,
+    TimerRecord, WorkItemFilter, WorkItemRecord, WorkflowRecord, WorkflowSummary,
 };
 
 use super::sqlite;
 
 const WORKFLOW_COLUMNS: &str = "id, name, version, format, source, spec, registered_at, uri";
 const CASE_COLUMNS: &str =
-    "id, workflow, status, data, marking, version, created_at, updated_at, in_flight";
+    "id, workflow, status, data, marking, version, created_at, updated_at, in_flight, owner";
 const WORK_ITEM_COLUMNS: &str = "id, case_id, task, net_instance, instance, roles, allocation, \
                                  state, owner, input, offered_at";
 
@@ -121,6 +121,14 @@ fn case_row(r: &Row<'_>) -> Result<CaseRecord, Error> {
         created_at: time_col(r, 6)?,
         updated_at: time_col(r, 7)?,
         in_flight: col::<i64>(r, 8)? != 0,
+        owner: col::<Option<i64>>(r, 9)?
+            .map(|n| {
+                u64::try_from(n).map_err(|_| Corruption::Number {
+                    column: 9,
+                    value: n,
+                })
+            })
+            .transpose()?,
     })
 }
 
@@ -185,6 +193,44 @@ pub(super) fn latest_workflow(
 pub(super) fn workflows(conn: &Connection) -> Result<Vec<WorkflowRecord>, Error> {
     let sql = format!("SELECT {WORKFLOW_COLUMNS} FROM workflows ORDER BY name, version, id");
     query_all(conn, &sql, [], workflow_row)
+}
+
+/// The columns of a workflow's summary: its tasks counted inside SQLite from the stored
+/// specification (the lengths of the `tasks` lists of its `nets`), which is not read out.
+const WORKFLOW_SUMMARY_COLUMNS: &str = "id, uri, name, version, format, registered_at, \
+     (SELECT coalesce(sum(json_array_length(n.value, '$.tasks')), 0) \
+      FROM json_each(CASE WHEN json_valid(spec) THEN spec ELSE '{}' END, '$.nets') AS n)";
+
+fn workflow_summary_row(r: &Row<'_>) -> Result<WorkflowSummary, Error> {
+    Ok(WorkflowSummary {
+        id: WorkflowId(uuid_col(r, 0)?),
+        uri: col(r, 1)?,
+        name: col(r, 2)?,
+        version: u32_col(r, 3)?,
+        format: col(r, 4)?,
+        registered_at: time_col(r, 5)?,
+        tasks: u32_col(r, 6)?,
+    })
+}
+
+pub(super) fn workflow_summaries(conn: &Connection) -> Result<Vec<WorkflowSummary>, Error> {
+    let sql =
+        format!("SELECT {WORKFLOW_SUMMARY_COLUMNS} FROM workflows ORDER BY name, version, id");
+    query_all(conn, &sql, [], workflow_summary_row)
+}
+
+/// The versions of the workflows whose URI or name is `?1`: two index ranges, one of
+/// `workflows_by_uri`, one of `workflows_by_name`.
+pub(super) fn workflows_named_sql() -> String {
+    format!(
+        "SELECT {WORKFLOW_SUMMARY_COLUMNS} FROM workflows WHERE uri = ?1 \
+         UNION SELECT {WORKFLOW_SUMMARY_COLUMNS} FROM workflows WHERE name = ?1 \
+         ORDER BY 2, 4"
+    )
+}
+
+pub(super) fn workflows_named(conn: &Connection, key: &str) -> Result<Vec<WorkflowSummary>, Error> {
+    query_all(conn, &workflows_named_sql(), [key], workflow_summary_row)
 }
 
 pub(super) fn case(conn: &Connection, id: CaseId) -> Result<Option<CaseRecord>, Error> {
@@ -394,7 +440,8 @@ pub(super) fn work_items(
 /// that the planner can use the index of the most selective one: the case (a few items),
 /// else the user (a queue), else the role (through `work_item_roles`, in offer order). The
 /// other conditions are checked on the rows found (`+` keeps a column's index out of the
-/// plan). Without any, every item is read in offer order. A page (`after`) starts inside the
+/// plan). With only a state, the items in that state are read from its index, in offer order.
+/// Without any, every item is read in offer order. A page (`after`) starts inside the
 /// index range in the list's order (offer time, then id), so that it reads only itself.
 pub(super) fn work_items_query(f: &WorkItemFilter) -> (String, Vec<SqlValue>) {
     let text = |s: &str| SqlValue::Text(s.to_owned());
@@ -415,6 +462,13 @@ pub(super) fn work_items_query(f: &WorkItemFilter) -> (String, Vec<SqlValue>) {
             args.push(SqlValue::Text(item.to_string()));
         }
     };
+    // A state beside a more selective condition is checked on the rows that one finds.
+    let state = |sql: &mut String, args: &mut Vec<SqlValue>| {
+        if let Some(state) = &f.state {
+            sql.push_str(" AND +w.state = ?");
+            args.push(text(state));
+        }
+    };
     let mut sql = match (&f.case, &f.owner, &f.role) {
         (Some(case), owner, role) => {
             let mut sql = format!("SELECT {columns} FROM work_items w WHERE w.case_id = ?");
@@ -427,6 +481,7 @@ pub(super) fn work_items_query(f: &WorkItemFilter) -> (String, Vec<SqlValue>) {
                 sql.push_str(&format!(" AND {has_role}"));
                 args.push(text(role));
             }
+            state(&mut sql, &mut args);
             after(&mut sql, "+w.offered_at", "w.id", &mut args);
             sql + " ORDER BY w.offered_at, w.id"
         }
@@ -437,6 +492,7 @@ pub(super) fn work_items_query(f: &WorkItemFilter) -> (String, Vec<SqlValue>) {
                 sql.push_str(&format!(" AND {has_role}"));
                 args.push(text(role));
             }
+            state(&mut sql, &mut args);
             after(&mut sql, "w.offered_at", "w.id", &mut args);
             sql + " ORDER BY w.offered_at, w.id"
         }
@@ -446,14 +502,23 @@ pub(super) fn work_items_query(f: &WorkItemFilter) -> (String, Vec<SqlValue>) {
                 "SELECT {columns} FROM work_item_roles r JOIN work_items w ON w.id = r.item
                  WHERE r.role = ?"
             );
+            state(&mut sql, &mut args);
             after(&mut sql, "r.offered_at", "r.item", &mut args);
             sql + " ORDER BY r.offered_at, r.item"
         }
-        (None, None, None) => {
-            let mut sql = format!("SELECT {columns} FROM work_items w WHERE 1 = 1");
-            after(&mut sql, "w.offered_at", "w.id", &mut args);
-            sql + " ORDER BY w.offered_at, w.id"
-        }
+        (None, None, None) => match &f.state {
+            Some(state) => {
+                let mut sql = format!("SELECT {columns} FROM work_items w WHERE w.state = ?");
+                args.push(text(state));
+                after(&mut sql, "w.offered_at", "w.id", &mut args);
+                sql + " ORDER BY w.offered_at, w.id"
+            }
+            None => {
+                let mut sql = format!("SELECT {columns} FROM work_items w WHERE 1 = 1");
+                after(&mut sql, "w.offered_at", "w.id", &mut args);
+                sql + " ORDER BY w.offered_at, w.id"
+            }
+        },
     };
     if let Some(limit) = f.limit {
         sql.push_str(" LIMIT ?");
@@ -547,4 +612,97 @@ pub(super) fn case_version(conn: &Connection, id: CaseId) -> Result<Option<u64>,
 /// Returns whether `sql` (a lookup by one key parameter) finds a row.
 pub(super) fn exists(conn: &Connection, sql: &str, key: &str) -> Result<bool, Error> {
     Ok(query_one(conn, sql, [key], |_| Ok(()))?.is_some())
+}
+
+/// The registered nodes, by fencing token.
+pub(super) const NODES_SQL: &str =
+    "SELECT fence, name, started_at, expires_at FROM nodes ORDER BY fence";
+
+fn node_row(r: &Row<'_>) -> Result<NodeRecord, Error> {
+    Ok(NodeRecord {
+        fence: u64_col(r, 0)?,
+        name: col(r, 1)?,
+        started_at: time_col(r, 2)?,
+        expires_at: time_col(r, 3)?,
+    })
+}
+
+/// Returns every registered node, by fencing token.
+pub(super) fn nodes(conn: &Connection) -> Result<Vec<NodeRecord>, Error> {
+    query_all(conn, NODES_SQL, [], node_row)
+}
+
+/// The expiry of the lease of the node holding a fencing token.
+pub(super) const LEASE_SQL: &str = "SELECT expires_at FROM nodes WHERE fence = ?1";
+
+/// The owner of one case's work in flight.
+pub(super) const CASE_OWNER_SQL: &str = "SELECT owner FROM cases WHERE id = ?1";
+
+/// Returns when the lease of the node holding `fence` expires; `None` when no node holds it.
+pub(super) fn lease(conn: &Connection, fence: u64) -> Result<Option<Timestamp>, Error> {
+    let Ok(fence) = i64::try_from(fence) else {
+        return Ok(None);
+    };
+    query_one(conn, LEASE_SQL, params![fence], |r| time_col(r, 0))
+}
+
+/// Returns the stored owner of a case's work in flight (`None`: no owner, or no such case).
+pub(super) fn case_owner(conn: &Connection, case: CaseId) -> Result<Option<u64>, Error> {
+    Ok(
+        query_one(conn, CASE_OWNER_SQL, params![case.to_string()], |r| {
+            col::<Option<i64>>(r, 0)
+        })?
+        .flatten()
+        .and_then(|n| u64::try_from(n).ok()),
+    )
+}
+
+/// Claims the oldest running or suspended cases with work in flight that a dead node owns
+/// (`?1` the claiming token, `?2` now, `?3` how many), through the partial index by owner.
+pub(super) const CLAIM_DEAD_SQL: &str = "UPDATE cases SET owner = ?1 WHERE id IN (
+       SELECT id FROM cases
+       WHERE in_flight = 1 AND status IN ('running', 'suspended')
+         AND owner IN (SELECT fence FROM nodes WHERE expires_at <= ?2)
+       ORDER BY created_at, id LIMIT ?3)
+     RETURNING id, created_at";
+
+/// Claims the oldest running or suspended cases with work in flight that no node owns
+/// (`?1` the claiming token, `?2` how many).
+pub(super) const CLAIM_UNOWNED_SQL: &str = "UPDATE cases SET owner = ?1 WHERE id IN (
+       SELECT id FROM cases
+       WHERE in_flight = 1 AND status IN ('running', 'suspended') AND owner IS NULL
+       ORDER BY created_at, id LIMIT ?2)
+     RETURNING id, created_at";
+
+/// Claims the timers due at `?2` that no live claim holds, until `?3`, for the node `?1`, at
+/// most `?4` of them, earliest first, through the index by firing time.
+pub(super) const CLAIM_TIMERS_SQL: &str =
+    "UPDATE timers SET claimed_by = ?1, claimed_until = ?3 WHERE id IN (
+       SELECT id FROM timers
+       WHERE fires_at <= ?2 AND (claimed_until IS NULL OR claimed_until <= ?2)
+       ORDER BY fires_at, id LIMIT ?4)
+     RETURNING id, case_id, fires_at";
+
+/// Decodes a claimed case: its id and creation time.
+pub(super) fn claimed_case(r: &Row<'_>) -> Result<(Timestamp, CaseId), Error> {
+    Ok((time_col(r, 1)?, CaseId(uuid_col(r, 0)?)))
+}
+
+/// Runs a claim of cases and returns what it claimed.
+pub(super) fn claim_cases(
+    conn: &Connection,
+    sql: &str,
+    args: impl Params,
+) -> Result<Vec<(Timestamp, CaseId)>, Error> {
+    query_all(conn, sql, args, claimed_case)
+}
+
+/// Runs the claim of due timers and returns them, earliest first.
+pub(super) fn claim_timers(
+    conn: &Connection,
+    args: impl Params,
+) -> Result<Vec<TimerRecord>, Error> {
+    let mut timers = query_all(conn, CLAIM_TIMERS_SQL, args, timer_row)?;
+    timers.sort_by_key(|t| (t.fires_at, t.id));
+    Ok(timers)
 }

@@ -266,9 +266,34 @@ CREATE INDEX cases_by_last_group ON cases (substr(id, 25));
 CREATE INDEX work_items_by_last_group ON work_items (substr(id, 25));
 ";
 
+/// Format 9 lists the work items in one state (offered, allocated, started) in offer order,
+/// a page at a time, from an index rather than by reading every item.
+const MIGRATE_V8_TO_V9_ITEM_STATES: &str = "
+CREATE INDEX work_items_by_state ON work_items (state, offered_at, id);
+";
+
+/// Format 10 lets several engine nodes share the store: the registry of nodes (`fence`, the
+/// fencing token, given once and never again, as `AUTOINCREMENT` never reuses a rowid; the
+/// lease's expiry), the owner of each case's work in flight (the token of the node that set
+/// it going or claimed it; `NULL` on older rows: no node owns them, and a node starting up
+/// claims them), indexed among the cases with work in flight so that a sweep finds a dead
+/// node's cases, and the claim of a due timer by one node until a time.
+const MIGRATE_V9_TO_V10_NODES: &str = "
+CREATE TABLE nodes (
+    fence INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL,
+    started_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+ALTER TABLE cases ADD COLUMN owner INTEGER;
+CREATE INDEX cases_by_owner ON cases (owner, created_at, id) WHERE in_flight = 1;
+ALTER TABLE timers ADD COLUMN claimed_by INTEGER;
+ALTER TABLE timers ADD COLUMN claimed_until INTEGER;
+";
+
 /// The steps from each older format to the next, in order: `(from, what it does, sql)`.
 /// A new format adds its own step here, separately named.
-const MIGRATIONS: [(i64, &str, &str); 7] = [
+const MIGRATIONS: [(i64, &str, &str); 9] = [
     (
         1,
         "migrating the store from format 1 to 2 (named sequences)",
@@ -303,6 +328,16 @@ const MIGRATIONS: [(i64, &str, &str); 7] = [
         7,
         "migrating the store from format 7 to 8 (ids by their last group)",
         MIGRATE_V7_TO_V8_LAST_GROUPS,
+    ),
+    (
+        8,
+        "migrating the store from format 8 to 9 (work items by state)",
+        MIGRATE_V8_TO_V9_ITEM_STATES,
+    ),
+    (
+        9,
+        "migrating the store from format 9 to 10 (engine nodes, leases and claims)",
+        MIGRATE_V9_TO_V10_NODES,
     ),
 ];
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 
-use knhk_core::{CaseId, Event, WorkItemId};
+use knhk_core::{CaseId, Event, Timestamp, WorkItemId};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 use tokio::sync::oneshot;
@@ -14,8 +14,8 @@ use tracing::warn;
 use crate::commit;
 use crate::error::{Corruption, Error};
 use crate::record::{
-    CaseRecord, Change, Commit, IdempotencyRecord, QuarantineRecord, SnapshotRecord,
-    WorkItemRecord, WorkflowRecord,
+    CaseRecord, Change, Commit, IdempotencyRecord, Orphans, QuarantineRecord, SnapshotRecord,
+    TimerRecord, WorkItemRecord, WorkflowRecord,
 };
 
 use super::{rows, sqlite};
@@ -30,18 +30,96 @@ pub(super) enum Job {
     Next(String, oneshot::Sender<Result<u64, Error>>),
     /// Marks a case at this version as having no work in flight; answers the rows changed.
     Settle(CaseId, u64, oneshot::Sender<Result<u64, Error>>),
+    /// Takes a case out of the quarantine; answers the rows removed.
+    Release(CaseId, oneshot::Sender<Result<u64, Error>>),
+    /// Registers a node; answers its fencing token.
+    Register(Box<Registration>, oneshot::Sender<Result<u64, Error>>),
+    /// Renews a node's lease; answers the rows changed.
+    Renew(Lease, oneshot::Sender<Result<u64, Error>>),
+    /// Claims cases with work in flight for a node.
+    ClaimCases(CaseClaim, oneshot::Sender<Result<Vec<CaseId>, Error>>),
+    /// Claims due timers for a node.
+    ClaimTimers(TimerClaim, oneshot::Sender<Result<Vec<TimerRecord>, Error>>),
+}
+
+/// A node to register.
+#[derive(Debug)]
+pub(super) struct Registration {
+    pub(super) name: String,
+    pub(super) now: Timestamp,
+    pub(super) expires_at: Timestamp,
+}
+
+/// A lease to renew: the node's token, now, and the new expiry.
+#[derive(Debug)]
+pub(super) struct Lease {
+    pub(super) fence: u64,
+    pub(super) now: Timestamp,
+    pub(super) expires_at: Timestamp,
+}
+
+/// A claim of cases with work in flight.
+#[derive(Debug)]
+pub(super) struct CaseClaim {
+    pub(super) fence: u64,
+    pub(super) now: Timestamp,
+    pub(super) which: Orphans,
+    pub(super) limit: usize,
+}
+
+/// A claim of due timers.
+#[derive(Debug)]
+pub(super) struct TimerClaim {
+    pub(super) fence: u64,
+    pub(super) now: Timestamp,
+    pub(super) until: Timestamp,
+    pub(super) limit: usize,
+}
+
+/// What a write gives back when it succeeds.
+#[derive(Debug)]
+enum Outcome {
+    Count(u64),
+    Cases(Vec<CaseId>),
+    Timers(Vec<TimerRecord>),
+}
+
+impl Outcome {
+    fn count(self) -> u64 {
+        match self {
+            Outcome::Count(n) => n,
+            Outcome::Cases(c) => c.len() as u64,
+            Outcome::Timers(t) => t.len() as u64,
+        }
+    }
 }
 
 impl Job {
-    fn reply(self, result: Result<u64, Error>) {
+    fn reply(self, result: Result<Outcome, Error>) {
         // A caller that stopped waiting (its future was dropped) does not need the answer;
         // the write itself stands.
         match self {
             Job::Commit(_, tx) | Job::PutWorkflow(_, tx) | Job::Quarantine(_, tx) => {
                 let _ = tx.send(result.map(drop));
             }
-            Job::Next(_, tx) | Job::Settle(_, _, tx) => {
-                let _ = tx.send(result);
+            Job::Next(_, tx)
+            | Job::Settle(_, _, tx)
+            | Job::Release(_, tx)
+            | Job::Register(_, tx)
+            | Job::Renew(_, tx) => {
+                let _ = tx.send(result.map(Outcome::count));
+            }
+            Job::ClaimCases(_, tx) => {
+                let _ = tx.send(result.map(|o| match o {
+                    Outcome::Cases(c) => c,
+                    _ => Vec::new(),
+                }));
+            }
+            Job::ClaimTimers(_, tx) => {
+                let _ = tx.send(result.map(|o| match o {
+                    Outcome::Timers(t) => t,
+                    _ => Vec::new(),
+                }));
             }
         }
     }
@@ -105,7 +183,10 @@ fn write_batch(conn: &mut Connection, batch: &mut Vec<Job>, counters: &Counters)
 
 /// Runs the batch in one transaction; a write that breaks a rule is rolled back to its
 /// savepoint alone. Returns each write's outcome, valid only once this returns `Ok`.
-fn run_transaction(conn: &mut Connection, batch: &[Job]) -> Result<Vec<Result<u64, Error>>, Error> {
+fn run_transaction(
+    conn: &mut Connection,
+    batch: &[Job],
+) -> Result<Vec<Result<Outcome, Error>>, Error> {
     let mut tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(sqlite("beginning a batch"))?;
@@ -113,11 +194,18 @@ fn run_transaction(conn: &mut Connection, batch: &[Job]) -> Result<Vec<Result<u6
     for job in batch {
         let sp = tx.savepoint().map_err(sqlite("opening a savepoint"))?;
         let outcome = match job {
-            Job::Commit(c, _) => apply_commit(&sp, c).map(|()| 0),
-            Job::PutWorkflow(w, _) => insert_workflow(&sp, w).map(|()| 0),
-            Job::Quarantine(q, _) => insert_quarantine(&sp, q).map(|()| 0),
-            Job::Next(name, _) => next_in_sequence(&sp, name),
-            Job::Settle(case, version, _) => settle_in_flight(&sp, *case, *version),
+            Job::Commit(c, _) => apply_commit(&sp, c).map(|()| Outcome::Count(0)),
+            Job::PutWorkflow(w, _) => insert_workflow(&sp, w).map(|()| Outcome::Count(0)),
+            Job::Quarantine(q, _) => insert_quarantine(&sp, q).map(|()| Outcome::Count(0)),
+            Job::Next(name, _) => next_in_sequence(&sp, name).map(Outcome::Count),
+            Job::Settle(case, version, _) => {
+                settle_in_flight(&sp, *case, *version).map(Outcome::Count)
+            }
+            Job::Register(r, _) => register_node(&sp, r).map(Outcome::Count),
+            Job::Renew(l, _) => renew_lease(&sp, l).map(Outcome::Count),
+            Job::ClaimCases(c, _) => claim_cases(&sp, c).map(Outcome::Cases),
+            Job::ClaimTimers(t, _) => claim_timers(&sp, t).map(Outcome::Timers),
+            Job::Release(case, _) => release_quarantine(&sp, *case).map(Outcome::Count),
         };
         let outcome = match outcome {
             Ok(n) => {
@@ -166,6 +254,67 @@ fn next_in_sequence(conn: &Connection, name: &str) -> Result<u64, Error> {
     })
 }
 
+fn register_node(conn: &Connection, r: &Registration) -> Result<u64, Error> {
+    let fence: i64 = conn
+        .prepare_cached(
+            "INSERT INTO nodes (name, started_at, expires_at) VALUES (?1, ?2, ?3) RETURNING fence",
+        )
+        .and_then(|mut s| s.query_row(params![r.name, r.now.0, r.expires_at.0], |r| r.get(0)))
+        .map_err(sqlite("registering a node"))?;
+    u64::try_from(fence).map_err(|_| {
+        Error::Corrupt(Corruption::Number {
+            column: 0,
+            value: fence,
+        })
+    })
+}
+
+fn renew_lease(conn: &Connection, l: &Lease) -> Result<u64, Error> {
+    let Ok(fence) = i64::try_from(l.fence) else {
+        return Ok(0);
+    };
+    let changed = conn
+        .prepare_cached("UPDATE nodes SET expires_at = ?3 WHERE fence = ?1 AND expires_at > ?2")
+        .and_then(|mut s| s.execute(params![fence, l.now.0, l.expires_at.0]))
+        .map_err(sqlite("renewing a node's lease"))?;
+    Ok(changed as u64)
+}
+
+/// Refuses a node whose lease has expired at `now`.
+fn check_live(conn: &Connection, fence: u64, now: Timestamp) -> Result<(), Error> {
+    match rows::lease(conn, fence)? {
+        Some(expires_at) if expires_at > now => Ok(()),
+        _ => Err(Error::LeaseExpired { fence }),
+    }
+}
+
+fn claim_cases(conn: &Connection, c: &CaseClaim) -> Result<Vec<CaseId>, Error> {
+    check_live(conn, c.fence, c.now)?;
+    let fence = int("fencing token", c.fence)?;
+    let limit = i64::try_from(c.limit).unwrap_or(i64::MAX);
+    let mut claimed = Vec::new();
+    if c.which == Orphans::AlsoUnowned {
+        claimed = rows::claim_cases(conn, rows::CLAIM_UNOWNED_SQL, params![fence, limit])?;
+    }
+    let left = limit.saturating_sub(i64::try_from(claimed.len()).unwrap_or(i64::MAX));
+    if left > 0 {
+        claimed.extend(rows::claim_cases(
+            conn,
+            rows::CLAIM_DEAD_SQL,
+            params![fence, c.now.0, left],
+        )?);
+    }
+    claimed.sort_unstable();
+    Ok(claimed.into_iter().map(|(_, id)| id).collect())
+}
+
+fn claim_timers(conn: &Connection, t: &TimerClaim) -> Result<Vec<TimerRecord>, Error> {
+    check_live(conn, t.fence, t.now)?;
+    let fence = int("fencing token", t.fence)?;
+    let limit = i64::try_from(t.limit).unwrap_or(i64::MAX);
+    rows::claim_timers(conn, params![fence, t.now.0, t.until.0, limit])
+}
+
 fn settle_in_flight(conn: &Connection, case: CaseId, version: u64) -> Result<u64, Error> {
     let Ok(version) = i64::try_from(version) else {
         return Ok(0);
@@ -185,6 +334,17 @@ fn insert_quarantine(conn: &Connection, q: &QuarantineRecord) -> Result<(), Erro
     .and_then(|mut s| s.execute(params![q.case.to_string(), q.reason, q.at.0]))
     .map(drop)
     .map_err(sqlite("quarantining a case"))
+}
+
+/// Removes a case from the quarantine.
+pub(super) const RELEASE_QUARANTINE_SQL: &str = "DELETE FROM quarantine WHERE case_id = ?1";
+
+fn release_quarantine(conn: &Connection, case: CaseId) -> Result<u64, Error> {
+    let removed = conn
+        .prepare_cached(RELEASE_QUARANTINE_SQL)
+        .and_then(|mut s| s.execute(params![case.to_string()]))
+        .map_err(sqlite("releasing a case from quarantine"))?;
+    Ok(removed as u64)
 }
 
 fn insert_workflow(conn: &Connection, w: &WorkflowRecord) -> Result<(), Error> {
@@ -231,6 +391,13 @@ fn to_sql(e: Error) -> rusqlite::Error {
 }
 
 fn apply_commit(conn: &Connection, c: &Commit) -> Result<(), Error> {
+    if let Some(f) = c.fencing {
+        commit::check_fencing(
+            c,
+            rows::lease(conn, f.node)?,
+            rows::case_owner(conn, c.case.id)?,
+        )?;
+    }
     commit::check(c, rows::case_version(conn, c.case.id)?)?;
     if let Some(i) = &c.idempotency
         && rows::exists(conn, "SELECT 1 FROM idempotency WHERE key = ?1", &i.key)?
@@ -309,13 +476,13 @@ fn put_case(conn: &Connection, c: &CaseRecord) -> Result<(), Error> {
     let marking = json("a marking", &c.marking)?;
     conn.prepare_cached(
         "INSERT INTO cases (id, workflow, status, data, marking, version, created_at, updated_at,
-                            in_flight)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                            in_flight, owner)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
          ON CONFLICT (id) DO UPDATE SET
            workflow = excluded.workflow, status = excluded.status, data = excluded.data,
            marking = excluded.marking, version = excluded.version,
            created_at = excluded.created_at, updated_at = excluded.updated_at,
-           in_flight = excluded.in_flight",
+           in_flight = excluded.in_flight, owner = excluded.owner",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -327,7 +494,11 @@ fn put_case(conn: &Connection, c: &CaseRecord) -> Result<(), Error> {
             int("case version", c.version).map_err(to_sql)?,
             c.created_at.0,
             c.updated_at.0,
-            i64::from(c.in_flight)
+            i64::from(c.in_flight),
+            c.owner
+                .map(|o| int("fencing token", o))
+                .transpose()
+                .map_err(to_sql)?
         ])
     })
     .map(drop)

@@ -73,6 +73,7 @@ pub fn case(n: u128, wf: WorkflowId, status: CaseStatus, created: i64) -> CaseRe
         updated_at: Timestamp(created),
         // As every row of a format before 6 reads: the golden files compare with these.
         in_flight: true,
+        owner: None,
     }
 }
 
@@ -226,6 +227,7 @@ pub fn first_commit(mut case: CaseRecord, events: Vec<Event>) -> Commit {
         timers: Vec::new(),
         idempotency: None,
         snapshot: None,
+        fencing: None,
     }
 }
 
@@ -243,6 +245,7 @@ pub fn next_step(case: &CaseRecord, kinds: Vec<EventKind>) -> Commit {
         timers: Vec::new(),
         idempotency: None,
         snapshot: None,
+        fencing: None,
     }
 }
 

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::{WorkflowEngine, lock};
 use crate::error::{ConnectorProblem, Error};
 use crate::records;
-use crate::view::{Registration, SourceFormat, WorkflowView};
+use crate::view::{Registration, SourceFormat, WorkflowSummary, WorkflowView};
 
 /// How many times registering tries the next version when concurrent registrations keep
 /// taking it: each lost try means another registration of the URI succeeded.
@@ -163,14 +163,15 @@ impl WorkflowEngine {
         }
     }
 
-    /// Returns every registered workflow, ordered by name, then version (and id).
-    pub async fn workflows(&self) -> Result<Vec<WorkflowView>, Error> {
+    /// Returns every registered workflow without its source, ordered by name, then version
+    /// (and id): the sources and parsed definitions are not read.
+    pub async fn workflows(&self) -> Result<Vec<WorkflowSummary>, Error> {
         self.inner
             .store
-            .workflows()
+            .workflow_summaries()
             .await?
             .into_iter()
-            .map(records::workflow_view)
+            .map(records::workflow_summary)
             .collect()
     }
 

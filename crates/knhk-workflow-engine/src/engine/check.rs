@@ -215,7 +215,7 @@ impl WorkflowEngine {
 
     /// Checks one case: its row decodes, its history has no gap and replays to the row's
     /// status and version. Returns the replayed case when it does.
-    async fn check_case(
+    pub(super) async fn check_case(
         &self,
         id: CaseId,
         report: &mut StoreReport,

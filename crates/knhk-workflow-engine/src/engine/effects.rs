@@ -15,7 +15,12 @@ use crate::view::CaseView;
 
 impl WorkflowEngine {
     /// Performs the effects of one committed step: the one place that acts on them.
+    ///
+    /// The work set going here (connector calls, allocations) is owned by this engine's node
+    /// as it stands now: its results are committed under that fencing token, and dropped if
+    /// another node has taken the case over meanwhile.
     pub(super) fn perform(&self, case: CaseId, effects: Vec<Effect>) {
+        let owned_by = self.fence();
         for effect in effects {
             match effect {
                 Effect::CallConnector {
@@ -68,7 +73,7 @@ impl WorkflowEngine {
                                 }
                             }
                         };
-                        engine.feed(case, input).await;
+                        engine.feed(case, input, owned_by).await;
                     };
                     let handle = self.spawn_for(case, fut);
                     lock(&self.inner.calls).insert(item, handle);
@@ -85,7 +90,7 @@ impl WorkflowEngine {
                         self.spawn_for(case, async move {
                             if let Some(user) = engine.round_robin(&binding.roles).await {
                                 engine
-                                    .feed(case, Input::AllocateWorkItem { item, user })
+                                    .feed(case, Input::AllocateWorkItem { item, user }, owned_by)
                                     .await;
                             }
                         });
@@ -95,7 +100,7 @@ impl WorkflowEngine {
                         self.spawn_for(case, async move {
                             if let Some(user) = engine.shortest_queue(&binding.roles).await {
                                 engine
-                                    .feed(case, Input::AllocateWorkItem { item, user })
+                                    .feed(case, Input::AllocateWorkItem { item, user }, owned_by)
                                     .await;
                             }
                         });
@@ -132,13 +137,24 @@ impl WorkflowEngine {
     /// loudly: logged as an error, announced to [`WorkflowEngine::subscribe_faults`] and kept
     /// for [`WorkflowEngine::settled`]. The case stays as committed, and `recover` redoes the
     /// effect after a restart.
-    pub(super) async fn feed(&self, case: CaseId, input: Input) {
+    ///
+    /// `owned_by` is the fencing token under which this node owned the work whose result this
+    /// is; when another node owns the case now (it took the case over from this node, whose
+    /// lease expired, or a step it committed took the work over), the result is dropped: that
+    /// node does the work again, with the same idempotency keys.
+    pub(super) async fn feed(&self, case: CaseId, input: Input, owned_by: Option<u64>) {
         let mut backoff = std::time::Duration::from_millis(50);
         for attempt in 1..=FEED_ATTEMPTS {
-            match self.apply_boxed(case, input.clone()).await {
+            match self.apply_boxed(case, input.clone(), owned_by).await {
                 Ok(_) => return,
                 Err(Error::Case(e)) => {
                     debug!(case = %case, error = %e, "result no longer wanted");
+                    return;
+                }
+                Err(Error::Store(
+                    e @ (knhk_store::Error::Fenced { .. } | knhk_store::Error::LeaseExpired { .. }),
+                )) => {
+                    info!(case = %case, error = %e, "result dropped: another node owns the case's work now");
                     return;
                 }
                 Err(Error::ShuttingDown) => return,

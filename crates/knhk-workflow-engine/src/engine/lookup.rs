@@ -8,23 +8,66 @@ use knhk_core::WorkflowId;
 
 use super::WorkflowEngine;
 use crate::error::Error;
-use crate::view::WorkflowView;
+use crate::records;
+use crate::view::{WorkflowSummary, WorkflowView};
 
 impl WorkflowEngine {
     /// Returns the registered workflow that `reference` names: an id, an unambiguous id
     /// prefix, a specification URI or a display name (each meaning its latest version), or
     /// `URI@N` / `NAME@N` for version N. A name that two URIs share, or a prefix of several
     /// ids, is [`Error::AmbiguousWorkflow`], listing the matches.
+    ///
+    /// A URI or a name is looked up through the store's indexes of them, reading only the
+    /// versions it names; only an id prefix reads the list of workflows (without sources).
     pub async fn find_workflow(&self, reference: &str) -> Result<WorkflowView, Error> {
-        if let Ok(id) = reference.trim().parse::<WorkflowId>() {
+        let reference = reference.trim();
+        if let Ok(id) = reference.parse::<WorkflowId>() {
             return self.workflow(id).await;
         }
-        find(self.workflows().await?, reference)
+        let found = find(self.workflow_candidates(reference).await?, reference)?;
+        self.workflow(found.id).await
+    }
+
+    /// Returns the summary of the workflow `reference` names, as
+    /// [`find_workflow`](WorkflowEngine::find_workflow) finds it, without reading its source
+    /// (but for a whole id, which is read as it is).
+    pub async fn resolve_workflow(&self, reference: &str) -> Result<WorkflowSummary, Error> {
+        let reference = reference.trim();
+        if let Ok(id) = reference.parse::<WorkflowId>() {
+            let w = self.workflow(id).await?;
+            return Ok(WorkflowSummary {
+                id: w.id,
+                uri: w.uri,
+                name: w.name,
+                version: w.version,
+                format: w.format,
+                tasks: w.tasks,
+                registered_at: w.registered_at,
+            });
+        }
+        find(self.workflow_candidates(reference).await?, reference)
+    }
+
+    /// Returns the workflows among which `reference` is looked for: those it names as a URI
+    /// or a name, else those its base names (`NAME@N`), else, for what may be an id prefix,
+    /// every workflow. [`find`] picks from them as it would from all of them.
+    async fn workflow_candidates(&self, reference: &str) -> Result<Vec<WorkflowSummary>, Error> {
+        let store = &self.inner.store;
+        let mut found = store.workflows_named(reference).await?;
+        if found.is_empty()
+            && let Some((base, _)) = split_version(reference)
+        {
+            found = store.workflows_named(base).await?;
+        }
+        if found.is_empty() && looks_like_id(&id_prefix(reference)) {
+            found = store.workflow_summaries().await?;
+        }
+        found.into_iter().map(records::workflow_summary).collect()
     }
 }
 
 /// Picks the workflow `reference` names among `all`; see [`WorkflowEngine::find_workflow`].
-fn find(all: Vec<WorkflowView>, reference: &str) -> Result<WorkflowView, Error> {
+fn find(all: Vec<WorkflowSummary>, reference: &str) -> Result<WorkflowSummary, Error> {
     let reference = reference.trim();
     // The whole text first: a URI or a name may hold an `@` of its own.
     if let Some(found) = by_identity(&all, reference, None)? {
@@ -38,6 +81,16 @@ fn find(all: Vec<WorkflowView>, reference: &str) -> Result<WorkflowView, Error> 
     by_id_prefix(all, reference)
 }
 
+/// Returns what an id prefix `reference` gives: lowercase, without the `...` of a table.
+fn id_prefix(reference: &str) -> String {
+    reference.trim_end_matches("...").to_ascii_lowercase()
+}
+
+/// Returns whether `prefix` may start an id: hex digits and `-`.
+fn looks_like_id(prefix: &str) -> bool {
+    !prefix.is_empty() && prefix.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+}
+
 /// Splits `NAME@N` into the name and N, when what follows the last `@` is a number.
 fn split_version(reference: &str) -> Option<(&str, u32)> {
     let (base, version) = reference.rsplit_once('@')?;
@@ -48,15 +101,15 @@ fn split_version(reference: &str) -> Option<(&str, u32)> {
 /// Returns the version (the latest when `None`) of the workflow whose URI is `base`, else of
 /// the one whose display name is `base`; `None` when neither is registered.
 fn by_identity(
-    all: &[WorkflowView],
+    all: &[WorkflowSummary],
     base: &str,
     version: Option<u32>,
-) -> Result<Option<WorkflowView>, Error> {
-    let of_uri: Vec<&WorkflowView> = all.iter().filter(|w| w.uri == base).collect();
+) -> Result<Option<WorkflowSummary>, Error> {
+    let of_uri: Vec<&WorkflowSummary> = all.iter().filter(|w| w.uri == base).collect();
     if !of_uri.is_empty() {
         return pick(&of_uri, base, version).map(Some);
     }
-    let mut by_uri: BTreeMap<&str, Vec<&WorkflowView>> = BTreeMap::new();
+    let mut by_uri: BTreeMap<&str, Vec<&WorkflowSummary>> = BTreeMap::new();
     for w in all.iter().filter(|w| w.name == base) {
         by_uri.entry(w.uri.as_str()).or_default().push(w);
     }
@@ -80,16 +133,16 @@ fn by_identity(
     }
 }
 
-fn latest<'a>(versions: &[&'a WorkflowView]) -> Option<&'a WorkflowView> {
+fn latest<'a>(versions: &[&'a WorkflowSummary]) -> Option<&'a WorkflowSummary> {
     versions.iter().copied().max_by_key(|w| w.version)
 }
 
 /// Returns `version` (the latest when `None`) among the versions of one URI.
 fn pick(
-    versions: &[&WorkflowView],
+    versions: &[&WorkflowSummary],
     label: &str,
     version: Option<u32>,
-) -> Result<WorkflowView, Error> {
+) -> Result<WorkflowSummary, Error> {
     let newest = latest(versions).ok_or_else(|| Error::UnknownWorkflowName(label.to_owned()))?;
     let Some(wanted) = version else {
         return Ok(newest.clone());
@@ -106,11 +159,9 @@ fn pick(
 }
 
 /// Returns the one workflow whose id starts with `prefix` (as the tables shorten them).
-fn by_id_prefix(all: Vec<WorkflowView>, reference: &str) -> Result<WorkflowView, Error> {
-    let prefix = reference.trim_end_matches("...").to_ascii_lowercase();
-    let looks_like_id =
-        !prefix.is_empty() && prefix.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
-    let mut matches: Vec<WorkflowView> = if looks_like_id {
+fn by_id_prefix(all: Vec<WorkflowSummary>, reference: &str) -> Result<WorkflowSummary, Error> {
+    let prefix = id_prefix(reference);
+    let mut matches: Vec<WorkflowSummary> = if looks_like_id(&prefix) {
         all.into_iter()
             .filter(|w| w.id.to_string().starts_with(&prefix))
             .collect()
@@ -142,8 +193,8 @@ mod tests {
     use super::*;
     use crate::view::SourceFormat;
 
-    fn w(n: u128, uri: &str, name: &str, version: u32) -> WorkflowView {
-        WorkflowView {
+    fn w(n: u128, uri: &str, name: &str, version: u32) -> WorkflowSummary {
+        WorkflowSummary {
             id: WorkflowId(Uuid::from_u128(
                 0xabc0_0000_0000_0000_0000_0000_0000_0000 + n,
             )),
@@ -151,12 +202,12 @@ mod tests {
             name: name.to_owned(),
             version,
             format: SourceFormat::Turtle,
-            source: String::new(),
+            tasks: 0,
             registered_at: Timestamp(0),
         }
     }
 
-    fn all() -> Vec<WorkflowView> {
+    fn all() -> Vec<WorkflowSummary> {
         vec![
             w(1, "urn:shop:order", "Order", 1),
             w(2, "urn:shop:order", "Order", 2),

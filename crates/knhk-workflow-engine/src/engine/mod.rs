@@ -61,6 +61,17 @@ pub struct EngineConfig {
     pub snapshot_every: u64,
     /// How the ids of new cases, work items and timers are made: time-ordered by default.
     pub ids: IdOrder,
+    /// How long a started engine's node lease lasts without a heartbeat: once it has expired,
+    /// the other nodes sharing the store take its cases with work in flight over and its
+    /// commits of that work are refused. [`EngineConfig::DEFAULT_LEASE`] by default.
+    pub lease: std::time::Duration,
+    /// How often a started engine renews its lease and sweeps for the cases of dead nodes;
+    /// well under [`EngineConfig::lease`]. [`EngineConfig::DEFAULT_HEARTBEAT_INTERVAL`] by
+    /// default.
+    pub heartbeat_interval: std::time::Duration,
+    /// What a started engine calls itself in the store's node registry, for people (the
+    /// host and process id by default).
+    pub node_name: String,
 }
 
 /// How the engine makes the ids of new cases, work items and timers.
@@ -97,6 +108,22 @@ impl EngineConfig {
     pub const DEFAULT_CASE_CACHE: usize = 10_000;
     /// The events between two snapshots of a case when none is configured.
     pub const DEFAULT_SNAPSHOT_EVERY: u64 = 1_000;
+    /// A node's lease when none is configured.
+    pub const DEFAULT_LEASE: std::time::Duration = std::time::Duration::from_secs(10);
+    /// The interval between heartbeats when none is configured: a third of the lease, so
+    /// that two heartbeats may be late before the lease expires.
+    pub const DEFAULT_HEARTBEAT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3);
+
+    /// Returns the default name of this process's node: the host name and the process id.
+    pub fn default_node_name() -> String {
+        let host = std::fs::read_to_string("/etc/hostname")
+            .ok()
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_else(|| "localhost".to_owned());
+        format!("{host}/{}", std::process::id())
+    }
 
     /// Returns the configuration of an engine on `store` with the roles of `directory`: the
     /// built-in connectors, the system clock, and every other setting at its default.
@@ -114,6 +141,9 @@ impl EngineConfig {
             case_cache: EngineConfig::DEFAULT_CASE_CACHE,
             snapshot_every: EngineConfig::DEFAULT_SNAPSHOT_EVERY,
             ids: IdOrder::default(),
+            lease: EngineConfig::DEFAULT_LEASE,
+            heartbeat_interval: EngineConfig::DEFAULT_HEARTBEAT_INTERVAL,
+            node_name: EngineConfig::default_node_name(),
         }
     }
 }
@@ -137,12 +167,22 @@ struct Inner {
     definition_limits: knhk_spec::Limits,
     snapshot_every: u64,
     ids: IdOrder,
+    lease: std::time::Duration,
+    heartbeat_interval: std::time::Duration,
+    node_name: String,
+    /// The fencing token of this engine's node, once started (`None`: a one-shot engine,
+    /// which is no node). Kept after a lease is lost until a new one is taken, so that the
+    /// store refuses what this engine commits meanwhile.
+    fence: Mutex<Option<u64>>,
     catalog: catalog::Catalog,
     cases: locks::CaseLocks,
     calls: Mutex<HashMap<WorkItemId, tokio::task::AbortHandle>>,
     /// Effects still being performed, per case; `settle` waits for zero.
     pending: Mutex<HashMap<CaseId, usize>>,
     settled: Notify,
+    /// Cases this node claimed but could not take up yet (the store failed): the next
+    /// heartbeat tries again, as no other node claims them while this one lives.
+    untaken: Mutex<std::collections::HashSet<CaseId>>,
     /// The timer service's handle, once started.
     timers: Mutex<Option<Timers>>,
     /// Every committed step: the case, its new version and status.
@@ -164,6 +204,8 @@ struct Live {
     created_at: Timestamp,
     /// The sequence number of the case's stored snapshot (0: none, or none read).
     snapshot_seq: u64,
+    /// The node that owns the case's work in flight, as the row read or last written says.
+    owner: Option<u64>,
 }
 
 /// A committed step of a case, as announced to subscribers.
@@ -212,6 +254,7 @@ mod inputs;
 mod locks;
 mod lookup;
 mod queries;
+mod release;
 mod service;
 
 pub use catalog::connector_problems;
@@ -237,11 +280,16 @@ impl WorkflowEngine {
                 definition_limits: config.definition_limits,
                 snapshot_every: config.snapshot_every,
                 ids: config.ids,
+                lease: config.lease,
+                heartbeat_interval: config.heartbeat_interval,
+                node_name: config.node_name,
+                fence: Mutex::new(None),
                 catalog: catalog::Catalog::default(),
                 cases: locks::CaseLocks::new(config.case_cache),
                 calls: Mutex::new(HashMap::new()),
                 pending: Mutex::new(HashMap::new()),
                 settled: Notify::new(),
+                untaken: Mutex::new(std::collections::HashSet::new()),
                 timers: Mutex::new(None),
                 updates: broadcast::channel(1024).0,
                 faults: broadcast::channel(64).0,
@@ -322,8 +370,11 @@ impl WorkflowEngine {
             workflow,
             created_at: now,
             snapshot_seq: 0,
+            owner: None,
         };
-        let view = self.commit_step(&mut live, None, events, now, key).await?;
+        let view = self
+            .commit_step(&mut live, None, events, now, key, None)
+            .await?;
         if !live.case.status().is_final() {
             *guard = Some(live);
         }
@@ -339,6 +390,11 @@ impl WorkflowEngine {
     /// `expected_version` (`None`: the case is new), with a new snapshot of the case once
     /// [`EngineConfig::snapshot_every`] events came after its last one. Every commit of a step
     /// is built here.
+    ///
+    /// A started engine (a node) commits fenced: the case's work in flight becomes its own
+    /// (the row's owner), and `owned_by`, given for the result of work the node owned, must
+    /// still own the case, else the store refuses the step (`Fenced`: another node took the
+    /// case over). A one-shot engine leaves the owner as it found it.
     async fn commit_step(
         &self,
         next: &mut Live,
@@ -346,26 +402,32 @@ impl WorkflowEngine {
         events: Vec<Event>,
         now: Timestamp,
         idempotency: Option<knhk_store::IdempotencyRecord>,
+        owned_by: Option<u64>,
     ) -> Result<CaseView, Error> {
         let view = records::case_view_of(&next.case, &next.wf, next.workflow, next.created_at, now);
         let (work_items, timers) = records::changes(&next.case, &next.wf, &events);
         let snapshot = self.snapshot_due(next);
         let snapshot_seq = snapshot.as_ref().map(|s| s.seq);
+        let node = self.fence();
+        let in_flight = records::has_work_in_flight(&next.case, &next.wf);
+        let owner = node.or(next.owner).filter(|_| in_flight);
         self.inner
             .store
             .commit(Commit {
-                case: records::case_row(&view, records::has_work_in_flight(&next.case, &next.wf))?,
+                case: records::case_row(&view, in_flight, owner)?,
                 expected_version,
                 events,
                 work_items,
                 timers,
                 idempotency,
                 snapshot,
+                fencing: node.map(|node| knhk_store::Fencing { node, owned_by }),
             })
             .await?;
         if let Some(seq) = snapshot_seq {
             next.snapshot_seq = seq;
         }
+        next.owner = owner;
         self.announce(&view, expected_version.unwrap_or(0));
         Ok(view)
     }
@@ -458,6 +520,7 @@ impl WorkflowEngine {
             workflow: record.workflow,
             created_at: record.created_at,
             snapshot_seq: 0,
+            owner: record.owner,
         })
     }
 
@@ -521,24 +584,30 @@ impl WorkflowEngine {
             workflow: record.workflow,
             created_at: record.created_at,
             snapshot_seq: seq,
+            owner: record.owner,
         }))
     }
 
     /// Checks that a case row's version names the last event of the history read after it.
     /// Commits write both at once, so a history can only be ahead of a row read before it
-    /// (another process committed in between): then the row is read again. A row behind its
-    /// history, or ahead of it, is corrupt; without this check every commit would fail its
-    /// concurrency check and the case would look busy for ever.
+    /// (other processes committed in between): then the row is read again, and a row that
+    /// has reached the history (or passed it: more commits came meanwhile) is sound; the
+    /// history read is a committed state, and a commit from it fails its concurrency check and
+    /// decides again. A row still behind its history, or a row ahead of a history read after
+    /// it, is corrupt; without this check every commit would fail its concurrency check and
+    /// the case would look busy for ever.
     async fn check_version(&self, id: CaseId, row: u64, history: u64) -> Result<(), Error> {
-        let row = if history > row {
-            let again = self.inner.store.case(id).await?;
-            again.map_or(row, |r| r.version)
-        } else {
-            row
-        };
         if row == history {
             return Ok(());
         }
+        let row = if history > row {
+            match self.inner.store.case(id).await? {
+                Some(again) if again.version >= history => return Ok(()),
+                again => again.map_or(row, |r| r.version),
+            }
+        } else {
+            row
+        };
         Err(Error::CorruptVersion {
             id,
             stored: row,
@@ -560,6 +629,18 @@ impl WorkflowEngine {
 
     /// Applies one input to a case: the one path by which a stored case changes.
     pub async fn apply(&self, id: CaseId, input: Input) -> Result<CaseView, Error> {
+        self.apply_owned(id, input, None).await
+    }
+
+    /// Applies one input to a case; `owned_by`, for the result of work this node owned (a
+    /// connector call, an allocation), is the fencing token it owned it under, which the
+    /// store checks still owns the case.
+    async fn apply_owned(
+        &self,
+        id: CaseId,
+        input: Input,
+        owned_by: Option<u64>,
+    ) -> Result<CaseView, Error> {
         if self.inner.cancel.is_cancelled() {
             return Err(Error::ShuttingDown);
         }
@@ -586,6 +667,7 @@ impl WorkflowEngine {
                 workflow: live.workflow,
                 created_at: live.created_at,
                 snapshot_seq: live.snapshot_seq,
+                owner: live.owner,
             };
             let over_budget = next.wf.or_join_stats().over_budget;
             let step = match next
@@ -617,18 +699,35 @@ impl WorkflowEngine {
                     step.events,
                     now,
                     None,
+                    owned_by,
                 )
                 .await
             {
                 Ok(view) => {
+                    // The work in flight this step found was another node's (or no node's):
+                    // it is this node's now, which does it again, as after a crash.
+                    let taken_over = next.owner.is_some()
+                        && live.owner != next.owner
+                        && records::has_work_in_flight(&live.case, &live.wf);
+                    let mut effects = step.effects;
+                    if taken_over {
+                        effects.extend(service::taken_over(&next, &effects));
+                    }
                     let ended = next.case.status().is_final();
                     if !ended {
                         *guard = Some(next);
                     }
                     // Under the case's lock: effects of consecutive steps keep their order.
-                    self.perform(id, step.effects);
+                    self.perform(id, effects);
                     return Ok(view);
                 }
+                // Another node owns the case's work now, or this node lost its lease: the copy
+                // in memory may name an owner no longer true, so none is kept.
+                Err(
+                    e @ Error::Store(
+                        knhk_store::Error::Fenced { .. } | knhk_store::Error::LeaseExpired { .. },
+                    ),
+                ) => return Err(e),
                 Err(Error::Store(knhk_store::Error::Conflict { .. })) => {
                     // Another writer (another process on the same store) moved the case:
                     // load it again and decide anew (the cell stays empty).
@@ -643,9 +742,20 @@ impl WorkflowEngine {
         Err(Error::Busy(id))
     }
 
-    fn apply_boxed(&self, id: CaseId, input: Input) -> BoxFut<'static, Result<CaseView, Error>> {
+    fn apply_boxed(
+        &self,
+        id: CaseId,
+        input: Input,
+        owned_by: Option<u64>,
+    ) -> BoxFut<'static, Result<CaseView, Error>> {
         let engine = self.clone();
-        Box::pin(async move { engine.apply(id, input).await })
+        Box::pin(async move { engine.apply_owned(id, input, owned_by).await })
+    }
+
+    /// Returns the fencing token of this engine's node (`None` until started, and for a
+    /// one-shot engine).
+    pub fn fence(&self) -> Option<u64> {
+        *lock(&self.inner.fence)
     }
 }
 

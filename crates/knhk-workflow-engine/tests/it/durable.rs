@@ -303,6 +303,7 @@ async fn recovery_settles_once_a_case_marked_in_flight_that_has_nothing_in_fligh
         timers: Vec::new(),
         idempotency: None,
         snapshot: None,
+        fencing: None,
     };
     step.case.in_flight = true;
     store.commit(step).await.unwrap();
@@ -427,4 +428,96 @@ async fn a_page_of_cases_reads_on_past_quarantined_ones_so_paging_reaches_every_
         paged.extend(page.iter().map(|c| c.id));
     }
     assert_eq!(paged, [all[0], all[3], all[4]]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quarantined_case_is_released_only_once_it_replays_to_its_row() {
+    use knhk_workflow_engine::{Error, ErrorCode};
+    let store: std::sync::Arc<dyn knhk_store::Store> =
+        std::sync::Arc::new(knhk_store::MemoryStore::default());
+    let engine = crate::support::engine_on(std::sync::Arc::clone(&store));
+    let wf = engine
+        .register_workflow(
+            "approve.ttl",
+            knhk_workflow_engine::SourceFormat::Turtle,
+            &turtle("Approve", &[("approve", "knhk:role \"clerk\" ;", &["end"])]),
+        )
+        .await
+        .unwrap()
+        .workflow;
+    let case = engine.create_case(wf.id, json!({}), true).await.unwrap().id;
+    engine.settled(case).await.unwrap();
+    let sound = store.case(case).await.unwrap().unwrap();
+    // Not quarantined: nothing to release.
+    let err = engine.release_case(case).await.unwrap_err();
+    assert!(
+        matches!(err, Error::NotQuarantined(id) if id == case),
+        "{err}"
+    );
+    assert_eq!(err.code(), ErrorCode::FailedPrecondition);
+    let unknown = knhk_core::CaseId(uuid::Uuid::from_u128(7));
+    assert!(matches!(
+        engine.release_case(unknown).await,
+        Err(Error::UnknownCase(id)) if id == unknown
+    ));
+
+    // Damaged: the row says completed, the history running. Set aside, it stays so.
+    let mut damaged = sound.clone();
+    damaged.status = knhk_core::CaseStatus::Completed;
+    store
+        .commit(knhk_store::Commit {
+            case: damaged,
+            expected_version: Some(sound.version),
+            events: vec![],
+            work_items: vec![],
+            timers: vec![],
+            idempotency: None,
+            snapshot: None,
+            fencing: None,
+        })
+        .await
+        .unwrap();
+    let quarantine = knhk_store::QuarantineRecord {
+        case,
+        reason: "damaged for the test".to_owned(),
+        at: knhk_core::Timestamp(0),
+    };
+    store.quarantine(&quarantine).await.unwrap();
+    let err = engine.release_case(case).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::FailedPrecondition);
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "case {case} stays quarantined: its row says completed, but its history says running"
+        )
+    );
+    assert_eq!(store.quarantine_of(case).await.unwrap(), Some(quarantine));
+    assert!(matches!(
+        engine.case(case).await,
+        Err(Error::Quarantined { id, .. }) if id == case
+    ));
+
+    // Repaired: released, and it runs again.
+    store
+        .commit(knhk_store::Commit {
+            case: sound.clone(),
+            expected_version: Some(sound.version),
+            events: vec![],
+            work_items: vec![],
+            timers: vec![],
+            idempotency: None,
+            snapshot: None,
+            fencing: None,
+        })
+        .await
+        .unwrap();
+    let released = engine.release_case(case).await.unwrap();
+    assert_eq!(released.id, case);
+    assert_eq!(released.status, knhk_core::CaseStatus::Running);
+    assert_eq!(store.quarantine_of(case).await.unwrap(), None);
+    assert!(engine.quarantined().await.unwrap().is_empty());
+    assert_eq!(
+        engine.cancel(case, "done").await.unwrap().status,
+        knhk_core::CaseStatus::Cancelled
+    );
 }

@@ -87,6 +87,8 @@ fn engine_variant(e: &Error) -> &'static str {
         Error::TimerNotDue { .. } => "TimerNotDue",
         Error::ResultLost { .. } => "ResultLost",
         Error::Quarantined { .. } => "Quarantined",
+        Error::NotQuarantined(_) => "NotQuarantined",
+        Error::StillBroken { .. } => "StillBroken",
     }
 }
 
@@ -128,6 +130,8 @@ fn store_variant(e: &knhk_store::Error) -> &'static str {
     use knhk_store::Error as E;
     match e {
         E::Conflict { .. } => "Conflict",
+        E::Fenced { .. } => "Fenced",
+        E::LeaseExpired { .. } => "LeaseExpired",
         E::DuplicateWorkflow(_) => "DuplicateWorkflow",
         E::DuplicateKey(_) => "DuplicateKey",
         E::DuplicateVersion { .. } => "DuplicateVersion",
@@ -296,6 +300,15 @@ async fn every_error_has_its_code() {
             },
             Aborted,
         ),
+        (
+            knhk_store::Error::Fenced {
+                case: case_id(),
+                fence: 3,
+                owner: Some(4),
+            },
+            Aborted,
+        ),
+        (knhk_store::Error::LeaseExpired { fence: 3 }, Unavailable),
         (
             knhk_store::Error::DuplicateWorkflow(WorkflowId(Uuid::from_u128(4))),
             AlreadyExists,
@@ -566,6 +579,14 @@ async fn every_error_has_its_code() {
             },
             FailedPrecondition,
         ),
+        (Error::NotQuarantined(case_id()), FailedPrecondition),
+        (
+            Error::StillBroken {
+                id: case_id(),
+                problems: vec!["its history does not replay".to_owned()],
+            },
+            FailedPrecondition,
+        ),
         // A result given up has the code of its last failure.
         (
             Error::ResultLost {
@@ -607,6 +628,8 @@ async fn every_error_has_its_code() {
         "TimerNotDue",
         "ResultLost",
         "Quarantined",
+        "NotQuarantined",
+        "StillBroken",
     ]
     .into_iter()
     .map(str::to_owned)
@@ -645,6 +668,8 @@ async fn every_error_has_its_code() {
     .chain(
         [
             "Conflict",
+            "Fenced",
+            "LeaseExpired",
             "DuplicateWorkflow",
             "DuplicateKey",
             "DuplicateVersion",

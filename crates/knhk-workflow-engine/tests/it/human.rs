@@ -419,4 +419,38 @@ async fn work_items_come_in_pages_after_an_item_or_its_place() {
         page(after_first, None).await,
         Err(Error::UnknownWorkItem(id)) if id == first.id
     ));
+    // A status is a condition of the page too, read from the store's index of states.
+    engine.claim(ids[2], "bob").await.unwrap();
+    let in_status = |status, after, limit| {
+        let engine = engine.clone();
+        async move {
+            engine
+                .work_items(&WorkItemQuery {
+                    status: Some(status),
+                    limit,
+                    after,
+                    ..by_role("clerk")
+                })
+                .await
+                .map(|items| items.into_iter().map(|w| w.id).collect::<Vec<_>>())
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        in_status(WorkItemStatus::Allocated, None, None).await,
+        vec![ids[2]]
+    );
+    assert_eq!(
+        in_status(WorkItemStatus::Offered, None, None).await,
+        vec![ids[1], ids[3]]
+    );
+    let after_second = Some(ItemCursor::Item(ids[1]));
+    assert_eq!(
+        in_status(WorkItemStatus::Offered, after_second, Some(1)).await,
+        vec![ids[3]]
+    );
+    assert_eq!(
+        in_status(WorkItemStatus::Started, None, None).await,
+        Vec::new()
+    );
 }

@@ -78,6 +78,10 @@ fn engine_with(store: Arc<dyn Store>, case_cache: usize, snapshot_every: u64) ->
         case_cache,
         snapshot_every,
         ids: knhk_workflow_engine::IdOrder::default(),
+        // As the timer poll: no heartbeat wakes a paused clock; the lease outlasts it.
+        lease: std::time::Duration::from_secs(7200),
+        heartbeat_interval: std::time::Duration::from_secs(3600),
+        node_name: "test".to_owned(),
     })
 }
 

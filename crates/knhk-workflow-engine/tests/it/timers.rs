@@ -110,6 +110,17 @@ impl knhk_store::Store for FlakyStore {
     async fn workflows(&self) -> Result<Vec<knhk_store::WorkflowRecord>, knhk_store::Error> {
         self.inner.workflows().await
     }
+    async fn workflow_summaries(
+        &self,
+    ) -> Result<Vec<knhk_store::WorkflowSummary>, knhk_store::Error> {
+        self.inner.workflow_summaries().await
+    }
+    async fn workflows_named(
+        &self,
+        key: &str,
+    ) -> Result<Vec<knhk_store::WorkflowSummary>, knhk_store::Error> {
+        self.inner.workflows_named(key).await
+    }
     async fn commit(&self, c: knhk_store::Commit) -> Result<(), knhk_store::Error> {
         use std::sync::atomic::Ordering;
         if self
@@ -194,11 +205,51 @@ impl knhk_store::Store for FlakyStore {
     ) -> Result<Vec<knhk_core::WorkItemId>, knhk_store::Error> {
         self.inner.work_item_ids_by_prefix(prefix, limit).await
     }
+    async fn register_node(
+        &self,
+        name: &str,
+        now: knhk_core::Timestamp,
+        expires_at: knhk_core::Timestamp,
+    ) -> Result<u64, knhk_store::Error> {
+        self.inner.register_node(name, now, expires_at).await
+    }
+    async fn renew_lease(
+        &self,
+        fence: u64,
+        now: knhk_core::Timestamp,
+        expires_at: knhk_core::Timestamp,
+    ) -> Result<bool, knhk_store::Error> {
+        self.inner.renew_lease(fence, now, expires_at).await
+    }
+    async fn nodes(&self) -> Result<Vec<knhk_store::NodeRecord>, knhk_store::Error> {
+        self.inner.nodes().await
+    }
+    async fn claim_cases(
+        &self,
+        fence: u64,
+        now: knhk_core::Timestamp,
+        which: knhk_store::Orphans,
+        limit: usize,
+    ) -> Result<Vec<knhk_core::CaseId>, knhk_store::Error> {
+        self.inner.claim_cases(fence, now, which, limit).await
+    }
+    async fn claim_due_timers(
+        &self,
+        fence: u64,
+        now: knhk_core::Timestamp,
+        until: knhk_core::Timestamp,
+        limit: usize,
+    ) -> Result<Vec<knhk_store::TimerRecord>, knhk_store::Error> {
+        self.inner.claim_due_timers(fence, now, until, limit).await
+    }
     async fn query_plans(&self) -> Result<Vec<knhk_store::QueryPlan>, knhk_store::Error> {
         self.inner.query_plans().await
     }
     async fn quarantine(&self, q: &knhk_store::QuarantineRecord) -> Result<(), knhk_store::Error> {
         self.inner.quarantine(q).await
+    }
+    async fn release_quarantine(&self, case: knhk_core::CaseId) -> Result<bool, knhk_store::Error> {
+        self.inner.release_quarantine(case).await
     }
     async fn quarantined(&self) -> Result<Vec<knhk_store::QuarantineRecord>, knhk_store::Error> {
         self.inner.quarantined().await

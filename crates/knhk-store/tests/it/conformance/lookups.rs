@@ -158,6 +158,7 @@ pub async fn work_items_come_in_pages_after_a_cursor(s: Arc<dyn Store>) {
             case,
             limit,
             after,
+            ..WorkItemFilter::default()
         };
         async move {
             s.work_items(&f)
@@ -215,6 +216,81 @@ pub async fn work_items_come_in_pages_after_a_cursor(s: Arc<dyn Store>) {
         .map(|w| w.id)
         .collect();
     assert_eq!(got, ids(&[4, 5]));
+
+    // Pages of the items in one state (1, 2, 4 allocated to ann; 3, 5 offered), alone and
+    // beside each other condition.
+    let in_state = |state: &str, role: Option<&str>, case, after: Option<u128>, limit| {
+        let s = Arc::clone(&s);
+        let after = after.map(|n| {
+            let w = items.iter().find(|w| w.id == item_id(n)).unwrap();
+            (w.offered_at, w.id)
+        });
+        let f = WorkItemFilter {
+            state: Some(state.to_owned()),
+            role: role.map(str::to_owned),
+            case,
+            limit,
+            after,
+            ..WorkItemFilter::default()
+        };
+        async move {
+            s.work_items(&f)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|w| w.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        in_state("allocated", None, None, None, None).await,
+        ids(&[1, 2, 4])
+    );
+    assert_eq!(
+        in_state("allocated", None, None, None, Some(2)).await,
+        ids(&[1, 2])
+    );
+    assert_eq!(
+        in_state("allocated", None, None, Some(2), Some(2)).await,
+        ids(&[4])
+    );
+    assert_eq!(
+        in_state("offered", None, None, Some(3), None).await,
+        ids(&[5])
+    );
+    assert_eq!(in_state("started", None, None, None, None).await, ids(&[]));
+    assert_eq!(
+        in_state("offered", Some("clerk"), None, None, None).await,
+        ids(&[3, 5])
+    );
+    assert_eq!(
+        in_state("allocated", Some("audit"), None, None, None).await,
+        ids(&[4])
+    );
+    assert_eq!(
+        in_state("offered", None, Some(a.id), Some(1), Some(1)).await,
+        ids(&[3])
+    );
+    let f = WorkItemFilter {
+        state: Some("offered".to_owned()),
+        owner: Some("ann".to_owned()),
+        ..WorkItemFilter::default()
+    };
+    assert_eq!(s.work_items(&f).await.unwrap(), vec![]);
+    let f = WorkItemFilter {
+        state: Some("allocated".to_owned()),
+        owner: Some("ann".to_owned()),
+        after: Some((items[0].offered_at, items[0].id)),
+        ..WorkItemFilter::default()
+    };
+    let got: Vec<_> = s
+        .work_items(&f)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|w| w.id)
+        .collect();
+    assert_eq!(got, ids(&[2, 4]));
 }
 
 pub async fn no_planned_read_scans_a_table_that_grows(s: Arc<dyn Store>) {

@@ -11,6 +11,7 @@ use crate::fixtures::*;
 
 mod concurrency;
 mod lookups;
+mod nodes;
 mod snapshots;
 mod versions;
 pub use concurrency::{concurrent_commits_to_64_cases, race_on_one_case_has_one_winner};
@@ -18,6 +19,11 @@ pub use lookups::{
     no_planned_read_scans_a_table_that_grows, settling_work_in_flight_is_guarded_by_the_version,
     shortened_ids_name_cases_and_work_items_by_start_or_last_group,
     work_items_come_in_pages_after_a_cursor,
+};
+pub use nodes::{
+    a_stale_fence_is_refused_and_nothing_stored, node_leases_are_renewed_until_they_expire,
+    one_node_claims_each_case_of_a_dead_node, one_node_claims_each_due_timer,
+    racing_idempotency_keys_have_one_winner, racing_sweeps_claim_every_case_once,
 };
 pub use snapshots::snapshots_are_written_with_their_step_one_per_case;
 pub use versions::{
@@ -48,6 +54,12 @@ macro_rules! conformance_tests {
             settling_work_in_flight_is_guarded_by_the_version,
             work_items_come_in_pages_after_a_cursor,
             no_planned_read_scans_a_table_that_grows,
+            node_leases_are_renewed_until_they_expire,
+            one_node_claims_each_case_of_a_dead_node,
+            racing_sweeps_claim_every_case_once,
+            one_node_claims_each_due_timer,
+            a_stale_fence_is_refused_and_nothing_stored,
+            racing_idempotency_keys_have_one_winner,
         );
     };
     (@each $make:path; $($name:ident),* $(,)?) => {
@@ -85,8 +97,46 @@ pub async fn workflows_put_get_list_duplicate(s: Arc<dyn Store>) {
         }
         other => panic!("expected a duplicate, got {other:?}"),
     }
-    assert_eq!(s.workflow(b1.id).await.unwrap(), Some(b1));
+    assert_eq!(s.workflow(b1.id).await.unwrap(), Some(b1.clone()));
     assert_eq!(s.workflows().await.unwrap().len(), 3);
+
+    // Summaries: the same list, in the same order, without sources; each counts its tasks.
+    let summaries = s.workflow_summaries().await.unwrap();
+    assert_eq!(
+        summaries,
+        [&a1, &a2, &b1]
+            .map(knhk_store::WorkflowSummary::of)
+            .to_vec()
+    );
+    assert_eq!(summaries[0].tasks, 2);
+    assert_eq!(summaries[0].name, "approval");
+    assert_eq!(summaries[0].format, "turtle");
+    // A specification of several nets, or of none, is counted too.
+    let mut nets = workflow(4, "nets", 1);
+    nets.spec = json!({ "nets": [{ "tasks": ["a"] }, { "tasks": ["b", "c", "d"] }, {}] });
+    let mut none = workflow(5, "none", 1);
+    none.spec = json!({ "name": "none" });
+    s.put_workflow(&nets).await.unwrap();
+    s.put_workflow(&none).await.unwrap();
+    let counted: Vec<(String, u32)> = s
+        .workflow_summaries()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|w| (w.name, w.tasks))
+        .collect();
+    assert_eq!(
+        counted,
+        [
+            ("approval", 2),
+            ("approval", 2),
+            ("billing", 2),
+            ("nets", 4),
+            ("none", 0)
+        ]
+        .map(|(n, t)| (n.to_owned(), t))
+        .to_vec()
+    );
 }
 
 pub async fn first_commit_round_trips_every_event_kind(s: Arc<dyn Store>) {
@@ -411,6 +461,24 @@ pub async fn work_items_put_update_delete_and_filters(s: Arc<dyn Store>) {
     );
     assert_eq!(find(Some("clerk"), Some(a.id), Some("alice")).await, vec![]);
     assert_eq!(find(Some("clerk"), None, Some("bob")).await, vec![w1.id]);
+    // A state filter follows the items' states as they change.
+    let in_state = |state: &str| {
+        let s = Arc::clone(&s);
+        let f = WorkItemFilter {
+            state: Some(state.to_owned()),
+            ..WorkItemFilter::default()
+        };
+        async move {
+            s.work_items(&f)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|w| w.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(in_state("allocated").await, vec![w3.id, w1.id]);
+    assert_eq!(in_state("offered").await, vec![]);
     let a = step.case;
     let mut offered = claimed;
     offered.roles = vec!["auditor".to_owned()];
@@ -676,5 +744,19 @@ pub async fn quarantine_keeps_the_first_reason_and_lists_oldest_first(s: Arc<dyn
     assert_eq!(
         s.quarantine_of(case_id(2)).await.unwrap(),
         Some(q(2, "its history does not replay", 20))
+    );
+    // Released: out of the list, and again set aside with a new reason the next time.
+    assert!(s.release_quarantine(case_id(2)).await.unwrap());
+    assert!(!s.release_quarantine(case_id(2)).await.unwrap());
+    assert!(!s.release_quarantine(case_id(9)).await.unwrap());
+    assert_eq!(s.quarantine_of(case_id(2)).await.unwrap(), None);
+    assert_eq!(
+        s.quarantined().await.unwrap(),
+        vec![q(1, "its row does not decode", 10)]
+    );
+    s.quarantine(&q(2, "something else", 30)).await.unwrap();
+    assert_eq!(
+        s.quarantine_of(case_id(2)).await.unwrap(),
+        Some(q(2, "something else", 30))
     );
 }

@@ -44,6 +44,32 @@ pub async fn workflow_versions_are_unique_per_uri(s: Arc<dyn Store>) {
     s.put_workflow(&a2).await.unwrap();
     assert_eq!(s.latest_workflow(a).await.unwrap(), Some(a2.clone()));
     assert_eq!(s.latest_workflow(b).await.unwrap(), Some(b1.clone()));
+
+    // Named: the versions of a URI, or of every URI a name has, by URI then version.
+    let named = |key: &'static str| {
+        let s = Arc::clone(&s);
+        async move {
+            s.workflows_named(key)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|w| w.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    let summary = knhk_store::WorkflowSummary::of;
+    assert_eq!(
+        s.workflows_named(a).await.unwrap(),
+        vec![summary(&a1), summary(&a2)]
+    );
+    assert_eq!(named(b).await, vec![b1.id]);
+    assert_eq!(named("approval").await, vec![a1.id, a2.id, b1.id]);
+    assert_eq!(named("Approval").await, vec![]);
+    assert_eq!(named("urn:test").await, vec![]);
+    // A name that is another workflow's URI finds both, once each.
+    let odd = version_of(5, "urn:odd", a, 1);
+    s.put_workflow(&odd).await.unwrap();
+    assert_eq!(named(a).await, vec![odd.id, a1.id, a2.id]);
 }
 
 pub async fn racing_registrations_take_distinct_versions(s: Arc<dyn Store>) {
