@@ -15,6 +15,10 @@
 # call in flight on each): the standard health service's Check on the same server as the
 # baseline, CreateCase with start on W1, GetCase, and CreateCase at half its rate.
 #
+# It also prints the CPU time the server process spent per POST /cases under wrk (all its
+# threads, and the store's writer thread alone), from /proc: a figure that other load on the
+# machine disturbs less than requests/s.
+#
 # Needs wrk (Debian: apt-get install -y wrk; hey: apt-get install -y hey). Builds the release
 # binaries first.
 set -euo pipefail
@@ -24,18 +28,27 @@ conns=64
 # knhk serve reads KNHK_DURABILITY from the environment it inherits (full unless set).
 durability="${KNHK_DURABILITY:-full}"
 command -v wrk >/dev/null || { echo "serve-bench: needs wrk (apt-get install -y wrk)" >&2; exit 1; }
-cargo build --release -q -p knhk-cli -p knhk-bench
-bin="${CARGO_TARGET_DIR:-target}/release"
+# KNHK_BENCH_BIN=DIR measures the binaries `knhk` and `knhk-bench` found there instead (say,
+# copies of another build's, to compare two builds in one sitting), without building.
+if [ -n "${KNHK_BENCH_BIN:-}" ]; then
+    bin="$KNHK_BENCH_BIN"
+else
+    cargo build --release -q -p knhk-cli -p knhk-bench
+    bin="${CARGO_TARGET_DIR:-target}/release"
+fi
 work="$(mktemp -d)"
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+# The servers' pids go to files: `start` runs in a subshell, which cannot add to an array here.
+cleanup() {
+    for f in "$work"/*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true; done
+    rm -rf "$work"
+}
 trap cleanup EXIT
 
 # Starts a server in the background; prints its HOST:PORT from its first line.
 start() {
     local out="$work/$1.out"; shift
     "$@" >"$out" 2>"$work/$(basename "$out" .out).err" &
-    pids+=("$!")
+    echo "$!" >"$work/$(basename "$out" .out).pid"
     for _ in $(seq 1 200); do
         if [ -s "$out" ]; then sed -n '1s/^listening http=\([^ ]*\).*/\1/p' "$out"; return; fi
         sleep 0.05
@@ -82,7 +95,23 @@ ms() {
 }
 
 read -r h_rps h_p50 h_p99 h_bad < <(measure "http://$hello/")
+# CPU time of the server (utime + stime, in clock ticks), of all its threads or of its store
+# writer thread alone.
+knhk_pid="$(cat "$work/knhk.pid")"
+cpu_all() { awk '{print $14 + $15}' "/proc/$knhk_pid/stat"; }
+cpu_writer() {
+    for t in /proc/"$knhk_pid"/task/*; do
+        if grep -q '^knhk-store-writ' "$t/comm"; then awk '{print $14 + $15}' "$t/stat"; fi
+    done | awk '{s += $1} END {print s + 0}'
+}
+c0="$(cpu_all)"; w0="$(cpu_writer)"
 read -r p_rps p_p50 p_p99 p_bad < <(measure -s "$work/post.lua" "http://$knhk/cases")
+c1="$(cpu_all)"; w1="$(cpu_writer)"
+p_reqs="$(awk '/requests in/ {n = $1} END {print n}' "$work/wrk.log")"
+per_case() {
+    awk -v a="$1" -v b="$2" -v n="$p_reqs" -v t="$(getconf CLK_TCK)" \
+        'BEGIN {printf "%.0f", (b - a) / t * 1e6 / n}'
+}
 read -r g_rps g_p50 g_p99 g_bad < <(measure "http://$knhk/cases/$case_id")
 
 printf '%-36s %10s %8s %8s %8s %8s\n' "wrk -t2 -c$conns -d${secs}s, loopback" "req/s" "p50 ms" "p99 ms" "non-2xx" "ratio"
@@ -90,6 +119,8 @@ row() { printf '%-36s %10.0f %8s %8s %8s %7.1f%%\n' "$1" "$2" "$3" "$4" "$5" "$(
 row "hello-world (axum, GET /)" "$h_rps" "$h_p50" "$h_p99" "$h_bad"
 row "POST /cases start W1 ($durability)" "$p_rps" "$p_p50" "$p_p99" "$p_bad"
 row "GET /cases/{id}" "$g_rps" "$g_p50" "$g_p99" "$g_bad"
+
+echo "server CPU per POST /cases under wrk: $(per_case "$c0" "$c1") us (the store's writer thread: $(per_case "$w0" "$w1") us)"
 
 if command -v hey >/dev/null; then
     half="$(awk -v r="$p_rps" 'BEGIN {printf "%.0f", r / 2}')"

@@ -116,6 +116,12 @@ pub(super) fn open_writer(path: &Path, opts: &SqliteOptions) -> Result<Connectio
         .map_err(sqlite("setting synchronous"))?;
     conn.pragma_update(None, "foreign_keys", "ON")
         .map_err(sqlite("enabling foreign keys"))?;
+    // The writer opens a savepoint per commit of a group, and SQLite copies each page a
+    // savepoint changes to a sub-journal first: kept in memory, not spilled to a temporary
+    // file past 64 KiB as by default (a group of commits passes that at once). The
+    // sub-journal only serves rolling a savepoint back; durability is the WAL's.
+    conn.pragma_update(None, "temp_store", "MEMORY")
+        .map_err(sqlite("keeping temporary data in memory"))?;
     // Negative: a size in KiB rather than in pages.
     let cache = -i64::try_from(opts.writer_cache_kib).unwrap_or(i64::MAX);
     conn.pragma_update(None, "cache_size", cache)
