@@ -120,12 +120,21 @@ async fn recorder() -> (SocketAddr, Calls) {
 enum SharedStore {
     /// One SQLite data directory, shared by the processes (WAL allows it).
     Sqlite(std::path::PathBuf),
+    /// One PostgreSQL schema (`--store URL`); each node gets an empty data directory of its
+    /// own besides, which it must not need.
+    Postgres(String, std::path::PathBuf),
 }
 
 impl SharedStore {
     fn args(&self) -> Vec<String> {
         match self {
             SharedStore::Sqlite(dir) => vec!["--data-dir".into(), dir.display().to_string()],
+            SharedStore::Postgres(url, dir) => vec![
+                "--data-dir".into(),
+                dir.display().to_string(),
+                "--store".into(),
+                url.clone(),
+            ],
         }
     }
 }
@@ -564,4 +573,14 @@ async fn three_nodes_on_one_sqlite_store_survive_a_killed_node() {
     let log = dir.path().join("nodes.log");
     let data = dir.path().join("data");
     three_nodes_kill_one(SharedStore::Sqlite(data), &log).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_nodes_on_one_postgres_schema_survive_a_killed_node() {
+    let schema = crate::postgres::Schema::fresh();
+    let dir = tempfile::tempdir().expect("a data directory");
+    let log = dir.path().join("nodes.log");
+    let store = SharedStore::Postgres(schema.url.clone(), dir.path().join("data"));
+    three_nodes_kill_one(store, &log).await;
+    drop(schema);
 }

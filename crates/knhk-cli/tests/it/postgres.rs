@@ -18,16 +18,16 @@ fn server() -> String {
 }
 
 /// A schema of one test, dropped with everything in it when this is dropped.
-struct Schema {
+pub(crate) struct Schema {
     name: String,
     /// The store address: the server with the schema as its search_path.
-    url: String,
+    pub(crate) url: String,
     /// An empty data directory: the commands must not need it for the store.
     dir: tempfile::TempDir,
 }
 
 impl Schema {
-    fn fresh() -> Schema {
+    pub(crate) fn fresh() -> Schema {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let name = format!(
             "knhk_cli_test_{}_{}",
