@@ -3,11 +3,11 @@
 //! what the store holds.
 
 use deadpool_postgres::Client;
-use knhk_core::{CaseId, CaseStatus, Timestamp, WorkItemId, WorkflowId};
+use knhk_core::{CaseId, CaseStatus, Timestamp, WorkflowId};
 
 use crate::error::Error;
 use crate::plan::QueryPlan;
-use crate::record::{CaseFilter, WorkItemFilter};
+use crate::record::CaseFilter;
 
 use super::committer::WRITES;
 use super::pg;
@@ -250,95 +250,9 @@ fn queries() -> Vec<(String, String, Vec<Param>)> {
         sql,
         args,
     ));
-    for role in [None, Some("clerk")] {
-        for case in [None, Some(case)] {
-            for owner in [None, Some("ann")] {
-                if role.is_none() && case.is_none() && owner.is_none() {
-                    continue;
-                }
-                let f = WorkItemFilter {
-                    role: role.map(str::to_owned),
-                    case,
-                    owner: owner.map(str::to_owned),
-                    ..WorkItemFilter::default()
-                };
-                let named: Vec<&str> = [
-                    role.map(|_| "one role"),
-                    case.map(|_| "one case"),
-                    owner.map(|_| "one user"),
-                ]
-                .into_iter()
-                .flatten()
-                .collect();
-                let (sql, args) = rows::work_items_query(&f);
-                out.push((format!("work items of {}", named.join(" and ")), sql, args));
-            }
-        }
-    }
-    let cursor = Some((Timestamp(1_700_000_000_000), WorkItemId(uuid::Uuid::nil())));
-    for (what, role, owner) in [
-        ("a page of work items after a cursor", None, None),
-        (
-            "a page of one role's work items after a cursor",
-            Some("clerk"),
-            None,
-        ),
-        (
-            "a page of one user's work items after a cursor",
-            None,
-            Some("ann"),
-        ),
-    ] {
-        let (sql, args) = rows::work_items_query(&WorkItemFilter {
-            role: role.map(str::to_owned),
-            owner: owner.map(str::to_owned),
-            limit: Some(100),
-            after: cursor,
-            ..WorkItemFilter::default()
-        });
-        out.push((what.to_owned(), sql, args));
-    }
-    let started = Some("started".to_owned());
-    for (what, role, case, owner, after) in [
-        ("work items in one state", None, None, None, None),
-        (
-            "a page of work items in one state after a cursor",
-            None,
-            None,
-            None,
-            cursor,
-        ),
-        (
-            "work items of one role in one state",
-            Some("clerk"),
-            None,
-            None,
-            None,
-        ),
-        (
-            "work items of one case in one state",
-            None,
-            Some(case),
-            None,
-            None,
-        ),
-        (
-            "work items of one user in one state",
-            None,
-            None,
-            Some("ann"),
-            None,
-        ),
-    ] {
-        let (sql, args) = rows::work_items_query(&WorkItemFilter {
-            role: role.map(str::to_owned),
-            case,
-            owner: owner.map(str::to_owned),
-            state: started.clone(),
-            limit: Some(100),
-            after,
-        });
-        out.push((what.to_owned(), sql, args));
+    for (what, f) in crate::plan::work_item_filters(case) {
+        let (sql, args) = rows::work_items_query(&f);
+        out.push((what, sql, args));
     }
     out
 }
