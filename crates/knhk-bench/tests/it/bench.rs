@@ -31,6 +31,8 @@ fn a_quick_bench_prints_every_scenario_and_the_peak_memory() {
         "step p50",
         "step p99",
         "commits/batch",
+        "store",
+        "trips/case",
     ] {
         assert!(
             lines[header].contains(column),
@@ -46,7 +48,21 @@ fn a_quick_bench_prints_every_scenario_and_the_peak_memory() {
     ];
     for (row, (workload, concurrency, cases)) in lines[header + 1..].iter().zip(expected) {
         let words: Vec<&str> = row.split_whitespace().collect();
-        let [name, c, n, per_s, p50, "ms", p99, "ms", batch] = words[..] else {
+        // The store of every row is SQLite (no `--store` given); round trips are PostgreSQL's.
+        let [
+            name,
+            "sqlite",
+            c,
+            n,
+            per_s,
+            p50,
+            "ms",
+            p99,
+            "ms",
+            batch,
+            "-",
+        ] = words[..]
+        else {
             panic!("unexpected row {row:?} in\n{stdout}");
         };
         assert_eq!((name, c, n), (workload, concurrency, cases), "{row}");
