@@ -588,6 +588,11 @@ impl WorkflowEngine {
         }))
     }
 
+    /// Returns the version of a case as stored (`None`: not stored).
+    async fn stored_version(&self, id: CaseId) -> Result<Option<u64>, Error> {
+        Ok(self.inner.store.case(id).await?.map(|r| r.version))
+    }
+
     /// Checks that a case row's version names the last event of the history read after it.
     /// Commits write both at once, so a history can only be ahead of a row read before it
     /// (other processes committed in between): then the row is read again, and a row that
@@ -655,10 +660,10 @@ impl WorkflowEngine {
         }
         for _ in 0..CONFLICT_RETRIES {
             let mut guard = self.inner.cases.lock(id).await;
-            let live = match guard.take() {
-                Some(live) => live,
+            let (live, cached) = match guard.take() {
+                Some(live) => (live, true),
                 // Not in memory: an error leaves the cell empty, so the lock's entry goes.
-                None => self.load(id).await?,
+                None => (self.load(id).await?, false),
             };
             let now = self.inner.clock.now();
             let mut next = Live {
@@ -676,6 +681,14 @@ impl WorkflowEngine {
             {
                 Ok(step) => step,
                 Err(e) => {
+                    // A copy kept in memory may be stale: another node sharing the store may
+                    // have moved the case (armed the timer this input fires, offered the item
+                    // it names). Refusing on a stale copy would drop the input for good, so a
+                    // refusal stands only once the stored version says the copy is current.
+                    if cached && self.stored_version(id).await? != Some(live.case.last_seq()) {
+                        debug!(case = %id, "cached copy is stale; reloading");
+                        continue;
+                    }
                     // An ended case was loaded only to refuse this input: keep no copy of it.
                     if !live.case.status().is_final() {
                         *guard = Some(live);
