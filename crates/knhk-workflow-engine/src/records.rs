@@ -52,6 +52,13 @@ pub(crate) fn case_view_of(
 /// Returns whether a case has work the engine set going and has not seen end: a connector call
 /// in flight, or a work item that an allocation policy (not a plain role offer) still has to
 /// give someone. Recovery takes up only such cases ([`CaseRecord::in_flight`]).
+/// Returns whether connector calls of the case are in flight, whatever its status: a case
+/// failed with an incident still takes their results, so the node making them owns them.
+pub(crate) fn has_calls_in_flight(case: &Case) -> bool {
+    case.work_items()
+        .any(|(_, item)| matches!(item.kind, WorkItemKind::Call { .. }))
+}
+
 pub(crate) fn has_work_in_flight(case: &Case, wf: &Workflow) -> bool {
     if case.status().is_final() {
         return false;

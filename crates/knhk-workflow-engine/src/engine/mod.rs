@@ -410,7 +410,10 @@ impl WorkflowEngine {
         let snapshot_seq = snapshot.as_ref().map(|s| s.seq);
         let node = self.fence();
         let in_flight = records::has_work_in_flight(&next.case, &next.wf);
-        let owner = node.or(next.owner).filter(|_| in_flight);
+        // The owner of the work the case has going: also of the calls of a case failed with an
+        // incident, whose results it still takes (fenced by this owner).
+        let owns_work = in_flight || records::has_calls_in_flight(&next.case);
+        let owner = node.or(next.owner).filter(|_| owns_work);
         self.inner
             .store
             .commit(Commit {

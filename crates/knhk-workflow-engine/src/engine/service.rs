@@ -32,8 +32,9 @@ pub struct Started {
     /// Unfinished cases that are quarantined (they did not load, now or before), with why; the
     /// others went on without them.
     pub quarantined: Vec<QuarantinedCase>,
-    /// The fencing token of this engine's node in the store.
-    pub node: u64,
+    /// The fencing token of this engine's node in the store; `None` on a read-only store,
+    /// where the process serves reads only: no node, no timers, no cases taken up.
+    pub node: Option<u64>,
 }
 
 /// How many cases one claim of a sweep takes, and how many due timers one claim takes.
@@ -63,7 +64,22 @@ impl WorkflowEngine {
     /// with every stored timer armed, and takes up the cases with work in flight that dead
     /// nodes, or no node, left. Call it once.
     pub async fn start(&self) -> Result<Started, Error> {
-        let node = self.register().await?;
+        let node = match self.register().await {
+            Ok(node) => node,
+            Err(Error::Store(knhk_store::Error::ReadOnly { .. })) => {
+                warn!(
+                    "the store is read-only: this process serves reads only, and fires no \
+                     timers and takes up no cases"
+                );
+                return Ok(Started {
+                    recovered_cases: 0,
+                    armed_timers: 0,
+                    quarantined: Vec::new(),
+                    node: None,
+                });
+            }
+            Err(e) => return Err(e),
+        };
         let armed_timers = self.start_timers().await?;
         let (recovered_cases, quarantined) = self.sweep(Orphans::AlsoUnowned).await?;
         self.start_heartbeat();
@@ -71,7 +87,7 @@ impl WorkflowEngine {
             recovered_cases,
             armed_timers,
             quarantined,
-            node,
+            node: Some(node),
         })
     }
 

@@ -388,8 +388,8 @@ async fn a_dead_nodes_call_is_made_again_by_another_node_and_its_late_result_ref
         .await
         .unwrap()
         .workflow;
-    let a_node = p.a.start().await.unwrap().node;
-    let b_node = p.b.start().await.unwrap().node;
+    let a_node = p.a.start().await.unwrap().node.unwrap();
+    let b_node = p.b.start().await.unwrap().node.unwrap();
     assert_ne!(a_node, b_node);
     // A commits the step that starts the call, then is cut off with the call in flight: it
     // heartbeats no more.
