@@ -3,6 +3,7 @@
 mod template;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -10,7 +11,8 @@ use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue, Invalid
 use reqwest::{Method, StatusCode, Url};
 use serde_json::Value;
 
-use crate::connector::{CallError, CallRequest, Connector};
+use crate::config::{ConfigError, InstanceConfig};
+use crate::connector::{Binding, CallError, CallRequest, Connector, Probe};
 use crate::settings::SettingsError;
 use template::UrlTemplate;
 
@@ -27,6 +29,8 @@ const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 /// Calls HTTP endpoints; see the crate documentation for its settings.
 #[derive(Debug)]
 pub struct HttpConnector {
+    /// `http` for the built-in instance, else the `[connectors.NAME]` it was made from.
+    name: String,
     /// Building a client only fails when the TLS backend cannot start; the error then surfaces
     /// as a permanent error of every call instead of a panic at startup.
     client: Result<reqwest::Client, String>,
@@ -45,24 +49,61 @@ impl HttpConnector {
             .user_agent(concat!("knhk/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("cannot build the http client: {}", error_chain(&e)));
-        HttpConnector { client }
+        HttpConnector {
+            name: "http".to_owned(),
+            client,
+        }
+    }
+
+    /// Creates a named instance from its `[connectors.NAME]` table: tasks give their URLs and
+    /// headers as with the built-in `http`; the table sets the connection pool (`pool.max_size`
+    /// free connections kept per host, closed after `pool.idle_timeout_ms`).
+    pub fn from_config(config: &InstanceConfig) -> Result<HttpConnector, ConfigError> {
+        config.keys().finish()?;
+        let mut builder = reqwest::Client::builder()
+            .user_agent(concat!("knhk/", env!("CARGO_PKG_VERSION")))
+            .pool_max_idle_per_host(config.pool.max_size)
+            .pool_idle_timeout(config.pool.idle_timeout)
+            .connect_timeout(config.pool.acquire_timeout);
+        if config.pool.idle_timeout.is_none() {
+            builder = builder.pool_idle_timeout(None);
+        }
+        let client = builder.build().map_err(|e| ConfigError {
+            instance: config.name.clone(),
+            key: "kind".to_owned(),
+            problem: format!("cannot build the http client: {}", error_chain(&e)),
+        })?;
+        Ok(HttpConnector {
+            name: config.name.clone(),
+            client: Ok(client),
+        })
     }
 
     /// Creates the connector on a client configured elsewhere (proxy, certificates, pool).
     pub fn with_client(client: reqwest::Client) -> HttpConnector {
-        HttpConnector { client: Ok(client) }
+        HttpConnector {
+            name: "http".to_owned(),
+            client: Ok(client),
+        }
     }
 }
 
 #[async_trait]
 impl Connector for HttpConnector {
     fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> &str {
         "http"
     }
 
-    fn check_settings(&self, settings: &BTreeMap<String, String>) -> Result<(), SettingsError> {
-        let parsed = HttpSettings::parse(settings)?;
-        let sample = parsed.url.render_sample("x");
+    fn prepare(
+        &self,
+        settings: &BTreeMap<String, String>,
+    ) -> Result<Arc<dyn Binding>, SettingsError> {
+        let settings = HttpSettings::parse(settings)?;
+        let sample = settings.url.render_sample("x");
         let url = Url::parse(&sample).map_err(|source| {
             SettingsError::malformed(
                 "url",
@@ -73,18 +114,37 @@ impl Connector for HttpConnector {
             )
         })?;
         check_scheme(&url)?;
-        Ok(())
+        Ok(Arc::new(HttpBinding {
+            client: self.client.clone(),
+            settings,
+        }))
     }
 
+    async fn probe(&self) -> Result<Probe, CallError> {
+        // Each task names its own endpoint: there is no one far side to ask.
+        self.client.as_ref().map_err(|e| permanent(e.clone()))?;
+        Ok(Probe::default())
+    }
+}
+
+/// One task's HTTP settings, parsed once, with the connector's client.
+#[derive(Debug)]
+struct HttpBinding {
+    client: Result<reqwest::Client, String>,
+    settings: HttpSettings,
+}
+
+#[async_trait]
+impl Binding for HttpBinding {
     async fn call(&self, req: CallRequest) -> Result<Value, CallError> {
         let client = self.client.as_ref().map_err(|e| permanent(e.clone()))?;
-        let settings = HttpSettings::parse(&req.settings).map_err(|e| permanent(e.to_string()))?;
+        let settings = &self.settings;
         let url = settings.url.render(&req.input, &req.idempotency_key)?;
         let url = Url::parse(&url).map_err(|e| permanent(format!("url: not a URL ({e})")))?;
         check_scheme(&url).map_err(|e| permanent(e.to_string()))?;
 
-        let mut headers = settings.headers;
-        if let Some(auth) = settings.auth {
+        let mut headers = settings.headers.clone();
+        if let Some(auth) = &settings.auth {
             headers.insert(AUTHORIZATION, auth.header_value()?);
         }
         let key = HeaderValue::from_str(&req.idempotency_key)
@@ -92,7 +152,7 @@ impl Connector for HttpConnector {
         headers.insert(HeaderName::from_static(IDEMPOTENCY_KEY_HEADER), key);
 
         let mut request = client
-            .request(settings.method, url)
+            .request(settings.method.clone(), url)
             .timeout(req.timeout)
             .headers(headers);
         if settings.send_body {

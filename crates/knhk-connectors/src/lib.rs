@@ -10,6 +10,8 @@
 //!   breaker ([`BreakerPolicy`]): after repeated retryable failures its attempts fail at once for a
 //!   cooldown, then one trial call decides whether it closes again.
 //! - [`HttpConnector`] (name `http`) is the built-in connector.
+//! - Named instances come from the config file's `[connectors.NAME]` tables
+//!   ([`InstanceConfig`], built by [`kinds::build`]); each owns a [`Pool`] of connections.
 //!
 //! # The `http` connector
 //!
@@ -31,15 +33,20 @@
 //! status and the first 200 characters of the body.
 
 mod breaker;
+mod config;
 mod connector;
 mod http;
+pub mod kinds;
+pub mod pool;
 mod registry;
 mod retry;
 mod settings;
 
 pub use breaker::BreakerPolicy;
-pub use connector::{CallError, CallRequest, Connector};
+pub use config::{ConfigError, InstanceConfig, Keys, Secret};
+pub use connector::{Binding, CallError, CallRequest, Connector, Probe};
 pub use http::HttpConnector;
-pub use registry::{Answer, CallFailure, FailedAttempt, Registry};
+pub use pool::{Pool, PoolConfig, PoolStatus};
+pub use registry::{Answer, CallFailure, FailedAttempt, InstanceHealth, Registry};
 pub use retry::RetryPolicy;
 pub use settings::{BindingError, Cause, SettingsError};

@@ -1,12 +1,13 @@
 //! The connectors by name, and the loop that runs a call through timeouts and retries.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
 
 use tracing::{debug, warn};
 
 use crate::breaker::{Admission, BreakerPolicy, Breakers};
-use crate::connector::{CallError, CallRequest, Connector};
+use crate::connector::{Binding, CallError, CallRequest, Connector, Probe};
 use crate::http::HttpConnector;
 use crate::retry::RetryPolicy;
 use crate::settings::BindingError;
@@ -40,12 +41,32 @@ pub struct FailedAttempt {
     pub error: String,
 }
 
-/// The connectors a runtime knows, by name, with a circuit breaker each. Cloning is cheap;
-/// clones share the circuits.
+/// The connector instances a runtime knows, by name, with a circuit breaker each and the tasks'
+/// settings as each instance prepared them. Cloning is cheap; clones share the circuits and the
+/// prepared bindings.
 #[derive(Clone, Default, Debug)]
 pub struct Registry {
     connectors: Arc<HashMap<String, Arc<dyn Connector>>>,
     breakers: Breakers,
+    bindings: Bindings,
+}
+
+/// Settings prepared once per (instance, settings): by the instance name, the settings and their
+/// binding. Workflows are few and their tasks' settings fewer, so a short scan finds one.
+type Prepared = HashMap<String, Vec<(BTreeMap<String, String>, Arc<dyn Binding>)>>;
+
+#[derive(Clone, Default, Debug)]
+struct Bindings(Arc<RwLock<Prepared>>);
+
+/// What a probe of one connector instance found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InstanceHealth {
+    pub name: String,
+    pub kind: String,
+    /// How long the probe took (up to its timeout).
+    pub latency: Duration,
+    /// What the probe found, or why it failed (a timeout included).
+    pub result: Result<Probe, CallError>,
 }
 
 impl Registry {
@@ -67,8 +88,10 @@ impl Registry {
         self.breakers.policy()
     }
 
-    /// Adds a connector under its name, replacing one of the same name.
+    /// Adds a connector instance under its name, replacing one of the same name (and the
+    /// settings prepared by the one replaced).
     pub fn register(&mut self, c: Arc<dyn Connector>) {
+        self.bindings.forget(c.name());
         Arc::make_mut(&mut self.connectors).insert(c.name().to_owned(), c);
     }
 
@@ -84,23 +107,65 @@ impl Registry {
         names
     }
 
-    /// Checks a task's binding at load time: the connector exists and accepts the settings.
+    /// Checks a task's binding at load time: the connector exists and accepts the settings,
+    /// which it prepares once; later calls with the same settings use what it prepared.
     pub fn check_settings(
         &self,
         connector: &str,
         settings: &BTreeMap<String, String>,
     ) -> Result<(), BindingError> {
-        match self.get(connector) {
-            Some(c) => c
-                .check_settings(settings)
-                .map_err(|source| BindingError::Settings {
-                    connector: connector.to_owned(),
-                    source,
-                }),
-            None => Err(BindingError::UnknownConnector {
-                connector: connector.to_owned(),
-            }),
+        self.binding(connector, settings).map(|_| ())
+    }
+
+    /// Returns the binding of a task's settings, preparing them if no call or check has.
+    fn binding(
+        &self,
+        connector: &str,
+        settings: &BTreeMap<String, String>,
+    ) -> Result<Arc<dyn Binding>, BindingError> {
+        if let Some(b) = self.bindings.get(connector, settings) {
+            return Ok(b);
         }
+        let c = self
+            .get(connector)
+            .ok_or_else(|| BindingError::UnknownConnector {
+                connector: connector.to_owned(),
+            })?;
+        let binding = c
+            .prepare(settings)
+            .map_err(|source| BindingError::Settings {
+                connector: connector.to_owned(),
+                source,
+            })?;
+        self.bindings.put(connector, settings, binding.clone());
+        Ok(binding)
+    }
+
+    /// Probes every instance at once, each bounded by `timeout`, sorted by name.
+    pub async fn health(&self, timeout: Duration) -> Vec<InstanceHealth> {
+        let probes = self.connectors.values().map(|c| async move {
+            let started = tokio::time::Instant::now();
+            let result = match tokio::time::timeout(timeout, c.probe()).await {
+                Ok(result) => result,
+                Err(_) => Err(CallError::Retryable(format!(
+                    "no answer within {timeout:?}"
+                ))),
+            };
+            InstanceHealth {
+                name: c.name().to_owned(),
+                kind: c.kind().to_owned(),
+                latency: started.elapsed(),
+                result,
+            }
+        });
+        let mut all = futures_util::future::join_all(probes).await;
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
+    /// Closes every instance's connections (on shutdown).
+    pub async fn close(&self) {
+        futures_util::future::join_all(self.connectors.values().map(|c| c.close())).await;
     }
 
     /// Runs a call to its end: a timeout per attempt, retries with backoff on retryable errors,
@@ -121,19 +186,15 @@ impl Registry {
             error,
             failed_attempts,
         };
-        let Some(c) = self.get(connector) else {
-            return Err(failure(
-                0,
-                CallError::Permanent(format!("unknown connector {connector}")),
-                Vec::new(),
-            ));
+        let c = match self.binding(connector, settings) {
+            Ok(c) => c,
+            Err(e) => return Err(failure(0, CallError::Permanent(e.to_string()), Vec::new())),
         };
         let mut failed_attempts = Vec::new();
         let max_attempts = policy.max_attempts.max(1);
         let mut attempt = 1;
         loop {
             let req = CallRequest {
-                settings: settings.clone(),
                 input: input.clone(),
                 idempotency_key: idempotency_key.to_owned(),
                 attempt,
@@ -183,5 +244,35 @@ impl Registry {
                 Err(error) => return Err(failure(attempt, error, failed_attempts)),
             }
         }
+    }
+}
+
+impl Bindings {
+    fn get(
+        &self,
+        connector: &str,
+        settings: &BTreeMap<String, String>,
+    ) -> Option<Arc<dyn Binding>> {
+        let prepared = self.0.read().unwrap_or_else(PoisonError::into_inner);
+        let of_connector = prepared.get(connector)?;
+        of_connector
+            .iter()
+            .find(|(s, _)| s == settings)
+            .map(|(_, b)| b.clone())
+    }
+
+    fn put(&self, connector: &str, settings: &BTreeMap<String, String>, binding: Arc<dyn Binding>) {
+        let mut prepared = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        let of_connector = prepared.entry(connector.to_owned()).or_default();
+        if !of_connector.iter().any(|(s, _)| s == settings) {
+            of_connector.push((settings.clone(), binding));
+        }
+    }
+
+    fn forget(&self, connector: &str) {
+        self.0
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(connector);
     }
 }

@@ -224,14 +224,16 @@ async fn response_bodies_become_objects() {
         ("/text", json!({"body": "plain words"})),
     ];
     for (path, expected) in cases {
+        let binding = http
+            .prepare(&settings([("url", server.url(path))]))
+            .unwrap();
         let req = knhk_connectors::CallRequest {
-            settings: settings([("url", server.url(path))]),
             input: json!({}),
             idempotency_key: "k".to_owned(),
             attempt: 1,
             timeout: Duration::from_secs(10),
         };
-        assert_eq!(http.call(req).await.unwrap(), expected, "{path}");
+        assert_eq!(binding.call(req).await.unwrap(), expected, "{path}");
     }
 }
 
@@ -533,17 +535,22 @@ async fn a_response_larger_than_max_response_bytes_fails_the_call_for_good() {
     ))
     .await;
     let http = HttpConnector::new();
-    let call = |limit: &str| knhk_connectors::CallRequest {
-        settings: settings([
-            ("url", server.url("/big")),
-            ("max_response_bytes", limit.to_owned()),
-        ]),
-        input: json!({}),
-        idempotency_key: "k".to_owned(),
-        attempt: 1,
-        timeout: Duration::from_secs(10),
+    let call = |limit: &str| {
+        let binding = http
+            .prepare(&settings([
+                ("url", server.url("/big")),
+                ("max_response_bytes", limit.to_owned()),
+            ]))
+            .unwrap();
+        let req = knhk_connectors::CallRequest {
+            input: json!({}),
+            idempotency_key: "k".to_owned(),
+            attempt: 1,
+            timeout: Duration::from_secs(10),
+        };
+        async move { binding.call(req).await }
     };
-    let err = http.call(call("1000")).await.unwrap_err();
+    let err = call("1000").await.unwrap_err();
     assert_eq!(
         err,
         CallError::Permanent(
@@ -552,7 +559,7 @@ async fn a_response_larger_than_max_response_bytes_fails_the_call_for_good() {
                 .to_owned()
         )
     );
-    let output = http.call(call("2000")).await.unwrap();
+    let output = call("2000").await.unwrap();
     assert_eq!(output["body"].as_str().map(str::len), Some(2000));
     for bad in ["0", "ten", "-1"] {
         let err = http

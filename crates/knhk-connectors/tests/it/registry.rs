@@ -5,18 +5,22 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use knhk_connectors::{
-    BindingError, CallError, CallFailure, CallRequest, Connector, FailedAttempt, Registry,
-    RetryPolicy, SettingsError,
+    Binding, BindingError, CallError, CallFailure, CallRequest, Connector, FailedAttempt, Probe,
+    Registry, RetryPolicy, SettingsError,
 };
 use serde_json::{Value, json};
 use tokio::time::Instant;
+
+/// Every attempt a scripted connector saw, with the settings of the binding that made it.
+type Seen = Arc<Mutex<Vec<(BTreeMap<String, String>, CallRequest)>>>;
 
 /// Fails with `errors` in order, then succeeds; records every request.
 #[derive(Debug, Default)]
 struct Scripted {
     errors: Vec<CallError>,
     hang: bool,
-    seen: Mutex<Vec<CallRequest>>,
+    /// Every attempt, with the settings of the binding that made it.
+    seen: Seen,
 }
 
 #[async_trait::async_trait]
@@ -25,9 +29,21 @@ impl Connector for Scripted {
         "scripted"
     }
 
-    fn check_settings(&self, settings: &BTreeMap<String, String>) -> Result<(), SettingsError> {
+    fn kind(&self) -> &str {
+        "scripted"
+    }
+
+    fn prepare(
+        &self,
+        settings: &BTreeMap<String, String>,
+    ) -> Result<Arc<dyn Binding>, SettingsError> {
         match settings.get("mode").map(String::as_str) {
-            Some("ok") | None => Ok(()),
+            Some("ok") | None => Ok(Arc::new(ScriptedBinding {
+                settings: settings.clone(),
+                errors: self.errors.clone(),
+                hang: self.hang,
+                seen: self.seen.clone(),
+            })),
             Some(other) => Err(SettingsError::NotOneOf {
                 setting: "mode".to_owned(),
                 allowed: vec!["ok".to_owned()],
@@ -36,9 +52,24 @@ impl Connector for Scripted {
         }
     }
 
+    async fn probe(&self) -> Result<Probe, CallError> {
+        Ok(Probe::default())
+    }
+}
+
+#[derive(Debug)]
+struct ScriptedBinding {
+    settings: BTreeMap<String, String>,
+    errors: Vec<CallError>,
+    hang: bool,
+    seen: Seen,
+}
+
+#[async_trait::async_trait]
+impl Binding for ScriptedBinding {
     async fn call(&self, req: CallRequest) -> Result<Value, CallError> {
         let attempt = req.attempt;
-        self.seen.lock().unwrap().push(req);
+        self.seen.lock().unwrap().push((self.settings.clone(), req));
         if self.hang {
             std::future::pending::<()>().await;
         }
@@ -95,12 +126,12 @@ async fn retries_with_backoff_and_the_same_key_until_success() {
     // 100ms + 200ms + 400ms of backoff, and the fake takes no time.
     assert_eq!(start.elapsed(), Duration::from_millis(700));
     let seen = connector.seen.lock().unwrap();
-    let attempts: Vec<u32> = seen.iter().map(|r| r.attempt).collect();
+    let attempts: Vec<u32> = seen.iter().map(|(_, r)| r.attempt).collect();
     assert_eq!(attempts, [1, 2, 3, 4]);
-    for req in seen.iter() {
+    for (req_settings, req) in seen.iter() {
         assert_eq!(req.idempotency_key, "c/t/1");
         assert_eq!(req.input, json!({"a": 1}));
-        assert_eq!(req.settings, settings);
+        assert_eq!(req_settings, &settings);
         assert_eq!(req.timeout, Duration::from_secs(30));
     }
 }
@@ -259,8 +290,8 @@ fn check_settings_names_the_connector_and_the_setting() {
 /// Answers 503 while `down` is set, then succeeds; counts the calls that reached it.
 #[derive(Debug, Default)]
 struct Flaky {
-    down: std::sync::atomic::AtomicBool,
-    calls: std::sync::atomic::AtomicU32,
+    down: Arc<std::sync::atomic::AtomicBool>,
+    calls: Arc<std::sync::atomic::AtomicU32>,
 }
 
 #[async_trait::async_trait]
@@ -269,10 +300,24 @@ impl Connector for Flaky {
         "flaky"
     }
 
-    fn check_settings(&self, _: &BTreeMap<String, String>) -> Result<(), SettingsError> {
-        Ok(())
+    fn kind(&self) -> &str {
+        "flaky"
     }
 
+    fn prepare(&self, _: &BTreeMap<String, String>) -> Result<Arc<dyn Binding>, SettingsError> {
+        Ok(Arc::new(Flaky {
+            down: self.down.clone(),
+            calls: self.calls.clone(),
+        }))
+    }
+
+    async fn probe(&self) -> Result<Probe, CallError> {
+        Ok(Probe::default())
+    }
+}
+
+#[async_trait::async_trait]
+impl Binding for Flaky {
     async fn call(&self, _: CallRequest) -> Result<Value, CallError> {
         use std::sync::atomic::Ordering;
         self.calls.fetch_add(1, Ordering::SeqCst);

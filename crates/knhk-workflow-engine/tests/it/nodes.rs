@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use knhk_connectors::{CallError, CallRequest, Connector, Registry, SettingsError};
+use knhk_connectors::{Binding, CallError, CallRequest, Connector, Probe, Registry, SettingsError};
 use knhk_core::{CaseStatus, EventKind};
 use knhk_store::MemoryStore;
 use knhk_workflow_engine::{EngineConfig, WorkItemQuery, WorkItemStatus, WorkflowEngine};
@@ -61,7 +61,7 @@ impl Severable {
 
 /// A connector that holds every call until released, and reports each call (the node that
 /// made it, its idempotency key) as it arrives. Answers with the node's name.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Gate {
     node: &'static str,
     arrived: mpsc::UnboundedSender<(&'static str, String)>,
@@ -74,10 +74,21 @@ impl Connector for Gate {
         "gate"
     }
 
-    fn check_settings(&self, _: &BTreeMap<String, String>) -> Result<(), SettingsError> {
-        Ok(())
+    fn kind(&self) -> &str {
+        "gate"
     }
 
+    fn prepare(&self, _: &BTreeMap<String, String>) -> Result<Arc<dyn Binding>, SettingsError> {
+        Ok(Arc::new(self.clone()))
+    }
+
+    async fn probe(&self) -> Result<Probe, CallError> {
+        Ok(Probe::default())
+    }
+}
+
+#[async_trait::async_trait]
+impl Binding for Gate {
     async fn call(&self, req: CallRequest) -> Result<Value, CallError> {
         let _ = self.arrived.send((self.node, req.idempotency_key.clone()));
         let mut release = self.release.clone();
