@@ -410,7 +410,7 @@ pub(crate) fn task_kind(binding: &TaskBinding) -> String {
             s
         }
         TaskBinding::Connector(c) => format!("connector {}", c.connector),
-        TaskBinding::Trigger { event } => format!("trigger {event:?}"),
+        TaskBinding::Trigger { event, .. } => format!("trigger {event:?}"),
     }
 }
 
@@ -547,6 +547,10 @@ pub(crate) fn detail(kind: &EventKind, style: &Style) -> String {
             format!("timer {}", style.timer(timer))
         }
         EventKind::DataUpdated { changes } => compact(changes),
+        EventKind::TriggerKept { event, data } => {
+            format!("event {event:?} kept, data {}", compact(data))
+        }
+        EventKind::TriggerConsumed { event, .. } => format!("kept event {event:?} consumed"),
     }
 }
 
@@ -742,7 +746,9 @@ mod tests {
             | EventKind::TimerArmed { .. }
             | EventKind::TimerFired { .. }
             | EventKind::TimerCancelled { .. }
-            | EventKind::DataUpdated { .. } => true,
+            | EventKind::DataUpdated { .. }
+            | EventKind::TriggerKept { .. }
+            | EventKind::TriggerConsumed { .. } => true,
         }
     }
 
@@ -893,7 +899,17 @@ mod tests {
             },
             EventKind::TimerFired { timer },
             EventKind::TimerCancelled { timer },
-            EventKind::DataUpdated { changes: data },
+            EventKind::DataUpdated {
+                changes: data.clone(),
+            },
+            EventKind::TriggerKept {
+                event: "paid".into(),
+                data: Value::Object(data),
+            },
+            EventKind::TriggerConsumed {
+                event: "paid".into(),
+                task: task("paid", 0),
+            },
         ]
     }
 

@@ -39,6 +39,9 @@ pub struct Case {
     /// What failures left: `None` for a case that never failed, boxed so that the many cases
     /// that never fail stay small in memory.
     failures: Option<Box<Failures>>,
+    /// Events of persistent triggers that no task has consumed yet, oldest first, with their
+    /// data.
+    kept: Vec<(String, Value)>,
 }
 
 /// What a case keeps of its failures.
@@ -312,6 +315,7 @@ impl Case {
             timers: SortedMap::default(),
             four_eyes: Vec::new(),
             failures: None,
+            kept: Vec::new(),
         }
     }
 
@@ -367,6 +371,12 @@ impl Case {
     /// Returns the users who completed a four-eyes work item of this case.
     pub(crate) fn four_eyes(&self) -> &[String] {
         &self.four_eyes
+    }
+
+    /// Returns the events of persistent triggers that the case keeps because no task has
+    /// consumed them yet, oldest first, with their data.
+    pub fn kept_triggers(&self) -> &[(String, Value)] {
+        &self.kept
     }
 
     /// Returns the open incidents: tasks that failed with no failure flow, which an operator

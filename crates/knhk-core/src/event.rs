@@ -278,6 +278,18 @@ pub enum EventKind {
     DataUpdated {
         changes: Map<String, Value>,
     },
+    /// An event of a persistent trigger arrived while no task waited for it: the case keeps
+    /// it, in arrival order, until a task waiting for it is enabled.
+    TriggerKept {
+        event: String,
+        data: Value,
+    },
+    /// A trigger task consumed the oldest kept event of its name as it was enabled; the task
+    /// starts with it next.
+    TriggerConsumed {
+        event: String,
+        task: TaskRef,
+    },
 }
 
 impl EventKind {
@@ -316,6 +328,8 @@ impl EventKind {
             EventKind::TimerFired { .. } => "timer_fired",
             EventKind::TimerCancelled { .. } => "timer_cancelled",
             EventKind::DataUpdated { .. } => "data_updated",
+            EventKind::TriggerKept { .. } => "trigger_kept",
+            EventKind::TriggerConsumed { .. } => "trigger_consumed",
         }
     }
 
@@ -352,7 +366,8 @@ impl EventKind {
             | EventKind::TaskRetried { task, .. }
             | EventKind::WorkItemOffered { task, .. }
             | EventKind::ConnectorCallStarted { task, .. }
-            | EventKind::TimerArmed { task, .. } => Some(task),
+            | EventKind::TimerArmed { task, .. }
+            | EventKind::TriggerConsumed { task, .. } => Some(task),
             _ => None,
         }
     }

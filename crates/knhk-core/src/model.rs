@@ -161,7 +161,32 @@ pub enum TaskBinding {
     /// A connector performs the work.
     Connector(ConnectorBinding),
     /// The task waits for an outside event of this name (a deferred choice's trigger).
-    Trigger { event: String },
+    Trigger {
+        event: String,
+        /// Whether an event that arrives before the task is enabled is lost (transient, the
+        /// default) or kept in the case until the task consumes it (persistent).
+        #[serde(default, skip_serializing_if = "TriggerKind::is_transient")]
+        trigger_kind: TriggerKind,
+    },
+}
+
+/// How long an outside event waits for a trigger task (YAWL's WCP-23 and WCP-24).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TriggerKind {
+    /// The event is lost when no task waits for it (WCP-23, transient trigger).
+    #[default]
+    Transient,
+    /// The event is kept in the case until a task waiting for it is enabled, which then
+    /// consumes it at once (WCP-24, persistent trigger).
+    Persistent,
+}
+
+impl TriggerKind {
+    /// Returns whether this is the default kind, which the wire formats leave out.
+    pub fn is_transient(&self) -> bool {
+        *self == TriggerKind::Transient
+    }
 }
 
 /// Who may do a human task, and how the work item reaches them.

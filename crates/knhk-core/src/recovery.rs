@@ -69,7 +69,7 @@ impl Case {
                 continue;
             };
             for (slot, task) in net.slots.iter().zip(&def.tasks) {
-                if let (Slot::Enabled { .. }, TaskBinding::Trigger { event }) =
+                if let (Slot::Enabled { .. }, TaskBinding::Trigger { event, .. }) =
                     (slot, &task.binding)
                 {
                     out.push(Effect::AwaitTrigger {

@@ -145,6 +145,7 @@ pub(crate) const KNHK_SUPPORTED: &[&str] = &[
     "fourEyes",
     "distributedAtRuntime",
     "trigger",
+    "triggerKind",
     "inputMapping",
     "outputMapping",
     "maxAttempts",

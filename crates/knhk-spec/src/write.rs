@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use knhk_core::Specification;
 use knhk_core::model::{
     Allocation, Condition, ControlType, CreationMode, Flow, Net, Syntax, Task, TaskBinding,
-    TaskTimer, TimerAction, TimerTrigger,
+    TaskTimer, TimerAction, TimerTrigger, TriggerKind,
 };
 use oxrdf::{LiteralRef, NamedNodeRef};
 
@@ -333,7 +333,15 @@ impl<'s> Writer<'s> {
                     self.prop("knhk:setting", &node);
                 }
             }
-            TaskBinding::Trigger { event } => self.prop("knhk:trigger", &literal(event)),
+            TaskBinding::Trigger {
+                event,
+                trigger_kind,
+            } => {
+                self.prop("knhk:trigger", &literal(event));
+                if *trigger_kind == TriggerKind::Persistent {
+                    self.prop("knhk:triggerKind", &literal("persistent"));
+                }
+            }
         }
     }
 }

@@ -566,6 +566,17 @@ impl Case {
                     self.data.insert(k.clone(), v.clone());
                 }
             }
+            EventKind::TriggerKept { event, data } => {
+                self.kept.push((event.clone(), data.clone()));
+            }
+            EventKind::TriggerConsumed { event: name, .. } => {
+                let at = self
+                    .kept
+                    .iter()
+                    .position(|(e, _)| e == name)
+                    .ok_or_else(|| bad("no kept event of that name"))?;
+                self.kept.remove(at);
+            }
         }
         self.seq = event.seq;
         Ok(())

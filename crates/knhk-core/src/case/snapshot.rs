@@ -55,6 +55,10 @@ struct State {
     timers: Vec<TimerEntry>,
     four_eyes: Vec<String>,
     failures: Option<FailuresState>,
+    /// Kept events of persistent triggers; left out when there are none, so that a snapshot
+    /// of a case without any encodes as before the field existed (the format is unchanged).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    kept: Vec<(String, Value)>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -214,6 +218,7 @@ impl Case {
                 })
                 .collect(),
             four_eyes: self.four_eyes.clone(),
+            kept: self.kept.clone(),
             failures: self.failures.as_deref().map(|f| FailuresState {
                 incidents: f
                     .incidents
@@ -402,6 +407,7 @@ impl Case {
             );
         }
         case.four_eyes = state.four_eyes;
+        case.kept = state.kept;
         case.failures = state.failures.map(|f| {
             Box::new(Failures {
                 incidents: f

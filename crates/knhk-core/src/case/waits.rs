@@ -167,7 +167,7 @@ impl Case {
                 continue;
             };
             for (slot, task) in net.slots.iter().zip(&def.tasks) {
-                if let (Slot::Enabled { held: false, .. }, TaskBinding::Trigger { event }) =
+                if let (Slot::Enabled { held: false, .. }, TaskBinding::Trigger { event, .. }) =
                     (slot, &task.binding)
                 {
                     out.push(Wait::Trigger {

@@ -13,7 +13,7 @@ use crate::effect::Effect;
 use crate::event::{CaseStatus, EventKind, TaskRef};
 use crate::ids::{TimerId, WorkItemId};
 use crate::index::{Idx, InstIx, PlaceIx, TaskIx};
-use crate::model::{ControlType, TaskBinding, TimerTrigger};
+use crate::model::{ControlType, TaskBinding, TimerTrigger, TriggerKind};
 use crate::orjoin;
 use crate::workflow::OUTPUT;
 
@@ -194,6 +194,17 @@ impl Case {
         if auto {
             return self.start_task(cx, ni, t, None);
         }
+        if let TaskBinding::Trigger {
+            event,
+            trigger_kind: TriggerKind::Persistent,
+        } = &def.binding
+            && let Some(data) = self.kept_event(event)
+        {
+            let event = event.clone();
+            let task = self.task_ref(cx.wf, ni, t)?;
+            self.emit(cx, EventKind::TriggerConsumed { event, task })?;
+            return self.start_task(cx, ni, t, Some(data));
+        }
         if matches!(def.binding, TaskBinding::Human(_)) && item.is_none() {
             let input = match self.task_input(def, &Value::Null) {
                 Ok(input) => input,
@@ -243,7 +254,13 @@ impl Case {
         {
             self.arm_timer(cx, ni, t, timer.duration_ms)?;
         }
-        if let TaskBinding::Trigger { event } = &def.binding {
+        // A task that consumes a kept event at once waits for nothing.
+        if let TaskBinding::Trigger {
+            event,
+            trigger_kind,
+        } = &def.binding
+            && (*trigger_kind == TriggerKind::Transient || self.kept_event(event).is_none())
+        {
             let task = self.task_ref(cx.wf, ni, t)?;
             cx.step.effects.push(Effect::AwaitTrigger {
                 task,

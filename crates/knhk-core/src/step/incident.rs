@@ -139,7 +139,7 @@ impl Case {
         };
         let (ni, t) = self.locate_item(cx.wf, &incident.task)?;
         if incident.started
-            && let TaskBinding::Trigger { event } = &tdef(cx.wf, self, ni, t)?.binding
+            && let TaskBinding::Trigger { event, .. } = &tdef(cx.wf, self, ni, t)?.binding
         {
             // Its work was the event that started it, which the case does not keep.
             return Err(Error::CannotRetry(format!(

@@ -362,6 +362,11 @@ impl Case {
                 self.require(CaseStatus::Running, "take an event")?;
                 let waiting = self.waiting_for(cx.wf, &event);
                 if waiting.is_empty() {
+                    // A persistent trigger's event waits in the case for its task (WCP-24);
+                    // a transient one is refused, and the sender knows it is lost (WCP-23).
+                    if cx.wf.has_persistent_trigger(&event) {
+                        return self.emit(cx, EventKind::TriggerKept { event, data });
+                    }
                     return Err(Error::NoTriggerWaiting(event));
                 }
                 for (ni, t) in waiting {
@@ -492,6 +497,14 @@ impl Case {
         Ok(())
     }
 
+    /// Returns the data of the oldest kept event named `event`, if the case keeps one.
+    pub(super) fn kept_event(&self, event: &str) -> Option<Value> {
+        self.kept_triggers()
+            .iter()
+            .find(|(e, _)| e == event)
+            .map(|(_, data)| data.clone())
+    }
+
     fn waiting_for(&self, wf: &Workflow, event: &str) -> Vec<(InstIx, TaskIx)> {
         let mut out = Vec::new();
         for (ni, net) in self.nets().iter_enumerated() {
@@ -501,7 +514,7 @@ impl Case {
             for (t, slot) in net.slots.iter_enumerated() {
                 if let Slot::Enabled { held: false, .. } = slot
                     && let Ok(def) = tdef(wf, self, ni, t)
-                    && let TaskBinding::Trigger { event: e } = &def.binding
+                    && let TaskBinding::Trigger { event: e, .. } = &def.binding
                     && e == event
                 {
                     out.push((ni, t));

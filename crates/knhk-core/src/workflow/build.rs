@@ -450,7 +450,7 @@ pub(super) fn build_net(
             TaskBinding::Connector(c) if c.connector.trim().is_empty() => {
                 violation(v, name, "connector name is empty");
             }
-            TaskBinding::Trigger { event } if event.trim().is_empty() => {
+            TaskBinding::Trigger { event, .. } if event.trim().is_empty() => {
                 violation(v, name, "trigger event name is empty");
             }
             TaskBinding::Trigger { .. } if t.multiple_instance.is_some() => {

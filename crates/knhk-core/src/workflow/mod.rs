@@ -246,6 +246,19 @@ impl Workflow {
         &self.notes
     }
 
+    /// Returns whether a task of the workflow waits for `event` as a persistent trigger, so
+    /// that a case keeps such an event that no task awaits yet.
+    pub fn has_persistent_trigger(&self, event: &str) -> bool {
+        self.nets.iter().any(|net| {
+            net.tasks.iter().any(|t| {
+                matches!(&t.binding, crate::model::TaskBinding::Trigger {
+                    event: e,
+                    trigger_kind: crate::model::TriggerKind::Persistent,
+                } if e == event)
+            })
+        })
+    }
+
     /// Returns the identifier of the specification.
     pub fn id(&self) -> &str {
         &self.spec.id

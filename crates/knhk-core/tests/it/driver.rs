@@ -62,6 +62,7 @@ fn call_then_trigger() -> Workflow {
     let mut paid = task("paid", Xor, Xor, vec![flow("end")]);
     paid.binding = TaskBinding::Trigger {
         event: "paid".into(),
+        trigger_kind: TriggerKind::Transient,
     };
     workflow(vec![net("n", vec![flow("call")], vec![], vec![call, paid])])
 }

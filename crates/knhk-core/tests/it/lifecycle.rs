@@ -293,6 +293,7 @@ fn trigger_task_waits_for_its_event() {
     let mut a = task("a", Xor, Xor, vec![flow("end")]);
     a.binding = TaskBinding::Trigger {
         event: "paid".into(),
+        trigger_kind: TriggerKind::Transient,
     };
     let wf = workflow(vec![net("n", vec![flow("a")], vec![], vec![a])]);
     let mut run = Run::start(&wf, json!({}));

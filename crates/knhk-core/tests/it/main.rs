@@ -15,5 +15,6 @@ mod multi;
 mod orjoin;
 mod properties;
 mod snapshots;
+mod triggers;
 mod waits;
 mod worklist;

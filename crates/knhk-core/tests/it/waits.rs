@@ -24,6 +24,7 @@ fn everything() -> Workflow {
     let mut paid = task("paid", Xor, Xor, vec![flow("join")]);
     paid.binding = TaskBinding::Trigger {
         event: "paid".into(),
+        trigger_kind: TriggerKind::Transient,
     };
     workflow(vec![net(
         "n",

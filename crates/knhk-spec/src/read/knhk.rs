@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use knhk_core::model::{
     Allocation, ConnectorBinding, HumanBinding, RuntimeHints, Task, TaskBinding, TimerAction,
+    TriggerKind,
 };
 
 use crate::graph::Node;
@@ -45,6 +46,7 @@ fn read_binding(cx: &mut Cx<'_>, node: &Node, owner: &Owner) -> TaskBinding {
     let connector = cx.literal(node, &knhk("connector"), owner);
     let roles = cx.literals(node, &knhk("role"), owner);
     let trigger = cx.literal(node, &knhk("trigger"), owner);
+    let trigger_kind = cx.literal(node, &knhk("triggerKind"), owner);
     let settings = read_settings(cx, node, owner);
     let allocation = cx.choice(
         node,
@@ -114,8 +116,25 @@ fn read_binding(cx: &mut Cx<'_>, node: &Node, owner: &Owner) -> TaskBinding {
             distributed_at_runtime: at_runtime.unwrap_or(false),
         });
     }
+    let trigger_kind = match trigger_kind.as_deref() {
+        None | Some("transient") => TriggerKind::Transient,
+        Some("persistent") => TriggerKind::Persistent,
+        Some(other) => {
+            cx.problem(
+                owner,
+                format!("knhk:triggerKind is \"transient\" or \"persistent\", not {other:?}"),
+            );
+            TriggerKind::Transient
+        }
+    };
     if let Some(event) = trigger {
-        return TaskBinding::Trigger { event };
+        return TaskBinding::Trigger {
+            event,
+            trigger_kind,
+        };
+    }
+    if trigger_kind != TriggerKind::Transient {
+        cx.problem(owner, "knhk:triggerKind without knhk:trigger");
     }
     TaskBinding::Empty
 }

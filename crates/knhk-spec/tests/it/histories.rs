@@ -65,7 +65,7 @@ fn end_state(wf: &Workflow, case: &Case) -> Value {
         .enabled_tasks(wf)
         .into_iter()
         .filter_map(|task| match &case.task_model(wf, &task)?.binding {
-            TaskBinding::Trigger { event } => Some(json!({
+            TaskBinding::Trigger { event, .. } => Some(json!({
                 "task": task.task,
                 "net_instance": task.net_instance,
                 "event": event,

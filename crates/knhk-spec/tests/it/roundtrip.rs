@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use knhk_core::model::{
     Allocation, Condition, ConnectorBinding, ControlType, CreationMode, Expression, Flow,
     HumanBinding, MultipleInstance, Net, RuntimeHints, Task, TaskBinding, TaskTimer, TimerAction,
-    TimerTrigger,
+    TimerTrigger, TriggerKind,
 };
 use knhk_core::{ElementId, NetId, Specification};
 use knhk_spec::{Source, parse_turtle, write_turtle};
@@ -226,7 +226,14 @@ fn binding() -> impl Strategy<Value = TaskBinding> {
                     })
                 }
             ),
-        text().prop_map(|event| TaskBinding::Trigger { event }),
+        (text(), any::<bool>()).prop_map(|(event, persistent)| TaskBinding::Trigger {
+            event,
+            trigger_kind: if persistent {
+                TriggerKind::Persistent
+            } else {
+                TriggerKind::Transient
+            },
+        }),
     ]
 }
 

@@ -213,7 +213,7 @@ impl<'w> Driver<'w> {
         case.enabled_tasks(self.wf)
             .into_iter()
             .filter_map(|t| match &case.task_model(self.wf, &t)?.binding {
-                TaskBinding::Trigger { event } => Some((t, event.clone())),
+                TaskBinding::Trigger { event, .. } => Some((t, event.clone())),
                 _ => None,
             })
             .collect()

@@ -267,6 +267,7 @@ fn build_net(id: &str, p: &str, nodes: &[NodeGen], sub: Option<&str>) -> Net {
             }),
             Work::Trigger(e) => TaskBinding::Trigger {
                 event: format!("e{e}"),
+                trigger_kind: TriggerKind::Transient,
             },
         };
         let fails = matches!(work(i), Work::Human { .. } | Work::Connector);
@@ -385,7 +386,7 @@ impl std::fmt::Debug for Generated {
                     TaskBinding::Empty => {}
                     TaskBinding::Human(h) => write!(f, "; human four_eyes={}", h.four_eyes)?,
                     TaskBinding::Connector(_) => write!(f, "; connector")?,
-                    TaskBinding::Trigger { event } => write!(f, "; trigger {event}")?,
+                    TaskBinding::Trigger { event, .. } => write!(f, "; trigger {event}")?,
                 }
                 if let Some(d) = &t.decomposition {
                     write!(f, "; composite {d}")?;
