@@ -36,6 +36,7 @@ mod breaker;
 mod config;
 mod connector;
 mod http;
+pub mod intake;
 pub mod kinds;
 pub mod pool;
 mod registry;
