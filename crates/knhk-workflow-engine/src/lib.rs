@@ -12,6 +12,7 @@ mod clock;
 mod directory;
 mod engine;
 mod error;
+pub mod intake;
 mod records;
 mod retry;
 mod timers;

@@ -145,8 +145,9 @@ pub async fn open(
 ) -> Result<Box<dyn Source>, SourceError> {
     match (&subscription.source, instance.kind.as_str()) {
         (SourceSpec::NatsSubject { .. } | SourceSpec::JetStream { .. }, "nats") => {
-            let mut keys = instance.keys();
-            let url = keys
+            // The reader is dropped before the await: it is not `Send`.
+            let url = instance
+                .keys()
                 .string("url")
                 .map_err(|e| SourceError::Broker {
                     subscription: subscription.name.clone(),

@@ -637,7 +637,31 @@ impl WorkflowEngine {
 
     /// Applies one input to a case: the one path by which a stored case changes.
     pub async fn apply(&self, id: CaseId, input: Input) -> Result<CaseView, Error> {
-        self.apply_owned(id, input, None).await
+        self.apply_owned(id, input, None, None).await
+    }
+
+    /// Applies one input to a case as [`apply`](Self::apply) does, and stores the
+    /// idempotency `key` in the same commit: the step and the key are durable together, or
+    /// neither is. A key stored already fails the step with a store error whose code is
+    /// `AlreadyExists`, and the case is unchanged (the intake's deduplication of a
+    /// redelivered message).
+    pub async fn apply_keyed(
+        &self,
+        id: CaseId,
+        input: Input,
+        key: &str,
+    ) -> Result<CaseView, Error> {
+        let record = knhk_store::IdempotencyRecord {
+            key: key.to_owned(),
+            response: serde_json::json!({ "case": id.to_string() }),
+            at: self.inner.clock.now(),
+        };
+        self.apply_owned(id, input, None, Some(record)).await
+    }
+
+    /// Returns whether the idempotency `key` is stored (a step or a case was made under it).
+    pub async fn has_key(&self, key: &str) -> Result<bool, Error> {
+        Ok(self.inner.store.idempotency(key).await?.is_some())
     }
 
     /// Applies one input to a case; `owned_by`, for the result of work this node owned (a
@@ -648,6 +672,7 @@ impl WorkflowEngine {
         id: CaseId,
         input: Input,
         owned_by: Option<u64>,
+        key: Option<knhk_store::IdempotencyRecord>,
     ) -> Result<CaseView, Error> {
         if self.inner.cancel.is_cancelled() {
             return Err(Error::ShuttingDown);
@@ -714,7 +739,7 @@ impl WorkflowEngine {
                     Some(live.case.last_seq()),
                     step.events,
                     now,
-                    None,
+                    key.clone(),
                     owned_by,
                 )
                 .await
@@ -765,7 +790,7 @@ impl WorkflowEngine {
         owned_by: Option<u64>,
     ) -> BoxFut<'static, Result<CaseView, Error>> {
         let engine = self.clone();
-        Box::pin(async move { engine.apply_owned(id, input, owned_by).await })
+        Box::pin(async move { engine.apply_owned(id, input, owned_by, None).await })
     }
 
     /// Returns the fencing token of this engine's node (`None` until started, and for a
