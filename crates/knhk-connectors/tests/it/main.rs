@@ -4,6 +4,7 @@
 
 mod http;
 mod http_settings;
+mod intake;
 mod registry;
 mod retry;
 mod server;
