@@ -9,6 +9,7 @@ mod bench;
 mod grpc_load;
 mod hello;
 mod history;
+mod intake;
 mod load;
 mod scale;
 
@@ -38,6 +39,9 @@ enum Command {
     /// Times one operation of `history` in a process of its own (run by `history`).
     #[command(hide = true)]
     HistoryProbe(history::ProbeArgs),
+    /// Measures the intake: messages/s from a NATS subject into new cases, and the latency
+    /// from publish to the case's first commit.
+    Intake(intake::IntakeArgs),
     /// Serves a minimal axum hello-world (`GET /`): the baseline of `serve-bench.sh`.
     Hello(hello::HelloArgs),
     /// Drives `knhk serve`'s gRPC API from N connections; prints calls/s, p50, p99, errors.
@@ -70,6 +74,7 @@ fn main() -> ExitCode {
                 Command::History(args) => history::run(args).await,
                 Command::HistoryProbe(args) => history::run_probe(args).await,
                 Command::Hello(args) => hello::run(args).await,
+                Command::Intake(args) => intake::run(args).await,
                 Command::GrpcLoad(args) => grpc_load::run(args).await,
             }
         }),
