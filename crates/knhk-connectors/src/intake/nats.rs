@@ -25,8 +25,9 @@ pub struct NatsSource {
 enum Inner {
     Core(async_nats::Subscriber),
     JetStream {
-        consumer: PullConsumer,
-        messages: async_nats::jetstream::consumer::pull::Stream,
+        // Boxed: the consumer and its pull stream are large, and a source holds one variant.
+        consumer: Box<PullConsumer>,
+        messages: Box<async_nats::jetstream::consumer::pull::Stream>,
     },
 }
 
@@ -88,7 +89,10 @@ impl NatsSource {
                     .messages()
                     .await
                     .map_err(|e| broker("pulling from the consumer", &e))?;
-                Inner::JetStream { consumer, messages }
+                Inner::JetStream {
+                    consumer: Box::new(consumer),
+                    messages: Box::new(messages),
+                }
             }
             other => {
                 return Err(SourceError::Unsupported {
@@ -239,8 +243,7 @@ impl Settle for NatsSettle {
         self.client
             .publish_with_headers(subject.clone(), h, payload.to_vec().into())
             .await
-            .and(Ok(()))
-            .map_err(|e: async_nats::PublishError| SourceError::Broker {
+            .map_err(|e| SourceError::Broker {
                 subscription: self.name.clone(),
                 problem: format!("publishing to the dead letter {subject}: {e}"),
             })?;

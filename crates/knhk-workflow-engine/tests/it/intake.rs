@@ -486,3 +486,20 @@ async fn prefetch_bounds_the_messages_in_flight_and_the_backlog_says_what_waits(
     three.ack().await.unwrap();
     delete_stream(&client, &stream).await;
 }
+
+#[test]
+fn an_expression_that_does_not_compile_is_refused_at_start_naming_its_key() {
+    let subs = subscriptions(json!([
+        {"connector": "bus", "subject": "a", "start": "W"},
+        {"connector": "bus", "subject": "b", "deliver": "e", "correlation": "message.("},
+    ]));
+    let err = Route::new(subs[1].clone()).unwrap_err().to_string();
+    assert!(err.starts_with("subscriptions[1].correlation: "), "{err}");
+    let subs = subscriptions(json!([
+        {"connector": "bus", "subject": "a", "start": "W", "mapping": "{'a': }"},
+    ]));
+    let err = Intake::new(memory_engine(), subs, instances())
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("subscriptions[0].mapping: "), "{err}");
+}
