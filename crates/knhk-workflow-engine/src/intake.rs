@@ -7,10 +7,11 @@
 //! message finds its key and is acknowledged without a second case or a second firing, also
 //! when the consumer died between the commit and the acknowledgement.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use knhk_connectors::InstanceConfig;
-use knhk_connectors::intake::{self, Action, Received, Source, Subscription};
+use knhk_connectors::intake::{self, Action, Backlog, Prober, Received, Source, Subscription};
 use knhk_core::expr::CompiledExpr;
 use knhk_core::model::Expression;
 use knhk_core::{CaseId, Input};
@@ -113,6 +114,60 @@ pub struct Intake {
     engine: WorkflowEngine,
     routes: Vec<Arc<Route>>,
     instances: Vec<InstanceConfig>,
+    health: IntakeHealth,
+}
+
+/// Probes the running subscriptions (a cheap `Clone` handle, [`Intake::health`]).
+#[derive(Clone, Debug, Default)]
+pub struct IntakeHealth {
+    /// Each subscription's name, and its prober once its source is open.
+    probers: Arc<Mutex<Vec<(String, Option<Arc<dyn Prober>>)>>>,
+}
+
+/// What a probe of one subscription found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubscriptionHealth {
+    pub name: String,
+    /// The backlog the broker told, or why the probe failed (not started, timed out, the
+    /// broker's error).
+    pub result: Result<Backlog, String>,
+    pub latency: Duration,
+}
+
+impl IntakeHealth {
+    /// Probes every subscription, each within `timeout`.
+    pub async fn probe(&self, timeout: Duration) -> Vec<SubscriptionHealth> {
+        let probers = self
+            .probers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let mut out = Vec::with_capacity(probers.len());
+        for (name, prober) in probers {
+            let began = Instant::now();
+            let result = match prober {
+                None => Err("the subscription is not running".to_owned()),
+                Some(p) => match tokio::time::timeout(timeout, p.backlog()).await {
+                    Ok(Ok(b)) => Ok(b),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
+                },
+            };
+            out.push(SubscriptionHealth {
+                name,
+                result,
+                latency: began.elapsed(),
+            });
+        }
+        out
+    }
+
+    fn opened(&self, index: usize, prober: Arc<dyn Prober>) {
+        let mut probers = self.probers.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(slot) = probers.get_mut(index) {
+            slot.1 = Some(prober);
+        }
+    }
 }
 
 impl Intake {
@@ -123,15 +178,30 @@ impl Intake {
         subscriptions: Vec<Subscription>,
         instances: Vec<InstanceConfig>,
     ) -> Result<Intake, IntakeError> {
-        let routes = subscriptions
+        let routes: Vec<Arc<Route>> = subscriptions
             .into_iter()
             .map(|s| Route::new(s).map(Arc::new))
             .collect::<Result<_, _>>()?;
+        let health = IntakeHealth::default();
+        *health
+            .probers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = routes
+            .iter()
+            .map(|r| (r.subscription.name.clone(), None))
+            .collect();
         Ok(Intake {
             engine,
             routes,
             instances,
+            health,
         })
+    }
+
+    /// Returns the handle that probes the subscriptions (each with its backlog) while the
+    /// intake runs.
+    pub fn health(&self) -> IntakeHealth {
+        self.health.clone()
     }
 
     /// Opens every subscription's source, then consumes them until `shutdown` fires; the
@@ -149,7 +219,9 @@ impl Intake {
                     key: "connector",
                     problem: format!("no connector instance named {:?}", sub.connector),
                 })?;
-            sources.push(intake::open(sub, instance).await?);
+            let source = intake::open(sub, instance).await?;
+            self.health.opened(sources.len(), source.prober());
+            sources.push(source);
         }
         let mut tasks = JoinSet::new();
         for (route, source) in self.routes.iter().zip(sources) {

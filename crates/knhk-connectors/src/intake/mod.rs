@@ -11,6 +11,7 @@ mod nats;
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 pub use config::{
     Action, DEFAULT_PREFETCH, MAX_PREFETCH, SourceSpec, Subscription, SubscriptionError,
@@ -134,6 +135,20 @@ pub trait Source: Send + Sync + fmt::Debug {
     async fn next(&mut self) -> Result<Option<Received>, SourceError>;
 
     /// Asks the broker for the backlog: a real round trip, so also a probe.
+    async fn backlog(&self) -> Result<Backlog, SourceError> {
+        self.prober().backlog().await
+    }
+
+    /// Returns what probes the source's broker apart from the stream of messages, so that a
+    /// health check can ask while the source is being consumed.
+    fn prober(&self) -> Arc<dyn Prober>;
+}
+
+/// Probes one subscription's broker: a round trip that says the backlog where the broker
+/// tells it.
+#[async_trait::async_trait]
+pub trait Prober: Send + Sync + fmt::Debug {
+    /// Asks the broker for the backlog.
     async fn backlog(&self) -> Result<Backlog, SourceError>;
 }
 

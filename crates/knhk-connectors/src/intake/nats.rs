@@ -2,13 +2,14 @@
 //! consumer with explicit acknowledgement and at most `prefetch` messages unacknowledged.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use async_nats::jetstream::consumer::{AckPolicy, PullConsumer, pull};
 use async_nats::jetstream::message::Acker;
 use async_nats::{Client, HeaderMap};
 use futures_util::StreamExt;
 
-use super::{Backlog, REASON_HEADER, Received, SUBSCRIPTION_HEADER, Settle, SourceError};
+use super::{Backlog, Prober, REASON_HEADER, Received, SUBSCRIPTION_HEADER, Settle, SourceError};
 use crate::intake::config::{SourceSpec, Subscription};
 
 /// The header by which a NATS publisher names its message (JetStream deduplicates by it).
@@ -20,15 +21,13 @@ pub struct NatsSource {
     client: Client,
     dead_letter: Option<String>,
     inner: Inner,
+    prober: Arc<NatsProber>,
 }
 
 enum Inner {
     Core(async_nats::Subscriber),
-    JetStream {
-        // Boxed: the consumer and its pull stream are large, and a source holds one variant.
-        consumer: Box<PullConsumer>,
-        messages: Box<async_nats::jetstream::consumer::pull::Stream>,
-    },
+    // Boxed: the pull stream is large, and a source holds one variant.
+    JetStream(Box<async_nats::jetstream::consumer::pull::Stream>),
 }
 
 impl std::fmt::Debug for NatsSource {
@@ -54,6 +53,7 @@ impl NatsSource {
             .connect(url)
             .await
             .map_err(|e| broker("connecting to NATS", &e))?;
+        let mut probed = None;
         let inner = match &subscription.source {
             SourceSpec::NatsSubject {
                 subject,
@@ -89,10 +89,8 @@ impl NatsSource {
                     .messages()
                     .await
                     .map_err(|e| broker("pulling from the consumer", &e))?;
-                Inner::JetStream {
-                    consumer: Box::new(consumer),
-                    messages: Box::new(messages),
-                }
+                probed = Some(Box::new(consumer));
+                Inner::JetStream(Box::new(messages))
             }
             other => {
                 return Err(SourceError::Unsupported {
@@ -103,6 +101,11 @@ impl NatsSource {
         };
         Ok(NatsSource {
             name: subscription.name.clone(),
+            prober: Arc::new(NatsProber {
+                name: subscription.name.clone(),
+                client: client.clone(),
+                consumer: probed,
+            }),
             client,
             dead_letter: subscription.dead_letter.clone(),
             inner,
@@ -150,7 +153,7 @@ impl super::Source for NatsSource {
                     settle,
                 )))
             }
-            Inner::JetStream { messages, .. } => {
+            Inner::JetStream(messages) => {
                 let Some(m) = messages.next().await else {
                     return Ok(None);
                 };
@@ -177,28 +180,42 @@ impl super::Source for NatsSource {
         }
     }
 
+    fn prober(&self) -> Arc<dyn Prober> {
+        Arc::clone(&self.prober) as Arc<dyn Prober>
+    }
+}
+
+/// Probes a NATS source: a flush on a core subject (core NATS keeps no backlog), the
+/// consumer's info on JetStream.
+#[derive(Debug)]
+struct NatsProber {
+    name: String,
+    client: Client,
+    consumer: Option<Box<PullConsumer>>,
+}
+
+#[async_trait::async_trait]
+impl Prober for NatsProber {
     async fn backlog(&self) -> Result<Backlog, SourceError> {
-        match &self.inner {
-            Inner::Core(_) => {
-                // Core NATS keeps no backlog; a flush is the round trip that proves the
-                // connection.
-                self.client.flush().await.map_err(|e| SourceError::Broker {
-                    subscription: self.name.clone(),
-                    problem: format!("probing: {e}"),
-                })?;
-                Ok(Backlog::default())
-            }
-            Inner::JetStream { consumer, .. } => {
-                let info = consumer.get_info().await.map_err(|e| SourceError::Broker {
-                    subscription: self.name.clone(),
-                    problem: format!("consumer info: {e}"),
-                })?;
-                Ok(Backlog {
-                    pending: Some(info.num_pending),
-                    unacknowledged: Some(info.num_ack_pending as u64),
-                })
-            }
-        }
+        let fault = |what: &str, e: &dyn std::fmt::Display| SourceError::Broker {
+            subscription: self.name.clone(),
+            problem: format!("{what}: {e}"),
+        };
+        let Some(consumer) = &self.consumer else {
+            self.client
+                .flush()
+                .await
+                .map_err(|e| fault("probing", &e))?;
+            return Ok(Backlog::default());
+        };
+        let info = consumer
+            .get_info()
+            .await
+            .map_err(|e| fault("consumer info", &e))?;
+        Ok(Backlog {
+            pending: Some(info.num_pending),
+            unacknowledged: Some(info.num_ack_pending as u64),
+        })
     }
 }
 

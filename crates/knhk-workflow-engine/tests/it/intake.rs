@@ -503,3 +503,28 @@ fn an_expression_that_does_not_compile_is_refused_at_start_naming_its_key() {
         .to_string();
     assert!(err.starts_with("subscriptions[0].mapping: "), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_health_probe_answers_for_each_subscription_once_it_runs() {
+    let engine = memory_engine();
+    let subs = subscriptions(json!([
+        {"connector": "bus", "subject": format!("knhk.test.health.{}", suffix()), "start": "W"},
+    ]));
+    let intake = Intake::new(engine.clone(), subs, instances()).unwrap();
+    let health = intake.health();
+    let before = health.probe(Duration::from_secs(2)).await;
+    assert_eq!(before.len(), 1);
+    assert_eq!(
+        before[0].result,
+        Err("the subscription is not running".to_owned())
+    );
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(intake.run(shutdown.clone()));
+    eventually("the probe answers", || async {
+        health.probe(Duration::from_secs(2)).await[0].result
+            == Ok(knhk_connectors::intake::Backlog::default())
+    })
+    .await;
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
+}
