@@ -121,8 +121,11 @@ pub struct Intake {
 #[derive(Clone, Debug, Default)]
 pub struct IntakeHealth {
     /// Each subscription's name, and its prober once its source is open.
-    probers: Arc<Mutex<Vec<(String, Option<Arc<dyn Prober>>)>>>,
+    probers: Arc<Mutex<Vec<Probed>>>,
 }
+
+/// A subscription's name, and its prober once its source is open.
+type Probed = (String, Option<Arc<dyn Prober>>);
 
 /// What a probe of one subscription found.
 #[derive(Clone, Debug, PartialEq, Eq)]
