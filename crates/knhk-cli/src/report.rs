@@ -918,7 +918,7 @@ mod tests {
         let kinds = one_of_each();
         let names: std::collections::HashSet<&str> = kinds.iter().map(EventKind::name).collect();
         assert_eq!(names.len(), kinds.len(), "a kind is listed twice");
-        assert_eq!(kinds.len(), 32, "one event of every kind");
+        assert_eq!(kinds.len(), 34, "one event of every kind");
         let short = Style {
             since: Some(Timestamp(0)),
             short_ids: true,
