@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::config::{ConfigError, InstanceConfig};
 use crate::connector::Connector;
 use crate::http::HttpConnector;
+use crate::kafka::KafkaConnector;
 
 /// The kinds a table may name in `kind`.
 pub const KINDS: [&str; 8] = [
@@ -24,6 +25,7 @@ pub const KINDS: [&str; 8] = [
 pub fn build(config: &InstanceConfig) -> Result<Arc<dyn Connector>, ConfigError> {
     match config.kind.as_str() {
         "http" => Ok(Arc::new(HttpConnector::from_config(config)?)),
+        "kafka" => Ok(Arc::new(KafkaConnector::from_config(config)?)),
         other if KINDS.contains(&other) => Err(ConfigError {
             instance: config.name.clone(),
             key: "kind".to_owned(),
