@@ -7,6 +7,7 @@ use crate::config::{ConfigError, InstanceConfig};
 use crate::connector::Connector;
 use crate::http::HttpConnector;
 use crate::kafka::KafkaConnector;
+use crate::salesforce::SalesforceConnector;
 
 /// The kinds a table may name in `kind`.
 pub const KINDS: [&str; 8] = [
@@ -26,6 +27,7 @@ pub fn build(config: &InstanceConfig) -> Result<Arc<dyn Connector>, ConfigError>
     match config.kind.as_str() {
         "http" => Ok(Arc::new(HttpConnector::from_config(config)?)),
         "kafka" => Ok(Arc::new(KafkaConnector::from_config(config)?)),
+        "salesforce" => Ok(Arc::new(SalesforceConnector::from_config(config)?)),
         other if KINDS.contains(&other) => Err(ConfigError {
             instance: config.name.clone(),
             key: "kind".to_owned(),

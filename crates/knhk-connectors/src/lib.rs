@@ -41,6 +41,7 @@ pub mod kinds;
 pub mod pool;
 mod registry;
 mod retry;
+mod salesforce;
 mod settings;
 
 pub use breaker::BreakerPolicy;
@@ -51,4 +52,5 @@ pub use kafka::KafkaConnector;
 pub use pool::{Pool, PoolConfig, PoolStatus};
 pub use registry::{Answer, CallFailure, FailedAttempt, InstanceHealth, Registry};
 pub use retry::RetryPolicy;
+pub use salesforce::SalesforceConnector;
 pub use settings::{BindingError, Cause, SettingsError};

@@ -184,7 +184,10 @@ mod tests {
 
     #[test]
     fn unknown_topics_and_large_records_are_permanent() {
-        let e = classify("events", &server(ProtocolError::UnknownTopicOrPartition).into());
+        let e = classify(
+            "events",
+            &server(ProtocolError::UnknownTopicOrPartition).into(),
+        );
         assert_eq!(
             e,
             CallError::Permanent(

@@ -73,11 +73,12 @@ impl KafkaConnector {
             client_id,
             backoff,
         };
-        let pool = Pool::new(&config.name, manager, config.pool).map_err(|problem| ConfigError {
-            instance: config.name.clone(),
-            key: "pool".to_owned(),
-            problem,
-        })?;
+        let pool =
+            Pool::new(&config.name, manager, config.pool).map_err(|problem| ConfigError {
+                instance: config.name.clone(),
+                key: "pool".to_owned(),
+                problem,
+            })?;
         Ok(KafkaConnector {
             name: config.name.clone(),
             pool: Arc::new(pool),
@@ -170,7 +171,8 @@ impl Manager for KafkaManager {
     type Error = KafkaError;
 
     async fn create(&self) -> Result<KafkaConnection, KafkaError> {
-        let mut builder = ClientBuilder::new(self.brokers.clone()).backoff_config(self.backoff.clone());
+        let mut builder =
+            ClientBuilder::new(self.brokers.clone()).backoff_config(self.backoff.clone());
         if let Some(id) = &self.client_id {
             builder = builder.client_id(id.as_str());
         }
@@ -311,7 +313,10 @@ impl Binding for KafkaBinding {
                 return Err(e);
             }
         };
-        let offsets = match client.produce(vec![record], Compression::NoCompression).await {
+        let offsets = match client
+            .produce(vec![record], Compression::NoCompression)
+            .await
+        {
             Ok(offsets) => offsets,
             Err(e) => {
                 conn.forget(topic);

@@ -39,7 +39,9 @@ impl std::fmt::Debug for KeyExpression {
 struct Invalid(String);
 
 impl KafkaSettings {
-    pub(super) fn parse(settings: &BTreeMap<String, String>) -> Result<KafkaSettings, SettingsError> {
+    pub(super) fn parse(
+        settings: &BTreeMap<String, String>,
+    ) -> Result<KafkaSettings, SettingsError> {
         let mut topic = None;
         let mut key = None;
         let mut partition = None;
@@ -195,10 +197,8 @@ fn to_cel(value: &Value) -> Cel {
         Value::String(s) => Cel::String(Arc::new(s.clone())),
         Value::Array(items) => Cel::List(Arc::new(items.iter().map(to_cel).collect())),
         Value::Object(fields) => {
-            let map: std::collections::HashMap<String, Cel> = fields
-                .iter()
-                .map(|(k, v)| (k.clone(), to_cel(v)))
-                .collect();
+            let map: std::collections::HashMap<String, Cel> =
+                fields.iter().map(|(k, v)| (k.clone(), to_cel(v))).collect();
             Cel::Map(map.into())
         }
     }
@@ -257,7 +257,10 @@ mod tests {
             ("foobar", -790_332_482),
             ("a-little-bit-long-string", -985_981_536),
             ("a-little-bit-longer-string", -1_486_304_829),
-            ("lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58_897_971),
+            (
+                "lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8",
+                -58_897_971,
+            ),
             ("abc", 479_470_107),
         ];
         for (input, expected) in cases {

@@ -1,0 +1,487 @@
+//! The `salesforce` connector: the Salesforce REST API (create, update, upsert of sObjects, SOQL
+//! queries) over reqwest, authenticated by the OAuth 2.0 client-credentials flow.
+//!
+//! reqwest's own connection pool is the instance's pool: `pool.max_size` idle connections kept
+//! per host, closed after `pool.idle_timeout_ms`, `pool.acquire_timeout_ms` to connect.
+
+mod auth;
+mod settings;
+mod template;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use reqwest::header::{AUTHORIZATION, HeaderValue};
+use reqwest::{Method, StatusCode, Url};
+use serde_json::{Map, Value, json};
+
+use crate::config::{ConfigError, InstanceConfig, Secret};
+use crate::connector::{Binding, CallError, CallRequest, Connector, Probe};
+use crate::settings::SettingsError;
+use auth::{Auth, Token};
+use settings::Operation;
+
+/// The API version used unless `api_version` says otherwise.
+pub const DEFAULT_API_VERSION: &str = "v60.0";
+
+/// The largest response body taken: a query's page of records is at most a few megabytes.
+const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+/// The longest excerpt of an unexpected error body, in characters.
+const EXCERPT_CHARS: usize = 300;
+
+/// Calls the Salesforce REST API; see the crate documentation for its keys and settings.
+#[derive(Debug)]
+pub struct SalesforceConnector {
+    name: String,
+    client: reqwest::Client,
+    auth: Arc<Auth>,
+    api_version: String,
+}
+
+impl SalesforceConnector {
+    /// Creates an instance from its `[connectors.NAME]` table (`instance_url`, `login_url`,
+    /// `client_id`, `client_secret` or `client_secret_env`, `api_version`, `pool.*`). No
+    /// token is asked for until a call or a probe needs one.
+    pub fn from_config(config: &InstanceConfig) -> Result<SalesforceConnector, ConfigError> {
+        let mut keys = config.keys();
+        let mut url = |key: &str| -> Result<Option<Url>, ConfigError> {
+            let Some(text) = keys.string(key)? else {
+                return Ok(None);
+            };
+            let url = Url::parse(&text).map_err(|e| keys.fault(key, format!("not a URL: {e}")))?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(keys.fault(key, "must be an https (or http) URL"));
+            }
+            Ok(Some(url))
+        };
+        let instance_url = url("instance_url")?;
+        let login_url = url("login_url")?;
+        let login_url = match (login_url, &instance_url) {
+            (Some(login), _) => login,
+            (None, Some(instance)) => instance.clone(),
+            (None, None) => {
+                return Err(keys.fault("instance_url", "missing (give instance_url or login_url)"));
+            }
+        };
+        let client_id = keys.required("client_id")?;
+        let client_secret = keys
+            .secret("client_secret")?
+            .ok_or_else(|| keys.fault("client_secret", "missing (or client_secret_env)"))?;
+        let api_version = match keys.string("api_version")? {
+            None => DEFAULT_API_VERSION.to_owned(),
+            Some(v) => parse_version(&v).map_err(|why| keys.fault("api_version", why))?,
+        };
+        keys.finish()?;
+        let mut builder = reqwest::Client::builder()
+            .user_agent(concat!("knhk/", env!("CARGO_PKG_VERSION")))
+            .pool_max_idle_per_host(config.pool.max_size)
+            .pool_idle_timeout(config.pool.idle_timeout)
+            .connect_timeout(config.pool.acquire_timeout);
+        if config.pool.idle_timeout.is_none() {
+            builder = builder.pool_idle_timeout(None);
+        }
+        let client = builder.build().map_err(|e| ConfigError {
+            instance: config.name.clone(),
+            key: "kind".to_owned(),
+            problem: format!("cannot build the http client: {}", chain(&e)),
+        })?;
+        let auth = Auth::new(
+            config.name.clone(),
+            login_url,
+            instance_url,
+            client_id,
+            client_secret,
+        );
+        Ok(SalesforceConnector {
+            name: config.name.clone(),
+            client,
+            auth: Arc::new(auth),
+            api_version,
+        })
+    }
+}
+
+/// Accepts `v60.0` or `60.0`, giving `v60.0`.
+fn parse_version(text: &str) -> Result<String, String> {
+    let bare = text.strip_prefix('v').unwrap_or(text);
+    let ok = bare.split_once('.').is_some_and(|(major, minor)| {
+        !major.is_empty()
+            && !minor.is_empty()
+            && major
+                .chars()
+                .chain(minor.chars())
+                .all(|c| c.is_ascii_digit())
+    });
+    if ok {
+        Ok(format!("v{bare}"))
+    } else {
+        Err(format!("`{text}` is not an API version such as v60.0"))
+    }
+}
+
+#[async_trait]
+impl Connector for SalesforceConnector {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> &str {
+        "salesforce"
+    }
+
+    fn prepare(
+        &self,
+        settings: &BTreeMap<String, String>,
+    ) -> Result<Arc<dyn Binding>, SettingsError> {
+        Ok(Arc::new(SalesforceBinding {
+            api: Api {
+                client: self.client.clone(),
+                auth: Arc::clone(&self.auth),
+                api_version: self.api_version.clone(),
+            },
+            operation: Operation::parse(settings)?,
+        }))
+    }
+
+    /// Gets a token (or uses the cached one) and lists the API versions the instance offers.
+    async fn probe(&self) -> Result<Probe, CallError> {
+        let api = Api {
+            client: self.client.clone(),
+            auth: Arc::clone(&self.auth),
+            api_version: self.api_version.clone(),
+        };
+        let timeout = Duration::from_secs(30);
+        let versions = api
+            .send(
+                Method::GET,
+                &["services", "data", ""],
+                None,
+                None,
+                None,
+                timeout,
+            )
+            .await?;
+        let latest = versions
+            .get("response")
+            .and_then(Value::as_array)
+            .and_then(|all| all.last())
+            .and_then(|v| v.get("version"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let detail = match latest {
+            Some(latest) => format!("API versions up to v{latest}; using {}", self.api_version),
+            None => format!("using {}", self.api_version),
+        };
+        Ok(Probe {
+            detail: Some(detail),
+        })
+    }
+}
+
+/// What every call of an instance needs: the client, the credentials and the API version.
+#[derive(Debug)]
+struct Api {
+    client: reqwest::Client,
+    auth: Arc<Auth>,
+    api_version: String,
+}
+
+/// One task's operation with the instance's client and token.
+#[derive(Debug)]
+struct SalesforceBinding {
+    api: Api,
+    operation: Operation,
+}
+
+#[async_trait]
+impl Binding for SalesforceBinding {
+    async fn call(&self, req: CallRequest) -> Result<Value, CallError> {
+        let key = req.idempotency_key.as_str();
+        let v = self.api.api_version.as_str();
+        // The record an update names, which its 204 answer does not repeat.
+        let mut updated = None;
+        let (method, path, soql, body) = match &self.operation {
+            Operation::Create { sobject } => {
+                let path = vec!["services", "data", v, "sobjects", sobject, ""];
+                (
+                    Method::POST,
+                    owned(&path),
+                    None,
+                    Some(fields(&req.input, &[])?),
+                )
+            }
+            Operation::CreateOnce { sobject, field } => {
+                let path = vec!["services", "data", v, "sobjects", sobject, field, key];
+                (
+                    Method::PATCH,
+                    owned(&path),
+                    None,
+                    Some(fields(&req.input, &[field])?),
+                )
+            }
+            Operation::Update { sobject, id } => {
+                let record = id.render_id(&req.input, key)?;
+                let named: Vec<&str> = id.fields().collect();
+                let body = fields(&req.input, &named)?;
+                let path = owned(&["services", "data", v, "sobjects", sobject, &record]);
+                updated = Some(record);
+                (Method::PATCH, path, None, Some(body))
+            }
+            Operation::Upsert { sobject, field, id } => {
+                let value = id.render_id(&req.input, key)?;
+                let named: Vec<&str> = id.fields().collect();
+                let body = fields(&req.input, &named)?;
+                let path = owned(&["services", "data", v, "sobjects", sobject, field, &value]);
+                (Method::PATCH, path, None, Some(body))
+            }
+            Operation::Query { soql } => {
+                let q = soql.render_soql(&req.input, key)?;
+                (
+                    Method::GET,
+                    owned(&["services", "data", v, "query"]),
+                    Some(q),
+                    None,
+                )
+            }
+        };
+        let path: Vec<&str> = path.iter().map(String::as_str).collect();
+        let mut output = self
+            .api
+            .send(method, &path, soql.as_deref(), body, Some(key), req.timeout)
+            .await?;
+        if let (Some(record), Value::Object(o)) = (updated, &mut output) {
+            o.entry("id").or_insert(Value::String(record));
+        }
+        Ok(output)
+    }
+}
+
+fn owned(path: &[&str]) -> Vec<String> {
+    path.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// The record's fields: the input object without the fields that said which record it is.
+fn fields(input: &Value, without: &[&str]) -> Result<Value, CallError> {
+    let Value::Object(fields) = input else {
+        return Err(CallError::Permanent(
+            "the input is not a JSON object of record fields".to_owned(),
+        ));
+    };
+    let kept: Map<String, Value> = fields
+        .iter()
+        .filter(|(k, _)| !without.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    Ok(Value::Object(kept))
+}
+
+impl Api {
+    /// Sends one request of the REST API with the cached token; on a 401 it gets a new token
+    /// and sends the request once more, within the same attempt.
+    async fn send(
+        &self,
+        method: Method,
+        path: &[&str],
+        soql: Option<&str>,
+        body: Option<Value>,
+        idempotency_key: Option<&str>,
+        timeout: Duration,
+    ) -> Result<Value, CallError> {
+        let instance = &self.auth.instance;
+        let scrub = |e: CallError| self.scrub(e);
+        let mut token = self.auth.token(&self.client, timeout).await?;
+        let mut refreshed = false;
+        loop {
+            let request = self
+                .request(
+                    &token,
+                    method.clone(),
+                    path,
+                    soql,
+                    body.as_ref(),
+                    idempotency_key,
+                )
+                .map_err(scrub)?
+                .timeout(timeout);
+            let response = request
+                .send()
+                .await
+                .map_err(|e| scrub(about(instance, transport_error(e, timeout))))?;
+            let status = response.status();
+            if status == StatusCode::UNAUTHORIZED && !refreshed {
+                // The session expired or was revoked: one new token, one more try.
+                token = self.auth.refresh(&self.client, timeout, &token).await?;
+                refreshed = true;
+                continue;
+            }
+            if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+                // Retried attempts are recorded in the case history by their status line.
+                return Err(about(instance, CallError::Retryable(status.to_string())));
+            }
+            let body = read_limited(response, timeout)
+                .await
+                .map_err(|e| scrub(about(instance, e)))?;
+            if !status.is_success() {
+                let why = describe_refusal(status, &body);
+                return Err(scrub(about(instance, CallError::Permanent(why))));
+            }
+            return Ok(output_from_body(&body));
+        }
+    }
+
+    fn request(
+        &self,
+        token: &Token,
+        method: Method,
+        path: &[&str],
+        soql: Option<&str>,
+        body: Option<&Value>,
+        idempotency_key: Option<&str>,
+    ) -> Result<reqwest::RequestBuilder, CallError> {
+        let mut url = token.instance_url.clone();
+        url.path_segments_mut()
+            .map_err(|()| {
+                CallError::Permanent(format!("{} cannot take a path", token.instance_url))
+            })?
+            .clear()
+            .extend(path);
+        if let Some(q) = soql {
+            url.query_pairs_mut().append_pair("q", q);
+        }
+        let mut bearer = HeaderValue::from_str(&format!("Bearer {}", token.access.expose()))
+            .map_err(|_| {
+                CallError::Permanent("the access token is not a valid header".to_owned())
+            })?;
+        bearer.set_sensitive(true);
+        let mut request = self
+            .client
+            .request(method, url)
+            .header(AUTHORIZATION, bearer)
+            .header("accept", "application/json");
+        if let Some(key) = idempotency_key {
+            // Salesforce ignores headers it does not know: this one is for proxies and logs;
+            // `idempotency_field` is what makes a create idempotent.
+            request = request.header("idempotency-key", key);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        Ok(request)
+    }
+
+    /// Keeps the client secret out of a message, whatever a server echoed.
+    fn scrub(&self, error: CallError) -> CallError {
+        let secret: &Secret = &self.auth.client_secret;
+        let clean = |m: String| match secret.expose() {
+            "" => m,
+            s => m.replace(s, "***"),
+        };
+        match error {
+            CallError::Retryable(m) => CallError::Retryable(clean(m)),
+            CallError::Permanent(m) => CallError::Permanent(clean(m)),
+        }
+    }
+}
+
+/// Prefixes an error with the instance's name.
+fn about(instance: &str, error: CallError) -> CallError {
+    match error {
+        CallError::Retryable(m) => CallError::Retryable(format!("salesforce {instance}: {m}")),
+        CallError::Permanent(m) => CallError::Permanent(format!("salesforce {instance}: {m}")),
+    }
+}
+
+/// Turns a 2xx body into the task's output, always a JSON object: an empty body (204) is `{}`,
+/// a JSON array (the versions list) `{"response": [...]}`.
+fn output_from_body(body: &[u8]) -> Value {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return json!({});
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(object)) => Value::Object(object),
+        Ok(other) => json!({ "response": other }),
+        Err(_) => json!({ "body": String::from_utf8_lossy(body) }),
+    }
+}
+
+/// Says why Salesforce refused a request: its `[{"message", "errorCode"}]` body, an OAuth
+/// `{"error", "error_description"}`, or an excerpt of whatever else it sent.
+pub(super) fn describe_refusal(status: StatusCode, body: &[u8]) -> String {
+    let parsed: Option<Value> = serde_json::from_slice(body).ok();
+    let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+    let reasons: Vec<String> = match &parsed {
+        Some(Value::Array(errors)) => errors
+            .iter()
+            .filter_map(|e| match (text(e, "errorCode"), text(e, "message")) {
+                (Some(code), Some(message)) => Some(format!("{code}: {message}")),
+                (Some(one), None) | (None, Some(one)) => Some(one),
+                (None, None) => None,
+            })
+            .collect(),
+        Some(o @ Value::Object(_)) => match (text(o, "error"), text(o, "error_description")) {
+            (Some(code), Some(message)) => vec![format!("{code}: {message}")],
+            (Some(code), None) => vec![code],
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    };
+    if !reasons.is_empty() {
+        return format!("{status}: {}", reasons.join("; "));
+    }
+    let body = String::from_utf8_lossy(body);
+    let body = body.trim();
+    if body.is_empty() {
+        return status.to_string();
+    }
+    let mut excerpt: String = body.chars().take(EXCERPT_CHARS).collect();
+    if body.chars().nth(EXCERPT_CHARS).is_some() {
+        excerpt.push('…');
+    }
+    format!("{status}: {excerpt}")
+}
+
+/// Reads a whole body of at most [`MAX_RESPONSE_BYTES`].
+async fn read_limited(
+    mut response: reqwest::Response,
+    timeout: Duration,
+) -> Result<Vec<u8>, CallError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| transport_error(e, timeout))?
+    {
+        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+            return Err(CallError::Permanent(format!(
+                "the response is larger than {MAX_RESPONSE_BYTES} bytes"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Turns a transport error into a retryable error (a builder error into a permanent one),
+/// leaving the URL out: a query's URL carries the input's values.
+pub(super) fn transport_error(error: reqwest::Error, timeout: Duration) -> CallError {
+    if error.is_timeout() {
+        return CallError::Retryable(format!("timed out after {timeout:?}"));
+    }
+    if error.is_builder() {
+        return CallError::Permanent(chain(&error.without_url()));
+    }
+    CallError::Retryable(chain(&error.without_url()))
+}
+
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
