@@ -6,6 +6,7 @@ mod http;
 mod http_settings;
 mod registry;
 mod retry;
+mod salesforce;
 mod server;
 
 use std::collections::BTreeMap;
