@@ -116,15 +116,19 @@ fn describe(error: &Error) -> String {
                 _ => format!("{about}: the broker answered {code}"),
             }
         }
-        Error::RetryFailed(BackoffError::DeadlineExceded { deadline, source }) => {
-            let last = match source.downcast_ref::<Error>() {
-                Some(e) => describe(e),
-                None => chain(source.as_ref()),
-            };
-            format!("still failing after retries for {deadline:?}: {last}")
-        }
+        Error::RetryFailed(e) | Error::Connection(ConnectionError::RetryFailed(e)) => gave_up(e),
         other => chain(other),
     }
+}
+
+/// Says what rskafka's own retries ended on.
+fn gave_up(error: &BackoffError) -> String {
+    let BackoffError::DeadlineExceded { deadline, source } = error;
+    let last = match source.downcast_ref::<Error>() {
+        Some(e) => describe(e),
+        None => chain(source.as_ref()),
+    };
+    format!("still failing after retries for {deadline:?}: {last}")
 }
 
 /// Names a broker error code as Kafka's documentation does (`UNKNOWN_TOPIC_OR_PARTITION`).
