@@ -10,6 +10,9 @@
 //!   breaker ([`BreakerPolicy`]): after repeated retryable failures its attempts fail at once for a
 //!   cooldown, then one trial call decides whether it closes again.
 //! - [`HttpConnector`] (name `http`) is the built-in connector.
+//! - [`KafkaConnector`] (kind `kafka`) produces records with rskafka, and
+//!   [`SalesforceConnector`] (kind `salesforce`) calls the Salesforce REST API; the README
+//!   documents their keys and settings.
 //! - Named instances come from the config file's `[connectors.NAME]` tables
 //!   ([`InstanceConfig`], built by [`kinds::build`]); each owns a [`Pool`] of connections.
 //!

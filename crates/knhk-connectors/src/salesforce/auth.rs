@@ -132,7 +132,7 @@ impl Auth {
         let given = answer.get("instance_url").and_then(|u| u.as_str());
         let instance_url = match (&self.instance_url, given) {
             (Some(configured), _) => configured.clone(),
-            (None, Some(given)) => Url::parse(&given).map_err(|e| {
+            (None, Some(given)) => Url::parse(given).map_err(|e| {
                 self.about_token(CallError::Permanent(format!(
                     "the token response's instance_url is not a URL: {e}"
                 )))
