@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::{StatusCode, Url};
 use tokio::sync::Mutex;
 
-use super::{describe_refusal, transport_error};
+use super::response::{describe_refusal, transport_error};
 use crate::config::Secret;
 use crate::connector::CallError;
 
