@@ -490,6 +490,10 @@ async fn an_unknown_topic_fails_permanently() {
         .unwrap_err();
     assert_eq!(failure.attempts, 1, "{}", failure.error);
     assert!(!failure.error.is_retryable());
+    assert_eq!(
+        failure.error.to_string(),
+        format!("kafka events: topic {missing}: the broker answered UNKNOWN_TOPIC_OR_PARTITION")
+    );
 }
 
 #[tokio::test]
