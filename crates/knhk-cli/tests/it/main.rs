@@ -15,6 +15,7 @@ mod inputs;
 mod limits;
 mod multinode;
 mod nodes;
+mod outage;
 mod postgres;
 mod run;
 mod serve;
