@@ -2,8 +2,12 @@
 //! registry's retry loop on the paused clock, and the retry policy.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod amqp;
+mod brokers;
 mod http;
 mod http_settings;
+mod mqtt;
+mod nats;
 mod registry;
 mod retry;
 mod server;
