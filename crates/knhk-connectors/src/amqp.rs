@@ -353,16 +353,6 @@ fn amqp_error(what: &str, e: &lapin::Error) -> CallError {
     let message = format!("amqp: {what}: {e}");
     match e.kind() {
         ErrorKind::ProtocolError(_) if e.is_amqp_soft_error() => CallError::Permanent(message),
-        ErrorKind::InvalidChannelState(..) if is_channel_refusal(e) => {
-            CallError::Permanent(message)
-        }
         _ => CallError::Retryable(message),
     }
-}
-
-/// Tells whether a channel-state error reports the broker's closing of the channel for a soft
-/// error (lapin reports the publish on a channel the broker closed this way).
-fn is_channel_refusal(e: &lapin::Error) -> bool {
-    let text = e.to_string();
-    text.contains("NOT_FOUND") || text.contains("ACCESS_REFUSED")
 }
