@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
+use crate::amqp::AmqpConnector;
 use crate::config::{ConfigError, InstanceConfig};
 use crate::connector::Connector;
-use crate::amqp::AmqpConnector;
 use crate::http::HttpConnector;
 use crate::mqtt::MqttConnector;
 use crate::nats::NatsConnector;

@@ -183,15 +183,27 @@ impl Drop for MqttConnection {
 
 /// Runs a connection's event loop, reporting what a publishing call waits for, until it fails.
 /// It does not reconnect: the pool replaces a lost connection.
-async fn drive(mut events: EventLoop, reports: mpsc::UnboundedSender<Report>, alive: Arc<AtomicBool>) {
+async fn drive(
+    mut events: EventLoop,
+    reports: mpsc::UnboundedSender<Report>,
+    alive: Arc<AtomicBool>,
+) {
     loop {
         let report = match events.poll().await {
             Ok(Event::Outgoing(Outgoing::Publish(pkid))) => Report::Sent(pkid),
             Ok(Event::Incoming(Packet::PubAck(ack))) => Report::Acked(ack.pkid, puback(ack.reason)),
-            Ok(Event::Incoming(Packet::PubRec(rec))) if rec.reason != PubRecReason::Success
-                && rec.reason != PubRecReason::NoMatchingSubscribers =>
+            Ok(Event::Incoming(Packet::PubRec(rec)))
+                if rec.reason != PubRecReason::Success
+                    && rec.reason != PubRecReason::NoMatchingSubscribers =>
             {
-                Report::Acked(rec.pkid, refusal(&format!("{:?}", rec.reason), rec.reason == PubRecReason::QuotaExceeded || rec.reason == PubRecReason::UnspecifiedError))
+                Report::Acked(
+                    rec.pkid,
+                    refusal(
+                        &format!("{:?}", rec.reason),
+                        rec.reason == PubRecReason::QuotaExceeded
+                            || rec.reason == PubRecReason::UnspecifiedError,
+                    ),
+                )
             }
             Ok(Event::Incoming(Packet::PubComp(comp))) => Report::Acked(comp.pkid, Ok(())),
             Ok(Event::Incoming(Packet::Disconnect(d))) => {

@@ -111,7 +111,9 @@ impl NatsEndpoint {
         options = match &self.auth {
             NatsAuth::None => options,
             NatsAuth::Token(t) => options.token(t.expose().to_owned()),
-            NatsAuth::UserPassword(u, p) => options.user_and_password(u.clone(), p.expose().to_owned()),
+            NatsAuth::UserPassword(u, p) => {
+                options.user_and_password(u.clone(), p.expose().to_owned())
+            }
         };
         options
             .connect(self.servers.as_slice())
@@ -264,14 +266,19 @@ impl Mode {
 
 /// Why a subject is refused.
 #[derive(Debug, thiserror::Error)]
-#[error("`{0}` is not a subject to publish to (tokens separated by `.`, no whitespace, no `*` or `>`)")]
+#[error(
+    "`{0}` is not a subject to publish to (tokens separated by `.`, no whitespace, no `*` or `>`)"
+)]
 struct BadSubject(String);
 
 /// Checks that a subject (with its placeholders filled) can be published to.
 fn check_subject(subject: &str) -> Result<(), SettingsError> {
     let bad = subject.is_empty()
         || subject.split('.').any(|token| {
-            token.is_empty() || token == "*" || token == ">" || token.chars().any(char::is_whitespace)
+            token.is_empty()
+                || token == "*"
+                || token == ">"
+                || token.chars().any(char::is_whitespace)
         });
     if bad {
         return Err(SettingsError::malformed(
@@ -317,20 +324,20 @@ impl Binding for NatsBinding {
                     .payload(body.into())
                     .headers(headers)
                     .timeout(Some(req.timeout));
-                let reply = conn
-                    .client
-                    .send_request(subject, request)
-                    .await
-                    .map_err(|e| match e.kind() {
-                        RequestErrorKind::TimedOut | RequestErrorKind::NoResponders => {
-                            CallError::Retryable(format!("nats: request: {e}"))
-                        }
-                        RequestErrorKind::InvalidSubject
-                        | RequestErrorKind::MaxPayloadExceeded => {
-                            CallError::Permanent(format!("nats: request: {e}"))
-                        }
-                        _ => CallError::Retryable(format!("nats: request: {e}")),
-                    })?;
+                let reply =
+                    conn.client
+                        .send_request(subject, request)
+                        .await
+                        .map_err(|e| match e.kind() {
+                            RequestErrorKind::TimedOut | RequestErrorKind::NoResponders => {
+                                CallError::Retryable(format!("nats: request: {e}"))
+                            }
+                            RequestErrorKind::InvalidSubject
+                            | RequestErrorKind::MaxPayloadExceeded => {
+                                CallError::Permanent(format!("nats: request: {e}"))
+                            }
+                            _ => CallError::Retryable(format!("nats: request: {e}")),
+                        })?;
                 Ok(output_from_reply(&reply.payload))
             }
             Mode::JetStream => {

@@ -33,7 +33,11 @@ impl TestQueue {
         let channel = connection.create_channel().await.unwrap();
         let name = format!("knhk-t-{}", unique());
         channel
-            .queue_declare(name.as_str().into(), QueueDeclareOptions::default(), FieldTable::default())
+            .queue_declare(
+                name.as_str().into(),
+                QueueDeclareOptions::default(),
+                FieldTable::default(),
+            )
             .await
             .unwrap();
         TestQueue {
@@ -65,17 +69,32 @@ async fn a_confirmed_publish_carries_the_json_input_and_the_message_id() {
     let c = up(&format!("amqp-{}", unique()));
     let s = settings(&[("exchange", ""), ("routing_key", &q.name)]);
     let input = json!({"order": 7, "lines": ["a", "b"]});
-    let answer = registry(&[c.clone()])
-        .call(c.name(), &s, input.clone(), "case/t/1/1", &policy(1, Duration::from_secs(5)))
+    let answer = registry([c.clone()])
+        .call(
+            c.name(),
+            &s,
+            input.clone(),
+            "case/t/1/1",
+            &policy(1, Duration::from_secs(5)),
+        )
         .await
         .unwrap();
-    assert_eq!(answer.output, json!({"exchange": "", "routing_key": q.name}));
+    assert_eq!(
+        answer.output,
+        json!({"exchange": "", "routing_key": q.name})
+    );
     // The confirm came after the broker queued the message: it is there now.
     let got = q.get().await.expect("the message is in the queue");
-    assert_eq!(serde_json::from_slice::<Value>(&got.delivery.data).unwrap(), input);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&got.delivery.data).unwrap(),
+        input
+    );
     let props = &got.delivery.properties;
     assert_eq!(props.message_id().as_ref().unwrap().as_str(), "case/t/1/1");
-    assert_eq!(props.content_type().as_ref().unwrap().as_str(), "application/json");
+    assert_eq!(
+        props.content_type().as_ref().unwrap().as_str(),
+        "application/json"
+    );
     assert_eq!(*props.delivery_mode(), Some(2));
     q.delete().await;
 }
@@ -85,8 +104,14 @@ async fn persistent_false_sends_transient_messages() {
     let q = TestQueue::new().await;
     let c = up(&format!("amqp-{}", unique()));
     let s = settings(&[("routing_key", &q.name), ("persistent", "false")]);
-    registry(&[c.clone()])
-        .call(c.name(), &s, json!({}), "k", &policy(1, Duration::from_secs(5)))
+    registry([c.clone()])
+        .call(
+            c.name(),
+            &s,
+            json!({}),
+            "k",
+            &policy(1, Duration::from_secs(5)),
+        )
         .await
         .unwrap();
     let got = q.get().await.unwrap();
@@ -98,13 +123,22 @@ async fn persistent_false_sends_transient_messages() {
 async fn an_exchange_that_does_not_exist_fails_permanently_and_the_next_call_works() {
     let sfx = unique();
     let c = up(&format!("amqp-{sfx}"));
-    let missing = settings(&[("exchange", &format!("knhk-none-{sfx}")), ("routing_key", "x")]);
+    let missing = settings(&[
+        ("exchange", &format!("knhk-none-{sfx}")),
+        ("routing_key", "x"),
+    ]);
     brokers::stops_at_permanent(c.clone(), &missing, json!({}), "NOT_FOUND").await;
     // The broker closed that channel; the pool replaces its connection at the next checkout.
     let q = TestQueue::new().await;
     let s = settings(&[("routing_key", &q.name)]);
-    registry(&[c.clone()])
-        .call(c.name(), &s, json!({}), "k", &policy(1, Duration::from_secs(5)))
+    registry([c.clone()])
+        .call(
+            c.name(),
+            &s,
+            json!({}),
+            "k",
+            &policy(1, Duration::from_secs(5)),
+        )
         .await
         .unwrap();
     assert!(q.get().await.is_some());
@@ -124,8 +158,14 @@ async fn a_mandatory_message_that_no_queue_takes_fails_permanently() {
     brokers::stops_at_permanent(c.clone(), &mandatory, json!({}), "returned the message").await;
     // Without `mandatory`, the broker drops it and confirms.
     let dropped = settings(&[("exchange", "amq.direct"), ("routing_key", &unbound)]);
-    registry(&[c.clone()])
-        .call(c.name(), &dropped, json!({}), "k", &policy(1, Duration::from_secs(5)))
+    registry([c.clone()])
+        .call(
+            c.name(),
+            &dropped,
+            json!({}),
+            "k",
+            &policy(1, Duration::from_secs(5)),
+        )
         .await
         .unwrap();
 }
@@ -135,7 +175,13 @@ async fn close_from_server(connection_name: &str) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let pid = loop {
         let out = tokio::process::Command::new("rabbitmqctl")
-            .args(["list_connections", "-q", "--no-table-headers", "pid", "client_properties"])
+            .args([
+                "list_connections",
+                "-q",
+                "--no-table-headers",
+                "pid",
+                "client_properties",
+            ])
             .output()
             .await
             .unwrap();
@@ -144,7 +190,10 @@ async fn close_from_server(connection_name: &str) {
         if let Some(line) = line {
             break line.split('\t').next().unwrap().to_owned();
         }
-        assert!(tokio::time::Instant::now() < deadline, "{connection_name} not listed: {text}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{connection_name} not listed: {text}"
+        );
     };
     let status = tokio::process::Command::new("rabbitmqctl")
         .args(["close_connection", &pid, "closed by a knhk test"])
@@ -167,7 +216,7 @@ async fn a_connection_closed_by_the_server_is_replaced_without_failing_the_task(
     );
     let q = TestQueue::new().await;
     let s = settings(&[("routing_key", &q.name)]);
-    let r = registry(&[c.clone()]);
+    let r = registry([c.clone()]);
     let p = policy(3, Duration::from_secs(5));
     r.call(&name, &s, json!({"n": 1}), "k1", &p).await.unwrap();
     assert_eq!(c.pool_status().created, 1);
@@ -177,12 +226,22 @@ async fn a_connection_closed_by_the_server_is_replaced_without_failing_the_task(
     let answer = r.call(&name, &s, json!({"n": 2}), "k2", &p).await.unwrap();
     // Either the checkout saw the connection closed, or the publish on it failed and was
     // retried: the task did not fail, and a second connection carried the message.
-    assert!(answer.failed_attempts.len() <= 1, "{:?}", answer.failed_attempts);
+    assert!(
+        answer.failed_attempts.len() <= 1,
+        "{:?}",
+        answer.failed_attempts
+    );
     assert_eq!(c.pool_status().created, 2);
     let first = q.get().await.unwrap();
     let second = q.get().await.unwrap();
-    assert_eq!(serde_json::from_slice::<Value>(&first.delivery.data).unwrap(), json!({"n": 1}));
-    assert_eq!(serde_json::from_slice::<Value>(&second.delivery.data).unwrap(), json!({"n": 2}));
+    assert_eq!(
+        serde_json::from_slice::<Value>(&first.delivery.data).unwrap(),
+        json!({"n": 1})
+    );
+    assert_eq!(
+        serde_json::from_slice::<Value>(&second.delivery.data).unwrap(),
+        json!({"n": 2})
+    );
     q.delete().await;
 }
 
@@ -190,16 +249,25 @@ async fn a_connection_closed_by_the_server_is_replaced_without_failing_the_task(
 async fn the_pool_reuses_its_connection_and_the_probe_opens_a_channel() {
     let sfx = unique();
     let c = Arc::new(
-        AmqpConnector::from_config(&instance(&format!("amqp-{sfx}"), json!({"kind": "amqp", "url": URL})))
-            .unwrap(),
+        AmqpConnector::from_config(&instance(
+            &format!("amqp-{sfx}"),
+            json!({"kind": "amqp", "url": URL}),
+        ))
+        .unwrap(),
     );
     let q = TestQueue::new().await;
     let s = settings(&[("routing_key", &q.name)]);
-    let r = registry(&[c.clone()]);
+    let r = registry([c.clone()]);
     for n in 0..3 {
-        r.call(c.name(), &s, json!({"n": n}), "k", &policy(1, Duration::from_secs(5)))
-            .await
-            .unwrap();
+        r.call(
+            c.name(),
+            &s,
+            json!({"n": n}),
+            "k",
+            &policy(1, Duration::from_secs(5)),
+        )
+        .await
+        .unwrap();
     }
     assert_eq!(c.pool_status().created, 1);
     c.probe().await.unwrap();
@@ -210,35 +278,65 @@ async fn the_pool_reuses_its_connection_and_the_probe_opens_a_channel() {
 #[tokio::test]
 async fn settings_and_keys_are_checked_once_with_the_culprit_named() {
     let c = up("amqp-settings");
-    let refused =
-        |pairs: &[(&str, &str)]| c.check_settings(&settings(pairs)).unwrap_err().setting().to_owned();
+    let refused = |pairs: &[(&str, &str)]| {
+        c.check_settings(&settings(pairs))
+            .unwrap_err()
+            .setting()
+            .to_owned()
+    };
     assert_eq!(refused(&[("exchange", "x")]), "routing_key");
-    assert_eq!(refused(&[("routing_key", "a"), ("persistent", "yes")]), "persistent");
-    assert_eq!(refused(&[("routing_key", "a"), ("mandatory", "1")]), "mandatory");
+    assert_eq!(
+        refused(&[("routing_key", "a"), ("persistent", "yes")]),
+        "persistent"
+    );
+    assert_eq!(
+        refused(&[("routing_key", "a"), ("mandatory", "1")]),
+        "mandatory"
+    );
     assert_eq!(refused(&[("routing_key", "a.{b")]), "routing_key");
     assert_eq!(refused(&[("routing_key", "a"), ("queue", "q")]), "queue");
 
     let key_of = |table: Value| {
-        let Err(e) = kinds::build(&instance("a", table)) else { panic!("accepted") };
+        let Err(e) = kinds::build(&instance("a", table)) else {
+            panic!("accepted")
+        };
         assert!(!e.to_string().contains("hunter2"), "{e}");
         e.key
     };
     assert_eq!(key_of(json!({"kind": "amqp"})), "url");
-    assert_eq!(key_of(json!({"kind": "amqp", "url": "http://u:hunter2@h x"})), "url");
-    assert_eq!(key_of(json!({"kind": "amqp", "url": URL, "password": "a", "password_env": "B"})), "password");
-    assert_eq!(key_of(json!({"kind": "amqp", "url": URL, "exchange": "x"})), "exchange");
+    assert_eq!(
+        key_of(json!({"kind": "amqp", "url": "http://u:hunter2@h x"})),
+        "url"
+    );
+    assert_eq!(
+        key_of(json!({"kind": "amqp", "url": URL, "password": "a", "password_env": "B"})),
+        "password"
+    );
+    assert_eq!(
+        key_of(json!({"kind": "amqp", "url": URL, "exchange": "x"})),
+        "exchange"
+    );
 }
 
 #[tokio::test]
 async fn the_password_may_come_from_the_environment_and_never_shows() {
     let sfx = unique();
     let var = format!("KNHK_TEST_AMQP_PASSWORD_{sfx}");
-    let table = json!({"kind": "amqp", "url": "amqp://guest@127.0.0.1:5672/%2f", "password_env": var});
+    let table =
+        json!({"kind": "amqp", "url": "amqp://guest@127.0.0.1:5672/%2f", "password_env": var});
     let config = instance(&format!("amqp-{sfx}"), table);
     let env = |name: &str| (name == var).then(|| "not-the-password".to_owned());
-    assert!(config.keys_with_env(&env).secret("password").unwrap().is_some());
+    assert!(
+        config
+            .keys_with_env(&env)
+            .secret("password")
+            .unwrap()
+            .is_some()
+    );
     // The real process environment has no such variable: the instance is refused, naming it.
-    let Err(e) = kinds::build(&config) else { panic!("accepted") };
+    let Err(e) = kinds::build(&config) else {
+        panic!("accepted")
+    };
     assert_eq!(e.key, "password_env");
     assert!(e.problem.contains(&var), "{e}");
     // A wrong password: the call fails retryably, and the error does not carry the password.
@@ -246,8 +344,14 @@ async fn the_password_may_come_from_the_environment_and_never_shows() {
         &format!("amqp-wrong-{sfx}"),
         json!({"kind": "amqp", "url": "amqp://guest:hunter2@127.0.0.1:5672/%2f"}),
     );
-    let failure = registry(&[wrong.clone()])
-        .call(wrong.name(), &settings(&[("routing_key", "x")]), json!({}), "k", &policy(1, Duration::from_secs(5)))
+    let failure = registry([wrong.clone()])
+        .call(
+            wrong.name(),
+            &settings(&[("routing_key", "x")]),
+            json!({}),
+            "k",
+            &policy(1, Duration::from_secs(5)),
+        )
         .await
         .unwrap_err();
     assert!(!failure.to_string().contains("hunter2"), "{failure}");
@@ -282,5 +386,10 @@ async fn the_breaker_opens_for_the_instance_that_is_down_only() {
     );
     // The up instance publishes to the default exchange with a routing key no queue has: the
     // broker drops the message and confirms it.
-    brokers::breaker_per_instance(down, up(&format!("amqp-up-{sfx}")), &settings(&[("routing_key", &format!("knhk-none-{sfx}"))])).await;
+    brokers::breaker_per_instance(
+        down,
+        up(&format!("amqp-up-{sfx}")),
+        &settings(&[("routing_key", &format!("knhk-none-{sfx}"))]),
+    )
+    .await;
 }

@@ -93,10 +93,10 @@ pub fn policy(attempts: u32, timeout: Duration) -> RetryPolicy {
 }
 
 /// Makes a registry of these instances.
-pub fn registry(instances: &[Arc<dyn Connector>]) -> Registry {
+pub fn registry<const N: usize>(instances: [Arc<dyn Connector>; N]) -> Registry {
     let mut registry = Registry::default();
     for c in instances {
-        registry.register(c.clone());
+        registry.register(c);
     }
     registry
 }
@@ -104,7 +104,7 @@ pub fn registry(instances: &[Arc<dyn Connector>]) -> Registry {
 /// A call on a stuck peer ends at the registry's per-call timeout, as a retryable failure, each
 /// attempt bounded.
 pub async fn times_out(stuck: Arc<dyn Connector>, settings: &BTreeMap<String, String>) {
-    let registry = registry(&[stuck.clone()]);
+    let registry = registry([stuck.clone()]);
     let started = tokio::time::Instant::now();
     let failure = registry
         .call(
@@ -128,7 +128,7 @@ pub async fn times_out(stuck: Arc<dyn Connector>, settings: &BTreeMap<String, St
 /// A call to an instance whose broker does not listen is retried (retryable) with backoff until
 /// the attempts are spent.
 pub async fn retries_retryable(down: Arc<dyn Connector>, settings: &BTreeMap<String, String>) {
-    let registry = registry(&[down.clone()]);
+    let registry = registry([down.clone()]);
     let started = tokio::time::Instant::now();
     let failure: CallFailure = registry
         .call(
@@ -155,7 +155,7 @@ pub async fn stops_at_permanent(
     input: Value,
     says: &str,
 ) {
-    let registry = registry(&[up.clone()]);
+    let registry = registry([up.clone()]);
     let failure = registry
         .call(
             up.name(),
@@ -180,7 +180,7 @@ pub async fn breaker_per_instance(
     up: Arc<dyn Connector>,
     settings: &BTreeMap<String, String>,
 ) {
-    let registry = registry(&[down.clone(), up.clone()]).with_breaker_policy(BreakerPolicy {
+    let registry = registry([down.clone(), up.clone()]).with_breaker_policy(BreakerPolicy {
         failure_threshold: 2,
         cooldown: Duration::from_secs(600),
     });

@@ -45,12 +45,18 @@ async fn subscribe(filter: &str) -> (AsyncClient, mpsc::UnboundedReceiver<Publis
             }
         }
     });
-    tokio::time::timeout(Duration::from_secs(5), ready).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(5), ready)
+        .await
+        .unwrap()
+        .unwrap();
     (client, rx)
 }
 
 async fn next(rx: &mut mpsc::UnboundedReceiver<Publish>) -> Publish {
-    tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap()
+    tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .unwrap()
+        .unwrap()
 }
 
 #[tokio::test]
@@ -60,8 +66,14 @@ async fn a_publish_is_acknowledged_and_carries_the_key_as_a_user_property() {
     let c = up(&format!("mqtt-{sfx}"));
     let s = settings(&[("topic", &format!("knhk/t/{sfx}/orders/{{region}}"))]);
     let input = json!({"region": "eu", "amount": 3});
-    let answer = registry(&[c.clone()])
-        .call(c.name(), &s, input.clone(), "case/t/1/1", &policy(1, Duration::from_secs(5)))
+    let answer = registry([c.clone()])
+        .call(
+            c.name(),
+            &s,
+            input.clone(),
+            "case/t/1/1",
+            &policy(1, Duration::from_secs(5)),
+        )
         .await
         .unwrap();
     let topic = format!("knhk/t/{sfx}/orders/eu");
@@ -69,7 +81,10 @@ async fn a_publish_is_acknowledged_and_carries_the_key_as_a_user_property() {
     let got = next(&mut rx).await;
     assert_eq!(String::from_utf8_lossy(&got.topic), topic);
     assert_eq!(got.qos, QoS::AtLeastOnce);
-    assert_eq!(serde_json::from_slice::<Value>(&got.payload).unwrap(), input);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&got.payload).unwrap(),
+        input
+    );
     let props = got.properties.unwrap();
     assert_eq!(
         props.user_properties,
@@ -83,28 +98,47 @@ async fn qos_0_and_2_and_retain_are_honoured() {
     let sfx = unique();
     let (_sub, mut rx) = subscribe(&format!("knhk/t/{sfx}/#")).await;
     let c = up(&format!("mqtt-{sfx}"));
-    let r = registry(&[c.clone()]);
+    let r = registry([c.clone()]);
     let p = policy(1, Duration::from_secs(5));
     for qos in ["0", "2"] {
         let s = settings(&[("topic", &format!("knhk/t/{sfx}/q{qos}")), ("qos", qos)]);
-        r.call(c.name(), &s, json!({"qos": qos}), "k", &p).await.unwrap();
+        r.call(c.name(), &s, json!({"qos": qos}), "k", &p)
+            .await
+            .unwrap();
         let got = next(&mut rx).await;
-        assert_eq!(String::from_utf8_lossy(&got.topic), format!("knhk/t/{sfx}/q{qos}"));
+        assert_eq!(
+            String::from_utf8_lossy(&got.topic),
+            format!("knhk/t/{sfx}/q{qos}")
+        );
     }
     let retained = format!("knhk/t/{sfx}/retained");
     let s = settings(&[("topic", &retained), ("retain", "true")]);
-    r.call(c.name(), &s, json!({"kept": true}), "k", &p).await.unwrap();
+    r.call(c.name(), &s, json!({"kept": true}), "k", &p)
+        .await
+        .unwrap();
     next(&mut rx).await;
     // A subscriber that comes later gets the retained message.
     let (_late, mut late) = subscribe(&retained).await;
     let got = next(&mut late).await;
     assert!(got.retain);
-    assert_eq!(serde_json::from_slice::<Value>(&got.payload).unwrap(), json!({"kept": true}));
+    assert_eq!(
+        serde_json::from_slice::<Value>(&got.payload).unwrap(),
+        json!({"kept": true})
+    );
     // An empty retained message clears it, so the broker keeps nothing of this test.
-    let (cleaner, mut events) = AsyncClient::new(MqttOptions::new(format!("knhk-clean-{sfx}"), "127.0.0.1", 1883), 10);
-    cleaner.publish(retained.clone(), QoS::AtLeastOnce, true, Vec::new()).await.unwrap();
+    let (cleaner, mut events) = AsyncClient::new(
+        MqttOptions::new(format!("knhk-clean-{sfx}"), "127.0.0.1", 1883),
+        10,
+    );
+    cleaner
+        .publish(retained.clone(), QoS::AtLeastOnce, true, Vec::new())
+        .await
+        .unwrap();
     tokio::time::timeout(Duration::from_secs(5), async {
-        while !matches!(events.poll().await.unwrap(), Event::Incoming(Packet::PubAck(_))) {}
+        while !matches!(
+            events.poll().await.unwrap(),
+            Event::Incoming(Packet::PubAck(_))
+        ) {}
     })
     .await
     .unwrap();
@@ -122,15 +156,24 @@ async fn the_pool_reuses_a_connection_for_sequential_publishes_and_the_probe_con
     );
     let (_sub, mut rx) = subscribe(&format!("knhk/t/{sfx}/#")).await;
     let s = settings(&[("topic", &format!("knhk/t/{sfx}/seq"))]);
-    let r = registry(&[c.clone()]);
+    let r = registry([c.clone()]);
     for n in 0..5 {
-        r.call(c.name(), &s, json!({"n": n}), &format!("k{n}"), &policy(1, Duration::from_secs(5)))
-            .await
-            .unwrap();
+        r.call(
+            c.name(),
+            &s,
+            json!({"n": n}),
+            &format!("k{n}"),
+            &policy(1, Duration::from_secs(5)),
+        )
+        .await
+        .unwrap();
     }
     for n in 0..5 {
         let got = next(&mut rx).await;
-        assert_eq!(serde_json::from_slice::<Value>(&got.payload).unwrap(), json!({"n": n}));
+        assert_eq!(
+            serde_json::from_slice::<Value>(&got.payload).unwrap(),
+            json!({"n": n})
+        );
     }
     assert_eq!(c.pool_status().created, 1);
     c.probe().await.unwrap();
@@ -142,15 +185,21 @@ async fn concurrent_publishes_each_await_their_own_acknowledgement() {
     let sfx = unique();
     let c = up(&format!("mqtt-{sfx}"));
     let (_sub, mut rx) = subscribe(&format!("knhk/t/{sfx}/#")).await;
-    let r = registry(&[c.clone()]);
+    let r = registry([c.clone()]);
     let s = settings(&[("topic", &format!("knhk/t/{sfx}/{{n}}"))]);
     let calls = (0..20).map(|n| {
         let r = r.clone();
         let s = s.clone();
         let name = c.name().to_owned();
         async move {
-            r.call(&name, &s, json!({"n": n}), &format!("k{n}"), &policy(1, Duration::from_secs(5)))
-                .await
+            r.call(
+                &name,
+                &s,
+                json!({"n": n}),
+                &format!("k{n}"),
+                &policy(1, Duration::from_secs(5)),
+            )
+            .await
         }
     });
     for answer in futures_util::future::join_all(calls).await {
@@ -158,7 +207,11 @@ async fn concurrent_publishes_each_await_their_own_acknowledgement() {
     }
     let mut seen = Vec::new();
     for _ in 0..20 {
-        seen.push(next(&mut rx).await.properties.unwrap().user_properties[0].1.clone());
+        seen.push(
+            next(&mut rx).await.properties.unwrap().user_properties[0]
+                .1
+                .clone(),
+        );
     }
     seen.sort();
     let mut expected: Vec<String> = (0..20).map(|n| format!("k{n}")).collect();
@@ -169,8 +222,12 @@ async fn concurrent_publishes_each_await_their_own_acknowledgement() {
 #[tokio::test]
 async fn settings_and_keys_are_checked_once_with_the_culprit_named() {
     let c = up("mqtt-settings");
-    let refused =
-        |pairs: &[(&str, &str)]| c.check_settings(&settings(pairs)).unwrap_err().setting().to_owned();
+    let refused = |pairs: &[(&str, &str)]| {
+        c.check_settings(&settings(pairs))
+            .unwrap_err()
+            .setting()
+            .to_owned()
+    };
     assert_eq!(refused(&[("qos", "1")]), "topic");
     assert_eq!(refused(&[("topic", "a/+")]), "topic");
     assert_eq!(refused(&[("topic", "a/#")]), "topic");
@@ -179,13 +236,24 @@ async fn settings_and_keys_are_checked_once_with_the_culprit_named() {
     assert_eq!(refused(&[("topic", "a"), ("subject", "b")]), "subject");
 
     let key_of = |table: Value| {
-        let Err(e) = kinds::build(&instance("m", table)) else { panic!("accepted") };
+        let Err(e) = kinds::build(&instance("m", table)) else {
+            panic!("accepted")
+        };
         e.key
     };
     assert_eq!(key_of(json!({"kind": "mqtt"})), "host");
-    assert_eq!(key_of(json!({"kind": "mqtt", "host": "h", "port": 70000})), "port");
-    assert_eq!(key_of(json!({"kind": "mqtt", "host": "h", "password": "p"})), "user");
-    assert_eq!(key_of(json!({"kind": "mqtt", "host": "h", "url": "mqtt://h"})), "url");
+    assert_eq!(
+        key_of(json!({"kind": "mqtt", "host": "h", "port": 70000})),
+        "port"
+    );
+    assert_eq!(
+        key_of(json!({"kind": "mqtt", "host": "h", "password": "p"})),
+        "user"
+    );
+    assert_eq!(
+        key_of(json!({"kind": "mqtt", "host": "h", "url": "mqtt://h"})),
+        "url"
+    );
 }
 
 #[tokio::test]
@@ -222,5 +290,10 @@ async fn the_breaker_opens_for_the_instance_that_is_down_only() {
         &format!("mqtt-down-{sfx}"),
         json!({"kind": "mqtt", "host": "127.0.0.1", "port": closed_port()}),
     );
-    brokers::breaker_per_instance(down, up(&format!("mqtt-up-{sfx}")), &settings(&[("topic", &format!("knhk/t/{sfx}/b"))])).await;
+    brokers::breaker_per_instance(
+        down,
+        up(&format!("mqtt-up-{sfx}")),
+        &settings(&[("topic", &format!("knhk/t/{sfx}/b"))]),
+    )
+    .await;
 }

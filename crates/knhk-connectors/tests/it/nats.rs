@@ -29,16 +29,34 @@ async fn publish_sends_the_input_as_json_with_the_idempotency_key() {
     let c = up(&format!("nats-{sfx}"));
     let s = settings(&[("subject", &format!("knhk.t.{sfx}.orders.{{region}}"))]);
     let input = json!({"region": "eu", "amount": 12});
-    let answer = registry(&[c.clone()])
-        .call(c.name(), &s, input.clone(), "case/t/1/1", &policy(1, Duration::from_secs(5)))
+    let answer = registry([c.clone()])
+        .call(
+            c.name(),
+            &s,
+            input.clone(),
+            "case/t/1/1",
+            &policy(1, Duration::from_secs(5)),
+        )
         .await
         .unwrap();
-    assert_eq!(answer.output, json!({"subject": format!("knhk.t.{sfx}.orders.eu")}));
-    let msg = tokio::time::timeout(Duration::from_secs(5), sub.next()).await.unwrap().unwrap();
+    assert_eq!(
+        answer.output,
+        json!({"subject": format!("knhk.t.{sfx}.orders.eu")})
+    );
+    let msg = tokio::time::timeout(Duration::from_secs(5), sub.next())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(msg.subject.as_str(), format!("knhk.t.{sfx}.orders.eu"));
-    assert_eq!(serde_json::from_slice::<Value>(&msg.payload).unwrap(), input);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&msg.payload).unwrap(),
+        input
+    );
     let headers = msg.headers.unwrap();
-    assert_eq!(headers.get("Idempotency-Key").unwrap().as_str(), "case/t/1/1");
+    assert_eq!(
+        headers.get("Idempotency-Key").unwrap().as_str(),
+        "case/t/1/1"
+    );
 }
 
 #[tokio::test]
@@ -62,24 +80,42 @@ async fn request_returns_the_reply_as_json_or_as_text() {
         while let Some(msg) = sub.next().await {
             n += 1;
             let echoed: Value = serde_json::from_slice(&msg.payload).unwrap();
-            let key = msg.headers.as_ref().unwrap().get("Idempotency-Key").unwrap().to_string();
+            let key = msg
+                .headers
+                .as_ref()
+                .unwrap()
+                .get("Idempotency-Key")
+                .unwrap()
+                .to_string();
             let reply = match n {
                 1 => json!({"echo": echoed, "key": key}).to_string(),
                 2 => "plain text".to_owned(),
                 _ => "[1,2]".to_owned(),
             };
-            responder.publish(msg.reply.unwrap(), reply.into()).await.unwrap();
+            responder
+                .publish(msg.reply.unwrap(), reply.into())
+                .await
+                .unwrap();
         }
     });
     let c = up(&format!("nats-{sfx}"));
     let s = settings(&[("subject", &subject), ("mode", "request")]);
-    let r = registry(&[c.clone()]);
+    let r = registry([c.clone()]);
     let p = policy(1, Duration::from_secs(5));
-    let first = r.call(c.name(), &s, json!({"q": 1}), "k1", &p).await.unwrap();
+    let first = r
+        .call(c.name(), &s, json!({"q": 1}), "k1", &p)
+        .await
+        .unwrap();
     assert_eq!(first.output, json!({"echo": {"q": 1}, "key": "k1"}));
-    let second = r.call(c.name(), &s, json!({"q": 2}), "k2", &p).await.unwrap();
+    let second = r
+        .call(c.name(), &s, json!({"q": 2}), "k2", &p)
+        .await
+        .unwrap();
     assert_eq!(second.output, json!({"body": "plain text"}));
-    let third = r.call(c.name(), &s, json!({"q": 3}), "k3", &p).await.unwrap();
+    let third = r
+        .call(c.name(), &s, json!({"q": 3}), "k3", &p)
+        .await
+        .unwrap();
     assert_eq!(third.output, json!({"reply": [1, 2]}));
 }
 
@@ -98,32 +134,57 @@ async fn a_request_nobody_answers_in_time_is_retried_and_then_answered() {
             n += 1;
             if n >= 2 {
                 let body = json!({"answered": n}).to_string();
-                responder.publish(msg.reply.unwrap(), body.into()).await.unwrap();
+                responder
+                    .publish(msg.reply.unwrap(), body.into())
+                    .await
+                    .unwrap();
             }
         }
     });
     let c = up(&format!("nats-{sfx}"));
     let s = settings(&[("subject", &subject), ("mode", "request")]);
-    let answer = registry(&[c.clone()])
-        .call(c.name(), &s, json!({}), "k", &policy(3, Duration::from_millis(400)))
+    let answer = registry([c.clone()])
+        .call(
+            c.name(),
+            &s,
+            json!({}),
+            "k",
+            &policy(3, Duration::from_millis(400)),
+        )
         .await
         .unwrap();
     assert_eq!(answer.output, json!({"answered": 2}));
     assert_eq!(answer.failed_attempts.len(), 1);
-    assert!(answer.failed_attempts[0].error.contains("timed out"), "{:?}", answer.failed_attempts);
+    assert!(
+        answer.failed_attempts[0].error.contains("timed out"),
+        "{:?}",
+        answer.failed_attempts
+    );
 }
 
 #[tokio::test]
 async fn a_request_with_no_responders_is_retryable() {
     let sfx = unique();
     let c = up(&format!("nats-{sfx}"));
-    let s = settings(&[("subject", &format!("knhk.t.{sfx}.nobody")), ("mode", "request")]);
-    let failure = registry(&[c.clone()])
-        .call(c.name(), &s, json!({}), "k", &policy(2, Duration::from_secs(5)))
+    let s = settings(&[
+        ("subject", &format!("knhk.t.{sfx}.nobody")),
+        ("mode", "request"),
+    ]);
+    let failure = registry([c.clone()])
+        .call(
+            c.name(),
+            &s,
+            json!({}),
+            "k",
+            &policy(2, Duration::from_secs(5)),
+        )
         .await
         .unwrap_err();
     assert_eq!(failure.attempts, 2, "{failure}");
-    assert!(failure.error.message().contains("no responders"), "{failure}");
+    assert!(
+        failure.error.message().contains("no responders"),
+        "{failure}"
+    );
 }
 
 #[tokio::test]
@@ -141,12 +202,24 @@ async fn jetstream_publish_is_acknowledged_and_deduplicated_by_the_idempotency_k
         .await
         .unwrap();
     let c = up(&format!("nats-{sfx}"));
-    let s = settings(&[("subject", &format!("knhk.js.{sfx}.orders")), ("mode", "jetstream")]);
-    let r = registry(&[c.clone()]);
+    let s = settings(&[
+        ("subject", &format!("knhk.js.{sfx}.orders")),
+        ("mode", "jetstream"),
+    ]);
+    let r = registry([c.clone()]);
     let p = policy(1, Duration::from_secs(5));
-    let first = r.call(c.name(), &s, json!({"n": 1}), "case/a/1", &p).await.unwrap();
-    let again = r.call(c.name(), &s, json!({"n": 1}), "case/a/1", &p).await.unwrap();
-    let other = r.call(c.name(), &s, json!({"n": 2}), "case/b/1", &p).await.unwrap();
+    let first = r
+        .call(c.name(), &s, json!({"n": 1}), "case/a/1", &p)
+        .await
+        .unwrap();
+    let again = r
+        .call(c.name(), &s, json!({"n": 1}), "case/a/1", &p)
+        .await
+        .unwrap();
+    let other = r
+        .call(c.name(), &s, json!({"n": 2}), "case/b/1", &p)
+        .await
+        .unwrap();
     assert_eq!(first.output["stream"], json!(stream_name));
     assert_eq!(first.output["duplicate"], json!(false));
     assert_eq!(again.output["duplicate"], json!(true));
@@ -154,8 +227,14 @@ async fn jetstream_publish_is_acknowledged_and_deduplicated_by_the_idempotency_k
     assert_eq!(other.output["duplicate"], json!(false));
     assert_ne!(other.output["seq"], first.output["seq"]);
     assert_eq!(stream.info().await.unwrap().state.messages, 2);
-    let stored = stream.get_raw_message(first.output["seq"].as_u64().unwrap()).await.unwrap();
-    assert_eq!(serde_json::from_slice::<Value>(&stored.payload).unwrap(), json!({"n": 1}));
+    let stored = stream
+        .get_raw_message(first.output["seq"].as_u64().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        serde_json::from_slice::<Value>(&stored.payload).unwrap(),
+        json!({"n": 1})
+    );
     js.delete_stream(&stream_name).await.unwrap();
 }
 
@@ -163,7 +242,10 @@ async fn jetstream_publish_is_acknowledged_and_deduplicated_by_the_idempotency_k
 async fn jetstream_publish_to_a_subject_no_stream_captures_fails_permanently() {
     let sfx = unique();
     let c = up(&format!("nats-{sfx}"));
-    let s = settings(&[("subject", &format!("knhk.nostream.{sfx}")), ("mode", "jetstream")]);
+    let s = settings(&[
+        ("subject", &format!("knhk.nostream.{sfx}")),
+        ("mode", "jetstream"),
+    ]);
     brokers::stops_at_permanent(c, &s, json!({}), "no stream").await;
 }
 
@@ -178,11 +260,17 @@ async fn the_pool_reuses_its_client_and_the_probe_asks_the_server() {
         .unwrap(),
     );
     let s = settings(&[("subject", &format!("knhk.t.{sfx}.x"))]);
-    let r = registry(&[c.clone()]);
+    let r = registry([c.clone()]);
     for n in 0..3 {
-        r.call(c.name(), &s, json!({"n": n}), "k", &policy(1, Duration::from_secs(5)))
-            .await
-            .unwrap();
+        r.call(
+            c.name(),
+            &s,
+            json!({"n": n}),
+            "k",
+            &policy(1, Duration::from_secs(5)),
+        )
+        .await
+        .unwrap();
     }
     assert_eq!(c.pool_status().created, 1);
     let probe = c.probe().await.unwrap();
@@ -191,7 +279,13 @@ async fn the_pool_reuses_its_client_and_the_probe_asks_the_server() {
     assert!(health[0].result.is_ok(), "{health:?}");
     c.close().await;
     let closed = r
-        .call(c.name(), &s, json!({}), "k", &policy(1, Duration::from_secs(5)))
+        .call(
+            c.name(),
+            &s,
+            json!({}),
+            "k",
+            &policy(1, Duration::from_secs(5)),
+        )
         .await
         .unwrap_err();
     assert!(!closed.error.is_retryable(), "{closed}");
@@ -200,7 +294,12 @@ async fn the_pool_reuses_its_client_and_the_probe_asks_the_server() {
 #[tokio::test]
 async fn settings_and_keys_are_checked_once_with_the_culprit_named() {
     let c = up("nats-settings");
-    let refused = |pairs: &[(&str, &str)]| c.check_settings(&settings(pairs)).unwrap_err().setting().to_owned();
+    let refused = |pairs: &[(&str, &str)]| {
+        c.check_settings(&settings(pairs))
+            .unwrap_err()
+            .setting()
+            .to_owned()
+    };
     assert_eq!(refused(&[("mode", "publish")]), "subject");
     assert_eq!(refused(&[("subject", "a.b"), ("mode", "fire")]), "mode");
     assert_eq!(refused(&[("subject", "a.*")]), "subject");
@@ -209,15 +308,31 @@ async fn settings_and_keys_are_checked_once_with_the_culprit_named() {
     assert_eq!(refused(&[("subject", "a"), ("queue", "q")]), "queue");
 
     let key_of = |table: Value| {
-        let Err(e) = kinds::build(&instance("n", table)) else { panic!("accepted") };
+        let Err(e) = kinds::build(&instance("n", table)) else {
+            panic!("accepted")
+        };
         assert!(!e.to_string().contains("hunter2"), "{e}");
         e.key
     };
     assert_eq!(key_of(json!({"kind": "nats"})), "url");
-    assert_eq!(key_of(json!({"kind": "nats", "url": "nats://u:hunter2@h:4222"})), "url");
-    assert_eq!(key_of(json!({"kind": "nats", "url": URL, "token": "t", "user": "u", "password": "hunter2"})), "token");
-    assert_eq!(key_of(json!({"kind": "nats", "url": URL, "user": "u"})), "password");
-    assert_eq!(key_of(json!({"kind": "nats", "url": URL, "subject": "x"})), "subject");
+    assert_eq!(
+        key_of(json!({"kind": "nats", "url": "nats://u:hunter2@h:4222"})),
+        "url"
+    );
+    assert_eq!(
+        key_of(
+            json!({"kind": "nats", "url": URL, "token": "t", "user": "u", "password": "hunter2"})
+        ),
+        "token"
+    );
+    assert_eq!(
+        key_of(json!({"kind": "nats", "url": URL, "user": "u"})),
+        "password"
+    );
+    assert_eq!(
+        key_of(json!({"kind": "nats", "url": URL, "subject": "x"})),
+        "subject"
+    );
 }
 
 #[tokio::test]
@@ -246,5 +361,10 @@ async fn the_breaker_opens_for_the_instance_that_is_down_only() {
         &format!("nats-down-{sfx}"),
         json!({"kind": "nats", "url": format!("nats://127.0.0.1:{}", closed_port())}),
     );
-    brokers::breaker_per_instance(down, up(&format!("nats-up-{sfx}")), &settings(&[("subject", &format!("knhk.t.{sfx}.b"))])).await;
+    brokers::breaker_per_instance(
+        down,
+        up(&format!("nats-up-{sfx}")),
+        &settings(&[("subject", &format!("knhk.t.{sfx}.b"))]),
+    )
+    .await;
 }
