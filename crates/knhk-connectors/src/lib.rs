@@ -10,6 +10,9 @@
 //!   breaker ([`BreakerPolicy`]): after repeated retryable failures its attempts fail at once for a
 //!   cooldown, then one trial call decides whether it closes again.
 //! - [`HttpConnector`] (name `http`) is the built-in connector.
+//! - [`NatsConnector`], [`AmqpConnector`] and [`MqttConnector`] publish a task's input to a
+//!   message broker (kinds `nats`, `amqp`, `mqtt`); their modules document their keys and
+//!   settings.
 //! - Named instances come from the config file's `[connectors.NAME]` tables
 //!   ([`InstanceConfig`], built by [`kinds::build`]); each owns a [`Pool`] of connections.
 //!

@@ -183,7 +183,14 @@ async fn the_pool_reuses_a_connection_for_sequential_publishes_and_the_probe_con
 #[tokio::test]
 async fn concurrent_publishes_each_await_their_own_acknowledgement() {
     let sfx = unique();
-    let c = up(&format!("mqtt-{sfx}"));
+    let pooled = Arc::new(
+        MqttConnector::from_config(&instance(
+            &format!("mqtt-{sfx}"),
+            json!({"kind": "mqtt", "host": "127.0.0.1", "pool": {"max_size": 4}}),
+        ))
+        .unwrap(),
+    );
+    let c: Arc<dyn Connector> = pooled.clone();
     let (_sub, mut rx) = subscribe(&format!("knhk/t/{sfx}/#")).await;
     let r = registry([c.clone()]);
     let s = settings(&[("topic", &format!("knhk/t/{sfx}/{{n}}"))]);
@@ -213,6 +220,10 @@ async fn concurrent_publishes_each_await_their_own_acknowledgement() {
                 .clone(),
         );
     }
+    // Twenty calls at once shared at most four connections, one publish in flight on each.
+    let status = pooled.pool_status();
+    assert!(status.created <= 4, "{status:?}");
+    assert_eq!(status.active, 0, "{status:?}");
     seen.sort();
     let mut expected: Vec<String> = (0..20).map(|n| format!("k{n}")).collect();
     expected.sort();
