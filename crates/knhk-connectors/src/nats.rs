@@ -301,6 +301,12 @@ struct NatsBinding {
 impl Binding for NatsBinding {
     async fn call(&self, req: CallRequest) -> Result<Value, CallError> {
         let subject = self.subject.render(&req.input)?;
+        // Header values end at a line break; the client refuses one by panicking.
+        if req.idempotency_key.contains(['\r', '\n']) {
+            return Err(CallError::Permanent(
+                "nats: the idempotency key contains a line break".to_owned(),
+            ));
+        }
         let body = serde_json::to_vec(&req.input)
             .map_err(|e| CallError::Permanent(format!("nats: the input is not JSON: {e}")))?;
         let mut headers = HeaderMap::new();

@@ -21,7 +21,8 @@ fn up(name: &str) -> Arc<dyn Connector> {
 /// A subscriber of `filter` whose messages arrive on the receiver; it has its SUBACK when this
 /// returns.
 async fn subscribe(filter: &str) -> (AsyncClient, mpsc::UnboundedReceiver<Publish>) {
-    let options = MqttOptions::new(format!("knhk-test-{}", unique()), "127.0.0.1", 1883);
+    let mut options = MqttOptions::new(format!("knhk-test-{}", unique()), "127.0.0.1", 1883);
+    options.set_max_packet_size(Some(1 << 20));
     let (client, mut events) = AsyncClient::new(options, 10);
     client.subscribe(filter, QoS::AtLeastOnce).await.unwrap();
     let (tx, rx) = mpsc::unbounded_channel();
@@ -65,7 +66,8 @@ async fn a_publish_is_acknowledged_and_carries_the_key_as_a_user_property() {
     let (_sub, mut rx) = subscribe(&format!("knhk/t/{sfx}/#")).await;
     let c = up(&format!("mqtt-{sfx}"));
     let s = settings(&[("topic", &format!("knhk/t/{sfx}/orders/{{region}}"))]);
-    let input = json!({"region": "eu", "amount": 3});
+    // 200 kB: far past the client's 10 kB limit on what it receives.
+    let input = json!({"region": "eu", "amount": 3, "blob": "x".repeat(200_000)});
     let answer = registry([c.clone()])
         .call(
             c.name(),

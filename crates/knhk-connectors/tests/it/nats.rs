@@ -68,6 +68,24 @@ async fn a_placeholder_value_cannot_widen_the_subject() {
 }
 
 #[tokio::test]
+async fn an_idempotency_key_with_a_line_break_fails_permanently() {
+    let sfx = unique();
+    let c = up(&format!("nats-{sfx}"));
+    let failure = registry([c.clone()])
+        .call(
+            c.name(),
+            &settings(&[("subject", &format!("knhk.t.{sfx}.k"))]),
+            json!({}),
+            "a\r\nNats-Msg-Id: b",
+            &policy(3, Duration::from_secs(5)),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(failure.attempts, 1, "{failure}");
+    assert!(failure.error.message().contains("line break"), "{failure}");
+}
+
+#[tokio::test]
 async fn request_returns_the_reply_as_json_or_as_text() {
     let sfx = unique();
     let nc = client().await;
