@@ -15,7 +15,7 @@
 //! | setting | meaning |
 //! |---|---|
 //! | `subject` | Required. The subject; `{field}` is replaced by the top-level input field `field` (a string, number or boolean that is one token: no whitespace, `.`, `*` or `>`). |
-//! | `mode` | `publish` (default): the message is sent and flushed to the server; the output is `{"subject"}`. `request`: request-reply within the call's timeout; a JSON object reply is the output as it is, other JSON is `{"reply": value}`, other text `{"body": text}`, an empty reply `{}`. `jetstream`: a JetStream publish, acknowledged by the stream; the output is `{"subject", "stream", "seq", "duplicate"}`. |
+//! | `mode` | `publish` (default): the call ends when the server has handled the message (a round trip after it on the same connection); the output is `{"subject"}`. `request`: request-reply within the call's timeout; a JSON object reply is the output as it is, other JSON is `{"reply": value}`, other text `{"body": text}`, an empty reply `{}`. `jetstream`: a JetStream publish, acknowledged by the stream; the output is `{"subject", "stream", "seq", "duplicate"}`. |
 //!
 //! Every message carries the header `Idempotency-Key: <key>`; a JetStream publish also carries
 //! `Nats-Msg-Id: <key>`, so the stream drops a retried duplicate within its duplicate window (the
@@ -25,6 +25,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use async_nats::client::RequestErrorKind;
@@ -226,10 +227,8 @@ impl Connector for NatsConnector {
 
     async fn probe(&self) -> Result<Probe, CallError> {
         let conn = self.pool.get().await?;
-        conn.client
-            .flush()
-            .await
-            .map_err(|e| CallError::Retryable(format!("nats: flush: {e}")))?;
+        // The registry bounds the probe; the round trip needs no bound of its own.
+        confirm(&conn.client, Duration::from_secs(3600)).await?;
         let info = conn.client.server_info();
         Ok(Probe {
             detail: Some(format!("nats-server {}", info.version)),
@@ -314,15 +313,19 @@ impl Binding for NatsBinding {
         let mut conn = self.pool.get().await?;
         match self.mode {
             Mode::Publish => {
+                let connects = conn.client.statistics().connects.load(Ordering::Relaxed);
                 conn.client
                     .publish_with_headers(subject.clone(), headers, body.into())
                     .await
                     .map_err(|e| CallError::Retryable(format!("nats: publish: {e}")))?;
-                // A publish is only buffered; the flush's round trip says the server has it.
-                conn.client
-                    .flush()
-                    .await
-                    .map_err(|e| CallError::Retryable(format!("nats: flush: {e}")))?;
+                confirm(&conn.client, req.timeout).await?;
+                // A message written to a connection that broke is lost, while the request
+                // after it may have gone out on the new one: only one connection proves it.
+                if conn.client.statistics().connects.load(Ordering::Relaxed) != connects {
+                    return Err(CallError::Retryable(
+                        "nats: the connection was re-established during the publish".to_owned(),
+                    ));
+                }
                 Ok(json!({ "subject": subject }))
             }
             Mode::Request => {
@@ -367,6 +370,20 @@ impl Binding for NatsBinding {
                 }))
             }
         }
+    }
+}
+
+/// Waits until the server has handled what the client sent before: a request to a subject no
+/// one listens on, which the server answers with "no responders" after the messages before it
+/// (it handles a connection's messages in order). A flush alone only writes to the socket.
+async fn confirm(client: &async_nats::Client, timeout: Duration) -> Result<(), CallError> {
+    let probe = async_nats::Request::new().timeout(Some(timeout));
+    match client.send_request(client.new_inbox(), probe).await {
+        Ok(_) => Ok(()),
+        Err(e) if matches!(e.kind(), RequestErrorKind::NoResponders) => Ok(()),
+        Err(e) => Err(CallError::Retryable(format!(
+            "nats: the server did not confirm the publish: {e}"
+        ))),
     }
 }
 

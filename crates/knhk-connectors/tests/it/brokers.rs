@@ -206,3 +206,46 @@ pub async fn breaker_per_instance(
         .unwrap();
     assert!(answer.failed_attempts.is_empty());
 }
+
+/// A TCP relay on 127.0.0.1 to a broker's port, whose connections the test can cut: what a
+/// broker restart or a network failure does to pooled connections.
+pub struct Relay {
+    pub port: u16,
+    links: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+    task: JoinHandle<()>,
+}
+
+impl Relay {
+    /// Drops every connection relayed so far; new ones are still relayed.
+    pub fn cut(&self) {
+        for link in self.links.lock().unwrap().drain(..) {
+            link.abort();
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.cut();
+        self.task.abort();
+    }
+}
+
+pub async fn relay(to: u16) -> Relay {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let links: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
+    let held = links.clone();
+    let task = tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let link = tokio::spawn(async move {
+                let mut broker = tokio::net::TcpStream::connect(("127.0.0.1", to))
+                    .await
+                    .unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut broker).await;
+            });
+            held.lock().unwrap().push(link.abort_handle());
+        }
+    });
+    Relay { port, links, task }
+}

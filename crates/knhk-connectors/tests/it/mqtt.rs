@@ -310,3 +310,42 @@ async fn the_breaker_opens_for_the_instance_that_is_down_only() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_connection_cut_under_the_pool_is_replaced_without_failing_the_task() {
+    let sfx = unique();
+    let relay = brokers::relay(1883).await;
+    let c = Arc::new(
+        MqttConnector::from_config(&instance(
+            &format!("mqtt-{sfx}"),
+            json!({"kind": "mqtt", "host": "127.0.0.1", "port": relay.port, "pool": {"max_size": 1}}),
+        ))
+        .unwrap(),
+    );
+    let (_sub, mut rx) = subscribe(&format!("knhk/t/{sfx}/#")).await;
+    let s = settings(&[("topic", &format!("knhk/t/{sfx}/cut"))]);
+    let r = registry([c.clone()]);
+    let p = policy(3, Duration::from_secs(5));
+    r.call(c.name(), &s, json!({"n": 1}), "k1", &p)
+        .await
+        .unwrap();
+    relay.cut();
+    let answer = r
+        .call(c.name(), &s, json!({"n": 2}), "k2", &p)
+        .await
+        .unwrap();
+    // The checkout saw the connection lost, or the publish on it failed and was retried.
+    assert!(
+        answer.failed_attempts.len() <= 1,
+        "{:?}",
+        answer.failed_attempts
+    );
+    assert_eq!(c.pool_status().created, 2);
+    for n in 1..=2 {
+        let got = next(&mut rx).await;
+        assert_eq!(
+            serde_json::from_slice::<Value>(&got.payload).unwrap(),
+            json!({"n": n})
+        );
+    }
+}

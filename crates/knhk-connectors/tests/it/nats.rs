@@ -386,3 +386,43 @@ async fn the_breaker_opens_for_the_instance_that_is_down_only() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_connection_cut_under_the_pool_does_not_fail_the_task() {
+    let sfx = unique();
+    let relay = brokers::relay(4222).await;
+    let c = Arc::new(
+        NatsConnector::from_config(&instance(
+            &format!("nats-{sfx}"),
+            json!({"kind": "nats", "url": format!("nats://127.0.0.1:{}", relay.port), "pool": {"max_size": 1}}),
+        ))
+        .unwrap(),
+    );
+    let nc = client().await;
+    let mut sub = nc.subscribe(format!("knhk.t.{sfx}.>")).await.unwrap();
+    nc.flush().await.unwrap();
+    let s = settings(&[("subject", &format!("knhk.t.{sfx}.cut"))]);
+    let r = registry([c.clone()]);
+    // An attempt whose message went out on the connection that broke waits for its
+    // confirmation until its timeout.
+    let p = policy(3, Duration::from_secs(1));
+    r.call(c.name(), &s, json!({"n": 1}), "k1", &p)
+        .await
+        .unwrap();
+    relay.cut();
+    // The client reconnects on its own, or the checkout drops it and opens another; either
+    // way the call goes through.
+    r.call(c.name(), &s, json!({"n": 2}), "k2", &p)
+        .await
+        .unwrap();
+    for n in 1..=2 {
+        let msg = tokio::time::timeout(Duration::from_secs(5), sub.next())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            serde_json::from_slice::<Value>(&msg.payload).unwrap(),
+            json!({"n": n})
+        );
+    }
+}
