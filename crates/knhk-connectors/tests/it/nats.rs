@@ -426,3 +426,86 @@ async fn a_connection_cut_under_the_pool_does_not_fail_the_task() {
         );
     }
 }
+
+/// A nats-server of the test's own on a free port, with the given authorization options; it is
+/// killed when dropped.
+async fn own_server(auth: &[&str]) -> (tokio::process::Child, u16) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new("nats-server")
+        .args(["-a", "127.0.0.1", "-p", "-1"])
+        .args(auth)
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let port = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(at) = line
+                .split("Listening for client connections on 127.0.0.1:")
+                .nth(1)
+            {
+                return at.trim().parse::<u16>().unwrap();
+            }
+        }
+        panic!("nats-server ended before listening")
+    })
+    .await
+    .unwrap();
+    // Keep reading its log, so that the server never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, port)
+}
+
+#[tokio::test]
+async fn a_token_or_a_user_and_password_authenticate_and_never_show_in_errors() {
+    let sfx = unique();
+    let s = settings(&[("subject", &format!("knhk.t.{sfx}.auth"))]);
+    let p = policy(1, Duration::from_secs(5));
+
+    let (_token_server, port) = own_server(&["--auth", "s3cret-token"]).await;
+    let url = format!("nats://127.0.0.1:{port}");
+    let good = build(
+        &format!("nats-t-{sfx}"),
+        json!({"kind": "nats", "url": url, "token": "s3cret-token"}),
+    );
+    registry([good.clone()])
+        .call(good.name(), &s, json!({}), "k", &p)
+        .await
+        .unwrap();
+    let bad = build(
+        &format!("nats-tb-{sfx}"),
+        json!({"kind": "nats", "url": url, "token": "hunter2"}),
+    );
+    let failure = registry([bad.clone()])
+        .call(bad.name(), &s, json!({}), "k", &p)
+        .await
+        .unwrap_err();
+    assert!(
+        failure.error.message().contains("authorization"),
+        "{failure}"
+    );
+    assert!(!failure.to_string().contains("hunter2"), "{failure}");
+
+    let (_user_server, port) = own_server(&["--user", "knhk", "--pass", "s3cret-pass"]).await;
+    let url = format!("nats://127.0.0.1:{port}");
+    let good = build(
+        &format!("nats-u-{sfx}"),
+        json!({"kind": "nats", "url": url, "user": "knhk", "password": "s3cret-pass"}),
+    );
+    registry([good.clone()])
+        .call(good.name(), &s, json!({}), "k", &p)
+        .await
+        .unwrap();
+    let bad = build(
+        &format!("nats-ub-{sfx}"),
+        json!({"kind": "nats", "url": url, "user": "knhk", "password": "hunter2"}),
+    );
+    let failure = registry([bad.clone()])
+        .call(bad.name(), &s, json!({}), "k", &p)
+        .await
+        .unwrap_err();
+    assert!(failure.error.is_retryable(), "{failure}");
+    assert!(!failure.to_string().contains("hunter2"), "{failure}");
+    assert!(!format!("{bad:?}").contains("hunter2"));
+}
