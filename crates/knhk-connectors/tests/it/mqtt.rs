@@ -349,3 +349,99 @@ async fn a_connection_cut_under_the_pool_is_replaced_without_failing_the_task() 
         );
     }
 }
+
+/// A Mosquitto of the test's own on a free port, asking for a password and letting user `knhk`
+/// publish under `knhk/allowed/` only; it is killed when dropped.
+struct OwnBroker {
+    port: u16,
+    _dir: tempfile::TempDir,
+    _child: tokio::process::Child,
+}
+
+async fn own_broker() -> OwnBroker {
+    let dir = tempfile::tempdir().unwrap();
+    let passwords = dir.path().join("passwords");
+    let status = tokio::process::Command::new("mosquitto_passwd")
+        .args(["-b", "-c"])
+        .arg(&passwords)
+        .args(["knhk", "s3cret-pass"])
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success());
+    let acl = dir.path().join("acl");
+    std::fs::write(&acl, "user knhk\ntopic write knhk/allowed/#\n").unwrap();
+    let port = closed_port();
+    let conf = dir.path().join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {}\nacl_file {}\n",
+            passwords.display(),
+            acl.display()
+        ),
+    )
+    .unwrap();
+    let child = tokio::process::Command::new("mosquitto")
+        .arg("-c")
+        .arg(&conf)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "mosquitto did not listen on {port}"
+        );
+        tokio::task::yield_now().await;
+    }
+    OwnBroker {
+        port,
+        _dir: dir,
+        _child: child,
+    }
+}
+
+#[tokio::test]
+async fn credentials_authenticate_and_a_refused_publish_fails_permanently() {
+    let sfx = unique();
+    let broker = own_broker().await;
+    let p = policy(3, Duration::from_secs(5));
+    let good = build(
+        &format!("mqtt-u-{sfx}"),
+        json!({"kind": "mqtt", "host": "127.0.0.1", "port": broker.port, "user": "knhk", "password": "s3cret-pass"}),
+    );
+    let allowed = settings(&[("topic", "knhk/allowed/x")]);
+    registry([good.clone()])
+        .call(good.name(), &allowed, json!({}), "k", &p)
+        .await
+        .unwrap();
+    // The broker refuses a topic the ACL does not grant with PUBACK reason "not authorized".
+    let denied = settings(&[("topic", "knhk/denied/x")]);
+    brokers::stops_at_permanent(good, &denied, json!({}), "NotAuthorized").await;
+
+    let bad = build(
+        &format!("mqtt-ub-{sfx}"),
+        json!({"kind": "mqtt", "host": "127.0.0.1", "port": broker.port, "user": "knhk", "password": "hunter2"}),
+    );
+    let failure = registry([bad.clone()])
+        .call(
+            bad.name(),
+            &allowed,
+            json!({}),
+            "k",
+            &policy(1, Duration::from_secs(5)),
+        )
+        .await
+        .unwrap_err();
+    assert!(failure.error.is_retryable(), "{failure}");
+    assert!(failure.error.message().contains("refused"), "{failure}");
+    assert!(!failure.to_string().contains("hunter2"), "{failure}");
+    assert!(!format!("{bad:?}").contains("hunter2"));
+}
