@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use knhk_connectors::{
-    BreakerPolicy, CallFailure, Connector, InstanceConfig, Registry, RetryPolicy, kinds,
+    BreakerPolicy, CallError, CallFailure, Connector, InstanceConfig, Registry, RetryPolicy, kinds,
 };
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -146,6 +146,15 @@ pub async fn retries_retryable(down: Arc<dyn Connector>, settings: &BTreeMap<Str
     assert!(failure.error.message().contains(down.name()), "{failure}");
     // Backoffs of 50 and 100 ms came between the three attempts.
     assert!(started.elapsed() >= Duration::from_millis(150));
+    // The probe says so too.
+    let health = registry.health(Duration::from_secs(5)).await;
+    assert!(
+        health[0]
+            .result
+            .as_ref()
+            .is_err_and(CallError::is_retryable),
+        "{health:?}"
+    );
 }
 
 /// A permanent error ends the call at its first attempt.
