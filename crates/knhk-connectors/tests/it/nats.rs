@@ -167,7 +167,7 @@ async fn a_request_nobody_answers_in_time_is_retried_and_then_answered() {
             &s,
             json!({}),
             "k",
-            &policy(3, Duration::from_millis(400)),
+            &policy(3, Duration::from_secs(1)),
         )
         .await
         .unwrap();
