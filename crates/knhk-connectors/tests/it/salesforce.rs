@@ -404,6 +404,38 @@ async fn an_expired_token_is_refreshed_once_and_the_request_sent_again() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_that_meet_the_same_expired_token_share_one_refresh() {
+    let sf = StandIn::start().await;
+    let registry = registry(&[("crm", sf.url())]);
+    let task = settings([
+        ("operation", "create".into()),
+        ("sobject", "Account".into()),
+    ]);
+    registry
+        .call("crm", &task, json!({"Name": "A"}), "k0", &once())
+        .await
+        .unwrap();
+    sf.expire();
+    let mut calls = tokio::task::JoinSet::new();
+    for n in 1..=8 {
+        let (registry, task) = (registry.clone(), task.clone());
+        calls.spawn(async move {
+            registry
+                .call("crm", &task, json!({"Name": n}), &format!("k{n}"), &once())
+                .await
+        });
+    }
+    while let Some(answer) = calls.join_next().await {
+        answer.unwrap().unwrap();
+    }
+    assert_eq!(
+        sf.org().issued,
+        2,
+        "one token at first, one refresh for all"
+    );
+}
+
 #[tokio::test]
 async fn a_token_refused_again_after_the_refresh_fails_permanently() {
     let sf = StandIn::start().await;
