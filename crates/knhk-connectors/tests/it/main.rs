@@ -1,12 +1,20 @@
 //! Integration tests of knhk-connectors: the HTTP connector against real servers on port 0, the
-//! registry's retry loop on the paused clock, and the retry policy.
+//! NATS, AMQP and MQTT connectors against the brokers of this machine, the Kafka connector
+//! (against a broker when `KNHK_TEST_KAFKA` names one), the Salesforce connector against a
+//! stand-in, the registry's retry loop on the paused clock, and the retry policy.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod amqp;
+mod brokers;
 mod http;
 mod http_settings;
 mod intake;
+mod kafka;
+mod mqtt;
+mod nats;
 mod registry;
 mod retry;
+mod salesforce;
 mod server;
 
 use std::collections::BTreeMap;
