@@ -584,3 +584,52 @@ fn a_definition_larger_than_the_limits_is_refused_naming_the_bound() {
         }
     );
 }
+
+#[test]
+fn a_trigger_kind_is_read_and_one_that_is_neither_kind_or_has_no_trigger_is_refused() {
+    use knhk_core::model::{TaskBinding, TriggerKind};
+    let persistent = definition(
+        &[(
+            "<#A> a yawl:Task ;",
+            "<#A> a yawl:Task ; knhk:trigger \"paid\" ; knhk:triggerKind \"persistent\" ;",
+        )],
+        "",
+    );
+    let wf = knhk_spec::load_turtle(&source(&persistent)).unwrap();
+    let a = wf.specification().nets[0]
+        .tasks
+        .iter()
+        .find(|t| t.id.as_str() == "A")
+        .unwrap();
+    assert_eq!(
+        a.binding,
+        TaskBinding::Trigger {
+            event: "paid".into(),
+            trigger_kind: TriggerKind::Persistent
+        }
+    );
+    assert!(wf.has_persistent_trigger("paid"));
+    let rules = |text: String| -> Vec<String> {
+        violations(&text).into_iter().map(|(_, _, r)| r).collect()
+    };
+    assert_eq!(
+        rules(definition(
+            &[(
+                "<#A> a yawl:Task ;",
+                "<#A> a yawl:Task ; knhk:trigger \"paid\" ; knhk:triggerKind \"sometimes\" ;",
+            )],
+            "",
+        )),
+        ["knhk:triggerKind is \"transient\" or \"persistent\", not \"sometimes\""]
+    );
+    assert_eq!(
+        rules(definition(
+            &[(
+                "<#A> a yawl:Task ;",
+                "<#A> a yawl:Task ; knhk:triggerKind \"persistent\" ;",
+            )],
+            "",
+        )),
+        ["knhk:triggerKind without knhk:trigger"]
+    );
+}
