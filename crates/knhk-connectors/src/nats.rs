@@ -106,16 +106,29 @@ impl NatsEndpoint {
     /// client does not retry a first connection that fails, so a server that is down is said at
     /// once; once connected, it reconnects on its own.
     pub(crate) async fn connect(&self) -> Result<async_nats::Client, String> {
-        let mut options = ConnectOptions::new()
+        self.connect_with(self.options()).await
+    }
+
+    /// Returns the options of a client of this instance (name, timeout, credentials), for a
+    /// caller that adds its own (the intake's subscription buffer).
+    pub(crate) fn options(&self) -> ConnectOptions {
+        let options = ConnectOptions::new()
             .name(format!("knhk {}", self.instance))
             .connection_timeout(self.connect_timeout);
-        options = match &self.auth {
+        match &self.auth {
             NatsAuth::None => options,
             NatsAuth::Token(t) => options.token(t.expose().to_owned()),
             NatsAuth::UserPassword(u, p) => {
                 options.user_and_password(u.clone(), p.expose().to_owned())
             }
-        };
+        }
+    }
+
+    /// Opens a client with `options` to the instance's servers.
+    pub(crate) async fn connect_with(
+        &self,
+        options: ConnectOptions,
+    ) -> Result<async_nats::Client, String> {
         options
             .connect(self.servers.as_slice())
             .await

@@ -152,24 +152,22 @@ pub trait Prober: Send + Sync + fmt::Debug {
     async fn backlog(&self) -> Result<Backlog, SourceError>;
 }
 
-/// Opens the source of `subscription` through its connector `instance` (whose `url` key
-/// says where the broker is).
+/// Opens the source of `subscription` through its connector `instance`, read as the
+/// instance's kind reads it (servers, credentials).
 pub async fn open(
     subscription: &Subscription,
     instance: &InstanceConfig,
 ) -> Result<Box<dyn Source>, SourceError> {
     match (&subscription.source, instance.kind.as_str()) {
         (SourceSpec::NatsSubject { .. } | SourceSpec::JetStream { .. }, "nats") => {
-            // The reader is dropped before the await: it is not `Send`.
-            let url = instance
-                .keys()
-                .string("url")
-                .map_err(|e| SourceError::Broker {
+            // The instance's own reading of its table: servers, credentials, timeout.
+            let endpoint = crate::nats::NatsEndpoint::from_config(instance).map_err(|e| {
+                SourceError::Broker {
                     subscription: subscription.name.clone(),
                     problem: e.to_string(),
-                })?
-                .unwrap_or_else(|| "nats://127.0.0.1:4222".to_owned());
-            Ok(Box::new(NatsSource::open(subscription, &url).await?))
+                }
+            })?;
+            Ok(Box::new(NatsSource::open(subscription, &endpoint).await?))
         }
         (_, kind) => Err(SourceError::Unsupported {
             subscription: subscription.name.clone(),

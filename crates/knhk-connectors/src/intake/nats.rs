@@ -39,18 +39,20 @@ impl std::fmt::Debug for NatsSource {
 }
 
 impl NatsSource {
-    /// Connects to `url` and subscribes as `subscription` says. The client's buffer of
+    /// Connects to the instance's servers and subscribes as `subscription` says. The client's buffer of
     /// received messages holds `prefetch` (core NATS drops past it, and says so as a slow
     /// consumer); a JetStream consumer has at most `prefetch` messages unacknowledged.
-    pub async fn open(subscription: &Subscription, url: &str) -> Result<NatsSource, SourceError> {
+    pub(crate) async fn open(
+        subscription: &Subscription,
+        endpoint: &crate::nats::NatsEndpoint,
+    ) -> Result<NatsSource, SourceError> {
         let broker = |what: &str, e: &dyn std::fmt::Display| SourceError::Broker {
             subscription: subscription.name.clone(),
             problem: format!("{what}: {e}"),
         };
         let prefetch = subscription.prefetch as usize;
-        let client = async_nats::ConnectOptions::new()
-            .subscription_capacity(prefetch.max(1))
-            .connect(url)
+        let client = endpoint
+            .connect_with(endpoint.options().subscription_capacity(prefetch.max(1)))
             .await
             .map_err(|e| broker("connecting to NATS", &e))?;
         let mut probed = None;
