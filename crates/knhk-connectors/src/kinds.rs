@@ -6,6 +6,8 @@ use std::sync::Arc;
 use crate::config::{ConfigError, InstanceConfig};
 use crate::connector::Connector;
 use crate::http::HttpConnector;
+use crate::postgres::PostgresConnector;
+use crate::redis::RedisConnector;
 
 /// The kinds a table may name in `kind`.
 pub const KINDS: [&str; 8] = [
@@ -24,6 +26,8 @@ pub const KINDS: [&str; 8] = [
 pub fn build(config: &InstanceConfig) -> Result<Arc<dyn Connector>, ConfigError> {
     match config.kind.as_str() {
         "http" => Ok(Arc::new(HttpConnector::from_config(config)?)),
+        "postgres" => Ok(Arc::new(PostgresConnector::from_config(config)?)),
+        "redis" => Ok(Arc::new(RedisConnector::from_config(config)?)),
         other if KINDS.contains(&other) => Err(ConfigError {
             instance: config.name.clone(),
             key: "kind".to_owned(),

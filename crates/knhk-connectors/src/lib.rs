@@ -32,12 +32,15 @@
 //! Transport errors, timeouts, 5xx and 429 are retried; other statuses fail permanently with the
 //! status and the first 200 characters of the body.
 
+mod args;
 mod breaker;
 mod config;
 mod connector;
 mod http;
 pub mod kinds;
 pub mod pool;
+mod postgres;
+mod redis;
 mod registry;
 mod retry;
 mod settings;
@@ -47,6 +50,8 @@ pub use config::{ConfigError, InstanceConfig, Keys, Secret};
 pub use connector::{Binding, CallError, CallRequest, Connector, Probe};
 pub use http::HttpConnector;
 pub use pool::{Pool, PoolConfig, PoolStatus};
+pub use postgres::PostgresConnector;
+pub use redis::RedisConnector;
 pub use registry::{Answer, CallFailure, FailedAttempt, InstanceHealth, Registry};
 pub use retry::RetryPolicy;
 pub use settings::{BindingError, Cause, SettingsError};

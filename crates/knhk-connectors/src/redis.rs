@@ -1,0 +1,467 @@
+//! The `redis` connector: one command per call (`command` with `args`), or an append to a stream
+//! deduplicated by the call's idempotency key (`stream`), on a pooled connection.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use base64::Engine;
+use redis::aio::MultiplexedConnection;
+use redis::{
+    AsyncConnectionConfig, Client, ErrorKind, IntoConnectionInfo, RedisError, ServerErrorKind,
+    Value as Reply,
+};
+use serde_json::{Map, Value, json};
+
+use crate::args::ListExpr;
+use crate::config::{ConfigError, InstanceConfig};
+use crate::connector::{Binding, CallError, CallRequest, Connector, Probe};
+use crate::pool::Pool;
+use crate::settings::SettingsError;
+
+/// How long a stream's deduplication marker lives unless `dedup_ttl_s` says otherwise: a day.
+const DEFAULT_DEDUP_TTL_S: u64 = 86_400;
+
+/// The field of a stream entry that carries the call's idempotency key.
+const KEY_FIELD: &str = "idempotency_key";
+
+/// Commands a pooled connection must not run: they change the connection's state for the calls
+/// after this one, block it, or take it over.
+const REFUSED_COMMANDS: [&str; 20] = [
+    "AUTH",
+    "BLMOVE",
+    "BLMPOP",
+    "BLPOP",
+    "BRPOP",
+    "BRPOPLPUSH",
+    "BZMPOP",
+    "BZPOPMAX",
+    "BZPOPMIN",
+    "CLIENT",
+    "DISCARD",
+    "EXEC",
+    "HELLO",
+    "MONITOR",
+    "MULTI",
+    "PSUBSCRIBE",
+    "QUIT",
+    "RESET",
+    "SELECT",
+    "SUBSCRIBE",
+];
+
+/// Appends the entry once per marker key: the marker holds the entry's id for `ttl` seconds,
+/// and a call that finds it answers with that id instead of appending again. A script runs
+/// atomically, so two attempts of one call racing each other append once.
+const APPEND_ONCE: &str = r"
+local existing = redis.call('GET', KEYS[2])
+if existing then return {existing, 1} end
+local maxlen = tonumber(ARGV[2])
+local id
+if maxlen > 0 then
+  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*', unpack(ARGV, 3))
+else
+  id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 3))
+end
+redis.call('SET', KEYS[2], id, 'EX', tonumber(ARGV[1]))
+return {id, 0}
+";
+
+/// A `kind = "redis"` instance: its pool of connections to one server and database.
+#[derive(Debug)]
+pub struct RedisConnector {
+    name: String,
+    pool: Arc<Pool<RedisServer>>,
+}
+
+/// Opens connections to one server and validates them with `PING` on checkout.
+#[derive(Debug)]
+pub struct RedisServer {
+    client: Client,
+    connect_timeout: Duration,
+}
+
+impl deadpool::managed::Manager for RedisServer {
+    type Type = MultiplexedConnection;
+    type Error = RedisError;
+
+    async fn create(&self) -> Result<MultiplexedConnection, RedisError> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.connect_timeout))
+            // The registry bounds each attempt; a connection-wide bound would only cut long
+            // commands short.
+            .set_response_timeout(None);
+        self.client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+    }
+
+    async fn recycle(
+        &self,
+        conn: &mut MultiplexedConnection,
+        _: &deadpool::managed::Metrics,
+    ) -> deadpool::managed::RecycleResult<RedisError> {
+        let pong: String = redis::cmd("PING").query_async(conn).await?;
+        if pong == "PONG" {
+            Ok(())
+        } else {
+            Err(deadpool::managed::RecycleError::message(format!(
+                "PING answered {pong}"
+            )))
+        }
+    }
+}
+
+impl RedisConnector {
+    /// Creates the instance a `[connectors.NAME]` table declares: `url` (required,
+    /// `redis://host:port/db`), `password` or `password_env` (instead of a password in the
+    /// URL), `pool.*`. No connection is opened until a call or a probe needs one.
+    pub fn from_config(config: &InstanceConfig) -> Result<RedisConnector, ConfigError> {
+        let mut keys = config.keys();
+        let url = keys.required("url")?;
+        let password = keys.secret("password")?;
+        keys.finish()?;
+        let fault = |key: &str, problem: String| ConfigError {
+            instance: config.name.clone(),
+            key: key.to_owned(),
+            problem,
+        };
+        if !url.starts_with("redis://") {
+            return Err(fault("url", "must be a redis:// URL".to_owned()));
+        }
+        // The parser's message may quote the URL, which may hold the password: it is not shown.
+        let mut info = url
+            .as_str()
+            .into_connection_info()
+            .map_err(|_| fault("url", "not a valid redis:// URL".to_owned()))?;
+        if let Some(password) = password {
+            if info.redis_settings().password().is_some() {
+                return Err(fault(
+                    "password",
+                    "the url has a password already".to_owned(),
+                ));
+            }
+            let settings = info.redis_settings().clone().set_password(password.expose());
+            info = info.set_redis_settings(settings);
+        }
+        let client = Client::open(info).map_err(|e| fault("url", e.to_string()))?;
+        let server = RedisServer {
+            client,
+            connect_timeout: config.pool.acquire_timeout,
+        };
+        let pool = Pool::new(&config.name, server, config.pool).map_err(|e| fault("pool", e))?;
+        Ok(RedisConnector {
+            name: config.name.clone(),
+            pool: Arc::new(pool),
+        })
+    }
+
+    /// Returns the instance's pool (its status, for health and tests).
+    pub fn pool(&self) -> &Pool<RedisServer> {
+        &self.pool
+    }
+}
+
+#[async_trait]
+impl Connector for RedisConnector {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> &str {
+        "redis"
+    }
+
+    fn prepare(
+        &self,
+        settings: &BTreeMap<String, String>,
+    ) -> Result<Arc<dyn Binding>, SettingsError> {
+        let action = Action::parse(settings)?;
+        Ok(Arc::new(RedisBinding {
+            instance: self.name.clone(),
+            pool: self.pool.clone(),
+            action,
+        }))
+    }
+
+    async fn probe(&self) -> Result<Probe, CallError> {
+        let mut conn = self.pool.get().await?;
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .query_async(&mut *conn)
+            .await
+            .map_err(|e| classify(&self.name, &e))?;
+        let version = info
+            .lines()
+            .find_map(|l| l.strip_prefix("redis_version:"))
+            .map(|v| format!("Redis {}", v.trim()));
+        Ok(Probe { detail: version })
+    }
+
+    async fn close(&self) {
+        self.pool.close();
+    }
+}
+
+/// What a task does: a command, or an append to a stream.
+#[derive(Debug)]
+enum Action {
+    Command {
+        words: Vec<String>,
+        args: Option<ListExpr>,
+    },
+    Append {
+        stream: String,
+        maxlen: u64,
+        dedup_ttl_s: u64,
+    },
+}
+
+impl Action {
+    fn parse(settings: &BTreeMap<String, String>) -> Result<Action, SettingsError> {
+        let number = |key: &str, value: &str| {
+            value
+                .parse::<u64>()
+                .map_err(|e| SettingsError::malformed(key, e))
+        };
+        let (mut command, mut args, mut stream) = (None, None, None);
+        let (mut maxlen, mut dedup_ttl_s) = (None, None);
+        for (key, value) in settings {
+            if value.trim().is_empty() {
+                return Err(SettingsError::Empty {
+                    setting: key.clone(),
+                });
+            }
+            match key.as_str() {
+                "command" => command = Some(command_words(value)?),
+                "args" => args = Some(ListExpr::compile("args", value)?),
+                "stream" => stream = Some(value.clone()),
+                "maxlen" => maxlen = Some(number(key, value)?),
+                "dedup_ttl_s" => match number(key, value)? {
+                    0 => {
+                        return Err(SettingsError::malformed(key, "must be at least 1"));
+                    }
+                    n => dedup_ttl_s = Some(n),
+                },
+                _ => {
+                    return Err(SettingsError::Unknown {
+                        setting: key.clone(),
+                    });
+                }
+            }
+        }
+        let conflict = |setting: &str, with: &str| SettingsError::Conflict {
+            setting: setting.to_owned(),
+            with: with.to_owned(),
+        };
+        match (command, stream) {
+            (Some(_), Some(_)) => Err(conflict("stream", "command")),
+            (Some(words), None) => match (maxlen, dedup_ttl_s) {
+                (Some(_), _) => Err(conflict("maxlen", "command")),
+                (_, Some(_)) => Err(conflict("dedup_ttl_s", "command")),
+                (None, None) => Ok(Action::Command { words, args }),
+            },
+            (None, Some(_)) if args.is_some() => Err(conflict("args", "stream")),
+            (None, Some(stream)) => Ok(Action::Append {
+                stream,
+                maxlen: maxlen.unwrap_or(0),
+                dedup_ttl_s: dedup_ttl_s.unwrap_or(DEFAULT_DEDUP_TTL_S),
+            }),
+            (None, None) => Err(SettingsError::Missing {
+                setting: "command".to_owned(),
+            }),
+        }
+    }
+}
+
+/// Splits `command` into its words (`SET`, `XADD`, `CONFIG GET`), refusing the commands a
+/// pooled connection must not run.
+fn command_words(value: &str) -> Result<Vec<String>, SettingsError> {
+    let words: Vec<String> = value.split_whitespace().map(str::to_owned).collect();
+    let name = words.first().map(|w| w.to_ascii_uppercase()).unwrap_or_default();
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(SettingsError::malformed(
+            "command",
+            format!("`{name}` is not a command name"),
+        ));
+    }
+    if REFUSED_COMMANDS.contains(&name.as_str()) {
+        return Err(SettingsError::malformed(
+            "command",
+            format!("{name} would change or hold the pooled connection; it is not run"),
+        ));
+    }
+    Ok(words)
+}
+
+/// One task's command or stream, with the instance's pool.
+#[derive(Debug)]
+struct RedisBinding {
+    instance: String,
+    pool: Arc<Pool<RedisServer>>,
+    action: Action,
+}
+
+#[async_trait]
+impl Binding for RedisBinding {
+    async fn call(&self, req: CallRequest) -> Result<Value, CallError> {
+        let fail = |e: RedisError| classify(&self.instance, &e);
+        match &self.action {
+            Action::Command { words, args } => {
+                let values = match args {
+                    Some(args) => args.eval_with(&req.input, &[(KEY_FIELD, &req.idempotency_key)])?,
+                    None => Vec::new(),
+                };
+                let mut cmd = redis::Cmd::new();
+                for word in words {
+                    cmd.arg(word);
+                }
+                for (i, value) in values.iter().enumerate() {
+                    cmd.arg(arg_text(value).ok_or_else(|| {
+                        CallError::Permanent(format!(
+                            "redis {}: args item {} is null, which Redis cannot take",
+                            self.instance,
+                            i + 1
+                        ))
+                    })?);
+                }
+                let mut conn = self.pool.get().await?;
+                let reply: Reply = cmd.query_async(&mut *conn).await.map_err(fail)?;
+                Ok(json!({ "reply": reply_json(reply)? }))
+            }
+            Action::Append {
+                stream,
+                maxlen,
+                dedup_ttl_s,
+            } => {
+                let Value::Object(fields) = &req.input else {
+                    return Err(CallError::Permanent(format!(
+                        "redis {}: a stream entry is made of the input's fields; the input is \
+                         not an object",
+                        self.instance
+                    )));
+                };
+                if fields.contains_key(KEY_FIELD) {
+                    return Err(CallError::Permanent(format!(
+                        "redis {}: the input has a field `{KEY_FIELD}`, which the connector \
+                         sets itself",
+                        self.instance
+                    )));
+                }
+                let script = redis::Script::new(APPEND_ONCE);
+                let mut invocation = script.prepare_invoke();
+                invocation
+                    .key(stream)
+                    .key(format!("{stream}:knhk-dedup:{}", req.idempotency_key))
+                    .arg(dedup_ttl_s)
+                    .arg(maxlen)
+                    .arg(KEY_FIELD)
+                    .arg(&req.idempotency_key);
+                for (name, value) in fields {
+                    // A null field is sent as the JSON text `null`, as other non-strings are.
+                    let text = arg_text(value).unwrap_or_else(|| "null".to_owned());
+                    invocation.arg(name).arg(text);
+                }
+                let mut conn = self.pool.get().await?;
+                let (id, duplicate): (String, i64) = invocation
+                    .invoke_async(&mut *conn)
+                    .await
+                    .map_err(fail)?;
+                Ok(json!({ "id": id, "duplicate": duplicate == 1 }))
+            }
+        }
+    }
+}
+
+/// A JSON value as a Redis argument: a string as it is, null as nothing (refused), anything
+/// else as its JSON text.
+fn arg_text(value: &Value) -> Option<String> {
+    match value {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
+/// A reply as JSON: strings that are UTF-8 as strings, others as `{"base64": ...}`; maps as
+/// objects when their keys are strings; an error reply as a failed call.
+fn reply_json(reply: Reply) -> Result<Value, CallError> {
+    Ok(match reply {
+        Reply::Nil => Value::Null,
+        Reply::Int(i) => Value::from(i),
+        Reply::BulkString(bytes) => match String::from_utf8(bytes) {
+            Ok(s) => Value::String(s),
+            Err(e) => json!({
+                "base64": base64::engine::general_purpose::STANDARD.encode(e.into_bytes())
+            }),
+        },
+        Reply::Array(items) | Reply::Set(items) | Reply::Push { data: items, .. } => {
+            Value::Array(items.into_iter().map(reply_json).collect::<Result<_, _>>()?)
+        }
+        Reply::SimpleString(s) => Value::String(s),
+        Reply::Okay => Value::String("OK".to_owned()),
+        Reply::Map(pairs) => {
+            let pairs: Vec<(Value, Value)> = pairs
+                .into_iter()
+                .map(|(k, v)| Ok((reply_json(k)?, reply_json(v)?)))
+                .collect::<Result<_, CallError>>()?;
+            if pairs.iter().all(|(k, _)| k.is_string()) {
+                let mut object = Map::new();
+                for (k, v) in pairs {
+                    if let Value::String(k) = k {
+                        object.insert(k, v);
+                    }
+                }
+                Value::Object(object)
+            } else {
+                Value::Array(pairs.into_iter().map(|(k, v)| json!([k, v])).collect())
+            }
+        }
+        Reply::Attribute { data, .. } => reply_json(*data)?,
+        Reply::Double(f) => serde_json::Number::from_f64(f)
+            .map(Value::Number)
+            .unwrap_or_else(|| Value::String(f.to_string())),
+        Reply::Boolean(b) => Value::Bool(b),
+        Reply::VerbatimString { text, .. } => Value::String(text),
+        Reply::BigNumber(digits) => Value::String(String::from_utf8_lossy(&digits).into_owned()),
+        Reply::ServerError(e) => {
+            return Err(CallError::Permanent(format!(
+                "redis: {} {}",
+                e.code(),
+                e.details().unwrap_or_default()
+            )));
+        }
+        other => {
+            return Err(CallError::Permanent(format!(
+                "redis: a reply the connector does not convert: {other:?}"
+            )));
+        }
+    })
+}
+
+/// Types an error: the connection (I/O, a dropped connection, a timeout) and a server that is
+/// loading, read-only or asks to try again are retryable; a command the server refuses
+/// (`WRONGTYPE`, a syntax error) is permanent.
+fn classify(instance: &str, e: &RedisError) -> CallError {
+    let message = format!("redis {instance}: {e}");
+    let retryable = e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_timeout()
+        || matches!(
+            e.kind(),
+            ErrorKind::Server(
+                ServerErrorKind::BusyLoading
+                    | ServerErrorKind::TryAgain
+                    | ServerErrorKind::MasterDown
+                    | ServerErrorKind::ClusterDown
+                    | ServerErrorKind::ReadOnly
+            )
+        );
+    if retryable {
+        CallError::Retryable(message)
+    } else {
+        CallError::Permanent(message)
+    }
+}
