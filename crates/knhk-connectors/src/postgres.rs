@@ -69,7 +69,7 @@ impl PostgresConnector {
             pg.password(password.expose());
         }
         if pg.get_application_name().is_none() {
-            pg.application_name(&format!("knhk connector {}", config.name));
+            pg.application_name(format!("knhk connector {}", config.name));
         }
         pg.connect_timeout(config.pool.acquire_timeout);
         let manager = Manager::from_config(

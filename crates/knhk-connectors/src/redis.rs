@@ -17,7 +17,7 @@ use serde_json::{Map, Value, json};
 use crate::args::ListExpr;
 use crate::config::{ConfigError, InstanceConfig};
 use crate::connector::{Binding, CallError, CallRequest, Connector, Probe};
-use crate::pool::Pool;
+use crate::pool::{Counted, Object, Pool};
 use crate::settings::SettingsError;
 
 /// How long a stream's deduplication marker lives unless `dedup_ttl_s` says otherwise: a day.
@@ -80,6 +80,9 @@ pub struct RedisConnector {
 pub struct RedisServer {
     client: Client,
     connect_timeout: Duration,
+    /// The name each connection gives itself (`CLIENT SETNAME`), so that `CLIENT LIST` shows
+    /// whose it is: `knhk-INSTANCE`.
+    client_name: String,
 }
 
 impl deadpool::managed::Manager for RedisServer {
@@ -92,9 +95,16 @@ impl deadpool::managed::Manager for RedisServer {
             // The registry bounds each attempt; a connection-wide bound would only cut long
             // commands short.
             .set_response_timeout(None);
-        self.client
+        let mut conn = self
+            .client
             .get_multiplexed_async_connection_with_config(&config)
-            .await
+            .await?;
+        redis::cmd("CLIENT")
+            .arg("SETNAME")
+            .arg(&self.client_name)
+            .exec_async(&mut conn)
+            .await?;
+        Ok(conn)
     }
 
     async fn recycle(
@@ -142,13 +152,17 @@ impl RedisConnector {
                     "the url has a password already".to_owned(),
                 ));
             }
-            let settings = info.redis_settings().clone().set_password(password.expose());
+            let settings = info
+                .redis_settings()
+                .clone()
+                .set_password(password.expose());
             info = info.set_redis_settings(settings);
         }
         let client = Client::open(info).map_err(|e| fault("url", e.to_string()))?;
         let server = RedisServer {
             client,
             connect_timeout: config.pool.acquire_timeout,
+            client_name: format!("knhk-{}", config.name),
         };
         let pool = Pool::new(&config.name, server, config.pool).map_err(|e| fault("pool", e))?;
         Ok(RedisConnector {
@@ -279,7 +293,10 @@ impl Action {
 /// pooled connection must not run.
 fn command_words(value: &str) -> Result<Vec<String>, SettingsError> {
     let words: Vec<String> = value.split_whitespace().map(str::to_owned).collect();
-    let name = words.first().map(|w| w.to_ascii_uppercase()).unwrap_or_default();
+    let name = words
+        .first()
+        .map(|w| w.to_ascii_uppercase())
+        .unwrap_or_default();
     if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         return Err(SettingsError::malformed(
             "command",
@@ -310,7 +327,9 @@ impl Binding for RedisBinding {
         match &self.action {
             Action::Command { words, args } => {
                 let values = match args {
-                    Some(args) => args.eval_with(&req.input, &[(KEY_FIELD, &req.idempotency_key)])?,
+                    Some(args) => {
+                        args.eval_with(&req.input, &[(KEY_FIELD, &req.idempotency_key)])?
+                    }
                     None => Vec::new(),
                 };
                 let mut cmd = redis::Cmd::new();
@@ -326,9 +345,13 @@ impl Binding for RedisBinding {
                         ))
                     })?);
                 }
-                let mut conn = self.pool.get().await?;
-                let reply: Reply = cmd.query_async(&mut *conn).await.map_err(fail)?;
-                Ok(json!({ "reply": reply_json(reply)? }))
+                let mut guard = InFlight(Some(self.pool.get().await?));
+                let reply: Result<Reply, RedisError> = match guard.0.as_deref_mut() {
+                    Some(conn) => cmd.query_async(conn).await,
+                    None => return Err(CallError::Retryable("redis: no connection".to_owned())),
+                };
+                guard.finish();
+                Ok(json!({ "reply": reply_json(reply.map_err(fail)?)? }))
             }
             Action::Append {
                 stream,
@@ -363,13 +386,35 @@ impl Binding for RedisBinding {
                     let text = arg_text(value).unwrap_or_else(|| "null".to_owned());
                     invocation.arg(name).arg(text);
                 }
-                let mut conn = self.pool.get().await?;
-                let (id, duplicate): (String, i64) = invocation
-                    .invoke_async(&mut *conn)
-                    .await
-                    .map_err(fail)?;
+                let mut guard = InFlight(Some(self.pool.get().await?));
+                let appended: Result<(String, i64), RedisError> = match guard.0.as_deref_mut() {
+                    Some(conn) => invocation.invoke_async(conn).await,
+                    None => return Err(CallError::Retryable("redis: no connection".to_owned())),
+                };
+                guard.finish();
+                let (id, duplicate) = appended.map_err(fail)?;
                 Ok(json!({ "id": id, "duplicate": duplicate == 1 }))
             }
+        }
+    }
+}
+
+/// A connection checked out for one call. Dropped before [`InFlight::finish`] (the call's
+/// future abandoned on a timeout), it takes the connection out of the pool and closes it: a
+/// command still running there (`WAIT`) would hold up the next call's checkout.
+struct InFlight(Option<Object<Counted<RedisServer>>>);
+
+impl InFlight {
+    fn finish(mut self) {
+        // Back to the pool, which pings it on the next checkout.
+        self.0.take();
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Some(conn) = self.0.take() {
+            drop(Object::take(conn));
         }
     }
 }
@@ -396,9 +441,12 @@ fn reply_json(reply: Reply) -> Result<Value, CallError> {
                 "base64": base64::engine::general_purpose::STANDARD.encode(e.into_bytes())
             }),
         },
-        Reply::Array(items) | Reply::Set(items) | Reply::Push { data: items, .. } => {
-            Value::Array(items.into_iter().map(reply_json).collect::<Result<_, _>>()?)
-        }
+        Reply::Array(items) | Reply::Set(items) | Reply::Push { data: items, .. } => Value::Array(
+            items
+                .into_iter()
+                .map(reply_json)
+                .collect::<Result<_, _>>()?,
+        ),
         Reply::SimpleString(s) => Value::String(s),
         Reply::Okay => Value::String("OK".to_owned()),
         Reply::Map(pairs) => {

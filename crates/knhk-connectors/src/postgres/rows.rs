@@ -49,14 +49,10 @@ impl<'a> FromSql<'a> for Cell {
             Type::JSON | Type::JSONB => Value::from_sql(ty, raw)?,
             Type::UUID => Value::String(uuid::Uuid::from_sql(ty, raw)?.to_string()),
             Type::TIMESTAMPTZ => Value::String(jiff::Timestamp::from_sql(ty, raw)?.to_string()),
-            Type::TIMESTAMP => {
-                Value::String(jiff::civil::DateTime::from_sql(ty, raw)?.to_string())
-            }
+            Type::TIMESTAMP => Value::String(jiff::civil::DateTime::from_sql(ty, raw)?.to_string()),
             Type::DATE => Value::String(jiff::civil::Date::from_sql(ty, raw)?.to_string()),
             Type::TIME => Value::String(jiff::civil::Time::from_sql(ty, raw)?.to_string()),
-            Type::BYTEA => {
-                Value::String(base64::engine::general_purpose::STANDARD.encode(raw))
-            }
+            Type::BYTEA => Value::String(base64::engine::general_purpose::STANDARD.encode(raw)),
             _ if <String as FromSql>::accepts(ty) => Value::String(String::from_sql(ty, raw)?),
             _ => {
                 return Err(format!(
@@ -177,7 +173,10 @@ pub(super) fn numeric_to_sql(decimal: &str, out: &mut BytesMut) -> Result<(), St
     }
     let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
     if whole.is_empty() && fraction.is_empty()
-        || !whole.bytes().chain(fraction.bytes()).all(|b| b.is_ascii_digit())
+        || !whole
+            .bytes()
+            .chain(fraction.bytes())
+            .all(|b| b.is_ascii_digit())
     {
         return Err("not a decimal number".to_owned());
     }

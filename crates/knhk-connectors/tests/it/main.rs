@@ -1,12 +1,17 @@
 //! Integration tests of knhk-connectors: the HTTP connector against real servers on port 0, the
+//! postgres and redis connectors and their pools against the servers on this machine, the
 //! registry's retry loop on the paused clock, and the retry policy.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod http;
 mod http_settings;
+mod postgres;
+mod postgres_pool;
+mod redis;
 mod registry;
 mod retry;
 mod server;
+mod services;
 
 use std::collections::BTreeMap;
 
