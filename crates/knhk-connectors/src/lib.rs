@@ -12,6 +12,9 @@
 //! - [`HttpConnector`] (name `http`) is the built-in connector.
 //! - Named instances come from the config file's `[connectors.NAME]` tables
 //!   ([`InstanceConfig`], built by [`kinds::build`]); each owns a [`Pool`] of connections.
+//!   [`PostgresConnector`] (`kind = "postgres"`: a parameterized statement per call, rows as
+//!   JSON) and [`RedisConnector`] (`kind = "redis"`: a command, or a stream append deduplicated
+//!   by the idempotency key) are two of them; the README documents their keys and settings.
 //!
 //! # The `http` connector
 //!

@@ -1,55 +1,30 @@
 //! The `redis` connector: one command per call (`command` with `args`), or an append to a stream
 //! deduplicated by the call's idempotency key (`stream`), on a pooled connection.
 
+mod action;
+mod reply;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use base64::Engine;
 use redis::aio::MultiplexedConnection;
 use redis::{
     AsyncConnectionConfig, Client, ErrorKind, IntoConnectionInfo, RedisError, ServerErrorKind,
     Value as Reply,
 };
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
-use crate::args::ListExpr;
 use crate::config::{ConfigError, InstanceConfig};
 use crate::connector::{Binding, CallError, CallRequest, Connector, Probe};
 use crate::pool::{Counted, Object, Pool};
 use crate::settings::SettingsError;
-
-/// How long a stream's deduplication marker lives unless `dedup_ttl_s` says otherwise: a day.
-const DEFAULT_DEDUP_TTL_S: u64 = 86_400;
+use action::Action;
+use reply::{arg_text, reply_json};
 
 /// The field of a stream entry that carries the call's idempotency key.
 const KEY_FIELD: &str = "idempotency_key";
-
-/// Commands a pooled connection must not run: they change the connection's state for the calls
-/// after this one, block it, or take it over.
-const REFUSED_COMMANDS: [&str; 20] = [
-    "AUTH",
-    "BLMOVE",
-    "BLMPOP",
-    "BLPOP",
-    "BRPOP",
-    "BRPOPLPUSH",
-    "BZMPOP",
-    "BZPOPMAX",
-    "BZPOPMIN",
-    "CLIENT",
-    "DISCARD",
-    "EXEC",
-    "HELLO",
-    "MONITOR",
-    "MULTI",
-    "PSUBSCRIBE",
-    "QUIT",
-    "RESET",
-    "SELECT",
-    "SUBSCRIBE",
-];
 
 /// Appends the entry once per marker key: the marker holds the entry's id for `ttl` seconds,
 /// and a call that finds it answers with that id instead of appending again. A script runs
@@ -60,7 +35,7 @@ if existing then return {existing, 1} end
 local maxlen = tonumber(ARGV[2])
 local id
 if maxlen > 0 then
-  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*', unpack(ARGV, 3))
+  id = redis.call('XADD', KEYS[1], 'MAXLEN', maxlen, '*', unpack(ARGV, 3))
 else
   id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 3))
 end
@@ -217,101 +192,6 @@ impl Connector for RedisConnector {
         self.pool.close();
     }
 }
-
-/// What a task does: a command, or an append to a stream.
-#[derive(Debug)]
-enum Action {
-    Command {
-        words: Vec<String>,
-        args: Option<ListExpr>,
-    },
-    Append {
-        stream: String,
-        maxlen: u64,
-        dedup_ttl_s: u64,
-    },
-}
-
-impl Action {
-    fn parse(settings: &BTreeMap<String, String>) -> Result<Action, SettingsError> {
-        let number = |key: &str, value: &str| {
-            value
-                .parse::<u64>()
-                .map_err(|e| SettingsError::malformed(key, e))
-        };
-        let (mut command, mut args, mut stream) = (None, None, None);
-        let (mut maxlen, mut dedup_ttl_s) = (None, None);
-        for (key, value) in settings {
-            if value.trim().is_empty() {
-                return Err(SettingsError::Empty {
-                    setting: key.clone(),
-                });
-            }
-            match key.as_str() {
-                "command" => command = Some(command_words(value)?),
-                "args" => args = Some(ListExpr::compile("args", value)?),
-                "stream" => stream = Some(value.clone()),
-                "maxlen" => maxlen = Some(number(key, value)?),
-                "dedup_ttl_s" => match number(key, value)? {
-                    0 => {
-                        return Err(SettingsError::malformed(key, "must be at least 1"));
-                    }
-                    n => dedup_ttl_s = Some(n),
-                },
-                _ => {
-                    return Err(SettingsError::Unknown {
-                        setting: key.clone(),
-                    });
-                }
-            }
-        }
-        let conflict = |setting: &str, with: &str| SettingsError::Conflict {
-            setting: setting.to_owned(),
-            with: with.to_owned(),
-        };
-        match (command, stream) {
-            (Some(_), Some(_)) => Err(conflict("stream", "command")),
-            (Some(words), None) => match (maxlen, dedup_ttl_s) {
-                (Some(_), _) => Err(conflict("maxlen", "command")),
-                (_, Some(_)) => Err(conflict("dedup_ttl_s", "command")),
-                (None, None) => Ok(Action::Command { words, args }),
-            },
-            (None, Some(_)) if args.is_some() => Err(conflict("args", "stream")),
-            (None, Some(stream)) => Ok(Action::Append {
-                stream,
-                maxlen: maxlen.unwrap_or(0),
-                dedup_ttl_s: dedup_ttl_s.unwrap_or(DEFAULT_DEDUP_TTL_S),
-            }),
-            (None, None) => Err(SettingsError::Missing {
-                setting: "command".to_owned(),
-            }),
-        }
-    }
-}
-
-/// Splits `command` into its words (`SET`, `XADD`, `CONFIG GET`), refusing the commands a
-/// pooled connection must not run.
-fn command_words(value: &str) -> Result<Vec<String>, SettingsError> {
-    let words: Vec<String> = value.split_whitespace().map(str::to_owned).collect();
-    let name = words
-        .first()
-        .map(|w| w.to_ascii_uppercase())
-        .unwrap_or_default();
-    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return Err(SettingsError::malformed(
-            "command",
-            format!("`{name}` is not a command name"),
-        ));
-    }
-    if REFUSED_COMMANDS.contains(&name.as_str()) {
-        return Err(SettingsError::malformed(
-            "command",
-            format!("{name} would change or hold the pooled connection; it is not run"),
-        ));
-    }
-    Ok(words)
-}
-
 /// One task's command or stream, with the instance's pool.
 #[derive(Debug)]
 struct RedisBinding {
@@ -418,76 +298,6 @@ impl Drop for InFlight {
         }
     }
 }
-
-/// A JSON value as a Redis argument: a string as it is, null as nothing (refused), anything
-/// else as its JSON text.
-fn arg_text(value: &Value) -> Option<String> {
-    match value {
-        Value::Null => None,
-        Value::String(s) => Some(s.clone()),
-        other => Some(other.to_string()),
-    }
-}
-
-/// A reply as JSON: strings that are UTF-8 as strings, others as `{"base64": ...}`; maps as
-/// objects when their keys are strings; an error reply as a failed call.
-fn reply_json(reply: Reply) -> Result<Value, CallError> {
-    Ok(match reply {
-        Reply::Nil => Value::Null,
-        Reply::Int(i) => Value::from(i),
-        Reply::BulkString(bytes) => match String::from_utf8(bytes) {
-            Ok(s) => Value::String(s),
-            Err(e) => json!({
-                "base64": base64::engine::general_purpose::STANDARD.encode(e.into_bytes())
-            }),
-        },
-        Reply::Array(items) | Reply::Set(items) | Reply::Push { data: items, .. } => Value::Array(
-            items
-                .into_iter()
-                .map(reply_json)
-                .collect::<Result<_, _>>()?,
-        ),
-        Reply::SimpleString(s) => Value::String(s),
-        Reply::Okay => Value::String("OK".to_owned()),
-        Reply::Map(pairs) => {
-            let pairs: Vec<(Value, Value)> = pairs
-                .into_iter()
-                .map(|(k, v)| Ok((reply_json(k)?, reply_json(v)?)))
-                .collect::<Result<_, CallError>>()?;
-            if pairs.iter().all(|(k, _)| k.is_string()) {
-                let mut object = Map::new();
-                for (k, v) in pairs {
-                    if let Value::String(k) = k {
-                        object.insert(k, v);
-                    }
-                }
-                Value::Object(object)
-            } else {
-                Value::Array(pairs.into_iter().map(|(k, v)| json!([k, v])).collect())
-            }
-        }
-        Reply::Attribute { data, .. } => reply_json(*data)?,
-        Reply::Double(f) => serde_json::Number::from_f64(f)
-            .map(Value::Number)
-            .unwrap_or_else(|| Value::String(f.to_string())),
-        Reply::Boolean(b) => Value::Bool(b),
-        Reply::VerbatimString { text, .. } => Value::String(text),
-        Reply::BigNumber(digits) => Value::String(String::from_utf8_lossy(&digits).into_owned()),
-        Reply::ServerError(e) => {
-            return Err(CallError::Permanent(format!(
-                "redis: {} {}",
-                e.code(),
-                e.details().unwrap_or_default()
-            )));
-        }
-        other => {
-            return Err(CallError::Permanent(format!(
-                "redis: a reply the connector does not convert: {other:?}"
-            )));
-        }
-    })
-}
-
 /// Types an error: the connection (I/O, a dropped connection, a timeout) and a server that is
 /// loading, read-only or asks to try again are retryable; a command the server refuses
 /// (`WRONGTYPE`, a syntax error) is permanent.

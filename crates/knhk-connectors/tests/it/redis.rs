@@ -187,6 +187,34 @@ async fn a_stream_append_happens_once_per_idempotency_key() {
 }
 
 #[tokio::test]
+async fn a_stream_with_maxlen_keeps_its_newest_entries() {
+    let rd = redis(json!({}));
+    let stream = unique("knhk_stream");
+    let settings = [("stream", stream.as_str()), ("maxlen", "2")];
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let out = call(&*rd, &settings, json!({ "n": n }), &format!("{stream}/{n}")).await;
+        ids.push(out.unwrap()["id"].as_str().unwrap().to_owned());
+    }
+    let mut admin = redis_admin().await;
+    let kept: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+        .arg(&stream)
+        .arg("-")
+        .arg("+")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let kept: Vec<&str> = kept.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(kept, [ids[1].as_str(), ids[2].as_str()]);
+    let mut del = redis::cmd("DEL");
+    del.arg(&stream);
+    for n in 0..3 {
+        del.arg(format!("{stream}:knhk-dedup:{stream}/{n}"));
+    }
+    let _: i64 = del.query_async(&mut admin).await.unwrap();
+}
+
+#[tokio::test]
 async fn settings_are_checked_when_prepared() {
     let rd = redis(json!({}));
     let refused = |pairs: &[(&str, &str)]| rd.prepare(&task(pairs)).unwrap_err();
