@@ -38,6 +38,8 @@ impl<'a> FromSql<'a> for Cell {
             _ => {}
         }
         let value = match *ty {
+            // A function returning nothing (`SELECT pg_notify(...)`): a value with no content.
+            Type::VOID => Value::Null,
             Type::BOOL => Value::Bool(bool::from_sql(ty, raw)?),
             Type::INT2 => Value::from(i16::from_sql(ty, raw)?),
             Type::INT4 => Value::from(i32::from_sql(ty, raw)?),

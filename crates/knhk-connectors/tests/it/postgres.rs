@@ -252,6 +252,39 @@ async fn a_value_that_does_not_fit_its_parameter_fails_permanently_naming_the_ty
 }
 
 #[tokio::test]
+async fn a_column_of_a_type_without_a_json_form_fails_naming_it_and_void_is_null() {
+    let pg = postgres(json!({}));
+    let point = call(
+        &*pg,
+        &[("statement", "SELECT point(1, 2) AS p")],
+        json!({}),
+        "k",
+    )
+    .await;
+    let point = point.unwrap_err();
+    assert!(!point.is_retryable(), "{point}");
+    assert!(point.message().contains("columns of type point"), "{point}");
+    let cast = call(
+        &*pg,
+        &[("statement", "SELECT point(1, 2)::text AS p")],
+        json!({}),
+        "k",
+    );
+    assert_eq!(cast.await.unwrap()["rows"], json!([{"p": "(1,2)"}]));
+    let channel = unique("knhk_chan");
+    let notify = call(
+        &*pg,
+        &[
+            ("statement", "SELECT pg_notify($1, 'hi') AS sent"),
+            ("params", "[c]"),
+        ],
+        json!({ "c": channel }),
+        "k",
+    );
+    assert_eq!(notify.await.unwrap()["rows"], json!([{"sent": null}]));
+}
+
+#[tokio::test]
 async fn settings_are_checked_when_prepared() {
     let pg = postgres(json!({}));
     let refused = |pairs: &[(&str, &str)]| pg.prepare(&task(pairs)).unwrap_err();
