@@ -123,12 +123,11 @@ async fn measure(args: &ConnectorsArgs, table: &str, pool: usize) -> anyhow::Res
     // Warm-up: the pool opens its connections and prepares the statement on each.
     drive(&engine, workflow, args.concurrency, args.concurrency).await?;
     timed.take();
-    let opened_before = pg.pool().status().created;
     let started = Instant::now();
     let mut cases = drive(&engine, workflow, args.concurrency, args.cases).await?;
     let elapsed = started.elapsed();
     let mut tasks = timed.take();
-    let opened = pg.pool().status().created - opened_before;
+    let opened = pg.pool().status().created;
     engine.shutdown().await;
     pg.close().await;
     tasks.sort_unstable();
@@ -144,7 +143,7 @@ async fn measure(args: &ConnectorsArgs, table: &str, pool: usize) -> anyhow::Res
 }
 
 fn ms(d: Duration) -> String {
-    format!("{} ms", millis(d.as_secs_f64()))
+    millis(d.as_secs_f64())
 }
 
 /// Runs `cases` cases, `concurrency` at a time, to their end; returns each case's duration.
