@@ -1,10 +1,15 @@
 //! Integration tests of knhk-connectors: the HTTP connector against real servers on port 0, the
-//! postgres and redis connectors and their pools against the servers on this machine, the
-//! registry's retry loop on the paused clock, and the retry policy.
+//! NATS, AMQP and MQTT connectors against the brokers of this machine, the postgres and redis
+//! connectors and their pools against the servers of this machine, the registry's retry loop on
+//! the paused clock, and the retry policy.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod amqp;
+mod brokers;
 mod http;
 mod http_settings;
+mod mqtt;
+mod nats;
 mod postgres;
 mod postgres_pool;
 mod redis;
