@@ -316,6 +316,11 @@ fn the_config_never_shows_the_password() {
     let error = PostgresConnector::from_config(&config("orders", table)).unwrap_err();
     assert_eq!(error.key, "url");
     assert!(!error.to_string().contains("hunter2"), "{error}");
+    let table = json!({ "kind": "postgres", "url": "postgres://ann@127.0.0.1/test",
+                        "password": "hunter2" });
+    let pg = PostgresConnector::from_config(&config("orders", table)).unwrap();
+    let shown = format!("{pg:?} {:?}", pg.pool().manager());
+    assert!(!shown.contains("hunter2"), "{shown}");
     let table = json!({ "kind": "postgres", "url": "mysql://127.0.0.1/test" });
     assert!(PostgresConnector::from_config(&config("orders", table)).is_err());
 }

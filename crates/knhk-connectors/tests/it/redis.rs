@@ -253,6 +253,11 @@ fn the_config_never_shows_the_password() {
     let error = RedisConnector::from_config(&config("cache", table)).unwrap_err();
     assert_eq!(error.key, "password");
     assert!(!error.to_string().contains("hunter2"), "{error}");
+    let table = json!({ "kind": "redis", "url": "redis://127.0.0.1:6379/0",
+                        "password": "hunter2" });
+    let rd = RedisConnector::from_config(&config("cache", table)).unwrap();
+    let shown = format!("{rd:?} {:?}", rd.pool().manager());
+    assert!(!shown.contains("hunter2"), "{shown}");
     let table = json!({ "kind": "redis", "url": "redis://:hunter2@127.0.0.1:port/0" });
     let error = RedisConnector::from_config(&config("cache", table)).unwrap_err();
     assert_eq!(error.key, "url");
