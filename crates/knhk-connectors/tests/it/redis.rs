@@ -408,3 +408,78 @@ async fn client_id(admin: &mut redis::aio::MultiplexedConnection, instance: &str
         .find_map(|line| line.split(' ').find_map(|f| f.strip_prefix("id=")))
         .and_then(|id| id.parse().ok())
 }
+
+#[tokio::test]
+async fn the_pool_grows_to_its_maximum_and_an_exhausted_pool_times_out_clearly() {
+    // `WAIT 1 0` holds a connection until a replica acknowledges, which none will, or until the
+    // test unblocks it with CLIENT UNBLOCK: calls overlap without any sleep.
+    let rd = redis(json!({ "max_size": 4, "acquire_timeout_ms": 300 }));
+    let hold: Arc<dyn Binding> = rd
+        .prepare(&task(&[("command", "WAIT"), ("args", "[1, 0]")]))
+        .unwrap();
+    let request = || CallRequest {
+        input: json!({}),
+        idempotency_key: "k".to_owned(),
+        attempt: 1,
+        timeout: Duration::from_secs(10),
+    };
+    let calls: Vec<_> = (0..4)
+        .map(|_| {
+            let (hold, req) = (hold.clone(), request());
+            tokio::spawn(async move { hold.call(req).await })
+        })
+        .collect();
+    eventually("four connections are held", || async {
+        let s = rd.pool().status();
+        s.active == 4 && s.created == 4
+    })
+    .await;
+    let name = rd.name().to_owned();
+    eventually(
+        "the server sees four connections blocked in WAIT",
+        || async { blocked(&mut redis_admin().await, &name).await.len() == 4 },
+    )
+    .await;
+    let ping = rd.prepare(&task(&[("command", "PING")])).unwrap();
+    let error = ping.call(request()).await.unwrap_err();
+    assert!(error.is_retryable(), "{error}");
+    assert!(
+        error.message().contains("no connection free within 300ms"),
+        "{error}"
+    );
+    let mut admin = redis_admin().await;
+    for id in blocked(&mut admin, &name).await {
+        let _: i64 = redis::cmd("CLIENT")
+            .arg("UNBLOCK")
+            .arg(id)
+            .query_async(&mut admin)
+            .await
+            .unwrap();
+    }
+    for call in calls {
+        assert_eq!(call.await.unwrap().unwrap(), json!({ "reply": 0 }));
+    }
+    assert_eq!(
+        ping.call(request()).await.unwrap(),
+        json!({ "reply": "PONG" })
+    );
+    let status = rd.pool().status();
+    assert_eq!((status.created, status.active), (4, 0), "{status:?}");
+}
+
+/// Finds the ids of an instance's connections blocked in `WAIT`.
+async fn blocked(admin: &mut redis::aio::MultiplexedConnection, instance: &str) -> Vec<i64> {
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(admin)
+        .await
+        .unwrap();
+    let name = format!("name=knhk-{instance}");
+    list.lines()
+        .filter(|line| {
+            line.split(' ').any(|f| f == name) && line.split(' ').any(|f| f == "cmd=wait")
+        })
+        .filter_map(|line| line.split(' ').find_map(|f| f.strip_prefix("id=")))
+        .filter_map(|id| id.parse().ok())
+        .collect()
+}
