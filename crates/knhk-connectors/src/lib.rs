@@ -5,7 +5,7 @@
 //!   time (a [`SettingsError`] names the setting at fault) and performs one attempt of a call, reporting a [`CallError`] that says whether another
 //!   attempt is worth it ([`CallError::Retryable`]) or not ([`CallError::Permanent`]).
 //! - [`Registry`] holds the connectors by name and runs a call to its end: a timeout per attempt,
-//!   retries with exponential backoff on retryable errors (see [`RetryPolicy`]; the
+//!   retries with exponential backoff and jitter on retryable errors (see [`RetryPolicy`]; the
 //!   runtime builds one per call), and the same idempotency key on every attempt. Each connector has a circuit
 //!   breaker ([`BreakerPolicy`]): after repeated retryable failures its attempts fail at once for a
 //!   cooldown, then one trial call decides whether it closes again.
