@@ -10,6 +10,8 @@ use crate::http::HttpConnector;
 use crate::kafka::KafkaConnector;
 use crate::mqtt::MqttConnector;
 use crate::nats::NatsConnector;
+use crate::postgres::PostgresConnector;
+use crate::redis::RedisConnector;
 use crate::salesforce::SalesforceConnector;
 
 /// The kinds a table may name in `kind`.
@@ -34,6 +36,8 @@ pub fn build(config: &InstanceConfig) -> Result<Arc<dyn Connector>, ConfigError>
         "nats" => Ok(Arc::new(NatsConnector::from_config(config)?)),
         "amqp" => Ok(Arc::new(AmqpConnector::from_config(config)?)),
         "mqtt" => Ok(Arc::new(MqttConnector::from_config(config)?)),
+        "postgres" => Ok(Arc::new(PostgresConnector::from_config(config)?)),
+        "redis" => Ok(Arc::new(RedisConnector::from_config(config)?)),
         other if KINDS.contains(&other) => Err(ConfigError {
             instance: config.name.clone(),
             key: "kind".to_owned(),

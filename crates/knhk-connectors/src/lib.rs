@@ -18,6 +18,9 @@
 //!   settings.
 //! - Named instances come from the config file's `[connectors.NAME]` tables
 //!   ([`InstanceConfig`], built by [`kinds::build`]); each owns a [`Pool`] of connections.
+//!   [`PostgresConnector`] (`kind = "postgres"`: a parameterized statement per call, rows as
+//!   JSON) and [`RedisConnector`] (`kind = "redis"`: a command, or a stream append deduplicated
+//!   by the idempotency key) are two of them; the README documents their keys and settings.
 //!
 //! # The `http` connector
 //!
@@ -39,6 +42,7 @@
 //! status and the first 200 characters of the body.
 
 mod amqp;
+mod args;
 mod breaker;
 mod config;
 mod connector;
@@ -49,6 +53,8 @@ pub mod kinds;
 mod mqtt;
 mod nats;
 pub mod pool;
+mod postgres;
+mod redis;
 mod registry;
 mod retry;
 mod salesforce;
@@ -64,6 +70,8 @@ pub use kafka::KafkaConnector;
 pub use mqtt::MqttConnector;
 pub use nats::NatsConnector;
 pub use pool::{Pool, PoolConfig, PoolStatus};
+pub use postgres::PostgresConnector;
+pub use redis::RedisConnector;
 pub use registry::{Answer, CallFailure, FailedAttempt, InstanceHealth, Registry};
 pub use retry::RetryPolicy;
 pub use salesforce::SalesforceConnector;

@@ -234,15 +234,13 @@ impl<M: Manager> Manager for Counted<M> {
     }
 
     async fn recycle(&self, conn: &mut M::Type, m: &Metrics) -> RecycleResult<M::Error> {
-        let verdict = if expired(&self.config, m) {
+        // A connection refused here (or whose check times out) is detached by deadpool, and
+        // `detach` counts it as closed: counting it here too would count it twice.
+        if expired(&self.config, m) {
             Err(RecycleError::message("expired"))
         } else {
             self.manager.recycle(conn, m).await
-        };
-        if verdict.is_err() {
-            self.closed();
         }
-        verdict
     }
 
     fn detach(&self, conn: &mut M::Type) {

@@ -1,7 +1,8 @@
 //! Integration tests of knhk-connectors: the HTTP connector against real servers on port 0, the
-//! NATS, AMQP and MQTT connectors against the brokers of this machine, the Kafka connector
-//! (against a broker when `KNHK_TEST_KAFKA` names one), the Salesforce connector against a
-//! stand-in, the registry's retry loop on the paused clock, and the retry policy.
+//! NATS, AMQP and MQTT connectors against the brokers of this machine, the postgres and redis
+//! connectors and their pools against the servers of this machine, the Kafka connector (against
+//! a broker when `KNHK_TEST_KAFKA` names one), the Salesforce connector against a stand-in, the
+//! registry's retry loop on the paused clock, and the retry policy.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod amqp;
@@ -12,10 +13,14 @@ mod intake;
 mod kafka;
 mod mqtt;
 mod nats;
+mod postgres;
+mod postgres_pool;
+mod redis;
 mod registry;
 mod retry;
 mod salesforce;
 mod server;
+mod services;
 
 use std::collections::BTreeMap;
 
