@@ -234,15 +234,11 @@ impl<M: Manager> Manager for Counted<M> {
     }
 
     async fn recycle(&self, conn: &mut M::Type, m: &Metrics) -> RecycleResult<M::Error> {
-        let verdict = if expired(&self.config, m) {
-            Err(RecycleError::message("expired"))
-        } else {
-            self.manager.recycle(conn, m).await
-        };
-        if verdict.is_err() {
-            self.closed();
+        // A connection refused here is dropped through `detach`, which counts it as closed.
+        if expired(&self.config, m) {
+            return Err(RecycleError::message("expired"));
         }
-        verdict
+        self.manager.recycle(conn, m).await
     }
 
     fn detach(&self, conn: &mut M::Type) {

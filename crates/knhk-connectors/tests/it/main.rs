@@ -1,9 +1,12 @@
 //! Integration tests of knhk-connectors: the HTTP connector against real servers on port 0, the
-//! registry's retry loop on the paused clock, and the retry policy.
+//! registry's retry loop on the paused clock, the retry policy, the `[connectors.NAME]` tables and
+//! the connection pool.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod config;
 mod http;
 mod http_settings;
+mod pool;
 mod registry;
 mod retry;
 mod server;
