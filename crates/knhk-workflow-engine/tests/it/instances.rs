@@ -150,7 +150,10 @@ async fn a_workflow_naming_an_unknown_instance_is_refused_naming_it() {
         .unwrap_err();
     assert_eq!(err.code(), ErrorCode::FailedPrecondition, "{err}");
     let text = err.to_string();
-    assert!(text.contains("orders_db") && text.contains("post"), "{text}");
+    assert!(
+        text.contains("orders_db") && text.contains("post"),
+        "{text}"
+    );
     // Bad settings of a known instance are refused naming the setting.
     let wf = turtle(
         "Orders",
@@ -204,7 +207,10 @@ async fn the_engine_lists_and_probes_its_instances_and_closes_them_at_shutdown()
         .await
         .unwrap_err();
     assert_eq!(err.code(), ErrorCode::NotFound);
-    assert_eq!(err.to_string(), "unknown connector nope (known: http, ledger)");
+    assert_eq!(
+        err.to_string(),
+        "unknown connector nope (known: http, ledger)"
+    );
     assert_eq!(counts.closed.load(Ordering::SeqCst), 0);
     engine.shutdown().await;
     assert_eq!(counts.closed.load(Ordering::SeqCst), 1);
