@@ -2,10 +2,8 @@
 //! server (the kinds' own tests use the real ones): reuse, growth, exhaustion, a broken
 //! connection replaced, idle and lifetime expiry, and the metrics named in `pool.rs`.
 //!
-//! Reuse, growth, exhaustion and broken connections run on the paused tokio clock. Idle and
-//! lifetime expiry run on the real clock with bounds of tens of milliseconds: deadpool measures
-//! a connection's age and last use with `std::time::Instant`, which the paused clock does not
-//! move; the tests wait for the reaper by polling the pool's status, with a bound.
+//! Every test runs on the paused tokio clock, on which the pool measures its timeouts and
+//! connections' ages.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -147,64 +145,50 @@ async fn a_server_that_refuses_connections_fails_retryably_and_is_counted() {
     assert!(pool.get().await.is_ok());
 }
 
-/// Polls the pool's status until `done` holds, for at most 5 s.
-async fn until<M: Manager>(pool: &Pool<M>, done: impl Fn(&knhk_connectors::PoolStatus) -> bool) {
-    let bound = tokio::time::Instant::now() + Duration::from_secs(5);
-    while !done(&pool.status()) {
-        assert!(
-            tokio::time::Instant::now() < bound,
-            "not reached within 5 s: {:?}",
-            pool.status()
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_reaper_closes_idle_connections() {
     let pool = Pool::new(
         &name(),
         Server::default(),
         PoolConfig {
-            idle_timeout: Some(Duration::from_millis(30)),
+            idle_timeout: Some(Duration::from_secs(30)),
             ..config(4)
         },
     )
     .unwrap();
     let held = [pool.get().await.unwrap(), pool.get().await.unwrap()];
     drop(held);
-    assert_eq!(pool.status().idle, 2);
-    until(&pool, |s| s.idle == 0).await;
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    assert_eq!(pool.status().idle, 2, "not idle long enough yet");
+    // The reaper looks every 15 s: by 46 s it has seen them idle for 30 s.
+    tokio::time::sleep(Duration::from_secs(26)).await;
     let s = pool.status();
-    assert_eq!((s.closed, s.created), (2, 2));
+    assert_eq!((s.idle, s.closed, s.created), (0, 2, 2));
     // The next call opens a new one.
     assert_eq!(*pool.get().await.unwrap(), 2);
 }
 
-#[tokio::test]
-async fn a_connection_past_its_max_lifetime_is_closed_even_when_used() {
+#[tokio::test(start_paused = true)]
+async fn a_connection_used_often_is_still_closed_past_its_max_lifetime() {
     let pool = Pool::new(
         &name(),
         Server::default(),
         PoolConfig {
-            max_lifetime: Some(Duration::from_millis(30)),
+            max_lifetime: Some(Duration::from_secs(60)),
             ..config(1)
         },
     )
     .unwrap();
-    let first = *pool.get().await.unwrap();
-    // Used again and again, it still goes once it is old enough: at a checkout, or by the
-    // reaper.
-    let bound = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let id = *pool.get().await.unwrap();
-        if id != first {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < bound, "{:?}", pool.status());
-        tokio::time::sleep(Duration::from_millis(5)).await;
+    // Used every 10 s, never idle for long, it is replaced once 60 s old.
+    let mut seen = Vec::new();
+    for _ in 0..8 {
+        seen.push(*pool.get().await.unwrap());
+        tokio::time::sleep(Duration::from_secs(10)).await;
     }
-    assert!(pool.status().closed >= 1);
+    assert_eq!(seen[..6], [0; 6], "{seen:?}");
+    assert_eq!(seen[7], 1, "{seen:?}");
+    let s = pool.status();
+    assert_eq!((s.created, s.closed), (2, 1));
 }
 
 #[test]
