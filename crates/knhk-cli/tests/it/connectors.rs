@@ -1,6 +1,6 @@
 //! The config file's connector instances through the binary: found in the data directory or
 //! given with `--config`, called by the tasks that name them, listed and probed by `knhk
-//! connector` and `GET /connectors`, refused at start-up naming the key at fault, and printed by
+//! connector`, `GET /connectors` and gRPC `ListConnectors`, refused at start-up naming the key at fault, and printed by
 //! `knhk serve --print-config` with their secrets masked.
 
 use std::path::Path;
@@ -267,6 +267,28 @@ async fn serve_lists_and_probes_its_instances_on_get_connectors() {
     let names: Vec<&str> = items.iter().filter_map(|c| c["name"].as_str()).collect();
     assert_eq!(names, ["http", "payments"]);
     assert!(items.iter().all(|c| c["ok"] == true), "{body}");
+    assert_eq!(
+        items[1]["pool"],
+        Value::Null,
+        "a named http instance has no pool of its own"
+    );
+    // gRPC answers the same.
+    let mut grpc = knhk_api::grpc::pb::workflow_service_client::WorkflowServiceClient::connect(
+        format!("http://{}", server.grpc),
+    )
+    .await
+    .expect("a gRPC connection");
+    let listed = grpc
+        .list_connectors(knhk_api::grpc::pb::ListConnectorsRequest {})
+        .await
+        .expect("ListConnectors")
+        .into_inner();
+    let both: Vec<(&str, &str, bool)> = listed
+        .items
+        .iter()
+        .map(|c| (c.name.as_str(), c.kind.as_str(), c.ok))
+        .collect();
+    assert_eq!(both, [("http", "http", true), ("payments", "http", true)]);
     // The CLI asks the server with --server.
     let out = tokio::task::spawn_blocking({
         let url = server.base().to_owned();
