@@ -58,16 +58,27 @@ pub struct BenchArgs {
     /// in a fresh schema per run (created and dropped by the bench).
     #[arg(long, value_name = "URL")]
     store: Option<String>,
-    /// The most connections of the PostgreSQL store's pool.
+    /// The most connections of the PostgreSQL store's pool (of each node).
     #[arg(long, value_name = "N", default_value_t = PostgresOptions::DEFAULT_POOL_SIZE)]
     store_pool_size: usize,
+    /// With `--store`: measures PostgreSQL with 1, 2... up to N engine nodes on one schema,
+    /// each started as a node (lease, fencing) with its own pool and committers, the cases
+    /// handed to them in turn. The nodes share this process (and its CPUs).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    nodes: usize,
 }
 
 /// The store a run measures.
 #[derive(Clone, Debug)]
 enum Backend {
-    Sqlite { synchronous_full: bool },
-    Postgres { url: String, pool_size: usize },
+    Sqlite {
+        synchronous_full: bool,
+    },
+    Postgres {
+        url: String,
+        pool_size: usize,
+        nodes: usize,
+    },
 }
 
 impl Backend {
@@ -75,6 +86,13 @@ impl Backend {
         match self {
             Backend::Sqlite { .. } => "sqlite",
             Backend::Postgres { .. } => "postgres",
+        }
+    }
+
+    fn nodes(&self) -> usize {
+        match self {
+            Backend::Sqlite { .. } => 1,
+            Backend::Postgres { nodes, .. } => *nodes,
         }
     }
 }
@@ -93,6 +111,23 @@ struct Stats {
 enum Opened {
     Sqlite(SqliteStore),
     Postgres(PostgresStore),
+}
+
+impl Stats {
+    /// Adds up the counters of the stores of every node.
+    fn sum(stores: &[Opened]) -> Stats {
+        stores
+            .iter()
+            .map(Opened::stats)
+            .fold(Stats::default(), |a, b| Stats {
+                commits: a.commits + b.commits,
+                batches: a.batches + b.batches,
+                round_trips: match (a.round_trips, b.round_trips) {
+                    (None, None) => None,
+                    (x, y) => Some(x.unwrap_or(0) + y.unwrap_or(0)),
+                },
+            })
+    }
 }
 
 impl Opened {
@@ -147,10 +182,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             bail!("--store: a PostgreSQL URL postgres://USER@HOST:PORT/DB (SQLite always runs)");
         }
-        backends.push(Backend::Postgres {
-            url: url.clone(),
-            pool_size: args.store_pool_size.max(1),
-        });
+        for nodes in 1..=args.nodes.max(1) {
+            backends.push(Backend::Postgres {
+                url: url.clone(),
+                pool_size: args.store_pool_size.max(1),
+                nodes,
+            });
+        }
     }
     let (addr, server) = serve().await?;
     let scenarios = [
@@ -309,27 +347,47 @@ impl Scenario {
                 let store = SqliteStore::open(file, options)
                     .await
                     .with_context(|| format!("cannot open {}", file.display()))?;
-                (Opened::Sqlite(store), None)
+                (vec![Opened::Sqlite(store)], None)
             }
-            Backend::Postgres { url, pool_size } => {
-                let schema = BenchSchema::new(url, self);
+            Backend::Postgres {
+                url,
+                pool_size,
+                nodes,
+            } => {
+                let schema = BenchSchema::new(url, self, *nodes);
                 let options = PostgresOptions {
                     pool_size: *pool_size,
                     ..PostgresOptions::default()
                 };
-                let store = PostgresStore::open(&schema.address, options)
-                    .await
-                    .with_context(|| format!("cannot open {}", knhk_store::redact_address(url)))?;
-                (Opened::Postgres(store), Some(schema))
+                let mut stores = Vec::with_capacity(*nodes);
+                for _ in 0..*nodes {
+                    let store = PostgresStore::open(&schema.address, options)
+                        .await
+                        .with_context(|| {
+                            format!("cannot open {}", knhk_store::redact_address(url))
+                        })?;
+                    stores.push(Opened::Postgres(store));
+                }
+                (stores, Some(schema))
             }
         };
-        let engine = WorkflowEngine::new(EngineConfig::with_defaults(
-            opened.store(),
-            Directory::default(),
-        ));
-        let measured = self.measure_on(&engine, &opened, addr).await;
-        engine.shutdown().await;
-        drop(engine);
+        let mut engines = Vec::with_capacity(opened.len());
+        for store in &opened {
+            let engine = WorkflowEngine::new(EngineConfig::with_defaults(
+                store.store(),
+                Directory::default(),
+            ));
+            // Several engines on one store are nodes: each registers, heartbeats and commits
+            // fenced, as `knhk serve` does.
+            if opened.len() > 1 {
+                engine.start().await?;
+            }
+            engines.push(engine);
+        }
+        let measured = self.measure_on(&engines, &opened, addr).await;
+        for engine in engines {
+            engine.shutdown().await;
+        }
         drop(opened);
         if let Some(schema) = schema {
             schema.drop_it().await?;
@@ -339,12 +397,13 @@ impl Scenario {
 
     async fn measure_on(
         &self,
-        engine: &WorkflowEngine,
-        store: &Opened,
+        engines: &[WorkflowEngine],
+        stores: &[Opened],
         addr: SocketAddr,
     ) -> anyhow::Result<Sample> {
         let name = format!("{}.ttl", self.workload.name());
-        let workflow = engine
+        let first = engines.first().context("no engine to measure")?;
+        let workflow = first
             .register_workflow(
                 &name,
                 knhk_workflow_engine::SourceFormat::Turtle,
@@ -359,10 +418,10 @@ impl Scenario {
             concurrency: self.concurrency.min(WARM_UP),
             cases: WARM_UP,
         };
-        warm_up.run(engine).await?;
+        warm_up.run(engines).await?;
 
-        let steps = (self.workload == Workload::H10).then(|| StepClock::start(engine));
-        let before = store.stats();
+        let steps = (self.workload == Workload::H10).then(|| StepClock::start(engines));
+        let before = Stats::sum(stores);
         let started = Instant::now();
         let drive = Drive {
             workload: self.workload,
@@ -370,9 +429,9 @@ impl Scenario {
             concurrency: self.concurrency,
             cases: self.cases,
         };
-        let mut latencies = drive.run(engine).await?;
+        let mut latencies = drive.run(engines).await?;
         let elapsed = started.elapsed();
-        let after = store.stats();
+        let after = Stats::sum(stores);
         if let Some(steps) = steps {
             latencies.extend(steps.stop().await?);
         }
@@ -404,11 +463,12 @@ struct Drive {
 }
 
 impl Drive {
-    /// Runs the cases; returns how long each `create_case` call took.
-    async fn run(self, engine: &WorkflowEngine) -> anyhow::Result<Vec<Duration>> {
+    /// Runs the cases, the workers spread over the engines in turn; returns how long each
+    /// `create_case` call took.
+    async fn run(self, engines: &[WorkflowEngine]) -> anyhow::Result<Vec<Duration>> {
         let next = Arc::new(AtomicUsize::new(0));
         let mut workers = JoinSet::new();
-        for _ in 0..self.concurrency.max(1) {
+        for engine in engines.iter().cycle().take(self.concurrency.max(1)) {
             let (engine, next) = (engine.clone(), Arc::clone(&next));
             workers.spawn(async move { self.worker(&engine, &next).await });
         }
@@ -443,40 +503,54 @@ impl Drive {
     }
 }
 
-/// Times the steps after a case's first: the time between consecutive committed versions.
+/// Times the steps after a case's first: the time between consecutive committed versions,
+/// as each engine announces them (a case runs on one engine).
 struct StepClock {
-    stop: oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<Vec<Duration>>,
+    stops: Vec<oneshot::Sender<()>>,
+    tasks: Vec<tokio::task::JoinHandle<Vec<Duration>>>,
 }
 
 impl StepClock {
-    fn start(engine: &WorkflowEngine) -> StepClock {
-        let mut updates = engine.subscribe();
-        let (stop, mut stopped) = oneshot::channel();
-        let task = tokio::spawn(async move {
-            let mut last: HashMap<CaseId, Instant> = HashMap::new();
-            let mut steps = Vec::new();
-            loop {
-                // Updates first: everything announced before the stop is counted.
-                tokio::select! {
-                    biased;
-                    update = updates.recv() => match update {
-                        Ok(u) => step(&mut last, &mut steps, &u),
-                        // An interval across a missed update would be too long: start over.
-                        Err(broadcast::error::RecvError::Lagged(_)) => last.clear(),
-                        Err(broadcast::error::RecvError::Closed) => return steps,
-                    },
-                    _ = &mut stopped => return steps,
+    fn start(engines: &[WorkflowEngine]) -> StepClock {
+        let mut clock = StepClock {
+            stops: Vec::new(),
+            tasks: Vec::new(),
+        };
+        for engine in engines {
+            let mut updates = engine.subscribe();
+            let (stop, mut stopped) = oneshot::channel();
+            clock.stops.push(stop);
+            clock.tasks.push(tokio::spawn(async move {
+                let mut last: HashMap<CaseId, Instant> = HashMap::new();
+                let mut steps = Vec::new();
+                loop {
+                    // Updates first: everything announced before the stop is counted.
+                    tokio::select! {
+                        biased;
+                        update = updates.recv() => match update {
+                            Ok(u) => step(&mut last, &mut steps, &u),
+                            // An interval across a missed update would be too long: start over.
+                            Err(broadcast::error::RecvError::Lagged(_)) => last.clear(),
+                            Err(broadcast::error::RecvError::Closed) => return steps,
+                        },
+                        _ = &mut stopped => return steps,
+                    }
                 }
-            }
-        });
-        StepClock { stop, task }
+            }));
+        }
+        clock
     }
 
     async fn stop(self) -> anyhow::Result<Vec<Duration>> {
-        // The task may have ended already; its steps are still there.
-        let _ = self.stop.send(());
-        self.task.await.context("the step clock stopped")
+        let mut steps = Vec::new();
+        for stop in self.stops {
+            // The task may have ended already; its steps are still there.
+            let _ = stop.send(());
+        }
+        for task in self.tasks {
+            steps.extend(task.await.context("the step clock stopped")?);
+        }
+        Ok(steps)
     }
 }
 
@@ -505,9 +579,10 @@ struct Row;
 impl Row {
     fn header() -> String {
         format!(
-            "{:<8} {:<8} {:>11} {:>6} {:>9} {:>10} {:>10} {:>13} {:>10}",
+            "{:<8} {:<8} {:>5} {:>11} {:>6} {:>9} {:>10} {:>10} {:>13} {:>10}",
             "workload",
             "store",
+            "nodes",
             "concurrency",
             "cases",
             "cases/s",
@@ -542,9 +617,10 @@ impl Row {
             format!("{:.2}", median(trips))
         };
         format!(
-            "{:<8} {:<8} {:>11} {:>6} {:>9.0} {:>10} {:>10} {:>13.1} {:>10}",
+            "{:<8} {:<8} {:>5} {:>11} {:>6} {:>9.0} {:>10} {:>10} {:>13.1} {:>10}",
             scenario.workload.name(),
             backend.name(),
+            backend.nodes(),
             scenario.concurrency,
             scenario.cases,
             cases_per_s,
@@ -627,10 +703,10 @@ struct BenchSchema {
 }
 
 impl BenchSchema {
-    fn new(url: &str, scenario: &Scenario) -> BenchSchema {
+    fn new(url: &str, scenario: &Scenario, nodes: usize) -> BenchSchema {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let name = format!(
-            "knhk_bench_{}_{}_c{}_{}",
+            "knhk_bench_{}_{}_c{}_n{nodes}_{}",
             std::process::id(),
             scenario.workload.name().to_ascii_lowercase(),
             scenario.concurrency,

@@ -3,9 +3,12 @@
 
 use std::sync::Arc;
 
+use crate::amqp::AmqpConnector;
 use crate::config::{ConfigError, InstanceConfig};
 use crate::connector::Connector;
 use crate::http::HttpConnector;
+use crate::mqtt::MqttConnector;
+use crate::nats::NatsConnector;
 
 /// The kinds a table may name in `kind`.
 pub const KINDS: [&str; 8] = [
@@ -24,6 +27,9 @@ pub const KINDS: [&str; 8] = [
 pub fn build(config: &InstanceConfig) -> Result<Arc<dyn Connector>, ConfigError> {
     match config.kind.as_str() {
         "http" => Ok(Arc::new(HttpConnector::from_config(config)?)),
+        "nats" => Ok(Arc::new(NatsConnector::from_config(config)?)),
+        "amqp" => Ok(Arc::new(AmqpConnector::from_config(config)?)),
+        "mqtt" => Ok(Arc::new(MqttConnector::from_config(config)?)),
         other if KINDS.contains(&other) => Err(ConfigError {
             instance: config.name.clone(),
             key: "kind".to_owned(),

@@ -10,6 +10,9 @@
 //!   breaker ([`BreakerPolicy`]): after repeated retryable failures its attempts fail at once for a
 //!   cooldown, then one trial call decides whether it closes again.
 //! - [`HttpConnector`] (name `http`) is the built-in connector.
+//! - [`NatsConnector`], [`AmqpConnector`] and [`MqttConnector`] publish a task's input to a
+//!   message broker (kinds `nats`, `amqp`, `mqtt`); their modules document their keys and
+//!   settings.
 //! - Named instances come from the config file's `[connectors.NAME]` tables
 //!   ([`InstanceConfig`], built by [`kinds::build`]); each owns a [`Pool`] of connections.
 //!
@@ -32,20 +35,27 @@
 //! Transport errors, timeouts, 5xx and 429 are retried; other statuses fail permanently with the
 //! status and the first 200 characters of the body.
 
+mod amqp;
 mod breaker;
 mod config;
 mod connector;
 mod http;
 pub mod kinds;
+mod mqtt;
+mod nats;
 pub mod pool;
 mod registry;
 mod retry;
 mod settings;
+mod topic;
 
+pub use amqp::AmqpConnector;
 pub use breaker::BreakerPolicy;
 pub use config::{ConfigError, InstanceConfig, Keys, Secret};
 pub use connector::{Binding, CallError, CallRequest, Connector, Probe};
 pub use http::HttpConnector;
+pub use mqtt::MqttConnector;
+pub use nats::NatsConnector;
 pub use pool::{Pool, PoolConfig, PoolStatus};
 pub use registry::{Answer, CallFailure, FailedAttempt, InstanceHealth, Registry};
 pub use retry::RetryPolicy;

@@ -62,14 +62,14 @@ pub enum Error {
     },
     /// PostgreSQL failed while the store was `doing` something (the server's own message, or
     /// why the connection failed).
-    #[error("{doing}: {}", postgres_words(error))]
+    #[error("PostgreSQL store, {doing}: {}", postgres_words(error))]
     Postgres {
         doing: &'static str,
         error: tokio_postgres::Error,
     },
     /// No PostgreSQL connection could be had from the pool (the server cannot be reached, or
     /// every connection stayed busy past the wait).
-    #[error("{doing}: {source}")]
+    #[error("PostgreSQL store, {doing}: {source}")]
     Pool {
         doing: &'static str,
         #[source]

@@ -76,8 +76,9 @@ pub(crate) fn has_work_in_flight(case: &Case, wf: &Workflow) -> bool {
 }
 
 /// Returns the stored row of a case view; `in_flight` as [`has_work_in_flight`] says, and
-/// `owner` the fencing token of the node that owns that work (`None` when nothing is in
-/// flight).
+/// `owner` the fencing token of the node that owns the case's work: the work in flight, or the
+/// calls of a case failed with an incident, which is not "in flight" (no node recovers it) but
+/// still takes their results, fenced by this owner.
 pub(crate) fn case_row(
     view: &CaseView,
     in_flight: bool,
@@ -98,7 +99,7 @@ pub(crate) fn case_row(
         created_at: view.created_at,
         updated_at: view.updated_at,
         in_flight,
-        owner: owner.filter(|_| in_flight),
+        owner,
     })
 }
 

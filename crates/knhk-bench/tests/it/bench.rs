@@ -52,6 +52,7 @@ fn a_quick_bench_prints_every_scenario_and_the_peak_memory() {
         let [
             name,
             "sqlite",
+            "1",
             c,
             n,
             per_s,

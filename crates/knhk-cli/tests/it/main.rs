@@ -16,6 +16,7 @@ mod inputs;
 mod limits;
 mod multinode;
 mod nodes;
+mod outage;
 mod postgres;
 mod run;
 mod serve;
@@ -144,9 +145,25 @@ impl DataDir {
         }
     }
 
-    /// Starts `knhk serve` on the data directory.
+    /// Starts `knhk serve` on the data directory. Its log goes nowhere, unless
+    /// `KNHK_TEST_SERVER_LOG` names a file (debugging: `RUST_LOG` then sets its filter).
     fn serve(dir: &Path, env: &[(String, String)]) -> Served {
         use std::io::BufRead as _;
+        let log = std::env::var_os("KNHK_TEST_SERVER_LOG");
+        let stderr = match &log {
+            Some(file) => std::process::Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(file)
+                    .expect("the server log file opens"),
+            ),
+            None => std::process::Stdio::null(),
+        };
+        let filter = match (&log, std::env::var("RUST_LOG")) {
+            (Some(_), Ok(filter)) => filter,
+            _ => "error".to_owned(),
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_knhk"))
             .args([
                 "serve",
@@ -160,10 +177,10 @@ impl DataDir {
             .env_remove("KNHK_DATA_DIR")
             .env_remove("KNHK_SERVER")
             .env_remove("KNHK_STORE")
-            .env("RUST_LOG", "error")
+            .env("RUST_LOG", filter)
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("knhk serve starts");
         let out = child.stdout.take().expect("stdout");

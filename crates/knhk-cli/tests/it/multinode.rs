@@ -117,7 +117,7 @@ async fn recorder() -> (SocketAddr, Calls) {
 
 /// Where the nodes keep their state: the arguments that name one shared store.
 #[derive(Clone, Debug)]
-enum SharedStore {
+pub(crate) enum SharedStore {
     /// One SQLite data directory, shared by the processes (WAL allows it).
     Sqlite(std::path::PathBuf),
     /// One PostgreSQL schema (`--store URL`); each node gets an empty data directory of its
@@ -140,13 +140,19 @@ impl SharedStore {
 }
 
 /// One `knhk serve` process.
-struct Node {
+pub(crate) struct Node {
     child: Child,
-    base: String,
+    pub(crate) base: String,
 }
 
 impl Node {
-    fn start(store: &SharedStore, log: &Path) -> Node {
+    pub(crate) fn start(store: &SharedStore, log: &Path) -> Node {
+        // A dead node's work is taken over two seconds after its last heartbeat.
+        Node::start_with_lease(store, log, Duration::from_secs(2))
+    }
+
+    /// Starts a node whose lease lasts `lease`, renewed four times as often.
+    pub(crate) fn start_with_lease(store: &SharedStore, log: &Path, lease: Duration) -> Node {
         let mut child = Command::new(env!("CARGO_BIN_EXE_knhk"))
             .arg("serve")
             .args(["--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0"])
@@ -154,9 +160,8 @@ impl Node {
             .env_remove("KNHK_DATA_DIR")
             .env_remove("KNHK_SERVER")
             .env("RUST_LOG", "warn")
-            // A dead node's work is taken over two seconds after its last heartbeat.
-            .env("KNHK_LEASE_MS", "2000")
-            .env("KNHK_HEARTBEAT_MS", "500")
+            .env("KNHK_LEASE_MS", lease.as_millis().to_string())
+            .env("KNHK_HEARTBEAT_MS", (lease.as_millis() / 4).to_string())
             .stdout(Stdio::piped())
             .stderr(
                 std::fs::OpenOptions::new()

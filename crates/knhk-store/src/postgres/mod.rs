@@ -198,10 +198,7 @@ impl PostgresStore {
             .build()
             .map_err(|e| Error::Address(format!("cannot set up a pool for {shown}: {e}")))?;
         let schema = {
-            let mut client = pool
-                .get()
-                .await
-                .map_err(pool_error("connecting to PostgreSQL"))?;
+            let mut client = pool.get().await.map_err(pool_error("connecting"))?;
             schema::ensure(&mut client).await?
         };
         let counters = Arc::new(Counters::default());
@@ -251,7 +248,7 @@ impl PostgresStore {
             .pool
             .get()
             .await
-            .map_err(pool_error("connecting to PostgreSQL"))
+            .map_err(pool_error("connecting"))
     }
 
     /// Runs a query (prepared once per connection) and decodes every row.

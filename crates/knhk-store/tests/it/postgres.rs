@@ -268,7 +268,7 @@ async fn an_unreachable_server_is_a_clear_error() {
     match PostgresStore::open(&address, PostgresOptions::default()).await {
         Err(e @ (Error::Postgres { .. } | Error::Pool { .. })) => {
             let text = e.to_string();
-            assert!(text.starts_with("connecting to PostgreSQL"), "{text}");
+            assert!(text.starts_with("PostgreSQL store, connecting"), "{text}");
             assert!(!text.contains("s3cret"), "{text}");
         }
         other => panic!("expected a connection error, got {other:?}"),

@@ -170,7 +170,15 @@ impl WorkflowEngine {
                     backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
                 }
                 Err(e) => {
-                    error!(case = %case, error = %e, attempts = attempt, "cannot feed a result back; giving up until a restart");
+                    if self.fence().is_some() {
+                        // A node takes the case up again at its next heartbeat, from its last
+                        // committed step: the work whose result is lost is done again, with
+                        // the same idempotency keys, once the store answers.
+                        error!(case = %case, error = %e, attempts = attempt, "cannot feed a result back; the case is taken up again at the next heartbeat");
+                        lock(&self.inner.untaken).insert(case);
+                    } else {
+                        error!(case = %case, error = %e, attempts = attempt, "cannot feed a result back; giving up until a restart");
+                    }
                     let fault = CaseFault {
                         case,
                         attempts: attempt,

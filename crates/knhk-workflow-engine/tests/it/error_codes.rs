@@ -366,14 +366,14 @@ async fn every_error_has_its_code() {
         ),
         (
             knhk_store::Error::Postgres {
-                doing: "connecting to PostgreSQL",
+                doing: "connecting",
                 error: postgres_error().await,
             },
             Unavailable,
         ),
         (
             knhk_store::Error::Pool {
-                doing: "connecting to PostgreSQL",
+                doing: "connecting",
                 source: deadpool_postgres::PoolError::Closed,
             },
             Unavailable,
