@@ -3,9 +3,10 @@
 //! grows; `history` measures them on one case with a long history, snapshots off and on;
 //! `load` drives cases on a data directory for the kill -9 recovery test; `hello` is the
 //! hello-world baseline of `serve-bench.sh` (`knhk serve` under wrk); `grpc-load` is its gRPC
-//! load client.
+//! load client; `connectors` measures PostgreSQL tasks with the connector's pool at 16 and at 1.
 
 mod bench;
+mod connectors;
 mod grpc_load;
 mod hello;
 mod history;
@@ -31,6 +32,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Measures single-case commands, lists and start-up on stores of many waiting cases.
     Scale(scale::ScaleArgs),
+    /// Measures ten PostgreSQL tasks in sequence through the engine, pool at 16 and at 1.
+    Connectors(connectors::ConnectorsArgs),
     /// Drives a load of cases on a data directory; used by the crash-recovery test.
     Load(load::LoadArgs),
     /// Measures single-case commands on one case with a long history, snapshots off and on.
@@ -66,6 +69,7 @@ fn main() -> ExitCode {
             match cli.command {
                 Command::Bench(args) => bench::run(args).await,
                 Command::Scale(args) => scale::run(args).await,
+                Command::Connectors(args) => connectors::run(args).await,
                 Command::Load(args) => load::run(args).await,
                 Command::History(args) => history::run(args).await,
                 Command::HistoryProbe(args) => history::run_probe(args).await,

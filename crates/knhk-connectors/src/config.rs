@@ -35,6 +35,11 @@ pub struct InstanceConfig {
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps a secret that a connector obtained itself (an access token).
+    pub(crate) fn new(secret: String) -> Secret {
+        Secret(secret)
+    }
+
     /// Returns the secret itself, for the connection that needs it.
     pub fn expose(&self) -> &str {
         &self.0

@@ -7,8 +7,12 @@ use crate::amqp::AmqpConnector;
 use crate::config::{ConfigError, InstanceConfig};
 use crate::connector::Connector;
 use crate::http::HttpConnector;
+use crate::kafka::KafkaConnector;
 use crate::mqtt::MqttConnector;
 use crate::nats::NatsConnector;
+use crate::postgres::PostgresConnector;
+use crate::redis::RedisConnector;
+use crate::salesforce::SalesforceConnector;
 
 /// The kinds a table may name in `kind`.
 pub const KINDS: [&str; 8] = [
@@ -27,9 +31,13 @@ pub const KINDS: [&str; 8] = [
 pub fn build(config: &InstanceConfig) -> Result<Arc<dyn Connector>, ConfigError> {
     match config.kind.as_str() {
         "http" => Ok(Arc::new(HttpConnector::from_config(config)?)),
+        "kafka" => Ok(Arc::new(KafkaConnector::from_config(config)?)),
+        "salesforce" => Ok(Arc::new(SalesforceConnector::from_config(config)?)),
         "nats" => Ok(Arc::new(NatsConnector::from_config(config)?)),
         "amqp" => Ok(Arc::new(AmqpConnector::from_config(config)?)),
         "mqtt" => Ok(Arc::new(MqttConnector::from_config(config)?)),
+        "postgres" => Ok(Arc::new(PostgresConnector::from_config(config)?)),
+        "redis" => Ok(Arc::new(RedisConnector::from_config(config)?)),
         other if KINDS.contains(&other) => Err(ConfigError {
             instance: config.name.clone(),
             key: "kind".to_owned(),

@@ -239,7 +239,8 @@ impl<M: Manager> Manager for Counted<M> {
     }
 
     async fn recycle(&self, conn: &mut M::Type, m: &Metrics) -> RecycleResult<M::Error> {
-        // A connection refused here is dropped through `detach`, which counts it as closed.
+        // A connection refused here (or whose check times out) is detached by deadpool, and
+        // `detach` counts it as closed: counting it here too would count it twice.
         if expired(&self.config, m, self.now()) {
             return Err(RecycleError::message("expired"));
         }

@@ -217,7 +217,7 @@ impl Registry {
                     });
                 }
                 Err(CallError::Retryable(error)) if attempt < max_attempts => {
-                    let backoff = policy.backoff(attempt);
+                    let backoff = policy.jittered_backoff(attempt, idempotency_key);
                     warn!(
                         connector,
                         idempotency_key,

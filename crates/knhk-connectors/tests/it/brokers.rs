@@ -120,8 +120,9 @@ pub async fn times_out(stuck: Arc<dyn Connector>, settings: &BTreeMap<String, St
     assert_eq!(failure.attempts, 2, "{failure}");
     assert!(failure.error.is_retryable(), "{failure}");
     assert!(failure.error.message().contains("timed out"), "{failure}");
-    // Two attempts of 300 ms and a backoff of 50 ms; far less than the pool's own 10 s wait.
-    assert!(took >= Duration::from_millis(650), "{took:?}");
+    // Two attempts of 300 ms and a backoff of 25 to 50 ms (jitter); far less than the pool's
+    // own 10 s wait.
+    assert!(took >= Duration::from_millis(625), "{took:?}");
     assert!(took < Duration::from_secs(5), "{took:?}");
 }
 
@@ -144,8 +145,13 @@ pub async fn retries_retryable(down: Arc<dyn Connector>, settings: &BTreeMap<Str
     assert_eq!(failure.failed_attempts.len(), 2, "{failure}");
     assert!(failure.error.is_retryable(), "{failure}");
     assert!(failure.error.message().contains(down.name()), "{failure}");
-    // Backoffs of 50 and 100 ms came between the three attempts.
-    assert!(started.elapsed() >= Duration::from_millis(150));
+    // Backoffs of 50 and 100 ms (each at least half that, the jitter) came between the three
+    // attempts.
+    let waited: Duration = (1..=2)
+        .map(|a| policy(3, Duration::from_secs(5)).jittered_backoff(a, "key-retry"))
+        .sum();
+    assert!(waited >= Duration::from_millis(75));
+    assert!(started.elapsed() >= waited);
     // The probe says so too.
     let health = registry.health(Duration::from_secs(5)).await;
     assert!(

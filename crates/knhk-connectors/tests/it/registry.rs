@@ -123,8 +123,13 @@ async fn retries_with_backoff_and_the_same_key_until_success() {
             (3, "503 Service Unavailable")
         ]
     );
-    // 100ms + 200ms + 400ms of backoff, and the fake takes no time.
-    assert_eq!(start.elapsed(), Duration::from_millis(700));
+    // 100ms + 200ms + 400ms of backoff at most, half of it at least (the jitter), and the
+    // fake takes no time.
+    let waited: Duration = (1..=3)
+        .map(|attempt| policy(4).jittered_backoff(attempt, "c/t/1"))
+        .sum();
+    assert_eq!(start.elapsed(), waited);
+    assert!(waited >= Duration::from_millis(350) && waited <= Duration::from_millis(700));
     let seen = connector.seen.lock().unwrap();
     let attempts: Vec<u32> = seen.iter().map(|(_, r)| r.attempt).collect();
     assert_eq!(attempts, [1, 2, 3, 4]);
@@ -209,7 +214,11 @@ async fn an_attempt_that_never_answers_times_out_and_is_retried() {
         .await
         .unwrap_err();
 
-    assert_eq!(start.elapsed(), Duration::from_millis(60_100));
+    // Two timeouts of 30 s, and the wait between them.
+    assert_eq!(
+        start.elapsed(),
+        Duration::from_secs(60) + policy(2).jittered_backoff(1, "k")
+    );
     assert_eq!(failure.attempts, 2);
     assert_eq!(
         failure.error,

@@ -39,3 +39,27 @@ fn defaults() {
         }
     );
 }
+
+#[test]
+fn jitter_keeps_each_wait_between_half_and_all_of_the_backoff_and_spreads_calls() {
+    let policy = RetryPolicy::default();
+    for attempt in 1..12 {
+        let full = policy.backoff(attempt);
+        let mut waits = std::collections::BTreeSet::new();
+        for call in 0..50 {
+            let key = format!("case-{call}/0/charge/1/0");
+            let wait = policy.jittered_backoff(attempt, &key);
+            assert!(
+                wait >= full / 2 && wait <= full,
+                "{attempt} {key}: {wait:?}"
+            );
+            // A replayed call waits the same.
+            assert_eq!(wait, policy.jittered_backoff(attempt, &key));
+            waits.insert(wait);
+        }
+        assert!(
+            waits.len() >= 20,
+            "attempt {attempt}: the calls' waits spread out: {waits:?}"
+        );
+    }
+}
