@@ -450,8 +450,21 @@ fn init_logs(format: &str) {
 async fn serve(config: ServeConfig, settings: Settings) -> anyhow::Result<ExitCode> {
     let http = address("http", &config.http)?;
     let grpc = address("grpc", &config.grpc)?;
+    let instances = settings.connectors.clone();
     let session = Session::open(&config.data_dir, settings).await?;
     let engine = session.engine.local("serve")?.clone();
+    // The subscriptions are checked before the engine starts: a bad one stops the server.
+    let intake = match session.subscriptions() {
+        None => None,
+        Some(value) => {
+            let subscriptions = knhk_connectors::intake::parse_subscriptions(value, &instances)
+                .map_err(|e| anyhow::anyhow!("config file: {e}"))?;
+            Some(
+                knhk_workflow_engine::intake::Intake::new(engine.clone(), subscriptions, instances)
+                    .map_err(|e| anyhow::anyhow!("config file: {e}"))?,
+            )
+        }
+    };
     let started = engine
         .start()
         .await
@@ -489,6 +502,17 @@ async fn serve(config: ServeConfig, settings: Settings) -> anyhow::Result<ExitCo
     );
 
     let stop = CancellationToken::new();
+    // The intake consumes the subscriptions until the servers stop; a source that cannot be
+    // opened (its broker down) stops the intake, loudly, and the server goes on serving.
+    let intake_stop = CancellationToken::new();
+    let intake = intake.map(|intake| {
+        let shutdown = intake_stop.clone();
+        tokio::spawn(async move {
+            if let Err(e) = intake.run(shutdown).await {
+                tracing::error!(error = %e, "the intake stopped: its subscriptions are not consumed");
+            }
+        })
+    });
     let app = knhk_api::rest::router(service.clone());
     let graceful = stop.clone();
     let server = tokio::spawn(async move {
@@ -530,6 +554,15 @@ async fn serve(config: ServeConfig, settings: Settings) -> anyhow::Result<ExitCo
             timeout_ms = config.shutdown_timeout_ms,
             "gRPC calls still in flight at the shutdown bound were cut off"
         ),
+    }
+    // The messages in flight finish their step and are settled; the rest stay with the broker.
+    intake_stop.cancel();
+    if let Some(intake) = intake
+        && tokio::time::timeout_at(deadline + bound, intake)
+            .await
+            .is_err()
+    {
+        tracing::warn!("the intake did not stop within the shutdown bound");
     }
     if tokio::time::timeout_at(deadline + bound, session.close())
         .await

@@ -13,6 +13,7 @@ mod grpc;
 mod http_server;
 mod incidents;
 mod inputs;
+mod intake;
 mod limits;
 mod multinode;
 mod nodes;

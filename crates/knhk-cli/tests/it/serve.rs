@@ -45,7 +45,17 @@ impl Server {
             .env_remove("KNHK_CONFIG")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+            .stderr(match std::env::var_os("KNHK_TEST_SERVER_LOG") {
+                // Debugging: the server's log goes to this file.
+                Some(file) => Stdio::from(
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(file)
+                        .expect("the server log file opens"),
+                ),
+                None => Stdio::null(),
+            });
         for (k, v) in env {
             command.env(k, v);
         }
