@@ -1,9 +1,11 @@
-//! `knhk-bench connectors`: a 10-task workflow of PostgreSQL tasks run through the engine, with
-//! the instance's pool at 16 connections and at 1, in the same run: cases/s, and p50/p99 of the
-//! task latency (one connector call: the pool checkout and the statement) and of the case.
+//! `knhk-bench connectors`: a 10-task workflow of PostgreSQL tasks (P10) and one of NATS publish
+//! tasks (N10) run through the engine, each with the instance's pool at 16 connections and at 1,
+//! in the same run: cases/s, and p50/p99 of the task latency (one connector call: the pool
+//! checkout and the statement or the publish) and of the case.
 //!
-//! Each task inserts one row keyed by its call's idempotency key (`idempotency_param`) into a
-//! table of the run's own, dropped afterwards. The engine runs on the in-memory store by default,
+//! Each P10 task inserts one row keyed by its call's idempotency key (`idempotency_param`) into a
+//! table of the run's own, dropped afterwards; each N10 task publishes the task input on a
+//! subject of the run's own (the publish waits for the server's answer, see the nats connector). The engine runs on the in-memory store by default,
 //! so that the figures are the connector's and its pool's rather than the store's fsyncs;
 //! `--sqlite` runs it on a SQLite file with `synchronous=FULL` instead.
 
@@ -15,8 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use knhk_connectors::{
-    Binding, CallError, CallRequest, Connector, InstanceConfig, PostgresConnector, Probe,
-    SettingsError,
+    Binding, CallError, CallRequest, Connector, InstanceConfig, Probe, SettingsError,
 };
 use knhk_core::CaseStatus;
 use knhk_store::{MemoryStore, SqliteOptions, SqliteStore, Store};
@@ -36,6 +37,9 @@ pub struct ConnectorsArgs {
         default_value = "postgres://postgres@127.0.0.1:5432/test"
     )]
     postgres: String,
+    /// The NATS server the N10 tasks publish to.
+    #[arg(long, value_name = "URL", default_value = "nats://127.0.0.1:4222")]
+    nats: String,
     /// Cases per measurement.
     #[arg(long, value_name = "N", default_value_t = 1000)]
     cases: usize,
@@ -66,18 +70,23 @@ pub async fn run(args: ConnectorsArgs) -> anyhow::Result<ExitCode> {
         "memory"
     };
     println!(
-        "P10: ten PostgreSQL tasks in sequence, {} cases, {} at once, store {store_name}",
+        "P10: ten PostgreSQL tasks in sequence; N10: ten NATS publish tasks in sequence; {} \
+         cases, {} at once, store {store_name}",
         args.cases, args.concurrency
     );
-    println!("| pool | cases/s | task p50 | task p99 | case p50 | case p99 | connections opened |");
-    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| workflow | pool | cases/s | task p50 | task p99 | case p50 | case p99 | connections opened |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
     let mut result = Ok(());
-    for pool in [16, 1] {
-        match measure(&args, &table, pool).await {
-            Ok(line) => println!("{line}"),
-            Err(e) => {
-                result = Err(e);
-                break;
+    'all: for workload in [Workload::P10, Workload::N10] {
+        for pool in [16, 1] {
+            match measure(&args, workload, &table, pool).await {
+                Ok(line) => println!("{line}"),
+                Err(e) => {
+                    result = Err(e);
+                    break 'all;
+                }
             }
         }
     }
@@ -88,18 +97,37 @@ pub async fn run(args: ConnectorsArgs) -> anyhow::Result<ExitCode> {
     result.map(|()| ExitCode::SUCCESS)
 }
 
+/// The workflows measured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Workload {
+    /// Ten PostgreSQL inserts.
+    P10,
+    /// Ten NATS publishes.
+    N10,
+}
+
 /// Runs the cases once with a pool of `pool` connections; returns the table's line.
-async fn measure(args: &ConnectorsArgs, table: &str, pool: usize) -> anyhow::Result<String> {
-    let name = format!("pg{pool}");
-    let instance = InstanceConfig::parse(
-        &name,
-        json!({ "kind": "postgres", "url": args.postgres, "pool": { "max_size": pool } })
-            .as_object()
-            .context("an instance table")?,
-    )?;
-    let pg = Arc::new(PostgresConnector::from_config(&instance)?);
+async fn measure(
+    args: &ConnectorsArgs,
+    workload: Workload,
+    table: &str,
+    pool: usize,
+) -> anyhow::Result<String> {
+    let (name, table_json) = match workload {
+        Workload::P10 => (
+            format!("pg{pool}"),
+            json!({ "kind": "postgres", "url": args.postgres, "pool": { "max_size": pool } }),
+        ),
+        Workload::N10 => (
+            format!("nats{pool}"),
+            json!({ "kind": "nats", "url": args.nats, "pool": { "max_size": pool } }),
+        ),
+    };
+    let instance =
+        InstanceConfig::parse(&name, table_json.as_object().context("an instance table")?)?;
+    let connector = knhk_connectors::kinds::build(&instance)?;
     let timed = Arc::new(Timed {
-        inner: pg.clone(),
+        inner: connector.clone(),
         samples: Arc::default(),
     });
     let temp = tempfile::tempdir()?;
@@ -116,7 +144,11 @@ async fn measure(args: &ConnectorsArgs, table: &str, pool: usize) -> anyhow::Res
     config.connectors.register(timed.clone());
     let engine = WorkflowEngine::new(config);
     let workflow = engine
-        .register_workflow("p10.ttl", SourceFormat::Turtle, &turtle(&name, table))
+        .register_workflow(
+            "bench.ttl",
+            SourceFormat::Turtle,
+            &turtle(workload, &name, table),
+        )
         .await?
         .workflow
         .id;
@@ -127,13 +159,13 @@ async fn measure(args: &ConnectorsArgs, table: &str, pool: usize) -> anyhow::Res
     let mut cases = drive(&engine, workflow, args.concurrency, args.cases).await?;
     let elapsed = started.elapsed();
     let mut tasks = timed.take();
-    let opened = pg.pool().status().created;
+    let opened = connector.pool().map_or(0, |p| p.created);
     engine.shutdown().await;
-    pg.close().await;
+    connector.close().await;
     tasks.sort_unstable();
     cases.sort_unstable();
     Ok(format!(
-        "| {pool} | {:.0} | {} | {} | {} | {} | {opened} |",
+        "| {workload:?} | {pool} | {:.0} | {} | {} | {} | {} | {opened} |",
         args.cases as f64 / elapsed.as_secs_f64(),
         ms(percentile(&tasks, 50)),
         ms(percentile(&tasks, 99)),
@@ -180,12 +212,13 @@ async fn drive(
     Ok(durations)
 }
 
-/// The workflow: ten tasks in sequence, each an insert through instance `instance`.
-fn turtle(instance: &str, table: &str) -> String {
-    let mut text = String::from(
+/// The workflow: ten tasks in sequence, each an insert (P10) or a publish (N10) through
+/// instance `instance`.
+fn turtle(workload: Workload, instance: &str, table: &str) -> String {
+    let mut text = format!(
         "@prefix yawl: <http://www.yawlfoundation.org/yawlschema#> .\n\
          @prefix knhk: <https://knhk.dev/ns#> .\n\
-         <#spec> a yawl:Specification ; yawl:name \"P10\" ; yawl:hasDecomposition <#net> .\n\
+         <#spec> a yawl:Specification ; yawl:name \"{workload:?}\" ; yawl:hasDecomposition <#net> .\n\
          <#net> a yawl:Net ; yawl:id \"net\" ; yawl:isRootNet true ;\n\
          yawl:hasInputCondition <#start> ; yawl:hasOutputCondition <#end> ;\n\
          yawl:hasTask <#t1>, <#t2>, <#t3>, <#t4>, <#t5>, <#t6>, <#t7>, <#t8>, <#t9>, <#t10> .\n\
@@ -198,11 +231,19 @@ fn turtle(instance: &str, table: &str) -> String {
         } else {
             format!("<#t{}>", i + 1)
         };
+        let settings = match workload {
+            Workload::P10 => format!(
+                "knhk:setting [ knhk:key \"statement\" ; knhk:value \"INSERT INTO {table} (key) \
+                 VALUES ($1) ON CONFLICT (key) DO NOTHING\" ] ;\n\
+                 knhk:setting [ knhk:key \"idempotency_param\" ; knhk:value \"true\" ] ;"
+            ),
+            Workload::N10 => {
+                format!("knhk:setting [ knhk:key \"subject\" ; knhk:value \"{table}.t{i}\" ] ;")
+            }
+        };
         text.push_str(&format!(
             "<#t{i}> a yawl:Task ; knhk:connector \"{instance}\" ;\n\
-             knhk:setting [ knhk:key \"statement\" ; knhk:value \"INSERT INTO {table} (key) \
-             VALUES ($1) ON CONFLICT (key) DO NOTHING\" ] ;\n\
-             knhk:setting [ knhk:key \"idempotency_param\" ; knhk:value \"true\" ] ;\n\
+             {settings}\n\
              knhk:backoffMs 10 ;\n\
              yawl:flowsInto [ yawl:nextElementRef {next} ] .\n"
         ));
