@@ -6,17 +6,21 @@
 //! the step it causes with the message's id, and only then settles the message: a message
 //! is never acknowledged before its effect is durable.
 
+mod amqp;
 pub mod config;
+mod mqtt;
 mod nats;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
+pub use amqp::AmqpSource;
 pub use config::{
     Action, DEFAULT_PREFETCH, MAX_PREFETCH, SourceSpec, Subscription, SubscriptionError,
     parse_subscriptions,
 };
+pub use mqtt::{ID_PROPERTIES, MqttSource, SESSION_EXPIRY_SECS};
 pub use nats::NatsSource;
 
 use crate::config::InstanceConfig;
@@ -169,9 +173,26 @@ pub async fn open(
             })?;
             Ok(Box::new(NatsSource::open(subscription, &endpoint).await?))
         }
+        (SourceSpec::AmqpQueue { .. }, "amqp") => {
+            let endpoint = crate::amqp::AmqpEndpoint::from_config(instance)
+                .map_err(|e| broker(subscription, e))?;
+            Ok(Box::new(AmqpSource::open(subscription, &endpoint).await?))
+        }
+        (SourceSpec::Topic { .. }, "mqtt") => {
+            let endpoint = crate::mqtt::MqttEndpoint::from_config(instance)
+                .map_err(|e| broker(subscription, e))?;
+            Ok(Box::new(MqttSource::open(subscription, &endpoint).await?))
+        }
         (_, kind) => Err(SourceError::Unsupported {
             subscription: subscription.name.clone(),
             problem: format!("subscriptions of kind {kind} are not available in this build"),
         }),
+    }
+}
+
+fn broker(subscription: &Subscription, e: impl fmt::Display) -> SourceError {
+    SourceError::Broker {
+        subscription: subscription.name.clone(),
+        problem: e.to_string(),
     }
 }
