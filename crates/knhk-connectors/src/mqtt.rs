@@ -142,6 +142,11 @@ impl MqttEndpoint {
         options
     }
 
+    /// Returns how long a connection may take to be acknowledged (the pool's acquire timeout).
+    pub(crate) fn connect_timeout(&self) -> std::time::Duration {
+        self.connect_timeout
+    }
+
     /// Returns the start of the client ids of this instance's connections.
     pub(crate) fn client_id_prefix(&self) -> &str {
         &self.client_id_prefix

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::mqttbytes::v5::{Packet, Publish, PublishProperties};
+use rumqttc::v5::mqttbytes::v5::{Packet, Publish, PublishProperties, SubscribeReasonCode};
 use rumqttc::v5::{AsyncClient, Event, EventLoop};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -95,7 +95,7 @@ impl MqttSource {
         options.set_session_expiry_interval(Some(SESSION_EXPIRY_SECS));
         options.set_receive_maximum(Some(prefetch));
         options.set_manual_acks(true);
-        let (client, events) = endpoint
+        let (client, mut events) = endpoint
             .connect_with(options, usize::from(prefetch).max(16))
             .await
             .map_err(|e| broker("connecting to MQTT", &e))?;
@@ -104,6 +104,32 @@ impl MqttSource {
             .await
             .map_err(|e| broker(&format!("subscribing to {topic}"), &e))?;
         let (tx, received) = mpsc::channel(usize::from(prefetch).max(1));
+        // Waits for the SUBACK, so that a message published once `open` returns is received.
+        // The session's unacknowledged messages may come first: at most the receive maximum,
+        // which the channel holds.
+        let subscribed = async {
+            loop {
+                match events.poll().await {
+                    Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                        return match ack.return_codes.first() {
+                            Some(SubscribeReasonCode::Success(_)) => Ok(()),
+                            other => Err(format!("the broker refused it: {other:?}")),
+                        };
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        if tx.try_send(p).is_err() {
+                            return Err("more messages than the receive maximum".to_owned());
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => return Err(e.to_string()),
+                }
+            }
+        };
+        tokio::time::timeout(endpoint.connect_timeout(), subscribed)
+            .await
+            .map_err(|_| broker(&format!("subscribing to {topic}"), &"no SUBACK in time"))?
+            .map_err(|e| broker(&format!("subscribing to {topic}"), &e))?;
         let driver = tokio::spawn(drive(
             subscription.name.clone(),
             topic.clone(),

@@ -9,6 +9,8 @@ mod error_codes;
 mod human;
 mod idempotency;
 mod intake;
+mod intake_amqp;
+mod intake_mqtt;
 mod nodes;
 mod orjoin;
 mod snapshots;
