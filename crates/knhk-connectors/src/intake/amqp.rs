@@ -1,9 +1,11 @@
 //! The AMQP 0-9-1 source: a RabbitMQ queue consumed with manual acknowledgement and at most
 //! `prefetch` messages unacknowledged (`basic.qos`); a message left unacknowledged when the
 //! source goes (its channel closed) is put back in the queue by the broker and redelivered.
+//! A lost connection (closed by the broker, a network failure) is opened again by the source.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use lapin::Acker;
@@ -20,25 +22,35 @@ use crate::intake::config::{SourceSpec, Subscription};
 
 /// A subscription's AMQP queue source.
 pub struct AmqpSource {
-    name: String,
+    subscription: Subscription,
+    endpoint: AmqpEndpoint,
     queue: String,
     consumer: lapin::Consumer,
     /// A channel in confirm mode for dead letters, apart from the consumer's.
     publisher: Channel,
-    dead_letter: Option<String>,
     prober: Arc<AmqpProber>,
-    // Held so that the connection lives as long as the source, and closes with it.
-    _connection: Arc<Connection>,
 }
 
 impl std::fmt::Debug for AmqpSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AmqpSource")
-            .field("subscription", &self.name)
+            .field("subscription", &self.subscription.name)
             .field("queue", &self.queue)
             .finish_non_exhaustive()
     }
 }
+
+/// What one connection of a source holds: the connection, its consumer and its dead letter
+/// channel.
+struct Consuming {
+    connection: Arc<Connection>,
+    consumer: lapin::Consumer,
+    publisher: Channel,
+}
+
+/// How long a lost source waits before it connects again, at first and at most.
+const RECONNECT_FIRST: Duration = Duration::from_millis(100);
+const RECONNECT_MAX: Duration = Duration::from_secs(5);
 
 impl AmqpSource {
     /// Connects as the instance does, sets the channel's prefetch and consumes the queue
@@ -48,62 +60,100 @@ impl AmqpSource {
         subscription: &Subscription,
         endpoint: &AmqpEndpoint,
     ) -> Result<AmqpSource, SourceError> {
-        let broker = |what: &str, e: &dyn std::fmt::Display| SourceError::Broker {
-            subscription: subscription.name.clone(),
-            problem: format!("{what}: {e}"),
-        };
         let SourceSpec::AmqpQueue { queue } = &subscription.source else {
             return Err(SourceError::Unsupported {
                 subscription: subscription.name.clone(),
                 problem: format!("AMQP cannot read {}", subscription.source.describe()),
             });
         };
-        let connection = endpoint
-            .connect()
-            .await
-            .map_err(|e| broker("connecting to AMQP", &e))?;
-        let channel = connection
-            .create_channel()
-            .await
-            .map_err(|e| broker("opening a channel", &e))?;
-        // The prefetch is at most 10,000 (MAX_PREFETCH), within basic.qos's 16 bits.
-        let prefetch = u16::try_from(subscription.prefetch).unwrap_or(u16::MAX);
-        channel
-            .basic_qos(prefetch, BasicQosOptions::default())
-            .await
-            .map_err(|e| broker("basic.qos", &e))?;
-        let consumer = channel
-            .basic_consume(
-                queue.as_str().into(),
-                format!("knhk {}", subscription.name).into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(|e| broker(&format!("consuming queue {queue}"), &e))?;
-        let publisher = connection
-            .create_channel()
-            .await
-            .map_err(|e| broker("opening the dead letter channel", &e))?;
-        publisher
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .map_err(|e| broker("confirm.select", &e))?;
-        let connection = Arc::new(connection);
+        let c = consume(subscription, endpoint, queue).await?;
         Ok(AmqpSource {
-            name: subscription.name.clone(),
+            subscription: subscription.clone(),
+            endpoint: endpoint.clone(),
             queue: queue.clone(),
-            consumer,
-            publisher,
-            dead_letter: subscription.dead_letter.clone(),
+            consumer: c.consumer,
+            publisher: c.publisher,
             prober: Arc::new(AmqpProber {
                 name: subscription.name.clone(),
                 queue: queue.clone(),
-                connection: Arc::clone(&connection),
+                connection: Mutex::new(c.connection),
             }),
-            _connection: connection,
         })
     }
+
+    /// Connects again after the connection or the consumer was lost, until it succeeds,
+    /// waiting longer after each failure. The messages in flight on the lost connection fail
+    /// to be acknowledged, and RabbitMQ delivers them again (found duplicates once committed).
+    async fn reconnect(&mut self) {
+        let mut delay = RECONNECT_FIRST;
+        loop {
+            match consume(&self.subscription, &self.endpoint, &self.queue).await {
+                Ok(c) => {
+                    self.consumer = c.consumer;
+                    self.publisher = c.publisher;
+                    *self
+                        .prober
+                        .connection
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner()) = c.connection;
+                    tracing::info!(subscription = %self.subscription.name, "amqp: consuming again");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(subscription = %self.subscription.name, error = %e, ?delay, "amqp: reconnecting failed");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(RECONNECT_MAX);
+                }
+            }
+        }
+    }
+}
+
+async fn consume(
+    subscription: &Subscription,
+    endpoint: &AmqpEndpoint,
+    queue: &str,
+) -> Result<Consuming, SourceError> {
+    let broker = |what: &str, e: &dyn std::fmt::Display| SourceError::Broker {
+        subscription: subscription.name.clone(),
+        problem: format!("{what}: {e}"),
+    };
+    let connection = endpoint
+        .connect()
+        .await
+        .map_err(|e| broker("connecting to AMQP", &e))?;
+    let channel = connection
+        .create_channel()
+        .await
+        .map_err(|e| broker("opening a channel", &e))?;
+    // The prefetch is at most 10,000 (MAX_PREFETCH), within basic.qos's 16 bits.
+    let prefetch = u16::try_from(subscription.prefetch).unwrap_or(u16::MAX);
+    channel
+        .basic_qos(prefetch, BasicQosOptions::default())
+        .await
+        .map_err(|e| broker("basic.qos", &e))?;
+    let consumer = channel
+        .basic_consume(
+            queue.into(),
+            format!("knhk {}", subscription.name).into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(|e| broker(&format!("consuming queue {queue}"), &e))?;
+    let publisher = connection
+        .create_channel()
+        .await
+        .map_err(|e| broker("opening the dead letter channel", &e))?;
+    publisher
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .map_err(|e| broker("confirm.select", &e))?;
+    Ok(Consuming {
+        connection: Arc::new(connection),
+        consumer,
+        publisher,
+    })
 }
 
 /// Reads the headers table, keeping the values that are strings (short or long).
@@ -123,13 +173,18 @@ fn headers_of(table: Option<&FieldTable>) -> BTreeMap<String, String> {
 #[async_trait::async_trait]
 impl super::Source for AmqpSource {
     async fn next(&mut self) -> Result<Option<Received>, SourceError> {
-        let Some(delivery) = self.consumer.next().await else {
-            return Ok(None);
+        let d = loop {
+            match self.consumer.next().await {
+                Some(Ok(d)) => break d,
+                Some(Err(e)) => {
+                    tracing::warn!(subscription = %self.subscription.name, error = %e, "amqp: consumer lost; reconnecting");
+                }
+                None => {
+                    tracing::warn!(subscription = %self.subscription.name, "amqp: consumer ended; reconnecting");
+                }
+            }
+            self.reconnect().await;
         };
-        let d = delivery.map_err(|e| SourceError::Broker {
-            subscription: self.name.clone(),
-            problem: format!("receiving from queue {}: {e}", self.queue),
-        })?;
         let id = d
             .properties
             .message_id()
@@ -138,9 +193,9 @@ impl super::Source for AmqpSource {
             .filter(|m| !m.is_empty());
         let headers = headers_of(d.properties.headers().as_ref());
         let settle = Box::new(AmqpSettle {
-            name: self.name.clone(),
+            name: self.subscription.name.clone(),
             publisher: self.publisher.clone(),
-            dead_letter: self.dead_letter.clone(),
+            dead_letter: self.subscription.dead_letter.clone(),
             acker: d.acker,
         });
         Ok(Some(Received::new(
@@ -163,7 +218,8 @@ impl super::Source for AmqpSource {
 struct AmqpProber {
     name: String,
     queue: String,
-    connection: Arc<Connection>,
+    /// The source's connection, replaced when it connects again.
+    connection: Mutex<Arc<Connection>>,
 }
 
 #[async_trait::async_trait]
@@ -173,8 +229,8 @@ impl Prober for AmqpProber {
             subscription: self.name.clone(),
             problem: format!("{what}: {e}"),
         };
-        let channel = self
-            .connection
+        let connection = Arc::clone(&self.connection.lock().unwrap_or_else(|p| p.into_inner()));
+        let channel = connection
             .create_channel()
             .await
             .map_err(|e| fault("opening a probe channel", &e))?;

@@ -28,8 +28,12 @@ fn suffix() -> String {
 }
 
 fn instances() -> Vec<InstanceConfig> {
+    instances_named("rabbit")
+}
+
+fn instances_named(name: &str) -> Vec<InstanceConfig> {
     let table = json!({ "kind": "amqp", "url": URL });
-    vec![InstanceConfig::parse("rabbit", table.as_object().unwrap()).unwrap()]
+    vec![InstanceConfig::parse(name, table.as_object().unwrap()).unwrap()]
 }
 
 fn subscriptions(value: Value) -> Vec<Subscription> {
@@ -327,5 +331,70 @@ async fn prefetch_bounds_the_messages_in_flight_and_the_backlog_counts_the_ready
         .unwrap();
     two.ack().await.unwrap();
     three.ack().await.unwrap();
+    broker.delete().await;
+}
+
+/// Closes, from the broker's side, the connection whose client name is `connection_name`.
+async fn close_from_server(connection_name: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let pid = loop {
+        let out = tokio::process::Command::new("rabbitmqctl")
+            .args([
+                "list_connections",
+                "-q",
+                "--no-table-headers",
+                "pid",
+                "client_properties",
+            ])
+            .output()
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if let Some(line) = text.lines().find(|l| l.contains(connection_name)) {
+            break line.split('\t').next().unwrap().to_owned();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{connection_name} not listed: {text}"
+        );
+    };
+    let status = tokio::process::Command::new("rabbitmqctl")
+        .args(["close_connection", &pid, "closed by a knhk test"])
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_closed_by_the_broker_is_opened_again_and_the_subscription_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = suffix();
+    let name = format!("AmqpClosed{s}");
+    let engine = engine_with(&dir, &name).await;
+    let queue = format!("knhk-closed-{s}");
+    let broker = Broker::new(&[&queue]).await;
+    let instance = format!("rabbit{s}");
+    let subs = parse_subscriptions(
+        &json!([{ "connector": instance, "queue": queue, "start": name }]),
+        &instances_named(&instance),
+    )
+    .unwrap();
+    let shutdown = CancellationToken::new();
+    let intake = Intake::new(engine.clone(), subs, instances_named(&instance)).unwrap();
+    let task = tokio::spawn(intake.run(shutdown.clone()));
+    broker.publish(&queue, Some("c-1"), br#"{"n": 1}"#).await;
+    eventually("the first message starts a case", || async {
+        case_count(&engine).await == 1
+    })
+    .await;
+    close_from_server(&format!("knhk {instance} #1")).await;
+    broker.publish(&queue, Some("c-2"), br#"{"n": 2}"#).await;
+    eventually("the message after the close starts a case", || async {
+        case_count(&engine).await == 2
+    })
+    .await;
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
     broker.delete().await;
 }
