@@ -283,3 +283,40 @@ async fn a_malformed_message_goes_to_the_dead_letter_topic_with_its_reason_and_t
     shutdown.cancel();
     task.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prefetch_is_the_receive_maximum_so_the_broker_holds_back_past_it() {
+    let s = suffix();
+    let topic = format!("knhk/t/prefetch/{s}");
+    let sub = subscriptions(json!([{
+        "connector": "mq", "topic": topic, "start": "x", "prefetch": 2,
+    }]))
+    .remove(0);
+    let mut source = intake::open(&sub, &instances()[0]).await.unwrap();
+    for n in 0..3 {
+        let id = format!("p-{n}");
+        publish(
+            &topic,
+            Some(("Idempotency-Key", &id)),
+            format!("{{\"n\": {n}}}").as_bytes(),
+        )
+        .await;
+    }
+    let one = source.next().await.unwrap().unwrap();
+    let two = source.next().await.unwrap().unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), source.next())
+            .await
+            .is_err(),
+        "a third message came while two were unacknowledged"
+    );
+    one.ack().await.unwrap();
+    let three = tokio::time::timeout(Duration::from_secs(10), source.next())
+        .await
+        .expect("a third once one is acknowledged")
+        .unwrap()
+        .unwrap();
+    assert_eq!(three.id.as_deref(), Some("p-2"));
+    two.ack().await.unwrap();
+    three.ack().await.unwrap();
+}
