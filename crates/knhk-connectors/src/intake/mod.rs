@@ -183,6 +183,12 @@ pub async fn open(
                 .map_err(|e| broker(subscription, e))?;
             Ok(Box::new(MqttSource::open(subscription, &endpoint).await?))
         }
+        (_, "kafka") => Err(SourceError::Unsupported {
+            subscription: subscription.name.clone(),
+            problem: "kafka subscriptions are not available: the Kafka client (rskafka) has no \
+                      consumer groups"
+                .to_owned(),
+        }),
         (_, kind) => Err(SourceError::Unsupported {
             subscription: subscription.name.clone(),
             problem: format!("subscriptions of kind {kind} are not available in this build"),
