@@ -49,11 +49,12 @@ pub enum SourceError {
 
 /// One message received and not yet settled.
 pub struct Received {
-    /// The message's id, the same on every redelivery: the `Nats-Msg-Id` header, else (on
-    /// JetStream) the stream and its sequence number. `None` for a core NATS message without
-    /// the header: it cannot be told apart from a redelivery, and core NATS does not redeliver.
+    /// The message's id, the same on every redelivery: on NATS the `Nats-Msg-Id` header, else
+    /// (on JetStream) the stream and its sequence number; on AMQP the `message_id` property; on
+    /// MQTT the user property `Idempotency-Key`, else `Message-Id`. `None` without one: such a
+    /// message cannot be told apart from a redelivery, and is not deduplicated.
     pub id: Option<String>,
-    /// The subject or topic it came on.
+    /// The subject, queue or topic it came on.
     pub address: String,
     pub headers: BTreeMap<String, String>,
     pub payload: Vec<u8>,
