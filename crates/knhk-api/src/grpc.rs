@@ -692,6 +692,37 @@ impl WorkflowService for Grpc {
         })
         .await
     }
+
+    async fn list_connectors(
+        &self,
+        _request: Request<pb::ListConnectorsRequest>,
+    ) -> Result<Response<pb::Connectors>, Status> {
+        self.call(move |s| async move {
+            let found = s.connectors().await?;
+            let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+            Ok(pb::Connectors {
+                items: found
+                    .items
+                    .into_iter()
+                    .map(|c| pb::Connector {
+                        name: c.name,
+                        kind: c.kind,
+                        pool: c.pool.map(|p| pb::ConnectorPool {
+                            max_size: count(p.max_size),
+                            active: count(p.active),
+                            idle: count(p.idle),
+                            waiters: count(p.waiters),
+                        }),
+                        ok: c.ok,
+                        latency_ms: c.latency_ms,
+                        detail: c.detail,
+                        error: c.error,
+                    })
+                    .collect(),
+            })
+        })
+        .await
+    }
 }
 
 fn found(f: types::Found) -> pb::Found {
@@ -1093,6 +1124,7 @@ mod tests {
             ("GET", "/lookup/workflows/{reference}", "LookupWorkflow"),
             ("GET", "/quarantine", "ListQuarantine"),
             ("POST", "/cases/{id}/release", "ReleaseCase"),
+            ("GET", "/connectors", "ListConnectors"),
         ];
         let own = ["/health", "/ready", "/openapi.json"];
         let routes: BTreeSet<(&str, &str)> = crate::rest::route_table()

@@ -726,6 +726,12 @@ async fn quarantine(State(s): State<Shared>) -> Response {
     ok(s.quarantine().await)
 }
 
+#[utoipa::path(get, path = "/connectors",
+    responses((status = 200, body = Connectors), (status = "4XX", body = ErrorBody)))]
+async fn connectors(State(s): State<Shared>) -> Response {
+    ok(s.connectors().await)
+}
+
 /// The OpenAPI document of every route.
 #[derive(OpenApi)]
 #[openapi(
@@ -767,7 +773,8 @@ async fn quarantine(State(s): State<Shared>) -> Response {
         lookup_work_item,
         lookup_workflow,
         quarantine,
-        release_case
+        release_case,
+        connectors
     ),
     components(schemas(ErrorBody, ErrorDetail))
 )]
@@ -844,6 +851,7 @@ fn routes() -> Routes {
     .add("GET", "/lookup/workflows/{reference}", lookup_workflow)
     .add("GET", "/quarantine", quarantine)
     .add("POST", "/cases/{id}/release", release_case)
+    .add("GET", "/connectors", connectors)
 }
 
 /// Returns every route of the router: (method, path).

@@ -41,6 +41,9 @@ pub struct Limits {
     pub watch_poll: Duration,
 }
 
+/// The longest a probe of one connector instance may take in `GET /connectors`.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
 impl Default for Limits {
     fn default() -> Limits {
         Limits {
@@ -712,6 +715,34 @@ impl Service {
     pub async fn release_case(&self, id: &str) -> Result<Case, ApiError> {
         let id = case_id(id)?;
         Ok(Case::of(&self.engine.release_case(id).await?))
+    }
+
+    /// Every connector instance with its pool, each probed within 5 s (or the request
+    /// timeout, if shorter), sorted by name.
+    pub async fn connectors(&self) -> Result<crate::types::Connectors, ApiError> {
+        let timeout = PROBE_TIMEOUT.min(self.limits.request_timeout);
+        let probes = self.engine.probe_connectors(None, timeout).await?;
+        let items = self
+            .engine
+            .connectors()
+            .into_iter()
+            .zip(probes)
+            .map(|(c, p)| crate::types::Connector {
+                name: c.name,
+                kind: c.kind,
+                pool: c.pool.map(|p| crate::types::ConnectorPool {
+                    max_size: p.max_size,
+                    active: p.active,
+                    idle: p.idle,
+                    waiters: p.waiters,
+                }),
+                ok: p.ok,
+                latency_ms: p.latency_ms,
+                detail: p.detail,
+                error: p.error,
+            })
+            .collect();
+        Ok(crate::types::Connectors { items })
     }
 
     /// The quarantined cases: set aside because their stored data does not load, with why.

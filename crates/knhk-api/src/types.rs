@@ -151,6 +151,43 @@ pub struct Found {
     pub id: String,
 }
 
+/// `GET /connectors`: every connector instance, probed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Connectors {
+    pub items: Vec<Connector>,
+}
+
+/// A connector instance (the built-in `http`, or a `[connectors.NAME]` of the config file),
+/// with its pool and what a probe of it found.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Connector {
+    pub name: String,
+    /// `http`, `postgres`, `nats`...
+    pub kind: String,
+    /// Its pool now; absent for an instance without one (`http`).
+    pub pool: Option<ConnectorPool>,
+    /// Whether the probe found the far side answering within its timeout.
+    pub ok: bool,
+    /// How long the probe took, in milliseconds.
+    pub latency_ms: u64,
+    /// What the probe found besides "it answers" (a server version...).
+    pub detail: Option<String>,
+    /// Why the probe failed.
+    pub error: Option<String>,
+}
+
+/// What a connector instance's pool holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ConnectorPool {
+    pub max_size: usize,
+    /// Connections checked out.
+    pub active: usize,
+    /// Connections open and free.
+    pub idle: usize,
+    /// Calls waiting for a connection.
+    pub waiters: usize,
+}
+
 /// `GET /quarantine`: the cases set aside because their stored data does not load.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Quarantine {

@@ -27,6 +27,8 @@ macro_rules! outln {
 
 mod backend;
 mod cases;
+mod config;
+mod connectors;
 mod input;
 mod outcome;
 mod progress;
@@ -43,6 +45,7 @@ mod workitems;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use knhk_core::ApplyOptions;
 use tracing_subscriber::EnvFilter;
@@ -241,6 +244,11 @@ struct Cli {
     /// with the same output and exit codes. `run`, `worker` and `store check` refuse it.
     #[arg(long, global = true, env = "KNHK_SERVER", value_name = "URL")]
     server: Option<String>,
+    /// The config file (TOML): `[connectors.NAME]` tables, the connector instances tasks name
+    /// with `knhk:connector "NAME"`, for every command; `knhk serve`'s keys (README.md lists
+    /// them); `[[subscriptions]]`. Unset: `knhk.toml` in the data directory, when it exists.
+    #[arg(long, global = true, env = "KNHK_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -266,13 +274,17 @@ enum Command {
     /// Checks the store of the data directory (`knhk store check`).
     #[command(subcommand)]
     Store(store_check::StoreCommand),
+    /// Lists and probes the connector instances of the config file (and the built-in `http`).
+    #[command(subcommand)]
+    Connector(connectors::ConnectorCommand),
     /// Keeps the engine running on the data directory: picks up unfinished cases (connector
     /// calls cut off by a crash are made again) and fires timers, until interrupted.
     Worker(worker::WorkerArgs),
     /// Serves the REST and gRPC APIs over the engine on the data directory (and runs it as
     /// `knhk worker` does: recovery, timers, connectors) until SIGTERM or Ctrl-C. Its
-    /// configuration: defaults, then `--config FILE` (TOML), then `KNHK_*` environment
-    /// variables, then flags (README.md lists every key).
+    /// configuration: defaults, then the config file (`--config FILE`, else `knhk.toml` in the
+    /// data directory), then `KNHK_*` environment variables, then flags (README.md lists every
+    /// key).
     Serve(serve::ServeArgs),
     /// Checks workflow definition files (Turtle or YAWL XML) and names every rule each one
     /// breaks, notes what is valid but worth knowing (a split with one flow...), and warns
@@ -347,6 +359,17 @@ fn main() -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
+    // Commands other than `knhk serve` take the connector instances of the file (and pass
+    // its subscriptions on); its flat keys are serve's.
+    let file = match config::ConfigFile::read(cli.config.as_deref(), &cli.data_dir) {
+        Ok(file) => file,
+        Err(e) => {
+            for line in message(&e).lines() {
+                eprintln!("error: {line}");
+            }
+            return ExitCode::FAILURE;
+        }
+    };
     let definition_limits = knhk_spec::Limits {
         max_definition_bytes: cli.max_definition_bytes,
         max_tasks: cli.max_tasks,
@@ -376,13 +399,15 @@ fn main() -> ExitCode {
         pool_size: cli
             .store_pool_size
             .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+        connectors: file.connectors,
+        subscriptions: file.subscriptions,
     };
     let result = match cli.command {
         Command::Validate {
             files,
             json,
             strict,
-        } => Ok(validate(&files, json, strict, &spec_options)),
+        } => validate(&files, json, strict, &spec_options, &settings.connectors),
         Command::Simulate { file, data, json } => simulate(&file, data.as_deref(), json, &settings),
         Command::Export { file } => export(&file),
         command => match tokio::runtime::Builder::new_multi_thread()
@@ -394,6 +419,10 @@ fn main() -> ExitCode {
             .build()
         {
             Ok(runtime) => match cli.server.as_deref().filter(|s| !s.trim().is_empty()) {
+                // `knhk connector` needs no store: the instances are the config file's.
+                None if matches!(command, Command::Connector(_)) => {
+                    runtime.block_on(connectors::run(command_connector(command), &settings))
+                }
                 Some(url) => runtime.block_on(dispatch_remote(command, url, settings)),
                 None => runtime.block_on(dispatch(command, &cli.data_dir, settings)),
             },
@@ -462,7 +491,8 @@ async fn dispatch(
         Command::Case(c) => cases::run(&session, c).await,
         Command::WorkItem(c) => workitems::run(&session, c).await,
         Command::Store(c) => store_check::run(&session, c).await,
-        Command::Validate { .. }
+        Command::Connector(_)
+        | Command::Validate { .. }
         | Command::Simulate { .. }
         | Command::Export { .. }
         | Command::Serve(_) => Ok(ExitCode::SUCCESS),
@@ -501,6 +531,9 @@ async fn dispatch_remote(
              KNHK_SERVER, set to {url}): run it without, where the data directory is"
         );
     }
+    if let Command::Connector(c) = command {
+        return connectors::run_remote(c, url).await;
+    }
     let session = Session::connect(url, settings)?;
     let result = match command {
         Command::Workflow(c) => workflows::run(&session, c).await,
@@ -518,13 +551,35 @@ async fn dispatch_remote(
     })
 }
 
+/// Returns the `knhk connector` subcommand of a command known to be one.
+fn command_connector(command: Command) -> connectors::ConnectorCommand {
+    match command {
+        Command::Connector(c) => c,
+        _ => connectors::ConnectorCommand::List { json: false },
+    }
+}
+
 /// Loads each file and reports it with what was noted (findings that are not errors); fails
-/// when any file does not load.
-fn validate(files: &[PathBuf], json: bool, strict: bool, options: &knhk_spec::Options) -> ExitCode {
+/// when any file does not load. Tasks may name the config file's connector instances.
+fn validate(
+    files: &[PathBuf],
+    json: bool,
+    strict: bool,
+    options: &knhk_spec::Options,
+    instances: &[knhk_connectors::InstanceConfig],
+) -> anyhow::Result<ExitCode> {
     let mut failed = false;
     let mut warned = 0;
     let mut docs = Vec::new();
-    let connectors = knhk_connectors::Registry::with_builtins();
+    // Instances are made (not connected) in a runtime: a pool starts its reaper there.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let connectors = {
+        let _entered = runtime.enter();
+        config::registry(instances)?
+    };
     for file in files {
         // What registering would refuse is refused here too: a connector this engine does not
         // have, or settings it does not take.
@@ -616,11 +671,11 @@ fn validate(files: &[PathBuf], json: bool, strict: bool, options: &knhk_spec::Op
         );
         failed = true;
     }
-    if failed {
+    Ok(if failed {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
-    }
+    })
 }
 
 fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {

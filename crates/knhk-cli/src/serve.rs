@@ -2,9 +2,10 @@
 //! timers, connectors) and serves the REST and gRPC APIs of knhk-api over it, until SIGTERM or
 //! Ctrl-C.
 //!
-//! Its configuration is one set of keys read in layers: the defaults, then a TOML file
-//! (`--config`), then `KNHK_*` environment variables, then flags; each key is validated with a
-//! message naming it.
+//! Its configuration is one set of keys read in layers: the defaults, then the config file
+//! (`--config`, else `knhk.toml` in the data directory: `config.rs`, which also gives the
+//! connector instances), then `KNHK_*` environment variables, then flags; each key is validated
+//! with a message naming it.
 
 use std::io::Write as _;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -16,13 +17,14 @@ use anyhow::{Context, bail};
 use clap::Args;
 use clap::parser::ValueSource;
 use figment::Figment;
-use figment::providers::{Env, Format, Serialized, Toml};
+use figment::providers::{Env, Serialized};
 use knhk_api::{Limits, Service};
 use knhk_core::ApplyOptions;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
+use crate::config::ConfigFile;
 use crate::session::{DEFAULT_DATA_DIR, Durability, Session, Settings};
 
 /// Options of `knhk serve`.
@@ -38,10 +40,6 @@ pub(crate) struct ServeArgs {
     /// takes a free port.
     #[arg(long, value_name = "ADDR")]
     grpc: Option<String>,
-    /// A TOML file of configuration keys (the README lists them); `KNHK_*` environment
-    /// variables and flags override it.
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
     /// Prints the effective configuration as TOML (secrets masked) and exits.
     #[arg(long)]
     print_config: bool,
@@ -121,7 +119,7 @@ impl Default for ServeConfig {
 
 /// The keys read from `KNHK_*` environment variables (`KNHK_MAX_BODY_BYTES` for
 /// `max_body_bytes`...): every key.
-const KEYS: [&str; 26] = [
+pub(crate) const KEYS: [&str; 26] = [
     "http",
     "grpc",
     "data_dir",
@@ -158,15 +156,32 @@ fn is_secret(key: &str) -> bool {
         .any(|end| key.ends_with(end))
 }
 
-/// Reads the configuration: defaults, the file, the environment, then the flags given.
-fn load(args: &ServeArgs, cli: &crate::Cli) -> anyhow::Result<ServeConfig> {
-    let mut figment = Figment::from(Serialized::defaults(ServeConfig::default()));
-    if let Some(file) = &args.config {
-        if !file.is_file() {
-            bail!("--config {}: no such file", file.display());
-        }
-        figment = figment.merge(Toml::file(file));
+/// The flat keys of the config file as a layer of the configuration, named after the file in
+/// the messages about its keys.
+struct FileKeys<'a>(&'a ConfigFile);
+
+impl figment::Provider for FileKeys<'_> {
+    fn metadata(&self) -> figment::Metadata {
+        let name = match &self.0.path {
+            Some(path) => format!("config file {}", path.display()),
+            None => "config file".to_owned(),
+        };
+        figment::Metadata::named(name)
     }
+
+    fn data(
+        &self,
+    ) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        Serialized::defaults(&self.0.flat).data()
+    }
+}
+
+/// Reads the configuration: defaults, the file, the environment, then the flags given; and
+/// the file's connector instances and subscriptions.
+fn load(args: &ServeArgs, cli: &crate::Cli) -> anyhow::Result<(ServeConfig, ConfigFile)> {
+    let file = ConfigFile::read(cli.config.as_deref(), &cli.data_dir)?;
+    let mut figment = Figment::from(Serialized::defaults(ServeConfig::default()));
+    figment = figment.merge(FileKeys(&file));
     figment = figment.merge(Env::prefixed("KNHK_").only(&KEYS));
     // The pool size's variable is the flag's (`--store-pool-size`), named after the store.
     figment = figment.merge(
@@ -183,7 +198,7 @@ fn load(args: &ServeArgs, cli: &crate::Cli) -> anyhow::Result<ServeConfig> {
         anyhow::anyhow!(lines.join("\n"))
     })?;
     config.validate()?;
-    Ok(config)
+    Ok((config, file))
 }
 
 /// The keys given as flags: serve's own, and the global options given on the command line
@@ -307,8 +322,9 @@ impl ServeConfig {
         Ok(())
     }
 
-    /// The configuration as TOML, secrets masked.
-    fn print(&self) -> anyhow::Result<String> {
+    /// The configuration as TOML, secrets masked, with the file's connector instances (their
+    /// secrets masked too) and subscriptions.
+    fn print(&self, file: &ConfigFile) -> anyhow::Result<String> {
         let mut value = toml::Value::try_from(self).context("cannot print the configuration")?;
         if let toml::Value::Table(table) = &mut value {
             for (key, v) in table.iter_mut() {
@@ -321,6 +337,17 @@ impl ServeConfig {
                 {
                     *address = crate::session::redact(address);
                 }
+            }
+            if !file.connectors.is_empty() {
+                table.insert(
+                    "connectors".to_owned(),
+                    toml::Value::Table(file.connectors_masked()),
+                );
+            }
+            if let Some(subscriptions) = &file.subscriptions {
+                let raw = toml::Value::try_from(subscriptions)
+                    .context("cannot print the subscriptions")?;
+                table.insert("subscriptions".to_owned(), raw);
             }
         }
         Ok(toml::to_string(&value)?)
@@ -363,6 +390,9 @@ impl ServeConfig {
             page_size: 1000,
             store: self.store.clone(),
             pool_size: self.pool_size,
+            // The config file's, set by the caller.
+            connectors: Vec::new(),
+            subscriptions: None,
         }
     }
 }
@@ -384,9 +414,9 @@ fn address(key: &str, text: &str) -> anyhow::Result<SocketAddr> {
 
 /// Runs `knhk serve`: its own runtime, logs and configuration.
 pub(crate) fn main(args: &ServeArgs, cli: &crate::Cli) -> anyhow::Result<ExitCode> {
-    let config = load(args, cli)?;
+    let (config, file) = load(args, cli)?;
     if args.print_config {
-        outln!("{}", config.print()?.trim_end());
+        outln!("{}", config.print(&file)?.trim_end());
         return Ok(ExitCode::SUCCESS);
     }
     init_logs(&config.log_format);
@@ -396,7 +426,10 @@ pub(crate) fn main(args: &ServeArgs, cli: &crate::Cli) -> anyhow::Result<ExitCod
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(config))
+    let mut settings = config.settings();
+    settings.connectors = file.connectors;
+    settings.subscriptions = file.subscriptions;
+    runtime.block_on(serve(config, settings))
 }
 
 fn init_logs(format: &str) {
@@ -414,10 +447,10 @@ fn init_logs(format: &str) {
     }
 }
 
-async fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
+async fn serve(config: ServeConfig, settings: Settings) -> anyhow::Result<ExitCode> {
     let http = address("http", &config.http)?;
     let grpc = address("grpc", &config.grpc)?;
-    let session = Session::open(&config.data_dir, config.settings()).await?;
+    let session = Session::open(&config.data_dir, settings).await?;
     let engine = session.engine.local("serve")?.clone();
     let started = engine
         .start()
@@ -429,6 +462,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
         quarantined = started.quarantined.len(),
         "engine started"
     );
+    let connectors: Vec<String> = engine.connectors().into_iter().map(|c| c.name).collect();
     let service = Service::new(engine, config.limits());
     let listener = tokio::net::TcpListener::bind(http)
         .await
@@ -446,6 +480,11 @@ async fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
         grpc = %grpc_local,
         data_dir = %config.data_dir.display(),
         store = %session.store_shown(),
+        connectors = ?connectors,
+        subscriptions = session
+            .subscriptions()
+            .and_then(serde_json::Value::as_array)
+            .map_or(0, Vec::len),
         "serving"
     );
 

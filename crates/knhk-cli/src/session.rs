@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use knhk_connectors::Registry;
+use knhk_connectors::InstanceConfig;
 use knhk_core::{ApplyOptions, Workflow, WorkflowId};
 use knhk_store::{PostgresOptions, PostgresStore, SqliteOptions, SqliteStore, Store};
 use knhk_workflow_engine::{Clock, Directory, EngineConfig, WorkflowEngine, WorkflowView};
@@ -134,6 +134,10 @@ pub(crate) struct Settings {
     pub(crate) store: Option<String>,
     /// The most connections to a PostgreSQL store (`--store-pool-size`); `None`: the default.
     pub(crate) pool_size: Option<usize>,
+    /// The connector instances of the config file, registered beside the built-in `http`.
+    pub(crate) connectors: Vec<InstanceConfig>,
+    /// The config file's `[[subscriptions]]` as written, for the intake.
+    pub(crate) subscriptions: Option<Value>,
 }
 
 /// The engine of one command: on the embedded store of one data directory, or a `knhk
@@ -146,21 +150,26 @@ pub(crate) struct Session {
     store: StoreAddress,
     zone: Zone,
     page_size: usize,
+    /// The config file's `[[subscriptions]]` as written, for the intake.
+    subscriptions: Option<Value>,
 }
 
 impl Session {
     /// Opens the engine on the embedded default in `data_dir`: the SQLite store `knhk.db`
-    /// (created if missing; `synchronous=FULL` unless `--durability normal`), the built-in connectors, and the roles of
-    /// `directory.json` when that file exists; `settings` say the rest.
+    /// (created if missing; `synchronous=FULL` unless `--durability normal`), the built-in
+    /// connectors and the config file's instances, and the roles of `directory.json` when that
+    /// file exists; `settings` say the rest.
     pub(crate) async fn open(data_dir: &Path, settings: Settings) -> anyhow::Result<Session> {
         let address = StoreAddress::parse(settings.store.as_deref(), data_dir)?;
+        // Instances first: a bad one is refused before the store is touched.
+        let connectors = crate::config::registry(&settings.connectors)?;
         let store: Arc<dyn Store> = match &address {
             StoreAddress::Sqlite(path) => Arc::new(open_sqlite(path, data_dir, &settings).await?),
             StoreAddress::Postgres(url) => Arc::new(open_postgres(url, &settings).await?),
         };
         let engine = WorkflowEngine::new(EngineConfig {
             store,
-            connectors: Registry::with_builtins(),
+            connectors,
             directory: Directory::load(&data_dir.join("directory.json"))?,
             clock: Clock::system(),
             admin_role: settings.admin_role,
@@ -181,6 +190,7 @@ impl Session {
             store: address,
             zone: settings.zone,
             page_size: settings.page_size.max(1),
+            subscriptions: settings.subscriptions,
         })
     }
 
@@ -197,7 +207,13 @@ impl Session {
             store: StoreAddress::Sqlite(PathBuf::new()),
             zone: settings.zone,
             page_size: settings.page_size.max(1),
+            subscriptions: None,
         })
+    }
+
+    /// Returns the config file's `[[subscriptions]]` as written (the intake parses them).
+    pub(crate) fn subscriptions(&self) -> Option<&Value> {
+        self.subscriptions.as_ref()
     }
 
     /// Says where an id was looked up: the data directory, or the server.

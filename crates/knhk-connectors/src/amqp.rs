@@ -267,6 +267,10 @@ impl Connector for AmqpConnector {
     async fn close(&self) {
         self.pool.close();
     }
+
+    fn pool(&self) -> Option<crate::pool::PoolStatus> {
+        Some(self.pool.status())
+    }
 }
 
 fn boolean(setting: &str, value: &str) -> Result<bool, SettingsError> {

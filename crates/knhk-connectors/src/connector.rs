@@ -77,6 +77,12 @@ pub trait Connector: Send + Sync + std::fmt::Debug + 'static {
 
     /// Closes the instance's connections; calls made afterwards fail permanently.
     async fn close(&self) {}
+
+    /// Returns what the instance's pool holds now; `None` for an instance without one
+    /// (`http`, whose client keeps its own connections).
+    fn pool(&self) -> Option<crate::pool::PoolStatus> {
+        None
+    }
 }
 
 /// A task's settings as one connector instance prepared them: what performs its calls.

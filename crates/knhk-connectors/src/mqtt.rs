@@ -429,6 +429,10 @@ impl Connector for MqttConnector {
     async fn close(&self) {
         self.pool.close();
     }
+
+    fn pool(&self) -> Option<crate::pool::PoolStatus> {
+        Some(self.pool.status())
+    }
 }
 
 /// One task's MQTT settings, with the instance's pool.

@@ -251,6 +251,10 @@ impl Connector for NatsConnector {
     async fn close(&self) {
         self.pool.close();
     }
+
+    fn pool(&self) -> Option<crate::pool::PoolStatus> {
+        Some(self.pool.status())
+    }
 }
 
 /// How a task's message goes out.

@@ -5,7 +5,8 @@
 //! on checkout (`recycle`: a ping, or a check that it is not closed); a connection that fails
 //! validation is dropped and a new one made. [`Counted`] wraps that manager to count and to
 //! enforce the idle timeout and the max lifetime at checkout; a reaper task enforces them
-//! between checkouts, so that an idle pool shrinks.
+//! between checkouts, so that an idle pool shrinks. Ages are measured on tokio's clock, as the
+//! acquire timeout is.
 //!
 //! Metrics (the `metrics` facade; label `instance`):
 //! - `knhk_connector_pool_connections` (gauge, label `state` = `active` | `idle`),
@@ -92,6 +93,9 @@ pub struct Counted<M> {
     instance: Arc<str>,
     config: PoolConfig,
     counts: Arc<Counts>,
+    /// The same moment on the two clocks: deadpool stamps connections with `std` instants,
+    /// the pool measures their age on tokio's clock (which tests pause and advance).
+    epoch: (std::time::Instant, tokio::time::Instant),
 }
 
 impl<M: Manager> Pool<M> {
@@ -107,6 +111,7 @@ impl<M: Manager> Pool<M> {
             instance: instance.clone(),
             config,
             counts: Arc::default(),
+            epoch: (std::time::Instant::now(), tokio::time::Instant::now()),
         };
         let inner = managed::Pool::builder(counted)
             .max_size(config.max_size.max(1))
@@ -236,11 +241,10 @@ impl<M: Manager> Manager for Counted<M> {
     async fn recycle(&self, conn: &mut M::Type, m: &Metrics) -> RecycleResult<M::Error> {
         // A connection refused here (or whose check times out) is detached by deadpool, and
         // `detach` counts it as closed: counting it here too would count it twice.
-        if expired(&self.config, m) {
-            Err(RecycleError::message("expired"))
-        } else {
-            self.manager.recycle(conn, m).await
+        if expired(&self.config, m, self.now()) {
+            return Err(RecycleError::message("expired"));
         }
+        self.manager.recycle(conn, m).await
     }
 
     fn detach(&self, conn: &mut M::Type) {
@@ -250,16 +254,23 @@ impl<M: Manager> Manager for Counted<M> {
 }
 
 impl<M> Counted<M> {
+    /// Returns now on tokio's clock, as a `std` instant comparable with deadpool's stamps.
+    fn now(&self) -> std::time::Instant {
+        self.epoch.0 + self.epoch.1.elapsed()
+    }
+
     fn closed(&self) {
         self.counts.closed.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("knhk_connector_pool_closed_total", "instance" => self.instance.to_string()).increment(1);
     }
 }
 
-/// Tells whether a connection is past its idle timeout or its lifetime.
-fn expired(config: &PoolConfig, m: &Metrics) -> bool {
-    config.idle_timeout.is_some_and(|t| m.last_used() >= t)
-        || config.max_lifetime.is_some_and(|t| m.age() >= t)
+/// Tells whether a connection is past its idle timeout or its lifetime at `now`.
+fn expired(config: &PoolConfig, m: &Metrics, now: std::time::Instant) -> bool {
+    let last_used = now.saturating_duration_since(m.recycled.unwrap_or(m.created));
+    let age = now.saturating_duration_since(m.created);
+    config.idle_timeout.is_some_and(|t| last_used >= t)
+        || config.max_lifetime.is_some_and(|t| age >= t)
 }
 
 /// How often the reaper looks: half the shorter of the two bounds, at least every 10 ms.
@@ -283,8 +294,9 @@ async fn reap<M: Manager>(pool: managed::WeakPool<Counted<M>>, period: Duration)
             return;
         }
         let config = pool.manager().config;
+        let now = pool.manager().now();
         // `retain` detaches what it removes, which counts it as closed.
-        pool.retain(|_, m| !expired(&config, &m));
+        pool.retain(|_, m| !expired(&config, &m, now));
         report(&pool.manager().instance, pool.status());
     }
 }

@@ -167,6 +167,10 @@ impl Connector for PostgresConnector {
     async fn close(&self) {
         self.pool.close();
     }
+
+    fn pool(&self) -> Option<crate::pool::PoolStatus> {
+        Some(self.pool.status())
+    }
 }
 
 /// One task's statement and parameters, with the instance's pool.

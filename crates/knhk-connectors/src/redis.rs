@@ -191,6 +191,10 @@ impl Connector for RedisConnector {
     async fn close(&self) {
         self.pool.close();
     }
+
+    fn pool(&self) -> Option<crate::pool::PoolStatus> {
+        Some(self.pool.status())
+    }
 }
 /// One task's command or stream, with the instance's pool.
 #[derive(Debug)]

@@ -143,24 +143,16 @@ impl Registry {
 
     /// Probes every instance at once, each bounded by `timeout`, sorted by name.
     pub async fn health(&self, timeout: Duration) -> Vec<InstanceHealth> {
-        let probes = self.connectors.values().map(|c| async move {
-            let started = tokio::time::Instant::now();
-            let result = match tokio::time::timeout(timeout, c.probe()).await {
-                Ok(result) => result,
-                Err(_) => Err(CallError::Retryable(format!(
-                    "no answer within {timeout:?}"
-                ))),
-            };
-            InstanceHealth {
-                name: c.name().to_owned(),
-                kind: c.kind().to_owned(),
-                latency: started.elapsed(),
-                result,
-            }
-        });
+        let probes = self.connectors.values().map(|c| probe(c, timeout));
         let mut all = futures_util::future::join_all(probes).await;
         all.sort_by(|a, b| a.name.cmp(&b.name));
         all
+    }
+
+    /// Probes the instance of this name, bounded by `timeout`; `None` when there is none.
+    pub async fn probe(&self, name: &str, timeout: Duration) -> Option<InstanceHealth> {
+        let c = self.connectors.get(name)?;
+        Some(probe(c, timeout).await)
     }
 
     /// Closes every instance's connections (on shutdown).
@@ -244,6 +236,23 @@ impl Registry {
                 Err(error) => return Err(failure(attempt, error, failed_attempts)),
             }
         }
+    }
+}
+
+/// Probes one instance, bounded by `timeout`, timing it.
+async fn probe(c: &Arc<dyn Connector>, timeout: Duration) -> InstanceHealth {
+    let started = tokio::time::Instant::now();
+    let result = match tokio::time::timeout(timeout, c.probe()).await {
+        Ok(result) => result,
+        Err(_) => Err(CallError::Retryable(format!(
+            "no answer within {timeout:?}"
+        ))),
+    };
+    InstanceHealth {
+        name: c.name().to_owned(),
+        kind: c.kind().to_owned(),
+        latency: started.elapsed(),
+        result,
     }
 }
 

@@ -33,6 +33,9 @@ pub enum Error {
     RegistrationBusy { uri: String },
     #[error("unknown case {0}")]
     UnknownCase(CaseId),
+    /// No connector instance has this name.
+    #[error("unknown connector {name} (known: {known})")]
+    UnknownConnector { name: String, known: String },
     /// A shortened id (not a whole UUID) that starts no id, nor the last group of one.
     #[error("unknown {what} {reference}: no {what} id starts with it, nor the last group of one")]
     UnknownId {
@@ -256,7 +259,8 @@ impl Error {
             | Error::UnknownWorkflowVersion { .. }
             | Error::UnknownCase(_)
             | Error::UnknownId { .. }
-            | Error::UnknownWorkItem(_) => ErrorCode::NotFound,
+            | Error::UnknownWorkItem(_)
+            | Error::UnknownConnector { .. } => ErrorCode::NotFound,
             Error::AmbiguousWorkflow { .. } | Error::AmbiguousId { .. } | Error::NotAnId { .. } => {
                 ErrorCode::InvalidArgument
             }

@@ -22,11 +22,11 @@ pub use clock::Clock;
 pub use directory::{Directory, DirectoryError};
 pub use engine::{
     CaseFault, CaseUpdate, EngineConfig, IdOrder, KeyedCase, Started, StoreProblem, StoreReport,
-    Subject, WorkflowEngine, connector_problems,
+    Subject, WorkflowEngine, connector_problems, connector_views, probe_connectors,
 };
 pub use error::{ConnectorProblem, Error, ErrorCode, StoredWorkflowError};
 pub use view::{
-    CaseQuery, CaseView, ItemCursor, MarkedCondition, QuarantinedCase, Registration, SourceFormat,
-    UnknownName, WorkItemQuery, WorkItemStatus, WorkItemView, WorkflowSummary, WorkflowView,
-    allocation_name,
+    CaseQuery, CaseView, ConnectorHealth, ConnectorPool, ConnectorView, ItemCursor,
+    MarkedCondition, QuarantinedCase, Registration, SourceFormat, UnknownName, WorkItemQuery,
+    WorkItemStatus, WorkItemView, WorkflowSummary, WorkflowView, allocation_name,
 };

@@ -266,3 +266,41 @@ pub struct QuarantinedCase {
     pub reason: String,
     pub at: Timestamp,
 }
+
+/// A connector instance as the engine shows it: the built-in `http` or a `[connectors.NAME]`
+/// of the config, with its pool when it has one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectorView {
+    pub name: String,
+    /// `http`, `postgres`, `nats`...
+    pub kind: String,
+    /// What its pool holds now; `None` for an instance without a pool (`http`).
+    pub pool: Option<ConnectorPool>,
+}
+
+/// What one instance's pool holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectorPool {
+    pub max_size: usize,
+    /// Connections checked out.
+    pub active: usize,
+    /// Connections open and free.
+    pub idle: usize,
+    /// Calls waiting for a connection.
+    pub waiters: usize,
+}
+
+/// What a probe of one connector instance found.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectorHealth {
+    pub name: String,
+    pub kind: String,
+    /// Whether the far side answered within the probe's timeout.
+    pub ok: bool,
+    /// How long the probe took, in milliseconds (up to its timeout).
+    pub latency_ms: u64,
+    /// What the probe found besides "it answers" (a server version...).
+    pub detail: Option<String>,
+    /// Why the probe failed (a timeout included); never a secret.
+    pub error: Option<String>,
+}

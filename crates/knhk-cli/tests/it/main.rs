@@ -6,6 +6,7 @@
 
 mod cases;
 mod client;
+mod connectors;
 mod definitions;
 mod distribution;
 mod grpc;
@@ -49,6 +50,7 @@ fn knhk(args: &[&str]) -> Output {
         .env_remove("KNHK_DURABILITY")
         .env_remove("KNHK_STORE")
         .env_remove("KNHK_STORE_POOL_SIZE")
+        .env_remove("KNHK_CONFIG")
         .output()
         .expect("the knhk binary runs")
 }

@@ -42,6 +42,7 @@ impl Server {
             .arg(dir.path())
             .env_remove("KNHK_DATA_DIR")
             .env_remove("KNHK_STORE")
+            .env_remove("KNHK_CONFIG")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
@@ -69,6 +70,11 @@ impl Server {
             _dir: dir,
             client: reqwest::Client::new(),
         }
+    }
+
+    /// Returns the server's base URL, `http://HOST:PORT`.
+    pub(crate) fn base(&self) -> &str {
+        &self.base
     }
 
     fn url(&self, path: &str) -> String {

@@ -145,6 +145,10 @@ impl Connector for KafkaConnector {
     async fn close(&self) {
         self.pool.close();
     }
+
+    fn pool(&self) -> Option<crate::pool::PoolStatus> {
+        Some(self.pool.status())
+    }
 }
 
 /// Opens rskafka clients for the pool.

@@ -248,6 +248,7 @@ const CONFLICT_RETRIES: usize = 8;
 
 mod catalog;
 mod check;
+mod connectors;
 mod effects;
 mod idempotency;
 mod inputs;
@@ -259,6 +260,7 @@ mod service;
 
 pub use catalog::connector_problems;
 pub use check::{StoreProblem, StoreReport, Subject};
+pub use connectors::{connector_views, probe_connectors};
 pub use idempotency::KeyedCase;
 pub use service::Started;
 

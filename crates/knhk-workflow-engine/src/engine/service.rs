@@ -375,7 +375,8 @@ impl WorkflowEngine {
     }
 
     /// Stops everything the engine spawned and waits for it to end; a node then ends its
-    /// lease, so that the other nodes take its cases with work in flight over at once.
+    /// lease, so that the other nodes take its cases with work in flight over at once. Last,
+    /// the connector instances close their connections.
     pub async fn shutdown(&self) {
         self.inner.cancel.cancel();
         self.inner.tracker.close();
@@ -386,6 +387,8 @@ impl WorkflowEngine {
                 warn!(node = fence, error = %e, "cannot end the node lease; it expires by itself");
             }
         }
+        // Nothing calls a connector any more: their pools close their connections.
+        self.inner.connectors.close().await;
     }
 }
 

@@ -66,6 +66,7 @@ fn engine_variant(e: &Error) -> &'static str {
         Error::RegistrationBusy { .. } => "RegistrationBusy",
         Error::UnknownCase(_) => "UnknownCase",
         Error::UnknownWorkItem(_) => "UnknownWorkItem",
+        Error::UnknownConnector { .. } => "UnknownConnector",
         Error::UnknownId { .. } => "UnknownId",
         Error::AmbiguousId { .. } => "AmbiguousId",
         Error::NotAnId { .. } => "NotAnId",
@@ -500,6 +501,13 @@ async fn every_error_has_its_code() {
         (Error::UnknownCase(case_id()), NotFound),
         (Error::UnknownWorkItem(item()), NotFound),
         (
+            Error::UnknownConnector {
+                name: "orders_db".to_owned(),
+                known: "http".to_owned(),
+            },
+            NotFound,
+        ),
+        (
             Error::UnknownId {
                 what: "case",
                 reference: "0190".to_owned(),
@@ -645,6 +653,7 @@ async fn every_error_has_its_code() {
         "RegistrationBusy",
         "UnknownCase",
         "UnknownWorkItem",
+        "UnknownConnector",
         "UnknownId",
         "AmbiguousId",
         "NotAnId",

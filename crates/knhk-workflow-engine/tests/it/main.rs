@@ -8,6 +8,7 @@ mod durable;
 mod error_codes;
 mod human;
 mod idempotency;
+mod instances;
 mod intake;
 mod intake_amqp;
 mod intake_mqtt;

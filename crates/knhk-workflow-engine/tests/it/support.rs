@@ -63,9 +63,28 @@ pub fn engine_snapshotting(store: Arc<dyn Store>, snapshot_every: u64) -> Workfl
 }
 
 fn engine_with(store: Arc<dyn Store>, case_cache: usize, snapshot_every: u64) -> WorkflowEngine {
+    engine_calling(store, Registry::with_builtins(), case_cache, snapshot_every)
+}
+
+/// An engine in memory whose tasks call the instances of `connectors`.
+pub fn engine_with_connectors(connectors: Registry) -> WorkflowEngine {
+    engine_calling(
+        Arc::new(MemoryStore::default()),
+        connectors,
+        EngineConfig::DEFAULT_CASE_CACHE,
+        EngineConfig::DEFAULT_SNAPSHOT_EVERY,
+    )
+}
+
+fn engine_calling(
+    store: Arc<dyn Store>,
+    connectors: Registry,
+    case_cache: usize,
+    snapshot_every: u64,
+) -> WorkflowEngine {
     WorkflowEngine::new(EngineConfig {
         store,
-        connectors: Registry::with_builtins(),
+        connectors,
         directory: directory(),
         clock: Clock::system(),
         admin_role: EngineConfig::DEFAULT_ADMIN_ROLE.to_owned(),
