@@ -124,6 +124,13 @@ impl MqttEndpoint {
         &self,
         client_id: String,
     ) -> Result<(AsyncClient, EventLoop), String> {
+        let options = self.options(client_id);
+        self.connect_with(options, REQUEST_CAPACITY).await
+    }
+
+    /// Returns the options of a connection as `client_id` with a clean start: the broker,
+    /// the credentials, the keep-alive and the connect timeout.
+    pub(crate) fn options(&self, client_id: String) -> MqttOptions {
         let mut options = MqttOptions::new(client_id, self.host.clone(), self.port);
         options.set_clean_start(true);
         options.set_keep_alive(Duration::from_secs(30));
@@ -132,7 +139,27 @@ impl MqttEndpoint {
             let password = password.as_ref().map(Secret::expose).unwrap_or_default();
             options.set_credentials(user.clone(), password.to_owned());
         }
-        let (client, mut events) = AsyncClient::new(options, REQUEST_CAPACITY);
+        options
+    }
+
+    /// Returns how long a connection may take to be acknowledged (the pool's acquire timeout).
+    pub(crate) fn connect_timeout(&self) -> std::time::Duration {
+        self.connect_timeout
+    }
+
+    /// Returns the start of the client ids of this instance's connections.
+    pub(crate) fn client_id_prefix(&self) -> &str {
+        &self.client_id_prefix
+    }
+
+    /// Opens a connection with `options` (a client queueing at most `capacity` requests) and
+    /// polls its event loop until the broker's CONNACK, at most the pool's acquire timeout.
+    pub(crate) async fn connect_with(
+        &self,
+        options: MqttOptions,
+        capacity: usize,
+    ) -> Result<(AsyncClient, EventLoop), String> {
+        let (client, mut events) = AsyncClient::new(options, capacity);
         let at = format!("mqtt {}:{}", self.host, self.port);
         let connack = async {
             loop {

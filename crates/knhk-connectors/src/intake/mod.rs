@@ -6,17 +6,21 @@
 //! the step it causes with the message's id, and only then settles the message: a message
 //! is never acknowledged before its effect is durable.
 
+mod amqp;
 pub mod config;
+mod mqtt;
 mod nats;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
+pub use amqp::AmqpSource;
 pub use config::{
     Action, DEFAULT_PREFETCH, MAX_PREFETCH, SourceSpec, Subscription, SubscriptionError,
     parse_subscriptions,
 };
+pub use mqtt::{ID_PROPERTIES, MqttSource, SESSION_EXPIRY_SECS};
 pub use nats::NatsSource;
 
 use crate::config::InstanceConfig;
@@ -45,11 +49,12 @@ pub enum SourceError {
 
 /// One message received and not yet settled.
 pub struct Received {
-    /// The message's id, the same on every redelivery: the `Nats-Msg-Id` header, else (on
-    /// JetStream) the stream and its sequence number. `None` for a core NATS message without
-    /// the header: it cannot be told apart from a redelivery, and core NATS does not redeliver.
+    /// The message's id, the same on every redelivery: on NATS the `Nats-Msg-Id` header, else
+    /// (on JetStream) the stream and its sequence number; on AMQP the `message_id` property; on
+    /// MQTT the user property `Idempotency-Key`, else `Message-Id`. `None` without one: such a
+    /// message cannot be told apart from a redelivery, and is not deduplicated.
     pub id: Option<String>,
-    /// The subject or topic it came on.
+    /// The subject, queue or topic it came on.
     pub address: String,
     pub headers: BTreeMap<String, String>,
     pub payload: Vec<u8>,
@@ -169,9 +174,32 @@ pub async fn open(
             })?;
             Ok(Box::new(NatsSource::open(subscription, &endpoint).await?))
         }
+        (SourceSpec::AmqpQueue { .. }, "amqp") => {
+            let endpoint = crate::amqp::AmqpEndpoint::from_config(instance)
+                .map_err(|e| broker(subscription, e))?;
+            Ok(Box::new(AmqpSource::open(subscription, &endpoint).await?))
+        }
+        (SourceSpec::Topic { .. }, "mqtt") => {
+            let endpoint = crate::mqtt::MqttEndpoint::from_config(instance)
+                .map_err(|e| broker(subscription, e))?;
+            Ok(Box::new(MqttSource::open(subscription, &endpoint).await?))
+        }
+        (_, "kafka") => Err(SourceError::Unsupported {
+            subscription: subscription.name.clone(),
+            problem: "kafka subscriptions are not available: the Kafka client (rskafka) has no \
+                      consumer groups"
+                .to_owned(),
+        }),
         (_, kind) => Err(SourceError::Unsupported {
             subscription: subscription.name.clone(),
             problem: format!("subscriptions of kind {kind} are not available in this build"),
         }),
+    }
+}
+
+fn broker(subscription: &Subscription, e: impl fmt::Display) -> SourceError {
+    SourceError::Broker {
+        subscription: subscription.name.clone(),
+        problem: e.to_string(),
     }
 }

@@ -156,3 +156,29 @@ fn a_refused_subscription_is_named_by_position_and_key() {
             .contains("array of tables")
     );
 }
+
+#[tokio::test]
+async fn a_kafka_subscription_is_refused_when_opened_naming_it() {
+    let kafka = InstanceConfig::parse(
+        "log",
+        json!({"kind": "kafka", "brokers": "127.0.0.1:9092"})
+            .as_object()
+            .unwrap(),
+    )
+    .unwrap();
+    let sub = parse_subscriptions(
+        &json!([{"connector": "log", "topic": "orders", "start": "W"}]),
+        std::slice::from_ref(&kafka),
+    )
+    .unwrap()
+    .remove(0);
+    let err = knhk_connectors::intake::open(&sub, &kafka)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "subscription log/orders: kafka subscriptions are not available: the Kafka client (rskafka) \
+         has no consumer groups"
+    );
+}

@@ -10,6 +10,8 @@ mod human;
 mod idempotency;
 mod instances;
 mod intake;
+mod intake_amqp;
+mod intake_mqtt;
 mod nodes;
 mod orjoin;
 mod snapshots;
