@@ -60,22 +60,9 @@ impl HttpConnector {
     /// free connections kept per host, closed after `pool.idle_timeout_ms`).
     pub fn from_config(config: &InstanceConfig) -> Result<HttpConnector, ConfigError> {
         config.keys().finish()?;
-        let mut builder = reqwest::Client::builder()
-            .user_agent(concat!("knhk/", env!("CARGO_PKG_VERSION")))
-            .pool_max_idle_per_host(config.pool.max_size)
-            .pool_idle_timeout(config.pool.idle_timeout)
-            .connect_timeout(config.pool.acquire_timeout);
-        if config.pool.idle_timeout.is_none() {
-            builder = builder.pool_idle_timeout(None);
-        }
-        let client = builder.build().map_err(|e| ConfigError {
-            instance: config.name.clone(),
-            key: "kind".to_owned(),
-            problem: format!("cannot build the http client: {}", error_chain(&e)),
-        })?;
         Ok(HttpConnector {
             name: config.name.clone(),
-            client: Ok(client),
+            client: Ok(pooled_client(config)?),
         })
     }
 
@@ -182,6 +169,23 @@ impl Binding for HttpBinding {
         };
         Err(CallError::Permanent(message))
     }
+}
+
+/// Builds an HTTP client whose connection pool follows an instance's `pool.*` keys: at most
+/// `max_size` free connections kept per host, closed after `idle_timeout_ms`, and connections
+/// opened within `acquire_timeout_ms` (reqwest has no max lifetime).
+pub(crate) fn pooled_client(config: &InstanceConfig) -> Result<reqwest::Client, ConfigError> {
+    reqwest::Client::builder()
+        .user_agent(concat!("knhk/", env!("CARGO_PKG_VERSION")))
+        .pool_max_idle_per_host(config.pool.max_size)
+        .pool_idle_timeout(config.pool.idle_timeout)
+        .connect_timeout(config.pool.acquire_timeout)
+        .build()
+        .map_err(|e| ConfigError {
+            instance: config.name.clone(),
+            key: "kind".to_owned(),
+            problem: format!("cannot build the http client: {}", error_chain(&e)),
+        })
 }
 
 /// The settings of one task, parsed.

@@ -225,10 +225,8 @@ struct AmqpProber {
 #[async_trait::async_trait]
 impl Prober for AmqpProber {
     async fn backlog(&self) -> Result<Backlog, SourceError> {
-        let fault = |what: &str, e: &dyn std::fmt::Display| SourceError::Broker {
-            subscription: self.name.clone(),
-            problem: format!("{what}: {e}"),
-        };
+        let fault =
+            |what: &str, e: &dyn std::fmt::Display| SourceError::broker(&self.name, what, e);
         let connection = Arc::clone(&self.connection.lock().unwrap_or_else(|p| p.into_inner()));
         let channel = connection
             .create_channel()
@@ -268,10 +266,7 @@ impl Settle for AmqpSettle {
             .ack(BasicAckOptions::default())
             .await
             .map(|_| ())
-            .map_err(|e| SourceError::Broker {
-                subscription: self.name.clone(),
-                problem: format!("acknowledging: {e}"),
-            })
+            .map_err(|e| SourceError::broker(&self.name, "acknowledging", e))
     }
 
     async fn dead_letter(

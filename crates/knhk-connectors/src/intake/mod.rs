@@ -47,6 +47,20 @@ pub enum SourceError {
     },
 }
 
+impl SourceError {
+    /// The broker failed `subscription` while it was `doing` something.
+    pub(crate) fn broker(
+        subscription: &str,
+        doing: &str,
+        error: impl std::fmt::Display,
+    ) -> SourceError {
+        SourceError::Broker {
+            subscription: subscription.to_owned(),
+            problem: format!("{doing}: {error}"),
+        }
+    }
+}
+
 /// One message received and not yet settled.
 pub struct Received {
     /// The message's id, the same on every redelivery: on NATS the `Nats-Msg-Id` header, else

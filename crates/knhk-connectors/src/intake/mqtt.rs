@@ -259,10 +259,7 @@ impl Settle for MqttSettle {
         self.client
             .ack(&self.publish)
             .await
-            .map_err(|e| SourceError::Broker {
-                subscription: self.name.clone(),
-                problem: format!("acknowledging: {e}"),
-            })
+            .map_err(|e| SourceError::broker(&self.name, "acknowledging", e))
     }
 
     /// Publishes the copy at QoS 1 on the session's connection, ahead of the original's

@@ -159,10 +159,7 @@ impl super::Source for NatsSource {
                 let Some(m) = messages.next().await else {
                     return Ok(None);
                 };
-                let m = m.map_err(|e| SourceError::Broker {
-                    subscription: self.name.clone(),
-                    problem: format!("receiving: {e}"),
-                })?;
+                let m = m.map_err(|e| SourceError::broker(&self.name, "receiving", e))?;
                 let sequence = m
                     .info()
                     .map(|i| format!("{}:{}", i.stream, i.stream_sequence))
@@ -199,10 +196,8 @@ struct NatsProber {
 #[async_trait::async_trait]
 impl Prober for NatsProber {
     async fn backlog(&self) -> Result<Backlog, SourceError> {
-        let fault = |what: &str, e: &dyn std::fmt::Display| SourceError::Broker {
-            subscription: self.name.clone(),
-            problem: format!("{what}: {e}"),
-        };
+        let fault =
+            |what: &str, e: &dyn std::fmt::Display| SourceError::broker(&self.name, what, e);
         let Some(consumer) = &self.consumer else {
             self.client
                 .flush()
@@ -237,10 +232,10 @@ impl Settle for NatsSettle {
         };
         // Double ack: the call returns once the server has recorded the ack, so that the
         // message is not redelivered after we report it settled.
-        acker.double_ack().await.map_err(|e| SourceError::Broker {
-            subscription: self.name.clone(),
-            problem: format!("acknowledging: {e}"),
-        })
+        acker
+            .double_ack()
+            .await
+            .map_err(|e| SourceError::broker(&self.name, "acknowledging", e))
     }
 
     async fn dead_letter(

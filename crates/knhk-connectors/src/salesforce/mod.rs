@@ -22,7 +22,7 @@ use crate::config::{ConfigError, InstanceConfig, Secret};
 use crate::connector::{Binding, CallError, CallRequest, Connector, Probe};
 use crate::settings::SettingsError;
 use auth::{Auth, Token};
-use response::{chain, describe_refusal, output_from_body, read_limited, transport_error};
+use response::{describe_refusal, output_from_body, read_limited, transport_error};
 use settings::Operation;
 
 /// The API version used unless `api_version` says otherwise.
@@ -71,19 +71,7 @@ impl SalesforceConnector {
             Some(v) => parse_version(&v).map_err(|why| keys.fault("api_version", why))?,
         };
         keys.finish()?;
-        let mut builder = reqwest::Client::builder()
-            .user_agent(concat!("knhk/", env!("CARGO_PKG_VERSION")))
-            .pool_max_idle_per_host(config.pool.max_size)
-            .pool_idle_timeout(config.pool.idle_timeout)
-            .connect_timeout(config.pool.acquire_timeout);
-        if config.pool.idle_timeout.is_none() {
-            builder = builder.pool_idle_timeout(None);
-        }
-        let client = builder.build().map_err(|e| ConfigError {
-            instance: config.name.clone(),
-            key: "kind".to_owned(),
-            problem: format!("cannot build the http client: {}", chain(&e)),
-        })?;
+        let client = crate::http::pooled_client(config)?;
         let auth = Auth::new(
             config.name.clone(),
             login_url,
