@@ -742,7 +742,24 @@ impl Service {
                 error: p.error,
             })
             .collect();
-        Ok(crate::types::Connectors { items })
+        let subscriptions = self
+            .engine
+            .probe_subscriptions(timeout)
+            .await
+            .into_iter()
+            .map(|s| crate::types::Subscription {
+                name: s.name,
+                ok: s.ok,
+                latency_ms: s.latency_ms,
+                pending: s.pending,
+                unacknowledged: s.unacknowledged,
+                error: s.error,
+            })
+            .collect();
+        Ok(crate::types::Connectors {
+            items,
+            subscriptions,
+        })
     }
 
     /// The quarantined cases: set aside because their stored data does not load, with why.

@@ -155,6 +155,26 @@ pub struct Found {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Connectors {
     pub items: Vec<Connector>,
+    /// The subscriptions `knhk serve` consumes, each probed (absent from a server that has
+    /// none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subscriptions: Vec<Subscription>,
+}
+
+/// A subscription of the intake, with what a probe of its broker found.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Subscription {
+    pub name: String,
+    /// Whether its broker answered within the probe's timeout.
+    pub ok: bool,
+    /// How long the probe took, in milliseconds.
+    pub latency_ms: u64,
+    /// Messages waiting to be delivered, where the broker tells (JetStream, AMQP).
+    pub pending: Option<u64>,
+    /// Messages delivered and not yet acknowledged, where the broker tells (JetStream).
+    pub unacknowledged: Option<u64>,
+    /// Why the probe failed (not running, a timeout, the broker's error).
+    pub error: Option<String>,
 }
 
 /// A connector instance (the built-in `http`, or a `[connectors.NAME]` of the config file),

@@ -186,6 +186,7 @@ impl Intake {
             .map(|s| Route::new(s).map(Arc::new))
             .collect::<Result<_, _>>()?;
         let health = IntakeHealth::default();
+        engine.attach_intake(health.clone());
         *health
             .probers
             .lock()

@@ -27,6 +27,7 @@ pub use engine::{
 pub use error::{ConnectorProblem, Error, ErrorCode, StoredWorkflowError};
 pub use view::{
     CaseQuery, CaseView, ConnectorHealth, ConnectorPool, ConnectorView, ItemCursor,
-    MarkedCondition, QuarantinedCase, Registration, SourceFormat, UnknownName, WorkItemQuery,
-    WorkItemStatus, WorkItemView, WorkflowSummary, WorkflowView, allocation_name,
+    MarkedCondition, QuarantinedCase, Registration, SourceFormat, SubscriptionHealthView,
+    UnknownName, WorkItemQuery, WorkItemStatus, WorkItemView, WorkflowSummary, WorkflowView,
+    allocation_name,
 };

@@ -290,6 +290,22 @@ pub struct ConnectorPool {
     pub waiters: usize,
 }
 
+/// What a probe of one subscription of the intake found.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscriptionHealthView {
+    pub name: String,
+    /// Whether its broker answered within the probe's timeout.
+    pub ok: bool,
+    /// How long the probe took, in milliseconds (up to its timeout).
+    pub latency_ms: u64,
+    /// Messages waiting to be delivered, where the broker tells (JetStream, AMQP).
+    pub pending: Option<u64>,
+    /// Messages delivered and not yet acknowledged, where the broker tells (JetStream).
+    pub unacknowledged: Option<u64>,
+    /// Why the probe failed (not running, a timeout, the broker's error).
+    pub error: Option<String>,
+}
+
 /// What a probe of one connector instance found.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConnectorHealth {

@@ -1,6 +1,6 @@
 //! `knhk serve` consumes the `[[subscriptions]]` of its config file: messages published on a NATS
 //! subject (the machine's real server) start cases of the named workflow, once per message id
-//! however often a message is published again.
+//! however often a message is published again; `GET /connectors` probes the subscription.
 
 use std::time::{Duration, Instant};
 
@@ -154,4 +154,24 @@ async fn messages_on_a_subscribed_subject_start_one_case_each_however_often_they
     )
     .await;
     assert_eq!(orders(&http, &server).await, ["A-1", "B-2"]);
+
+    // The subscription answers a probe of its broker, beside the connector instances.
+    let connectors: Value = http
+        .get(format!("{}/connectors", server.base()))
+        .send()
+        .await
+        .expect("the server answers")
+        .json()
+        .await
+        .expect("a JSON body");
+    let subscriptions = connectors["subscriptions"]
+        .as_array()
+        .expect("subscriptions");
+    assert_eq!(subscriptions.len(), 1, "{connectors}");
+    assert_eq!(
+        subscriptions[0]["name"],
+        format!("bus/{subject}"),
+        "{connectors}"
+    );
+    assert_eq!(subscriptions[0]["ok"], true, "{connectors}");
 }

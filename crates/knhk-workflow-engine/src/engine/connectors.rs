@@ -6,7 +6,7 @@ use std::time::Duration;
 use knhk_connectors::{InstanceHealth, Registry};
 
 use crate::error::Error;
-use crate::view::{ConnectorHealth, ConnectorPool, ConnectorView};
+use crate::view::{ConnectorHealth, ConnectorPool, ConnectorView, SubscriptionHealthView};
 
 use super::WorkflowEngine;
 
@@ -14,6 +14,41 @@ impl WorkflowEngine {
     /// Returns the connector instances this engine calls, sorted by name.
     pub fn connectors(&self) -> Vec<ConnectorView> {
         connector_views(&self.inner.connectors)
+    }
+
+    /// Keeps the probes of the intake running on this engine, for
+    /// [`WorkflowEngine::probe_subscriptions`].
+    pub(crate) fn attach_intake(&self, health: crate::intake::IntakeHealth) {
+        *super::lock(&self.inner.intake) = Some(health);
+    }
+
+    /// Probes the subscriptions of the intake running on this engine (none without one), each
+    /// bounded by `timeout`: a round trip to its broker, with the backlog where the broker
+    /// tells it.
+    pub async fn probe_subscriptions(&self, timeout: Duration) -> Vec<SubscriptionHealthView> {
+        let intake = super::lock(&self.inner.intake).clone();
+        let Some(intake) = intake else {
+            return Vec::new();
+        };
+        intake
+            .probe(timeout)
+            .await
+            .into_iter()
+            .map(|h| {
+                let (pending, unacknowledged, error) = match h.result {
+                    Ok(b) => (b.pending, b.unacknowledged, None),
+                    Err(e) => (None, None, Some(e)),
+                };
+                SubscriptionHealthView {
+                    name: h.name,
+                    ok: error.is_none(),
+                    latency_ms: u64::try_from(h.latency.as_millis()).unwrap_or(u64::MAX),
+                    pending,
+                    unacknowledged,
+                    error,
+                }
+            })
+            .collect()
     }
 
     /// Probes the connector instances (all of them, or the one named), each bounded by

@@ -158,6 +158,8 @@ pub struct WorkflowEngine {
 struct Inner {
     store: Arc<dyn Store>,
     connectors: Registry,
+    /// The probes of the intake's subscriptions, once an intake runs on this engine.
+    intake: Mutex<Option<crate::intake::IntakeHealth>>,
     directory: Directory,
     clock: Clock,
     admin_role: String,
@@ -273,6 +275,7 @@ impl WorkflowEngine {
             inner: Arc::new(Inner {
                 store: config.store,
                 connectors: config.connectors,
+                intake: Mutex::new(None),
                 directory: config.directory,
                 clock: config.clock,
                 admin_role: config.admin_role,
