@@ -3,7 +3,6 @@
 //! redelivered message is deduplicated by its id in the store, refused messages go to the
 //! dead letter with their reason.
 
-use std::future::Future;
 use std::time::Duration;
 
 use async_nats::HeaderMap;
@@ -32,23 +31,6 @@ fn instances() -> Vec<InstanceConfig> {
 
 fn subscriptions(value: Value) -> Vec<Subscription> {
     parse_subscriptions(&value, &instances()).unwrap()
-}
-
-/// Polls `check` until it holds, for at most ten seconds.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-async fn case_count(engine: &WorkflowEngine) -> usize {
-    engine.cases(&CaseQuery::default()).await.unwrap().len()
 }
 
 async fn publish(client: &async_nats::Client, subject: &str, id: Option<&str>, body: &[u8]) {

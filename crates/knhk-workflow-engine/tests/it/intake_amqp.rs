@@ -3,7 +3,6 @@
 //! starts no second one, a message left unacknowledged by a dropped consumer is redelivered and
 //! deduplicated, a malformed message goes to the dead letter queue with its reason.
 
-use std::future::Future;
 use std::time::Duration;
 
 use knhk_connectors::InstanceConfig;
@@ -38,23 +37,6 @@ fn instances_named(name: &str) -> Vec<InstanceConfig> {
 
 fn subscriptions(value: Value) -> Vec<Subscription> {
     parse_subscriptions(&value, &instances()).unwrap()
-}
-
-/// Polls `check` until it holds, for at most ten seconds.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-async fn case_count(engine: &WorkflowEngine) -> usize {
-    engine.cases(&CaseQuery::default()).await.unwrap().len()
 }
 
 /// The test's own connection: it declares the test's queues, publishes with confirms and

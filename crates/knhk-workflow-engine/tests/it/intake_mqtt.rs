@@ -4,7 +4,6 @@
 //! unacknowledged by a dropped consumer is redelivered in its persistent session and
 //! deduplicated, a malformed message goes to the dead letter topic with its reason.
 
-use std::future::Future;
 use std::time::Duration;
 
 use knhk_connectors::InstanceConfig;
@@ -31,23 +30,6 @@ fn instances() -> Vec<InstanceConfig> {
 
 fn subscriptions(value: Value) -> Vec<Subscription> {
     parse_subscriptions(&value, &instances()).unwrap()
-}
-
-/// Polls `check` until it holds, for at most ten seconds.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-async fn case_count(engine: &WorkflowEngine) -> usize {
-    engine.cases(&CaseQuery::default()).await.unwrap().len()
 }
 
 /// Publishes `body` at QoS 1 with the user property `(key, id)`, returning at the PUBACK.

@@ -115,3 +115,26 @@ pub async fn sqlite(path: &Path) -> Arc<dyn Store> {
             .unwrap(),
     )
 }
+
+/// Polls `check` until it holds, for at most ten seconds (the intake tests: a broker's
+/// delivery has no event to wait on).
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Counts the cases the engine holds.
+pub async fn case_count(engine: &WorkflowEngine) -> usize {
+    engine
+        .cases(&knhk_workflow_engine::CaseQuery::default())
+        .await
+        .unwrap()
+        .len()
+}
