@@ -1,4 +1,22 @@
-//! Tamper-evident receipts for case history (placeholder until the lockchain issue)
+//! The lockchain: a case history that cannot be changed unnoticed.
 //!
-//! Its place among the crates is in `ARCHITECTURE.md` at the repository root; it fills in
-//! with the issue that builds the lockchain.
+//! Every history event has canonical bytes ([`canonical`]); their RFC 6962 leaf hashes are the
+//! leaves of one append-only Merkle tree per store, kept in tiles of 256 hashes ([`tiles`]) that
+//! the store writes in the same transaction as the events. Signed checkpoints of the tree head
+//! ([`note`], the C2SP `tlog-checkpoint` and `signed-note` formats) are anchored in a git
+//! repository ([`anchor`]). A receipt ([`receipt`]) proves one event's place in a signed tree;
+//! [`verify`] checks a whole log offline, from the stored events themselves.
+//!
+//! The crate is pure: no async runtime, no network, no database. The store appends leaves with
+//! [`tiles::Tail`], the engine signs and anchors, the CLI verifies.
+
+pub mod anchor;
+pub mod canonical;
+pub mod merkle;
+pub mod note;
+pub mod receipt;
+pub mod tiles;
+pub mod verify;
+
+pub use merkle::{Hash, NodeSource, ProofError};
+pub use tiles::{LeafRef, Tail, Tile, TileId, TileSet};

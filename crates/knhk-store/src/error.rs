@@ -100,6 +100,9 @@ pub enum Error {
     /// The store is closed.
     #[error("the store is closed")]
     Closed,
+    /// The lockchain's stored tree or a commit's leaves do not fit (the words say how).
+    #[error("lockchain: {0}")]
+    Lockchain(String),
     /// The writer thread is gone (it panicked): no write can be made any more.
     #[error("the store writer has stopped")]
     WriterStopped,

@@ -29,9 +29,9 @@ pub use postgres::{
     postgres_scans, redact_address,
 };
 pub use record::{
-    CaseFilter, CaseRecord, Change, Commit, Fencing, IdempotencyRecord, NodeRecord, Orphans,
-    QuarantineRecord, SnapshotRecord, TimerRecord, WorkItemFilter, WorkItemRecord, WorkflowRecord,
-    WorkflowSummary, last_group,
+    CaseFilter, CaseRecord, Change, CheckpointRecord, Commit, Fencing, IdempotencyRecord,
+    NodeRecord, Orphans, QuarantineRecord, SnapshotRecord, TimerRecord, TreeHead, WorkItemFilter,
+    WorkItemRecord, WorkflowRecord, WorkflowSummary, last_group,
 };
 pub use sqlite::{GROWING, QuickCheck, SqliteOptions, SqliteStats, SqliteStore, sqlite_scans};
 pub use store::Store;

@@ -162,6 +162,33 @@ pub struct Commit {
     /// The node committing the step and, for the result of work it owned, the token it owned
     /// it under; `None` for a process that is no node (a one-shot command).
     pub fencing: Option<Fencing>,
+    /// The lockchain leaf hash of each of `events`, in order
+    /// ([`knhk_lockchain::canonical::event_leaf`]); empty when the engine keeps no lockchain.
+    /// The backend appends them to the store's one tree in the step's transaction: the
+    /// events get the next leaf indexes, in order, and the changed tiles
+    /// ([`knhk_lockchain::Tail::append`]) are written with them, so that a step and its
+    /// leaves are durable together or not at all. A commit whose `leaves` are not empty and
+    /// not one per event is refused ([`Error::Gap`](crate::Error) is not it: see
+    /// [`Error::Lockchain`](crate::Error)).
+    pub leaves: Vec<knhk_lockchain::Hash>,
+}
+
+/// The head of the store's lockchain tree: its size and root hash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TreeHead {
+    pub size: u64,
+    pub root: knhk_lockchain::Hash,
+}
+
+/// A signed checkpoint of the lockchain tree, as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckpointRecord {
+    /// The tree size it signs: the key.
+    pub size: u64,
+    pub root: knhk_lockchain::Hash,
+    /// The signed note (C2SP `tlog-checkpoint` in a `signed-note`), as signed.
+    pub note: String,
+    pub at: Timestamp,
 }
 
 /// How a step committed by one of several engine nodes sharing the store is fenced.

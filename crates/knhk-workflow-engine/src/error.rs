@@ -358,7 +358,7 @@ fn store_code(e: &knhk_store::Error) -> ErrorCode {
         }
         E::Batch(cause) => store_code(cause),
         // The engine built a commit that breaks the store's rules, or data it cannot encode.
-        E::Gap { .. } | E::Encode { .. } | E::TooLarge { .. } | E::Corrupt(_) => {
+        E::Gap { .. } | E::Encode { .. } | E::TooLarge { .. } | E::Corrupt(_) | E::Lockchain(_) => {
             ErrorCode::Internal
         }
     }

@@ -230,6 +230,7 @@ pub fn first_commit(mut case: CaseRecord, events: Vec<Event>) -> Commit {
         idempotency: None,
         snapshot: None,
         fencing: None,
+        leaves: Vec::new(),
     }
 }
 
@@ -248,6 +249,7 @@ pub fn next_step(case: &CaseRecord, kinds: Vec<EventKind>) -> Commit {
         idempotency: None,
         snapshot: None,
         fencing: None,
+        leaves: Vec::new(),
     }
 }
 

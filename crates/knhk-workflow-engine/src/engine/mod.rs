@@ -254,6 +254,7 @@ mod connectors;
 mod effects;
 mod idempotency;
 mod inputs;
+mod lockchain;
 mod locks;
 mod lookup;
 mod queries;
@@ -264,6 +265,7 @@ pub use catalog::connector_problems;
 pub use check::{StoreProblem, StoreReport, Subject};
 pub use connectors::{connector_views, probe_connectors};
 pub use idempotency::KeyedCase;
+pub use lockchain::{CheckpointView, LockchainHealth};
 pub use service::Started;
 
 impl WorkflowEngine {
@@ -430,6 +432,7 @@ impl WorkflowEngine {
                 idempotency,
                 snapshot,
                 fencing: node.map(|node| knhk_store::Fencing { node, owned_by }),
+                leaves: Vec::new(),
             })
             .await?;
         if let Some(seq) = snapshot_seq {

@@ -304,6 +304,7 @@ async fn recovery_settles_once_a_case_marked_in_flight_that_has_nothing_in_fligh
         idempotency: None,
         snapshot: None,
         fencing: None,
+        leaves: Vec::new(),
     };
     step.case.in_flight = true;
     store.commit(step).await.unwrap();
@@ -474,6 +475,7 @@ async fn a_quarantined_case_is_released_only_once_it_replays_to_its_row() {
             idempotency: None,
             snapshot: None,
             fencing: None,
+            leaves: Vec::new(),
         })
         .await
         .unwrap();
@@ -508,6 +510,7 @@ async fn a_quarantined_case_is_released_only_once_it_replays_to_its_row() {
             idempotency: None,
             snapshot: None,
             fencing: None,
+            leaves: Vec::new(),
         })
         .await
         .unwrap();

@@ -169,6 +169,7 @@ fn store_variant(e: &knhk_store::Error) -> &'static str {
         E::ReadOnlyFormat { .. } => "ReadOnlyFormat",
         E::Batch(_) => "Batch",
         E::Corrupt(_) => "Corrupt",
+        E::Lockchain(_) => "Lockchain",
     }
 }
 
@@ -449,6 +450,10 @@ async fn every_error_has_its_code() {
         ),
         (
             knhk_store::Error::Corrupt(Corruption::CaseStatus("odd".to_owned())),
+            Internal,
+        ),
+        (
+            knhk_store::Error::Lockchain("tile 0/1: holds 3 hashes".to_owned()),
             Internal,
         ),
     ];
@@ -736,6 +741,7 @@ async fn every_error_has_its_code() {
             "ReadOnlyFormat",
             "Batch",
             "Corrupt",
+            "Lockchain",
         ]
         .map(|v| format!("Store::{v}")),
     )

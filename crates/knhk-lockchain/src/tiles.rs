@@ -1,0 +1,367 @@
+//! The tree kept in tiles: what the store writes, in the transaction of the events it covers.
+//!
+//! A tile of level `L` holds up to 256 hashes of the nodes at height `8 L`: level 0 the leaf
+//! hashes (with, for each, the event it is the leaf of), level 1 the heads of full level-0
+//! tiles, and so on (the layout of C2SP `tlog-tiles`). Tile `(L, i)` holds the nodes
+//! `[256 i, 256 i + 256)` of its height. Only the last tile of each level, its *tail*, ever
+//! changes; the tails together are the whole right edge of the tree, so they alone give its
+//! head ([`Tail::root`]) and take the next leaves ([`Tail::append`]).
+//!
+//! Every node of a perfect subtree is a tile entry or the head of at most 128 consecutive
+//! entries of one tile, so any proof reads at most two tiles per level ([`TileSet`]).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use knhk_core::CaseId;
+
+use crate::merkle::{Hash, NodeSource, ProofError, fold_right, root_of};
+
+/// The height of the tree a tile spans: 8 levels of nodes, 256 entries.
+pub const TILE_HEIGHT: u8 = 8;
+/// The entries of a full tile.
+pub const TILE_WIDTH: usize = 1 << TILE_HEIGHT;
+
+/// Which tile: its level (its entries are nodes at height `8 * level`) and its index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TileId {
+    pub level: u8,
+    pub index: u64,
+}
+
+/// The event a leaf is the leaf of: the case and the event's seq in its history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LeafRef {
+    pub case: CaseId,
+    pub seq: u64,
+}
+
+/// One tile as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tile {
+    pub id: TileId,
+    /// The entries, at most [`TILE_WIDTH`].
+    pub hashes: Vec<Hash>,
+    /// At level 0, the event of each entry (as many as `hashes`); empty at other levels.
+    pub leaves: Vec<LeafRef>,
+}
+
+impl Tile {
+    fn empty(level: u8, index: u64) -> Tile {
+        Tile {
+            id: TileId { level, index },
+            hashes: Vec::new(),
+            leaves: Vec::new(),
+        }
+    }
+}
+
+/// Why stored tiles do not make up a tree.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TileError {
+    #[error("tile {level}/{index}: {problem}")]
+    Bad {
+        level: u8,
+        index: u64,
+        problem: String,
+    },
+}
+
+/// The tails of a tree's levels: its right edge, enough to append to it and to give its head.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tail {
+    size: u64,
+    /// The tail tile of each level, level 0 first; the top one always has index 0.
+    tails: Vec<Tile>,
+}
+
+impl Default for Tail {
+    fn default() -> Tail {
+        Tail::empty()
+    }
+}
+
+impl Tail {
+    /// Returns the tail of the empty tree.
+    pub fn empty() -> Tail {
+        Tail {
+            size: 0,
+            tails: vec![Tile::empty(0, 0)],
+        }
+    }
+
+    /// Returns the tiles that hold the tails of a tree of `size` leaves, level 0 first: what
+    /// a store reads to take up its tree ([`Tail::from_tiles`]). A tail with no entries yet is
+    /// listed too; a store that has no row for it passes none.
+    pub fn tail_ids(size: u64) -> Vec<TileId> {
+        let mut ids = vec![TileId {
+            level: 0,
+            index: size >> TILE_HEIGHT,
+        }];
+        let mut level = 1u8;
+        while u32::from(level) * u32::from(TILE_HEIGHT) < 64 && size >> (level * TILE_HEIGHT) > 0 {
+            let nodes = size >> (level * TILE_HEIGHT);
+            ids.push(TileId {
+                level,
+                index: nodes >> TILE_HEIGHT,
+            });
+            level += 1;
+        }
+        ids
+    }
+
+    /// Takes up the tree of `size` leaves from its stored tail tiles (those of
+    /// [`Tail::tail_ids`]; a missing one is taken as empty), checking that each holds as many
+    /// entries as the size says.
+    pub fn from_tiles(size: u64, tiles: Vec<Tile>) -> Result<Tail, TileError> {
+        let mut by_id: HashMap<TileId, Tile> = tiles.into_iter().map(|t| (t.id, t)).collect();
+        let mut tails = Vec::new();
+        for id in Tail::tail_ids(size) {
+            let tile = by_id
+                .remove(&id)
+                .unwrap_or_else(|| Tile::empty(id.level, id.index));
+            let nodes = size >> (u32::from(id.level) * u32::from(TILE_HEIGHT));
+            let expected = (nodes % TILE_WIDTH as u64) as usize;
+            let bad = |problem: String| TileError::Bad {
+                level: id.level,
+                index: id.index,
+                problem,
+            };
+            if tile.hashes.len() != expected {
+                return Err(bad(format!(
+                    "holds {} hashes, a tree of {size} leaves has {expected} there",
+                    tile.hashes.len()
+                )));
+            }
+            if id.level == 0 && tile.leaves.len() != tile.hashes.len() {
+                return Err(bad(format!(
+                    "names {} events for {} leaves",
+                    tile.leaves.len(),
+                    tile.hashes.len()
+                )));
+            }
+            tails.push(tile);
+        }
+        Ok(Tail { size, tails })
+    }
+
+    /// Returns the number of leaves.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Appends leaves (each its event and leaf hash), returning every tile that changed with
+    /// its new contents, by id: what the store writes (an upsert per tile) in the transaction
+    /// of these leaves' events. Leaf `i` of `leaves` gets the index `size() + i`.
+    pub fn append(&mut self, leaves: &[(LeafRef, Hash)]) -> Vec<Tile> {
+        let mut changed: BTreeMap<TileId, Tile> = BTreeMap::new();
+        let mut touched: BTreeSet<u8> = BTreeSet::new();
+        for (leaf, hash) in leaves {
+            let mut level = 0usize;
+            let mut carry = *hash;
+            if let Some(t) = self.tails.first_mut() {
+                t.leaves.push(*leaf);
+            }
+            loop {
+                if level == self.tails.len() {
+                    self.tails.push(Tile::empty(level as u8, 0));
+                }
+                let tile = &mut self.tails[level];
+                tile.hashes.push(carry);
+                touched.insert(level as u8);
+                if tile.hashes.len() < TILE_WIDTH {
+                    break;
+                }
+                // The tile is full: store it whole, start the next, carry its head up.
+                carry = root_of(&tile.hashes);
+                let next = Tile::empty(tile.id.level, tile.id.index + 1);
+                let full = std::mem::replace(tile, next);
+                changed.insert(full.id, full);
+                level += 1;
+            }
+            self.size += 1;
+        }
+        for level in touched {
+            if let Some(t) = self.tails.get(usize::from(level))
+                && !t.hashes.is_empty()
+            {
+                changed.insert(t.id, t.clone());
+            }
+        }
+        changed.into_values().collect()
+    }
+
+    /// Returns the head of the tree.
+    pub fn root(&self) -> Hash {
+        let mut roots = Vec::new();
+        for tile in self.tails.iter().rev() {
+            let mut at = 0usize;
+            let m = tile.hashes.len();
+            for bit in (0..TILE_HEIGHT).rev() {
+                let width = 1usize << bit;
+                if m & width != 0 {
+                    roots.push(root_of(&tile.hashes[at..at + width]));
+                    at += width;
+                }
+            }
+        }
+        fold_right(&roots)
+    }
+}
+
+/// Tiles read from the store: the [`NodeSource`] proofs are made from.
+#[derive(Clone, Debug, Default)]
+pub struct TileSet {
+    tiles: HashMap<TileId, Tile>,
+}
+
+impl TileSet {
+    /// Collects tiles.
+    pub fn new(tiles: impl IntoIterator<Item = Tile>) -> TileSet {
+        TileSet {
+            tiles: tiles.into_iter().map(|t| (t.id, t)).collect(),
+        }
+    }
+
+    /// Returns the tiles that `make` reads nodes from (it is run on a source that records
+    /// what it is asked and answers with zero hashes): what to read from the store before
+    /// making a proof, e.g. `TileSet::needed(|s| inclusion_proof(s, leaf, size))`.
+    pub fn needed<T>(make: impl FnOnce(&dyn NodeSource) -> T) -> BTreeSet<TileId> {
+        let recorder = Recorder::default();
+        let _ = make(&recorder);
+        recorder.ids.into_inner()
+    }
+}
+
+impl NodeSource for TileSet {
+    fn node(&self, height: u8, index: u64) -> Result<Hash, ProofError> {
+        let (id, from, width) = locate(height, index);
+        let missing = ProofError::Missing { height, index };
+        let tile = self.tiles.get(&id).ok_or(missing.clone())?;
+        let entries = tile.hashes.get(from..from + width).ok_or(missing)?;
+        Ok(root_of(entries))
+    }
+}
+
+impl NodeSource for &dyn NodeSource {
+    fn node(&self, height: u8, index: u64) -> Result<Hash, ProofError> {
+        (**self).node(height, index)
+    }
+}
+
+/// Returns the tile that holds the node at `height` with `index`, and the entries of it whose
+/// head the node is (`from`, `width`).
+fn locate(height: u8, index: u64) -> (TileId, usize, usize) {
+    let level = height / TILE_HEIGHT;
+    let within = height % TILE_HEIGHT;
+    let first = index << within;
+    let id = TileId {
+        level,
+        index: first >> TILE_HEIGHT,
+    };
+    (id, (first % TILE_WIDTH as u64) as usize, 1usize << within)
+}
+
+#[derive(Default)]
+struct Recorder {
+    ids: std::cell::RefCell<BTreeSet<TileId>>,
+}
+
+impl NodeSource for Recorder {
+    fn node(&self, height: u8, index: u64) -> Result<Hash, ProofError> {
+        self.ids.borrow_mut().insert(locate(height, index).0);
+        Ok([0; 32])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::merkle::leaf_hash;
+
+    fn leaves(n: u64) -> Vec<(LeafRef, Hash)> {
+        (0..n)
+            .map(|i| {
+                (
+                    LeafRef {
+                        case: CaseId(uuid::Uuid::nil()),
+                        seq: i + 1,
+                    },
+                    leaf_hash(&i.to_be_bytes()),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_tails_give_the_head_of_the_tree_at_every_size_and_take_up_from_their_tiles() {
+        let all = leaves(70_000);
+        let hashes: Vec<Hash> = all.iter().map(|l| l.1).collect();
+        let mut tail = Tail::empty();
+        let mut stored: HashMap<TileId, Tile> = HashMap::new();
+        // Batches of awkward sizes, so that tiles fill in the middle of a batch.
+        let mut at = 0usize;
+        for (i, batch) in [1usize, 2, 253, 256, 257, 3000, 65_536, 231]
+            .iter()
+            .enumerate()
+        {
+            let end = (at + batch).min(all.len());
+            for t in tail.append(&all[at..end]) {
+                stored.insert(t.id, t);
+            }
+            at = end;
+            assert_eq!(tail.size(), at as u64, "batch {i}");
+            assert_eq!(
+                tail.root(),
+                root_of(&hashes[..at]),
+                "head after {at} leaves"
+            );
+            let ids = Tail::tail_ids(at as u64);
+            let again = Tail::from_tiles(
+                at as u64,
+                ids.iter()
+                    .filter_map(|id| stored.get(id).cloned())
+                    .collect(),
+            )
+            .unwrap();
+            assert_eq!(again, tail, "taken up from the tiles after {at} leaves");
+        }
+        // Every stored tile answers for the perfect subtrees it covers.
+        let set = TileSet::new(stored.into_values());
+        assert_eq!(set.node(16, 0).unwrap(), root_of(&hashes[..65_536]));
+        assert_eq!(set.node(3, 5).unwrap(), root_of(&hashes[40..48]));
+        assert_eq!(set.node(9, 1).unwrap(), root_of(&hashes[512..1024]));
+        assert_eq!(
+            set.range_root(0, at as u64).unwrap(),
+            root_of(&hashes[..at])
+        );
+        assert!(matches!(
+            set.node(17, 0),
+            Err(ProofError::Missing {
+                height: 17,
+                index: 0
+            })
+        ));
+    }
+
+    #[test]
+    fn stored_tails_that_do_not_fit_the_size_are_refused_naming_the_tile() {
+        let mut tail = Tail::empty();
+        let tiles = tail.append(&leaves(300));
+        let err = Tail::from_tiles(301, tiles).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "tile 0/1: holds 44 hashes, a tree of 301 leaves has 45 there"
+        );
+    }
+
+    #[test]
+    fn the_tiles_a_proof_needs_are_recorded() {
+        let ids = TileSet::needed(|s| s.range_root(0, 70_000));
+        assert_eq!(ids.len(), 3, "the tails: {ids:?}");
+        assert!(ids.contains(&TileId { level: 2, index: 0 }));
+        assert!(ids.contains(&TileId {
+            level: 0,
+            index: 273
+        }));
+    }
+}

@@ -1,0 +1,3 @@
+//! The offline verifier of a whole log.
+//!
+//! CONTRACT PLACEHOLDER: the `verify` helper builds it.
