@@ -63,7 +63,12 @@ pub struct Checkpoint {
 impl Checkpoint {
     /// Returns the checkpoint body: `origin\nsize\nbase64(root)\n` and the extension lines.
     pub fn body(&self) -> String {
-        let mut body = format!("{}\n{}\n{}\n", self.origin, self.size, STANDARD.encode(self.root));
+        let mut body = format!(
+            "{}\n{}\n{}\n",
+            self.origin,
+            self.size,
+            STANDARD.encode(self.root)
+        );
         for line in &self.extensions {
             body.push_str(line);
             body.push('\n');
@@ -149,9 +154,11 @@ fn parse_size(text: &str) -> Result<u64, NoteError> {
 }
 
 fn decode_root(text: &str) -> Result<Hash, NoteError> {
-    let bytes = STANDARD
-        .decode(text)
-        .map_err(|e| malformed(format!("the checkpoint's root hash {text:?} is not base64: {e}")))?;
+    let bytes = STANDARD.decode(text).map_err(|e| {
+        malformed(format!(
+            "the checkpoint's root hash {text:?} is not base64: {e}"
+        ))
+    })?;
     Hash::try_from(bytes.as_slice()).map_err(|_| {
         malformed(format!(
             "the checkpoint's root hash is {} bytes, not 32",
@@ -261,8 +268,7 @@ impl Signer {
             .strip_prefix("PRIVATE+KEY+")
             .ok_or_else(|| malformed("the signer key does not start with PRIVATE+KEY+"))?;
         let mut parts = rest.splitn(3, '+');
-        let (Some(name), Some(hash), Some(key)) = (parts.next(), parts.next(), parts.next())
-        else {
+        let (Some(name), Some(hash), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(malformed(
                 "the signer key is not PRIVATE+KEY+<name>+<hash>+<key>",
             ));
@@ -361,10 +367,7 @@ impl Signer {
 
 /// Refuses control characters other than newlines (a signed note may hold none).
 fn check_text(text: &str) -> Result<(), NoteError> {
-    match text
-        .char_indices()
-        .find(|&(_, c)| c < ' ' && c != '\n')
-    {
+    match text.char_indices().find(|&(_, c)| c < ' ' && c != '\n') {
         Some((at, c)) => Err(malformed(format!(
             "the note holds the control character {c:?} at byte {at}"
         ))),
@@ -386,7 +389,13 @@ impl std::fmt::Display for Verifier {
         let mut key = Vec::with_capacity(33);
         key.push(ALG_ED25519);
         key.extend_from_slice(self.key.as_bytes());
-        write!(f, "{}+{:08x}+{}", self.name, self.hash, STANDARD.encode(&key))
+        write!(
+            f,
+            "{}+{:08x}+{}",
+            self.name,
+            self.hash,
+            STANDARD.encode(&key)
+        )
     }
 }
 
@@ -396,8 +405,7 @@ impl Verifier {
     pub fn parse(vkey: &str) -> Result<Verifier, NoteError> {
         let vkey = vkey.strip_suffix('\n').unwrap_or(vkey);
         let mut parts = vkey.splitn(3, '+');
-        let (Some(name), Some(hash), Some(key)) = (parts.next(), parts.next(), parts.next())
-        else {
+        let (Some(name), Some(hash), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(malformed(format!(
                 "the verifier key {vkey:?} is not <name>+<hash>+<key>"
             )));

@@ -161,14 +161,11 @@ impl Receipt {
             .iter()
             .enumerate()
             .map(|(i, text)| {
-                let raw = STANDARD.decode(text).map_err(|e| {
-                    invalid(format!("inclusion hash {i} is not base64: {e}"))
-                })?;
+                let raw = STANDARD
+                    .decode(text)
+                    .map_err(|e| invalid(format!("inclusion hash {i} is not base64: {e}")))?;
                 Hash::try_from(raw.as_slice()).map_err(|_| {
-                    invalid(format!(
-                        "inclusion hash {i} is {} bytes, not 32",
-                        raw.len()
-                    ))
+                    invalid(format!("inclusion hash {i} is {} bytes, not 32", raw.len()))
                 })
             })
             .collect::<Result<Vec<Hash>, ReceiptError>>()?;

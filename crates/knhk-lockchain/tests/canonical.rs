@@ -1,6 +1,8 @@
 //! The canonical event bytes: RFC 8785 vectors for the JSON, the numbers the brief names,
 //! independence from map and field order, the golden vectors of `tests/golden/`, and decoding.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::collections::{BTreeMap, HashMap};
 
 use knhk_core::{
@@ -75,10 +77,19 @@ fn numbers_named_in_the_brief() {
     assert_eq!(jcs_text(&i64::MIN), "-9223372036854775808");
     assert_eq!(jcs_text(&i64::MAX), "9223372036854775807");
     assert_eq!(jcs_text(&0u8), "0");
-    assert_eq!(jcs_text(&u128::MAX), "340282366920938463463374607431768211455");
-    assert_eq!(jcs_text(&i128::MIN), "-170141183460469231731687303715884105728");
+    assert_eq!(
+        jcs_text(&u128::MAX),
+        "340282366920938463463374607431768211455"
+    );
+    assert_eq!(
+        jcs_text(&i128::MIN),
+        "-170141183460469231731687303715884105728"
+    );
     // serde_json keeps integers as integers and other numbers as doubles.
-    assert_eq!(jcs_text(&json!([1, -1, 1.0, 1.5, u64::MAX])), "[1,-1,1,1.5,18446744073709551615]");
+    assert_eq!(
+        jcs_text(&json!([1, -1, 1.0, 1.5, u64::MAX])),
+        "[1,-1,1,1.5,18446744073709551615]"
+    );
     // An f32 by its own shortest digits, as serde_json writes it.
     assert_eq!(jcs_text(&0.1f32), "0.1");
 }
@@ -155,7 +166,9 @@ fn strings_are_escaped_as_jcs_says() {
 
 #[test]
 fn map_and_field_order_do_not_change_the_bytes() {
-    let keys: Vec<String> = (0..200).map(|i| format!("k{}", (i * 7919) % 1000)).collect();
+    let keys: Vec<String> = (0..200)
+        .map(|i| format!("k{}", (i * 7919) % 1000))
+        .collect();
     let hashed: HashMap<&str, usize> = keys.iter().map(|k| (k.as_str(), k.len())).collect();
     let sorted: BTreeMap<&str, usize> = keys.iter().map(|k| (k.as_str(), k.len())).collect();
     assert_eq!(jcs_text(&hashed), jcs_text(&sorted));
@@ -212,7 +225,10 @@ fn enums_are_written_as_serde_json_writes_them() {
     assert_eq!(jcs_text(&E::Unit), r#""Unit""#);
     assert_eq!(jcs_text(&E::New(1)), r#"{"New":1}"#);
     assert_eq!(jcs_text(&E::Tuple(1, 2)), r#"{"Tuple":[1,2]}"#);
-    assert_eq!(jcs_text(&E::Struct { b: 1, a: 2 }), r#"{"Struct":{"a":2,"b":1}}"#);
+    assert_eq!(
+        jcs_text(&E::Struct { b: 1, a: 2 }),
+        r#"{"Struct":{"a":2,"b":1}}"#
+    );
     assert_eq!(jcs_text(&(1, "x", None::<u8>, ())), r#"[1,"x",null,null]"#);
 }
 
@@ -344,7 +360,11 @@ fn golden_events() -> Vec<(&'static str, CaseId, Event)> {
                         net_instance: 3,
                         task: ElementId::new("review"),
                     },
-                    instances: vec![json!({"reviewer": "ann"}), json!({"reviewer": "bob"}), json!(42)],
+                    instances: vec![
+                        json!({"reviewer": "ann"}),
+                        json!({"reviewer": "bob"}),
+                        json!(42),
+                    ],
                 },
             },
         ),
@@ -410,7 +430,9 @@ fn golden_events() -> Vec<(&'static str, CaseId, Event)> {
                 seq: u64::MAX,
                 time: Timestamp(i64::MIN),
                 kind: EventKind::DataUpdated {
-                    changes: data(json!({"b": [1.0, 2.5, -3e-9], "a": {"nested": {"deeper": [null]}}})),
+                    changes: data(
+                        json!({"b": [1.0, 2.5, -3e-9], "a": {"nested": {"deeper": [null]}}}),
+                    ),
                 },
             },
         ),
@@ -430,7 +452,10 @@ fn golden_events() -> Vec<(&'static str, CaseId, Event)> {
     ]
 }
 
-const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/canonical-v1.json");
+const GOLDEN: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/golden/canonical-v1.json"
+);
 
 /// The golden vectors: each event's canonical bytes (hex) and leaf hash are recorded in
 /// `tests/golden/canonical-v1.json`; any change to the encoding (or to how an event kind
@@ -550,14 +575,8 @@ fn decode_refuses_what_is_not_canonical() {
     assert!(err(&with(&text.replace("}", ",\"extra\":1}"))).starts_with("not an event's JSON"));
     assert!(err(&with("{")).starts_with("not an event's JSON"));
     // Keys out of order decode but are not canonical.
-    let reordered = text.replace(
-        r#"{"case":"01234567-89ab-cdef-0123-456789abcdef","#,
-        "{",
-    );
-    let reordered = reordered.replacen(
-        "}",
-        r#"},"case":"01234567-89ab-cdef-0123-456789abcdef""#,
-        1,
-    );
+    let reordered = text.replace(r#"{"case":"01234567-89ab-cdef-0123-456789abcdef","#, "{");
+    let reordered =
+        reordered.replacen("}", r#"},"case":"01234567-89ab-cdef-0123-456789abcdef""#, 1);
     assert!(err(&with(&reordered)).starts_with("not in canonical form"));
 }

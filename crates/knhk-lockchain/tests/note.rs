@@ -1,12 +1,15 @@
 //! Signed checkpoints: Go's note package test vectors, real checkpoints of sum.golang.org,
 //! our own round trip, and every refusal the format asks for.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use knhk_lockchain::note::{
     Checkpoint, MAX_NOTE_LEN, MAX_SIGNATURES, NoteError, Signer, Verifier, key_hash,
 };
 
 /// The keys and note of golang.org/x/mod/sumdb/note's tests.
-const PETER_SKEY: &str = "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz";
+const PETER_SKEY: &str =
+    "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz";
 const PETER_VKEY: &str = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW";
 const ENOCH_VKEY: &str = "EnochRoot+af0cfe78+ATtqJ7zOtqQtYqOo0CpvDXNlMhV3HeJDpjrASKGLWdop";
 const PETER_TEXT: &str = "If you think cryptography is the answer to your problem,\n\
@@ -138,13 +141,21 @@ fn key_hash_is_the_first_four_bytes_of_sha256() {
 #[test]
 fn verifier_keys_are_refused_when_wrong() {
     assert_eq!(
-        malformed(Verifier::parse("PeterNeumann+c74f20a4+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW")),
+        malformed(Verifier::parse(
+            "PeterNeumann+c74f20a4+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"
+        )),
         "the verifier key's hash c74f20a4 is not that of its name and key, c74f20a3"
     );
     malformed(Verifier::parse("PeterNeumann+c74f20a3"));
-    malformed(Verifier::parse("PeterNeumann+c74f20+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"));
-    malformed(Verifier::parse("Peter Neumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"));
-    malformed(Verifier::parse("+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"));
+    malformed(Verifier::parse(
+        "PeterNeumann+c74f20+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW",
+    ));
+    malformed(Verifier::parse(
+        "Peter Neumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW",
+    ));
+    malformed(Verifier::parse(
+        "+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW",
+    ));
     // Wrong length, with the hash adjusted; unknown algorithm, with the hash adjusted (Go's
     // own cases).
     malformed(Verifier::parse(
@@ -172,7 +183,9 @@ fn signer_keys_are_refused_when_wrong() {
     assert!(malformed(Signer::from_key_text(&PETER_SKEY[1..])).contains("PRIVATE+KEY+"));
     let wrong_hash = PETER_SKEY.replace("c74f20a3", "c74f20a4");
     assert!(malformed(Signer::from_key_text(&wrong_hash)).contains("not its public key's"));
-    malformed(Signer::from_key_text("PRIVATE+KEY+PeterNeumann+c74f20a3+AYEK"));
+    malformed(Signer::from_key_text(
+        "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEK",
+    ));
     malformed(Signer::from_key_text("PRIVATE+KEY+PeterNeumann+c74f20a3"));
     malformed(Signer::from_seed("has space", [1; 32]));
     malformed(Signer::from_seed("has+plus", [1; 32]));
@@ -246,7 +259,16 @@ fn checkpoint_bodies_are_parsed_strictly() {
     assert_eq!(max.size, u64::MAX);
     assert_eq!(max.extensions, vec!["ext".to_owned()]);
 
-    for size in ["12a", "+12", "-1", "012", "", " 12", "1e3", "18446744073709551616"] {
+    for size in [
+        "12a",
+        "+12",
+        "-1",
+        "012",
+        "",
+        " 12",
+        "1e3",
+        "18446744073709551616",
+    ] {
         let err = malformed(Checkpoint::parse(&format!("origin\n{size}\n{root}\n")));
         assert!(err.contains("size"), "{size:?}: {err}");
     }
@@ -259,7 +281,9 @@ fn checkpoint_bodies_are_parsed_strictly() {
     malformed(Checkpoint::parse(&format!("\n1\n{root}\n")));
     malformed(Checkpoint::parse(&format!("origin\n1\n{root}")));
     malformed(Checkpoint::parse("origin\n1\n"));
-    malformed(Checkpoint::parse(&format!("origin\n1\n{root}\n\nafter blank\n")));
+    malformed(Checkpoint::parse(&format!(
+        "origin\n1\n{root}\n\nafter blank\n"
+    )));
 
     // A signer refuses a checkpoint whose body would not parse back.
     let signer = Signer::from_key_text(PETER_SKEY).unwrap();

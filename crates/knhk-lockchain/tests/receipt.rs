@@ -2,6 +2,8 @@
 //! changed field refused with a message naming it; the JSON form; the golden receipt of the
 //! documentation.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use knhk_core::{CaseId, CaseStatus, ElementId, Event, EventKind, TaskRef, Timestamp};
 use knhk_lockchain::canonical::{event_bytes, event_leaf};
 use knhk_lockchain::merkle::{Hash, inclusion_proof, root_of};
@@ -133,10 +135,17 @@ fn every_changed_field_is_refused_and_named() {
 
     // The checkpoint: another key, a changed signature, a changed size.
     let other = Signer::from_seed(ORIGIN, [7; 32]).unwrap();
-    assert!(refused(&good, &other).contains("the checkpoint: the signature by knhk.example/log names key hash"));
+    assert!(
+        refused(&good, &other)
+            .contains("the checkpoint: the signature by knhk.example/log names key hash")
+    );
     let mut r = good.clone();
     r.checkpoint = r.checkpoint.replacen(" ", " A", 2).replacen(" A", " ", 1);
-    assert!(refused(&r, &signer).starts_with("the checkpoint: "), "{}", refused(&r, &signer));
+    assert!(
+        refused(&r, &signer).starts_with("the checkpoint: "),
+        "{}",
+        refused(&r, &signer)
+    );
     let mut r = good.clone();
     r.checkpoint = r.checkpoint.replacen("\n100\n", "\n101\n", 1);
     assert!(refused(&r, &signer).contains("does not verify"));
@@ -210,10 +219,24 @@ fn the_json_form_reads_back_and_refuses_unknown_fields() {
     let text = r.to_json().unwrap();
     assert_eq!(Receipt::from_json(&text).unwrap(), r);
     let value: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let keys: Vec<&str> = value.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+    let keys: Vec<&str> = value
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str())
+        .collect();
     assert_eq!(
         keys,
-        ["case", "checkpoint", "event", "format", "inclusion", "leaf_index", "seq", "tree_size"]
+        [
+            "case",
+            "checkpoint",
+            "event",
+            "format",
+            "inclusion",
+            "leaf_index",
+            "seq",
+            "tree_size"
+        ]
     );
     let mut extra = value.clone();
     extra["note"] = json!("x");

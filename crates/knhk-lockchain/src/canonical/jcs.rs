@@ -203,7 +203,7 @@ impl Shortest {
     {
         let k = self.k;
         let last = self.digits[k - 1];
-        if (last - b'0') % 2 == 0 {
+        if (last - b'0').is_multiple_of(2) {
             return Ok(self);
         }
         let (longer, exponent) = scientific(value, Some(k))?;
@@ -268,7 +268,7 @@ impl Shortest {
                 out.extend_from_slice(&digits[1..]);
             }
             out.push(b'e');
-            out.push(if n - 1 >= 0 { b'+' } else { b'-' });
+            out.push(if n > 0 { b'+' } else { b'-' });
             write_integer(out, false, u128::from((n - 1).unsigned_abs()));
         }
     }
