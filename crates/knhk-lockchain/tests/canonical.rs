@@ -580,3 +580,53 @@ fn decode_refuses_what_is_not_canonical() {
         reordered.replacen("}", r#"},"case":"01234567-89ab-cdef-0123-456789abcdef""#, 1);
     assert!(err(&with(&reordered)).starts_with("not in canonical form"));
 }
+
+/// A number as serde_json's `arbitrary_precision` feature hands it over (a private struct
+/// holding the number's text) is written as the same number without the feature would be.
+#[test]
+fn numbers_as_arbitrary_precision_text_are_written_alike() {
+    struct Text(&'static str);
+    impl Serialize for Text {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeStruct;
+            let mut st = s.serialize_struct("$serde_json::private::Number", 1)?;
+            st.serialize_field("$serde_json::private::Number", self.0)?;
+            st.end()
+        }
+    }
+    for (text, want) in [
+        ("1", "1"),
+        ("-7", "-7"),
+        ("1.0", "1"),
+        ("1e2", "100"),
+        ("0.10", "0.1"),
+        ("18446744073709551615", "18446744073709551615"),
+        ("18446744073709551616", "18446744073709552000"),
+        ("-9223372036854775808", "-9223372036854775808"),
+        ("1E21", "1e+21"),
+    ] {
+        assert_eq!(jcs_text(&Text(text)), want, "{text}");
+        let plain: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(jcs_text(&plain), want, "{text} without the feature");
+    }
+}
+
+/// `write_event` appends, so one buffer serves many events.
+#[test]
+fn write_event_appends_to_the_buffer() {
+    let events = golden_events();
+    let mut out = Vec::new();
+    let mut ends = Vec::new();
+    for (_, case, event) in &events {
+        canonical::write_event(&mut out, *case, event).unwrap();
+        ends.push(out.len());
+    }
+    let mut start = 0;
+    for ((_, case, event), end) in events.iter().zip(ends) {
+        assert_eq!(
+            out[start..end],
+            canonical::event_bytes(*case, event).unwrap()[..]
+        );
+        start = end;
+    }
+}
