@@ -110,7 +110,7 @@ pub fn write_integer(out: &mut Vec<u8>, negative: bool, magnitude: u128) {
 /// `d1.d2..dke±(n-1)` otherwise.
 ///
 /// The shortest, closest digits come from Rust's `{:e}` formatting; it breaks an exact tie
-/// upwards, so a tie is looked for and broken to even here ([`Shortest::tie_to_even`]).
+/// upwards, so a tie is looked for and broken to even here (`Shortest::tie_to_even`).
 pub fn write_f64(out: &mut Vec<u8>, value: f64) -> Result<(), JcsError> {
     write_float(out, value, value.is_finite(), value == 0.0, value < 0.0)
 }
