@@ -21,7 +21,7 @@ mod view;
 pub use clock::Clock;
 pub use directory::{Directory, DirectoryError};
 pub use engine::{
-    CaseFault, CaseUpdate, CheckpointView, EngineConfig, IdOrder, KeyedCase, LockchainHealth,
+    AnchorConfig, CaseFault, CaseUpdate, CheckpointView, EngineConfig, IdOrder, KeyedCase, LockchainConfig, LockchainHealth,
     Started, StoreProblem, StoreReport, Subject, WorkflowEngine, connector_problems,
     connector_views, probe_connectors,
 };
