@@ -473,3 +473,76 @@ pub fn verify_consistency(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Says whether `(start, size)` is a range [`NodeSource::range_root`] can hash: `start` a
+    /// multiple of its largest perfect subtree.
+    fn aligned(start: u64, size: u64) -> bool {
+        size > 0 && start.is_multiple_of(1 << (63 - size.leading_zeros()))
+    }
+
+    #[test]
+    fn the_walks_name_aligned_ranges_and_the_lengths_count_them() {
+        for size in 1..=300u64 {
+            for leaf in 0..size {
+                let ranges = inclusion_ranges(leaf, size);
+                assert!(ranges.iter().all(|&(s, n)| aligned(s, n)), "{ranges:?}");
+                // The ranges and the leaf cover the tree once each.
+                let covered: u64 = ranges.iter().map(|r| r.1).sum();
+                assert_eq!(covered + 1, size, "leaf {leaf} in {size}");
+                assert_eq!(inclusion_proof_len(leaf, size), Ok(ranges.len()));
+            }
+            for old in 1..size {
+                let ranges = consistency_ranges(old, size);
+                assert!(ranges.iter().all(|&(s, n)| aligned(s, n)), "{ranges:?}");
+                assert!(!ranges.is_empty() && ranges.len() <= 2 * 64);
+            }
+        }
+    }
+
+    #[test]
+    fn split_is_the_largest_power_of_two_below() {
+        for (n, k) in [
+            (0, 0),
+            (1, 0),
+            (2, 1),
+            (3, 2),
+            (7, 4),
+            (8, 4),
+            (9, 8),
+            (28_937, 16_384),
+        ] {
+            assert_eq!(split(n), k, "{n}");
+        }
+        assert_eq!(split(u64::MAX), 1 << 63);
+    }
+
+    #[test]
+    fn a_slice_has_no_node_past_its_end_or_past_the_widest() {
+        let leaves: Vec<Hash> = (0u8..5).map(|i| leaf_hash(&[i])).collect();
+        assert_eq!(leaves.node(2, 0), Ok(root_of(&leaves[..4])));
+        assert_eq!(leaves.node(0, 4), Ok(leaves[4]));
+        for (height, index) in [(0, 5), (2, 1), (3, 0), (64, 0), (200, 1), (1, u64::MAX)] {
+            assert_eq!(
+                leaves.node(height, index),
+                Err(ProofError::Missing { height, index })
+            );
+        }
+    }
+
+    #[test]
+    fn proof_lengths_at_the_ends_of_u64() {
+        assert_eq!(inclusion_proof_len(0, u64::MAX), Ok(64));
+        assert_eq!(inclusion_proof_len(u64::MAX - 1, u64::MAX), Ok(63));
+        assert_eq!(worst_inclusion_proof_len(u64::MAX), 64);
+        assert!(inclusion_proof_len(u64::MAX, u64::MAX).is_err());
+        assert_eq!(
+            consistency_proof_len(u64::MAX - 1, u64::MAX).map(|n| n > 0),
+            Ok(true)
+        );
+        assert!((mean_inclusion_proof_len(u64::MAX) - 64.0).abs() < 1e-6);
+    }
+}
