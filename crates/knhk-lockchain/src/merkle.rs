@@ -206,7 +206,7 @@ fn not_a_prefix(old: u64, new: u64) -> ProofError {
 }
 
 /// Returns a hash as the checkpoints print it: standard base64.
-pub fn show(hash: &Hash) -> String {
+pub fn to_base64(hash: &Hash) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(hash)
 }
@@ -363,8 +363,8 @@ pub fn verify_inclusion(
     if got != *root {
         return Err(ProofError::Mismatch(format!(
             "the proof of leaf {leaf} in a tree of {size} leaves leads to root {}, the checkpoint says {}",
-            show(&got),
-            show(root)
+            to_base64(&got),
+            to_base64(root)
         )));
     }
     Ok(())
@@ -397,8 +397,8 @@ pub fn verify_consistency(
         if *old_root != empty {
             return Err(ProofError::Mismatch(format!(
                 "the tree of 0 leaves has the head {}, the checkpoint says {}",
-                show(&empty),
-                show(old_root)
+                to_base64(&empty),
+                to_base64(old_root)
             )));
         }
     }
@@ -406,8 +406,8 @@ pub fn verify_consistency(
         if old_root != new_root {
             return Err(ProofError::Mismatch(format!(
                 "two checkpoints of {old} leaves differ: {} and {}",
-                show(old_root),
-                show(new_root)
+                to_base64(old_root),
+                to_base64(new_root)
             )));
         }
         return Ok(());
@@ -460,15 +460,15 @@ pub fn verify_consistency(
     if fr != *old_root {
         return Err(ProofError::Mismatch(format!(
             "the consistency proof leads to the root {} for {old} leaves, the checkpoint says {}",
-            show(&fr),
-            show(old_root)
+            to_base64(&fr),
+            to_base64(old_root)
         )));
     }
     if sr != *new_root {
         return Err(ProofError::Mismatch(format!(
             "the consistency proof leads to the root {} for {new} leaves, the checkpoint says {}",
-            show(&sr),
-            show(new_root)
+            to_base64(&sr),
+            to_base64(new_root)
         )));
     }
     Ok(())
