@@ -206,7 +206,7 @@ fn not_a_prefix(old: u64, new: u64) -> ProofError {
 }
 
 /// Returns a hash as the checkpoints print it: standard base64.
-pub fn show(hash: &Hash) -> String {
+pub fn to_base64(hash: &Hash) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(hash)
 }
@@ -363,8 +363,8 @@ pub fn verify_inclusion(
     if got != *root {
         return Err(ProofError::Mismatch(format!(
             "the proof of leaf {leaf} in a tree of {size} leaves leads to root {}, the checkpoint says {}",
-            show(&got),
-            show(root)
+            to_base64(&got),
+            to_base64(root)
         )));
     }
     Ok(())
@@ -397,8 +397,8 @@ pub fn verify_consistency(
         if *old_root != empty {
             return Err(ProofError::Mismatch(format!(
                 "the tree of 0 leaves has the head {}, the checkpoint says {}",
-                show(&empty),
-                show(old_root)
+                to_base64(&empty),
+                to_base64(old_root)
             )));
         }
     }
@@ -406,8 +406,8 @@ pub fn verify_consistency(
         if old_root != new_root {
             return Err(ProofError::Mismatch(format!(
                 "two checkpoints of {old} leaves differ: {} and {}",
-                show(old_root),
-                show(new_root)
+                to_base64(old_root),
+                to_base64(new_root)
             )));
         }
         return Ok(());
@@ -460,16 +460,89 @@ pub fn verify_consistency(
     if fr != *old_root {
         return Err(ProofError::Mismatch(format!(
             "the consistency proof leads to the root {} for {old} leaves, the checkpoint says {}",
-            show(&fr),
-            show(old_root)
+            to_base64(&fr),
+            to_base64(old_root)
         )));
     }
     if sr != *new_root {
         return Err(ProofError::Mismatch(format!(
             "the consistency proof leads to the root {} for {new} leaves, the checkpoint says {}",
-            show(&sr),
-            show(new_root)
+            to_base64(&sr),
+            to_base64(new_root)
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Says whether `(start, size)` is a range [`NodeSource::range_root`] can hash: `start` a
+    /// multiple of its largest perfect subtree.
+    fn aligned(start: u64, size: u64) -> bool {
+        size > 0 && start.is_multiple_of(1 << (63 - size.leading_zeros()))
+    }
+
+    #[test]
+    fn the_walks_name_aligned_ranges_and_the_lengths_count_them() {
+        for size in 1..=300u64 {
+            for leaf in 0..size {
+                let ranges = inclusion_ranges(leaf, size);
+                assert!(ranges.iter().all(|&(s, n)| aligned(s, n)), "{ranges:?}");
+                // The ranges and the leaf cover the tree once each.
+                let covered: u64 = ranges.iter().map(|r| r.1).sum();
+                assert_eq!(covered + 1, size, "leaf {leaf} in {size}");
+                assert_eq!(inclusion_proof_len(leaf, size), Ok(ranges.len()));
+            }
+            for old in 1..size {
+                let ranges = consistency_ranges(old, size);
+                assert!(ranges.iter().all(|&(s, n)| aligned(s, n)), "{ranges:?}");
+                assert!(!ranges.is_empty() && ranges.len() <= 2 * 64);
+            }
+        }
+    }
+
+    #[test]
+    fn split_is_the_largest_power_of_two_below() {
+        for (n, k) in [
+            (0, 0),
+            (1, 0),
+            (2, 1),
+            (3, 2),
+            (7, 4),
+            (8, 4),
+            (9, 8),
+            (28_937, 16_384),
+        ] {
+            assert_eq!(split(n), k, "{n}");
+        }
+        assert_eq!(split(u64::MAX), 1 << 63);
+    }
+
+    #[test]
+    fn a_slice_has_no_node_past_its_end_or_past_the_widest() {
+        let leaves: Vec<Hash> = (0u8..5).map(|i| leaf_hash(&[i])).collect();
+        assert_eq!(leaves.node(2, 0), Ok(root_of(&leaves[..4])));
+        assert_eq!(leaves.node(0, 4), Ok(leaves[4]));
+        for (height, index) in [(0, 5), (2, 1), (3, 0), (64, 0), (200, 1), (1, u64::MAX)] {
+            assert_eq!(
+                leaves.node(height, index),
+                Err(ProofError::Missing { height, index })
+            );
+        }
+    }
+
+    #[test]
+    fn proof_lengths_at_the_ends_of_u64() {
+        assert_eq!(inclusion_proof_len(0, u64::MAX), Ok(64));
+        assert_eq!(inclusion_proof_len(u64::MAX - 1, u64::MAX), Ok(63));
+        assert_eq!(worst_inclusion_proof_len(u64::MAX), 64);
+        assert!(inclusion_proof_len(u64::MAX, u64::MAX).is_err());
+        assert_eq!(
+            consistency_proof_len(u64::MAX - 1, u64::MAX).map(|n| n > 0),
+            Ok(true)
+        );
+        assert!((mean_inclusion_proof_len(u64::MAX) - 64.0).abs() < 1e-6);
+    }
 }

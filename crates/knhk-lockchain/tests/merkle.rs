@@ -485,8 +485,8 @@ fn errors_name_what_does_not_hold() {
         err.to_string(),
         format!(
             "the proof of leaf 5 in a tree of 8 leaves leads to root {}, the checkpoint says {}",
-            merkle::show(&h(ROOTS[8])),
-            merkle::show(&h(ROOTS[7]))
+            merkle::to_base64(&h(ROOTS[8])),
+            merkle::to_base64(&h(ROOTS[7]))
         )
     );
     assert_eq!(
@@ -502,8 +502,8 @@ fn errors_name_what_does_not_hold() {
             .to_string(),
         format!(
             "the consistency proof leads to the root {} for 6 leaves, the checkpoint says {}",
-            merkle::show(&h(ROOTS[6])),
-            merkle::show(&h(ROOTS[5]))
+            merkle::to_base64(&h(ROOTS[6])),
+            merkle::to_base64(&h(ROOTS[5]))
         )
     );
     // A source without the node asked for says which.
