@@ -37,9 +37,11 @@ pub(super) const EVENT_LEAF_SQL: &str = "SELECT leaf FROM events WHERE case_id =
 /// The checkpoints above a size, by size.
 pub(super) const CHECKPOINTS_SQL: &str = "SELECT size, root, note, at FROM lockchain_checkpoints
      WHERE size > $1 ORDER BY size LIMIT $2";
-/// The checkpoint of the largest size.
+/// The checkpoint of the largest size (`max` of the key: one step down its index, with an
+/// index condition, where `ORDER BY ... LIMIT 1` plans as a backward walk of it).
 pub(super) const LATEST_CHECKPOINT_SQL: &str =
-    "SELECT size, root, note, at FROM lockchain_checkpoints ORDER BY size DESC LIMIT 1";
+    "SELECT size, root, note, at FROM lockchain_checkpoints
+     WHERE size = (SELECT max(size) FROM lockchain_checkpoints)";
 /// Stores a checkpoint unless one of its size is stored.
 pub(super) const PUT_CHECKPOINT_SQL: &str =
     "INSERT INTO lockchain_checkpoints (size, root, note, at)
