@@ -45,7 +45,11 @@ impl WorkflowEngine {
     /// empty. One-shot commands call it before they exit, so that receipts of what they did
     /// need no later checkpoint.
     pub async fn checkpoint_now(&self) -> Result<Option<CheckpointView>, Error> {
-        Ok(self.take_checkpoint().await?.as_ref().map(CheckpointView::of))
+        Ok(self
+            .take_checkpoint()
+            .await?
+            .as_ref()
+            .map(CheckpointView::of))
     }
 
     /// Takes a checkpoint when the tree grew; returns the latest stored one.
@@ -225,7 +229,10 @@ fn anchor_thread(
         Err(e) => fail(format!("cannot read the latest checkpoint: {e}")),
     }
     while let Some(ToAnchor::Checkpoint(record)) = rx.blocking_recv() {
-        if anchor.last().is_some_and(|a| a.size >= record.size && a.note == record.note) {
+        if anchor
+            .last()
+            .is_some_and(|a| a.size >= record.size && a.note == record.note)
+        {
             continue;
         }
         anchor_one(config, store, runtime, &mut anchor, &record, state);
@@ -241,8 +248,11 @@ fn anchor_one(
     record: &CheckpointRecord,
     state: &std::sync::Mutex<AnchorState>,
 ) {
-    let result = proof_from_last(anchor, store, runtime, record.size)
-        .and_then(|proof| anchor.append(&record.note, &proof).map_err(|e| e.to_string()));
+    let result = proof_from_last(anchor, store, runtime, record.size).and_then(|proof| {
+        anchor
+            .append(&record.note, &proof)
+            .map_err(|e| e.to_string())
+    });
     match result {
         Ok(anchored) => {
             let mut s = lock(state);
