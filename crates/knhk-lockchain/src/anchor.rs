@@ -139,11 +139,19 @@ impl Anchor {
         } else {
             gix::open(dir).map_err(|e| git(format!("not a git repository: {e}")))?
         };
+        let default: gix::refs::FullName = DEFAULT_BRANCH
+            .try_into()
+            .map_err(|e| git(format!("branch {DEFAULT_BRANCH}: {e}")))?;
+        // The branch HEAD names; but a repository whose HEAD names a branch with no commit yet
+        // (a remote made by `git init --bare`, whose HEAD may say master) keeps the chain
+        // pushed to it on the default branch.
         let branch = match repo.head_name() {
-            Ok(Some(name)) => name,
-            Ok(None) | Err(_) => DEFAULT_BRANCH
-                .try_into()
-                .map_err(|e| git(format!("branch {DEFAULT_BRANCH}: {e}")))?,
+            Ok(Some(name)) => {
+                let born = matches!(repo.try_find_reference(name.as_ref()), Ok(Some(_)));
+                let default_born = matches!(repo.try_find_reference(default.as_ref()), Ok(Some(_)));
+                if !born && default_born { default } else { name }
+            }
+            Ok(None) | Err(_) => default,
         };
         let mut anchor = Anchor {
             dir: dir.to_path_buf(),
