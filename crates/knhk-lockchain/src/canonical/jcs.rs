@@ -50,7 +50,7 @@ impl ser::Error for JcsError {
     }
 }
 
-/// Appends the canonical JSON of `value` to `out`.
+/// Appends the canonical JSON of `value` to `out`; on error `out` ends with part of it.
 pub fn write<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> Result<(), JcsError> {
     thread_local! {
         // Kept between calls so that writing an event allocates nothing but its output.
