@@ -9,6 +9,7 @@
 pub mod error;
 pub mod grpc;
 pub mod json;
+pub mod lockchain;
 pub mod rest;
 pub mod service;
 pub mod types;

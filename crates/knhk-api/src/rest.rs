@@ -732,6 +732,64 @@ async fn connectors(State(s): State<Shared>) -> Response {
     ok(s.connectors().await)
 }
 
+#[utoipa::path(get, path = "/cases/{id}/events/{seq}/receipt",
+    params(("id" = String, Path), ("seq" = u64, Path, description = "the event's sequence number, from 1")),
+    responses((status = 200, body = crate::lockchain::Receipt, description = "the receipt: the file `knhk lockchain verify-receipt` checks"),
+              (status = 404, body = ErrorBody, description = "no such case, or no such event in its history"),
+              (status = 409, body = ErrorBody, description = "the event has no leaf (committed without the lockchain), or the lockchain is off"),
+              (status = "4XX", body = ErrorBody)))]
+async fn receipt(State(s): State<Shared>, Path((id, seq)): Path<(String, String)>) -> Response {
+    ok(async { s.receipt(&id, crate::lockchain::parse_seq(&seq)?).await }.await)
+}
+
+/// How a client asks for the checkpoint: the note as text, or JSON (the default).
+fn wants_text(headers: &HeaderMap) -> bool {
+    // The first of the two media types the Accept header names wins; quality values are
+    // not weighed (a client that wants one says that one).
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    accept
+        .split(',')
+        .map(|m| m.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
+        .find(|m| m == "text/plain" || m == "application/json")
+        .is_some_and(|m| m == "text/plain")
+}
+
+/// A `text/plain` answer.
+fn plain(text: String) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        text,
+    )
+        .into_response()
+}
+
+#[utoipa::path(get, path = "/lockchain/checkpoint",
+    responses((status = 200, description = "the latest signed checkpoint: JSON, or with `Accept: text/plain` the signed note alone",
+               content((crate::lockchain::Checkpoint = "application/json"), (String = "text/plain"))),
+              (status = 404, body = ErrorBody, description = "no checkpoint was taken yet"),
+              (status = "4XX", body = ErrorBody)))]
+async fn checkpoint(State(s): State<Shared>, headers: HeaderMap) -> Response {
+    match s.checkpoint().await {
+        Ok(c) if wants_text(&headers) => plain(c.note),
+        other => ok(other),
+    }
+}
+
+#[utoipa::path(get, path = "/lockchain/public-key",
+    responses((status = 200, description = "the verifier key of the log's checkpoints (signed-note form `name+hash+base64key`), one line",
+               content((String = "text/plain"))),
+              (status = "4XX", body = ErrorBody)))]
+async fn public_key(State(s): State<Shared>) -> Response {
+    match s.public_key() {
+        Ok(key) => plain(format!("{key}\n")),
+        Err(e) => e.into_response(),
+    }
+}
+
 /// The OpenAPI document of every route.
 #[derive(OpenApi)]
 #[openapi(
@@ -774,7 +832,10 @@ async fn connectors(State(s): State<Shared>) -> Response {
         lookup_workflow,
         quarantine,
         release_case,
-        connectors
+        connectors,
+        receipt,
+        checkpoint,
+        public_key
     ),
     components(schemas(ErrorBody, ErrorDetail))
 )]
@@ -852,6 +913,9 @@ fn routes() -> Routes {
     .add("GET", "/quarantine", quarantine)
     .add("POST", "/cases/{id}/release", release_case)
     .add("GET", "/connectors", connectors)
+    .add("GET", "/cases/{id}/events/{seq}/receipt", receipt)
+    .add("GET", "/lockchain/checkpoint", checkpoint)
+    .add("GET", "/lockchain/public-key", public_key)
 }
 
 /// Returns every route of the router: (method, path).
@@ -947,7 +1011,8 @@ mod tests {
         for (method, path) in &routed {
             let uri = path
                 .replace("{id}", "00000000-0000-0000-0000-000000000000")
-                .replace("{event}", "go");
+                .replace("{event}", "go")
+                .replace("{seq}", "1");
             let req = axum::http::Request::builder()
                 .method(method.as_str())
                 .uri(&uri)
