@@ -1174,6 +1174,9 @@ mod tests {
             ("GET", "/quarantine", "ListQuarantine"),
             ("POST", "/cases/{id}/release", "ReleaseCase"),
             ("GET", "/connectors", "ListConnectors"),
+            ("GET", "/cases/{id}/events/{seq}/receipt", "GetReceipt"),
+            ("GET", "/lockchain/checkpoint", "GetCheckpoint"),
+            ("GET", "/lockchain/public-key", "GetPublicKey"),
         ];
         let own = ["/health", "/ready", "/openapi.json"];
         let routes: BTreeSet<(&str, &str)> = crate::rest::route_table()
