@@ -1041,6 +1041,54 @@ mod tests {
         assert_eq!(res.status(), StatusCode::NOT_FOUND);
     }
 
+    async fn get_json(router: &Router, uri: &str) -> (StatusCode, Value) {
+        let req = axum::http::Request::builder()
+            .uri(uri)
+            .body(Body::empty())
+            .unwrap();
+        let res = router.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    /// A receipt asked for with a case id that is not one, or a sequence number that is not
+    /// one, is refused naming the path segment at fault, before the engine is asked.
+    #[tokio::test]
+    async fn a_receipt_request_names_the_bad_id_or_sequence_number() {
+        let router = router(Service::new(engine(), crate::Limits::default()));
+        let case = "00000000-0000-0000-0000-000000000000";
+        for (uri, field) in [
+            ("/cases/nope/events/1/receipt".to_owned(), "id"),
+            (format!("/cases/{case}/events/0/receipt"), "seq"),
+            (format!("/cases/{case}/events/-3/receipt"), "seq"),
+            (format!("/cases/{case}/events/two/receipt"), "seq"),
+        ] {
+            let (status, body) = get_json(&router, &uri).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {body}");
+            assert_eq!(body["error"]["code"], "invalid_argument", "{uri}");
+            assert_eq!(body["error"]["details"]["field"], field, "{uri}");
+        }
+    }
+
+    /// The checkpoint is JSON unless the client names text/plain before application/json.
+    #[test]
+    fn the_checkpoint_is_text_only_when_asked_for_first() {
+        let with = |accept: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::ACCEPT, accept.parse().unwrap());
+            wants_text(&h)
+        };
+        assert!(!wants_text(&HeaderMap::new()));
+        assert!(with("text/plain"));
+        assert!(with("Text/Plain; charset=utf-8"));
+        assert!(with("text/html, text/plain;q=0.5, application/json"));
+        assert!(!with("application/json, text/plain"));
+        assert!(!with("*/*"));
+    }
+
     /// A request that takes longer than the limit is answered `deadline_exceeded` (408).
     #[tokio::test]
     async fn a_request_over_the_time_limit_gets_deadline_exceeded() {
