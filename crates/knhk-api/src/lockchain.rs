@@ -109,6 +109,10 @@ fn decode(field: &str, text: &str) -> Result<Vec<u8>, ApiError> {
         })
 }
 
+/// What is said when no checkpoint was taken yet (REST, gRPC and the CLI say the same).
+pub const NO_CHECKPOINT: &str = "no checkpoint was taken yet: the log has no leaves, or its \
+                                 first checkpoint is still to come";
+
 /// Reads the sequence number of a path (`/cases/{id}/events/{seq}/receipt`).
 pub fn parse_seq(text: &str) -> Result<u64, ApiError> {
     match text.parse::<u64>() {
@@ -140,10 +144,7 @@ impl Service {
     pub async fn checkpoint(&self) -> Result<Checkpoint, ApiError> {
         match self.engine().latest_checkpoint().await? {
             Some(c) => Ok(Checkpoint::of(&c)),
-            None => Err(ApiError::not_found(
-                "no checkpoint was taken yet: the log has no leaves, or its first checkpoint \
-                 is still to come",
-            )),
+            None => Err(ApiError::not_found(NO_CHECKPOINT)),
         }
     }
 

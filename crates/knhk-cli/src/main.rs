@@ -30,6 +30,8 @@ mod cases;
 mod config;
 mod connectors;
 mod input;
+mod lockchain;
+mod lockchain_show;
 mod outcome;
 mod progress;
 mod report;
@@ -277,6 +279,9 @@ enum Command {
     /// Lists and probes the connector instances of the config file (and the built-in `http`).
     #[command(subcommand)]
     Connector(connectors::ConnectorCommand),
+    /// The lockchain: receipts of events, the latest signed checkpoint, the verifier key.
+    #[command(subcommand)]
+    Lockchain(lockchain::LockchainCommand),
     /// Keeps the engine running on the data directory: picks up unfinished cases (connector
     /// calls cut off by a crash are made again) and fires timers, until interrupted.
     Worker(worker::WorkerArgs),
@@ -491,6 +496,7 @@ async fn dispatch(
         Command::Case(c) => cases::run(&session, c).await,
         Command::WorkItem(c) => workitems::run(&session, c).await,
         Command::Store(c) => store_check::run(&session, c).await,
+        Command::Lockchain(c) => lockchain::run(&session, c).await,
         Command::Connector(_)
         | Command::Validate { .. }
         | Command::Simulate { .. }
@@ -539,6 +545,7 @@ async fn dispatch_remote(
         Command::Workflow(c) => workflows::run(&session, c).await,
         Command::Case(c) => cases::run(&session, c).await,
         Command::WorkItem(c) => workitems::run(&session, c).await,
+        Command::Lockchain(c) => lockchain::run(&session, c).await,
         _ => Ok(ExitCode::SUCCESS),
     };
     // An unknown id: say where it was looked up.
