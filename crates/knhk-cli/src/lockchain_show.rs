@@ -14,20 +14,20 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 
-use crate::session::Session;
+use crate::session::{IdArg, Session};
 
 /// Prints the receipt of event `seq` of case `case` (an id, or a start of one) as JSON, or
 /// writes it to `out` and says where it went.
 pub(crate) async fn receipt(
     session: &Session,
-    case: &str,
+    case: &IdArg,
     seq: u64,
     out: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
     if seq == 0 {
         anyhow::bail!("SEQ: 0 is not an event's sequence number (they start at 1)");
     }
-    let id = session.engine.resolve_case(case).await?;
+    let id = session.case_id(case).await?;
     let receipt = session.engine.receipt(id, seq).await?;
     let text = serde_json::to_string_pretty(&receipt)?;
     match out {

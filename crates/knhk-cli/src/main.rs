@@ -279,7 +279,8 @@ enum Command {
     /// Lists and probes the connector instances of the config file (and the built-in `http`).
     #[command(subcommand)]
     Connector(connectors::ConnectorCommand),
-    /// The lockchain: receipts of events, the latest signed checkpoint, the verifier key.
+    /// The tamper-evident case history: verifies the whole log offline or one receipt, and
+    /// prints receipts, the latest checkpoint and the public key.
     #[command(subcommand)]
     Lockchain(lockchain::LockchainCommand),
     /// Keeps the engine running on the data directory: picks up unfinished cases (connector
@@ -415,6 +416,10 @@ fn main() -> ExitCode {
         } => validate(&files, json, strict, &spec_options, &settings.connectors),
         Command::Simulate { file, data, json } => simulate(&file, data.as_deref(), json, &settings),
         Command::Export { file } => export(&file),
+        // A receipt is checked with nothing but its key: no store, no runtime.
+        Command::Lockchain(lockchain::LockchainCommand::VerifyReceipt(args)) => {
+            lockchain::verify_receipt(&args)
+        }
         command => match tokio::runtime::Builder::new_multi_thread()
             // The CEL parser and evaluator recurse once per level of an expression, with large
             // frames in a debug build: 8 MiB (the main thread's) holds the deepest one accepted.

@@ -183,6 +183,8 @@ impl Session {
             lease: settings.lease,
             heartbeat_interval: settings.heartbeat_interval,
             node_name: EngineConfig::default_node_name(),
+            // The engine branch wires the `[lockchain]` table here.
+            lockchain: None,
         });
         Ok(Session {
             engine: Backend::Local(engine),

@@ -14,6 +14,7 @@
 
 mod commit;
 mod error;
+mod lockchain;
 mod memory;
 mod plan;
 mod postgres;
@@ -46,5 +47,6 @@ pub use store::Store;
 /// loading a case starts from; format 8 indexes the last group of case and work item ids, by
 /// which tables name time-ordered ids; format 9 indexes work items by state, for pages of the
 /// items in one state; format 10 the registry of engine nodes with their leases, the owner of
-/// each case's work in flight and the claims of due timers.
-pub const FORMAT_VERSION: i64 = 10;
+/// each case's work in flight and the claims of due timers; format 11 the lockchain (each
+/// event's leaf index, the tree in tiles, its size and the signed checkpoints).
+pub const FORMAT_VERSION: i64 = 11;
