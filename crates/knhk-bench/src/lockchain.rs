@@ -117,7 +117,7 @@ pub async fn run(args: LockchainArgs) -> anyhow::Result<ExitCode> {
     }
     println!();
     println!(
-        "{:<9}{:>12}{:>11}{:>8}{:>11}{:>12}{:>12}",
+        "{:<9}{:>12}{:>11}{:>8}{:>11}{:>13}{:>13}",
         "workload", "concurrency", "lockchain", "cases", "cases/s", "step p50", "step p99"
     );
     let mut ratios = Vec::new();
@@ -162,7 +162,7 @@ pub async fn run(args: LockchainArgs) -> anyhow::Result<ExitCode> {
         let (off, on) = (Median::of(&off), Median::of(&on));
         for (mode, m) in [(Mode::Off, &off), (Mode::On, &on)] {
             println!(
-                "{:<9}{:>12}{:>11}{:>8}{:>11.0}{:>9} ms{:>9} ms",
+                "{:<9}{:>12}{:>11}{:>8}{:>11.0}{:>13}{:>13}",
                 "W1",
                 concurrency,
                 mode.name(),
@@ -222,8 +222,7 @@ async fn figures(kept: &Kept, receipts: usize) -> anyhow::Result<()> {
     times.sort_unstable();
     println!();
     println!(
-        "receipt production ({receipts} receipts over a log of {} leaves): p50 {} ms, \
-         p99 {} ms",
+        "receipt production ({receipts} receipts over a log of {} leaves): p50 {}, p99 {}",
         first.tree_size,
         millis(percentile(&times, 50).as_secs_f64()),
         millis(percentile(&times, 99).as_secs_f64())
@@ -250,7 +249,7 @@ async fn figures(kept: &Kept, receipts: usize) -> anyhow::Result<()> {
     println!();
     match verification(engine).await? {
         Some((events, elapsed)) => println!(
-            "verification: {events} events recomputed and checked in {} ms: {:.0} events/s",
+            "verification: {events} events recomputed and checked in {}: {:.0} events/s",
             millis(elapsed.as_secs_f64()),
             events as f64 / elapsed.as_secs_f64()
         ),
