@@ -113,15 +113,15 @@ fn decode(field: &str, text: &str) -> Result<Vec<u8>, ApiError> {
 pub const NO_CHECKPOINT: &str = "no checkpoint was taken yet: the log has no leaves, or its \
                                  first checkpoint is still to come";
 
-/// Reads the sequence number of a path (`/cases/{id}/events/{seq}/receipt`).
+/// Reads the sequence number of a path (`/cases/{id}/events/{seq}/receipt`): an integer;
+/// [`Service::receipt`] refuses 0, as it does for gRPC.
 pub fn parse_seq(text: &str) -> Result<u64, ApiError> {
-    match text.parse::<u64>() {
-        Ok(seq) if seq >= 1 => Ok(seq),
-        _ => Err(ApiError::invalid(
+    text.parse::<u64>().map_err(|_| {
+        ApiError::invalid(
             "seq",
             format!("seq: {text:?} is not an event's sequence number (an integer from 1)"),
-        )),
-    }
+        )
+    })
 }
 
 impl Service {
@@ -190,7 +190,7 @@ mod tests {
     #[test]
     fn a_sequence_number_is_an_integer_from_one() {
         assert_eq!(parse_seq("1").unwrap(), 1);
-        for bad in ["0", "-1", "x", "", "1.5"] {
+        for bad in ["-1", "x", "", "1.5", "18446744073709551616"] {
             let e = parse_seq(bad).unwrap_err();
             assert_eq!(e.code, Code::InvalidArgument, "{bad}");
             assert_eq!(e.details["field"], "seq", "{bad}");

@@ -111,6 +111,21 @@ fn receipt_checkpoint_and_public_key_print_the_same_on_a_data_directory_and_thro
     assert_eq!(parts[1].len(), 8, "{key}");
     assert!(note.starts_with(parts[0]), "the note's origin names the key: {note} {key}");
 
+    // The receipt holds with nothing but the key: `verify-receipt` checks the file.
+    let key_file = data.path().join("knhk.pub");
+    std::fs::write(&key_file, &key).expect("the key file");
+    let checked = ok_out(
+        &knhk(&[
+            "lockchain",
+            "verify-receipt",
+            path_str(&file),
+            "--public-key",
+            path_str(&key_file),
+        ]),
+        "verify-receipt",
+    );
+    assert!(checked.contains(&id), "{checked}");
+
     let url = data.server_url();
     let served = ok_out(&remote(&url, &["lockchain", "receipt", &id, "1"]), "receipt");
     assert_eq!(served, receipt_text);
