@@ -1073,6 +1073,39 @@ mod tests {
         }
     }
 
+    /// The lockchain's routes are in the OpenAPI document with their wire types.
+    #[test]
+    fn the_openapi_document_describes_the_receipt_and_checkpoint() {
+        let doc = document();
+        let schemas = &doc["components"]["schemas"];
+        for field in [
+            "format",
+            "case",
+            "seq",
+            "leaf_index",
+            "tree_size",
+            "event",
+            "inclusion",
+            "checkpoint",
+        ] {
+            assert!(
+                schemas["Receipt"]["properties"][field].is_object(),
+                "Receipt.{field}"
+            );
+        }
+        for field in ["size", "root", "note", "taken_at"] {
+            assert!(
+                schemas["Checkpoint"]["properties"][field].is_object(),
+                "Checkpoint.{field}"
+            );
+        }
+        let checkpoint = &doc["paths"]["/lockchain/checkpoint"]["get"]["responses"]["200"];
+        assert!(checkpoint["content"]["text/plain"].is_object(), "{checkpoint}");
+        assert!(checkpoint["content"]["application/json"].is_object(), "{checkpoint}");
+        let key = &doc["paths"]["/lockchain/public-key"]["get"]["responses"]["200"];
+        assert!(key["content"]["text/plain"].is_object(), "{key}");
+    }
+
     /// The checkpoint is JSON unless the client names text/plain before application/json.
     #[test]
     fn the_checkpoint_is_text_only_when_asked_for_first() {
