@@ -184,7 +184,7 @@ impl Session {
             heartbeat_interval: settings.heartbeat_interval,
             node_name: EngineConfig::default_node_name(),
             // The engine branch wires the `[lockchain]` table here.
-            lockchain: Some(knhk_workflow_engine::LockchainConfig::new(knhk_lockchain::note::Signer::from_seed("knhk.local/lockchain", [7; 32]).map_err(|e| anyhow::anyhow!("{e}"))?)),
+            lockchain: None,
         });
         Ok(Session {
             engine: Backend::Local(engine),
