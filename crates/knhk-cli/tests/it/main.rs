@@ -16,6 +16,7 @@ mod inputs;
 mod intake;
 mod limits;
 mod lockchain_show;
+mod lockchain_verify;
 mod multinode;
 mod nodes;
 mod outage;
