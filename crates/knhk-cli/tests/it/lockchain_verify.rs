@@ -442,3 +442,65 @@ fn base64_encode(bytes: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
+
+#[test]
+fn a_log_on_postgres_verifies_and_a_changed_event_is_named() {
+    let schema = crate::postgres::Schema::fresh();
+    let dir = tempfile::tempdir().expect("a data directory for the key and the anchor");
+    let run = |args: &[&str]| {
+        let mut all = vec!["--data-dir", path_str(dir.path()), "--store", &schema.url];
+        all.extend_from_slice(args);
+        crate::knhk(&all)
+    };
+    for _ in 0..3 {
+        let out = run(&["run", &example("patterns/wcp01_sequence.ttl")]);
+        assert!(
+            out.status.success(),
+            "{} (PostgreSQL not reachable? run .ci/services)",
+            stderr(&out)
+        );
+    }
+    let out = run(&["lockchain", "verify"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let size = 3 * EVENTS;
+    assert!(
+        stdout(&out).contains(&format!("ok: the log holds: {size} leaves")),
+        "{}",
+        stdout(&out)
+    );
+
+    // The time of the event of leaf 10 moved by a millisecond, in the database itself.
+    let url = schema.url.clone();
+    let event = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        rt.block_on(async move {
+            let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .expect("PostgreSQL");
+            tokio::spawn(conn);
+            let row = client
+                .query_one("SELECT case_id, seq FROM events WHERE leaf = 10", &[])
+                .await
+                .expect("the event of leaf 10");
+            let changed = client
+                .execute("UPDATE events SET time = time + 1 WHERE leaf = 10", &[])
+                .await
+                .expect("changed");
+            assert_eq!(changed, 1);
+            (row.get::<_, String>(0), row.get::<_, i64>(1))
+        })
+    })
+    .join()
+    .expect("the change is made");
+    let found = problems(&run(&["lockchain", "verify"]));
+    assert_eq!(
+        found,
+        [format!(
+            "{}: the stored event does not hash to its leaf: the event was changed",
+            place(10, &event)
+        )]
+    );
+}
