@@ -1,10 +1,14 @@
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use knhk_core::{EventKind, Timestamp};
 use serde_json::Map;
 
 use super::*;
+use crate::canonical::event_leaf;
 use crate::merkle::root_of;
+use crate::tiles::{LeafRef, TILE_WIDTH, Tail};
+
+const WIDTH: u64 = TILE_WIDTH as u64;
 
 fn case(n: u128) -> CaseId {
     CaseId(uuid::Uuid::from_u128(n))
