@@ -75,7 +75,8 @@ pub(crate) struct VerifyArgs {
     /// Stops after this many problems.
     #[arg(long, default_value_t = 100, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     max_problems: u64,
-    /// Prints one JSON document: `store`, `ok`, `key`, `git`, the counts, `elapsed_ms`,
+    /// Prints one JSON document: `store`, `ok`, `key`, `git` (and `git_missing`: the
+    /// engine's own anchor, not found), the counts, `elapsed_ms`,
     /// `events_per_second` and `problems` (each with `place` and `problem`).
     #[arg(long)]
     json: bool,
@@ -195,9 +196,13 @@ fn print_report(store: &str, key_from: &str, verified: &VerifyReport) {
     let r = &verified.report;
     outln!("store {store}");
     outln!("key {} ({key_from})", verified.key_name);
-    match &verified.git_dir {
-        Some(dir) => outln!("anchors {}", dir.display()),
-        None => outln!("anchors not checked (no --git DIR)"),
+    match (&verified.git_dir, &verified.anchor_missing) {
+        (Some(dir), _) => outln!("anchors {}", dir.display()),
+        (None, Some(dir)) => outln!(
+            "anchors not checked: the engine's anchor {} does not exist (--git DIR names one)",
+            dir.display()
+        ),
+        (None, None) => outln!("anchors not checked (no --git DIR, and the engine has none)"),
     }
     outln!(
         "checked {} of {} leaves, {} events, {} checkpoints, {} anchors, {} cases ({} without \
@@ -254,6 +259,7 @@ fn document(store: &str, key_from: &str, verified: &VerifyReport) -> Value {
         "ok": r.is_clean(),
         "key": {"name": verified.key_name, "from": key_from},
         "git": verified.git_dir.as_ref().map(|d| d.display().to_string()),
+        "git_missing": verified.anchor_missing.as_ref().map(|d| d.display().to_string()),
         "size": r.size,
         "root": base64::engine::general_purpose::STANDARD.encode(r.root),
         "leaves": r.leaves,

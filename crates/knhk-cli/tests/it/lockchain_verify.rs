@@ -504,3 +504,38 @@ fn a_log_on_postgres_verifies_and_a_changed_event_is_named() {
         )]
     );
 }
+
+#[test]
+fn a_copy_of_the_store_alone_verifies_with_the_key_and_the_anchor_named() {
+    let data = logged();
+    let key = public_key(&data);
+    let anchor = data.path().join("lockchain/anchor.git");
+    // The store alone, elsewhere (with its write-ahead log, if a process left one).
+    let copy = DataDir::local();
+    for file in ["knhk.db", "knhk.db-wal"] {
+        if data.path().join(file).is_file() {
+            std::fs::copy(data.path().join(file), copy.path().join(file)).expect("copied");
+        }
+    }
+    let text = copy.ok(&["lockchain", "verify", "--public-key", path_str(&key)]);
+    assert!(
+        text.contains(&format!(
+            "anchors not checked: the engine's anchor {} does not exist",
+            copy.path().join("lockchain/anchor.git").display()
+        )),
+        "{text}"
+    );
+    assert!(text.contains("ok: the log holds"), "{text}");
+    let text = copy.ok(&[
+        "lockchain",
+        "verify",
+        "--public-key",
+        path_str(&key),
+        "--git",
+        path_str(&anchor),
+    ]);
+    assert!(
+        text.contains(&format!("{RUNS} checkpoints, {RUNS} anchors")),
+        "{text}"
+    );
+}

@@ -51,6 +51,9 @@ pub struct VerifyReport {
     pub key_source: KeySource,
     /// The git repository whose anchors were checked, if any.
     pub git_dir: Option<PathBuf>,
+    /// The engine's own anchor repository when none was given and it does not exist (no
+    /// checkpoint was anchored there yet, or the store was copied without it): not checked.
+    pub anchor_missing: Option<PathBuf>,
 }
 
 /// How many checkpoints are read at a time.
@@ -84,13 +87,18 @@ impl WorkflowEngine {
                 (key, KeySource::Engine)
             }
         };
-        let git_dir = options.git_dir.or_else(|| {
-            self.inner
-                .lockchain
-                .as_ref()
-                .and_then(|lc| lc.config.anchor.as_ref())
-                .map(|a| a.git_dir.clone())
-        });
+        let own = self
+            .inner
+            .lockchain
+            .as_ref()
+            .and_then(|lc| lc.config.anchor.as_ref())
+            .map(|a| a.git_dir.clone());
+        // A repository given must be there; the engine's own may not be yet.
+        let (git_dir, anchor_missing) = match (options.git_dir, own) {
+            (Some(dir), _) => (Some(dir), None),
+            (None, Some(dir)) if dir.is_dir() => (Some(dir), None),
+            (None, own) => (None, own),
+        };
         let anchors = match &git_dir {
             Some(dir) => read_anchors(dir.clone()).await?,
             None => Vec::new(),
@@ -112,6 +120,7 @@ impl WorkflowEngine {
             key_name,
             key_source,
             git_dir,
+            anchor_missing,
         })
     }
 }
