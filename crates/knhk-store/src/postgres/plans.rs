@@ -209,25 +209,13 @@ fn queries() -> Vec<(String, String, Vec<Param>)> {
         ),
         (
             "the tail tiles of the lockchain".to_owned(),
-            lockchain::TILES_SQL.to_owned(),
-            vec![
-                Box::new(vec![0_i16, 1, 2]) as Param,
-                Box::new(vec![70_000_i64, 273, 1]) as Param,
-            ],
+            lockchain::TAIL_TILES_SQL.to_owned(),
+            vec![],
         ),
         (
             "checkpoints after a size".to_owned(),
             lockchain::CHECKPOINTS_SQL.to_owned(),
             vec![int(0), int(100)],
-        ),
-        (
-            "renumbering a group's leaves".to_owned(),
-            lockchain::RENUMBER_SQL.to_owned(),
-            vec![
-                int(5),
-                Box::new(vec!["c".to_owned()]) as Param,
-                Box::new(vec![1_i64]) as Param,
-            ],
         ),
         (
             "the latest checkpoint".to_owned(),
