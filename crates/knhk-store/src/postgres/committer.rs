@@ -645,7 +645,8 @@ pub(super) const WRITES: [(&str, &str); 6] = [
 
 impl Statements {
     /// Encodes a commit's rows and prepares its statements (cached on the connection, so
-    /// no round trip after the first of each).
+    /// no round trip after the first of each). With leaves, its events take the places
+    /// from `first_place` on among the group's leaves.
     async fn prepare(
         client: &Client,
         c: &Commit,
@@ -706,9 +707,9 @@ impl Statements {
             ];
             let sql = match first_place {
                 Some(first) => {
-                    let first = int("leaf index", first)?;
-                    let leaves: Vec<i64> = (0..c.events.len() as i64).map(|i| first + i).collect();
-                    args.push(Box::new(leaves));
+                    let first = int("a leaf's place in its group", first)?;
+                    let places: Vec<i64> = (0..c.events.len() as i64).map(|i| first + i).collect();
+                    args.push(Box::new(places));
                     INSERT_EVENTS_WITH_LEAVES
                 }
                 None => INSERT_EVENTS,
