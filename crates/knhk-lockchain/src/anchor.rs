@@ -465,12 +465,10 @@ pub fn check_writable(dir: &Path) -> Result<(), AnchorError> {
         .open(&probe)
         .and_then(|mut f| std::io::Write::write_all(&mut f, b"probe"));
     let removed = std::fs::remove_file(&probe);
-    result
-        .and(removed)
-        .map_err(|e| AnchorError::Git {
-            dir: dir.to_path_buf(),
-            problem: format!("not writable: {e}"),
-        })
+    result.and(removed).map_err(|e| AnchorError::Git {
+        dir: dir.to_path_buf(),
+        problem: format!("not writable: {e}"),
+    })
 }
 
 #[cfg(test)]
@@ -654,7 +652,10 @@ mod tests {
         let mut anchor = Anchor::open_or_init(tmp.path()).unwrap();
         anchor.append(&note(1, &leaf_hash(b"x")), &[]).unwrap();
         // Someone commits something else on the branch with git itself.
-        let empty_tree = git(tmp.path(), &["hash-object", "-t", "tree", "-w", "/dev/null"]);
+        let empty_tree = git(
+            tmp.path(),
+            &["hash-object", "-t", "tree", "-w", "/dev/null"],
+        );
         let last = anchor.last().unwrap().commit.clone();
         let out = std::process::Command::new("git")
             .arg("--git-dir")

@@ -42,7 +42,10 @@ fn knhk_run_anchors_a_checkpoint_signed_by_the_key_made_once() {
     let data = DataDir::local();
     data.start_loan();
     let key = data.path().join("lockchain/key");
-    let mode = std::fs::metadata(&key).expect("the key").permissions().mode();
+    let mode = std::fs::metadata(&key)
+        .expect("the key")
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600, "{mode:o}");
     let signer = Signer::from_key_text(&std::fs::read_to_string(&key).expect("the key"))
         .expect("a signer key");

@@ -45,7 +45,11 @@ impl WorkflowEngine {
     /// empty. One-shot commands call it before they exit, so that receipts of what they did
     /// need no later checkpoint.
     pub async fn checkpoint_now(&self) -> Result<Option<CheckpointView>, Error> {
-        Ok(self.take_checkpoint().await?.as_ref().map(CheckpointView::of))
+        Ok(self
+            .take_checkpoint()
+            .await?
+            .as_ref()
+            .map(CheckpointView::of))
     }
 
     /// Takes a checkpoint when the tree grew; returns the latest stored one.
@@ -267,8 +271,11 @@ fn anchor_one(
     record: &CheckpointRecord,
     state: &std::sync::Mutex<AnchorState>,
 ) {
-    let result = proof_from_last(anchor, store, runtime, record.size)
-        .and_then(|proof| anchor.append(&record.note, &proof).map_err(|e| e.to_string()));
+    let result = proof_from_last(anchor, store, runtime, record.size).and_then(|proof| {
+        anchor
+            .append(&record.note, &proof)
+            .map_err(|e| e.to_string())
+    });
     match result {
         Ok(anchored) => {
             let mut s = lock(state);
