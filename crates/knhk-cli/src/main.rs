@@ -30,7 +30,9 @@ mod cases;
 mod config;
 mod connectors;
 mod input;
+mod lockchain;
 mod lockchain_config;
+mod lockchain_show;
 mod outcome;
 mod progress;
 mod report;
@@ -278,6 +280,10 @@ enum Command {
     /// Lists and probes the connector instances of the config file (and the built-in `http`).
     #[command(subcommand)]
     Connector(connectors::ConnectorCommand),
+    /// The tamper-evident case history: verifies the whole log offline or one receipt, and
+    /// prints receipts, the latest checkpoint and the public key.
+    #[command(subcommand)]
+    Lockchain(lockchain::LockchainCommand),
     /// Keeps the engine running on the data directory: picks up unfinished cases (connector
     /// calls cut off by a crash are made again) and fires timers, until interrupted.
     Worker(worker::WorkerArgs),
@@ -412,6 +418,10 @@ fn main() -> ExitCode {
         } => validate(&files, json, strict, &spec_options, &settings.connectors),
         Command::Simulate { file, data, json } => simulate(&file, data.as_deref(), json, &settings),
         Command::Export { file } => export(&file),
+        // A receipt is checked with nothing but its key: no store, no runtime.
+        Command::Lockchain(lockchain::LockchainCommand::VerifyReceipt(args)) => {
+            lockchain::verify_receipt(&args)
+        }
         command => match tokio::runtime::Builder::new_multi_thread()
             // The CEL parser and evaluator recurse once per level of an expression, with large
             // frames in a debug build: 8 MiB (the main thread's) holds the deepest one accepted.
@@ -496,6 +506,7 @@ async fn dispatch(
         Command::Case(c) => cases::run(&session, c).await,
         Command::WorkItem(c) => workitems::run(&session, c).await,
         Command::Store(c) => store_check::run(&session, c).await,
+        Command::Lockchain(c) => lockchain::run(&session, c).await,
         Command::Connector(_)
         | Command::Validate { .. }
         | Command::Simulate { .. }
@@ -547,6 +558,7 @@ async fn dispatch_remote(
         Command::Workflow(c) => workflows::run(&session, c).await,
         Command::Case(c) => cases::run(&session, c).await,
         Command::WorkItem(c) => workitems::run(&session, c).await,
+        Command::Lockchain(c) => lockchain::run(&session, c).await,
         _ => Ok(ExitCode::SUCCESS),
     };
     // An unknown id: say where it was looked up.

@@ -16,6 +16,7 @@ mod incidents;
 mod inputs;
 mod intake;
 mod limits;
+mod lockchain_show;
 mod multinode;
 mod nodes;
 mod outage;

@@ -268,6 +268,7 @@ mod lookup;
 mod queries;
 mod release;
 mod service;
+mod verify;
 
 pub use catalog::connector_problems;
 pub use check::{StoreProblem, StoreReport, Subject};
@@ -275,6 +276,7 @@ pub use connectors::{connector_views, probe_connectors};
 pub use idempotency::KeyedCase;
 pub use lockchain::{AnchorConfig, CheckpointView, LockchainConfig, LockchainHealth};
 pub use service::Started;
+pub use verify::{KeySource, VerifyOptions, VerifyReport};
 
 impl WorkflowEngine {
     /// Creates an engine over a store. It performs nothing in the background until
