@@ -83,9 +83,7 @@ impl LockchainFile {
             match key.as_str() {
                 "enabled" => match &value {
                     toml::Value::Boolean(b) => file.enabled = Some(*b),
-                    other => anyhow::bail!(
-                        "lockchain.enabled: must be true or false, not {other}"
-                    ),
+                    other => anyhow::bail!("lockchain.enabled: must be true or false, not {other}"),
                 },
                 "key_file" => file.key_file = Some(PathBuf::from(text()?)),
                 "key_env" => file.key_env = Some(text()?),
@@ -285,10 +283,7 @@ mod tests {
         let again = engine_config(&LockchainFile::default(), tmp.path())
             .unwrap()
             .unwrap();
-        assert_eq!(
-            again.signer.verifier_key(),
-            config.signer.verifier_key()
-        );
+        assert_eq!(again.signer.verifier_key(), config.signer.verifier_key());
         let names: Vec<_> = std::fs::read_dir(tmp.path().join("lockchain"))
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -329,7 +324,9 @@ mod tests {
         assert_eq!(engine_config(&f, tmp.path()).unwrap().unwrap().anchor, None);
 
         assert_eq!(
-            engine_config(&file("enabled = false\n"), tmp.path()).unwrap().map(|c| c.origin),
+            engine_config(&file("enabled = false\n"), tmp.path())
+                .unwrap()
+                .map(|c| c.origin),
             None
         );
     }
@@ -340,7 +337,10 @@ mod tests {
         let e = LockchainFile::parse("colour = 1".parse::<toml::Table>().unwrap().into())
             .unwrap_err()
             .to_string();
-        assert!(e.starts_with("lockchain.colour: unknown key (the keys are enabled, "), "{e}");
+        assert!(
+            e.starts_with("lockchain.colour: unknown key (the keys are enabled, "),
+            "{e}"
+        );
         let e = LockchainFile::parse(
             "checkpoint_events = \"many\""
                 .parse::<toml::Table>()
@@ -358,7 +358,10 @@ mod tests {
         let f = file(&format!("key_file = {:?}\n", missing.display().to_string()));
         let e = format!("{:#}", engine_config(&f, tmp.path()).unwrap_err());
         assert!(
-            e.starts_with(&format!("lockchain.key_file: {}: no such file", missing.display())),
+            e.starts_with(&format!(
+                "lockchain.key_file: {}: no such file",
+                missing.display()
+            )),
             "{e}"
         );
         std::fs::write(&missing, "PRIVATE+KEY+x+00000000+AAAA\n").unwrap();

@@ -173,9 +173,17 @@ impl Anchor {
         self.branch.as_bstr().to_str_lossy().into_owned()
     }
 
-    /// Returns the last anchored checkpoint, if any.
+    /// Returns the last anchored checkpoint, if any, as last read or written.
     pub fn last(&self) -> Option<&Anchored> {
         self.last.as_ref()
+    }
+
+    /// Reads the last anchored checkpoint again, for another process may have anchored one
+    /// since (the branch is only ever moved from the commit it was read at, so a stale view
+    /// makes `append` fail, never fork the chain).
+    pub fn refresh(&mut self) -> Result<Option<&Anchored>, AnchorError> {
+        self.last = self.read_head()?;
+        Ok(self.last.as_ref())
     }
 
     /// Anchors the signed checkpoint `note`: one commit holding it, whose parent is the last

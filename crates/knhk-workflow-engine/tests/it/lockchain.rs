@@ -52,7 +52,10 @@ async fn run_case(engine: &WorkflowEngine, x: i64) -> (CaseId, u64) {
         .await
         .unwrap()
         .workflow;
-    let case = engine.create_case(wf.id, json!({ "x": x }), true).await.unwrap();
+    let case = engine
+        .create_case(wf.id, json!({ "x": x }), true)
+        .await
+        .unwrap();
     let events = engine.history(case.id).await.unwrap().len() as u64;
     (case.id, events)
 }
@@ -62,11 +65,7 @@ fn anchored_sizes(dir: &Path) -> Vec<u64> {
     if !dir.join("HEAD").is_file() {
         return Vec::new();
     }
-    anchor::chain(dir)
-        .unwrap()
-        .iter()
-        .map(|a| a.size)
-        .collect()
+    anchor::chain(dir).unwrap().iter().map(|a| a.size).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -76,7 +75,10 @@ async fn each_event_gets_the_next_leaf_in_its_commit_and_none_without_the_lockch
     let on = engine(Arc::clone(&store), Some(lockchain(None)));
     let (first, n1) = run_case(&on, 1).await;
     let (second, n2) = run_case(&on, 2).await;
-    assert!(n1 > 3, "a case of three tasks has more events than that: {n1}");
+    assert!(
+        n1 > 3,
+        "a case of three tasks has more events than that: {n1}"
+    );
 
     let head = store.lockchain_head().await.unwrap();
     assert_eq!(head.size, n1 + n2, "one leaf per event");
@@ -90,7 +92,11 @@ async fn each_event_gets_the_next_leaf_in_its_commit_and_none_without_the_lockch
         }
         assert_eq!(history.len() as u64, n);
     }
-    assert_eq!(head.root, root_of(&leaves), "the head is the tree of the events' leaves");
+    assert_eq!(
+        head.root,
+        root_of(&leaves),
+        "the head is the tree of the events' leaves"
+    );
 
     // An engine without the lockchain commits no leaves, and has no receipts to give.
     let off = engine(Arc::clone(&store), None);
@@ -101,7 +107,10 @@ async fn each_event_gets_the_next_leaf_in_its_commit_and_none_without_the_lockch
         off.receipt(first, 1).await,
         Err(Error::LockchainOff)
     ));
-    assert!(matches!(off.lockchain_public_key(), Err(Error::LockchainOff)));
+    assert!(matches!(
+        off.lockchain_public_key(),
+        Err(Error::LockchainOff)
+    ));
     let e = on.receipt(third, 1).await.unwrap_err();
     assert_eq!(
         e.to_string(),
@@ -132,10 +141,20 @@ async fn receipts_verify_with_the_public_key_alone() {
     // Later events are covered by later checkpoints; earlier receipts use the latest.
     let (second, n2) = run_case(&engine, 2).await;
     for seq in 1..=n2 {
-        let v = engine.receipt(second, seq).await.unwrap().verify(&verifier).unwrap();
+        let v = engine
+            .receipt(second, seq)
+            .await
+            .unwrap()
+            .verify(&verifier)
+            .unwrap();
         assert_eq!((v.leaf_index, v.tree_size), (n1 + seq - 1, n1 + n2));
     }
-    let v = engine.receipt(first, n1).await.unwrap().verify(&verifier).unwrap();
+    let v = engine
+        .receipt(first, n1)
+        .await
+        .unwrap()
+        .verify(&verifier)
+        .unwrap();
     assert_eq!((v.leaf_index, v.tree_size), (n1 - 1, n1 + n2));
     // Taking a checkpoint with nothing new gives the latest again.
     let again = engine.checkpoint_now().await.unwrap().unwrap();
@@ -144,10 +163,20 @@ async fn receipts_verify_with_the_public_key_alone() {
 
     // A receipt checked against another key fails.
     let other = Signer::generate(ORIGIN).unwrap().verifier();
-    assert!(engine.receipt(first, 1).await.unwrap().verify(&other).is_err());
+    assert!(
+        engine
+            .receipt(first, 1)
+            .await
+            .unwrap()
+            .verify(&other)
+            .is_err()
+    );
 
     let e = engine.receipt(first, n1 + 1).await.unwrap_err();
-    assert!(matches!(e, Error::UnknownEvent { seq, .. } if seq == n1 + 1), "{e}");
+    assert!(
+        matches!(e, Error::UnknownEvent { seq, .. } if seq == n1 + 1),
+        "{e}"
+    );
     assert_eq!(e.code(), knhk_workflow_engine::ErrorCode::NotFound);
     let nobody = CaseId(uuid::Uuid::from_u128(7));
     assert!(matches!(
@@ -258,9 +287,15 @@ async fn checkpoints_are_anchored_in_git_chained_and_pushed() {
         chain.iter().map(|a| a.note.clone()).collect::<Vec<_>>(),
         stored.iter().map(|c| c.note.clone()).collect::<Vec<_>>()
     );
-    eventually("the chain pushed", || async { anchored_sizes(&remote) == sizes }).await;
+    eventually("the chain pushed", || async {
+        anchored_sizes(&remote) == sizes
+    })
+    .await;
     let health = engine.lockchain_health().await.result.unwrap();
-    assert!(health.contains("is writable; the last anchored checkpoint, of size"), "{health}");
+    assert!(
+        health.contains("is writable; the last anchored checkpoint, of size"),
+        "{health}"
+    );
     engine.shutdown().await;
 }
 
@@ -269,7 +304,10 @@ async fn an_anchor_refuses_a_tree_that_does_not_extend_it_and_health_says_so() {
     let tmp = tempfile::tempdir().unwrap();
     let git_dir = tmp.path().join("anchor");
     // A first log anchors its checkpoint.
-    let first = engine(Arc::new(MemoryStore::default()), Some(lockchain(Some(&git_dir))));
+    let first = engine(
+        Arc::new(MemoryStore::default()),
+        Some(lockchain(Some(&git_dir))),
+    );
     run_case(&first, 1).await;
     run_case(&first, 2).await;
     let anchored = first.checkpoint_now().await.unwrap().unwrap().size;
@@ -313,7 +351,11 @@ async fn an_anchor_refuses_a_tree_that_does_not_extend_it_and_health_says_so() {
         "{e}"
     );
     second.shutdown().await;
-    assert_eq!(anchored_sizes(&git_dir), [anchored], "nothing refused was committed");
+    assert_eq!(
+        anchored_sizes(&git_dir),
+        [anchored],
+        "nothing refused was committed"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -338,7 +380,9 @@ async fn health_says_when_the_last_anchor_is_too_old_for_a_grown_tree() {
     let e = engine.lockchain_health().await.result.unwrap_err();
     // The commit's time is the wall clock's, in whole seconds.
     assert!(
-        e.contains(&format!("the last anchored checkpoint, of size {size}, is 60")),
+        e.contains(&format!(
+            "the last anchored checkpoint, of size {size}, is 60"
+        )),
         "{e}"
     );
     assert!(
