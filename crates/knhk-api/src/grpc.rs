@@ -745,8 +745,12 @@ impl WorkflowService for Grpc {
         &self,
         _request: Request<pb::GetPublicKeyRequest>,
     ) -> Result<Response<pb::PublicKey>, Status> {
-        self.call(move |s| async move { Ok(pb::PublicKey { key: s.public_key()? }) })
-            .await
+        self.call(move |s| async move {
+            Ok(pb::PublicKey {
+                key: s.public_key()?,
+            })
+        })
+        .await
     }
 }
 

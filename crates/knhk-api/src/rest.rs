@@ -752,7 +752,13 @@ fn wants_text(headers: &HeaderMap) -> bool {
         .unwrap_or_default();
     accept
         .split(',')
-        .map(|m| m.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
+        .map(|m| {
+            m.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        })
         .find(|m| m == "text/plain" || m == "application/json")
         .is_some_and(|m| m == "text/plain")
 }
@@ -1100,8 +1106,14 @@ mod tests {
             );
         }
         let checkpoint = &doc["paths"]["/lockchain/checkpoint"]["get"]["responses"]["200"];
-        assert!(checkpoint["content"]["text/plain"].is_object(), "{checkpoint}");
-        assert!(checkpoint["content"]["application/json"].is_object(), "{checkpoint}");
+        assert!(
+            checkpoint["content"]["text/plain"].is_object(),
+            "{checkpoint}"
+        );
+        assert!(
+            checkpoint["content"]["application/json"].is_object(),
+            "{checkpoint}"
+        );
         let key = &doc["paths"]["/lockchain/public-key"]["get"]["responses"]["200"];
         assert!(key["content"]["text/plain"].is_object(), "{key}");
     }

@@ -39,11 +39,7 @@ const WARM_UP: usize = 16;
 /// The origin (and key name) of the bench's logs.
 const ORIGIN: &str = "bench.knhk.dev/lockchain";
 /// The tree sizes whose receipt size is computed.
-const SIZES: [(&str, u64); 3] = [
-    ("1k", 1_000),
-    ("1M", 1_000_000),
-    ("1G", 1_000_000_000),
-];
+const SIZES: [(&str, u64); 3] = [("1k", 1_000), ("1M", 1_000_000), ("1G", 1_000_000_000)];
 
 /// The options of `knhk-bench lockchain`.
 #[derive(Debug, clap::Args)]

@@ -32,7 +32,13 @@ fn a_quick_lockchain_bench_prints_every_figure() {
         .iter()
         .position(|l| l.starts_with("workload"))
         .unwrap_or_else(|| panic!("no table header in\n{stdout}"));
-    for column in ["concurrency", "lockchain", "cases/s", "step p50", "step p99"] {
+    for column in [
+        "concurrency",
+        "lockchain",
+        "cases/s",
+        "step p50",
+        "step p99",
+    ] {
         assert!(lines[header].contains(column), "no {column} in\n{stdout}");
     }
     let expected = [("1", "off"), ("1", "on"), ("64", "off"), ("64", "on")];
@@ -71,10 +77,7 @@ fn a_quick_lockchain_bench_prints_every_figure() {
                 .collect()
         })
         .collect();
-    assert_eq!(
-        sizes.iter().map(|s| s[0]).collect::<Vec<_>>(),
-        [10, 20, 30]
-    );
+    assert_eq!(sizes.iter().map(|s| s[0]).collect::<Vec<_>>(), [10, 20, 30]);
     for pair in sizes.windows(2) {
         assert!(pair[1][1] > pair[0][1] + 10 * 44, "{stdout}");
         assert!(pair[1][2] >= pair[0][2] + 10 * 34, "{stdout}");

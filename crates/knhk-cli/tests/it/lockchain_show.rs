@@ -59,7 +59,10 @@ fn check_receipt(r: &Value, case: &str, seq: u64) {
     assert!(!event.is_empty());
     let note = r["checkpoint"].as_str().expect("checkpoint");
     let mut lines = note.lines();
-    assert!(lines.next().is_some_and(|origin| !origin.is_empty()), "{note}");
+    assert!(
+        lines.next().is_some_and(|origin| !origin.is_empty()),
+        "{note}"
+    );
     assert_eq!(lines.next(), Some(size.to_string().as_str()), "{note}");
     assert!(note.contains("\n\n\u{2014} "), "a signed note: {note}");
 }
@@ -109,7 +112,10 @@ fn receipt_checkpoint_and_public_key_print_the_same_on_a_data_directory_and_thro
     let parts: Vec<&str> = key.trim_end().split('+').collect();
     assert_eq!(parts.len(), 3, "name+hash+key: {key}");
     assert_eq!(parts[1].len(), 8, "{key}");
-    assert!(note.starts_with(parts[0]), "the note's origin names the key: {note} {key}");
+    assert!(
+        note.starts_with(parts[0]),
+        "the note's origin names the key: {note} {key}"
+    );
 
     // The receipt holds with nothing but the key: `verify-receipt` checks the file.
     let key_file = data.path().join("knhk.pub");
@@ -127,9 +133,15 @@ fn receipt_checkpoint_and_public_key_print_the_same_on_a_data_directory_and_thro
     assert!(checked.contains(&id), "{checked}");
 
     let url = data.server_url();
-    let served = ok_out(&remote(&url, &["lockchain", "receipt", &id, "1"]), "receipt");
+    let served = ok_out(
+        &remote(&url, &["lockchain", "receipt", &id, "1"]),
+        "receipt",
+    );
     assert_eq!(served, receipt_text);
-    let served = ok_out(&remote(&url, &["lockchain", "receipt", short, "1"]), "receipt");
+    let served = ok_out(
+        &remote(&url, &["lockchain", "receipt", short, "1"]),
+        "receipt",
+    );
     assert_eq!(served, receipt_text);
     assert_eq!(
         ok_out(&remote(&url, &["lockchain", "checkpoint"]), "checkpoint"),
@@ -151,7 +163,10 @@ fn a_receipt_of_an_unknown_case_or_event_is_refused_naming_it() {
     let dir = path_str(data.path()).to_owned();
     let url = data.server_url();
     let unknown = "00000000-0000-0000-0000-0000000000aa";
-    for place in [vec!["--data-dir", dir.as_str()], vec!["--server", url.as_str()]] {
+    for place in [
+        vec!["--data-dir", dir.as_str()],
+        vec!["--server", url.as_str()],
+    ] {
         let run = |args: &[&str]| {
             let mut all = place.clone();
             all.extend_from_slice(args);
@@ -159,7 +174,11 @@ fn a_receipt_of_an_unknown_case_or_event_is_refused_naming_it() {
         };
         let out = run(&["lockchain", "receipt", unknown, "1"]);
         assert_eq!(out.status.code(), Some(1), "{place:?}");
-        assert!(stderr(&out).contains(unknown), "{place:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(unknown),
+            "{place:?}: {}",
+            stderr(&out)
+        );
         let out = run(&["lockchain", "receipt", &id, "9999"]);
         assert_eq!(out.status.code(), Some(1), "{place:?}");
         assert!(stderr(&out).contains("9999"), "{place:?}: {}", stderr(&out));
@@ -177,7 +196,12 @@ fn the_lockchain_commands_need_a_store() {
     for args in [
         vec!["lockchain", "checkpoint"],
         vec!["lockchain", "public-key"],
-        vec!["lockchain", "receipt", "00000000-0000-0000-0000-000000000000", "1"],
+        vec![
+            "lockchain",
+            "receipt",
+            "00000000-0000-0000-0000-000000000000",
+            "1",
+        ],
     ] {
         let mut all = vec!["--data-dir", path_str(dir.path())];
         all.extend_from_slice(&args);
@@ -327,7 +351,12 @@ async fn rest_and_grpc_give_the_same_receipt_checkpoint_and_key() {
 #[test]
 fn the_examples_run_with_the_lockchain_on_by_default() {
     let data = DataDir::local();
-    let out = data.knhk(&["run", &example("order_approval.ttl"), "--data", r#"{"amount": 10}"#]);
+    let out = data.knhk(&[
+        "run",
+        &example("order_approval.ttl"),
+        "--data",
+        r#"{"amount": 10}"#,
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let note = data.ok(&["lockchain", "checkpoint"]);
     assert!(note.contains("\n\n\u{2014} "), "{note}");
