@@ -31,6 +31,7 @@ mod config;
 mod connectors;
 mod input;
 mod lockchain;
+mod lockchain_config;
 mod lockchain_show;
 mod outcome;
 mod progress;
@@ -407,6 +408,7 @@ fn main() -> ExitCode {
             .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
         connectors: file.connectors,
         subscriptions: file.subscriptions,
+        lockchain: file.lockchain,
     };
     let result = match cli.command {
         Command::Validate {
@@ -494,6 +496,9 @@ async fn dispatch(
     }
     let session = Session::open(data_dir, settings).await?;
     let looked_in = session.looked_in();
+    // `knhk run` signs a checkpoint of what it did before it exits, so that its receipts
+    // need no later one.
+    let final_checkpoint = matches!(command, Command::Run(_));
     let result = match command {
         Command::Run(args) => run::run(&session, args).await,
         Command::Worker(args) => worker::run(&session, args).await,
@@ -508,6 +513,9 @@ async fn dispatch(
         | Command::Export { .. }
         | Command::Serve(_) => Ok(ExitCode::SUCCESS),
     };
+    if final_checkpoint {
+        session.final_checkpoint().await;
+    }
     session.close().await;
     // An unknown id may only mean that the command looked in another data directory.
     result.map_err(|e| {

@@ -139,11 +139,19 @@ impl Anchor {
         } else {
             gix::open(dir).map_err(|e| git(format!("not a git repository: {e}")))?
         };
+        let default: gix::refs::FullName = DEFAULT_BRANCH
+            .try_into()
+            .map_err(|e| git(format!("branch {DEFAULT_BRANCH}: {e}")))?;
+        // The branch HEAD names; but a repository whose HEAD names a branch with no commit yet
+        // (a remote made by `git init --bare`, whose HEAD may say master) keeps the chain
+        // pushed to it on the default branch.
         let branch = match repo.head_name() {
-            Ok(Some(name)) => name,
-            Ok(None) | Err(_) => DEFAULT_BRANCH
-                .try_into()
-                .map_err(|e| git(format!("branch {DEFAULT_BRANCH}: {e}")))?,
+            Ok(Some(name)) => {
+                let born = matches!(repo.try_find_reference(name.as_ref()), Ok(Some(_)));
+                let default_born = matches!(repo.try_find_reference(default.as_ref()), Ok(Some(_)));
+                if !born && default_born { default } else { name }
+            }
+            Ok(None) | Err(_) => default,
         };
         let mut anchor = Anchor {
             dir: dir.to_path_buf(),
@@ -165,9 +173,17 @@ impl Anchor {
         self.branch.as_bstr().to_str_lossy().into_owned()
     }
 
-    /// Returns the last anchored checkpoint, if any.
+    /// Returns the last anchored checkpoint, if any, as last read or written.
     pub fn last(&self) -> Option<&Anchored> {
         self.last.as_ref()
+    }
+
+    /// Reads the last anchored checkpoint again, for another process may have anchored one
+    /// since (the branch is only ever moved from the commit it was read at, so a stale view
+    /// makes `append` fail, never fork the chain).
+    pub fn refresh(&mut self) -> Result<Option<&Anchored>, AnchorError> {
+        self.last = self.read_head()?;
+        Ok(self.last.as_ref())
     }
 
     /// Anchors the signed checkpoint `note`: one commit holding it, whose parent is the last
@@ -449,12 +465,10 @@ pub fn check_writable(dir: &Path) -> Result<(), AnchorError> {
         .open(&probe)
         .and_then(|mut f| std::io::Write::write_all(&mut f, b"probe"));
     let removed = std::fs::remove_file(&probe);
-    result
-        .and(removed)
-        .map_err(|e| AnchorError::Git {
-            dir: dir.to_path_buf(),
-            problem: format!("not writable: {e}"),
-        })
+    result.and(removed).map_err(|e| AnchorError::Git {
+        dir: dir.to_path_buf(),
+        problem: format!("not writable: {e}"),
+    })
 }
 
 #[cfg(test)]
@@ -638,7 +652,10 @@ mod tests {
         let mut anchor = Anchor::open_or_init(tmp.path()).unwrap();
         anchor.append(&note(1, &leaf_hash(b"x")), &[]).unwrap();
         // Someone commits something else on the branch with git itself.
-        let empty_tree = git(tmp.path(), &["hash-object", "-t", "tree", "-w", "/dev/null"]);
+        let empty_tree = git(
+            tmp.path(),
+            &["hash-object", "-t", "tree", "-w", "/dev/null"],
+        );
         let last = anchor.last().unwrap().commit.clone();
         let out = std::process::Command::new("git")
             .arg("--git-dir")

@@ -49,19 +49,27 @@ pub fn event_bytes(case: CaseId, event: &Event) -> Result<Vec<u8>, CanonicalErro
 }
 
 /// Appends the canonical bytes of event `event` of case `case` to `out` (so that a caller
-/// hashing many events reuses one buffer).
+/// hashing many events reuses one buffer). On error `out` is left as it was.
 pub fn write_event(out: &mut Vec<u8>, case: CaseId, event: &Event) -> Result<(), CanonicalError> {
-    let fail = |e: jcs::JcsError| CanonicalError::Event {
+    let start = out.len();
+    let written = write_fields(out, case, event);
+    if written.is_err() {
+        out.truncate(start);
+    }
+    written.map_err(|e| CanonicalError::Event {
         case,
         seq: event.seq,
         problem: e.0,
-    };
+    })
+}
+
+fn write_fields(out: &mut Vec<u8>, case: CaseId, event: &Event) -> Result<(), jcs::JcsError> {
     // The four keys in JCS order: case, event, seq, time.
     out.push(CANONICAL_VERSION);
     out.extend_from_slice(b"{\"case\":");
-    jcs::write(out, &case).map_err(fail)?;
+    jcs::write(out, &case)?;
     out.extend_from_slice(b",\"event\":");
-    jcs::write(out, &event.kind).map_err(fail)?;
+    jcs::write(out, &event.kind)?;
     out.extend_from_slice(b",\"seq\":");
     jcs::write_integer(out, false, u128::from(event.seq));
     out.extend_from_slice(b",\"time\":");

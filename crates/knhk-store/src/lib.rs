@@ -5,7 +5,11 @@
 //! its new events, the new case row, the work item and timer changes, the idempotency record
 //! and now and then a snapshot of the case's state ([`SnapshotRecord`]) are written together
 //! or not at all, guarded by optimistic concurrency on the case
-//! version. Three backends implement it and pass the same conformance suite
+//! version. The lockchain leaves of a step's events ([`Commit::leaves`]) are appended to the
+//! store's one Merkle tree, kept in tiles, in that same transaction; the signed checkpoints
+//! of the tree's head are kept beside it ([`CheckpointRecord`]).
+//!
+//! Three backends implement it and pass the same conformance suite
 //! (`tests/it/conformance/`): [`MemoryStore`] for tests, [`SqliteStore`], an embedded
 //! SQLite file in WAL mode whose single writer thread groups concurrent commits into one
 //! transaction and one fsync, and [`PostgresStore`], a schema of a PostgreSQL database shared

@@ -46,7 +46,7 @@ pub(crate) fn tile_from_row(
         level: u8::try_from(level).map_err(|_| bad("the level is out of range".to_owned()))?,
         index: u64::try_from(index).map_err(|_| bad("the index is negative".to_owned()))?,
     };
-    if hashes.len() % HASH_BYTES != 0 {
+    if !hashes.len().is_multiple_of(HASH_BYTES) {
         return Err(bad(format!(
             "{} bytes of hashes is not a whole number of 32-byte hashes",
             hashes.len()

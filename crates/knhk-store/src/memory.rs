@@ -2,6 +2,7 @@
 
 use knhk_core::WorkflowId;
 use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use knhk_core::{CaseId, CaseStatus, Event, TimerId, Timestamp, WorkItemId};
@@ -542,9 +543,9 @@ impl Store for MemoryStore {
         limit: usize,
     ) -> Result<Vec<CheckpointRecord>, Error> {
         let s = self.lock();
+        let after = (Bound::Excluded(after_size), Bound::Unbounded);
         Ok(s.checkpoints
-            .range(after_size.saturating_add(1)..)
-            .filter(|(size, _)| **size > after_size)
+            .range(after)
             .take(limit)
             .map(|(_, c)| c.clone())
             .collect())

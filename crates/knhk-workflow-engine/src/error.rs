@@ -149,7 +149,9 @@ pub enum Error {
     UnknownEvent { case: CaseId, seq: u64 },
     /// The engine keeps no lockchain (its config has none), so it has no receipts,
     /// checkpoints or key.
-    #[error("the lockchain is off in this engine (lockchain.enabled = false): no leaves, checkpoints, receipts or key")]
+    #[error(
+        "the lockchain is off in this engine (lockchain.enabled = false): no leaves, checkpoints, receipts or key"
+    )]
     LockchainOff,
     /// The event was committed while the lockchain was off: it has no leaf, so no receipt.
     #[error("event {seq} of case {case} has no leaf: committed without the lockchain")]

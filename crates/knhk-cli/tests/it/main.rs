@@ -4,6 +4,7 @@
 // Helpers outside `#[test]` functions fail loudly too.
 #![allow(clippy::expect_used, clippy::panic)]
 
+mod anchor;
 mod cases;
 mod client;
 mod connectors;

@@ -1,10 +1,11 @@
 //! RFC 8785 JSON Canonicalization (JCS) of any `Serialize` value, written in one pass.
 //!
 //! The value is written straight into the output as serde walks it; no `serde_json::Value` is
-//! built. Objects (structs and maps) are written member by member and then put in key order:
-//! each member's value is written once at the end of the output, and when the object ends its
-//! bytes are moved into place behind their sorted keys. So map order, struct field order and
-//! serde_json's features (`preserve_order`, `arbitrary_precision`) never change the bytes.
+//! built. An object's members (of a struct or a map) are written as they come, `"key":value`,
+//! and when the object ends they are put in key order if they are not in it already (a map
+//! of serde_json usually is; a struct seldom is): its bytes are copied aside once and written
+//! back member by member. So map order, struct field order and serde_json's features
+//! (`preserve_order`, `arbitrary_precision`) never change the bytes.
 //!
 //! Why it is canonical: every JSON value has exactly one form here. Whitespace is never
 //! written; keys are sorted by their UTF-16 code units and a repeated key is refused (RFC 8785
@@ -13,10 +14,18 @@
 //! `true`, `false`. Numbers follow one rule, stated once in [`write_f64`] and
 //! [`write_integer`]: integers exact, other numbers by ECMAScript's Number-to-String.
 
+use std::cell::RefCell;
 use std::cmp::Ordering;
-use std::fmt::{self, Write as _};
+use std::fmt;
 
 use serde::ser::{self, Serialize};
+
+mod key;
+mod number;
+
+use key::KeyText;
+use number::{write_f32, write_number_text};
+pub use number::{write_f64, write_integer};
 
 /// The struct name serde_json gives a number under its `arbitrary_precision` feature.
 const NUMBER_TOKEN: &str = "$serde_json::private::Number";
@@ -41,9 +50,27 @@ impl ser::Error for JcsError {
     }
 }
 
-/// Appends the canonical JSON of `value` to `out`.
+/// Appends the canonical JSON of `value` to `out`; on error `out` ends with part of it.
 pub fn write<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> Result<(), JcsError> {
-    value.serialize(Jcs { out })
+    thread_local! {
+        // Kept between calls so that writing an event allocates nothing but its output.
+        static SCRATCH: RefCell<Scratch> = RefCell::default();
+    }
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut scratch) => {
+            scratch.members.clear();
+            scratch.keys.clear();
+            value.serialize(Jcs {
+                out,
+                scratch: &mut scratch,
+            })
+        }
+        // A value whose serialization writes canonical JSON itself: a scratch of its own.
+        Err(_) => value.serialize(Jcs {
+            out,
+            scratch: &mut Scratch::default(),
+        }),
+    })
 }
 
 /// Appends a JSON string: `s` quoted and escaped as RFC 8785 §3.2.2.2 says.
@@ -78,218 +105,6 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
-/// Appends an integer as its exact decimal digits, `-` first when negative.
-///
-/// RFC 8785 reads every number as an IEEE double, which would round integers past 2^53 (a
-/// `seq`, a `u64` in case data). knhk writes integers exactly instead: the one place where it
-/// is stricter than JCS. For integers up to 2^53 in magnitude the two agree.
-pub fn write_integer(out: &mut Vec<u8>, negative: bool, magnitude: u128) {
-    if negative && magnitude != 0 {
-        out.push(b'-');
-    }
-    let mut digits = [0u8; 39];
-    let mut i = digits.len();
-    let mut m = magnitude;
-    loop {
-        i -= 1;
-        // m % 10 < 10: the cast cannot truncate.
-        digits[i] = b'0' + (m % 10) as u8;
-        m /= 10;
-        if m == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[i..]);
-}
-
-/// Appends a double as ECMAScript's Number-to-String writes it (ECMA-262 §6.1.6.1.20), which
-/// is what RFC 8785 §3.2.2.3 requires: NaN and the infinities are refused; both zeros are
-/// `0`; otherwise the shortest digits `d1..dk` that read back as the same double (of two
-/// such, the closer to it; of two as close, the even one), with decimal exponent `n` (the
-/// value is `0.d1..dk × 10^n`), laid out as plain digits when `-6 < n <= 21` and as
-/// `d1.d2..dke±(n-1)` otherwise.
-///
-/// The shortest, closest digits come from Rust's `{:e}` formatting; it breaks an exact tie
-/// upwards, so a tie is looked for and broken to even here (`Shortest::tie_to_even`).
-pub fn write_f64(out: &mut Vec<u8>, value: f64) -> Result<(), JcsError> {
-    write_float(out, value, value.is_finite(), value == 0.0, value < 0.0)
-}
-
-/// Appends an f32 by the rule of [`write_f64`], with the shortest digits that read back as
-/// the same f32 (as serde_json writes an f32).
-fn write_f32(out: &mut Vec<u8>, value: f32) -> Result<(), JcsError> {
-    write_float(out, value, value.is_finite(), value == 0.0, value < 0.0)
-}
-
-fn write_float<F>(
-    out: &mut Vec<u8>,
-    value: F,
-    finite: bool,
-    zero: bool,
-    negative: bool,
-) -> Result<(), JcsError>
-where
-    F: fmt::LowerExp + fmt::Display + std::str::FromStr + PartialEq + Copy,
-{
-    if !finite {
-        return Err(JcsError(format!("the number {value} has no JSON form")));
-    }
-    if zero {
-        out.push(b'0');
-        return Ok(());
-    }
-    let shortest = Shortest::of(value)?.tie_to_even(value)?;
-    shortest.write(out, negative);
-    Ok(())
-}
-
-/// The shortest digits of a finite, non-zero float's magnitude: `0.d1..dk × 10^n`.
-struct Shortest {
-    digits: [u8; 32],
-    k: usize,
-    n: i32,
-}
-
-/// Formats `value` with `{:e}` (or `{:.p$e}`) into a stack buffer and splits digits and
-/// exponent; refuses NaN and the infinities.
-fn scientific<F: fmt::LowerExp + fmt::Display + Copy>(
-    value: F,
-    precision: Option<usize>,
-) -> Result<(Vec<u8>, i32), JcsError> {
-    let mut text = String::with_capacity(32);
-    match precision {
-        None => write!(text, "{value:e}"),
-        Some(p) => write!(text, "{value:.p$e}"),
-    }
-    .map_err(|_| JcsError(format!("the number {value} did not format")))?;
-    let bad = || JcsError(format!("the number {value} has no JSON form"));
-    let text = text.trim_start_matches('-');
-    let (mantissa, exponent) = text.split_once('e').ok_or_else(bad)?;
-    let exponent: i32 = exponent.parse().map_err(|_| bad())?;
-    let digits: Vec<u8> = mantissa.bytes().filter(u8::is_ascii_digit).collect();
-    if digits.is_empty() {
-        return Err(bad());
-    }
-    Ok((digits, exponent))
-}
-
-impl Shortest {
-    fn of<F: fmt::LowerExp + fmt::Display + Copy>(value: F) -> Result<Shortest, JcsError> {
-        let (digits, exponent) = scientific(value, None)?;
-        let mut s = Shortest {
-            digits: [0; 32],
-            k: digits.len(),
-            n: exponent + 1,
-        };
-        s.digits
-            .get_mut(..digits.len())
-            .ok_or_else(|| JcsError(format!("the number {value} has too many digits")))?
-            .copy_from_slice(&digits);
-        Ok(s)
-    }
-
-    fn digits(&self) -> &[u8] {
-        &self.digits[..self.k]
-    }
-
-    /// Replaces odd digits that are exactly as far from `value` as their even neighbour (the
-    /// same digits with the last one moved by one) by that neighbour, if it too reads back as
-    /// `value`. Such a tie means `value` is exactly the decimal halfway between them, which
-    /// is checked on its exact expansion; that is only worked out when rounding `value` to one
-    /// more digit ends in `5`.
-    fn tie_to_even<F>(mut self, value: F) -> Result<Shortest, JcsError>
-    where
-        F: fmt::LowerExp + fmt::Display + std::str::FromStr + PartialEq + Copy,
-    {
-        let k = self.k;
-        let last = self.digits[k - 1];
-        if (last - b'0').is_multiple_of(2) {
-            return Ok(self);
-        }
-        let (longer, exponent) = scientific(value, Some(k))?;
-        if longer.last() != Some(&b'5') || exponent + 1 != self.n {
-            return Ok(self);
-        }
-        // An f64's exact decimal expansion has at most 767 significant digits.
-        let (mut exact, _) = scientific(value, Some(800))?;
-        while exact.last() == Some(&b'0') {
-            exact.pop();
-        }
-        if exact != longer {
-            return Ok(self);
-        }
-        // `value` is d1..d(k-1) x 5: halfway between x-1 and x, or between x and x+1.
-        let prefix = &longer[..k - 1];
-        let candidate = if longer[k - 1] == last {
-            last + 1
-        } else if longer[k - 1] == last - 1 {
-            last - 1
-        } else {
-            return Ok(self);
-        };
-        if !candidate.is_ascii_digit() || prefix != &self.digits[..k - 1] {
-            return Ok(self);
-        }
-        let mut text = String::with_capacity(k + 8);
-        text.extend(prefix.iter().map(|&b| char::from(b)));
-        text.push(char::from(candidate));
-        text.push_str(&format!("e{}", self.n - i32::try_from(k).unwrap_or(0)));
-        if text.parse::<F>().ok() == Some(value) {
-            self.digits[k - 1] = candidate;
-        }
-        Ok(self)
-    }
-
-    /// Lays the digits out by ECMAScript's rule.
-    fn write(&self, out: &mut Vec<u8>, negative: bool) {
-        let digits = self.digits();
-        let n = self.n;
-        // k <= 32: the cast cannot truncate.
-        let k = self.k as i32;
-        if negative {
-            out.push(b'-');
-        }
-        if k <= n && n <= 21 {
-            out.extend_from_slice(digits);
-            out.extend(std::iter::repeat_n(b'0', (n - k) as usize));
-        } else if 0 < n && n <= 21 {
-            let (int, frac) = digits.split_at(n as usize);
-            out.extend_from_slice(int);
-            out.push(b'.');
-            out.extend_from_slice(frac);
-        } else if -6 < n && n <= 0 {
-            out.extend_from_slice(b"0.");
-            out.extend(std::iter::repeat_n(b'0', (-n) as usize));
-            out.extend_from_slice(digits);
-        } else {
-            out.push(digits[0]);
-            if digits.len() > 1 {
-                out.push(b'.');
-                out.extend_from_slice(&digits[1..]);
-            }
-            out.push(b'e');
-            out.push(if n > 0 { b'+' } else { b'-' });
-            write_integer(out, false, u128::from((n - 1).unsigned_abs()));
-        }
-    }
-}
-
-/// Appends a number given as JSON text (serde_json's `arbitrary_precision` form): an integer
-/// literal in the i64 or u64 range exactly, anything else as the double it reads as.
-fn write_number_text(out: &mut Vec<u8>, text: &str) -> Result<(), JcsError> {
-    if let Ok(u) = text.parse::<u64>() {
-        write_integer(out, false, u128::from(u));
-    } else if let Ok(i) = text.parse::<i64>() {
-        write_integer(out, i < 0, u128::from(i.unsigned_abs()));
-    } else {
-        let f: f64 = text
-            .parse()
-            .map_err(|_| JcsError(format!("{text:?} is not a JSON number")))?;
-        write_f64(out, f)?;
-    }
-    Ok(())
-}
-
 /// Orders object keys as RFC 8785 §3.2.3 says: by their UTF-16 code units.
 pub fn key_order(a: &str, b: &str) -> Ordering {
     // UTF-8 byte order is code point order, which differs from UTF-16 order only between a
@@ -304,23 +119,41 @@ pub fn key_order(a: &str, b: &str) -> Ordering {
 /// The serializer: writes one value at the end of `out`.
 struct Jcs<'a> {
     out: &'a mut Vec<u8>,
+    scratch: &'a mut Scratch,
 }
 
-/// A member of an object being written: its key and where its value's bytes are in `out`.
+/// What objects need while they are written, shared by all of one value's objects so that it
+/// is allocated once: an object's members sit on `members` above those of the objects
+/// around it, and `copy` holds an object's bytes while they are put in order.
+#[derive(Default)]
+struct Scratch {
+    members: Vec<Member>,
+    /// The members' keys, one after another.
+    keys: String,
+    copy: Vec<u8>,
+}
+
+/// A member of an object being written: where its key is in `keys`, and where `"key":value`
+/// is in `out`.
 struct Member {
-    key: String,
+    key: (usize, usize),
     start: usize,
     end: usize,
 }
 
-/// An object being written (a map, a struct or the body of a struct variant).
+/// An object being written (a map, a struct or the body of a struct variant): its members
+/// are written as they come, then put in key order if they are not in it already.
 struct Object<'a> {
     out: &'a mut Vec<u8>,
-    /// Where the members' values start in `out`.
-    base: usize,
-    members: Vec<Member>,
-    /// The key of a map entry whose value comes next.
-    key: Option<String>,
+    scratch: &'a mut Scratch,
+    /// Where the members start in `out` (just after the `{`).
+    body: usize,
+    /// Where this object's members start in `scratch.members`.
+    first: usize,
+    /// Where this object's keys start in `scratch.keys`.
+    first_key: usize,
+    /// The key of a map entry whose value comes next, in `scratch.keys`.
+    key: Option<(usize, usize)>,
     /// Closes the `{"variant":` of a struct variant after the object.
     variant: bool,
     /// A serde_json `arbitrary_precision` number: its one field is the number's text.
@@ -328,12 +161,30 @@ struct Object<'a> {
 }
 
 impl Object<'_> {
-    fn member(&mut self, key: String, value: &(impl Serialize + ?Sized)) -> Result<(), JcsError> {
+    /// Puts a key in the key arena.
+    fn key(&mut self, key: &str) -> (usize, usize) {
+        let start = self.scratch.keys.len();
+        self.scratch.keys.push_str(key);
+        (start, self.scratch.keys.len())
+    }
+
+    /// Writes a member whose key is `key` in the key arena.
+    fn member(
+        &mut self,
+        key: (usize, usize),
+        value: &(impl Serialize + ?Sized),
+    ) -> Result<(), JcsError> {
+        if self.scratch.members.len() > self.first {
+            self.out.push(b',');
+        }
         let start = self.out.len();
+        write_str(self.out, &self.scratch.keys[key.0..key.1]);
+        self.out.push(b':');
         value.serialize(Jcs {
             out: &mut *self.out,
+            scratch: &mut *self.scratch,
         })?;
-        self.members.push(Member {
+        self.scratch.members.push(Member {
             key,
             start,
             end: self.out.len(),
@@ -341,25 +192,38 @@ impl Object<'_> {
         Ok(())
     }
 
-    fn finish(mut self) -> Result<(), JcsError> {
-        self.members.sort_by(|a, b| key_order(&a.key, &b.key));
-        if let Some(pair) = self.members.windows(2).find(|p| p[0].key == p[1].key) {
-            return Err(JcsError(format!(
-                "the key {:?} appears twice in one object",
-                pair[0].key
-            )));
-        }
-        let values = self.out.split_off(self.base);
-        self.out.push(b'{');
-        for (i, m) in self.members.iter().enumerate() {
-            if i > 0 {
-                self.out.push(b',');
+    fn finish(self) -> Result<(), JcsError> {
+        let Scratch {
+            members,
+            keys,
+            copy,
+        } = &mut *self.scratch;
+        let ours = &mut members[self.first..];
+        let key = |m: &Member| &keys[m.key.0..m.key.1];
+        let in_order = ours
+            .windows(2)
+            .all(|p| key_order(key(&p[0]), key(&p[1])) == Ordering::Less);
+        if !in_order {
+            ours.sort_by(|a, b| key_order(key(a), key(b)));
+            if let Some(pair) = ours.windows(2).find(|p| key(&p[0]) == key(&p[1])) {
+                return Err(JcsError(format!(
+                    "the key {:?} appears twice in one object",
+                    key(&pair[0])
+                )));
             }
-            write_str(self.out, &m.key);
-            self.out.push(b':');
-            self.out
-                .extend_from_slice(&values[m.start - self.base..m.end - self.base]);
+            copy.clear();
+            copy.extend_from_slice(&self.out[self.body..]);
+            self.out.truncate(self.body);
+            for (i, m) in ours.iter().enumerate() {
+                if i > 0 {
+                    self.out.push(b',');
+                }
+                self.out
+                    .extend_from_slice(&copy[m.start - self.body..m.end - self.body]);
+            }
         }
+        members.truncate(self.first);
+        keys.truncate(self.first_key);
         self.out.push(b'}');
         if self.variant {
             self.out.push(b'}');
@@ -371,6 +235,7 @@ impl Object<'_> {
 /// An array being written (a sequence, a tuple, or the body of a tuple variant).
 struct Array<'a> {
     out: &'a mut Vec<u8>,
+    scratch: &'a mut Scratch,
     first: bool,
     variant: bool,
 }
@@ -383,6 +248,7 @@ impl Array<'_> {
         self.first = false;
         value.serialize(Jcs {
             out: &mut *self.out,
+            scratch: &mut *self.scratch,
         })
     }
 
@@ -402,11 +268,18 @@ impl<'a> Jcs<'a> {
             write_str(self.out, name);
             self.out.push(b':');
         }
-        let base = self.out.len();
+        if !number {
+            self.out.push(b'{');
+        }
+        let body = self.out.len();
+        let first = self.scratch.members.len();
+        let first_key = self.scratch.keys.len();
         Object {
             out: self.out,
-            base,
-            members: Vec::new(),
+            scratch: self.scratch,
+            body,
+            first,
+            first_key,
             key: None,
             variant: variant.is_some(),
             number,
@@ -422,6 +295,7 @@ impl<'a> Jcs<'a> {
         self.out.push(b'[');
         Array {
             out: self.out,
+            scratch: self.scratch,
             first: true,
             variant: variant.is_some(),
         }
@@ -558,7 +432,8 @@ impl<'a> ser::Serializer for Jcs<'a> {
         value: &T,
     ) -> Result<(), JcsError> {
         let mut object = self.object(None, false);
-        object.member(variant.to_owned(), value)?;
+        let key = object.key(variant);
+        object.member(key, value)?;
         object.finish()
     }
 
@@ -669,7 +544,9 @@ impl ser::SerializeMap for Object<'_> {
     type Error = JcsError;
 
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), JcsError> {
-        self.key = Some(key.serialize(KeyText)?);
+        let start = self.scratch.keys.len();
+        key.serialize(KeyText(&mut self.scratch.keys))?;
+        self.key = Some((start, self.scratch.keys.len()));
         Ok(())
     }
 
@@ -696,10 +573,14 @@ impl ser::SerializeStruct for Object<'_> {
         value: &T,
     ) -> Result<(), JcsError> {
         if self.number {
-            let text = value.serialize(KeyText)?;
-            return write_number_text(self.out, &text);
+            let start = self.scratch.keys.len();
+            value.serialize(KeyText(&mut self.scratch.keys))?;
+            let written = write_number_text(self.out, &self.scratch.keys[start..]);
+            self.scratch.keys.truncate(start);
+            return written;
         }
-        self.member(key.to_owned(), value)
+        let key = self.key(key);
+        self.member(key, value)
     }
 
     fn end(self) -> Result<(), JcsError> {
@@ -719,158 +600,11 @@ impl ser::SerializeStructVariant for Object<'_> {
         key: &'static str,
         value: &T,
     ) -> Result<(), JcsError> {
-        self.member(key.to_owned(), value)
+        let key = self.key(key);
+        self.member(key, value)
     }
 
     fn end(self) -> Result<(), JcsError> {
         self.finish()
-    }
-}
-
-/// Serializes a map key to its text: strings and characters as they are, integers as their
-/// digits (as serde_json does); anything else is refused.
-struct KeyText;
-
-impl KeyText {
-    fn refuse(what: &str) -> JcsError {
-        JcsError(format!("a map key must be a string, not {what}"))
-    }
-}
-
-impl ser::Serializer for KeyText {
-    type Ok = String;
-    type Error = JcsError;
-    type SerializeSeq = ser::Impossible<String, JcsError>;
-    type SerializeTuple = ser::Impossible<String, JcsError>;
-    type SerializeTupleStruct = ser::Impossible<String, JcsError>;
-    type SerializeTupleVariant = ser::Impossible<String, JcsError>;
-    type SerializeMap = ser::Impossible<String, JcsError>;
-    type SerializeStruct = ser::Impossible<String, JcsError>;
-    type SerializeStructVariant = ser::Impossible<String, JcsError>;
-
-    fn serialize_bool(self, _v: bool) -> Result<String, JcsError> {
-        Err(KeyText::refuse("a boolean"))
-    }
-    fn serialize_i8(self, v: i8) -> Result<String, JcsError> {
-        Ok(v.to_string())
-    }
-    fn serialize_i16(self, v: i16) -> Result<String, JcsError> {
-        Ok(v.to_string())
-    }
-    fn serialize_i32(self, v: i32) -> Result<String, JcsError> {
-        Ok(v.to_string())
-    }
-    fn serialize_i64(self, v: i64) -> Result<String, JcsError> {
-        Ok(v.to_string())
-    }
-    fn serialize_i128(self, v: i128) -> Result<String, JcsError> {
-        Ok(v.to_string())
-    }
-    fn serialize_u8(self, v: u8) -> Result<String, JcsError> {
-        Ok(v.to_string())
-    }
-    fn serialize_u16(self, v: u16) -> Result<String, JcsError> {
-        Ok(v.to_string())
-    }
-    fn serialize_u32(self, v: u32) -> Result<String, JcsError> {
-        Ok(v.to_string())
-    }
-    fn serialize_u64(self, v: u64) -> Result<String, JcsError> {
-        Ok(v.to_string())
-    }
-    fn serialize_u128(self, v: u128) -> Result<String, JcsError> {
-        Ok(v.to_string())
-    }
-    fn serialize_f32(self, _v: f32) -> Result<String, JcsError> {
-        Err(KeyText::refuse("a number"))
-    }
-    fn serialize_f64(self, _v: f64) -> Result<String, JcsError> {
-        Err(KeyText::refuse("a number"))
-    }
-    fn serialize_char(self, v: char) -> Result<String, JcsError> {
-        Ok(v.to_string())
-    }
-    fn serialize_str(self, v: &str) -> Result<String, JcsError> {
-        Ok(v.to_owned())
-    }
-    fn serialize_bytes(self, _v: &[u8]) -> Result<String, JcsError> {
-        Err(KeyText::refuse("bytes"))
-    }
-    fn serialize_none(self) -> Result<String, JcsError> {
-        Err(KeyText::refuse("null"))
-    }
-    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<String, JcsError> {
-        value.serialize(self)
-    }
-    fn serialize_unit(self) -> Result<String, JcsError> {
-        Err(KeyText::refuse("null"))
-    }
-    fn serialize_unit_struct(self, _name: &'static str) -> Result<String, JcsError> {
-        Err(KeyText::refuse("null"))
-    }
-    fn serialize_unit_variant(
-        self,
-        _name: &'static str,
-        _index: u32,
-        variant: &'static str,
-    ) -> Result<String, JcsError> {
-        Ok(variant.to_owned())
-    }
-    fn serialize_newtype_struct<T: Serialize + ?Sized>(
-        self,
-        _name: &'static str,
-        value: &T,
-    ) -> Result<String, JcsError> {
-        value.serialize(self)
-    }
-    fn serialize_newtype_variant<T: Serialize + ?Sized>(
-        self,
-        _name: &'static str,
-        _index: u32,
-        _variant: &'static str,
-        _value: &T,
-    ) -> Result<String, JcsError> {
-        Err(KeyText::refuse("an enum with data"))
-    }
-    fn serialize_seq(self, _len: Option<usize>) -> Result<Self::SerializeSeq, JcsError> {
-        Err(KeyText::refuse("an array"))
-    }
-    fn serialize_tuple(self, _len: usize) -> Result<Self::SerializeTuple, JcsError> {
-        Err(KeyText::refuse("an array"))
-    }
-    fn serialize_tuple_struct(
-        self,
-        _name: &'static str,
-        _len: usize,
-    ) -> Result<Self::SerializeTupleStruct, JcsError> {
-        Err(KeyText::refuse("an array"))
-    }
-    fn serialize_tuple_variant(
-        self,
-        _name: &'static str,
-        _index: u32,
-        _variant: &'static str,
-        _len: usize,
-    ) -> Result<Self::SerializeTupleVariant, JcsError> {
-        Err(KeyText::refuse("an array"))
-    }
-    fn serialize_map(self, _len: Option<usize>) -> Result<Self::SerializeMap, JcsError> {
-        Err(KeyText::refuse("an object"))
-    }
-    fn serialize_struct(
-        self,
-        _name: &'static str,
-        _len: usize,
-    ) -> Result<Self::SerializeStruct, JcsError> {
-        Err(KeyText::refuse("an object"))
-    }
-    fn serialize_struct_variant(
-        self,
-        _name: &'static str,
-        _index: u32,
-        _variant: &'static str,
-        _len: usize,
-    ) -> Result<Self::SerializeStructVariant, JcsError> {
-        Err(KeyText::refuse("an object"))
     }
 }

@@ -243,13 +243,10 @@ async fn write_at_once(
     let (begun, locked, answers) = futures_util::future::join3(begin, locked, sent).await;
     counters.round_trips.fetch_add(1, Ordering::Relaxed);
     begun.map_err(pg("beginning a batch"))?;
-    let size = match locked {
-        Some(row) => Some(
-            row.map_err(pg("locking the lockchain's head"))
-                .and_then(|r| rows::u64_col(&r, 0)),
-        ),
-        None => None,
-    };
+    let size = locked.map(|row| {
+        row.map_err(pg("locking the lockchain's head"))
+            .and_then(|r| rows::u64_col(&r, 0))
+    });
     let moved = match size {
         Some(Ok(size)) => Some(size) != first_leaf,
         Some(Err(e)) => {

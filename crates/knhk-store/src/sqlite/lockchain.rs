@@ -58,6 +58,9 @@ pub(super) fn size(conn: &Connection) -> Result<u64, Error> {
     number(0, size)
 }
 
+/// A tile's row: level, index, hashes and (at level 0) leaves.
+type TileRow = (i64, i64, Vec<u8>, Option<Vec<u8>>);
+
 /// Returns the stored tiles among `ids`, in their order.
 pub(super) fn tiles(conn: &Connection, ids: &[TileId]) -> Result<Vec<Tile>, Error> {
     let mut stmt = conn
@@ -68,7 +71,7 @@ pub(super) fn tiles(conn: &Connection, ids: &[TileId]) -> Result<Vec<Tile>, Erro
         let Ok(index) = i64::try_from(id.index) else {
             continue;
         };
-        let row: Option<(i64, i64, Vec<u8>, Option<Vec<u8>>)> = stmt
+        let row: Option<TileRow> = stmt
             .query_row(params![id.level, index], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
             })

@@ -45,7 +45,11 @@ impl WorkflowEngine {
     /// empty. One-shot commands call it before they exit, so that receipts of what they did
     /// need no later checkpoint.
     pub async fn checkpoint_now(&self) -> Result<Option<CheckpointView>, Error> {
-        Ok(self.take_checkpoint().await?.as_ref().map(CheckpointView::of))
+        Ok(self
+            .take_checkpoint()
+            .await?
+            .as_ref()
+            .map(CheckpointView::of))
     }
 
     /// Takes a checkpoint when the tree grew; returns the latest stored one.
@@ -135,6 +139,9 @@ impl WorkflowEngine {
             .name("knhk-anchor".to_owned())
             .spawn(move || {
                 anchor_thread(&config, store.as_ref(), &runtime, rx, &thread_state);
+                // The store goes before the engine hears the thread is done: a store closes
+                // cleanly when its last handle goes, and the process may exit right after.
+                drop(store);
                 let _ = done_tx.send(());
             });
         if let Err(e) = spawned {
@@ -225,11 +232,34 @@ fn anchor_thread(
         Err(e) => fail(format!("cannot read the latest checkpoint: {e}")),
     }
     while let Some(ToAnchor::Checkpoint(record)) = rx.blocking_recv() {
-        if anchor.last().is_some_and(|a| a.size >= record.size && a.note == record.note) {
+        // Another process on the same store and repository (`knhk run` beside `knhk serve`)
+        // may have anchored since.
+        if let Err(e) = anchor.refresh() {
+            fail(e.to_string());
+            continue;
+        }
+        if let Some(last) = anchor.last()
+            && last.size >= record.size
+            && (last.note == record.note || covered_by_own(store, runtime, last))
+        {
+            // Anchored already, or covered by a later checkpoint of this same log.
             continue;
         }
         anchor_one(config, store, runtime, &mut anchor, &record, state);
     }
+}
+
+/// Tells whether an anchored checkpoint is one this store signed: a later checkpoint of the
+/// same log, which covers the earlier ones.
+fn covered_by_own(
+    store: &dyn Store,
+    runtime: &tokio::runtime::Handle,
+    last: &knhk_lockchain::anchor::Anchored,
+) -> bool {
+    matches!(
+        runtime.block_on(store.checkpoints(last.size.saturating_sub(1), 1)),
+        Ok(found) if found.iter().any(|c| c.size == last.size && c.note == last.note)
+    )
 }
 
 /// Anchors one checkpoint (and pushes it when a remote is configured), recording the result.
@@ -241,8 +271,11 @@ fn anchor_one(
     record: &CheckpointRecord,
     state: &std::sync::Mutex<AnchorState>,
 ) {
-    let result = proof_from_last(anchor, store, runtime, record.size)
-        .and_then(|proof| anchor.append(&record.note, &proof).map_err(|e| e.to_string()));
+    let result = proof_from_last(anchor, store, runtime, record.size).and_then(|proof| {
+        anchor
+            .append(&record.note, &proof)
+            .map_err(|e| e.to_string())
+    });
     match result {
         Ok(anchored) => {
             let mut s = lock(state);

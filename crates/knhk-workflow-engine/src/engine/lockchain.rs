@@ -134,7 +134,8 @@ pub(super) struct Lockchain {
     /// Held while a checkpoint is taken, so that two are not signed at once.
     pub(super) taking: tokio::sync::Mutex<()>,
     /// The channel to the thread that owns the git repository, once started.
-    pub(super) anchor: Mutex<Option<tokio::sync::mpsc::UnboundedSender<super::checkpoints::ToAnchor>>>,
+    pub(super) anchor:
+        Mutex<Option<tokio::sync::mpsc::UnboundedSender<super::checkpoints::ToAnchor>>>,
     /// What the anchor thread last did.
     pub(super) anchored: std::sync::Arc<Mutex<AnchorState>>,
 }
@@ -207,8 +208,8 @@ impl WorkflowEngine {
             .event_leaf(case, seq)
             .await?
             .ok_or(Error::NoLeaf { case, seq })?;
-        let bytes = canonical::event_bytes(case, &event)
-            .map_err(|e| Error::Lockchain(e.to_string()))?;
+        let bytes =
+            canonical::event_bytes(case, &event).map_err(|e| Error::Lockchain(e.to_string()))?;
         let checkpoint = match store.latest_checkpoint().await? {
             Some(c) if c.size > leaf => c,
             _ => self.take_checkpoint().await?.ok_or_else(|| {
@@ -308,7 +309,9 @@ impl WorkflowEngine {
         let now_secs = self.inner.clock.now().0 / 1000;
         let shown = anchor.git_dir.display();
         match last {
-            None if head.size == 0 => Ok(format!("git anchor {shown} is writable; the tree is empty")),
+            None if head.size == 0 => {
+                Ok(format!("git anchor {shown} is writable; the tree is empty"))
+            }
             None => Err(format!(
                 "git anchor {shown} holds no checkpoint, and the tree has {} leaves",
                 head.size

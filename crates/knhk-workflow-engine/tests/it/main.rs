@@ -12,6 +12,7 @@ mod instances;
 mod intake;
 mod intake_amqp;
 mod intake_mqtt;
+mod lockchain;
 mod nodes;
 mod orjoin;
 mod snapshots;
