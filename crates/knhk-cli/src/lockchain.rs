@@ -49,7 +49,7 @@ pub(crate) enum LockchainCommand {
     },
     /// Prints the latest signed checkpoint of the log (a C2SP signed note).
     Checkpoint {
-        /// Prints one JSON document: `size`, `root`, `note`, `at`.
+        /// Prints one JSON document: `size`, `root`, `note`, `taken_at`.
         #[arg(long)]
         json: bool,
     },

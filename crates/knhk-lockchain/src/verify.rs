@@ -405,8 +405,12 @@ impl Pass<'_> {
                 )),
                 _ => Ok(()),
             };
+            // An anchor that does not hold is told where its note says it stands, so that
+            // problems come in the order of the log.
+            let said = crate::anchor::note_head(&a.note).map_or(previous_size, |h| h.size);
             let (at, claim) = match (signed, chained) {
-                (Err(e), _) | (Ok(_), Err(e)) => (previous_size, Err(e)),
+                (Err(e), _) => (said, Err(e)),
+                (Ok((size, _)), Err(e)) => (size, Err(e)),
                 (Ok((size, _)), Ok(())) if previous.is_some() && size <= previous_size => (
                     previous_size,
                     Err(format!(

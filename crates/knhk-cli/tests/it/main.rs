@@ -17,6 +17,7 @@ mod inputs;
 mod intake;
 mod limits;
 mod lockchain_show;
+mod lockchain_verify;
 mod multinode;
 mod nodes;
 mod outage;

@@ -483,3 +483,118 @@ fn verification_stops_after_the_most_problems_asked_for() {
     assert!(report.stopped);
     assert!(first(&report).starts_with("leaf 0 "));
 }
+
+fn signer() -> crate::note::Signer {
+    crate::note::Signer::from_seed("example.com/log", [7; 32]).unwrap()
+}
+
+/// Signs a checkpoint of the log as it is now.
+fn sign(log: &mut MemLog, signer: &crate::note::Signer) {
+    let note = signer
+        .sign(&crate::note::Checkpoint {
+            origin: signer.name().to_owned(),
+            size: log.size,
+            root: log.root,
+            extensions: Vec::new(),
+        })
+        .unwrap();
+    log.checkpoints.push(StoredCheckpoint {
+        size: log.size,
+        root: log.root,
+        note,
+    });
+}
+
+fn run_signed(log: &mut MemLog, key: &KeyVerifier, anchors: &[Anchor]) -> Report {
+    verify(log, Some(key), anchors, &Options::default(), &mut |_| {}).unwrap()
+}
+
+#[test]
+fn signed_checkpoints_and_anchors_verify_and_an_altered_signature_is_named() {
+    let signer = signer();
+    let key = signer.verifier();
+    let mut log = MemLog::new(100, 3);
+    sign(&mut log, &signer);
+    let mut grown = MemLog::new(700, 3);
+    grown.checkpoints = log.checkpoints.clone();
+    sign(&mut grown, &signer);
+    let mut log = grown;
+    let anchors = vec![
+        Anchor {
+            commit: "c1".to_owned(),
+            parents: Vec::new(),
+            note: log.checkpoints[0].note.clone(),
+        },
+        Anchor {
+            commit: "c2".to_owned(),
+            parents: vec!["c1".to_owned()],
+            note: log.checkpoints[1].note.clone(),
+        },
+    ];
+    let report = run_signed(&mut log, &key, &anchors);
+    assert!(report.is_clean(), "{:?}", report.problems);
+    assert!(report.signatures);
+    assert_eq!((report.checkpoints, report.anchors), (2, 2));
+
+    // One character of the first checkpoint's signature changed.
+    let mut bad = log.clone();
+    let note = &mut bad.checkpoints[0].note;
+    let at = note.len() - 5;
+    let c = if note.as_bytes()[at] == b'A' {
+        "B"
+    } else {
+        "A"
+    };
+    note.replace_range(at..at + 1, c);
+    let report = run_signed(&mut bad, &key, &anchors);
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    assert!(
+        first(&report)
+            .starts_with("checkpoint 100: its note does not verify with the key example.com/log: "),
+        "{}",
+        first(&report)
+    );
+    assert!(first(&report).ends_with(": the checkpoint was changed"));
+
+    // The stored record's root is not the one its note signs.
+    let mut bad = log.clone();
+    bad.checkpoints[1].root[0] ^= 1;
+    let report = run_signed(&mut bad, &key, &anchors);
+    assert!(
+        first(&report).starts_with("checkpoint 700: the record says size 700 root "),
+        "{}",
+        first(&report)
+    );
+
+    // An anchor commit rewritten with a note signed by another key.
+    let other = crate::note::Signer::from_seed("example.com/log", [8; 32]).unwrap();
+    let mut forged = anchors.clone();
+    forged[1].note = other
+        .sign(&crate::note::Checkpoint {
+            origin: "example.com/log".to_owned(),
+            size: 700,
+            root: [0; 32],
+            extensions: Vec::new(),
+        })
+        .unwrap();
+    let report = run_signed(&mut log, &key, &forged);
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    assert!(
+        first(&report).starts_with("anchor commit c2: its note does not verify with the key"),
+        "{}",
+        first(&report)
+    );
+    assert!(first(&report).ends_with(": the commit was rewritten"));
+
+    // A checkpoint signed over a changed tree: the signed root is not the log's.
+    let mut bad = log.clone();
+    bad.change(300);
+    bad.rebuild(700);
+    let report = run_signed(&mut bad, &key, &[]);
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    assert!(
+        first(&report).starts_with("checkpoint 700: it signs the root "),
+        "{}",
+        first(&report)
+    );
+}

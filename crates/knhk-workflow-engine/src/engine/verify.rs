@@ -25,7 +25,8 @@ pub struct VerifyOptions {
     /// The key the checkpoints are checked with; `None`: the engine's own
     /// ([`WorkflowEngine::lockchain_public_key`]).
     pub key: Option<Verifier>,
-    /// The git repository of the anchors; `None`: no anchor is checked.
+    /// The git repository of the anchors; `None`: the engine's own anchor, when it has one
+    /// (else no anchor is checked).
     pub git_dir: Option<PathBuf>,
     /// How the verifier runs (progress, when to stop).
     pub verify: verify::Options,
@@ -69,14 +70,28 @@ impl WorkflowEngine {
         let (key, key_source) = match options.key {
             Some(key) => (key, KeySource::Given),
             None => {
-                let text = self.lockchain_public_key()?;
+                let text = self.lockchain_public_key().map_err(|e| match e {
+                    Error::LockchainOff => Error::Lockchain(
+                        "no key to check the checkpoints' signatures with: this engine keeps no \
+                         lockchain key (give the log's public key)"
+                            .to_owned(),
+                    ),
+                    e => e,
+                })?;
                 let key = Verifier::parse(&text).map_err(|e| {
                     lockchain_error(format!("the engine's public key {text:?}: {e}"))
                 })?;
                 (key, KeySource::Engine)
             }
         };
-        let anchors = match &options.git_dir {
+        let git_dir = options.git_dir.or_else(|| {
+            self.inner
+                .lockchain
+                .as_ref()
+                .and_then(|lc| lc.config.anchor.as_ref())
+                .map(|a| a.git_dir.clone())
+        });
+        let anchors = match &git_dir {
             Some(dir) => read_anchors(dir.clone()).await?,
             None => Vec::new(),
         };
@@ -96,21 +111,30 @@ impl WorkflowEngine {
             report,
             key_name,
             key_source,
-            git_dir: options.git_dir,
+            git_dir,
         })
     }
 }
 
 fn lockchain_error(message: String) -> Error {
-    Error::Store(knhk_store::Error::Lockchain(message))
+    Error::Lockchain(message)
 }
 
-/// Reads the anchor chain of the git repository at `dir`, oldest first.
+/// Reads the anchor chain of the git repository at `dir`, oldest first (gix blocks on
+/// files: on a blocking thread).
 async fn read_anchors(dir: PathBuf) -> Result<Vec<Anchor>, Error> {
-    let _ = dir;
-    Err(lockchain_error(
-        "reading git anchors is being built".to_owned(),
-    ))
+    let chain = tokio::task::spawn_blocking(move || knhk_lockchain::anchor::chain(&dir))
+        .await
+        .map_err(|e| lockchain_error(format!("reading the anchors stopped: {e}")))?
+        .map_err(|e| lockchain_error(format!("reading the anchors: {e}")))?;
+    Ok(chain
+        .into_iter()
+        .map(|a| Anchor {
+            commit: a.commit,
+            parents: a.parent.into_iter().collect(),
+            note: a.note,
+        })
+        .collect())
 }
 
 /// The log as the store holds it, read from a blocking thread.

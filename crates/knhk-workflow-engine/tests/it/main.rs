@@ -13,6 +13,7 @@ mod intake;
 mod intake_amqp;
 mod intake_mqtt;
 mod lockchain;
+mod lockchain_verify;
 mod nodes;
 mod orjoin;
 mod snapshots;
