@@ -13,11 +13,13 @@
 //! case row (see `lockchain.rs`), and writes the changed tiles and the new size just before
 //! its `COMMIT`, in the same pipelined round trip. The first try gives the events the leaf
 //! indexes that follow the committers' cached tree edge, and checks under the lock that the
-//! stored size is still the cached one; when it is not (another process appended) or a commit
-//! was refused, the careful path reads the edge again under the lock and numbers the leaves of
-//! the accepted commits only. The committers of one store share the edge, one batch with
-//! leaves at a time; it is dropped when a transaction that appended to it fails, and read
-//! again when next needed.
+//! stored size is still the cached one. When it is not (another node appended since), the
+//! edge is read again under the lock and the group's events renumbered by the difference,
+//! in the same transaction: nodes taking turns on one tree cost two round trips more, not a
+//! group written one commit at a time. When a commit was refused, the careful path numbers
+//! the leaves of the accepted commits only. The committers of one store share the edge, one
+//! batch with leaves at a time; it is dropped when a transaction that appended to it fails,
+//! and read again when next needed.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -247,15 +249,23 @@ async fn write_at_once(
         row.map_err(pg("locking the lockchain's head"))
             .and_then(|r| rows::u64_col(&r, 0))
     });
-    let moved = match size {
-        Some(Ok(size)) => Some(size) != first_leaf,
+    let size = match size {
+        Some(Ok(size)) => Some(size),
         Some(Err(e)) => {
             let _ = client.batch_execute("ROLLBACK").await;
             return Err(e);
         }
-        None => false,
+        None => None,
     };
-    if !moved && answers.iter().all(Answers::accepted) {
+    if answers.iter().all(Answers::accepted) {
+        let mut tree = tree;
+        if let (Some(size), Some(first), Some(edge)) = (size, first_leaf, tree.as_deref_mut())
+            && size != first
+            && let Err(e) = renumber(client, counters, edge, commits, first, size).await
+        {
+            let _ = client.batch_execute("ROLLBACK").await;
+            return Err(e);
+        }
         finish(client, counters, tree, &appended).await?;
         return Ok(Some(commits.iter().map(|_| Ok(())).collect()));
     }
@@ -264,9 +274,6 @@ async fn write_at_once(
         .await
         .map_err(pg("rolling back a batch"))?;
     counters.round_trips.fetch_add(1, Ordering::Relaxed);
-    if moved {
-        return Ok(None);
-    }
     if let Some(fault) = answers.into_iter().find_map(Answers::fault) {
         // Not a refusal of one commit (the connection failed, the server aborted the
         // transaction): the whole batch fails, or is tried again, with that cause.
@@ -275,6 +282,51 @@ async fn write_at_once(
         }
     }
     Ok(None)
+}
+
+/// Another node appended to the tree since `edge` was read, which the events of `commits`
+/// were numbered from (`first`); the tree has `size` leaves: reads the edge again (the head
+/// row is locked, so it stays as read) and moves the events' leaf indexes by the difference.
+async fn renumber(
+    client: &Client,
+    counters: &Counters,
+    edge: &mut Option<Tail>,
+    commits: &[&Commit],
+    first: u64,
+    size: u64,
+) -> Result<(), Error> {
+    *edge = None;
+    *edge = Some(lockchain::tail(client, size).await?);
+    counters.round_trips.fetch_add(1, Ordering::Relaxed);
+    let mut cases = Vec::new();
+    let mut seqs = Vec::new();
+    for c in commits.iter().filter(|c| !c.leaves.is_empty()) {
+        for e in &c.events {
+            cases.push(c.case.id.to_string());
+            seqs.push(int("event sequence number", e.seq)?);
+        }
+    }
+    let shift =
+        i64::try_from(i128::from(size) - i128::from(first)).map_err(|_| Error::TooLarge {
+            what: "lockchain size",
+            value: size,
+        })?;
+    let st = client
+        .prepare_cached(lockchain::RENUMBER_SQL)
+        .await
+        .map_err(pg("preparing a statement"))?;
+    let moved = client
+        .execute(&st, &[&shift, &cases, &seqs])
+        .await
+        .map_err(pg("renumbering leaves"))?;
+    counters.round_trips.fetch_add(1, Ordering::Relaxed);
+    if moved != seqs.len() as u64 {
+        return Err(Error::Lockchain(format!(
+            "renumbering moved {moved} of the group's {} leaves",
+            seqs.len()
+        )));
+    }
+    Ok(())
 }
 
 /// Writes the batch with one savepoint per commit, so that a refused commit alone rolls

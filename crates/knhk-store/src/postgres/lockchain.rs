@@ -50,6 +50,10 @@ pub(super) const PUT_CHECKPOINT_SQL: &str =
 pub(super) const PUT_TILES_SQL: &str = "INSERT INTO lockchain_tiles (level, idx, hashes, leaves)
      SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::bytea[], $4::bytea[])
      ON CONFLICT (level, idx) DO UPDATE SET hashes = excluded.hashes, leaves = excluded.leaves";
+/// Moves the leaf indexes of a group's events (by case and seq) by `$1`: the group was
+/// numbered from a tree size that another node's append has since passed.
+pub(super) const RENUMBER_SQL: &str = "UPDATE events SET leaf = leaf + $1
+     WHERE (case_id, seq) IN (SELECT * FROM unnest($2::text[], $3::bigint[]))";
 /// Writes the tree's new size.
 pub(super) const SET_SIZE_SQL: &str = "UPDATE lockchain_head SET size = $1";
 

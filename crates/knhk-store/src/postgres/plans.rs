@@ -221,6 +221,15 @@ fn queries() -> Vec<(String, String, Vec<Param>)> {
             vec![int(0), int(100)],
         ),
         (
+            "renumbering a group's leaves".to_owned(),
+            lockchain::RENUMBER_SQL.to_owned(),
+            vec![
+                int(5),
+                Box::new(vec!["c".to_owned()]) as Param,
+                Box::new(vec![1_i64]) as Param,
+            ],
+        ),
+        (
             "the latest checkpoint".to_owned(),
             lockchain::LATEST_CHECKPOINT_SQL.to_owned(),
             vec![],
