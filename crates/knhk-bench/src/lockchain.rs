@@ -56,6 +56,10 @@ pub struct LockchainArgs {
     /// Where the SQLite files go (default: a temporary directory, removed afterwards).
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// A checkpoint every this many leaves (the engine's `checkpoint_events`; 0: only by
+    /// time). Default: the engine's default.
+    #[arg(long, value_name = "LEAVES", default_value_t = LockchainConfig::DEFAULT_CHECKPOINT_EVENTS)]
+    checkpoint_events: u64,
     /// SQLite's `synchronous` level: `full` (fsync on every commit, the default) or `normal`.
     #[arg(long, value_name = "MODE", default_value = "full", value_parser = ["full", "normal"])]
     durability: String,
@@ -105,8 +109,11 @@ pub async fn run(args: LockchainArgs) -> anyhow::Result<ExitCode> {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
         "knhk-bench lockchain: {cpus} CPUs (nproc); W1 on SQLite in WAL mode with \
-         synchronous={}, a fresh file per run, the lockchain off and on alternately",
-        if synchronous_full { "FULL" } else { "NORMAL" }
+         synchronous={}, a fresh file per run, the lockchain off and on alternately \
+         (on: a checkpoint every {} leaves and every {} s)",
+        if synchronous_full { "FULL" } else { "NORMAL" },
+        args.checkpoint_events,
+        LockchainConfig::DEFAULT_CHECKPOINT_INTERVAL.as_secs()
     );
     if repeats > 1 {
         println!("each figure is the median of {repeats} runs");
@@ -125,7 +132,7 @@ pub async fn run(args: LockchainArgs) -> anyhow::Result<ExitCode> {
         for repeat in 1..=repeats {
             for mode in [Mode::Off, Mode::On] {
                 let file = dir.join(format!("w1-c{concurrency}-{}-r{repeat}.db", mode.name()));
-                let run = Run::open(&file, mode, synchronous_full).await?;
+                let run = Run::open(&file, mode, synchronous_full, args.checkpoint_events).await?;
                 let measured = run.measure(concurrency, cases).await;
                 let measured = match measured {
                     Ok(m) => m,
@@ -354,7 +361,12 @@ struct Run {
 }
 
 impl Run {
-    async fn open(file: &Path, mode: Mode, synchronous_full: bool) -> anyhow::Result<Run> {
+    async fn open(
+        file: &Path,
+        mode: Mode,
+        synchronous_full: bool,
+        checkpoint_events: u64,
+    ) -> anyhow::Result<Run> {
         for suffix in ["", "-wal", "-shm"] {
             let mut name = file.as_os_str().to_owned();
             name.push(suffix);
@@ -376,7 +388,10 @@ impl Run {
         if mode == Mode::On {
             let signer = knhk_lockchain::note::Signer::generate(ORIGIN)
                 .map_err(|e| anyhow::anyhow!("cannot make the bench's signing key: {e}"))?;
-            config.lockchain = Some(LockchainConfig::new(signer));
+            config.lockchain = Some(LockchainConfig {
+                checkpoint_events,
+                ..LockchainConfig::new(signer)
+            });
         }
         let engine = WorkflowEngine::new(config);
         engine.start().await?;

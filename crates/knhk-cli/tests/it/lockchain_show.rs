@@ -109,7 +109,7 @@ fn receipt_checkpoint_and_public_key_print_the_same_on_a_data_directory_and_thro
     assert_eq!(doc["note"], note.as_str());
     assert!(doc["size"].as_u64() >= receipt["tree_size"].as_u64());
     let key = ok_out(&local(&["lockchain", "public-key"]), "public-key");
-    let parts: Vec<&str> = key.trim_end().split('+').collect();
+    let parts: Vec<&str> = key.trim_end().splitn(3, '+').collect();
     assert_eq!(parts.len(), 3, "name+hash+key: {key}");
     assert_eq!(parts[1].len(), 8, "{key}");
     assert!(
@@ -360,4 +360,76 @@ fn the_examples_run_with_the_lockchain_on_by_default() {
     assert!(out.status.success(), "{}", stderr(&out));
     let note = data.ok(&["lockchain", "checkpoint"]);
     assert!(note.contains("\n\n\u{2014} "), "{note}");
+}
+
+/// With the lockchain off, a server answers the lockchain's calls `failed_precondition`
+/// (409) saying so; an event committed while it was off has no leaf, and its receipt is
+/// refused the same way once the lockchain is on, naming the event.
+#[tokio::test]
+async fn without_the_lockchain_receipts_are_refused_saying_why() {
+    let data = DataDir::served();
+    std::fs::write(
+        data.path().join("knhk.toml"),
+        "[lockchain]\nenabled = false\n",
+    )
+    .expect("the config file");
+    let case = data.start_loan();
+    let id = text(&case, "case_id").to_owned();
+    let url = data.server_url();
+    let http = reqwest::Client::new();
+    // The checkpoints stored are shown whether the lockchain is on or not: here there are none.
+    for (path, status, error, words) in [
+        (
+            format!("/cases/{id}/events/1/receipt"),
+            StatusCode::CONFLICT,
+            "failed_precondition",
+            "lockchain is off",
+        ),
+        (
+            "/lockchain/public-key".to_owned(),
+            StatusCode::CONFLICT,
+            "failed_precondition",
+            "lockchain is off",
+        ),
+        (
+            "/lockchain/checkpoint".to_owned(),
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no checkpoint was taken yet",
+        ),
+    ] {
+        let res = http.get(format!("{url}{path}")).send().await.expect("GET");
+        assert_eq!(res.status(), status, "{path}");
+        let body: Value = res.json().await.expect("an error body");
+        assert_eq!(code(&body), error, "{path}: {body}");
+        assert!(
+            text(&body["error"], "message").contains(words),
+            "{path}: {body}"
+        );
+    }
+    for (args, words) in [
+        (
+            vec!["lockchain", "receipt", id.as_str(), "1"],
+            "lockchain is off",
+        ),
+        (vec!["lockchain", "public-key"], "lockchain is off"),
+        (
+            vec!["lockchain", "checkpoint"],
+            "no checkpoint was taken yet",
+        ),
+    ] {
+        let out = remote(&url, &args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(stderr(&out).contains(words), "{args:?}: {}", stderr(&out));
+    }
+
+    // The lockchain on again (a key is made): the event committed without it has no leaf.
+    std::fs::remove_file(data.path().join("knhk.toml")).expect("the config file goes");
+    let out = data.knhk(&["lockchain", "receipt", &id, "1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(&format!("event 1 of case {id} has no leaf")),
+        "{}",
+        stderr(&out)
+    );
 }
