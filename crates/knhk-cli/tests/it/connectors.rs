@@ -289,6 +289,7 @@ async fn serve_lists_and_probes_its_instances_on_get_connectors() {
         .map(|c| (c.name.as_str(), c.kind.as_str(), c.ok))
         .collect();
     assert_eq!(both, [("http", "http", true), ("payments", "http", true)]);
+    assert!(listed.subscriptions.is_empty(), "{listed:?}");
     // The CLI asks the server with --server.
     let out = tokio::task::spawn_blocking({
         let url = server.base().to_owned();

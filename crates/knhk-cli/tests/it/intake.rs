@@ -174,4 +174,21 @@ async fn messages_on_a_subscribed_subject_start_one_case_each_however_often_they
         "{connectors}"
     );
     assert_eq!(subscriptions[0]["ok"], true, "{connectors}");
+    // gRPC ListConnectors lists it too; core NATS tells no backlog.
+    let mut grpc = knhk_api::grpc::pb::workflow_service_client::WorkflowServiceClient::connect(
+        format!("http://{}", server.grpc),
+    )
+    .await
+    .expect("a gRPC connection");
+    let listed = grpc
+        .list_connectors(knhk_api::grpc::pb::ListConnectorsRequest {})
+        .await
+        .expect("ListConnectors")
+        .into_inner();
+    assert_eq!(listed.subscriptions.len(), 1, "{listed:?}");
+    let probed = &listed.subscriptions[0];
+    assert_eq!(probed.name, format!("bus/{subject}"));
+    assert!(probed.ok, "{probed:?}");
+    assert_eq!((probed.pending, probed.unacknowledged), (None, None));
+    assert_eq!(probed.error, None);
 }

@@ -215,6 +215,21 @@ async fn a_message_redelivered_after_a_restart_before_its_offset_was_saved_start
     let outcome = process(&engine, &route, &again).await;
     assert_eq!(outcome, Outcome::Duplicate);
     settle(&route, again, &outcome).await;
+    drop(second);
+    assert_eq!(case_count(&engine).await, 1);
+    // Acknowledged and written this time; a crash before the write is the file as it was
+    // before the acknowledgement.
+    let file = intake::offsets::OffsetFile::new(&state, &sub.name, &topic);
+    assert_eq!(file.load().unwrap(), [(0, 1)].into_iter().collect());
+    file.save(&[(0, 0)].into_iter().collect()).unwrap();
+    let mut third = intake::open_in(&sub, instance, Some(&state)).await.unwrap();
+    let once_more = tokio::time::timeout(Duration::from_secs(10), third.next())
+        .await
+        .expect("redelivered")
+        .unwrap()
+        .unwrap();
+    assert_eq!(once_more.id, Some(format!("{topic}/0/0")));
+    assert_eq!(process(&engine, &route, &once_more).await, Outcome::Duplicate);
     assert_eq!(case_count(&engine).await, 1);
 }
 
