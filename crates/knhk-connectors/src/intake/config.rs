@@ -54,7 +54,10 @@ pub enum SourceSpec {
     /// An MQTT topic (filter).
     Topic { topic: String },
     /// Every partition of a Kafka topic, from the committed offsets, else from `start_from`.
-    KafkaTopic { topic: String, start_from: StartFrom },
+    KafkaTopic {
+        topic: String,
+        start_from: StartFrom,
+    },
 }
 
 /// Where a Kafka subscription starts reading a partition that has no committed offset.

@@ -159,8 +159,8 @@ impl KafkaSource {
             });
         };
         let fault = |what: &str, e: String| SourceError::broker(name, what, e);
-        let (brokers, client_id) =
-            crate::kafka::endpoint_of(instance).map_err(|e| fault("the connector", e.to_string()))?;
+        let (brokers, client_id) = crate::kafka::endpoint_of(instance)
+            .map_err(|e| fault("the connector", e.to_string()))?;
         let mut builder = ClientBuilder::new(brokers).backoff_config(BackoffConfig {
             init_backoff: Duration::from_millis(50),
             max_backoff: Duration::from_secs(1),
@@ -485,7 +485,11 @@ impl Prober for KafkaProber {
         let mut pending = 0u64;
         for (p, pc) in self.partitions.iter() {
             let high = pc.get_offset(OffsetAt::Latest).await.map_err(|e| {
-                SourceError::broker(&self.name, &format!("the offsets of partition {p}"), describe(e))
+                SourceError::broker(
+                    &self.name,
+                    &format!("the offsets of partition {p}"),
+                    describe(e),
+                )
             })?;
             let next = self.shared.offsets().next(*p);
             pending += u64::try_from(high - next).unwrap_or(0);
@@ -587,7 +591,10 @@ impl Settle for KafkaSettle {
         };
         let mut out = self.headers.clone();
         out.insert(REASON_HEADER.to_owned(), reason.as_bytes().to_vec());
-        out.insert(SUBSCRIPTION_HEADER.to_owned(), self.name.as_bytes().to_vec());
+        out.insert(
+            SUBSCRIPTION_HEADER.to_owned(),
+            self.name.as_bytes().to_vec(),
+        );
         let target = match &self.key {
             Some(key) => crate::kafka::partition_for(key, dl.target.count),
             None => self.partition % dl.target.count.max(1),

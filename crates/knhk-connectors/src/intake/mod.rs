@@ -20,8 +20,8 @@ use std::sync::Arc;
 
 pub use amqp::AmqpSource;
 pub use config::{
-    Action, DEFAULT_PREFETCH, MAX_PREFETCH, SourceSpec, StartFrom, Subscription,
-    SubscriptionError, parse_subscriptions,
+    Action, DEFAULT_PREFETCH, MAX_PREFETCH, SourceSpec, StartFrom, Subscription, SubscriptionError,
+    parse_subscriptions,
 };
 pub use kafka::{FETCH_MAX_BYTES, FLUSH_INTERVAL, KAFKA_ID_HEADERS, KafkaSource, REDELIVERY_DELAY};
 pub use mqtt::{ID_PROPERTIES, MqttSource, SESSION_EXPIRY_SECS};

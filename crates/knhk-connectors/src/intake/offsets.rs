@@ -120,7 +120,10 @@ impl OffsetFile {
     pub fn new(dir: &Path, subscription: &str, topic: &str) -> OffsetFile {
         let mut name = String::with_capacity(subscription.len() + 8);
         for b in subscription.bytes() {
-            if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || (b == b'.' && !name.is_empty())
+            if b.is_ascii_alphanumeric()
+                || b == b'-'
+                || b == b'_'
+                || (b == b'.' && !name.is_empty())
             {
                 name.push(char::from(b));
             } else {
@@ -321,7 +324,10 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
-        assert_eq!(names, vec![std::ffi::OsString::from("log%2Forders.offsets")]);
+        assert_eq!(
+            names,
+            vec![std::ffi::OsString::from("log%2Forders.offsets")]
+        );
         std::fs::remove_dir_all(&d).unwrap();
     }
 
@@ -340,7 +346,11 @@ mod tests {
             ),
             "{err}"
         );
-        std::fs::write(file.path(), "{\"topic\": \"orders\", \"offsets\": {\"x\": 1}}").unwrap();
+        std::fs::write(
+            file.path(),
+            "{\"topic\": \"orders\", \"offsets\": {\"x\": 1}}",
+        )
+        .unwrap();
         let err = file.load().unwrap_err();
         assert!(
             err.contains("is not an offsets file (partition \"x\" is not a number)"),

@@ -29,8 +29,8 @@ use crate::connector::{Binding, CallError, CallRequest, Connector, Probe};
 use crate::pool::Pool;
 use crate::settings::SettingsError;
 use errors::{KafkaError, classify};
-pub(crate) use settings::partition_for;
 use settings::KafkaSettings;
+pub(crate) use settings::partition_for;
 
 /// The largest record produced unless `max_record_bytes` says otherwise: Kafka's own default
 /// (`message.max.bytes`, `max.request.size`).

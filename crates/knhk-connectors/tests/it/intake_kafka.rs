@@ -315,7 +315,10 @@ async fn a_topic_that_does_not_exist_or_a_bad_offsets_file_is_refused_naming_it(
          no partitions"
     );
     let topic = topic(&broker, 1).await;
-    let sub = subscription(&broker, json!({"topic": topic, "dead_letter": "knhk-no-such-dl"}));
+    let sub = subscription(
+        &broker,
+        json!({"topic": topic, "dead_letter": "knhk-no-such-dl"}),
+    );
     let err = intake::open_in(&sub, &instance(&broker), Some(dir.path()))
         .await
         .unwrap_err()

@@ -65,7 +65,13 @@ async fn create(broker: &str, topics: &[&str], partitions: i32) {
 }
 
 /// Produces `body` to a partition, with the header `(key, value)` when given.
-async fn produce(broker: &str, topic: &str, partition: i32, header: Option<(&str, &str)>, body: &[u8]) {
+async fn produce(
+    broker: &str,
+    topic: &str,
+    partition: i32,
+    header: Option<(&str, &str)>,
+    body: &[u8],
+) {
     let client = ClientBuilder::new(vec![broker.to_owned()])
         .build()
         .await
@@ -123,9 +129,23 @@ async fn each_message_starts_a_case_and_the_backlog_is_probed() {
     let engine = engine_with(dir.path(), &name).await;
     let topic = format!("knhk-orders-{s}");
     create(&broker, &[&topic], 2).await;
-    produce(&broker, &topic, 0, Some(("idempotency-key", "o-1")), br#"{"order": 1}"#).await;
+    produce(
+        &broker,
+        &topic,
+        0,
+        Some(("idempotency-key", "o-1")),
+        br#"{"order": 1}"#,
+    )
+    .await;
     produce(&broker, &topic, 1, None, br#"{"order": 2}"#).await;
-    produce(&broker, &topic, 1, Some(("Message-Id", "o-3")), br#"{"order": 3}"#).await;
+    produce(
+        &broker,
+        &topic,
+        1,
+        Some(("Message-Id", "o-3")),
+        br#"{"order": 3}"#,
+    )
+    .await;
     let subs = subscriptions(
         &broker,
         json!([{
@@ -150,7 +170,10 @@ async fn each_message_starts_a_case_and_the_backlog_is_probed() {
         ids.push(view.data["id"].as_str().unwrap().to_owned());
     }
     ids.sort();
-    assert_eq!(ids, vec![format!("{topic}/1/0"), "o-1".to_owned(), "o-3".to_owned()]);
+    assert_eq!(
+        ids,
+        vec![format!("{topic}/1/0"), "o-1".to_owned(), "o-3".to_owned()]
+    );
     let sub = format!("log/{topic}");
     assert!(engine.has_key(&message_key(&sub, "o-1")).await.unwrap());
     // Everything settled: the probe finds nothing pending, nothing unacknowledged.
@@ -169,10 +192,7 @@ async fn each_message_starts_a_case_and_the_backlog_is_probed() {
     task.await.unwrap().unwrap();
     // The committed offsets are in the state directory.
     let file = intake::offsets::OffsetFile::new(&dir.path().join("intake"), &sub, &topic);
-    assert_eq!(
-        file.load().unwrap(),
-        [(0, 1), (1, 2)].into_iter().collect()
-    );
+    assert_eq!(file.load().unwrap(), [(0, 1), (1, 2)].into_iter().collect());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -184,8 +204,11 @@ async fn a_message_redelivered_after_a_restart_before_its_offset_was_saved_start
     let engine = engine_with(dir.path(), &name).await;
     let topic = format!("knhk-restart-{s}");
     create(&broker, &[&topic], 1).await;
-    let sub = subscriptions(&broker, json!([{"connector": "log", "topic": topic, "start": name}]))
-        .remove(0);
+    let sub = subscriptions(
+        &broker,
+        json!([{"connector": "log", "topic": topic, "start": name}]),
+    )
+    .remove(0);
     let route = Route::new(sub.clone()).unwrap();
     let instance = &instances(&broker)[0];
     let state = dir.path().join("intake");
@@ -229,7 +252,10 @@ async fn a_message_redelivered_after_a_restart_before_its_offset_was_saved_start
         .unwrap()
         .unwrap();
     assert_eq!(once_more.id, Some(format!("{topic}/0/0")));
-    assert_eq!(process(&engine, &route, &once_more).await, Outcome::Duplicate);
+    assert_eq!(
+        process(&engine, &route, &once_more).await,
+        Outcome::Duplicate
+    );
     assert_eq!(case_count(&engine).await, 1);
 }
 
@@ -242,8 +268,22 @@ async fn a_malformed_message_goes_to_the_dead_letter_topic_with_its_reason_and_t
     let engine = engine_with(dir.path(), &name).await;
     let (topic, dead) = (format!("knhk-bad-{s}"), format!("knhk-bad-{s}-dead"));
     create(&broker, &[&topic, &dead], 1).await;
-    produce(&broker, &topic, 0, Some(("idempotency-key", "bad-1")), b"this is not json").await;
-    produce(&broker, &topic, 0, Some(("idempotency-key", "good-1")), br#"{"n": 1}"#).await;
+    produce(
+        &broker,
+        &topic,
+        0,
+        Some(("idempotency-key", "bad-1")),
+        b"this is not json",
+    )
+    .await;
+    produce(
+        &broker,
+        &topic,
+        0,
+        Some(("idempotency-key", "good-1")),
+        br#"{"n": 1}"#,
+    )
+    .await;
     let subs = subscriptions(
         &broker,
         json!([{"connector": "log", "topic": topic, "start": name, "dead_letter": dead,
@@ -264,7 +304,10 @@ async fn a_malformed_message_goes_to_the_dead_letter_topic_with_its_reason_and_t
     assert_eq!(letter.value.as_deref(), Some(&b"this is not json"[..]));
     let reason = String::from_utf8(letter.headers[REASON_HEADER].clone()).unwrap();
     assert!(reason.contains("not JSON"), "{reason}");
-    assert_eq!(letter.headers[SUBSCRIPTION_HEADER], format!("log/{topic}").into_bytes());
+    assert_eq!(
+        letter.headers[SUBSCRIPTION_HEADER],
+        format!("log/{topic}").into_bytes()
+    );
     assert_eq!(letter.headers["idempotency-key"], b"bad-1");
     shutdown.cancel();
     task.await.unwrap().unwrap();
