@@ -15,6 +15,9 @@
 //! not settled, plus one fetch per partition waiting for permits. A message dropped without
 //! being settled (the engine could not take it) is fetched again and delivered after
 //! [`REDELIVERY_DELAY`], keeping its permit: Kafka itself never delivers anything again.
+//!
+//! The partitions are those the topic has when the source opens: partitions added later are
+//! read after a restart (from `start_from`, having no committed offset).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
