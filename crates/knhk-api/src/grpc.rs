@@ -735,6 +735,59 @@ impl WorkflowService for Grpc {
         })
         .await
     }
+
+    async fn get_receipt(
+        &self,
+        request: Request<pb::GetReceiptRequest>,
+    ) -> Result<Response<pb::Receipt>, Status> {
+        let r = request.into_inner();
+        self.call(move |s| async move { receipt(s.receipt(&r.case_id, r.seq).await?) })
+            .await
+    }
+
+    async fn get_checkpoint(
+        &self,
+        _request: Request<pb::GetCheckpointRequest>,
+    ) -> Result<Response<pb::Checkpoint>, Status> {
+        self.call(move |s| async move { checkpoint(s.checkpoint().await?) })
+            .await
+    }
+
+    async fn get_public_key(
+        &self,
+        _request: Request<pb::GetPublicKeyRequest>,
+    ) -> Result<Response<pb::PublicKey>, Status> {
+        self.call(move |s| async move {
+            Ok(pb::PublicKey {
+                key: s.public_key()?,
+            })
+        })
+        .await
+    }
+}
+
+/// A receipt with its base64 fields as bytes.
+fn receipt(r: crate::lockchain::Receipt) -> Result<pb::Receipt, ApiError> {
+    Ok(pb::Receipt {
+        event: r.event_bytes()?,
+        inclusion: r.inclusion_bytes()?,
+        format: r.format,
+        case_id: r.case,
+        seq: r.seq,
+        leaf_index: r.leaf_index,
+        tree_size: r.tree_size,
+        checkpoint: r.checkpoint,
+    })
+}
+
+/// A checkpoint with its root as bytes.
+fn checkpoint(c: crate::lockchain::Checkpoint) -> Result<pb::Checkpoint, ApiError> {
+    Ok(pb::Checkpoint {
+        root: c.root_bytes()?,
+        size: c.size,
+        note: c.note,
+        taken_at: c.taken_at,
+    })
 }
 
 fn found(f: types::Found) -> pb::Found {
@@ -1137,6 +1190,9 @@ mod tests {
             ("GET", "/quarantine", "ListQuarantine"),
             ("POST", "/cases/{id}/release", "ReleaseCase"),
             ("GET", "/connectors", "ListConnectors"),
+            ("GET", "/cases/{id}/events/{seq}/receipt", "GetReceipt"),
+            ("GET", "/lockchain/checkpoint", "GetCheckpoint"),
+            ("GET", "/lockchain/public-key", "GetPublicKey"),
         ];
         let own = ["/health", "/ready", "/openapi.json"];
         let routes: BTreeSet<(&str, &str)> = crate::rest::route_table()

@@ -732,6 +732,70 @@ async fn connectors(State(s): State<Shared>) -> Response {
     ok(s.connectors().await)
 }
 
+#[utoipa::path(get, path = "/cases/{id}/events/{seq}/receipt",
+    params(("id" = String, Path), ("seq" = u64, Path, description = "the event's sequence number, from 1")),
+    responses((status = 200, body = crate::lockchain::Receipt, description = "the receipt: the file `knhk lockchain verify-receipt` checks"),
+              (status = 404, body = ErrorBody, description = "no such case, or no such event in its history"),
+              (status = 409, body = ErrorBody, description = "the event has no leaf (committed without the lockchain), or the lockchain is off"),
+              (status = "4XX", body = ErrorBody)))]
+async fn receipt(State(s): State<Shared>, Path((id, seq)): Path<(String, String)>) -> Response {
+    ok(async { s.receipt(&id, crate::lockchain::parse_seq(&seq)?).await }.await)
+}
+
+/// How a client asks for the checkpoint: the note as text, or JSON (the default).
+fn wants_text(headers: &HeaderMap) -> bool {
+    // The first of the two media types the Accept header names wins; quality values are
+    // not weighed (a client that wants one says that one).
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    accept
+        .split(',')
+        .map(|m| {
+            m.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .find(|m| m == "text/plain" || m == "application/json")
+        .is_some_and(|m| m == "text/plain")
+}
+
+/// A `text/plain` answer.
+fn plain(text: String) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        text,
+    )
+        .into_response()
+}
+
+#[utoipa::path(get, path = "/lockchain/checkpoint",
+    responses((status = 200, description = "the latest signed checkpoint: JSON, or with `Accept: text/plain` the signed note alone",
+               content((crate::lockchain::Checkpoint = "application/json"), (String = "text/plain"))),
+              (status = 404, body = ErrorBody, description = "no checkpoint was taken yet"),
+              (status = "4XX", body = ErrorBody)))]
+async fn checkpoint(State(s): State<Shared>, headers: HeaderMap) -> Response {
+    match s.checkpoint().await {
+        Ok(c) if wants_text(&headers) => plain(c.note),
+        other => ok(other),
+    }
+}
+
+#[utoipa::path(get, path = "/lockchain/public-key",
+    responses((status = 200, description = "the verifier key of the log's checkpoints (signed-note form `name+hash+base64key`), one line",
+               content((String = "text/plain"))),
+              (status = "4XX", body = ErrorBody)))]
+async fn public_key(State(s): State<Shared>) -> Response {
+    match s.public_key() {
+        Ok(key) => plain(format!("{key}\n")),
+        Err(e) => e.into_response(),
+    }
+}
+
 /// The OpenAPI document of every route.
 #[derive(OpenApi)]
 #[openapi(
@@ -774,7 +838,10 @@ async fn connectors(State(s): State<Shared>) -> Response {
         lookup_workflow,
         quarantine,
         release_case,
-        connectors
+        connectors,
+        receipt,
+        checkpoint,
+        public_key
     ),
     components(schemas(ErrorBody, ErrorDetail))
 )]
@@ -852,6 +919,9 @@ fn routes() -> Routes {
     .add("GET", "/quarantine", quarantine)
     .add("POST", "/cases/{id}/release", release_case)
     .add("GET", "/connectors", connectors)
+    .add("GET", "/cases/{id}/events/{seq}/receipt", receipt)
+    .add("GET", "/lockchain/checkpoint", checkpoint)
+    .add("GET", "/lockchain/public-key", public_key)
 }
 
 /// Returns every route of the router: (method, path).
@@ -947,7 +1017,8 @@ mod tests {
         for (method, path) in &routed {
             let uri = path
                 .replace("{id}", "00000000-0000-0000-0000-000000000000")
-                .replace("{event}", "go");
+                .replace("{event}", "go")
+                .replace("{seq}", "1");
             let req = axum::http::Request::builder()
                 .method(method.as_str())
                 .uri(&uri)
@@ -974,6 +1045,93 @@ mod tests {
             .unwrap();
         let res = router.clone().oneshot(req).await.unwrap();
         assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    }
+
+    async fn get_json(router: &Router, uri: &str) -> (StatusCode, Value) {
+        let req = axum::http::Request::builder()
+            .uri(uri)
+            .body(Body::empty())
+            .unwrap();
+        let res = router.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    /// A receipt asked for with a case id that is not one, or a sequence number that is not
+    /// one, is refused naming the path segment at fault, before the engine is asked.
+    #[tokio::test]
+    async fn a_receipt_request_names_the_bad_id_or_sequence_number() {
+        let router = router(Service::new(engine(), crate::Limits::default()));
+        let case = "00000000-0000-0000-0000-000000000000";
+        for (uri, field) in [
+            ("/cases/nope/events/1/receipt".to_owned(), "id"),
+            (format!("/cases/{case}/events/0/receipt"), "seq"),
+            (format!("/cases/{case}/events/-3/receipt"), "seq"),
+            (format!("/cases/{case}/events/two/receipt"), "seq"),
+        ] {
+            let (status, body) = get_json(&router, &uri).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {body}");
+            assert_eq!(body["error"]["code"], "invalid_argument", "{uri}");
+            assert_eq!(body["error"]["details"]["field"], field, "{uri}");
+        }
+    }
+
+    /// The lockchain's routes are in the OpenAPI document with their wire types.
+    #[test]
+    fn the_openapi_document_describes_the_receipt_and_checkpoint() {
+        let doc = document();
+        let schemas = &doc["components"]["schemas"];
+        for field in [
+            "format",
+            "case",
+            "seq",
+            "leaf_index",
+            "tree_size",
+            "event",
+            "inclusion",
+            "checkpoint",
+        ] {
+            assert!(
+                schemas["Receipt"]["properties"][field].is_object(),
+                "Receipt.{field}"
+            );
+        }
+        for field in ["size", "root", "note", "taken_at"] {
+            assert!(
+                schemas["Checkpoint"]["properties"][field].is_object(),
+                "Checkpoint.{field}"
+            );
+        }
+        let checkpoint = &doc["paths"]["/lockchain/checkpoint"]["get"]["responses"]["200"];
+        assert!(
+            checkpoint["content"]["text/plain"].is_object(),
+            "{checkpoint}"
+        );
+        assert!(
+            checkpoint["content"]["application/json"].is_object(),
+            "{checkpoint}"
+        );
+        let key = &doc["paths"]["/lockchain/public-key"]["get"]["responses"]["200"];
+        assert!(key["content"]["text/plain"].is_object(), "{key}");
+    }
+
+    /// The checkpoint is JSON unless the client names text/plain before application/json.
+    #[test]
+    fn the_checkpoint_is_text_only_when_asked_for_first() {
+        let with = |accept: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::ACCEPT, accept.parse().unwrap());
+            wants_text(&h)
+        };
+        assert!(!wants_text(&HeaderMap::new()));
+        assert!(with("text/plain"));
+        assert!(with("Text/Plain; charset=utf-8"));
+        assert!(with("text/html, text/plain;q=0.5, application/json"));
+        assert!(!with("application/json, text/plain"));
+        assert!(!with("*/*"));
     }
 
     /// A request that takes longer than the limit is answered `deadline_exceeded` (408).

@@ -841,7 +841,7 @@ fn parse_uuid(field: &str, s: &str) -> Result<uuid::Uuid, ApiError> {
         .map_err(|e| ApiError::invalid(field, format!("{field}: {s:?} is not a UUID ({e})")))
 }
 
-fn case_id(s: &str) -> Result<CaseId, ApiError> {
+pub(crate) fn case_id(s: &str) -> Result<CaseId, ApiError> {
     parse_uuid("id", s).map(CaseId)
 }
 

@@ -3,7 +3,8 @@
 //! grows; `history` measures them on one case with a long history, snapshots off and on;
 //! `load` drives cases on a data directory for the kill -9 recovery test; `hello` is the
 //! hello-world baseline of `serve-bench.sh` (`knhk serve` under wrk); `grpc-load` is its gRPC
-//! load client; `connectors` measures PostgreSQL tasks with the connector's pool at 16 and at 1.
+//! load client; `connectors` measures PostgreSQL tasks with the connector's pool at 16 and at 1;
+//! `lockchain` gives the lockchain's figures (its cost on W1, receipts, verification).
 
 mod bench;
 mod connectors;
@@ -12,6 +13,7 @@ mod hello;
 mod history;
 mod intake;
 mod load;
+mod lockchain;
 mod scale;
 
 use std::process::ExitCode;
@@ -49,6 +51,9 @@ enum Command {
     Hello(hello::HelloArgs),
     /// Drives `knhk serve`'s gRPC API from N connections; prints calls/s, p50, p99, errors.
     GrpcLoad(grpc_load::GrpcLoadArgs),
+    /// Measures the lockchain: W1 durable throughput with it off and on in the same run, the
+    /// time to produce a receipt, receipt sizes at 1k, 1M and 1G leaves, verification speed.
+    Lockchain(lockchain::LockchainArgs),
 }
 
 fn main() -> ExitCode {
@@ -80,6 +85,7 @@ fn main() -> ExitCode {
                 Command::Hello(args) => hello::run(args).await,
                 Command::Intake(args) => intake::run(args).await,
                 Command::GrpcLoad(args) => grpc_load::run(args).await,
+                Command::Lockchain(args) => lockchain::run(args).await,
             }
         }),
         Err(e) => Err(anyhow::Error::new(e).context("cannot start the async runtime")),

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
+use knhk_api::lockchain::{Checkpoint as ApiCheckpoint, Receipt as ApiReceipt};
 use knhk_api::types as api;
 use knhk_core::model::Allocation;
 use knhk_core::{CaseId, CaseStatus, Event, TaskRef, Timestamp, Wait, WorkItemId, Workflow};
@@ -112,6 +113,18 @@ impl Remote {
         &self,
         request: reqwest::RequestBuilder,
     ) -> anyhow::Result<T> {
+        let bytes = self.send_bytes(request).await?;
+        serde_json::from_slice(&bytes).with_context(|| {
+            format!(
+                "the knhk server at {} answered what this knhk does not read",
+                self.base
+            )
+        })
+    }
+
+    /// Sends a request and returns the body of a successful answer; an error answer is a
+    /// [`RemoteError`].
+    async fn send_bytes(&self, request: reqwest::RequestBuilder) -> anyhow::Result<Vec<u8>> {
         let response = request
             .send()
             .await
@@ -140,9 +153,17 @@ impl Remote {
                 ),
             });
         }
-        serde_json::from_slice(&bytes).with_context(|| {
+        Ok(bytes.to_vec())
+    }
+
+    /// Reads a `text/plain` answer.
+    async fn get_text(&self, path: &str) -> anyhow::Result<String> {
+        let bytes = self
+            .send_bytes(self.http.get(format!("{}{path}", self.base)))
+            .await?;
+        String::from_utf8(bytes).with_context(|| {
             format!(
-                "the knhk server at {} answered what this knhk does not read",
+                "the knhk server at {} answered text that is not UTF-8",
                 self.base
             )
         })
@@ -1003,6 +1024,40 @@ impl Backend {
                 r.item_step(item, "complete", json!({ "user": user, "output": output }))
                     .await
             }
+        }
+    }
+
+    /// The receipt of event `seq` of `case`, in the form `verify-receipt` reads.
+    pub(crate) async fn receipt(&self, case: CaseId, seq: u64) -> anyhow::Result<ApiReceipt> {
+        match self {
+            Backend::Local(engine) => Ok(ApiReceipt::of(&engine.receipt(case, seq).await?)),
+            Backend::Remote(r) => {
+                r.get(&format!("/cases/{case}/events/{seq}/receipt"), &[])
+                    .await
+            }
+        }
+    }
+
+    /// The latest signed checkpoint; an error saying so when none was taken yet.
+    pub(crate) async fn latest_checkpoint(&self) -> anyhow::Result<ApiCheckpoint> {
+        match self {
+            Backend::Local(engine) => match engine.latest_checkpoint().await? {
+                Some(c) => Ok(ApiCheckpoint::of(&c)),
+                None => Err(anyhow::anyhow!(knhk_api::lockchain::NO_CHECKPOINT)),
+            },
+            Backend::Remote(r) => r.get("/lockchain/checkpoint", &[]).await,
+        }
+    }
+
+    /// The verifier key of the log's checkpoints.
+    pub(crate) async fn lockchain_public_key(&self) -> anyhow::Result<String> {
+        match self {
+            Backend::Local(engine) => Ok(engine.lockchain_public_key()?),
+            Backend::Remote(r) => Ok(r
+                .get_text("/lockchain/public-key")
+                .await?
+                .trim_end()
+                .to_owned()),
         }
     }
 

@@ -14,7 +14,7 @@ use serde_json::Value;
 pub(crate) const DEFAULT_FILE: &str = "knhk.toml";
 
 /// The top-level keys besides `knhk serve`'s flat ones.
-const TABLES: [&str; 2] = ["connectors", "subscriptions"];
+const TABLES: [&str; 3] = ["connectors", "subscriptions", "lockchain"];
 
 /// What the config file holds, read once per command.
 #[derive(Clone, Debug, Default)]
@@ -29,6 +29,8 @@ pub(crate) struct ConfigFile {
     pub(crate) connectors: Vec<InstanceConfig>,
     /// The `[[subscriptions]]` array as written, unchecked: the intake reads it.
     pub(crate) subscriptions: Option<Value>,
+    /// The `[lockchain]` table (`lockchain_config.rs` makes the engine's from it).
+    pub(crate) lockchain: crate::lockchain_config::LockchainFile,
 }
 
 impl ConfigFile {
@@ -64,7 +66,7 @@ impl ConfigFile {
             if !crate::serve::KEYS.contains(&key.as_str()) && !TABLES.contains(&key.as_str()) {
                 anyhow::bail!(
                     "config file {shown}: unknown key `{key}` (the keys are {}, and the tables \
-                     [connectors.NAME] and [[subscriptions]])",
+                     [connectors.NAME], [[subscriptions]] and [lockchain])",
                     crate::serve::KEYS.join(", ")
                 );
             }
@@ -100,12 +102,19 @@ impl ConfigFile {
             .remove("subscriptions")
             .map(|s| serde_json::to_value(s).context("config file: subscriptions"))
             .transpose()?;
+        let lockchain = flat
+            .remove("lockchain")
+            .map(crate::lockchain_config::LockchainFile::parse)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("config file {shown}: {e}"))?
+            .unwrap_or_default();
         Ok(ConfigFile {
             path: Some(path.to_path_buf()),
             flat,
             connector_tables,
             connectors,
             subscriptions,
+            lockchain,
         })
     }
 

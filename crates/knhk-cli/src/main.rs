@@ -30,6 +30,9 @@ mod cases;
 mod config;
 mod connectors;
 mod input;
+mod lockchain;
+mod lockchain_config;
+mod lockchain_show;
 mod outcome;
 mod progress;
 mod report;
@@ -277,6 +280,10 @@ enum Command {
     /// Lists and probes the connector instances of the config file (and the built-in `http`).
     #[command(subcommand)]
     Connector(connectors::ConnectorCommand),
+    /// The tamper-evident case history: verifies the whole log offline or one receipt, and
+    /// prints receipts, the latest checkpoint and the public key.
+    #[command(subcommand)]
+    Lockchain(lockchain::LockchainCommand),
     /// Keeps the engine running on the data directory: picks up unfinished cases (connector
     /// calls cut off by a crash are made again) and fires timers, until interrupted.
     Worker(worker::WorkerArgs),
@@ -401,6 +408,7 @@ fn main() -> ExitCode {
             .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
         connectors: file.connectors,
         subscriptions: file.subscriptions,
+        lockchain: file.lockchain,
     };
     let result = match cli.command {
         Command::Validate {
@@ -410,6 +418,10 @@ fn main() -> ExitCode {
         } => validate(&files, json, strict, &spec_options, &settings.connectors),
         Command::Simulate { file, data, json } => simulate(&file, data.as_deref(), json, &settings),
         Command::Export { file } => export(&file),
+        // A receipt is checked with nothing but its key: no store, no runtime.
+        Command::Lockchain(lockchain::LockchainCommand::VerifyReceipt(args)) => {
+            lockchain::verify_receipt(&args)
+        }
         command => match tokio::runtime::Builder::new_multi_thread()
             // The CEL parser and evaluator recurse once per level of an expression, with large
             // frames in a debug build: 8 MiB (the main thread's) holds the deepest one accepted.
@@ -484,6 +496,9 @@ async fn dispatch(
     }
     let session = Session::open(data_dir, settings).await?;
     let looked_in = session.looked_in();
+    // `knhk run` signs a checkpoint of what it did before it exits, so that its receipts
+    // need no later one.
+    let final_checkpoint = matches!(command, Command::Run(_));
     let result = match command {
         Command::Run(args) => run::run(&session, args).await,
         Command::Worker(args) => worker::run(&session, args).await,
@@ -491,12 +506,16 @@ async fn dispatch(
         Command::Case(c) => cases::run(&session, c).await,
         Command::WorkItem(c) => workitems::run(&session, c).await,
         Command::Store(c) => store_check::run(&session, c).await,
+        Command::Lockchain(c) => lockchain::run(&session, c).await,
         Command::Connector(_)
         | Command::Validate { .. }
         | Command::Simulate { .. }
         | Command::Export { .. }
         | Command::Serve(_) => Ok(ExitCode::SUCCESS),
     };
+    if final_checkpoint {
+        session.final_checkpoint().await;
+    }
     session.close().await;
     // An unknown id may only mean that the command looked in another data directory.
     result.map_err(|e| {
@@ -539,6 +558,7 @@ async fn dispatch_remote(
         Command::Workflow(c) => workflows::run(&session, c).await,
         Command::Case(c) => cases::run(&session, c).await,
         Command::WorkItem(c) => workitems::run(&session, c).await,
+        Command::Lockchain(c) => lockchain::run(&session, c).await,
         _ => Ok(ExitCode::SUCCESS),
     };
     // An unknown id: say where it was looked up.

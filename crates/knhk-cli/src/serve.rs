@@ -393,6 +393,7 @@ impl ServeConfig {
             // The config file's, set by the caller.
             connectors: Vec::new(),
             subscriptions: None,
+            lockchain: Default::default(),
         }
     }
 }
@@ -429,6 +430,7 @@ pub(crate) fn main(args: &ServeArgs, cli: &crate::Cli) -> anyhow::Result<ExitCod
     let mut settings = config.settings();
     settings.connectors = file.connectors;
     settings.subscriptions = file.subscriptions;
+    settings.lockchain = file.lockchain;
     runtime.block_on(serve(config, settings))
 }
 

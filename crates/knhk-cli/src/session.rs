@@ -138,6 +138,8 @@ pub(crate) struct Settings {
     pub(crate) connectors: Vec<InstanceConfig>,
     /// The config file's `[[subscriptions]]` as written, for the intake.
     pub(crate) subscriptions: Option<Value>,
+    /// The config file's `[lockchain]` table.
+    pub(crate) lockchain: crate::lockchain_config::LockchainFile,
 }
 
 /// The engine of one command: on the embedded store of one data directory, or a `knhk
@@ -163,6 +165,7 @@ impl Session {
         let address = StoreAddress::parse(settings.store.as_deref(), data_dir)?;
         // Instances first: a bad one is refused before the store is touched.
         let connectors = crate::config::registry(&settings.connectors)?;
+        let lockchain = crate::lockchain_config::engine_config(&settings.lockchain, data_dir)?;
         let store: Arc<dyn Store> = match &address {
             StoreAddress::Sqlite(path) => Arc::new(open_sqlite(path, data_dir, &settings).await?),
             StoreAddress::Postgres(url) => Arc::new(open_postgres(url, &settings).await?),
@@ -183,6 +186,7 @@ impl Session {
             lease: settings.lease,
             heartbeat_interval: settings.heartbeat_interval,
             node_name: EngineConfig::default_node_name(),
+            lockchain,
         });
         Ok(Session {
             engine: Backend::Local(engine),
@@ -284,6 +288,18 @@ impl Session {
     /// Returns the definition of a stored workflow, if it still loads.
     pub(crate) async fn definition(&self, workflow: WorkflowId) -> Option<Arc<Workflow>> {
         self.engine.definition(workflow).await.ok()
+    }
+
+    /// Signs a checkpoint of the lockchain when the tree grew (a one-shot command's last
+    /// act, so that receipts of what it did need no later one); a failure is a warning, as
+    /// the command's work is committed.
+    pub(crate) async fn final_checkpoint(&self) {
+        if let Backend::Local(engine) = &self.engine {
+            match engine.checkpoint_now().await {
+                Ok(_) | Err(knhk_workflow_engine::Error::LockchainOff) => {}
+                Err(e) => eprintln!("warning: no lockchain checkpoint was taken: {e}"),
+            }
+        }
     }
 
     /// Stops what the engine spawned (nothing should be left once a case settled).

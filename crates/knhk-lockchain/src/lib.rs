@@ -8,7 +8,8 @@
 //! [`verify`] checks a whole log offline, from the stored events themselves.
 //!
 //! The crate is pure: no async runtime, no network, no database. The store appends leaves with
-//! [`tiles::Tail`], the engine signs and anchors, the CLI verifies.
+//! [`tiles::Tail`], the engine signs and anchors, the CLI verifies. Only [`anchor`] touches
+//! files (a git repository, blocking), and runs `git` to push.
 
 pub mod anchor;
 pub mod canonical;

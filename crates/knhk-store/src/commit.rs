@@ -31,8 +31,10 @@ pub(crate) fn check_fencing(
     Ok(())
 }
 
-/// Checks a commit against the stored version of its case (`None`: no such case).
+/// Checks a commit against the stored version of its case (`None`: no such case), after
+/// its lockchain leaves (none, or one per event).
 pub(crate) fn check(c: &Commit, stored: Option<u64>) -> Result<(), Error> {
+    crate::lockchain::check_leaves(c)?;
     if stored != c.expected_version {
         return Err(Error::Conflict {
             case: c.case.id,

@@ -5,7 +5,11 @@
 //! its new events, the new case row, the work item and timer changes, the idempotency record
 //! and now and then a snapshot of the case's state ([`SnapshotRecord`]) are written together
 //! or not at all, guarded by optimistic concurrency on the case
-//! version. Three backends implement it and pass the same conformance suite
+//! version. The lockchain leaves of a step's events ([`Commit::leaves`]) are appended to the
+//! store's one Merkle tree, kept in tiles, in that same transaction; the signed checkpoints
+//! of the tree's head are kept beside it ([`CheckpointRecord`]).
+//!
+//! Three backends implement it and pass the same conformance suite
 //! (`tests/it/conformance/`): [`MemoryStore`] for tests, [`SqliteStore`], an embedded
 //! SQLite file in WAL mode whose single writer thread groups concurrent commits into one
 //! transaction and one fsync, and [`PostgresStore`], a schema of a PostgreSQL database shared
@@ -14,6 +18,7 @@
 
 mod commit;
 mod error;
+mod lockchain;
 mod memory;
 mod plan;
 mod postgres;
@@ -46,5 +51,6 @@ pub use store::Store;
 /// loading a case starts from; format 8 indexes the last group of case and work item ids, by
 /// which tables name time-ordered ids; format 9 indexes work items by state, for pages of the
 /// items in one state; format 10 the registry of engine nodes with their leases, the owner of
-/// each case's work in flight and the claims of due timers.
-pub const FORMAT_VERSION: i64 = 10;
+/// each case's work in flight and the claims of due timers; format 11 the lockchain (each
+/// event's leaf index, the tree in tiles, its size and the signed checkpoints).
+pub const FORMAT_VERSION: i64 = 11;

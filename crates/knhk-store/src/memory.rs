@@ -2,17 +2,19 @@
 
 use knhk_core::WorkflowId;
 use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use knhk_core::{CaseId, CaseStatus, Event, TimerId, Timestamp, WorkItemId};
+use knhk_lockchain::{Tail, Tile, TileId};
 
 use crate::commit;
 use crate::error::Error;
 use crate::plan::QueryPlan;
 use crate::record::{
-    CaseFilter, CaseRecord, Change, Commit, IdempotencyRecord, NodeRecord, Orphans,
-    QuarantineRecord, SnapshotRecord, TimerRecord, WorkItemFilter, WorkItemRecord, WorkflowRecord,
-    WorkflowSummary, named_by,
+    CaseFilter, CaseRecord, Change, CheckpointRecord, Commit, IdempotencyRecord, NodeRecord,
+    Orphans, QuarantineRecord, SnapshotRecord, TimerRecord, TreeHead, WorkItemFilter,
+    WorkItemRecord, WorkflowRecord, WorkflowSummary, named_by,
 };
 use crate::store::Store;
 
@@ -39,6 +41,11 @@ struct State {
     last_fence: u64,
     /// The claims of timers: the node's token and until when.
     timer_claims: HashMap<TimerId, (u64, Timestamp)>,
+    /// The lockchain tree's right edge, its stored tiles and each leaf's index by event.
+    tree: Tail,
+    tiles: HashMap<TileId, Tile>,
+    leaf_of: HashMap<(CaseId, u64), u64>,
+    checkpoints: BTreeMap<u64, CheckpointRecord>,
 }
 
 impl State {
@@ -164,6 +171,17 @@ impl Store for MemoryStore {
             && s.idempotency.contains_key(&i.key)
         {
             return Err(Error::DuplicateKey(i.key.clone()));
+        }
+        // Every check passed: the leaves go in with the events, nothing after can fail.
+        if !c.leaves.is_empty() {
+            let leaves: Vec<_> = crate::lockchain::leaves_of(&c).collect();
+            let first = s.tree.size();
+            for (i, (leaf, _)) in leaves.iter().enumerate() {
+                s.leaf_of.insert((leaf.case, leaf.seq), first + i as u64);
+            }
+            for t in s.tree.append(&leaves) {
+                s.tiles.insert(t.id, t);
+            }
         }
         let Commit {
             case,
@@ -492,5 +510,48 @@ impl Store for MemoryStore {
             s.timer_claims.insert(t.id, (fence, until));
         }
         Ok(due)
+    }
+
+    async fn lockchain_head(&self) -> Result<TreeHead, Error> {
+        Ok(crate::lockchain::head_of(&self.lock().tree))
+    }
+
+    async fn lockchain_tiles(&self, ids: &[TileId]) -> Result<Vec<Tile>, Error> {
+        let s = self.lock();
+        Ok(ids
+            .iter()
+            .filter_map(|id| s.tiles.get(id).cloned())
+            .collect())
+    }
+
+    async fn event_leaf(&self, case: CaseId, seq: u64) -> Result<Option<u64>, Error> {
+        Ok(self.lock().leaf_of.get(&(case, seq)).copied())
+    }
+
+    async fn put_checkpoint(&self, c: &CheckpointRecord) -> Result<bool, Error> {
+        let mut s = self.lock();
+        if s.checkpoints.contains_key(&c.size) {
+            return Ok(false);
+        }
+        s.checkpoints.insert(c.size, c.clone());
+        Ok(true)
+    }
+
+    async fn checkpoints(
+        &self,
+        after_size: u64,
+        limit: usize,
+    ) -> Result<Vec<CheckpointRecord>, Error> {
+        let s = self.lock();
+        let after = (Bound::Excluded(after_size), Bound::Unbounded);
+        Ok(s.checkpoints
+            .range(after)
+            .take(limit)
+            .map(|(_, c)| c.clone())
+            .collect())
+    }
+
+    async fn latest_checkpoint(&self) -> Result<Option<CheckpointRecord>, Error> {
+        Ok(self.lock().checkpoints.values().next_back().cloned())
     }
 }

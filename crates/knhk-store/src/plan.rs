@@ -41,6 +41,10 @@ pub const EXPLAINED: &[&str] = &[
     "claiming the cases of dead nodes",
     "claiming the cases no node owns",
     "claiming due timers",
+    "the leaf of one event",
+    "one lockchain tile",
+    "checkpoints after a size",
+    "the latest checkpoint",
 ];
 
 /// One read of a store and the plan its backend chooses for it.

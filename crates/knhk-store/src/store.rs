@@ -200,52 +200,36 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<Vec<TimerRecord>, Error>;
 
     // The lockchain: one append-only Merkle tree per store over the leaves of the commits
-    // (`Commit::leaves`), kept in tiles, and the signed checkpoints of its head.
-    // CONTRACT: the `store` helper implements these on every backend and removes the
-    // defaults.
+    // (`Commit::leaves`), kept in tiles, and the signed checkpoints of its head. The tree
+    // grows only in `commit`, in the transaction of the events it covers.
 
     /// Returns the head of the lockchain tree: its size and root (size 0 and the empty root
-    /// when no commit carried leaves).
-    async fn lockchain_head(&self) -> Result<TreeHead, Error> {
-        Err(Error::Lockchain("not built yet".to_owned()))
-    }
+    /// when no commit carried leaves). The root is computed from the stored tail tiles, read
+    /// in one snapshot with the size.
+    async fn lockchain_head(&self) -> Result<TreeHead, Error>;
 
     /// Returns the stored tiles among `ids` (a tile not stored is left out), each as last
-    /// written.
+    /// written, in the order of `ids`.
     async fn lockchain_tiles(
         &self,
         ids: &[knhk_lockchain::TileId],
-    ) -> Result<Vec<knhk_lockchain::Tile>, Error> {
-        let _ = ids;
-        Err(Error::Lockchain("not built yet".to_owned()))
-    }
+    ) -> Result<Vec<knhk_lockchain::Tile>, Error>;
 
     /// Returns the leaf index of event `seq` of `case`; `None` when there is no such event or
     /// it was committed without a leaf.
-    async fn event_leaf(&self, case: CaseId, seq: u64) -> Result<Option<u64>, Error> {
-        let _ = (case, seq);
-        Err(Error::Lockchain("not built yet".to_owned()))
-    }
+    async fn event_leaf(&self, case: CaseId, seq: u64) -> Result<Option<u64>, Error>;
 
     /// Stores a signed checkpoint; one of the same size already stored is left as it is
     /// (`Ok(false)`), else `Ok(true)`.
-    async fn put_checkpoint(&self, c: &CheckpointRecord) -> Result<bool, Error> {
-        let _ = c;
-        Err(Error::Lockchain("not built yet".to_owned()))
-    }
+    async fn put_checkpoint(&self, c: &CheckpointRecord) -> Result<bool, Error>;
 
     /// Returns at most `limit` checkpoints with `size > after_size`, by size.
     async fn checkpoints(
         &self,
         after_size: u64,
         limit: usize,
-    ) -> Result<Vec<CheckpointRecord>, Error> {
-        let _ = (after_size, limit);
-        Err(Error::Lockchain("not built yet".to_owned()))
-    }
+    ) -> Result<Vec<CheckpointRecord>, Error>;
 
     /// Returns the checkpoint of the largest size, if any.
-    async fn latest_checkpoint(&self) -> Result<Option<CheckpointRecord>, Error> {
-        Err(Error::Lockchain("not built yet".to_owned()))
-    }
+    async fn latest_checkpoint(&self) -> Result<Option<CheckpointRecord>, Error>;
 }

@@ -144,6 +144,21 @@ pub enum Error {
     ShuttingDown,
     #[error("timer {timer} is not due yet: it falls due in {due_in_ms} ms")]
     TimerNotDue { timer: TimerId, due_in_ms: i64 },
+    /// The case has no event with this sequence number.
+    #[error("case {case} has no event {seq}")]
+    UnknownEvent { case: CaseId, seq: u64 },
+    /// The engine keeps no lockchain (its config has none), so it has no receipts,
+    /// checkpoints or key.
+    #[error(
+        "the lockchain is off in this engine (lockchain.enabled = false): no leaves, checkpoints, receipts or key"
+    )]
+    LockchainOff,
+    /// The event was committed while the lockchain was off: it has no leaf, so no receipt.
+    #[error("event {seq} of case {case} has no leaf: committed without the lockchain")]
+    NoLeaf { case: CaseId, seq: u64 },
+    /// The lockchain could not sign, prove or read what it needed (the words say what).
+    #[error("lockchain: {0}")]
+    Lockchain(String),
 }
 
 /// Why a stored workflow does not load.
@@ -260,6 +275,7 @@ impl Error {
             | Error::UnknownCase(_)
             | Error::UnknownId { .. }
             | Error::UnknownWorkItem(_)
+            | Error::UnknownEvent { .. }
             | Error::UnknownConnector { .. } => ErrorCode::NotFound,
             Error::AmbiguousWorkflow { .. } | Error::AmbiguousId { .. } | Error::NotAnId { .. } => {
                 ErrorCode::InvalidArgument
@@ -291,6 +307,8 @@ impl Error {
             Error::Quarantined { .. } => ErrorCode::FailedPrecondition,
             Error::NotQuarantined(_) | Error::StillBroken { .. } => ErrorCode::FailedPrecondition,
             Error::ResultLost { source, .. } => source.code(),
+            Error::LockchainOff | Error::NoLeaf { .. } => ErrorCode::FailedPrecondition,
+            Error::Lockchain(_) => ErrorCode::Internal,
         }
     }
 }

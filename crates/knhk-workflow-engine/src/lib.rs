@@ -21,9 +21,10 @@ mod view;
 pub use clock::Clock;
 pub use directory::{Directory, DirectoryError};
 pub use engine::{
-    CaseFault, CaseUpdate, CheckpointView, EngineConfig, IdOrder, KeyedCase, LockchainHealth,
-    Started, StoreProblem, StoreReport, Subject, WorkflowEngine, connector_problems,
-    connector_views, probe_connectors,
+    AnchorConfig, CaseFault, CaseUpdate, CheckpointView, EngineConfig, IdOrder, KeySource,
+    KeyedCase, LockchainConfig, LockchainHealth, Started, StoreProblem, StoreReport, Subject,
+    VerifyOptions, VerifyReport, WorkflowEngine, connector_problems, connector_views,
+    probe_connectors,
 };
 pub use error::{ConnectorProblem, Error, ErrorCode, StoredWorkflowError};
 pub use view::{

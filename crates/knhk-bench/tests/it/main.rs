@@ -8,5 +8,6 @@ mod bench;
 mod connectors;
 mod history;
 mod load;
+mod lockchain;
 mod recovery;
 mod scale;

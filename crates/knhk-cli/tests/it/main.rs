@@ -4,6 +4,7 @@
 // Helpers outside `#[test]` functions fail loudly too.
 #![allow(clippy::expect_used, clippy::panic)]
 
+mod anchor;
 mod cases;
 mod client;
 mod connectors;
@@ -15,6 +16,7 @@ mod incidents;
 mod inputs;
 mod intake;
 mod limits;
+mod lockchain_show;
 mod multinode;
 mod nodes;
 mod outage;

@@ -381,7 +381,8 @@ fn a_read_only_store_serves_reads_and_refuses_writes_naming_itself() {
         names.sort();
         names
     };
-    assert_eq!(names(data.path()), ["knhk.db"]);
+    // The lockchain's folder holds its key and anchor.
+    assert_eq!(names(data.path()), ["knhk.db", "lockchain"]);
     // No write permission for anyone (which even the superuser's knhk honours, though the
     // kernel would let it write).
     chmod(&file, 0o444);
@@ -409,7 +410,7 @@ fn a_read_only_store_serves_reads_and_refuses_writes_naming_itself() {
         assert!(err.contains(&read_only), "{err}");
     }
     // Nothing was written: no WAL, no marker, and the case is as it was.
-    assert_eq!(names(data.path()), ["knhk.db"]);
+    assert_eq!(names(data.path()), ["knhk.db", "lockchain"]);
     chmod(data.path(), 0o755);
     chmod(&file, 0o644);
     let after = data.json(&["case", "show", &case, "--json"]);

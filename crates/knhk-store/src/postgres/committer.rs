@@ -8,6 +8,16 @@
 //! conflict, a duplicate key) or fails, the transaction is rolled back and the batch written
 //! again with a savepoint per commit, so that each refused commit is rolled back alone with
 //! its own typed error, as the SQLite writer does.
+//!
+//! A batch whose commits carry lockchain leaves locks the tree's head row first, before any
+//! case row (see `lockchain.rs`), and writes the changed tiles and the new size just before
+//! its `COMMIT`, in the same pipelined round trip. The first try gives the events the leaf
+//! indexes that follow the committers' cached tree edge, and checks under the lock that the
+//! stored size is still the cached one; when it is not (another process appended) or a commit
+//! was refused, the careful path reads the edge again under the lock and numbers the leaves of
+//! the accepted commits only. The committers of one store share the edge, one batch with
+//! leaves at a time; it is dropped when a transaction that appended to it fails, and read
+//! again when next needed.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,6 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use deadpool_postgres::{Client, Pool};
 use futures_util::future::join_all;
 use knhk_core::{CaseId, TimerId, WorkItemId};
+use knhk_lockchain::{Hash, LeafRef, Tail};
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio_postgres::error::SqlState;
 use tracing::warn;
@@ -25,7 +36,11 @@ use crate::error::Error;
 use crate::record::{Change, Commit, TimerRecord, WorkItemRecord};
 
 use super::rows::{self, Param, refs};
-use super::{pg, pool_error};
+use super::{lockchain, pg, pool_error};
+
+/// The lockchain tree's right edge as the committers of one store last wrote or read it;
+/// `None` until read, and after a transaction that appended to it failed.
+pub(super) type Tree = Arc<Mutex<Option<Tail>>>;
 
 /// A commit waiting for a committer, with where to send its outcome.
 #[derive(Debug)]
@@ -54,6 +69,7 @@ pub(super) async fn run(
     jobs: Arc<Mutex<mpsc::Receiver<Job>>>,
     max_batch: usize,
     counters: Arc<Counters>,
+    tree: Tree,
 ) {
     let max_batch = max_batch.max(1);
     loop {
@@ -64,11 +80,11 @@ pub(super) async fn run(
                 return;
             }
         }
-        write_batch(&pool, batch, &counters).await;
+        write_batch(&pool, batch, &counters, &tree).await;
     }
 }
 
-async fn write_batch(pool: &Pool, batch: Vec<Job>, counters: &Counters) {
+async fn write_batch(pool: &Pool, batch: Vec<Job>, counters: &Counters, tree: &Tree) {
     // A commit that breaks the history rules on its own is refused before any round trip;
     // which error it gets (a conflict comes first, as in every backend) needs the stored
     // version, read then.
@@ -83,6 +99,13 @@ async fn write_batch(pool: &Pool, batch: Vec<Job>, counters: &Counters) {
     // Cases locked in one order by every batch of every node: no two batches wait for each
     // other in a cycle. Stable, so that two commits of one case keep their order.
     ready.sort_by_key(|j| j.commit.case.id);
+    // A batch with leaves holds the tree's edge until it ends, taken before a connection so
+    // that no connection waits idle for it.
+    let mut edge = if ready.iter().any(|j| !j.commit.leaves.is_empty()) {
+        Some(tree.lock().await)
+    } else {
+        None
+    };
     let client = match pool.get().await {
         Ok(client) => client,
         Err(e) => {
@@ -102,13 +125,16 @@ async fn write_batch(pool: &Pool, batch: Vec<Job>, counters: &Counters) {
         return;
     }
     let commits: Vec<&Commit> = ready.iter().map(|j| j.commit.as_ref()).collect();
-    let mut outcome = write(&client, &commits, counters).await;
+    let mut outcome = write(&client, &commits, counters, edge.as_deref_mut()).await;
     for _ in 0..RETRIES {
         match &outcome {
-            Err(e) if retryable(e) => outcome = write(&client, &commits, counters).await,
+            Err(e) if retryable(e) => {
+                outcome = write(&client, &commits, counters, edge.as_deref_mut()).await;
+            }
             _ => break,
         }
     }
+    drop(edge);
     let results = match outcome {
         Ok(results) => {
             counters
@@ -144,34 +170,103 @@ fn retryable(e: &Error) -> bool {
 
 /// Writes the commits in one transaction: all at once when none is refused, else one
 /// savepoint each. Returns each commit's outcome, valid once this returns `Ok` (committed).
+/// `tree` is the tree's edge when a commit carries leaves.
 async fn write(
     client: &Client,
     commits: &[&Commit],
     counters: &Counters,
+    mut tree: Option<&mut Option<Tail>>,
 ) -> Result<Vec<Result<(), Error>>, Error> {
-    let mut plans = Vec::with_capacity(commits.len());
-    for c in commits {
-        plans.push(Statements::prepare(client, c).await?);
+    // Without a cached edge there is no leaf index to give before the lock: straight to the
+    // careful path, which reads it under the lock.
+    let first_leaf = match tree.as_deref() {
+        None => Some(None),
+        Some(Some(tail)) => Some(Some(tail.size())),
+        Some(None) => None,
+    };
+    if let Some(first_leaf) = first_leaf {
+        match write_at_once(client, commits, counters, tree.as_deref_mut(), first_leaf).await {
+            Ok(Some(results)) => return Ok(results),
+            Ok(None) => {}
+            Err(e) => return Err(e),
+        }
     }
-    // The whole batch, pipelined after BEGIN: one round trip, then one for COMMIT.
+    let careful = write_one_by_one(client, commits, counters, tree).await;
+    if careful.is_err() {
+        // Whatever failed, the connection goes back to the pool outside a transaction.
+        let _ = client.batch_execute("ROLLBACK").await;
+    }
+    careful
+}
+
+/// Writes the whole batch pipelined after `BEGIN`: one round trip, then one for the tiles
+/// and `COMMIT`. Returns `None` (rolled back) when a commit was refused or failed alone, or
+/// the tree moved since `first_leaf`: the batch is then written one commit at a time.
+async fn write_at_once(
+    client: &Client,
+    commits: &[&Commit],
+    counters: &Counters,
+    tree: Option<&mut Option<Tail>>,
+    first_leaf: Option<u64>,
+) -> Result<Option<Vec<Result<(), Error>>>, Error> {
+    let mut plans = Vec::with_capacity(commits.len());
+    let mut next = first_leaf;
+    let mut appended = Vec::new();
+    for c in commits {
+        let leaf = if c.leaves.is_empty() { None } else { next };
+        plans.push(Statements::prepare(client, c, leaf).await?);
+        if let Some(n) = next.as_mut()
+            && !c.leaves.is_empty()
+        {
+            *n += c.leaves.len() as u64;
+            appended.extend(crate::lockchain::leaves_of(c));
+        }
+    }
+    let lock = match first_leaf {
+        Some(_) => Some(
+            client
+                .prepare_cached(lockchain::LOCK_SIZE_SQL)
+                .await
+                .map_err(pg("preparing a query"))?,
+        ),
+        None => None,
+    };
+    // The head row first, so that every batch with leaves takes its locks in one order.
     let begin = client.batch_execute("BEGIN");
+    let locked = async {
+        match &lock {
+            Some(st) => Some(client.query_one(st, &[]).await),
+            None => None,
+        }
+    };
     let sent = join_all(plans.iter().map(|p| p.run(client)));
-    let (begun, answers) = futures_util::future::join(begin, sent).await;
+    let (begun, locked, answers) = futures_util::future::join3(begin, locked, sent).await;
     counters.round_trips.fetch_add(1, Ordering::Relaxed);
     begun.map_err(pg("beginning a batch"))?;
-    if answers.iter().all(Answers::accepted) {
-        client
-            .batch_execute("COMMIT")
-            .await
-            .map_err(pg("committing a batch"))?;
-        counters.round_trips.fetch_add(1, Ordering::Relaxed);
-        return Ok(commits.iter().map(|_| Ok(())).collect());
+    let size = locked.map(|row| {
+        row.map_err(pg("locking the lockchain's head"))
+            .and_then(|r| rows::u64_col(&r, 0))
+    });
+    let moved = match size {
+        Some(Ok(size)) => Some(size) != first_leaf,
+        Some(Err(e)) => {
+            let _ = client.batch_execute("ROLLBACK").await;
+            return Err(e);
+        }
+        None => false,
+    };
+    if !moved && answers.iter().all(Answers::accepted) {
+        finish(client, counters, tree, &appended).await?;
+        return Ok(Some(commits.iter().map(|_| Ok(())).collect()));
     }
     client
         .batch_execute("ROLLBACK")
         .await
         .map_err(pg("rolling back a batch"))?;
     counters.round_trips.fetch_add(1, Ordering::Relaxed);
+    if moved {
+        return Ok(None);
+    }
     if let Some(fault) = answers.into_iter().find_map(Answers::fault) {
         // Not a refusal of one commit (the connection failed, the server aborted the
         // transaction): the whole batch fails, or is tried again, with that cause.
@@ -179,13 +274,39 @@ async fn write(
             return Err(fault);
         }
     }
-    // Some commit was refused, or failed: one savepoint each, so that it alone rolls back.
+    Ok(None)
+}
+
+/// Writes the batch with one savepoint per commit, so that a refused commit alone rolls
+/// back, in a transaction that locks the tree's head first when `tree` is given and reads
+/// its edge again if another process appended to it.
+async fn write_one_by_one(
+    client: &Client,
+    commits: &[&Commit],
+    counters: &Counters,
+    mut tree: Option<&mut Option<Tail>>,
+) -> Result<Vec<Result<(), Error>>, Error> {
     client
         .batch_execute("BEGIN")
         .await
         .map_err(pg("beginning a batch"))?;
+    counters.round_trips.fetch_add(1, Ordering::Relaxed);
+    let mut next_leaf = 0;
+    if let Some(edge) = tree.as_deref_mut() {
+        let size = lockchain::size(client, lockchain::LOCK_SIZE_SQL).await?;
+        counters.round_trips.fetch_add(1, Ordering::Relaxed);
+        if edge.as_ref().map(Tail::size) != Some(size) {
+            *edge = None;
+            *edge = Some(lockchain::tail(client, size).await?);
+            counters.round_trips.fetch_add(1, Ordering::Relaxed);
+        }
+        next_leaf = size;
+    }
+    let mut appended: Vec<(LeafRef, Hash)> = Vec::new();
     let mut results = Vec::with_capacity(commits.len());
-    for (c, plan) in commits.iter().zip(&plans) {
+    for c in commits {
+        let leaf = (!c.leaves.is_empty()).then_some(next_leaf);
+        let plan = Statements::prepare(client, c, leaf).await?;
         let save = client.batch_execute("SAVEPOINT knhk_commit");
         let (saved, answers) = futures_util::future::join(save, plan.run(client)).await;
         counters.round_trips.fetch_add(1, Ordering::Relaxed);
@@ -195,6 +316,10 @@ async fn write(
                 .batch_execute("RELEASE SAVEPOINT knhk_commit")
                 .await
                 .map_err(pg("releasing a savepoint"))?;
+            if !c.leaves.is_empty() {
+                appended.extend(crate::lockchain::leaves_of(c));
+                next_leaf += c.leaves.len() as u64;
+            }
             results.push(Ok(()));
             continue;
         }
@@ -222,12 +347,71 @@ async fn write(
         };
         results.push(Err(refusal));
     }
-    client
-        .batch_execute("COMMIT")
-        .await
-        .map_err(pg("committing a batch"))?;
-    counters.round_trips.fetch_add(1, Ordering::Relaxed);
+    finish(client, counters, tree, &appended).await?;
     Ok(results)
+}
+
+/// Ends a batch's transaction: appends its accepted leaves to the tree's edge and writes the
+/// changed tiles and the new size, pipelined with the `COMMIT`. When that fails the edge is
+/// dropped (it may hold leaves that are not stored), to be read again.
+async fn finish(
+    client: &Client,
+    counters: &Counters,
+    tree: Option<&mut Option<Tail>>,
+    appended: &[(LeafRef, Hash)],
+) -> Result<(), Error> {
+    let edge = match tree {
+        Some(edge) if !appended.is_empty() => edge,
+        _ => {
+            client
+                .batch_execute("COMMIT")
+                .await
+                .map_err(pg("committing a batch"))?;
+            counters.round_trips.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
+    };
+    let result = write_tree(client, edge, appended).await;
+    counters.round_trips.fetch_add(1, Ordering::Relaxed);
+    if result.is_err() {
+        *edge = None;
+        // A failed statement makes PostgreSQL end the transaction at `COMMIT` by rolling
+        // back; one that failed before sending it leaves it open.
+        let _ = client.batch_execute("ROLLBACK").await;
+    }
+    result
+}
+
+/// Appends the leaves to the edge and sends its changed tiles, the new size and `COMMIT`.
+async fn write_tree(
+    client: &Client,
+    edge: &mut Option<Tail>,
+    appended: &[(LeafRef, Hash)],
+) -> Result<(), Error> {
+    let put = client
+        .prepare_cached(lockchain::PUT_TILES_SQL)
+        .await
+        .map_err(pg("preparing a statement"))?;
+    let set = client
+        .prepare_cached(lockchain::SET_SIZE_SQL)
+        .await
+        .map_err(pg("preparing a statement"))?;
+    let tail = edge
+        .as_mut()
+        .ok_or_else(|| Error::Lockchain("the tree's edge was not read".to_owned()))?;
+    let changed = tail.append(appended);
+    let (tile_args, size_args) = lockchain::write_params(&changed, tail.size())?;
+    let (tiles, size, committed) = futures_util::future::join3(
+        client.execute(&put, &refs(&tile_args)),
+        client.execute(&set, &refs(&size_args)),
+        client.batch_execute("COMMIT"),
+    )
+    .await;
+    tiles.map_err(pg("storing lockchain tiles"))?;
+    if size.map_err(pg("storing the lockchain's size"))? != 1 {
+        return Err(Error::Lockchain("the head row is missing".to_owned()));
+    }
+    committed.map_err(pg("committing a batch"))
 }
 
 /// Returns whether an error is the connection's rather than a statement's.
@@ -405,6 +589,11 @@ const UPDATE_CASE_FENCED: &str = "UPDATE cases SET workflow = $2, status = $3, d
 const LIVE_LEASE: &str = "SELECT 1 FROM nodes WHERE fence = $1 AND expires_at > $2 FOR SHARE";
 const INSERT_EVENTS: &str = "INSERT INTO events (case_id, seq, time, kind, payload)
      SELECT $1, * FROM unnest($2::bigint[], $3::bigint[], $4::text[], $5::text[])";
+/// The events of a step that carries lockchain leaves, with their leaf indexes.
+const INSERT_EVENTS_WITH_LEAVES: &str = "INSERT INTO events (case_id, seq, time, kind, payload,
+       leaf)
+     SELECT $1, * FROM unnest($2::bigint[], $3::bigint[], $4::text[], $5::text[],
+       $6::bigint[])";
 const DELETE_ROLES: &str = "DELETE FROM work_item_roles
      WHERE (case_id, item) IN (SELECT * FROM unnest($1::text[], $2::text[]))";
 const DELETE_WORK_ITEMS: &str = "DELETE FROM work_items
@@ -445,7 +634,11 @@ pub(super) const WRITES: [(&str, &str); 6] = [
 impl Statements {
     /// Encodes a commit's rows and prepares its statements (cached on the connection, so
     /// no round trip after the first of each).
-    async fn prepare(client: &Client, c: &Commit) -> Result<Statements, Error> {
+    async fn prepare(
+        client: &Client,
+        c: &Commit,
+        first_leaf: Option<u64>,
+    ) -> Result<Statements, Error> {
         let mut list: Vec<(Role, &'static str, Vec<Param>)> = Vec::new();
         let case = &c.case;
         let id = case.id.to_string();
@@ -492,17 +685,23 @@ impl Statements {
                 kinds.push(e.kind.name().to_owned());
                 payloads.push(json("an event", &e.kind)?);
             }
-            list.push((
-                Role::Other,
-                INSERT_EVENTS,
-                vec![
-                    Box::new(id.clone()),
-                    Box::new(seqs),
-                    Box::new(times),
-                    Box::new(kinds),
-                    Box::new(payloads),
-                ],
-            ));
+            let mut args: Vec<Param> = vec![
+                Box::new(id.clone()),
+                Box::new(seqs),
+                Box::new(times),
+                Box::new(kinds),
+                Box::new(payloads),
+            ];
+            let sql = match first_leaf {
+                Some(first) => {
+                    let first = int("leaf index", first)?;
+                    let leaves: Vec<i64> = (0..c.events.len() as i64).map(|i| first + i).collect();
+                    args.push(Box::new(leaves));
+                    INSERT_EVENTS_WITH_LEAVES
+                }
+                None => INSERT_EVENTS,
+            };
+            list.push((Role::Other, sql, args));
         }
         work_item_statements(&mut list, case.id, &c.work_items)?;
         timer_statements(&mut list, case.id, &c.timers);

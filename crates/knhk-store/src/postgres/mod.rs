@@ -10,6 +10,7 @@
 
 mod check;
 mod committer;
+mod lockchain;
 mod plans;
 mod rows;
 mod schema;
@@ -29,8 +30,9 @@ use tokio_postgres::{NoTls, Row};
 use crate::error::Error;
 use crate::plan::QueryPlan;
 use crate::record::{
-    CaseFilter, CaseRecord, Commit, IdempotencyRecord, NodeRecord, Orphans, QuarantineRecord,
-    SnapshotRecord, TimerRecord, WorkItemFilter, WorkItemRecord, WorkflowRecord, WorkflowSummary,
+    CaseFilter, CaseRecord, CheckpointRecord, Commit, IdempotencyRecord, NodeRecord, Orphans,
+    QuarantineRecord, SnapshotRecord, TimerRecord, TreeHead, WorkItemFilter, WorkItemRecord,
+    WorkflowRecord, WorkflowSummary,
 };
 use crate::store::Store;
 
@@ -204,12 +206,14 @@ impl PostgresStore {
         let counters = Arc::new(Counters::default());
         let (jobs, queue) = mpsc::channel(opts.max_batch.max(1) * 4);
         let queue = Arc::new(Mutex::new(queue));
+        let tree = committer::Tree::default();
         for _ in 0..opts.committers.max(1) {
             tokio::spawn(committer::run(
                 pool.clone(),
                 Arc::clone(&queue),
                 opts.max_batch,
                 Arc::clone(&counters),
+                Arc::clone(&tree),
             ));
         }
         Ok(PostgresStore {
@@ -740,6 +744,72 @@ impl Store for PostgresStore {
             .await
             .map(drop)
             .map_err(pg("probing the store"))
+    }
+
+    async fn lockchain_head(&self) -> Result<TreeHead, Error> {
+        let mut client = self.client().await?;
+        // The size and the tiles of one snapshot, as the appends left them together.
+        let tx = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(pg("beginning a read"))?;
+        let size = lockchain::size(&tx, lockchain::SIZE_SQL).await?;
+        let tail = lockchain::tail(&tx, size).await?;
+        tx.commit().await.map_err(pg("ending a read"))?;
+        Ok(crate::lockchain::head_of(&tail))
+    }
+
+    async fn lockchain_tiles(
+        &self,
+        ids: &[knhk_lockchain::TileId],
+    ) -> Result<Vec<knhk_lockchain::Tile>, Error> {
+        let client = self.client().await?;
+        lockchain::tiles(&client, ids).await
+    }
+
+    async fn event_leaf(&self, case: CaseId, seq: u64) -> Result<Option<u64>, Error> {
+        let client = self.client().await?;
+        lockchain::event_leaf(&client, case, seq).await
+    }
+
+    async fn put_checkpoint(&self, c: &CheckpointRecord) -> Result<bool, Error> {
+        let args = lockchain::checkpoint_params(c)?;
+        let inserted = self
+            .execute(
+                "storing a checkpoint",
+                lockchain::PUT_CHECKPOINT_SQL,
+                &refs(&args),
+            )
+            .await?;
+        Ok(inserted > 0)
+    }
+
+    async fn checkpoints(
+        &self,
+        after_size: u64,
+        limit: usize,
+    ) -> Result<Vec<CheckpointRecord>, Error> {
+        let Ok(after) = i64::try_from(after_size) else {
+            return Ok(Vec::new());
+        };
+        self.query_all(
+            lockchain::CHECKPOINTS_SQL,
+            &[&after, &rows::big(limit)],
+            lockchain::checkpoint_row,
+        )
+        .await
+    }
+
+    async fn latest_checkpoint(&self) -> Result<Option<CheckpointRecord>, Error> {
+        self.query_one(
+            lockchain::LATEST_CHECKPOINT_SQL,
+            &[],
+            lockchain::checkpoint_row,
+        )
+        .await
     }
 }
 

@@ -10,12 +10,12 @@ use crate::plan::QueryPlan;
 use crate::record::CaseFilter;
 
 use super::committer::WRITES;
-use super::pg;
 use super::rows::{self, Param, refs};
+use super::{lockchain, pg};
 
 /// The tables that grow with the number of cases: a plan that scans one of them costs what
 /// the store holds.
-pub const POSTGRES_GROWING: [&str; 8] = [
+pub const POSTGRES_GROWING: [&str; 10] = [
     "cases",
     "events",
     "work_items",
@@ -24,6 +24,8 @@ pub const POSTGRES_GROWING: [&str; 8] = [
     "snapshots",
     "idempotency",
     "quarantine",
+    "lockchain_tiles",
+    "lockchain_checkpoints",
 ];
 
 /// Returns the lines of a PostgreSQL plan (`EXPLAIN (COSTS OFF)`, one line per node and per
@@ -191,6 +193,39 @@ fn queries() -> Vec<(String, String, Vec<Param>)> {
         };
         out.push((what.to_owned(), sql.to_owned(), args));
     }
+    out.extend([
+        (
+            "the leaf of one event".to_owned(),
+            lockchain::EVENT_LEAF_SQL.to_owned(),
+            vec![text("c"), int(1)],
+        ),
+        (
+            "one lockchain tile".to_owned(),
+            lockchain::TILES_SQL.to_owned(),
+            vec![
+                Box::new(vec![0_i16]) as Param,
+                Box::new(vec![3_i64]) as Param,
+            ],
+        ),
+        (
+            "the tail tiles of the lockchain".to_owned(),
+            lockchain::TILES_SQL.to_owned(),
+            vec![
+                Box::new(vec![0_i16, 1, 2]) as Param,
+                Box::new(vec![70_000_i64, 273, 1]) as Param,
+            ],
+        ),
+        (
+            "checkpoints after a size".to_owned(),
+            lockchain::CHECKPOINTS_SQL.to_owned(),
+            vec![int(0), int(100)],
+        ),
+        (
+            "the latest checkpoint".to_owned(),
+            lockchain::LATEST_CHECKPOINT_SQL.to_owned(),
+            vec![],
+        ),
+    ]);
     let running = vec![CaseStatus::Running];
     let waiting = vec![CaseStatus::Running, CaseStatus::Suspended];
     let case_filters = [

@@ -12,7 +12,7 @@ use super::pg;
 /// with a higher version is refused; every lower version is migrated when opened. It counts
 /// apart from the SQLite [`crate::FORMAT_VERSION`]: the two backends' tables differ (here every
 /// case-scoped table leads its key with the case id).
-pub const POSTGRES_FORMAT_VERSION: i64 = 1;
+pub const POSTGRES_FORMAT_VERSION: i64 = 2;
 
 /// Format 1. Ids are hyphenated lowercase UUID text in the `C` collation, so that ordering
 /// by id as text is ordering by UUID, and a prefix of an id is a range of its index whatever
@@ -148,10 +148,43 @@ CREATE TABLE sequences (
 INSERT INTO knhk_format (version) VALUES (1);
 "#;
 
+/// Format 2 keeps the lockchain, one tree per schema shared by every process on it: each
+/// event's leaf index (`NULL` for the events stored before, and for those committed without a
+/// leaf), the tree in tiles of 256 hashes (`hashes` the 32-byte hashes end to end; `leaves`,
+/// at level 0, each entry's event as its case's UUID and its seq, 24 bytes; `NULL` above),
+/// the tree's size in one head row, which every append locks first, and the signed
+/// checkpoints by the size they sign. The tree of a migrated schema starts empty.
+const MIGRATE_V1_TO_V2_LOCKCHAIN: &str = "
+ALTER TABLE events ADD COLUMN leaf BIGINT;
+CREATE TABLE lockchain_head (
+    only_row BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (only_row),
+    size BIGINT NOT NULL
+);
+INSERT INTO lockchain_head (size) VALUES (0);
+CREATE TABLE lockchain_tiles (
+    level SMALLINT NOT NULL,
+    idx BIGINT NOT NULL,
+    hashes BYTEA NOT NULL,
+    leaves BYTEA,
+    PRIMARY KEY (level, idx)
+);
+CREATE TABLE lockchain_checkpoints (
+    size BIGINT PRIMARY KEY,
+    root BYTEA NOT NULL,
+    note TEXT NOT NULL,
+    at BIGINT NOT NULL
+);
+UPDATE knhk_format SET version = 2;
+";
+
 /// The steps from each older format to the next, in order: `(from, what it does, sql)`. A
 /// new format adds its own step here, separately named, and bumps
 /// [`POSTGRES_FORMAT_VERSION`]; each step ends by setting `knhk_format.version`.
-const MIGRATIONS: [(i64, &str, &str); 0] = [];
+const MIGRATIONS: [(i64, &str, &str); 1] = [(
+    1,
+    "migrating the schema from format 1 to 2 (the lockchain)",
+    MIGRATE_V1_TO_V2_LOCKCHAIN,
+)];
 
 /// Returns the schema the connection's `search_path` names first: the current schema, or the
 /// first entry of the path when that schema does not exist yet (`"$user"` is the session

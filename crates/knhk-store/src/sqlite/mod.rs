@@ -12,6 +12,7 @@
 //! share one fsync.
 
 mod check;
+mod lockchain;
 mod marker;
 mod plans;
 mod readonly;
@@ -34,8 +35,9 @@ use tracing::warn;
 use crate::error::Error;
 use crate::plan::QueryPlan;
 use crate::record::{
-    CaseFilter, CaseRecord, Commit, IdempotencyRecord, NodeRecord, Orphans, QuarantineRecord,
-    SnapshotRecord, TimerRecord, WorkItemFilter, WorkItemRecord, WorkflowRecord, WorkflowSummary,
+    CaseFilter, CaseRecord, CheckpointRecord, Commit, IdempotencyRecord, NodeRecord, Orphans,
+    QuarantineRecord, SnapshotRecord, TimerRecord, TreeHead, WorkItemFilter, WorkItemRecord,
+    WorkflowRecord, WorkflowSummary,
 };
 use crate::store::Store;
 
@@ -619,5 +621,40 @@ impl Store for SqliteStore {
             limit,
         };
         self.ask(|tx| Job::ClaimTimers(t, tx)).await
+    }
+
+    async fn lockchain_head(&self) -> Result<TreeHead, Error> {
+        self.read(lockchain::head).await
+    }
+
+    async fn lockchain_tiles(
+        &self,
+        ids: &[knhk_lockchain::TileId],
+    ) -> Result<Vec<knhk_lockchain::Tile>, Error> {
+        let ids = ids.to_vec();
+        self.read(move |c| lockchain::tiles(c, &ids)).await
+    }
+
+    async fn event_leaf(&self, case: CaseId, seq: u64) -> Result<Option<u64>, Error> {
+        self.read(move |c| lockchain::event_leaf(c, case, seq))
+            .await
+    }
+
+    async fn put_checkpoint(&self, c: &CheckpointRecord) -> Result<bool, Error> {
+        let c = Box::new(c.clone());
+        Ok(self.ask(|tx| Job::Checkpoint(c, tx)).await? > 0)
+    }
+
+    async fn checkpoints(
+        &self,
+        after_size: u64,
+        limit: usize,
+    ) -> Result<Vec<CheckpointRecord>, Error> {
+        self.read(move |c| lockchain::checkpoints(c, after_size, limit))
+            .await
+    }
+
+    async fn latest_checkpoint(&self) -> Result<Option<CheckpointRecord>, Error> {
+        self.read(lockchain::latest_checkpoint).await
     }
 }

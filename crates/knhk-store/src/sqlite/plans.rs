@@ -10,17 +10,19 @@ use crate::error::Error;
 use crate::plan::QueryPlan;
 use crate::record::CaseFilter;
 
-use super::{rows, sqlite, writer};
+use super::{lockchain, rows, sqlite, writer};
 
 /// The tables that grow with the number of cases: a plan that scans one of them costs what
 /// the store holds.
-pub const GROWING: [&str; 6] = [
+pub const GROWING: [&str; 8] = [
     "cases",
     "events",
     "work_items",
     "timers",
     "work_item_roles",
     "snapshots",
+    "lockchain_tiles",
+    "lockchain_checkpoints",
 ];
 
 /// Returns the lines of an SQLite plan (of the statement `sql`) that read the whole of one
@@ -164,6 +166,31 @@ fn queries() -> Vec<(String, String, Vec<SqlValue>)> {
             "removing a timer".to_owned(),
             "DELETE FROM timers WHERE id = ?1".to_owned(),
             vec![id("t")],
+        ),
+        (
+            "the leaf of one event".to_owned(),
+            lockchain::EVENT_LEAF_SQL.to_owned(),
+            vec![id("c"), SqlValue::Integer(1)],
+        ),
+        (
+            "one lockchain tile".to_owned(),
+            lockchain::TILE_SQL.to_owned(),
+            vec![SqlValue::Integer(0), SqlValue::Integer(3)],
+        ),
+        (
+            "the lockchain's size".to_owned(),
+            lockchain::SIZE_SQL.to_owned(),
+            vec![],
+        ),
+        (
+            "checkpoints after a size".to_owned(),
+            lockchain::CHECKPOINTS_SQL.to_owned(),
+            vec![SqlValue::Integer(0), SqlValue::Integer(100)],
+        ),
+        (
+            "the latest checkpoint".to_owned(),
+            lockchain::LATEST_CHECKPOINT_SQL.to_owned(),
+            vec![],
         ),
     ];
     let running = vec![CaseStatus::Running];

@@ -291,9 +291,37 @@ ALTER TABLE timers ADD COLUMN claimed_by INTEGER;
 ALTER TABLE timers ADD COLUMN claimed_until INTEGER;
 ";
 
+/// Format 11 keeps the lockchain: each event's leaf index (`NULL` for the events stored
+/// before, and for those committed without a leaf), the tree in tiles of 256 hashes (`hashes`
+/// the 32-byte hashes end to end; `leaves`, at level 0, each entry's event as its case's
+/// UUID and its seq, 24 bytes; `NULL` above), the tree's size in one head row, and the signed
+/// checkpoints by the size they sign. The tree of a migrated store starts empty: the events
+/// stored before have no leaf.
+const MIGRATE_V10_TO_V11_LOCKCHAIN: &str = "
+ALTER TABLE events ADD COLUMN leaf INTEGER;
+CREATE TABLE lockchain_head (
+    only_row INTEGER PRIMARY KEY NOT NULL CHECK (only_row = 0),
+    size INTEGER NOT NULL
+);
+INSERT INTO lockchain_head (only_row, size) VALUES (0, 0);
+CREATE TABLE lockchain_tiles (
+    level INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    hashes BLOB NOT NULL,
+    leaves BLOB,
+    PRIMARY KEY (level, idx)
+);
+CREATE TABLE lockchain_checkpoints (
+    size INTEGER PRIMARY KEY NOT NULL,
+    root BLOB NOT NULL,
+    note TEXT NOT NULL,
+    at INTEGER NOT NULL
+);
+";
+
 /// The steps from each older format to the next, in order: `(from, what it does, sql)`.
 /// A new format adds its own step here, separately named.
-const MIGRATIONS: [(i64, &str, &str); 9] = [
+const MIGRATIONS: [(i64, &str, &str); 10] = [
     (
         1,
         "migrating the store from format 1 to 2 (named sequences)",
@@ -338,6 +366,11 @@ const MIGRATIONS: [(i64, &str, &str); 9] = [
         9,
         "migrating the store from format 9 to 10 (engine nodes, leases and claims)",
         MIGRATE_V9_TO_V10_NODES,
+    ),
+    (
+        10,
+        "migrating the store from format 10 to 11 (the lockchain)",
+        MIGRATE_V10_TO_V11_LOCKCHAIN,
     ),
 ];
 

@@ -1,11 +1,19 @@
 //! The writer thread: takes every queued write, runs them in one transaction with a savepoint
 //! each, and acknowledges them after the single COMMIT (one fsync for the whole group).
+//!
+//! The lockchain's leaves of the commits in a group are appended to the tree once, after the
+//! last commit: each accepted commit's events get the next leaf indexes as it is written, and
+//! its leaves are set aside; a commit rolled back to its savepoint sets none aside. The
+//! changed tiles and the new size are written before the COMMIT, in the same transaction, and
+//! the writer's copy of the tree's edge is dropped when the transaction fails (it is read
+//! again, in the next transaction that carries leaves).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 
 use knhk_core::{CaseId, Event, Timestamp, WorkItemId};
+use knhk_lockchain::{Hash, LeafRef, Tail};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 use tokio::sync::oneshot;
@@ -14,11 +22,11 @@ use tracing::warn;
 use crate::commit;
 use crate::error::{Corruption, Error};
 use crate::record::{
-    CaseRecord, Change, Commit, IdempotencyRecord, Orphans, QuarantineRecord, SnapshotRecord,
-    TimerRecord, WorkItemRecord, WorkflowRecord,
+    CaseRecord, Change, CheckpointRecord, Commit, IdempotencyRecord, Orphans, QuarantineRecord,
+    SnapshotRecord, TimerRecord, WorkItemRecord, WorkflowRecord,
 };
 
-use super::{rows, sqlite};
+use super::{lockchain, rows, sqlite};
 
 /// A write waiting for the writer thread, with where to send its outcome.
 #[derive(Debug)]
@@ -40,6 +48,8 @@ pub(super) enum Job {
     ClaimCases(CaseClaim, oneshot::Sender<Result<Vec<CaseId>, Error>>),
     /// Claims due timers for a node.
     ClaimTimers(TimerClaim, oneshot::Sender<Result<Vec<TimerRecord>, Error>>),
+    /// Stores a lockchain checkpoint; answers the rows inserted.
+    Checkpoint(Box<CheckpointRecord>, oneshot::Sender<Result<u64, Error>>),
 }
 
 /// A node to register.
@@ -106,7 +116,8 @@ impl Job {
             | Job::Settle(_, _, tx)
             | Job::Release(_, tx)
             | Job::Register(_, tx)
-            | Job::Renew(_, tx) => {
+            | Job::Renew(_, tx)
+            | Job::Checkpoint(_, tx) => {
                 let _ = tx.send(result.map(Outcome::count));
             }
             Job::ClaimCases(_, tx) => {
@@ -141,6 +152,8 @@ pub(super) fn run(
 ) {
     let max_batch = max_batch.max(1);
     let mut batch = Vec::with_capacity(max_batch);
+    // The lockchain tree's right edge, read in the first transaction that carries leaves.
+    let mut tree: Option<Tail> = None;
     while let Ok(first) = jobs.recv() {
         batch.push(first);
         while batch.len() < max_batch {
@@ -149,12 +162,17 @@ pub(super) fn run(
                 Err(_) => break,
             }
         }
-        write_batch(&mut conn, &mut batch, &counters);
+        write_batch(&mut conn, &mut batch, &counters, &mut tree);
     }
 }
 
-fn write_batch(conn: &mut Connection, batch: &mut Vec<Job>, counters: &Counters) {
-    let results = match run_transaction(conn, batch) {
+fn write_batch(
+    conn: &mut Connection,
+    batch: &mut Vec<Job>,
+    counters: &Counters,
+    tree: &mut Option<Tail>,
+) {
+    let results = match run_transaction(conn, batch, tree) {
         Ok(results) => {
             let commits = batch
                 .iter()
@@ -168,6 +186,8 @@ fn write_batch(conn: &mut Connection, batch: &mut Vec<Job>, counters: &Counters)
         }
         Err(e) => {
             // Nothing of the batch is stored: every write in it fails with the same cause.
+            // The tree's edge may hold leaves of the batch: it is read again when next needed.
+            *tree = None;
             warn!(error = %e, writes = batch.len(), "group commit failed");
             let cause = Arc::new(e);
             batch
@@ -186,15 +206,29 @@ fn write_batch(conn: &mut Connection, batch: &mut Vec<Job>, counters: &Counters)
 fn run_transaction(
     conn: &mut Connection,
     batch: &[Job],
+    tree: &mut Option<Tail>,
 ) -> Result<Vec<Result<Outcome, Error>>, Error> {
     let mut tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(sqlite("beginning a batch"))?;
+    // Only a batch with leaves reads the tree's size: one keyed read, under the write lock.
+    let carries_leaves = batch
+        .iter()
+        .any(|j| matches!(j, Job::Commit(c, _) if !c.leaves.is_empty()));
+    let mut next_leaf = 0;
+    if carries_leaves {
+        let size = lockchain::size(&tx)?;
+        if tree.as_ref().map(Tail::size) != Some(size) {
+            *tree = Some(lockchain::tail(&tx)?);
+        }
+        next_leaf = size;
+    }
+    let mut appended: Vec<(LeafRef, Hash)> = Vec::new();
     let mut results = Vec::with_capacity(batch.len());
     for job in batch {
         let sp = tx.savepoint().map_err(sqlite("opening a savepoint"))?;
         let outcome = match job {
-            Job::Commit(c, _) => apply_commit(&sp, c).map(|()| Outcome::Count(0)),
+            Job::Commit(c, _) => apply_commit(&sp, c, next_leaf).map(|()| Outcome::Count(0)),
             Job::PutWorkflow(w, _) => insert_workflow(&sp, w).map(|()| Outcome::Count(0)),
             Job::Quarantine(q, _) => insert_quarantine(&sp, q).map(|()| Outcome::Count(0)),
             Job::Next(name, _) => next_in_sequence(&sp, name).map(Outcome::Count),
@@ -206,10 +240,17 @@ fn run_transaction(
             Job::ClaimCases(c, _) => claim_cases(&sp, c).map(Outcome::Cases),
             Job::ClaimTimers(t, _) => claim_timers(&sp, t).map(Outcome::Timers),
             Job::Release(case, _) => release_quarantine(&sp, *case).map(Outcome::Count),
+            Job::Checkpoint(c, _) => lockchain::put_checkpoint(&sp, c).map(Outcome::Count),
         };
         let outcome = match outcome {
             Ok(n) => {
                 sp.commit().map_err(sqlite("releasing a savepoint"))?;
+                if let Job::Commit(c, _) = job
+                    && !c.leaves.is_empty()
+                {
+                    appended.extend(crate::lockchain::leaves_of(c));
+                    next_leaf += c.leaves.len() as u64;
+                }
                 Ok(n)
             }
             // Some faults (a full disk, an I/O error) make SQLite roll the whole transaction
@@ -224,6 +265,13 @@ fn run_transaction(
             }
         };
         results.push(outcome);
+    }
+    if !appended.is_empty() {
+        let tail = tree
+            .as_mut()
+            .ok_or_else(|| Error::Lockchain("the tree's edge was not read".to_owned()))?;
+        let changed = tail.append(&appended);
+        lockchain::write(&tx, &changed, tail.size())?;
     }
     tx.commit().map_err(sqlite("committing a batch"))?;
     Ok(results)
@@ -390,7 +438,9 @@ fn to_sql(e: Error) -> rusqlite::Error {
     rusqlite::Error::ToSqlConversionFailure(Box::new(e))
 }
 
-fn apply_commit(conn: &Connection, c: &Commit) -> Result<(), Error> {
+/// Writes one commit; its events get the leaf indexes from `first_leaf` on when it carries
+/// leaves.
+fn apply_commit(conn: &Connection, c: &Commit, first_leaf: u64) -> Result<(), Error> {
     if let Some(f) = c.fencing {
         commit::check_fencing(
             c,
@@ -405,7 +455,8 @@ fn apply_commit(conn: &Connection, c: &Commit) -> Result<(), Error> {
         return Err(Error::DuplicateKey(i.key.clone()));
     }
     put_case(conn, &c.case)?;
-    insert_events(conn, c.case.id, &c.events)?;
+    let first_leaf = (!c.leaves.is_empty()).then_some(first_leaf);
+    insert_events(conn, c.case.id, &c.events, first_leaf)?;
     for change in &c.work_items {
         match change {
             Change::Put(w) => put_work_item(conn, w)?,
@@ -510,29 +561,48 @@ fn put_case(conn: &Connection, c: &CaseRecord) -> Result<(), Error> {
 /// less than as many statements of one (one program start, one reset, one row check each).
 const EVENT_ROWS: [usize; 3] = [32, 8, 1];
 
-/// Returns the statement inserting `rows` events (one of [`EVENT_ROWS`]).
-fn insert_events_sql(rows: usize) -> &'static str {
-    static SQL: std::sync::OnceLock<[String; 3]> = std::sync::OnceLock::new();
+/// Returns the statement inserting `rows` events (one of [`EVENT_ROWS`]), with their leaf
+/// indexes or without (the column left `NULL`).
+fn insert_events_sql(rows: usize, with_leaf: bool) -> &'static str {
+    static SQL: std::sync::OnceLock<[[String; 3]; 2]> = std::sync::OnceLock::new();
     let all = SQL.get_or_init(|| {
-        EVENT_ROWS.map(|n| {
-            let mut sql =
-                String::from("INSERT INTO events (case_id, seq, time, kind, payload) VALUES ");
-            for i in 0..n {
-                if i > 0 {
-                    sql.push_str(", ");
+        [false, true].map(|leaf| {
+            EVENT_ROWS.map(|n| {
+                let (columns, row) = if leaf {
+                    (
+                        "case_id, seq, time, kind, payload, leaf",
+                        "(?, ?, ?, ?, ?, ?)",
+                    )
+                } else {
+                    ("case_id, seq, time, kind, payload", "(?, ?, ?, ?, ?)")
+                };
+                let mut sql = format!("INSERT INTO events ({columns}) VALUES ");
+                for i in 0..n {
+                    if i > 0 {
+                        sql.push_str(", ");
+                    }
+                    sql.push_str(row);
                 }
-                sql.push_str("(?, ?, ?, ?, ?)");
-            }
-            sql
+                sql
+            })
         })
     });
     let at = EVENT_ROWS.iter().position(|&n| n == rows).unwrap_or(2);
-    all.get(at).map_or("", String::as_str)
+    all[usize::from(with_leaf)]
+        .get(at)
+        .map_or("", String::as_str)
 }
 
-/// Appends a step's events, as few statements as [`EVENT_ROWS`] allows.
-fn insert_events(conn: &Connection, case: CaseId, events: &[Event]) -> Result<(), Error> {
+/// Appends a step's events, as few statements as [`EVENT_ROWS`] allows; with `first_leaf`,
+/// event `i` gets the leaf index `first_leaf + i`.
+fn insert_events(
+    conn: &Connection,
+    case: CaseId,
+    events: &[Event],
+    first_leaf: Option<u64>,
+) -> Result<(), Error> {
     let case = case.to_string();
+    let mut leaf = first_leaf;
     let mut rest = events;
     while !rest.is_empty() {
         let rows = EVENT_ROWS
@@ -545,7 +615,7 @@ fn insert_events(conn: &Connection, case: CaseId, events: &[Event]) -> Result<()
             .map(|e| json("an event", &e.kind))
             .collect::<Result<Vec<_>, _>>()?;
         let mut stmt = conn
-            .prepare_cached(insert_events_sql(chunk.len()))
+            .prepare_cached(insert_events_sql(chunk.len(), leaf.is_some()))
             .map_err(sqlite("appending an event"))?;
         let mut at = 1;
         for (e, payload) in chunk.iter().zip(&payloads) {
@@ -557,6 +627,12 @@ fn insert_events(conn: &Connection, case: CaseId, events: &[Event]) -> Result<()
                 .and_then(|()| stmt.raw_bind_parameter(at + 4, payload))
                 .map_err(sqlite("appending an event"))?;
             at += 5;
+            if let Some(l) = leaf {
+                stmt.raw_bind_parameter(at, int("leaf index", l)?)
+                    .map_err(sqlite("appending an event"))?;
+                at += 1;
+                leaf = Some(l + 1);
+            }
         }
         stmt.raw_execute().map_err(sqlite("appending an event"))?;
         rest = after;

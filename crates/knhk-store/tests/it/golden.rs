@@ -17,6 +17,7 @@ use knhk_store::{
 use rusqlite::Connection;
 use serde_json::json;
 
+use crate::conformance::lockchain::{assert_tree, leaf_of, with_leaves};
 use crate::fixtures::*;
 
 fn golden_path(format: i64) -> PathBuf {
@@ -111,8 +112,9 @@ async fn write_golden(path: &Path) {
         .await
         .unwrap();
     store.put_workflow(&workflow(1, "order", 1)).await.unwrap();
+    // Format 11: every event of the golden commits has its leaf.
     for c in golden_commits() {
-        store.commit(c).await.unwrap();
+        store.commit(with_leaves(c)).await.unwrap();
     }
     // Format 2: the turn of a round-robin role. (Format 3's URI is the workflow's.)
     store.next_in_sequence("round_robin/clerk").await.unwrap();
@@ -138,6 +140,8 @@ async fn write_golden(path: &Path) {
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1);
+    // Format 11: a checkpoint of the tree.
+    assert!(store.put_checkpoint(&golden_checkpoint()).await.unwrap());
     drop(store);
     let conn = Connection::open(&db).unwrap();
     std::fs::write(path, dump(&conn)).unwrap();
@@ -402,12 +406,81 @@ async fn golden_format_v9_loads_and_is_migrated() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn golden_format_v10_loads() {
+async fn golden_format_v10_loads_and_is_migrated() {
+    let (store, _dir) = load_golden(10).await;
+    assert_v4(&store).await;
+    assert_v10(&store).await;
+    // Format 10 had no lockchain: the stored events have no leaf, the tree starts empty and
+    // takes the leaves of the next steps.
+    assert_eq!(store.event_leaf(case_id(1), 1).await.unwrap(), None);
+    assert_eq!(store.event_leaf(case_id(1), 7).await.unwrap(), None);
+    assert_eq!(store.lockchain_head().await.unwrap().size, 0);
+    assert_eq!(store.latest_checkpoint().await.unwrap(), None);
+    let order = store.case(case_id(1)).await.unwrap().unwrap();
+    let step = with_leaves(next_step(
+        &order,
+        vec![EventKind::TaskEnabled {
+            task: task("approve"),
+        }],
+    ));
+    store.commit(step).await.unwrap();
+    assert_tree(&store, &[(case_id(1), 8)]).await;
+}
+
+/// The checkpoint of the golden store (format 11).
+fn golden_checkpoint() -> knhk_store::CheckpointRecord {
+    knhk_store::CheckpointRecord {
+        size: 9,
+        root: golden_root(),
+        note: "knhk.example/golden\n9\nroot\n\n— golden sig\n".to_owned(),
+        at: Timestamp(1_700_000_000_500),
+    }
+}
+
+/// The root of the golden store's tree: the leaves of the order's six events, then the
+/// cancelled case's three.
+fn golden_root() -> knhk_lockchain::Hash {
+    let leaves: Vec<_> = (1..=6)
+        .map(|seq| leaf_of(case_id(1), seq))
+        .chain((1..=3).map(|seq| leaf_of(case_id(2), seq)))
+        .collect();
+    knhk_lockchain::merkle::root_of(&leaves)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn golden_format_v11_loads() {
     if std::env::var("KNHK_WRITE_GOLDEN").as_deref() == Ok("1") {
         write_golden(&golden_path(FORMAT_VERSION)).await;
     }
-    let (store, _dir) = load_golden(10).await;
+    let (store, _dir) = load_golden(11).await;
     assert_v4(&store).await;
+    assert_v10(&store).await;
+    // Format 11: the tree of the golden commits' nine leaves, and its checkpoint; the step
+    // `load_golden` committed without leaves has none, the next with leaves goes on from 9.
+    let mut events: Vec<_> = (1..=6).map(|seq| (case_id(1), seq)).collect();
+    events.extend((1..=3).map(|seq| (case_id(2), seq)));
+    let head = assert_tree(&store, &events).await;
+    assert_eq!(head.root, golden_root());
+    assert_eq!(store.event_leaf(case_id(2), 3).await.unwrap(), Some(8));
+    assert_eq!(store.event_leaf(case_id(1), 7).await.unwrap(), None);
+    assert_eq!(
+        store.latest_checkpoint().await.unwrap(),
+        Some(golden_checkpoint())
+    );
+    let order = store.case(case_id(1)).await.unwrap().unwrap();
+    let step = with_leaves(next_step(
+        &order,
+        vec![EventKind::TaskEnabled {
+            task: task("approve"),
+        }],
+    ));
+    store.commit(step).await.unwrap();
+    events.push((case_id(1), 8));
+    assert_tree(&store, &events).await;
+}
+
+/// Checks what format 10 added: the golden node and its claim of the timer.
+async fn assert_v10(store: &SqliteStore) {
     // Format 10: the node with its lease, and its claim of the due timer, which holds until
     // it ends and then lets another node claim the timer.
     let nodes = store.nodes().await.unwrap();

@@ -5,6 +5,7 @@
 mod conformance;
 mod fixtures;
 mod golden;
+mod lockchain;
 mod memory;
 mod plans;
 mod postgres;

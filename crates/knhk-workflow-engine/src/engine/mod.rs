@@ -72,6 +72,10 @@ pub struct EngineConfig {
     /// What a started engine calls itself in the store's node registry, for people (the
     /// host and process id by default).
     pub node_name: String,
+    /// The lockchain: each step's events get leaves in the store's Merkle tree, in the step's
+    /// commit, and a started engine signs checkpoints of it and anchors them in git. `None`
+    /// (the default): no leaves, no checkpoints, no receipts.
+    pub lockchain: Option<LockchainConfig>,
 }
 
 /// How the engine makes the ids of new cases, work items and timers.
@@ -144,6 +148,7 @@ impl EngineConfig {
             lease: EngineConfig::DEFAULT_LEASE,
             heartbeat_interval: EngineConfig::DEFAULT_HEARTBEAT_INTERVAL,
             node_name: EngineConfig::default_node_name(),
+            lockchain: None,
         }
     }
 }
@@ -172,6 +177,8 @@ struct Inner {
     lease: std::time::Duration,
     heartbeat_interval: std::time::Duration,
     node_name: String,
+    /// The lockchain, when the engine keeps one.
+    lockchain: Option<lockchain::Lockchain>,
     /// The fencing token of this engine's node, once started (`None`: a one-shot engine,
     /// which is no node). Kept after a lease is lost until a new one is taken, so that the
     /// store refuses what this engine commits meanwhile.
@@ -250,6 +257,7 @@ const CONFLICT_RETRIES: usize = 8;
 
 mod catalog;
 mod check;
+mod checkpoints;
 mod connectors;
 mod effects;
 mod idempotency;
@@ -260,13 +268,15 @@ mod lookup;
 mod queries;
 mod release;
 mod service;
+mod verify;
 
 pub use catalog::connector_problems;
 pub use check::{StoreProblem, StoreReport, Subject};
 pub use connectors::{connector_views, probe_connectors};
 pub use idempotency::KeyedCase;
-pub use lockchain::{CheckpointView, LockchainHealth};
+pub use lockchain::{AnchorConfig, CheckpointView, LockchainConfig, LockchainHealth};
 pub use service::Started;
+pub use verify::{KeySource, VerifyOptions, VerifyReport};
 
 impl WorkflowEngine {
     /// Creates an engine over a store. It performs nothing in the background until
@@ -290,6 +300,7 @@ impl WorkflowEngine {
                 lease: config.lease,
                 heartbeat_interval: config.heartbeat_interval,
                 node_name: config.node_name,
+                lockchain: config.lockchain.map(lockchain::Lockchain::new),
                 fence: Mutex::new(None),
                 catalog: catalog::Catalog::default(),
                 cases: locks::CaseLocks::new(config.case_cache),
@@ -421,6 +432,12 @@ impl WorkflowEngine {
         // incident, whose results it still takes (fenced by this owner).
         let owns_work = in_flight || records::has_calls_in_flight(&next.case);
         let owner = node.or(next.owner).filter(|_| owns_work);
+        // The leaves are hashed here, on the caller's task, not by the store's writer.
+        let leaves = match &self.inner.lockchain {
+            Some(_) => lockchain::leaves_of(next.case.id(), &events)?,
+            None => Vec::new(),
+        };
+        let n_leaves = leaves.len();
         self.inner
             .store
             .commit(Commit {
@@ -432,9 +449,12 @@ impl WorkflowEngine {
                 idempotency,
                 snapshot,
                 fencing: node.map(|node| knhk_store::Fencing { node, owned_by }),
-                leaves: Vec::new(),
+                leaves,
             })
             .await?;
+        if let Some(lc) = &self.inner.lockchain {
+            lc.committed(n_leaves);
+        }
         if let Some(seq) = snapshot_seq {
             next.snapshot_seq = seq;
         }

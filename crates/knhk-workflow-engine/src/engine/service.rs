@@ -83,6 +83,7 @@ impl WorkflowEngine {
         let armed_timers = self.start_timers().await?;
         let (recovered_cases, quarantined) = self.sweep(Orphans::AlsoUnowned).await?;
         self.start_heartbeat();
+        self.start_checkpointer();
         Ok(Started {
             recovered_cases,
             armed_timers,
@@ -378,6 +379,13 @@ impl WorkflowEngine {
     /// lease, so that the other nodes take its cases with work in flight over at once. Last,
     /// the connector instances close their connections.
     pub async fn shutdown(&self) {
+        // A node's last leaves get a checkpoint, anchored before the anchor stops.
+        if self.inner.lockchain.is_some()
+            && self.fence().is_some()
+            && let Err(e) = self.take_checkpoint().await
+        {
+            warn!(error = %e, "cannot take the last lockchain checkpoint");
+        }
         self.inner.cancel.cancel();
         self.inner.tracker.close();
         self.inner.tracker.wait().await;

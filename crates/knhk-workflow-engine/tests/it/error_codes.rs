@@ -90,6 +90,10 @@ fn engine_variant(e: &Error) -> &'static str {
         Error::Quarantined { .. } => "Quarantined",
         Error::NotQuarantined(_) => "NotQuarantined",
         Error::StillBroken { .. } => "StillBroken",
+        Error::UnknownEvent { .. } => "UnknownEvent",
+        Error::LockchainOff => "LockchainOff",
+        Error::NoLeaf { .. } => "NoLeaf",
+        Error::Lockchain(_) => "Lockchain",
     }
 }
 
@@ -504,6 +508,22 @@ async fn every_error_has_its_code() {
             Aborted,
         ),
         (Error::UnknownCase(case_id()), NotFound),
+        (
+            Error::UnknownEvent {
+                case: case_id(),
+                seq: 9,
+            },
+            NotFound,
+        ),
+        (Error::LockchainOff, FailedPrecondition),
+        (
+            Error::NoLeaf {
+                case: case_id(),
+                seq: 2,
+            },
+            FailedPrecondition,
+        ),
+        (Error::Lockchain("signing failed".to_owned()), Internal),
         (Error::UnknownWorkItem(item()), NotFound),
         (
             Error::UnknownConnector {
@@ -679,6 +699,10 @@ async fn every_error_has_its_code() {
         "Quarantined",
         "NotQuarantined",
         "StillBroken",
+        "UnknownEvent",
+        "LockchainOff",
+        "NoLeaf",
+        "Lockchain",
     ]
     .into_iter()
     .map(str::to_owned)

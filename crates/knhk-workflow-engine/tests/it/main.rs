@@ -13,6 +13,7 @@ mod intake;
 mod intake_amqp;
 mod intake_kafka;
 mod intake_mqtt;
+mod lockchain;
 mod nodes;
 mod orjoin;
 mod snapshots;

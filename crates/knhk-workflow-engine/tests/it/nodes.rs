@@ -356,6 +356,46 @@ impl knhk_store::Store for Severable {
         self.check()?;
         self.inner.ping().await
     }
+    async fn lockchain_head(&self) -> Result<knhk_store::TreeHead, knhk_store::Error> {
+        self.check()?;
+        self.inner.lockchain_head().await
+    }
+    async fn lockchain_tiles(
+        &self,
+        ids: &[knhk_lockchain::TileId],
+    ) -> Result<Vec<knhk_lockchain::Tile>, knhk_store::Error> {
+        self.check()?;
+        self.inner.lockchain_tiles(ids).await
+    }
+    async fn event_leaf(
+        &self,
+        case: knhk_core::CaseId,
+        seq: u64,
+    ) -> Result<Option<u64>, knhk_store::Error> {
+        self.check()?;
+        self.inner.event_leaf(case, seq).await
+    }
+    async fn put_checkpoint(
+        &self,
+        c: &knhk_store::CheckpointRecord,
+    ) -> Result<bool, knhk_store::Error> {
+        self.check()?;
+        self.inner.put_checkpoint(c).await
+    }
+    async fn checkpoints(
+        &self,
+        after_size: u64,
+        limit: usize,
+    ) -> Result<Vec<knhk_store::CheckpointRecord>, knhk_store::Error> {
+        self.check()?;
+        self.inner.checkpoints(after_size, limit).await
+    }
+    async fn latest_checkpoint(
+        &self,
+    ) -> Result<Option<knhk_store::CheckpointRecord>, knhk_store::Error> {
+        self.check()?;
+        self.inner.latest_checkpoint().await
+    }
 }
 
 /// Two nodes, A and B, on one store, each with its own gate; returns them with their views of

@@ -101,6 +101,7 @@ fn engine_calling(
         lease: std::time::Duration::from_secs(7200),
         heartbeat_interval: std::time::Duration::from_secs(3600),
         node_name: "test".to_owned(),
+        lockchain: None,
     })
 }
 

@@ -10,11 +10,16 @@ use serde_json::json;
 use crate::fixtures::*;
 
 mod concurrency;
+pub mod lockchain;
 mod lookups;
 mod nodes;
 mod snapshots;
 mod versions;
 pub use concurrency::{concurrent_commits_to_64_cases, race_on_one_case_has_one_winner};
+pub use lockchain::{
+    a_refused_commit_adds_no_leaf, checkpoints_are_kept_once_per_size,
+    lockchain_leaves_make_one_tree_in_tiles, refused_commits_among_a_group_add_no_leaf,
+};
 pub use lookups::{
     no_planned_read_scans_a_table_that_grows, settling_work_in_flight_is_guarded_by_the_version,
     shortened_ids_name_cases_and_work_items_by_start_or_last_group,
@@ -60,6 +65,10 @@ macro_rules! conformance_tests {
             one_node_claims_each_due_timer,
             a_stale_fence_is_refused_and_nothing_stored,
             racing_idempotency_keys_have_one_winner,
+            lockchain_leaves_make_one_tree_in_tiles,
+            a_refused_commit_adds_no_leaf,
+            refused_commits_among_a_group_add_no_leaf,
+            checkpoints_are_kept_once_per_size,
         );
     };
     (@each $make:path; $($name:ident),* $(,)?) => {
