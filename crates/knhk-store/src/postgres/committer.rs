@@ -9,15 +9,16 @@
 //! again with a savepoint per commit, so that each refused commit is rolled back alone with
 //! its own typed error, as the SQLite writer does.
 //!
-//! A batch whose commits carry lockchain leaves locks the tree's head row first, before any
-//! case row (see `lockchain.rs`), and writes the changed tiles and the new size just before
-//! its `COMMIT`, in the same pipelined round trip. The first try gives the events the leaf
-//! indexes that follow the committers' cached tree edge, and checks under the lock that the
-//! stored size is still the cached one; when it is not (another process appended) or a commit
-//! was refused, the careful path reads the edge again under the lock and numbers the leaves of
-//! the accepted commits only. The committers of one store share the edge, one batch with
-//! leaves at a time; it is dropped when a transaction that appended to it fails, and read
-//! again when next needed.
+//! A batch whose commits carry lockchain leaves locks the tree's head row first, right
+//! after `BEGIN` and before any case row (`SELECT size ... FOR UPDATE`, see `lockchain.rs`),
+//! and reads the tail tiles at that size, in the same pipeline as its commits' statements.
+//! Each event's leaf index is the locked size plus the event's place among the group's
+//! leaves, which the insert reads from the head row itself: no index is guessed, so nothing
+//! is numbered again when another committer or node appended since. The changed tiles and
+//! the new size go with the `COMMIT`, in one more round trip. Each committer keeps its own
+//! copy of the tree's right edge; when the locked size is not its size, the edge is rebuilt
+//! from the tiles read under the lock. It is dropped when a transaction that appended to it
+//! fails.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -37,10 +38,6 @@ use crate::record::{Change, Commit, TimerRecord, WorkItemRecord};
 
 use super::rows::{self, Param, refs};
 use super::{lockchain, pg, pool_error};
-
-/// The lockchain tree's right edge as the committers of one store last wrote or read it;
-/// `None` until read, and after a transaction that appended to it failed.
-pub(super) type Tree = Arc<Mutex<Option<Tail>>>;
 
 /// A commit waiting for a committer, with where to send its outcome.
 #[derive(Debug)]
@@ -69,9 +66,10 @@ pub(super) async fn run(
     jobs: Arc<Mutex<mpsc::Receiver<Job>>>,
     max_batch: usize,
     counters: Arc<Counters>,
-    tree: Tree,
 ) {
     let max_batch = max_batch.max(1);
+    // This committer's copy of the lockchain tree's right edge: `None` until read.
+    let mut edge: Option<Tail> = None;
     loop {
         let mut batch = Vec::with_capacity(max_batch);
         {
@@ -80,11 +78,11 @@ pub(super) async fn run(
                 return;
             }
         }
-        write_batch(&pool, batch, &counters, &tree).await;
+        write_batch(&pool, batch, &counters, &mut edge).await;
     }
 }
 
-async fn write_batch(pool: &Pool, batch: Vec<Job>, counters: &Counters, tree: &Tree) {
+async fn write_batch(pool: &Pool, batch: Vec<Job>, counters: &Counters, edge: &mut Option<Tail>) {
     // A commit that breaks the history rules on its own is refused before any round trip;
     // which error it gets (a conflict comes first, as in every backend) needs the stored
     // version, read then.
@@ -99,13 +97,6 @@ async fn write_batch(pool: &Pool, batch: Vec<Job>, counters: &Counters, tree: &T
     // Cases locked in one order by every batch of every node: no two batches wait for each
     // other in a cycle. Stable, so that two commits of one case keep their order.
     ready.sort_by_key(|j| j.commit.case.id);
-    // A batch with leaves holds the tree's edge until it ends, taken before a connection so
-    // that no connection waits idle for it.
-    let mut edge = if ready.iter().any(|j| !j.commit.leaves.is_empty()) {
-        Some(tree.lock().await)
-    } else {
-        None
-    };
     let client = match pool.get().await {
         Ok(client) => client,
         Err(e) => {
@@ -125,16 +116,13 @@ async fn write_batch(pool: &Pool, batch: Vec<Job>, counters: &Counters, tree: &T
         return;
     }
     let commits: Vec<&Commit> = ready.iter().map(|j| j.commit.as_ref()).collect();
-    let mut outcome = write(&client, &commits, counters, edge.as_deref_mut()).await;
+    let mut outcome = write(&client, &commits, counters, edge).await;
     for _ in 0..RETRIES {
         match &outcome {
-            Err(e) if retryable(e) => {
-                outcome = write(&client, &commits, counters, edge.as_deref_mut()).await;
-            }
+            Err(e) if retryable(e) => outcome = write(&client, &commits, counters, edge).await,
             _ => break,
         }
     }
-    drop(edge);
     let results = match outcome {
         Ok(results) => {
             counters
@@ -170,28 +158,17 @@ fn retryable(e: &Error) -> bool {
 
 /// Writes the commits in one transaction: all at once when none is refused, else one
 /// savepoint each. Returns each commit's outcome, valid once this returns `Ok` (committed).
-/// `tree` is the tree's edge when a commit carries leaves.
 async fn write(
     client: &Client,
     commits: &[&Commit],
     counters: &Counters,
-    mut tree: Option<&mut Option<Tail>>,
+    edge: &mut Option<Tail>,
 ) -> Result<Vec<Result<(), Error>>, Error> {
-    // Without a cached edge there is no leaf index to give before the lock: straight to the
-    // careful path, which reads it under the lock.
-    let first_leaf = match tree.as_deref() {
-        None => Some(None),
-        Some(Some(tail)) => Some(Some(tail.size())),
-        Some(None) => None,
-    };
-    if let Some(first_leaf) = first_leaf {
-        match write_at_once(client, commits, counters, tree.as_deref_mut(), first_leaf).await {
-            Ok(Some(results)) => return Ok(results),
-            Ok(None) => {}
-            Err(e) => return Err(e),
-        }
+    let leaves = commits.iter().any(|c| !c.leaves.is_empty());
+    if let Some(results) = write_at_once(client, commits, counters, edge, leaves).await? {
+        return Ok(results);
     }
-    let careful = write_one_by_one(client, commits, counters, tree).await;
+    let careful = write_one_by_one(client, commits, counters, edge, leaves).await;
     if careful.is_err() {
         // Whatever failed, the connection goes back to the pool outside a transaction.
         let _ = client.batch_execute("ROLLBACK").await;
@@ -199,43 +176,78 @@ async fn write(
     careful
 }
 
-/// Writes the whole batch pipelined after `BEGIN`: one round trip, then one for the tiles
-/// and `COMMIT`. Returns `None` (rolled back) when a commit was refused or failed alone, or
-/// the tree moved since `first_leaf`: the batch is then written one commit at a time.
+/// The tree's size, locked, and its tail tiles at that size, as read at the start of a
+/// group.
+struct Locked {
+    size: u64,
+    tiles: Vec<knhk_lockchain::Tile>,
+}
+
+/// Prepares the two statements that start a group with leaves: the head row's lock and the
+/// read of the tail tiles.
+async fn lock_statements(
+    client: &Client,
+) -> Result<(tokio_postgres::Statement, tokio_postgres::Statement), Error> {
+    let lock = client
+        .prepare_cached(lockchain::LOCK_SIZE_SQL)
+        .await
+        .map_err(pg("preparing a query"))?;
+    let tails = client
+        .prepare_cached(lockchain::TAIL_TILES_SQL)
+        .await
+        .map_err(pg("preparing a query"))?;
+    Ok((lock, tails))
+}
+
+/// Sends the head row's lock and the read of the tail tiles (sent in this order, after
+/// whatever was sent before them) and decodes the answers.
+async fn lock_tree(
+    client: &Client,
+    statements: &(tokio_postgres::Statement, tokio_postgres::Statement),
+) -> Result<Locked, Error> {
+    let (lock, tails) = statements;
+    let (size, tiles) =
+        futures_util::future::join(client.query_one(lock, &[]), client.query(tails, &[])).await;
+    let size = size
+        .map_err(pg("locking the lockchain's head"))
+        .and_then(|r| rows::u64_col(&r, 0))?;
+    let tiles = tiles.map_err(pg("reading the lockchain's tail tiles"))?;
+    Ok(Locked {
+        size,
+        tiles: tiles
+            .iter()
+            .map(lockchain::tile_row)
+            .collect::<Result<_, _>>()?,
+    })
+}
+
+/// Writes the whole batch pipelined after `BEGIN` (and, with leaves, the head row's lock and
+/// the tail tiles): one round trip, then one for the tiles and `COMMIT`. Returns `None`
+/// (rolled back) when a commit was refused or failed alone: the batch is then written one
+/// commit at a time.
 async fn write_at_once(
     client: &Client,
     commits: &[&Commit],
     counters: &Counters,
-    tree: Option<&mut Option<Tail>>,
-    first_leaf: Option<u64>,
+    edge: &mut Option<Tail>,
+    leaves: bool,
 ) -> Result<Option<Vec<Result<(), Error>>>, Error> {
     let mut plans = Vec::with_capacity(commits.len());
-    let mut next = first_leaf;
-    let mut appended = Vec::new();
+    let mut next = 0;
     for c in commits {
-        let leaf = if c.leaves.is_empty() { None } else { next };
+        let leaf = (!c.leaves.is_empty()).then_some(next);
         plans.push(Statements::prepare(client, c, leaf).await?);
-        if let Some(n) = next.as_mut()
-            && !c.leaves.is_empty()
-        {
-            *n += c.leaves.len() as u64;
-            appended.extend(crate::lockchain::leaves_of(c));
-        }
+        next += c.leaves.len() as u64;
     }
-    let lock = match first_leaf {
-        Some(_) => Some(
-            client
-                .prepare_cached(lockchain::LOCK_SIZE_SQL)
-                .await
-                .map_err(pg("preparing a query"))?,
-        ),
-        None => None,
+    let lock = match leaves {
+        true => Some(lock_statements(client).await?),
+        false => None,
     };
-    // The head row first, so that every batch with leaves takes its locks in one order.
+    // Sent in this order: the head row is locked before any case row.
     let begin = client.batch_execute("BEGIN");
     let locked = async {
         match &lock {
-            Some(st) => Some(client.query_one(st, &[]).await),
+            Some(statements) => Some(lock_tree(client, statements).await),
             None => None,
         }
     };
@@ -243,20 +255,15 @@ async fn write_at_once(
     let (begun, locked, answers) = futures_util::future::join3(begin, locked, sent).await;
     counters.round_trips.fetch_add(1, Ordering::Relaxed);
     begun.map_err(pg("beginning a batch"))?;
-    let size = locked.map(|row| {
-        row.map_err(pg("locking the lockchain's head"))
-            .and_then(|r| rows::u64_col(&r, 0))
-    });
-    let moved = match size {
-        Some(Ok(size)) => Some(size) != first_leaf,
-        Some(Err(e)) => {
-            let _ = client.batch_execute("ROLLBACK").await;
-            return Err(e);
-        }
-        None => false,
-    };
-    if !moved && answers.iter().all(Answers::accepted) {
-        finish(client, counters, tree, &appended).await?;
+    if answers.iter().all(Answers::accepted) {
+        let locked = match locked.transpose() {
+            Ok(locked) => locked,
+            Err(e) => {
+                let _ = client.batch_execute("ROLLBACK").await;
+                return Err(e);
+            }
+        };
+        finish(client, counters, edge, locked, commits).await?;
         return Ok(Some(commits.iter().map(|_| Ok(())).collect()));
     }
     client
@@ -264,9 +271,6 @@ async fn write_at_once(
         .await
         .map_err(pg("rolling back a batch"))?;
     counters.round_trips.fetch_add(1, Ordering::Relaxed);
-    if moved {
-        return Ok(None);
-    }
     if let Some(fault) = answers.into_iter().find_map(Answers::fault) {
         // Not a refusal of one commit (the connection failed, the server aborted the
         // transaction): the whole batch fails, or is tried again, with that cause.
@@ -278,34 +282,33 @@ async fn write_at_once(
 }
 
 /// Writes the batch with one savepoint per commit, so that a refused commit alone rolls
-/// back, in a transaction that locks the tree's head first when `tree` is given and reads
-/// its edge again if another process appended to it.
+/// back, after locking the head row when it carries leaves; the accepted commits' leaves are
+/// numbered in turn.
 async fn write_one_by_one(
     client: &Client,
     commits: &[&Commit],
     counters: &Counters,
-    mut tree: Option<&mut Option<Tail>>,
+    edge: &mut Option<Tail>,
+    leaves: bool,
 ) -> Result<Vec<Result<(), Error>>, Error> {
     client
         .batch_execute("BEGIN")
         .await
         .map_err(pg("beginning a batch"))?;
     counters.round_trips.fetch_add(1, Ordering::Relaxed);
-    let mut next_leaf = 0;
-    if let Some(edge) = tree.as_deref_mut() {
-        let size = lockchain::size(client, lockchain::LOCK_SIZE_SQL).await?;
+    let locked = if leaves {
+        let statements = lock_statements(client).await?;
+        let locked = lock_tree(client, &statements).await?;
         counters.round_trips.fetch_add(1, Ordering::Relaxed);
-        if edge.as_ref().map(Tail::size) != Some(size) {
-            *edge = None;
-            *edge = Some(lockchain::tail(client, size).await?);
-            counters.round_trips.fetch_add(1, Ordering::Relaxed);
-        }
-        next_leaf = size;
-    }
-    let mut appended: Vec<(LeafRef, Hash)> = Vec::new();
+        Some(locked)
+    } else {
+        None
+    };
+    let mut next = 0;
+    let mut accepted: Vec<&Commit> = Vec::new();
     let mut results = Vec::with_capacity(commits.len());
     for c in commits {
-        let leaf = (!c.leaves.is_empty()).then_some(next_leaf);
+        let leaf = (!c.leaves.is_empty()).then_some(next);
         let plan = Statements::prepare(client, c, leaf).await?;
         let save = client.batch_execute("SAVEPOINT knhk_commit");
         let (saved, answers) = futures_util::future::join(save, plan.run(client)).await;
@@ -316,10 +319,8 @@ async fn write_one_by_one(
                 .batch_execute("RELEASE SAVEPOINT knhk_commit")
                 .await
                 .map_err(pg("releasing a savepoint"))?;
-            if !c.leaves.is_empty() {
-                appended.extend(crate::lockchain::leaves_of(c));
-                next_leaf += c.leaves.len() as u64;
-            }
+            next += c.leaves.len() as u64;
+            accepted.push(c);
             results.push(Ok(()));
             continue;
         }
@@ -347,31 +348,34 @@ async fn write_one_by_one(
         };
         results.push(Err(refusal));
     }
-    finish(client, counters, tree, &appended).await?;
+    finish(client, counters, edge, locked, &accepted).await?;
     Ok(results)
 }
 
-/// Ends a batch's transaction: appends its accepted leaves to the tree's edge and writes the
-/// changed tiles and the new size, pipelined with the `COMMIT`. When that fails the edge is
-/// dropped (it may hold leaves that are not stored), to be read again.
+/// Ends a batch's transaction. With the tree locked, appends the accepted commits' leaves to
+/// the edge (rebuilt from the tail tiles read under the lock when another writer moved the
+/// tree) and sends the changed tiles and the new size, pipelined with the `COMMIT`. When
+/// that fails the edge is dropped: it may hold leaves that are not stored.
 async fn finish(
     client: &Client,
     counters: &Counters,
-    tree: Option<&mut Option<Tail>>,
-    appended: &[(LeafRef, Hash)],
+    edge: &mut Option<Tail>,
+    locked: Option<Locked>,
+    accepted: &[&Commit],
 ) -> Result<(), Error> {
-    let edge = match tree {
-        Some(edge) if !appended.is_empty() => edge,
-        _ => {
-            client
-                .batch_execute("COMMIT")
-                .await
-                .map_err(pg("committing a batch"))?;
-            counters.round_trips.fetch_add(1, Ordering::Relaxed);
-            return Ok(());
-        }
+    let appended: Vec<(LeafRef, Hash)> = accepted
+        .iter()
+        .flat_map(|c| crate::lockchain::leaves_of(c))
+        .collect();
+    let Some(locked) = locked.filter(|_| !appended.is_empty()) else {
+        client
+            .batch_execute("COMMIT")
+            .await
+            .map_err(pg("committing a batch"))?;
+        counters.round_trips.fetch_add(1, Ordering::Relaxed);
+        return Ok(());
     };
-    let result = write_tree(client, edge, appended).await;
+    let result = write_tree(client, edge, locked, &appended).await;
     counters.round_trips.fetch_add(1, Ordering::Relaxed);
     if result.is_err() {
         *edge = None;
@@ -382,10 +386,11 @@ async fn finish(
     result
 }
 
-/// Appends the leaves to the edge and sends its changed tiles, the new size and `COMMIT`.
+/// Appends the leaves to the edge and sends the changed tiles, the new size and `COMMIT`.
 async fn write_tree(
     client: &Client,
     edge: &mut Option<Tail>,
+    locked: Locked,
     appended: &[(LeafRef, Hash)],
 ) -> Result<(), Error> {
     let put = client
@@ -396,6 +401,10 @@ async fn write_tree(
         .prepare_cached(lockchain::SET_SIZE_SQL)
         .await
         .map_err(pg("preparing a statement"))?;
+    if edge.as_ref().map(Tail::size) != Some(locked.size) {
+        *edge = None;
+        *edge = Some(crate::lockchain::tail_from(locked.size, locked.tiles)?);
+    }
     let tail = edge
         .as_mut()
         .ok_or_else(|| Error::Lockchain("the tree's edge was not read".to_owned()))?;
@@ -589,11 +598,14 @@ const UPDATE_CASE_FENCED: &str = "UPDATE cases SET workflow = $2, status = $3, d
 const LIVE_LEASE: &str = "SELECT 1 FROM nodes WHERE fence = $1 AND expires_at > $2 FOR SHARE";
 const INSERT_EVENTS: &str = "INSERT INTO events (case_id, seq, time, kind, payload)
      SELECT $1, * FROM unnest($2::bigint[], $3::bigint[], $4::text[], $5::text[])";
-/// The events of a step that carries lockchain leaves, with their leaf indexes.
+/// The events of a step that carries lockchain leaves, each with its leaf index: the tree's
+/// size, which the group's transaction has locked, plus the event's place among the group's
+/// leaves (`$6`).
 const INSERT_EVENTS_WITH_LEAVES: &str = "INSERT INTO events (case_id, seq, time, kind, payload,
        leaf)
-     SELECT $1, * FROM unnest($2::bigint[], $3::bigint[], $4::text[], $5::text[],
-       $6::bigint[])";
+     SELECT $1, u.seq, u.time, u.kind, u.payload, (SELECT size FROM lockchain_head) + u.place
+     FROM unnest($2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::bigint[])
+       AS u(seq, time, kind, payload, place)";
 const DELETE_ROLES: &str = "DELETE FROM work_item_roles
      WHERE (case_id, item) IN (SELECT * FROM unnest($1::text[], $2::text[]))";
 const DELETE_WORK_ITEMS: &str = "DELETE FROM work_items
@@ -633,11 +645,12 @@ pub(super) const WRITES: [(&str, &str); 6] = [
 
 impl Statements {
     /// Encodes a commit's rows and prepares its statements (cached on the connection, so
-    /// no round trip after the first of each).
+    /// no round trip after the first of each). With leaves, its events take the places
+    /// from `first_place` on among the group's leaves.
     async fn prepare(
         client: &Client,
         c: &Commit,
-        first_leaf: Option<u64>,
+        first_place: Option<u64>,
     ) -> Result<Statements, Error> {
         let mut list: Vec<(Role, &'static str, Vec<Param>)> = Vec::new();
         let case = &c.case;
@@ -692,11 +705,11 @@ impl Statements {
                 Box::new(kinds),
                 Box::new(payloads),
             ];
-            let sql = match first_leaf {
+            let sql = match first_place {
                 Some(first) => {
-                    let first = int("leaf index", first)?;
-                    let leaves: Vec<i64> = (0..c.events.len() as i64).map(|i| first + i).collect();
-                    args.push(Box::new(leaves));
+                    let first = int("a leaf's place in its group", first)?;
+                    let places: Vec<i64> = (0..c.events.len() as i64).map(|i| first + i).collect();
+                    args.push(Box::new(places));
                     INSERT_EVENTS_WITH_LEAVES
                 }
                 None => INSERT_EVENTS,

@@ -4,10 +4,11 @@
 //! Every transaction that appends leaves locks the head row first (`SELECT size ... FOR
 //! UPDATE`), before any case row, so that appends are serialized and take their locks in one
 //! order with the rest of a commit: no two transactions wait for each other in a cycle
-//! through it. A committer keeps the tree's right edge ([`Tail`]) between transactions and
-//! checks it against the size read under that lock: the size only grows, so an equal size
-//! means that nothing was appended since, and another size that another process appended
-//! (its edge is read again, under the lock).
+//! through it. Its events read their leaf indexes from the locked size. A committer keeps
+//! the tree's right edge ([`Tail`]) between transactions and checks it against the size read
+//! under the lock: the size only grows, so an equal size means that nothing was appended
+//! since, and another size that another writer appended (the edge is rebuilt from the tail
+//! tiles read under the same lock).
 
 use std::collections::HashMap;
 
@@ -29,6 +30,18 @@ pub(super) const SIZE_SQL: &str = "SELECT size FROM lockchain_head";
 /// The tree's size, locked until the transaction ends: taken before anything else by a
 /// transaction that appends.
 pub(super) const LOCK_SIZE_SQL: &str = "SELECT size FROM lockchain_head FOR UPDATE";
+/// The tail tiles of the tree at its stored size (levels 0 to 6: trees below 2^56 leaves),
+/// read after [`LOCK_SIZE_SQL`] in the same transaction, so at the locked size. Each tile is
+/// one keyed read (the `LIMIT` keeps the planner from joining the whole table instead).
+pub(super) const TAIL_TILES_SQL: &str = "SELECT t.level, t.idx, t.hashes, t.leaves
+     FROM lockchain_head h
+     CROSS JOIN generate_series(0, 6) AS l(level)
+     CROSS JOIN LATERAL (
+         SELECT * FROM lockchain_tiles
+         WHERE level = l.level AND idx = h.size >> (8 * l.level + 8)
+         LIMIT 1
+     ) t
+     WHERE l.level = 0 OR h.size >> (8 * l.level) > 0";
 /// Tiles by their keys.
 pub(super) const TILES_SQL: &str = "SELECT level, idx, hashes, leaves FROM lockchain_tiles
      WHERE (level, idx) IN (SELECT * FROM unnest($1::smallint[], $2::bigint[]))";
@@ -105,16 +118,20 @@ pub(super) async fn tiles<C: GenericClient>(
     .await?;
     let mut found = HashMap::with_capacity(rows.len());
     for r in &rows {
-        let value =
-            |column: usize| move |source| Error::Corrupt(Corruption::Value { column, source });
-        let level: i16 = r.try_get(0).map_err(value(0))?;
-        let idx: i64 = r.try_get(1).map_err(value(1))?;
-        let hashes: &[u8] = r.try_get(2).map_err(value(2))?;
-        let leaves: Option<&[u8]> = r.try_get(3).map_err(value(3))?;
-        let tile = tile_from_row(i64::from(level), idx, hashes, leaves.unwrap_or(&[]))?;
+        let tile = tile_row(r)?;
         found.insert(tile.id, tile);
     }
     Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
+}
+
+/// Decodes a tile row (`level, idx, hashes, leaves`).
+pub(super) fn tile_row(r: &Row) -> Result<Tile, Error> {
+    let value = |column: usize| move |source| Error::Corrupt(Corruption::Value { column, source });
+    let level: i16 = r.try_get(0).map_err(value(0))?;
+    let idx: i64 = r.try_get(1).map_err(value(1))?;
+    let hashes: &[u8] = r.try_get(2).map_err(value(2))?;
+    let leaves: Option<&[u8]> = r.try_get(3).map_err(value(3))?;
+    tile_from_row(i64::from(level), idx, hashes, leaves.unwrap_or(&[]))
 }
 
 /// Reads the tree's right edge: the tail tiles of a tree of `size` leaves.

@@ -206,14 +206,12 @@ impl PostgresStore {
         let counters = Arc::new(Counters::default());
         let (jobs, queue) = mpsc::channel(opts.max_batch.max(1) * 4);
         let queue = Arc::new(Mutex::new(queue));
-        let tree = committer::Tree::default();
         for _ in 0..opts.committers.max(1) {
             tokio::spawn(committer::run(
                 pool.clone(),
                 Arc::clone(&queue),
                 opts.max_batch,
                 Arc::clone(&counters),
-                Arc::clone(&tree),
             ));
         }
         Ok(PostgresStore {

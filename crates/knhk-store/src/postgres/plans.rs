@@ -209,11 +209,8 @@ fn queries() -> Vec<(String, String, Vec<Param>)> {
         ),
         (
             "the tail tiles of the lockchain".to_owned(),
-            lockchain::TILES_SQL.to_owned(),
-            vec![
-                Box::new(vec![0_i16, 1, 2]) as Param,
-                Box::new(vec![70_000_i64, 273, 1]) as Param,
-            ],
+            lockchain::TAIL_TILES_SQL.to_owned(),
+            vec![],
         ),
         (
             "checkpoints after a size".to_owned(),
