@@ -719,6 +719,18 @@ impl WorkflowService for Grpc {
                         error: c.error,
                     })
                     .collect(),
+                subscriptions: found
+                    .subscriptions
+                    .into_iter()
+                    .map(|s| pb::Subscription {
+                        name: s.name,
+                        ok: s.ok,
+                        latency_ms: s.latency_ms,
+                        pending: s.pending,
+                        unacknowledged: s.unacknowledged,
+                        error: s.error,
+                    })
+                    .collect(),
             })
         })
         .await

@@ -169,9 +169,9 @@ pub struct Subscription {
     pub ok: bool,
     /// How long the probe took, in milliseconds.
     pub latency_ms: u64,
-    /// Messages waiting to be delivered, where the broker tells (JetStream, AMQP).
+    /// Messages waiting to be delivered, where the broker tells (JetStream, AMQP, Kafka).
     pub pending: Option<u64>,
-    /// Messages delivered and not yet acknowledged, where the broker tells (JetStream).
+    /// Messages delivered and not yet acknowledged, where the broker tells (JetStream, Kafka).
     pub unacknowledged: Option<u64>,
     /// Why the probe failed (not running, a timeout, the broker's error).
     pub error: Option<String>,

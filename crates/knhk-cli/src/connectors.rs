@@ -1,23 +1,28 @@
 //! `knhk connector list|probe`: the connector instances of the config file (and the built-in
 //! `http`) as the engine shows them, with their pools and their probes; with `--server`, those
-//! of the `knhk serve` there (`GET /connectors`).
+//! of the `knhk serve` there (`GET /connectors`). `list` shows the subscriptions too: the config
+//! file's as declared, or the server's with what their probes found.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Subcommand;
+use knhk_connectors::intake::{Action, Subscription};
 use knhk_workflow_engine::{ConnectorHealth, ConnectorPool, ConnectorView};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::session::Settings;
 
 /// `knhk connector ...`.
 #[derive(Debug, Subcommand)]
 pub(crate) enum ConnectorCommand {
-    /// Lists the connector instances: name, kind and pool size.
+    /// Lists the connector instances (name, kind and pool size), then the subscriptions.
     List {
-        /// Prints a JSON array of `name`, `kind` and `pool` (`max_size`, `active`, `idle`,
-        /// `waiters`; null for an instance without a pool).
+        /// Prints a JSON object: `items`, each with `name`, `kind` and `pool` (`max_size`,
+        /// `active`, `idle`, `waiters`; null for an instance without a pool), and
+        /// `subscriptions`, each with `name`, `connector`, `source`, `start` or `deliver`,
+        /// `prefetch` and `dead_letter` (with `--server`: `name`, `ok`, `latency_ms`, `pending`,
+        /// `unacknowledged` and `error`, as `GET /connectors` gives them).
         #[arg(long)]
         json: bool,
     },
@@ -44,9 +49,14 @@ pub(crate) async fn run(
 ) -> anyhow::Result<ExitCode> {
     let registry = crate::config::registry(&settings.connectors)?;
     let result = match command {
-        ConnectorCommand::List { json } => {
-            list(&knhk_workflow_engine::connector_views(&registry), json)
-        }
+        ConnectorCommand::List { json } => match declared(settings) {
+            Ok(subscriptions) => list(
+                &knhk_workflow_engine::connector_views(&registry),
+                &Subscriptions::Declared(subscriptions),
+                json,
+            ),
+            Err(e) => Err(e),
+        },
         ConnectorCommand::Probe {
             name,
             json,
@@ -98,7 +108,14 @@ pub(crate) async fn run_remote(command: ConnectorCommand, url: &str) -> anyhow::
                     }),
                 })
                 .collect();
-            list(&views, json)
+            let subscriptions: Vec<knhk_api::types::Subscription> = match body.get("subscriptions")
+            {
+                None | Some(Value::Null) => Vec::new(),
+                Some(s) => serde_json::from_value(s.clone()).map_err(|e| {
+                    anyhow::anyhow!("the server {url} answered GET /connectors with {e}")
+                })?,
+            };
+            list(&views, &Subscriptions::Probed(subscriptions), json)
         }
         ConnectorCommand::Probe { name, json, .. } => {
             let found: Vec<ConnectorHealth> = items
@@ -121,13 +138,64 @@ pub(crate) async fn run_remote(command: ConnectorCommand, url: &str) -> anyhow::
     }
 }
 
-fn list(views: &[ConnectorView], json: bool) -> anyhow::Result<ExitCode> {
+/// The subscriptions `list` shows: the config file's, or those a server runs.
+enum Subscriptions {
+    /// As the config file declares them (this process consumes nothing).
+    Declared(Vec<Subscription>),
+    /// As `GET /connectors` of a server gives them, each probed.
+    Probed(Vec<knhk_api::types::Subscription>),
+}
+
+/// Parses the config file's `[[subscriptions]]` against its instances, as `knhk serve` does.
+fn declared(settings: &Settings) -> anyhow::Result<Vec<Subscription>> {
+    match &settings.subscriptions {
+        None => Ok(Vec::new()),
+        Some(value) => knhk_connectors::intake::parse_subscriptions(value, &settings.connectors)
+            .map_err(|e| anyhow::anyhow!("config file: {e}")),
+    }
+}
+
+/// Says what a declared subscription does: `start W` or `deliver E`.
+fn action(s: &Subscription) -> (&'static str, &str) {
+    match &s.action {
+        Action::Start { workflow, .. } => ("start", workflow),
+        Action::Deliver { event, .. } => ("deliver", event),
+    }
+}
+
+fn list(
+    views: &[ConnectorView],
+    subscriptions: &Subscriptions,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     if json {
         let docs: Vec<_> = views
             .iter()
             .map(|c| json!({"name": c.name, "kind": c.kind, "pool": c.pool}))
             .collect();
-        outln!("{}", serde_json::to_string_pretty(&docs)?);
+        let subs: Vec<Value> = match subscriptions {
+            Subscriptions::Declared(subs) => subs
+                .iter()
+                .map(|s| {
+                    let (verb, what) = action(s);
+                    let mut doc = json!({
+                        "name": s.name,
+                        "connector": s.connector,
+                        "source": s.source.describe(),
+                        "prefetch": s.prefetch,
+                        "dead_letter": s.dead_letter,
+                    });
+                    doc[verb] = json!(what);
+                    doc
+                })
+                .collect(),
+            Subscriptions::Probed(subs) => subs
+                .iter()
+                .map(serde_json::to_value)
+                .collect::<Result<_, _>>()?,
+        };
+        let doc = json!({"items": docs, "subscriptions": subs});
+        outln!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(ExitCode::SUCCESS);
     }
     let width = views.iter().map(|c| c.name.len()).max().unwrap_or(4).max(4);
@@ -142,7 +210,57 @@ fn list(views: &[ConnectorView], json: bool) -> anyhow::Result<ExitCode> {
         };
         outln!("{:width$}  {:10}  {pool}", c.name, c.kind);
     }
+    list_subscriptions(subscriptions);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints the subscriptions' table after the instances', when there are any.
+fn list_subscriptions(subscriptions: &Subscriptions) {
+    match subscriptions {
+        Subscriptions::Declared(subs) if !subs.is_empty() => {
+            let width = subs.iter().map(|s| s.name.len()).max().unwrap_or(0).max(12);
+            let connector = subs
+                .iter()
+                .map(|s| s.connector.len())
+                .max()
+                .unwrap_or(0)
+                .max(9);
+            outln!();
+            outln!(
+                "{:width$}  {:connector$}  SOURCE  ACTION",
+                "SUBSCRIPTION",
+                "CONNECTOR"
+            );
+            for s in subs {
+                let (verb, what) = action(s);
+                outln!(
+                    "{:width$}  {:connector$}  {}  {verb} {what}",
+                    s.name,
+                    s.connector,
+                    s.source.describe()
+                );
+            }
+        }
+        Subscriptions::Probed(subs) if !subs.is_empty() => {
+            let width = subs.iter().map(|s| s.name.len()).max().unwrap_or(0).max(12);
+            outln!();
+            outln!("{:width$}  STATUS   LATENCY  BACKLOG", "SUBSCRIPTION");
+            for s in subs {
+                let latency = format!("{} ms", s.latency_ms);
+                let said = match (&s.error, s.pending, s.unacknowledged) {
+                    (Some(e), _, _) => e.clone(),
+                    (None, None, None) => "-".to_owned(),
+                    (None, p, u) => {
+                        let n = |v: Option<u64>| v.map_or("-".to_owned(), |v| v.to_string());
+                        format!("pending {}, unacknowledged {}", n(p), n(u))
+                    }
+                };
+                let status = if s.ok { "ok" } else { "failing" };
+                outln!("{:width$}  {status:7} {latency:>8}  {said}", s.name);
+            }
+        }
+        _ => {}
+    }
 }
 
 fn probe(found: &[ConnectorHealth], json: bool) -> anyhow::Result<ExitCode> {

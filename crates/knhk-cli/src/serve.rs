@@ -463,7 +463,9 @@ async fn serve(config: ServeConfig, settings: Settings) -> anyhow::Result<ExitCo
                 .map_err(|e| anyhow::anyhow!("config file: {e}"))?;
             Some(
                 knhk_workflow_engine::intake::Intake::new(engine.clone(), subscriptions, instances)
-                    .map_err(|e| anyhow::anyhow!("config file: {e}"))?,
+                    .map_err(|e| anyhow::anyhow!("config file: {e}"))?
+                    // Kafka subscriptions keep their committed offsets here.
+                    .with_state_dir(config.data_dir.join("intake")),
             )
         }
     };

@@ -7,6 +7,7 @@
 //! message finds its key and is acknowledged without a second case or a second firing, also
 //! when the consumer died between the commit and the acknowledgement.
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -115,6 +116,8 @@ pub struct Intake {
     routes: Vec<Arc<Route>>,
     instances: Vec<InstanceConfig>,
     health: IntakeHealth,
+    /// Where sources keep what must outlive the process (Kafka's committed offsets).
+    state_dir: Option<PathBuf>,
 }
 
 /// Probes the running subscriptions (a cheap `Clone` handle, [`Intake::health`]).
@@ -199,7 +202,16 @@ impl Intake {
             routes,
             instances,
             health,
+            state_dir: None,
         })
+    }
+
+    /// Gives the sources a state directory: a Kafka subscription keeps its committed offsets
+    /// there (`knhk serve` gives `DATA_DIR/intake`). Without one, a Kafka subscription does
+    /// not open.
+    pub fn with_state_dir(mut self, dir: impl Into<PathBuf>) -> Intake {
+        self.state_dir = Some(dir.into());
+        self
     }
 
     /// Returns the handle that probes the subscriptions (each with its backlog) while the
@@ -223,7 +235,7 @@ impl Intake {
                     key: "connector",
                     problem: format!("no connector instance named {:?}", sub.connector),
                 })?;
-            let source = intake::open(sub, instance).await?;
+            let source = intake::open_in(sub, instance, self.state_dir.as_deref()).await?;
             self.health.opened(sources.len(), source.prober());
             sources.push(source);
         }

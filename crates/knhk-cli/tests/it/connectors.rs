@@ -70,7 +70,8 @@ fn an_instance_of_the_data_directory_file_is_called_listed_and_probed() {
     let out = knhk(&["--data-dir", data_dir, "connector", "list", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let listed = json(&out);
-    let names: Vec<(&str, &str)> = listed
+    assert_eq!(listed["subscriptions"], serde_json::json!([]), "{listed}");
+    let names: Vec<(&str, &str)> = listed["items"]
         .as_array()
         .expect("an array")
         .iter()
@@ -289,6 +290,7 @@ async fn serve_lists_and_probes_its_instances_on_get_connectors() {
         .map(|c| (c.name.as_str(), c.kind.as_str(), c.ok))
         .collect();
     assert_eq!(both, [("http", "http", true), ("payments", "http", true)]);
+    assert!(listed.subscriptions.is_empty(), "{listed:?}");
     // The CLI asks the server with --server.
     let out = tokio::task::spawn_blocking({
         let url = server.base().to_owned();
@@ -300,6 +302,68 @@ async fn serve_lists_and_probes_its_instances_on_get_connectors() {
     assert_eq!(json(&out)[0]["name"], "payments");
     let status = server.terminate().await;
     assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn connector_list_shows_the_subscriptions_of_the_config_file() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let config = write(
+        dir.path(),
+        "subs.toml",
+        "[connectors.bus]\nkind = \"nats\"\nurl = \"nats://127.0.0.1:4222\"\n\
+         [connectors.log]\nkind = \"kafka\"\nbrokers = \"127.0.0.1:9092\"\n\
+         [[subscriptions]]\nconnector = \"bus\"\nsubject = \"orders.new\"\nstart = \"Order\"\n\
+         [[subscriptions]]\nname = \"payments\"\nconnector = \"log\"\ntopic = \"paid\"\n\
+         prefetch = 8\ndead_letter = \"paid.dead\"\ndeliver = \"paid\"\n\
+         correlation = \"message.case\"\n",
+    );
+    let out = knhk(&["--config", &config, "connector", "list", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let listed = json(&out);
+    assert_eq!(
+        listed["subscriptions"],
+        serde_json::json!([
+            {"name": "bus/orders.new", "connector": "bus", "source": "orders.new",
+             "prefetch": 64, "dead_letter": null, "start": "Order"},
+            {"name": "payments", "connector": "log", "source": "paid",
+             "prefetch": 8, "dead_letter": "paid.dead", "deliver": "paid"},
+        ]),
+        "{listed}"
+    );
+    let out = knhk(&["--config", &config, "connector", "list"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with("SUBSCRIPTION"))
+        .unwrap_or_else(|| panic!("no subscriptions table: {text}"));
+    assert_eq!(
+        lines[at..]
+            .iter()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .collect::<Vec<_>>(),
+        [
+            vec!["SUBSCRIPTION", "CONNECTOR", "SOURCE", "ACTION"],
+            vec!["bus/orders.new", "bus", "orders.new", "start", "Order"],
+            vec!["payments", "log", "paid", "deliver", "paid"],
+        ],
+        "{text}"
+    );
+    // A subscription that does not parse is refused naming it, as `knhk serve` refuses it.
+    let bad = write(
+        dir.path(),
+        "bad.toml",
+        "[connectors.bus]\nkind = \"nats\"\nurl = \"nats://127.0.0.1:4222\"\n\
+         [[subscriptions]]\nconnector = \"bus\"\nstart = \"W\"\n",
+    );
+    let out = knhk(&["--config", &bad, "connector", "list"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("subscriptions[0].subject: missing"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// `examples/knhk.toml` declares one instance of every kind and a subscription of each form,

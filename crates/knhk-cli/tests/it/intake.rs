@@ -1,6 +1,8 @@
 //! `knhk serve` consumes the `[[subscriptions]]` of its config file: messages published on a NATS
 //! subject (the machine's real server) start cases of the named workflow, once per message id
-//! however often a message is published again; `GET /connectors` probes the subscription.
+//! however often a message is published again; `GET /connectors` probes the subscription. A
+//! Kafka topic's records start cases too, with the offsets kept in `DATA_DIR/intake` (when
+//! `KNHK_TEST_KAFKA` names a broker).
 
 use std::time::{Duration, Instant};
 
@@ -174,4 +176,145 @@ async fn messages_on_a_subscribed_subject_start_one_case_each_however_often_they
         "{connectors}"
     );
     assert_eq!(subscriptions[0]["ok"], true, "{connectors}");
+    // gRPC ListConnectors lists it too; core NATS tells no backlog.
+    let mut grpc = knhk_api::grpc::pb::workflow_service_client::WorkflowServiceClient::connect(
+        format!("http://{}", server.grpc),
+    )
+    .await
+    .expect("a gRPC connection");
+    let listed = grpc
+        .list_connectors(knhk_api::grpc::pb::ListConnectorsRequest {})
+        .await
+        .expect("ListConnectors")
+        .into_inner();
+    assert_eq!(listed.subscriptions.len(), 1, "{listed:?}");
+    let probed = &listed.subscriptions[0];
+    assert_eq!(probed.name, format!("bus/{subject}"));
+    assert!(probed.ok, "{probed:?}");
+    assert_eq!((probed.pending, probed.unacknowledged), (None, None));
+    assert_eq!(probed.error, None);
+    // `knhk connector list --server` shows it with its probe.
+    let out = tokio::task::spawn_blocking({
+        let url = server.base().to_owned();
+        move || crate::knhk(&["--server", &url, "connector", "list", "--json"])
+    })
+    .await
+    .expect("the command runs");
+    assert!(out.status.success(), "{}", crate::stderr(&out));
+    let listed: Value = serde_json::from_str(&crate::stdout(&out)).expect("JSON");
+    assert_eq!(listed["subscriptions"][0]["name"], format!("bus/{subject}"));
+    assert_eq!(listed["subscriptions"][0]["ok"], true, "{listed}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_of_a_subscribed_kafka_topic_start_cases_and_the_offsets_are_kept_in_the_data_directory()
+ {
+    let broker = match std::env::var("KNHK_TEST_KAFKA") {
+        Ok(b) if !b.is_empty() => b,
+        _ => {
+            eprintln!(
+                "skipped: KNHK_TEST_KAFKA is not set (scripts/kafka-broker.sh starts a broker; \
+                 then KNHK_TEST_KAFKA=127.0.0.1:9092)"
+            );
+            return;
+        }
+    };
+    let topic = format!(
+        "knhk-cli-intake-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("a clock")
+            .as_nanos()
+    );
+    let client = rskafka::client::ClientBuilder::new(vec![broker.clone()])
+        .build()
+        .await
+        .expect("the broker answers");
+    client
+        .controller_client()
+        .expect("a controller")
+        .create_topic(&topic, 1, 1, 5_000)
+        .await
+        .expect("the topic is made");
+    let config = temp_file(
+        "kafka-intake.toml",
+        &format!(
+            "[connectors.log]\nkind = \"kafka\"\nbrokers = \"{broker}\"\n\n\
+             [[subscriptions]]\nconnector = \"log\"\ntopic = \"{topic}\"\n\
+             start = \"Intake order\"\n"
+        ),
+    );
+    let server = Server::start_with(&[("KNHK_CONFIG", path_str(&config))]);
+    let http = reqwest::Client::new();
+    let res = http
+        .post(format!("{}/workflows", server.base()))
+        .header("content-type", "text/turtle")
+        .body(waiting_workflow())
+        .send()
+        .await
+        .expect("registering");
+    assert!(res.status().is_success(), "{:?}", res.text().await);
+    let partition = client
+        .partition_client(
+            topic.as_str(),
+            0,
+            rskafka::client::partition::UnknownTopicHandling::Retry,
+        )
+        .await
+        .expect("a partition client");
+    let records = ["K-1", "K-2"].map(|order| rskafka::record::Record {
+        key: None,
+        value: Some(json!({"order": order}).to_string().into_bytes()),
+        headers: Default::default(),
+        timestamp: rskafka::chrono::DateTime::from_timestamp_millis(1_700_000_000_000)
+            .expect("a time"),
+    });
+    partition
+        .produce(
+            records.to_vec(),
+            rskafka::client::partition::Compression::NoCompression,
+        )
+        .await
+        .expect("produced");
+    // Produced once the workflow is registered: a record read before would be refused.
+    let started = Instant::now();
+    while orders(&http, &server).await != ["K-1", "K-2"] {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no cases after 60 s: {:?}",
+            orders(&http, &server).await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let file = server
+        .data_dir()
+        .join("intake")
+        .join(format!("log%2F{topic}.offsets"));
+    let started = Instant::now();
+    loop {
+        let saved = std::fs::read_to_string(&file).unwrap_or_default();
+        if saved.contains("\"0\":2") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{} says {saved:?}",
+            file.display()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let connectors: Value = http
+        .get(format!("{}/connectors", server.base()))
+        .send()
+        .await
+        .expect("the server answers")
+        .json()
+        .await
+        .expect("a JSON body");
+    let probed = &connectors["subscriptions"][0];
+    assert_eq!(probed["name"], format!("log/{topic}"), "{connectors}");
+    assert_eq!(probed["ok"], true, "{connectors}");
+    assert_eq!(probed["pending"], 0, "{connectors}");
+    assert_eq!(probed["unacknowledged"], 0, "{connectors}");
 }

@@ -87,6 +87,11 @@ impl Server {
         &self.base
     }
 
+    /// Returns the server's data directory.
+    pub(crate) fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

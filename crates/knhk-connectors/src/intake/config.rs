@@ -51,8 +51,23 @@ pub enum SourceSpec {
     JetStream { stream: String, consumer: String },
     /// An AMQP 0-9-1 queue.
     AmqpQueue { queue: String },
-    /// A Kafka or MQTT topic.
+    /// An MQTT topic (filter).
     Topic { topic: String },
+    /// Every partition of a Kafka topic, from the committed offsets, else from `start_from`.
+    KafkaTopic {
+        topic: String,
+        start_from: StartFrom,
+    },
+}
+
+/// Where a Kafka subscription starts reading a partition that has no committed offset.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StartFrom {
+    /// The earliest record the broker still keeps: nothing already in the topic is missed.
+    #[default]
+    Earliest,
+    /// The end of the partition when the subscription first opens: only what comes after.
+    Latest,
 }
 
 impl SourceSpec {
@@ -62,7 +77,7 @@ impl SourceSpec {
             SourceSpec::NatsSubject { subject, .. } => subject.clone(),
             SourceSpec::JetStream { stream, consumer } => format!("{stream}/{consumer}"),
             SourceSpec::AmqpQueue { queue } => queue.clone(),
-            SourceSpec::Topic { topic } => topic.clone(),
+            SourceSpec::Topic { topic } | SourceSpec::KafkaTopic { topic, .. } => topic.clone(),
         }
     }
 }
@@ -187,6 +202,12 @@ fn parse_one(
             )
         })?;
     let kind = instance.kind.as_str();
+    if kind != "kafka" {
+        t.refuse(
+            "start_from",
+            "is for kafka; other brokers keep the subscription's position themselves",
+        )?;
+    }
     let source = match kind {
         "nats" => {
             t.refuse("queue", "is for amqp; NATS reads a `subject` or a `stream`")?;
@@ -231,7 +252,21 @@ fn parse_one(
         "amqp" => SourceSpec::AmqpQueue {
             queue: t.required("queue")?,
         },
-        "kafka" | "mqtt" => SourceSpec::Topic {
+        "kafka" => {
+            let topic = t.required("topic")?;
+            let start_from = match t.string("start_from")?.as_deref() {
+                None | Some("earliest") => StartFrom::Earliest,
+                Some("latest") => StartFrom::Latest,
+                Some(other) => {
+                    return Err(t.fault(
+                        "start_from",
+                        format!("must be \"earliest\" or \"latest\", not {other:?}"),
+                    ));
+                }
+            };
+            SourceSpec::KafkaTopic { topic, start_from }
+        }
+        "mqtt" => SourceSpec::Topic {
             topic: t.required("topic")?,
         },
         other => {

@@ -8,18 +8,22 @@
 
 mod amqp;
 pub mod config;
+mod kafka;
 mod mqtt;
 mod nats;
+pub mod offsets;
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::Path;
 use std::sync::Arc;
 
 pub use amqp::AmqpSource;
 pub use config::{
-    Action, DEFAULT_PREFETCH, MAX_PREFETCH, SourceSpec, Subscription, SubscriptionError,
+    Action, DEFAULT_PREFETCH, MAX_PREFETCH, SourceSpec, StartFrom, Subscription, SubscriptionError,
     parse_subscriptions,
 };
+pub use kafka::{FETCH_MAX_BYTES, FLUSH_INTERVAL, KAFKA_ID_HEADERS, KafkaSource, REDELIVERY_DELAY};
 pub use mqtt::{ID_PROPERTIES, MqttSource, SESSION_EXPIRY_SECS};
 pub use nats::NatsSource;
 
@@ -172,10 +176,22 @@ pub trait Prober: Send + Sync + fmt::Debug {
 }
 
 /// Opens the source of `subscription` through its connector `instance`, read as the
-/// instance's kind reads it (servers, credentials).
+/// instance's kind reads it (servers, credentials), without a state directory: a Kafka
+/// subscription, which keeps its offsets there, is refused ([`open_in`] gives one).
 pub async fn open(
     subscription: &Subscription,
     instance: &InstanceConfig,
+) -> Result<Box<dyn Source>, SourceError> {
+    open_in(subscription, instance, None).await
+}
+
+/// Opens the source of `subscription` through its connector `instance`; `state_dir` is where
+/// a source keeps what must outlive the process: a Kafka subscription's committed offsets
+/// (`knhk serve` gives `DATA_DIR/intake`).
+pub async fn open_in(
+    subscription: &Subscription,
+    instance: &InstanceConfig,
+    state_dir: Option<&Path>,
 ) -> Result<Box<dyn Source>, SourceError> {
     match (&subscription.source, instance.kind.as_str()) {
         (SourceSpec::NatsSubject { .. } | SourceSpec::JetStream { .. }, "nats") => {
@@ -198,12 +214,17 @@ pub async fn open(
                 .map_err(|e| broker(subscription, e))?;
             Ok(Box::new(MqttSource::open(subscription, &endpoint).await?))
         }
-        (_, "kafka") => Err(SourceError::Unsupported {
-            subscription: subscription.name.clone(),
-            problem: "kafka subscriptions are not available: the Kafka client (rskafka) has no \
-                      consumer groups"
-                .to_owned(),
-        }),
+        (SourceSpec::KafkaTopic { .. }, "kafka") => match state_dir {
+            Some(dir) => Ok(Box::new(
+                KafkaSource::open(subscription, instance, dir).await?,
+            )),
+            None => Err(SourceError::Unsupported {
+                subscription: subscription.name.clone(),
+                problem: "a kafka subscription keeps its committed offsets in a state \
+                          directory, and none was given"
+                    .to_owned(),
+            }),
+        },
         (_, kind) => Err(SourceError::Unsupported {
             subscription: subscription.name.clone(),
             problem: format!("subscriptions of kind {kind} are not available in this build"),

@@ -29,7 +29,8 @@ use crate::connector::{Binding, CallError, CallRequest, Connector, Probe};
 use crate::pool::Pool;
 use crate::settings::SettingsError;
 use errors::{KafkaError, classify};
-use settings::{KafkaSettings, partition_for};
+use settings::KafkaSettings;
+pub(crate) use settings::partition_for;
 
 /// The largest record produced unless `max_record_bytes` says otherwise: Kafka's own default
 /// (`message.max.bytes`, `max.request.size`).
@@ -90,6 +91,22 @@ impl KafkaConnector {
     pub fn pool(&self) -> &Pool<KafkaManager> {
         &self.pool
     }
+}
+
+/// Reads the `brokers` and `client_id` of a `kafka` instance, as [`KafkaConnector::from_config`]
+/// reads them, for the intake's Kafka source.
+pub(crate) fn endpoint_of(
+    config: &InstanceConfig,
+) -> Result<(Vec<String>, Option<String>), ConfigError> {
+    let mut keys = config.keys();
+    let brokers = keys.required("brokers")?;
+    let brokers = parse_brokers(&brokers).map_err(|why| keys.fault("brokers", why))?;
+    Ok((brokers, keys.string("client_id")?))
+}
+
+/// Says what a client error was in a sentence, as the connector's errors do.
+pub(crate) fn describe_error(e: rskafka::client::error::Error) -> String {
+    KafkaError::from(e).to_string()
 }
 
 /// Splits `host:port,host:port`, checking each address.
@@ -338,7 +355,7 @@ impl Binding for KafkaBinding {
 }
 
 /// The record's timestamp: now, in milliseconds since the epoch.
-fn now() -> DateTime<rskafka::chrono::Utc> {
+pub(crate) fn now() -> DateTime<rskafka::chrono::Utc> {
     let millis = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))

@@ -207,7 +207,7 @@ fn to_cel(value: &Value) -> Cel {
 /// Picks the partition of a record as Kafka's default partitioner does for a keyed record
 /// (murmur2 of the key, made positive, modulo the partition count), so that a key lands where
 /// Java and librdkafka producers (with `murmur2_random`) put it.
-pub(super) fn partition_for(key: &[u8], partitions: i32) -> i32 {
+pub(crate) fn partition_for(key: &[u8], partitions: i32) -> i32 {
     let positive = murmur2(key) & 0x7fff_ffff;
     (positive % partitions.max(1) as u32) as i32
 }

@@ -3,7 +3,7 @@
 
 use knhk_connectors::InstanceConfig;
 use knhk_connectors::intake::{
-    Action, DEFAULT_PREFETCH, SourceSpec, Subscription, parse_subscriptions,
+    Action, DEFAULT_PREFETCH, SourceSpec, StartFrom, Subscription, parse_subscriptions,
 };
 use serde_json::{Value, json};
 
@@ -157,28 +157,57 @@ fn a_refused_subscription_is_named_by_position_and_key() {
     );
 }
 
-#[tokio::test]
-async fn a_kafka_subscription_is_refused_when_opened_naming_it() {
-    let kafka = InstanceConfig::parse(
-        "log",
-        json!({"kind": "kafka", "brokers": "127.0.0.1:9092"})
-            .as_object()
-            .unwrap(),
-    )
-    .unwrap();
-    let sub = parse_subscriptions(
-        &json!([{"connector": "log", "topic": "orders", "start": "W"}]),
-        std::slice::from_ref(&kafka),
-    )
-    .unwrap()
-    .remove(0);
-    let err = knhk_connectors::intake::open(&sub, &kafka)
-        .await
-        .unwrap_err()
-        .to_string();
-    assert_eq!(
-        err,
-        "subscription log/orders: kafka subscriptions are not available: the Kafka client (rskafka) \
-         has no consumer groups"
+#[test]
+fn a_kafka_subscription_reads_a_topic_from_start_from() {
+    let mut all = instances();
+    all.push(
+        InstanceConfig::parse(
+            "log",
+            json!({"kind": "kafka", "brokers": "127.0.0.1:9092"})
+                .as_object()
+                .unwrap(),
+        )
+        .unwrap(),
     );
+    let parse = |value: Value| parse_subscriptions(&value, &all).map_err(|e| e.to_string());
+    let subs = parse(json!([
+        {"connector": "log", "topic": "orders", "start": "W"},
+        {"connector": "log", "topic": "late", "start_from": "latest", "dead_letter": "late.dead",
+         "start": "W"},
+    ]))
+    .unwrap();
+    assert_eq!(
+        subs[0].source,
+        SourceSpec::KafkaTopic {
+            topic: "orders".into(),
+            start_from: StartFrom::Earliest
+        }
+    );
+    assert_eq!(subs[0].name, "log/orders");
+    assert_eq!(
+        subs[1].source,
+        SourceSpec::KafkaTopic {
+            topic: "late".into(),
+            start_from: StartFrom::Latest
+        }
+    );
+    assert_eq!(subs[1].dead_letter.as_deref(), Some("late.dead"));
+    let refused = [
+        (
+            json!({"connector": "log", "start": "W"}),
+            "subscriptions[0].topic: missing",
+        ),
+        (
+            json!({"connector": "log", "topic": "t", "start_from": "middle", "start": "W"}),
+            "subscriptions[0].start_from: must be \"earliest\" or \"latest\", not \"middle\"",
+        ),
+        (
+            json!({"connector": "mq", "topic": "t", "start_from": "latest", "start": "W"}),
+            "subscriptions[0].start_from: is for kafka",
+        ),
+    ];
+    for (entry, expected) in refused {
+        let err = parse(json!([entry])).unwrap_err();
+        assert!(err.starts_with(expected), "{err} (expected {expected})");
+    }
 }

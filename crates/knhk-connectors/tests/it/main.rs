@@ -12,6 +12,7 @@ mod config;
 mod http;
 mod http_settings;
 mod intake;
+mod intake_kafka;
 mod kafka;
 mod mqtt;
 mod nats;

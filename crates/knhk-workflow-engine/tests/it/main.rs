@@ -11,6 +11,7 @@ mod idempotency;
 mod instances;
 mod intake;
 mod intake_amqp;
+mod intake_kafka;
 mod intake_mqtt;
 mod lockchain;
 mod lockchain_verify;
