@@ -602,3 +602,46 @@ fn signed_checkpoints_and_anchors_verify_and_an_altered_signature_is_named() {
         first(&report)
     );
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+    /// Any one event changed, deleted or unreadable in a log of any size and any number of
+    /// interleaved cases is the one problem found, named by its leaf; changed together with
+    /// its tree, it is caught by the signed root.
+    #[test]
+    fn any_one_damaged_event_is_the_one_problem_named(
+        n in 1u64..700,
+        cases in 1u128..20,
+        pick in proptest::prelude::any::<u64>(),
+        how in 0u8..4,
+    ) {
+        let mut log = MemLog::new(n, cases);
+        log.checkpoint();
+        let i = pick % n;
+        let r = log.leaf(i);
+        match how {
+            0 => {
+                log.change(i);
+            }
+            1 => {
+                log.events.remove(&(r.case, r.seq));
+            }
+            2 => {
+                log.unreadable.insert((r.case, r.seq));
+            }
+            _ => {
+                log.change(i);
+                log.rebuild(n);
+            }
+        }
+        let report = run(&mut log);
+        proptest::prop_assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+        let expected = if how == 3 {
+            format!("checkpoint {n}: it signs the root ")
+        } else {
+            format!("leaf {i} (case {} event {}): ", r.case, r.seq)
+        };
+        proptest::prop_assert!(first(&report).starts_with(&expected), "{}", first(&report));
+    }
+}
