@@ -127,6 +127,15 @@ fn read_key(path: &Path) -> anyhow::Result<Verifier> {
 async fn verify(session: &Session, args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let engine = session.engine.local("lockchain verify")?;
     let key = args.public_key.as_deref().map(read_key).transpose()?;
+    if key.is_none()
+        && let Err(knhk_workflow_engine::Error::LockchainOff) = engine.lockchain_public_key()
+    {
+        anyhow::bail!(
+            "the lockchain is off in this data directory's configuration, so there is no key of \
+             its own to check the checkpoints with: give the log's public key with --public-key \
+             FILE"
+        );
+    }
     let stderr_tty = std::io::stderr().is_terminal();
     let show = args.progress || stderr_tty;
     let progress: Box<dyn FnMut(&Progress) + Send> = if show {

@@ -539,3 +539,27 @@ fn a_copy_of_the_store_alone_verifies_with_the_key_and_the_anchor_named() {
         "{text}"
     );
 }
+
+#[test]
+fn a_log_whose_lockchain_is_off_needs_the_key_given_and_counts_the_cases_without_leaves() {
+    let data = logged();
+    let key = public_key(&data);
+    // The lockchain turned off: one more case, with no leaf.
+    std::fs::write(
+        data.path().join("knhk.toml"),
+        "[lockchain]\nenabled = false\n",
+    )
+    .expect("the config file");
+    data.ok(&["run", &example("patterns/wcp01_sequence.ttl")]);
+    let err = data.fails(&["lockchain", "verify"]);
+    assert!(
+        err.contains("give the log's public key with --public-key FILE"),
+        "{err}"
+    );
+    let text = data.ok(&["lockchain", "verify", "--public-key", path_str(&key)]);
+    assert!(
+        text.contains(&format!("{RUNS} cases (1 without leaves)")),
+        "{text}"
+    );
+    assert!(text.contains("ok: the log holds"), "{text}");
+}
