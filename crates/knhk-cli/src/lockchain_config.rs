@@ -43,6 +43,10 @@ pub(crate) struct LockchainFile {
     pub(crate) git_remote: Option<String>,
     /// How old the last anchor may be, while the tree grew, before health says so.
     pub(crate) anchor_max_age_secs: Option<u64>,
+    /// Set by a command that only reads the log (`knhk lockchain verify`), not by the file:
+    /// when the data directory has no key yet, none is made (a new key would sign nothing the
+    /// log holds), and the command runs with the lockchain off.
+    pub(crate) read_only: bool,
 }
 
 /// The keys of the `[lockchain]` table.
@@ -119,7 +123,9 @@ pub(crate) fn engine_config(
     if origin.trim().is_empty() || origin.contains('\n') {
         anyhow::bail!("lockchain.origin: must be one line of text, not empty");
     }
-    let signer = signer(file, data_dir, &origin)?;
+    let Some(signer) = signer(file, data_dir, &origin)? else {
+        return Ok(None);
+    };
     let mut config = LockchainConfig::new(signer);
     config.origin = origin;
     if let Some(n) = file.checkpoint_events {
@@ -154,17 +160,19 @@ pub(crate) fn engine_config(
 }
 
 /// Returns the signing key: from `key_env`, else `key_file`, else the data directory's,
-/// generated when missing.
-fn signer(file: &LockchainFile, data_dir: &Path, origin: &str) -> anyhow::Result<Signer> {
+/// generated when missing (`None`: missing, and the command only reads the log).
+fn signer(file: &LockchainFile, data_dir: &Path, origin: &str) -> anyhow::Result<Option<Signer>> {
     if let Some(var) = &file.key_env {
         let text = std::env::var(var)
             .map_err(|_| anyhow::anyhow!("lockchain.key_env: the variable {var} is not set"))?;
         return Signer::from_key_text(text.trim_end())
+            .map(Some)
             .map_err(|e| anyhow::anyhow!("lockchain.key_env: the key in {var}: {e}"));
     }
     if let Some(path) = &file.key_file {
         return read_key(path)
             .with_context(|| format!("lockchain.key_file: {}", path.display()))?
+            .map(Some)
             .ok_or_else(|| {
                 anyhow::anyhow!(
                     "lockchain.key_file: {}: no such file (leave key_file unset to have a key \
@@ -177,14 +185,18 @@ fn signer(file: &LockchainFile, data_dir: &Path, origin: &str) -> anyhow::Result
     let path = data_dir.join(LOCKCHAIN_DIR).join(KEY_FILE);
     let context = || format!("lockchain key {}", path.display());
     if let Some(signer) = read_key(&path).with_context(context)? {
-        return Ok(signer);
+        return Ok(Some(signer));
+    }
+    if file.read_only {
+        return Ok(None);
     }
     let signer = Signer::generate(origin).map_err(|e| anyhow::anyhow!("{e}"))?;
     match write_key(&path, &signer).with_context(context)? {
-        true => Ok(signer),
+        true => Ok(Some(signer)),
         // Another process made it first: its key is the log's.
         false => read_key(&path)
             .with_context(context)?
+            .map(Some)
             .ok_or_else(|| anyhow::anyhow!("{}: made and gone again", context())),
     }
 }
@@ -251,6 +263,22 @@ mod tests {
 
     fn file(text: &str) -> LockchainFile {
         LockchainFile::parse(text.parse::<toml::Table>().unwrap().into()).unwrap()
+    }
+
+    #[test]
+    fn a_command_that_only_reads_the_log_makes_no_key_but_uses_the_one_there_is() {
+        let tmp = tempfile::tempdir().unwrap();
+        let reading = LockchainFile {
+            read_only: true,
+            ..LockchainFile::default()
+        };
+        assert!(engine_config(&reading, tmp.path()).unwrap().is_none());
+        assert!(!tmp.path().join("lockchain").exists(), "no key made");
+        let made = engine_config(&LockchainFile::default(), tmp.path())
+            .unwrap()
+            .unwrap();
+        let read = engine_config(&reading, tmp.path()).unwrap().unwrap();
+        assert_eq!(read.signer.verifier_key(), made.signer.verifier_key());
     }
 
     #[cfg(unix)]

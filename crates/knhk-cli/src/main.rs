@@ -408,7 +408,14 @@ fn main() -> ExitCode {
             .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
         connectors: file.connectors,
         subscriptions: file.subscriptions,
-        lockchain: file.lockchain,
+        lockchain: crate::lockchain_config::LockchainFile {
+            // Verifying reads the log: it makes no key where there is none.
+            read_only: matches!(
+                cli.command,
+                Command::Lockchain(lockchain::LockchainCommand::Verify(_))
+            ),
+            ..file.lockchain
+        },
     };
     let result = match cli.command {
         Command::Validate {
