@@ -50,7 +50,7 @@ impl LockchainConfig {
     /// The origin when none is configured.
     pub const DEFAULT_ORIGIN: &str = "knhk.local/lockchain";
     /// The leaves between two checkpoints when not configured.
-    pub const DEFAULT_CHECKPOINT_EVENTS: u64 = 1_000;
+    pub const DEFAULT_CHECKPOINT_EVENTS: u64 = 100_000;
     /// The time between two checkpoints when not configured.
     pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(10);
 
