@@ -276,6 +276,8 @@ impl WorkflowEngine {
             return Err(Error::NotAPrefix { old, new });
         }
         let store = &self.inner.store;
+        // The old one first: a size past the latest is then named as not stored.
+        let old_checkpoint = self.stored_checkpoint(old).await?;
         let new_checkpoint = match new {
             Some(size) => self.stored_checkpoint(size).await?,
             None => store
@@ -291,7 +293,6 @@ impl WorkflowEngine {
         if old > new {
             return Err(Error::NotAPrefix { old, new });
         }
-        let old_checkpoint = self.stored_checkpoint(old).await?;
         let ids: Vec<_> = TileSet::needed(|s| consistency_proof(&s, old, new))
             .into_iter()
             .collect();

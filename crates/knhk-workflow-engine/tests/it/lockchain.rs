@@ -473,6 +473,14 @@ async fn consistency_proofs_between_stored_checkpoints_verify_with_the_public_ke
             c + 5
         )
     );
+    let e = engine.consistency_proof(c + 5, None).await.unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "no checkpoint of tree size {} is stored (the nearest stored is {c}, the latest)",
+            c + 5
+        )
+    );
     let e = engine.consistency_proof(1, Some(c)).await.unwrap_err();
     assert!(
         e.to_string()
