@@ -745,6 +745,15 @@ impl WorkflowService for Grpc {
             .await
     }
 
+    async fn get_consistency_proof(
+        &self,
+        request: Request<pb::GetConsistencyProofRequest>,
+    ) -> Result<Response<pb::ConsistencyProof>, Status> {
+        let r = request.into_inner();
+        self.call(move |s| async move { consistency(s.consistency(r.from, r.to).await?) })
+            .await
+    }
+
     async fn get_checkpoint(
         &self,
         _request: Request<pb::GetCheckpointRequest>,
@@ -777,6 +786,18 @@ fn receipt(r: crate::lockchain::Receipt) -> Result<pb::Receipt, ApiError> {
         leaf_index: r.leaf_index,
         tree_size: r.tree_size,
         checkpoint: r.checkpoint,
+    })
+}
+
+/// A consistency proof with its hashes as bytes.
+fn consistency(p: crate::lockchain::ConsistencyProof) -> Result<pb::ConsistencyProof, ApiError> {
+    Ok(pb::ConsistencyProof {
+        proof: p.proof_bytes()?,
+        format: p.format,
+        old_size: p.old_size,
+        new_size: p.new_size,
+        old_checkpoint: p.old_checkpoint,
+        new_checkpoint: p.new_checkpoint,
     })
 }
 
@@ -1191,6 +1212,7 @@ mod tests {
             ("POST", "/cases/{id}/release", "ReleaseCase"),
             ("GET", "/connectors", "ListConnectors"),
             ("GET", "/cases/{id}/events/{seq}/receipt", "GetReceipt"),
+            ("GET", "/lockchain/consistency", "GetConsistencyProof"),
             ("GET", "/lockchain/checkpoint", "GetCheckpoint"),
             ("GET", "/lockchain/public-key", "GetPublicKey"),
         ];

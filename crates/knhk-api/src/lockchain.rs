@@ -1,11 +1,12 @@
-//! The lockchain's part of the service layer: an event's receipt, the latest signed
-//! checkpoint and the log's verifier key, each a typed call over the engine's own lockchain
-//! calls (`WorkflowEngine::receipt`, `latest_checkpoint`, `lockchain_public_key`).
+//! The lockchain's part of the service layer: an event's receipt, a consistency proof between
+//! two checkpoints, the latest signed checkpoint and the log's verifier key, each a typed call
+//! over the engine's own lockchain calls (`WorkflowEngine::receipt`, `consistency_proof`,
+//! `latest_checkpoint`, `lockchain_public_key`).
 //!
-//! The wire types here are not the lockchain's: [`Receipt`] is converted field by field from
-//! `knhk_lockchain::receipt::Receipt`, and a test holds its JSON equal to the domain type's,
-//! because that JSON is the file `knhk lockchain verify-receipt` reads. REST and gRPC call
-//! these same functions.
+//! The wire types here are not the lockchain's: [`Receipt`] and [`ConsistencyProof`] are
+//! converted field by field from `knhk_lockchain`'s, and tests hold their JSON equal to the
+//! domain types', because that JSON is the file `knhk lockchain verify-receipt` and
+//! `verify-consistency` read. REST and gRPC call these same functions.
 
 use base64::Engine as _;
 use knhk_workflow_engine::CheckpointView;
@@ -64,6 +65,44 @@ impl Receipt {
             .iter()
             .map(|h| decode("inclusion", h))
             .collect()
+    }
+}
+
+/// `GET /lockchain/consistency?from=OLD&to=NEW`: the proof that the signed tree of `old_size`
+/// leaves is a prefix of the signed tree of `new_size` leaves, the JSON that `knhk lockchain
+/// verify-consistency` checks with nothing but the verifier key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ConsistencyProof {
+    /// `knhk-consistency/v1`.
+    pub format: String,
+    /// The size of the older tree.
+    pub old_size: u64,
+    /// The size of the newer tree.
+    pub new_size: u64,
+    /// The consistency proof, each hash base64 (RFC 6962 order).
+    pub proof: Vec<String>,
+    /// The signed checkpoint (a C2SP signed note) of the tree of `old_size` leaves.
+    pub old_checkpoint: String,
+    /// The signed checkpoint (a C2SP signed note) of the tree of `new_size` leaves.
+    pub new_checkpoint: String,
+}
+
+impl ConsistencyProof {
+    /// Converts the lockchain's consistency proof into its wire form.
+    pub fn of(p: &knhk_lockchain::consistency::ConsistencyProof) -> ConsistencyProof {
+        ConsistencyProof {
+            format: p.format.clone(),
+            old_size: p.old_size,
+            new_size: p.new_size,
+            proof: p.proof.clone(),
+            old_checkpoint: p.old_checkpoint.clone(),
+            new_checkpoint: p.new_checkpoint.clone(),
+        }
+    }
+
+    /// Returns the proof's hashes, decoded.
+    pub fn proof_bytes(&self) -> Result<Vec<Vec<u8>>, ApiError> {
+        self.proof.iter().map(|h| decode("proof", h)).collect()
     }
 }
 
@@ -140,6 +179,18 @@ impl Service {
         Ok(Receipt::of(&receipt))
     }
 
+    /// Returns the consistency proof between the stored checkpoints of tree sizes `from` and
+    /// `to` (the latest when `None`). A size with no stored checkpoint is `not_found`, naming
+    /// the nearest stored sizes; `from` larger than `to` is `invalid_argument`.
+    pub async fn consistency(
+        &self,
+        from: u64,
+        to: Option<u64>,
+    ) -> Result<ConsistencyProof, ApiError> {
+        let proof = self.engine().consistency_proof(from, to).await?;
+        Ok(ConsistencyProof::of(&proof))
+    }
+
     /// Returns the latest signed checkpoint; `not_found` when none was taken yet.
     pub async fn checkpoint(&self) -> Result<Checkpoint, ApiError> {
         match self.engine().latest_checkpoint().await? {
@@ -185,6 +236,28 @@ mod tests {
         assert_eq!(back, domain);
         assert_eq!(wire.event_bytes().unwrap(), vec![1, 2, 3]);
         assert_eq!(wire.inclusion_bytes().unwrap().len(), 2);
+    }
+
+    /// The wire consistency proof's JSON is the lockchain's, field for field: the file that
+    /// `verify-consistency` reads.
+    #[test]
+    fn the_wire_consistency_proof_writes_the_json_of_the_lockchain_proof() {
+        let domain = knhk_lockchain::consistency::ConsistencyProof::new(
+            3,
+            40,
+            &[[1; 32], [2; 32]],
+            "origin\n3\nroot\n\n— origin sig\n".to_owned(),
+            "origin\n40\nroot\n\n— origin sig\n".to_owned(),
+        );
+        let wire = ConsistencyProof::of(&domain);
+        assert_eq!(
+            serde_json::to_value(&wire).unwrap(),
+            serde_json::to_value(&domain).unwrap()
+        );
+        let back: knhk_lockchain::consistency::ConsistencyProof =
+            serde_json::from_value(serde_json::to_value(&wire).unwrap()).unwrap();
+        assert_eq!(back, domain);
+        assert_eq!(wire.proof_bytes().unwrap(), vec![vec![1; 32], vec![2; 32]]);
     }
 
     #[test]

@@ -773,6 +773,27 @@ fn plain(text: String) -> Response {
         .into_response()
 }
 
+#[utoipa::path(get, path = "/lockchain/consistency",
+    params(("from" = u64, Query, description = "the tree size of the older stored checkpoint"),
+           ("to" = Option<u64>, Query, description = "the tree size of the newer stored checkpoint; the latest when absent")),
+    responses((status = 200, body = crate::lockchain::ConsistencyProof, description = "the consistency proof: the file `knhk lockchain verify-consistency` checks"),
+              (status = 404, body = ErrorBody, description = "no checkpoint of that size is stored (the nearest stored sizes are named)"),
+              (status = 400, body = ErrorBody, description = "from missing, not an integer, or larger than to"),
+              (status = "4XX", body = ErrorBody)))]
+async fn consistency(State(s): State<Shared>, RawQuery(q): RawQuery) -> Response {
+    ok(async {
+        let q = Query::parse(q, &["from", "to"])?;
+        let Some(from) = q.number("from")? else {
+            return Err(ApiError::invalid(
+                "from",
+                "from: missing; give the tree size of the older checkpoint (?from=OLD[&to=NEW])",
+            ));
+        };
+        s.consistency(from, q.number("to")?).await
+    }
+    .await)
+}
+
 #[utoipa::path(get, path = "/lockchain/checkpoint",
     responses((status = 200, description = "the latest signed checkpoint: JSON, or with `Accept: text/plain` the signed note alone",
                content((crate::lockchain::Checkpoint = "application/json"), (String = "text/plain"))),
@@ -840,6 +861,7 @@ async fn public_key(State(s): State<Shared>) -> Response {
         release_case,
         connectors,
         receipt,
+        consistency,
         checkpoint,
         public_key
     ),
@@ -920,6 +942,7 @@ fn routes() -> Routes {
     .add("POST", "/cases/{id}/release", release_case)
     .add("GET", "/connectors", connectors)
     .add("GET", "/cases/{id}/events/{seq}/receipt", receipt)
+    .add("GET", "/lockchain/consistency", consistency)
     .add("GET", "/lockchain/checkpoint", checkpoint)
     .add("GET", "/lockchain/public-key", public_key)
 }
@@ -1079,6 +1102,30 @@ mod tests {
         }
     }
 
+    /// A consistency proof asked for without `from`, with a size that is not one, with an
+    /// unknown parameter or with `from` after `to` is refused naming the parameter.
+    #[tokio::test]
+    async fn a_consistency_request_names_the_bad_parameter() {
+        let router = router(Service::new(engine(), crate::Limits::default()));
+        for (uri, field) in [
+            ("/lockchain/consistency", "from"),
+            ("/lockchain/consistency?to=3", "from"),
+            ("/lockchain/consistency?from=x", "from"),
+            ("/lockchain/consistency?from=-1", "from"),
+            ("/lockchain/consistency?from=1&to=two", "to"),
+            ("/lockchain/consistency?from=1&until=2", "until"),
+        ] {
+            let (status, body) = get_json(&router, uri).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {body}");
+            assert_eq!(body["error"]["code"], "invalid_argument", "{uri}");
+            assert_eq!(body["error"]["details"]["field"], field, "{uri}");
+        }
+        // The engine has no lockchain: the sizes are fine, the proof is refused.
+        let (status, body) = get_json(&router, "/lockchain/consistency?from=1&to=2").await;
+        assert_eq!(status, StatusCode::CONFLICT, "{body}");
+        assert_eq!(body["error"]["code"], "failed_precondition");
+    }
+
     /// The lockchain's routes are in the OpenAPI document with their wire types.
     #[test]
     fn the_openapi_document_describes_the_receipt_and_checkpoint() {
@@ -1097,6 +1144,19 @@ mod tests {
             assert!(
                 schemas["Receipt"]["properties"][field].is_object(),
                 "Receipt.{field}"
+            );
+        }
+        for field in [
+            "format",
+            "old_size",
+            "new_size",
+            "proof",
+            "old_checkpoint",
+            "new_checkpoint",
+        ] {
+            assert!(
+                schemas["ConsistencyProof"]["properties"][field].is_object(),
+                "ConsistencyProof.{field}"
             );
         }
         for field in ["size", "root", "note", "taken_at"] {

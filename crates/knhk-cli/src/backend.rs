@@ -7,7 +7,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
-use knhk_api::lockchain::{Checkpoint as ApiCheckpoint, Receipt as ApiReceipt};
+use knhk_api::lockchain::{
+    Checkpoint as ApiCheckpoint, ConsistencyProof as ApiConsistency, Receipt as ApiReceipt,
+};
 use knhk_api::types as api;
 use knhk_core::model::Allocation;
 use knhk_core::{CaseId, CaseStatus, Event, TaskRef, Timestamp, Wait, WorkItemId, Workflow};
@@ -1034,6 +1036,27 @@ impl Backend {
             Backend::Remote(r) => {
                 r.get(&format!("/cases/{case}/events/{seq}/receipt"), &[])
                     .await
+            }
+        }
+    }
+
+    /// The consistency proof between the stored checkpoints of sizes `from` and `to` (the
+    /// latest when `None`), in the form `verify-consistency` reads.
+    pub(crate) async fn consistency_proof(
+        &self,
+        from: u64,
+        to: Option<u64>,
+    ) -> anyhow::Result<ApiConsistency> {
+        match self {
+            Backend::Local(engine) => Ok(ApiConsistency::of(
+                &engine.consistency_proof(from, to).await?,
+            )),
+            Backend::Remote(r) => {
+                let mut query = vec![("from", from.to_string())];
+                if let Some(to) = to {
+                    query.push(("to", to.to_string()));
+                }
+                r.get("/lockchain/consistency", &query).await
             }
         }
     }

@@ -1,6 +1,7 @@
 //! `knhk lockchain ...`: the tamper-evident case history. `verify` checks the store's whole
-//! log offline and `verify-receipt` one receipt with nothing but the log's key (both here);
-//! `receipt`, `checkpoint` and `public-key` show what the engine keeps (`lockchain_show.rs`).
+//! log offline, `verify-receipt` one receipt and `verify-consistency` one consistency proof
+//! with nothing but the log's key (all here); `receipt`, `consistency`, `checkpoint` and
+//! `public-key` show what the engine keeps (`lockchain_show.rs`).
 //!
 //! `verify` only reads: it works on a store that cannot be written, and refuses `--server`,
 //! since a log is verified where its events are, not through the engine that wrote them.
@@ -12,6 +13,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use base64::Engine as _;
 use clap::{Args, Subcommand};
+use knhk_lockchain::consistency::ConsistencyProof;
 use knhk_lockchain::note::Verifier;
 use knhk_lockchain::receipt::Receipt;
 use knhk_lockchain::verify::{Options, Place, Progress, Report};
@@ -47,6 +49,23 @@ pub(crate) enum LockchainCommand {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
+    /// Prints the proof that the stored checkpoint of tree size OLD is a prefix of the one of
+    /// size NEW (the latest when not given), with both signed notes, as JSON (the file
+    /// `verify-consistency` reads).
+    Consistency {
+        /// The tree size of the older stored checkpoint.
+        old: u64,
+        /// The tree size of the newer stored checkpoint; the latest when not given.
+        new: Option<u64>,
+        /// Writes the proof to this file instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Checks one consistency proof (the JSON file `knhk lockchain consistency` writes) with
+    /// nothing but the log's public key: both checkpoints' signatures and sizes, and the proof
+    /// that the older tree is a prefix of the newer. Exits with status 1, saying why, when it
+    /// does not hold.
+    VerifyConsistency(VerifyConsistencyArgs),
     /// Prints the latest signed checkpoint of the log (a C2SP signed note).
     Checkpoint {
         /// Prints one JSON document: `size`, `root`, `note`, `taken_at`.
@@ -94,11 +113,28 @@ pub(crate) struct VerifyReceiptArgs {
     json: bool,
 }
 
-/// Runs a `knhk lockchain` command that needs the engine (all but `verify-receipt`).
+#[derive(Debug, Args)]
+pub(crate) struct VerifyConsistencyArgs {
+    /// The consistency proof file (JSON); `-` reads standard input.
+    file: PathBuf,
+    /// The file of the log's public key (the text `knhk lockchain public-key` prints).
+    #[arg(long, value_name = "FILE")]
+    public_key: PathBuf,
+    /// Prints one JSON document: `ok`, and what the proof proves or why it does not hold.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs a `knhk lockchain` command that needs the engine (all but `verify-receipt` and
+/// `verify-consistency`).
 pub(crate) async fn run(session: &Session, command: LockchainCommand) -> anyhow::Result<ExitCode> {
     match command {
         LockchainCommand::Verify(args) => verify(session, args).await,
         LockchainCommand::VerifyReceipt(args) => verify_receipt(&args),
+        LockchainCommand::VerifyConsistency(args) => verify_consistency(&args),
+        LockchainCommand::Consistency { old, new, out } => {
+            lockchain_show::consistency(session, old, new, out.as_deref()).await
+        }
         LockchainCommand::Receipt { case, seq, out } => {
             lockchain_show::receipt(session, &case, seq, out.as_deref()).await
         }
@@ -284,18 +320,72 @@ fn document(store: &str, key_from: &str, verified: &VerifyReport) -> Value {
     })
 }
 
-/// `knhk lockchain verify-receipt FILE --public-key FILE`: needs no store.
-pub(crate) fn verify_receipt(args: &VerifyReceiptArgs) -> anyhow::Result<ExitCode> {
-    let text = if args.file == Path::new("-") {
+/// Reads a file named on the command line, `-` being standard input; `what` names it in
+/// errors.
+fn read_input(file: &Path, what: &str) -> anyhow::Result<String> {
+    if file == Path::new("-") {
         let mut text = String::new();
         std::io::stdin()
             .read_to_string(&mut text)
-            .context("cannot read the receipt from standard input")?;
-        text
+            .with_context(|| format!("cannot read the {what} from standard input"))?;
+        Ok(text)
     } else {
-        std::fs::read_to_string(&args.file)
-            .with_context(|| format!("cannot read the receipt {}", args.file.display()))?
-    };
+        std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read the {what} {}", file.display()))
+    }
+}
+
+/// `knhk lockchain verify-consistency FILE --public-key FILE`: needs no store.
+pub(crate) fn verify_consistency(args: &VerifyConsistencyArgs) -> anyhow::Result<ExitCode> {
+    let text = read_input(&args.file, "consistency proof")?;
+    let shown = args.file.display();
+    let proof: ConsistencyProof = serde_json::from_str(&text).with_context(|| {
+        format!("{shown} is not a consistency proof (the JSON `knhk lockchain consistency` prints)")
+    })?;
+    let key = read_key(&args.public_key)?;
+    let held = proof.verify(&key);
+    let b64 = |h: &knhk_lockchain::Hash| base64::engine::general_purpose::STANDARD.encode(h);
+    if args.json {
+        let doc = match &held {
+            Ok(v) => json!({
+                "ok": true,
+                "origin": v.origin,
+                "old_size": v.old_size,
+                "new_size": v.new_size,
+                "old_root": b64(&v.old_root),
+                "new_root": b64(&v.new_root),
+                "key": key.name(),
+            }),
+            Err(e) => json!({"ok": false, "problem": e.to_string(), "key": key.name()}),
+        };
+        outln!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(if held.is_ok() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
+    match held {
+        Ok(v) => {
+            outln!(
+                "ok: the tree of {} leaves (root {}) is a prefix of the tree of {} leaves (root \
+                 {}), both signed by {} (key {})",
+                v.old_size,
+                b64(&v.old_root),
+                v.new_size,
+                b64(&v.new_root),
+                v.origin,
+                key.name()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => anyhow::bail!("the consistency proof {shown} does not hold: {e}"),
+    }
+}
+
+/// `knhk lockchain verify-receipt FILE --public-key FILE`: needs no store.
+pub(crate) fn verify_receipt(args: &VerifyReceiptArgs) -> anyhow::Result<ExitCode> {
+    let text = read_input(&args.file, "receipt")?;
     let shown = args.file.display();
     let receipt: Receipt = serde_json::from_str(&text).with_context(|| {
         format!("{shown} is not a receipt (the JSON `knhk lockchain receipt` prints)")

@@ -1,9 +1,10 @@
-//! `knhk lockchain receipt`, `checkpoint` and `public-key`: what the lockchain shows of
+//! `knhk lockchain receipt`, `consistency`, `checkpoint` and `public-key`: what the lockchain shows of
 //! itself, read from the engine on the data directory or from a `knhk serve` (`--server`).
 //!
 //! Each prints the same in both places, because both go through the same [`Backend`] call
 //! and print the API's wire types: the receipt is the JSON that `knhk lockchain
-//! verify-receipt` reads (the API crate holds it equal to the lockchain's own), the
+//! verify-receipt` reads, the consistency proof the JSON that `verify-consistency` reads (the
+//! API crate holds both equal to the lockchain's own), the
 //! checkpoint is the signed note as signed, the key is the signed-note verifier key. The
 //! clap definitions of these commands are in the `lockchain` subcommand, not here.
 //!
@@ -40,6 +41,35 @@ pub(crate) async fn receipt(
                 file.display(),
                 receipt.leaf_index,
                 receipt.tree_size
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints the consistency proof between the stored checkpoints of sizes `from` and `to` (the
+/// latest when `None`) as JSON, or writes it to `out` and says where it went.
+pub(crate) async fn consistency(
+    session: &Session,
+    from: u64,
+    to: Option<u64>,
+    out: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    let proof = session.engine.consistency_proof(from, to).await?;
+    let text = serde_json::to_string_pretty(&proof)?;
+    match out {
+        None => outln!("{text}"),
+        Some(file) => {
+            std::fs::write(file, format!("{text}\n")).with_context(|| {
+                format!("cannot write the consistency proof to {}", file.display())
+            })?;
+            outln!(
+                "wrote the consistency proof from the tree of {} leaves to the tree of {} to {} \
+                 ({} hashes)",
+                proof.old_size,
+                proof.new_size,
+                file.display(),
+                proof.proof.len()
             );
         }
     }

@@ -429,6 +429,9 @@ fn main() -> ExitCode {
         Command::Lockchain(lockchain::LockchainCommand::VerifyReceipt(args)) => {
             lockchain::verify_receipt(&args)
         }
+        Command::Lockchain(lockchain::LockchainCommand::VerifyConsistency(args)) => {
+            lockchain::verify_consistency(&args)
+        }
         command => match tokio::runtime::Builder::new_multi_thread()
             // The CEL parser and evaluator recurse once per level of an expression, with large
             // frames in a debug build: 8 MiB (the main thread's) holds the deepest one accepted.

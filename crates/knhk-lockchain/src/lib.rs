@@ -5,6 +5,7 @@
 //! the store writes in the same transaction as the events. Signed checkpoints of the tree head
 //! ([`note`], the C2SP `tlog-checkpoint` and `signed-note` formats) are anchored in a git
 //! repository ([`anchor`]). A receipt ([`receipt`]) proves one event's place in a signed tree;
+//! a consistency proof ([`consistency`]) proves one signed tree a prefix of another;
 //! [`verify`] checks a whole log offline, from the stored events themselves.
 //!
 //! The crate is pure: no async runtime, no network, no database. The store appends leaves with
@@ -13,6 +14,7 @@
 
 pub mod anchor;
 pub mod canonical;
+pub mod consistency;
 pub mod merkle;
 pub mod note;
 pub mod receipt;

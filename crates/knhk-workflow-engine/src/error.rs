@@ -159,6 +159,29 @@ pub enum Error {
     /// The lockchain could not sign, prove or read what it needed (the words say what).
     #[error("lockchain: {0}")]
     Lockchain(String),
+    /// No checkpoint of this tree size is stored; `below` and `above` are the stored sizes
+    /// nearest to it, if any.
+    #[error("no checkpoint of tree size {size} is stored ({})", nearest_checkpoints(*below, *above))]
+    UnknownCheckpoint {
+        size: u64,
+        below: Option<u64>,
+        above: Option<u64>,
+    },
+    /// A consistency proof was asked from a larger tree to a smaller one.
+    #[error(
+        "a consistency proof goes from an older tree to a newer one: from {old} is larger than to {new}"
+    )]
+    NotAPrefix { old: u64, new: u64 },
+}
+
+/// Says which stored checkpoint sizes are nearest to one that is not stored.
+fn nearest_checkpoints(below: Option<u64>, above: Option<u64>) -> String {
+    match (below, above) {
+        (None, None) => "no checkpoint is stored yet".to_owned(),
+        (Some(b), None) => format!("the nearest stored is {b}, the latest"),
+        (None, Some(a)) => format!("the nearest stored is {a}, the first"),
+        (Some(b), Some(a)) => format!("the nearest stored are {b} and {a}"),
+    }
 }
 
 /// Why a stored workflow does not load.
@@ -309,6 +332,8 @@ impl Error {
             Error::ResultLost { source, .. } => source.code(),
             Error::LockchainOff | Error::NoLeaf { .. } => ErrorCode::FailedPrecondition,
             Error::Lockchain(_) => ErrorCode::Internal,
+            Error::UnknownCheckpoint { .. } => ErrorCode::NotFound,
+            Error::NotAPrefix { .. } => ErrorCode::InvalidArgument,
         }
     }
 }

@@ -16,6 +16,7 @@ mod incidents;
 mod inputs;
 mod intake;
 mod limits;
+mod lockchain_consistency;
 mod lockchain_show;
 mod lockchain_verify;
 mod multinode;

@@ -16,7 +16,10 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use knhk_core::{CaseId, Event};
-use knhk_lockchain::merkle::{inclusion_proof, leaf_hash, verify_inclusion};
+use knhk_lockchain::consistency::ConsistencyProof;
+use knhk_lockchain::merkle::{
+    consistency_proof, inclusion_proof, leaf_hash, verify_consistency, verify_inclusion,
+};
 use knhk_lockchain::note::Signer;
 use knhk_lockchain::receipt::Receipt;
 use knhk_lockchain::{Hash, TileSet, canonical};
@@ -253,6 +256,104 @@ impl WorkflowEngine {
             &proof,
             checkpoint.note,
         ))
+    }
+
+    /// Returns the consistency proof between the stored checkpoints of tree sizes `old` and
+    /// `new` (the latest when `None`): both notes and the proof that the older tree is a
+    /// prefix of the newer, checked against their signed roots before it is handed out.
+    ///
+    /// A size with no stored checkpoint is [`Error::UnknownCheckpoint`], naming the stored
+    /// sizes nearest to it; `old` larger than `new` is [`Error::NotAPrefix`].
+    pub async fn consistency_proof(
+        &self,
+        old: u64,
+        new: Option<u64>,
+    ) -> Result<ConsistencyProof, Error> {
+        self.lockchain()?;
+        if let Some(new) = new
+            && old > new
+        {
+            return Err(Error::NotAPrefix { old, new });
+        }
+        let store = &self.inner.store;
+        // The old one first: a size past the latest is then named as not stored.
+        let old_checkpoint = self.stored_checkpoint(old).await?;
+        let new_checkpoint = match new {
+            Some(size) => self.stored_checkpoint(size).await?,
+            None => store
+                .latest_checkpoint()
+                .await?
+                .ok_or(Error::UnknownCheckpoint {
+                    size: old,
+                    below: None,
+                    above: None,
+                })?,
+        };
+        let new = new_checkpoint.size;
+        if old > new {
+            return Err(Error::NotAPrefix { old, new });
+        }
+        let ids: Vec<_> = TileSet::needed(|s| consistency_proof(&s, old, new))
+            .into_iter()
+            .collect();
+        let tiles = TileSet::new(store.lockchain_tiles(&ids).await?);
+        let proof = consistency_proof(&tiles, old, new).map_err(|e| {
+            Error::Lockchain(format!(
+                "cannot prove the tree of {old} leaves a prefix of the tree of {new}: {e}"
+            ))
+        })?;
+        verify_consistency(old, new, &old_checkpoint.root, &new_checkpoint.root, &proof).map_err(
+            |e| {
+                Error::Lockchain(format!(
+                    "the checkpoints of size {old} and {new} are not consistent with the stored \
+                 tree ({e}): the stored tree or a checkpoint was changed; `knhk lockchain \
+                 verify` names what"
+                ))
+            },
+        )?;
+        Ok(ConsistencyProof::new(
+            old,
+            new,
+            &proof,
+            old_checkpoint.note,
+            new_checkpoint.note,
+        ))
+    }
+
+    /// Returns the stored checkpoint of tree size `size`, or an error naming the stored sizes
+    /// nearest to it.
+    async fn stored_checkpoint(&self, size: u64) -> Result<CheckpointRecord, Error> {
+        let store = &self.inner.store;
+        let above = match size.checked_sub(1) {
+            Some(after) => store.checkpoints(after, 1).await?.into_iter().next(),
+            // Size 0: the first stored checkpoint is the nearest, none is of size 0.
+            None => store.checkpoints(0, 1).await?.into_iter().next(),
+        };
+        if let Some(c) = above.as_ref().filter(|c| c.size == size) {
+            return Ok(c.clone());
+        }
+        // Not stored: find the largest size below it, a page of checkpoints at a time.
+        let mut below = None;
+        let mut after = 0;
+        loop {
+            let page = store.checkpoints(after, 1000).await?;
+            let Some(last) = page.last() else { break };
+            after = last.size;
+            below = page
+                .iter()
+                .take_while(|c| c.size < size)
+                .last()
+                .map(|c| c.size)
+                .or(below);
+            if after >= size {
+                break;
+            }
+        }
+        Err(Error::UnknownCheckpoint {
+            size,
+            below,
+            above: above.map(|c| c.size),
+        })
     }
 
     /// Returns the latest signed checkpoint, if one was taken.

@@ -94,6 +94,8 @@ fn engine_variant(e: &Error) -> &'static str {
         Error::LockchainOff => "LockchainOff",
         Error::NoLeaf { .. } => "NoLeaf",
         Error::Lockchain(_) => "Lockchain",
+        Error::UnknownCheckpoint { .. } => "UnknownCheckpoint",
+        Error::NotAPrefix { .. } => "NotAPrefix",
     }
 }
 
@@ -524,6 +526,15 @@ async fn every_error_has_its_code() {
             FailedPrecondition,
         ),
         (Error::Lockchain("signing failed".to_owned()), Internal),
+        (
+            Error::UnknownCheckpoint {
+                size: 5,
+                below: Some(3),
+                above: None,
+            },
+            NotFound,
+        ),
+        (Error::NotAPrefix { old: 9, new: 3 }, InvalidArgument),
         (Error::UnknownWorkItem(item()), NotFound),
         (
             Error::UnknownConnector {
@@ -702,6 +713,8 @@ async fn every_error_has_its_code() {
         "UnknownEvent",
         "LockchainOff",
         "NoLeaf",
+        "UnknownCheckpoint",
+        "NotAPrefix",
         "Lockchain",
     ]
     .into_iter()

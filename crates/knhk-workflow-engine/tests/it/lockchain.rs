@@ -394,3 +394,114 @@ async fn health_says_when_the_last_anchor_is_too_old_for_a_grown_tree() {
     );
     engine.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consistency_proofs_between_stored_checkpoints_verify_with_the_public_key_alone() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::default());
+    let engine = engine(Arc::clone(&store), Some(lockchain(None)));
+    let verifier = Verifier::parse(&engine.lockchain_public_key().unwrap()).unwrap();
+    let e = engine.consistency_proof(1, None).await.unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "no checkpoint of tree size 1 is stored (no checkpoint is stored yet)"
+    );
+    let mut sizes = Vec::new();
+    for x in 0..3 {
+        run_case(&engine, x).await;
+        sizes.push(engine.checkpoint_now().await.unwrap().unwrap().size);
+    }
+    let (a, b, c) = (sizes[0], sizes[1], sizes[2]);
+
+    // Between any two stored checkpoints, and to the latest by default.
+    for (old, new) in [
+        (a, Some(b)),
+        (a, Some(c)),
+        (b, Some(c)),
+        (b, Some(b)),
+        (a, None),
+    ] {
+        let p = engine.consistency_proof(old, new).await.unwrap();
+        let v = p.verify(&verifier).unwrap();
+        assert_eq!((v.old_size, v.new_size), (old, new.unwrap_or(c)));
+        assert_eq!(v.origin, ORIGIN);
+    }
+    let p = engine.consistency_proof(a, None).await.unwrap();
+    let latest = engine.latest_checkpoint().await.unwrap().unwrap();
+    assert_eq!(p.new_checkpoint, latest.note);
+
+    // An altered proof, a root of another tree, or a note not signed by the key fail.
+    let mut altered = p.clone();
+    altered.proof[0] = knhk_lockchain::merkle::to_base64(&[9; 32]);
+    let e = altered.verify(&verifier).unwrap_err().to_string();
+    assert!(e.starts_with("the consistency proof:"), "{e}");
+    let mut other_root = p.clone();
+    other_root.old_checkpoint = engine
+        .consistency_proof(b, None)
+        .await
+        .unwrap()
+        .old_checkpoint;
+    let e = other_root.verify(&verifier).unwrap_err().to_string();
+    assert!(e.contains("the old checkpoint signs a tree of"), "{e}");
+    let mut forged = p.clone();
+    forged.new_checkpoint = Signer::generate(ORIGIN)
+        .unwrap()
+        .sign(&knhk_lockchain::note::Checkpoint {
+            origin: ORIGIN.to_owned(),
+            size: c,
+            root: [1; 32],
+            extensions: vec![],
+        })
+        .unwrap();
+    let e = forged.verify(&verifier).unwrap_err().to_string();
+    assert!(e.starts_with("the new checkpoint:"), "{e}");
+
+    // Unknown sizes are named with the nearest stored ones; old after new is refused.
+    let e = engine.consistency_proof(a + 1, None).await.unwrap_err();
+    assert_eq!(e.code(), knhk_workflow_engine::ErrorCode::NotFound);
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "no checkpoint of tree size {} is stored (the nearest stored are {a} and {b})",
+            a + 1
+        )
+    );
+    let e = engine.consistency_proof(a, Some(c + 5)).await.unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "no checkpoint of tree size {} is stored (the nearest stored is {c}, the latest)",
+            c + 5
+        )
+    );
+    let e = engine.consistency_proof(c + 5, None).await.unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "no checkpoint of tree size {} is stored (the nearest stored is {c}, the latest)",
+            c + 5
+        )
+    );
+    let e = engine.consistency_proof(1, Some(c)).await.unwrap_err();
+    assert!(
+        e.to_string()
+            .ends_with(&format!("(the nearest stored is {a}, the first)")),
+        "{e}"
+    );
+    let e = engine.consistency_proof(c, Some(a)).await.unwrap_err();
+    assert_eq!(e.code(), knhk_workflow_engine::ErrorCode::InvalidArgument);
+    assert!(
+        matches!(e, Error::NotAPrefix { old, new } if old == c && new == a),
+        "{e}"
+    );
+
+    // A lockchain that is off has no proofs.
+    let off = engine_off();
+    assert!(matches!(
+        off.consistency_proof(1, None).await,
+        Err(Error::LockchainOff)
+    ));
+}
+
+fn engine_off() -> WorkflowEngine {
+    engine(Arc::new(MemoryStore::default()), None)
+}
