@@ -203,6 +203,9 @@ impl WorkflowEngine {
 
 /// The anchor thread: opens the repository, anchors the latest stored checkpoint when the
 /// repository lags behind it, then each checkpoint it is sent, until told to stop.
+/// How many stored checkpoints the anchor's thread reads at a time when it catches up.
+const CATCH_UP_PAGE: usize = 100;
+
 fn anchor_thread(
     config: &AnchorConfig,
     store: &dyn Store,
@@ -222,14 +225,26 @@ fn anchor_thread(
         }
     };
     lock(state).last = anchor.last().map(|a| (a.size, a.at));
-    // Checkpoints stored while no anchor ran (by one-shot commands, or another process):
-    // the latest one is anchored on top, proven consistent like any other.
-    match runtime.block_on(store.latest_checkpoint()) {
-        Ok(Some(latest)) if anchor.last().is_none_or(|a| a.size < latest.size) => {
-            anchor_one(config, store, runtime, &mut anchor, &latest, state);
+    // Checkpoints stored while no anchor ran (by one-shot commands, another process, or just
+    // before this thread started): each one is anchored on top, in order, proven consistent
+    // like any other, so that every checkpoint has its commit.
+    let mut after = anchor.last().map_or(0, |a| a.size);
+    loop {
+        match runtime.block_on(store.checkpoints(after, CATCH_UP_PAGE)) {
+            Ok(page) => {
+                let Some(last) = page.last().map(|c| c.size) else {
+                    break;
+                };
+                for record in &page {
+                    anchor_one(config, store, runtime, &mut anchor, record, state);
+                }
+                after = last;
+            }
+            Err(e) => {
+                fail(format!("cannot read the stored checkpoints: {e}"));
+                break;
+            }
         }
-        Ok(_) => {}
-        Err(e) => fail(format!("cannot read the latest checkpoint: {e}")),
     }
     while let Some(ToAnchor::Checkpoint(record)) = rx.blocking_recv() {
         // Another process on the same store and repository (`knhk run` beside `knhk serve`)
