@@ -399,7 +399,10 @@ async fn history(http: &reqwest::Client, cluster: &Cluster, id: &str) -> Vec<Val
 async fn three_nodes_kill_one(store: SharedStore, log: &Path) {
     let started = Instant::now();
     let (recorder, calls) = recorder().await;
-    let definition = crate::temp_file("multinode.ttl", &workflow(recorder));
+    // In the test's own folder (beside its log): the SQLite and PostgreSQL runs go at once in
+    // one process, and each definition names its own recorder's port.
+    let definition = log.with_file_name("multinode.ttl");
+    std::fs::write(&definition, workflow(recorder)).expect("the definition written");
 
     let mut nodes: Vec<Node> = (0..NODES).map(|_| Node::start(&store, log)).collect();
     let cluster = Cluster::default();
