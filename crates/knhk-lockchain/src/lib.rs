@@ -22,4 +22,4 @@ pub mod tiles;
 pub mod verify;
 
 pub use merkle::{Hash, NodeSource, ProofError};
-pub use tiles::{LeafRef, Tail, Tile, TileId, TileSet};
+pub use tiles::{Appended, LeafRef, Segment, Tail, Tile, TileId, TileSet};

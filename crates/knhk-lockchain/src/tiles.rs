@@ -55,6 +55,68 @@ impl Tile {
     }
 }
 
+/// The entries an append added to one tile: `hashes` (and at level 0 `leaves`) are its
+/// entries `start..start + hashes.len()`. A tile is stored as the segments appended to it, in
+/// order; [`Tile::from_segments`] puts it back together.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Segment {
+    pub id: TileId,
+    pub start: usize,
+    pub hashes: Vec<Hash>,
+    pub leaves: Vec<LeafRef>,
+}
+
+/// What [`Tail::append_segments`] gives the store to write: the new entries of each tile
+/// touched, and the tiles filled, whole (which a store may write in place of their segments).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Appended {
+    pub segments: Vec<Segment>,
+    pub filled: Vec<Tile>,
+}
+
+impl Tile {
+    /// Puts a tile back together from its stored segments, in order of `start`: each must
+    /// start where the ones before it end, and at level 0 name as many events as it holds
+    /// hashes. Returns `None` for no segments.
+    pub fn from_segments(
+        id: TileId,
+        segments: impl IntoIterator<Item = Segment>,
+    ) -> Result<Option<Tile>, TileError> {
+        let mut tile: Option<Tile> = None;
+        for s in segments {
+            let t = tile.get_or_insert_with(|| Tile::empty(id.level, id.index));
+            let bad = |problem: String| TileError::Bad {
+                level: id.level,
+                index: id.index,
+                problem,
+            };
+            if s.start != t.hashes.len() {
+                return Err(bad(format!(
+                    "a segment starts at entry {} where the ones before it end at {}",
+                    s.start,
+                    t.hashes.len()
+                )));
+            }
+            if t.hashes.len() + s.hashes.len() > TILE_WIDTH {
+                return Err(bad(format!(
+                    "its segments hold more than {TILE_WIDTH} entries"
+                )));
+            }
+            if id.level == 0 && s.leaves.len() != s.hashes.len() {
+                return Err(bad(format!(
+                    "the segment at entry {} names {} events for {} hashes",
+                    s.start,
+                    s.leaves.len(),
+                    s.hashes.len()
+                )));
+            }
+            t.hashes.extend_from_slice(&s.hashes);
+            t.leaves.extend_from_slice(&s.leaves);
+        }
+        Ok(tile)
+    }
+}
+
 /// Why stored tiles do not make up a tree.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum TileError {
@@ -150,11 +212,51 @@ impl Tail {
     }
 
     /// Appends leaves (each its event and leaf hash), returning every tile that changed with
-    /// its new contents, by id: what the store writes (an upsert per tile) in the transaction
-    /// of these leaves' events. Leaf `i` of `leaves` gets the index `size() + i`.
+    /// its new contents, by id. Leaf `i` of `leaves` gets the index `size() + i`. A store that
+    /// writes only what is new uses [`Tail::append_segments`].
     pub fn append(&mut self, leaves: &[(LeafRef, Hash)]) -> Vec<Tile> {
-        let mut changed: BTreeMap<TileId, Tile> = BTreeMap::new();
-        let mut touched: BTreeSet<u8> = BTreeSet::new();
+        let (touched, filled) = self.push(leaves);
+        let mut changed: BTreeMap<TileId, Tile> = filled.into_iter().map(|t| (t.id, t)).collect();
+        for id in touched.keys() {
+            if let Some(t) = self.tails.get(usize::from(id.level))
+                && t.id == *id
+            {
+                changed.insert(t.id, t.clone());
+            }
+        }
+        changed.into_values().collect()
+    }
+
+    /// Appends leaves as [`Tail::append`] does, returning only what is new: for each tile the
+    /// append touched, its new entries as one [`Segment`] that starts where the tile's earlier
+    /// entries end, and each tile it filled, whole. What the store writes in the transaction
+    /// of these leaves' events: each segment, a row of its own, so that a commit writes its
+    /// own leaves and never again the entries before them.
+    pub fn append_segments(&mut self, leaves: &[(LeafRef, Hash)]) -> Appended {
+        let (touched, filled) = self.push(leaves);
+        let mut segments = Vec::with_capacity(touched.len());
+        for (id, start) in touched {
+            let tile = filled
+                .iter()
+                .find(|t| t.id == id)
+                .or_else(|| self.tails.get(usize::from(id.level)).filter(|t| t.id == id));
+            if let Some(tile) = tile {
+                segments.push(Segment {
+                    id,
+                    start,
+                    hashes: tile.hashes[start..].to_vec(),
+                    leaves: tile.leaves.get(start..).unwrap_or(&[]).to_vec(),
+                });
+            }
+        }
+        Appended { segments, filled }
+    }
+
+    /// Pushes leaves onto the tails: returns each tile touched with the number of entries it
+    /// held before, by id, and the tiles filled (moved out of the tails, whole).
+    fn push(&mut self, leaves: &[(LeafRef, Hash)]) -> (BTreeMap<TileId, usize>, Vec<Tile>) {
+        let mut touched: BTreeMap<TileId, usize> = BTreeMap::new();
+        let mut filled = Vec::new();
         for (leaf, hash) in leaves {
             let mut level = 0usize;
             let mut carry = *hash;
@@ -166,28 +268,20 @@ impl Tail {
                     self.tails.push(Tile::empty(level as u8, 0));
                 }
                 let tile = &mut self.tails[level];
+                touched.entry(tile.id).or_insert(tile.hashes.len());
                 tile.hashes.push(carry);
-                touched.insert(level as u8);
                 if tile.hashes.len() < TILE_WIDTH {
                     break;
                 }
                 // The tile is full: store it whole, start the next, carry its head up.
                 carry = root_of(&tile.hashes);
                 let next = Tile::empty(tile.id.level, tile.id.index + 1);
-                let full = std::mem::replace(tile, next);
-                changed.insert(full.id, full);
+                filled.push(std::mem::replace(tile, next));
                 level += 1;
             }
             self.size += 1;
         }
-        for level in touched {
-            if let Some(t) = self.tails.get(usize::from(level))
-                && !t.hashes.is_empty()
-            {
-                changed.insert(t.id, t.clone());
-            }
-        }
-        changed.into_values().collect()
+        (touched, filled)
     }
 
     /// Returns the head of the tree.

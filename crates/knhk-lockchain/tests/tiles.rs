@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use knhk_core::CaseId;
 use knhk_lockchain::merkle::{Hash, NodeSource, ProofError, inclusion_proof, leaf_hash, root_of};
-use knhk_lockchain::tiles::{LeafRef, TILE_WIDTH, Tail, Tile, TileId, TileSet};
+use knhk_lockchain::tiles::{Appended, LeafRef, Segment, TILE_WIDTH, Tail, Tile, TileId, TileSet};
 
 fn leaves(from: u64, to: u64) -> Vec<(LeafRef, Hash)> {
     (from..to)
@@ -224,4 +224,78 @@ fn a_tile_set_with_a_tile_cut_short_says_which_node_is_missing() {
             index: 0
         })
     );
+}
+
+/// Appends in batches as a store that writes segments does: each segment a row, a tile read
+/// back by putting its rows together.
+fn grow_in_segments(batches: &[u64]) -> (Tail, BTreeMap<TileId, Vec<Segment>>) {
+    let mut tail = Tail::empty();
+    let mut rows: BTreeMap<TileId, Vec<Segment>> = BTreeMap::new();
+    let mut at = 0;
+    for &n in batches {
+        let appended = tail.append_segments(&leaves(at, at + n));
+        for s in appended.segments {
+            rows.entry(s.id).or_default().push(s);
+        }
+        for t in &appended.filled {
+            assert_eq!(t.hashes.len(), TILE_WIDTH, "filled tile {:?}", t.id);
+        }
+        at += n;
+    }
+    (tail, rows)
+}
+
+#[test]
+fn segments_put_back_together_are_the_tiles_a_whole_tile_store_keeps() {
+    let batches = [1u64, 2, 253, 256, 257, 3000, 1, 65_536, 231, 7];
+    let (whole_tail, whole) = grow(&batches);
+    let (tail, rows) = grow_in_segments(&batches);
+    assert_eq!(tail, whole_tail);
+    assert_eq!(rows.len(), whole.len(), "the same tiles are touched");
+    for (id, segments) in rows {
+        let tile = Tile::from_segments(id, segments).unwrap().unwrap();
+        assert_eq!(Some(&tile), whole.get(&id), "tile {id:?}");
+    }
+}
+
+#[test]
+fn a_segment_holds_only_the_entries_its_append_added() {
+    let mut tail = Tail::empty();
+    tail.append_segments(&leaves(0, 250));
+    let appended = tail.append_segments(&leaves(250, 260));
+    let starts: Vec<(TileId, usize, usize)> = appended
+        .segments
+        .iter()
+        .map(|s| (s.id, s.start, s.hashes.len()))
+        .collect();
+    assert_eq!(
+        starts,
+        vec![(id(0, 0), 250, 6), (id(0, 1), 0, 4), (id(1, 0), 0, 1)]
+    );
+    assert_eq!(appended.segments[0].leaves.len(), 6);
+    assert!(appended.segments[2].leaves.is_empty());
+    assert_eq!(appended.filled.len(), 1);
+    assert_eq!(appended.filled[0].id, id(0, 0));
+    assert_eq!(tail.append_segments(&[]), Appended::default());
+}
+
+#[test]
+fn segments_that_do_not_follow_each_other_are_refused_naming_the_tile() {
+    let mut tail = Tail::empty();
+    let first = tail.append_segments(&leaves(0, 10)).segments;
+    let second = tail.append_segments(&leaves(10, 20)).segments;
+    let gap = vec![first[0].clone(), second[0].clone(), second[0].clone()];
+    let err = Tile::from_segments(id(0, 0), gap).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "tile 0/0: a segment starts at entry 10 where the ones before it end at 20"
+    );
+    let mut cut = second[0].clone();
+    cut.leaves.pop();
+    let err = Tile::from_segments(id(0, 0), vec![first[0].clone(), cut]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "tile 0/0: the segment at entry 10 names 9 events for 10 hashes"
+    );
+    assert_eq!(Tile::from_segments(id(0, 0), Vec::new()).unwrap(), None);
 }

@@ -52,5 +52,7 @@ pub use store::Store;
 /// which tables name time-ordered ids; format 9 indexes work items by state, for pages of the
 /// items in one state; format 10 the registry of engine nodes with their leases, the owner of
 /// each case's work in flight and the claims of due timers; format 11 the lockchain (each
-/// event's leaf index, the tree in tiles, its size and the signed checkpoints).
-pub const FORMAT_VERSION: i64 = 11;
+/// event's leaf index, the tree in tiles, its size and the signed checkpoints); format 12
+/// keeps each tile as the segments appended to it, so that a commit writes only its own
+/// leaves.
+pub const FORMAT_VERSION: i64 = 12;

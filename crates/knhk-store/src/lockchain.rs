@@ -8,7 +8,7 @@
 //! that the head cannot disagree with the tiles.
 
 use knhk_core::CaseId;
-use knhk_lockchain::{Hash, LeafRef, Tail, Tile, TileId};
+use knhk_lockchain::{Hash, LeafRef, Segment, Tail, Tile, TileId};
 
 use crate::error::Error;
 use crate::record::{Commit, TreeHead};
@@ -87,6 +87,61 @@ pub(crate) fn tile_from_row(
         })
         .collect();
     Ok(Tile { id, hashes, leaves })
+}
+
+/// A full tile stored in more segments than this is put back in one row when it fills (a
+/// commit that appends many leaves at once leaves few segments, read as they are).
+pub(crate) const SEGMENTS_KEPT: i64 = 8;
+
+/// Returns a segment read back from its row (`level`, `index`, `start`, and its entries'
+/// blobs, as [`tile_from_row`] reads them).
+pub(crate) fn segment_from_row(
+    level: i64,
+    index: i64,
+    start: i64,
+    hashes: &[u8],
+    leaves: &[u8],
+) -> Result<Segment, Error> {
+    let tile = tile_from_row(level, index, hashes, leaves)?;
+    let start = usize::try_from(start).map_err(|_| {
+        Error::Lockchain(format!(
+            "stored tile {level}/{index}: a segment starts at entry {start}"
+        ))
+    })?;
+    Ok(Segment {
+        id: tile.id,
+        start,
+        hashes: tile.hashes,
+        leaves: tile.leaves,
+    })
+}
+
+/// Puts a stored tile back together from its segments, in order; `None` for none.
+pub(crate) fn tile_from_segments(
+    id: TileId,
+    segments: Vec<Segment>,
+) -> Result<Option<Tile>, Error> {
+    Tile::from_segments(id, segments).map_err(|e| Error::Lockchain(format!("stored {e}")))
+}
+
+/// Puts stored tiles back together from their segments, ordered by tile and start.
+pub(crate) fn tiles_from_segments(segments: Vec<Segment>) -> Result<Vec<Tile>, Error> {
+    let mut tiles = Vec::new();
+    let mut run: Vec<Segment> = Vec::new();
+    for s in segments {
+        if let Some(last) = run.last()
+            && last.id != s.id
+        {
+            let id = last.id;
+            tiles.extend(tile_from_segments(id, std::mem::take(&mut run))?);
+        }
+        run.push(s);
+    }
+    if let Some(first) = run.first() {
+        let id = first.id;
+        tiles.extend(tile_from_segments(id, run)?);
+    }
+    Ok(tiles)
 }
 
 /// Takes up the tree of `size` leaves from its stored tail tiles, naming what does not fit.

@@ -214,10 +214,7 @@ async fn lock_tree(
     let tiles = tiles.map_err(pg("reading the lockchain's tail tiles"))?;
     Ok(Locked {
         size,
-        tiles: tiles
-            .iter()
-            .map(lockchain::tile_row)
-            .collect::<Result<_, _>>()?,
+        tiles: lockchain::tiles_of(&tiles)?,
     })
 }
 
@@ -386,7 +383,8 @@ async fn finish(
     result
 }
 
-/// Appends the leaves to the edge and sends the changed tiles, the new size and `COMMIT`.
+/// Appends the leaves to the edge and sends the new segments, the full tiles to put in one
+/// row, the new size and `COMMIT`.
 async fn write_tree(
     client: &Client,
     edge: &mut Option<Tail>,
@@ -394,7 +392,7 @@ async fn write_tree(
     appended: &[(LeafRef, Hash)],
 ) -> Result<(), Error> {
     let put = client
-        .prepare_cached(lockchain::PUT_TILES_SQL)
+        .prepare_cached(lockchain::PUT_SEGMENTS_SQL)
         .await
         .map_err(pg("preparing a statement"))?;
     let set = client
@@ -408,15 +406,28 @@ async fn write_tree(
     let tail = edge
         .as_mut()
         .ok_or_else(|| Error::Lockchain("the tree's edge was not read".to_owned()))?;
-    let changed = tail.append(appended);
-    let (tile_args, size_args) = lockchain::write_params(&changed, tail.size())?;
-    let (tiles, size, committed) = futures_util::future::join3(
-        client.execute(&put, &refs(&tile_args)),
+    let added = tail.append_segments(appended);
+    let (segment_args, whole_args, size_args) = lockchain::write_params(&added, tail.size())?;
+    let whole = client
+        .prepare_cached(lockchain::WHOLE_TILE_SQL)
+        .await
+        .map_err(pg("preparing a statement"))?;
+    let whole_refs: Vec<_> = whole_args.iter().map(|args| refs(args)).collect();
+    let (segments, wholes, size, committed) = futures_util::future::join4(
+        client.execute(&put, &refs(&segment_args)),
+        futures_util::future::join_all(
+            whole_refs
+                .iter()
+                .map(|args| client.execute(&whole, args.as_slice())),
+        ),
         client.execute(&set, &refs(&size_args)),
         client.batch_execute("COMMIT"),
     )
     .await;
-    tiles.map_err(pg("storing lockchain tiles"))?;
+    segments.map_err(pg("storing lockchain tiles' segments"))?;
+    for w in wholes {
+        w.map_err(pg("putting a full lockchain tile in one row"))?;
+    }
     if size.map_err(pg("storing the lockchain's size"))? != 1 {
         return Err(Error::Lockchain("the head row is missing".to_owned()));
     }

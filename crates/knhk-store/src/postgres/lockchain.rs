@@ -1,5 +1,5 @@
-//! The lockchain's rows in PostgreSQL: the tree's size (one head row), its tiles and the
-//! signed checkpoints. The tree is the schema's, shared by every process on it.
+//! The lockchain's rows in PostgreSQL: the tree's size (one head row), its tiles (each as the
+//! segments appended to it) and the signed checkpoints. The tree is the schema's, shared by every process on it.
 //!
 //! Every transaction that appends leaves locks the head row first (`SELECT size ... FOR
 //! UPDATE`), before any case row, so that appends are serialized and take their locks in one
@@ -14,12 +14,14 @@ use std::collections::HashMap;
 
 use deadpool_postgres::GenericClient;
 use knhk_core::{CaseId, Timestamp};
-use knhk_lockchain::{Hash, Tail, Tile, TileId};
+use knhk_lockchain::{Appended, Hash, Tail, Tile, TileId};
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
 use crate::error::{Corruption, Error};
-use crate::lockchain::{hashes_blob, leaves_blob, tail_from, tile_from_row};
+use crate::lockchain::{
+    SEGMENTS_KEPT, hashes_blob, leaves_blob, segment_from_row, tail_from, tiles_from_segments,
+};
 use crate::record::CheckpointRecord;
 
 use super::pg;
@@ -30,21 +32,25 @@ pub(super) const SIZE_SQL: &str = "SELECT size FROM lockchain_head";
 /// The tree's size, locked until the transaction ends: taken before anything else by a
 /// transaction that appends.
 pub(super) const LOCK_SIZE_SQL: &str = "SELECT size FROM lockchain_head FOR UPDATE";
-/// The tail tiles of the tree at its stored size (levels 0 to 6: trees below 2^56 leaves),
-/// read after [`LOCK_SIZE_SQL`] in the same transaction, so at the locked size. Each tile is
-/// one keyed read (the `LIMIT` keeps the planner from joining the whole table instead).
-pub(super) const TAIL_TILES_SQL: &str = "SELECT t.level, t.idx, t.hashes, t.leaves
+/// The segments of the tail tiles of the tree at its stored size (levels 0 to 6: trees below
+/// 2^56 leaves), in order, read after [`LOCK_SIZE_SQL`] in the same transaction, so at the
+/// locked size. Each tile is one keyed range read (the `LIMIT`, the most segments a tile can
+/// have, keeps the planner from joining the whole table instead).
+pub(super) const TAIL_TILES_SQL: &str = "SELECT t.level, t.idx, t.start, t.hashes, t.leaves
      FROM lockchain_head h
      CROSS JOIN generate_series(0, 6) AS l(level)
      CROSS JOIN LATERAL (
-         SELECT * FROM lockchain_tiles
+         SELECT level, idx, start, hashes, leaves FROM lockchain_tiles
          WHERE level = l.level AND idx = h.size >> (8 * l.level + 8)
-         LIMIT 1
+         ORDER BY start
+         LIMIT 256
      ) t
-     WHERE l.level = 0 OR h.size >> (8 * l.level) > 0";
-/// Tiles by their keys.
-pub(super) const TILES_SQL: &str = "SELECT level, idx, hashes, leaves FROM lockchain_tiles
-     WHERE (level, idx) IN (SELECT * FROM unnest($1::smallint[], $2::bigint[]))";
+     WHERE l.level = 0 OR h.size >> (8 * l.level) > 0
+     ORDER BY t.level, t.start";
+/// The segments of tiles by their keys, in order.
+pub(super) const TILES_SQL: &str = "SELECT level, idx, start, hashes, leaves FROM lockchain_tiles
+     WHERE (level, idx) IN (SELECT * FROM unnest($1::smallint[], $2::bigint[]))
+     ORDER BY level, idx, start";
 /// The leaf index of one event, by its key.
 pub(super) const EVENT_LEAF_SQL: &str = "SELECT leaf FROM events WHERE case_id = $1 AND seq = $2";
 /// The checkpoints above a size, by size.
@@ -59,10 +65,21 @@ pub(super) const LATEST_CHECKPOINT_SQL: &str =
 pub(super) const PUT_CHECKPOINT_SQL: &str =
     "INSERT INTO lockchain_checkpoints (size, root, note, at)
      VALUES ($1, $2, $3, $4) ON CONFLICT (size) DO NOTHING";
-/// Writes the tiles an append changed.
-pub(super) const PUT_TILES_SQL: &str = "INSERT INTO lockchain_tiles (level, idx, hashes, leaves)
-     SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::bytea[], $4::bytea[])
-     ON CONFLICT (level, idx) DO UPDATE SET hashes = excluded.hashes, leaves = excluded.leaves";
+/// Writes the segments an append added. A segment of the same start already stored is an
+/// error, not replaced: the size, read under the head row's lock, says where the next starts.
+pub(super) const PUT_SEGMENTS_SQL: &str =
+    "INSERT INTO lockchain_tiles (level, idx, start, hashes, leaves)
+     SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::integer[], $4::bytea[], $5::bytea[])";
+/// Puts a full tile (`$1`, `$2`) back in one row when it is stored in more than `$3`
+/// segments: its segments after the first go, and the first becomes the whole tile.
+pub(super) const WHOLE_TILE_SQL: &str = "WITH dropped AS (
+         DELETE FROM lockchain_tiles
+         WHERE level = $1 AND idx = $2 AND start > 0
+           AND (SELECT count(*) FROM lockchain_tiles WHERE level = $1 AND idx = $2) > $3
+         RETURNING 1
+     )
+     UPDATE lockchain_tiles SET hashes = $4, leaves = $5
+     WHERE level = $1 AND idx = $2 AND start = 0 AND EXISTS (SELECT 1 FROM dropped)";
 /// Writes the tree's new size.
 pub(super) const SET_SIZE_SQL: &str = "UPDATE lockchain_head SET size = $1";
 
@@ -116,22 +133,32 @@ pub(super) async fn tiles<C: GenericClient>(
         "reading lockchain tiles",
     )
     .await?;
-    let mut found = HashMap::with_capacity(rows.len());
-    for r in &rows {
-        let tile = tile_row(r)?;
-        found.insert(tile.id, tile);
-    }
+    let mut found: HashMap<TileId, Tile> =
+        tiles_of(&rows)?.into_iter().map(|t| (t.id, t)).collect();
     Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
 }
 
-/// Decodes a tile row (`level, idx, hashes, leaves`).
-pub(super) fn tile_row(r: &Row) -> Result<Tile, Error> {
-    let value = |column: usize| move |source| Error::Corrupt(Corruption::Value { column, source });
-    let level: i16 = r.try_get(0).map_err(value(0))?;
-    let idx: i64 = r.try_get(1).map_err(value(1))?;
-    let hashes: &[u8] = r.try_get(2).map_err(value(2))?;
-    let leaves: Option<&[u8]> = r.try_get(3).map_err(value(3))?;
-    tile_from_row(i64::from(level), idx, hashes, leaves.unwrap_or(&[]))
+/// Puts tiles back together from rows of their segments (`level, idx, start, hashes,
+/// leaves`), ordered by tile and start.
+pub(super) fn tiles_of(rows: &[Row]) -> Result<Vec<Tile>, Error> {
+    let mut segments = Vec::with_capacity(rows.len());
+    for r in rows {
+        let value =
+            |column: usize| move |source| Error::Corrupt(Corruption::Value { column, source });
+        let level: i16 = r.try_get(0).map_err(value(0))?;
+        let idx: i64 = r.try_get(1).map_err(value(1))?;
+        let start: i32 = r.try_get(2).map_err(value(2))?;
+        let hashes: &[u8] = r.try_get(3).map_err(value(3))?;
+        let leaves: Option<&[u8]> = r.try_get(4).map_err(value(4))?;
+        segments.push(segment_from_row(
+            i64::from(level),
+            idx,
+            i64::from(start),
+            hashes,
+            leaves.unwrap_or(&[]),
+        )?);
+    }
+    tiles_from_segments(segments)
 }
 
 /// Reads the tree's right edge: the tail tiles of a tree of `size` leaves.
@@ -139,26 +166,49 @@ pub(super) async fn tail<C: GenericClient>(client: &C, size: u64) -> Result<Tail
     tail_from(size, tiles(client, &Tail::tail_ids(size)).await?)
 }
 
-/// Returns the parameters of [`PUT_TILES_SQL`] and [`SET_SIZE_SQL`] for an append that
-/// changed `tiles` and made the tree `size` leaves.
-pub(super) fn write_params(tiles: &[Tile], size: u64) -> Result<(Vec<Param>, Vec<Param>), Error> {
-    let mut levels: Vec<i16> = Vec::with_capacity(tiles.len());
-    let mut indexes: Vec<i64> = Vec::with_capacity(tiles.len());
-    let mut hashes: Vec<Vec<u8>> = Vec::with_capacity(tiles.len());
-    let mut leaves: Vec<Option<Vec<u8>>> = Vec::with_capacity(tiles.len());
-    for t in tiles {
-        levels.push(i16::from(t.id.level));
-        indexes.push(int("tile index", t.id.index)?);
-        hashes.push(hashes_blob(&t.hashes));
-        leaves.push((t.id.level == 0).then(|| leaves_blob(&t.leaves)));
+/// The parameters of [`PUT_SEGMENTS_SQL`], of [`WHOLE_TILE_SQL`] for each tile filled, and of
+/// [`SET_SIZE_SQL`].
+pub(super) type WriteParams = (Vec<Param>, Vec<Vec<Param>>, Vec<Param>);
+
+/// Returns the parameters of [`PUT_SEGMENTS_SQL`], of [`WHOLE_TILE_SQL`] for each tile
+/// filled, and of [`SET_SIZE_SQL`], for an append that added `appended` and made the tree
+/// `size` leaves.
+pub(super) fn write_params(appended: &Appended, size: u64) -> Result<WriteParams, Error> {
+    let n = appended.segments.len();
+    let mut levels: Vec<i16> = Vec::with_capacity(n);
+    let mut indexes: Vec<i64> = Vec::with_capacity(n);
+    let mut starts: Vec<i32> = Vec::with_capacity(n);
+    let mut hashes: Vec<Vec<u8>> = Vec::with_capacity(n);
+    let mut leaves: Vec<Option<Vec<u8>>> = Vec::with_capacity(n);
+    for s in &appended.segments {
+        levels.push(i16::from(s.id.level));
+        indexes.push(int("tile index", s.id.index)?);
+        starts.push(i32::try_from(s.start).map_err(|_| Error::TooLarge {
+            what: "tile entry",
+            value: s.start as u64,
+        })?);
+        hashes.push(hashes_blob(&s.hashes));
+        leaves.push((s.id.level == 0).then(|| leaves_blob(&s.leaves)));
+    }
+    let mut whole: Vec<Vec<Param>> = Vec::with_capacity(appended.filled.len());
+    for t in &appended.filled {
+        whole.push(vec![
+            Box::new(i16::from(t.id.level)),
+            Box::new(int("tile index", t.id.index)?),
+            Box::new(SEGMENTS_KEPT),
+            Box::new(hashes_blob(&t.hashes)),
+            Box::new((t.id.level == 0).then(|| leaves_blob(&t.leaves))),
+        ]);
     }
     Ok((
         vec![
             Box::new(levels),
             Box::new(indexes),
+            Box::new(starts),
             Box::new(hashes),
             Box::new(leaves),
         ],
+        whole,
         vec![Box::new(int("lockchain size", size)?)],
     ))
 }

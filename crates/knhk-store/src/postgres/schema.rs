@@ -12,7 +12,7 @@ use super::pg;
 /// with a higher version is refused; every lower version is migrated when opened. It counts
 /// apart from the SQLite [`crate::FORMAT_VERSION`]: the two backends' tables differ (here every
 /// case-scoped table leads its key with the case id).
-pub const POSTGRES_FORMAT_VERSION: i64 = 2;
+pub const POSTGRES_FORMAT_VERSION: i64 = 3;
 
 /// Format 1. Ids are hyphenated lowercase UUID text in the `C` collation, so that ordering
 /// by id as text is ordering by UUID, and a prefix of an id is a range of its index whatever
@@ -177,14 +177,33 @@ CREATE TABLE lockchain_checkpoints (
 UPDATE knhk_format SET version = 2;
 ";
 
+/// Format 3 keeps the tree's tiles as the segments appended to them (as SQLite's format 12
+/// does): a row is the entries `start..` of tile `(level, idx)` that one transaction added, so
+/// that a commit writes its own leaves rather than rewriting its tile's earlier entries. The
+/// tiles of format 2 become the first segment of each.
+const MIGRATE_V2_TO_V3_SEGMENTS: &str = "
+ALTER TABLE lockchain_tiles ADD COLUMN start INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE lockchain_tiles ALTER COLUMN start DROP DEFAULT;
+ALTER TABLE lockchain_tiles DROP CONSTRAINT lockchain_tiles_pkey;
+ALTER TABLE lockchain_tiles ADD PRIMARY KEY (level, idx, start);
+UPDATE knhk_format SET version = 3;
+";
+
 /// The steps from each older format to the next, in order: `(from, what it does, sql)`. A
 /// new format adds its own step here, separately named, and bumps
 /// [`POSTGRES_FORMAT_VERSION`]; each step ends by setting `knhk_format.version`.
-const MIGRATIONS: [(i64, &str, &str); 1] = [(
-    1,
-    "migrating the schema from format 1 to 2 (the lockchain)",
-    MIGRATE_V1_TO_V2_LOCKCHAIN,
-)];
+const MIGRATIONS: [(i64, &str, &str); 2] = [
+    (
+        1,
+        "migrating the schema from format 1 to 2 (the lockchain)",
+        MIGRATE_V1_TO_V2_LOCKCHAIN,
+    ),
+    (
+        2,
+        "migrating the schema from format 2 to 3 (lockchain tiles in segments)",
+        MIGRATE_V2_TO_V3_SEGMENTS,
+    ),
+];
 
 /// Returns the schema the connection's `search_path` names first: the current schema, or the
 /// first entry of the path when that schema does not exist yet (`"$user"` is the session

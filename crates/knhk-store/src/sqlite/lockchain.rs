@@ -1,6 +1,6 @@
-//! The lockchain's rows in SQLite: the tree's size, its tiles and the signed checkpoints, read
-//! by the readers and written by the writer thread in the transaction of the events they
-//! cover.
+//! The lockchain's rows in SQLite: the tree's size, its tiles (each as the segments appended
+//! to it) and the signed checkpoints, read by the readers and written by the writer thread in
+//! the transaction of the events they cover.
 //!
 //! The writer keeps the tree's right edge ([`Tail`]) in memory between transactions, and
 //! checks it against the stored size in each transaction that carries leaves, under the
@@ -9,20 +9,23 @@
 //! nothing was appended since the edge was read.
 
 use knhk_core::CaseId;
-use knhk_lockchain::{Tail, Tile, TileId};
+use knhk_lockchain::{Appended, Tail, Tile, TileId};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::{Corruption, Error};
-use crate::lockchain::{hashes_blob, head_of, leaves_blob, tail_from, tile_from_row};
+use crate::lockchain::{
+    SEGMENTS_KEPT, hashes_blob, head_of, leaves_blob, segment_from_row, tail_from,
+    tile_from_segments,
+};
 use crate::record::{CheckpointRecord, TreeHead};
 
 use super::sqlite;
 
 /// The tree's size.
 pub(super) const SIZE_SQL: &str = "SELECT size FROM lockchain_head WHERE only_row = 0";
-/// One tile, by its key.
-pub(super) const TILE_SQL: &str =
-    "SELECT level, idx, hashes, leaves FROM lockchain_tiles WHERE level = ?1 AND idx = ?2";
+/// The segments of one tile, in order.
+pub(super) const TILE_SQL: &str = "SELECT start, hashes, leaves FROM lockchain_tiles
+     WHERE level = ?1 AND idx = ?2 ORDER BY start";
 /// The leaf index of one event, by its key.
 pub(super) const EVENT_LEAF_SQL: &str = "SELECT leaf FROM events WHERE case_id = ?1 AND seq = ?2";
 /// The checkpoints above a size, by size.
@@ -33,9 +36,17 @@ pub(super) const CHECKPOINTS_SQL: &str = "SELECT size, root, note, at FROM lockc
 pub(super) const LATEST_CHECKPOINT_SQL: &str =
     "SELECT size, root, note, at FROM lockchain_checkpoints
      WHERE size = (SELECT max(size) FROM lockchain_checkpoints)";
-const PUT_TILE_SQL: &str = "INSERT INTO lockchain_tiles (level, idx, hashes, leaves)
-     VALUES (?1, ?2, ?3, ?4)
-     ON CONFLICT (level, idx) DO UPDATE SET hashes = excluded.hashes, leaves = excluded.leaves";
+/// Appends a segment. A segment of the same start already stored is an error, not replaced:
+/// the tree's size, checked under the write lock, says where the next one starts.
+const PUT_SEGMENT_SQL: &str =
+    "INSERT INTO lockchain_tiles (level, idx, start, hashes, leaves) VALUES (?1, ?2, ?3, ?4, ?5)";
+/// Removes the segments of a full tile after its first, when it has more than `?3`.
+const DROP_SEGMENTS_SQL: &str = "DELETE FROM lockchain_tiles
+     WHERE level = ?1 AND idx = ?2 AND start > 0
+       AND (SELECT count(*) FROM lockchain_tiles WHERE level = ?1 AND idx = ?2) > ?3";
+/// Makes the first segment of a tile the whole tile.
+const WHOLE_TILE_SQL: &str = "UPDATE lockchain_tiles SET hashes = ?3, leaves = ?4
+     WHERE level = ?1 AND idx = ?2 AND start = 0";
 const SET_SIZE_SQL: &str = "UPDATE lockchain_head SET size = ?1 WHERE only_row = 0";
 const PUT_CHECKPOINT_SQL: &str = "INSERT INTO lockchain_checkpoints (size, root, note, at)
      VALUES (?1, ?2, ?3, ?4) ON CONFLICT (size) DO NOTHING";
@@ -58,10 +69,10 @@ pub(super) fn size(conn: &Connection) -> Result<u64, Error> {
     number(0, size)
 }
 
-/// A tile's row: level, index, hashes and (at level 0) leaves.
-type TileRow = (i64, i64, Vec<u8>, Option<Vec<u8>>);
+/// A segment's row: start, hashes and (at level 0) leaves.
+type SegmentRow = (i64, Vec<u8>, Option<Vec<u8>>);
 
-/// Returns the stored tiles among `ids`, in their order.
+/// Returns the stored tiles among `ids`, in their order, each put together from its segments.
 pub(super) fn tiles(conn: &Connection, ids: &[TileId]) -> Result<Vec<Tile>, Error> {
     let mut stmt = conn
         .prepare_cached(TILE_SQL)
@@ -71,19 +82,25 @@ pub(super) fn tiles(conn: &Connection, ids: &[TileId]) -> Result<Vec<Tile>, Erro
         let Ok(index) = i64::try_from(id.index) else {
             continue;
         };
-        let row: Option<TileRow> = stmt
-            .query_row(params![id.level, index], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        let rows = stmt
+            .query_map(params![id.level, index], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })
-            .optional()
             .map_err(sqlite("reading a lockchain tile"))?;
-        if let Some((level, idx, hashes, leaves)) = row {
-            out.push(tile_from_row(
-                level,
-                idx,
+        let mut segments = Vec::new();
+        for row in rows {
+            let (start, hashes, leaves): SegmentRow =
+                row.map_err(sqlite("reading a lockchain tile"))?;
+            segments.push(segment_from_row(
+                i64::from(id.level),
+                index,
+                start,
                 &hashes,
                 leaves.as_deref().unwrap_or(&[]),
             )?);
+        }
+        if let Some(tile) = tile_from_segments(*id, segments)? {
+            out.push(tile);
         }
     }
     Ok(out)
@@ -105,20 +122,38 @@ pub(super) fn head(conn: &Connection) -> Result<TreeHead, Error> {
     Ok(head_of(&tail))
 }
 
-/// Writes the tiles an append changed and the tree's new size (in the writer's transaction).
-pub(super) fn write(conn: &Connection, changed: &[Tile], size: u64) -> Result<(), Error> {
-    let mut stmt = conn
-        .prepare_cached(PUT_TILE_SQL)
+/// Writes what an append added (in the writer's transaction): each segment, a row, then
+/// each tile it filled in one row when it was stored in more than [`SEGMENTS_KEPT`] segments;
+/// and the tree's new size.
+pub(super) fn write(conn: &Connection, appended: &Appended, size: u64) -> Result<(), Error> {
+    let mut put = conn
+        .prepare_cached(PUT_SEGMENT_SQL)
         .map_err(sqlite("preparing a statement"))?;
-    for t in changed {
-        let leaves = (t.id.level == 0).then(|| leaves_blob(&t.leaves));
-        stmt.execute(params![
-            t.id.level,
-            int("tile index", t.id.index)?,
-            hashes_blob(&t.hashes),
+    for s in &appended.segments {
+        let leaves = (s.id.level == 0).then(|| leaves_blob(&s.leaves));
+        put.execute(params![
+            s.id.level,
+            int("tile index", s.id.index)?,
+            int("tile entry", s.start as u64)?,
+            hashes_blob(&s.hashes),
             leaves
         ])
-        .map_err(sqlite("storing a lockchain tile"))?;
+        .map_err(sqlite("storing a lockchain tile's segment"))?;
+    }
+    for t in &appended.filled {
+        let index = int("tile index", t.id.index)?;
+        let dropped = conn
+            .prepare_cached(DROP_SEGMENTS_SQL)
+            .and_then(|mut s| s.execute(params![t.id.level, index, SEGMENTS_KEPT]))
+            .map_err(sqlite("putting a full lockchain tile in one row"))?;
+        if dropped > 0 {
+            let leaves = (t.id.level == 0).then(|| leaves_blob(&t.leaves));
+            conn.prepare_cached(WHOLE_TILE_SQL)
+                .and_then(|mut s| {
+                    s.execute(params![t.id.level, index, hashes_blob(&t.hashes), leaves])
+                })
+                .map_err(sqlite("putting a full lockchain tile in one row"))?;
+        }
     }
     let size = int("lockchain size", size)?;
     conn.prepare_cached(SET_SIZE_SQL)

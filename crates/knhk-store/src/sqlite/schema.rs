@@ -319,9 +319,29 @@ CREATE TABLE lockchain_checkpoints (
 );
 ";
 
+/// Format 12 keeps the tree's tiles as the segments appended to them: a row is the entries
+/// `start..` of tile `(level, idx)` that one transaction added, so that a commit writes its own
+/// leaves rather than rewriting its tile's earlier entries; a tile is its rows in order of
+/// `start`. A tile filled in many segments is put back in one row (`start` 0). The tiles of
+/// format 11, whole or not, become the first segment of each.
+const MIGRATE_V11_TO_V12_SEGMENTS: &str = "
+CREATE TABLE lockchain_segments (
+    level INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    hashes BLOB NOT NULL,
+    leaves BLOB,
+    PRIMARY KEY (level, idx, start)
+);
+INSERT INTO lockchain_segments (level, idx, start, hashes, leaves)
+    SELECT level, idx, 0, hashes, leaves FROM lockchain_tiles;
+DROP TABLE lockchain_tiles;
+ALTER TABLE lockchain_segments RENAME TO lockchain_tiles;
+";
+
 /// The steps from each older format to the next, in order: `(from, what it does, sql)`.
 /// A new format adds its own step here, separately named.
-const MIGRATIONS: [(i64, &str, &str); 10] = [
+const MIGRATIONS: [(i64, &str, &str); 11] = [
     (
         1,
         "migrating the store from format 1 to 2 (named sequences)",
@@ -371,6 +391,11 @@ const MIGRATIONS: [(i64, &str, &str); 10] = [
         10,
         "migrating the store from format 10 to 11 (the lockchain)",
         MIGRATE_V10_TO_V11_LOCKCHAIN,
+    ),
+    (
+        11,
+        "migrating the store from format 11 to 12 (lockchain tiles in segments)",
+        MIGRATE_V11_TO_V12_SEGMENTS,
     ),
 ];
 

@@ -3,8 +3,8 @@
 //!
 //! The lockchain's leaves of the commits in a group are appended to the tree once, after the
 //! last commit: each accepted commit's events get the next leaf indexes as it is written, and
-//! its leaves are set aside; a commit rolled back to its savepoint sets none aside. The
-//! changed tiles and the new size are written before the COMMIT, in the same transaction, and
+//! its leaves are set aside; a commit rolled back to its savepoint sets none aside. The new
+//! tiles' segments and the new size are written before the COMMIT, in the same transaction, and
 //! the writer's copy of the tree's edge is dropped when the transaction fails (it is read
 //! again, in the next transaction that carries leaves).
 
@@ -270,8 +270,8 @@ fn run_transaction(
         let tail = tree
             .as_mut()
             .ok_or_else(|| Error::Lockchain("the tree's edge was not read".to_owned()))?;
-        let changed = tail.append(&appended);
-        lockchain::write(&tx, &changed, tail.size())?;
+        let added = tail.append_segments(&appended);
+        lockchain::write(&tx, &added, tail.size())?;
     }
     tx.commit().map_err(sqlite("committing a batch"))?;
     Ok(results)

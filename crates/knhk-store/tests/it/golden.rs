@@ -448,18 +448,42 @@ fn golden_root() -> knhk_lockchain::Hash {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn golden_format_v11_loads() {
+async fn golden_format_v11_loads_and_is_migrated() {
+    let (store, _dir) = load_golden(11).await;
+    assert_v11(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn golden_format_v12_loads() {
     if std::env::var("KNHK_WRITE_GOLDEN").as_deref() == Ok("1") {
         write_golden(&golden_path(FORMAT_VERSION)).await;
     }
-    let (store, _dir) = load_golden(11).await;
-    assert_v4(&store).await;
-    assert_v10(&store).await;
-    // Format 11: the tree of the golden commits' nine leaves, and its checkpoint; the step
-    // `load_golden` committed without leaves has none, the next with leaves goes on from 9.
+    // Format 12 keeps each tile as its segments: the golden commits wrote tile 0/0 in two,
+    // the order's six leaves and the cancelled case's three.
+    let sql = std::fs::read_to_string(golden_path(12)).unwrap();
+    let conn = Connection::open_in_memory().unwrap();
+    conn.execute_batch(&sql).unwrap();
+    let segments: Vec<(i64, i64, i64, i64)> = conn
+        .prepare("SELECT level, idx, start, length(hashes) FROM lockchain_tiles ORDER BY start")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(segments, vec![(0, 0, 0, 6 * 32), (0, 0, 6, 3 * 32)]);
+    let (store, _dir) = load_golden(12).await;
+    assert_v11(&store).await;
+}
+
+/// Checks what format 11 added: the tree of the golden commits' nine leaves, and its
+/// checkpoint; the step `load_golden` committed without leaves has none, the next with leaves
+/// goes on from 9.
+async fn assert_v11(store: &SqliteStore) {
+    assert_v4(store).await;
+    assert_v10(store).await;
     let mut events: Vec<_> = (1..=6).map(|seq| (case_id(1), seq)).collect();
     events.extend((1..=3).map(|seq| (case_id(2), seq)));
-    let head = assert_tree(&store, &events).await;
+    let head = assert_tree(store, &events).await;
     assert_eq!(head.root, golden_root());
     assert_eq!(store.event_leaf(case_id(2), 3).await.unwrap(), Some(8));
     assert_eq!(store.event_leaf(case_id(1), 7).await.unwrap(), None);
@@ -476,7 +500,7 @@ async fn golden_format_v11_loads() {
     ));
     store.commit(step).await.unwrap();
     events.push((case_id(1), 8));
-    assert_tree(&store, &events).await;
+    assert_tree(store, &events).await;
 }
 
 /// Checks what format 10 added: the golden node and its claim of the timer.

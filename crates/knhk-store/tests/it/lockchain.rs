@@ -1,6 +1,7 @@
 //! The lockchain where the backends differ: a tree that outlives the process, a store opened
 //! for reading only, several writers (processes on one SQLite file, nodes on one PostgreSQL
-//! schema) appending to one tree, and a schema migrated from before the lockchain.
+//! schema) appending to one tree, a schema migrated from before the lockchain, and tiles kept
+//! as the segments appended to them.
 
 use std::sync::Arc;
 
@@ -296,4 +297,120 @@ async fn postgres_a_failed_transaction_leaves_the_tree_as_it_was() {
         run("DROP TRIGGER refuse_tile ON lockchain_tiles;"),
     )
     .await;
+}
+
+/// Fills tiles a leaf at a time and a few hundred at a time, then returns each tile's rows as
+/// `rows` reads them: `(level, idx, segments)`. A tile filled in more segments than the store
+/// keeps is one row; one filled in a few keeps them; one not full keeps all of its own; and
+/// every tile reads back whole.
+async fn tiles_are_stored_in_segments<F, Fut>(s: Arc<dyn Store>, rows: F)
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Vec<(i64, i64, i64)>>,
+{
+    // Two leaves, then 299 steps of one: tile 0/0 fills in 255 segments, 0/1 holds 45.
+    let mut events = commit_with_leaves(&s, 1, 1, 299).await;
+    let mut c = s.case(case_id(1)).await.unwrap().unwrap();
+    // Then steps of 211, 100 and 156 events: 0/1 fills in 46 segments, 0/2 in two.
+    for n in [211usize, 100, 156] {
+        let step = with_leaves(next_step(
+            &c,
+            (0..n)
+                .map(|i| EventKind::TaskEnabled {
+                    task: task(&format!("t{i}")),
+                })
+                .collect(),
+        ));
+        c = step.case.clone();
+        s.commit(step).await.unwrap();
+        events.extend((c.version + 1 - n as u64..=c.version).map(|seq| (c.id, seq)));
+    }
+    assert_eq!(assert_tree(s.as_ref(), &events).await.size, 768);
+    assert_eq!(
+        rows().await,
+        vec![(0, 0, 1), (0, 1, 1), (0, 2, 2), (1, 0, 3)],
+        "(level, index, rows) of each tile"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_tiles_are_stored_in_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let store = SqliteStore::open(&path, SqliteOptions::default())
+        .await
+        .unwrap();
+    tiles_are_stored_in_segments(Arc::new(store), || async move {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let mut st = conn
+            .prepare(
+                "SELECT level, idx, count(*) FROM lockchain_tiles
+                 GROUP BY level, idx ORDER BY level, idx",
+            )
+            .unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_tiles_are_stored_in_segments() {
+    let schema = Schema::fresh();
+    let store = open(&schema).await;
+    let address = schema.address.clone();
+    tiles_are_stored_in_segments(Arc::new(store), || async move {
+        let (client, conn) = tokio_postgres::connect(&address, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        client
+            .query(
+                "SELECT level::bigint, idx, count(*) FROM lockchain_tiles
+                 GROUP BY level, idx ORDER BY level, idx",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect()
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_schema_of_format_2_keeps_its_tiles_as_first_segments() {
+    let schema = Schema::fresh();
+    let store: Arc<dyn Store> = Arc::new(open(&schema).await);
+    let mut events = commit_with_leaves(&store, 1, 1, 0).await;
+    drop(store);
+    // Take the schema back to format 2, whose tiles were one row each.
+    let (client, conn) = tokio_postgres::connect(&schema.address, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+        .batch_execute(
+            "ALTER TABLE lockchain_tiles DROP CONSTRAINT lockchain_tiles_pkey;
+             ALTER TABLE lockchain_tiles DROP COLUMN start;
+             ALTER TABLE lockchain_tiles ADD PRIMARY KEY (level, idx);
+             UPDATE knhk_format SET version = 2;",
+        )
+        .await
+        .unwrap();
+
+    let store: Arc<dyn Store> = Arc::new(open(&schema).await);
+    let version: i64 = client
+        .query_one("SELECT version FROM knhk_format", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(version, knhk_store::POSTGRES_FORMAT_VERSION);
+    assert_tree(store.as_ref(), &events).await;
+    // The tile goes on after its old row.
+    events.extend(commit_with_leaves(&store, 2, 3, 2).await);
+    assert_tree(store.as_ref(), &events).await;
 }
