@@ -1,6 +1,12 @@
-//! The lockchain's rows in SQLite: the tree's size, its tiles (each as the segments appended
-//! to it) and the signed checkpoints, read by the readers and written by the writer thread in
-//! the transaction of the events they cover.
+//! The lockchain's rows in SQLite: the tree's tiles, each as the segments appended to it, and
+//! the signed checkpoints, read by the readers and written by the writer thread in the
+//! transaction of the events they cover.
+//!
+//! A segment's key is its place in the tree, `at = level << 56 | node`: its level, and the
+//! index of its first node at that level (`256 idx + start` in tile `idx`). It is the table's
+//! `INTEGER PRIMARY KEY`, so a segment is one row of one B-tree, a tile one range of keys, and
+//! the tree's size the end of the last level-0 segment: no other row changes with each append
+//! (a transaction touches the pages of its own new rows only). Trees are below 2^56 leaves.
 //!
 //! The writer keeps the tree's right edge ([`Tail`]) in memory between transactions, and
 //! checks it against the stored size in each transaction that carries leaves, under the
@@ -9,6 +15,7 @@
 //! nothing was appended since the edge was read.
 
 use knhk_core::CaseId;
+use knhk_lockchain::tiles::TILE_WIDTH;
 use knhk_lockchain::{Appended, Tail, Tile, TileId};
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -21,11 +28,12 @@ use crate::record::{CheckpointRecord, TreeHead};
 
 use super::sqlite;
 
-/// The tree's size.
-pub(super) const SIZE_SQL: &str = "SELECT size FROM lockchain_head WHERE only_row = 0";
-/// The segments of one tile, in order.
-pub(super) const TILE_SQL: &str = "SELECT start, hashes, leaves FROM lockchain_tiles
-     WHERE level = ?1 AND idx = ?2 ORDER BY start";
+/// The last level-0 segment: its key (its first leaf) and the bytes of its hashes.
+pub(super) const SIZE_SQL: &str = "SELECT at, length(hashes) FROM lockchain_tiles
+     WHERE at < 72057594037927936 ORDER BY at DESC LIMIT 1";
+/// The segments of one tile (keys `?1 .. ?1 + 256`), in order.
+pub(super) const TILE_SQL: &str = "SELECT at, hashes, leaves FROM lockchain_tiles
+     WHERE at >= ?1 AND at < ?1 + 256 ORDER BY at";
 /// The leaf index of one event, by its key.
 pub(super) const EVENT_LEAF_SQL: &str = "SELECT leaf FROM events WHERE case_id = ?1 AND seq = ?2";
 /// The checkpoints above a size, by size.
@@ -36,18 +44,17 @@ pub(super) const CHECKPOINTS_SQL: &str = "SELECT size, root, note, at FROM lockc
 pub(super) const LATEST_CHECKPOINT_SQL: &str =
     "SELECT size, root, note, at FROM lockchain_checkpoints
      WHERE size = (SELECT max(size) FROM lockchain_checkpoints)";
-/// Appends a segment. A segment of the same start already stored is an error, not replaced:
-/// the tree's size, checked under the write lock, says where the next one starts.
+/// Appends a segment. A segment of the same key already stored is an error, not replaced:
+/// the tree's size, read under the write lock, says where the next one starts.
 const PUT_SEGMENT_SQL: &str =
-    "INSERT INTO lockchain_tiles (level, idx, start, hashes, leaves) VALUES (?1, ?2, ?3, ?4, ?5)";
-/// Removes the segments of a full tile after its first, when it has more than `?3`.
+    "INSERT INTO lockchain_tiles (at, hashes, leaves) VALUES (?1, ?2, ?3)";
+/// Removes the segments of a full tile (keys `?1 .. ?1 + 256`) after its first, when it has
+/// more than `?2`.
 const DROP_SEGMENTS_SQL: &str = "DELETE FROM lockchain_tiles
-     WHERE level = ?1 AND idx = ?2 AND start > 0
-       AND (SELECT count(*) FROM lockchain_tiles WHERE level = ?1 AND idx = ?2) > ?3";
+     WHERE at > ?1 AND at < ?1 + 256
+       AND (SELECT count(*) FROM lockchain_tiles WHERE at >= ?1 AND at < ?1 + 256) > ?2";
 /// Makes the first segment of a tile the whole tile.
-const WHOLE_TILE_SQL: &str = "UPDATE lockchain_tiles SET hashes = ?3, leaves = ?4
-     WHERE level = ?1 AND idx = ?2 AND start = 0";
-const SET_SIZE_SQL: &str = "UPDATE lockchain_head SET size = ?1 WHERE only_row = 0";
+const WHOLE_TILE_SQL: &str = "UPDATE lockchain_tiles SET hashes = ?2, leaves = ?3 WHERE at = ?1";
 const PUT_CHECKPOINT_SQL: &str = "INSERT INTO lockchain_checkpoints (size, root, note, at)
      VALUES (?1, ?2, ?3, ?4) ON CONFLICT (size) DO NOTHING";
 
@@ -59,17 +66,52 @@ fn int(what: &'static str, value: u64) -> Result<i64, Error> {
     i64::try_from(value).map_err(|_| Error::TooLarge { what, value })
 }
 
-/// Returns the tree's size as stored.
-pub(super) fn size(conn: &Connection) -> Result<u64, Error> {
-    let size: Option<i64> = conn
-        .prepare_cached(SIZE_SQL)
-        .and_then(|mut s| s.query_row([], |r| r.get(0)).optional())
-        .map_err(sqlite("reading the lockchain's size"))?;
-    let size = size.ok_or_else(|| Error::Lockchain("the head row is missing".to_owned()))?;
-    number(0, size)
+/// The bits of a segment's key below its level.
+const LEVEL_SHIFT: u32 = 56;
+
+/// Returns the key of the segment of tile `id` that starts at entry `start`.
+fn key(id: TileId, start: usize) -> Result<i64, Error> {
+    let node = id
+        .index
+        .checked_mul(TILE_WIDTH as u64)
+        .and_then(|n| n.checked_add(start as u64))
+        .filter(|n| n >> LEVEL_SHIFT == 0 && id.level < 127);
+    let Some(node) = node else {
+        return Err(Error::TooLarge {
+            what: "lockchain tile index",
+            value: id.index,
+        });
+    };
+    int(
+        "lockchain segment key",
+        u64::from(id.level) << LEVEL_SHIFT | node,
+    )
 }
 
-/// A segment's row: start, hashes and (at level 0) leaves.
+/// Returns the tile and the start of the segment of key `at`.
+fn place(at: i64) -> Result<(TileId, usize), Error> {
+    let at = number(0, at)?;
+    let node = at & ((1 << LEVEL_SHIFT) - 1);
+    let id = TileId {
+        level: (at >> LEVEL_SHIFT) as u8,
+        index: node / TILE_WIDTH as u64,
+    };
+    Ok((id, (node % TILE_WIDTH as u64) as usize))
+}
+
+/// Returns the tree's size as stored: where its last level-0 segment ends.
+pub(super) fn size(conn: &Connection) -> Result<u64, Error> {
+    let last: Option<(i64, i64)> = conn
+        .prepare_cached(SIZE_SQL)
+        .and_then(|mut s| s.query_row([], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+        .map_err(sqlite("reading the lockchain's size"))?;
+    let Some((at, bytes)) = last else {
+        return Ok(0);
+    };
+    Ok(number(0, at)? + number(1, bytes)? / 32)
+}
+
+/// A segment's row: its key, hashes and (at level 0) leaves.
 type SegmentRow = (i64, Vec<u8>, Option<Vec<u8>>);
 
 /// Returns the stored tiles among `ids`, in their order, each put together from its segments.
@@ -79,22 +121,21 @@ pub(super) fn tiles(conn: &Connection, ids: &[TileId]) -> Result<Vec<Tile>, Erro
         .map_err(sqlite("preparing a query"))?;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
-        let Ok(index) = i64::try_from(id.index) else {
+        let Ok(first) = key(*id, 0) else {
             continue;
         };
         let rows = stmt
-            .query_map(params![id.level, index], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
+            .query_map([first], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .map_err(sqlite("reading a lockchain tile"))?;
         let mut segments = Vec::new();
         for row in rows {
-            let (start, hashes, leaves): SegmentRow =
+            let (at, hashes, leaves): SegmentRow =
                 row.map_err(sqlite("reading a lockchain tile"))?;
+            let (_, start) = place(at)?;
             segments.push(segment_from_row(
                 i64::from(id.level),
-                index,
-                start,
+                int("tile index", id.index)?,
+                start as i64,
                 &hashes,
                 leaves.as_deref().unwrap_or(&[]),
             )?);
@@ -123,42 +164,30 @@ pub(super) fn head(conn: &Connection) -> Result<TreeHead, Error> {
 }
 
 /// Writes what an append added (in the writer's transaction): each segment, a row, then
-/// each tile it filled in one row when it was stored in more than [`SEGMENTS_KEPT`] segments;
-/// and the tree's new size.
-pub(super) fn write(conn: &Connection, appended: &Appended, size: u64) -> Result<(), Error> {
+/// each tile it filled in one row when it was stored in more than [`SEGMENTS_KEPT`] segments.
+/// The tree's size is where its last level-0 segment ends: nothing else is written.
+pub(super) fn write(conn: &Connection, appended: &Appended) -> Result<(), Error> {
     let mut put = conn
         .prepare_cached(PUT_SEGMENT_SQL)
         .map_err(sqlite("preparing a statement"))?;
     for s in &appended.segments {
         let leaves = (s.id.level == 0).then(|| leaves_blob(&s.leaves));
-        put.execute(params![
-            s.id.level,
-            int("tile index", s.id.index)?,
-            int("tile entry", s.start as u64)?,
-            hashes_blob(&s.hashes),
-            leaves
-        ])
-        .map_err(sqlite("storing a lockchain tile's segment"))?;
+        put.execute(params![key(s.id, s.start)?, hashes_blob(&s.hashes), leaves])
+            .map_err(sqlite("storing a lockchain tile's segment"))?;
     }
     for t in &appended.filled {
-        let index = int("tile index", t.id.index)?;
+        let first = key(t.id, 0)?;
         let dropped = conn
             .prepare_cached(DROP_SEGMENTS_SQL)
-            .and_then(|mut s| s.execute(params![t.id.level, index, SEGMENTS_KEPT]))
+            .and_then(|mut s| s.execute(params![first, SEGMENTS_KEPT]))
             .map_err(sqlite("putting a full lockchain tile in one row"))?;
         if dropped > 0 {
             let leaves = (t.id.level == 0).then(|| leaves_blob(&t.leaves));
             conn.prepare_cached(WHOLE_TILE_SQL)
-                .and_then(|mut s| {
-                    s.execute(params![t.id.level, index, hashes_blob(&t.hashes), leaves])
-                })
+                .and_then(|mut s| s.execute(params![first, hashes_blob(&t.hashes), leaves]))
                 .map_err(sqlite("putting a full lockchain tile in one row"))?;
         }
     }
-    let size = int("lockchain size", size)?;
-    conn.prepare_cached(SET_SIZE_SQL)
-        .and_then(|mut s| s.execute([size]))
-        .map_err(sqlite("storing the lockchain's size"))?;
     Ok(())
 }
 

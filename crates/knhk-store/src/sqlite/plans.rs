@@ -175,7 +175,7 @@ fn queries() -> Vec<(String, String, Vec<SqlValue>)> {
         (
             "one lockchain tile".to_owned(),
             lockchain::TILE_SQL.to_owned(),
-            vec![SqlValue::Integer(0), SqlValue::Integer(3)],
+            vec![SqlValue::Integer(3 * 256)],
         ),
         (
             "the lockchain's size".to_owned(),

@@ -320,23 +320,23 @@ CREATE TABLE lockchain_checkpoints (
 ";
 
 /// Format 12 keeps the tree's tiles as the segments appended to them: a row is the entries
-/// `start..` of tile `(level, idx)` that one transaction added, so that a commit writes its own
-/// leaves rather than rewriting its tile's earlier entries; a tile is its rows in order of
-/// `start`. A tile filled in many segments is put back in one row (`start` 0). The tiles of
-/// format 11, whole or not, become the first segment of each.
+/// that one transaction added to one tile, keyed by its place in the tree, `at = level << 56 |
+/// node` (the index at its level of its first entry, `256 idx + start`), so that a commit
+/// writes its own leaves rather than rewriting its tile's earlier entries; a tile is its rows
+/// in key order. A tile filled in many segments is put back in one row. The size is where the
+/// last level-0 segment ends, so the head row goes: an append changes no row but its own. The
+/// tiles of format 11, whole or not, become the first segment of each.
 const MIGRATE_V11_TO_V12_SEGMENTS: &str = "
 CREATE TABLE lockchain_segments (
-    level INTEGER NOT NULL,
-    idx INTEGER NOT NULL,
-    start INTEGER NOT NULL,
+    at INTEGER PRIMARY KEY NOT NULL,
     hashes BLOB NOT NULL,
-    leaves BLOB,
-    PRIMARY KEY (level, idx, start)
+    leaves BLOB
 );
-INSERT INTO lockchain_segments (level, idx, start, hashes, leaves)
-    SELECT level, idx, 0, hashes, leaves FROM lockchain_tiles;
+INSERT INTO lockchain_segments (at, hashes, leaves)
+    SELECT (level << 56) | (idx << 8), hashes, leaves FROM lockchain_tiles;
 DROP TABLE lockchain_tiles;
 ALTER TABLE lockchain_segments RENAME TO lockchain_tiles;
+DROP TABLE lockchain_head;
 ";
 
 /// The steps from each older format to the next, in order: `(from, what it does, sql)`.

@@ -4,7 +4,8 @@
 //! The lockchain's leaves of the commits in a group are appended to the tree once, after the
 //! last commit: each accepted commit's events get the next leaf indexes as it is written, and
 //! its leaves are set aside; a commit rolled back to its savepoint sets none aside. The new
-//! tiles' segments and the new size are written before the COMMIT, in the same transaction, and
+//! tiles' segments (which give the new size) are written before the COMMIT, in the same
+//! transaction, and
 //! the writer's copy of the tree's edge is dropped when the transaction fails (it is read
 //! again, in the next transaction that carries leaves).
 
@@ -271,7 +272,7 @@ fn run_transaction(
             .as_mut()
             .ok_or_else(|| Error::Lockchain("the tree's edge was not read".to_owned()))?;
         let added = tail.append_segments(&appended);
-        lockchain::write(&tx, &added, tail.size())?;
+        lockchain::write(&tx, &added)?;
     }
     tx.commit().map_err(sqlite("committing a batch"))?;
     Ok(results)

@@ -463,14 +463,14 @@ async fn golden_format_v12_loads() {
     let sql = std::fs::read_to_string(golden_path(12)).unwrap();
     let conn = Connection::open_in_memory().unwrap();
     conn.execute_batch(&sql).unwrap();
-    let segments: Vec<(i64, i64, i64, i64)> = conn
-        .prepare("SELECT level, idx, start, length(hashes) FROM lockchain_tiles ORDER BY start")
+    let segments: Vec<(i64, i64)> = conn
+        .prepare("SELECT at, length(hashes) FROM lockchain_tiles ORDER BY at")
         .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(segments, vec![(0, 0, 0, 6 * 32), (0, 0, 6, 3 * 32)]);
+    assert_eq!(segments, vec![(0, 6 * 32), (6, 3 * 32)]);
     let (store, _dir) = load_golden(12).await;
     assert_v11(&store).await;
 }

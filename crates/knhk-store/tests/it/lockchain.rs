@@ -260,7 +260,7 @@ async fn sqlite_a_failed_transaction_leaves_the_tree_as_it_was() {
     a_failed_transaction_leaves_the_tree_as_it_was(
         Arc::new(store),
         run("CREATE TRIGGER refuse_tile BEFORE INSERT ON lockchain_tiles
-             WHEN NEW.level = 0 AND NEW.idx = 1
+             WHEN NEW.at >= 256 AND NEW.at < 512
              BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;"),
         run("DROP TRIGGER refuse_tile;"),
     )
@@ -344,8 +344,8 @@ async fn sqlite_tiles_are_stored_in_segments() {
         let conn = rusqlite::Connection::open(&path).unwrap();
         let mut st = conn
             .prepare(
-                "SELECT level, idx, count(*) FROM lockchain_tiles
-                 GROUP BY level, idx ORDER BY level, idx",
+                "SELECT at >> 56, (at & 72057594037927935) >> 8, count(*)
+                 FROM lockchain_tiles GROUP BY 1, 2 ORDER BY 1, 2",
             )
             .unwrap();
         st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
