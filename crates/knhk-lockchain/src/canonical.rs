@@ -17,6 +17,8 @@
 
 pub mod jcs;
 
+use std::cell::RefCell;
+
 use knhk_core::{CaseId, Event, EventKind, Timestamp};
 use serde::Deserialize;
 
@@ -66,9 +68,12 @@ pub fn write_event(out: &mut Vec<u8>, case: CaseId, event: &Event) -> Result<(),
 fn write_fields(out: &mut Vec<u8>, case: CaseId, event: &Event) -> Result<(), jcs::JcsError> {
     // The four keys in JCS order: case, event, seq, time.
     out.push(CANONICAL_VERSION);
-    out.extend_from_slice(b"{\"case\":");
-    jcs::write(out, &case)?;
-    out.extend_from_slice(b",\"event\":");
+    // The case id is the JSON string of its hyphenated lowercase form, as serde writes a
+    // UUID; it has nothing to escape, so it is written as it is.
+    out.extend_from_slice(b"{\"case\":\"");
+    let mut id = uuid::Uuid::encode_buffer();
+    out.extend_from_slice(case.0.hyphenated().encode_lower(&mut id).as_bytes());
+    out.extend_from_slice(b"\",\"event\":");
     jcs::write(out, &event.kind)?;
     out.extend_from_slice(b",\"seq\":");
     jcs::write_integer(out, false, u128::from(event.seq));
@@ -81,7 +86,19 @@ fn write_fields(out: &mut Vec<u8>, case: CaseId, event: &Event) -> Result<(), jc
 
 /// Returns the leaf hash of an event: `leaf_hash(event_bytes(case, event))`.
 pub fn event_leaf(case: CaseId, event: &Event) -> Result<Hash, CanonicalError> {
-    Ok(leaf_hash(&event_bytes(case, event)?))
+    thread_local! {
+        // The bytes of the last event hashed on this thread: a buffer kept, not allocated
+        // for each event.
+        static BYTES: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(512));
+    }
+    BYTES.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut bytes) => {
+            bytes.clear();
+            write_event(&mut bytes, case, event)?;
+            Ok(leaf_hash(&bytes))
+        }
+        Err(_) => Ok(leaf_hash(&event_bytes(case, event)?)),
+    })
 }
 
 /// An event read back from its canonical bytes.

@@ -42,11 +42,12 @@ pub fn leaf_hash(bytes: &[u8]) -> Hash {
 
 /// Returns the hash of an interior node: `SHA-256(0x01 || left || right)`.
 pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
-    let mut h = Sha256::new();
-    h.update([0x01]);
-    h.update(left);
-    h.update(right);
-    h.finalize().into()
+    // One buffer, one update: the hasher's own buffering is skipped.
+    let mut input = [0u8; 65];
+    input[0] = 0x01;
+    input[1..33].copy_from_slice(left);
+    input[33..].copy_from_slice(right);
+    Sha256::digest(input).into()
 }
 
 /// Returns the head of the empty tree: the SHA-256 of no bytes.

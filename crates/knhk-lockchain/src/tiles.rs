@@ -53,6 +53,15 @@ impl Tile {
             leaves: Vec::new(),
         }
     }
+
+    /// An empty tail tile, with room for all its entries (it fills without reallocating).
+    fn tail(level: u8, index: u64) -> Tile {
+        Tile {
+            id: TileId { level, index },
+            hashes: Vec::with_capacity(TILE_WIDTH),
+            leaves: Vec::with_capacity(if level == 0 { TILE_WIDTH } else { 0 }),
+        }
+    }
 }
 
 /// The entries an append added to one tile: `hashes` (and at level 0 `leaves`) are its
@@ -147,7 +156,7 @@ impl Tail {
     pub fn empty() -> Tail {
         Tail {
             size: 0,
-            tails: vec![Tile::empty(0, 0)],
+            tails: vec![Tile::tail(0, 0)],
         }
     }
 
@@ -200,6 +209,11 @@ impl Tail {
                     tile.leaves.len(),
                     tile.hashes.len()
                 )));
+            }
+            let mut tile = tile;
+            tile.hashes.reserve_exact(TILE_WIDTH - tile.hashes.len());
+            if id.level == 0 {
+                tile.leaves.reserve_exact(TILE_WIDTH - tile.leaves.len());
             }
             tails.push(tile);
         }
@@ -256,6 +270,8 @@ impl Tail {
     /// held before, by id, and the tiles filled (moved out of the tails, whole).
     fn push(&mut self, leaves: &[(LeafRef, Hash)]) -> (BTreeMap<TileId, usize>, Vec<Tile>) {
         let mut touched: BTreeMap<TileId, usize> = BTreeMap::new();
+        // The tile of each level last put in `touched`: a lookup per tile, not per leaf.
+        let mut noted: Vec<Option<TileId>> = Vec::new();
         let mut filled = Vec::new();
         for (leaf, hash) in leaves {
             let mut level = 0usize;
@@ -265,17 +281,23 @@ impl Tail {
             }
             loop {
                 if level == self.tails.len() {
-                    self.tails.push(Tile::empty(level as u8, 0));
+                    self.tails.push(Tile::tail(level as u8, 0));
                 }
                 let tile = &mut self.tails[level];
-                touched.entry(tile.id).or_insert(tile.hashes.len());
+                if noted.len() <= level {
+                    noted.resize(level + 1, None);
+                }
+                if noted[level] != Some(tile.id) {
+                    noted[level] = Some(tile.id);
+                    touched.entry(tile.id).or_insert(tile.hashes.len());
+                }
                 tile.hashes.push(carry);
                 if tile.hashes.len() < TILE_WIDTH {
                     break;
                 }
                 // The tile is full: store it whole, start the next, carry its head up.
                 carry = root_of(&tile.hashes);
-                let next = Tile::empty(tile.id.level, tile.id.index + 1);
+                let next = Tile::tail(tile.id.level, tile.id.index + 1);
                 filled.push(std::mem::replace(tile, next));
                 level += 1;
             }

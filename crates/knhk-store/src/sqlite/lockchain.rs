@@ -2,11 +2,13 @@
 //! the signed checkpoints, read by the readers and written by the writer thread in the
 //! transaction of the events they cover.
 //!
-//! A segment's key is its place in the tree, `at = level << 56 | node`: its level, and the
-//! index of its first node at that level (`256 idx + start` in tile `idx`). It is the table's
-//! `INTEGER PRIMARY KEY`, so a segment is one row of one B-tree, a tile one range of keys, and
-//! the tree's size the end of the last level-0 segment: no other row changes with each append
-//! (a transaction touches the pages of its own new rows only). Trees are below 2^56 leaves.
+//! A segment's key is its place in the tree, `at = (7 - level) << 56 | node`: its level, and
+//! the index of its first node at that level (`256 idx + start` in tile `idx`). It is the
+//! table's `INTEGER PRIMARY KEY`, so a segment is one row of one B-tree and a tile one range of
+//! keys. Level 0 has the highest keys, so the leaves' segments, nearly all the rows, are
+//! appended at the table's end (SQLite's cheapest insert), and the tree's size is where the
+//! table's last row ends: no other row changes with each append (a transaction touches the
+//! pages of its own new rows only). Trees are below 2^56 leaves, levels 0 to 7.
 //!
 //! The writer keeps the tree's right edge ([`Tail`]) in memory between transactions, and
 //! checks it against the stored size in each transaction that carries leaves, under the
@@ -28,9 +30,9 @@ use crate::record::{CheckpointRecord, TreeHead};
 
 use super::sqlite;
 
-/// The last level-0 segment: its key (its first leaf) and the bytes of its hashes.
+/// The last level-0 segment, the table's last row: its key and the bytes of its hashes.
 pub(super) const SIZE_SQL: &str = "SELECT at, length(hashes) FROM lockchain_tiles
-     WHERE at < 72057594037927936 ORDER BY at DESC LIMIT 1";
+     WHERE at >= 504403158265495552 ORDER BY at DESC LIMIT 1";
 /// The segments of one tile (keys `?1 .. ?1 + 256`), in order.
 pub(super) const TILE_SQL: &str = "SELECT at, hashes, leaves FROM lockchain_tiles
      WHERE at >= ?1 AND at < ?1 + 256 ORDER BY at";
@@ -68,6 +70,8 @@ fn int(what: &'static str, value: u64) -> Result<i64, Error> {
 
 /// The bits of a segment's key below its level.
 const LEVEL_SHIFT: u32 = 56;
+/// The highest level a key can name; level `l` is keyed as `TOP_LEVEL - l`.
+const TOP_LEVEL: u8 = 7;
 
 /// Returns the key of the segment of tile `id` that starts at entry `start`.
 fn key(id: TileId, start: usize) -> Result<i64, Error> {
@@ -75,7 +79,7 @@ fn key(id: TileId, start: usize) -> Result<i64, Error> {
         .index
         .checked_mul(TILE_WIDTH as u64)
         .and_then(|n| n.checked_add(start as u64))
-        .filter(|n| n >> LEVEL_SHIFT == 0 && id.level < 127);
+        .filter(|n| n >> LEVEL_SHIFT == 0 && id.level <= TOP_LEVEL);
     let Some(node) = node else {
         return Err(Error::TooLarge {
             what: "lockchain tile index",
@@ -84,7 +88,7 @@ fn key(id: TileId, start: usize) -> Result<i64, Error> {
     };
     int(
         "lockchain segment key",
-        u64::from(id.level) << LEVEL_SHIFT | node,
+        u64::from(TOP_LEVEL - id.level) << LEVEL_SHIFT | node,
     )
 }
 
@@ -93,7 +97,7 @@ fn place(at: i64) -> Result<(TileId, usize), Error> {
     let at = number(0, at)?;
     let node = at & ((1 << LEVEL_SHIFT) - 1);
     let id = TileId {
-        level: (at >> LEVEL_SHIFT) as u8,
+        level: TOP_LEVEL.saturating_sub((at >> LEVEL_SHIFT) as u8),
         index: node / TILE_WIDTH as u64,
     };
     Ok((id, (node % TILE_WIDTH as u64) as usize))
@@ -108,7 +112,8 @@ pub(super) fn size(conn: &Connection) -> Result<u64, Error> {
     let Some((at, bytes)) = last else {
         return Ok(0);
     };
-    Ok(number(0, at)? + number(1, bytes)? / 32)
+    let (id, start) = place(at)?;
+    Ok(id.index * TILE_WIDTH as u64 + start as u64 + number(1, bytes)? / 32)
 }
 
 /// A segment's row: its key, hashes and (at level 0) leaves.

@@ -175,7 +175,7 @@ fn queries() -> Vec<(String, String, Vec<SqlValue>)> {
         (
             "one lockchain tile".to_owned(),
             lockchain::TILE_SQL.to_owned(),
-            vec![SqlValue::Integer(3 * 256)],
+            vec![SqlValue::Integer((7 << 56) + 3 * 256)],
         ),
         (
             "the lockchain's size".to_owned(),

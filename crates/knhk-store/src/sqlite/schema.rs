@@ -320,8 +320,8 @@ CREATE TABLE lockchain_checkpoints (
 ";
 
 /// Format 12 keeps the tree's tiles as the segments appended to them: a row is the entries
-/// that one transaction added to one tile, keyed by its place in the tree, `at = level << 56 |
-/// node` (the index at its level of its first entry, `256 idx + start`), so that a commit
+/// that one transaction added to one tile, keyed by its place in the tree, `at = (7 - level) <<
+/// 56 | node` (the index at its level of its first entry, `256 idx + start`), so that a commit
 /// writes its own leaves rather than rewriting its tile's earlier entries; a tile is its rows
 /// in key order. A tile filled in many segments is put back in one row. The size is where the
 /// last level-0 segment ends, so the head row goes: an append changes no row but its own. The
@@ -333,7 +333,7 @@ CREATE TABLE lockchain_segments (
     leaves BLOB
 );
 INSERT INTO lockchain_segments (at, hashes, leaves)
-    SELECT (level << 56) | (idx << 8), hashes, leaves FROM lockchain_tiles;
+    SELECT ((7 - level) << 56) | (idx << 8), hashes, leaves FROM lockchain_tiles;
 DROP TABLE lockchain_tiles;
 ALTER TABLE lockchain_segments RENAME TO lockchain_tiles;
 DROP TABLE lockchain_head;

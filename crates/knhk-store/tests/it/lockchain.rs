@@ -260,7 +260,7 @@ async fn sqlite_a_failed_transaction_leaves_the_tree_as_it_was() {
     a_failed_transaction_leaves_the_tree_as_it_was(
         Arc::new(store),
         run("CREATE TRIGGER refuse_tile BEFORE INSERT ON lockchain_tiles
-             WHEN NEW.at >= 256 AND NEW.at < 512
+             WHEN NEW.at >= (7 << 56) + 256 AND NEW.at < (7 << 56) + 512
              BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;"),
         run("DROP TRIGGER refuse_tile;"),
     )
@@ -344,7 +344,7 @@ async fn sqlite_tiles_are_stored_in_segments() {
         let conn = rusqlite::Connection::open(&path).unwrap();
         let mut st = conn
             .prepare(
-                "SELECT at >> 56, (at & 72057594037927935) >> 8, count(*)
+                "SELECT 7 - (at >> 56), (at & 72057594037927935) >> 8, count(*)
                  FROM lockchain_tiles GROUP BY 1, 2 ORDER BY 1, 2",
             )
             .unwrap();

@@ -20,14 +20,28 @@ pub fn write_integer(out: &mut Vec<u8>, negative: bool, magnitude: u128) {
     }
     let mut digits = [0u8; 39];
     let mut i = digits.len();
-    let mut m = magnitude;
-    loop {
-        i -= 1;
-        // m % 10 < 10: the cast cannot truncate.
-        digits[i] = b'0' + (m % 10) as u8;
-        m /= 10;
-        if m == 0 {
-            break;
+    // Integers that fit in 64 bits (all but the rarest) in 64-bit arithmetic: a division of a
+    // u128 is a library call, many times slower, and an event has several integers.
+    match u64::try_from(magnitude) {
+        Ok(mut m) => loop {
+            i -= 1;
+            // m % 10 < 10: the cast cannot truncate.
+            digits[i] = b'0' + (m % 10) as u8;
+            m /= 10;
+            if m == 0 {
+                break;
+            }
+        },
+        Err(_) => {
+            let mut m = magnitude;
+            loop {
+                i -= 1;
+                digits[i] = b'0' + (m % 10) as u8;
+                m /= 10;
+                if m == 0 {
+                    break;
+                }
+            }
         }
     }
     out.extend_from_slice(&digits[i..]);
