@@ -229,7 +229,7 @@ impl Tail {
     /// its new contents, by id. Leaf `i` of `leaves` gets the index `size() + i`. A store that
     /// writes only what is new uses [`Tail::append_segments`].
     pub fn append(&mut self, leaves: &[(LeafRef, Hash)]) -> Vec<Tile> {
-        let (touched, filled) = self.push(leaves);
+        let (touched, filled) = self.push(leaves, &mut |entries| root_of(entries));
         let mut changed: BTreeMap<TileId, Tile> = filled.into_iter().map(|t| (t.id, t)).collect();
         for id in touched.keys() {
             if let Some(t) = self.tails.get(usize::from(id.level))
@@ -247,7 +247,19 @@ impl Tail {
     /// of these leaves' events: each segment, a row of its own, so that a commit writes its
     /// own leaves and never again the entries before them.
     pub fn append_segments(&mut self, leaves: &[(LeafRef, Hash)]) -> Appended {
-        let (touched, filled) = self.push(leaves);
+        self.append_segments_with(leaves, &mut |entries| root_of(entries))
+    }
+
+    /// Appends as [`Tail::append_segments`] does, taking the head of each tile that fills
+    /// from `head_of` (called with the tile's entries): a store that had the heads computed
+    /// ahead, on another thread, gives them here; `head_of` must answer
+    /// [`merkle::root_of`](crate::merkle::root_of) of the entries.
+    pub fn append_segments_with(
+        &mut self,
+        leaves: &[(LeafRef, Hash)],
+        head_of: &mut dyn FnMut(&[Hash]) -> Hash,
+    ) -> Appended {
+        let (touched, filled) = self.push(leaves, head_of);
         let mut segments = Vec::with_capacity(touched.len());
         for (id, start) in touched {
             let tile = filled
@@ -268,7 +280,11 @@ impl Tail {
 
     /// Pushes leaves onto the tails: returns each tile touched with the number of entries it
     /// held before, by id, and the tiles filled (moved out of the tails, whole).
-    fn push(&mut self, leaves: &[(LeafRef, Hash)]) -> (BTreeMap<TileId, usize>, Vec<Tile>) {
+    fn push(
+        &mut self,
+        leaves: &[(LeafRef, Hash)],
+        head_of: &mut dyn FnMut(&[Hash]) -> Hash,
+    ) -> (BTreeMap<TileId, usize>, Vec<Tile>) {
         let mut touched: BTreeMap<TileId, usize> = BTreeMap::new();
         // The tile of each level last put in `touched`: a lookup per tile, not per leaf.
         let mut noted: Vec<Option<TileId>> = Vec::new();
@@ -296,7 +312,7 @@ impl Tail {
                     break;
                 }
                 // The tile is full: store it whole, start the next, carry its head up.
-                carry = root_of(&tile.hashes);
+                carry = head_of(&tile.hashes);
                 let next = Tile::tail(tile.id.level, tile.id.index + 1);
                 filled.push(std::mem::replace(tile, next));
                 level += 1;
@@ -304,6 +320,11 @@ impl Tail {
             self.size += 1;
         }
         (touched, filled)
+    }
+
+    /// Returns the entries of the last level-0 tile: the leaves after the last full tile.
+    pub fn leaf_tail(&self) -> &[Hash] {
+        self.tails.first().map_or(&[], |t| t.hashes.as_slice())
     }
 
     /// Returns the head of the tree.

@@ -7,6 +7,8 @@
 //! its root is never stored, it is computed from the tails ([`knhk_lockchain::Tail::root`]), so
 //! that the head cannot disagree with the tiles.
 
+pub(crate) mod heads;
+
 use knhk_core::CaseId;
 use knhk_lockchain::{Hash, LeafRef, Segment, Tail, Tile, TileId};
 

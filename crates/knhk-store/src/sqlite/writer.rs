@@ -28,6 +28,7 @@ use crate::record::{
 };
 
 use super::{lockchain, rows, sqlite};
+use crate::lockchain::heads::{HeadHasher, Pending};
 
 /// A write waiting for the writer thread, with where to send its outcome.
 #[derive(Debug)]
@@ -153,8 +154,10 @@ pub(super) fn run(
 ) {
     let max_batch = max_batch.max(1);
     let mut batch = Vec::with_capacity(max_batch);
-    // The lockchain tree's right edge, read in the first transaction that carries leaves.
+    // The lockchain tree's right edge, read in the first transaction that carries leaves,
+    // and the thread that hashes the tiles a group fills while the group is written.
     let mut tree: Option<Tail> = None;
+    let hasher = HeadHasher::start();
     while let Ok(first) = jobs.recv() {
         batch.push(first);
         while batch.len() < max_batch {
@@ -163,7 +166,7 @@ pub(super) fn run(
                 Err(_) => break,
             }
         }
-        write_batch(&mut conn, &mut batch, &counters, &mut tree);
+        write_batch(&mut conn, &mut batch, &counters, &mut tree, &hasher);
     }
 }
 
@@ -172,8 +175,9 @@ fn write_batch(
     batch: &mut Vec<Job>,
     counters: &Counters,
     tree: &mut Option<Tail>,
+    hasher: &HeadHasher,
 ) {
-    let results = match run_transaction(conn, batch, tree) {
+    let results = match run_transaction(conn, batch, tree, hasher) {
         Ok(results) => {
             let commits = batch
                 .iter()
@@ -208,6 +212,7 @@ fn run_transaction(
     conn: &mut Connection,
     batch: &[Job],
     tree: &mut Option<Tail>,
+    hasher: &HeadHasher,
 ) -> Result<Vec<Result<Outcome, Error>>, Error> {
     let mut tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -217,12 +222,21 @@ fn run_transaction(
         .iter()
         .any(|j| matches!(j, Job::Commit(c, _) if !c.leaves.is_empty()));
     let mut next_leaf = 0;
+    let mut ahead = Pending::none();
     if carries_leaves {
         let size = lockchain::size(&tx)?;
         if tree.as_ref().map(Tail::size) != Some(size) {
             *tree = Some(lockchain::tail(&tx)?);
         }
         next_leaf = size;
+        // The tiles the group fills if every commit is accepted, hashed while it is written.
+        if let Some(t) = tree.as_ref() {
+            let leaves = batch.iter().flat_map(|j| match j {
+                Job::Commit(c, _) => c.leaves.as_slice(),
+                _ => &[],
+            });
+            ahead = hasher.ahead(t.leaf_tail(), leaves.copied());
+        }
     }
     let mut appended: Vec<(LeafRef, Hash)> = Vec::new();
     let mut results = Vec::with_capacity(batch.len());
@@ -271,7 +285,8 @@ fn run_transaction(
         let tail = tree
             .as_mut()
             .ok_or_else(|| Error::Lockchain("the tree's edge was not read".to_owned()))?;
-        let added = tail.append_segments(&appended);
+        let heads = ahead.heads();
+        let added = tail.append_segments_with(&appended, &mut |entries| heads.head_of(entries));
         lockchain::write(&tx, &added)?;
     }
     tx.commit().map_err(sqlite("committing a batch"))?;
