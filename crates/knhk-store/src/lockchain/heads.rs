@@ -19,8 +19,10 @@ use knhk_lockchain::Hash;
 use knhk_lockchain::merkle::root_of;
 use knhk_lockchain::tiles::TILE_WIDTH;
 
+/// Full tiles, each with its head.
+type Hashed = Vec<(Vec<Hash>, Hash)>;
 /// Tiles to hash, with where to send them back with their heads.
-type Job = (Vec<Vec<Hash>>, mpsc::SyncSender<Vec<(Vec<Hash>, Hash)>>);
+type Job = (Vec<Vec<Hash>>, mpsc::SyncSender<Hashed>);
 
 /// The thread that hashes tiles ahead. Dropping it stops the thread.
 pub(crate) struct HeadHasher {
@@ -97,7 +99,7 @@ impl Drop for HeadHasher {
 }
 
 /// Heads being hashed ahead.
-pub(crate) struct Pending(Option<mpsc::Receiver<Vec<(Vec<Hash>, Hash)>>>);
+pub(crate) struct Pending(Option<mpsc::Receiver<Hashed>>);
 
 impl Pending {
     /// No heads: every tile is hashed where it fills.
@@ -116,7 +118,7 @@ impl Pending {
 }
 
 /// Heads hashed ahead, each with its tile's entries.
-pub(crate) struct Heads(Vec<(Vec<Hash>, Hash)>);
+pub(crate) struct Heads(Hashed);
 
 impl Heads {
     /// Returns the head of a full tile of `entries`: the one hashed ahead from these entries,
