@@ -20,7 +20,7 @@ use tokio_postgres::types::ToSql;
 
 use crate::error::{Corruption, Error};
 use crate::lockchain::{
-    SEGMENTS_KEPT, hashes_blob, leaves_blob, segment_from_row, tail_from, tiles_from_segments,
+    Events, SEGMENTS_KEPT, hashes_blob, runs_blob, segment_from_row, tail_from, tiles_from_segments,
 };
 use crate::record::CheckpointRecord;
 
@@ -36,11 +36,11 @@ pub(super) const LOCK_SIZE_SQL: &str = "SELECT size FROM lockchain_head FOR UPDA
 /// 2^56 leaves), in order, read after [`LOCK_SIZE_SQL`] in the same transaction, so at the
 /// locked size. Each tile is one keyed range read (the `LIMIT`, the most segments a tile can
 /// have, keeps the planner from joining the whole table instead).
-pub(super) const TAIL_TILES_SQL: &str = "SELECT t.level, t.idx, t.start, t.hashes, t.leaves
+pub(super) const TAIL_TILES_SQL: &str = "SELECT t.level, t.idx, t.start, t.hashes, t.leaves, t.runs
      FROM lockchain_head h
      CROSS JOIN generate_series(0, 6) AS l(level)
      CROSS JOIN LATERAL (
-         SELECT level, idx, start, hashes, leaves FROM lockchain_tiles
+         SELECT level, idx, start, hashes, leaves, runs FROM lockchain_tiles
          WHERE level = l.level AND idx = h.size >> (8 * l.level + 8)
          ORDER BY start
          LIMIT 256
@@ -48,7 +48,8 @@ pub(super) const TAIL_TILES_SQL: &str = "SELECT t.level, t.idx, t.start, t.hashe
      WHERE l.level = 0 OR h.size >> (8 * l.level) > 0
      ORDER BY t.level, t.start";
 /// The segments of tiles by their keys, in order.
-pub(super) const TILES_SQL: &str = "SELECT level, idx, start, hashes, leaves FROM lockchain_tiles
+pub(super) const TILES_SQL: &str = "SELECT level, idx, start, hashes, leaves, runs
+     FROM lockchain_tiles
      WHERE (level, idx) IN (SELECT * FROM unnest($1::smallint[], $2::bigint[]))
      ORDER BY level, idx, start";
 /// The leaf index of one event, by its key.
@@ -68,7 +69,7 @@ pub(super) const PUT_CHECKPOINT_SQL: &str =
 /// Writes the segments an append added. A segment of the same start already stored is an
 /// error, not replaced: the size, read under the head row's lock, says where the next starts.
 pub(super) const PUT_SEGMENTS_SQL: &str =
-    "INSERT INTO lockchain_tiles (level, idx, start, hashes, leaves)
+    "INSERT INTO lockchain_tiles (level, idx, start, hashes, runs)
      SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::integer[], $4::bytea[], $5::bytea[])";
 /// Puts a full tile (`$1`, `$2`) back in one row when it is stored in more than `$3`
 /// segments: its segments after the first go, and the first becomes the whole tile.
@@ -78,7 +79,7 @@ pub(super) const WHOLE_TILE_SQL: &str = "WITH dropped AS (
            AND (SELECT count(*) FROM lockchain_tiles WHERE level = $1 AND idx = $2) > $3
          RETURNING 1
      )
-     UPDATE lockchain_tiles SET hashes = $4, leaves = $5
+     UPDATE lockchain_tiles SET hashes = $4, leaves = NULL, runs = $5
      WHERE level = $1 AND idx = $2 AND start = 0 AND EXISTS (SELECT 1 FROM dropped)";
 /// Writes the tree's new size.
 pub(super) const SET_SIZE_SQL: &str = "UPDATE lockchain_head SET size = $1";
@@ -139,7 +140,7 @@ pub(super) async fn tiles<C: GenericClient>(
 }
 
 /// Puts tiles back together from rows of their segments (`level, idx, start, hashes,
-/// leaves`), ordered by tile and start.
+/// leaves, runs`), ordered by tile and start.
 pub(super) fn tiles_of(rows: &[Row]) -> Result<Vec<Tile>, Error> {
     let mut segments = Vec::with_capacity(rows.len());
     for r in rows {
@@ -150,12 +151,13 @@ pub(super) fn tiles_of(rows: &[Row]) -> Result<Vec<Tile>, Error> {
         let start: i32 = r.try_get(2).map_err(value(2))?;
         let hashes: &[u8] = r.try_get(3).map_err(value(3))?;
         let leaves: Option<&[u8]> = r.try_get(4).map_err(value(4))?;
+        let runs: Option<&[u8]> = r.try_get(5).map_err(value(5))?;
         segments.push(segment_from_row(
             i64::from(level),
             idx,
             i64::from(start),
             hashes,
-            leaves.unwrap_or(&[]),
+            Events::of(leaves, runs),
         )?);
     }
     tiles_from_segments(segments)
@@ -188,7 +190,7 @@ pub(super) fn write_params(appended: &Appended, size: u64) -> Result<WriteParams
             value: s.start as u64,
         })?);
         hashes.push(hashes_blob(&s.hashes));
-        leaves.push((s.id.level == 0).then(|| leaves_blob(&s.leaves)));
+        leaves.push((s.id.level == 0).then(|| runs_blob(&s.leaves)));
     }
     let mut whole: Vec<Vec<Param>> = Vec::with_capacity(appended.filled.len());
     for t in &appended.filled {
@@ -197,7 +199,7 @@ pub(super) fn write_params(appended: &Appended, size: u64) -> Result<WriteParams
             Box::new(int("tile index", t.id.index)?),
             Box::new(SEGMENTS_KEPT),
             Box::new(hashes_blob(&t.hashes)),
-            Box::new((t.id.level == 0).then(|| leaves_blob(&t.leaves))),
+            Box::new((t.id.level == 0).then(|| runs_blob(&t.leaves))),
         ]);
     }
     Ok((

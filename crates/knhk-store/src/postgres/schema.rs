@@ -179,13 +179,17 @@ UPDATE knhk_format SET version = 2;
 
 /// Format 3 keeps the tree's tiles as the segments appended to them (as SQLite's format 12
 /// does): a row is the entries `start..` of tile `(level, idx)` that one transaction added, so
-/// that a commit writes its own leaves rather than rewriting its tile's earlier entries. The
-/// tiles of format 2 become the first segment of each.
+/// that a commit writes its own leaves rather than rewriting its tile's earlier entries. A
+/// level-0 row names its entries' events as runs of consecutive events of one case (`runs`:
+/// case UUID, first seq, count; 28 bytes, about one a commit), where format 2 gave 24 bytes to
+/// each (`leaves`, kept for the rows migrated). The tiles of format 2 become the first segment
+/// of each.
 const MIGRATE_V2_TO_V3_SEGMENTS: &str = "
 ALTER TABLE lockchain_tiles ADD COLUMN start INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE lockchain_tiles ALTER COLUMN start DROP DEFAULT;
 ALTER TABLE lockchain_tiles DROP CONSTRAINT lockchain_tiles_pkey;
 ALTER TABLE lockchain_tiles ADD PRIMARY KEY (level, idx, start);
+ALTER TABLE lockchain_tiles ADD COLUMN runs BYTEA;
 UPDATE knhk_format SET version = 3;
 ";
 

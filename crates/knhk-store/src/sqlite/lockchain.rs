@@ -23,7 +23,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::{Corruption, Error};
 use crate::lockchain::{
-    SEGMENTS_KEPT, hashes_blob, head_of, leaves_blob, segment_from_row, tail_from,
+    Events, SEGMENTS_KEPT, hashes_blob, head_of, runs_blob, segment_from_row, tail_from,
     tile_from_segments,
 };
 use crate::record::{CheckpointRecord, TreeHead};
@@ -34,7 +34,7 @@ use super::sqlite;
 pub(super) const SIZE_SQL: &str = "SELECT at, length(hashes) FROM lockchain_tiles
      WHERE at >= 504403158265495552 ORDER BY at DESC LIMIT 1";
 /// The segments of one tile (keys `?1 .. ?1 + 256`), in order.
-pub(super) const TILE_SQL: &str = "SELECT at, hashes, leaves FROM lockchain_tiles
+pub(super) const TILE_SQL: &str = "SELECT at, hashes, leaves, runs FROM lockchain_tiles
      WHERE at >= ?1 AND at < ?1 + 256 ORDER BY at";
 /// The leaf index of one event, by its key.
 pub(super) const EVENT_LEAF_SQL: &str = "SELECT leaf FROM events WHERE case_id = ?1 AND seq = ?2";
@@ -48,15 +48,15 @@ pub(super) const LATEST_CHECKPOINT_SQL: &str =
      WHERE size = (SELECT max(size) FROM lockchain_checkpoints)";
 /// Appends a segment. A segment of the same key already stored is an error, not replaced:
 /// the tree's size, read under the write lock, says where the next one starts.
-const PUT_SEGMENT_SQL: &str =
-    "INSERT INTO lockchain_tiles (at, hashes, leaves) VALUES (?1, ?2, ?3)";
+const PUT_SEGMENT_SQL: &str = "INSERT INTO lockchain_tiles (at, hashes, runs) VALUES (?1, ?2, ?3)";
 /// Removes the segments of a full tile (keys `?1 .. ?1 + 256`) after its first, when it has
 /// more than `?2`.
 const DROP_SEGMENTS_SQL: &str = "DELETE FROM lockchain_tiles
      WHERE at > ?1 AND at < ?1 + 256
        AND (SELECT count(*) FROM lockchain_tiles WHERE at >= ?1 AND at < ?1 + 256) > ?2";
 /// Makes the first segment of a tile the whole tile.
-const WHOLE_TILE_SQL: &str = "UPDATE lockchain_tiles SET hashes = ?2, leaves = ?3 WHERE at = ?1";
+const WHOLE_TILE_SQL: &str =
+    "UPDATE lockchain_tiles SET hashes = ?2, leaves = NULL, runs = ?3 WHERE at = ?1";
 const PUT_CHECKPOINT_SQL: &str = "INSERT INTO lockchain_checkpoints (size, root, note, at)
      VALUES (?1, ?2, ?3, ?4) ON CONFLICT (size) DO NOTHING";
 
@@ -116,8 +116,8 @@ pub(super) fn size(conn: &Connection) -> Result<u64, Error> {
     Ok(id.index * TILE_WIDTH as u64 + start as u64 + number(1, bytes)? / 32)
 }
 
-/// A segment's row: its key, hashes and (at level 0) leaves.
-type SegmentRow = (i64, Vec<u8>, Option<Vec<u8>>);
+/// A segment's row: its key, hashes and (at level 0) its events, as `leaves` or `runs`.
+type SegmentRow = (i64, Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>);
 
 /// Returns the stored tiles among `ids`, in their order, each put together from its segments.
 pub(super) fn tiles(conn: &Connection, ids: &[TileId]) -> Result<Vec<Tile>, Error> {
@@ -130,11 +130,13 @@ pub(super) fn tiles(conn: &Connection, ids: &[TileId]) -> Result<Vec<Tile>, Erro
             continue;
         };
         let rows = stmt
-            .query_map([first], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .query_map([first], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
             .map_err(sqlite("reading a lockchain tile"))?;
         let mut segments = Vec::new();
         for row in rows {
-            let (at, hashes, leaves): SegmentRow =
+            let (at, hashes, leaves, runs): SegmentRow =
                 row.map_err(sqlite("reading a lockchain tile"))?;
             let (_, start) = place(at)?;
             segments.push(segment_from_row(
@@ -142,7 +144,7 @@ pub(super) fn tiles(conn: &Connection, ids: &[TileId]) -> Result<Vec<Tile>, Erro
                 int("tile index", id.index)?,
                 start as i64,
                 &hashes,
-                leaves.as_deref().unwrap_or(&[]),
+                Events::of(leaves.as_deref(), runs.as_deref()),
             )?);
         }
         if let Some(tile) = tile_from_segments(*id, segments)? {
@@ -176,8 +178,8 @@ pub(super) fn write(conn: &Connection, appended: &Appended) -> Result<(), Error>
         .prepare_cached(PUT_SEGMENT_SQL)
         .map_err(sqlite("preparing a statement"))?;
     for s in &appended.segments {
-        let leaves = (s.id.level == 0).then(|| leaves_blob(&s.leaves));
-        put.execute(params![key(s.id, s.start)?, hashes_blob(&s.hashes), leaves])
+        let runs = (s.id.level == 0).then(|| runs_blob(&s.leaves));
+        put.execute(params![key(s.id, s.start)?, hashes_blob(&s.hashes), runs])
             .map_err(sqlite("storing a lockchain tile's segment"))?;
     }
     for t in &appended.filled {
@@ -187,9 +189,9 @@ pub(super) fn write(conn: &Connection, appended: &Appended) -> Result<(), Error>
             .and_then(|mut s| s.execute(params![first, SEGMENTS_KEPT]))
             .map_err(sqlite("putting a full lockchain tile in one row"))?;
         if dropped > 0 {
-            let leaves = (t.id.level == 0).then(|| leaves_blob(&t.leaves));
+            let runs = (t.id.level == 0).then(|| runs_blob(&t.leaves));
             conn.prepare_cached(WHOLE_TILE_SQL)
-                .and_then(|mut s| s.execute(params![first, hashes_blob(&t.hashes), leaves]))
+                .and_then(|mut s| s.execute(params![first, hashes_blob(&t.hashes), runs]))
                 .map_err(sqlite("putting a full lockchain tile in one row"))?;
         }
     }

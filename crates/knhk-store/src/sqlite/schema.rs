@@ -323,14 +323,18 @@ CREATE TABLE lockchain_checkpoints (
 /// that one transaction added to one tile, keyed by its place in the tree, `at = (7 - level) <<
 /// 56 | node` (the index at its level of its first entry, `256 idx + start`), so that a commit
 /// writes its own leaves rather than rewriting its tile's earlier entries; a tile is its rows
-/// in key order. A tile filled in many segments is put back in one row. The size is where the
+/// in key order. A level-0 row names its entries' events as runs of consecutive events of one
+/// case (`runs`: case UUID, first seq, count; 28 bytes, about one a commit), where format 11
+/// gave 24 bytes to each (`leaves`, kept for the rows migrated). A tile filled in many
+/// segments is put back in one row. The size is where the
 /// last level-0 segment ends, so the head row goes: an append changes no row but its own. The
 /// tiles of format 11, whole or not, become the first segment of each.
 const MIGRATE_V11_TO_V12_SEGMENTS: &str = "
 CREATE TABLE lockchain_segments (
     at INTEGER PRIMARY KEY NOT NULL,
     hashes BLOB NOT NULL,
-    leaves BLOB
+    leaves BLOB,
+    runs BLOB
 );
 INSERT INTO lockchain_segments (at, hashes, leaves)
     SELECT ((7 - level) << 56) | (idx << 8), hashes, leaves FROM lockchain_tiles;

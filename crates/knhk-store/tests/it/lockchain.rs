@@ -387,15 +387,29 @@ async fn a_postgres_schema_of_format_2_keeps_its_tiles_as_first_segments() {
     let store: Arc<dyn Store> = Arc::new(open(&schema).await);
     let mut events = commit_with_leaves(&store, 1, 1, 0).await;
     drop(store);
-    // Take the schema back to format 2, whose tiles were one row each.
+    // Take the schema back to format 2, whose tiles were one row each, naming each entry's
+    // event in 24 bytes (the case's UUID, the seq).
     let (client, conn) = tokio_postgres::connect(&schema.address, tokio_postgres::NoTls)
         .await
         .unwrap();
     tokio::spawn(conn);
+    let mut each = Vec::new();
+    for &(case, seq) in &events {
+        each.extend_from_slice(case.0.as_bytes());
+        each.extend_from_slice(&seq.to_be_bytes());
+    }
+    client
+        .execute(
+            "UPDATE lockchain_tiles SET leaves = $1, runs = NULL WHERE level = 0 AND idx = 0",
+            &[&each],
+        )
+        .await
+        .unwrap();
     client
         .batch_execute(
             "ALTER TABLE lockchain_tiles DROP CONSTRAINT lockchain_tiles_pkey;
              ALTER TABLE lockchain_tiles DROP COLUMN start;
+             ALTER TABLE lockchain_tiles DROP COLUMN runs;
              ALTER TABLE lockchain_tiles ADD PRIMARY KEY (level, idx);
              UPDATE knhk_format SET version = 2;",
         )
