@@ -47,9 +47,14 @@ pub struct LockchainArgs {
     /// W1 cases per run.
     #[arg(long, value_name = "N", default_value_t = 2000)]
     cases: usize,
-    /// Runs each mode once at each concurrency instead of three times (the median).
+    /// Runs each mode once at each concurrency (`--repeats 1`).
     #[arg(long)]
     quick: bool,
+    /// Runs of each mode at each concurrency, off and on alternately; each figure is the
+    /// median of its runs, and the on/off ratio the median of the ratios of each pair of
+    /// runs side by side, which drift of the machine touches alike.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    repeats: usize,
     /// Receipts produced for the receipt time.
     #[arg(long, value_name = "N", default_value_t = 1000)]
     receipts: usize,
@@ -103,7 +108,7 @@ pub async fn run(args: LockchainArgs) -> anyhow::Result<ExitCode> {
             temp.path().to_path_buf()
         }
     };
-    let repeats = if args.quick { 1 } else { 3 };
+    let repeats = if args.quick { 1 } else { args.repeats.max(1) };
     let synchronous_full = args.durability != "normal";
     let cases = args.cases.max(1);
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -116,7 +121,10 @@ pub async fn run(args: LockchainArgs) -> anyhow::Result<ExitCode> {
         LockchainConfig::DEFAULT_CHECKPOINT_INTERVAL.as_secs()
     );
     if repeats > 1 {
-        println!("each figure is the median of {repeats} runs");
+        println!(
+            "each figure is the median of {repeats} runs; on/off is the median of the {repeats} \
+             ratios of a run with the lockchain on to the run off just before it"
+        );
     }
     println!();
     println!(
@@ -162,7 +170,8 @@ pub async fn run(args: LockchainArgs) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        let (off, on) = (Median::of(&off), Median::of(&on));
+        let (off_runs, on_runs) = (off, on);
+        let (off, on) = (Median::of(&off_runs), Median::of(&on_runs));
         for (mode, m) in [(Mode::Off, &off), (Mode::On, &on)] {
             println!(
                 "{:<9}{:>12}{:>11}{:>8}{:>11.0}{:>13}{:>13}",
@@ -175,14 +184,24 @@ pub async fn run(args: LockchainArgs) -> anyhow::Result<ExitCode> {
                 millis(m.p99.as_secs_f64())
             );
         }
-        let ratio = on.cases_per_s / off.cases_per_s;
-        ratios.push((concurrency, ratio));
+        let mut paired: Vec<f64> = off_runs
+            .iter()
+            .zip(&on_runs)
+            .map(|(off, on)| on.cases_per_s / off.cases_per_s)
+            .collect();
+        paired.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+        ratios.push((concurrency, paired));
     }
     println!();
-    for (concurrency, ratio) in &ratios {
+    for (concurrency, paired) in &ratios {
+        let ratio = paired.get(paired.len() / 2).copied().unwrap_or(f64::NAN);
+        let (low, high) = (
+            paired.first().copied().unwrap_or(f64::NAN),
+            paired.last().copied().unwrap_or(f64::NAN),
+        );
         println!(
             "W1 with {concurrency} concurrent cases: throughput on/off = {ratio:.3} \
-             (overhead {:.1}%)",
+             (overhead {:.1}%; pairs {low:.3} to {high:.3})",
             (1.0 - ratio) * 100.0
         );
     }
