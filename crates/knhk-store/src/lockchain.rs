@@ -56,7 +56,7 @@ const RUN_BYTES: usize = 28;
 /// case. A commit's events are consecutive, so a row holds about a run per commit, not 24
 /// bytes per leaf.
 pub(crate) fn runs_blob(leaves: &[LeafRef]) -> Vec<u8> {
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(4 * RUN_BYTES);
     let mut i = 0;
     while let Some(first) = leaves.get(i) {
         let mut n: u32 = 1;

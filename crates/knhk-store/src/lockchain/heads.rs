@@ -66,7 +66,13 @@ impl HeadHasher {
 
     /// Starts hashing the level-0 tiles that `leaves` fill when they are appended after
     /// `tail` (the entries of the last level-0 tile now).
-    pub(crate) fn ahead(&self, tail: &[Hash], leaves: impl Iterator<Item = Hash>) -> Pending {
+    pub(crate) fn ahead(&self, tail: &[Hash], leaves: &[&[Hash]]) -> Pending {
+        let count: usize = leaves.iter().map(|l| l.len()).sum();
+        if self.jobs.is_none() || tail.len() + count < TILE_WIDTH {
+            // No tile fills (most groups of a case or two): nothing to copy or hash.
+            return Pending(None);
+        }
+        let leaves = leaves.iter().flat_map(|l| l.iter().copied());
         let mut tiles = Vec::new();
         let mut open: Vec<Hash> = tail.to_vec();
         for leaf in leaves {
@@ -144,7 +150,9 @@ mod tests {
         let hasher = HeadHasher::start();
         let tail = hashes(1, 200);
         let leaves = hashes(7, 600);
-        let heads = hasher.ahead(&tail, leaves.iter().copied()).heads();
+        let heads = hasher
+            .ahead(&tail, &[&leaves[..100], &leaves[100..]])
+            .heads();
         // 200 + 600 leaves fill three tiles, the last 32 stay open.
         assert_eq!(heads.0.len(), 3);
         let mut all = tail.clone();
@@ -157,6 +165,6 @@ mod tests {
         let other = hashes(99, TILE_WIDTH);
         assert_eq!(heads.head_of(&other), root_of(&other));
         // Leaves that fill no tile send nothing.
-        assert!(hasher.ahead(&tail, hashes(3, 10).into_iter()).0.is_none());
+        assert!(hasher.ahead(&tail, &[&hashes(3, 10)]).0.is_none());
     }
 }

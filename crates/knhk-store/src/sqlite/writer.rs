@@ -231,14 +231,25 @@ fn run_transaction(
         next_leaf = size;
         // The tiles the group fills if every commit is accepted, hashed while it is written.
         if let Some(t) = tree.as_ref() {
-            let leaves = batch.iter().flat_map(|j| match j {
-                Job::Commit(c, _) => c.leaves.as_slice(),
-                _ => &[],
-            });
-            ahead = hasher.ahead(t.leaf_tail(), leaves.copied());
+            let leaves: Vec<&[Hash]> = batch
+                .iter()
+                .filter_map(|j| match j {
+                    Job::Commit(c, _) => Some(c.leaves.as_slice()),
+                    _ => None,
+                })
+                .collect();
+            ahead = hasher.ahead(t.leaf_tail(), &leaves);
         }
     }
-    let mut appended: Vec<(LeafRef, Hash)> = Vec::new();
+    let mut appended: Vec<(LeafRef, Hash)> = Vec::with_capacity(
+        batch
+            .iter()
+            .map(|j| match j {
+                Job::Commit(c, _) => c.leaves.len(),
+                _ => 0,
+            })
+            .sum(),
+    );
     let mut results = Vec::with_capacity(batch.len());
     for job in batch {
         let sp = tx.savepoint().map_err(sqlite("opening a savepoint"))?;
