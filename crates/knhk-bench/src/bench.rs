@@ -27,7 +27,7 @@ use axum::extract::Path as UrlPath;
 use axum::routing::post;
 use knhk_core::{CaseId, CaseStatus};
 use knhk_store::{PostgresOptions, PostgresStore, SqliteOptions, SqliteStore, Store};
-use knhk_workflow_engine::{CaseUpdate, Directory, EngineConfig, WorkflowEngine};
+use knhk_workflow_engine::{CaseUpdate, Directory, EngineConfig, LockchainConfig, WorkflowEngine};
 use serde_json::{Map, Value, json};
 use tokio::sync::{broadcast, oneshot};
 use tokio::task::JoinSet;
@@ -66,6 +66,11 @@ pub struct BenchArgs {
     /// handed to them in turn. The nodes share this process (and its CPUs).
     #[arg(long, value_name = "N", default_value_t = 1)]
     nodes: usize,
+    /// Every engine keeps the lockchain, with the default checkpoint interval and one signing
+    /// key for all nodes, as a `[lockchain]` table in `knhk serve`'s configuration does
+    /// (`knhk-bench lockchain` compares off and on on SQLite in one run).
+    #[arg(long)]
+    lockchain: bool,
 }
 
 /// The store a run measures.
@@ -190,6 +195,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             });
         }
     }
+    let lockchain = if args.lockchain {
+        let signer = knhk_lockchain::note::Signer::generate("bench.knhk.dev/lockchain")
+            .map_err(|e| anyhow::anyhow!("cannot make the bench's signing key: {e}"))?;
+        Some(LockchainConfig::new(signer))
+    } else {
+        None
+    };
     let (addr, server) = serve().await?;
     let scenarios = [
         Scenario::new(Workload::W1, 1, cases),
@@ -210,6 +222,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     if repeats > 1 {
         println!("each figure is the median of {repeats} runs");
     }
+    if args.lockchain {
+        println!(
+            "every engine keeps the lockchain: a checkpoint every {} leaves or {} s",
+            LockchainConfig::DEFAULT_CHECKPOINT_EVENTS,
+            LockchainConfig::DEFAULT_CHECKPOINT_INTERVAL.as_secs()
+        );
+    }
     println!();
     if let Some(url) = &args.store {
         println!(
@@ -229,7 +248,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                     scenario.workload.name(),
                     scenario.concurrency
                 ));
-                match scenario.measure(backend, &file, addr).await {
+                match scenario
+                    .measure(backend, &file, addr, lockchain.as_ref())
+                    .await
+                {
                     Ok(sample) => samples.push(sample),
                     Err(e) => {
                         outcome =
@@ -326,6 +348,7 @@ impl Scenario {
         backend: &Backend,
         file: &Path,
         addr: SocketAddr,
+        lockchain: Option<&LockchainConfig>,
     ) -> anyhow::Result<Sample> {
         let (opened, schema) = match backend {
             Backend::Sqlite { synchronous_full } => {
@@ -373,13 +396,13 @@ impl Scenario {
         };
         let mut engines = Vec::with_capacity(opened.len());
         for store in &opened {
-            let engine = WorkflowEngine::new(EngineConfig::with_defaults(
-                store.store(),
-                Directory::default(),
-            ));
+            let mut config = EngineConfig::with_defaults(store.store(), Directory::default());
+            config.lockchain = lockchain.cloned();
+            let engine = WorkflowEngine::new(config);
             // Several engines on one store are nodes: each registers, heartbeats and commits
-            // fenced, as `knhk serve` does.
-            if opened.len() > 1 {
+            // fenced, as `knhk serve` does; an engine with the lockchain starts its
+            // checkpointer.
+            if opened.len() > 1 || lockchain.is_some() {
                 engine.start().await?;
             }
             engines.push(engine);

@@ -204,10 +204,17 @@ async fn lock_statements(
 async fn lock_tree(
     client: &Client,
     statements: &(tokio_postgres::Statement, tokio_postgres::Statement),
+    edge: &Option<Tail>,
 ) -> Result<Locked, Error> {
     let (lock, tails) = statements;
+    // The tail tiles come back only when the stored size is not the edge's (-1: no edge).
+    let known: i64 = edge
+        .as_ref()
+        .and_then(|t| i64::try_from(t.size()).ok())
+        .unwrap_or(-1);
     let (size, tiles) =
-        futures_util::future::join(client.query_one(lock, &[]), client.query(tails, &[])).await;
+        futures_util::future::join(client.query_one(lock, &[]), client.query(tails, &[&known]))
+            .await;
     let size = size
         .map_err(pg("locking the lockchain's head"))
         .and_then(|r| rows::u64_col(&r, 0))?;
@@ -244,7 +251,7 @@ async fn write_at_once(
     let begin = client.batch_execute("BEGIN");
     let locked = async {
         match &lock {
-            Some(statements) => Some(lock_tree(client, statements).await),
+            Some(statements) => Some(lock_tree(client, statements, edge).await),
             None => None,
         }
     };
@@ -295,7 +302,7 @@ async fn write_one_by_one(
     counters.round_trips.fetch_add(1, Ordering::Relaxed);
     let locked = if leaves {
         let statements = lock_statements(client).await?;
-        let locked = lock_tree(client, &statements).await?;
+        let locked = lock_tree(client, &statements, edge).await?;
         counters.round_trips.fetch_add(1, Ordering::Relaxed);
         Some(locked)
     } else {

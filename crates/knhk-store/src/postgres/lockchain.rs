@@ -34,8 +34,10 @@ pub(super) const SIZE_SQL: &str = "SELECT size FROM lockchain_head";
 pub(super) const LOCK_SIZE_SQL: &str = "SELECT size FROM lockchain_head FOR UPDATE";
 /// The segments of the tail tiles of the tree at its stored size (levels 0 to 6: trees below
 /// 2^56 leaves), in order, read after [`LOCK_SIZE_SQL`] in the same transaction, so at the
-/// locked size. Each tile is one keyed range read (the `LIMIT`, the most segments a tile can
-/// have, keeps the planner from joining the whole table instead).
+/// locked size; none when the stored size is `$1`, the size of the edge the committer holds
+/// (another node appended only if it differs). Each tile is one keyed range read (the
+/// `LIMIT`, the most segments a tile can have, keeps the planner from joining the whole table
+/// instead).
 pub(super) const TAIL_TILES_SQL: &str = "SELECT t.level, t.idx, t.start, t.hashes, t.leaves, t.runs
      FROM lockchain_head h
      CROSS JOIN generate_series(0, 6) AS l(level)
@@ -45,7 +47,7 @@ pub(super) const TAIL_TILES_SQL: &str = "SELECT t.level, t.idx, t.start, t.hashe
          ORDER BY start
          LIMIT 256
      ) t
-     WHERE l.level = 0 OR h.size >> (8 * l.level) > 0
+     WHERE h.size <> $1 AND (l.level = 0 OR h.size >> (8 * l.level) > 0)
      ORDER BY t.level, t.start";
 /// The segments of tiles by their keys, in order.
 pub(super) const TILES_SQL: &str = "SELECT level, idx, start, hashes, leaves, runs

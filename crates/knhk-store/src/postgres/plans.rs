@@ -210,7 +210,7 @@ fn queries() -> Vec<(String, String, Vec<Param>)> {
         (
             "the tail tiles of the lockchain".to_owned(),
             lockchain::TAIL_TILES_SQL.to_owned(),
-            vec![],
+            vec![int(-1)],
         ),
         (
             "checkpoints after a size".to_owned(),
