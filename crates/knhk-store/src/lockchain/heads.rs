@@ -67,30 +67,28 @@ impl HeadHasher {
     /// Starts hashing the level-0 tiles that `leaves` fill when they are appended after
     /// `tail` (the entries of the last level-0 tile now).
     pub(crate) fn ahead(&self, tail: &[Hash], leaves: &[&[Hash]]) -> Pending {
+        let Some(jobs) = &self.jobs else {
+            return Pending::none();
+        };
         let count: usize = leaves.iter().map(|l| l.len()).sum();
-        if self.jobs.is_none() || tail.len() + count < TILE_WIDTH {
-            // No tile fills (most groups of a case or two): nothing to copy or hash.
-            return Pending(None);
+        // The entries of the tiles that fill; none for most groups of a case or two.
+        let full = (tail.len() + count) / TILE_WIDTH * TILE_WIDTH;
+        if full == 0 {
+            return Pending::none();
         }
         let leaves = leaves.iter().flat_map(|l| l.iter().copied());
-        let mut tiles = Vec::new();
+        let mut tiles = Vec::with_capacity(full / TILE_WIDTH);
         let mut open: Vec<Hash> = tail.to_vec();
-        for leaf in leaves {
+        for leaf in leaves.take(full - tail.len()) {
             open.push(leaf);
             if open.len() == TILE_WIDTH {
                 tiles.push(std::mem::replace(&mut open, Vec::with_capacity(TILE_WIDTH)));
             }
         }
-        let Some(jobs) = &self.jobs else {
-            return Pending(None);
-        };
-        if tiles.is_empty() {
-            return Pending(None);
-        }
         let (reply, answer) = mpsc::sync_channel(1);
         match jobs.send((tiles, reply)) {
             Ok(()) => Pending(Some(answer)),
-            Err(_) => Pending(None),
+            Err(_) => Pending::none(),
         }
     }
 }
